@@ -1,0 +1,3 @@
+//! Code generation backends. Each reads only the checked [`Model`](crate::model::Model).
+
+pub mod rust;
