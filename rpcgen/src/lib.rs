@@ -35,3 +35,37 @@ pub mod load;
 pub mod model;
 pub mod source;
 pub mod syntax;
+
+use std::path::PathBuf;
+
+pub use load::LoadOptions;
+
+/// The result of reading and checking a set of input files.
+#[derive(Debug)]
+pub struct Checked {
+    pub sources: source::SourceMap,
+    pub diagnostics: diag::Diagnostics,
+    /// `Some` exactly when `diagnostics` holds no error.
+    pub model: Option<model::Model>,
+}
+
+impl Checked {
+    /// The diagnostics rendered as plain text (no colours), as golden files hold them.
+    pub fn render(&self) -> String {
+        self.diagnostics.render(&self.sources, false)
+    }
+}
+
+/// Loads, parses and checks `inputs` and everything they include: the whole front end.
+pub fn check_files(inputs: &[PathBuf], options: &LoadOptions) -> Checked {
+    let mut sources = source::SourceMap::new();
+    let mut diagnostics = diag::Diagnostics::new();
+    let parsed = load::load(inputs, options, &mut sources, &mut diagnostics);
+    let model = if diagnostics.has_errors() {
+        None
+    } else {
+        let model = check::check(&sources, &parsed, &mut diagnostics);
+        (!diagnostics.has_errors()).then_some(model)
+    };
+    Checked { sources, diagnostics, model }
+}

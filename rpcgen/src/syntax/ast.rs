@@ -14,7 +14,8 @@ pub struct Ident {
     pub span: Span,
 }
 
-/// A dotted name, `a.b.C`. Never empty.
+/// A dotted name, `a.b.C`. Never empty, except in `namespace;` (which selects the root
+/// namespace).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path {
     pub parts: Vec<Ident>,
