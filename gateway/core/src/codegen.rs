@@ -24,3 +24,40 @@ macro_rules! include_generated {
         include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
     };
 }
+
+use bytes::Bytes;
+
+use crate::message::Message;
+use crate::status::{Code, Status};
+use crate::table::Table;
+
+/// Verifies a request before a service sees it: bytes that don't verify are the caller's fault.
+///
+/// # Errors
+///
+/// `invalid_argument`, naming the method, the expected table and the verifier's finding.
+pub fn decode_request<T: Table>(bytes: Bytes, method: &str) -> Result<Message<T>, Status> {
+    Message::from_bytes(bytes).map_err(|err| {
+        Status::invalid_argument(format!("request to {method} is not a valid {}: {err}", T::NAME))
+    })
+}
+
+/// Verifies a reply before the caller sees it: bytes that don't verify mean the service (or
+/// something between) is broken, which retrying will not fix.
+///
+/// # Errors
+///
+/// `internal`, naming the method, the expected table and the verifier's finding.
+pub fn decode_reply<T: Table>(bytes: Bytes, method: &str) -> Result<Message<T>, Status> {
+    Message::from_bytes(bytes).map_err(|err| {
+        Status::new(
+            Code::Internal,
+            format!("reply from {method} is not a valid {}: {err}", T::NAME),
+        )
+    })
+}
+
+/// The status for a method id the service does not have.
+pub fn unknown_method(service: &str, method_id: u32) -> Status {
+    Status::unimplemented(format!("{service} has no method with id {method_id:#010x}"))
+}

@@ -137,3 +137,121 @@ impl Transport for LocalTransport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::service::{BoxFuture, ServiceDesc};
+    use crate::status::Code;
+
+    static METHODS: [MethodDesc; 2] = [
+        MethodDesc {
+            id: 1,
+            name: "test.Slow.echo",
+            request: "test.Any",
+            response: Some("test.Any"),
+            idempotent: true,
+            writes: false,
+        },
+        MethodDesc {
+            id: 2,
+            name: "test.Slow.hang",
+            request: "test.Any",
+            response: Some("test.Any"),
+            idempotent: false,
+            writes: false,
+        },
+    ];
+    static DESC: ServiceDesc =
+        ServiceDesc { name: "test.Slow", methods: &METHODS, topics: &[], errors: &[] };
+
+    /// Method 1 echoes at once; method 2 waits for cancellation and reports it through a channel
+    /// from a task of its own, as a service handing work to a spawned task would.
+    struct Slow {
+        cancelled: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+        saw_identity: AtomicBool,
+    }
+
+    impl Dispatch for Slow {
+        fn descriptor(&self) -> &'static ServiceDesc {
+            &DESC
+        }
+
+        fn dispatch(
+            &self,
+            ctx: CallContext,
+            request: Bytes,
+        ) -> BoxFuture<'static, Result<Bytes, Status>> {
+            if ctx.identity().is_some_and(|who| who.subject == "alice") {
+                self.saw_identity.store(true, Ordering::SeqCst);
+            }
+            let report = self.cancelled.lock().unwrap().take();
+            Box::pin(async move {
+                if ctx.method_id() == 1 {
+                    return Ok(request);
+                }
+                let token = ctx.cancellation().clone();
+                tokio::spawn(async move {
+                    token.cancelled().await;
+                    if let Some(report) = report {
+                        let _ = report.send(());
+                    }
+                });
+                std::future::pending().await
+            })
+        }
+    }
+
+    fn slow() -> (Arc<Slow>, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let slow = Arc::new(Slow {
+            cancelled: std::sync::Mutex::new(Some(tx)),
+            saw_identity: AtomicBool::new(false),
+        });
+        (slow, rx)
+    }
+
+    #[tokio::test]
+    async fn unary_returns_the_reply_and_carries_the_identity() {
+        let (service, _) = slow();
+        let identity = Identity { subject: "alice".into(), ..Identity::default() };
+        let transport = LocalTransport::new(service.clone()).with_identity(identity);
+        let reply = transport.unary(&METHODS[0], Bytes::from_static(b"hi"), CallOptions::default());
+        assert_eq!(reply.await.unwrap(), Bytes::from_static(b"hi"));
+        assert!(service.saw_identity.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_past_its_deadline_fails_and_cancels_the_service() {
+        let (service, cancelled) = slow();
+        let transport = LocalTransport::new(service);
+        let options = CallOptions::timeout(Duration::from_millis(50));
+        let err = transport.unary(&METHODS[1], Bytes::new(), options).await.unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert!(err.message().contains("test.Slow.hang"), "{err}");
+        tokio::time::timeout(Duration::from_secs(1), cancelled)
+            .await
+            .expect("the service saw the cancellation")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_a_call_cancels_the_service() {
+        let (service, cancelled) = slow();
+        let transport = LocalTransport::new(service);
+        let call = transport.unary(&METHODS[1], Bytes::new(), CallOptions::default());
+        // Run the call until the service is waiting, then give up on it.
+        tokio::select! {
+            _ = call => panic!("the call cannot finish"),
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        tokio::time::timeout(Duration::from_secs(1), cancelled)
+            .await
+            .expect("the service saw the cancellation")
+            .unwrap();
+    }
+}
