@@ -40,7 +40,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, message: message.into(), labels: vec![], notes: vec![] }
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            labels: vec![],
+            notes: vec![],
+        }
     }
 
     pub fn warning(message: impl Into<String>) -> Diagnostic {
@@ -124,7 +129,8 @@ impl Diagnostics {
         for d in sorted {
             // Writing to a Vec cannot fail, and our spans always lie within their files.
             let _ = if color {
-                let mut writer = term::StylesWriter::new(term::termcolor::Ansi::new(&mut out), &styles);
+                let mut writer =
+                    term::StylesWriter::new(term::termcolor::Ansi::new(&mut out), &styles);
                 term::emit_to_write_style(&mut writer, &config, &files, &to_codespan(d))
             } else {
                 term::emit_to_io_write(&mut out, &config, &files, &to_codespan(d))
@@ -179,15 +185,20 @@ impl<'a> Files<'a> for FileSet<'a> {
         Ok(self.0.get(id).line_col(byte_index as u32).0 - 1)
     }
 
-    fn line_range(&'a self, id: FileId, line_index: usize) -> Result<std::ops::Range<usize>, FilesError> {
+    fn line_range(
+        &'a self,
+        id: FileId,
+        line_index: usize,
+    ) -> Result<std::ops::Range<usize>, FilesError> {
         let file = self.0.get(id);
         let text = &file.text;
-        let start = text
-            .match_indices('\n')
-            .nth(line_index.wrapping_sub(1))
-            .map_or(0, |(i, _)| i + 1);
+        let start =
+            text.match_indices('\n').nth(line_index.wrapping_sub(1)).map_or(0, |(i, _)| i + 1);
         if line_index > 0 && start == 0 {
-            return Err(FilesError::LineTooLarge { given: line_index, max: file.line_col(text.len() as u32).0 - 1 });
+            return Err(FilesError::LineTooLarge {
+                given: line_index,
+                max: file.line_col(text.len() as u32).0 - 1,
+            });
         }
         let end = text[start..].find('\n').map_or(text.len(), |i| start + i + 1);
         Ok(start..end)

@@ -25,8 +25,9 @@
 //! }
 //! ```
 //!
-//! and in the crate, `rpcgen::include_generated!("monster");` (see [`include_generated`]).
+//! and in the crate, `gateway_core::include_generated!("monster");`.
 
+pub mod builder;
 pub mod check;
 pub mod diag;
 pub mod emit;
@@ -38,6 +39,7 @@ pub mod syntax;
 
 use std::path::PathBuf;
 
+pub use builder::Builder;
 pub use load::LoadOptions;
 
 /// The result of reading and checking a set of input files.

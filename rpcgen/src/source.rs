@@ -60,9 +60,8 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: PathBuf, name: String, text: String) -> SourceFile {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let line_starts =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         SourceFile { path, name, text, line_starts }
     }
 

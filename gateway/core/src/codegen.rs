@@ -15,3 +15,12 @@ pub const fn require_abi(generated_for: u32) {
         );
     }
 }
+
+/// Includes a file that `rpcgen::Builder` generated into `OUT_DIR`:
+/// `gateway_core::include_generated!("tracker");` includes `$OUT_DIR/tracker.rs`.
+#[macro_export]
+macro_rules! include_generated {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}

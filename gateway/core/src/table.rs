@@ -16,5 +16,8 @@ pub trait Table: Clone + Default + Send + Sync + 'static {
     fn unpack(reader: Self::Reader<'_>) -> Self;
 
     /// Writes the object into `fbb` and returns the offset of the table (not finished).
-    fn pack<'b, A: Allocator + 'b>(&self, fbb: &mut FlatBufferBuilder<'b, A>) -> WIPOffset<Self::Reader<'b>>;
+    fn pack<'b, A: Allocator + 'b>(
+        &self,
+        fbb: &mut FlatBufferBuilder<'b, A>,
+    ) -> WIPOffset<Self::Reader<'b>>;
 }

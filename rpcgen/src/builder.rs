@@ -1,0 +1,206 @@
+//! The `build.rs` API: compile schemas into `OUT_DIR`, like `tonic-build`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::emit::rust::{self, RustOptions};
+use crate::{LoadOptions, check_files};
+
+/// Compiles `.fbs` and `.service` files into one Rust file.
+///
+/// ```no_run
+/// // build.rs
+/// fn main() {
+///     rpcgen::Builder::new()
+///         .include_dir("schemas")
+///         .compile(&["schemas/tracker.fbs", "schemas/tracker.service"])
+///         .unwrap();
+/// }
+/// ```
+///
+/// writes `$OUT_DIR/tracker.rs`, which the crate includes with
+/// `gateway_core::include_generated!("tracker");`. Cargo is told to rerun the build script when
+/// any input or included file changes.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    include_dirs: Vec<PathBuf>,
+    out_dir: Option<PathBuf>,
+    out_name: Option<String>,
+    runtime: Option<String>,
+    quiet_cargo: bool,
+}
+
+/// What [`Builder::compile`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    pub path: PathBuf,
+    /// False when the file already held exactly this content and was left untouched.
+    pub changed: bool,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Adds a folder to search for included files (after the including file's own folder).
+    pub fn include_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.include_dirs.push(dir.into());
+        self
+    }
+
+    /// Where to write the generated file. Defaults to `$OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The generated file's name without `.rs`. Defaults to the first input's file stem.
+    pub fn out_name(mut self, name: impl Into<String>) -> Builder {
+        self.out_name = Some(name.into());
+        self
+    }
+
+    /// The path generated code uses for the runtime crate. Defaults to `::gateway_core`.
+    pub fn runtime_crate(mut self, path: impl Into<String>) -> Builder {
+        self.runtime = Some(path.into());
+        self
+    }
+
+    /// Don't print `cargo:rerun-if-changed` lines (for use outside build scripts).
+    pub fn no_cargo_directives(mut self) -> Builder {
+        self.quiet_cargo = true;
+        self
+    }
+
+    /// Compiles `inputs` and writes the generated file. The file is rewritten only when its
+    /// content changes.
+    ///
+    /// # Errors
+    ///
+    /// The rendered diagnostics if the inputs have errors (also printed to stderr, which cargo
+    /// shows when a build script fails), or the I/O error that prevented writing.
+    /// Warnings are printed too, but do not fail the build.
+    pub fn compile<P: AsRef<Path>>(self, inputs: &[P]) -> Result<Generated, Error> {
+        let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let out_dir = match self.out_dir {
+            Some(dir) => dir,
+            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(Error::NoOutDir)?,
+        };
+        let name = match (self.out_name, inputs.first()) {
+            (Some(name), _) => name,
+            (None, Some(first)) => file_stem(first),
+            (None, None) => return Err(Error::NoInputs),
+        };
+        let options = LoadOptions { include_dirs: self.include_dirs };
+        let runtime = self.runtime.unwrap_or_else(|| RustOptions::default().runtime);
+        let code = generate_rust(&inputs, &options, &runtime, !self.quiet_cargo)?;
+        let path = out_dir.join(format!("{name}.rs"));
+        let changed = write_if_changed(&path, &code)
+            .map_err(|source| Error::Io { path: path.clone(), source })?;
+        Ok(Generated { path, changed })
+    }
+}
+
+/// Runs the front end and the Rust backend. With `cargo_rerun`, tells cargo to rerun the build
+/// script when any file read changes.
+pub(crate) fn generate_rust(
+    inputs: &[PathBuf],
+    options: &LoadOptions,
+    runtime: &str,
+    cargo_rerun: bool,
+) -> Result<String, Error> {
+    let checked = check_files(inputs, options);
+    if cargo_rerun {
+        for (_, file) in checked.sources.iter() {
+            println!("cargo:rerun-if-changed={}", file.path.display());
+        }
+    }
+    let failed = |diagnostics: &crate::diag::Diagnostics| {
+        // Printing is best effort: the error returned carries the same text.
+        let _ = crate::diag::eprint(diagnostics, &checked.sources);
+        let rendered = diagnostics.render(&checked.sources, false);
+        Error::Diagnostics { rendered, errors: diagnostics.error_count() }
+    };
+    let Some(model) = &checked.model else {
+        return Err(failed(&checked.diagnostics));
+    };
+    if !checked.diagnostics.is_empty() {
+        // Warnings only. Best effort, as above.
+        let _ = crate::diag::eprint(&checked.diagnostics, &checked.sources);
+        if cargo_rerun {
+            for warning in checked.diagnostics.iter() {
+                println!("cargo:warning=rpcgen: {}", warning.message);
+            }
+        }
+    }
+    let sources = inputs.iter().map(|p| p.display().to_string()).collect();
+    rust::generate(model, &RustOptions { runtime: runtime.to_owned(), sources })
+        .map_err(|diagnostics| failed(&diagnostics))
+}
+
+/// Writes `contents` to `path` unless the file already holds exactly that, so that unchanged
+/// output keeps its timestamp (no needless rebuilds, no IDE churn).
+///
+/// # Errors
+///
+/// The I/O error from creating the folder or writing the file.
+pub fn write_if_changed(path: &Path, contents: &str) -> std::io::Result<bool> {
+    if std::fs::read(path).is_ok_and(|old| old == contents.as_bytes()) {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, contents)?;
+    Ok(true)
+}
+
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "generated".to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Why [`Builder::compile`] failed.
+pub enum Error {
+    /// The inputs have errors; `rendered` shows them like rustc does.
+    Diagnostics { rendered: String, errors: usize },
+    /// Writing the output failed.
+    Io { path: PathBuf, source: std::io::Error },
+    /// No `out_dir` was set and `OUT_DIR` is not in the environment (not running under cargo).
+    NoOutDir,
+    /// `compile` was given no input files.
+    NoInputs,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Diagnostics { rendered, errors } => {
+                let plural = if *errors == 1 { "" } else { "s" };
+                write!(f, "rpcgen found {errors} error{plural}:\n{rendered}")
+            }
+            Error::Io { path, source } => write!(f, "cannot write `{}`: {source}", path.display()),
+            Error::NoOutDir => {
+                f.write_str("OUT_DIR is not set: call Builder::out_dir or run from a build script")
+            }
+            Error::NoInputs => f.write_str("no input files given"),
+        }
+    }
+}
+
+/// Shows the rendered diagnostics as they are (not escaped), since `build.rs` scripts usually
+/// `unwrap()` the result and cargo prints the panic message.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
