@@ -10,20 +10,26 @@ use serde_json::Value;
 /// # Panics
 ///
 /// When the text is not JSON after that replacement: flatc printed something unexpected.
-pub fn parse(text: &str) -> Value {
+pub(crate) fn parse(text: &str) -> Value {
     let mut json = String::with_capacity(text.len());
     let mut rest = text;
     let mut in_string = false;
     while let Some(c) = rest.chars().next() {
         if in_string {
             // Copy escapes whole, so an escaped quote does not end the string.
-            let len = if c == '\\' { 1 + rest[1..].chars().next().map_or(0, char::len_utf8) } else { c.len_utf8() };
+            let len = if c == '\\' {
+                1 + rest[1..].chars().next().map_or(0, char::len_utf8)
+            } else {
+                c.len_utf8()
+            };
             in_string = c != '"';
             json.push_str(&rest[..len]);
             rest = &rest[len..];
             continue;
         }
-        if let Some((token, replacement)) = NON_FINITE.iter().find(|(token, _)| starts_word(rest, token)) {
+        if let Some((token, replacement)) =
+            NON_FINITE.iter().find(|(token, _)| starts_word(rest, token))
+        {
             json.push_str(replacement);
             rest = &rest[token.len()..];
             continue;
@@ -32,7 +38,8 @@ pub fn parse(text: &str) -> Value {
         json.push(c);
         rest = &rest[c.len_utf8()..];
     }
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("flatc printed invalid JSON ({e}):\n{text}"))
+    serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("flatc printed invalid JSON ({e}):\n{text}"))
 }
 
 /// The bare words flatc prints for non-finite floats, longest first, and the strings they become.
@@ -58,7 +65,10 @@ mod tests {
     #[test]
     fn non_finite_floats_become_strings() {
         let value = parse("{\"a\": nan, \"b\": -nan, \"c\": inf, \"d\": -inf, \"e\": [1.5, -inf]}");
-        assert_eq!(value, json!({"a": "nan", "b": "nan", "c": "inf", "d": "-inf", "e": [1.5, "-inf"]}));
+        assert_eq!(
+            value,
+            json!({"a": "nan", "b": "nan", "c": "inf", "d": "-inf", "e": [1.5, "-inf"]})
+        );
     }
 
     #[test]

