@@ -1,0 +1,86 @@
+//! Reading the JSON flatc prints, which is not quite JSON: with `--strict-json` it still writes
+//! non-finite floats as bare `nan`, `-nan`, `inf` and `-inf`.
+
+use serde_json::Value;
+
+/// Parses flatc's output, replacing each bare non-finite float with a string (`"nan"`, `"inf"`,
+/// `"-inf"`), so that two outputs compare equal exactly when flatc printed the same values, NaN
+/// included (the sign of a NaN is not kept: no reader can rely on it).
+///
+/// # Panics
+///
+/// When the text is not JSON after that replacement: flatc printed something unexpected.
+pub(crate) fn parse(text: &str) -> Value {
+    let mut json = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut in_string = false;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            // Copy escapes whole, so an escaped quote does not end the string.
+            let len = if c == '\\' {
+                1 + rest[1..].chars().next().map_or(0, char::len_utf8)
+            } else {
+                c.len_utf8()
+            };
+            in_string = c != '"';
+            json.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if let Some((token, replacement)) =
+            NON_FINITE.iter().find(|(token, _)| starts_word(rest, token))
+        {
+            json.push_str(replacement);
+            rest = &rest[token.len()..];
+            continue;
+        }
+        in_string = c == '"';
+        json.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("flatc printed invalid JSON ({e}):\n{text}"))
+}
+
+/// The bare words flatc prints for non-finite floats, longest first, and the strings they become.
+const NON_FINITE: &[(&str, &str)] = &[
+    ("-nan", "\"nan\""),
+    ("+nan", "\"nan\""),
+    ("nan", "\"nan\""),
+    ("-inf", "\"-inf\""),
+    ("+inf", "\"inf\""),
+    ("inf", "\"inf\""),
+];
+
+/// Whether `text` starts with `word` followed by something that cannot continue a word.
+fn starts_word(text: &str, word: &str) -> bool {
+    text.starts_with(word) && !text[word.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use serde_json::json;
+
+    #[test]
+    fn non_finite_floats_become_strings() {
+        let value = parse("{\"a\": nan, \"b\": -nan, \"c\": inf, \"d\": -inf, \"e\": [1.5, -inf]}");
+        assert_eq!(
+            value,
+            json!({"a": "nan", "b": "nan", "c": "inf", "d": "-inf", "e": [1.5, "-inf"]})
+        );
+    }
+
+    #[test]
+    fn words_inside_strings_are_kept() {
+        let value = parse(r#"{"nan": "inf \"nan\" -inf", "x": "\\", "info": "nancy"}"#);
+        assert_eq!(value, json!({"nan": "inf \"nan\" -inf", "x": "\\", "info": "nancy"}));
+    }
+
+    #[test]
+    fn equal_nans_compare_equal_and_differ_from_numbers() {
+        assert_eq!(parse("[nan]"), parse("[-nan]"));
+        assert_ne!(parse("[nan]"), parse("[0.0]"));
+        assert_ne!(parse("[inf]"), parse("[-inf]"));
+    }
+}
