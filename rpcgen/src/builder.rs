@@ -9,13 +9,11 @@ use crate::{LoadOptions, check_files};
 /// Compiles `.fbs` and `.service` files into one Rust file.
 ///
 /// ```no_run
-/// // build.rs
-/// fn main() {
-///     rpcgen::Builder::new()
-///         .include_dir("schemas")
-///         .compile(&["schemas/tracker.fbs", "schemas/tracker.service"])
-///         .unwrap();
-/// }
+/// // in build.rs's `main`
+/// rpcgen::Builder::new()
+///     .include_dir("schemas")
+///     .compile(&["schemas/tracker.fbs", "schemas/tracker.service"])
+///     .unwrap();
 /// ```
 ///
 /// writes `$OUT_DIR/tracker.rs`, which the crate includes with

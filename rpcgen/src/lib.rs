@@ -17,12 +17,10 @@
 //! # Use from `build.rs`
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     rpcgen::Builder::new()
-//!         .compile(&["schemas/monster.fbs", "schemas/monster.service"])
-//!         .unwrap();
-//! }
+//! // in build.rs's `main`
+//! rpcgen::Builder::new()
+//!     .compile(&["schemas/monster.fbs", "schemas/monster.service"])
+//!     .unwrap();
 //! ```
 //!
 //! and in the crate, `gateway_core::include_generated!("monster");`.
