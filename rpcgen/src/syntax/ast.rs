@@ -25,11 +25,7 @@ pub struct Path {
 impl Path {
     /// The path as written, joined with dots.
     pub fn dotted(&self) -> String {
-        self.parts
-            .iter()
-            .map(|p| p.text.as_str())
-            .collect::<Vec<_>>()
-            .join(".")
+        self.parts.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(".")
     }
 }
 
@@ -271,11 +267,7 @@ pub enum MemberKind {
         response_span: Span,
     },
     /// `topic name: Message;` or `topic name[key: string]: Message;`
-    Topic {
-        name: Ident,
-        key: Option<TopicKey>,
-        message: Path,
-    },
+    Topic { name: Ident, key: Option<TopicKey>, message: Path },
     /// `error Name: status_code;`
     Error { name: Ident, status: Ident },
 }
