@@ -295,7 +295,10 @@ mod tests {
         let dir = tree(&[("api/main.service", "include \"gone.fbs\";\nservice S {}")]);
         let root = dir.path();
         let extra = root.join("extra");
-        let (files, sources, diags) = run(&[root.join("api/main.service")], &[extra.clone()]);
+        let (files, sources, diags) = run(
+            &[root.join("api/main.service")],
+            std::slice::from_ref(&extra),
+        );
         let [error] = diags.iter().collect::<Vec<_>>()[..] else {
             panic!("one error expected")
         };
