@@ -45,13 +45,7 @@ pub fn load(
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
 ) -> Vec<ParsedFile> {
-    let mut loader = Loader {
-        options,
-        sources,
-        diags,
-        seen: HashMap::new(),
-        done: Vec::new(),
-    };
+    let mut loader = Loader { options, sources, diags, seen: HashMap::new(), done: Vec::new() };
     for input in inputs {
         loader.visit(input.clone(), input.display().to_string(), None);
     }
@@ -109,15 +103,8 @@ impl Loader<'_> {
             let wanted = wanted.collect::<Vec<_>>();
             (Ast::Fbs(ast), wanted)
         };
-        let includes = wanted
-            .iter()
-            .filter_map(|lit| self.include(id, lit))
-            .collect();
-        self.done.push(ParsedFile {
-            file: id,
-            ast,
-            includes,
-        });
+        let includes = wanted.iter().filter_map(|lit| self.include(id, lit)).collect();
+        self.done.push(ParsedFile { file: id, ast, includes });
         Some(id)
     }
 
@@ -125,15 +112,9 @@ impl Loader<'_> {
     fn include(&mut self, from: FileId, lit: &StrLit) -> Option<FileId> {
         let loc = Loc::new(from, lit.span);
         let own_dir = self.sources.get(from).path.parent().map(Path::to_path_buf);
-        let dirs: Vec<PathBuf> = own_dir
-            .into_iter()
-            .chain(self.options.include_dirs.iter().cloned())
-            .collect();
-        match dirs
-            .iter()
-            .map(|dir| dir.join(&lit.value))
-            .find(|path| path.is_file())
-        {
+        let dirs: Vec<PathBuf> =
+            own_dir.into_iter().chain(self.options.include_dirs.iter().cloned()).collect();
+        match dirs.iter().map(|dir| dir.join(&lit.value)).find(|path| path.is_file()) {
             Some(path) => {
                 let name = tidy(&path).display().to_string();
                 self.visit(path, name, Some(loc))
@@ -198,9 +179,7 @@ mod tests {
     ) -> (Vec<ParsedFile>, SourceMap, Diagnostics) {
         let mut sources = SourceMap::new();
         let mut diags = Diagnostics::new();
-        let options = LoadOptions {
-            include_dirs: include_dirs.to_vec(),
-        };
+        let options = LoadOptions { include_dirs: include_dirs.to_vec() };
         let files = load(inputs, &options, &mut sources, &mut diags);
         (files, sources, diags)
     }
@@ -224,10 +203,7 @@ mod tests {
     #[test]
     fn includes_resolve_next_to_the_includer_then_in_include_dirs_in_order() {
         let dir = tree(&[
-            (
-                "app/main.fbs",
-                "include \"local.fbs\";\ninclude \"shared.fbs\";\ntable M {}",
-            ),
+            ("app/main.fbs", "include \"local.fbs\";\ninclude \"shared.fbs\";\ntable M {}"),
             ("app/local.fbs", "include \"deep/leaf.fbs\";\ntable L {}"),
             ("app/deep/leaf.fbs", "table Leaf {}"),
             ("first/shared.fbs", "include \"leaf2.fbs\";\ntable S {}"),
@@ -252,17 +228,11 @@ mod tests {
             ]
         );
         let main = files.last().expect("main");
-        let included: Vec<&str> = main
-            .includes
-            .iter()
-            .map(|&id| sources.get(id).name.as_str())
-            .collect();
+        let included: Vec<&str> =
+            main.includes.iter().map(|&id| sources.get(id).name.as_str()).collect();
         assert_eq!(
             included,
-            [
-                sources.get(files[1].file).name.as_str(),
-                sources.get(files[3].file).name.as_str()
-            ]
+            [sources.get(files[1].file).name.as_str(), sources.get(files[3].file).name.as_str()]
         );
         assert!(matches!(&files[0].ast, Ast::Fbs(f) if f.items.len() == 1));
     }
@@ -270,14 +240,8 @@ mod tests {
     #[test]
     fn each_file_is_loaded_once_and_cycles_are_fine() {
         let dir = tree(&[
-            (
-                "a.fbs",
-                "include \"b.fbs\";\ninclude \"c.fbs\";\ntable A {}",
-            ),
-            (
-                "b.fbs",
-                "include \"a.fbs\";\ninclude \"c.fbs\";\ntable B {}",
-            ),
+            ("a.fbs", "include \"b.fbs\";\ninclude \"c.fbs\";\ntable A {}"),
+            ("b.fbs", "include \"a.fbs\";\ninclude \"c.fbs\";\ntable B {}"),
             ("c.fbs", "include \"./c.fbs\";\ntable C {}"),
         ]);
         let root = dir.path();
@@ -295,24 +259,14 @@ mod tests {
         let dir = tree(&[("api/main.service", "include \"gone.fbs\";\nservice S {}")]);
         let root = dir.path();
         let extra = root.join("extra");
-        let (files, sources, diags) = run(
-            &[root.join("api/main.service")],
-            std::slice::from_ref(&extra),
-        );
-        let [error] = diags.iter().collect::<Vec<_>>()[..] else {
-            panic!("one error expected")
-        };
+        let (files, sources, diags) =
+            run(&[root.join("api/main.service")], std::slice::from_ref(&extra));
+        let [error] = diags.iter().collect::<Vec<_>>()[..] else { panic!("one error expected") };
         assert_eq!(error.message, "cannot find included file `gone.fbs`");
         let label = &error.labels[0];
-        assert_eq!(
-            sources.get(label.loc.file).slice(label.loc.span),
-            "\"gone.fbs\""
-        );
-        let searched = format!(
-            "note: searched in `{}`, `{}`",
-            root.join("api").display(),
-            extra.display()
-        );
+        assert_eq!(sources.get(label.loc.file).slice(label.loc.span), "\"gone.fbs\"");
+        let searched =
+            format!("note: searched in `{}`, `{}`", root.join("api").display(), extra.display());
         assert_eq!(error.notes, [searched]);
         assert!(matches!(&files[0].ast, Ast::Service(s) if s.items.len() == 2));
         assert!(files[0].includes.is_empty());
@@ -324,20 +278,13 @@ mod tests {
         assert!(files.is_empty());
         let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(messages.len(), 1);
-        assert!(
-            messages[0].starts_with("cannot read `no/such/file.fbs`: "),
-            "{}",
-            messages[0]
-        );
+        assert!(messages[0].starts_with("cannot read `no/such/file.fbs`: "), "{}", messages[0]);
         assert!(messages[0].contains("No such file"), "{}", messages[0]);
     }
 
     #[test]
     fn names_are_the_paths_as_given_or_as_resolved() {
-        let dir = tree(&[
-            ("x/a.fbs", "include \"../y/b.fbs\";"),
-            ("y/b.fbs", "table B {}"),
-        ]);
+        let dir = tree(&[("x/a.fbs", "include \"../y/b.fbs\";"), ("y/b.fbs", "table B {}")]);
         let input = dir.path().join("x/./a.fbs");
         let (files, sources, _) = run(std::slice::from_ref(&input), &[]);
         assert_eq!(sources.get(files[1].file).name, input.display().to_string());

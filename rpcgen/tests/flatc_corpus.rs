@@ -29,15 +29,10 @@ fn every_corpus_schema_parses_without_a_diagnostic() {
         .iter()
         .find(|f| sources.get(f.file).name.ends_with("monster_test.fbs"))
         .expect("monster_test.fbs loaded");
-    let Ast::Fbs(ast) = &monster.ast else {
-        panic!("monster_test.fbs is a schema")
-    };
+    let Ast::Fbs(ast) = &monster.ast else { panic!("monster_test.fbs is a schema") };
     assert_eq!(ast.items.len(), 23);
-    let includes: Vec<&str> = monster
-        .includes
-        .iter()
-        .map(|&id| sources.get(id).name.as_str())
-        .collect();
+    let includes: Vec<&str> =
+        monster.includes.iter().map(|&id| sources.get(id).name.as_str()).collect();
     assert_eq!(includes.len(), 1);
     assert!(includes[0].ends_with("include_test1.fbs"));
 }

@@ -33,11 +33,7 @@ fn errors(text: &str) -> Vec<(String, String)> {
     diags
         .iter()
         .map(|d| {
-            let label = d
-                .labels
-                .iter()
-                .find(|l| l.primary)
-                .expect("a primary label");
+            let label = d.labels.iter().find(|l| l.primary).expect("a primary label");
             (d.message.clone(), text[label.loc.span.range()].to_string())
         })
         .collect()
@@ -50,22 +46,13 @@ fn ident(text: &str, name: &str) -> Ident {
 
 fn ident_at(text: &str, name: &str, from: usize) -> Ident {
     let start = from + text[from..].find(name).expect("name in text");
-    Ident {
-        text: name.to_string(),
-        span: Span::new(start, start + name.len()),
-    }
+    Ident { text: name.to_string(), span: Span::new(start, start + name.len()) }
 }
 
 fn named(text: &str, name: &str, from: usize) -> TypeExpr {
     let id = ident_at(text, name, from);
-    let path = Path {
-        span: id.span,
-        parts: vec![id.clone()],
-    };
-    TypeExpr {
-        kind: TypeExprKind::Named(path),
-        span: id.span,
-    }
+    let path = Path { span: id.span, parts: vec![id.clone()] };
+    TypeExpr { kind: TypeExprKind::Named(path), span: id.span }
 }
 
 fn names(values: impl IntoIterator<Item = Ident>) -> Vec<String> {
@@ -74,11 +61,7 @@ fn names(values: impl IntoIterator<Item = Ident>) -> Vec<String> {
 
 /// The literal kinds of each default in a table.
 fn defaults(text: &str) -> Vec<LiteralKind> {
-    table(text)
-        .fields
-        .into_iter()
-        .map(|f| f.default.expect("a default").kind)
-        .collect()
+    table(text).fields.into_iter().map(|f| f.default.expect("a default").kind).collect()
 }
 
 /// `Debug` output with every span removed, to compare trees parsed from different layouts.
@@ -108,10 +91,7 @@ fn table_parses_to_the_exact_tree() {
         fields: vec![Field {
             name: ident(text, "x"),
             ty: named(text, "int", 0),
-            default: Some(Literal {
-                kind: LiteralKind::Int("1".into()),
-                span: Span::new(23, 24),
-            }),
+            default: Some(Literal { kind: LiteralKind::Int("1".into()), span: Span::new(23, 24) }),
             docs: vec![],
             attributes: vec![Attribute {
                 name: ident(text, "id"),
@@ -125,13 +105,7 @@ fn table_parses_to_the_exact_tree() {
         }],
     };
     let parsed = items(text);
-    assert_eq!(
-        parsed,
-        vec![Item {
-            kind: ItemKind::Table(expected),
-            span: Span::new(0, 35)
-        }]
-    );
+    assert_eq!(parsed, vec![Item { kind: ItemKind::Table(expected), span: Span::new(0, 35) }]);
 }
 
 #[test]
@@ -171,48 +145,23 @@ namespace;
     else {
         panic!("unexpected items: {kinds:#?}")
     };
-    assert_eq!(
-        (a.value.as_str(), &text[a.span.range()]),
-        ("a.fbs", "\"a.fbs\"")
-    );
-    assert_eq!(
-        (b.value.as_str(), &text[b.span.range()]),
-        ("b.fbs", "'b.fbs'")
-    );
+    assert_eq!((a.value.as_str(), &text[a.span.range()]), ("a.fbs", "\"a.fbs\""));
+    assert_eq!((b.value.as_str(), &text[b.span.range()]), ("b.fbs", "'b.fbs'"));
     assert_eq!(c.value, "c.h");
     assert_eq!(ns.dotted(), "a.b");
-    assert_eq!(
-        (quoted.value.as_str(), bare.value.as_str()),
-        ("priority", "bare")
-    );
+    assert_eq!((quoted.value.as_str(), bare.value.as_str()), ("priority", "bare"));
     assert_eq!(&text[bare.span.range()], "bare");
-    assert_eq!(
-        names(vec3.fields.iter().map(|f| f.name.clone())),
-        ["x", "y"]
-    );
+    assert_eq!(names(vec3.fields.iter().map(|f| f.name.clone())), ["x", "y"]);
     assert_eq!(color.underlying, Some(named(text, "byte", 0)));
     assert_eq!(color.attributes[0].name.text, "bit_flags");
-    assert_eq!(
-        names(color.values.iter().map(|v| v.name.clone())),
-        ["Red", "Green", "Blue"]
-    );
-    let values: Vec<_> = color
-        .values
-        .iter()
-        .map(|v| v.value.as_ref().map(|l| &l.kind))
-        .collect();
+    assert_eq!(names(color.values.iter().map(|v| v.name.clone())), ["Red", "Green", "Blue"]);
+    let values: Vec<_> = color.values.iter().map(|v| v.value.as_ref().map(|l| &l.kind)).collect();
     let (zero, four) = (LiteralKind::Int("0".into()), LiteralKind::Int("0x4".into()));
     assert_eq!(values, [Some(&zero), None, Some(&four)]);
     assert_eq!(any.underlying, Some(named(text, "ubyte", 0)));
     assert_eq!(any.variants[0].alias, None);
-    assert_eq!(
-        any.variants[0].ty,
-        named(text, "Vec3", text.find("union").unwrap())
-    );
-    assert_eq!(
-        any.variants[1].alias.as_ref().map(|a| a.text.as_str()),
-        Some("Alias")
-    );
+    assert_eq!(any.variants[0].ty, named(text, "Vec3", text.find("union").unwrap()));
+    assert_eq!(any.variants[1].alias.as_ref().map(|a| a.text.as_str()), Some("Alias"));
     assert_eq!(&text[any.variants[1].ty.span.range()], "a.b.Other");
     assert_eq!(
         any.variants[1].value.as_ref().map(|v| &v.kind),
@@ -222,32 +171,17 @@ namespace;
     assert_eq!(service.name.text, "S");
     assert_eq!(service.attributes[0].name.text, "x");
     let get = &service.methods[0];
-    assert_eq!(
-        (get.request.dotted(), get.response.dotted()),
-        ("Req".into(), "a.Resp".into())
-    );
+    assert_eq!((get.request.dotted(), get.response.dotted()), ("Req".into(), "a.Resp".into()));
     assert_eq!(
         get.attributes[0].value.as_ref().map(|v| &v.kind),
         Some(&LiteralKind::Str("server".into()))
     );
-    assert_eq!(
-        &text[get.span.range()],
-        "Get(Req):a.Resp (streaming: \"server\");"
-    );
+    assert_eq!(&text[get.span.range()], "Get(Req):a.Resp (streaming: \"server\");");
     assert_eq!(service.methods[1].name.text, "Put");
     assert_eq!(root.dotted(), "a.b.Vec3");
-    assert_eq!(
-        (ident_lit.value.as_str(), ext.value.as_str()),
-        ("MONS", "mon")
-    );
+    assert_eq!((ident_lit.value.as_str(), ext.value.as_str()), ("MONS", "mon"));
     let semi = text.rfind(';').unwrap();
-    assert_eq!(
-        root_ns,
-        &Path {
-            parts: vec![],
-            span: Span::new(semi, semi)
-        }
-    );
+    assert_eq!(root_ns, &Path { parts: vec![], span: Span::new(semi, semi) });
 }
 
 #[test]
@@ -262,71 +196,27 @@ fn keywords_are_names_where_a_name_is_expected() {
         attribute table;
         root_type table;";
     let parsed = items(text);
-    let ItemKind::Table(first) = &parsed[0].kind else {
-        panic!("{parsed:#?}")
-    };
+    let ItemKind::Table(first) = &parsed[0].kind else { panic!("{parsed:#?}") };
     assert_eq!(first.name.text, "table");
     assert_eq!(
         names(first.fields.iter().map(|f| f.name.clone())),
-        [
-            "table",
-            "namespace",
-            "struct",
-            "union",
-            "int",
-            "enum",
-            "include"
-        ]
+        ["table", "namespace", "struct", "union", "int", "enum", "include"]
     );
-    let types: Vec<&str> = first
-        .fields
-        .iter()
-        .map(|f| &text[f.ty.span.range()])
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "int",
-            "string",
-            "[include]",
-            "union",
-            "int",
-            "attribute",
-            "table.struct"
-        ]
-    );
+    let types: Vec<&str> = first.fields.iter().map(|f| &text[f.ty.span.range()]).collect();
+    assert_eq!(types, ["int", "string", "[include]", "union", "int", "attribute", "table.struct"]);
     let enum_default = first.fields[5].default.as_ref().map(|d| &d.kind);
     assert!(matches!(enum_default, Some(LiteralKind::Name(p)) if p.dotted() == "root_type"));
     assert_eq!(first.fields[6].attributes[0].name.text, "table");
-    let ItemKind::Table(ty) = &parsed[1].kind else {
-        panic!()
-    };
-    assert_eq!(
-        (ty.name.text.as_str(), ty.fields[0].name.text.as_str()),
-        ("Type", "Type")
-    );
-    let ItemKind::Struct(st) = &parsed[2].kind else {
-        panic!()
-    };
+    let ItemKind::Table(ty) = &parsed[1].kind else { panic!() };
+    assert_eq!((ty.name.text.as_str(), ty.fields[0].name.text.as_str()), ("Type", "Type"));
+    let ItemKind::Struct(st) = &parsed[2].kind else { panic!() };
     assert_eq!(st.name.text, "struct");
-    let ItemKind::Enum(en) = &parsed[3].kind else {
-        panic!()
-    };
-    assert_eq!(
-        names(en.values.iter().map(|v| v.name.clone())),
-        ["table", "union", "namespace"]
-    );
-    let ItemKind::Union(un) = &parsed[4].kind else {
-        panic!()
-    };
+    let ItemKind::Enum(en) = &parsed[3].kind else { panic!() };
+    assert_eq!(names(en.values.iter().map(|v| v.name.clone())), ["table", "union", "namespace"]);
+    let ItemKind::Union(un) = &parsed[4].kind else { panic!() };
     assert_eq!(un.name.text, "union");
-    assert_eq!(
-        un.variants[1].alias.as_ref().map(|a| a.text.as_str()),
-        Some("namespace")
-    );
-    let ItemKind::RpcService(rpc) = &parsed[5].kind else {
-        panic!()
-    };
+    assert_eq!(un.variants[1].alias.as_ref().map(|a| a.text.as_str()), Some("namespace"));
+    let ItemKind::RpcService(rpc) = &parsed[5].kind else { panic!() };
     assert_eq!(rpc.name.text, "rpc_service");
     assert_eq!(rpc.methods[0].name.text, "table");
     assert_eq!(rpc.methods[0].request.dotted(), "include");
@@ -403,22 +293,13 @@ fn malformed_numbers_are_syntax_errors_like_in_flatc() {
 fn strings_are_unescaped_and_bad_escapes_reported_inside_them() {
     let kinds =
         defaults(r#"table T { a: string = "tab\t\"q\" \u00e9\x41"; b: string = 'it\'s'; }"#);
-    assert_eq!(
-        kinds,
-        [
-            LiteralKind::Str("tab\t\"q\" éA".into()),
-            LiteralKind::Str("it's".into())
-        ]
-    );
+    assert_eq!(kinds, [LiteralKind::Str("tab\t\"q\" éA".into()), LiteralKind::Str("it's".into())]);
     let text = r#"table T { a: string = "ok\q"; } table U { b: string = "\xff"; }"#;
     assert_eq!(
         errors(text),
         [
             ("unknown escape `\\q`".to_string(), "\\q".to_string()),
-            (
-                "the escapes in this string make invalid utf-8".to_string(),
-                "\"\\xff\"".to_string()
-            ),
+            ("the escapes in this string make invalid utf-8".to_string(), "\"\\xff\"".to_string()),
         ]
     );
 }
@@ -426,22 +307,14 @@ fn strings_are_unescaped_and_bad_escapes_reported_inside_them() {
 #[test]
 fn types_vectors_and_fixed_arrays() {
     let text = "struct S { a: a.b.T; b: [ubyte]; c: [int:3]; d: [ Vec3 : 0x2 ]; }";
-    let ItemKind::Struct(s) = items(text).remove(0).kind else {
-        panic!()
-    };
+    let ItemKind::Struct(s) = items(text).remove(0).kind else { panic!() };
     assert!(matches!(&s.fields[0].ty.kind, TypeExprKind::Named(p) if p.dotted() == "a.b.T"));
-    let TypeExprKind::Vector(elem) = &s.fields[1].ty.kind else {
-        panic!()
-    };
+    let TypeExprKind::Vector(elem) = &s.fields[1].ty.kind else { panic!() };
     assert_eq!(**elem, named(text, "ubyte", 0));
-    let TypeExprKind::Array(elem, len) = &s.fields[2].ty.kind else {
-        panic!()
-    };
+    let TypeExprKind::Array(elem, len) = &s.fields[2].ty.kind else { panic!() };
     assert_eq!((**elem).clone(), named(text, "int", 0));
     assert_eq!(len.kind, LiteralKind::Int("3".into()));
-    let TypeExprKind::Array(_, len) = &s.fields[3].ty.kind else {
-        panic!()
-    };
+    let TypeExprKind::Array(_, len) = &s.fields[3].ty.kind else { panic!() };
     assert_eq!(len.kind, LiteralKind::Int("0x2".into()));
     assert_eq!(&text[s.fields[3].ty.span.range()], "[ Vec3 : 0x2 ]");
 }
@@ -475,40 +348,23 @@ rpc_service S {
 }
 ";
     let parsed = items(text);
-    let ItemKind::Table(t) = &parsed[1].kind else {
-        panic!()
-    };
+    let ItemKind::Table(t) = &parsed[1].kind else { panic!() };
     assert_eq!(t.docs, ["Table docs.", "  indented"]);
     assert_eq!(t.fields[0].docs, ["Field docs."]);
     assert!(t.fields[1].docs.is_empty());
-    assert_eq!(
-        parsed[1].span.start as usize,
-        text.find("/// Table").unwrap()
-    );
-    assert_eq!(
-        t.fields[0].span.start as usize,
-        text.find("a: int").unwrap()
-    );
-    let ItemKind::Enum(e) = &parsed[2].kind else {
-        panic!()
-    };
+    assert_eq!(parsed[1].span.start as usize, text.find("/// Table").unwrap());
+    assert_eq!(t.fields[0].span.start as usize, text.find("a: int").unwrap());
+    let ItemKind::Enum(e) = &parsed[2].kind else { panic!() };
     assert_eq!(
         (e.docs.as_slice(), e.values[0].docs.as_slice()),
         (&["Enum.".to_string()][..], &["Value.".to_string()][..])
     );
     assert!(e.values[1].docs.is_empty());
-    let ItemKind::Union(u) = &parsed[3].kind else {
-        panic!()
-    };
+    let ItemKind::Union(u) = &parsed[3].kind else { panic!() };
     assert_eq!(u.variants[0].docs, ["Variant."]);
-    let ItemKind::RpcService(s) = &parsed[4].kind else {
-        panic!()
-    };
+    let ItemKind::RpcService(s) = &parsed[4].kind else { panic!() };
     assert_eq!(s.methods[0].docs, ["Method."]);
-    assert_eq!(
-        parsed[0].span.start as usize,
-        text.find("\nnamespace").unwrap() + 1
-    );
+    assert_eq!(parsed[0].span.start as usize, text.find("\nnamespace").unwrap() + 1);
 }
 
 #[test]
@@ -530,41 +386,22 @@ fn crlf_parses_like_lf_with_spans_into_the_original_text() {
     let (lf_file, crlf_file) = (items(lf), items(&crlf));
     assert_eq!(
         without_spans(&FbsFile { items: lf_file }),
-        without_spans(&FbsFile {
-            items: crlf_file.clone()
-        })
+        without_spans(&FbsFile { items: crlf_file.clone() })
     );
-    let ItemKind::Table(t) = &crlf_file[0].kind else {
-        panic!()
-    };
+    let ItemKind::Table(t) = &crlf_file[0].kind else { panic!() };
     assert_eq!(t.docs, ["Doc."]);
     assert_eq!(&crlf[t.fields[1].span.range()], "b: [string];");
-    assert_eq!(
-        &crlf[crlf_file[0].span.range()],
-        crlf.split("\r\nroot_type").next().unwrap()
-    );
+    assert_eq!(&crlf[crlf_file[0].span.range()], crlf.split("\r\nroot_type").next().unwrap());
 }
 
 #[test]
 fn syntax_errors_say_what_was_expected_and_point_at_what_was_found() {
     let cases = [
-        (
-            "table T { a: int }",
-            "expected `;`, `=` or `(`, found `}`",
-            "}",
-        ),
+        ("table T { a: int }", "expected `;`, `=` or `(`, found `}`", "}"),
         ("table T { a: }", "expected a type, found `}`", "}"),
-        (
-            "tabel T {}",
-            "expected a declaration, found `tabel`",
-            "tabel",
-        ),
+        ("tabel T {}", "expected a declaration, found `tabel`", "tabel"),
         ("table T { a: int = ; }", "expected a value, found `;`", ";"),
-        (
-            "enum E : int { A = x }",
-            "expected an integer, found `x`",
-            "x",
-        ),
+        ("enum E : int { A = x }", "expected an integer, found `x`", "x"),
         ("namespace a.;", "expected a name, found `;`", ";"),
         ("include \"a.fbs\"", "expected `;`, found end of file", ""),
         (
@@ -572,25 +409,13 @@ fn syntax_errors_say_what_was_expected_and_point_at_what_was_found() {
             "expected a value, found an unterminated string",
             "\"abc",
         ),
-        (
-            "/* open",
-            "expected a declaration, found an unterminated comment",
-            "/*",
-        ),
-        (
-            "table T { a: int; ",
-            "expected a name or `}`, found end of file",
-            "",
-        ),
+        ("/* open", "expected a declaration, found an unterminated comment", "/*"),
+        ("table T { a: int; ", "expected a name or `}`, found end of file", ""),
         ("table T (a: ) {}", "expected a value, found `)`", ")"),
         (";", "expected a declaration, found `;`", ";"),
     ];
     for (text, message, found) in cases {
-        assert_eq!(
-            errors(text),
-            [(message.to_string(), found.to_string())],
-            "in {text:?}"
-        );
+        assert_eq!(errors(text), [(message.to_string(), found.to_string())], "in {text:?}");
     }
     // The label sits at the offending token, on its line.
     let (_, diags) = parse("table T {\n  a: int\n}\n");
@@ -609,11 +434,7 @@ enum D : int { X }
     let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(
         messages,
-        [
-            "expected a type, found `}`",
-            "expected `:`, found `int`",
-            "expected a name, found `;`"
-        ]
+        ["expected a type, found `}`", "expected `:`, found `int`", "expected a name, found `;`"]
     );
     let kept: Vec<&str> = file
         .items
@@ -632,10 +453,7 @@ fn includes_must_come_before_declarations() {
     let text = "include \"a.fbs\";\nnamespace a;\ninclude \"b.fbs\";\n";
     assert_eq!(
         errors(text),
-        [(
-            "includes must come before declarations".to_string(),
-            "include \"b.fbs\";".to_string()
-        )]
+        [("includes must come before declarations".to_string(), "include \"b.fbs\";".to_string())]
     );
     let (file, _) = parse(text);
     assert_eq!(file.items.len(), 3);

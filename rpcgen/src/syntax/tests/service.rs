@@ -50,87 +50,42 @@ service SomeApi (attr) {
 fn the_example_parses_to_the_expected_tree() {
     let (file, diags) = parse(EXAMPLE);
     assert!(diags.is_empty(), "{diags:#?}");
-    let [include, namespace, service] = file.items.as_slice() else {
-        panic!("{file:#?}")
-    };
+    let [include, namespace, service] = file.items.as_slice() else { panic!("{file:#?}") };
     assert!(matches!(&include.kind, ServiceItemKind::Include(lit) if lit.value == "some_api.fbs"));
     assert!(
         matches!(&namespace.kind, ServiceItemKind::Namespace(p) if p.dotted() == "examples.some_api")
     );
-    assert_eq!(
-        service.span.start as usize,
-        EXAMPLE.find("/// Doc comment").unwrap()
-    );
+    assert_eq!(service.span.start as usize, EXAMPLE.find("/// Doc comment").unwrap());
     assert_eq!(service.span.end as usize, EXAMPLE.rfind('}').unwrap() + 1);
-    let ServiceItemKind::Service(service) = &service.kind else {
-        panic!()
-    };
+    let ServiceItemKind::Service(service) = &service.kind else { panic!() };
     assert_eq!(service.name.text, "SomeApi");
     assert_eq!(service.docs, ["Doc comment on the service."]);
     assert_eq!(service.attributes[0].name.text, "attr");
 
     let m = &service.members;
     assert_eq!(m.len(), 6);
-    let MemberKind::Method {
-        name,
-        request,
-        response,
-        response_span,
-    } = &m[0].kind
-    else {
+    let MemberKind::Method { name, request, response, response_span } = &m[0].kind else {
         panic!("{:?}", m[0])
     };
-    assert_eq!(
-        (name.text.as_str(), request.dotted()),
-        ("sum", "RequestSum".to_string())
-    );
-    assert_eq!(
-        response.as_ref().map(|r| r.dotted()),
-        Some("ReplySum".to_string())
-    );
+    assert_eq!((name.text.as_str(), request.dotted()), ("sum", "RequestSum".to_string()));
+    assert_eq!(response.as_ref().map(|r| r.dotted()), Some("ReplySum".to_string()));
     assert_eq!(&EXAMPLE[response_span.range()], "ReplySum");
     assert_eq!(m[0].docs, ["Adds two numbers."]);
-    assert_eq!(
-        &EXAMPLE[m[0].span.range()],
-        "sum: RequestSum -> ReplySum (idempotent);"
-    );
+    assert_eq!(&EXAMPLE[m[0].span.range()], "sum: RequestSum -> ReplySum (idempotent);");
     assert_eq!(m[0].attributes[0].name.text, "idempotent");
 
-    let MemberKind::Method {
-        response: None,
-        response_span,
-        ..
-    } = &m[1].kind
-    else {
-        panic!()
-    };
+    let MemberKind::Method { response: None, response_span, .. } = &m[1].kind else { panic!() };
     assert_eq!(&EXAMPLE[response_span.range()], "void");
     assert!(m[1].docs.is_empty());
 
-    let ids: Vec<_> = m[2]
-        .attributes
-        .iter()
-        .map(|a| (a.name.text.as_str(), a.value.clone()))
-        .collect();
+    let ids: Vec<_> =
+        m[2].attributes.iter().map(|a| (a.name.text.as_str(), a.value.clone())).collect();
     assert_eq!(ids[0], ("writes", None));
     assert_eq!(ids[1].0, "id");
-    assert_eq!(
-        ids[1].1.as_ref().map(|v| &v.kind),
-        Some(&LiteralKind::Int("1234".into()))
-    );
+    assert_eq!(ids[1].1.as_ref().map(|v| &v.kind), Some(&LiteralKind::Int("1234".into())));
 
-    let MemberKind::Topic {
-        name,
-        key: Some(key),
-        message,
-    } = &m[3].kind
-    else {
-        panic!()
-    };
-    assert_eq!(
-        (name.text.as_str(), message.dotted()),
-        ("position", "Position".to_string())
-    );
+    let MemberKind::Topic { name, key: Some(key), message } = &m[3].kind else { panic!() };
+    assert_eq!((name.text.as_str(), message.dotted()), ("position", "Position".to_string()));
     assert_eq!(key.name.text, "device_id");
     assert!(matches!(&key.ty.kind, TypeExprKind::Named(p) if p.dotted() == "string"));
     assert_eq!(&EXAMPLE[key.span.range()], "[device_id: string]");
@@ -139,16 +94,9 @@ fn the_example_parses_to_the_expected_tree() {
     assert!(matches!(on_lag, Some(LiteralKind::Name(p)) if p.dotted() == "keep_latest"));
     assert_eq!(m[3].attributes[1].name.text, "retain");
 
-    let MemberKind::Topic { key: None, .. } = &m[4].kind else {
-        panic!()
-    };
-    let MemberKind::Error { name, status } = &m[5].kind else {
-        panic!()
-    };
-    assert_eq!(
-        (name.text.as_str(), status.text.as_str()),
-        ("DeviceNotFound", "not_found")
-    );
+    let MemberKind::Topic { key: None, .. } = &m[4].kind else { panic!() };
+    let MemberKind::Error { name, status } = &m[5].kind else { panic!() };
+    assert_eq!((name.text.as_str(), status.text.as_str()), ("DeviceNotFound", "not_found"));
     assert_eq!(&EXAMPLE[status.span.range()], "not_found");
 }
 
@@ -187,27 +135,10 @@ fn what_follows_the_first_name_decides_the_member_kind() {
             ("method", "service"),
         ]
     );
-    let MemberKind::Method {
-        request,
-        response: None,
-        ..
-    } = &m[2].kind
-    else {
-        panic!()
-    };
+    let MemberKind::Method { request, response: None, .. } = &m[2].kind else { panic!() };
     assert_eq!(request.dotted(), "void");
-    let MemberKind::Topic {
-        key: Some(key),
-        message,
-        ..
-    } = &m[4].kind
-    else {
-        panic!()
-    };
-    assert_eq!(
-        (key.name.text.as_str(), message.dotted()),
-        ("service", "error".to_string())
-    );
+    let MemberKind::Topic { key: Some(key), message, .. } = &m[4].kind else { panic!() };
+    assert_eq!((key.name.text.as_str(), message.dotted()), ("service", "error".to_string()));
 }
 
 #[test]
@@ -234,46 +165,19 @@ fn crlf_keeps_docs_clean_and_spans_in_the_original_text() {
     let text = EXAMPLE.replace('\n', "\r\n");
     let m = members(&text);
     assert_eq!(m[0].docs, ["Adds two numbers."]);
-    assert_eq!(
-        &text[m[0].span.range()],
-        "sum: RequestSum -> ReplySum (idempotent);"
-    );
+    assert_eq!(&text[m[0].span.range()], "sum: RequestSum -> ReplySum (idempotent);");
 }
 
 #[test]
 fn syntax_errors_name_what_was_expected() {
     let cases = [
-        (
-            "service S { sum: A -> ; }",
-            "expected a name or `void`, found `;`",
-            ";",
-        ),
+        ("service S { sum: A -> ; }", "expected a name or `void`, found `;`", ";"),
         ("service S { sum: A B; }", "expected `->`, found `B`", "B"),
-        (
-            "service S { topic t[k]: A; }",
-            "expected `:`, found `]`",
-            "]",
-        ),
-        (
-            "service S { error E: ; }",
-            "expected a name, found `;`",
-            ";",
-        ),
-        (
-            "service S { 12 }",
-            "expected `}` or a method, topic or error, found `12`",
-            "12",
-        ),
-        (
-            "servic S {}",
-            "expected a declaration, found `servic`",
-            "servic",
-        ),
-        (
-            "service S { a: A -> B }",
-            "expected `;` or `(`, found `}`",
-            "}",
-        ),
+        ("service S { topic t[k]: A; }", "expected `:`, found `]`", "]"),
+        ("service S { error E: ; }", "expected a name, found `;`", ";"),
+        ("service S { 12 }", "expected `}` or a method, topic or error, found `12`", "12"),
+        ("servic S {}", "expected a declaration, found `servic`", "servic"),
+        ("service S { a: A -> B }", "expected `;` or `(`, found `}`", "}"),
     ];
     for (text, message, found) in cases {
         let (_, diags) = parse(text);
@@ -294,8 +198,6 @@ fn recovery_reports_each_broken_service() {
     assert_eq!(diags[0].labels[0].loc.span, Span::new(20, 21));
     assert_eq!(diags[1].message, "expected `:` or `[`, found `Y`");
     assert_eq!(diags[1].labels[0].loc.span, Span::new(at, at + 1));
-    let [item] = file.items.as_slice() else {
-        panic!("{file:#?}")
-    };
+    let [item] = file.items.as_slice() else { panic!("{file:#?}") };
     assert!(matches!(&item.kind, ServiceItemKind::Service(s) if s.name.text == "B"));
 }
