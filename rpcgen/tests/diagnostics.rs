@@ -28,7 +28,12 @@ fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(CASES)
         .expect("the cases folder exists")
         .map(|entry| Path::new(CASES).join(entry.expect("readable folder").file_name()))
-        .filter(|path| matches!(path.extension().and_then(|e| e.to_str()), Some("fbs" | "service")))
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("fbs" | "service")
+            )
+        })
         .collect();
     cases.sort();
     cases
@@ -39,17 +44,26 @@ fn rendered_diagnostics_match_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     let cases = cases();
-    assert!(cases.len() > 40, "expected the whole suite, found {} cases", cases.len());
+    assert!(
+        cases.len() > 40,
+        "expected the whole suite, found {} cases",
+        cases.len()
+    );
     for case in &cases {
         let checked = rpcgen::check_files(std::slice::from_ref(case), &LoadOptions::default());
         let rendered = checked.render();
         if checked.model.is_some() || !checked.diagnostics.has_errors() {
-            failures.push(format!("{}: checked without errors, but every case is invalid", case.display()));
+            failures.push(format!(
+                "{}: checked without errors, but every case is invalid",
+                case.display()
+            ));
             continue;
         }
         let golden = case.with_extension(format!(
             "{}.stderr",
-            case.extension().and_then(|e| e.to_str()).unwrap_or_default()
+            case.extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
         ));
         if update {
             std::fs::write(&golden, &rendered).expect("golden file writable");
@@ -62,7 +76,11 @@ fn rendered_diagnostics_match_golden_files() {
                 case.display(),
                 golden.display()
             )),
-            Err(_) => failures.push(format!("{}: no golden file {}", case.display(), golden.display())),
+            Err(_) => failures.push(format!(
+                "{}: no golden file {}",
+                case.display(),
+                golden.display()
+            )),
         }
     }
     assert!(
@@ -82,9 +100,15 @@ fn flatc_rejects_what_we_reject() {
         return;
     }
     let mut disagreements = Vec::new();
-    for case in cases().iter().filter(|c| c.extension().is_some_and(|e| e == "fbs")) {
+    for case in cases()
+        .iter()
+        .filter(|c| c.extension().is_some_and(|e| e == "fbs"))
+    {
         let text = std::fs::read_to_string(case).expect("case readable");
-        let stricter = text.lines().next().is_some_and(|first| first.starts_with(STRICTER));
+        let stricter = text
+            .lines()
+            .next()
+            .is_some_and(|first| first.starts_with(STRICTER));
         let out = tempfile::tempdir().expect("temp dir");
         let result = Command::new(&flatc)
             .arg("--rust")

@@ -7,7 +7,7 @@
 use crate::diag::Diagnostic;
 use crate::model::{Enum, NonScalarDefault, Presence, Scalar, Type, Value};
 use crate::source::{FileId, Loc};
-use crate::syntax::ast::{Literal, LiteralKind};
+use crate::syntax::ast::{self, Literal, LiteralKind};
 
 use super::Checker;
 use super::attrs::literal_text;
@@ -36,23 +36,23 @@ impl Checker<'_, '_> {
     pub(super) fn field_default(
         &mut self,
         file: FileId,
-        field_name: &str,
+        field: &ast::Field,
         ty: &Type,
-        default: Option<&Literal>,
         required: bool,
     ) -> Option<FieldDefault> {
+        let field_name = field.name.text.as_str();
         let non_scalar_presence = if required {
             Presence::Required
         } else {
             Presence::Optional
         };
-        let Some(literal) = default else {
+        let Some(literal) = &field.default else {
             return match ty {
                 Type::Scalar(scalar) => {
                     Some(FieldDefault::scalar(Presence::Default, Some(zero(*scalar))))
                 }
                 Type::Enum(id) => {
-                    let loc = Loc::new(file, self.source(*id).name_span);
+                    let loc = Loc::new(file, field.ty.span);
                     self.enum_default(*id, field_name, None, loc)
                         .map(|value| FieldDefault::scalar(Presence::Default, Some(value)))
                 }
@@ -213,7 +213,8 @@ impl Checker<'_, '_> {
                 None => Diagnostic::error(format!(
                     "enum `{enum_name}` has no value 0, so field `{field_name}` needs a default"
                 ))
-                .at(loc, "no value is 0")
+                .at(loc, "no value of this enum is 0")
+                .with(self.decl_loc(id), format!("`{enum_name}` declared here"))
                 .note("a field without a default is 0"),
             };
             if let Some(first) = first {
@@ -260,11 +261,11 @@ fn value_error(literal: &LiteralKind, scalar: Scalar, error: ValueError, loc: Lo
         }
         ValueError::FloatForInteger => {
             Diagnostic::error(format!("default value `{written}` is not an integer"))
-                .at(loc, format!("a `{ty}` field needs an integer default"))
+                .at(loc, format!("`{ty}` fields need an integer default"))
         }
         ValueError::NotA { expected } => {
             let diagnostic =
-                Diagnostic::error(format!("invalid default `{written}` for a `{ty}` field"))
+                Diagnostic::error(format!("invalid default `{written}` for type `{ty}`"))
                     .at(loc, format!("expected {expected}"));
             if matches!(literal, LiteralKind::Name(_)) {
                 diagnostic.note("value names are only defaults of enum fields")

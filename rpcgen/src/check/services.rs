@@ -283,11 +283,13 @@ impl Checker<'_, '_> {
                 match self.integer_literal(file, value) {
                     Some(n) if (1..=i128::from(u32::MAX)).contains(&n) => (n as u32, id_loc),
                     Some(n) => {
-                        self.report(
+                        let mut diagnostic =
                             Diagnostic::error(format!("id {n} of `{full_name}` is out of range"))
-                                .at(id_loc, "ids are 1 to 4294967295")
-                                .note("id 0 is reserved on the wire"),
-                        );
+                                .at(id_loc, "ids are 1 to 4294967295");
+                        if n == 0 {
+                            diagnostic = diagnostic.note("id 0 is reserved on the wire");
+                        }
+                        self.report(diagnostic);
                         return 0;
                     }
                     None => return 0,

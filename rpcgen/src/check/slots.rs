@@ -92,15 +92,10 @@ impl Checker<'_, '_> {
                             ))
                             .help("give the union id 1 or more, one past a free id"),
                     );
-                    continue;
+                } else {
+                    let type_field = format!("`{name}_type` (the type field of `{name}`)");
+                    taken.insert(0, (id - 1, type_field));
                 }
-                taken.insert(
-                    0,
-                    (
-                        id - 1,
-                        format!("`{name}_type` (the type field of `{name}`)"),
-                    ),
-                );
             }
             for (slot, who) in taken {
                 if let Some((other, other_loc)) = slots.get(&slot) {

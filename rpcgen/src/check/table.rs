@@ -123,13 +123,7 @@ impl Checker<'_, '_> {
                 .and_then(|a| self.nested_flatbuffer(file, &namespace, a, &ty));
             let hash = flag("hash").and_then(|a| self.hash(file, a, &ty));
             let required = required.is_some() && !ty.is_scalar_like();
-            let Some(default) = self.field_default(
-                file,
-                &field.name.text,
-                &ty,
-                field.default.as_ref(),
-                required,
-            ) else {
+            let Some(default) = self.field_default(file, field, &ty, required) else {
                 continue;
             };
             fields.push(Field {

@@ -37,6 +37,23 @@ impl Checker<'_, '_> {
                 .at(loc, "not declared in scope");
             if let Some(close) = self.scope.suggest(namespace, &written, &type_keywords()) {
                 diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+            } else if !namespace.is_empty() {
+                let tried: Vec<String> = (0..=namespace.len())
+                    .rev()
+                    .map(|depth| {
+                        let prefix: Vec<&str> =
+                            namespace[..depth].iter().map(String::as_str).collect();
+                        format!(
+                            "`{}`",
+                            prefix
+                                .into_iter()
+                                .chain([written.as_str()])
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        )
+                    })
+                    .collect();
+                diagnostic = diagnostic.note(format!("looked for {}", tried.join(", ")));
             }
             self.report(diagnostic);
             return None;
@@ -186,18 +203,28 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// "a table `T`", "`string`", "a vector": for messages.
+    /// "table `a.T`", "`string`", "`[ubyte]`": a type for messages.
     pub(super) fn describe_type(&self, ty: &Type) -> String {
         let name = |id: DeclId| self.source(id).name.dotted();
         match ty {
-            Type::Scalar(s) => format!("`{}`", s.keyword()),
-            Type::String => "`string`".to_string(),
             Type::Enum(id) => format!("enum `{}`", name(*id)),
             Type::Struct(id) => format!("struct `{}`", name(*id)),
             Type::Table(id) => format!("table `{}`", name(*id)),
             Type::Union(id) => format!("union `{}`", name(*id)),
-            Type::Vector(_) => "a vector".to_string(),
-            Type::Array(..) => "an array".to_string(),
+            _ => format!("`{}`", self.spell_type(ty)),
+        }
+    }
+
+    /// A type as it would be written in a schema: `int`, `a.T`, `[string]`, `[float:3]`.
+    fn spell_type(&self, ty: &Type) -> String {
+        match ty {
+            Type::Scalar(s) => s.keyword().to_string(),
+            Type::String => "string".to_string(),
+            Type::Enum(id) | Type::Struct(id) | Type::Table(id) | Type::Union(id) => {
+                self.source(*id).name.dotted()
+            }
+            Type::Vector(element) => format!("[{}]", self.spell_type(element)),
+            Type::Array(element, length) => format!("[{}:{length}]", self.spell_type(element)),
         }
     }
 }
