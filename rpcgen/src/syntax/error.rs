@@ -80,7 +80,7 @@ fn describe(rule: Rule) -> String {
         Rule::enum_value => "an enum value",
         Rule::union_variant => "a union variant",
         Rule::rpc_method => "an rpc method",
-        Rule::member => "a method, `topic` or `error`",
+        Rule::member => "a method, topic or error",
         other => {
             let name = format!("{other:?}");
             return match name.strip_prefix("kw_") {

@@ -28,9 +28,14 @@ pub(crate) struct Lower<'a> {
 }
 
 impl Lower<'_> {
+    /// The span of a pair in the file, without the trivia pest may leave at its end (a rule
+    /// ending in an optional part, like `a: int`, also consumes the blanks before where that part
+    /// would start).
     pub(crate) fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        let span = pair.as_span();
-        Span::new(self.base + span.start(), self.base + span.end())
+        Span::new(
+            self.base + pair.as_span().start(),
+            self.base + token_end(pair),
+        )
     }
 
     /// The `///` docs before the token starting at file offset `start`, and where they begin.
@@ -138,6 +143,15 @@ impl Lower<'_> {
             kind,
             span: self.span(pair),
         }
+    }
+}
+
+/// Where the last token of `pair` ends: the end of its last descendant, or its own end for a
+/// leaf (leaves are atomic rules or punctuation, which hold no trivia).
+fn token_end(pair: &Pair<'_, Rule>) -> usize {
+    match pair.clone().into_inner().last() {
+        Some(last) => token_end(&last),
+        None => pair.as_span().end(),
     }
 }
 

@@ -24,5 +24,8 @@ mod lower;
 pub mod service;
 mod trivia;
 
+#[cfg(test)]
+mod tests;
+
 pub use fbs::parse_fbs;
 pub use service::parse_service;
