@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::diag::{Diagnostic, Severity};
+use crate::diag::Diagnostic;
 use crate::model::{
     DeclId, DeclKind, Enum, EnumValue, Scalar, Type, Union, UnionVariant, UnionVariantType,
 };
@@ -37,14 +37,14 @@ impl Checker<'_, '_> {
                 .underlying
                 .as_ref()
                 .map_or(self.decl_loc(id), |t| Loc::new(file, t.span));
-            self.report(Diagnostic {
-                severity: Severity::Warning,
-                ..Diagnostic::error(format!(
+            // flatc only warns, so this is a warning too: the model is still produced.
+            self.report(
+                Diagnostic::warning(format!(
                     "the underlying type of bit_flags enum `{name}` should be unsigned"
                 ))
                 .at(loc, "signed type")
-                .help(format!("use `{}`", unsigned(underlying).keyword()))
-            });
+                .help(format!("use `{}`", unsigned(underlying).keyword())),
+            );
         }
         let mut values: Vec<EnumValue> = Vec::with_capacity(decl.values.len());
         let mut names: HashMap<&str, Span> = HashMap::new();

@@ -146,7 +146,7 @@ impl<'a> Checker<'a, '_> {
     }
 }
 
-/// `a.b.Name` for messages: the qualified name of a declaration.
+/// The qualified name of `name` declared in `namespace`.
 fn qualified(namespace: &[String], name: &str) -> QualifiedName {
     QualifiedName {
         namespace: namespace.to_vec(),

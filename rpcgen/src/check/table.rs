@@ -55,9 +55,8 @@ impl Checker<'_, '_> {
             .map(|f| self.table_field_type(file, &namespace, &f.ty))
             .collect();
         for (field, ty) in unique.iter().zip(&types) {
-            let is_union = matches!(ty, Some(Type::Union(_)))
-                || matches!(ty, Some(Type::Vector(inner)) if matches!(**inner, Type::Union(_)));
             let type_field = format!("{}_type", field.name.text);
+            let is_union = ty.as_ref().is_some_and(takes_two_slots);
             if let (true, Some(&clash)) = (is_union, names.get(type_field.as_str())) {
                 self.report(
                     Diagnostic::error(format!(
@@ -79,8 +78,7 @@ impl Checker<'_, '_> {
             .zip(&types)
             .map(|(field, ty)| SlotInput {
                 field,
-                is_union: matches!(ty, Some(Type::Union(_)))
-                    || matches!(ty, Some(Type::Vector(inner)) if matches!(**inner, Type::Union(_))),
+                is_union: ty.as_ref().is_some_and(takes_two_slots),
             })
             .collect();
         let ids = self.assign_slots(file, self.decl_loc(id), &slot_inputs);
@@ -259,5 +257,14 @@ impl Checker<'_, '_> {
             return None;
         }
         Some(name)
+    }
+}
+
+/// Union fields (and vectors of unions) take two slots: the type tag and the value.
+fn takes_two_slots(ty: &Type) -> bool {
+    match ty {
+        Type::Union(_) => true,
+        Type::Vector(element) => matches!(**element, Type::Union(_)),
+        _ => false,
     }
 }
