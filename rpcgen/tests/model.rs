@@ -277,7 +277,9 @@ fn unions_attributes_and_field_flags() {
         "a.fbs",
         "attribute \"priority\";
          table Inner {} struct Pos { x: float; }
-         union Any { Inner, At: Pos, Again: Inner = 5 }
+         namespace other; table Inner {}
+         namespace;
+         union Any { Inner, At: Pos, Again: Inner = 5, other.Inner }
          table T (priority: \"high\") {
            name: string (key, cpp_type: \"std::string\");
            payload: [ubyte] (nested_flatbuffer: \"Inner\");
@@ -297,6 +299,11 @@ fn unions_attributes_and_field_flags() {
             ("Inner", 1, UnionVariantType::Table(id(&model, "Inner"))),
             ("At", 2, UnionVariantType::Struct(id(&model, "Pos"))),
             ("Again", 5, UnionVariantType::Table(id(&model, "Inner"))),
+            (
+                "other_Inner",
+                6,
+                UnionVariantType::Table(id(&model, "other.Inner"))
+            ),
         ]
     );
     let t_id = id(&model, "T");
@@ -376,7 +383,12 @@ fn services_get_stable_or_pinned_ids() {
 fn signed_bit_flags_warn_but_still_check() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("a.fbs");
-    std::fs::write(&path, "enum E : int (bit_flags) { A, B }").expect("write");
+    // An enum without values takes any default, as in flatc (its `keyword_test.fbs` does this).
+    std::fs::write(
+        &path,
+        "enum E : int (bit_flags) { A, B } enum Empty : int {} table T { e: Empty; }",
+    )
+    .expect("write");
     let checked = rpcgen::check_files(&[path], &LoadOptions::default());
     assert!(checked.model.is_some());
     assert!(

@@ -203,7 +203,9 @@ impl Checker<'_, '_> {
             );
             return None;
         }
-        if !checked.bit_flags && !checked.values.iter().any(|v| v.value == value) {
+        // flatc does not check defaults against an enum without values.
+        let is_value = checked.values.is_empty() || checked.values.iter().any(|v| v.value == value);
+        if !checked.bit_flags && !is_value {
             let first = checked.values.first().map(|v| v.name.clone());
             let mut diagnostic = match written {
                 Some(text) => Diagnostic::error(format!(

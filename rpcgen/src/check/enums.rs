@@ -238,8 +238,13 @@ impl Checker<'_, '_> {
             let ty = self.union_variant_type(file, &namespace, &variant.ty);
             let (name, name_span) = match (&variant.alias, &variant.ty.kind) {
                 (Some(alias), _) => (alias.text.clone(), alias.span),
+                // Like flatc: `a.b.T` without an alias becomes the variant `a_b_T`.
                 (None, TypeExprKind::Named(path)) => (
-                    path.parts.last().map_or(String::new(), |p| p.text.clone()),
+                    path.parts
+                        .iter()
+                        .map(|p| p.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("_"),
                     path.span,
                 ),
                 (None, _) => (String::new(), variant.ty.span),

@@ -122,6 +122,16 @@ impl Checker<'_, '_> {
             };
             laid.push((model_field, size, align));
         }
+        if decl.fields.is_empty() {
+            let name = self.source(id).name.dotted();
+            self.report(
+                Diagnostic::error(format!("struct `{name}` has no fields"))
+                    .at(self.decl_loc(id), "empty struct")
+                    .note("flatc does not allow structs of size 0")
+                    .help("add a field, or use an empty table"),
+            );
+            ok = false;
+        }
         let natural = laid.iter().map(|&(_, _, align)| align).max().unwrap_or(1);
         let align = match self.force_align(id, decl, natural) {
             Some(align) => align,
