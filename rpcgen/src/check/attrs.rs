@@ -44,19 +44,6 @@ const FLATC_ATTRIBUTES: [&str; 27] = [
     "vector64",
 ];
 
-/// Attributes the model interprets; they are not copied into `attributes`.
-const INTERPRETED: [&str; 9] = [
-    "id",
-    "deprecated",
-    "required",
-    "key",
-    "nested_flatbuffer",
-    "hash",
-    "force_align",
-    "original_order",
-    "bit_flags",
-];
-
 /// Where an attribute is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Place {
@@ -89,17 +76,36 @@ impl Place {
     }
 }
 
-/// Where each interpreted attribute belongs, and whether it takes a value.
+/// Where each attribute flatc interprets may be written, and whether it takes a value.
 fn rule(name: &str) -> Option<(&'static [Place], bool)> {
     Some(match name {
         "id" | "hash" | "nested_flatbuffer" => (&[Place::TableField], true),
-        "deprecated" | "required" => (&[Place::TableField], false),
+        "required" => (&[Place::TableField], false),
+        // flatc accepts both; they are kept as plain attributes there, for emitters.
+        "deprecated" => (&[Place::TableField, Place::EnumValue], false),
         "key" => (&[Place::TableField, Place::StructField], false),
         "force_align" => (&[Place::Struct], true),
         "original_order" => (&[Place::Table], false),
         "bit_flags" => (&[Place::Enum], false),
         _ => return None,
     })
+}
+
+/// Whether the model turns `name` into a field of its own at `place` (so it is not kept in
+/// `attributes`).
+fn interpreted(name: &str, place: Place) -> bool {
+    match place {
+        Place::TableField => {
+            matches!(
+                name,
+                "id" | "deprecated" | "required" | "key" | "nested_flatbuffer" | "hash"
+            )
+        }
+        Place::Struct => name == "force_align",
+        Place::Table => name == "original_order",
+        Place::Enum => name == "bit_flags",
+        _ => false,
+    }
 }
 
 impl Checker<'_, '_> {
@@ -111,9 +117,18 @@ impl Checker<'_, '_> {
         attributes: &[Attribute],
         place: Place,
     ) {
-        for attribute in attributes {
+        for (index, attribute) in attributes.iter().enumerate() {
             let name = attribute.name.text.as_str();
             let loc = Loc::new(file, attribute.name.span);
+            if let Some(first) = attributes[..index].iter().find(|a| a.name.text == name) {
+                // flatc warns and uses the first one; so do we.
+                self.report(
+                    Diagnostic::warning(format!("attribute `{name}` is given twice"))
+                        .at(loc, "ignored")
+                        .with(Loc::new(file, first.name.span), "this one is used"),
+                );
+                continue;
+            }
             if !FLATC_ATTRIBUTES.contains(&name) && !self.declared_attributes.contains(name) {
                 let mut diagnostic =
                     Diagnostic::error(format!("attribute `{name}` is not declared"))
@@ -150,10 +165,10 @@ fn misplaced(name: &str, place: Place, loc: Loc) -> Diagnostic {
         ("id", Place::StructField) => "struct fields cannot have an `id`".to_string(),
         _ => format!("attribute `{name}` is not allowed on {}", place.describe()),
     };
-    let only = match rule(name).map(|(places, _)| places) {
-        Some([only]) => format!("`{name}` only applies to {}", only.describe()),
-        _ => format!("`{name}` only applies to table and struct fields"),
-    };
+    let places: Vec<&str> = rule(name)
+        .map(|(places, _)| places.iter().map(|p| p.describe()).collect())
+        .unwrap_or_default();
+    let only = format!("`{name}` only applies to {}", places.join(" or "));
     Diagnostic::error(message)
         .at(loc, "not allowed here")
         .note(only)
@@ -164,11 +179,11 @@ pub(super) fn find<'x>(attributes: &'x [Attribute], name: &str) -> Option<&'x At
     attributes.iter().find(|a| a.name.text == name)
 }
 
-/// The attributes the model does not interpret, values unquoted, in source order.
-pub(super) fn kept(attributes: &[Attribute]) -> Vec<Attr> {
+/// The attributes the model does not interpret at `place`, values unquoted, in source order.
+pub(super) fn kept(attributes: &[Attribute], place: Place) -> Vec<Attr> {
     attributes
         .iter()
-        .filter(|a| !INTERPRETED.contains(&a.name.text.as_str()))
+        .filter(|a| !interpreted(&a.name.text, place))
         .map(|a| Attr {
             name: a.name.text.clone(),
             value: a.value.as_ref().map(|v| literal_text(&v.kind)),

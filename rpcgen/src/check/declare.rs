@@ -6,6 +6,7 @@ use crate::load::{Ast, ParsedFile};
 use crate::source::Loc;
 use crate::syntax::ast::{Attribute, Docs, Ident, ItemKind};
 
+use super::attrs::Place;
 use super::{Checker, DeclAst, DeclSource, qualified};
 
 impl<'a> Checker<'a, '_> {
@@ -82,5 +83,16 @@ pub(super) fn docs_and_attributes<'a>(ast: DeclAst<'a>) -> (&'a Docs, &'a [Attri
         DeclAst::Enum(e) => (&e.docs, &e.attributes),
         DeclAst::Union(u) => (&u.docs, &u.attributes),
         DeclAst::RpcService(r) => (&r.docs, &r.attributes),
+    }
+}
+
+/// Where a declaration's own attributes are written.
+pub(super) fn place(ast: DeclAst<'_>) -> Place {
+    match ast {
+        DeclAst::Table(_) => Place::Table,
+        DeclAst::Struct(_) => Place::Struct,
+        DeclAst::Enum(_) => Place::Enum,
+        DeclAst::Union(_) => Place::Union,
+        DeclAst::RpcService(_) => Place::RpcService,
     }
 }

@@ -103,7 +103,7 @@ impl Checker<'_, '_> {
                 docs: value_decl.docs.clone(),
                 loc,
                 value: if bit_flags { 1i128 << raw } else { raw },
-                attributes: attrs::kept(&value_decl.attributes),
+                attributes: attrs::kept(&value_decl.attributes, Place::EnumValue),
             });
         }
         Enum {

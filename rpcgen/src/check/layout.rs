@@ -118,7 +118,7 @@ impl Checker<'_, '_> {
                 ty,
                 offset: 0,
                 padding: 0,
-                attributes: attrs::kept(&field.attributes),
+                attributes: attrs::kept(&field.attributes, Place::StructField),
             };
             laid.push((model_field, size, align));
         }

@@ -133,7 +133,7 @@ impl<'a> Checker<'a, '_> {
                     name: source.name,
                     docs: docs.clone(),
                     loc: Loc::new(source.file, source.name_span),
-                    attributes: attrs::kept(attributes),
+                    attributes: attrs::kept(attributes, declare::place(source.ast)),
                     kind: kind?,
                 })
             })

@@ -55,7 +55,7 @@ impl Checker<'_, '_> {
                 loc,
                 request,
                 response,
-                attributes: attrs::kept(&method.attributes),
+                attributes: attrs::kept(&method.attributes, Place::RpcMethod),
             });
         }
         RpcService { methods }

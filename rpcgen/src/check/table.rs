@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::diag::Diagnostic;
 use crate::model::{DeclId, DeclKind, Field, Scalar, Table, Type};
 use crate::source::{FileId, Loc, Span};
-use crate::syntax::ast::{Attribute, Compound, LiteralKind, Path};
+use crate::syntax::ast::{self, Attribute, Compound, LiteralKind, Path};
 
 use super::attrs::{self, Place};
 use super::layout::duplicate_field;
@@ -115,7 +115,7 @@ impl Checker<'_, '_> {
             }
             let is_key = flag("key").is_some();
             if let Some(key_attr) = flag("key") {
-                self.check_key(file, key_attr, &ty, &mut key, fields.len());
+                self.check_key(file, key_attr, field, &ty, &mut key, fields.len());
             }
             let nested_flatbuffer = flag("nested_flatbuffer")
                 .and_then(|a| self.nested_flatbuffer(file, &namespace, a, &ty));
@@ -137,7 +137,7 @@ impl Checker<'_, '_> {
                 key: is_key,
                 nested_flatbuffer,
                 hash,
-                attributes: attrs::kept(&field.attributes),
+                attributes: attrs::kept(&field.attributes, Place::TableField),
             });
         }
         Table {
@@ -147,10 +147,12 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A table has at most one key: a scalar that is not optional, or a string.
     fn check_key(
         &mut self,
         file: FileId,
         attribute: &Attribute,
+        field: &ast::Field,
         ty: &Type,
         key: &mut Option<(usize, Span)>,
         index: usize,
@@ -171,6 +173,21 @@ impl Checker<'_, '_> {
                     "a `key` field must be a scalar or a string, found {found}"
                 ))
                 .at(loc, "invalid key"),
+            );
+            return;
+        }
+        if field
+            .default
+            .as_ref()
+            .is_some_and(|d| d.kind == LiteralKind::Null)
+        {
+            self.report(
+                Diagnostic::error(format!(
+                    "optional field `{}` cannot be the `key`",
+                    field.name.text
+                ))
+                .at(loc, "invalid key")
+                .note("vectors of tables are sorted by their key, so every element needs one"),
             );
             return;
         }
