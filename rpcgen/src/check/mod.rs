@@ -2,20 +2,20 @@
 //!
 //! # Layout
 //!
-//! One [`Checker`] walks the files in passes, because later rules need earlier results:
+//! One `Checker` walks the files in passes, because later rules need earlier results:
 //!
-//! 1. [`declare`]: every declaration gets its qualified name and a [`DeclId`]; duplicates and
+//! 1. `declare`: every declaration gets its qualified name and a [`DeclId`]; duplicates and
 //!    `attribute "x";` declarations are collected.
-//! 2. [`enums`]: enums and unions (table defaults need enum values).
-//! 3. [`layout`]: structs, their layout and cycles (tables embed struct sizes).
-//! 4. [`table`]: tables, their field ids, defaults and attributes.
-//! 5. [`rpc`]: `rpc_service`, and the file-level `root_type` / `file_identifier`.
-//! 6. [`services`]: `.service` files and their stable ids.
+//! 2. `enums`: enums and unions (table defaults need enum values).
+//! 3. `layout`: structs, their layout and cycles (tables embed struct sizes).
+//! 4. `table`: tables, with field ids in `slots` and defaults in `defaults`.
+//! 5. `rpc`: `rpc_service`, and the file-level `root_type` / `file_identifier`.
+//! 6. `services`: `.service` files and their stable ids.
 //!
-//! Name resolution lives in [`scope`], attribute rules in [`attrs`], type expressions in
-//! [`types`], literal parsing in [`value`]. Every pass reports what it finds and carries on with
-//! a best guess, so one run shows every independent error; the model is only used when no error
-//! was reported.
+//! Name resolution lives in `scope`, attribute rules in `attrs`, type expressions in `types`,
+//! literal parsing in `value`. Every pass reports what it finds and carries on with a best
+//! guess, so one run shows every independent error; the model is only used when no error was
+//! reported.
 
 mod attrs;
 mod declare;
