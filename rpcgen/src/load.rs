@@ -174,3 +174,186 @@ fn tidy(path: &Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Writes `files` (relative path, text) under a fresh temporary directory.
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().expect("a parent")).expect("create dirs");
+            fs::write(path, text).expect("write file");
+        }
+        dir
+    }
+
+    fn run(
+        inputs: &[PathBuf],
+        include_dirs: &[PathBuf],
+    ) -> (Vec<ParsedFile>, SourceMap, Diagnostics) {
+        let mut sources = SourceMap::new();
+        let mut diags = Diagnostics::new();
+        let options = LoadOptions {
+            include_dirs: include_dirs.to_vec(),
+        };
+        let files = load(inputs, &options, &mut sources, &mut diags);
+        (files, sources, diags)
+    }
+
+    /// Names of the loaded files, relative to `root`, in the order `load` returned them.
+    fn order(files: &[ParsedFile], sources: &SourceMap, root: &Path) -> Vec<String> {
+        let root = root.display().to_string();
+        files
+            .iter()
+            .map(|f| {
+                sources
+                    .get(f.file)
+                    .name
+                    .trim_start_matches(&root)
+                    .trim_start_matches('/')
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn includes_resolve_next_to_the_includer_then_in_include_dirs_in_order() {
+        let dir = tree(&[
+            (
+                "app/main.fbs",
+                "include \"local.fbs\";\ninclude \"shared.fbs\";\ntable M {}",
+            ),
+            ("app/local.fbs", "include \"deep/leaf.fbs\";\ntable L {}"),
+            ("app/deep/leaf.fbs", "table Leaf {}"),
+            ("first/shared.fbs", "include \"leaf2.fbs\";\ntable S {}"),
+            ("second/shared.fbs", "table NotThisOne {}"),
+            // Found through `second`: `first` has no leaf2.fbs, and `app` is not searched for a
+            // file included from `first`.
+            ("second/leaf2.fbs", "table Leaf2 {}"),
+            ("app/leaf2.fbs", "table Wrong {}"),
+        ]);
+        let root = dir.path();
+        let dirs = [root.join("first"), root.join("second")];
+        let (files, sources, diags) = run(&[root.join("app/main.fbs")], &dirs);
+        assert!(diags.is_empty(), "{}", diags.render(&sources, false));
+        assert_eq!(
+            order(&files, &sources, root),
+            [
+                "app/deep/leaf.fbs",
+                "app/local.fbs",
+                "second/leaf2.fbs",
+                "first/shared.fbs",
+                "app/main.fbs"
+            ]
+        );
+        let main = files.last().expect("main");
+        let included: Vec<&str> = main
+            .includes
+            .iter()
+            .map(|&id| sources.get(id).name.as_str())
+            .collect();
+        assert_eq!(
+            included,
+            [
+                sources.get(files[1].file).name.as_str(),
+                sources.get(files[3].file).name.as_str()
+            ]
+        );
+        assert!(matches!(&files[0].ast, Ast::Fbs(f) if f.items.len() == 1));
+    }
+
+    #[test]
+    fn each_file_is_loaded_once_and_cycles_are_fine() {
+        let dir = tree(&[
+            (
+                "a.fbs",
+                "include \"b.fbs\";\ninclude \"c.fbs\";\ntable A {}",
+            ),
+            (
+                "b.fbs",
+                "include \"a.fbs\";\ninclude \"c.fbs\";\ntable B {}",
+            ),
+            ("c.fbs", "include \"./c.fbs\";\ntable C {}"),
+        ]);
+        let root = dir.path();
+        let inputs = [root.join("a.fbs"), root.join("./b.fbs"), root.join("a.fbs")];
+        let (files, sources, diags) = run(&inputs, &[]);
+        assert!(diags.is_empty(), "{}", diags.render(&sources, false));
+        assert_eq!(order(&files, &sources, root), ["c.fbs", "b.fbs", "a.fbs"]);
+        assert_eq!(sources.len(), 3);
+        // b includes a while a is still being loaded: the include is kept, the order cannot be.
+        assert_eq!(files[1].includes, [files[2].file, files[0].file]);
+    }
+
+    #[test]
+    fn a_missing_include_is_reported_at_its_string_with_the_folders_searched() {
+        let dir = tree(&[("api/main.service", "include \"gone.fbs\";\nservice S {}")]);
+        let root = dir.path();
+        let extra = root.join("extra");
+        let (files, sources, diags) = run(
+            &[root.join("api/main.service")],
+            std::slice::from_ref(&extra),
+        );
+        let [error] = diags.iter().collect::<Vec<_>>()[..] else {
+            panic!("one error expected")
+        };
+        assert_eq!(error.message, "cannot find included file `gone.fbs`");
+        let label = &error.labels[0];
+        assert_eq!(
+            sources.get(label.loc.file).slice(label.loc.span),
+            "\"gone.fbs\""
+        );
+        let searched = format!(
+            "note: searched in `{}`, `{}`",
+            root.join("api").display(),
+            extra.display()
+        );
+        assert_eq!(error.notes, [searched]);
+        assert!(matches!(&files[0].ast, Ast::Service(s) if s.items.len() == 2));
+        assert!(files[0].includes.is_empty());
+    }
+
+    #[test]
+    fn a_missing_input_names_the_path_and_the_os_reason() {
+        let (files, _, diags) = run(&[PathBuf::from("no/such/file.fbs")], &[]);
+        assert!(files.is_empty());
+        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages.len(), 1);
+        assert!(
+            messages[0].starts_with("cannot read `no/such/file.fbs`: "),
+            "{}",
+            messages[0]
+        );
+        assert!(messages[0].contains("No such file"), "{}", messages[0]);
+    }
+
+    #[test]
+    fn names_are_the_paths_as_given_or_as_resolved() {
+        let dir = tree(&[
+            ("x/a.fbs", "include \"../y/b.fbs\";"),
+            ("y/b.fbs", "table B {}"),
+        ]);
+        let input = dir.path().join("x/./a.fbs");
+        let (files, sources, _) = run(std::slice::from_ref(&input), &[]);
+        assert_eq!(sources.get(files[1].file).name, input.display().to_string());
+        assert_eq!(
+            sources.get(files[0].file).name,
+            dir.path().join("y/b.fbs").display().to_string()
+        );
+    }
+
+    #[test]
+    fn the_extension_picks_the_parser() {
+        let dir = tree(&[("s.service", "service S {}"), ("t.schema", "table T {}")]);
+        let inputs = [dir.path().join("s.service"), dir.path().join("t.schema")];
+        let (files, _, diags) = run(&inputs, &[]);
+        assert!(diags.is_empty());
+        assert!(matches!(files[0].ast, Ast::Service(_)));
+        assert!(matches!(files[1].ast, Ast::Fbs(_)));
+    }
+}
