@@ -12,7 +12,6 @@ use crate::ids::stable_id;
 use crate::load::{Ast, ParsedFile};
 use crate::model::{
     ErrorDef, LagPolicy, Method, QualifiedName, Service, StatusCode, Topic, TopicKey, TopicKeyType,
-    Type,
 };
 use crate::source::{FileId, Loc, Span};
 use crate::syntax::ast::{
@@ -20,7 +19,8 @@ use crate::syntax::ast::{
 };
 
 use super::attrs::literal_text;
-use super::scope::edit_distance;
+use super::scope::{edit_distance, scalar_keyword};
+use super::types::written_type;
 use super::{Checker, qualified};
 
 /// What value a service attribute takes.
@@ -180,7 +180,7 @@ impl Checker<'_, '_> {
                     let id = self.member_id(file, member, &full_name, loc, &mut ids[1]);
                     let on_lag = self.on_lag(file, &member.attributes);
                     let key = match key {
-                        Some(key) => self.topic_key(file, &namespace, key).map(Some),
+                        Some(key) => self.topic_key(file, key).map(Some),
                         None => Some(None),
                     };
                     let message = self.resolve_table(file, &namespace, message, "a topic message");
@@ -345,36 +345,32 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn topic_key(
-        &mut self,
-        file: FileId,
-        namespace: &[String],
-        key: &crate::syntax::ast::TopicKey,
-    ) -> Option<TopicKey> {
-        let loc = Loc::new(file, key.ty.span);
-        let found = match &key.ty.kind {
-            TypeExprKind::Named(path) => match self.resolve_type_name(file, namespace, path)? {
-                Type::String => {
+    /// A topic key type: `string` or an integer scalar keyword. Key types are not looked up
+    /// among declarations (see `docs/service-files.md`), so any other name is simply invalid.
+    fn topic_key(&mut self, file: FileId, key: &crate::syntax::ast::TopicKey) -> Option<TopicKey> {
+        let name = key.name.text.clone();
+        if let TypeExprKind::Named(path) = &key.ty.kind {
+            if let [single] = path.parts.as_slice() {
+                if single.text == "string" {
                     return Some(TopicKey {
-                        name: key.name.text.clone(),
+                        name,
                         ty: TopicKeyType::String,
                     });
                 }
-                Type::Scalar(scalar) if scalar.is_integer() => {
+                if let Some(scalar) = scalar_keyword(&single.text).filter(|s| s.is_integer()) {
                     return Some(TopicKey {
-                        name: key.name.text.clone(),
+                        name,
                         ty: TopicKeyType::Int(scalar),
                     });
                 }
-                other => self.describe_type(&other),
-            },
-            TypeExprKind::Vector(_) | TypeExprKind::Array(..) => "a vector or array".to_string(),
-        };
+            }
+        }
+        let written = written_type(&key.ty);
         self.report(
             Diagnostic::error(format!(
-                "a topic key must be `string` or an integer type, found {found}"
+                "a topic key must be `string` or an integer type, found `{written}`"
             ))
-            .at(loc, "invalid key type"),
+            .at(Loc::new(file, key.ty.span), "invalid key type"),
         );
         None
     }

@@ -228,3 +228,18 @@ impl Checker<'_, '_> {
         }
     }
 }
+
+/// A type expression as written: `a.T`, `[int]`, `[float:3]`.
+pub(super) fn written_type(ty: &TypeExpr) -> String {
+    match &ty.kind {
+        TypeExprKind::Named(path) => path.dotted(),
+        TypeExprKind::Vector(element) => format!("[{}]", written_type(element)),
+        TypeExprKind::Array(element, length) => {
+            format!(
+                "[{}:{}]",
+                written_type(element),
+                super::attrs::literal_text(&length.kind)
+            )
+        }
+    }
+}
