@@ -397,3 +397,58 @@ fn signed_bit_flags_warn_but_still_check() {
             .contains("warning: the underlying type of bit_flags enum `E` should be unsigned")
     );
 }
+
+/// flatc's own test schemas (kept by the parser's corpus, `tests/flatc_corpus/`): flatc accepts
+/// each of them, so each must check cleanly on its own, and `monster_test.fbs` must come out as
+/// flatc sees it.
+#[test]
+fn flatc_test_schemas_check_cleanly() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flatc_corpus");
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus folder")
+        .map(|entry| entry.expect("corpus entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "fbs"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 9, "corpus files missing: {inputs:?}");
+    for input in &inputs {
+        let checked = rpcgen::check_files(std::slice::from_ref(input), &LoadOptions::default());
+        assert!(
+            checked.model.is_some(),
+            "{}:\n{}",
+            input.display(),
+            checked.render()
+        );
+    }
+
+    let monster = dir.join("monster_test.fbs");
+    let checked = rpcgen::check_files(&[monster], &LoadOptions::default());
+    let model = checked.model.expect("monster_test.fbs checks");
+    // `Color : byte (bit_flags)` is signed: flatc warns, and so do we.
+    assert!(checked.diagnostics.iter().count() >= 1);
+    let color = model.enum_(id(&model, "MyGame.Example.Color"));
+    assert_eq!(
+        color.values.iter().map(|v| v.value).collect::<Vec<_>>(),
+        [1, 2, 8]
+    );
+    let any = model.union(id(&model, "MyGame.Example.Any"));
+    let names: Vec<&str> = any.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Monster",
+            "TestSimpleTableWithEnum",
+            "MyGame_Example2_Monster"
+        ]
+    );
+    let vec3 = model.struct_(id(&model, "MyGame.Example.Vec3"));
+    assert_eq!((vec3.size, vec3.align), (32, 16));
+    let offsets: Vec<u32> = vec3.fields.iter().map(|f| f.offset).collect();
+    assert_eq!(offsets, [0, 4, 8, 16, 24, 26]);
+    let simple = model.table(id(&model, "MyGame.Example.TestSimpleTableWithEnum"));
+    assert_eq!(
+        simple.fields[0].default,
+        Some(Value::Int(2)),
+        "`Green` is bit 1"
+    );
+}
