@@ -342,7 +342,8 @@ pub struct Union {
 
 #[derive(Clone, Debug)]
 pub struct UnionVariant {
-    /// The alias, or the type's own name.
+    /// The alias, or the type name as written with `.` replaced by `_` (`a.T` → `a_T`), as
+    /// flatc names it.
     pub name: String,
     pub docs: Vec<String>,
     pub loc: Loc,
