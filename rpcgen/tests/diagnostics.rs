@@ -28,12 +28,7 @@ fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(CASES)
         .expect("the cases folder exists")
         .map(|entry| Path::new(CASES).join(entry.expect("readable folder").file_name()))
-        .filter(|path| {
-            matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("fbs" | "service")
-            )
-        })
+        .filter(|path| matches!(path.extension().and_then(|e| e.to_str()), Some("fbs" | "service")))
         .collect();
     cases.sort();
     cases
@@ -44,11 +39,7 @@ fn rendered_diagnostics_match_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     let cases = cases();
-    assert!(
-        cases.len() > 40,
-        "expected the whole suite, found {} cases",
-        cases.len()
-    );
+    assert!(cases.len() > 40, "expected the whole suite, found {} cases", cases.len());
     for case in &cases {
         let checked = rpcgen::check_files(std::slice::from_ref(case), &LoadOptions::default());
         let rendered = checked.render();
@@ -61,9 +52,7 @@ fn rendered_diagnostics_match_golden_files() {
         }
         let golden = case.with_extension(format!(
             "{}.stderr",
-            case.extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or_default()
+            case.extension().and_then(|e| e.to_str()).unwrap_or_default()
         ));
         if update {
             std::fs::write(&golden, &rendered).expect("golden file writable");
@@ -76,11 +65,9 @@ fn rendered_diagnostics_match_golden_files() {
                 case.display(),
                 golden.display()
             )),
-            Err(_) => failures.push(format!(
-                "{}: no golden file {}",
-                case.display(),
-                golden.display()
-            )),
+            Err(_) => {
+                failures.push(format!("{}: no golden file {}", case.display(), golden.display()))
+            }
         }
     }
     assert!(
@@ -100,15 +87,9 @@ fn flatc_rejects_what_we_reject() {
         return;
     }
     let mut disagreements = Vec::new();
-    for case in cases()
-        .iter()
-        .filter(|c| c.extension().is_some_and(|e| e == "fbs"))
-    {
+    for case in cases().iter().filter(|c| c.extension().is_some_and(|e| e == "fbs")) {
         let text = std::fs::read_to_string(case).expect("case readable");
-        let stricter = text
-            .lines()
-            .next()
-            .is_some_and(|first| first.starts_with(STRICTER));
+        let stricter = text.lines().next().is_some_and(|first| first.starts_with(STRICTER));
         let out = tempfile::tempdir().expect("temp dir");
         let result = Command::new(&flatc)
             .arg("--rust")

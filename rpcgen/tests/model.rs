@@ -22,10 +22,7 @@ fn check(files: &[(&str, &str)]) -> (Model, tempfile::TempDir) {
     }
     let input = dir.path().join(files[0].0);
     let checked = rpcgen::check_files(&[input], &LoadOptions::default());
-    let model = checked
-        .model
-        .clone()
-        .unwrap_or_else(|| panic!("errors:\n{}", checked.render()));
+    let model = checked.model.clone().unwrap_or_else(|| panic!("errors:\n{}", checked.render()));
     (model, dir)
 }
 
@@ -44,18 +41,11 @@ fn field_ids_follow_declaration_order_and_unions_take_two_slots() {
          table Monster { hp: short; weapon: Weapon; name: string; bag: [Weapon]; }",
     )]);
     let monster = model.table(id(&model, "Monster"));
-    let ids: Vec<(&str, u16)> = monster
-        .fields
-        .iter()
-        .map(|f| (f.name.as_str(), f.id))
-        .collect();
+    let ids: Vec<(&str, u16)> = monster.fields.iter().map(|f| (f.name.as_str(), f.id)).collect();
     assert_eq!(ids, [("hp", 0), ("weapon", 2), ("name", 3), ("bag", 5)]);
     let weapon = id(&model, "Weapon");
     assert_eq!(monster.fields[1].ty, Type::Union(weapon));
-    assert_eq!(
-        monster.fields[3].ty,
-        Type::Vector(Box::new(Type::Union(weapon)))
-    );
+    assert_eq!(monster.fields[3].ty, Type::Vector(Box::new(Type::Union(weapon))));
 }
 
 #[test]
@@ -85,10 +75,7 @@ fn struct_layout_matches_flatc() {
     assert_eq!((mixed.size, mixed.align), (32, 8));
     let outer = model.struct_(id(&model, "Outer"));
     assert_eq!((outer.size, outer.align), (8, 2));
-    assert_eq!(
-        outer.fields.iter().map(|f| f.offset).collect::<Vec<_>>(),
-        [0, 2, 6]
-    );
+    assert_eq!(outer.fields.iter().map(|f| f.offset).collect::<Vec<_>>(), [0, 2, 6]);
     let aligned = model.struct_(id(&model, "Aligned"));
     assert_eq!((aligned.size, aligned.align), (16, 16));
     assert_eq!(aligned.fields[1].padding, 11);
@@ -100,11 +87,7 @@ fn struct_layout_matches_flatc() {
     for id in model.ids() {
         if let DeclKind::Struct(s) = &model.decl(id).kind {
             let name = &model.decl(id).name.name;
-            assert_eq!(
-                Some(&s.size),
-                flatc_sizes.get(name),
-                "size of struct `{name}`"
-            );
+            assert_eq!(Some(&s.size), flatc_sizes.get(name), "size of struct `{name}`");
         }
     }
 }
@@ -119,16 +102,8 @@ fn flatc_struct_sizes(schema: &Path) -> Option<std::collections::HashMap<String,
         return None;
     }
     let out = tempfile::tempdir().expect("temp dir");
-    let status = Command::new(&flatc)
-        .arg("--rust")
-        .arg("-o")
-        .arg(out.path())
-        .arg(schema)
-        .status();
-    assert!(
-        status.expect("flatc runs").success(),
-        "flatc rejected a valid schema"
-    );
+    let status = Command::new(&flatc).arg("--rust").arg("-o").arg(out.path()).arg(schema).status();
+    assert!(status.expect("flatc runs").success(), "flatc rejected a valid schema");
     let mut sizes = std::collections::HashMap::new();
     for entry in walk(out.path()) {
         let text = std::fs::read_to_string(entry).expect("generated file");
@@ -169,26 +144,15 @@ fn bit_flags_are_shifted_and_defaults_combine_them() {
     )]);
     let perm = model.enum_(id(&model, "Perm"));
     assert!(perm.bit_flags);
-    assert_eq!(
-        perm.values.iter().map(|v| v.value).collect::<Vec<_>>(),
-        [1, 2, 128]
-    );
+    assert_eq!(perm.values.iter().map(|v| v.value).collect::<Vec<_>>(), [1, 2, 128]);
     let level = model.enum_(id(&model, "Level"));
     assert_eq!(level.underlying, Scalar::I16);
-    assert_eq!(
-        level.values.iter().map(|v| v.value).collect::<Vec<_>>(),
-        [-1, 0, 10]
-    );
+    assert_eq!(level.values.iter().map(|v| v.value).collect::<Vec<_>>(), [-1, 0, 10]);
     let file = model.table(id(&model, "File"));
     let defaults: Vec<Option<Value>> = file.fields.iter().map(|f| f.default).collect();
     assert_eq!(
         defaults,
-        [
-            Some(Value::Int(3)),
-            Some(Value::Int(0)),
-            Some(Value::Int(10)),
-            Some(Value::Int(0))
-        ]
+        [Some(Value::Int(3)), Some(Value::Int(0)), Some(Value::Int(10)), Some(Value::Int(0))]
     );
 }
 
@@ -212,19 +176,10 @@ fn defaults_become_values() {
     assert_eq!(field("f").default, Some(Value::Int(u64::MAX as i128)));
     assert_eq!(field("g").default, Some(Value::Int(-128)));
     assert_eq!(field("l").default, Some(Value::Float(1000.0)));
-    assert_eq!(
-        (field("h").presence.clone(), field("h").default),
-        (Presence::Optional, None)
-    );
-    assert_eq!(
-        field("i").default_nonscalar,
-        Some(NonScalarDefault::String("hi".into()))
-    );
+    assert_eq!((field("h").presence.clone(), field("h").default), (Presence::Optional, None));
+    assert_eq!(field("i").default_nonscalar, Some(NonScalarDefault::String("hi".into())));
     assert_eq!(field("i").presence, Presence::Optional);
-    assert_eq!(
-        field("j").default_nonscalar,
-        Some(NonScalarDefault::EmptyVector)
-    );
+    assert_eq!(field("j").default_nonscalar, Some(NonScalarDefault::EmptyVector));
     assert_eq!(field("k").presence, Presence::Required);
     assert_eq!(field("a").presence, Presence::Default);
 }
@@ -241,31 +196,16 @@ fn names_resolve_from_the_innermost_namespace_across_includes() {
              root_type Map;
              file_identifier \"MAPS\";",
         ),
-        (
-            "common.fbs",
-            "namespace game; struct Point { x: int; y: int; } table Tile {}",
-        ),
+        ("common.fbs", "namespace game; struct Point { x: int; y: int; } table Tile {}"),
     ]);
     // Included declarations come first.
     let names: Vec<String> = model.decls.iter().map(|d| d.name.dotted()).collect();
-    assert_eq!(
-        names,
-        [
-            "game.Point",
-            "game.Tile",
-            "game.world.Map",
-            "game.world.Tile"
-        ]
-    );
+    assert_eq!(names, ["game.Point", "game.Tile", "game.world.Map", "game.world.Tile"]);
     let map = model.table(id(&model, "game.world.Map"));
     assert_eq!(map.fields[0].ty, Type::Struct(id(&model, "game.Point")));
     assert_eq!(map.fields[1].ty, Type::Table(id(&model, "game.world.Tile")));
     assert_eq!(map.fields[2].ty, Type::Table(id(&model, "game.Tile")));
-    let main = model
-        .files
-        .iter()
-        .find(|f| f.path.ends_with("main.fbs"))
-        .expect("main file info");
+    let main = model.files.iter().find(|f| f.path.ends_with("main.fbs")).expect("main file info");
     assert_eq!(main.root_type, Some(id(&model, "game.world.Map")));
     assert_eq!(main.file_identifier, Some(*b"MAPS"));
     assert_eq!(main.includes.len(), 1);
@@ -288,46 +228,29 @@ fn unions_attributes_and_field_flags() {
          }",
     )]);
     let any = model.union(id(&model, "Any"));
-    let variants: Vec<(&str, u8, UnionVariantType)> = any
-        .variants
-        .iter()
-        .map(|v| (v.name.as_str(), v.value, v.ty))
-        .collect();
+    let variants: Vec<(&str, u8, UnionVariantType)> =
+        any.variants.iter().map(|v| (v.name.as_str(), v.value, v.ty)).collect();
     assert_eq!(
         variants,
         [
             ("Inner", 1, UnionVariantType::Table(id(&model, "Inner"))),
             ("At", 2, UnionVariantType::Struct(id(&model, "Pos"))),
             ("Again", 5, UnionVariantType::Table(id(&model, "Inner"))),
-            (
-                "other_Inner",
-                6,
-                UnionVariantType::Table(id(&model, "other.Inner"))
-            ),
+            ("other_Inner", 6, UnionVariantType::Table(id(&model, "other.Inner"))),
         ]
     );
     let t_id = id(&model, "T");
     let decl = model.decl(t_id);
     assert_eq!(decl.attributes.len(), 1);
     assert_eq!(
-        (
-            decl.attributes[0].name.as_str(),
-            decl.attributes[0].value.as_deref()
-        ),
+        (decl.attributes[0].name.as_str(), decl.attributes[0].value.as_deref()),
         ("priority", Some("high"))
     );
     let t = model.table(t_id);
     assert_eq!(t.key, Some(0));
     assert!(t.fields[0].key);
-    assert_eq!(
-        t.fields[0].attributes.len(),
-        1,
-        "`key` is interpreted, `cpp_type` kept"
-    );
-    assert_eq!(
-        t.fields[0].attributes[0].value.as_deref(),
-        Some("std::string")
-    );
+    assert_eq!(t.fields[0].attributes.len(), 1, "`key` is interpreted, `cpp_type` kept");
+    assert_eq!(t.fields[0].attributes[0].value.as_deref(), Some("std::string"));
     assert_eq!(t.fields[1].nested_flatbuffer, Some(id(&model, "Inner")));
     assert_eq!(t.fields[2].hash.as_deref(), Some("fnv1a_32"));
     assert!(t.fields[3].deprecated);
@@ -348,10 +271,7 @@ fn services_get_stable_or_pinned_ids() {
                error Overflow: out_of_range;
              }",
         ),
-        (
-            "calc.fbs",
-            "namespace shop; table AddRequest { a: int; } table AddReply { sum: int; }",
-        ),
+        ("calc.fbs", "namespace shop; table AddRequest { a: int; } table AddReply { sum: int; }"),
     ]);
     let calc = &model.services[0];
     assert_eq!(calc.name.dotted(), "shop.Calc");
@@ -363,20 +283,14 @@ fn services_get_stable_or_pinned_ids() {
     assert_eq!((reset.id, reset.response, reset.writes), (42, None, true));
     let sums = &calc.topics[0];
     assert_eq!(sums.id, rpcgen::ids::stable_id("shop.Calc.sums"));
-    assert_eq!(
-        sums.key.as_ref().map(|k| k.ty),
-        Some(TopicKeyType::Int(Scalar::U64))
-    );
+    assert_eq!(sums.key.as_ref().map(|k| k.ty), Some(TopicKeyType::Int(Scalar::U64)));
     assert_eq!(
         (sums.on_lag, sums.retain, sums.client_publish),
         (LagPolicy::KeepLatest, true, false)
     );
     assert_eq!(calc.topics[1].on_lag, LagPolicy::Disconnect);
     assert_eq!(calc.errors[0].status, StatusCode::OutOfRange);
-    assert_eq!(
-        calc.errors[0].id,
-        rpcgen::ids::stable_id("shop.Calc.Overflow")
-    );
+    assert_eq!(calc.errors[0].id, rpcgen::ids::stable_id("shop.Calc.Overflow"));
 }
 
 #[test]
@@ -413,12 +327,7 @@ fn flatc_test_schemas_check_cleanly() {
     assert!(inputs.len() >= 9, "corpus files missing: {inputs:?}");
     for input in &inputs {
         let checked = rpcgen::check_files(std::slice::from_ref(input), &LoadOptions::default());
-        assert!(
-            checked.model.is_some(),
-            "{}:\n{}",
-            input.display(),
-            checked.render()
-        );
+        assert!(checked.model.is_some(), "{}:\n{}", input.display(), checked.render());
     }
 
     let monster = dir.join("monster_test.fbs");
@@ -427,28 +336,14 @@ fn flatc_test_schemas_check_cleanly() {
     // `Color : byte (bit_flags)` is signed: flatc warns, and so do we.
     assert!(checked.diagnostics.iter().count() >= 1);
     let color = model.enum_(id(&model, "MyGame.Example.Color"));
-    assert_eq!(
-        color.values.iter().map(|v| v.value).collect::<Vec<_>>(),
-        [1, 2, 8]
-    );
+    assert_eq!(color.values.iter().map(|v| v.value).collect::<Vec<_>>(), [1, 2, 8]);
     let any = model.union(id(&model, "MyGame.Example.Any"));
     let names: Vec<&str> = any.variants.iter().map(|v| v.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "Monster",
-            "TestSimpleTableWithEnum",
-            "MyGame_Example2_Monster"
-        ]
-    );
+    assert_eq!(names, ["Monster", "TestSimpleTableWithEnum", "MyGame_Example2_Monster"]);
     let vec3 = model.struct_(id(&model, "MyGame.Example.Vec3"));
     assert_eq!((vec3.size, vec3.align), (32, 16));
     let offsets: Vec<u32> = vec3.fields.iter().map(|f| f.offset).collect();
     assert_eq!(offsets, [0, 4, 8, 16, 24, 26]);
     let simple = model.table(id(&model, "MyGame.Example.TestSimpleTableWithEnum"));
-    assert_eq!(
-        simple.fields[0].default,
-        Some(Value::Int(2)),
-        "`Green` is bit 1"
-    );
+    assert_eq!(simple.fields[0].default, Some(Value::Int(2)), "`Green` is bit 1");
 }

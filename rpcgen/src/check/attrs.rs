@@ -96,10 +96,7 @@ fn rule(name: &str) -> Option<(&'static [Place], bool)> {
 fn interpreted(name: &str, place: Place) -> bool {
     match place {
         Place::TableField => {
-            matches!(
-                name,
-                "id" | "deprecated" | "required" | "key" | "nested_flatbuffer" | "hash"
-            )
+            matches!(name, "id" | "deprecated" | "required" | "key" | "nested_flatbuffer" | "hash")
         }
         Place::Struct => name == "force_align",
         Place::Table => name == "original_order",
@@ -169,9 +166,7 @@ fn misplaced(name: &str, place: Place, loc: Loc) -> Diagnostic {
         .map(|(places, _)| places.iter().map(|p| p.describe()).collect())
         .unwrap_or_default();
     let only = format!("`{name}` only applies to {}", places.join(" or "));
-    Diagnostic::error(message)
-        .at(loc, "not allowed here")
-        .note(only)
+    Diagnostic::error(message).at(loc, "not allowed here").note(only)
 }
 
 /// The attribute called `name`, if written.

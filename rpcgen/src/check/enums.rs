@@ -33,10 +33,8 @@ impl Checker<'_, '_> {
         let bit_flags = attrs::find(&decl.attributes, "bit_flags").is_some();
         let underlying = self.enum_underlying(id, decl);
         if bit_flags && underlying.int_range().is_some_and(|(min, _)| min < 0) {
-            let loc = decl
-                .underlying
-                .as_ref()
-                .map_or(self.decl_loc(id), |t| Loc::new(file, t.span));
+            let loc =
+                decl.underlying.as_ref().map_or(self.decl_loc(id), |t| Loc::new(file, t.span));
             // flatc only warns, so this is a warning too: the model is still produced.
             self.report(
                 Diagnostic::warning(format!(
@@ -70,10 +68,7 @@ impl Checker<'_, '_> {
                 },
                 None => previous.map_or(0, |(p, _)| p + 1),
             };
-            let value_loc = value_decl
-                .value
-                .as_ref()
-                .map_or(loc, |v| Loc::new(file, v.span));
+            let value_loc = value_decl.value.as_ref().map_or(loc, |v| Loc::new(file, v.span));
             if !self.enum_value_fits(raw, underlying, bit_flags, value_loc, &value_decl.name.text) {
                 continue;
             }
@@ -106,11 +101,7 @@ impl Checker<'_, '_> {
                 attributes: attrs::kept(&value_decl.attributes, Place::EnumValue),
             });
         }
-        Enum {
-            underlying,
-            bit_flags,
-            values,
-        }
+        Enum { underlying, bit_flags, values }
     }
 
     /// The enum's integer type; a missing or invalid one is reported and `int` assumed.
@@ -121,9 +112,7 @@ impl Checker<'_, '_> {
             self.report(
                 Diagnostic::error(format!("enum `{name}` has no underlying type"))
                     .at(self.decl_loc(id), "needs an integer type")
-                    .help(format!(
-                        "write the type after the name, e.g. `enum {name} : ubyte`"
-                    )),
+                    .help(format!("write the type after the name, e.g. `enum {name} : ubyte`")),
             );
             return Scalar::I32;
         };
@@ -204,10 +193,8 @@ impl Checker<'_, '_> {
             return true;
         }
         self.report(
-            Diagnostic::error(format!(
-                "enum value `{name}` = {raw} does not fit in `{ty}`"
-            ))
-            .at(loc, format!("`{ty}` holds {min} to {max}")),
+            Diagnostic::error(format!("enum value `{name}` = {raw} does not fit in `{ty}`"))
+                .at(loc, format!("`{ty}` holds {min} to {max}")),
         );
         false
     }
@@ -240,11 +227,7 @@ impl Checker<'_, '_> {
                 (Some(alias), _) => (alias.text.clone(), alias.span),
                 // Like flatc: `a.b.T` without an alias becomes the variant `a_b_T`.
                 (None, TypeExprKind::Named(path)) => (
-                    path.parts
-                        .iter()
-                        .map(|p| p.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join("_"),
+                    path.parts.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("_"),
                     path.span,
                 ),
                 (None, _) => (String::new(), variant.ty.span),
@@ -269,16 +252,10 @@ impl Checker<'_, '_> {
                 None => previous + 1,
             };
             previous = value;
-            let value_loc = variant
-                .value
-                .as_ref()
-                .map_or(loc, |v| Loc::new(file, v.span));
+            let value_loc = variant.value.as_ref().map_or(loc, |v| Loc::new(file, v.span));
             if !(1..=255).contains(&value) {
-                let reason = if value == 0 {
-                    "0 is reserved for `NONE`"
-                } else {
-                    "union tags are 1 to 255"
-                };
+                let reason =
+                    if value == 0 { "0 is reserved for `NONE`" } else { "union tags are 1 to 255" };
                 self.report(
                     Diagnostic::error(format!(
                         "union variant `{name}` = {value} is not a valid tag"

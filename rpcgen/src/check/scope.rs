@@ -58,16 +58,8 @@ impl Scope {
         let declared = self.names.iter().enumerate().map(|(index, name)| {
             let short_resolves =
                 self.lookup_dotted(namespace, &name.name) == Some(DeclId(index as u32));
-            let spelled = if short_resolves {
-                name.name.clone()
-            } else {
-                name.dotted()
-            };
-            let compared = if dotted_written {
-                name.dotted()
-            } else {
-                name.name.clone()
-            };
+            let spelled = if short_resolves { name.name.clone() } else { name.dotted() };
+            let compared = if dotted_written { name.dotted() } else { name.name.clone() };
             (compared, spelled)
         });
         let extra = extra.iter().map(|k| (k.to_string(), k.to_string()));
@@ -101,9 +93,7 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -140,19 +130,12 @@ pub(super) const SCALAR_KEYWORDS: [(&str, Scalar); 21] = [
 
 /// The scalar a keyword names.
 pub(super) fn scalar_keyword(name: &str) -> Option<Scalar> {
-    SCALAR_KEYWORDS
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|&(_, s)| s)
+    SCALAR_KEYWORDS.iter().find(|(k, _)| *k == name).map(|&(_, s)| s)
 }
 
 /// Every built-in type keyword, `string` included: suggestion candidates in type positions.
 pub(super) fn type_keywords() -> Vec<&'static str> {
-    SCALAR_KEYWORDS
-        .iter()
-        .map(|(k, _)| *k)
-        .chain(["string"])
-        .collect()
+    SCALAR_KEYWORDS.iter().map(|(k, _)| *k).chain(["string"]).collect()
 }
 
 #[cfg(test)]
@@ -171,15 +154,9 @@ mod tests {
     fn path(dotted: &str) -> Path {
         let parts = dotted
             .split('.')
-            .map(|p| Ident {
-                text: p.to_string(),
-                span: Span::default(),
-            })
+            .map(|p| Ident { text: p.to_string(), span: Span::default() })
             .collect();
-        Path {
-            parts,
-            span: Span::default(),
-        }
+        Path { parts, span: Span::default() }
     }
 
     fn ns(parts: &[&str]) -> Vec<String> {
@@ -210,15 +187,9 @@ mod tests {
     fn suggests_close_names_only() {
         let mut scope = Scope::default();
         scope.insert(qn(&[], "Monster")).unwrap();
-        assert_eq!(
-            scope.suggest(&[], "Monstr", &[]),
-            Some("Monster".to_string())
-        );
+        assert_eq!(scope.suggest(&[], "Monstr", &[]), Some("Monster".to_string()));
         assert_eq!(scope.suggest(&[], "Zzz", &[]), None);
-        assert_eq!(
-            scope.suggest(&[], "unit", &type_keywords()),
-            Some("uint".to_string())
-        );
+        assert_eq!(scope.suggest(&[], "unit", &type_keywords()), Some("uint".to_string()));
     }
 
     #[test]

@@ -50,10 +50,8 @@ impl Checker<'_, '_> {
                 None => unique.push(field),
             }
         }
-        let types: Vec<Option<Type>> = unique
-            .iter()
-            .map(|f| self.table_field_type(file, &namespace, &f.ty))
-            .collect();
+        let types: Vec<Option<Type>> =
+            unique.iter().map(|f| self.table_field_type(file, &namespace, &f.ty)).collect();
         for (field, ty) in unique.iter().zip(&types) {
             let type_field = format!("{}_type", field.name.text);
             let is_union = ty.as_ref().is_some_and(takes_two_slots);
@@ -140,11 +138,7 @@ impl Checker<'_, '_> {
                 attributes: attrs::kept(&field.attributes, Place::TableField),
             });
         }
-        Table {
-            fields,
-            original_order,
-            key: key.map(|(index, _)| index),
-        }
+        Table { fields, original_order, key: key.map(|(index, _)| index) }
     }
 
     /// A table has at most one key: a scalar that is not optional, or a string.
@@ -176,11 +170,7 @@ impl Checker<'_, '_> {
             );
             return;
         }
-        if field
-            .default
-            .as_ref()
-            .is_some_and(|d| d.kind == LiteralKind::Null)
-        {
+        if field.default.as_ref().is_some_and(|d| d.kind == LiteralKind::Null) {
             self.report(
                 Diagnostic::error(format!(
                     "optional field `{}` cannot be the `key`",
@@ -223,15 +213,9 @@ impl Checker<'_, '_> {
         // The name is resolved like a type written at the attribute, so it gets the same spans.
         let parts = name
             .split('.')
-            .map(|part| crate::syntax::ast::Ident {
-                text: part.to_string(),
-                span: value.span,
-            })
+            .map(|part| crate::syntax::ast::Ident { text: part.to_string(), span: value.span })
             .collect();
-        let path = Path {
-            parts,
-            span: value.span,
-        };
+        let path = Path { parts, span: value.span };
         self.resolve_table(file, namespace, &path, "the root of a nested flatbuffer")
     }
 
@@ -258,10 +242,8 @@ impl Checker<'_, '_> {
             return None;
         };
         let bits = scalar.size() * 8;
-        let algorithms = HASHES
-            .iter()
-            .find(|(b, _)| *b == bits)
-            .map_or(&[][..], |(_, names)| *names);
+        let algorithms =
+            HASHES.iter().find(|(b, _)| *b == bits).map_or(&[][..], |(_, names)| *names);
         let name = attrs::literal_text(&value.kind);
         if !algorithms.contains(&name.as_str()) {
             self.report(

@@ -235,11 +235,7 @@ pub(super) fn written_type(ty: &TypeExpr) -> String {
         TypeExprKind::Named(path) => path.dotted(),
         TypeExprKind::Vector(element) => format!("[{}]", written_type(element)),
         TypeExprKind::Array(element, length) => {
-            format!(
-                "[{}:{}]",
-                written_type(element),
-                super::attrs::literal_text(&length.kind)
-            )
+            format!("[{}:{}]", written_type(element), super::attrs::literal_text(&length.kind))
         }
     }
 }
