@@ -1,0 +1,188 @@
+//! Attributes: which names exist, where each may appear, and which ones the model keeps.
+//!
+//! flatc knows a fixed set of attribute names (`known_attributes_` in its `idl.h`); any other
+//! name must be declared with `attribute "x";` somewhere in the compilation. A few attributes
+//! mean something to the model (`id`, `required`, `force_align`...) and are turned into model
+//! fields; all others are kept verbatim in `attributes` for emitters and plugins.
+
+use crate::diag::Diagnostic;
+use crate::model::Attr;
+use crate::source::{FileId, Loc};
+use crate::syntax::ast::{Attribute, LiteralKind};
+
+use super::Checker;
+use super::scope::edit_distance;
+
+/// flatc 25.12.19's built-in attribute names.
+const FLATC_ATTRIBUTES: [&str; 27] = [
+    "deprecated",
+    "required",
+    "key",
+    "shared",
+    "hash",
+    "id",
+    "force_align",
+    "bit_flags",
+    "original_order",
+    "nested_flatbuffer",
+    "csharp_partial",
+    "streaming",
+    "idempotent",
+    "cpp_type",
+    "cpp_ptr_type",
+    "cpp_ptr_type_get",
+    "cpp_str_type",
+    "cpp_str_flex_ctor",
+    "native_inline",
+    "native_custom_alloc",
+    "native_type",
+    "native_type_pack_name",
+    "native_default",
+    "flexbuffer",
+    "private",
+    "offset64",
+    "vector64",
+];
+
+/// Attributes the model interprets; they are not copied into `attributes`.
+const INTERPRETED: [&str; 9] = [
+    "id",
+    "deprecated",
+    "required",
+    "key",
+    "nested_flatbuffer",
+    "hash",
+    "force_align",
+    "original_order",
+    "bit_flags",
+];
+
+/// Where an attribute is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Place {
+    Table,
+    Struct,
+    Enum,
+    Union,
+    RpcService,
+    TableField,
+    StructField,
+    EnumValue,
+    UnionVariant,
+    RpcMethod,
+}
+
+impl Place {
+    fn describe(self) -> &'static str {
+        match self {
+            Place::Table => "a table",
+            Place::Struct => "a struct",
+            Place::Enum => "an enum",
+            Place::Union => "a union",
+            Place::RpcService => "an rpc_service",
+            Place::TableField => "a table field",
+            Place::StructField => "a struct field",
+            Place::EnumValue => "an enum value",
+            Place::UnionVariant => "a union variant",
+            Place::RpcMethod => "an rpc method",
+        }
+    }
+}
+
+/// Where each interpreted attribute belongs, and whether it takes a value.
+fn rule(name: &str) -> Option<(&'static [Place], bool)> {
+    Some(match name {
+        "id" | "hash" | "nested_flatbuffer" => (&[Place::TableField], true),
+        "deprecated" | "required" => (&[Place::TableField], false),
+        "key" => (&[Place::TableField, Place::StructField], false),
+        "force_align" => (&[Place::Struct], true),
+        "original_order" => (&[Place::Table], false),
+        "bit_flags" => (&[Place::Enum], false),
+        _ => return None,
+    })
+}
+
+impl Checker<'_, '_> {
+    /// Reports attributes that are neither built in nor declared, attributes with no meaning
+    /// where they are written, and interpreted attributes missing their value.
+    pub(super) fn check_attributes(
+        &mut self,
+        file: FileId,
+        attributes: &[Attribute],
+        place: Place,
+    ) {
+        for attribute in attributes {
+            let name = attribute.name.text.as_str();
+            let loc = Loc::new(file, attribute.name.span);
+            if !FLATC_ATTRIBUTES.contains(&name) && !self.declared_attributes.contains(name) {
+                let mut diagnostic =
+                    Diagnostic::error(format!("attribute `{name}` is not declared"))
+                        .at(loc, "unknown attribute");
+                if let Some(close) = FLATC_ATTRIBUTES
+                    .iter()
+                    .find(|known| edit_distance(name, known) <= (name.len() / 3).max(1))
+                {
+                    diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                }
+                self.report(diagnostic.help(format!("declare it with `attribute \"{name}\";`")));
+                continue;
+            }
+            let Some((places, takes_value)) = rule(name) else {
+                continue;
+            };
+            if !places.contains(&place) {
+                self.report(misplaced(name, place, loc));
+            } else if takes_value && attribute.value.is_none() {
+                self.report(
+                    Diagnostic::error(format!("attribute `{name}` needs a value"))
+                        .at(Loc::new(file, attribute.span), "no value given")
+                        .help(format!("write `({name}: ...)`")),
+                );
+            }
+        }
+    }
+}
+
+fn misplaced(name: &str, place: Place, loc: Loc) -> Diagnostic {
+    let message = match (name, place) {
+        ("required", Place::StructField) => "struct fields are always required".to_string(),
+        ("deprecated", Place::StructField) => "struct fields cannot be deprecated".to_string(),
+        ("id", Place::StructField) => "struct fields cannot have an `id`".to_string(),
+        _ => format!("attribute `{name}` is not allowed on {}", place.describe()),
+    };
+    let only = match rule(name).map(|(places, _)| places) {
+        Some([only]) => format!("`{name}` only applies to {}", only.describe()),
+        _ => format!("`{name}` only applies to table and struct fields"),
+    };
+    Diagnostic::error(message)
+        .at(loc, "not allowed here")
+        .note(only)
+}
+
+/// The attribute called `name`, if written.
+pub(super) fn find<'x>(attributes: &'x [Attribute], name: &str) -> Option<&'x Attribute> {
+    attributes.iter().find(|a| a.name.text == name)
+}
+
+/// The attributes the model does not interpret, values unquoted, in source order.
+pub(super) fn kept(attributes: &[Attribute]) -> Vec<Attr> {
+    attributes
+        .iter()
+        .filter(|a| !INTERPRETED.contains(&a.name.text.as_str()))
+        .map(|a| Attr {
+            name: a.name.text.clone(),
+            value: a.value.as_ref().map(|v| literal_text(&v.kind)),
+        })
+        .collect()
+}
+
+/// A literal as text: strings unquoted, numbers as written.
+pub(super) fn literal_text(literal: &LiteralKind) -> String {
+    match literal {
+        LiteralKind::Int(text) | LiteralKind::Float(text) | LiteralKind::Str(text) => text.clone(),
+        LiteralKind::Bool(b) => b.to_string(),
+        LiteralKind::Name(path) => path.dotted(),
+        LiteralKind::Null => "null".to_string(),
+        LiteralKind::EmptyVector => "[]".to_string(),
+    }
+}

@@ -1,0 +1,414 @@
+//! `.service` files: services, their methods, topics and errors, and their stable ids.
+//!
+//! Message names resolve from the service's namespace outward, like `.fbs` names. Every method,
+//! topic and error gets a stable id, [`crate::ids::stable_id`] of `ns.Service.member`, unless
+//! pinned with `(id: N)`; ids must be non-zero and unique within their kind across the whole
+//! model, since the wire names members by id alone.
+
+use std::collections::HashMap;
+
+use crate::diag::Diagnostic;
+use crate::ids::stable_id;
+use crate::load::{Ast, ParsedFile};
+use crate::model::{
+    ErrorDef, LagPolicy, Method, QualifiedName, Service, StatusCode, Topic, TopicKey, TopicKeyType,
+    Type,
+};
+use crate::source::{FileId, Loc, Span};
+use crate::syntax::ast::{
+    Attribute, Member, MemberKind, ServiceDecl, ServiceItemKind, TypeExprKind,
+};
+
+use super::attrs::literal_text;
+use super::scope::edit_distance;
+use super::{Checker, qualified};
+
+/// What value a service attribute takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    Nothing,
+    Integer,
+    Name,
+}
+
+const METHOD_ATTRIBUTES: [(&str, Takes); 3] = [
+    ("idempotent", Takes::Nothing),
+    ("writes", Takes::Nothing),
+    ("id", Takes::Integer),
+];
+const TOPIC_ATTRIBUTES: [(&str, Takes); 4] = [
+    ("on_lag", Takes::Name),
+    ("retain", Takes::Nothing),
+    ("client_publish", Takes::Nothing),
+    ("id", Takes::Integer),
+];
+const ERROR_ATTRIBUTES: [(&str, Takes); 1] = [("id", Takes::Integer)];
+
+/// The members seen so far of one kind, by id, to report collisions.
+#[derive(Default)]
+struct IdTable {
+    kind: &'static str,
+    seen: HashMap<u32, (String, Loc)>,
+}
+
+impl Checker<'_, '_> {
+    pub(super) fn check_services(&mut self, files: &[ParsedFile]) -> Vec<Service> {
+        let mut services = Vec::new();
+        let mut names: HashMap<String, Loc> = HashMap::new();
+        let mut ids = [
+            IdTable {
+                kind: "methods",
+                ..Default::default()
+            },
+            IdTable {
+                kind: "topics",
+                ..Default::default()
+            },
+            IdTable {
+                kind: "errors",
+                ..Default::default()
+            },
+        ];
+        for parsed in files {
+            let Ast::Service(service_file) = &parsed.ast else {
+                continue;
+            };
+            let mut namespace: Vec<String> = Vec::new();
+            for item in &service_file.items {
+                match &item.kind {
+                    ServiceItemKind::Namespace(path) => {
+                        namespace = path.parts.iter().map(|p| p.text.clone()).collect();
+                    }
+                    ServiceItemKind::Service(decl) => {
+                        let name = qualified(&namespace, &decl.name.text);
+                        let loc = Loc::new(parsed.file, decl.name.span);
+                        if let Some(first) = names.insert(name.dotted(), loc) {
+                            self.report(
+                                Diagnostic::error(format!(
+                                    "service `{}` is defined twice",
+                                    name.dotted()
+                                ))
+                                .at(loc, "redefined here")
+                                .with(first, "first defined here"),
+                            );
+                            continue;
+                        }
+                        services.push(self.check_service(parsed.file, name, decl, &mut ids));
+                    }
+                    ServiceItemKind::Include(_) => {}
+                }
+            }
+        }
+        services
+    }
+
+    fn check_service(
+        &mut self,
+        file: FileId,
+        name: QualifiedName,
+        decl: &ServiceDecl,
+        ids: &mut [IdTable; 3],
+    ) -> Service {
+        self.service_attributes(file, &decl.attributes, &[], "a service");
+        let mut service = Service {
+            name,
+            docs: decl.docs.clone(),
+            loc: Loc::new(file, decl.name.span),
+            methods: Vec::new(),
+            topics: Vec::new(),
+            errors: Vec::new(),
+        };
+        let namespace = service.name.namespace.clone();
+        let mut members: HashMap<&str, Span> = HashMap::new();
+        for member in &decl.members {
+            let member_name = match &member.kind {
+                MemberKind::Method { name, .. }
+                | MemberKind::Topic { name, .. }
+                | MemberKind::Error { name, .. } => name,
+            };
+            let loc = Loc::new(file, member_name.span);
+            if let Some(first) = members.insert(&member_name.text, member_name.span) {
+                self.report(
+                    Diagnostic::error(format!(
+                        "`{}` is defined twice in service `{}`",
+                        member_name.text,
+                        service.name.dotted()
+                    ))
+                    .at(loc, "redefined here")
+                    .with(Loc::new(file, first), "first defined here"),
+                );
+                continue;
+            }
+            let full_name = format!("{}.{}", service.name.dotted(), member_name.text);
+            match &member.kind {
+                MemberKind::Method {
+                    name,
+                    request,
+                    response,
+                    ..
+                } => {
+                    self.service_attributes(
+                        file,
+                        &member.attributes,
+                        &METHOD_ATTRIBUTES,
+                        "a method",
+                    );
+                    let id = self.member_id(file, member, &full_name, loc, &mut ids[0]);
+                    let request = self.resolve_table(file, &namespace, request, "a method request");
+                    let response = match response {
+                        Some(path) => self
+                            .resolve_table(file, &namespace, path, "a method response")
+                            .map(Some),
+                        None => Some(None),
+                    };
+                    let (Some(request), Some(response)) = (request, response) else {
+                        continue;
+                    };
+                    service.methods.push(Method {
+                        name: name.text.clone(),
+                        docs: member.docs.clone(),
+                        loc,
+                        id,
+                        request,
+                        response,
+                        idempotent: has(&member.attributes, "idempotent"),
+                        writes: has(&member.attributes, "writes"),
+                    });
+                }
+                MemberKind::Topic { name, key, message } => {
+                    self.service_attributes(file, &member.attributes, &TOPIC_ATTRIBUTES, "a topic");
+                    let id = self.member_id(file, member, &full_name, loc, &mut ids[1]);
+                    let on_lag = self.on_lag(file, &member.attributes);
+                    let key = match key {
+                        Some(key) => self.topic_key(file, &namespace, key).map(Some),
+                        None => Some(None),
+                    };
+                    let message = self.resolve_table(file, &namespace, message, "a topic message");
+                    let (Some(key), Some(message), Some(on_lag)) = (key, message, on_lag) else {
+                        continue;
+                    };
+                    service.topics.push(Topic {
+                        name: name.text.clone(),
+                        docs: member.docs.clone(),
+                        loc,
+                        id,
+                        message,
+                        key,
+                        on_lag,
+                        retain: has(&member.attributes, "retain"),
+                        client_publish: has(&member.attributes, "client_publish"),
+                    });
+                }
+                MemberKind::Error { name, status } => {
+                    self.service_attributes(
+                        file,
+                        &member.attributes,
+                        &ERROR_ATTRIBUTES,
+                        "an error",
+                    );
+                    let id = self.member_id(file, member, &full_name, loc, &mut ids[2]);
+                    let Some(status) = self.status(file, status) else {
+                        continue;
+                    };
+                    service.errors.push(ErrorDef {
+                        name: name.text.clone(),
+                        docs: member.docs.clone(),
+                        loc,
+                        id,
+                        status,
+                    });
+                }
+            }
+        }
+        service
+    }
+
+    /// Reports attributes not in `allowed`, and values missing or given where not expected.
+    fn service_attributes(
+        &mut self,
+        file: FileId,
+        attributes: &[Attribute],
+        allowed: &[(&str, Takes)],
+        place: &str,
+    ) {
+        for attribute in attributes {
+            let name = attribute.name.text.as_str();
+            let loc = Loc::new(file, attribute.span);
+            let Some(&(_, takes)) = allowed.iter().find(|(n, _)| *n == name) else {
+                let known: Vec<String> = allowed.iter().map(|(n, _)| format!("`{n}`")).collect();
+                let mut diagnostic =
+                    Diagnostic::error(format!("unknown attribute `{name}` on {place}"))
+                        .at(Loc::new(file, attribute.name.span), "unknown attribute");
+                diagnostic = if known.is_empty() {
+                    diagnostic.note(format!("{place} takes no attributes"))
+                } else {
+                    diagnostic.note(format!("{place} takes {}", known.join(", ")))
+                };
+                self.report(diagnostic);
+                continue;
+            };
+            match (takes, &attribute.value) {
+                (Takes::Nothing, Some(_)) => self.report(
+                    Diagnostic::error(format!("attribute `{name}` takes no value"))
+                        .at(loc, "unexpected value")
+                        .help(format!("write `({name})`")),
+                ),
+                (Takes::Integer | Takes::Name, None) => self.report(
+                    Diagnostic::error(format!("attribute `{name}` needs a value"))
+                        .at(loc, "no value given")
+                        .help(format!("write `({name}: ...)`")),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// The member's id, pinned or derived from its name, registered in its kind's table.
+    fn member_id(
+        &mut self,
+        file: FileId,
+        member: &Member,
+        full_name: &str,
+        loc: Loc,
+        table: &mut IdTable,
+    ) -> u32 {
+        let pinned = member
+            .attributes
+            .iter()
+            .find(|a| a.name.text == "id")
+            .and_then(|a| a.value.as_ref());
+        let (id, id_loc) = match pinned {
+            Some(value) => {
+                let id_loc = Loc::new(file, value.span);
+                match self.integer_literal(file, value) {
+                    Some(n) if (1..=i128::from(u32::MAX)).contains(&n) => (n as u32, id_loc),
+                    Some(n) => {
+                        self.report(
+                            Diagnostic::error(format!("id {n} of `{full_name}` is out of range"))
+                                .at(id_loc, "ids are 1 to 4294967295")
+                                .note("id 0 is reserved on the wire"),
+                        );
+                        return 0;
+                    }
+                    None => return 0,
+                }
+            }
+            None => (stable_id(full_name), loc),
+        };
+        if id == 0 {
+            self.report(
+                Diagnostic::error(format!("`{full_name}` hashes to id 0, which is reserved"))
+                    .at(loc, "id 0")
+                    .help("pin another id with `(id: N)`"),
+            );
+            return 0;
+        }
+        if let Some((other, other_loc)) = table.seen.get(&id) {
+            self.report(
+                Diagnostic::error(format!(
+                    "{} `{other}` and `{full_name}` have the same id {id}",
+                    table.kind
+                ))
+                .at(id_loc, format!("`{full_name}` has id {id}"))
+                .with(*other_loc, format!("`{other}` has id {id} too"))
+                .help("pin one of them to another id with `(id: N)`"),
+            );
+        } else {
+            table.seen.insert(id, (full_name.to_string(), id_loc));
+        }
+        id
+    }
+
+    fn on_lag(&mut self, file: FileId, attributes: &[Attribute]) -> Option<LagPolicy> {
+        let Some(value) = attributes
+            .iter()
+            .find(|a| a.name.text == "on_lag")
+            .and_then(|a| a.value.as_ref())
+        else {
+            return Some(LagPolicy::default());
+        };
+        let text = literal_text(&value.kind);
+        match text.as_str() {
+            "disconnect" => Some(LagPolicy::Disconnect),
+            "drop_oldest" => Some(LagPolicy::DropOldest),
+            "keep_latest" => Some(LagPolicy::KeepLatest),
+            _ => {
+                self.report(
+                    Diagnostic::error(format!("unknown lag policy `{text}`"))
+                        .at(Loc::new(file, value.span), "unknown policy")
+                        .note("`on_lag` is one of `disconnect`, `drop_oldest`, `keep_latest`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn topic_key(
+        &mut self,
+        file: FileId,
+        namespace: &[String],
+        key: &crate::syntax::ast::TopicKey,
+    ) -> Option<TopicKey> {
+        let loc = Loc::new(file, key.ty.span);
+        let found = match &key.ty.kind {
+            TypeExprKind::Named(path) => match self.resolve_type_name(file, namespace, path)? {
+                Type::String => {
+                    return Some(TopicKey {
+                        name: key.name.text.clone(),
+                        ty: TopicKeyType::String,
+                    });
+                }
+                Type::Scalar(scalar) if scalar.is_integer() => {
+                    return Some(TopicKey {
+                        name: key.name.text.clone(),
+                        ty: TopicKeyType::Int(scalar),
+                    });
+                }
+                other => self.describe_type(&other),
+            },
+            TypeExprKind::Vector(_) | TypeExprKind::Array(..) => "a vector or array".to_string(),
+        };
+        self.report(
+            Diagnostic::error(format!(
+                "a topic key must be `string` or an integer type, found {found}"
+            ))
+            .at(loc, "invalid key type"),
+        );
+        None
+    }
+
+    fn status(&mut self, file: FileId, status: &crate::syntax::ast::Ident) -> Option<StatusCode> {
+        let loc = Loc::new(file, status.span);
+        match StatusCode::from_name(&status.text) {
+            Some(StatusCode::Ok) => {
+                self.report(
+                    Diagnostic::error("an error cannot have status `ok`")
+                        .at(loc, "not an error status"),
+                );
+                None
+            }
+            Some(code) => Some(code),
+            None => {
+                let mut diagnostic =
+                    Diagnostic::error(format!("unknown status code `{}`", status.text))
+                        .at(loc, "unknown status");
+                if let Some(close) = StatusCode::ALL
+                    .iter()
+                    .map(|c| c.name())
+                    .filter(|n| edit_distance(n, &status.text) <= (status.text.len() / 3).max(1))
+                    .min_by_key(|n| edit_distance(n, &status.text))
+                {
+                    diagnostic = diagnostic.help(format!("did you mean `{close}`?"));
+                }
+                self.report(diagnostic.note(
+                    "status codes are gRPC's, in snake_case: `not_found`, `invalid_argument`...",
+                ));
+                None
+            }
+        }
+    }
+}
+
+fn has(attributes: &[Attribute], name: &str) -> bool {
+    attributes.iter().any(|a| a.name.text == name)
+}
