@@ -9,7 +9,7 @@ use quote::quote;
 
 use super::names::{ident, snake};
 use super::table::live_fields;
-use super::types::always_present;
+use super::types::{always_present, is_required};
 use super::{Ctx, docs};
 use crate::model::{DeclId, Field, NonScalarDefault, Presence, Table, Type, Value};
 
@@ -238,7 +238,6 @@ fn pack_field(ctx: &Ctx, ns: &[String], field: &Field) -> TokenStream {
         }
         _ => {}
     }
-    let write = write_value(ctx, &field.ty);
     if let Type::Struct(_) = field.ty {
         let tmp = quote::format_ident!("{}_tmp", field.name);
         return if always_present(field) {
@@ -247,8 +246,12 @@ fn pack_field(ctx: &Ctx, ns: &[String], field: &Field) -> TokenStream {
             quote! { let #tmp = self.#f.as_ref().map(|x| x.pack()); let #f = #tmp.as_ref(); }
         };
     }
-    if always_present(field) {
+    let write = write_value(ctx, &field.ty);
+    if is_required(field) {
         quote! { let #f = { let x = &self.#f; #write }; }
+    } else if always_present(field) {
+        // A defaulted string or vector: always written, but `Args` holds it as optional.
+        quote! { let #f = ::core::option::Option::Some({ let x = &self.#f; #write }); }
     } else {
         quote! { let #f = self.#f.as_ref().map(|x| #write); }
     }
