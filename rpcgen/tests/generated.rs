@@ -30,3 +30,7 @@ fn default_round_trip() {
     let read = root_as_monster(buf).expect("valid buffer");
     assert_eq!(read.unpack(), m);
 }
+
+mod names {
+    include!("golden/names.rs");
+}

@@ -715,8 +715,8 @@ pub mod my {
         pub struct Stat<'a> {
             pub _tab: ::gateway_core::flatbuffers::Table<'a>,
         }
-        impl<'a> ::gateway_core::flatbuffers::Follow<'a> for Stat<'a> {
-            type Inner = Stat<'a>;
+        impl<'a> ::gateway_core::flatbuffers::Follow<'a> for self::Stat<'a> {
+            type Inner = self::Stat<'a>;
             #[inline]
             unsafe fn follow(
                 buf: &'a [::core::primitive::u8],
@@ -727,7 +727,7 @@ pub mod my {
                 }
             }
         }
-        impl<'a> Stat<'a> {
+        impl<'a> self::Stat<'a> {
             pub const VT_NAME: ::gateway_core::flatbuffers::VOffsetT = 4;
             pub const VT_VALUE: ::gateway_core::flatbuffers::VOffsetT = 6;
             pub const VT_COUNT: ::gateway_core::flatbuffers::VOffsetT = 8;
@@ -753,10 +753,10 @@ pub mod my {
                     'bldr,
                     A,
                 >,
-                args: &'args StatArgs<'args>,
-            ) -> ::gateway_core::flatbuffers::WIPOffset<Stat<'bldr>> {
+                args: &'args self::StatArgs<'args>,
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Stat<'bldr>> {
                 let start = _fbb.start_table();
-                let mut builder = StatBuilder {
+                let mut builder = self::StatBuilder {
                     fbb_: _fbb,
                     start_: start,
                 };
@@ -801,7 +801,7 @@ pub mod my {
             #[inline]
             pub fn key_compare_less_than(
                 &self,
-                o: &Stat<'_>,
+                o: &self::Stat<'_>,
             ) -> ::core::primitive::bool {
                 self.name() < o.name()
             }
@@ -817,10 +817,10 @@ pub mod my {
             pub fn lookup_by_key(
                 vector: ::gateway_core::flatbuffers::Vector<
                     'a,
-                    ::gateway_core::flatbuffers::ForwardsUOffset<Stat<'a>>,
+                    ::gateway_core::flatbuffers::ForwardsUOffset<self::Stat<'a>>,
                 >,
                 key: &::core::primitive::str,
-            ) -> ::core::option::Option<Stat<'a>> {
+            ) -> ::core::option::Option<self::Stat<'a>> {
                 let (mut low, mut high) = (0, vector.len());
                 while low < high {
                     let mid = low + (high - low) / 2;
@@ -836,7 +836,7 @@ pub mod my {
                 ::core::option::Option::None
             }
         }
-        impl ::core::fmt::Debug for Stat<'_> {
+        impl ::core::fmt::Debug for self::Stat<'_> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 let mut ds = f.debug_struct("Stat");
                 ds.field("name", &self.name());
@@ -851,7 +851,7 @@ pub mod my {
             pub value: ::core::primitive::i64,
             pub count: ::core::primitive::u16,
         }
-        impl<'a> StatArgs<'a> {
+        impl<'a> self::StatArgs<'a> {
             /// Every optional field absent and every scalar at its default; required fields
             /// as given.
             #[inline]
@@ -876,7 +876,7 @@ pub mod my {
             'a: 'b,
             'b,
             A: ::gateway_core::flatbuffers::Allocator + 'a,
-        > StatBuilder<'a, 'b, A> {
+        > self::StatBuilder<'a, 'b, A> {
             #[inline]
             fn add_name(
                 &mut self,
@@ -885,15 +885,17 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Stat::VT_NAME, name);
+                    >(self::Stat::VT_NAME, name);
             }
             #[inline]
             pub fn add_value(&mut self, value: ::core::primitive::i64) {
-                self.fbb_.push_slot::<::core::primitive::i64>(Stat::VT_VALUE, value, 0);
+                self.fbb_
+                    .push_slot::<::core::primitive::i64>(self::Stat::VT_VALUE, value, 0);
             }
             #[inline]
             pub fn add_count(&mut self, count: ::core::primitive::u16) {
-                self.fbb_.push_slot::<::core::primitive::u16>(Stat::VT_COUNT, count, 0);
+                self.fbb_
+                    .push_slot::<::core::primitive::u16>(self::Stat::VT_COUNT, count, 0);
             }
             /// Starts the table and adds its required fields.
             #[inline]
@@ -908,12 +910,14 @@ pub mod my {
             }
             /// Ends the table.
             #[inline]
-            pub fn finish(self) -> ::gateway_core::flatbuffers::WIPOffset<Stat<'a>> {
+            pub fn finish(
+                self,
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Stat<'a>> {
                 let o = self.fbb_.end_table(self.start_);
                 ::gateway_core::flatbuffers::WIPOffset::new(o.value())
             }
         }
-        impl ::gateway_core::flatbuffers::Verifiable for Stat<'_> {
+        impl ::gateway_core::flatbuffers::Verifiable for self::Stat<'_> {
             #[inline]
             fn run_verifier(
                 v: &mut ::gateway_core::flatbuffers::Verifier<'_, '_>,
@@ -949,7 +953,7 @@ pub mod my {
             pub value: ::core::primitive::i64,
             pub count: ::core::primitive::u16,
         }
-        impl ::core::default::Default for StatT {
+        impl ::core::default::Default for self::StatT {
             fn default() -> Self {
                 Self {
                     name: ::std::string::String::new(),
@@ -958,25 +962,32 @@ pub mod my {
                 }
             }
         }
-        impl StatT {
+        impl self::StatT {
             /// Writes this object (and everything it holds) into `_fbb`.
             pub fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                 &self,
                 _fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-            ) -> ::gateway_core::flatbuffers::WIPOffset<Stat<'b>> {
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Stat<'b>> {
                 let name = {
                     let x = &self.name;
                     _fbb.create_string(x)
                 };
                 let value = self.value;
                 let count = self.count;
-                Stat::create(_fbb, &StatArgs { name, value, count })
+                self::Stat::create(
+                    _fbb,
+                    &self::StatArgs {
+                        name,
+                        value,
+                        count,
+                    },
+                )
             }
         }
-        impl Stat<'_> {
+        impl self::Stat<'_> {
             /// Copies everything this reader can see into an owned object.
-            pub fn unpack(&self) -> StatT {
-                StatT {
+            pub fn unpack(&self) -> self::StatT {
+                self::StatT {
                     name: {
                         let x = self.name();
                         ::std::string::ToString::to_string(x)
@@ -986,17 +997,17 @@ pub mod my {
                 }
             }
         }
-        impl ::gateway_core::Table for StatT {
-            type Reader<'a> = Stat<'a>;
+        impl ::gateway_core::Table for self::StatT {
+            type Reader<'a> = self::Stat<'a>;
             const NAME: &'static ::core::primitive::str = "my.game.Stat";
-            fn unpack(reader: Stat<'_>) -> Self {
+            fn unpack(reader: self::Stat<'_>) -> Self {
                 reader.unpack()
             }
             fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                 &self,
                 fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-            ) -> ::gateway_core::flatbuffers::WIPOffset<Stat<'b>> {
-                StatT::pack(self, fbb)
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Stat<'b>> {
+                self::StatT::pack(self, fbb)
             }
         }
         #[derive(
@@ -1127,15 +1138,15 @@ pub mod my {
             Label(::std::string::String),
             Stat(::std::boxed::Box<self::StatT>),
         }
-        impl EquipmentT {
+        impl self::EquipmentT {
             /// The tag of the variant held.
-            pub fn equipment_type(&self) -> Equipment {
+            pub fn equipment_type(&self) -> self::Equipment {
                 match self {
-                    Self::NONE => Equipment::NONE,
-                    Self::Weapon(_) => Equipment::Weapon,
-                    Self::Point(_) => Equipment::Point,
-                    Self::Label(_) => Equipment::Label,
-                    Self::Stat(_) => Equipment::Stat,
+                    Self::NONE => self::Equipment::NONE,
+                    Self::Weapon(_) => self::Equipment::Weapon,
+                    Self::Point(_) => self::Equipment::Point,
+                    Self::Label(_) => self::Equipment::Label,
+                    Self::Stat(_) => self::Equipment::Stat,
                 }
             }
             /// Writes the value; `None` for `NONE`.
@@ -1164,14 +1175,14 @@ pub mod my {
             /// Reads the value a tag and an offset designate. Unknown tags and a missing value
             /// read as `NONE`.
             pub fn unpack(
-                tag: Equipment,
+                tag: self::Equipment,
                 value: ::core::option::Option<::gateway_core::flatbuffers::Table<'_>>,
             ) -> Self {
                 let ::core::option::Option::Some(value) = value else {
                     return Self::NONE
                 };
                 match tag {
-                    Equipment::Weapon => {
+                    self::Equipment::Weapon => {
                         Self::Weapon(
                             ::std::boxed::Box::new(
                                 unsafe { self::arms::Weapon::init_from_table(value) }
@@ -1179,7 +1190,7 @@ pub mod my {
                             ),
                         )
                     }
-                    Equipment::Point => {
+                    self::Equipment::Point => {
                         Self::Point(
                             unsafe {
                                 <&self::Vec3 as ::gateway_core::flatbuffers::Follow<
@@ -1189,7 +1200,7 @@ pub mod my {
                                 .unpack(),
                         )
                     }
-                    Equipment::Label => {
+                    self::Equipment::Label => {
                         Self::Label(
                             ::std::string::ToString::to_string(unsafe {
                                 <&::core::primitive::str as ::gateway_core::flatbuffers::Follow<
@@ -1198,7 +1209,7 @@ pub mod my {
                             }),
                         )
                     }
-                    Equipment::Stat => {
+                    self::Equipment::Stat => {
                         Self::Stat(
                             ::std::boxed::Box::new(
                                 unsafe { self::Stat::init_from_table(value) }.unpack(),
@@ -1215,7 +1226,7 @@ pub mod my {
                 fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
             ) -> (
                 ::gateway_core::flatbuffers::WIPOffset<
-                    ::gateway_core::flatbuffers::Vector<'b, Equipment>,
+                    ::gateway_core::flatbuffers::Vector<'b, self::Equipment>,
                 >,
                 ::gateway_core::flatbuffers::WIPOffset<
                     ::gateway_core::flatbuffers::Vector<
@@ -1226,7 +1237,7 @@ pub mod my {
                     >,
                 >,
             ) {
-                let tags: ::std::vec::Vec<Equipment> = items
+                let tags: ::std::vec::Vec<self::Equipment> = items
                     .iter()
                     .map(Self::equipment_type)
                     .collect();
@@ -1380,8 +1391,8 @@ pub mod my {
         pub struct Monster<'a> {
             pub _tab: ::gateway_core::flatbuffers::Table<'a>,
         }
-        impl<'a> ::gateway_core::flatbuffers::Follow<'a> for Monster<'a> {
-            type Inner = Monster<'a>;
+        impl<'a> ::gateway_core::flatbuffers::Follow<'a> for self::Monster<'a> {
+            type Inner = self::Monster<'a>;
             #[inline]
             unsafe fn follow(
                 buf: &'a [::core::primitive::u8],
@@ -1392,7 +1403,7 @@ pub mod my {
                 }
             }
         }
-        impl<'a> Monster<'a> {
+        impl<'a> self::Monster<'a> {
             pub const VT_POS: ::gateway_core::flatbuffers::VOffsetT = 4;
             pub const VT_MANA: ::gateway_core::flatbuffers::VOffsetT = 6;
             pub const VT_HP: ::gateway_core::flatbuffers::VOffsetT = 8;
@@ -1443,10 +1454,10 @@ pub mod my {
                     'bldr,
                     A,
                 >,
-                args: &'args MonsterArgs<'args>,
-            ) -> ::gateway_core::flatbuffers::WIPOffset<Monster<'bldr>> {
+                args: &'args self::MonsterArgs<'args>,
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Monster<'bldr>> {
                 let start = _fbb.start_table();
-                let mut builder = MonsterBuilder {
+                let mut builder = self::MonsterBuilder {
                     fbb_: _fbb,
                     start_: start,
                 };
@@ -2026,7 +2037,7 @@ pub mod my {
                     })
             }
         }
-        impl ::core::fmt::Debug for Monster<'_> {
+        impl ::core::fmt::Debug for self::Monster<'_> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 let mut ds = f.debug_struct("Monster");
                 ds.field("pos", &self.pos());
@@ -2155,7 +2166,7 @@ pub mod my {
                 >,
             >,
         }
-        impl<'a> MonsterArgs<'a> {
+        impl<'a> self::MonsterArgs<'a> {
             /// Every optional field absent and every scalar at its default; required fields
             /// as given.
             #[inline]
@@ -2209,19 +2220,22 @@ pub mod my {
             'a: 'b,
             'b,
             A: ::gateway_core::flatbuffers::Allocator + 'a,
-        > MonsterBuilder<'a, 'b, A> {
+        > self::MonsterBuilder<'a, 'b, A> {
             #[inline]
             pub fn add_pos(&mut self, pos: &'b self::Vec3) {
-                self.fbb_.push_slot_always::<&'b self::Vec3>(Monster::VT_POS, pos);
+                self.fbb_.push_slot_always::<&'b self::Vec3>(self::Monster::VT_POS, pos);
             }
             #[inline]
             pub fn add_mana(&mut self, mana: ::core::primitive::i16) {
                 self.fbb_
-                    .push_slot::<::core::primitive::i16>(Monster::VT_MANA, mana, 150);
+                    .push_slot::<
+                        ::core::primitive::i16,
+                    >(self::Monster::VT_MANA, mana, 150);
             }
             #[inline]
             pub fn add_hp(&mut self, hp: ::core::primitive::i16) {
-                self.fbb_.push_slot::<::core::primitive::i16>(Monster::VT_HP, hp, 100);
+                self.fbb_
+                    .push_slot::<::core::primitive::i16>(self::Monster::VT_HP, hp, 100);
             }
             #[inline]
             fn add_name(
@@ -2231,7 +2245,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_NAME, name);
+                    >(self::Monster::VT_NAME, name);
             }
             #[inline]
             pub fn add_inventory(
@@ -2243,21 +2257,21 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_INVENTORY, inventory);
+                    >(self::Monster::VT_INVENTORY, inventory);
             }
             #[inline]
             pub fn add_color(&mut self, color: self::Color) {
                 self.fbb_
                     .push_slot::<
                         self::Color,
-                    >(Monster::VT_COLOR, color, self::Color::Blue);
+                    >(self::Monster::VT_COLOR, color, self::Color::Blue);
             }
             #[inline]
             pub fn add_abilities(&mut self, abilities: self::Abilities) {
                 self.fbb_
                     .push_slot::<
                         self::Abilities,
-                    >(Monster::VT_ABILITIES, abilities, self::Abilities::Fly);
+                    >(self::Monster::VT_ABILITIES, abilities, self::Abilities::Fly);
             }
             #[inline]
             pub fn add_weapons(
@@ -2274,14 +2288,18 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_WEAPONS, weapons);
+                    >(self::Monster::VT_WEAPONS, weapons);
             }
             #[inline]
             pub fn add_equipped_type(&mut self, equipped_type: self::Equipment) {
                 self.fbb_
                     .push_slot::<
                         self::Equipment,
-                    >(Monster::VT_EQUIPPED_TYPE, equipped_type, self::Equipment::NONE);
+                    >(
+                        self::Monster::VT_EQUIPPED_TYPE,
+                        equipped_type,
+                        self::Equipment::NONE,
+                    );
             }
             #[inline]
             pub fn add_equipped(
@@ -2293,7 +2311,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_EQUIPPED, equipped);
+                    >(self::Monster::VT_EQUIPPED, equipped);
             }
             #[inline]
             pub fn add_loot_type(
@@ -2305,7 +2323,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_LOOT_TYPE, loot_type);
+                    >(self::Monster::VT_LOOT_TYPE, loot_type);
             }
             #[inline]
             pub fn add_loot(
@@ -2322,11 +2340,12 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_LOOT, loot);
+                    >(self::Monster::VT_LOOT, loot);
             }
             #[inline]
             pub fn add_path(&mut self, path: &'b self::Path) {
-                self.fbb_.push_slot_always::<&'b self::Path>(Monster::VT_PATH, path);
+                self.fbb_
+                    .push_slot_always::<&'b self::Path>(self::Monster::VT_PATH, path);
             }
             #[inline]
             pub fn add_stats(
@@ -2341,7 +2360,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_STATS, stats);
+                    >(self::Monster::VT_STATS, stats);
             }
             #[inline]
             pub fn add_tags(
@@ -2358,7 +2377,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_TAGS, tags);
+                    >(self::Monster::VT_TAGS, tags);
             }
             #[inline]
             pub fn add_title(
@@ -2368,7 +2387,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_TITLE, title);
+                    >(self::Monster::VT_TITLE, title);
             }
             #[inline]
             pub fn add_scores(
@@ -2380,59 +2399,67 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_SCORES, scores);
+                    >(self::Monster::VT_SCORES, scores);
             }
             #[inline]
             pub fn add_shield(&mut self, shield: ::core::primitive::f32) {
                 self.fbb_
                     .push_slot_always::<
                         ::core::primitive::f32,
-                    >(Monster::VT_SHIELD, shield);
+                    >(self::Monster::VT_SHIELD, shield);
             }
             #[inline]
             pub fn add_ratio(&mut self, ratio: ::core::primitive::f64) {
                 self.fbb_
-                    .push_slot::<::core::primitive::f64>(Monster::VT_RATIO, ratio, 0.5);
+                    .push_slot::<
+                        ::core::primitive::f64,
+                    >(self::Monster::VT_RATIO, ratio, 0.5);
             }
             #[inline]
             pub fn add_big(&mut self, big: ::core::primitive::u64) {
                 self.fbb_
                     .push_slot::<
                         ::core::primitive::u64,
-                    >(Monster::VT_BIG, big, 18446744073709551615);
+                    >(self::Monster::VT_BIG, big, 18446744073709551615);
             }
             #[inline]
             pub fn add_small(&mut self, small: ::core::primitive::i64) {
                 self.fbb_
                     .push_slot::<
                         ::core::primitive::i64,
-                    >(Monster::VT_SMALL, small, -9223372036854775808);
+                    >(self::Monster::VT_SMALL, small, -9223372036854775808);
             }
             #[inline]
             pub fn add_far(&mut self, far: ::core::primitive::f32) {
                 self.fbb_
                     .push_slot::<
                         ::core::primitive::f32,
-                    >(Monster::VT_FAR, far, ::core::primitive::f32::INFINITY);
+                    >(self::Monster::VT_FAR, far, ::core::primitive::f32::INFINITY);
             }
             #[inline]
             pub fn add_near(&mut self, near: ::core::primitive::f64) {
                 self.fbb_
                     .push_slot::<
                         ::core::primitive::f64,
-                    >(Monster::VT_NEAR, near, ::core::primitive::f64::NEG_INFINITY);
+                    >(
+                        self::Monster::VT_NEAR,
+                        near,
+                        ::core::primitive::f64::NEG_INFINITY,
+                    );
             }
             #[inline]
             pub fn add_unknown(&mut self, unknown: ::core::primitive::f32) {
                 self.fbb_
                     .push_slot::<
                         ::core::primitive::f32,
-                    >(Monster::VT_UNKNOWN, unknown, ::core::primitive::f32::NAN);
+                    >(self::Monster::VT_UNKNOWN, unknown, ::core::primitive::f32::NAN);
             }
             #[inline]
             pub fn add_tenth(&mut self, tenth: ::core::primitive::f32) {
                 self.fbb_
-                    .push_slot::<::core::primitive::f32>(Monster::VT_TENTH, tenth, 0.1);
+                    .push_slot::<
+                        ::core::primitive::f32,
+                    >(self::Monster::VT_TENTH, tenth, 0.1);
             }
             #[inline]
             pub fn add_child(
@@ -2442,7 +2469,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_CHILD, child);
+                    >(self::Monster::VT_CHILD, child);
             }
             #[inline]
             pub fn add_bytes(
@@ -2454,7 +2481,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_BYTES, bytes);
+                    >(self::Monster::VT_BYTES, bytes);
             }
             #[inline]
             pub fn add_points(
@@ -2466,7 +2493,7 @@ pub mod my {
                 self.fbb_
                     .push_slot_always::<
                         ::gateway_core::flatbuffers::WIPOffset<_>,
-                    >(Monster::VT_POINTS, points);
+                    >(self::Monster::VT_POINTS, points);
             }
             /// Starts the table and adds its required fields.
             #[inline]
@@ -2481,12 +2508,14 @@ pub mod my {
             }
             /// Ends the table.
             #[inline]
-            pub fn finish(self) -> ::gateway_core::flatbuffers::WIPOffset<Monster<'a>> {
+            pub fn finish(
+                self,
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Monster<'a>> {
                 let o = self.fbb_.end_table(self.start_);
                 ::gateway_core::flatbuffers::WIPOffset::new(o.value())
             }
         }
-        impl ::gateway_core::flatbuffers::Verifiable for Monster<'_> {
+        impl ::gateway_core::flatbuffers::Verifiable for self::Monster<'_> {
             #[inline]
             fn run_verifier(
                 v: &mut ::gateway_core::flatbuffers::Verifier<'_, '_>,
@@ -2747,7 +2776,7 @@ pub mod my {
             pub bytes: ::core::option::Option<::std::vec::Vec<::core::primitive::u8>>,
             pub points: ::core::option::Option<::std::vec::Vec<self::Vec3T>>,
         }
-        impl ::core::default::Default for MonsterT {
+        impl ::core::default::Default for self::MonsterT {
             fn default() -> Self {
                 Self {
                     pos: ::core::option::Option::None,
@@ -2779,12 +2808,12 @@ pub mod my {
                 }
             }
         }
-        impl MonsterT {
+        impl self::MonsterT {
             /// Writes this object (and everything it holds) into `_fbb`.
             pub fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                 &self,
                 _fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-            ) -> ::gateway_core::flatbuffers::WIPOffset<Monster<'b>> {
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Monster<'b>> {
                 let pos_tmp = self.pos.as_ref().map(|x| x.pack());
                 let pos = pos_tmp.as_ref();
                 let mana = self.mana;
@@ -2870,9 +2899,9 @@ pub mod my {
                         let w: ::std::vec::Vec<_> = x.iter().map(|s| s.pack()).collect();
                         _fbb.create_vector(&w)
                     });
-                Monster::create(
+                self::Monster::create(
                     _fbb,
-                    &MonsterArgs {
+                    &self::MonsterArgs {
                         pos,
                         mana,
                         hp,
@@ -2905,10 +2934,10 @@ pub mod my {
                 )
             }
         }
-        impl Monster<'_> {
+        impl self::Monster<'_> {
             /// Copies everything this reader can see into an owned object.
-            pub fn unpack(&self) -> MonsterT {
-                MonsterT {
+            pub fn unpack(&self) -> self::MonsterT {
+                self::MonsterT {
                     pos: self.pos().map(|x| x.unpack()),
                     mana: self.mana(),
                     hp: self.hp(),
@@ -2973,17 +3002,17 @@ pub mod my {
                 }
             }
         }
-        impl ::gateway_core::Table for MonsterT {
-            type Reader<'a> = Monster<'a>;
+        impl ::gateway_core::Table for self::MonsterT {
+            type Reader<'a> = self::Monster<'a>;
             const NAME: &'static ::core::primitive::str = "my.game.Monster";
-            fn unpack(reader: Monster<'_>) -> Self {
+            fn unpack(reader: self::Monster<'_>) -> Self {
                 reader.unpack()
             }
             fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                 &self,
                 fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-            ) -> ::gateway_core::flatbuffers::WIPOffset<Monster<'b>> {
-                MonsterT::pack(self, fbb)
+            ) -> ::gateway_core::flatbuffers::WIPOffset<self::Monster<'b>> {
+                self::MonsterT::pack(self, fbb)
             }
         }
         ///Verifies that `buf` holds a `Monster` and returns it.
@@ -2991,20 +3020,20 @@ pub mod my {
         pub fn root_as_monster(
             buf: &[::core::primitive::u8],
         ) -> ::core::result::Result<
-            Monster<'_>,
+            self::Monster<'_>,
             ::gateway_core::flatbuffers::InvalidFlatbuffer,
         > {
-            ::gateway_core::flatbuffers::root::<Monster<'_>>(buf)
+            ::gateway_core::flatbuffers::root::<self::Monster<'_>>(buf)
         }
         ///Verifies that `buf` holds a size-prefixed `Monster` and returns it.
         #[inline]
         pub fn size_prefixed_root_as_monster(
             buf: &[::core::primitive::u8],
         ) -> ::core::result::Result<
-            Monster<'_>,
+            self::Monster<'_>,
             ::gateway_core::flatbuffers::InvalidFlatbuffer,
         > {
-            ::gateway_core::flatbuffers::size_prefixed_root::<Monster<'_>>(buf)
+            ::gateway_core::flatbuffers::size_prefixed_root::<self::Monster<'_>>(buf)
         }
         ///Verifies that `buf` holds a `Monster` and returns it.
         #[inline]
@@ -3012,10 +3041,10 @@ pub mod my {
             opts: &'o ::gateway_core::flatbuffers::VerifierOptions,
             buf: &'b [::core::primitive::u8],
         ) -> ::core::result::Result<
-            Monster<'b>,
+            self::Monster<'b>,
             ::gateway_core::flatbuffers::InvalidFlatbuffer,
         > {
-            ::gateway_core::flatbuffers::root_with_opts::<Monster<'b>>(opts, buf)
+            ::gateway_core::flatbuffers::root_with_opts::<self::Monster<'b>>(opts, buf)
         }
         ///Verifies that `buf` holds a size-prefixed `Monster` and returns it.
         #[inline]
@@ -3023,11 +3052,11 @@ pub mod my {
             opts: &'o ::gateway_core::flatbuffers::VerifierOptions,
             buf: &'b [::core::primitive::u8],
         ) -> ::core::result::Result<
-            Monster<'b>,
+            self::Monster<'b>,
             ::gateway_core::flatbuffers::InvalidFlatbuffer,
         > {
             ::gateway_core::flatbuffers::size_prefixed_root_with_opts::<
-                Monster<'b>,
+                self::Monster<'b>,
             >(opts, buf)
         }
         /// Reads the root without verifying the buffer.
@@ -3038,8 +3067,10 @@ pub mod my {
         #[inline]
         pub unsafe fn root_as_monster_unchecked(
             buf: &[::core::primitive::u8],
-        ) -> Monster<'_> {
-            unsafe { ::gateway_core::flatbuffers::root_unchecked::<Monster<'_>>(buf) }
+        ) -> self::Monster<'_> {
+            unsafe {
+                ::gateway_core::flatbuffers::root_unchecked::<self::Monster<'_>>(buf)
+            }
         }
         /// Reads the root of a size-prefixed buffer without verifying it.
         ///
@@ -3049,10 +3080,10 @@ pub mod my {
         #[inline]
         pub unsafe fn size_prefixed_root_as_monster_unchecked(
             buf: &[::core::primitive::u8],
-        ) -> Monster<'_> {
+        ) -> self::Monster<'_> {
             unsafe {
                 ::gateway_core::flatbuffers::size_prefixed_root_unchecked::<
-                    Monster<'_>,
+                    self::Monster<'_>,
                 >(buf)
             }
         }
@@ -3090,7 +3121,7 @@ pub mod my {
             A: ::gateway_core::flatbuffers::Allocator + 'a,
         >(
             fbb: &'b mut ::gateway_core::flatbuffers::FlatBufferBuilder<'a, A>,
-            root: ::gateway_core::flatbuffers::WIPOffset<Monster<'a>>,
+            root: ::gateway_core::flatbuffers::WIPOffset<self::Monster<'a>>,
         ) {
             fbb.finish(root, ::core::option::Option::Some(MONSTER_IDENTIFIER));
         }
@@ -3102,7 +3133,7 @@ pub mod my {
             A: ::gateway_core::flatbuffers::Allocator + 'a,
         >(
             fbb: &'b mut ::gateway_core::flatbuffers::FlatBufferBuilder<'a, A>,
-            root: ::gateway_core::flatbuffers::WIPOffset<Monster<'a>>,
+            root: ::gateway_core::flatbuffers::WIPOffset<self::Monster<'a>>,
         ) {
             fbb.finish_size_prefixed(
                 root,
@@ -3137,8 +3168,8 @@ pub mod my {
             pub struct Weapon<'a> {
                 pub _tab: ::gateway_core::flatbuffers::Table<'a>,
             }
-            impl<'a> ::gateway_core::flatbuffers::Follow<'a> for Weapon<'a> {
-                type Inner = Weapon<'a>;
+            impl<'a> ::gateway_core::flatbuffers::Follow<'a> for self::Weapon<'a> {
+                type Inner = self::Weapon<'a>;
                 #[inline]
                 unsafe fn follow(
                     buf: &'a [::core::primitive::u8],
@@ -3151,7 +3182,7 @@ pub mod my {
                     }
                 }
             }
-            impl<'a> Weapon<'a> {
+            impl<'a> self::Weapon<'a> {
                 pub const VT_NAME: ::gateway_core::flatbuffers::VOffsetT = 4;
                 pub const VT_DAMAGE: ::gateway_core::flatbuffers::VOffsetT = 6;
                 /// Wraps a table known to be of this type.
@@ -3176,10 +3207,10 @@ pub mod my {
                         'bldr,
                         A,
                     >,
-                    args: &'args WeaponArgs<'args>,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'bldr>> {
+                    args: &'args self::WeaponArgs<'args>,
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'bldr>> {
                     let start = _fbb.start_table();
-                    let mut builder = WeaponBuilder {
+                    let mut builder = self::WeaponBuilder {
                         fbb_: _fbb,
                         start_: start,
                     };
@@ -3213,7 +3244,7 @@ pub mod my {
                         .unwrap_or(5)
                 }
             }
-            impl ::core::fmt::Debug for Weapon<'_> {
+            impl ::core::fmt::Debug for self::Weapon<'_> {
                 fn fmt(
                     &self,
                     f: &mut ::core::fmt::Formatter<'_>,
@@ -3233,7 +3264,7 @@ pub mod my {
                 >,
                 pub damage: ::core::primitive::i16,
             }
-            impl<'a> WeaponArgs<'a> {
+            impl<'a> self::WeaponArgs<'a> {
                 /// Every optional field absent and every scalar at its default; required fields
                 /// as given.
                 #[inline]
@@ -3244,7 +3275,7 @@ pub mod my {
                     }
                 }
             }
-            impl<'a> ::core::default::Default for WeaponArgs<'a> {
+            impl<'a> ::core::default::Default for self::WeaponArgs<'a> {
                 #[inline]
                 fn default() -> Self {
                     Self::new()
@@ -3265,7 +3296,7 @@ pub mod my {
                 'a: 'b,
                 'b,
                 A: ::gateway_core::flatbuffers::Allocator + 'a,
-            > WeaponBuilder<'a, 'b, A> {
+            > self::WeaponBuilder<'a, 'b, A> {
                 #[inline]
                 pub fn add_name(
                     &mut self,
@@ -3276,14 +3307,14 @@ pub mod my {
                     self.fbb_
                         .push_slot_always::<
                             ::gateway_core::flatbuffers::WIPOffset<_>,
-                        >(Weapon::VT_NAME, name);
+                        >(self::Weapon::VT_NAME, name);
                 }
                 #[inline]
                 pub fn add_damage(&mut self, damage: ::core::primitive::i16) {
                     self.fbb_
                         .push_slot::<
                             ::core::primitive::i16,
-                        >(Weapon::VT_DAMAGE, damage, 5);
+                        >(self::Weapon::VT_DAMAGE, damage, 5);
                 }
                 /// Starts the table and adds its required fields.
                 #[inline]
@@ -3298,12 +3329,12 @@ pub mod my {
                 #[inline]
                 pub fn finish(
                     self,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'a>> {
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'a>> {
                     let o = self.fbb_.end_table(self.start_);
                     ::gateway_core::flatbuffers::WIPOffset::new(o.value())
                 }
             }
-            impl ::gateway_core::flatbuffers::Verifiable for Weapon<'_> {
+            impl ::gateway_core::flatbuffers::Verifiable for self::Weapon<'_> {
                 #[inline]
                 fn run_verifier(
                     v: &mut ::gateway_core::flatbuffers::Verifier<'_, '_>,
@@ -3336,7 +3367,7 @@ pub mod my {
                 pub name: ::core::option::Option<::std::string::String>,
                 pub damage: ::core::primitive::i16,
             }
-            impl ::core::default::Default for WeaponT {
+            impl ::core::default::Default for self::WeaponT {
                 fn default() -> Self {
                     Self {
                         name: ::core::option::Option::None,
@@ -3344,37 +3375,37 @@ pub mod my {
                     }
                 }
             }
-            impl WeaponT {
+            impl self::WeaponT {
                 /// Writes this object (and everything it holds) into `_fbb`.
                 pub fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                     &self,
                     _fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'b>> {
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'b>> {
                     let name = self.name.as_ref().map(|x| _fbb.create_string(x));
                     let damage = self.damage;
-                    Weapon::create(_fbb, &WeaponArgs { name, damage })
+                    self::Weapon::create(_fbb, &self::WeaponArgs { name, damage })
                 }
             }
-            impl Weapon<'_> {
+            impl self::Weapon<'_> {
                 /// Copies everything this reader can see into an owned object.
-                pub fn unpack(&self) -> WeaponT {
-                    WeaponT {
+                pub fn unpack(&self) -> self::WeaponT {
+                    self::WeaponT {
                         name: self.name().map(|x| ::std::string::ToString::to_string(x)),
                         damage: self.damage(),
                     }
                 }
             }
-            impl ::gateway_core::Table for WeaponT {
-                type Reader<'a> = Weapon<'a>;
+            impl ::gateway_core::Table for self::WeaponT {
+                type Reader<'a> = self::Weapon<'a>;
                 const NAME: &'static ::core::primitive::str = "my.game.arms.Weapon";
-                fn unpack(reader: Weapon<'_>) -> Self {
+                fn unpack(reader: self::Weapon<'_>) -> Self {
                     reader.unpack()
                 }
                 fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                     &self,
                     fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'b>> {
-                    WeaponT::pack(self, fbb)
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'b>> {
+                    self::WeaponT::pack(self, fbb)
                 }
             }
         }

@@ -94,8 +94,8 @@ pub mod my {
             pub struct Weapon<'a> {
                 pub _tab: ::gateway_core::flatbuffers::Table<'a>,
             }
-            impl<'a> ::gateway_core::flatbuffers::Follow<'a> for Weapon<'a> {
-                type Inner = Weapon<'a>;
+            impl<'a> ::gateway_core::flatbuffers::Follow<'a> for self::Weapon<'a> {
+                type Inner = self::Weapon<'a>;
                 #[inline]
                 unsafe fn follow(
                     buf: &'a [::core::primitive::u8],
@@ -108,7 +108,7 @@ pub mod my {
                     }
                 }
             }
-            impl<'a> Weapon<'a> {
+            impl<'a> self::Weapon<'a> {
                 pub const VT_NAME: ::gateway_core::flatbuffers::VOffsetT = 4;
                 pub const VT_DAMAGE: ::gateway_core::flatbuffers::VOffsetT = 6;
                 /// Wraps a table known to be of this type.
@@ -133,10 +133,10 @@ pub mod my {
                         'bldr,
                         A,
                     >,
-                    args: &'args WeaponArgs<'args>,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'bldr>> {
+                    args: &'args self::WeaponArgs<'args>,
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'bldr>> {
                     let start = _fbb.start_table();
-                    let mut builder = WeaponBuilder {
+                    let mut builder = self::WeaponBuilder {
                         fbb_: _fbb,
                         start_: start,
                     };
@@ -170,7 +170,7 @@ pub mod my {
                         .unwrap_or(5)
                 }
             }
-            impl ::core::fmt::Debug for Weapon<'_> {
+            impl ::core::fmt::Debug for self::Weapon<'_> {
                 fn fmt(
                     &self,
                     f: &mut ::core::fmt::Formatter<'_>,
@@ -190,7 +190,7 @@ pub mod my {
                 >,
                 pub damage: ::core::primitive::i16,
             }
-            impl<'a> WeaponArgs<'a> {
+            impl<'a> self::WeaponArgs<'a> {
                 /// Every optional field absent and every scalar at its default; required fields
                 /// as given.
                 #[inline]
@@ -201,7 +201,7 @@ pub mod my {
                     }
                 }
             }
-            impl<'a> ::core::default::Default for WeaponArgs<'a> {
+            impl<'a> ::core::default::Default for self::WeaponArgs<'a> {
                 #[inline]
                 fn default() -> Self {
                     Self::new()
@@ -222,7 +222,7 @@ pub mod my {
                 'a: 'b,
                 'b,
                 A: ::gateway_core::flatbuffers::Allocator + 'a,
-            > WeaponBuilder<'a, 'b, A> {
+            > self::WeaponBuilder<'a, 'b, A> {
                 #[inline]
                 pub fn add_name(
                     &mut self,
@@ -233,14 +233,14 @@ pub mod my {
                     self.fbb_
                         .push_slot_always::<
                             ::gateway_core::flatbuffers::WIPOffset<_>,
-                        >(Weapon::VT_NAME, name);
+                        >(self::Weapon::VT_NAME, name);
                 }
                 #[inline]
                 pub fn add_damage(&mut self, damage: ::core::primitive::i16) {
                     self.fbb_
                         .push_slot::<
                             ::core::primitive::i16,
-                        >(Weapon::VT_DAMAGE, damage, 5);
+                        >(self::Weapon::VT_DAMAGE, damage, 5);
                 }
                 /// Starts the table and adds its required fields.
                 #[inline]
@@ -255,12 +255,12 @@ pub mod my {
                 #[inline]
                 pub fn finish(
                     self,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'a>> {
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'a>> {
                     let o = self.fbb_.end_table(self.start_);
                     ::gateway_core::flatbuffers::WIPOffset::new(o.value())
                 }
             }
-            impl ::gateway_core::flatbuffers::Verifiable for Weapon<'_> {
+            impl ::gateway_core::flatbuffers::Verifiable for self::Weapon<'_> {
                 #[inline]
                 fn run_verifier(
                     v: &mut ::gateway_core::flatbuffers::Verifier<'_, '_>,
@@ -293,7 +293,7 @@ pub mod my {
                 pub name: ::core::option::Option<::std::string::String>,
                 pub damage: ::core::primitive::i16,
             }
-            impl ::core::default::Default for WeaponT {
+            impl ::core::default::Default for self::WeaponT {
                 fn default() -> Self {
                     Self {
                         name: ::core::option::Option::None,
@@ -301,37 +301,37 @@ pub mod my {
                     }
                 }
             }
-            impl WeaponT {
+            impl self::WeaponT {
                 /// Writes this object (and everything it holds) into `_fbb`.
                 pub fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                     &self,
                     _fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'b>> {
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'b>> {
                     let name = self.name.as_ref().map(|x| _fbb.create_string(x));
                     let damage = self.damage;
-                    Weapon::create(_fbb, &WeaponArgs { name, damage })
+                    self::Weapon::create(_fbb, &self::WeaponArgs { name, damage })
                 }
             }
-            impl Weapon<'_> {
+            impl self::Weapon<'_> {
                 /// Copies everything this reader can see into an owned object.
-                pub fn unpack(&self) -> WeaponT {
-                    WeaponT {
+                pub fn unpack(&self) -> self::WeaponT {
+                    self::WeaponT {
                         name: self.name().map(|x| ::std::string::ToString::to_string(x)),
                         damage: self.damage(),
                     }
                 }
             }
-            impl ::gateway_core::Table for WeaponT {
-                type Reader<'a> = Weapon<'a>;
+            impl ::gateway_core::Table for self::WeaponT {
+                type Reader<'a> = self::Weapon<'a>;
                 const NAME: &'static ::core::primitive::str = "my.game.arms.Weapon";
-                fn unpack(reader: Weapon<'_>) -> Self {
+                fn unpack(reader: self::Weapon<'_>) -> Self {
                     reader.unpack()
                 }
                 fn pack<'b, A: ::gateway_core::flatbuffers::Allocator + 'b>(
                     &self,
                     fbb: &mut ::gateway_core::flatbuffers::FlatBufferBuilder<'b, A>,
-                ) -> ::gateway_core::flatbuffers::WIPOffset<Weapon<'b>> {
-                    WeaponT::pack(self, fbb)
+                ) -> ::gateway_core::flatbuffers::WIPOffset<self::Weapon<'b>> {
+                    self::WeaponT::pack(self, fbb)
                 }
             }
         }

@@ -53,43 +53,43 @@ pub(crate) fn emit_object(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
             #(#fields,)*
         }
 
-        impl ::core::default::Default for #owned {
+        impl ::core::default::Default for self::#owned {
             fn default() -> Self {
                 Self { #(#field_names: #defaults,)* }
             }
         }
 
-        impl #owned {
+        impl self::#owned {
             /// Writes this object (and everything it holds) into `_fbb`.
             pub fn pack<'b, A: #fb::Allocator + 'b>(
                 &self,
                 _fbb: &mut #fb::FlatBufferBuilder<'b, A>,
-            ) -> #fb::WIPOffset<#name<'b>> {
+            ) -> #fb::WIPOffset<self::#name<'b>> {
                 #(#packs)*
-                #name::create(_fbb, &#args { #(#arg_names,)* })
+                self::#name::create(_fbb, &self::#args { #(#arg_names,)* })
             }
         }
 
-        impl #name<'_> {
+        impl self::#name<'_> {
             /// Copies everything this reader can see into an owned object.
-            pub fn unpack(&self) -> #owned {
-                #owned { #(#field_names: #unpacks,)* }
+            pub fn unpack(&self) -> self::#owned {
+                self::#owned { #(#field_names: #unpacks,)* }
             }
         }
 
-        impl #rt::Table for #owned {
-            type Reader<'a> = #name<'a>;
+        impl #rt::Table for self::#owned {
+            type Reader<'a> = self::#name<'a>;
             const NAME: &'static ::core::primitive::str = #dotted;
 
-            fn unpack(reader: #name<'_>) -> Self {
+            fn unpack(reader: self::#name<'_>) -> Self {
                 reader.unpack()
             }
 
             fn pack<'b, A: #fb::Allocator + 'b>(
                 &self,
                 fbb: &mut #fb::FlatBufferBuilder<'b, A>,
-            ) -> #fb::WIPOffset<#name<'b>> {
-                #owned::pack(self, fbb)
+            ) -> #fb::WIPOffset<self::#name<'b>> {
+                self::#owned::pack(self, fbb)
             }
         }
     }

@@ -27,6 +27,7 @@ pub(crate) fn emit_root(ctx: &Ctx, id: DeclId, file: &FileInfo) -> TokenStream {
     let fb = &ctx.fb;
     let decl = ctx.model.decl(id);
     let name = ident(&decl.name.name);
+    let name = quote!(self::#name);
     let name_str = &decl.name.name;
     let s = snake(&decl.name.name);
     let root_as = format_ident!("root_as_{s}");

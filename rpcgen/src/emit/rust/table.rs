@@ -172,7 +172,7 @@ pub(crate) fn emit_table(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
     let args_tokens = emit_args(ctx, ns, &name, &args, &slots);
     let builder_tokens = emit_builder(ctx, ns, &name, &builder, &slots);
     let needs_lt = args_lifetime(&slots);
-    let args_ty = if needs_lt { quote!(#args<'args>) } else { quote!(#args) };
+    let args_ty = if needs_lt { quote!(self::#args<'args>) } else { quote!(self::#args) };
     let adds = create_order(ctx, t, &slots).into_iter().map(|s| {
         let f = ident(&s.name);
         let add = format_ident!("add_{}", s.name);
@@ -193,8 +193,8 @@ pub(crate) fn emit_table(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
             pub _tab: #fb::Table<'a>,
         }
 
-        impl<'a> #fb::Follow<'a> for #name<'a> {
-            type Inner = #name<'a>;
+        impl<'a> #fb::Follow<'a> for self::#name<'a> {
+            type Inner = self::#name<'a>;
             #[inline]
             unsafe fn follow(buf: &'a [::core::primitive::u8], loc: ::core::primitive::usize) -> Self::Inner {
                 // Safety: the caller guarantees `loc` holds this table.
@@ -202,7 +202,7 @@ pub(crate) fn emit_table(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
             }
         }
 
-        impl<'a> #name<'a> {
+        impl<'a> self::#name<'a> {
             #(#vts)*
 
             /// Wraps a table known to be of this type.
@@ -219,9 +219,9 @@ pub(crate) fn emit_table(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
             pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: #fb::Allocator + 'bldr>(
                 _fbb: &'mut_bldr mut #fb::FlatBufferBuilder<'bldr, A>,
                 args: &'args #args_ty,
-            ) -> #fb::WIPOffset<#name<'bldr>> {
+            ) -> #fb::WIPOffset<self::#name<'bldr>> {
                 let start = _fbb.start_table();
-                let mut builder = #builder { fbb_: _fbb, start_: start };
+                let mut builder = self::#builder { fbb_: _fbb, start_: start };
                 #(#adds)*
                 builder.finish()
             }
@@ -231,7 +231,7 @@ pub(crate) fn emit_table(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
             #key
         }
 
-        impl ::core::fmt::Debug for #name<'_> {
+        impl ::core::fmt::Debug for self::#name<'_> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 let mut ds = f.debug_struct(#name_str);
                 #(#debug_fields)*
@@ -377,7 +377,7 @@ fn key_methods(ctx: &Ctx, ns: &[String], name: &Ident, key: &Field) -> TokenStre
     quote! {
         /// Orders tables by key, as sorted vectors are.
         #[inline]
-        pub fn key_compare_less_than(&self, o: &#name<'_>) -> ::core::primitive::bool {
+        pub fn key_compare_less_than(&self, o: &self::#name<'_>) -> ::core::primitive::bool {
             self.#k() < o.#k()
         }
 
@@ -389,9 +389,9 @@ fn key_methods(ctx: &Ctx, ns: &[String], name: &Ident, key: &Field) -> TokenStre
 
         /// Finds the table with key `key` in a vector sorted by key, by binary search.
         pub fn lookup_by_key(
-            vector: #fb::Vector<'a, #fb::ForwardsUOffset<#name<'a>>>,
+            vector: #fb::Vector<'a, #fb::ForwardsUOffset<self::#name<'a>>>,
             key: #key_ty,
-        ) -> ::core::option::Option<#name<'a>> {
+        ) -> ::core::option::Option<self::#name<'a>> {
             let (mut low, mut high) = (0, vector.len());
             while low < high {
                 let mid = low + (high - low) / 2;
@@ -440,7 +440,7 @@ fn emit_args(ctx: &Ctx, ns: &[String], table: &Ident, args: &Ident, slots: &[Slo
     let table_str = table.to_string();
     let default = params.is_empty().then(|| {
         quote! {
-            impl #lt ::core::default::Default for #args #lt {
+            impl #lt ::core::default::Default for self::#args #lt {
                 #[inline]
                 fn default() -> Self {
                     Self::new()
@@ -454,7 +454,7 @@ fn emit_args(ctx: &Ctx, ns: &[String], table: &Ident, args: &Ident, slots: &[Slo
             #(#fields,)*
         }
 
-        impl #lt #args #lt {
+        impl #lt self::#args #lt {
             /// Every optional field absent and every scalar at its default; required fields
             /// as given.
             #[inline]
@@ -488,13 +488,13 @@ fn emit_builder(
         let body = match &s.ty {
             Type::Scalar(_) | Type::Enum(_) if s.by_value_with_default() => {
                 let d = s.default_expr(ctx, ns);
-                quote!(self.fbb_.push_slot::<#ty>(#table::#c, #f, #d);)
+                quote!(self.fbb_.push_slot::<#ty>(self::#table::#c, #f, #d);)
             }
             Type::Scalar(_) | Type::Enum(_) => {
-                quote!(self.fbb_.push_slot_always::<#ty>(#table::#c, #f);)
+                quote!(self.fbb_.push_slot_always::<#ty>(self::#table::#c, #f);)
             }
-            Type::Struct(_) => quote!(self.fbb_.push_slot_always::<#ty>(#table::#c, #f);),
-            _ => quote!(self.fbb_.push_slot_always::<#fb::WIPOffset<_>>(#table::#c, #f);),
+            Type::Struct(_) => quote!(self.fbb_.push_slot_always::<#ty>(self::#table::#c, #f);),
+            _ => quote!(self.fbb_.push_slot_always::<#fb::WIPOffset<_>>(self::#table::#c, #f);),
         };
         let vis = if s.required() {
             params.push(quote!(#f: #ty));
@@ -518,7 +518,7 @@ fn emit_builder(
             start_: #fb::WIPOffset<#fb::TableUnfinishedWIPOffset>,
         }
 
-        impl<'a: 'b, 'b, A: #fb::Allocator + 'a> #builder<'a, 'b, A> {
+        impl<'a: 'b, 'b, A: #fb::Allocator + 'a> self::#builder<'a, 'b, A> {
             #(#adders)*
 
             /// Starts the table and adds its required fields.
@@ -532,7 +532,7 @@ fn emit_builder(
 
             /// Ends the table.
             #[inline]
-            pub fn finish(self) -> #fb::WIPOffset<#table<'a>> {
+            pub fn finish(self) -> #fb::WIPOffset<self::#table<'a>> {
                 let o = self.fbb_.end_table(self.start_);
                 #fb::WIPOffset::new(o.value())
             }

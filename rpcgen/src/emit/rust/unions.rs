@@ -22,6 +22,8 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
     let tag_method = ident(&format!("{}_type", snake(&decl.name.name)));
     let name_str = &decl.name.name;
     let tag_code = enums::emit_union_tag(ctx, decl, u);
+    let tag_decl = tag;
+    let tag = quote!(self::#tag_decl);
 
     let mut variants = Vec::new();
     let mut tags = Vec::new();
@@ -107,7 +109,7 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
             #(#variants,)*
         }
 
-        impl #owned {
+        impl self::#owned {
             /// The tag of the variant held.
             pub fn #tag_method(&self) -> #tag {
                 match self {

@@ -19,7 +19,7 @@ pub(crate) fn emit_verifier(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
     let name = ident(&decl.name.name);
     let visits = live_fields(t).map(|f| visit(ctx, ns, f));
     quote! {
-        impl #fb::Verifiable for #name<'_> {
+        impl #fb::Verifiable for self::#name<'_> {
             #[inline]
             fn run_verifier(
                 v: &mut #fb::Verifier<'_, '_>,
