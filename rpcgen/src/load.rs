@@ -45,13 +45,7 @@ pub fn load(
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
 ) -> Vec<ParsedFile> {
-    let mut loader = Loader {
-        options,
-        sources,
-        diags,
-        seen: HashMap::new(),
-        done: Vec::new(),
-    };
+    let mut loader = Loader { options, sources, diags, seen: HashMap::new(), done: Vec::new() };
     for input in inputs {
         loader.visit(input.clone(), input.display().to_string(), None);
     }
@@ -109,15 +103,8 @@ impl Loader<'_> {
             let wanted = wanted.collect::<Vec<_>>();
             (Ast::Fbs(ast), wanted)
         };
-        let includes = wanted
-            .iter()
-            .filter_map(|lit| self.include(id, lit))
-            .collect();
-        self.done.push(ParsedFile {
-            file: id,
-            ast,
-            includes,
-        });
+        let includes = wanted.iter().filter_map(|lit| self.include(id, lit)).collect();
+        self.done.push(ParsedFile { file: id, ast, includes });
         Some(id)
     }
 
@@ -125,15 +112,9 @@ impl Loader<'_> {
     fn include(&mut self, from: FileId, lit: &StrLit) -> Option<FileId> {
         let loc = Loc::new(from, lit.span);
         let own_dir = self.sources.get(from).path.parent().map(Path::to_path_buf);
-        let dirs: Vec<PathBuf> = own_dir
-            .into_iter()
-            .chain(self.options.include_dirs.iter().cloned())
-            .collect();
-        match dirs
-            .iter()
-            .map(|dir| dir.join(&lit.value))
-            .find(|path| path.is_file())
-        {
+        let dirs: Vec<PathBuf> =
+            own_dir.into_iter().chain(self.options.include_dirs.iter().cloned()).collect();
+        match dirs.iter().map(|dir| dir.join(&lit.value)).find(|path| path.is_file()) {
             Some(path) => {
                 let name = tidy(&path).display().to_string();
                 self.visit(path, name, Some(loc))

@@ -44,7 +44,10 @@ fn rendered_diagnostics_match_golden_files() {
         let checked = rpcgen::check_files(std::slice::from_ref(case), &LoadOptions::default());
         let rendered = checked.render();
         if checked.model.is_some() || !checked.diagnostics.has_errors() {
-            failures.push(format!("{}: checked without errors, but every case is invalid", case.display()));
+            failures.push(format!(
+                "{}: checked without errors, but every case is invalid",
+                case.display()
+            ));
             continue;
         }
         let golden = case.with_extension(format!(
@@ -62,7 +65,9 @@ fn rendered_diagnostics_match_golden_files() {
                 case.display(),
                 golden.display()
             )),
-            Err(_) => failures.push(format!("{}: no golden file {}", case.display(), golden.display())),
+            Err(_) => {
+                failures.push(format!("{}: no golden file {}", case.display(), golden.display()))
+            }
         }
     }
     assert!(

@@ -154,9 +154,7 @@ fn misplaced(name: &str, place: Place, loc: Loc) -> Diagnostic {
         Some([only]) => format!("`{name}` only applies to {}", only.describe()),
         _ => format!("`{name}` only applies to table and struct fields"),
     };
-    Diagnostic::error(message)
-        .at(loc, "not allowed here")
-        .note(only)
+    Diagnostic::error(message).at(loc, "not allowed here").note(only)
 }
 
 /// The attribute called `name`, if written.

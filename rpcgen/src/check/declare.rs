@@ -64,10 +64,7 @@ impl<'a> Checker<'a, '_> {
                 let first_loc = self.decl_loc(first);
                 self.report(
                     Diagnostic::error(format!("the name `{dotted}` is defined multiple times"))
-                        .at(
-                            Loc::new(file, name.span),
-                            format!("`{dotted}` redefined here"),
-                        )
+                        .at(Loc::new(file, name.span), format!("`{dotted}` redefined here"))
                         .with(first_loc, "first defined here"),
                 );
             }

@@ -22,11 +22,7 @@ pub(super) struct FieldDefault {
 
 impl FieldDefault {
     fn scalar(presence: Presence, default: Option<Value>) -> FieldDefault {
-        FieldDefault {
-            presence,
-            default,
-            nonscalar: None,
-        }
+        FieldDefault { presence, default, nonscalar: None }
     }
 }
 
@@ -41,11 +37,7 @@ impl Checker<'_, '_> {
         default: Option<&Literal>,
         required: bool,
     ) -> Option<FieldDefault> {
-        let non_scalar_presence = if required {
-            Presence::Required
-        } else {
-            Presence::Optional
-        };
+        let non_scalar_presence = if required { Presence::Required } else { Presence::Optional };
         let Some(literal) = default else {
             return match ty {
                 Type::Scalar(scalar) => {
@@ -130,13 +122,7 @@ impl Checker<'_, '_> {
         let checked: Enum = checked.clone();
         let enum_name = self.source(id).name.dotted();
         let ty = checked.underlying.keyword();
-        let by_name = |name: &str| {
-            checked
-                .values
-                .iter()
-                .find(|v| v.name == name)
-                .map(|v| v.value)
-        };
+        let by_name = |name: &str| checked.values.iter().find(|v| v.name == name).map(|v| v.value);
         let (value, written) = match literal.map(|l| &l.kind) {
             None => (0, None),
             Some(LiteralKind::Int(text)) => (parse_int(text)?, Some(text.clone())),
@@ -190,16 +176,12 @@ impl Checker<'_, '_> {
                 return None;
             }
         };
-        if let Some((min, max)) = checked
-            .underlying
-            .int_range()
-            .filter(|(min, max)| value < *min || value > *max)
+        if let Some((min, max)) =
+            checked.underlying.int_range().filter(|(min, max)| value < *min || value > *max)
         {
             self.report(
-                Diagnostic::error(format!("default value `{value}` does not fit in `{ty}`")).at(
-                    loc,
-                    format!("enum `{enum_name}` is a `{ty}`, which holds {min} to {max}"),
-                ),
+                Diagnostic::error(format!("default value `{value}` does not fit in `{ty}`"))
+                    .at(loc, format!("enum `{enum_name}` is a `{ty}`, which holds {min} to {max}")),
             );
             return None;
         }
@@ -243,11 +225,7 @@ impl Checker<'_, '_> {
 }
 
 fn zero(scalar: Scalar) -> Value {
-    if scalar.is_float() {
-        Value::Float(0.0)
-    } else {
-        Value::Int(0)
-    }
+    if scalar.is_float() { Value::Float(0.0) } else { Value::Int(0) }
 }
 
 fn value_error(literal: &LiteralKind, scalar: Scalar, error: ValueError, loc: Loc) -> Diagnostic {

@@ -33,10 +33,8 @@ impl Checker<'_, '_> {
         let bit_flags = attrs::find(&decl.attributes, "bit_flags").is_some();
         let underlying = self.enum_underlying(id, decl);
         if bit_flags && underlying.int_range().is_some_and(|(min, _)| min < 0) {
-            let loc = decl
-                .underlying
-                .as_ref()
-                .map_or(self.decl_loc(id), |t| Loc::new(file, t.span));
+            let loc =
+                decl.underlying.as_ref().map_or(self.decl_loc(id), |t| Loc::new(file, t.span));
             self.report(Diagnostic {
                 severity: Severity::Warning,
                 ..Diagnostic::error(format!(
@@ -70,10 +68,7 @@ impl Checker<'_, '_> {
                 },
                 None => previous.map_or(0, |(p, _)| p + 1),
             };
-            let value_loc = value_decl
-                .value
-                .as_ref()
-                .map_or(loc, |v| Loc::new(file, v.span));
+            let value_loc = value_decl.value.as_ref().map_or(loc, |v| Loc::new(file, v.span));
             if !self.enum_value_fits(raw, underlying, bit_flags, value_loc, &value_decl.name.text) {
                 continue;
             }
@@ -106,11 +101,7 @@ impl Checker<'_, '_> {
                 attributes: attrs::kept(&value_decl.attributes),
             });
         }
-        Enum {
-            underlying,
-            bit_flags,
-            values,
-        }
+        Enum { underlying, bit_flags, values }
     }
 
     /// The enum's integer type; a missing or invalid one is reported and `int` assumed.
@@ -121,9 +112,7 @@ impl Checker<'_, '_> {
             self.report(
                 Diagnostic::error(format!("enum `{name}` has no underlying type"))
                     .at(self.decl_loc(id), "needs an integer type")
-                    .help(format!(
-                        "write the type after the name, e.g. `enum {name} : ubyte`"
-                    )),
+                    .help(format!("write the type after the name, e.g. `enum {name} : ubyte`")),
             );
             return Scalar::I32;
         };
@@ -204,10 +193,8 @@ impl Checker<'_, '_> {
             return true;
         }
         self.report(
-            Diagnostic::error(format!(
-                "enum value `{name}` = {raw} does not fit in `{ty}`"
-            ))
-            .at(loc, format!("`{ty}` holds {min} to {max}")),
+            Diagnostic::error(format!("enum value `{name}` = {raw} does not fit in `{ty}`"))
+                .at(loc, format!("`{ty}` holds {min} to {max}")),
         );
         false
     }
@@ -238,10 +225,9 @@ impl Checker<'_, '_> {
             let ty = self.union_variant_type(file, &namespace, &variant.ty);
             let (name, name_span) = match (&variant.alias, &variant.ty.kind) {
                 (Some(alias), _) => (alias.text.clone(), alias.span),
-                (None, TypeExprKind::Named(path)) => (
-                    path.parts.last().map_or(String::new(), |p| p.text.clone()),
-                    path.span,
-                ),
+                (None, TypeExprKind::Named(path)) => {
+                    (path.parts.last().map_or(String::new(), |p| p.text.clone()), path.span)
+                }
                 (None, _) => (String::new(), variant.ty.span),
             };
             let loc = Loc::new(file, name_span);
@@ -264,16 +250,10 @@ impl Checker<'_, '_> {
                 None => previous + 1,
             };
             previous = value;
-            let value_loc = variant
-                .value
-                .as_ref()
-                .map_or(loc, |v| Loc::new(file, v.span));
+            let value_loc = variant.value.as_ref().map_or(loc, |v| Loc::new(file, v.span));
             if !(1..=255).contains(&value) {
-                let reason = if value == 0 {
-                    "0 is reserved for `NONE`"
-                } else {
-                    "union tags are 1 to 255"
-                };
+                let reason =
+                    if value == 0 { "0 is reserved for `NONE`" } else { "union tags are 1 to 255" };
                 self.report(
                     Diagnostic::error(format!(
                         "union variant `{name}` = {value} is not a valid tag"

@@ -84,11 +84,7 @@ impl Checker<'_, '_> {
             let loc = Loc::new(file, field.name.span);
             self.check_attributes(file, &field.attributes, Place::StructField);
             if let Some(first) = names.insert(&field.name.text, field.name.span) {
-                self.report(duplicate_field(
-                    &field.name.text,
-                    loc,
-                    Loc::new(file, first),
-                ));
+                self.report(duplicate_field(&field.name.text, loc, Loc::new(file, first)));
                 ok = false;
                 continue;
             }
@@ -187,11 +183,8 @@ impl Checker<'_, '_> {
         let mut diagnostic = Diagnostic::error(format!("circular struct `{}`", names[0]));
         for (i, &(_, loc)) in cycle.iter().enumerate() {
             let message = format!("`{}` contains `{}` here", names[i], names[i + 1]);
-            diagnostic = if i == 0 {
-                diagnostic.at(loc, message)
-            } else {
-                diagnostic.with(loc, message)
-            };
+            diagnostic =
+                if i == 0 { diagnostic.at(loc, message) } else { diagnostic.with(loc, message) };
         }
         self.report(
             diagnostic
@@ -218,11 +211,7 @@ fn place_fields(laid: Vec<(StructField, u32, u32)>, align: u32) -> Struct {
     if let Some(last) = fields.last_mut() {
         last.padding = size - end;
     }
-    Struct {
-        fields,
-        size,
-        align,
-    }
+    Struct { fields, size, align }
 }
 
 pub(super) fn duplicate_field(name: &str, loc: Loc, first: Loc) -> Diagnostic {

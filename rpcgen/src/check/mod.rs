@@ -110,10 +110,7 @@ impl<'a> Checker<'a, '_> {
 
     /// The ids of all declarations of one kind, in declaration order.
     fn ids_where(&self, keep: impl Fn(&DeclAst<'a>) -> bool) -> Vec<DeclId> {
-        (0..self.decls.len() as u32)
-            .map(DeclId)
-            .filter(|&id| keep(&self.source(id).ast))
-            .collect()
+        (0..self.decls.len() as u32).map(DeclId).filter(|&id| keep(&self.source(id).ast)).collect()
     }
 
     /// Puts the passes' results together. Declarations a pass could not check are left out;
@@ -138,18 +135,11 @@ impl<'a> Checker<'a, '_> {
                 })
             })
             .collect();
-        Model {
-            decls,
-            services,
-            files,
-        }
+        Model { decls, services, files }
     }
 }
 
 /// `a.b.Name` for messages: the qualified name of a declaration.
 fn qualified(namespace: &[String], name: &str) -> QualifiedName {
-    QualifiedName {
-        namespace: namespace.to_vec(),
-        name: name.to_string(),
-    }
+    QualifiedName { namespace: namespace.to_vec(), name: name.to_string() }
 }

@@ -58,16 +58,8 @@ impl Scope {
         let declared = self.names.iter().enumerate().map(|(index, name)| {
             let short_resolves =
                 self.lookup_dotted(namespace, &name.name) == Some(DeclId(index as u32));
-            let spelled = if short_resolves {
-                name.name.clone()
-            } else {
-                name.dotted()
-            };
-            let compared = if dotted_written {
-                name.dotted()
-            } else {
-                name.name.clone()
-            };
+            let spelled = if short_resolves { name.name.clone() } else { name.dotted() };
+            let compared = if dotted_written { name.dotted() } else { name.name.clone() };
             (compared, spelled)
         });
         let extra = extra.iter().map(|k| (k.to_string(), k.to_string()));
@@ -127,19 +119,12 @@ pub(super) const SCALAR_KEYWORDS: [(&str, Scalar); 21] = [
 
 /// The scalar a keyword names.
 pub(super) fn scalar_keyword(name: &str) -> Option<Scalar> {
-    SCALAR_KEYWORDS
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|&(_, s)| s)
+    SCALAR_KEYWORDS.iter().find(|(k, _)| *k == name).map(|&(_, s)| s)
 }
 
 /// Every built-in type keyword, `string` included: suggestion candidates in type positions.
 pub(super) fn type_keywords() -> Vec<&'static str> {
-    SCALAR_KEYWORDS
-        .iter()
-        .map(|(k, _)| *k)
-        .chain(["string"])
-        .collect()
+    SCALAR_KEYWORDS.iter().map(|(k, _)| *k).chain(["string"]).collect()
 }
 
 #[cfg(test)]
@@ -158,15 +143,9 @@ mod tests {
     fn path(dotted: &str) -> Path {
         let parts = dotted
             .split('.')
-            .map(|p| Ident {
-                text: p.to_string(),
-                span: Span::default(),
-            })
+            .map(|p| Ident { text: p.to_string(), span: Span::default() })
             .collect();
-        Path {
-            parts,
-            span: Span::default(),
-        }
+        Path { parts, span: Span::default() }
     }
 
     fn ns(parts: &[&str]) -> Vec<String> {
@@ -197,15 +176,9 @@ mod tests {
     fn suggests_close_names_only() {
         let mut scope = Scope::default();
         scope.insert(qn(&[], "Monster")).unwrap();
-        assert_eq!(
-            scope.suggest(&[], "Monstr", &[]),
-            Some("Monster".to_string())
-        );
+        assert_eq!(scope.suggest(&[], "Monstr", &[]), Some("Monster".to_string()));
         assert_eq!(scope.suggest(&[], "Zzz", &[]), None);
-        assert_eq!(
-            scope.suggest(&[], "unit", &type_keywords()),
-            Some("uint".to_string())
-        );
+        assert_eq!(scope.suggest(&[], "unit", &type_keywords()), Some("uint".to_string()));
     }
 
     #[test]

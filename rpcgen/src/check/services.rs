@@ -31,11 +31,8 @@ enum Takes {
     Name,
 }
 
-const METHOD_ATTRIBUTES: [(&str, Takes); 3] = [
-    ("idempotent", Takes::Nothing),
-    ("writes", Takes::Nothing),
-    ("id", Takes::Integer),
-];
+const METHOD_ATTRIBUTES: [(&str, Takes); 3] =
+    [("idempotent", Takes::Nothing), ("writes", Takes::Nothing), ("id", Takes::Integer)];
 const TOPIC_ATTRIBUTES: [(&str, Takes); 4] = [
     ("on_lag", Takes::Name),
     ("retain", Takes::Nothing),
@@ -56,18 +53,9 @@ impl Checker<'_, '_> {
         let mut services = Vec::new();
         let mut names: HashMap<String, Loc> = HashMap::new();
         let mut ids = [
-            IdTable {
-                kind: "methods",
-                ..Default::default()
-            },
-            IdTable {
-                kind: "topics",
-                ..Default::default()
-            },
-            IdTable {
-                kind: "errors",
-                ..Default::default()
-            },
+            IdTable { kind: "methods", ..Default::default() },
+            IdTable { kind: "topics", ..Default::default() },
+            IdTable { kind: "errors", ..Default::default() },
         ];
         for parsed in files {
             let Ast::Service(service_file) = &parsed.ast else {
@@ -141,12 +129,7 @@ impl Checker<'_, '_> {
             }
             let full_name = format!("{}.{}", service.name.dotted(), member_name.text);
             match &member.kind {
-                MemberKind::Method {
-                    name,
-                    request,
-                    response,
-                    ..
-                } => {
+                MemberKind::Method { name, request, response, .. } => {
                     self.service_attributes(
                         file,
                         &member.attributes,
@@ -272,11 +255,8 @@ impl Checker<'_, '_> {
         loc: Loc,
         table: &mut IdTable,
     ) -> u32 {
-        let pinned = member
-            .attributes
-            .iter()
-            .find(|a| a.name.text == "id")
-            .and_then(|a| a.value.as_ref());
+        let pinned =
+            member.attributes.iter().find(|a| a.name.text == "id").and_then(|a| a.value.as_ref());
         let (id, id_loc) = match pinned {
             Some(value) => {
                 let id_loc = Loc::new(file, value.span);
@@ -320,10 +300,8 @@ impl Checker<'_, '_> {
     }
 
     fn on_lag(&mut self, file: FileId, attributes: &[Attribute]) -> Option<LagPolicy> {
-        let Some(value) = attributes
-            .iter()
-            .find(|a| a.name.text == "on_lag")
-            .and_then(|a| a.value.as_ref())
+        let Some(value) =
+            attributes.iter().find(|a| a.name.text == "on_lag").and_then(|a| a.value.as_ref())
         else {
             return Some(LagPolicy::default());
         };

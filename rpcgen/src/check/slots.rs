@@ -30,23 +30,16 @@ impl Checker<'_, '_> {
         table_loc: Loc,
         fields: &[SlotInput<'_>],
     ) -> Vec<u16> {
-        let with_id: Vec<&SlotInput<'_>> = fields
-            .iter()
-            .filter(|f| attrs::find(&f.field.attributes, "id").is_some())
-            .collect();
+        let with_id: Vec<&SlotInput<'_>> =
+            fields.iter().filter(|f| attrs::find(&f.field.attributes, "id").is_some()).collect();
         if with_id.is_empty() || with_id.len() < fields.len() {
             if let (Some(has), Some(lacks)) = (
                 with_id.first(),
-                fields
-                    .iter()
-                    .find(|f| attrs::find(&f.field.attributes, "id").is_none()),
+                fields.iter().find(|f| attrs::find(&f.field.attributes, "id").is_none()),
             ) {
                 self.report(
                     Diagnostic::error("either all fields or no fields must have an `id`")
-                        .at(
-                            Loc::new(file, lacks.field.name.span),
-                            "this field has no `id`",
-                        )
+                        .at(Loc::new(file, lacks.field.name.span), "this field has no `id`")
                         .with(Loc::new(file, has.field.name.span), "this field has one")
                         .help("give every field of the table an `id`, or remove them all"),
                 );
@@ -94,13 +87,7 @@ impl Checker<'_, '_> {
                     );
                     continue;
                 }
-                taken.insert(
-                    0,
-                    (
-                        id - 1,
-                        format!("`{name}_type` (the type field of `{name}`)"),
-                    ),
-                );
+                taken.insert(0, (id - 1, format!("`{name}_type` (the type field of `{name}`)")));
             }
             for (slot, who) in taken {
                 if let Some((other, other_loc)) = slots.get(&slot) {
@@ -116,10 +103,8 @@ impl Checker<'_, '_> {
             }
         }
         let count = slots.keys().next_back().map_or(0, |&max| max + 1);
-        let missing: Vec<String> = (0..count)
-            .filter(|s| !slots.contains_key(s))
-            .map(|s| s.to_string())
-            .collect();
+        let missing: Vec<String> =
+            (0..count).filter(|s| !slots.contains_key(s)).map(|s| s.to_string()).collect();
         if !missing.is_empty() {
             let plural = if missing.len() == 1 { "" } else { "s" };
             self.report(
@@ -127,10 +112,7 @@ impl Checker<'_, '_> {
                     "ids are not contiguous: missing id{plural} {}",
                     missing.join(", ")
                 ))
-                .at(
-                    table_loc,
-                    format!("ids of this table must cover 0 to {}", count - 1),
-                )
+                .at(table_loc, format!("ids of this table must cover 0 to {}", count - 1))
                 .help("renumber the fields so that every id from 0 up is used once"),
             );
         }

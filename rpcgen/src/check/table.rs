@@ -50,10 +50,8 @@ impl Checker<'_, '_> {
                 None => unique.push(field),
             }
         }
-        let types: Vec<Option<Type>> = unique
-            .iter()
-            .map(|f| self.table_field_type(file, &namespace, &f.ty))
-            .collect();
+        let types: Vec<Option<Type>> =
+            unique.iter().map(|f| self.table_field_type(file, &namespace, &f.ty)).collect();
         for (field, ty) in unique.iter().zip(&types) {
             let is_union = matches!(ty, Some(Type::Union(_)))
                 || matches!(ty, Some(Type::Vector(inner)) if matches!(**inner, Type::Union(_)));
@@ -123,13 +121,9 @@ impl Checker<'_, '_> {
                 .and_then(|a| self.nested_flatbuffer(file, &namespace, a, &ty));
             let hash = flag("hash").and_then(|a| self.hash(file, a, &ty));
             let required = required.is_some() && !ty.is_scalar_like();
-            let Some(default) = self.field_default(
-                file,
-                &field.name.text,
-                &ty,
-                field.default.as_ref(),
-                required,
-            ) else {
+            let Some(default) =
+                self.field_default(file, &field.name.text, &ty, field.default.as_ref(), required)
+            else {
                 continue;
             };
             fields.push(Field {
@@ -148,11 +142,7 @@ impl Checker<'_, '_> {
                 attributes: attrs::kept(&field.attributes),
             });
         }
-        Table {
-            fields,
-            original_order,
-            key: key.map(|(index, _)| index),
-        }
+        Table { fields, original_order, key: key.map(|(index, _)| index) }
     }
 
     fn check_key(
@@ -214,15 +204,9 @@ impl Checker<'_, '_> {
         // The name is resolved like a type written at the attribute, so it gets the same spans.
         let parts = name
             .split('.')
-            .map(|part| crate::syntax::ast::Ident {
-                text: part.to_string(),
-                span: value.span,
-            })
+            .map(|part| crate::syntax::ast::Ident { text: part.to_string(), span: value.span })
             .collect();
-        let path = Path {
-            parts,
-            span: value.span,
-        };
+        let path = Path { parts, span: value.span };
         self.resolve_table(file, namespace, &path, "the root of a nested flatbuffer")
     }
 
@@ -249,10 +233,8 @@ impl Checker<'_, '_> {
             return None;
         };
         let bits = scalar.size() * 8;
-        let algorithms = HASHES
-            .iter()
-            .find(|(b, _)| *b == bits)
-            .map_or(&[][..], |(_, names)| *names);
+        let algorithms =
+            HASHES.iter().find(|(b, _)| *b == bits).map_or(&[][..], |(_, names)| *names);
         let name = attrs::literal_text(&value.kind);
         if !algorithms.contains(&name.as_str()) {
             self.report(

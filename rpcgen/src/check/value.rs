@@ -11,10 +11,7 @@ use crate::syntax::ast::LiteralKind;
 /// An integer literal: optional sign, then decimal digits or `0x` and hex digits.
 pub(super) fn parse_int(text: &str) -> Option<i128> {
     let (negative, digits) = split_sign(text.trim());
-    let magnitude = match digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
+    let magnitude = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
         Some(hex) => u128::from_str_radix(hex, 16).ok()?,
         None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
             digits.parse::<u128>().ok()?
@@ -88,14 +85,10 @@ pub(super) fn scalar_value(literal: &LiteralKind, scalar: Scalar) -> Result<Valu
             Ok(Value::Int(i128::from(text.trim() == "true")))
         }
         LiteralKind::Int(text) | LiteralKind::Str(text) if scalar.is_float() => {
-            parse_float(text).map(Value::Float).ok_or(ValueError::NotA {
-                expected: "a number",
-            })
+            parse_float(text).map(Value::Float).ok_or(ValueError::NotA { expected: "a number" })
         }
         LiteralKind::Float(text) if scalar.is_float() => {
-            parse_float(text).map(Value::Float).ok_or(ValueError::NotA {
-                expected: "a number",
-            })
+            parse_float(text).map(Value::Float).ok_or(ValueError::NotA { expected: "a number" })
         }
         LiteralKind::Float(_) => Err(ValueError::FloatForInteger),
         LiteralKind::Int(text) | LiteralKind::Str(text) => {
@@ -103,16 +96,12 @@ pub(super) fn scalar_value(literal: &LiteralKind, scalar: Scalar) -> Result<Valu
                 return Err(if parse_float(text).is_some() {
                     ValueError::FloatForInteger
                 } else {
-                    ValueError::NotA {
-                        expected: expected_kind(scalar),
-                    }
+                    ValueError::NotA { expected: expected_kind(scalar) }
                 });
             };
             check_range(value, scalar).map(|()| Value::Int(value))
         }
-        _ => Err(ValueError::NotA {
-            expected: expected_kind(scalar),
-        }),
+        _ => Err(ValueError::NotA { expected: expected_kind(scalar) }),
     }
 }
 
@@ -168,34 +157,22 @@ mod tests {
         assert_eq!(scalar_value(&int("127"), Scalar::I8), Ok(Value::Int(127)));
         assert_eq!(
             scalar_value(&int("300"), Scalar::I8),
-            Err(ValueError::OutOfRange {
-                min: -128,
-                max: 127
-            })
+            Err(ValueError::OutOfRange { min: -128, max: 127 })
         );
         assert_eq!(
             scalar_value(&int("-1"), Scalar::U64),
-            Err(ValueError::OutOfRange {
-                min: 0,
-                max: u64::MAX as i128
-            })
+            Err(ValueError::OutOfRange { min: 0, max: u64::MAX as i128 })
         );
         assert_eq!(
             scalar_value(&int("2"), Scalar::Bool),
             Err(ValueError::OutOfRange { min: 0, max: 1 })
         );
-        assert_eq!(
-            scalar_value(&LiteralKind::Bool(true), Scalar::Bool),
-            Ok(Value::Int(1))
-        );
+        assert_eq!(scalar_value(&LiteralKind::Bool(true), Scalar::Bool), Ok(Value::Int(1)));
         assert_eq!(
             scalar_value(&LiteralKind::Float("1.5".into()), Scalar::I32),
             Err(ValueError::FloatForInteger)
         );
-        assert_eq!(
-            scalar_value(&LiteralKind::Str("12".into()), Scalar::I32),
-            Ok(Value::Int(12))
-        );
+        assert_eq!(scalar_value(&LiteralKind::Str("12".into()), Scalar::I32), Ok(Value::Int(12)));
         assert_eq!(scalar_value(&int("3"), Scalar::F32), Ok(Value::Float(3.0)));
         assert!(scalar_value(&LiteralKind::Bool(true), Scalar::I32).is_err());
     }

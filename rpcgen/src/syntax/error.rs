@@ -46,11 +46,7 @@ fn expected_words(rules: &[Rule]) -> Option<String> {
         }
     }
     let last = words.pop()?;
-    Some(if words.is_empty() {
-        last
-    } else {
-        format!("{} or {last}", words.join(", "))
-    })
+    Some(if words.is_empty() { last } else { format!("{} or {last}", words.join(", ")) })
 }
 
 /// How a rule reads in "expected ...".
@@ -98,30 +94,21 @@ fn found_at(text: &str, pos: usize) -> (String, Span) {
     let Some(c) = rest.chars().next() else {
         return ("end of file".to_string(), Span::new(text.len(), text.len()));
     };
-    let word_len = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
+    let word_len =
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
     if word_len > 0 {
-        return (
-            format!("`{}`", &rest[..word_len]),
-            Span::new(pos, pos + word_len),
-        );
+        return (format!("`{}`", &rest[..word_len]), Span::new(pos, pos + word_len));
     }
     match c {
         '"' | '\'' => {
             let end = string_end(text, pos);
             let closed = end > pos + 1 && text.as_bytes()[end - 1] == c as u8;
-            let what = if closed {
-                "a string"
-            } else {
-                "an unterminated string"
-            };
+            let what = if closed { "a string" } else { "an unterminated string" };
             (what.to_string(), Span::new(pos, end))
         }
-        '/' if rest.starts_with("/*") && !block_comment_closed(text, pos) => (
-            "an unterminated comment".to_string(),
-            Span::new(pos, pos + 2),
-        ),
+        '/' if rest.starts_with("/*") && !block_comment_closed(text, pos) => {
+            ("an unterminated comment".to_string(), Span::new(pos, pos + 2))
+        }
         '-' if rest.starts_with("->") => ("`->`".to_string(), Span::new(pos, pos + 2)),
         _ => (format!("`{c}`"), Span::new(pos, pos + c.len_utf8())),
     }
@@ -134,44 +121,23 @@ mod tests {
     #[test]
     fn expected_lists_read_like_prose() {
         assert_eq!(expected_words(&[Rule::semi]).as_deref(), Some("`;`"));
-        assert_eq!(
-            expected_words(&[Rule::ident, Rule::rbrace]).as_deref(),
-            Some("a name or `}`")
-        );
+        assert_eq!(expected_words(&[Rule::ident, Rule::rbrace]).as_deref(), Some("a name or `}`"));
         assert_eq!(
             expected_words(&[Rule::eq, Rule::lparen, Rule::attributes, Rule::semi]).as_deref(),
             Some("`=`, `(` or `;`")
         );
-        assert_eq!(
-            expected_words(&[Rule::kw_table]).as_deref(),
-            Some("`table`")
-        );
+        assert_eq!(expected_words(&[Rule::kw_table]).as_deref(), Some("`table`"));
         assert_eq!(expected_words(&[]), None);
     }
 
     #[test]
     fn found_names_the_token() {
         assert_eq!(found_at("a }", 2), ("`}`".to_string(), Span::new(2, 3)));
-        assert_eq!(
-            found_at("tabel T", 0),
-            ("`tabel`".to_string(), Span::new(0, 5))
-        );
-        assert_eq!(
-            found_at("x", 1),
-            ("end of file".to_string(), Span::new(1, 1))
-        );
-        assert_eq!(
-            found_at("'ab", 0),
-            ("an unterminated string".to_string(), Span::new(0, 3))
-        );
-        assert_eq!(
-            found_at("\"ab\"", 0),
-            ("a string".to_string(), Span::new(0, 4))
-        );
-        assert_eq!(
-            found_at("/* x", 0),
-            ("an unterminated comment".to_string(), Span::new(0, 2))
-        );
+        assert_eq!(found_at("tabel T", 0), ("`tabel`".to_string(), Span::new(0, 5)));
+        assert_eq!(found_at("x", 1), ("end of file".to_string(), Span::new(1, 1)));
+        assert_eq!(found_at("'ab", 0), ("an unterminated string".to_string(), Span::new(0, 3)));
+        assert_eq!(found_at("\"ab\"", 0), ("a string".to_string(), Span::new(0, 4)));
+        assert_eq!(found_at("/* x", 0), ("an unterminated comment".to_string(), Span::new(0, 2)));
         assert_eq!(found_at("-> x", 0), ("`->`".to_string(), Span::new(0, 2)));
     }
 }

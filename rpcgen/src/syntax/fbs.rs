@@ -15,10 +15,7 @@ use crate::syntax::lower::{Lower, child, children, first, required};
 
 /// Parses one `.fbs` file. Syntax errors go to `diags`, located in `file`.
 pub fn parse_fbs(file: FileId, text: &str, diags: &mut Diagnostics) -> FbsFile {
-    let rules = Entry {
-        end: Rule::fbs_end,
-        entry: Rule::fbs_entry,
-    };
+    let rules = Entry { end: Rule::fbs_end, entry: Rule::fbs_entry };
     let items = parse_items(file, text, diags, rules, lower_item);
     check_includes_come_first(file, &items, diags);
     FbsFile { items }
@@ -57,17 +54,11 @@ fn lower_item(cx: &mut Lower<'_>, item: Pair<'_, Rule>) -> Item {
             // `namespace;`: an empty path, placed just before the `;`.
             None => {
                 let at = cx.span(&required(&decl, Rule::semi)).start as usize;
-                Path {
-                    parts: Vec::new(),
-                    span: Span::new(at, at),
-                }
+                Path { parts: Vec::new(), span: Span::new(at, at) }
             }
         }),
         Rule::attribute_decl => ItemKind::AttributeDecl(match child(&decl, Rule::ident) {
-            Some(name) => StrLit {
-                value: name.as_str().to_string(),
-                span: cx.span(&name),
-            },
+            Some(name) => StrLit { value: name.as_str().to_string(), span: cx.span(&name) },
             None => string(cx),
         }),
         Rule::root_type_decl => ItemKind::RootType(cx.path(&required(&decl, Rule::path))),
@@ -117,9 +108,7 @@ fn enum_decl(cx: &mut Lower<'_>, decl: &Pair<'_, Rule>, docs: Vec<String>) -> En
         underlying: child(decl, Rule::type_expr).map(|ty| cx.type_expr(&ty)),
         docs,
         attributes: cx.attributes(decl),
-        values: children(decl, Rule::enum_value)
-            .map(|v| enum_value(cx, &v))
-            .collect(),
+        values: children(decl, Rule::enum_value).map(|v| enum_value(cx, &v)).collect(),
     }
 }
 
@@ -140,9 +129,7 @@ fn union_decl(cx: &mut Lower<'_>, decl: &Pair<'_, Rule>, docs: Vec<String>) -> U
         underlying: child(decl, Rule::type_expr).map(|ty| cx.type_expr(&ty)),
         docs,
         attributes: cx.attributes(decl),
-        variants: children(decl, Rule::union_variant)
-            .map(|v| union_variant(cx, &v))
-            .collect(),
+        variants: children(decl, Rule::union_variant).map(|v| union_variant(cx, &v)).collect(),
     }
 }
 
@@ -163,9 +150,7 @@ fn rpc_service(cx: &mut Lower<'_>, decl: &Pair<'_, Rule>, docs: Vec<String>) -> 
         name: name(cx, decl),
         docs,
         attributes: cx.attributes(decl),
-        methods: children(decl, Rule::rpc_method)
-            .map(|m| rpc_method(cx, &m))
-            .collect(),
+        methods: children(decl, Rule::rpc_method).map(|m| rpc_method(cx, &m)).collect(),
     }
 }
 

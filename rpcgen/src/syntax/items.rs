@@ -47,13 +47,7 @@ pub(crate) fn parse_items<T>(
                 let item = pairs.next().map(|entry| first(&entry));
                 let Some(item) = item else { break };
                 let end = pos + item.as_span().end();
-                let mut lower = Lower {
-                    file,
-                    text,
-                    trivia: &trivia,
-                    diags,
-                    base: pos,
-                };
+                let mut lower = Lower { file, text, trivia: &trivia, diags, base: pos };
                 items.push(lower_item(&mut lower, item));
                 pos = end;
             }

@@ -75,10 +75,7 @@ pub(crate) fn unescape(literal: &str) -> Result<String, EscapeError> {
         }
     }
     String::from_utf8(bytes).map_err(|_| {
-        error(
-            0..literal.len(),
-            "the escapes in this string make invalid utf-8".to_string(),
-        )
+        error(0..literal.len(), "the escapes in this string make invalid utf-8".to_string())
     })
 }
 
@@ -90,10 +87,8 @@ fn hex(literal: &str, escape: usize, count: usize, end: usize) -> Result<u32, Es
         .filter(|digits| digits.len() == count && digits.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|digits| u32::from_str_radix(digits, 16).ok())
         .ok_or_else(|| {
-            let message = format!(
-                "expected {count} hex digits after `{}`",
-                &literal[escape..start]
-            );
+            let message =
+                format!("expected {count} hex digits after `{}`", &literal[escape..start]);
             error(escape..start, message)
         })
 }

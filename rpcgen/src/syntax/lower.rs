@@ -40,21 +40,13 @@ impl Lower<'_> {
     }
 
     pub(crate) fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
-        Ident {
-            text: pair.as_str().to_string(),
-            span: self.span(pair),
-        }
+        Ident { text: pair.as_str().to_string(), span: self.span(pair) }
     }
 
     /// A `path` pair: `a.b.C`.
     pub(crate) fn path(&self, pair: &Pair<'_, Rule>) -> Path {
-        let parts = children(pair, Rule::ident)
-            .map(|p| self.ident(&p))
-            .collect();
-        Path {
-            parts,
-            span: self.span(pair),
-        }
+        let parts = children(pair, Rule::ident).map(|p| self.ident(&p)).collect();
+        Path { parts, span: self.span(pair) }
     }
 
     /// A `string_lit` pair. A bad escape is reported, and the value is then empty.
@@ -63,8 +55,7 @@ impl Lower<'_> {
         let value = unescape(pair.as_str()).unwrap_or_else(|err| {
             let start = span.start as usize;
             let at = Span::new(start + err.range.start, start + err.range.end);
-            self.diags
-                .push(Diagnostic::error(err.message).at(Loc::new(self.file, at), ""));
+            self.diags.push(Diagnostic::error(err.message).at(Loc::new(self.file, at), ""));
             String::new()
         });
         StrLit { value, span }
@@ -86,10 +77,7 @@ impl Lower<'_> {
             Rule::path => LiteralKind::Name(self.path(pair)),
             other => unreachable!("grammar: {other:?} is not a literal"),
         };
-        Literal {
-            kind,
-            span: self.span(pair),
-        }
+        Literal { kind, span: self.span(pair) }
     }
 
     /// The optional `attributes` child of `parent`: `(a, b: 1)`.
@@ -97,28 +85,19 @@ impl Lower<'_> {
         let Some(list) = child(parent, Rule::attributes) else {
             return Vec::new();
         };
-        children(&list, Rule::attribute)
-            .map(|attr| self.attribute(&attr))
-            .collect()
+        children(&list, Rule::attribute).map(|attr| self.attribute(&attr)).collect()
     }
 
     fn attribute(&mut self, pair: &Pair<'_, Rule>) -> Attribute {
         let name_pair = first(pair);
         let name = if name_pair.as_rule() == Rule::string_lit {
             let lit = self.string(&name_pair);
-            Ident {
-                text: lit.value,
-                span: lit.span,
-            }
+            Ident { text: lit.value, span: lit.span }
         } else {
             self.ident(&name_pair)
         };
         let value = child(pair, Rule::literal).map(|lit| self.literal(&lit));
-        Attribute {
-            name,
-            value,
-            span: self.span(pair),
-        }
+        Attribute { name, value, span: self.span(pair) }
     }
 
     /// A `type_expr` pair: `T`, `[T]` or `[T:N]`.
@@ -134,10 +113,7 @@ impl Lower<'_> {
                 }
             }
         };
-        TypeExpr {
-            kind,
-            span: self.span(pair),
-        }
+        TypeExpr { kind, span: self.span(pair) }
     }
 }
 
@@ -146,9 +122,7 @@ pub(crate) fn children<'i>(
     pair: &Pair<'i, Rule>,
     rule: Rule,
 ) -> impl Iterator<Item = Pair<'i, Rule>> {
-    pair.clone()
-        .into_inner()
-        .filter(move |p| p.as_rule() == rule)
+    pair.clone().into_inner().filter(move |p| p.as_rule() == rule)
 }
 
 /// The first direct child of `pair` produced by `rule`, if any.

@@ -14,13 +14,8 @@ use crate::syntax::lower::{Lower, child, children, first, required};
 
 /// Parses one `.service` file. Syntax errors go to `diags`, located in `file`.
 pub fn parse_service(file: FileId, text: &str, diags: &mut Diagnostics) -> ServiceFile {
-    let rules = Entry {
-        end: Rule::service_end,
-        entry: Rule::service_entry,
-    };
-    ServiceFile {
-        items: parse_items(file, text, diags, rules, lower_item),
-    }
+    let rules = Entry { end: Rule::service_end, entry: Rule::service_entry };
+    ServiceFile { items: parse_items(file, text, diags, rules, lower_item) }
 }
 
 fn lower_item(cx: &mut Lower<'_>, item: Pair<'_, Rule>) -> ServiceItem {
@@ -35,10 +30,7 @@ fn lower_item(cx: &mut Lower<'_>, item: Pair<'_, Rule>) -> ServiceItem {
             // `namespace;`: an empty path, placed just before the `;`.
             None => {
                 let at = cx.span(&required(&decl, Rule::semi)).start as usize;
-                Path {
-                    parts: Vec::new(),
-                    span: Span::new(at, at),
-                }
+                Path { parts: Vec::new(), span: Span::new(at, at) }
             }
         }),
         Rule::service_decl => {
@@ -48,9 +40,7 @@ fn lower_item(cx: &mut Lower<'_>, item: Pair<'_, Rule>) -> ServiceItem {
                 name: cx.ident(&required(&decl, Rule::ident)),
                 docs,
                 attributes: cx.attributes(&decl),
-                members: children(&decl, Rule::member)
-                    .map(|m| member(cx, &first(&m)))
-                    .collect(),
+                members: children(&decl, Rule::member).map(|m| member(cx, &first(&m))).collect(),
             })
         }
         other => unreachable!("grammar: {other:?} is not a service item"),
@@ -61,9 +51,7 @@ fn lower_item(cx: &mut Lower<'_>, item: Pair<'_, Rule>) -> ServiceItem {
 fn member(cx: &mut Lower<'_>, pair: &Pair<'_, Rule>) -> Member {
     let span = cx.span(pair);
     let mut idents = children(pair, Rule::ident).map(|name| cx.ident(&name));
-    let name = idents
-        .next()
-        .unwrap_or_else(|| unreachable!("grammar: a member has a name"));
+    let name = idents.next().unwrap_or_else(|| unreachable!("grammar: a member has a name"));
     let kind = match pair.as_rule() {
         Rule::method_member => {
             let mut paths = children(pair, Rule::path);
@@ -78,12 +66,7 @@ fn member(cx: &mut Lower<'_>, pair: &Pair<'_, Rule>) -> Member {
                 }
                 None => (None, cx.span(&required(pair, Rule::kw_void))),
             };
-            MemberKind::Method {
-                name,
-                request,
-                response,
-                response_span,
-            }
+            MemberKind::Method { name, request, response, response_span }
         }
         Rule::topic_member => MemberKind::Topic {
             name,
@@ -101,10 +84,5 @@ fn member(cx: &mut Lower<'_>, pair: &Pair<'_, Rule>) -> Member {
         }
         other => unreachable!("grammar: {other:?} is not a member"),
     };
-    Member {
-        kind,
-        docs: cx.docs(span.start).0,
-        attributes: cx.attributes(pair),
-        span,
-    }
+    Member { kind, docs: cx.docs(span.start).0, attributes: cx.attributes(pair), span }
 }

@@ -28,10 +28,7 @@ impl Trivia {
     /// one.
     pub(crate) fn scan(text: &str) -> Trivia {
         let bytes = text.as_bytes();
-        let mut trivia = Trivia {
-            comments: Vec::new(),
-            misplaced_docs: Vec::new(),
-        };
+        let mut trivia = Trivia { comments: Vec::new(), misplaced_docs: Vec::new() };
         // flatc wants a doc comment on a line of its own: a newline (or the start of the file)
         // must separate it from the token before.
         let mut seen_newline = true;
@@ -57,11 +54,7 @@ impl Trivia {
                 }
                 b'/' if bytes.get(i + 1) == Some(&b'*') => {
                     let end = block_comment_end(text, i);
-                    trivia.comments.push(Comment {
-                        start: i,
-                        end,
-                        doc: None,
-                    });
+                    trivia.comments.push(Comment { start: i, end, doc: None });
                     i = end;
                 }
                 b'"' | b'\'' => {
@@ -154,15 +147,11 @@ pub(crate) fn block_comment_closed(text: &str, start: usize) -> bool {
 }
 
 fn block_comment_end(text: &str, start: usize) -> usize {
-    text[start + 2..]
-        .find("*/")
-        .map_or(text.len(), |i| start + 2 + i + 2)
+    text[start + 2..].find("*/").map_or(text.len(), |i| start + 2 + i + 2)
 }
 
 fn line_end(text: &str, start: usize) -> usize {
-    text[start..]
-        .find(['\r', '\n'])
-        .map_or(text.len(), |i| start + i)
+    text[start..].find(['\r', '\n']).map_or(text.len(), |i| start + i)
 }
 
 #[cfg(test)]
@@ -174,10 +163,7 @@ mod tests {
         let text = "/// one\n// plain\n\n///two\n/* block */ table";
         let trivia = Trivia::scan(text);
         let pos = text.find("table").unwrap();
-        assert_eq!(
-            trivia.docs_before(text, pos),
-            (vec!["one".into(), "two".into()], Some(0))
-        );
+        assert_eq!(trivia.docs_before(text, pos), (vec!["one".into(), "two".into()], Some(0)));
     }
 
     #[test]

@@ -346,10 +346,10 @@ pub mod my {
         /// A point in space.
         #[repr(transparent)]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq)]
-        pub struct Vec3(pub [::core::primitive::u8; 12usize]);
+        pub struct Vec3(pub [::core::primitive::u8; 12]);
         impl ::core::default::Default for Vec3 {
             fn default() -> Self {
-                Self([0; 12usize])
+                Self([0; 12])
             }
         }
         impl ::core::fmt::Debug for Vec3 {
@@ -398,7 +398,7 @@ pub mod my {
             }
             #[inline]
             fn alignment() -> ::gateway_core::flatbuffers::PushAlignment {
-                ::gateway_core::flatbuffers::PushAlignment::new(4usize)
+                ::gateway_core::flatbuffers::PushAlignment::new(4)
             }
         }
         impl ::gateway_core::flatbuffers::Verifiable for Vec3 {
@@ -421,7 +421,7 @@ pub mod my {
                 y: ::core::primitive::f32,
                 z: ::core::primitive::f32,
             ) -> Self {
-                let mut s = Self([0; 12usize]);
+                let mut s = Self([0; 12]);
                 s.set_x(x);
                 s.set_y(y);
                 s.set_z(z);
@@ -431,42 +431,42 @@ pub mod my {
                 unsafe {
                     ::gateway_core::flatbuffers::read_scalar::<
                         ::core::primitive::f32,
-                    >(&self.0[0usize..])
+                    >(&self.0[0..])
                 }
             }
             pub fn set_x(&mut self, value: ::core::primitive::f32) {
                 unsafe {
                     ::gateway_core::flatbuffers::emplace_scalar::<
                         ::core::primitive::f32,
-                    >(&mut self.0[0usize..], value)
+                    >(&mut self.0[0..], value)
                 }
             }
             pub fn y(&self) -> ::core::primitive::f32 {
                 unsafe {
                     ::gateway_core::flatbuffers::read_scalar::<
                         ::core::primitive::f32,
-                    >(&self.0[4usize..])
+                    >(&self.0[4..])
                 }
             }
             pub fn set_y(&mut self, value: ::core::primitive::f32) {
                 unsafe {
                     ::gateway_core::flatbuffers::emplace_scalar::<
                         ::core::primitive::f32,
-                    >(&mut self.0[4usize..], value)
+                    >(&mut self.0[4..], value)
                 }
             }
             pub fn z(&self) -> ::core::primitive::f32 {
                 unsafe {
                     ::gateway_core::flatbuffers::read_scalar::<
                         ::core::primitive::f32,
-                    >(&self.0[8usize..])
+                    >(&self.0[8..])
                 }
             }
             pub fn set_z(&mut self, value: ::core::primitive::f32) {
                 unsafe {
                     ::gateway_core::flatbuffers::emplace_scalar::<
                         ::core::primitive::f32,
-                    >(&mut self.0[8usize..], value)
+                    >(&mut self.0[8..], value)
                 }
             }
             /// Copies the struct into its owned form.
@@ -498,10 +498,10 @@ pub mod my {
         }
         #[repr(transparent)]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq)]
-        pub struct Path(pub [::core::primitive::u8; 48usize]);
+        pub struct Path(pub [::core::primitive::u8; 48]);
         impl ::core::default::Default for Path {
             fn default() -> Self {
-                Self([0; 48usize])
+                Self([0; 48])
             }
         }
         impl ::core::fmt::Debug for Path {
@@ -552,7 +552,7 @@ pub mod my {
             }
             #[inline]
             fn alignment() -> ::gateway_core::flatbuffers::PushAlignment {
-                ::gateway_core::flatbuffers::PushAlignment::new(4usize)
+                ::gateway_core::flatbuffers::PushAlignment::new(4)
             }
         }
         impl ::gateway_core::flatbuffers::Verifiable for Path {
@@ -572,12 +572,12 @@ pub mod my {
             #[allow(clippy::too_many_arguments)]
             pub fn new(
                 start: &self::Vec3,
-                steps: &[::core::primitive::i16; 3usize],
-                colors: &[self::Color; 2usize],
-                corners: &[self::Vec3; 2usize],
+                steps: &[::core::primitive::i16; 3],
+                colors: &[self::Color; 2],
+                corners: &[self::Vec3; 2],
                 flag: ::core::primitive::bool,
             ) -> Self {
-                let mut s = Self([0; 48usize]);
+                let mut s = Self([0; 48]);
                 s.set_start(start);
                 s.set_steps(steps);
                 s.set_colors(colors);
@@ -589,87 +589,81 @@ pub mod my {
                 unsafe {
                     ::gateway_core::flatbuffers::follow_cast_ref::<
                         self::Vec3,
-                    >(&self.0, 0usize)
+                    >(&self.0, 0)
                 }
             }
             pub fn set_start(&mut self, value: &self::Vec3) {
-                self.0[0usize..0usize + 12usize].copy_from_slice(&value.0);
+                self.0[0..0 + 12].copy_from_slice(&value.0);
             }
             pub fn steps(
                 &self,
-            ) -> ::gateway_core::flatbuffers::Array<'_, ::core::primitive::i16, 3usize> {
+            ) -> ::gateway_core::flatbuffers::Array<'_, ::core::primitive::i16, 3> {
                 unsafe {
                     <::gateway_core::flatbuffers::Array<
                         '_,
                         ::core::primitive::i16,
-                        3usize,
-                    > as ::gateway_core::flatbuffers::Follow<
-                        '_,
-                    >>::follow(&self.0, 12usize)
+                        3,
+                    > as ::gateway_core::flatbuffers::Follow<'_>>::follow(&self.0, 12)
                 }
             }
-            pub fn set_steps(&mut self, value: &[::core::primitive::i16; 3usize]) {
+            pub fn set_steps(&mut self, value: &[::core::primitive::i16; 3]) {
                 unsafe {
                     ::gateway_core::flatbuffers::emplace_scalar_array(
                         &mut self.0,
-                        12usize,
+                        12,
                         value,
                     )
                 }
             }
             pub fn colors(
                 &self,
-            ) -> ::gateway_core::flatbuffers::Array<'_, self::Color, 2usize> {
+            ) -> ::gateway_core::flatbuffers::Array<'_, self::Color, 2> {
                 unsafe {
                     <::gateway_core::flatbuffers::Array<
                         '_,
                         self::Color,
-                        2usize,
-                    > as ::gateway_core::flatbuffers::Follow<
-                        '_,
-                    >>::follow(&self.0, 18usize)
+                        2,
+                    > as ::gateway_core::flatbuffers::Follow<'_>>::follow(&self.0, 18)
                 }
             }
-            pub fn set_colors(&mut self, value: &[self::Color; 2usize]) {
+            pub fn set_colors(&mut self, value: &[self::Color; 2]) {
                 unsafe {
                     ::gateway_core::flatbuffers::emplace_scalar_array(
                         &mut self.0,
-                        18usize,
+                        18,
                         value,
                     )
                 }
             }
             pub fn corners(
                 &self,
-            ) -> ::gateway_core::flatbuffers::Array<'_, self::Vec3, 2usize> {
+            ) -> ::gateway_core::flatbuffers::Array<'_, self::Vec3, 2> {
                 unsafe {
                     <::gateway_core::flatbuffers::Array<
                         '_,
                         self::Vec3,
-                        2usize,
-                    > as ::gateway_core::flatbuffers::Follow<
-                        '_,
-                    >>::follow(&self.0, 20usize)
+                        2,
+                    > as ::gateway_core::flatbuffers::Follow<'_>>::follow(&self.0, 20)
                 }
             }
-            pub fn set_corners(&mut self, value: &[self::Vec3; 2usize]) {
+            pub fn set_corners(&mut self, value: &[self::Vec3; 2]) {
                 for (i, item) in value.iter().enumerate() {
-                    let at = 20usize + i * 12usize;
-                    self.0[at..at + 12usize].copy_from_slice(&item.0);
+                    let at = 20 + i * 12;
+                    self.0[at..at + 12].copy_from_slice(&item.0);
                 }
             }
             pub fn flag(&self) -> ::core::primitive::bool {
                 unsafe {
                     ::gateway_core::flatbuffers::read_scalar::<
                         ::core::primitive::bool,
-                    >(&self.0[44usize..])
+                    >(&self.0[44..])
                 }
             }
             pub fn set_flag(&mut self, value: ::core::primitive::bool) {
                 unsafe {
                     ::gateway_core::flatbuffers::emplace_scalar::<
                         ::core::primitive::bool,
-                    >(&mut self.0[44usize..], value)
+                    >(&mut self.0[44..], value)
                 }
             }
             /// Copies the struct into its owned form.
@@ -687,9 +681,9 @@ pub mod my {
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
         pub struct PathT {
             pub start: self::Vec3T,
-            pub steps: [::core::primitive::i16; 3usize],
-            pub colors: [self::Color; 2usize],
-            pub corners: [self::Vec3T; 2usize],
+            pub steps: [::core::primitive::i16; 3],
+            pub colors: [self::Color; 2],
+            pub corners: [self::Vec3T; 2],
             pub flag: ::core::primitive::bool,
         }
         impl ::core::default::Default for PathT {

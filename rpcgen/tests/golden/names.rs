@@ -200,10 +200,10 @@ pub mod r#async {
             impl ::gateway_core::flatbuffers::SimpleToVerifyInSlice for Result {}
             #[repr(transparent)]
             #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq)]
-            pub struct Option(pub [::core::primitive::u8; 8usize]);
+            pub struct Option(pub [::core::primitive::u8; 8]);
             impl ::core::default::Default for Option {
                 fn default() -> Self {
-                    Self([0; 8usize])
+                    Self([0; 8])
                 }
             }
             impl ::core::fmt::Debug for Option {
@@ -256,7 +256,7 @@ pub mod r#async {
                 }
                 #[inline]
                 fn alignment() -> ::gateway_core::flatbuffers::PushAlignment {
-                    ::gateway_core::flatbuffers::PushAlignment::new(4usize)
+                    ::gateway_core::flatbuffers::PushAlignment::new(4)
                 }
             }
             impl ::gateway_core::flatbuffers::Verifiable for Option {
@@ -278,7 +278,7 @@ pub mod r#async {
                     some: ::core::primitive::i32,
                     none: ::core::primitive::f32,
                 ) -> Self {
-                    let mut s = Self([0; 8usize]);
+                    let mut s = Self([0; 8]);
                     s.set_some(some);
                     s.set_none(none);
                     s
@@ -287,28 +287,28 @@ pub mod r#async {
                     unsafe {
                         ::gateway_core::flatbuffers::read_scalar::<
                             ::core::primitive::i32,
-                        >(&self.0[0usize..])
+                        >(&self.0[0..])
                     }
                 }
                 pub fn set_some(&mut self, value: ::core::primitive::i32) {
                     unsafe {
                         ::gateway_core::flatbuffers::emplace_scalar::<
                             ::core::primitive::i32,
-                        >(&mut self.0[0usize..], value)
+                        >(&mut self.0[0..], value)
                     }
                 }
                 pub fn none(&self) -> ::core::primitive::f32 {
                     unsafe {
                         ::gateway_core::flatbuffers::read_scalar::<
                             ::core::primitive::f32,
-                        >(&self.0[4usize..])
+                        >(&self.0[4..])
                     }
                 }
                 pub fn set_none(&mut self, value: ::core::primitive::f32) {
                     unsafe {
                         ::gateway_core::flatbuffers::emplace_scalar::<
                             ::core::primitive::f32,
-                        >(&mut self.0[4usize..], value)
+                        >(&mut self.0[4..], value)
                     }
                 }
                 /// Copies the struct into its owned form.

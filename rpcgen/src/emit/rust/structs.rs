@@ -2,7 +2,7 @@
 //! they sit in a buffer (so a reader can point into the buffer), with getters, setters, `new`,
 //! and the owned `Vec3T`.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 
 use super::names::ident;
@@ -14,8 +14,8 @@ pub(crate) fn emit_struct(ctx: &Ctx, decl: &Decl, s: &Struct) -> TokenStream {
     let fb = &ctx.fb;
     let name = ident(&decl.name.name);
     let owned = ident(&format!("{}T", decl.name.name));
-    let size = s.size as usize;
-    let align = s.align as usize;
+    let size = Literal::usize_unsuffixed(s.size as usize);
+    let align = Literal::usize_unsuffixed(s.align as usize);
     let doc = docs(&decl.docs);
     let ns = &decl.name.namespace;
 
@@ -150,7 +150,7 @@ fn field_access(
     setter: &Ident,
 ) -> (TokenStream, TokenStream) {
     let fb = &ctx.fb;
-    let off = field.offset as usize;
+    let off = Literal::usize_unsuffixed(field.offset as usize);
     let doc = docs(&field.docs);
     match &field.ty {
         Type::Scalar(_) | Type::Enum(_) => {
@@ -170,7 +170,7 @@ fn field_access(
         }
         Type::Struct(id) => {
             let ty = ctx.path(ns, *id, "");
-            let len = ctx.model.struct_(*id).size as usize;
+            let len = Literal::usize_unsuffixed(ctx.model.struct_(*id).size as usize);
             let access = quote! {
                 #doc
                 pub fn #f(&self) -> &#ty {
@@ -185,11 +185,11 @@ fn field_access(
             (quote!(&#ty), access)
         }
         Type::Array(elem, n) => {
-            let n = *n as usize;
+            let n = Literal::usize_unsuffixed(*n as usize);
             let elem_ty = ctx.value_type(ns, elem);
             let set = match &**elem {
                 Type::Struct(id) => {
-                    let len = ctx.model.struct_(*id).size as usize;
+                    let len = Literal::usize_unsuffixed(ctx.model.struct_(*id).size as usize);
                     quote! {
                         for (i, item) in value.iter().enumerate() {
                             let at = #off + i * #len;
@@ -230,7 +230,7 @@ fn owned_field(
             (owned, quote!(self.#f().unpack()), quote!(&self.#f.pack()))
         }
         Type::Array(elem, n) => {
-            let n = *n as usize;
+            let n = Literal::usize_unsuffixed(*n as usize);
             match &**elem {
                 Type::Struct(id) => {
                     let owned = ctx.path(ns, *id, "T");
