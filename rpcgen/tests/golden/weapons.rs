@@ -21,7 +21,7 @@
     clippy::pedantic,
     clippy::nursery
 )]
-const _: () = ::gateway_core::codegen::require_abi(1u32);
+const _: () = ::gateway_core::codegen::require_abi(1);
 #[allow(
     unknown_lints,
     non_camel_case_types,

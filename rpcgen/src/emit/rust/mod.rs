@@ -175,7 +175,7 @@ pub fn generate(model: &Model, options: &RustOptions) -> Result<String, Diagnost
         root.at(&svc.name.namespace).items.push(code);
     }
     let rt = &ctx.rt;
-    let abi = RUNTIME_ABI;
+    let abi = proc_macro2::Literal::u32_unsuffixed(RUNTIME_ABI);
     let body = root.tokens();
     let tokens = quote! {
         const _: () = #rt::codegen::require_abi(#abi);
