@@ -417,3 +417,27 @@ fn separately_generated_files_compile_alone() {
     let w = weapons::my::game::arms::WeaponT::default();
     assert_eq!(w.damage, 5);
 }
+
+/// A buffer written by flatc 25.12.19 from `tests/flatc/monster.json`
+/// (`flatc -b tests/golden/monster.fbs tests/flatc/monster.json`), including union struct and
+/// string variants and a vector of unions as C++ lays them out, verifies and reads back.
+#[test]
+fn reads_a_buffer_written_by_flatc() {
+    let buf = include_bytes!("flatc/monster.mon");
+    assert!(monster_buffer_has_identifier(buf));
+    let r = root_as_monster(buf).expect("flatc's buffer verifies");
+    assert_eq!((r.name(), r.mana(), r.hp()), ("orc", 7, 100));
+    assert_eq!(r.pos().map(|p| p.unpack()), Some(Vec3T { x: 1.0, y: 2.0, z: 3.0 }));
+    assert_eq!(r.abilities(), Abilities::Swim | Abilities::Burrow);
+    assert_eq!(r.equipped_as_label(), Some("shiny"));
+    assert_eq!(r.loot_as_point(0).map(|p| p.x()), Some(4.0));
+    assert_eq!(r.loot_as_weapon(1).and_then(|w| w.name()), Some("dagger"));
+    assert_eq!(r.loot_as_label(2), Some("gold"));
+    assert_eq!(r.loot_as_stat(3).map(|s| s.value()), Some(3));
+    assert_eq!(r.stats_by_key("b").map(|s| s.value()), Some(2));
+    let path = r.path().expect("path").unpack();
+    assert_eq!((path.steps, path.colors, path.flag), ([1, -2, 3], [Color::Blue, Color::Red], true));
+    let owned = r.unpack();
+    assert_eq!(owned.child.map(|c| c.name), Some("baby".to_string()));
+    assert_eq!(owned.shield, Some(0.25));
+}
