@@ -1423,9 +1423,11 @@ pub mod my {
             pub const VT_NEAR: ::gateway_core::flatbuffers::VOffsetT = 50;
             pub const VT_UNKNOWN: ::gateway_core::flatbuffers::VOffsetT = 52;
             pub const VT_TENTH: ::gateway_core::flatbuffers::VOffsetT = 54;
-            pub const VT_CHILD: ::gateway_core::flatbuffers::VOffsetT = 56;
-            pub const VT_BYTES: ::gateway_core::flatbuffers::VOffsetT = 58;
-            pub const VT_POINTS: ::gateway_core::flatbuffers::VOffsetT = 60;
+            pub const VT_HUGE: ::gateway_core::flatbuffers::VOffsetT = 56;
+            pub const VT_EXACT: ::gateway_core::flatbuffers::VOffsetT = 58;
+            pub const VT_CHILD: ::gateway_core::flatbuffers::VOffsetT = 60;
+            pub const VT_BYTES: ::gateway_core::flatbuffers::VOffsetT = 62;
+            pub const VT_POINTS: ::gateway_core::flatbuffers::VOffsetT = 64;
             /// Wraps a table known to be of this type.
             ///
             /// # Safety
@@ -1468,6 +1470,8 @@ pub mod my {
                 if let ::core::option::Option::Some(x) = args.child {
                     builder.add_child(x);
                 }
+                builder.add_exact(args.exact);
+                builder.add_huge(args.huge);
                 builder.add_tenth(args.tenth);
                 builder.add_unknown(args.unknown);
                 builder.add_far(args.far);
@@ -1838,6 +1842,26 @@ pub mod my {
                     .unwrap_or(0.1)
             }
             #[inline]
+            pub fn huge(&self) -> ::core::primitive::f32 {
+                unsafe {
+                    self._tab
+                        .get::<
+                            ::core::primitive::f32,
+                        >(Self::VT_HUGE, ::core::option::Option::None)
+                }
+                    .unwrap_or(::core::primitive::f32::INFINITY)
+            }
+            #[inline]
+            pub fn exact(&self) -> ::core::primitive::f32 {
+                unsafe {
+                    self._tab
+                        .get::<
+                            ::core::primitive::f32,
+                        >(Self::VT_EXACT, ::core::option::Option::None)
+                }
+                    .unwrap_or(16777216.0)
+            }
+            #[inline]
             pub fn child(&self) -> ::core::option::Option<self::Monster<'a>> {
                 unsafe {
                     self._tab
@@ -2059,6 +2083,8 @@ pub mod my {
                 ds.field("near", &self.near());
                 ds.field("unknown", &self.unknown());
                 ds.field("tenth", &self.tenth());
+                ds.field("huge", &self.huge());
+                ds.field("exact", &self.exact());
                 ds.field("child", &self.child());
                 ds.field("bytes", &self.bytes());
                 ds.field("points", &self.points());
@@ -2146,6 +2172,8 @@ pub mod my {
             pub near: ::core::primitive::f64,
             pub unknown: ::core::primitive::f32,
             pub tenth: ::core::primitive::f32,
+            pub huge: ::core::primitive::f32,
+            pub exact: ::core::primitive::f32,
             pub child: ::core::option::Option<
                 ::gateway_core::flatbuffers::WIPOffset<self::Monster<'a>>,
             >,
@@ -2193,6 +2221,8 @@ pub mod my {
                     near: ::core::primitive::f64::NEG_INFINITY,
                     unknown: ::core::primitive::f32::NAN,
                     tenth: 0.1,
+                    huge: ::core::primitive::f32::INFINITY,
+                    exact: 16777216.0,
                     child: ::core::option::Option::None,
                     bytes: ::core::option::Option::None,
                     points: ::core::option::Option::None,
@@ -2456,6 +2486,20 @@ pub mod my {
                     >(self::Monster::VT_TENTH, tenth, 0.1);
             }
             #[inline]
+            pub fn add_huge(&mut self, huge: ::core::primitive::f32) {
+                self.fbb_
+                    .push_slot::<
+                        ::core::primitive::f32,
+                    >(self::Monster::VT_HUGE, huge, ::core::primitive::f32::INFINITY);
+            }
+            #[inline]
+            pub fn add_exact(&mut self, exact: ::core::primitive::f32) {
+                self.fbb_
+                    .push_slot::<
+                        ::core::primitive::f32,
+                    >(self::Monster::VT_EXACT, exact, 16777216.0);
+            }
+            #[inline]
             pub fn add_child(
                 &mut self,
                 child: ::gateway_core::flatbuffers::WIPOffset<self::Monster<'b>>,
@@ -2711,6 +2755,14 @@ pub mod my {
                     >("tenth", Self::VT_TENTH, false)?;
                 t = t
                     .visit_field::<
+                        ::core::primitive::f32,
+                    >("huge", Self::VT_HUGE, false)?;
+                t = t
+                    .visit_field::<
+                        ::core::primitive::f32,
+                    >("exact", Self::VT_EXACT, false)?;
+                t = t
+                    .visit_field::<
                         ::gateway_core::flatbuffers::ForwardsUOffset<self::Monster<'_>>,
                     >("child", Self::VT_CHILD, false)?;
                 t = t
@@ -2766,6 +2818,8 @@ pub mod my {
             pub near: ::core::primitive::f64,
             pub unknown: ::core::primitive::f32,
             pub tenth: ::core::primitive::f32,
+            pub huge: ::core::primitive::f32,
+            pub exact: ::core::primitive::f32,
             pub child: ::core::option::Option<::std::boxed::Box<self::MonsterT>>,
             pub bytes: ::core::option::Option<::std::vec::Vec<::core::primitive::u8>>,
             pub points: ::core::option::Option<::std::vec::Vec<self::Vec3T>>,
@@ -2796,6 +2850,8 @@ pub mod my {
                     near: ::core::primitive::f64::NEG_INFINITY,
                     unknown: ::core::primitive::f32::NAN,
                     tenth: 0.1,
+                    huge: ::core::primitive::f32::INFINITY,
+                    exact: 16777216.0,
                     child: ::core::option::Option::None,
                     bytes: ::core::option::Option::None,
                     points: ::core::option::Option::None,
@@ -2884,6 +2940,8 @@ pub mod my {
                 let near = self.near;
                 let unknown = self.unknown;
                 let tenth = self.tenth;
+                let huge = self.huge;
+                let exact = self.exact;
                 let child = self.child.as_ref().map(|x| x.pack(_fbb));
                 let bytes = self.bytes.as_ref().map(|x| _fbb.create_vector(x));
                 let points = self
@@ -2921,6 +2979,8 @@ pub mod my {
                         near,
                         unknown,
                         tenth,
+                        huge,
+                        exact,
                         child,
                         bytes,
                         points,
@@ -2990,6 +3050,8 @@ pub mod my {
                     near: self.near(),
                     unknown: self.unknown(),
                     tenth: self.tenth(),
+                    huge: self.huge(),
+                    exact: self.exact(),
                     child: self.child().map(|x| ::std::boxed::Box::new(x.unpack())),
                     bytes: self.bytes().map(|x| x.iter().collect()),
                     points: self.points().map(|x| x.iter().map(|e| e.unpack()).collect()),

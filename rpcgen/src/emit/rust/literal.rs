@@ -65,6 +65,8 @@ pub(crate) fn int(value: i128) -> TokenStream {
 /// A float literal of type `scalar` (f32 or f64) for `value`.
 fn float(scalar: Scalar, value: f64) -> TokenStream {
     let ty = prim(scalar);
+    // The value the field stores: out-of-range `f32` values round to infinity, as in C++.
+    let value = if scalar == Scalar::F32 { f64::from(value as f32) } else { value };
     if value.is_nan() {
         return quote!(#ty::NAN);
     }
@@ -96,6 +98,9 @@ mod tests {
         assert_eq!(text(Scalar::F32, Value::Float(3.0)), "3.0");
         assert_eq!(text(Scalar::F32, Value::Int(3)), "3.0");
         assert_eq!(text(Scalar::F32, Value::Float(0.1)), "0.1");
+        assert_eq!(text(Scalar::F32, Value::Float(16777217.0)), "16777216.0");
+        assert_eq!(text(Scalar::F32, Value::Float(1e39)), "::core::primitive::f32::INFINITY");
+        assert_eq!(text(Scalar::F64, Value::Float(1e39)), "1e39");
         assert_eq!(text(Scalar::F64, Value::Float(1e30)), "1e30");
         assert_eq!(text(Scalar::F64, Value::Float(-2.5)), "-2.5");
         assert_eq!(text(Scalar::F64, Value::Float(-0.0)), "-0.0");
