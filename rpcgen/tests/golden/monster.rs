@@ -2032,16 +2032,16 @@ pub mod my {
                     ::core::option::Option::None
                 }
             }
-            /// Finds the element with this key by binary search (vectors written by
-            /// `pack` or flatc's sorted builders are sorted by key).
+            /// Finds the element with this key by binary search (vectors written by `pack` or by
+            /// flatc's sorted builders are sorted by key).
             pub fn stats_by_key(
                 &self,
                 key: &::core::primitive::str,
             ) -> ::core::option::Option<self::Stat<'a>> {
                 self::Stat::lookup_by_key(self.stats()?, key)
             }
-            /// The buffer nested in this field, read as its root table. The
-            /// verifier checks nested buffers, so this is sound for verified input.
+            /// The buffer nested in this field, read as its root table. The verifier checks nested
+            /// buffers, so this is sound for verified input.
             pub fn bytes_nested_flatbuffer(
                 &self,
             ) -> ::core::option::Option<self::arms::Weapon<'a>> {

@@ -96,13 +96,13 @@ pub(crate) fn docs(lines: &[String]) -> TokenStream {
 #[derive(Default)]
 struct Module {
     items: Vec<TokenStream>,
-    children: Vec<(String, Module)>,
+    children: Vec<(proc_macro2::Ident, Module)>,
 }
 
 impl Module {
     fn at(&mut self, namespace: &[String]) -> &mut Module {
         let Some((first, rest)) = namespace.split_first() else { return self };
-        let name = names::module(first).to_string();
+        let name = names::module(first);
         let index = match self.children.iter().position(|(n, _)| *n == name) {
             Some(i) => i,
             None => {
@@ -117,25 +117,10 @@ impl Module {
         let items = &self.items;
         let allow = allow_attr();
         let children = self.children.iter().map(|(name, module)| {
-            let ident = proc_macro2::Ident::new_raw_or_plain(name);
             let body = module.tokens();
-            quote!(#allow pub mod #ident { #body })
+            quote!(#allow pub mod #name { #body })
         });
         quote!(#(#items)* #(#children)*)
-    }
-}
-
-/// `Ident::new` that accepts the `r#` prefix [`names::module`] may have produced.
-trait IdentExt {
-    fn new_raw_or_plain(s: &str) -> proc_macro2::Ident;
-}
-
-impl IdentExt for proc_macro2::Ident {
-    fn new_raw_or_plain(s: &str) -> proc_macro2::Ident {
-        match s.strip_prefix("r#") {
-            Some(raw) => proc_macro2::Ident::new_raw(raw, proc_macro2::Span::call_site()),
-            None => proc_macro2::Ident::new(s, proc_macro2::Span::call_site()),
-        }
     }
 }
 

@@ -302,55 +302,56 @@ fn accessor(ctx: &Ctx, ns: &[String], s: &Slot) -> TokenStream {
 /// Accessors derived from one field: typed union accessors, the nested flatbuffer root, and
 /// key lookup in vectors of keyed tables.
 fn field_extras(ctx: &Ctx, ns: &[String], field: &Field) -> TokenStream {
-    let fb = &ctx.fb;
-    let f = ident(&field.name);
     match &field.ty {
         Type::Union(id) => unions::typed_accessors(ctx, ns, field, *id),
-        Type::Vector(e) if matches!(**e, Type::Union(_)) => {
-            let Type::Union(id) = **e else { unreachable!() };
-            unions::typed_vector_accessors(ctx, ns, field, id)
-        }
         Type::Vector(e) => match **e {
-            Type::Table(tid) if ctx.model.table(tid).key.is_some() => {
-                let t = ctx.model.table(tid);
-                let key_field = &t.fields[t.key.unwrap_or_default()];
-                let key_ty = key_param_type(ctx, ns, &key_field.ty);
-                let elem = ctx.path(ns, tid, "");
-                let by_key = format_ident!("{}_by_key", field.name);
-                let get =
-                    if always_present(field) { quote!(self.#f()) } else { quote!(self.#f()?) };
-                quote! {
-                    /// Finds the element with this key by binary search (vectors written by
-                    /// `pack` or flatc's sorted builders are sorted by key).
-                    pub fn #by_key(&self, key: #key_ty) -> ::core::option::Option<#elem<'a>> {
-                        #elem::lookup_by_key(#get, key)
-                    }
-                }
-            }
-            _ => match field.nested_flatbuffer {
-                Some(root) => {
-                    let root_ty = ctx.path(ns, root, "");
-                    let nested = format_ident!("{}_nested_flatbuffer", field.name);
-                    let get = if always_present(field) {
-                        quote!(::core::option::Option::Some(self.#f()))
-                    } else {
-                        quote!(self.#f())
-                    };
-                    quote! {
-                        /// The buffer nested in this field, read as its root table. The
-                        /// verifier checks nested buffers, so this is sound for verified input.
-                        pub fn #nested(&self) -> ::core::option::Option<#root_ty<'a>> {
-                            #get.map(|data| {
-                                // Safety: verified along with the outer buffer.
-                                unsafe { #fb::root_unchecked::<#root_ty<'a>>(data.bytes()) }
-                            })
-                        }
-                    }
-                }
-                None => TokenStream::new(),
-            },
+            Type::Union(id) => unions::typed_vector_accessors(ctx, ns, field, id),
+            Type::Table(id) => lookup_accessor(ctx, ns, field, id),
+            _ => nested_accessor(ctx, ns, field),
         },
         _ => TokenStream::new(),
+    }
+}
+
+/// `stats_by_key(key)` for a vector `stats` of a keyed table.
+fn lookup_accessor(ctx: &Ctx, ns: &[String], field: &Field, elem: DeclId) -> TokenStream {
+    let t = ctx.model.table(elem);
+    let Some(key) = t.key else { return TokenStream::new() };
+    let key_ty = key_param_type(ctx, ns, &t.fields[key].ty);
+    let elem = ctx.path(ns, elem, "");
+    let f = ident(&field.name);
+    let by_key = format_ident!("{}_by_key", field.name);
+    let get = if always_present(field) { quote!(self.#f()) } else { quote!(self.#f()?) };
+    quote! {
+        /// Finds the element with this key by binary search (vectors written by `pack` or by
+        /// flatc's sorted builders are sorted by key).
+        pub fn #by_key(&self, key: #key_ty) -> ::core::option::Option<#elem<'a>> {
+            #elem::lookup_by_key(#get, key)
+        }
+    }
+}
+
+/// `bytes_nested_flatbuffer()` for a `(nested_flatbuffer: "T")` field `bytes`.
+fn nested_accessor(ctx: &Ctx, ns: &[String], field: &Field) -> TokenStream {
+    let Some(root) = field.nested_flatbuffer else { return TokenStream::new() };
+    let fb = &ctx.fb;
+    let root_ty = ctx.path(ns, root, "");
+    let f = ident(&field.name);
+    let nested = format_ident!("{}_nested_flatbuffer", field.name);
+    let get = if always_present(field) {
+        quote!(::core::option::Option::Some(self.#f()))
+    } else {
+        quote!(self.#f())
+    };
+    quote! {
+        /// The buffer nested in this field, read as its root table. The verifier checks nested
+        /// buffers, so this is sound for verified input.
+        pub fn #nested(&self) -> ::core::option::Option<#root_ty<'a>> {
+            #get.map(|data| {
+                // Safety: verified along with the outer buffer.
+                unsafe { #fb::root_unchecked::<#root_ty<'a>>(data.bytes()) }
+            })
+        }
     }
 }
 
