@@ -1,5 +1,14 @@
 //! Items used only by rpcgen-generated code. Not part of the stable API.
 
+use bytes::Bytes;
+use flatbuffers::{
+    ForwardsUOffset, InvalidFlatbuffer, TableVerifier, Verifiable, Verifier, VerifierOptions,
+};
+
+use crate::message::Message;
+use crate::status::{Code, Status};
+use crate::table::Table;
+
 /// The version of the contract between rpcgen's output and this crate. rpcgen writes the value it
 /// was built with into every generated file; a mismatch fails the build with a message saying so.
 pub const ABI: u32 = 1;
@@ -24,12 +33,6 @@ macro_rules! include_generated {
         include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
     };
 }
-
-use bytes::Bytes;
-
-use crate::message::Message;
-use crate::status::{Code, Status};
-use crate::table::Table;
 
 /// Verifies a request before a service sees it: bytes that don't verify are the caller's fault.
 ///
@@ -60,4 +63,70 @@ pub fn decode_reply<T: Table>(bytes: Bytes, method: &str) -> Result<Message<T>, 
 /// The status for a method id the service does not have.
 pub fn unknown_method(service: &str, method_id: u32) -> Status {
     Status::unimplemented(format!("{service} has no method with id {method_id:#010x}"))
+}
+
+/// Verifies a `(nested_flatbuffer: "T")` field: the `[ubyte]` in `slot` (already verified as a
+/// vector) must hold a valid buffer whose root is `T`.
+///
+/// The verifier does not expose its buffer, so the bytes are copied out and verified as a buffer
+/// of their own, with default options: offsets inside a nested buffer are relative to it, and its
+/// alignment is relative to its own start.
+///
+/// # Errors
+///
+/// Whatever makes the nested buffer invalid.
+pub fn verify_nested_flatbuffer<T: Verifiable>(
+    table: &mut TableVerifier<'_, '_, '_>,
+    slot: flatbuffers::VOffsetT,
+) -> Result<(), InvalidFlatbuffer> {
+    let Some(field_pos) = table.deref(slot)? else { return Ok(()) };
+    let verifier = table.verifier();
+    let vector_pos = field_pos.saturating_add(verifier.get_uoffset(field_pos)? as usize);
+    let len = verifier.get_uoffset(vector_pos)? as usize;
+    let start = vector_pos.saturating_add(4);
+    let bytes = (start..start.saturating_add(len))
+        .map(|pos| verifier.get_u8(pos))
+        .collect::<Result<Vec<u8>, _>>()?;
+    let options = VerifierOptions::default();
+    let mut nested = Verifier::new(&options, &bytes);
+    <ForwardsUOffset<T>>::run_verifier(&mut nested, 0)
+}
+
+/// Verifies a vector-of-unions field: the tag vector in `tags_slot` and the offset vector in
+/// `values_slot` must both be present or both absent, have the same length, and each element
+/// must verify as its tag says (`verify_element(tag, verifier, position of the offset)`).
+///
+/// # Errors
+///
+/// A missing required field, inconsistent vectors, or an invalid element.
+pub fn verify_union_vector(
+    table: &mut TableVerifier<'_, '_, '_>,
+    tags_slot: flatbuffers::VOffsetT,
+    values_name: &'static str,
+    values_slot: flatbuffers::VOffsetT,
+    required: bool,
+    mut verify_element: impl FnMut(u8, &mut Verifier<'_, '_>, usize) -> Result<(), InvalidFlatbuffer>,
+) -> Result<(), InvalidFlatbuffer> {
+    let (tags, values) = match (table.deref(tags_slot)?, table.deref(values_slot)?) {
+        (None, None) if required => return InvalidFlatbuffer::new_missing_required(values_name),
+        (None, None) => return Ok(()),
+        (Some(tags), Some(values)) => (tags, values),
+        _ => return InvalidFlatbuffer::new_inconsistent_union(values_name, "tag vector"),
+    };
+    let verifier = table.verifier();
+    let tags = tags.saturating_add(verifier.get_uoffset(tags)? as usize);
+    let values = values.saturating_add(verifier.get_uoffset(values)? as usize);
+    let len = verifier.get_uoffset(tags)? as usize;
+    if verifier.get_uoffset(values)? as usize != len {
+        return InvalidFlatbuffer::new_inconsistent_union(values_name, "tag vector length");
+    }
+    // Both vectors' ranges were checked when their fields were visited as vectors.
+    for i in 0..len {
+        let tag = verifier.get_u8(tags.saturating_add(4).saturating_add(i))?;
+        if tag != 0 {
+            let element = values.saturating_add(4).saturating_add(4 * i);
+            verify_element(tag, verifier, element)?;
+        }
+    }
+    Ok(())
 }

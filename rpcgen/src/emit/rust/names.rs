@@ -1,0 +1,162 @@
+//! Rust names for schema names: escaping, flatc's case conversion, and paths between modules.
+//!
+//! Generated code names every user type by a module-relative path (`self::Monster`,
+//! `super::other::Thing`) and every runtime item by an absolute one, so no schema name can shadow
+//! anything the generated code relies on. These helpers are shared with `service.rs`.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use super::RustOptions;
+use crate::model::{DeclId, Model};
+
+/// Every Rust keyword, strict and reserved, in all editions (2015's `dyn`, 2018's `async`,
+/// `await`, `try`, 2024's `gen`).
+const KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
+
+/// Keywords that cannot be raw identifiers; they get a `_` suffix instead, as flatc does.
+const NOT_RAW: &[&str] = &["self", "Self", "super", "crate"];
+
+/// The identifier for a schema name: unchanged, raw (`r#type`) for a keyword, or with a `_`
+/// suffix for the four keywords that cannot be raw (`self_`).
+pub(crate) fn ident(name: &str) -> Ident {
+    if NOT_RAW.contains(&name) || name == "_" {
+        format_ident!("{name}_")
+    } else if KEYWORDS.contains(&name) {
+        Ident::new_raw(name, Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// flatc's snake_case conversion (`ToSnakeCase` in flatc's `util.cpp`): `HTTPServer2` →
+/// `httpserver_2`, `GameXY` → `game_xy`. Used for module names and for method and function
+/// names derived from type names (`root_as_monster`, `as_weapon`).
+pub(crate) fn snake(name: &str) -> String {
+    convert_snake(name, false)
+}
+
+/// The screaming form of [`snake`]: `Monster` → `MONSTER` (for `MONSTER_IDENTIFIER`).
+pub(crate) fn screaming(name: &str) -> String {
+    convert_snake(name, true)
+}
+
+fn convert_snake(name: &str, upper: bool) -> String {
+    let case = |c: char| if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if i == 0 || c == '_' {
+            out.push(case(c));
+        } else if !c.is_ascii_lowercase() {
+            let prev = chars[i - 1];
+            if prev.is_ascii_lowercase() || (prev.is_ascii_digit() && !c.is_ascii_digit()) {
+                out.push('_');
+            }
+            out.push(case(c));
+        } else {
+            out.push(case(c));
+        }
+    }
+    out
+}
+
+/// The module name of a namespace component: snake_case, escaped.
+pub(crate) fn module(component: &str) -> Ident {
+    ident(&snake(component))
+}
+
+/// The path, relative to the module of `from_namespace`, of declaration `id`'s name followed by
+/// `suffix` (`""` for the reader, `"T"` for the owned type, `"Args"`...): `self::Monster`,
+/// `super::super::a::MonsterT`.
+pub(crate) fn decl_path(
+    model: &Model,
+    from_namespace: &[String],
+    id: DeclId,
+    suffix: &str,
+) -> TokenStream {
+    let name = &model.decl(id).name;
+    let item = ident(&format!("{}{suffix}", name.name));
+    let common = from_namespace.iter().zip(&name.namespace).take_while(|(a, b)| a == b).count();
+    let ups: Vec<TokenStream> = (common..from_namespace.len()).map(|_| quote!(super::)).collect();
+    let start = if ups.is_empty() { quote!(self::) } else { quote!(#(#ups)*) };
+    let downs = name.namespace[common..].iter().map(|c| {
+        let m = module(c);
+        quote!(#m::)
+    });
+    quote!(#start #(#downs)* #item)
+}
+
+/// The runtime crate's path (`::gateway_core` by default) as tokens.
+pub(crate) fn runtime(options: &RustOptions) -> TokenStream {
+    // The option is a path the user wrote; an invalid one is reported by rustc on the output.
+    options.runtime.parse().unwrap_or_else(|_| quote!(::gateway_core))
+}
+
+/// `<runtime>::flatbuffers`, the FlatBuffers crate as re-exported by the runtime.
+pub(crate) fn fb(options: &RustOptions) -> TokenStream {
+    let rt = runtime(options);
+    quote!(#rt::flatbuffers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Decl, DeclKind, QualifiedName, Union};
+    use crate::source::{FileId, Loc, Span};
+
+    #[test]
+    fn snake_matches_flatc() {
+        assert_eq!(snake("Monster"), "monster");
+        assert_eq!(snake("HTTPServer2"), "httpserver_2");
+        assert_eq!(snake("GameXY"), "game_xy");
+        assert_eq!(snake("My2"), "my_2");
+        assert_eq!(snake("already_snake"), "already_snake");
+        assert_eq!(screaming("MyMonster"), "MY_MONSTER");
+    }
+
+    #[test]
+    fn keywords_are_escaped() {
+        assert_eq!(ident("type").to_string(), "r#type");
+        assert_eq!(ident("async").to_string(), "r#async");
+        assert_eq!(ident("self").to_string(), "self_");
+        assert_eq!(ident("Self").to_string(), "Self_");
+        assert_eq!(ident("crate").to_string(), "crate_");
+        assert_eq!(ident("hp").to_string(), "hp");
+    }
+
+    fn decl(namespace: &[&str], name: &str) -> Decl {
+        Decl {
+            name: QualifiedName {
+                namespace: namespace.iter().map(|s| s.to_string()).collect(),
+                name: name.into(),
+            },
+            docs: vec![],
+            loc: Loc::new(FileId(0), Span::default()),
+            attributes: vec![],
+            kind: DeclKind::Union(Union { variants: vec![] }),
+        }
+    }
+
+    #[test]
+    fn paths_climb_and_descend_namespaces() {
+        let model = Model {
+            decls: vec![decl(&["a", "b"], "M"), decl(&[], "Top"), decl(&["a", "c"], "N")],
+            ..Model::default()
+        };
+        let ns = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let path = |from: &[&str], id, suffix| {
+            decl_path(&model, &ns(from), DeclId(id), suffix).to_string().replace(' ', "")
+        };
+        assert_eq!(path(&["a", "b"], 0, "T"), "self::MT");
+        assert_eq!(path(&["a", "b"], 1, ""), "super::super::Top");
+        assert_eq!(path(&["a", "b"], 2, "Args"), "super::c::NArgs");
+        assert_eq!(path(&[], 0, ""), "self::a::b::M");
+    }
+}
