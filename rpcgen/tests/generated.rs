@@ -388,7 +388,7 @@ fn keyword_and_prelude_names_work() {
     a.r#match = Some(n::OptionT { some: 1, none: 2.0 });
     a.r#where.len = 3;
     a.any = n::AnyT::Text("hi".into());
-    a.anys = Some(vec![n::AnyT::i32(Box::default()), n::AnyT::NONE]);
+    a.anys = Some(vec![n::AnyT::I32(Box::default()), n::AnyT::NONE]);
     let mut v = n::VecT::default();
     v.r#type = Some("t".into());
     v.self_ = 4;

@@ -102,6 +102,25 @@ fn escaped_names_that_meet_are_reported() {
     assert!(errors.contains("`Self_`"), "{errors}");
 }
 
+/// Found by the corpus: a union of tables `Self` and `self` generated two `as_self()` methods,
+/// which did not compile.
+#[test]
+fn members_whose_accessors_meet_are_reported() {
+    let (_, result) = generate_text(
+        "table Self { a: int; }\ntable self { b: int; }\nunion Which { Self, self }\n\
+         table T { fooBar: int; foo_bar: int; }\n",
+        &RustOptions::default(),
+    );
+    let errors = result.expect_err("clash");
+    assert!(
+        errors.contains(
+            "generated Rust name `self` of variant `self` of `Which` clashes with variant `Self` of `Which`"
+        ),
+        "{errors}"
+    );
+    assert!(errors.contains("`foo_bar` of field `foo_bar` of `T`"), "{errors}");
+}
+
 #[test]
 fn header_names_sources_and_runtime_path_is_configurable() {
     let options = RustOptions { runtime: "crate::rt".into(), sources: vec!["a.fbs".into()] };

@@ -940,7 +940,6 @@ pub mod my {
             }
         }
         #[doc = concat!("The owned form of [`", "Stat", "`]: build it, then `pack` it.")]
-        #[non_exhaustive]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
         pub struct StatT {
             pub name: ::std::string::String,
@@ -1235,11 +1234,11 @@ pub mod my {
                     .iter()
                     .map(Self::equipment_type)
                     .collect();
+                let tags = fbb.create_vector(&tags);
                 let values: ::std::vec::Vec<_> = items
                     .iter()
                     .map(|item| item.pack(fbb))
                     .collect();
-                let tags = fbb.create_vector(&tags);
                 fbb.start_vector::<
                         ::gateway_core::flatbuffers::WIPOffset<
                             ::gateway_core::flatbuffers::UnionWIPOffset,
@@ -2790,7 +2789,6 @@ pub mod my {
         #[doc = concat!(
             "The owned form of [`", "Monster", "`]: build it, then `pack` it."
         )]
-        #[non_exhaustive]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
         pub struct MonsterT {
             pub pos: ::core::option::Option<self::Vec3T>,
@@ -3417,7 +3415,6 @@ pub mod my {
             #[doc = concat!(
                 "The owned form of [`", "Weapon", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct WeaponT {
                 pub name: ::core::option::Option<::std::string::String>,

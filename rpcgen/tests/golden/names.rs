@@ -493,7 +493,6 @@ pub mod r#async {
             #[doc = concat!(
                 "The owned form of [`", "String", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct StringT {
                 pub len: ::core::primitive::i32,
@@ -876,7 +875,6 @@ pub mod r#async {
             #[doc = concat!(
                 "The owned form of [`", "Vec", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct VecT {
                 pub items: ::core::option::Option<::std::vec::Vec<self::StringT>>,
@@ -1128,7 +1126,6 @@ pub mod r#async {
             #[doc = concat!(
                 "The owned form of [`", "Box", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct BoxT {
                 pub value: ::core::option::Option<::std::boxed::Box<self::VecT>>,
@@ -1326,7 +1323,6 @@ pub mod r#async {
             #[doc = concat!(
                 "The owned form of [`", "i32", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct i32T {
                 pub r#fn: ::core::primitive::i32,
@@ -1495,7 +1491,7 @@ pub mod r#async {
                 Vec(::std::boxed::Box<self::VecT>),
                 Box(::std::boxed::Box<self::BoxT>),
                 Option(self::OptionT),
-                i32(::std::boxed::Box<self::i32T>),
+                I32(::std::boxed::Box<self::i32T>),
                 Text(::std::string::String),
             }
             impl self::AnyT {
@@ -1506,7 +1502,7 @@ pub mod r#async {
                         Self::Vec(_) => self::Any::Vec,
                         Self::Box(_) => self::Any::Box,
                         Self::Option(_) => self::Any::Option,
-                        Self::i32(_) => self::Any::i32,
+                        Self::I32(_) => self::Any::i32,
                         Self::Text(_) => self::Any::Text,
                     }
                 }
@@ -1529,7 +1525,7 @@ pub mod r#async {
                                     fbb.push(v.pack()).value(),
                                 )
                             }
-                            Self::i32(v) => v.pack(fbb).as_union_value(),
+                            Self::I32(v) => v.pack(fbb).as_union_value(),
                             Self::Text(v) => fbb.create_string(v).as_union_value(),
                         },
                     )
@@ -1569,7 +1565,7 @@ pub mod r#async {
                             )
                         }
                         self::Any::i32 => {
-                            Self::i32(
+                            Self::I32(
                                 ::std::boxed::Box::new(
                                     unsafe { self::i32::init_from_table(value) }.unpack(),
                                 ),
@@ -1609,11 +1605,11 @@ pub mod r#async {
                         .iter()
                         .map(Self::any_type)
                         .collect();
+                    let tags = fbb.create_vector(&tags);
                     let values: ::std::vec::Vec<_> = items
                         .iter()
                         .map(|item| item.pack(fbb))
                         .collect();
-                    let tags = fbb.create_vector(&tags);
                     fbb.start_vector::<
                             ::gateway_core::flatbuffers::WIPOffset<
                                 ::gateway_core::flatbuffers::UnionWIPOffset,
@@ -1723,7 +1719,7 @@ pub mod r#async {
                 }
                 /// The value, if this variant is set.
                 pub fn as_i_32(&self) -> ::core::option::Option<&self::i32T> {
-                    if let Self::i32(v) = self {
+                    if let Self::I32(v) = self {
                         ::core::option::Option::Some(v.as_ref())
                     } else {
                         ::core::option::Option::None
@@ -1733,7 +1729,7 @@ pub mod r#async {
                 pub fn as_i_32_mut(
                     &mut self,
                 ) -> ::core::option::Option<&mut self::i32T> {
-                    if let Self::i32(v) = self {
+                    if let Self::I32(v) = self {
                         ::core::option::Option::Some(v.as_mut())
                     } else {
                         ::core::option::Option::None
@@ -1744,7 +1740,7 @@ pub mod r#async {
                     &mut self,
                 ) -> ::core::option::Option<::std::boxed::Box<self::i32T>> {
                     match ::core::mem::take(self) {
-                        Self::i32(v) => ::core::option::Option::Some(v),
+                        Self::I32(v) => ::core::option::Option::Some(v),
                         other => {
                             *self = other;
                             ::core::option::Option::None
@@ -2552,7 +2548,6 @@ pub mod r#async {
             #[doc = concat!(
                 "The owned form of [`", "A", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct AT {
                 pub r#type: self::Result,

@@ -287,7 +287,6 @@ pub mod my {
             #[doc = concat!(
                 "The owned form of [`", "Weapon", "`]: build it, then `pack` it."
             )]
-            #[non_exhaustive]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
             pub struct WeaponT {
                 pub name: ::core::option::Option<::std::string::String>,

@@ -156,7 +156,7 @@ pub fn generate(model: &Model, options: &RustOptions) -> Result<String, Diagnost
         root.at(&model.decl(id).name.namespace).items.push(code);
     }
     for svc in &model.services {
-        let code = service::emit_service(model, svc);
+        let code = service::emit_service(model, svc, &ctx.rt);
         root.at(&svc.name.namespace).items.push(code);
     }
     let rt = &ctx.rt;
@@ -229,7 +229,8 @@ fn check_clashes(model: &Model) -> Result<(), Diagnostics> {
                         name.trim_start_matches("r#")
                     ))
                     .at(loc, "declared here")
-                    .with(*first_loc, "the other declaration"),
+                    .with(*first_loc, "the other declaration")
+                    .help("rename one of them (a union variant can take an alias: `Alias: Type`)"),
                 );
             }
         } else {
@@ -255,6 +256,29 @@ fn check_clashes(model: &Model) -> Result<(), Diagnostics> {
         for depth in 0..ns.len() {
             let name = names::module(&ns[depth]).to_string();
             claim(&ns[..depth], name, format!("namespace `{}`", ns[..=depth].join(".")), decl.loc);
+        }
+        // Members become snake_case accessors (`fooBar` and `foo_bar` are both `foo_bar()`;
+        // union variants `Self` and `self` are both `as_self()`). Their key space is the
+        // declaration's own, which no namespace path can spell (it ends with a space).
+        let scope = [decl.name.dotted(), "members ".to_owned()];
+        let members: Vec<(&str, &str, Loc)> = match &decl.kind {
+            DeclKind::Table(t) => t.fields.iter().map(|f| ("field", &*f.name, f.loc)).collect(),
+            DeclKind::Struct(s) => s.fields.iter().map(|f| ("field", &*f.name, f.loc)).collect(),
+            DeclKind::Union(u) => u.variants.iter().map(|v| ("variant", &*v.name, v.loc)).collect(),
+            DeclKind::Enum(_) | DeclKind::RpcService(_) => Vec::new(),
+        };
+        for (what, name, loc) in members {
+            let accessor = names::snake(name);
+            claim(&scope, accessor, format!("{what} `{name}` of `{}`", decl.name.dotted()), loc);
+        }
+        // A union's owned enum names its variants in UpperCamelCase.
+        if let DeclKind::Union(u) = &decl.kind {
+            let scope = [decl.name.dotted(), "owned variants ".to_owned()];
+            for v in &u.variants {
+                let variant = names::ident(&names::camel(&v.name)).to_string();
+                let what = format!("variant `{}` of `{}`", v.name, decl.name.dotted());
+                claim(&scope, variant, what, v.loc);
+            }
         }
     }
     if diags.has_errors() { Err(diags) } else { Ok(()) }

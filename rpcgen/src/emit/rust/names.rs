@@ -67,6 +67,17 @@ fn convert_snake(name: &str, upper: bool) -> String {
     out
 }
 
+/// UpperCamelCase as flatc converts names for Rust enum variants: split at `_`, capitalise the
+/// first letter of each part, keep the rest (`corpus_common_Tag` becomes `CorpusCommonTag`).
+pub(crate) fn camel(name: &str) -> String {
+    name.split('_')
+        .flat_map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(chars)
+        })
+        .collect()
+}
+
 /// The module name of a namespace component: snake_case, escaped.
 pub(crate) fn module(component: &str) -> Ident {
     ident(&snake(component))

@@ -47,7 +47,6 @@ pub(crate) fn emit_object(ctx: &Ctx, id: DeclId, t: &Table) -> TokenStream {
 
     quote! {
         #[doc = concat!("The owned form of [`", #name_str, "`]: build it, then `pack` it.")]
-        #[non_exhaustive]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
         pub struct #owned {
             #(#fields,)*

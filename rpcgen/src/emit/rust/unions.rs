@@ -7,7 +7,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::names::{ident, snake};
+use super::names::{camel, ident, snake};
 use super::{Ctx, enums};
 use crate::model::{DeclId, Field, Union, UnionVariant, UnionVariantType};
 
@@ -32,6 +32,8 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
     let mut helpers = Vec::new();
     for v in &u.variants {
         let vname = ident(&v.name);
+        // The owned enum's variant, UpperCamel as flatc names it (`a_b_T` becomes `ABT`).
+        let oname = ident(&camel(&v.name));
         let vt = match v.ty {
             UnionVariantType::Table(t) => {
                 let t = ctx.path(ns, t, "T");
@@ -40,15 +42,15 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
             UnionVariantType::Struct(s) => ctx.path(ns, s, "T"),
             UnionVariantType::String => quote!(::std::string::String),
         };
-        variants.push(quote!(#vname(#vt)));
-        tags.push(quote!(Self::#vname(_) => #tag::#vname));
+        variants.push(quote!(#oname(#vt)));
+        tags.push(quote!(Self::#oname(_) => #tag::#vname));
         packs.push(match v.ty {
-            UnionVariantType::Table(_) => quote!(Self::#vname(v) => v.pack(fbb).as_union_value()),
+            UnionVariantType::Table(_) => quote!(Self::#oname(v) => v.pack(fbb).as_union_value()),
             UnionVariantType::Struct(_) => {
-                quote!(Self::#vname(v) => #fb::WIPOffset::new(fbb.push(v.pack()).value()))
+                quote!(Self::#oname(v) => #fb::WIPOffset::new(fbb.push(v.pack()).value()))
             }
             UnionVariantType::String => {
-                quote!(Self::#vname(v) => fbb.create_string(v).as_union_value())
+                quote!(Self::#oname(v) => fbb.create_string(v).as_union_value())
             }
         });
         let (_, read) = read_variant(ctx, ns, v, &quote!(value));
@@ -57,7 +59,7 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
             UnionVariantType::Struct(_) => quote!(#read.unpack()),
             UnionVariantType::String => quote!(::std::string::ToString::to_string(#read)),
         };
-        unpacks.push(quote!(#tag::#vname => Self::#vname(#convert)));
+        unpacks.push(quote!(#tag::#vname => Self::#oname(#convert)));
         let snake_v = snake(&v.name);
         let as_ref = format_ident!("as_{}", snake_v);
         let as_mut = format_ident!("as_{}_mut", snake_v);
@@ -74,16 +76,16 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
         helpers.push(quote! {
             /// The value, if this variant is set.
             pub fn #as_ref(&self) -> ::core::option::Option<&#by_ref> {
-                if let Self::#vname(v) = self { ::core::option::Option::Some(#deref) } else { ::core::option::Option::None }
+                if let Self::#oname(v) = self { ::core::option::Option::Some(#deref) } else { ::core::option::Option::None }
             }
             /// The value, mutably, if this variant is set.
             pub fn #as_mut(&mut self) -> ::core::option::Option<&mut #by_ref> {
-                if let Self::#vname(v) = self { ::core::option::Option::Some(#deref_mut) } else { ::core::option::Option::None }
+                if let Self::#oname(v) = self { ::core::option::Option::Some(#deref_mut) } else { ::core::option::Option::None }
             }
             /// Takes the value out if this variant is set, leaving `NONE`.
             pub fn #take(&mut self) -> ::core::option::Option<#vt> {
                 match ::core::mem::take(self) {
-                    Self::#vname(v) => ::core::option::Option::Some(v),
+                    Self::#oname(v) => ::core::option::Option::Some(v),
                     other => {
                         *self = other;
                         ::core::option::Option::None
@@ -148,9 +150,11 @@ pub(crate) fn emit_union(ctx: &Ctx, id: DeclId, u: &Union) -> TokenStream {
                 #fb::WIPOffset<#fb::Vector<'b, #tag>>,
                 #fb::WIPOffset<#fb::Vector<'b, #fb::ForwardsUOffset<#fb::Table<'b>>>>,
             ) {
+                // flatc's order, so the bytes match its `pack()`: the tag vector, then each
+                // value, then the vector of offsets.
                 let tags: ::std::vec::Vec<#tag> = items.iter().map(Self::#tag_method).collect();
-                let values: ::std::vec::Vec<_> = items.iter().map(|item| item.pack(fbb)).collect();
                 let tags = fbb.create_vector(&tags);
+                let values: ::std::vec::Vec<_> = items.iter().map(|item| item.pack(fbb)).collect();
                 fbb.start_vector::<#fb::WIPOffset<#fb::UnionWIPOffset>>(values.len());
                 for value in values.iter().rev() {
                     match value {
