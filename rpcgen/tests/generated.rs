@@ -2,8 +2,7 @@
 //! its behaviour: owned → pack → verify → read → unpack gives back the original, for every
 //! feature, plus the fixes over flatc (required fields, float literals, keywords, name clashes).
 
-// Owned types are `#[non_exhaustive]` (as flatc's are), so code in other crates fills them by
-// assigning fields of a default value; the tests do the same.
+// Many tests fill owned types by assigning fields of a default value, one feature at a time.
 #![allow(clippy::field_reassign_with_default)]
 
 mod monster {
@@ -16,6 +15,10 @@ mod names {
 
 mod weapons {
     include!("golden/weapons.rs");
+}
+
+mod service {
+    include!("golden/service.rs");
 }
 
 use gateway_core::flatbuffers::{self, FlatBufferBuilder};
@@ -444,4 +447,113 @@ fn reads_a_buffer_written_by_flatc() {
     let owned = r.unpack();
     assert_eq!(owned.child.map(|c| c.name), Some("baby".to_string()));
     assert_eq!(owned.shield, Some(0.25));
+}
+
+mod services {
+    //! The code generated from `golden/service.service`, served and called in memory.
+
+    use std::sync::Arc;
+
+    use gateway_core::{CallContext, Code, Dispatch, LocalTransport, Message, Status};
+
+    use super::service::shop::audit::EntryT;
+    use super::service::shop::shop::{self as api, Shop, ShopClient, ShopError, ShopServer};
+    use super::service::shop::{EmptyT, OrderT, ReceiptT};
+
+    struct Store;
+
+    impl Shop for Store {
+        async fn place(
+            &self,
+            _: CallContext,
+            order: Message<OrderT>,
+        ) -> Result<Message<ReceiptT>, Status> {
+            let order = order.get();
+            if order.item() == "unicorn" {
+                return Err(ShopError::NoSuchItem.status("no unicorns"));
+            }
+            Ok(ReceiptT { id: u64::from(order.count()) * 10 }.into())
+        }
+
+        async fn get(
+            &self,
+            _: CallContext,
+            _: Message<ReceiptT>,
+        ) -> Result<Message<OrderT>, Status> {
+            Err(ShopError::Self_.status("precondition"))
+        }
+
+        async fn r#match(
+            &self,
+            ctx: CallContext,
+            _: Message<EmptyT>,
+        ) -> Result<Message<EmptyT>, Status> {
+            assert_eq!(ctx.method_id(), api::method::MATCH);
+            Ok(EmptyT::default().into())
+        }
+
+        async fn r#async(&self, _: CallContext, _: Message<EmptyT>) -> Result<(), Status> {
+            Ok(())
+        }
+
+        async fn ping(
+            &self,
+            ctx: CallContext,
+            _: Message<EmptyT>,
+        ) -> Result<Message<EmptyT>, Status> {
+            assert_eq!(ctx.method_id(), 7);
+            Ok(EmptyT::default().into())
+        }
+
+        async fn log(&self, _: CallContext, _: Message<EntryT>) -> Result<(), Status> {
+            Ok(())
+        }
+    }
+
+    fn client() -> ShopClient<LocalTransport> {
+        ShopClient::new(LocalTransport::new(Arc::new(ShopServer::new(Store))))
+    }
+
+    #[tokio::test]
+    async fn methods_named_after_keywords_are_served_and_called() {
+        let client = client();
+        client.r#match(EmptyT::default()).await.unwrap();
+        client.r#async(EmptyT::default()).await.unwrap();
+        client.ping(EmptyT::default()).await.unwrap();
+        let receipt = client.place(OrderT { item: "pen".into(), count: 3 }).await.unwrap();
+        assert_eq!(receipt.get().id(), 30);
+    }
+
+    #[tokio::test]
+    async fn declared_errors_travel_as_statuses() {
+        let client = client();
+        let status = client.place(OrderT { item: "unicorn".into(), count: 1 }).await.unwrap_err();
+        assert_eq!(
+            (status.code(), ShopError::of(&status)),
+            (Code::NotFound, Some(ShopError::NoSuchItem))
+        );
+        let status = client.get(ReceiptT::default()).await.unwrap_err();
+        assert_eq!(ShopError::of(&status), Some(ShopError::Self_));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(ShopError::from_id(0), None);
+        assert_eq!(ShopError::ALL.len(), 2);
+    }
+
+    #[test]
+    fn descriptors_name_policies_and_pinned_ids() {
+        assert_eq!(api::DESCRIPTOR.name, "shop.Shop");
+        let ping = api::DESCRIPTOR.method(7).expect("pinned id");
+        assert!(ping.idempotent && !ping.writes);
+        let log = api::DESCRIPTOR.method(api::method::LOG).unwrap();
+        assert_eq!((log.request, log.response), ("shop.audit.Entry", None));
+        let stock = &api::DESCRIPTOR.topics[0];
+        assert_eq!(
+            (stock.key, stock.on_lag, stock.retain),
+            (Some("item"), gateway_core::LagPolicy::KeepLatest, true)
+        );
+        assert!(api::DESCRIPTOR.topics[2].client_publish);
+        // Generated server types serve the descriptor they were generated with.
+        assert!(std::ptr::eq(ShopServer::new(Store).descriptor(), &api::DESCRIPTOR));
+        assert!(super::service::shop::auditor::DESCRIPTOR.errors.is_empty());
+    }
 }

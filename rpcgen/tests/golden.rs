@@ -1,5 +1,5 @@
-//! Golden tests for the Rust backend: every `tests/golden/*.fbs` is compiled and the output
-//! compared with the `.rs` file beside it.
+//! Golden tests for the Rust backend: every `tests/golden/*.fbs` and `*.service` is compiled and
+//! the output compared with the `.rs` file beside it.
 //!
 //! To regenerate the expected files after an intended change, run
 //!
@@ -43,7 +43,7 @@ fn generated_rust_matches_golden_files() {
     let mut inputs: Vec<PathBuf> = fs::read_dir(golden_dir())
         .expect("tests/golden exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "fbs"))
+        .filter(|p| p.extension().is_some_and(|e| e == "fbs" || e == "service"))
         .collect();
     inputs.sort();
     assert!(!inputs.is_empty(), "no golden inputs found");
@@ -119,6 +119,29 @@ fn members_whose_accessors_meet_are_reported() {
         "{errors}"
     );
     assert!(errors.contains("`foo_bar` of field `foo_bar` of `T`"), "{errors}");
+}
+
+/// Found by the service golden file: service `Audit` became module `audit`, beside the module of
+/// namespace `shop.audit`.
+#[test]
+fn a_service_named_like_a_sibling_namespace_is_reported() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let fbs = dir.path().join("m.fbs");
+    fs::write(&fbs, "namespace shop.audit;\ntable Entry { a: int; }\n").expect("writable");
+    let service = dir.path().join("s.service");
+    fs::write(
+        &service,
+        "include \"m.fbs\";\nnamespace shop;\nservice Audit { w: audit.Entry -> void; }\n",
+    )
+    .expect("writable");
+    let checked = check_files(&[service], &LoadOptions::default());
+    let model = checked.model.as_ref().unwrap_or_else(|| panic!("{}", checked.render()));
+    let errors = generate(model, &RustOptions::default()).expect_err("clash");
+    let messages: Vec<_> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["generated Rust name `audit` of service `shop.Audit` clashes with namespace `shop.audit`"]
+    );
 }
 
 #[test]

@@ -281,5 +281,11 @@ fn check_clashes(model: &Model) -> Result<(), Diagnostics> {
             }
         }
     }
+    // A service is a module in its namespace's module, beside child namespaces' modules.
+    for service in &model.services {
+        let ns = &service.name.namespace;
+        let name = names::module(&service.name.name).to_string();
+        claim(ns, name, format!("service `{}`", service.name.dotted()), service.loc);
+    }
     if diags.has_errors() { Err(diags) } else { Ok(()) }
 }

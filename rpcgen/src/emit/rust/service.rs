@@ -89,7 +89,7 @@ fn first_line(docs: &[String]) -> String {
 fn descriptor(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream {
     let table_name = |id| model.decl(id).name.dotted();
     let methods = service.methods.iter().map(|m| {
-        let (id, name) = (Literal::u32_suffixed(m.id), qualified(service, &m.name));
+        let (konst, name) = (const_name(&m.name), qualified(service, &m.name));
         let request = table_name(m.request);
         let response = match m.response {
             Some(r) => {
@@ -101,13 +101,13 @@ fn descriptor(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream
         let (idempotent, writes) = (m.idempotent, m.writes);
         quote! {
             #rt::MethodDesc {
-                id: #id, name: #name, request: #request, response: #response,
+                id: method::#konst, name: #name, request: #request, response: #response,
                 idempotent: #idempotent, writes: #writes,
             }
         }
     });
     let topics = service.topics.iter().map(|t| {
-        let (id, name) = (Literal::u32_suffixed(t.id), qualified(service, &t.name));
+        let (konst, name) = (const_name(&t.name), qualified(service, &t.name));
         let message = table_name(t.message);
         let key = match &t.key {
             Some(key) => {
@@ -124,7 +124,7 @@ fn descriptor(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream
         let (retain, client_publish) = (t.retain, t.client_publish);
         quote! {
             #rt::TopicDesc {
-                id: #id, name: #name, message: #message, key: #key,
+                id: topic::#konst, name: #name, message: #message, key: #key,
                 on_lag: #rt::LagPolicy::#on_lag, retain: #retain, client_publish: #client_publish,
             }
         }
