@@ -22,9 +22,9 @@ pub struct FrameCodec {
 
 impl FrameCodec {
     /// A codec accepting frames up to `max_recv` bytes, and sending frames up to
-    /// [`MIN_MAX_FRAME_SIZE`] until [`set_peer_max_frame_size`](FrameCodec::set_peer_max_frame_size)
-    /// is told the peer's limit: the smallest limit any peer may state, so that frames sent before
-    /// the handshake completes (HELLO, WELCOME, GOAWAY) are never too large.
+    /// [`MIN_MAX_FRAME_SIZE`] until [`FrameCodec::set_peer_max_frame_size`] is told the peer's
+    /// limit: the smallest limit any peer may state, so that frames sent before the handshake
+    /// completes (HELLO, WELCOME, GOAWAY) are never too large.
     pub fn new(max_recv: u32) -> FrameCodec {
         FrameCodec { max_recv, max_send: MIN_MAX_FRAME_SIZE }
     }
