@@ -93,7 +93,8 @@ def welcome(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id):
 
 def ping(kind, data, flags=0):
     # u64 as a decimal string: JSON numbers lose precision past 2^53 in JavaScript.
-    return frame(PING if kind == "ping" else PONG, flags, u64(data)), {"type": kind, "data": str(data)}
+    body = frame(PING if kind == "ping" else PONG, flags, u64(data))
+    return body, {"type": kind, "data": str(data)}
 
 
 def goaway(reason, reconnect, last_request_id, message):
@@ -173,7 +174,8 @@ def frames():
         ("response, empty payload", response(2**32 - 1, b"")),
         ("error, not retryable, no details",
          error(3, 5, False, 0, "no device `7`", b"")),
-        ("error, retryable resource_exhausted", error(4, 8, True, 0, "too many requests in flight", b"")),
+        ("error, retryable resource_exhausted",
+         error(4, 8, True, 0, "too many requests in flight", b"")),
         ("error, application error with details",
          error(5, 9, False, 0xDEADBEEF, "überweisung abgelehnt ✗", PAYLOAD)),
         ("error, unauthenticated, empty message", error(6, 16, False, 0, "", b"")),
@@ -188,7 +190,8 @@ def frames():
     # Decoding these gives the frame; encoding the frame gives the canonical form.
     lenient = [
         ("error, code unknown to version 1 decodes as unknown (2)",
-         error(7, 2, False, 0, "from the future", b"", wire_code=99), error(7, 2, False, 0, "from the future", b"")),
+         error(7, 2, False, 0, "from the future", b"", wire_code=99),
+         error(7, 2, False, 0, "from the future", b"")),
         ("error, code ok (0) decodes as unknown (2)",
          error(8, 2, False, 0, "", b"", wire_code=0), error(8, 2, False, 0, "", b"")),
         ("undefined flag bits on a known frame are ignored",
@@ -206,7 +209,8 @@ def frames():
 def ignored():
     return [
         ("reserved pub/sub type 0x20, ignorable, empty", frame(0x20, IGNORABLE), 0x20),
-        ("reserved auth type 0x31, ignorable, with content", frame(0x31, IGNORABLE, b"\xaa\xbb\xcc"), 0x31),
+        ("reserved auth type 0x31, ignorable, with content",
+         frame(0x31, IGNORABLE, b"\xaa\xbb\xcc"), 0x31),
         ("unassigned type 0xff, ignorable and other flags", frame(0xFF, 0xFF, u32(1)), 0xFF),
     ]
 
@@ -219,12 +223,14 @@ def invalid():
         ("cancel without its request id", frame(CANCEL, 0), "truncated"),
         ("ping with 7 bytes of data", frame(PING, 0, b"\x00" * 7), "truncated"),
         ("hello whose token length runs past the end",
-         frame(HELLO, 0, MAGIC, u16(1), u32(MAX_FRAME_SIZE), short(""), u16(10), b"abc"), "truncated"),
+         frame(HELLO, 0, MAGIC, u16(1), u32(MAX_FRAME_SIZE), short(""), u16(10), b"abc"),
+         "truncated"),
         ("error whose message length runs past the end",
          frame(ERROR, 0, u32(1), u8(13), u32(0), u16(5), b"oops"), "truncated"),
         ("goaway without its message length", frame(GOAWAY, 0, u16(4), u32(0)), "truncated"),
         ("unknown type 0x42 without the ignorable flag", frame(0x42, 0), "unknown_frame_type"),
-        ("reserved pub/sub type 0x21 without the ignorable flag", frame(0x21, 0, u32(1)), "unknown_frame_type"),
+        ("reserved pub/sub type 0x21 without the ignorable flag",
+         frame(0x21, 0, u32(1)), "unknown_frame_type"),
         ("type 0x00 is never assigned", frame(0x00, 0), "unknown_frame_type"),
         ("frame one byte over the 16 MiB limit: refused from the length prefix alone",
          u32(MAX_FRAME_SIZE + 1).hex(), "frame_too_large"),
@@ -235,12 +241,15 @@ def invalid():
         ("goaway message with an overlong encoding",
          frame(GOAWAY, 0, u16(4), u32(0), short(b"\xc0\x80")), "bad_utf8"),
         ("hello client name with a surrogate",
-         frame(HELLO, 0, MAGIC, u16(1), u32(MAX_FRAME_SIZE), short(b"\xed\xa0\x80"), short(b"")), "bad_utf8"),
+         frame(HELLO, 0, MAGIC, u16(1), u32(MAX_FRAME_SIZE), short(b"\xed\xa0\x80"), short(b"")),
+         "bad_utf8"),
         ("welcome server id cut inside a character",
-         frame(WELCOME, 0, u16(1), u32(MAX_FRAME_SIZE), u32(1), u32(0), short("é".encode()[:1])), "bad_utf8"),
+         frame(WELCOME, 0, u16(1), u32(MAX_FRAME_SIZE), u32(1), u32(0), short("é".encode()[:1])),
+         "bad_utf8"),
         ("cancel with a trailing byte", frame(CANCEL, 0, u32(1), b"\x00"), "trailing_bytes"),
         ("pong with 9 bytes of data", frame(PONG, 0, u64(1), b"\x00"), "trailing_bytes"),
-        ("goaway with bytes after its message", frame(GOAWAY, 1, u16(1), u32(0), short("x"), b"\x00"), "trailing_bytes"),
+        ("goaway with bytes after its message",
+         frame(GOAWAY, 1, u16(1), u32(0), short("x"), b"\x00"), "trailing_bytes"),
     ]
 
 

@@ -155,7 +155,8 @@ pub fn decode(src: &mut BytesMut, max_frame_size: u32) -> Result<Decoded, Decode
     if len > max_frame_size {
         return Err(DecodeError::FrameTooLarge { len, max: max_frame_size });
     }
-    let total = LENGTH_PREFIX_SIZE + len as usize;
+    // Saturating: on a 32-bit target a 4 GiB frame must not overflow (it stays incomplete).
+    let total = (len as usize).saturating_add(LENGTH_PREFIX_SIZE);
     if src.len() < total {
         return Ok(Decoded::Incomplete { needed: total - src.len() });
     }

@@ -10,7 +10,7 @@
 //! - [`frame`]: [`Frame`] and its parts, type numbers, flag bits, limits.
 //! - [`reason`]: [`GoawayReason`], why a connection closes.
 //! - [`encode`]: [`Frame::encode`] into a `BytesMut`, coalescing frames for one write.
-//! - [`decode`]: [`decode()`] from a read buffer and [`decode_message`] from one WebSocket
+//! - [`mod@decode`]: [`decode()`] from a read buffer and [`decode_message`] from one WebSocket
 //!   message, without copying payloads.
 //! - [`codec`] (feature `codec`, on by default): [`FrameCodec`], a `tokio_util` codec for framed
 //!   byte streams.
