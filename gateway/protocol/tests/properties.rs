@@ -1,0 +1,168 @@
+//! Properties over arbitrary input: encoding then decoding any frame gives it back, and decoding
+//! any bytes answers without panicking and without claiming more than the buffer holds.
+
+use bytes::{Bytes, BytesMut};
+use gateway_core::{Code, Status};
+use gateway_protocol::{
+    Decoded, ErrorReply, Frame, Goaway, GoawayReason, Hello, Request, Response, Welcome, decode,
+    decode_message,
+};
+use proptest::prelude::*;
+
+fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+}
+
+fn text() -> impl Strategy<Value = String> {
+    // Any Unicode, including multi-byte characters, up to 40 characters.
+    proptest::collection::vec(any::<char>(), 0..40).prop_map(|chars| chars.into_iter().collect())
+}
+
+fn error_code() -> impl Strategy<Value = Code> {
+    // `ok` never travels in an ERROR frame (it decodes as `unknown`).
+    proptest::sample::select(&Code::ALL[1..])
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (any::<u16>(), any::<u32>(), text(), bytes(64)).prop_map(
+            |(version, max_frame_size, client_name, token)| {
+                Frame::Hello(Hello { version, max_frame_size, client_name, token })
+            }
+        ),
+        (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>(), text()).prop_map(
+            |(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id)| {
+                Frame::Welcome(Welcome {
+                    version,
+                    max_frame_size,
+                    max_in_flight,
+                    idle_timeout_ms,
+                    server_id,
+                })
+            }
+        ),
+        any::<u64>().prop_map(|data| Frame::Ping { data }),
+        any::<u64>().prop_map(|data| Frame::Pong { data }),
+        (any::<u16>(), any::<bool>(), any::<u32>(), text()).prop_map(
+            |(reason, reconnect, last_request_id, message)| {
+                Frame::Goaway(Goaway {
+                    reason: GoawayReason(reason),
+                    reconnect,
+                    last_request_id,
+                    message,
+                })
+            }
+        ),
+        (any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>(), bytes(256)).prop_map(
+            |(request_id, method_id, timeout_ms, fire_and_forget, payload)| {
+                Frame::Request(Request {
+                    request_id,
+                    method_id,
+                    timeout_ms,
+                    fire_and_forget,
+                    payload,
+                })
+            }
+        ),
+        (any::<u32>(), bytes(256))
+            .prop_map(|(request_id, payload)| Frame::Response(Response { request_id, payload })),
+        (any::<u32>(), error_code(), any::<bool>(), any::<u32>(), text(), bytes(64)).prop_map(
+            |(request_id, code, retryable, error_id, message, details)| {
+                let status =
+                    Status::new(code, message).with_retryable(retryable).with_error_id(error_id);
+                Frame::Error(ErrorReply { request_id, status, details })
+            }
+        ),
+        any::<u32>().prop_map(|request_id| Frame::Cancel { request_id }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn encode_then_decode_is_the_identity(frames in proptest::collection::vec(frame(), 1..8)) {
+        // Several frames in one buffer, as a writer coalesces them.
+        let mut buf = BytesMut::new();
+        for frame in &frames {
+            frame.encode(&mut buf, u32::MAX).unwrap();
+        }
+        for frame in &frames {
+            prop_assert_eq!(decode(&mut buf, u32::MAX).unwrap(), Decoded::Frame(frame.clone()));
+        }
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn message_form_round_trips(frame in frame()) {
+        let mut buf = BytesMut::new();
+        frame.encode_message(&mut buf, u32::MAX).unwrap();
+        prop_assert_eq!(buf.len(), frame.encoded_len().unwrap());
+        prop_assert_eq!(decode_message(buf.freeze()).unwrap(), Some(frame));
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(
+        data in proptest::collection::vec(any::<u8>(), 0..128),
+    ) {
+        let _ = decode_message(Bytes::from(data.clone()));
+        let mut src = BytesMut::from(&data[..]);
+        let before = src.len();
+        match decode(&mut src, 1024) {
+            Ok(Decoded::Incomplete { needed }) => {
+                prop_assert!(needed > 0);
+                prop_assert_eq!(src.len(), before);
+            }
+            Ok(_) => prop_assert!(src.len() < before),
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn arbitrary_frame_bodies_behind_a_valid_prefix_never_panic(
+        frame_type in prop_oneof![0x00u8..0x06, 0x10u8..0x14, any::<u8>()],
+        flags in any::<u8>(),
+        rest in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        // Random bytes rarely start with a known type; these do, so every field reader is hit.
+        let mut body = vec![frame_type, flags];
+        body.extend_from_slice(&rest);
+        let mut src = BytesMut::new();
+        src.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        src.extend_from_slice(&body);
+        let _ = decode(&mut src, u32::MAX);
+        let _ = decode_message(Bytes::from(body));
+    }
+}
+
+/// The codec, fed a valid stream cut at an arbitrary point, waits for the rest and loses nothing.
+#[cfg(feature = "codec")]
+mod codec {
+    use gateway_protocol::FrameCodec;
+    use tokio_util::codec::Decoder;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn a_stream_cut_anywhere_decodes_the_same(
+            frames in proptest::collection::vec(frame(), 1..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut wire = BytesMut::new();
+            for frame in &frames {
+                frame.encode(&mut wire, u32::MAX).unwrap();
+            }
+            let cut = cut.index(wire.len() + 1);
+            let mut codec = FrameCodec::new(u32::MAX);
+            let mut src = BytesMut::from(&wire[..cut]);
+            let mut got = Vec::new();
+            while let Some(frame) = codec.decode(&mut src).unwrap() {
+                got.push(frame);
+            }
+            src.extend_from_slice(&wire[cut..]);
+            while let Some(frame) = codec.decode(&mut src).unwrap() {
+                got.push(frame);
+            }
+            prop_assert_eq!(got, frames);
+        }
+    }
+}
