@@ -15,7 +15,18 @@ pub const ABI: u32 = 1;
 
 /// Fails compilation (in a `const` context) when generated code targets another [`ABI`].
 ///
-/// Generated files contain `const _: () = ::gateway_core::codegen::require_abi(N);`.
+/// Generated files contain `const _: () = ::gateway_core::codegen::require_abi(N);`, which
+/// compiles for the matching version:
+///
+/// ```
+/// const _: () = gateway_core::codegen::require_abi(gateway_core::codegen::ABI);
+/// ```
+///
+/// and stops the build for any other:
+///
+/// ```compile_fail
+/// const _: () = gateway_core::codegen::require_abi(gateway_core::codegen::ABI + 1);
+/// ```
 pub const fn require_abi(generated_for: u32) {
     if generated_for != ABI {
         panic!(
