@@ -34,6 +34,9 @@ pub struct Generated {
     pub path: PathBuf,
     /// False when the file already held exactly this content and was left untouched.
     pub changed: bool,
+    /// Every file read: the inputs and everything they include. Under cargo, each gets a
+    /// `cargo:rerun-if-changed` line.
+    pub files_read: Vec<PathBuf>,
 }
 
 impl Builder {
@@ -92,26 +95,27 @@ impl Builder {
         };
         let options = LoadOptions { include_dirs: self.include_dirs };
         let runtime = self.runtime.unwrap_or_else(|| RustOptions::default().runtime);
-        let code = generate_rust(&inputs, &options, &runtime, !self.quiet_cargo)?;
+        let (code, files_read) = generate_rust(&inputs, &options, &runtime, !self.quiet_cargo)?;
         let path = out_dir.join(format!("{name}.rs"));
         let changed = write_if_changed(&path, &code)
             .map_err(|source| Error::Io { path: path.clone(), source })?;
-        Ok(Generated { path, changed })
+        Ok(Generated { path, changed, files_read })
     }
 }
 
-/// Runs the front end and the Rust backend. With `cargo_rerun`, tells cargo to rerun the build
-/// script when any file read changes.
-pub(crate) fn generate_rust(
+/// Runs the front end and the Rust backend; returns the code and the files read. With
+/// `cargo_rerun`, tells cargo to rerun the build script when any file read changes.
+fn generate_rust(
     inputs: &[PathBuf],
     options: &LoadOptions,
     runtime: &str,
     cargo_rerun: bool,
-) -> Result<String, Error> {
+) -> Result<(String, Vec<PathBuf>), Error> {
     let checked = check_files(inputs, options);
+    let files_read: Vec<PathBuf> = checked.sources.iter().map(|(_, f)| f.path.clone()).collect();
     if cargo_rerun {
-        for (_, file) in checked.sources.iter() {
-            println!("cargo:rerun-if-changed={}", file.path.display());
+        for path in &files_read {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     let failed = |diagnostics: &crate::diag::Diagnostics| {
@@ -133,8 +137,9 @@ pub(crate) fn generate_rust(
         }
     }
     let sources = inputs.iter().map(|p| p.display().to_string()).collect();
-    rust::generate(model, &RustOptions { runtime: runtime.to_owned(), sources })
-        .map_err(|diagnostics| failed(&diagnostics))
+    let code = rust::generate(model, &RustOptions { runtime: runtime.to_owned(), sources })
+        .map_err(|diagnostics| failed(&diagnostics))?;
+    Ok((code, files_read))
 }
 
 /// Writes `contents` to `path` unless the file already holds exactly that, so that unchanged
