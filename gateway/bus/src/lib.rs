@@ -1,0 +1,215 @@
+//! The message bus between gateways and services.
+//!
+//! Gateways and services never talk to each other directly: a gateway sends each call as a bus
+//! request to the subject of the method, and whichever instance of the service takes it answers on
+//! the request's reply subject. Topics are bus subjects too. The [`Bus`] trait is all either side
+//! sees; [`local::LocalBus`] implements it in memory (one process runs everything), and a NATS
+//! implementation (a later issue) implements it across machines. The semantics are NATS's, so
+//! both behave alike: subjects are dot-separated tokens, subscriptions may use the wildcards `*`
+//! (one token) and `>` (one or more trailing tokens), subscribers in the same queue group share
+//! the messages (each message goes to one of them), a request nobody subscribes to fails at once
+//! with [`BusError::NoResponders`].
+//!
+//! # Layout
+//!
+//! - this file: the [`Bus`] trait and what travels on it ([`BusMessage`], [`Headers`]).
+//! - [`subject`]: subject syntax and wildcard matching.
+//! - [`local`]: the in-process bus.
+//! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
+//!   concurrency limit, cancellation and optional batching.
+//! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
+
+pub mod contract;
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::{BoxFuture, Code, Status};
+use tokio::sync::mpsc;
+
+/// Name/value pairs sent with a message, like NATS headers. Names are case-sensitive ASCII;
+/// the order is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name` to `value`, replacing every earlier value.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, value.into()));
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| n != name);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A message as a subscriber receives it.
+#[derive(Clone, Debug)]
+pub struct BusMessage {
+    /// The subject it was published to (never a pattern).
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Bytes,
+    /// Where to publish the answer, for requests.
+    pub reply: Option<String>,
+}
+
+/// Why a bus operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusError {
+    /// Nobody subscribes to the subject of a request.
+    NoResponders { subject: String },
+    /// No answer came within the timeout.
+    Timeout { subject: String, timeout: Duration },
+    /// Every subscriber's queue is full: the bus sheds the message rather than grow.
+    Overloaded { subject: String },
+    /// The payload is larger than the bus carries.
+    TooLarge { size: usize, max: usize },
+    /// Not a valid subject (or pattern, for subscriptions).
+    InvalidSubject { subject: String, reason: &'static str },
+    /// The connection to the bus is gone (never for the in-process bus).
+    Disconnected { reason: String },
+}
+
+impl BusError {
+    /// The status a caller sees for this failure.
+    pub fn to_status(&self) -> Status {
+        let code = match self {
+            BusError::NoResponders { .. } | BusError::Disconnected { .. } => Code::Unavailable,
+            BusError::Timeout { .. } => Code::DeadlineExceeded,
+            BusError::Overloaded { .. } => Code::ResourceExhausted,
+            BusError::TooLarge { .. } => Code::ResourceExhausted,
+            BusError::InvalidSubject { .. } => Code::Internal,
+        };
+        let status = Status::new(code, self.to_string());
+        // Retrying a message that is too large cannot help.
+        if matches!(self, BusError::TooLarge { .. }) {
+            status.with_retryable(false)
+        } else {
+            status
+        }
+    }
+}
+
+impl fmt::Display for BusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BusError::NoResponders { subject } => write!(f, "nothing serves `{subject}`"),
+            BusError::Timeout { subject, timeout } => {
+                write!(f, "no answer on `{subject}` within {timeout:?}")
+            }
+            BusError::Overloaded { subject } => {
+                write!(f, "every subscriber of `{subject}` is busy")
+            }
+            BusError::TooLarge { size, max } => {
+                write!(f, "a {size}-byte message exceeds the bus's limit of {max} bytes")
+            }
+            BusError::InvalidSubject { subject, reason } => {
+                write!(f, "invalid subject `{subject}`: {reason}")
+            }
+            BusError::Disconnected { reason } => write!(f, "the bus is disconnected: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for BusError {}
+
+/// The message bus. Object-safe, so gateways and runtimes hold an `Arc<dyn Bus>` and never know
+/// which implementation they talk to.
+pub trait Bus: Send + Sync + 'static {
+    /// Sends a message to every subscriber of `subject` (one per queue group). Succeeds whether or
+    /// not anyone listens, as NATS does.
+    fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Sends a request to one subscriber of `subject` and waits up to `timeout` for its answer.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::NoResponders`] at once when nobody subscribes, [`BusError::Timeout`] when the
+    /// answer does not come in time. Dropping the future abandons the request (a late answer is
+    /// discarded).
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<BusMessage, BusError>>;
+
+    /// Subscribes to `subject`, which may contain wildcards. With a `queue_group`, the
+    /// subscription shares the subject's messages with the group's other members. Dropping the
+    /// [`Subscription`] unsubscribes.
+    fn subscribe(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>>;
+
+    /// The largest payload the bus carries.
+    fn max_payload(&self) -> usize;
+}
+
+/// A stream of the messages of one subscription. Bounded: an implementation that cannot deliver
+/// because the subscription's queue is full drops the message (and counts it) rather than grow.
+pub struct Subscription {
+    messages: mpsc::Receiver<BusMessage>,
+    /// Unsubscribes when dropped.
+    _unsubscribe: Box<dyn Send + Sync>,
+}
+
+impl Subscription {
+    /// `unsubscribe` is dropped (and so runs its `Drop`) when the subscription is.
+    pub fn new(
+        messages: mpsc::Receiver<BusMessage>,
+        unsubscribe: Box<dyn Send + Sync>,
+    ) -> Subscription {
+        Subscription { messages, _unsubscribe: unsubscribe }
+    }
+
+    /// The next message, or `None` once the bus has closed the subscription.
+    pub async fn next(&mut self) -> Option<BusMessage> {
+        self.messages.recv().await
+    }
+}
+
+impl futures_core::Stream for Subscription {
+    type Item = BusMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BusMessage>> {
+        self.messages.poll_recv(cx)
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
