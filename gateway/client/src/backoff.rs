@@ -110,7 +110,9 @@ mod tests {
         let samples: Vec<Duration> = (0..1000)
             .map(|seed| {
                 let mut d = delays(seed);
-                (0..6).for_each(|_| drop(d.next_delay()));
+                for _ in 0..6 {
+                    d.next_delay();
+                }
                 d.next_delay()
             })
             .collect();
