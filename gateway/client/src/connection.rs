@@ -492,3 +492,102 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Welcome};
+
+    use super::*;
+
+    static NOTIFY: MethodDesc = MethodDesc {
+        id: 9,
+        name: "test.Notify.notify",
+        request: "test.Any",
+        response: None,
+        idempotent: false,
+        writes: true,
+    };
+
+    /// A socket's write half that accepts everything and records each write.
+    #[derive(Clone, Default)]
+    struct RecordingWriter(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for RecordingWriter {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_that_queue_up_leave_in_one_write() {
+        let config = crate::ClientConfig::new(["127.0.0.1:1"]);
+        let welcome = Welcome {
+            version: 1,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_in_flight: 100,
+            idle_timeout_ms: 0,
+            server_id: String::new(),
+        };
+        let (calls_tx, calls) = mpsc::channel(100);
+        let (_cancels_tx, cancels) = mpsc::unbounded_channel();
+        let (closing, _closing_rx) = oneshot::channel();
+        let shutdown = CancellationToken::new();
+        let channels = Channels { calls, cancels, closing, shutdown: shutdown.clone() };
+        let connection =
+            Connection::new("test".into(), &welcome, &config, channels, BytesMut::new());
+
+        let mut outcomes = Vec::new();
+        for i in 0..100u8 {
+            let (reply, outcome) = oneshot::channel();
+            let call = Call {
+                method: &NOTIFY,
+                payload: Bytes::from(vec![i]),
+                timeout_ms: 1000,
+                deadline: Instant::now(),
+                kind: CallKind::FireAndForget,
+                reply,
+            };
+            calls_tx.try_send(call).unwrap();
+            outcomes.push(outcome);
+        }
+        // The read half stays open and silent.
+        let (reader, _server) = tokio::io::duplex(64);
+        let writer = RecordingWriter::default();
+        let task = tokio::spawn(connection.run(reader, writer.clone()));
+        for outcome in outcomes {
+            assert!(matches!(outcome.await.unwrap(), Outcome::Done(Ok(_))));
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let writes = writer.0.lock().unwrap().clone();
+        // One write for the 100 requests, one for the goodbye.
+        assert_eq!(writes.len(), 2, "{} writes", writes.len());
+        let mut first = BytesMut::from(&writes[0][..]);
+        for i in 0..100u8 {
+            let Decoded::Frame(Frame::Request(r)) = decode(&mut first, u32::MAX).unwrap() else {
+                panic!("a REQUEST")
+            };
+            assert_eq!((r.request_id, &r.payload[..]), (u32::from(i) + 1, &[i][..]));
+            assert!(r.fire_and_forget);
+        }
+        assert!(first.is_empty());
+    }
+}
