@@ -42,14 +42,14 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: [`ClientConfig`] and [`Backoff`], their defaults and validation.
+//! - [`mod@config`]: [`ClientConfig`] and [`Backoff`], their defaults and validation.
 //! - `client`: the [`Client`] handle.
 //! - `call`: one call from the caller's side, and the [`Transport`](gateway_core::Transport)
 //!   implementation.
 //! - `supervisor`: the task that connects and reconnects, with `backoff`'s delays.
 //! - `handshake`: TCP connect, HELLO and WELCOME.
 //! - `connection`: the task that owns one connection, with `inflight`, its table of requests.
-//! - [`error`]: [`ConnectError`].
+//! - [`mod@error`]: [`ConnectError`], why connecting failed.
 
 mod backoff;
 mod call;
