@@ -93,12 +93,14 @@ impl Supervisor {
             );
             self.state.send_replace(State::Connected(handle));
             let closing = tokio::select! {
-                closing = closing => closing,
+                // First: a connection ended by the shutdown reports that too.
+                biased;
                 () = self.shutdown.cancelled() => {
                     // The connection says goodbye to the server; wait for it (it bounds itself).
                     let _ = task.await;
                     return self.closed();
                 }
+                closing = closing => closing,
             };
             let last_error = match closing {
                 Ok(Closing::Goaway(goaway)) if !goaway.reconnect => {

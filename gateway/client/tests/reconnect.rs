@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gateway_client::{Client, ConnectError};
 use gateway_core::{CallOptions, Code, Status, Transport};
-use gateway_protocol::{Frame, Goaway, GoawayReason, Request, Response};
+use gateway_protocol::{Frame, Goaway, GoawayReason, Request, Response, Welcome};
 use support::{ECHO, Gateway, LOOKUP, Peer, WAIT, config};
 use tokio::task::JoinHandle;
 
@@ -198,6 +198,23 @@ async fn a_gateway_that_stops_answering_pings_is_a_lost_connection() {
     assert!(status.message().contains("ping"), "{status}");
     let mut peer_b = b.accept_handshake().await;
     served_by(&client, &mut peer_b).await;
+}
+
+#[tokio::test]
+async fn the_client_pings_often_enough_for_the_servers_idle_timeout() {
+    let gateway = Gateway::bind().await;
+    let mut config = config(&[&gateway]);
+    config.keepalive_interval = Some(Duration::from_secs(3600));
+    let welcome = Welcome { idle_timeout_ms: 100, ..support::welcome() };
+    let (client, (mut peer, _)) =
+        tokio::join!(Client::connect(config), gateway.accept_with(welcome));
+    let _client = client.unwrap();
+    let started = tokio::time::Instant::now();
+    let Frame::Ping { data } = peer.recv().await else { panic!("expected PING") };
+    peer.send(Frame::Pong { data }).await;
+    assert!(matches!(peer.recv().await, Frame::Ping { .. }));
+    // Two pings at half the idle timeout each, not at the configured hour.
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
 /// Full jitter draws each delay from `[0, min(5 s, 50 ms × 2ⁿ)]`: observed on a gateway that
