@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod codec;
+pub mod large_schema;
 pub mod sample;
 
 /// rpcgen's generated code for `schemas/bench/report.fbs`.
