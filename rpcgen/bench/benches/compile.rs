@@ -6,8 +6,7 @@
 //! in process, front end alone (`check_files`) and front end plus Rust backend; flatc
 //! (`$FLATC`, by default `.tools/flatc/flatc/bin/flatc`, which `scripts/install-flatc`
 //! installs) is timed as a subprocess writing its Rust (`--rust --gen-object-api`, since rpcgen
-//! always emits the object API), next to `flatc --version` for the cost of starting a process.
-//! Without flatc the baseline is skipped, with a message.
+//! always emits the object API). Without flatc the baseline is skipped, with a message.
 //!
 //! Criterion reports lines/s; a summary at the end adds declarations/s and the ratios, computed
 //! from the same samples.
@@ -32,10 +31,11 @@ struct Runs {
 }
 
 impl Runs {
-    fn median(&self) -> Duration {
+    /// `None` when criterion measured nothing (its `--profile-time` mode).
+    fn median(&self) -> Option<Duration> {
         let mut sorted = self.per_run.clone();
         sorted.sort();
-        sorted[sorted.len() / 2]
+        sorted.get(sorted.len() / 2).copied()
     }
 }
 
@@ -53,7 +53,10 @@ fn measure(
                 run();
             }
             let elapsed = start.elapsed();
-            per_run.push(elapsed / u32::try_from(iters).unwrap_or(u32::MAX));
+            // Criterion's `--profile-time` mode may ask for no iteration at all.
+            if let Ok(iters @ 1..) = u32::try_from(iters) {
+                per_run.push(elapsed / iters);
+            }
             elapsed
         });
     });
@@ -83,8 +86,8 @@ fn flatc() -> Option<PathBuf> {
 }
 
 fn run_flatc(flatc: &Path, args: &[&std::ffi::OsStr]) {
-    let status = Command::new(flatc).args(args).status().expect("flatc starts");
-    assert!(status.success(), "flatc failed: {status}");
+    let output = Command::new(flatc).args(args).output().expect("flatc starts");
+    assert!(output.status.success(), "flatc failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn compile(c: &mut Criterion) {
@@ -122,9 +125,9 @@ fn compile(c: &mut Criterion) {
             let mut args = vec!["--rust".as_ref(), "--gen-object-api".as_ref(), "-o".as_ref()];
             args.push(out.as_os_str());
             args.extend(schema.files.iter().map(|f| f.as_os_str()));
+            run_flatc(&flatc, &args);
+            println!("flatc output: {} lines of Rust", lines_under(&out));
             results.push(measure(&mut group, "flatc_subprocess", || run_flatc(&flatc, &args)));
-            let version = ["--version".as_ref()];
-            results.push(measure(&mut group, "flatc_startup", || run_flatc(&flatc, &version)));
         }
         None => println!("flatc not found (set FLATC or run scripts/install-flatc): no baseline"),
     }
@@ -132,12 +135,21 @@ fn compile(c: &mut Criterion) {
     summary(&schema, &results);
 }
 
+/// The number of lines of the files in `dir`.
+fn lines_under(dir: &Path) -> usize {
+    let files = std::fs::read_dir(dir).expect("flatc wrote its output");
+    files
+        .map(|f| std::fs::read_to_string(f.expect("a listable file").path()).expect("readable"))
+        .map(|text| text.lines().count())
+        .sum()
+}
+
 /// Medians, rates and ratios to flatc, from the samples criterion measured above.
 fn summary(schema: &Written, results: &[Runs]) {
-    let flatc = results.iter().find(|r| r.name == "flatc_subprocess").map(Runs::median);
+    let flatc = results.iter().find(|r| r.name == "flatc_subprocess").and_then(Runs::median);
     println!("\nsummary (median of {SAMPLES} samples):");
     for runs in results {
-        let median = runs.median();
+        let Some(median) = runs.median() else { continue };
         let seconds = median.as_secs_f64();
         let ratio = flatc.map_or_else(String::new, |f| {
             format!(", {:.2}x flatc's time", seconds / f.as_secs_f64())
