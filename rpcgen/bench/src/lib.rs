@@ -8,7 +8,9 @@
 //!   `src/flatc/README.md`).
 //! - [`sample`]: the representative report as plain data, and the checksum readers compute.
 //! - [`codec`]: encoding, reading and the object API, once with each side's code.
-//! - `tests/codec.rs`: both sides write the same bytes and read each other's buffers.
+//! - [`large_schema`]: the synthetic schema the compile benchmark feeds rpcgen and flatc.
+//! - `tests/codec.rs`: both sides write the same bytes and read each other's buffers;
+//!   `tests/large_schema.rs`: rpcgen and flatc both accept the synthetic schema.
 //! - `benches/codec.rs`: the two sides timed in the same run; `benches/compile.rs`: rpcgen
 //!   compiling a large generated schema, timed beside flatc compiling the same files.
 
