@@ -205,9 +205,8 @@ pub(crate) fn vectors(r: vectors::Vectors<'_>, o: &vectors::VectorsT) {
     let items = o.items.as_ref().map(|v| v.iter().map(|i| (i.name.clone(), i.count)).collect());
     assert_eq!(list(r.items(), |i| (i.name().map(str::to_owned), i.count())), items);
     tags(r.tags(), &o.tags);
-    if let Some(first) = o.tags.as_ref().and_then(|t| t.first()) {
-        assert_eq!(r.tags_by_key(&first.name).map(|t| t.name()), Some(first.name.as_str()));
-    }
+    let names: Vec<String> = o.tags.iter().flatten().map(|t| t.name.clone()).collect();
+    lookups_agree(&names, |name| r.tags_by_key(name).map(|t| t.name().to_owned()));
     assert_eq!(list(r.colors(), |x| x), o.colors);
     assert_eq!(r.none_ints().iter().collect::<Vec<_>>(), o.none_ints);
     assert_eq!(r.none_strings().iter().collect::<Vec<_>>(), o.none_strings);
