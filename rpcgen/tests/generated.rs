@@ -236,6 +236,46 @@ fn inconsistent_union_vectors_fail_verification() {
     assert!(flatbuffers::root::<Monster>(fbb.finished_data()).is_err());
 }
 
+/// A union value whose tag this schema does not name must still be an offset inside the buffer:
+/// flatc's verifiers skip such values, and the raw accessors (`equipped()`, the elements of
+/// `loot()`, and `Debug`, which prints them) then followed an unchecked offset and panicked. Found
+/// by the verifier property test in `rpcgen/crosscheck/tests/roundtrip`.
+#[test]
+fn unknown_union_variants_must_point_inside_the_buffer() {
+    const UNKNOWN: Equipment = Equipment(99);
+    let mut fbb = FlatBufferBuilder::new();
+    let label = fbb.create_string("gold");
+    let tags = fbb.create_vector(&[UNKNOWN]);
+    let values = fbb.create_vector(&[label.as_union_value()]);
+    let name = fbb.create_string("orc");
+    let mut b = MonsterBuilder::new(&mut fbb, name);
+    b.add_equipped_type(UNKNOWN);
+    b.add_equipped(label.as_union_value());
+    b.add_loot_type(tags);
+    b.add_loot(flatbuffers::WIPOffset::new(values.value()));
+    let root = b.finish();
+    fbb.finish(root, None);
+    let bytes = fbb.finished_data().to_vec();
+
+    // Newer data: accepted, readable, unpacked as NONE.
+    let monster = flatbuffers::root::<Monster>(&bytes).expect("valid offsets verify");
+    assert_eq!(monster.equipped_type(), UNKNOWN);
+    assert!(monster.equipped().is_some());
+    assert_eq!(monster.unpack().equipped, EquipmentT::NONE);
+    assert_eq!(monster.unpack().loot, Some(vec![EquipmentT::NONE]));
+
+    // The same offsets pointing past the end: rejected.
+    let past_end = u32::try_from(bytes.len()).expect("small buffer").to_le_bytes();
+    let field = monster._tab.loc() + usize::from(monster._tab.vtable().get(Monster::VT_EQUIPPED));
+    let mut bad_field = bytes.clone();
+    bad_field[field..field + 4].copy_from_slice(&past_end);
+    assert!(flatbuffers::root::<Monster>(&bad_field).is_err());
+    let element = bytes.len() - values.value() as usize + 4;
+    let mut bad_element = bytes.clone();
+    bad_element[element..element + 4].copy_from_slice(&past_end);
+    assert!(flatbuffers::root::<Monster>(&bad_element).is_err());
+}
+
 #[test]
 fn keyed_vectors_are_sorted_by_pack_and_searchable() {
     let mut m = MonsterT::default();

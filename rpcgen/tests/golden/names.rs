@@ -2460,7 +2460,13 @@ pub mod r#async {
                                                 >,
                                             >("Any::Text", pos)
                                     }
-                                    _ => ::core::result::Result::Ok(()),
+                                    _ => {
+                                        v.verify_union_variant::<
+                                                ::gateway_core::flatbuffers::ForwardsUOffset<
+                                                    ::core::primitive::u8,
+                                                >,
+                                            >("unknown variant", pos)
+                                    }
                                 }
                             },
                         )?;
@@ -2514,7 +2520,13 @@ pub mod r#async {
                                             >,
                                         >("Any::Text", pos)
                                 }
-                                _ => ::core::result::Result::Ok(()),
+                                _ => {
+                                    v.verify_union_variant::<
+                                            ::gateway_core::flatbuffers::ForwardsUOffset<
+                                                ::core::primitive::u8,
+                                            >,
+                                        >("unknown variant", pos)
+                                }
                             }
                         },
                     )?;
