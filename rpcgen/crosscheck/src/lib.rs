@@ -2,9 +2,8 @@
 //!
 //! The crate's only items are generated code. `build.rs` compiles every corpus schema with
 //! `rpcgen::Builder` into one file, included here, so the `corpus` module holds one module per
-//! schema namespace (`corpus::scalars`, `corpus::ns::alpha`, ...). It also compiles flatc's own
-//! test schemas (`rpcgen/tests/flatc_corpus`) into the [`flatc_corpus`] module, which proves that
-//! rpcgen's output for them builds under the workspace's lints and `clippy -D warnings`.
+//! schema namespace (`corpus::scalars`, `corpus::ns::alpha`, ...). Being part of the workspace,
+//! the generated code is built under the workspace's lints and `clippy -D warnings`.
 //!
 //! The checks are in `tests/`:
 //!
@@ -20,9 +19,3 @@
 //! `.tools/flatc/flatc/bin/flatc` in the repository, which `scripts/install-flatc` installs.
 
 gateway_core::include_generated!("corpus");
-
-/// flatc's own test schemas (`monster_test.fbs`, `arrays_test.fbs`, ...) through rpcgen: one module
-/// per schema namespace (`flatc_corpus::my_game::example`, `flatc_corpus::optional_scalars`, ...).
-pub mod flatc_corpus {
-    gateway_core::include_generated!("flatc_corpus");
-}

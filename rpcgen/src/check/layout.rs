@@ -100,6 +100,7 @@ impl Checker<'_, '_> {
                 ok = false;
                 continue;
             };
+            self.check_declared_before(id, &ty, Loc::new(file, field.ty.span), true);
             path.push((id, loc));
             let size_align = self.size_align(&ty, visits, path);
             path.pop();

@@ -53,6 +53,11 @@ impl Checker<'_, '_> {
         let types: Vec<Option<Type>> =
             unique.iter().map(|f| self.table_field_type(file, &namespace, &f.ty)).collect();
         for (field, ty) in unique.iter().zip(&types) {
+            if let Some(ty) = ty {
+                self.check_declared_before(id, ty, Loc::new(file, field.ty.span), false);
+            }
+        }
+        for (field, ty) in unique.iter().zip(&types) {
             let type_field = format!("{}_type", field.name.text);
             let is_union = ty.as_ref().is_some_and(takes_two_slots);
             if let (true, Some(&clash)) = (is_union, names.get(type_field.as_str())) {

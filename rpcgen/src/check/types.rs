@@ -97,6 +97,39 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// flatc resolves some types as it reads, so they must be declared before a field uses them
+    /// (declaration ids follow reading order: included files first, then each file top to
+    /// bottom): enums and unions everywhere, and structs inside structs.
+    pub(super) fn check_declared_before(
+        &mut self,
+        user: DeclId,
+        ty: &Type,
+        loc: Loc,
+        in_struct: bool,
+    ) {
+        let used = match ty {
+            Type::Vector(element) | Type::Array(element, _) => {
+                return self.check_declared_before(user, element, loc, in_struct);
+            }
+            Type::Enum(id) | Type::Union(id) => *id,
+            Type::Struct(id) if in_struct => *id,
+            _ => return,
+        };
+        if used < user {
+            return;
+        }
+        let what = self.describe_type(ty);
+        let declared = self.decl_loc(used);
+        self.report(
+            Diagnostic::error(format!("{what} is used before it is declared"))
+                .at(loc, "used here")
+                .with(declared, "declared here, later")
+                .help(
+                    "move the declaration above its first use (flatc reads schemas top to bottom)",
+                ),
+        );
+    }
+
     /// The type of a table field: anything but fixed arrays and vectors of vectors.
     pub(super) fn table_field_type(
         &mut self,
