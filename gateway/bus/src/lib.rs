@@ -20,6 +20,10 @@
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
 
 pub mod contract;
+pub mod local;
+pub mod subject;
+
+pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 
 use std::fmt;
 use std::pin::Pin;
