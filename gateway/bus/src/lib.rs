@@ -21,9 +21,11 @@
 
 pub mod contract;
 pub mod local;
+pub mod runtime;
 pub mod subject;
 
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
+pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
 
 use std::fmt;
 use std::pin::Pin;
@@ -185,8 +187,8 @@ pub trait Bus: Send + Sync + 'static {
 /// because the subscription's queue is full drops the message (and counts it) rather than grow.
 pub struct Subscription {
     messages: mpsc::Receiver<BusMessage>,
-    /// Unsubscribes when dropped.
-    _unsubscribe: Box<dyn Send + Sync>,
+    /// Unsubscribes when dropped; `None` once [`Subscription::unsubscribe`] has.
+    unsubscribe: Option<Box<dyn Send + Sync>>,
 }
 
 impl Subscription {
@@ -195,7 +197,15 @@ impl Subscription {
         messages: mpsc::Receiver<BusMessage>,
         unsubscribe: Box<dyn Send + Sync>,
     ) -> Subscription {
-        Subscription { messages, _unsubscribe: unsubscribe }
+        Subscription { messages, unsubscribe: Some(unsubscribe) }
+    }
+
+    /// Stops new messages from coming while keeping those already queued: [`Subscription::next`]
+    /// returns them, then `None`. This is how a service stops taking calls without losing the
+    /// ones the bus already handed it. (An implementation ends the stream when the unsubscribe
+    /// guard given to [`Subscription::new`] drops; [`local::LocalBus`] does.)
+    pub fn unsubscribe(&mut self) {
+        drop(self.unsubscribe.take());
     }
 
     /// The next message, or `None` once the bus has closed the subscription.
