@@ -5,7 +5,7 @@
 //! [`BusError::Overloaded`], so the caller can shed it). Publishing takes a read lock on the
 //! routing table for the time of a hash lookup, a scan of the wildcard patterns and a few
 //! `try_send`s; payloads are [`Bytes`], shared by every copy. Requests wait on a per-request
-//! inbox that is not a subscription (see [`inbox`]).
+//! inbox that is not a subscription (see `local/inbox.rs`).
 //!
 //! Guarantees: messages from one publisher to one subject reach each subscription in the order
 //! they were published; delivery is at most once; nothing is retried.

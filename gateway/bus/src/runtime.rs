@@ -12,7 +12,8 @@
 //!   the handler is dropped, its signal fires and the caller gets `deadline_exceeded`.
 //! - **Cancellation**: a cancel message for the call's `rpc-call-id` drops the handler and fires
 //!   its signal; the caller gets no answer (it asked to stop waiting).
-//! - **Batching**: [`ServiceRuntime::batch`] serves a method in batches (see [`batch`]).
+//! - **Batching**: [`ServiceRuntime::batch`] serves a method in batches (see
+//!   [`BatchOptions`]).
 //! - **Shutdown**: when the `shutdown` token fires, the runtime unsubscribes from calls, serves
 //!   the calls it already received, waits for in-flight calls up to
 //!   [`ServeOptions::drain_timeout`], then cancels the rest (their callers get a retryable

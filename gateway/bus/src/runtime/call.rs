@@ -183,7 +183,7 @@ impl Calls {
         let Some(reply) = reply else { return };
         let (headers, payload) = match result {
             Ok(payload) => (Headers::new(), payload),
-            Err(status) => (contract::status_headers(&status), Bytes::new()),
+            Err(status) => (contract::status_headers(&single_line(status)), Bytes::new()),
         };
         if let Err(err) = self.bus.publish(reply, headers, payload).await {
             // Most likely a reply larger than the bus carries: tell the caller so.
@@ -194,6 +194,18 @@ impl Calls {
             }
         }
     }
+}
+
+/// `status` with line breaks in its message replaced by spaces: header values are single lines
+/// (NATS headers cannot carry line breaks).
+fn single_line(status: Status) -> Status {
+    if !status.message().contains(['\r', '\n']) {
+        return status;
+    }
+    let message = status.message().replace(['\r', '\n'], " ");
+    Status::new(status.code(), message)
+        .with_retryable(status.retryable())
+        .with_error_id(status.error_id())
 }
 
 /// `rpc-timeout-ms` as a duration; absent means no deadline.
@@ -219,4 +231,42 @@ fn identity(headers: &Headers) -> Option<Arc<Identity>> {
         })
         .collect();
     Some(Arc::new(Identity { subject: subject.to_owned(), claims }))
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::Code;
+
+    use super::*;
+
+    #[test]
+    fn status_messages_become_single_lines_and_keep_the_rest() {
+        let status = Status::not_found("no device\r\n7").with_error_id(9).with_retryable(true);
+        let fixed = single_line(status);
+        assert_eq!(fixed.message(), "no device  7");
+        assert_eq!((fixed.code(), fixed.error_id(), fixed.retryable()), (Code::NotFound, 9, true));
+    }
+
+    #[test]
+    fn identity_is_the_subject_header_and_the_claim_headers() {
+        let mut headers = Headers::new();
+        headers.insert(format!("{}role", header::CLAIM_PREFIX), "admin");
+        assert_eq!(identity(&headers), None, "claims without a subject are no identity");
+        headers.insert(header::IDENTITY, "user-1");
+        headers.insert("other", "x");
+        let identity = identity(&headers).unwrap();
+        assert_eq!(identity.subject, "user-1");
+        assert_eq!(identity.claims.len(), 1);
+        assert_eq!(identity.claims["role"], "admin");
+    }
+
+    #[test]
+    fn timeouts_are_whole_milliseconds_or_refused() {
+        let mut headers = Headers::new();
+        assert_eq!(parse_timeout(&headers), Ok(None));
+        headers.insert(header::TIMEOUT_MS, "1500");
+        assert_eq!(parse_timeout(&headers), Ok(Some(Duration::from_millis(1500))));
+        headers.insert(header::TIMEOUT_MS, "-1");
+        assert_eq!(parse_timeout(&headers).unwrap_err().code(), Code::InvalidArgument);
+    }
 }
