@@ -18,6 +18,43 @@
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
 //!   concurrency limit, cancellation and optional batching.
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
+//!
+//! # Example
+//!
+//! Serving the example `SomeApi` on the in-process bus and calling `sum` as a gateway would:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use gateway_bus::contract::{self, header};
+//! use gateway_bus::{Bus, Headers, LocalBus, ServiceRuntime};
+//! use gateway_core::Message;
+//! use some_api::{Calculator, ReplySumT, RequestSumT, SomeApiServer, DESCRIPTOR};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = Arc::new(LocalBus::new());
+//! let shutdown = CancellationToken::new();
+//! let service = Arc::new(SomeApiServer::new(Calculator::default()));
+//! let serving = ServiceRuntime::new(bus.clone(), service).start(shutdown.clone()).await?;
+//!
+//! let sum = DESCRIPTOR.methods.iter().find(|m| m.name.ends_with(".sum")).ok_or("no sum")?;
+//! let mut headers = Headers::new();
+//! headers.insert(header::METHOD, sum.id.to_string());
+//! headers.insert(header::TIMEOUT_MS, "1000");
+//! let request = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+//! let subject = contract::method_subject(sum);
+//! let answer = bus.request(&subject, headers, request, Duration::from_secs(1)).await?;
+//! assert_eq!(contract::status_from_headers(&answer.headers), None);
+//! assert_eq!(Message::<ReplySumT>::from_bytes(answer.payload)?.get().sum(), 42);
+//!
+//! shutdown.cancel();
+//! serving.stopped().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod contract;
 pub mod local;
