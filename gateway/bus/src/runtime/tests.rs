@@ -16,6 +16,7 @@ use crate::{Headers, LocalBus};
 
 const ECHO: u32 = 1;
 const HOLD: u32 = 2;
+const DOUBLE: u32 = 3;
 
 static DESC: ServiceDesc = ServiceDesc {
     name: "test.Echo",
@@ -36,12 +37,20 @@ static DESC: ServiceDesc = ServiceDesc {
             idempotent: true,
             writes: false,
         },
+        MethodDesc {
+            id: DOUBLE,
+            name: "test.Echo.double",
+            request: "test.Bytes",
+            response: Some("test.Bytes"),
+            idempotent: true,
+            writes: false,
+        },
     ],
     topics: &[],
     errors: &[],
 };
 
-/// `echo` answers with its request; `hold` adds a permit to `entered`, then waits for a permit
+/// `echo` answers with its request, `double` with it twice; `hold` adds a permit to `entered`, then waits for a permit
 /// of `gate` before answering.
 struct Echo {
     gate: Arc<Semaphore>,
@@ -64,6 +73,9 @@ impl Dispatch for Echo {
             if ctx.method_id() == HOLD {
                 entered.add_permits(1);
                 let _permit = gate.acquire().await.map_err(|_| Status::internal("closed"))?;
+            }
+            if ctx.method_id() == DOUBLE {
+                return Ok([request.clone(), request].concat().into());
             }
             Ok(request)
         })
@@ -109,6 +121,19 @@ async fn the_method_comes_from_the_header_or_else_the_subject() {
         .await
         .unwrap();
     assert_eq!(answer.payload, Bytes::from_static(b"x"));
+}
+
+#[tokio::test]
+async fn a_reply_too_large_for_the_bus_is_answered_with_a_status() {
+    let bus =
+        LocalBus::with_options(crate::LocalBusOptions { max_payload: 4, ..Default::default() });
+    let gate = Arc::new(Semaphore::new(0));
+    let (_serving, _shutdown) = start(runtime(&bus, &gate)).await;
+    assert_eq!(call(&bus, "double", b"ab").await.unwrap(), Bytes::from_static(b"abab"));
+    let status = call(&bus, "double", b"abc").await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(!status.retryable(), "the same call would fail the same way");
+    assert!(status.message().contains("6-byte"), "{status}");
 }
 
 #[tokio::test]
