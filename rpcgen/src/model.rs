@@ -467,7 +467,8 @@ pub struct ErrorDef {
     pub status: StatusCode,
 }
 
-/// The wire status codes: gRPC's sixteen plus OK, numbered as gRPC numbers them.
+/// The wire status codes: gRPC's sixteen plus OK, numbered as gRPC numbers them. The same list
+/// as `gateway_core::Code` (a test keeps them equal); rpcgen does not depend on the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StatusCode {
     Ok = 0,

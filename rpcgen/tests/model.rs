@@ -364,3 +364,15 @@ fn struct_layout_with_force_align_and_nested_struct() {
     let holder = model.table(id(model, "a.b.Holder"));
     assert_eq!(holder.fields[0].default, Some(Value::Int(2)), "`Green` is bit 1");
 }
+
+/// rpcgen keeps its own copy of the status codes (it must not depend on the runtime crate it
+/// generates code for); the two lists must agree in names and numbers, since generated code
+/// turns one into the other by name.
+#[test]
+fn status_codes_agree_with_the_runtime() {
+    let ours: Vec<(String, u8)> =
+        rpcgen::model::StatusCode::ALL.iter().map(|c| (c.name().to_owned(), *c as u8)).collect();
+    let runtime: Vec<(String, u8)> =
+        gateway_core::Code::ALL.iter().map(|c| (c.name().to_owned(), *c as u8)).collect();
+    assert_eq!(ours, runtime);
+}
