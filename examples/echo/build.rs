@@ -1,0 +1,6 @@
+fn main() {
+    rpcgen::Builder::new()
+        .out_name("echo")
+        .compile(&["../../schemas/echo/echo.service"])
+        .expect("the Echo schemas compile");
+}

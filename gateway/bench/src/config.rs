@@ -1,0 +1,95 @@
+//! What one load run does: where it connects, how hard it pushes, for how long.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What the load generator talks to. Both targets get the same REQUEST frames through the same
+/// client code, so that their figures compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A gateway: HELLO/WELCOME first, then REQUEST frames for `examples.echo.Echo.echo`,
+    /// answered by RESPONSE or ERROR frames.
+    Gateway,
+    /// The raw echo (`raw-echo`): no handshake; every REQUEST frame comes back unchanged and
+    /// counts as the reply to itself.
+    Raw,
+}
+
+impl Target {
+    /// The name the command line and the JSON output use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Target::Gateway => "gateway",
+            Target::Raw => "raw",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One load run, checked by [`LoadConfig::validate`] before it starts.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// What the server is.
+    pub target: Target,
+    /// How many TCP connections to open.
+    pub connections: usize,
+    /// How many requests each connection keeps in flight: a new one leaves as soon as a reply
+    /// comes back (a closed loop).
+    pub depth: usize,
+    /// The size of the `Blob`'s `data`, in bytes; the request's FlatBuffer is a little larger.
+    pub payload: usize,
+    /// How long to run before measuring: connections are set up, buffers and caches warm.
+    pub warmup: Duration,
+    /// How long to measure.
+    pub duration: Duration,
+    /// The `timeout_ms` of every request (the gateway fails calls not answered by then).
+    pub timeout_ms: u32,
+}
+
+impl LoadConfig {
+    /// The configuration with the defaults the command line documents: 1 connection, depth 1,
+    /// 64 bytes, 1 s warm-up, 5 s measured, 5 s request timeout.
+    pub fn new(addr: SocketAddr, target: Target) -> LoadConfig {
+        LoadConfig {
+            addr,
+            target,
+            connections: 1,
+            depth: 1,
+            payload: 64,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+            timeout_ms: 5_000,
+        }
+    }
+
+    /// Checks the values a run cannot start with.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the setting and its value.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections == 0 {
+            return Err("`connections` must be at least 1, not `0`".into());
+        }
+        // Request ids run from 1 to `depth` on each connection and are reused.
+        if self.depth == 0 || u32::try_from(self.depth).is_err() {
+            return Err(format!(
+                "`depth` must be between 1 and {}, not `{}`",
+                u32::MAX,
+                self.depth
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err("`duration` must be longer than 0".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! The gateway's load generator and its baseline.
+//!
+//! `loadgen` opens C connections, keeps D requests in flight on each with a payload of S bytes,
+//! and records every round trip in an HDR histogram: throughput, p50/p90/p99/p999/max, errors by
+//! status, printed for humans and as JSON. It calls `examples.echo.Echo.echo` (crate `echo`)
+//! through a gateway, or sends the same REQUEST frames to `raw-echo`, a length-framed TCP echo
+//! that does no work per frame: the limit of the transport, against which the gateway's figures
+//! mean something. Both targets go through the same client code, written directly on
+//! `gateway-protocol` frames so that the client's own cost is small and the same in both.
+//! `scripts/bench-gateway` runs the comparison; `docs/benchmarks.md` has the results.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`LoadConfig`] and [`Target`], what a run does.
+//! - [`load`]: [`run`], a whole run: open, warm up, measure, merge.
+//! - `connection`: one connection's writer and reader halves.
+//! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
+//! - [`raw_echo`]: the baseline server.
+//! - [`mod@error`]: [`LoadError`], why a run fails.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use gateway_bench::{LoadConfig, Target, run};
+//!
+//! # async fn example() -> Result<(), gateway_bench::LoadError> {
+//! let mut config = LoadConfig::new("127.0.0.1:7000".parse().unwrap(), Target::Raw);
+//! config.depth = 64;
+//! let summary = run(&config).await?;
+//! println!("{summary}");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+mod connection;
+pub mod error;
+pub mod load;
+pub mod raw_echo;
+pub mod summary;
+
+pub use config::{LoadConfig, Target};
+pub use error::LoadError;
+pub use load::run;
+pub use summary::{Latency, Summary, Tally};

@@ -1,0 +1,100 @@
+//! The load generator's gateway mode against a scripted gateway on a free port: the handshake,
+//! RESPONSE and ERROR frames, and a gateway whose terms do not allow the run's depth.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use gateway_bench::{LoadConfig, LoadError, Target, run};
+use gateway_core::Status;
+use gateway_protocol::{
+    DEFAULT_MAX_FRAME_SIZE, Decoded, ErrorReply, Frame, Response, Welcome, decode,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Every `ERROR_EVERY`th request is answered with `resource_exhausted`.
+const ERROR_EVERY: u64 = 10;
+
+/// A gateway that says WELCOME with `max_in_flight`, then answers each REQUEST with its payload,
+/// or with an ERROR for every tenth.
+async fn scripted_gateway(listener: TcpListener, max_in_flight: u32) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        tokio::spawn(serve(stream, max_in_flight));
+    }
+}
+
+async fn serve(mut stream: TcpStream, max_in_flight: u32) -> Option<()> {
+    let (mut buf, mut out, mut received) = (BytesMut::new(), BytesMut::new(), 0u64);
+    loop {
+        while let Decoded::Frame(frame) = decode(&mut buf, DEFAULT_MAX_FRAME_SIZE).ok()? {
+            let reply = match frame {
+                Frame::Hello(_) => Frame::Welcome(Welcome {
+                    version: 1,
+                    max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                    max_in_flight,
+                    idle_timeout_ms: 0,
+                    server_id: "scripted".into(),
+                }),
+                Frame::Request(request) => {
+                    received += 1;
+                    if received % ERROR_EVERY == 0 {
+                        Frame::Error(ErrorReply {
+                            request_id: request.request_id,
+                            status: Status::resource_exhausted("busy"),
+                            details: Default::default(),
+                        })
+                    } else {
+                        Frame::Response(Response {
+                            request_id: request.request_id,
+                            payload: request.payload,
+                        })
+                    }
+                }
+                _ => return None,
+            };
+            reply.encode(&mut out, DEFAULT_MAX_FRAME_SIZE).ok()?;
+        }
+        stream.write_all(&out).await.ok()?;
+        out.clear();
+        if stream.read_buf(&mut buf).await.ok()? == 0 {
+            return Some(());
+        }
+    }
+}
+
+async fn start(max_in_flight: u32) -> LoadConfig {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(scripted_gateway(listener, max_in_flight));
+    let mut config = LoadConfig::new(addr, Target::Gateway);
+    config.warmup = Duration::from_millis(50);
+    config.duration = Duration::from_millis(300);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_counted_and_errors_are_counted_by_status() {
+    let mut config = start(64).await;
+    config.connections = 2;
+    config.depth = 4;
+    let summary =
+        tokio::time::timeout(Duration::from_secs(10), run(&config)).await.unwrap().unwrap();
+
+    assert!(summary.requests > 50, "{summary}");
+    assert_eq!(summary.errors_by_status.keys().collect::<Vec<_>>(), ["resource_exhausted"]);
+    let errors = summary.errors_by_status["resource_exhausted"];
+    assert_eq!(summary.errors, errors);
+    // One in ten per connection, counted over the window only: close to a tenth of all calls.
+    let share = errors as f64 / (summary.requests + errors) as f64;
+    assert!((0.08..0.12).contains(&share), "{share}: {summary}");
+}
+
+#[tokio::test]
+async fn a_depth_over_the_gateways_in_flight_limit_fails_the_handshake() {
+    let mut config = start(8).await;
+    config.depth = 9;
+    let err = run(&config).await.unwrap_err();
+    assert!(matches!(err, LoadError::Handshake(_)), "{err}");
+    assert!(err.to_string().contains("allows 8 requests in flight"), "{err}");
+}
