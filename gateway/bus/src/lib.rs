@@ -18,8 +18,51 @@
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
 //!   concurrency limit, cancellation and optional batching.
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
+//!
+//! # Example
+//!
+//! Serving the example `SomeApi` on the in-process bus and calling `sum` as a gateway would:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use gateway_bus::contract::{self, header};
+//! use gateway_bus::{Bus, Headers, LocalBus, ServiceRuntime};
+//! use gateway_core::Message;
+//! use some_api::{Calculator, ReplySumT, RequestSumT, SomeApiServer, DESCRIPTOR};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = Arc::new(LocalBus::new());
+//! let shutdown = CancellationToken::new();
+//! let service = Arc::new(SomeApiServer::new(Calculator::default()));
+//! let serving = ServiceRuntime::new(bus.clone(), service).start(shutdown.clone()).await?;
+//!
+//! let sum = DESCRIPTOR.methods.iter().find(|m| m.name.ends_with(".sum")).ok_or("no sum")?;
+//! let mut headers = Headers::new();
+//! headers.insert(header::METHOD, sum.id.to_string());
+//! headers.insert(header::TIMEOUT_MS, "1000");
+//! let request = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+//! let subject = contract::method_subject(sum);
+//! let answer = bus.request(&subject, headers, request, Duration::from_secs(1)).await?;
+//! assert_eq!(contract::status_from_headers(&answer.headers), None);
+//! assert_eq!(Message::<ReplySumT>::from_bytes(answer.payload)?.get().sum(), 42);
+//!
+//! shutdown.cancel();
+//! serving.stopped().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod contract;
+pub mod local;
+pub mod runtime;
+pub mod subject;
+
+pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
+pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
 
 use std::fmt;
 use std::pin::Pin;
@@ -181,8 +224,8 @@ pub trait Bus: Send + Sync + 'static {
 /// because the subscription's queue is full drops the message (and counts it) rather than grow.
 pub struct Subscription {
     messages: mpsc::Receiver<BusMessage>,
-    /// Unsubscribes when dropped.
-    _unsubscribe: Box<dyn Send + Sync>,
+    /// Unsubscribes when dropped; `None` once [`Subscription::unsubscribe`] has.
+    unsubscribe: Option<Box<dyn Send + Sync>>,
 }
 
 impl Subscription {
@@ -191,7 +234,15 @@ impl Subscription {
         messages: mpsc::Receiver<BusMessage>,
         unsubscribe: Box<dyn Send + Sync>,
     ) -> Subscription {
-        Subscription { messages, _unsubscribe: unsubscribe }
+        Subscription { messages, unsubscribe: Some(unsubscribe) }
+    }
+
+    /// Stops new messages from coming while keeping those already queued: [`Subscription::next`]
+    /// returns them, then `None`. This is how a service stops taking calls without losing the
+    /// ones the bus already handed it. (An implementation ends the stream when the unsubscribe
+    /// guard given to [`Subscription::new`] drops; [`local::LocalBus`] does.)
+    pub fn unsubscribe(&mut self) {
+        drop(self.unsubscribe.take());
     }
 
     /// The next message, or `None` once the bus has closed the subscription.

@@ -1,0 +1,255 @@
+//! The in-process bus: gateways and services in one process, no network.
+//!
+//! Publishing never waits and never grows memory: every subscription has a bounded queue, and a
+//! message that finds its queue full is dropped and counted (a request instead fails at once with
+//! [`BusError::Overloaded`], so the caller can shed it). Publishing takes a read lock on the
+//! routing table for the time of a hash lookup, a scan of the wildcard patterns and a few
+//! `try_send`s; payloads are [`Bytes`], shared by every copy. Requests wait on a per-request
+//! inbox that is not a subscription (see `local/inbox.rs`).
+//!
+//! Guarantees: messages from one publisher to one subject reach each subscription in the order
+//! they were published; delivery is at most once; nothing is retried.
+
+mod inbox;
+mod routes;
+
+use std::fmt;
+use std::future::ready;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::BoxFuture;
+use tokio::sync::mpsc;
+
+use self::inbox::Inboxes;
+use self::routes::{Member, Routes};
+use crate::{Bus, BusError, BusMessage, Headers, Subscription, subject};
+
+/// Limits of a [`LocalBus`].
+#[derive(Clone, Debug)]
+pub struct LocalBusOptions {
+    /// Messages each subscription's queue holds before further ones are dropped. Default 8192;
+    /// 0 is taken as 1.
+    pub queue_capacity: usize,
+    /// The largest payload carried, in bytes. Default 8 MiB.
+    pub max_payload: usize,
+}
+
+impl Default for LocalBusOptions {
+    fn default() -> LocalBusOptions {
+        LocalBusOptions { queue_capacity: 8192, max_payload: 8 << 20 }
+    }
+}
+
+/// Counters since the bus was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalBusStats {
+    /// Messages accepted by `publish` and `request` (after validation).
+    pub published: u64,
+    /// Copies placed in a subscription's queue, plus answers handed to a waiting request.
+    pub delivered: u64,
+    /// Copies lost because the subscription's queue (every member's, for a queue group) was full.
+    pub dropped: u64,
+}
+
+/// The in-process [`Bus`]. Cloning gives another handle to the same bus; subscriptions close
+/// (their `next` returns `None`) once every handle is gone.
+#[derive(Clone)]
+pub struct LocalBus {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    options: LocalBusOptions,
+    /// A std lock: it is never held across an `.await`, only while routing or (un)subscribing.
+    routes: RwLock<Routes>,
+    inboxes: Arc<Inboxes>,
+    next_sid: AtomicU64,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl LocalBus {
+    /// A bus with the default limits.
+    pub fn new() -> LocalBus {
+        LocalBus::with_options(LocalBusOptions::default())
+    }
+
+    pub fn with_options(options: LocalBusOptions) -> LocalBus {
+        let options = LocalBusOptions { queue_capacity: options.queue_capacity.max(1), ..options };
+        LocalBus {
+            shared: Arc::new(Shared {
+                options,
+                routes: RwLock::default(),
+                inboxes: Arc::new(Inboxes::new()),
+                next_sid: AtomicU64::new(0),
+                published: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> LocalBusStats {
+        let shared = &self.shared;
+        LocalBusStats {
+            published: shared.published.load(Ordering::Relaxed),
+            delivered: shared.delivered.load(Ordering::Relaxed),
+            dropped: shared.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Requests waiting for an answer (each holds one inbox).
+    pub fn pending_requests(&self) -> usize {
+        self.shared.inboxes.pending()
+    }
+
+    /// Checks what both `publish` and `request` send.
+    fn check(&self, subject: &str, payload: &Bytes) -> Result<(), BusError> {
+        subject::validate_subject(subject)?;
+        let max = self.shared.options.max_payload;
+        if payload.len() > max {
+            return Err(BusError::TooLarge { size: payload.len(), max });
+        }
+        Ok(())
+    }
+
+    fn publish_now(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError> {
+        self.check(subject, &payload)?;
+        let message = BusMessage { subject: subject.to_owned(), headers, payload, reply: None };
+        self.shared.published.fetch_add(1, Ordering::Relaxed);
+        let message = match self.shared.inboxes.answer(message) {
+            Ok(taken) => {
+                if taken {
+                    self.shared.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(());
+            }
+            Err(message) => message,
+        };
+        self.shared.route(message);
+        Ok(())
+    }
+
+    fn subscribe_now(&self, pattern: &str, group: Option<&str>) -> Result<Subscription, BusError> {
+        subject::validate_pattern(pattern)?;
+        if let Some(group) = group {
+            subject::validate_queue_group(group)?;
+        }
+        let (tx, rx) = mpsc::channel(self.shared.options.queue_capacity);
+        let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
+        self.shared.routes().add(pattern, group, Member { sid, tx });
+        let unsubscribe =
+            Unsubscribe { shared: Arc::downgrade(&self.shared), pattern: pattern.into(), sid };
+        Ok(Subscription::new(rx, Box::new(unsubscribe)))
+    }
+}
+
+impl Shared {
+    fn routes(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
+        self.routes.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Routes `message` and counts what became of it.
+    fn route(&self, message: BusMessage) -> routes::Outcome {
+        let outcome = self.routes.read().unwrap_or_else(PoisonError::into_inner).route(message);
+        self.delivered.fetch_add(outcome.delivered, Ordering::Relaxed);
+        let dropped = outcome.targets - outcome.delivered;
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        outcome
+    }
+}
+
+impl Default for LocalBus {
+    fn default() -> LocalBus {
+        LocalBus::new()
+    }
+}
+
+impl fmt::Debug for LocalBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalBus")
+            .field("options", &self.shared.options)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(ready(self.publish_now(subject, headers, payload)))
+    }
+
+    /// Sends at once (before the future is first polled) and waits for the answer.
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<BusMessage, BusError>> {
+        if let Err(err) = self.check(subject, &payload) {
+            return Box::pin(ready(Err(err)));
+        }
+        let (reply, answer, inbox) = self.shared.inboxes.open();
+        let subject = subject.to_owned();
+        let message = BusMessage { subject: subject.clone(), headers, payload, reply: Some(reply) };
+        self.shared.published.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.shared.route(message);
+        if outcome.targets == 0 {
+            return Box::pin(ready(Err(BusError::NoResponders { subject })));
+        }
+        if outcome.delivered == 0 {
+            return Box::pin(ready(Err(BusError::Overloaded { subject })));
+        }
+        Box::pin(async move {
+            // Closes the inbox however this future ends: answered, timed out or dropped.
+            let _inbox = inbox;
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(message)) => Ok(message),
+                Ok(Err(_)) => Err(BusError::Disconnected { reason: "the inbox was closed".into() }),
+                Err(_) => Err(BusError::Timeout { subject, timeout }),
+            }
+        })
+    }
+
+    fn subscribe(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>> {
+        Box::pin(ready(self.subscribe_now(subject, queue_group)))
+    }
+
+    fn max_payload(&self) -> usize {
+        self.shared.options.max_payload
+    }
+}
+
+/// Removes a subscription from the routing table when its [`Subscription`] drops.
+struct Unsubscribe {
+    shared: Weak<Shared>,
+    pattern: Box<str>,
+    sid: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.routes().remove(&self.pattern, self.sid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

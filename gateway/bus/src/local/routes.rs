@@ -1,0 +1,258 @@
+//! The routing table of the in-process bus: which subscriptions a subject reaches, and handing a
+//! message to them without ever waiting.
+//!
+//! Literal subjects are indexed in a hash map, so the common case (one exact subject, or one
+//! service pattern) costs one lookup plus a scan of the few wildcard patterns. Subscriptions in
+//! the same queue group share messages across every pattern that matches, as in NATS: a message
+//! goes to one member of each group, chosen round-robin among the members whose queue has room.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::BusMessage;
+use crate::subject;
+
+/// One subscription's queue.
+pub(super) struct Member {
+    pub(super) sid: u64,
+    pub(super) tx: mpsc::Sender<BusMessage>,
+}
+
+/// The members of one queue group subscribed with the same pattern.
+struct Group {
+    name: Box<str>,
+    members: Vec<Member>,
+    /// Where the next round-robin turn starts.
+    next: AtomicUsize,
+}
+
+/// Everything subscribed with one pattern (or literal subject).
+#[derive(Default)]
+struct Interest {
+    plain: Vec<Member>,
+    groups: Vec<Group>,
+}
+
+impl Interest {
+    fn targets(&self) -> usize {
+        self.plain.len() + self.groups.len()
+    }
+
+    fn add(&mut self, member: Member, group: Option<&str>) {
+        let Some(name) = group else {
+            self.plain.push(member);
+            return;
+        };
+        match self.groups.iter_mut().find(|g| &*g.name == name) {
+            Some(group) => group.members.push(member),
+            None => self.groups.push(Group {
+                name: name.into(),
+                members: vec![member],
+                next: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Removes subscription `sid`; true if it was here.
+    fn remove(&mut self, sid: u64) -> bool {
+        if let Some(i) = self.plain.iter().position(|m| m.sid == sid) {
+            self.plain.swap_remove(i);
+            return true;
+        }
+        for (gi, group) in self.groups.iter_mut().enumerate() {
+            if let Some(i) = group.members.iter().position(|m| m.sid == sid) {
+                group.members.remove(i);
+                if group.members.is_empty() {
+                    self.groups.swap_remove(gi);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.groups.is_empty()
+    }
+}
+
+/// What became of one message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Outcome {
+    /// Subscriptions (one per queue group) the message was for.
+    pub(super) targets: u64,
+    /// Of those, how many took it; the others' queues were full.
+    pub(super) delivered: u64,
+}
+
+/// All subscriptions, by pattern.
+#[derive(Default)]
+pub(super) struct Routes {
+    exact: HashMap<Box<str>, Interest>,
+    wildcard: Vec<(Box<str>, Interest)>,
+}
+
+impl Routes {
+    /// Adds a subscription; `pattern` and `group` are valid.
+    pub(super) fn add(&mut self, pattern: &str, group: Option<&str>, member: Member) {
+        let interest = if subject::has_wildcard(pattern) {
+            match self.wildcard.iter().position(|(p, _)| &**p == pattern) {
+                Some(i) => &mut self.wildcard[i].1,
+                None => {
+                    self.wildcard.push((pattern.into(), Interest::default()));
+                    let last = self.wildcard.len() - 1;
+                    &mut self.wildcard[last].1
+                }
+            }
+        } else {
+            self.exact.entry(pattern.into()).or_default()
+        };
+        interest.add(member, group);
+    }
+
+    /// Removes subscription `sid` made with `pattern`, and the pattern once nothing is left.
+    pub(super) fn remove(&mut self, pattern: &str, sid: u64) {
+        if subject::has_wildcard(pattern) {
+            if let Some(i) = self.wildcard.iter().position(|(p, _)| &**p == pattern) {
+                let interest = &mut self.wildcard[i].1;
+                if interest.remove(sid) && interest.is_empty() {
+                    self.wildcard.swap_remove(i);
+                }
+            }
+        } else if let Some(interest) = self.exact.get_mut(pattern) {
+            if interest.remove(sid) && interest.is_empty() {
+                self.exact.remove(pattern);
+            }
+        }
+    }
+
+    /// Offers `message` to every subscription of its subject, one member per queue group,
+    /// without waiting: a full queue loses its copy.
+    pub(super) fn route(&self, message: BusMessage) -> Outcome {
+        let exact = self.exact.get(message.subject.as_str());
+        let wild = self
+            .wildcard
+            .iter()
+            .filter(|(pattern, _)| subject::matches(pattern, &message.subject))
+            .map(|(_, interest)| interest);
+        let mut interests = exact.into_iter().chain(wild);
+        match (interests.next(), interests.next()) {
+            (None, _) => Outcome::default(),
+            // The fast path: no allocation beyond the copies of the message.
+            (Some(only), None) => {
+                let plain = only.plain.iter().map(Target::One);
+                let groups =
+                    only.groups.iter().map(|g| Target::Group(Members::Slice(&g.members), &g.next));
+                deliver(only.targets(), plain.chain(groups), message)
+            }
+            (Some(first), Some(second)) => {
+                let all: Vec<&Interest> = [first, second].into_iter().chain(interests).collect();
+                let targets = merge(&all);
+                deliver(targets.len(), targets.into_iter(), message)
+            }
+        }
+    }
+}
+
+/// The members of one queue group, possibly gathered from several patterns.
+enum Members<'a> {
+    Slice(&'a [Member]),
+    Gathered(Vec<&'a Member>),
+}
+
+impl Members<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Members::Slice(members) => members.len(),
+            Members::Gathered(members) => members.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &Member {
+        match self {
+            Members::Slice(members) => &members[i],
+            Members::Gathered(members) => members[i],
+        }
+    }
+}
+
+/// Who gets one copy of a message.
+enum Target<'a> {
+    One(&'a Member),
+    Group(Members<'a>, &'a AtomicUsize),
+}
+
+impl Target<'_> {
+    /// Hands `message` over, or gives it back if there is no room.
+    fn offer(&self, message: BusMessage) -> Result<(), BusMessage> {
+        match self {
+            Target::One(member) => try_send(member, message),
+            Target::Group(members, next) => {
+                let n = members.len();
+                let start = next.fetch_add(1, Ordering::Relaxed);
+                let mut message = message;
+                for k in 0..n {
+                    match try_send(members.get(start.wrapping_add(k) % n), message) {
+                        Ok(()) => return Ok(()),
+                        Err(back) => message = back,
+                    }
+                }
+                Err(message)
+            }
+        }
+    }
+}
+
+fn try_send(member: &Member, message: BusMessage) -> Result<(), BusMessage> {
+    member.tx.try_send(message).map_err(|err| match err {
+        TrySendError::Full(message) | TrySendError::Closed(message) => message,
+    })
+}
+
+/// Offers a copy of `message` to each of `count` targets; the last one gets the original, so a
+/// message for one subscriber is never copied.
+fn deliver<'a>(
+    count: usize,
+    targets: impl Iterator<Item = Target<'a>>,
+    message: BusMessage,
+) -> Outcome {
+    let mut outcome = Outcome { targets: count as u64, delivered: 0 };
+    let mut original = Some(message);
+    // A copy a full queue refused serves the next target instead of a new clone.
+    let mut spare = None;
+    for (i, target) in targets.enumerate() {
+        let copy = if i + 1 == count {
+            original.take()
+        } else {
+            spare.take().or_else(|| original.clone())
+        };
+        let Some(copy) = copy else { break };
+        match target.offer(copy) {
+            Ok(()) => outcome.delivered += 1,
+            Err(back) => spare = Some(back),
+        }
+    }
+    outcome
+}
+
+/// The targets of several matching patterns: every plain subscription, and one target per queue
+/// group name whatever the patterns its members used.
+fn merge<'a>(interests: &[&'a Interest]) -> Vec<Target<'a>> {
+    let mut targets = Vec::new();
+    let mut groups: Vec<(&str, Vec<&Member>, &AtomicUsize)> = Vec::new();
+    for interest in interests {
+        targets.extend(interest.plain.iter().map(Target::One));
+        for group in &interest.groups {
+            match groups.iter_mut().find(|(name, _, _)| *name == &*group.name) {
+                Some((_, members, _)) => members.extend(group.members.iter()),
+                None => groups.push((&group.name, group.members.iter().collect(), &group.next)),
+            }
+        }
+    }
+    let groups = groups.into_iter();
+    targets
+        .extend(groups.map(|(_, members, next)| Target::Group(Members::Gathered(members), next)));
+    targets
+}

@@ -1,0 +1,214 @@
+//! Subject syntax and wildcard matching, as NATS defines them.
+//!
+//! A subject is one or more tokens separated by `.`; a token is a non-empty run of printable,
+//! non-space characters. A *pattern* (what a subscription names) may also use two wildcard
+//! tokens: `*` matches exactly one token, `>` matches one or more trailing tokens and may only be
+//! the last token. A token is a wildcard only when it is exactly `*` or `>`: `a*` is an ordinary
+//! token, as in NATS. Messages are published to subjects, never to patterns.
+
+use crate::BusError;
+
+/// The wildcard that matches one token.
+pub const ONE: &str = "*";
+/// The wildcard that matches every remaining token (at least one).
+pub const REST: &str = ">";
+
+/// Checks that `subject` is a valid subject to publish to.
+///
+/// # Errors
+///
+/// [`BusError::InvalidSubject`] if it is malformed or contains a wildcard token.
+pub fn validate_subject(subject: &str) -> Result<(), BusError> {
+    validate(subject, false)
+}
+
+/// Checks that `pattern` is a valid subscription pattern.
+///
+/// # Errors
+///
+/// [`BusError::InvalidSubject`] if it is malformed or `>` is not its last token.
+pub fn validate_pattern(pattern: &str) -> Result<(), BusError> {
+    validate(pattern, true)
+}
+
+/// Checks a queue group name: non-empty, no spaces or control characters (dots are allowed, as
+/// group names are service names).
+///
+/// # Errors
+///
+/// [`BusError::InvalidSubject`] naming the group.
+pub fn validate_queue_group(group: &str) -> Result<(), BusError> {
+    if group.is_empty() || group.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(BusError::InvalidSubject {
+            subject: group.to_owned(),
+            reason: "a queue group is a non-empty name without spaces or control characters",
+        });
+    }
+    Ok(())
+}
+
+/// True if `pattern` contains a wildcard token (and so cannot be looked up by equality).
+pub fn has_wildcard(pattern: &str) -> bool {
+    pattern.split('.').any(|token| token == ONE || token == REST)
+}
+
+/// True if the valid `pattern` matches the valid `subject`.
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in pattern.split('.') {
+        if token == REST {
+            // `>` needs at least one token to stand for.
+            return subject_tokens.next().is_some();
+        }
+        match subject_tokens.next() {
+            Some(s) if token == ONE || token == s => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+fn validate(text: &str, allow_wildcards: bool) -> Result<(), BusError> {
+    let invalid = |reason| Err(BusError::InvalidSubject { subject: text.to_owned(), reason });
+    if text.is_empty() {
+        return invalid("the subject is empty");
+    }
+    let mut tokens = text.split('.').peekable();
+    while let Some(token) = tokens.next() {
+        if token.is_empty() {
+            return invalid("a token is empty");
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid("a token contains a space or a control character");
+        }
+        if token == ONE || token == REST {
+            if !allow_wildcards {
+                return invalid("wildcards are only allowed in subscriptions");
+            }
+            if token == REST && tokens.peek().is_some() {
+                return invalid("`>` must be the last token");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(result: Result<(), BusError>) -> &'static str {
+        match result {
+            Err(BusError::InvalidSubject { reason, .. }) => reason,
+            other => panic!("expected an invalid subject, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_subjects_and_patterns() {
+        for subject in ["a", "rpc.examples.some_api.SomeApi.sum", "_INBOX.17", "a-b.c_d.é", "a*.b>"]
+        {
+            assert_eq!(validate_subject(subject), Ok(()), "{subject}");
+            assert_eq!(validate_pattern(subject), Ok(()), "{subject}");
+        }
+        for pattern in ["*", ">", "a.*", "a.>", "*.b.*", "a.*.>"] {
+            assert_eq!(validate_pattern(pattern), Ok(()), "{pattern}");
+        }
+    }
+
+    #[test]
+    fn malformed_subjects_are_refused_with_a_reason() {
+        assert_eq!(reason(validate_subject("")), "the subject is empty");
+        for subject in [".", "a.", ".a", "a..b"] {
+            assert_eq!(reason(validate_subject(subject)), "a token is empty", "{subject}");
+            assert_eq!(reason(validate_pattern(subject)), "a token is empty", "{subject}");
+        }
+        for subject in ["a b", "a.\tb", "a.b\n", "a\u{7f}", "a\u{a0}b"] {
+            assert_eq!(
+                reason(validate_subject(subject)),
+                "a token contains a space or a control character",
+                "{subject:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards_are_for_subscriptions_only() {
+        for subject in ["*", "a.*", "a.>", ">"] {
+            assert_eq!(
+                reason(validate_subject(subject)),
+                "wildcards are only allowed in subscriptions",
+                "{subject}"
+            );
+        }
+        for pattern in [">.a", "a.>.b", ">.>"] {
+            assert_eq!(
+                reason(validate_pattern(pattern)),
+                "`>` must be the last token",
+                "{pattern}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_names_the_subject() {
+        let err = validate_subject("a..b").unwrap_err();
+        assert_eq!(err.to_string(), "invalid subject `a..b`: a token is empty");
+    }
+
+    #[test]
+    fn literal_patterns_match_only_themselves() {
+        assert!(matches("a.b", "a.b"));
+        assert!(!matches("a.b", "a.bc"));
+        assert!(!matches("a.b", "a.b.c"));
+        assert!(!matches("a.b.c", "a.b"));
+        assert!(!matches("a*", "ab"), "`a*` is a literal token");
+    }
+
+    #[test]
+    fn star_matches_exactly_one_token() {
+        assert!(matches("a.*", "a.b"));
+        assert!(matches("*.b", "a.b"));
+        assert!(matches("a.*.c", "a.x.c"));
+        assert!(matches("*", "a"));
+        assert!(!matches("a.*", "a"));
+        assert!(!matches("a.*", "a.b.c"));
+        assert!(!matches("a.*.c", "a.x.d"));
+        assert!(!matches("*", "a.b"));
+    }
+
+    #[test]
+    fn rest_matches_one_or_more_trailing_tokens() {
+        assert!(matches("a.>", "a.b"));
+        assert!(matches("a.>", "a.b.c.d"));
+        assert!(matches(">", "a"));
+        assert!(matches(">", "a.b"));
+        assert!(matches("a.*.>", "a.b.c"));
+        assert!(!matches("a.>", "a"));
+        assert!(!matches("a.*.>", "a.b"));
+        assert!(!matches("a.>", "b.c"));
+    }
+
+    #[test]
+    fn the_contract_patterns_match_their_methods() {
+        let pattern = "rpc.examples.some_api.SomeApi.*";
+        assert!(matches(pattern, "rpc.examples.some_api.SomeApi.sum"));
+        assert!(!matches(pattern, "rpc.examples.some_api.Other.sum"));
+        assert!(!matches(pattern, "rpc.examples.some_api.SomeApi"));
+    }
+
+    #[test]
+    fn queue_groups_are_names_without_spaces() {
+        assert_eq!(validate_queue_group("examples.some_api.SomeApi"), Ok(()));
+        assert!(validate_queue_group("").is_err());
+        assert!(validate_queue_group("a b").is_err());
+    }
+
+    #[test]
+    fn wildcards_are_recognised_only_as_whole_tokens() {
+        assert!(has_wildcard("a.*"));
+        assert!(has_wildcard(">"));
+        assert!(!has_wildcard("a*.b>"));
+        assert!(!has_wildcard("a.b"));
+    }
+}
