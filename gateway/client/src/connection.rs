@@ -1,0 +1,593 @@
+//! The task that owns one connection to a gateway.
+//!
+//! Callers never touch the socket: they send [`Call`]s through a bounded channel and get the
+//! outcome on a oneshot; cancellations come through a second channel. The task reads and writes
+//! in one `select!` loop, so replies are read while requests are written and neither direction
+//! waits for the other. Calls that queue up while a write is in progress are encoded into one
+//! buffer and leave in one write: writes coalesce under load by themselves.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use gateway_core::{MethodDesc, Status};
+use gateway_protocol::{
+    Decoded, EncodeError, Frame, Goaway, GoawayReason, Request, Welcome, decode,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::call::CallSlot;
+use crate::handshake::{Established, describe_goaway};
+use crate::inflight::{Entry, InFlight, Outcome};
+
+/// Stop taking calls while this many bytes wait to be written: the socket is the bottleneck,
+/// and callers wait in the bounded channel instead of in memory here.
+const WRITE_HIGH_WATER: usize = 1024 * 1024;
+
+/// Read in chunks of at least this much.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One call handed to the connection task.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) method: &'static MethodDesc,
+    pub(crate) payload: Bytes,
+    /// The deadline relative to the server's receipt, as REQUEST carries it.
+    pub(crate) timeout_ms: u32,
+    pub(crate) deadline: Instant,
+    pub(crate) kind: CallKind,
+    pub(crate) reply: oneshot::Sender<Outcome>,
+}
+
+/// Whether a call waits for a reply.
+#[derive(Debug)]
+pub(crate) enum CallKind {
+    /// The caller waits for RESPONSE or ERROR; the slot tells it which id to cancel.
+    Unary(Arc<CallSlot>),
+    /// The caller waits until the REQUEST is written.
+    FireAndForget,
+}
+
+/// How callers reach a connection's task.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    pub(crate) calls: mpsc::Sender<Call>,
+    /// Unbounded, yet bounded in practice: each request in flight is cancelled at most once,
+    /// and requests in flight are bounded by the server's `max_in_flight`.
+    pub(crate) cancels: mpsc::UnboundedSender<u32>,
+    /// The largest frame the server accepts.
+    pub(crate) max_frame_size: u32,
+    pub(crate) endpoint: Arc<str>,
+}
+
+/// Why a connection stopped taking calls, for the task that reconnects.
+#[derive(Debug)]
+pub(crate) enum Closing {
+    /// The server sent GOAWAY; the connection still waits for the replies it promised.
+    Goaway(Goaway),
+    /// The connection is gone.
+    Lost(String),
+}
+
+/// Starts the task for an established connection. The receiver hears once, when the
+/// connection stops taking calls (never if `shutdown` ends it).
+pub(crate) fn spawn(
+    established: Established,
+    endpoint: Arc<str>,
+    config: &crate::ClientConfig,
+    shutdown: CancellationToken,
+) -> (Arc<Handle>, oneshot::Receiver<Closing>, tokio::task::JoinHandle<()>) {
+    let Established { stream, welcome, read_buf } = established;
+    let (calls_tx, calls) = mpsc::channel(config.queue_capacity);
+    let (cancels_tx, cancels) = mpsc::unbounded_channel();
+    let (closing_tx, closing) = oneshot::channel();
+    let handle = Arc::new(Handle {
+        calls: calls_tx,
+        cancels: cancels_tx,
+        max_frame_size: welcome.max_frame_size,
+        endpoint: endpoint.clone(),
+    });
+    let connection = Connection::new(
+        endpoint,
+        &welcome,
+        config,
+        Channels { calls, cancels, closing: closing_tx, shutdown },
+        read_buf,
+    );
+    let (reader, writer) = stream.into_split();
+    let task = tokio::spawn(connection.run(reader, writer));
+    (handle, closing, task)
+}
+
+/// The channels a connection task listens and reports on.
+struct Channels {
+    calls: mpsc::Receiver<Call>,
+    cancels: mpsc::UnboundedReceiver<u32>,
+    closing: oneshot::Sender<Closing>,
+    shutdown: CancellationToken,
+}
+
+/// Why the task's loop ended.
+enum End {
+    /// GOAWAY was received and every promised reply has arrived, or its callers' deadlines have
+    /// all passed.
+    Drained,
+    /// The connection failed (end of stream, I/O error, no answer to pings).
+    Lost(String),
+    /// The server broke the protocol; the client says so in a GOAWAY with this reason.
+    Protocol(GoawayReason, String),
+    /// The client is closing.
+    Shutdown,
+}
+
+/// The state of one connection, owned by its task.
+struct Connection {
+    endpoint: Arc<str>,
+    calls: mpsc::Receiver<Call>,
+    cancels: mpsc::UnboundedReceiver<u32>,
+    /// Taken when the reconnecting task has been told.
+    closing: Option<oneshot::Sender<Closing>>,
+    shutdown: CancellationToken,
+    table: InFlight,
+    max_in_flight: usize,
+    /// The largest frame the client accepts.
+    max_recv: u32,
+    /// The largest frame the server accepts.
+    max_send: u32,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// Bytes ever appended to `write_buf`, and bytes ever written from it: a fire-and-forget
+    /// call resolves once `written` passes the end of its frame.
+    queued: u64,
+    written: u64,
+    written_waiters: VecDeque<(u64, oneshot::Sender<Outcome>)>,
+    keepalive: Option<Keepalive>,
+    /// Set when GOAWAY arrives: the connection waits for the promised replies until then.
+    drain_until: Option<Instant>,
+    flush_timeout: Duration,
+}
+
+/// Liveness: a PING every interval, and a peer that sent nothing between two pings is gone.
+struct Keepalive {
+    interval: Interval,
+    /// A frame arrived since the last PING was sent.
+    heard: bool,
+    /// A PING was sent at the previous tick.
+    pinged: bool,
+    next_data: u64,
+}
+
+impl Connection {
+    fn new(
+        endpoint: Arc<str>,
+        welcome: &Welcome,
+        config: &crate::ClientConfig,
+        channels: Channels,
+        read_buf: BytesMut,
+    ) -> Connection {
+        // The protocol asks for a PING after half the server's idle timeout of silence.
+        let server_idle = (welcome.idle_timeout_ms > 0).then(|| {
+            Duration::from_millis(u64::from(welcome.idle_timeout_ms) / 2)
+                .max(Duration::from_millis(1))
+        });
+        let period = match (config.keepalive_interval, server_idle) {
+            (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
+            (ours, theirs) => ours.or(theirs),
+        };
+        let keepalive = period.map(|period| {
+            let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            Keepalive { interval, heard: false, pinged: false, next_data: 1 }
+        });
+        Connection {
+            endpoint,
+            calls: channels.calls,
+            cancels: channels.cancels,
+            closing: Some(channels.closing),
+            shutdown: channels.shutdown,
+            table: InFlight::new(),
+            max_in_flight: usize::try_from(welcome.max_in_flight).unwrap_or(usize::MAX),
+            max_recv: config.max_frame_size,
+            max_send: welcome.max_frame_size,
+            read_buf,
+            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            queued: 0,
+            written: 0,
+            written_waiters: VecDeque::new(),
+            keepalive,
+            drain_until: None,
+            flush_timeout: config.connect_timeout,
+        }
+    }
+
+    async fn run<R, W>(mut self, mut reader: R, mut writer: W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let end = self.serve(&mut reader, &mut writer).await;
+        self.finish(end, &mut writer).await;
+    }
+
+    async fn serve<R, W>(&mut self, reader: &mut R, writer: &mut W) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            if self.drain_until.is_some() && self.table.is_empty() && self.write_buf.is_empty() {
+                return End::Drained;
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 2 {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            let taking_calls =
+                self.drain_until.is_none() && self.write_buf.len() < WRITE_HIGH_WATER;
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return End::Shutdown,
+                read = reader.read_buf(&mut self.read_buf) => match read {
+                    Ok(0) => return End::Lost("the gateway closed the connection".into()),
+                    Ok(_) => {
+                        if let Err(end) = self.on_readable() {
+                            return end;
+                        }
+                    }
+                    Err(e) => return End::Lost(format!("reading failed: {e}")),
+                },
+                Some(id) = self.cancels.recv() => {
+                    self.on_cancel(id);
+                    while let Ok(id) = self.cancels.try_recv() {
+                        self.on_cancel(id);
+                    }
+                }
+                Some(call) = self.calls.recv(), if taking_calls => {
+                    self.on_call(call);
+                    // Everything already queued goes into this write.
+                    while self.write_buf.len() < WRITE_HIGH_WATER {
+                        let Ok(call) = self.calls.try_recv() else { break };
+                        self.on_call(call);
+                    }
+                }
+                written = writer.write_buf(&mut self.write_buf), if !self.write_buf.is_empty() => {
+                    match written {
+                        Ok(0) => return End::Lost("the socket accepts no more bytes".into()),
+                        Ok(n) => self.on_written(n),
+                        Err(e) => return End::Lost(format!("writing failed: {e}")),
+                    }
+                }
+                () = tick(&mut self.keepalive) => {
+                    if let Err(end) = self.on_tick() {
+                        return end;
+                    }
+                }
+                () = sleep_until(self.drain_until) => return End::Drained,
+            }
+        }
+    }
+
+    fn on_call(&mut self, call: Call) {
+        let Call { method, payload, timeout_ms, deadline, kind, reply } = call;
+        let unary = matches!(kind, CallKind::Unary(_));
+        if unary && self.table.len() >= self.max_in_flight {
+            let status = Status::resource_exhausted(format!(
+                "{} requests already in flight to {}, the server's limit",
+                self.max_in_flight, self.endpoint
+            ));
+            let _ = reply.send(Outcome::Done(Err(status)));
+            return;
+        }
+        let request_id = self.table.allocate();
+        if let CallKind::Unary(slot) = &kind
+            && !slot.sent(request_id)
+        {
+            // The caller gave up before its request left: send nothing.
+            return;
+        }
+        let frame = Frame::Request(Request {
+            request_id,
+            method_id: method.id,
+            timeout_ms,
+            fire_and_forget: !unary,
+            payload,
+        });
+        if let Err(e) = self.queue(&frame) {
+            // The caller checked the size against the server's limit; this is the last guard.
+            let status = Status::resource_exhausted(format!("cannot send {}: {e}", method.name))
+                .with_retryable(false);
+            let _ = reply.send(Outcome::Done(Err(status)));
+            return;
+        }
+        if unary {
+            let entry = Entry { reply: Some(reply), idempotent: method.idempotent, deadline };
+            self.table.insert(request_id, entry);
+        } else {
+            self.written_waiters.push_back((self.queued, reply));
+        }
+    }
+
+    fn on_cancel(&mut self, request_id: u32) {
+        if self.table.cancel(request_id) {
+            self.queue_control(Frame::Cancel { request_id });
+        }
+    }
+
+    fn on_written(&mut self, n: usize) {
+        self.written += n as u64;
+        while let Some((end, _)) = self.written_waiters.front()
+            && *end <= self.written
+        {
+            if let Some((_, reply)) = self.written_waiters.pop_front() {
+                let _ = reply.send(Outcome::Done(Ok(Bytes::new())));
+            }
+        }
+    }
+
+    fn on_readable(&mut self) -> Result<(), End> {
+        loop {
+            let decoded = decode(&mut self.read_buf, self.max_recv)
+                .map_err(|e| End::Protocol(e.goaway_reason(), e.to_string()))?;
+            match decoded {
+                Decoded::Frame(frame) => self.on_frame(frame)?,
+                Decoded::Skipped { frame_type } => {
+                    debug!(frame_type, endpoint = %self.endpoint, "skipped an ignorable frame");
+                }
+                Decoded::Incomplete { needed } => {
+                    self.read_buf.reserve(needed);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), End> {
+        if let Some(keepalive) = &mut self.keepalive {
+            keepalive.heard = true;
+        }
+        match frame {
+            Frame::Response(response) => self.answer(response.request_id, Ok(response.payload)),
+            Frame::Error(error) => self.answer(error.request_id, Err(error.status)),
+            Frame::Ping { data } => self.queue_control(Frame::Pong { data }),
+            Frame::Pong { .. } => {}
+            Frame::Goaway(goaway) => self.on_goaway(goaway),
+            other => {
+                let what = format!("the server sent {}", other.frame_type().name());
+                return Err(End::Protocol(GoawayReason::PROTOCOL_ERROR, what));
+            }
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, request_id: u32, result: Result<Bytes, Status>) {
+        match self.table.remove(request_id) {
+            Some(entry) => entry.finish(result),
+            // A server bug, but not one that harms the calls that are in flight.
+            None => warn!(request_id, endpoint = %self.endpoint, "reply to no request in flight"),
+        }
+    }
+
+    fn on_goaway(&mut self, goaway: Goaway) {
+        warn!(endpoint = %self.endpoint, reason = %goaway.reason, reconnect = goaway.reconnect,
+            last_request_id = goaway.last_request_id, message = %goaway.message, "gateway going away");
+        let not_processed = Status::unavailable(format!(
+            "gateway {} is going away ({}) and did not process the request",
+            self.endpoint,
+            describe_goaway(&goaway)
+        ))
+        .with_retryable(goaway.reconnect);
+        for entry in self.table.remove_sent_after(goaway.last_request_id) {
+            entry.finish(Err(not_processed.clone()));
+        }
+        self.stop_taking_calls();
+        self.drain_until = Some(self.table.latest_deadline().unwrap_or_else(Instant::now));
+        if let Some(closing) = self.closing.take() {
+            let _ = closing.send(Closing::Goaway(goaway));
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), End> {
+        let Some(keepalive) = &mut self.keepalive else { return Ok(()) };
+        if keepalive.pinged && !keepalive.heard {
+            let period = keepalive.interval.period();
+            return Err(End::Lost(format!("the gateway answered no ping for {period:?}")));
+        }
+        keepalive.heard = false;
+        keepalive.pinged = true;
+        let data = keepalive.next_data;
+        keepalive.next_data += 1;
+        self.queue_control(Frame::Ping { data });
+        Ok(())
+    }
+
+    /// Calls still queued in the channel never left: their callers may send them elsewhere.
+    fn stop_taking_calls(&mut self) {
+        self.calls.close();
+        while let Ok(call) = self.calls.try_recv() {
+            let _ = call.reply.send(Outcome::NotSent);
+        }
+    }
+
+    fn queue(&mut self, frame: &Frame) -> Result<(), EncodeError> {
+        let before = self.write_buf.len();
+        frame.encode(&mut self.write_buf, self.max_send)?;
+        self.queued += (self.write_buf.len() - before) as u64;
+        Ok(())
+    }
+
+    /// Queues a frame of the connection's own (PING, PONG, CANCEL, GOAWAY): small fixed-size
+    /// frames that always fit the protocol's minimum frame size.
+    fn queue_control(&mut self, frame: Frame) {
+        if let Err(e) = self.queue(&frame) {
+            warn!(endpoint = %self.endpoint, error = %e, "cannot encode a control frame");
+        }
+    }
+
+    /// Fails what is left, tells the reconnecting task, and says goodbye when there is someone
+    /// to say it to.
+    async fn finish<W: AsyncWrite + Unpin>(mut self, end: End, writer: &mut W) {
+        let (reason, goodbye) = match end {
+            End::Drained => ("the drain ended".to_owned(), None),
+            End::Lost(reason) => (reason, None),
+            End::Protocol(code, what) => {
+                warn!(endpoint = %self.endpoint, error = %what, "protocol error from the gateway");
+                (format!("protocol error: {what}"), Some(Goaway::new(code, what)))
+            }
+            End::Shutdown => (
+                "the client was closed".to_owned(),
+                Some(Goaway::new(GoawayReason::SHUTTING_DOWN, "")),
+            ),
+        };
+        debug!(endpoint = %self.endpoint, %reason, "connection ends");
+        self.stop_taking_calls();
+        let shutdown = self.shutdown.is_cancelled();
+        for entry in self.table.drain() {
+            let status = if shutdown {
+                Status::cancelled("the client was closed")
+            } else {
+                // Without a reply the request may or may not have run: only a method that is
+                // safe to run twice may be retried.
+                Status::unavailable(format!(
+                    "connection to {} lost ({reason}); the request may have run",
+                    self.endpoint
+                ))
+                .with_retryable(entry.idempotent)
+            };
+            entry.finish(Err(status));
+        }
+        for (_, reply) in self.written_waiters.drain(..) {
+            let _ = reply.send(Outcome::NotSent);
+        }
+        if let Some(closing) = self.closing.take() {
+            let _ = closing.send(Closing::Lost(reason));
+        }
+        if let Some(goaway) = goodbye {
+            self.queue_control(Frame::Goaway(goaway));
+            let flush = async {
+                writer.write_all_buf(&mut self.write_buf).await?;
+                writer.shutdown().await
+            };
+            // The peer may not be reading: the goodbye is worth a bounded wait, no more.
+            let _ = tokio::time::timeout(self.flush_timeout, flush).await;
+        }
+    }
+}
+
+async fn tick(keepalive: &mut Option<Keepalive>) {
+    match keepalive {
+        Some(keepalive) => {
+            keepalive.interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Welcome};
+
+    use super::*;
+
+    static NOTIFY: MethodDesc = MethodDesc {
+        id: 9,
+        name: "test.Notify.notify",
+        request: "test.Any",
+        response: None,
+        idempotent: false,
+        writes: true,
+    };
+
+    /// A socket's write half that accepts everything and records each write.
+    #[derive(Clone, Default)]
+    struct RecordingWriter(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for RecordingWriter {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_that_queue_up_leave_in_one_write() {
+        let config = crate::ClientConfig::new(["127.0.0.1:1"]);
+        let welcome = Welcome {
+            version: 1,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_in_flight: 100,
+            idle_timeout_ms: 0,
+            server_id: String::new(),
+        };
+        let (calls_tx, calls) = mpsc::channel(100);
+        let (_cancels_tx, cancels) = mpsc::unbounded_channel();
+        let (closing, _closing_rx) = oneshot::channel();
+        let shutdown = CancellationToken::new();
+        let channels = Channels { calls, cancels, closing, shutdown: shutdown.clone() };
+        let connection =
+            Connection::new("test".into(), &welcome, &config, channels, BytesMut::new());
+
+        let mut outcomes = Vec::new();
+        for i in 0..100u8 {
+            let (reply, outcome) = oneshot::channel();
+            let call = Call {
+                method: &NOTIFY,
+                payload: Bytes::from(vec![i]),
+                timeout_ms: 1000,
+                deadline: Instant::now(),
+                kind: CallKind::FireAndForget,
+                reply,
+            };
+            calls_tx.try_send(call).unwrap();
+            outcomes.push(outcome);
+        }
+        // The read half stays open and silent.
+        let (reader, _server) = tokio::io::duplex(64);
+        let writer = RecordingWriter::default();
+        let task = tokio::spawn(connection.run(reader, writer.clone()));
+        for outcome in outcomes {
+            assert!(matches!(outcome.await.unwrap(), Outcome::Done(Ok(_))));
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let writes = writer.0.lock().unwrap().clone();
+        // One write for the 100 requests, one for the goodbye.
+        assert_eq!(writes.len(), 2, "{} writes", writes.len());
+        let mut first = BytesMut::from(&writes[0][..]);
+        for i in 0..100u8 {
+            let Decoded::Frame(Frame::Request(r)) = decode(&mut first, u32::MAX).unwrap() else {
+                panic!("a REQUEST")
+            };
+            assert_eq!((r.request_id, &r.payload[..]), (u32::from(i) + 1, &[i][..]));
+            assert!(r.fire_and_forget);
+        }
+        assert!(first.is_empty());
+    }
+}

@@ -1,0 +1,139 @@
+//! Opening a connection: TCP connect, HELLO, and the server's WELCOME (`docs/protocol.md`,
+//! "Handshake"), all within the configured connect timeout.
+
+use std::fmt;
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use gateway_protocol::{
+    DecodeError, Decoded, EncodeError, Frame, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE,
+    VERSION, Welcome, decode,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::ClientConfig;
+
+/// A connection whose handshake succeeded.
+#[derive(Debug)]
+pub(crate) struct Established {
+    pub(crate) stream: TcpStream,
+    /// The connection's terms.
+    pub(crate) welcome: Welcome,
+    /// Bytes the server sent after WELCOME in the same read.
+    pub(crate) read_buf: BytesMut,
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    /// TCP connect, or reading or writing during the handshake, failed.
+    Io(io::Error),
+    /// The attempt took longer than `connect_timeout`.
+    TimedOut,
+    /// The server closed the connection before WELCOME.
+    Closed,
+    /// The server broke the protocol.
+    Protocol(String),
+    /// The server refused the client with a GOAWAY.
+    Refused(Goaway),
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptError::Io(e) => write!(f, "{e}"),
+            AttemptError::TimedOut => f.write_str("no WELCOME within the connect timeout"),
+            AttemptError::Closed => f.write_str("the server closed the connection before WELCOME"),
+            AttemptError::Protocol(what) => write!(f, "protocol error: {what}"),
+            AttemptError::Refused(goaway) => write!(f, "refused: {}", describe_goaway(goaway)),
+        }
+    }
+}
+
+/// `reason: message`, or just the reason when the message is empty.
+pub(crate) fn describe_goaway(goaway: &Goaway) -> String {
+    if goaway.message.is_empty() {
+        goaway.reason.to_string()
+    } else {
+        format!("{}: {}", goaway.reason, goaway.message)
+    }
+}
+
+/// Connects to `endpoint` and completes the handshake.
+pub(crate) async fn connect(
+    endpoint: &str,
+    config: &ClientConfig,
+) -> Result<Established, AttemptError> {
+    tokio::time::timeout(config.connect_timeout, handshake(endpoint, config))
+        .await
+        .unwrap_or(Err(AttemptError::TimedOut))
+}
+
+async fn handshake(endpoint: &str, config: &ClientConfig) -> Result<Established, AttemptError> {
+    let mut stream = TcpStream::connect(endpoint).await.map_err(AttemptError::Io)?;
+    // Frames are small and latency matters more than packet count; writes are coalesced by the
+    // connection task instead.
+    stream.set_nodelay(true).map_err(AttemptError::Io)?;
+
+    let hello = Frame::Hello(Hello {
+        version: VERSION,
+        max_frame_size: config.max_frame_size,
+        client_name: config.name.clone(),
+        token: config.token.clone().map(Bytes::from).unwrap_or_default(),
+    });
+    let mut out = BytesMut::new();
+    // The server's limit is not known yet: the protocol's minimum applies.
+    hello
+        .encode(&mut out, MIN_MAX_FRAME_SIZE)
+        .map_err(|e: EncodeError| AttemptError::Protocol(format!("cannot send HELLO: {e}")))?;
+    stream.write_all(&out).await.map_err(AttemptError::Io)?;
+
+    let mut read_buf = BytesMut::with_capacity(4096);
+    let welcome = loop {
+        match decode(&mut read_buf, config.max_frame_size).map_err(invalid)? {
+            Decoded::Frame(Frame::Welcome(welcome)) => break welcome,
+            Decoded::Frame(Frame::Goaway(goaway)) => return Err(AttemptError::Refused(goaway)),
+            Decoded::Frame(other) => {
+                let what = format!("{} before WELCOME", other.frame_type().name());
+                return Err(fail(&mut stream, GoawayReason::PROTOCOL_ERROR, what).await);
+            }
+            Decoded::Skipped { .. } => continue,
+            Decoded::Incomplete { needed } => {
+                read_buf.reserve(needed);
+                if stream.read_buf(&mut read_buf).await.map_err(AttemptError::Io)? == 0 {
+                    return Err(AttemptError::Closed);
+                }
+            }
+        }
+    };
+    if welcome.version != VERSION {
+        let what =
+            format!("the server chose version {}, this client speaks {VERSION}", welcome.version);
+        return Err(fail(&mut stream, GoawayReason::UNSUPPORTED_VERSION, what).await);
+    }
+    if welcome.max_frame_size < MIN_MAX_FRAME_SIZE || welcome.max_in_flight == 0 {
+        let what = format!(
+            "WELCOME states max_frame_size {} and max_in_flight {}",
+            welcome.max_frame_size, welcome.max_in_flight
+        );
+        return Err(fail(&mut stream, GoawayReason::PROTOCOL_ERROR, what).await);
+    }
+    Ok(Established { stream, welcome, read_buf })
+}
+
+fn invalid(e: DecodeError) -> AttemptError {
+    AttemptError::Protocol(e.to_string())
+}
+
+/// Tells the server why the client gives up on the connection, as the protocol asks, and
+/// returns the error for the caller.
+async fn fail(stream: &mut TcpStream, reason: GoawayReason, what: String) -> AttemptError {
+    let mut out = BytesMut::new();
+    if Frame::Goaway(Goaway::new(reason, what.clone())).encode(&mut out, MIN_MAX_FRAME_SIZE).is_ok()
+    {
+        // The connection is abandoned whether or not the GOAWAY gets through.
+        let _ = stream.write_all(&out).await;
+    }
+    AttemptError::Protocol(what)
+}
