@@ -85,12 +85,19 @@ pub(crate) async fn run(mut call: Call) {
     headers.insert(contract::header::TIMEOUT_MS, contract::timeout_header(call.timeout));
     headers.insert(contract::header::CALL_ID, call_id.clone());
 
-    if call.fire_and_forget {
-        // Published without a reply subject: the service answers nobody, and the call is over
-        // once the bus has the message.
+    if call.fire_and_forget || route.method.is_fire_and_forget() {
+        // Published without a reply subject (`docs/bus.md`: `-> void` methods have none): the
+        // service answers nobody, and the call is over once the bus has the message. A client
+        // that wants a reply to a `-> void` method (no FIRE_AND_FORGET flag) gets an empty
+        // RESPONSE once the bus has taken the call, or the bus's error.
         let sent = shared.bus.publish(&route.subject, headers, payload).await;
-        let code = sent.map_or_else(|e| e.to_status().code(), |()| Code::Ok);
+        let result = sent.map_err(|e| (e.to_status(), Bytes::new()));
+        let code = result.as_ref().map_or_else(|(s, _)| s.code(), |_| Code::Ok);
         shared.metrics.call_finished(call.route, code, call.received.elapsed());
+        if !call.fire_and_forget {
+            call.conn.finish_call(call.request_id);
+            answer(&call, result.map(|()| Bytes::new())).await;
+        }
         return;
     }
 
@@ -116,9 +123,9 @@ pub(crate) async fn run(mut call: Call) {
         Outcome::Failed(status, details) => Err((status, details)),
         Outcome::Stopped => {
             let mut headers = Headers::new();
-            headers.insert(contract::header::CALL_ID, call_id.clone());
-            let cancelled =
-                shared.bus.publish(&route.cancel_subject, headers, Bytes::from(call_id)).await;
+            headers.insert(contract::header::CALL_ID, call_id);
+            // `docs/bus.md`, "Cancellation": the call id in a header, an empty payload.
+            let cancelled = shared.bus.publish(&route.cancel_subject, headers, Bytes::new()).await;
             if let Err(e) = cancelled {
                 debug!(cause = %e, "could not publish a cancellation");
             }
