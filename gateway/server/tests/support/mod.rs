@@ -148,11 +148,13 @@ pub struct TestGateway {
     task: JoinHandle<Result<(), gateway::Error>>,
 }
 
-/// A config for tests: loopback, port 0, generous limits unless a test lowers them.
+/// A config for tests: loopback, port 0, generous limits unless a test lowers them, and a short
+/// drain so that stopping a gateway with hanging calls is quick.
 pub fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
+        drain_timeout: Duration::from_secs(1),
         ..Config::default()
     }
 }
