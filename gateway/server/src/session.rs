@@ -256,25 +256,36 @@ struct Session {
 impl Session {
     /// Reads frames until the connection must end.
     async fn read(&mut self, reader: &mut Reader) -> End {
-        let config = &self.conn.shared.config;
-        let idle = (!config.idle_timeout.is_zero()).then_some(config.idle_timeout);
-        let mut idle_at = idle.map(|d| Instant::now() + d);
+        let shared = self.conn.shared.clone();
+        let idle = shared.config.idle_timeout;
+        // One timer for the session, re-armed only when it fires: receiving a frame just notes
+        // the time, which keeps the per-frame cost to reading the clock.
+        let mut last_frame = Instant::now();
+        let idle_timer = sleep_until(last_frame + idle);
+        tokio::pin!(idle_timer);
+        let draining = shared.draining.cancelled();
+        tokio::pin!(draining);
         loop {
             let frame = tokio::select! {
                 biased;
-                _ = self.conn.shared.draining.cancelled() => return End::Drain,
+                _ = &mut draining => return End::Drain,
                 frame = reader.next() => frame,
-                _ = sleep_until(idle_at.unwrap_or_else(Instant::now)), if idle_at.is_some() => {
-                    // Only a connection with nothing in flight is idle; with calls running, the
-                    // clock starts again (so it closes within twice the timeout of going quiet).
-                    if self.conn.calls_in_flight() == 0 {
+                _ = &mut idle_timer, if !idle.is_zero() => {
+                    let now = Instant::now();
+                    if now < last_frame + idle {
+                        idle_timer.as_mut().reset(last_frame + idle);
+                    } else if self.conn.calls_in_flight() > 0 {
+                        // Only a connection with nothing in flight is idle; with calls running,
+                        // the clock starts again (so it closes within twice the timeout of
+                        // going quiet).
+                        idle_timer.as_mut().reset(now + idle);
+                    } else {
                         return close(GoawayReason::IDLE_TIMEOUT, "the connection was idle");
                     }
-                    idle_at = idle.map(|d| Instant::now() + d);
                     continue;
                 }
             };
-            idle_at = idle.map(|d| Instant::now() + d);
+            last_frame = Instant::now();
             let frame = match frame {
                 None | Some(Err(CodecError::Io(_))) => return End::ClientGone,
                 Some(Err(e)) => return protocol_error(&e),

@@ -164,7 +164,7 @@ async fn a_client_without_hello_is_closed_at_the_handshake_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_idle_connection_is_closed_but_not_one_with_a_call_in_flight() {
+async fn an_idle_connection_is_closed_but_not_one_pinging_or_with_a_call_in_flight() {
     // Paused time: the test's own bounded waits (10 s) are virtual too, so the timers stay below.
     let idle_timeout = Duration::from_secs(3);
     let gw = TestGateway::start(gateway::Config { idle_timeout, ..config() }).await;
@@ -175,6 +175,13 @@ async fn an_idle_connection_is_closed_but_not_one_with_a_call_in_flight() {
     let goaway = idle.expect_goaway().await;
     assert_eq!((goaway.reason, goaway.reconnect), (GoawayReason::IDLE_TIMEOUT, true));
     assert!(start.elapsed() >= idle_timeout);
+    // Frames keep a connection alive: PINGs every 2 s outlive the 3 s timeout.
+    let mut pinger = gw.client().await;
+    for data in 0..3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        pinger.send(Frame::Ping { data }).await;
+        assert_eq!(pinger.recv().await, Frame::Pong { data });
+    }
     // The busy connection outlived the idle timeout because its call was in flight.
     let reply = busy.recv().await;
     assert!(matches!(reply, Frame::Response(r) if r.request_id == 1));
