@@ -146,8 +146,8 @@ async fn accept(
             }
             Err(_) => {
                 shared.metrics.connection_rejected();
-                shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
                 if let Ok(permit) = rejecting.clone().try_acquire_owned() {
+                    shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
                     tokio::spawn(async move {
                         reject(stream, peer).await;
                         drop(permit);

@@ -153,10 +153,16 @@ pub(crate) async fn serve(
         Err(end) => end,
     };
     let lingering = match end {
-        End::ClientGone | End::Drain => {
+        End::ClientGone => {
             conn.stop.cancel();
             conn.queue.close();
             false
+        }
+        // The client may still be sending (requests after our GOAWAY, which are not started).
+        End::Drain => {
+            conn.stop.cancel();
+            conn.queue.close();
+            true
         }
         End::Close(goaway) => {
             info!(%peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
