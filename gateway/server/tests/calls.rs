@@ -147,3 +147,39 @@ async fn the_typed_client_calls_some_api_through_the_gateway() {
 fn load(n: &std::sync::atomic::AtomicUsize) -> usize {
     n.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_larger_than_the_clients_limit_becomes_resource_exhausted() {
+    let gw = TestGateway::start(config()).await;
+    let mut client = RawClient::connect(gw.addr).await;
+    client
+        .send(Frame::Hello(gateway_protocol::Hello {
+            version: 1,
+            max_frame_size: gateway_protocol::MIN_MAX_FRAME_SIZE,
+            client_name: String::new(),
+            token: Bytes::new(),
+        }))
+        .await;
+    assert!(matches!(client.recv().await, Frame::Welcome(_)));
+    client.framed.codec_mut().set_peer_max_frame_size(gateway_protocol::DEFAULT_MAX_FRAME_SIZE);
+    // The request fits the gateway's limit; its echo does not fit the client's.
+    client.call(1, ECHO, 0, &vec![1; 70_000]).await;
+    let error = client.expect_error().await;
+    assert_eq!((error.request_id, error.status.code()), (1, Code::ResourceExhausted));
+    assert!(!error.status.retryable());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_goaway_cancels_its_calls_in_the_service() {
+    let gw = TestGateway::start(config()).await;
+    let mut client = gw.client().await;
+    client.call(1, HANG, 0, b"").await;
+    gw.observed.wait_for("hanging handlers", 1, |o| load(&o.hanging)).await;
+    let goaway =
+        gateway_protocol::Goaway::new(gateway_protocol::GoawayReason::SHUTTING_DOWN, "bye");
+    client.send(Frame::Goaway(goaway)).await;
+    gw.observed.wait_for("cancelled handlers", 1, |o| load(&o.cancelled)).await;
+    assert_eq!(client.try_recv().await, None, "no answer after the client's GOAWAY");
+    gw.stop().await;
+}
