@@ -61,35 +61,30 @@ impl Default for Config {
     }
 }
 
-/// One setting: its name in the TOML file, its default and what it means. The flag is the name
-/// with dashes (`--max-connections`), the environment variable the name in upper case after
-/// `GATEWAY_` (`GATEWAY_MAX_CONNECTIONS`).
+/// One setting: its name in the TOML file and its default (what it means is on the flag's
+/// `--help` text, [`Args`]). The flag is the name with dashes (`--max-connections`), the
+/// environment variable the name in upper case after `GATEWAY_` (`GATEWAY_MAX_CONNECTIONS`).
 #[derive(Clone, Copy, Debug)]
 pub struct Key {
     pub name: &'static str,
     pub default: &'static str,
-    pub help: &'static str,
 }
 
 /// Every setting, with its default.
 pub const KEYS: &[Key] = &[
-    Key { name: "listen", default: "127.0.0.1:7400", help: "address clients connect to" },
-    Key { name: "admin_listen", default: "127.0.0.1:7401", help: "address of the admin HTTP" },
-    Key { name: "max_connections", default: "10000", help: "client connections at once" },
-    Key { name: "max_frame_size", default: "16777216", help: "largest frame accepted, bytes" },
-    Key {
-        name: "max_in_flight_per_connection",
-        default: "256",
-        help: "requests in flight per connection",
-    },
-    Key { name: "max_in_flight_total", default: "65536", help: "requests in flight in total" },
-    Key { name: "send_queue_bytes", default: "4194304", help: "bytes queued per connection" },
-    Key { name: "handshake_timeout", default: "10s", help: "time a client has to send HELLO" },
-    Key { name: "idle_timeout", default: "5m", help: "close idle connections after; 0 = never" },
-    Key { name: "default_timeout", default: "30s", help: "deadline of calls that set none" },
-    Key { name: "max_timeout", default: "5m", help: "longest deadline a call gets" },
-    Key { name: "drain_timeout", default: "30s", help: "graceful shutdown bound" },
-    Key { name: "server_id", default: "gateway", help: "name sent to clients in WELCOME" },
+    Key { name: "listen", default: "127.0.0.1:7400" },
+    Key { name: "admin_listen", default: "127.0.0.1:7401" },
+    Key { name: "max_connections", default: "10000" },
+    Key { name: "max_frame_size", default: "16777216" },
+    Key { name: "max_in_flight_per_connection", default: "256" },
+    Key { name: "max_in_flight_total", default: "65536" },
+    Key { name: "send_queue_bytes", default: "4194304" },
+    Key { name: "handshake_timeout", default: "10s" },
+    Key { name: "idle_timeout", default: "5m" },
+    Key { name: "default_timeout", default: "30s" },
+    Key { name: "max_timeout", default: "5m" },
+    Key { name: "drain_timeout", default: "30s" },
+    Key { name: "server_id", default: "gateway" },
 ];
 
 /// The gateway's command line. Each setting flag overrides the environment and the file.
