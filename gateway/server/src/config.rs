@@ -1,0 +1,505 @@
+//! The gateway's settings: where they come from, their defaults, and their validation.
+//!
+//! Every setting is a key (`max_in_flight_per_connection`) that can be given in three places,
+//! which win in this order: a command-line flag (`--max-in-flight-per-connection 64`), an
+//! environment variable (`GATEWAY_MAX_IN_FLIGHT_PER_CONNECTION=64`), a TOML file named by
+//! `--config` (`max_in_flight_per_connection = 64`). A key given nowhere takes its default
+//! ([`KEYS`] lists them). Durations are humane strings everywhere (`"5s"`, `"250ms"`, `"1m 30s"`).
+//!
+//! Raw values from all three places are gathered as text first and then parsed and checked in one
+//! pass ([`Config::load`]), so that every error names the key, the value and where it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use gateway_protocol::MIN_MAX_FRAME_SIZE;
+
+/// The checked settings of one gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where clients connect (the wire protocol over TCP).
+    pub listen: SocketAddr,
+    /// Where the admin HTTP endpoints (`/healthz`, `/readyz`, `/metrics`) listen.
+    pub admin_listen: SocketAddr,
+    /// Client connections open at once; past it a new connection gets GOAWAY
+    /// `too_many_connections` and is closed.
+    pub max_connections: usize,
+    /// The largest frame the gateway accepts, stated in WELCOME.
+    pub max_frame_size: u32,
+    /// Requests one connection may have in flight, stated in WELCOME as `max_in_flight`.
+    pub max_in_flight_per_connection: u32,
+    /// Requests in flight across all connections.
+    pub max_in_flight_total: usize,
+    /// Bytes of replies queued for writing on one connection; a reply that does not fit waits
+    /// for the writer (and the client) to catch up.
+    pub send_queue_bytes: usize,
+    /// How long a new connection has to send HELLO.
+    pub handshake_timeout: Duration,
+    /// A connection that sent nothing and has nothing in flight for this long is closed with
+    /// GOAWAY `idle_timeout`; zero disables it.
+    pub idle_timeout: Duration,
+    /// The deadline of a call whose REQUEST gives none (`timeout_ms` 0).
+    pub default_timeout: Duration,
+    /// The longest deadline a call gets, whatever its REQUEST asks.
+    pub max_timeout: Duration,
+    /// How long a graceful shutdown waits for calls in flight before abandoning them.
+    pub drain_timeout: Duration,
+    /// The name WELCOME gives the client, for its logs.
+    pub server_id: String,
+}
+
+impl Default for Config {
+    /// Every key's documented default ([`KEYS`]).
+    fn default() -> Config {
+        let layers = Layers::default();
+        // The defaults are constants checked by a unit test, so this cannot fail.
+        Config::from_layers(&layers).expect("the documented defaults are valid")
+    }
+}
+
+/// One setting: its name in the TOML file and its default (what it means is on the flag's
+/// `--help` text, [`Args`]). The flag is the name with dashes (`--max-connections`), the
+/// environment variable the name in upper case after `GATEWAY_` (`GATEWAY_MAX_CONNECTIONS`).
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+}
+
+/// Every setting, with its default.
+pub const KEYS: &[Key] = &[
+    Key { name: "listen", default: "127.0.0.1:7400" },
+    Key { name: "admin_listen", default: "127.0.0.1:7401" },
+    Key { name: "max_connections", default: "10000" },
+    Key { name: "max_frame_size", default: "16777216" },
+    Key { name: "max_in_flight_per_connection", default: "256" },
+    Key { name: "max_in_flight_total", default: "65536" },
+    Key { name: "send_queue_bytes", default: "4194304" },
+    Key { name: "handshake_timeout", default: "10s" },
+    Key { name: "idle_timeout", default: "5m" },
+    Key { name: "default_timeout", default: "30s" },
+    Key { name: "max_timeout", default: "5m" },
+    Key { name: "drain_timeout", default: "30s" },
+    Key { name: "server_id", default: "gateway" },
+];
+
+/// The gateway's command line. Each setting flag overrides the environment and the file.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "The RPC gateway, with the in-process bus and the example services"
+)]
+pub struct Args {
+    /// TOML file of settings (keys as the flags below, with underscores)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address clients connect to [default: 127.0.0.1:7400] [env: GATEWAY_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address of the admin HTTP (/healthz, /readyz, /metrics) [default: 127.0.0.1:7401]
+    /// [env: GATEWAY_ADMIN_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Client connections open at once; more get GOAWAY too_many_connections [default: 10000]
+    /// [env: GATEWAY_MAX_CONNECTIONS]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Largest frame accepted, in bytes, at least 65536 [default: 16777216]
+    /// [env: GATEWAY_MAX_FRAME_SIZE]
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame_size: Option<String>,
+    /// Requests one connection may have in flight; more are answered resource_exhausted
+    /// [default: 256] [env: GATEWAY_MAX_IN_FLIGHT_PER_CONNECTION]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight_per_connection: Option<String>,
+    /// Requests in flight across all connections; more are answered resource_exhausted
+    /// [default: 65536] [env: GATEWAY_MAX_IN_FLIGHT_TOTAL]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight_total: Option<String>,
+    /// Bytes of replies queued for writing per connection [default: 4194304]
+    /// [env: GATEWAY_SEND_QUEUE_BYTES]
+    #[arg(long, value_name = "BYTES")]
+    pub send_queue_bytes: Option<String>,
+    /// Time a new connection has to send HELLO [default: 10s] [env: GATEWAY_HANDSHAKE_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub handshake_timeout: Option<String>,
+    /// Close connections idle (nothing received, nothing in flight) this long; 0 = never
+    /// [default: 5m] [env: GATEWAY_IDLE_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// Deadline of calls whose request sets none [default: 30s] [env: GATEWAY_DEFAULT_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub default_timeout: Option<String>,
+    /// Longest deadline any call gets [default: 5m] [env: GATEWAY_MAX_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub max_timeout: Option<String>,
+    /// On SIGINT/SIGTERM, how long to let calls in flight finish [default: 30s]
+    /// [env: GATEWAY_DRAIN_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
+    /// Name of this gateway, sent to clients in WELCOME [default: gateway]
+    /// [env: GATEWAY_SERVER_ID]
+    #[arg(long, value_name = "NAME")]
+    pub server_id: Option<String>,
+}
+
+impl Args {
+    /// The settings given as flags, by key.
+    fn values(&self) -> BTreeMap<&'static str, String> {
+        let given = [
+            ("listen", &self.listen),
+            ("admin_listen", &self.admin_listen),
+            ("max_connections", &self.max_connections),
+            ("max_frame_size", &self.max_frame_size),
+            ("max_in_flight_per_connection", &self.max_in_flight_per_connection),
+            ("max_in_flight_total", &self.max_in_flight_total),
+            ("send_queue_bytes", &self.send_queue_bytes),
+            ("handshake_timeout", &self.handshake_timeout),
+            ("idle_timeout", &self.idle_timeout),
+            ("default_timeout", &self.default_timeout),
+            ("max_timeout", &self.max_timeout),
+            ("drain_timeout", &self.drain_timeout),
+            ("server_id", &self.server_id),
+        ];
+        given.into_iter().filter_map(|(k, v)| Some((k, v.clone()?))).collect()
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the default"),
+            Origin::File(path) => write!(f, "`{}`", path.display()),
+            Origin::Env(var) => write!(f, "environment variable `{var}`"),
+            Origin::Flag(flag) => write!(f, "flag `{flag}`"),
+        }
+    }
+}
+
+/// Why the settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value does not parse or is out of range.
+    #[error("{key} = {value:?} (from {origin}): {problem}")]
+    Invalid { key: &'static str, value: String, origin: Origin, problem: String },
+    /// Two settings contradict each other.
+    #[error("{0}")]
+    Conflict(String),
+    /// The file names a key the gateway does not have.
+    #[error("unknown key `{key}` in `{}`", path.display())]
+    UnknownKey { key: String, path: PathBuf },
+    /// The file cannot be read.
+    #[error("cannot read config file `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not TOML, or a value is neither a string nor a number.
+    #[error("config file `{}`: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+}
+
+/// Raw text values by key, each with its origin; later inserts win.
+#[derive(Debug, Default)]
+struct Layers {
+    values: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Layers {
+    fn value(&self, key: &'static str) -> (String, Origin) {
+        match self.values.get(key) {
+            Some(v) => v.clone(),
+            None => (default_of(key).to_owned(), Origin::Default),
+        }
+    }
+
+    /// Parses `key`'s winning value, wrapping the problem into a [`ConfigError`] that names it.
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let (value, origin) = self.value(key);
+        parse(value.trim()).map_err(|problem| ConfigError::Invalid { key, value, origin, problem })
+    }
+}
+
+fn default_of(key: &str) -> &'static str {
+    KEYS.iter().find(|k| k.name == key).map_or("", |k| k.default)
+}
+
+/// The environment variable of `key`.
+pub fn env_var(key: &str) -> String {
+    format!("GATEWAY_{}", key.to_ascii_uppercase())
+}
+
+impl Config {
+    /// Gathers settings from `args`, the environment (through `env`, so tests need not touch the
+    /// process's) and the file `args.config` names, then parses and checks them.
+    ///
+    /// # Errors
+    ///
+    /// The first unparsable or out-of-range value, naming its key, value and origin; a file that
+    /// cannot be read, is not TOML, or has unknown keys.
+    pub fn load(args: &Args, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut layers = Layers::default();
+        if let Some(path) = &args.config {
+            for (key, value) in read_file(path)? {
+                layers.values.insert(key, (value, Origin::File(path.clone())));
+            }
+        }
+        for key in KEYS {
+            let var = env_var(key.name);
+            if let Some(value) = env(&var) {
+                layers.values.insert(key.name, (value, Origin::Env(var)));
+            }
+        }
+        for (key, value) in args.values() {
+            layers
+                .values
+                .insert(key, (value, Origin::Flag(format!("--{}", key.replace('_', "-")))));
+        }
+        Config::from_layers(&layers)
+    }
+
+    fn from_layers(layers: &Layers) -> Result<Config, ConfigError> {
+        let p = layers;
+        let config = Config {
+            listen: p.parse("listen", parse_addr)?,
+            admin_listen: p.parse("admin_listen", parse_addr)?,
+            max_connections: p.parse("max_connections", |s| at_least(s, 1))?,
+            max_frame_size: p.parse("max_frame_size", |s| {
+                let n = at_least(s, MIN_MAX_FRAME_SIZE as usize)?;
+                u32::try_from(n).map_err(|_| format!("must be at most {}", u32::MAX))
+            })?,
+            max_in_flight_per_connection: p.parse("max_in_flight_per_connection", |s| {
+                let n = at_least(s, 1)?;
+                u32::try_from(n).map_err(|_| format!("must be at most {}", u32::MAX))
+            })?,
+            max_in_flight_total: p.parse("max_in_flight_total", |s| at_least(s, 1))?,
+            send_queue_bytes: p.parse("send_queue_bytes", |s| {
+                let n = at_least(s, MIN_SEND_QUEUE)?;
+                if n > MAX_SEND_QUEUE {
+                    Err(format!("must be at most {MAX_SEND_QUEUE}"))
+                } else {
+                    Ok(n)
+                }
+            })?,
+            handshake_timeout: p.parse("handshake_timeout", positive_duration)?,
+            idle_timeout: p.parse("idle_timeout", wire_duration)?,
+            default_timeout: p.parse("default_timeout", |s| wire_duration(s).and_then(non_zero))?,
+            max_timeout: p.parse("max_timeout", |s| wire_duration(s).and_then(non_zero))?,
+            drain_timeout: p.parse("drain_timeout", parse_duration)?,
+            server_id: p.parse("server_id", |s| {
+                if s.len() > 255 { Err("must be at most 255 bytes".into()) } else { Ok(s.into()) }
+            })?,
+        };
+        if config.default_timeout > config.max_timeout {
+            return Err(ConfigError::Conflict(format!(
+                "default_timeout = {:?} is longer than max_timeout = {:?}",
+                humantime::format_duration(config.default_timeout).to_string(),
+                humantime::format_duration(config.max_timeout).to_string(),
+            )));
+        }
+        Ok(config)
+    }
+
+    /// `idle_timeout` as WELCOME states it (0 = none).
+    pub fn idle_timeout_ms(&self) -> u32 {
+        // Validated to fit a u32 of milliseconds.
+        u32::try_from(self.idle_timeout.as_millis()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The smallest per-connection send queue: room for a few small replies at once. A reply larger
+/// than the queue is still sent, alone, so the bound cannot deadlock.
+const MIN_SEND_QUEUE: usize = 4096;
+
+/// The largest per-connection send queue, 1 GiB: a larger one would defeat its purpose (and the
+/// queue counts its bytes in `u32`s).
+const MAX_SEND_QUEUE: usize = 1 << 30;
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| "not a socket address like `127.0.0.1:7400`".to_owned())
+}
+
+fn at_least(s: &str, min: usize) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| "not a whole number".to_owned())?;
+    if n < min { Err(format!("must be at least {min}")) } else { Ok(n) }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("not a duration like `5s` or `250ms` ({e})"))
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).and_then(non_zero)
+}
+
+fn non_zero(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() { Err("must be longer than zero".into()) } else { Ok(d) }
+}
+
+/// A duration that travels in a `u32` of milliseconds (WELCOME, REQUEST).
+fn wire_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.as_millis() > u128::from(u32::MAX) {
+        Err(format!("must be at most {}ms", u32::MAX))
+    } else {
+        Ok(d)
+    }
+}
+
+/// Reads a TOML file into raw values: strings as they are, integers as decimal text.
+fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    let mut values = Vec::new();
+    for (name, value) in table {
+        let Some(key) = KEYS.iter().find(|k| k.name == name) else {
+            return Err(ConfigError::UnknownKey { key: name, path: path.to_owned() });
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            other => {
+                return Err(ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: format!(
+                        "`{name}` must be a string or a whole number, not a {}",
+                        other.type_str()
+                    ),
+                });
+            }
+        };
+        values.push((key.name, text));
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_documented() {
+        let config = Config::load(&Args::default(), no_env).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7400".parse().unwrap());
+        assert_eq!(config.admin_listen, "127.0.0.1:7401".parse().unwrap());
+        assert_eq!(config.max_frame_size, 16 * 1024 * 1024);
+        assert_eq!(config.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout_ms(), 300_000);
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(
+            &path,
+            "max_connections = 5\nmax_in_flight_total = 6\nidle_timeout = \"250ms\"\n",
+        )
+        .unwrap();
+        let args =
+            Args { config: Some(path), max_connections: Some("7".into()), ..Args::default() };
+        let env = |var: &str| match var {
+            "GATEWAY_MAX_CONNECTIONS" => Some("8".into()),
+            "GATEWAY_MAX_IN_FLIGHT_TOTAL" => Some("9".into()),
+            _ => None,
+        };
+        let config = Config::load(&args, env).unwrap();
+        assert_eq!(config.max_connections, 7, "flag over env and file");
+        assert_eq!(config.max_in_flight_total, 9, "env over file");
+        assert_eq!(config.idle_timeout, Duration::from_millis(250), "file over default");
+        assert_eq!(config.max_in_flight_per_connection, 256, "default");
+    }
+
+    #[test]
+    fn errors_name_the_key_the_value_and_the_origin() {
+        let args = Args { max_in_flight_per_connection: Some("0".into()), ..Args::default() };
+        let err = Config::load(&args, no_env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "max_in_flight_per_connection = \"0\" (from flag `--max-in-flight-per-connection`): \
+             must be at least 1"
+        );
+
+        let env = |var: &str| (var == "GATEWAY_IDLE_TIMEOUT").then(|| "soon".to_owned());
+        let err = Config::load(&Args::default(), env).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "idle_timeout = \"soon\" (from environment variable `GATEWAY_IDLE_TIMEOUT`): \
+                 not a duration"
+            ),
+            "{err}"
+        );
+
+        let args = Args { max_frame_size: Some("1000".into()), ..Args::default() };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.ends_with("must be at least 65536"), "{err}");
+
+        let args = Args { listen: Some("localhost".into()), ..Args::default() };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.starts_with("listen = \"localhost\""), "{err}");
+    }
+
+    #[test]
+    fn contradictions_and_bad_files_are_reported() {
+        let args = Args {
+            default_timeout: Some("10m".into()),
+            max_timeout: Some("1m".into()),
+            ..Args::default()
+        };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert_eq!(err, "default_timeout = \"10m\" is longer than max_timeout = \"1m\"");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, "max_conections = 5\n").unwrap();
+        let args = Args { config: Some(path.clone()), ..Args::default() };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.starts_with("unknown key `max_conections`"), "{err}");
+
+        std::fs::write(&path, "drain_timeout = 1.5\n").unwrap();
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.contains("`drain_timeout` must be a string or a whole number"), "{err}");
+
+        std::fs::write(&path, "handshake_timeout = \"0\"\n").unwrap();
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.contains("(from `"), "{err}");
+        assert!(err.ends_with("must be longer than zero"), "{err}");
+    }
+
+    #[test]
+    fn every_flag_has_a_key() {
+        for key in KEYS {
+            let mut args = Args::default();
+            let flag = format!("--{}", key.name.replace('_', "-"));
+            args = Args::try_parse_from(["gateway", flag.as_str(), key.default]).unwrap_or(args);
+            assert_eq!(args.values().get(key.name).map(String::as_str), Some(key.default));
+        }
+    }
+}

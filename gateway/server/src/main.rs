@@ -1,0 +1,100 @@
+//! The `gateway` command: one process with the gateway, the in-process bus and the example
+//! services (`examples/some_api`'s `Calculator`).
+//!
+//! Run with: `cargo run -p gateway -- --help`
+//!
+//! Settings come from flags, `GATEWAY_*` environment variables and a TOML file (`--config`), in
+//! that order of precedence (see `gateway::config`). Logs go to stderr, filtered by `RUST_LOG`
+//! (default `info`). SIGINT or SIGTERM starts a graceful shutdown.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use gateway::{Args, Config, Registry};
+use gateway_bus::{Bus, LocalBus, ServiceRuntime};
+use some_api::{Calculator, SomeApiServer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::load(&args, |var| std::env::var(var).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("gateway: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("gateway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+
+    // The services stop after the gateway has drained, so calls in flight can still finish.
+    let services_stop = CancellationToken::new();
+    let calculator = Arc::new(SomeApiServer::new(Calculator::default()));
+    let serving = ServiceRuntime::new(bus.clone(), calculator)
+        .start(services_stop.clone())
+        .await
+        .context("cannot start the example service")?;
+    let mut registry = Registry::new();
+    registry.register(&some_api::DESCRIPTOR)?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
+
+    tokio::spawn(signals(shutdown.clone()));
+    gateway::run(config, listener, admin, bus, registry, shutdown).await?;
+    services_stop.cancel();
+    serving.stopped().await;
+    Ok(())
+}
+
+/// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn signals(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            tracing::warn!("cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+}

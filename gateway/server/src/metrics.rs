@@ -1,0 +1,358 @@
+//! The gateway's counters, and their Prometheus text rendering for the admin `/metrics`.
+//!
+//! Hand-written rather than a metrics library: a handful of atomics, and per-method tables laid
+//! out by the [`Registry`]'s route index, so that recording a finished call is a few relaxed
+//! atomic adds with no lock, no hashing and no allocation. Only rendering (a scrape, rare)
+//! allocates.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use gateway_core::Code;
+use gateway_protocol::GoawayReason;
+
+use crate::router::Registry;
+
+/// Upper bounds of the latency histogram buckets, in microseconds (the last bucket, `+Inf`, is
+/// implicit): 100 µs to 10 s, roughly ×2.5 apart, enough to tell a cache hit from a slow query.
+const BUCKETS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Which bound shed a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shed {
+    /// The connection's `max_in_flight_per_connection`.
+    Connection,
+    /// The gateway's `max_in_flight_total`.
+    Global,
+}
+
+/// Counters of one method.
+#[derive(Debug)]
+struct MethodMetrics {
+    name: &'static str,
+    /// Finished calls by status code (`ok` for successes).
+    by_code: [AtomicU64; Code::ALL.len()],
+    /// Latency histogram, per bucket (not cumulative; rendering sums them), `+Inf` last.
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl MethodMetrics {
+    fn new(name: &'static str) -> MethodMetrics {
+        MethodMetrics {
+            name,
+            by_code: std::array::from_fn(|_| AtomicU64::new(0)),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Every counter of one gateway.
+#[derive(Debug)]
+pub struct Metrics {
+    connections_current: AtomicI64,
+    connections_total: AtomicU64,
+    connections_rejected: AtomicU64,
+    in_flight: AtomicI64,
+    queued_bytes: AtomicI64,
+    shed_connection: AtomicU64,
+    shed_global: AtomicU64,
+    unknown_method: AtomicU64,
+    protocol_errors: AtomicU64,
+    /// GOAWAYs sent, by reason number (1..=11; index 0 counts reasons without a name).
+    goaways: [AtomicU64; GoawayReason::ALL.len() + 1],
+    methods: Vec<MethodMetrics>,
+    ready: AtomicBool,
+}
+
+impl Metrics {
+    /// Counters for every route of `registry`, all zero; not ready.
+    pub fn new(registry: &Registry) -> Metrics {
+        Metrics {
+            connections_current: AtomicI64::new(0),
+            connections_total: AtomicU64::new(0),
+            connections_rejected: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            queued_bytes: AtomicI64::new(0),
+            shed_connection: AtomicU64::new(0),
+            shed_global: AtomicU64::new(0),
+            unknown_method: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+            goaways: std::array::from_fn(|_| AtomicU64::new(0)),
+            methods: registry.routes().iter().map(|r| MethodMetrics::new(r.method.name)).collect(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether `/readyz` says yes: listening and not draining.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Relaxed)
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_current.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_current.fetch_sub(1, Relaxed);
+    }
+
+    /// A connection refused at the connection limit.
+    pub fn connection_rejected(&self) {
+        self.connections_rejected.fetch_add(1, Relaxed);
+    }
+
+    pub fn call_started(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+    }
+
+    /// A call of route `index` ended with `code` after `elapsed`.
+    pub fn call_finished(&self, index: usize, code: Code, elapsed: Duration) {
+        self.in_flight.fetch_sub(1, Relaxed);
+        let Some(method) = self.methods.get(index) else { return };
+        method.by_code[code as usize].fetch_add(1, Relaxed);
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let bucket = BUCKETS_US.iter().position(|&le| us <= le).unwrap_or(BUCKETS_US.len());
+        method.buckets[bucket].fetch_add(1, Relaxed);
+        method.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// A request of route `index` answered at once with `code`, without starting a call.
+    pub fn call_refused(&self, index: usize, code: Code) {
+        if let Some(method) = self.methods.get(index) {
+            method.by_code[code as usize].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A request answered `resource_exhausted` at once because `bound` was reached.
+    pub fn shed(&self, bound: Shed) {
+        match bound {
+            Shed::Connection => self.shed_connection.fetch_add(1, Relaxed),
+            Shed::Global => self.shed_global.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// A request for a method id no registered service has.
+    pub fn unknown_method(&self) {
+        self.unknown_method.fetch_add(1, Relaxed);
+    }
+
+    /// Bytes entering (positive) or leaving (negative) a connection's send queue.
+    pub fn queued(&self, bytes: i64) {
+        self.queued_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// A GOAWAY sent; protocol errors (`protocol_error`, `frame_too_large`) are counted apart too.
+    pub fn goaway_sent(&self, reason: GoawayReason) {
+        let at = usize::from(reason.0);
+        let at = if reason.name().is_some() { at } else { 0 };
+        self.goaways[at].fetch_add(1, Relaxed);
+        if matches!(reason, GoawayReason::PROTOCOL_ERROR | GoawayReason::FRAME_TOO_LARGE) {
+            self.protocol_errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096 + self.methods.len() * 2048);
+        let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        gauge(
+            &mut out,
+            "gateway_connections",
+            "Client connections open now.",
+            self.connections_current.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_connections_total",
+            "Client connections accepted.",
+            self.connections_total.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_connections_rejected_total",
+            "Client connections refused at the connection limit.",
+            self.connections_rejected.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "gateway_requests_in_flight",
+            "Calls started and not yet answered.",
+            self.in_flight.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "gateway_send_queue_bytes",
+            "Bytes queued for writing to clients, all connections together.",
+            self.queued_bytes.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_unknown_method_total",
+            "Requests for a method id no registered service has.",
+            self.unknown_method.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_protocol_errors_total",
+            "Connections closed for breaking the protocol.",
+            self.protocol_errors.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_shed_total Requests answered resource_exhausted at once, by bound.\n\
+             # TYPE gateway_shed_total counter\n\
+             gateway_shed_total{{bound=\"connection\"}} {}\n\
+             gateway_shed_total{{bound=\"global\"}} {}",
+            self.shed_connection.load(Relaxed),
+            self.shed_global.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_goaway_total GOAWAY frames sent, by reason.\n\
+             # TYPE gateway_goaway_total counter"
+        );
+        for (i, count) in self.goaways.iter().enumerate() {
+            let reason = u16::try_from(i).ok().map(GoawayReason).and_then(GoawayReason::name);
+            let _ = writeln!(
+                out,
+                "gateway_goaway_total{{reason=\"{}\"}} {}",
+                reason.unwrap_or("other"),
+                count.load(Relaxed)
+            );
+        }
+        self.render_methods(&mut out);
+        out
+    }
+
+    fn render_methods(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP gateway_requests_total Calls finished, by method and status code.\n\
+             # TYPE gateway_requests_total counter"
+        );
+        for m in &self.methods {
+            for code in Code::ALL {
+                let n = m.by_code[code as usize].load(Relaxed);
+                // Zero series for every code would be 17 lines per method; `ok` is always shown
+                // so each method appears, the others once they happen.
+                if n > 0 || code == Code::Ok {
+                    let _ = writeln!(
+                        out,
+                        "gateway_requests_total{{method=\"{}\",code=\"{}\"}} {n}",
+                        m.name,
+                        code.name()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gateway_request_duration_seconds Time from a REQUEST's receipt to its answer.\n\
+             # TYPE gateway_request_duration_seconds histogram"
+        );
+        for m in &self.methods {
+            let mut cumulative = 0;
+            for (i, bucket) in m.buckets.iter().enumerate() {
+                cumulative += bucket.load(Relaxed);
+                let le = BUCKETS_US.get(i).map_or("+Inf".to_owned(), |&us| seconds(us));
+                let _ = writeln!(
+                    out,
+                    "gateway_request_duration_seconds_bucket{{method=\"{}\",le=\"{le}\"}} \
+                     {cumulative}",
+                    m.name
+                );
+            }
+            let _ = writeln!(
+                out,
+                "gateway_request_duration_seconds_sum{{method=\"{}\"}} {}\n\
+                 gateway_request_duration_seconds_count{{method=\"{}\"}} {cumulative}",
+                m.name,
+                seconds(m.sum_us.load(Relaxed)),
+                m.name
+            );
+        }
+    }
+}
+
+/// Microseconds as decimal seconds without float noise (`2500` → `0.0025`).
+fn seconds(us: u64) -> String {
+    let frac = format!("{:06}", us % 1_000_000);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{}", us / 1_000_000)
+    } else {
+        format!("{}.{frac}", us / 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::{MethodDesc, ServiceDesc};
+
+    static S: ServiceDesc = ServiceDesc {
+        name: "t.S",
+        methods: &[MethodDesc {
+            id: 5,
+            name: "t.S.m",
+            request: "t.Q",
+            response: Some("t.R"),
+            idempotent: false,
+            writes: false,
+        }],
+        topics: &[],
+        errors: &[],
+    };
+
+    #[test]
+    fn seconds_are_exact() {
+        assert_eq!(seconds(100), "0.0001");
+        assert_eq!(seconds(2_500_000), "2.5");
+        assert_eq!(seconds(10_000_000), "10");
+        assert_eq!(seconds(0), "0");
+    }
+
+    #[test]
+    fn calls_land_in_their_method_code_and_bucket() {
+        let mut registry = Registry::new();
+        registry.register(&S).unwrap();
+        let metrics = Metrics::new(&registry);
+        metrics.call_started();
+        metrics.call_started();
+        metrics.call_finished(0, Code::Ok, Duration::from_micros(300));
+        metrics.shed(Shed::Global);
+        metrics.goaway_sent(GoawayReason::FRAME_TOO_LARGE);
+        let text = metrics.render();
+        for line in [
+            "gateway_requests_in_flight 1",
+            "gateway_requests_total{method=\"t.S.m\",code=\"ok\"} 1",
+            "gateway_request_duration_seconds_bucket{method=\"t.S.m\",le=\"0.00025\"} 0",
+            "gateway_request_duration_seconds_bucket{method=\"t.S.m\",le=\"0.0005\"} 1",
+            "gateway_request_duration_seconds_bucket{method=\"t.S.m\",le=\"+Inf\"} 1",
+            "gateway_request_duration_seconds_sum{method=\"t.S.m\"} 0.0003",
+            "gateway_request_duration_seconds_count{method=\"t.S.m\"} 1",
+            "gateway_shed_total{bound=\"global\"} 1",
+            "gateway_goaway_total{reason=\"frame_too_large\"} 1",
+            "gateway_protocol_errors_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        }
+        assert!(!text.contains("code=\"cancelled\""), "unused codes are not listed");
+    }
+}

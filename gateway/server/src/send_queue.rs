@@ -1,0 +1,304 @@
+//! A connection's outgoing frames: a byte-bounded queue that many call tasks fill and one writer
+//! drains, coalescing everything queued into one write.
+//!
+//! Frames are encoded straight into one shared buffer as they are queued, so when the writer
+//! wakes up it takes the whole buffer (however many replies finished meanwhile) and sends it with
+//! one `write_all`: under load, replies leave in few syscalls; when idle, each leaves at once.
+//!
+//! **The bound.** Queued bytes are counted with a semaphore of `send_queue_bytes` permits. A
+//! frame that does not fit waits for the writer to free room, so a client that stops reading
+//! holds up its own replies, then (through the in-flight cap, whose permits the waiting calls
+//! still hold) its own new requests, and finally its own reader: memory per connection stays
+//! under the queue bound plus the replies of its calls in flight. A frame larger than the whole
+//! bound waits for an empty queue and then goes alone, so no frame waits forever.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use gateway_protocol::{EncodeError, Frame};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::metrics::Metrics;
+
+/// Why a frame was not queued.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    /// The connection is closing or gone; the frame will never be sent.
+    Closed,
+    /// The frame cannot be encoded for this peer (larger than its `max_frame_size`).
+    Encode(EncodeError),
+}
+
+/// The queue of one connection. Shared by the session's reader, its call tasks and its writer.
+#[derive(Debug)]
+pub(crate) struct SendQueue {
+    /// Encoded frames waiting for the writer, and the permits they hold. A std mutex: it is held
+    /// only to append or to take the buffer, never across an `.await`.
+    state: Mutex<State>,
+    /// One permit per byte of room.
+    room: Semaphore,
+    bound: usize,
+    /// Wakes the writer when frames are queued or the queue closes.
+    ready: Notify,
+    /// The client's limit: 64 KiB until its HELLO states its own.
+    peer_max_frame_size: AtomicU32,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buf: BytesMut,
+    /// Permits taken by the frames in `buf`, returned once they are written.
+    permits: usize,
+    closed: bool,
+}
+
+impl SendQueue {
+    pub(crate) fn new(bound: usize, peer_max_frame_size: u32, metrics: Arc<Metrics>) -> SendQueue {
+        SendQueue {
+            state: Mutex::new(State::default()),
+            room: Semaphore::new(bound),
+            bound,
+            ready: Notify::new(),
+            peer_max_frame_size: AtomicU32::new(peer_max_frame_size),
+            metrics,
+        }
+    }
+
+    /// Queues `frame`, waiting for room if the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] once [`SendQueue::close`] was called (or the writer failed);
+    /// [`PushError::Encode`] when the frame is too large for the peer. Either way nothing is
+    /// queued.
+    pub(crate) async fn push(&self, frame: &Frame) -> Result<(), PushError> {
+        let max = self.peer_max_frame_size.load(Ordering::Relaxed);
+        let len = frame.encoded_len().map_err(PushError::Encode)?;
+        if len > max as usize {
+            return Err(PushError::Encode(EncodeError::FrameTooLarge { len, max }));
+        }
+        let size = len + gateway_protocol::LENGTH_PREFIX_SIZE;
+        let permits = size.min(self.bound);
+        // `acquire_many` takes a u32; the config caps `send_queue_bytes` at 1 GiB, so this holds.
+        let n = u32::try_from(permits).unwrap_or(u32::MAX);
+        let permit = self.room.acquire_many(n).await.map_err(|_| PushError::Closed)?;
+        let mut state = self.state.lock().expect("send queue lock");
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        frame.encode(&mut state.buf, max).map_err(PushError::Encode)?;
+        permit.forget();
+        state.permits += n as usize;
+        drop(state);
+        self.metrics.queued(size as i64);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Records the client's maximum frame size, from its HELLO.
+    pub(crate) fn set_peer_max_frame_size(&self, max: u32) {
+        self.peer_max_frame_size.store(max, Ordering::Relaxed);
+    }
+
+    /// Queues `frame` as the last one and closes the queue, atomically: nothing queued after it
+    /// (a GOAWAY must be the last frame). It does not wait for room, since a closing connection
+    /// must not hang on a client that does not read; the bound is exceeded by one small frame at
+    /// most.
+    ///
+    /// # Errors
+    ///
+    /// As [`SendQueue::push`].
+    pub(crate) fn finish(&self, frame: &Frame) -> Result<(), PushError> {
+        let max = self.peer_max_frame_size.load(Ordering::Relaxed);
+        let mut state = self.state.lock().expect("send queue lock");
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        let before = state.buf.len();
+        let encoded = frame.encode(&mut state.buf, max).map_err(PushError::Encode);
+        state.closed = true;
+        let size = state.buf.len() - before;
+        drop(state);
+        self.room.close();
+        self.metrics.queued(size as i64);
+        self.ready.notify_one();
+        encoded
+    }
+
+    /// Refuses further frames, including those waiting for room; the writer sends what is
+    /// queued and then stops.
+    pub(crate) fn close(&self) {
+        self.state.lock().expect("send queue lock").closed = true;
+        self.room.close();
+        self.ready.notify_one();
+    }
+
+    /// Takes everything queued, or `None` when the queue is closed and empty.
+    async fn take(&self) -> Option<(BytesMut, usize)> {
+        loop {
+            {
+                let mut state = self.state.lock().expect("send queue lock");
+                if !state.buf.is_empty() {
+                    let permits = std::mem::take(&mut state.permits);
+                    return Some((state.buf.split(), permits));
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Bytes queued now.
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
+        self.state.lock().expect("send queue lock").buf.len()
+    }
+}
+
+/// Drains `queue` into `out` until the queue is closed and empty, or writing fails; then shuts
+/// the write side down (the client reads EOF after the last frame).
+///
+/// # Errors
+///
+/// The write error, after closing the queue so that no call waits for room forever.
+pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
+    queue: &SendQueue,
+    mut out: W,
+) -> std::io::Result<()> {
+    while let Some((mut batch, permits)) = queue.take().await {
+        let len = batch.len();
+        let written = out.write_all(&batch).await;
+        queue.metrics.queued(-(len as i64));
+        if let Err(e) = written {
+            queue.close();
+            return Err(e);
+        }
+        // Reuse the allocation when the writer is the only owner again (it is: nothing else
+        // holds the split-off part).
+        batch.clear();
+        queue.room.add_permits(permits);
+    }
+    out.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::Registry;
+    use bytes::Bytes;
+    use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Decoded, Response, decode};
+
+    fn response(id: u32, len: usize) -> Frame {
+        Frame::Response(Response { request_id: id, payload: Bytes::from(vec![7; len]) })
+    }
+
+    fn queue(bound: usize) -> Arc<SendQueue> {
+        let metrics = Arc::new(Metrics::new(&Registry::new()));
+        Arc::new(SendQueue::new(bound, DEFAULT_MAX_FRAME_SIZE, metrics))
+    }
+
+    /// Records each write call's bytes.
+    #[derive(Default)]
+    struct Recorder(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_leave_in_one_write_in_order() {
+        let q = queue(1 << 20);
+        for id in 1..=3 {
+            q.push(&response(id, 10)).await.unwrap();
+        }
+        q.close();
+        let mut out = Recorder::default();
+        write_frames(&q, &mut out).await.unwrap();
+        assert_eq!(out.0.len(), 1, "one write for three frames");
+        let mut got = BytesMut::from(&out.0[0][..]);
+        for id in 1..=3 {
+            let frame = decode(&mut got, DEFAULT_MAX_FRAME_SIZE).unwrap();
+            assert_eq!(frame, Decoded::Frame(response(id, 10)));
+        }
+        assert!(got.is_empty());
+        assert_eq!(
+            q.metrics.render().lines().find(|l| l.starts_with("gateway_send_queue_bytes ")),
+            Some("gateway_send_queue_bytes 0")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_pushers_wait_and_a_huge_frame_goes_alone() {
+        let q = queue(100);
+        q.push(&response(1, 60)).await.unwrap();
+        let waiting = {
+            let q = q.clone();
+            tokio::spawn(async move { q.push(&response(2, 60)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "70 + 70 bytes exceed the bound of 100");
+        assert_eq!(q.queued_bytes(), 70);
+        let (_, permits) = q.take().await.unwrap();
+        q.room.add_permits(permits);
+        waiting.await.unwrap().unwrap();
+        let (_, permits) = q.take().await.unwrap();
+        q.room.add_permits(permits);
+        // Larger than the whole bound: takes all 100 permits and goes alone.
+        q.push(&response(3, 1000)).await.unwrap();
+        assert_eq!(q.take().await.unwrap().1, 100);
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_frames_and_frames_too_large_for_the_peer_are_refused() {
+        let metrics = Arc::new(Metrics::new(&Registry::new()));
+        let q = SendQueue::new(1 << 20, 65_536, metrics);
+        assert!(matches!(q.push(&response(1, 70_000)).await, Err(PushError::Encode(_))));
+        q.push(&response(1, 10)).await.unwrap();
+        q.close();
+        assert!(matches!(q.push(&response(2, 10)).await, Err(PushError::Closed)));
+        assert!(q.take().await.is_some(), "what was queued before closing is still sent");
+        assert!(q.take().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn finish_queues_a_last_frame_without_waiting_for_room() {
+        let q = queue(100);
+        q.push(&response(1, 90)).await.unwrap();
+        q.finish(&response(2, 10)).unwrap();
+        assert!(matches!(q.push(&response(3, 1)).await, Err(PushError::Closed)));
+        let (mut buf, _) = q.take().await.unwrap();
+        assert_eq!(
+            decode(&mut buf, DEFAULT_MAX_FRAME_SIZE).unwrap(),
+            Decoded::Frame(response(1, 90))
+        );
+        assert_eq!(
+            decode(&mut buf, DEFAULT_MAX_FRAME_SIZE).unwrap(),
+            Decoded::Frame(response(2, 10))
+        );
+        assert!(q.take().await.is_none());
+    }
+}

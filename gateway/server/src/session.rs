@@ -1,0 +1,449 @@
+//! One client connection, from HELLO to close (`docs/protocol.md` is normative).
+//!
+//! The session's own task reads: it waits for HELLO, answers WELCOME, then decodes frames and
+//! starts each REQUEST as a task of its own ([`crate::call`]), so calls run side by side and are
+//! answered in whatever order they finish. A writer task drains the connection's
+//! [`SendQueue`]. The reader never waits for a call; it waits for the queue only when the client
+//! stops reading its replies (see [`crate::send_queue`]).
+//!
+//! How a session ends:
+//! - the client closes or sends GOAWAY: its calls are cancelled (the services are told), nothing
+//!   more is sent;
+//! - the client breaks the protocol, or idles past `idle_timeout`: GOAWAY with the reason, calls
+//!   cancelled, close;
+//! - the gateway drains: GOAWAY `shutting_down` naming the last request it will answer, the calls
+//!   in flight finish (CANCELs are still honoured, new REQUESTs are not started), close. If the
+//!   drain bound passes first, the calls left are cancelled and answered `unavailable`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use gateway_core::Status;
+use gateway_protocol::{
+    CodecError, ErrorReply, Frame, FrameCodec, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE,
+    Request, VERSION, Welcome,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info};
+
+use crate::call::{self, Call};
+use crate::metrics::Shed;
+use crate::send_queue::{SendQueue, write_frames};
+use crate::server::Shared;
+
+/// How long a closing connection may take to flush its last frames, and then to let the client
+/// read them before the socket is dropped. Closing a socket with unread input makes the kernel
+/// send a reset, which can destroy the GOAWAY before the client reads it; reading until the
+/// client's EOF (bounded by this) avoids that.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
+
+/// What one connection shares between its reader, its call tasks and its writer.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) queue: SendQueue,
+    /// Cancellation of each call in flight that wants a reply, by request id. A std mutex:
+    /// held only to insert, remove or look up, never across an `.await`.
+    calls: Mutex<HashMap<u32, CancellationToken>>,
+    /// The connection's share of in-flight calls (`max_in_flight_per_connection`).
+    in_flight: Arc<Semaphore>,
+    /// Cancelled when the connection's calls must stop: the client went away, broke the
+    /// protocol, or the drain bound passed. Every call's token is a child of it.
+    stop: CancellationToken,
+    /// Set before `stop` is cancelled when the gateway gives up on the calls (drain bound) rather
+    /// than the client: those calls are still answered, with `unavailable`.
+    abandoned: AtomicBool,
+    /// The call tasks.
+    tasks: TaskTracker,
+}
+
+impl Connection {
+    /// Forgets call `request_id`: its answer is about to be sent, so from now on a CANCEL for it
+    /// is ignored and the client may reuse the id.
+    pub(crate) fn finish_call(&self, request_id: u32) {
+        self.calls.lock().expect("calls lock").remove(&request_id);
+    }
+
+    /// Whether the connection's calls were stopped all together (rather than one by a CANCEL).
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Whether a stopped call is answered: yes when the gateway abandoned it, no when the
+    /// client went away or the connection broke.
+    pub(crate) fn answers_stopped_calls(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+
+    fn calls_in_flight(&self) -> usize {
+        let max = self.shared.config.max_in_flight_per_connection as usize;
+        max - self.in_flight.available_permits()
+    }
+}
+
+/// Why the reading loop stopped.
+enum End {
+    /// The client closed the connection, sent GOAWAY, or the socket failed.
+    ClientGone,
+    /// The gateway closes the connection with this GOAWAY, abandoning the calls in flight.
+    Close(Goaway),
+    /// The gateway is draining.
+    Drain,
+}
+
+/// Serves one accepted connection until it closes. `_permit` is the connection's place under
+/// `max_connections`, released when this returns.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
+    shared.metrics.connection_opened();
+    // Replies are small and latency matters more than packet count: coalescing is done by the
+    // send queue, not by Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = FramedRead::new(read_half, FrameCodec::new(shared.config.max_frame_size));
+    let conn = Arc::new(Connection {
+        queue: SendQueue::new(
+            shared.config.send_queue_bytes,
+            MIN_MAX_FRAME_SIZE,
+            shared.metrics.clone(),
+        ),
+        calls: Mutex::new(HashMap::new()),
+        in_flight: Arc::new(Semaphore::new(shared.config.max_in_flight_per_connection as usize)),
+        stop: CancellationToken::new(),
+        abandoned: AtomicBool::new(false),
+        tasks: TaskTracker::new(),
+        shared,
+    });
+    let writer = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            if let Err(e) = write_frames(&conn.queue, write_half).await {
+                debug!(cause = %e, "writing to the client failed");
+            }
+        })
+    };
+
+    let end = match handshake(&mut reader, &conn).await {
+        Ok(hello) => {
+            debug!(%peer, client = %hello.client_name, "session open");
+            let mut session = Session { conn: conn.clone(), last_request_id: 0 };
+            let end = session.read(&mut reader).await;
+            match end {
+                End::Drain => session.drain(&mut reader).await,
+                end => end,
+            }
+        }
+        Err(end) => end,
+    };
+    let lingering = match end {
+        End::ClientGone => {
+            conn.stop.cancel();
+            conn.queue.close();
+            false
+        }
+        // The client may still be sending (requests after our GOAWAY, which are not started).
+        End::Drain => {
+            conn.stop.cancel();
+            conn.queue.close();
+            true
+        }
+        End::Close(goaway) => {
+            info!(%peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
+            conn.shared.metrics.goaway_sent(goaway.reason);
+            conn.stop.cancel();
+            // GOAWAY is the last frame: queued and the queue closed at once, so that no reply of
+            // a call stopping meanwhile slips in after it.
+            let _ = conn.queue.finish(&Frame::Goaway(goaway));
+            true
+        }
+    };
+    conn.tasks.close();
+    let closing = async {
+        conn.tasks.wait().await;
+        let _ = writer.await;
+        if lingering {
+            // Drain the client's input so that closing sends FIN, not RST (see `CLOSE_GRACE`).
+            let mut sink = [0u8; 4096];
+            let inner = reader.get_mut();
+            while matches!(inner.read(&mut sink).await, Ok(n) if n > 0) {}
+        }
+    };
+    if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
+        debug!(%peer, "connection did not close in time; dropping it");
+    }
+    conn.shared.metrics.connection_closed();
+}
+
+/// Waits for HELLO and answers WELCOME, or says how the connection ends.
+async fn handshake(reader: &mut Reader, conn: &Connection) -> Result<Hello, End> {
+    let shared = &conn.shared;
+    let first = tokio::select! {
+        biased;
+        _ = shared.draining.cancelled() => {
+            return Err(End::Close(Goaway::new(GoawayReason::SHUTTING_DOWN, "the gateway is shutting down")));
+        }
+        first = tokio::time::timeout(shared.config.handshake_timeout, reader.next()) => first,
+    };
+    let hello = match first {
+        Err(_) => {
+            return Err(close(
+                GoawayReason::HANDSHAKE_TIMEOUT,
+                "no HELLO within the handshake timeout",
+            ));
+        }
+        Ok(None) | Ok(Some(Err(CodecError::Io(_)))) => return Err(End::ClientGone),
+        Ok(Some(Err(e))) => return Err(protocol_error(&e)),
+        Ok(Some(Ok(Frame::Hello(hello)))) => hello,
+        Ok(Some(Ok(other))) => {
+            let what = format!("expected HELLO, got {}", other.frame_type().name());
+            return Err(close(GoawayReason::PROTOCOL_ERROR, what));
+        }
+    };
+    if hello.version < VERSION {
+        let what = format!(
+            "version {} is not spoken here; this server speaks version {VERSION}",
+            hello.version
+        );
+        return Err(close(GoawayReason::UNSUPPORTED_VERSION, what));
+    }
+    if hello.max_frame_size < MIN_MAX_FRAME_SIZE {
+        let what = format!("max_frame_size {} is below {MIN_MAX_FRAME_SIZE}", hello.max_frame_size);
+        return Err(close(GoawayReason::PROTOCOL_ERROR, what));
+    }
+    conn.queue.set_peer_max_frame_size(hello.max_frame_size);
+    let welcome = Frame::Welcome(Welcome {
+        version: VERSION,
+        max_frame_size: shared.config.max_frame_size,
+        max_in_flight: shared.config.max_in_flight_per_connection,
+        idle_timeout_ms: shared.config.idle_timeout_ms(),
+        server_id: shared.config.server_id.clone(),
+    });
+    conn.queue.push(&welcome).await.map_err(|_| End::ClientGone)?;
+    Ok(hello)
+}
+
+fn close(reason: GoawayReason, message: impl Into<String>) -> End {
+    End::Close(Goaway::new(reason, message))
+}
+
+fn protocol_error(e: &CodecError) -> End {
+    match e {
+        CodecError::Decode(d) => close(d.goaway_reason(), d.to_string()),
+        CodecError::Io(_) | CodecError::Encode(_) => End::ClientGone,
+    }
+}
+
+/// The reading side of an open session.
+struct Session {
+    conn: Arc<Connection>,
+    /// The id of the last REQUEST taken (answered at once or started), which a drain's GOAWAY
+    /// names. Fire-and-forget requests count: they were processed, so a client must not resend
+    /// them.
+    last_request_id: u32,
+}
+
+impl Session {
+    /// Reads frames until the connection must end.
+    async fn read(&mut self, reader: &mut Reader) -> End {
+        let shared = self.conn.shared.clone();
+        let idle = shared.config.idle_timeout;
+        // One timer for the session, re-armed only when it fires: receiving a frame just notes
+        // the time, which keeps the per-frame cost to reading the clock.
+        let mut last_frame = Instant::now();
+        let idle_timer = sleep_until(last_frame + idle);
+        tokio::pin!(idle_timer);
+        let draining = shared.draining.cancelled();
+        tokio::pin!(draining);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = &mut draining => return End::Drain,
+                frame = reader.next() => frame,
+                _ = &mut idle_timer, if !idle.is_zero() => {
+                    let now = Instant::now();
+                    if now < last_frame + idle {
+                        idle_timer.as_mut().reset(last_frame + idle);
+                    } else if self.conn.calls_in_flight() > 0 {
+                        // Only a connection with nothing in flight is idle; with calls running,
+                        // the clock starts again (so it closes within twice the timeout of
+                        // going quiet).
+                        idle_timer.as_mut().reset(now + idle);
+                    } else {
+                        return close(GoawayReason::IDLE_TIMEOUT, "the connection was idle");
+                    }
+                    continue;
+                }
+            };
+            last_frame = Instant::now();
+            let frame = match frame {
+                None | Some(Err(CodecError::Io(_))) => return End::ClientGone,
+                Some(Err(e)) => return protocol_error(&e),
+                Some(Ok(frame)) => frame,
+            };
+            match frame {
+                Frame::Request(request) => {
+                    if let Err(end) = self.request(request).await {
+                        return end;
+                    }
+                }
+                Frame::Cancel { request_id } => self.cancel(request_id),
+                Frame::Ping { data } => {
+                    if self.conn.queue.push(&Frame::Pong { data }).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                Frame::Pong { .. } => {}
+                // A client's GOAWAY: it is leaving, and its calls are cancelled.
+                Frame::Goaway(_) => return End::ClientGone,
+                Frame::Hello(_) => return close(GoawayReason::PROTOCOL_ERROR, "a second HELLO"),
+                other @ (Frame::Welcome(_) | Frame::Response(_) | Frame::Error(_)) => {
+                    let what = format!("{} goes from server to client", other.frame_type().name());
+                    return close(GoawayReason::PROTOCOL_ERROR, what);
+                }
+            }
+        }
+    }
+
+    /// Takes one REQUEST: refuses it at once (unknown method, over a bound) or starts its call.
+    async fn request(&mut self, request: Request) -> Result<(), End> {
+        let conn = &self.conn;
+        let shared = &conn.shared;
+        let id = request.request_id;
+        if id == 0 {
+            return Err(close(GoawayReason::PROTOCOL_ERROR, "request id 0"));
+        }
+        let wants_reply = !request.fire_and_forget;
+        if wants_reply && conn.calls.lock().expect("calls lock").contains_key(&id) {
+            return Err(close(
+                GoawayReason::PROTOCOL_ERROR,
+                format!("request id {id} is in flight"),
+            ));
+        }
+        self.last_request_id = id;
+        let Some(route) = shared.registry.route(request.method_id) else {
+            shared.metrics.unknown_method();
+            let message = format!("unknown method id {:#010x}", request.method_id);
+            return self.refuse(&request, Status::unimplemented(message)).await;
+        };
+        let permits = match self.permits() {
+            Ok(permits) => permits,
+            Err(bound) => {
+                shared.metrics.shed(bound);
+                shared.metrics.call_refused(route.index, gateway_core::Code::ResourceExhausted);
+                let message = match bound {
+                    Shed::Connection => "too many requests in flight on this connection",
+                    Shed::Global => "the gateway has too many requests in flight",
+                };
+                return self.refuse(&request, Status::resource_exhausted(message)).await;
+            }
+        };
+        let timeout = match request.timeout_ms {
+            0 => shared.config.default_timeout,
+            ms => Duration::from_millis(u64::from(ms)),
+        }
+        .min(shared.config.max_timeout);
+        let cancel = conn.stop.child_token();
+        if wants_reply {
+            conn.calls.lock().expect("calls lock").insert(id, cancel.clone());
+        }
+        let call = Call {
+            conn: conn.clone(),
+            route: route.index,
+            request_id: id,
+            fire_and_forget: request.fire_and_forget,
+            payload: request.payload,
+            timeout,
+            cancel,
+            received: std::time::Instant::now(),
+            _permits: permits,
+        };
+        shared.metrics.call_started();
+        conn.tasks.spawn(call::run(call));
+        Ok(())
+    }
+
+    /// A place under both in-flight caps, or the bound that is full.
+    fn permits(&self) -> Result<[OwnedSemaphorePermit; 2], Shed> {
+        let mine = self.conn.in_flight.clone().try_acquire_owned().map_err(|_| Shed::Connection)?;
+        let global = self
+            .conn
+            .shared
+            .in_flight_total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Shed::Global)?;
+        Ok([mine, global])
+    }
+
+    /// Answers `request` at once with `status`, unless it is fire-and-forget (those are dropped
+    /// silently, as the protocol says).
+    async fn refuse(&self, request: &Request, status: Status) -> Result<(), End> {
+        if request.fire_and_forget {
+            return Ok(());
+        }
+        let frame = Frame::Error(ErrorReply {
+            request_id: request.request_id,
+            status,
+            details: bytes::Bytes::new(),
+        });
+        self.conn.queue.push(&frame).await.map_err(|_| End::ClientGone)
+    }
+
+    fn cancel(&self, request_id: u32) {
+        // An id not in flight: the answer crossed the CANCEL on the wire; ignored.
+        if let Some(call) = self.conn.calls.lock().expect("calls lock").get(&request_id) {
+            call.cancel();
+        }
+    }
+
+    /// Drains the session: GOAWAY `shutting_down`, then waits for the calls in flight (still
+    /// honouring CANCEL) until they are done, the client leaves, or the drain bound passes.
+    async fn drain(&self, reader: &mut Reader) -> End {
+        let conn = &self.conn;
+        let goaway = Frame::Goaway(Goaway {
+            last_request_id: self.last_request_id,
+            ..Goaway::new(GoawayReason::SHUTTING_DOWN, "the gateway is shutting down")
+        });
+        conn.shared.metrics.goaway_sent(GoawayReason::SHUTTING_DOWN);
+        if conn.queue.push(&goaway).await.is_err() {
+            return End::ClientGone;
+        }
+        conn.tasks.close();
+        loop {
+            tokio::select! {
+                biased;
+                _ = conn.tasks.wait() => return End::Drain,
+                _ = conn.shared.abandon.cancelled() => {
+                    conn.abandoned.store(true, Ordering::Release);
+                    conn.stop.cancel();
+                    conn.tasks.wait().await;
+                    return End::Drain;
+                }
+                frame = reader.next() => match frame {
+                    None | Some(Err(_)) | Some(Ok(Frame::Goaway(_))) => return End::ClientGone,
+                    Some(Ok(Frame::Cancel { request_id })) => self.cancel(request_id),
+                    // After GOAWAY no new work starts and nothing but replies is sent (so no
+                    // PONG): the client knows from `last_request_id` what to send elsewhere.
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The `gateway` binary itself: `--help`, configuration errors, and a real run stopped by
+//! SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use gateway::config::KEYS;
+
+fn gateway() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    // The developer's environment must not change what the tests see.
+    for key in KEYS {
+        cmd.env_remove(gateway::config::env_var(key.name));
+    }
+    cmd
+}
+
+#[test]
+fn help_describes_every_setting() {
+    let out = gateway().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for key in KEYS {
+        let flag = format!("--{}", key.name.replace('_', "-"));
+        assert!(help.contains(&flag), "no {flag} in\n{help}");
+        assert!(help.contains(&format!("[default: {}]", key.default)), "no default of {flag}");
+        assert!(help.contains(&gateway::config::env_var(key.name)), "no env var of {flag}");
+    }
+}
+
+#[test]
+fn invalid_settings_exit_with_the_key_and_value() {
+    let out = gateway().env("GATEWAY_MAX_IN_FLIGHT_PER_CONNECTION", "0").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "max_in_flight_per_connection = \"0\" (from environment variable \
+             `GATEWAY_MAX_IN_FLIGHT_PER_CONNECTION`): must be at least 1"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_binary_serves_some_api_and_stops_on_sigterm() {
+    let mut child = gateway()
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The log line announcing the listener carries the port chosen.
+    let addr = logs
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.split("listen=").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .expect("the gateway logs its address");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = gateway_client::ClientConfig::new([addr]);
+        let client =
+            tokio::time::timeout(Duration::from_secs(10), gateway_client::Client::connect(config))
+                .await
+                .unwrap()
+                .unwrap();
+        let api = some_api::SomeApiClient::new(client.clone());
+        let reply = api.sum(some_api::RequestSumT { a: 2, b: 3 }).await.unwrap();
+        assert_eq!(reply.get().sum(), 5);
+        client.close().await;
+    });
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    // Bounded: the drain has nothing to wait for.
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let Ok(status) = rx.recv_timeout(Duration::from_secs(20)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("the gateway did not stop on SIGTERM");
+    };
+    let status = status.unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,220 @@
+//! Bounds and misbehaving clients: in-flight caps, the connection limit, malformed and oversized
+//! frames, handshake and idle timeouts, and many connections at once.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::Code;
+use gateway_protocol::{Frame, GoawayReason, Hello, MIN_MAX_FRAME_SIZE};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_requests_get_resource_exhausted_at_once() {
+    let gw =
+        TestGateway::start(gateway::Config { max_in_flight_per_connection: 4, ..config() }).await;
+    let mut client = gw.client().await;
+    for id in 1..=4 {
+        client.call(id, HANG, 0, b"").await;
+    }
+    client.call(5, ECHO, 0, b"one too many").await;
+    let error = client.expect_error().await;
+    assert_eq!((error.request_id, error.status.code()), (5, Code::ResourceExhausted));
+    assert!(error.status.retryable());
+    // Another connection has its own cap.
+    let mut other = gw.client().await;
+    other.call(1, ECHO, 0, b"ok").await;
+    assert!(matches!(other.recv().await, Frame::Response(r) if r.request_id == 1));
+    assert_eq!(gw.metric("gateway_shed_total{bound=\"connection\"}").await, 1.0);
+    assert_eq!(gw.metric("gateway_requests_in_flight").await, 4.0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_global_cap_every_connection_is_refused() {
+    let gw = TestGateway::start(gateway::Config { max_in_flight_total: 2, ..config() }).await;
+    let mut first = gw.client().await;
+    first.call(1, HANG, 0, b"").await;
+    first.call(2, HANG, 0, b"").await;
+    gw.observed
+        .wait_for("hanging handlers", 2, |o| o.hanging.load(std::sync::atomic::Ordering::SeqCst))
+        .await;
+    let mut second = gw.client().await;
+    second.call(1, ECHO, 0, b"").await;
+    assert_eq!(second.expect_error().await.status.code(), Code::ResourceExhausted);
+    assert_eq!(gw.metric("gateway_shed_total{bound=\"global\"}").await, 1.0);
+    // Freeing a place lets calls through again.
+    first.send(Frame::Cancel { request_id: 1 }).await;
+    assert_eq!(first.expect_error().await.status.code(), Code::Cancelled);
+    second.call(2, ECHO, 0, b"").await;
+    assert!(matches!(second.recv().await, Frame::Response(r) if r.request_id == 2));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_limit_clients_get_goaway_too_many_connections() {
+    let gw = TestGateway::start(gateway::Config { max_connections: 2, ..config() }).await;
+    let _a = gw.client().await;
+    let mut b = gw.client().await;
+    let mut c = RawClient::connect(gw.addr).await;
+    let goaway = c.expect_goaway().await;
+    assert_eq!(goaway.reason, GoawayReason::TOO_MANY_CONNECTIONS);
+    assert!(goaway.reconnect);
+    b.call(1, ECHO, 0, b"").await;
+    assert!(matches!(b.recv().await, Frame::Response(_)));
+    assert_eq!(gw.metric("gateway_connections_rejected_total").await, 1.0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_only_their_own_connection() {
+    let gw = TestGateway::start(config()).await;
+    let mut bystander = gw.client().await;
+    // An unknown frame type without the ignorable flag.
+    let mut bad = gw.client().await;
+    bad.send_raw(&[3, 0, 0, 0, 0x7f, 0x00, 0xaa]).await;
+    assert_eq!(bad.expect_goaway().await.reason, GoawayReason::PROTOCOL_ERROR);
+    // Request id 0.
+    let mut zero = gw.client().await;
+    zero.call(0, ECHO, 0, b"").await;
+    assert_eq!(zero.expect_goaway().await.reason, GoawayReason::PROTOCOL_ERROR);
+    // A request id already in flight.
+    let mut twice = gw.client().await;
+    twice.call(7, HANG, 0, b"").await;
+    twice.call(7, ECHO, 0, b"").await;
+    let goaway = twice.expect_goaway().await;
+    assert_eq!((goaway.reason, goaway.reconnect), (GoawayReason::PROTOCOL_ERROR, false));
+    // A frame that only servers send.
+    let mut backwards = gw.client().await;
+    backwards.send(Frame::Cancel { request_id: 1 }).await; // fine: ignored
+    backwards
+        .send(Frame::Response(gateway_protocol::Response { request_id: 1, payload: Bytes::new() }))
+        .await;
+    assert_eq!(backwards.expect_goaway().await.reason, GoawayReason::PROTOCOL_ERROR);
+
+    bystander.call(1, ECHO, 0, b"unharmed").await;
+    assert!(matches!(bystander.recv().await, Frame::Response(r) if r.payload == "unharmed"));
+    assert_eq!(gw.metric("gateway_protocol_errors_total").await, 4.0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_gets_frame_too_large_from_its_prefix_alone() {
+    let gw = TestGateway::start(gateway::Config { max_frame_size: MIN_MAX_FRAME_SIZE, ..config() })
+        .await;
+    let mut bystander = gw.client().await;
+    let mut big = gw.client().await;
+    // Only the length prefix is sent: the server must not wait for the frame's bytes.
+    big.send_raw(&(MIN_MAX_FRAME_SIZE + 1).to_le_bytes()).await;
+    let goaway = big.expect_goaway().await;
+    assert_eq!((goaway.reason, goaway.reconnect), (GoawayReason::FRAME_TOO_LARGE, false));
+    bystander.call(1, ECHO, 0, b"").await;
+    assert!(matches!(bystander.recv().await, Frame::Response(_)));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_handshake_is_refused_with_its_reason() {
+    let gw = TestGateway::start(config()).await;
+    let mut early = RawClient::connect(gw.addr).await;
+    early.call(1, ECHO, 0, b"").await;
+    assert_eq!(early.expect_goaway().await.reason, GoawayReason::PROTOCOL_ERROR);
+
+    let hello = |version, max_frame_size| {
+        Frame::Hello(Hello {
+            version,
+            max_frame_size,
+            client_name: String::new(),
+            token: Bytes::new(),
+        })
+    };
+    let mut old = RawClient::connect(gw.addr).await;
+    old.send(hello(0, MIN_MAX_FRAME_SIZE)).await;
+    let goaway = old.expect_goaway().await;
+    assert_eq!(goaway.reason, GoawayReason::UNSUPPORTED_VERSION);
+    assert!(goaway.message.contains("version 1"), "{}", goaway.message);
+
+    let mut newer = RawClient::connect(gw.addr).await;
+    newer.send(hello(9, MIN_MAX_FRAME_SIZE)).await;
+    assert!(
+        matches!(newer.recv().await, Frame::Welcome(w) if w.version == 1),
+        "the highest common version"
+    );
+
+    let mut tiny = RawClient::connect(gw.addr).await;
+    tiny.send(hello(1, 1000)).await;
+    assert_eq!(tiny.expect_goaway().await.reason, GoawayReason::PROTOCOL_ERROR);
+    gw.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_without_hello_is_closed_at_the_handshake_timeout() {
+    let gw = TestGateway::start(gateway::Config {
+        handshake_timeout: Duration::from_secs(5),
+        ..config()
+    })
+    .await;
+    let start = tokio::time::Instant::now();
+    let mut silent = RawClient::connect(gw.addr).await;
+    let goaway = silent.expect_goaway().await;
+    assert_eq!((goaway.reason, goaway.reconnect), (GoawayReason::HANDSHAKE_TIMEOUT, false));
+    assert!(start.elapsed() >= Duration::from_secs(5));
+    gw.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_but_not_one_pinging_or_with_a_call_in_flight() {
+    // Paused time: the test's own bounded waits (10 s) are virtual too, so the timers stay below.
+    let idle_timeout = Duration::from_secs(3);
+    let gw = TestGateway::start(gateway::Config { idle_timeout, ..config() }).await;
+    let mut busy = gw.client().await;
+    busy.call(1, SLOW, 0, &millis(8_000)).await;
+    let start = tokio::time::Instant::now();
+    let mut idle = gw.client().await;
+    let goaway = idle.expect_goaway().await;
+    assert_eq!((goaway.reason, goaway.reconnect), (GoawayReason::IDLE_TIMEOUT, true));
+    assert!(start.elapsed() >= idle_timeout);
+    // Frames keep a connection alive: PINGs every 2 s outlive the 3 s timeout.
+    let mut pinger = gw.client().await;
+    for data in 0..3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        pinger.send(Frame::Ping { data }).await;
+        assert_eq!(pinger.recv().await, Frame::Pong { data });
+    }
+    // The busy connection outlived the idle timeout because its call was in flight.
+    let reply = busy.recv().await;
+    assert!(matches!(reply, Frame::Response(r) if r.request_id == 1));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connections_each_make_a_call() {
+    let gw = TestGateway::start(config()).await;
+    let addr = gw.addr;
+    let clients: Vec<_> = (0..1000u32)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut client = RawClient::connect(addr).await;
+                client.hello().await;
+                client.call(1, ECHO, 0, &i.to_le_bytes()).await;
+                let reply = client.recv().await;
+                (client, reply)
+            })
+        })
+        .collect();
+    let mut open = Vec::new();
+    for (i, task) in clients.into_iter().enumerate() {
+        let (client, reply) = task.await.unwrap();
+        let expected = Bytes::copy_from_slice(&(i as u32).to_le_bytes());
+        assert!(matches!(reply, Frame::Response(r) if r.payload == expected));
+        open.push(client);
+    }
+    assert_eq!(gw.metric("gateway_connections").await, 1000.0);
+    assert_eq!(
+        gw.metric("gateway_requests_total{method=\"test.Timing.echo\",code=\"ok\"}").await,
+        1000.0
+    );
+    drop(open);
+    gw.stop().await;
+}

@@ -1,0 +1,332 @@
+//! What the integration tests share: a gateway started in-process on port 0 with a `LocalBus`,
+//! the example `SomeApi` and a hand-written test service on `ServiceRuntime`s, and a raw
+//! protocol client speaking `gateway-protocol` frames.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use gateway::{Config, Registry};
+use gateway_bus::{Bus, LocalBus, ServeOptions, ServiceRuntime};
+use gateway_core::{BoxFuture, CallContext, Dispatch, MethodDesc, ServiceDesc, Status};
+use gateway_protocol::{
+    DEFAULT_MAX_FRAME_SIZE, ErrorReply, Frame, FrameCodec, Goaway, Hello, Request, VERSION, Welcome,
+};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+/// Every wait in the tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const ECHO: u32 = 0x7e57_0001;
+pub const SLOW: u32 = 0x7e57_0002;
+pub const HANG: u32 = 0x7e57_0003;
+/// Registered with the gateway but served by nobody.
+pub const ORPHAN: u32 = 0x7e57_00ff;
+
+const fn method(id: u32, name: &'static str) -> MethodDesc {
+    MethodDesc {
+        id,
+        name,
+        request: "test.Bytes",
+        response: Some("test.Bytes"),
+        idempotent: false,
+        writes: false,
+    }
+}
+
+/// The test service: `echo` answers its payload at once; `slow` sleeps for the number of
+/// milliseconds its payload holds (u32 LE), then echoes it; `hang` never answers and counts the
+/// cancellations its handlers see.
+pub static TEST_SERVICE: ServiceDesc = ServiceDesc {
+    name: "test.Timing",
+    methods: &[
+        method(ECHO, "test.Timing.echo"),
+        method(SLOW, "test.Timing.slow"),
+        method(HANG, "test.Timing.hang"),
+    ],
+    topics: &[],
+    errors: &[],
+};
+
+pub static ORPHAN_SERVICE: ServiceDesc = ServiceDesc {
+    name: "test.Orphan",
+    methods: &[method(ORPHAN, "test.Orphan.lonely")],
+    topics: &[],
+    errors: &[],
+};
+
+/// What the test service's handlers observed.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// `hang` handlers started.
+    pub hanging: AtomicUsize,
+    /// `hang` handlers whose `CallContext` was cancelled.
+    pub cancelled: AtomicUsize,
+    pub changed: Notify,
+}
+
+impl Observed {
+    /// Waits (bounded) until `count(self)` reaches `n`.
+    pub async fn wait_for(&self, what: &str, n: usize, count: impl Fn(&Observed) -> usize) {
+        let reached = async {
+            loop {
+                let notified = self.changed.notified();
+                if count(self) >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(WAIT, reached)
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not reach {n} (now {})", count(self)));
+    }
+}
+
+#[derive(Debug)]
+struct TestService(Arc<Observed>);
+
+impl Dispatch for TestService {
+    fn descriptor(&self) -> &'static ServiceDesc {
+        &TEST_SERVICE
+    }
+
+    fn dispatch(
+        &self,
+        ctx: CallContext,
+        request: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes, Status>> {
+        let observed = self.0.clone();
+        Box::pin(async move {
+            match ctx.method_id() {
+                ECHO => Ok(request),
+                SLOW => {
+                    let ms =
+                        request.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
+                    tokio::time::sleep(Duration::from_millis(ms.into())).await;
+                    Ok(request)
+                }
+                HANG => {
+                    // Counts the cancellation even when the runtime drops this future: the
+                    // guard's drop runs after the context is cancelled.
+                    struct Guard(Arc<Observed>, CallContext);
+                    impl Drop for Guard {
+                        fn drop(&mut self) {
+                            if self.1.is_cancelled() {
+                                self.0.cancelled.fetch_add(1, Ordering::SeqCst);
+                                self.0.changed.notify_waiters();
+                            }
+                        }
+                    }
+                    let _guard = Guard(observed.clone(), ctx.clone());
+                    observed.hanging.fetch_add(1, Ordering::SeqCst);
+                    observed.changed.notify_waiters();
+                    ctx.cancelled().await;
+                    Err(Status::cancelled("cancelled"))
+                }
+                other => Err(Status::unimplemented(format!("no method {other}"))),
+            }
+        })
+    }
+}
+
+/// A gateway running in this process.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub observed: Arc<Observed>,
+    pub shutdown: CancellationToken,
+    services: CancellationToken,
+    task: JoinHandle<Result<(), gateway::Error>>,
+}
+
+/// A config for tests: loopback, port 0, generous limits unless a test lowers them, and a short
+/// drain so that stopping a gateway with hanging calls is quick.
+pub fn config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        drain_timeout: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+impl TestGateway {
+    pub async fn start(config: Config) -> TestGateway {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let services = CancellationToken::new();
+        let observed = Arc::new(Observed::default());
+        let options = ServeOptions { concurrency: 100_000, ..ServeOptions::default() };
+        ServiceRuntime::new(bus.clone(), Arc::new(TestService(observed.clone())))
+            .with_options(options.clone())
+            .start(services.clone())
+            .await
+            .unwrap();
+        let calculator = Arc::new(some_api::SomeApiServer::new(some_api::Calculator::default()));
+        ServiceRuntime::new(bus.clone(), calculator)
+            .with_options(options)
+            .start(services.clone())
+            .await
+            .unwrap();
+        let mut registry = Registry::new();
+        registry.register(&TEST_SERVICE).unwrap();
+        registry.register(&ORPHAN_SERVICE).unwrap();
+        registry.register(&some_api::DESCRIPTOR).unwrap();
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let admin = tokio::net::TcpListener::bind(config.admin_listen).await.unwrap();
+        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task =
+            tokio::spawn(gateway::run(config, listener, admin, bus, registry, shutdown.clone()));
+        TestGateway { addr, admin: admin_addr, observed, shutdown, services, task }
+    }
+
+    /// Shuts the gateway down and waits (bounded) for `run` to return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT * 2, self.task).await.expect("gateway stops").unwrap().unwrap();
+        self.services.cancel();
+    }
+
+    /// Waits (bounded) for `run` to return after its shutdown token was cancelled.
+    pub async fn stopped(self) {
+        tokio::time::timeout(WAIT * 2, self.task).await.expect("gateway stops").unwrap().unwrap();
+        self.services.cancel();
+    }
+
+    /// A raw client that has completed the handshake.
+    pub async fn client(&self) -> RawClient {
+        let mut client = RawClient::connect(self.addr).await;
+        let welcome = client.hello().await;
+        assert_eq!(welcome.version, VERSION);
+        client
+    }
+
+    /// GET `path` on the admin port: status code and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.admin).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(WAIT, stream.read_to_string(&mut response)).await.unwrap().unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+        (status, body)
+    }
+
+    /// The value of the metrics line `series` (e.g. `gateway_connections`).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.admin_get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{series}` in\n{body}"))
+    }
+}
+
+/// A client speaking raw frames.
+pub struct RawClient {
+    pub framed: Framed<TcpStream, FrameCodec>,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        RawClient { framed: Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_SIZE)) }
+    }
+
+    pub async fn send(&mut self, frame: Frame) {
+        self.framed.send(frame).await.unwrap();
+    }
+
+    /// Sends raw bytes (for malformed input).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.framed.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    pub async fn hello(&mut self) -> Welcome {
+        self.send(Frame::Hello(Hello {
+            version: VERSION,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            client_name: "test".into(),
+            token: Bytes::new(),
+        }))
+        .await;
+        match self.recv().await {
+            Frame::Welcome(w) => {
+                self.framed.codec_mut().set_peer_max_frame_size(w.max_frame_size);
+                w
+            }
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    pub async fn call(&mut self, request_id: u32, method_id: u32, timeout_ms: u32, payload: &[u8]) {
+        self.send(request(request_id, method_id, timeout_ms, payload)).await;
+    }
+
+    /// The next frame (bounded wait); panics when the connection ends first.
+    pub async fn recv(&mut self) -> Frame {
+        self.try_recv().await.expect("connection ended")
+    }
+
+    /// The next frame, or `None` when the server closed the connection.
+    pub async fn try_recv(&mut self) -> Option<Frame> {
+        match tokio::time::timeout(WAIT, self.framed.next()).await {
+            Ok(Some(Ok(frame))) => Some(frame),
+            Ok(Some(Err(e))) => panic!("bad frame from the server: {e}"),
+            Ok(None) => None,
+            Err(_) => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    /// Expects a GOAWAY and then the end of the connection.
+    pub async fn expect_goaway(&mut self) -> Goaway {
+        let goaway = match self.recv().await {
+            Frame::Goaway(g) => g,
+            other => panic!("expected GOAWAY, got {other:?}"),
+        };
+        assert_eq!(self.try_recv().await, None, "GOAWAY is the last frame");
+        goaway
+    }
+
+    pub async fn expect_error(&mut self) -> ErrorReply {
+        match self.recv().await {
+            Frame::Error(e) => e,
+            other => panic!("expected ERROR, got {other:?}"),
+        }
+    }
+}
+
+pub fn request(request_id: u32, method_id: u32, timeout_ms: u32, payload: &[u8]) -> Frame {
+    Frame::Request(Request {
+        request_id,
+        method_id,
+        timeout_ms,
+        fire_and_forget: false,
+        payload: Bytes::copy_from_slice(payload),
+    })
+}
+
+/// The `slow` method's payload: sleep this long.
+pub fn millis(ms: u32) -> [u8; 4] {
+    ms.to_le_bytes()
+}
+
+/// Frames encoded back to back, for sending in one write.
+pub fn encode_all(frames: &[Frame]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    for f in frames {
+        f.encode(&mut buf, DEFAULT_MAX_FRAME_SIZE).unwrap();
+    }
+    buf
+}
