@@ -1,5 +1,5 @@
 //! The `gateway` command: one process with the gateway, the in-process bus and the example
-//! services (`examples/some_api`'s `Calculator`).
+//! services (`examples/some_api`'s `Calculator`, `examples/echo`'s `Echoer`).
 //!
 //! Run with: `cargo run -p gateway -- --help`
 //!
@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use gateway::{Args, Config, Registry};
 use gateway_bus::{Bus, LocalBus, ServiceRuntime};
+use echo::{EchoServer, Echoer};
 use some_api::{Calculator, SomeApiServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -55,12 +56,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The services stop after the gateway has drained, so calls in flight can still finish.
     let services_stop = CancellationToken::new();
     let calculator = Arc::new(SomeApiServer::new(Calculator::default()));
-    let serving = ServiceRuntime::new(bus.clone(), calculator)
+    let some_api = ServiceRuntime::new(bus.clone(), calculator)
         .start(services_stop.clone())
         .await
-        .context("cannot start the example service")?;
+        .context("cannot start the SomeApi example service")?;
+    let echo = ServiceRuntime::new(bus.clone(), Arc::new(EchoServer::new(Echoer)))
+        .start(services_stop.clone())
+        .await
+        .context("cannot start the Echo example service")?;
     let mut registry = Registry::new();
     registry.register(&some_api::DESCRIPTOR)?;
+    registry.register(&echo::DESCRIPTOR)?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -72,7 +78,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(signals(shutdown.clone()));
     gateway::run(config, listener, admin, bus, registry, shutdown).await?;
     services_stop.cancel();
-    serving.stopped().await;
+    some_api.stopped().await;
+    echo.stopped().await;
     Ok(())
 }
 
