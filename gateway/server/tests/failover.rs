@@ -17,7 +17,9 @@ async fn a_draining_gateway_hands_its_clients_to_the_next_one() {
     let client = Client::connect(client_config).await.unwrap();
     let api = SomeApiClient::new(client.clone());
     assert_eq!(api.sum(RequestSumT { a: 1, b: 2 }).await.unwrap().get().sum(), 3);
-    let calls_on_first = first.metric("gateway_requests_total{method=\"examples.some_api.SomeApi.sum\",code=\"ok\"}").await;
+    let calls_on_first = first
+        .metric("gateway_requests_total{method=\"examples.some_api.SomeApi.sum\",code=\"ok\"}")
+        .await;
     assert_eq!(calls_on_first, 1.0);
 
     // The first gateway drains: GOAWAY with the reconnect flag, then it closes.
@@ -28,7 +30,9 @@ async fn a_draining_gateway_hands_its_clients_to_the_next_one() {
         let reply = api.sum(RequestSumT { a: i, b: 1 }).await.unwrap();
         assert_eq!(reply.get().sum(), i + 1);
     }
-    let calls_on_second = second.metric("gateway_requests_total{method=\"examples.some_api.SomeApi.sum\",code=\"ok\"}").await;
+    let calls_on_second = second
+        .metric("gateway_requests_total{method=\"examples.some_api.SomeApi.sum\",code=\"ok\"}")
+        .await;
     assert_eq!(calls_on_second, 20.0);
     client.close().await;
     second.stop().await;
