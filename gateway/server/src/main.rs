@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Registry};
 use gateway_bus::{Bus, LocalBus, ServiceRuntime};
-use echo::{EchoServer, Echoer};
 use some_api::{Calculator, SomeApiServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
