@@ -64,6 +64,7 @@ pub mod subject;
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -74,9 +75,10 @@ use gateway_core::{BoxFuture, Code, Status};
 use tokio::sync::mpsc;
 
 /// Name/value pairs sent with a message, like NATS headers. Names are case-sensitive ASCII;
-/// the order is kept.
+/// the order is kept. Names are usually the contract's constants, so a `&'static str` name is
+/// kept as it is rather than copied into a `String` for every message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+pub struct Headers(Vec<(Cow<'static, str>, String)>);
 
 impl Headers {
     pub fn new() -> Headers {
@@ -89,7 +91,7 @@ impl Headers {
     }
 
     /// Sets `name` to `value`, replacing every earlier value.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         let name = name.into();
         self.0.retain(|(n, _)| *n != name);
         self.0.push((name, value.into()));
@@ -101,7 +103,7 @@ impl Headers {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {

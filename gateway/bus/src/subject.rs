@@ -53,39 +53,65 @@ pub fn has_wildcard(pattern: &str) -> bool {
 }
 
 /// True if the valid `pattern` matches the valid `subject`.
+///
+/// This runs for every wildcard subscription on every message, so it walks the subject once,
+/// comparing each literal token of the pattern as a prefix, instead of splitting both strings.
 pub fn matches(pattern: &str, subject: &str) -> bool {
-    let mut subject_tokens = subject.split('.');
-    for token in pattern.split('.') {
+    let mut rest = subject;
+    let mut tokens = pattern.split('.').peekable();
+    while let Some(token) = tokens.next() {
         if token == REST {
             // `>` needs at least one token to stand for.
-            return subject_tokens.next().is_some();
+            return !rest.is_empty();
         }
-        match subject_tokens.next() {
-            Some(s) if token == ONE || token == s => {}
+        let after = if token == ONE {
+            // A valid subject has no empty token, so one token is everything up to the next dot.
+            if rest.is_empty() {
+                return false;
+            }
+            rest.find('.').map_or("", |dot| &rest[dot..])
+        } else {
+            match rest.strip_prefix(token) {
+                Some(after) => after,
+                None => return false,
+            }
+        };
+        rest = match (after.strip_prefix('.'), tokens.peek()) {
+            (Some(next), Some(_)) => next,
+            (None, None) if after.is_empty() => return true,
             _ => return false,
-        }
+        };
     }
-    subject_tokens.next().is_none()
+    false
 }
 
+/// One pass over the bytes: subjects are checked on every publish and request, so this avoids
+/// per-token iterators and decodes characters only for the rare non-ASCII token.
 fn validate(text: &str, allow_wildcards: bool) -> Result<(), BusError> {
     let invalid = |reason| Err(BusError::InvalidSubject { subject: text.to_owned(), reason });
     if text.is_empty() {
         return invalid("the subject is empty");
     }
-    let mut tokens = text.split('.').peekable();
-    while let Some(token) = tokens.next() {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for end in (0..=bytes.len()).filter(|&i| i == bytes.len() || bytes[i] == b'.') {
+        let token = &text[start..end];
+        let is_last = end == bytes.len();
+        start = end + 1;
         if token.is_empty() {
             return invalid("a token is empty");
         }
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // ASCII whitespace and control characters are exactly the bytes up to space, and DEL.
+        let ascii_bad = token.bytes().any(|b| b <= b' ' || b == 0x7f);
+        let bad = |c: char| c.is_whitespace() || c.is_control();
+        if ascii_bad || (!token.is_ascii() && token.chars().any(bad)) {
             return invalid("a token contains a space or a control character");
         }
         if token == ONE || token == REST {
             if !allow_wildcards {
                 return invalid("wildcards are only allowed in subscriptions");
             }
-            if token == REST && tokens.peek().is_some() {
+            if token == REST && !is_last {
                 return invalid("`>` must be the last token");
             }
         }
@@ -175,6 +201,8 @@ mod tests {
         assert!(!matches("a.*", "a.b.c"));
         assert!(!matches("a.*.c", "a.x.d"));
         assert!(!matches("*", "a.b"));
+        assert!(!matches("a.*.c", "a.b"));
+        assert!(!matches("ab.*", "a.b"), "a literal token is matched whole");
     }
 
     #[test]
@@ -187,6 +215,7 @@ mod tests {
         assert!(!matches("a.>", "a"));
         assert!(!matches("a.*.>", "a.b"));
         assert!(!matches("a.>", "b.c"));
+        assert!(!matches("a.b.>", "a.bc.d"), "a literal token is matched whole");
     }
 
     #[test]

@@ -375,7 +375,9 @@ impl Session {
             _permits: permits,
         };
         shared.metrics.call_started();
-        conn.tasks.spawn(call::run(call));
+        // Boxed: the call's future is large, and spawning moves it several times before it
+        // reaches the task's cell; a box moves as a pointer.
+        conn.tasks.spawn(Box::pin(call::run(call)));
         Ok(())
     }
 

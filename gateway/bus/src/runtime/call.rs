@@ -107,7 +107,9 @@ impl Calls {
             return self.answer(message.reply.as_deref(), Err(status)).await;
         };
         let call = self.admit(method_id, timeout, message);
-        tracker.spawn(self.clone().serve(call, permit));
+        // Boxed: the call's future is large (it holds the handler's), and spawning moves it
+        // several times before it reaches the task's cell; a box moves as a pointer.
+        tracker.spawn(Box::pin(self.clone().serve(call, permit)));
     }
 
     /// The method id from `rpc-method`, or else from the subject.
