@@ -75,10 +75,11 @@ def hello(version, max_frame_size, client_name, token, flags=0, extra=b""):
     return body, value
 
 
-def welcome(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id):
+def welcome(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id,
+            auth_expires_in_ms=0):
     body = frame(
         WELCOME, 0, u16(version), u32(max_frame_size), u32(max_in_flight), u32(idle_timeout_ms),
-        short(server_id),
+        short(server_id), u32(auth_expires_in_ms),
     )
     value = {
         "type": "welcome",
@@ -87,6 +88,7 @@ def welcome(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id):
         "max_in_flight": max_in_flight,
         "idle_timeout_ms": idle_timeout_ms,
         "server_id": server_id,
+        "auth_expires_in_ms": auth_expires_in_ms,
     }
     return body, value
 
@@ -162,7 +164,7 @@ def frames():
         ("hello, version 1, default limit, named, no token",
          hello(1, MAX_FRAME_SIZE, "device-tracker/1.4", b"")),
         ("hello, unnamed, with a token", hello(1, 65536, "", b"eyJhbGciOi.x.y")),
-        ("welcome", welcome(1, MAX_FRAME_SIZE, 256, 30000, "gw-eu-1")),
+        ("welcome", welcome(1, MAX_FRAME_SIZE, 256, 30000, "gw-eu-1", 3600000)),
         ("welcome, no idle timeout, empty server id", welcome(1, 65536, 1, 0, "")),
         ("ping", ping("ping", 0x0102030405060708)),
         ("pong, largest data", ping("pong", 2**64 - 1)),
@@ -208,9 +210,9 @@ def frames():
 
 def ignored():
     return [
-        ("reserved pub/sub type 0x20, ignorable, empty", frame(0x20, IGNORABLE), 0x20),
-        ("reserved auth type 0x31, ignorable, with content",
-         frame(0x31, IGNORABLE, b"\xaa\xbb\xcc"), 0x31),
+        ("unassigned pub/sub type 0x2f, ignorable, empty", frame(0x2F, IGNORABLE), 0x2F),
+        ("unassigned auth type 0x3e, ignorable, with content",
+         frame(0x3E, IGNORABLE, b"\xaa\xbb\xcc"), 0x3E),
         ("unassigned type 0xff, ignorable and other flags", frame(0xFF, 0xFF, u32(1)), 0xFF),
     ]
 
@@ -229,8 +231,8 @@ def invalid():
          frame(ERROR, 0, u32(1), u8(13), u32(0), u16(5), b"oops"), "truncated"),
         ("goaway without its message length", frame(GOAWAY, 0, u16(4), u32(0)), "truncated"),
         ("unknown type 0x42 without the ignorable flag", frame(0x42, 0), "unknown_frame_type"),
-        ("reserved pub/sub type 0x21 without the ignorable flag",
-         frame(0x21, 0, u32(1)), "unknown_frame_type"),
+        ("unassigned pub/sub type 0x2a without the ignorable flag",
+         frame(0x2A, 0, u32(1)), "unknown_frame_type"),
         ("type 0x00 is never assigned", frame(0x00, 0), "unknown_frame_type"),
         ("frame one byte over the 16 MiB limit: refused from the length prefix alone",
          u32(MAX_FRAME_SIZE + 1).hex(), "frame_too_large"),

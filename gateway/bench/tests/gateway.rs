@@ -35,6 +35,7 @@ async fn serve(mut stream: TcpStream, max_in_flight: u32) -> Option<()> {
                     max_in_flight,
                     idle_timeout_ms: 0,
                     server_id: "scripted".into(),
+                    auth_expires_in_ms: 0,
                 }),
                 Frame::Request(request) => {
                     received += 1;

@@ -9,10 +9,16 @@
 //!   instance of the service subscribes to (no queue group: the caller does not know which
 //!   instance has the call).
 //! - The answer carries the reply payload, or a status in headers.
+//! - An event of topic `examples.tracker.Tracker.position` with key `dev-7` is published on
+//!   `topic.examples.tracker.Tracker.position.dev-7` (an unkeyed topic has no key token); a
+//!   subscriber to all keys subscribes to `topic.examples.tracker.Tracker.position.*`. Keys are
+//!   escaped into one subject token by [`key_token`].
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use gateway_core::{Code, MethodDesc, ServiceDesc, Status};
+use gateway_core::{Code, MethodDesc, Selector, ServiceDesc, Status, TopicDesc};
 
 use crate::Headers;
 
@@ -58,6 +64,84 @@ pub fn queue_group(service: &ServiceDesc) -> &'static str {
 /// The subject cancellations of `service`'s calls go to.
 pub fn cancel_subject(service_name: &str) -> String {
     format!("cancel.{service_name}")
+}
+
+/// The subject an event of `topic` with `key` is published on. `key` is ignored for an unkeyed
+/// topic.
+pub fn topic_subject(topic: &TopicDesc, key: &str) -> String {
+    match topic.key {
+        None => format!("topic.{}", topic.name),
+        Some(_) => format!("topic.{}.{}", topic.name, key_token(key)),
+    }
+}
+
+/// The subject (or pattern, for all keys) a subscription to `topic` listens on.
+pub fn topic_pattern(topic: &TopicDesc, selector: &Selector) -> String {
+    match (topic.key, selector) {
+        (None, _) => format!("topic.{}", topic.name),
+        (Some(_), Selector::Key(key)) => topic_subject(topic, key),
+        (Some(_), Selector::AllKeys) => format!("topic.{}.*", topic.name),
+    }
+}
+
+/// The key of an event received on `subject`, a subject of `topic`: empty for an unkeyed topic,
+/// `None` if the subject is not one of the topic's.
+pub fn key_from_subject(topic: &TopicDesc, subject: &str) -> Option<String> {
+    let rest = subject.strip_prefix("topic.")?.strip_prefix(topic.name)?;
+    match topic.key {
+        None => rest.is_empty().then(String::new),
+        Some(_) => unescape_key(rest.strip_prefix('.')?),
+    }
+}
+
+/// A key as one subject token: ASCII letters, digits, `-` and `_` stay as they are; every other
+/// byte of its UTF-8 (`.`, `*`, `>`, `%`, spaces, non-ASCII) becomes `%` and two upper-case hex
+/// digits. The empty key is `%`. The mapping is one-to-one, so the key is recovered exactly.
+pub fn key_token(key: &str) -> Cow<'_, str> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if key.is_empty() {
+        return Cow::Borrowed("%");
+    }
+    if key.bytes().all(plain) {
+        return Cow::Borrowed(key);
+    }
+    let mut token = String::with_capacity(key.len() * 3);
+    for b in key.bytes() {
+        if plain(b) {
+            token.push(char::from(b));
+        } else {
+            let _ = write!(token, "%{b:02X}");
+        }
+    }
+    Cow::Owned(token)
+}
+
+/// The key a [`key_token`] stands for, or `None` if `token` is not one.
+pub fn unescape_key(token: &str) -> Option<String> {
+    if token == "%" {
+        return Some(String::new());
+    }
+    let bytes = token.as_bytes();
+    let mut key = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = token.get(i + 1..i + 3)?;
+                if !hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)) {
+                    return None;
+                }
+                key.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => {
+                key.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(key).ok()
 }
 
 /// Headers describing a failed call.
@@ -112,6 +196,44 @@ mod tests {
         let mut odd = Headers::new();
         odd.insert(header::STATUS, "banana");
         assert_eq!(status_from_headers(&odd).map(|s| s.code()), Some(Code::Unknown));
+    }
+
+    static KEYED: TopicDesc = TopicDesc {
+        id: 1,
+        name: "ns.Tracker.position",
+        message: "ns.Position",
+        key: Some("device_id"),
+        on_lag: gateway_core::LagPolicy::KeepLatest,
+        retain: false,
+        client_publish: false,
+    };
+    static PLAIN: TopicDesc = TopicDesc { key: None, name: "ns.Tracker.alerts", ..KEYED };
+
+    #[test]
+    fn topic_subjects_carry_the_escaped_key() {
+        assert_eq!(topic_subject(&KEYED, "dev-7"), "topic.ns.Tracker.position.dev-7");
+        assert_eq!(topic_subject(&KEYED, "a.b *>"), "topic.ns.Tracker.position.a%2Eb%20%2A%3E");
+        assert_eq!(topic_subject(&PLAIN, "ignored"), "topic.ns.Tracker.alerts");
+        assert_eq!(topic_pattern(&KEYED, &Selector::AllKeys), "topic.ns.Tracker.position.*");
+        assert_eq!(
+            topic_pattern(&KEYED, &Selector::Key("x".into())),
+            "topic.ns.Tracker.position.x"
+        );
+        assert_eq!(topic_pattern(&PLAIN, &Selector::AllKeys), "topic.ns.Tracker.alerts");
+    }
+
+    #[test]
+    fn keys_survive_the_subject() {
+        for key in ["dev-7", "", "%", "a.b", "ünï", "*", ">", "x y", "%41"] {
+            let subject = topic_subject(&KEYED, key);
+            assert!(crate::subject::validate_subject(&subject).is_ok(), "{subject}");
+            assert_eq!(key_from_subject(&KEYED, &subject).as_deref(), Some(key), "{subject}");
+        }
+        assert_eq!(key_from_subject(&PLAIN, "topic.ns.Tracker.alerts").as_deref(), Some(""));
+        assert_eq!(key_from_subject(&KEYED, "topic.ns.Tracker.alerts.x"), None);
+        assert_eq!(key_from_subject(&KEYED, "topic.ns.Tracker.position.%4"), None);
+        assert_eq!(key_from_subject(&KEYED, "topic.ns.Tracker.position.%4a"), None);
+        assert_eq!(key_from_subject(&KEYED, "topic.ns.Tracker.position.a.b"), None);
     }
 
     #[test]

@@ -544,6 +544,7 @@ mod tests {
             max_in_flight: 100,
             idle_timeout_ms: 0,
             server_id: String::new(),
+            auth_expires_in_ms: 0,
         };
         let (calls_tx, calls) = mpsc::channel(100);
         let (_cancels_tx, cancels) = mpsc::unbounded_channel();

@@ -14,6 +14,7 @@
 //! - [`message`]: [`Message<T>`], a verified buffer that owns its bytes.
 //! - [`service`]: descriptors and [`Dispatch`], the server side of generated services.
 //! - [`transport`]: [`Transport`], the client side, and the in-memory [`LocalTransport`].
+//! - [`topic`]: [`Topics`], the pub/sub side, and typed [`Event`]s and [`Subscription`]s.
 //! - [`codegen`]: items only generated code uses.
 
 pub mod codegen;
@@ -22,6 +23,7 @@ pub mod message;
 pub mod service;
 pub mod status;
 pub mod table;
+pub mod topic;
 pub mod transport;
 
 pub use bytes;
@@ -32,4 +34,5 @@ pub use message::Message;
 pub use service::{BoxFuture, Dispatch, ErrorDesc, LagPolicy, MethodDesc, ServiceDesc, TopicDesc};
 pub use status::{Code, Status};
 pub use table::Table;
+pub use topic::{Event, RawEvent, Selector, Subscription, Topics};
 pub use transport::{CallOptions, LocalTransport, Transport};

@@ -177,6 +177,18 @@ impl Status {
     pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Status {
         Status::new(Code::Unavailable, message)
     }
+
+    pub fn permission_denied(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::PermissionDenied, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Unauthenticated, message)
+    }
+
+    pub fn data_loss(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::DataLoss, message)
+    }
 }
 
 impl fmt::Display for Status {

@@ -12,8 +12,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use gateway_core::{Code, Status};
 
 use crate::frame::{
-    ErrorReply, FLAG_FIRE_AND_FORGET, FLAG_IGNORABLE, FLAG_RECONNECT, FLAG_RETRYABLE, Frame,
-    FrameType, Goaway, Hello, LENGTH_PREFIX_SIZE, MAGIC, Request, Response, Welcome,
+    Auth, ErrorReply, Event, FLAG_ALL_KEYS, FLAG_FIRE_AND_FORGET, FLAG_IGNORABLE, FLAG_RECONNECT,
+    FLAG_RETRYABLE, Frame, FrameType, Goaway, Hello, LENGTH_PREFIX_SIZE, MAGIC, Publish, Request,
+    Response, Subscribe, SubscriptionEnded, Welcome,
 };
 use crate::reason::GoawayReason;
 
@@ -211,6 +212,7 @@ pub fn decode_message(msg: Bytes) -> Result<Option<Frame>, DecodeError> {
                 max_in_flight: r.u32("max_in_flight")?,
                 idle_timeout_ms: r.u32("idle_timeout_ms")?,
                 server_id: r.string(frame_type, "server_id")?,
+                auth_expires_in_ms: r.u32("auth_expires_in_ms")?,
             })));
         }
         FrameType::Ping => Frame::Ping { data: r.u64("data")? },
@@ -247,6 +249,45 @@ pub fn decode_message(msg: Bytes) -> Result<Option<Frame>, DecodeError> {
             Frame::Error(ErrorReply { request_id, status, details: r.rest() })
         }
         FrameType::Cancel => Frame::Cancel { request_id: r.u32("request_id")? },
+        FrameType::Subscribe => Frame::Subscribe(Subscribe {
+            all_keys: flags & FLAG_ALL_KEYS != 0,
+            subscription_id: r.u32("subscription_id")?,
+            topic_id: r.u32("topic_id")?,
+            key: r.string(frame_type, "key")?,
+        }),
+        FrameType::Unsubscribe => Frame::Unsubscribe { subscription_id: r.u32("subscription_id")? },
+        FrameType::Publish => Frame::Publish(Publish {
+            request_id: r.u32("request_id")?,
+            topic_id: r.u32("topic_id")?,
+            key: r.string(frame_type, "key")?,
+            payload: r.rest(),
+        }),
+        FrameType::Subscribed => Frame::Subscribed { subscription_id: r.u32("subscription_id")? },
+        FrameType::Event => Frame::Event(Event {
+            subscription_id: r.u32("subscription_id")?,
+            key: r.string(frame_type, "key")?,
+            payload: r.rest(),
+        }),
+        FrameType::Missed => {
+            Frame::Missed { subscription_id: r.u32("subscription_id")?, count: r.u32("count")? }
+        }
+        FrameType::SubscriptionEnded => {
+            let subscription_id = r.u32("subscription_id")?;
+            let code = match Code::from_u8(r.u8("code")?) {
+                Code::Ok => Code::Unknown,
+                code => code,
+            };
+            let message = r.string(frame_type, "message")?;
+            let status = Status::new(code, message).with_retryable(flags & FLAG_RETRYABLE != 0);
+            Frame::SubscriptionEnded(SubscriptionEnded { subscription_id, status })
+        }
+        FrameType::Auth => {
+            Frame::Auth(Auth { request_id: r.u32("request_id")?, token: r.short_bytes("token")? })
+        }
+        FrameType::AuthOk => Frame::AuthOk {
+            request_id: r.u32("request_id")?,
+            expires_in_ms: r.u32("expires_in_ms")?,
+        },
     };
     let left = msg.len() - r.pos;
     if left != 0 {

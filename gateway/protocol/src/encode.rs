@@ -9,8 +9,8 @@ use std::fmt;
 use bytes::{BufMut, BytesMut};
 
 use crate::frame::{
-    FLAG_FIRE_AND_FORGET, FLAG_RECONNECT, FLAG_RETRYABLE, Frame, FrameType, LENGTH_PREFIX_SIZE,
-    MAGIC,
+    FLAG_ALL_KEYS, FLAG_FIRE_AND_FORGET, FLAG_RECONNECT, FLAG_RETRYABLE, Frame, FrameType,
+    LENGTH_PREFIX_SIZE, MAGIC,
 };
 
 /// Why a frame could not be encoded. Either is a bug or a misuse in the sender (a message over
@@ -75,7 +75,7 @@ impl Frame {
                     + short("client_name", h.client_name.len())?
                     + short("token", h.token.len())?
             }
-            Frame::Welcome(w) => 2 + 4 + 4 + 4 + short("server_id", w.server_id.len())?,
+            Frame::Welcome(w) => 2 + 4 + 4 + 4 + short("server_id", w.server_id.len())? + 4,
             Frame::Ping { .. } | Frame::Pong { .. } => 8,
             Frame::Goaway(g) => 2 + 4 + short("message", g.message.len())?,
             Frame::Request(r) => 4 + 4 + 4 + r.payload.len(),
@@ -84,6 +84,14 @@ impl Frame {
                 4 + 1 + 4 + short("message", e.status.message().len())? + e.details.len()
             }
             Frame::Cancel { .. } => 4,
+            Frame::Subscribe(s) => 4 + 4 + short("key", s.key.len())?,
+            Frame::Unsubscribe { .. } | Frame::Subscribed { .. } => 4,
+            Frame::Publish(p) => 4 + 4 + short("key", p.key.len())? + p.payload.len(),
+            Frame::Event(e) => 4 + short("key", e.key.len())? + e.payload.len(),
+            Frame::Missed { .. } => 4 + 4,
+            Frame::SubscriptionEnded(e) => 4 + 1 + short("message", e.status.message().len())?,
+            Frame::Auth(a) => 4 + short("token", a.token.len())?,
+            Frame::AuthOk { .. } => 4 + 4,
         })
     }
 
@@ -146,6 +154,7 @@ impl Frame {
                 dst.put_u32_le(w.max_in_flight);
                 dst.put_u32_le(w.idle_timeout_ms);
                 put_short(dst, w.server_id.as_bytes());
+                dst.put_u32_le(w.auth_expires_in_ms);
             }
             Frame::Ping { data } | Frame::Pong { data } => {
                 dst.put_u8(0);
@@ -180,6 +189,50 @@ impl Frame {
             Frame::Cancel { request_id } => {
                 dst.put_u8(0);
                 dst.put_u32_le(*request_id);
+            }
+            Frame::Subscribe(s) => {
+                dst.put_u8(flag(s.all_keys, FLAG_ALL_KEYS));
+                dst.put_u32_le(s.subscription_id);
+                dst.put_u32_le(s.topic_id);
+                put_short(dst, s.key.as_bytes());
+            }
+            Frame::Unsubscribe { subscription_id } | Frame::Subscribed { subscription_id } => {
+                dst.put_u8(0);
+                dst.put_u32_le(*subscription_id);
+            }
+            Frame::Publish(p) => {
+                dst.put_u8(0);
+                dst.put_u32_le(p.request_id);
+                dst.put_u32_le(p.topic_id);
+                put_short(dst, p.key.as_bytes());
+                dst.put_slice(&p.payload);
+            }
+            Frame::Event(e) => {
+                dst.put_u8(0);
+                dst.put_u32_le(e.subscription_id);
+                put_short(dst, e.key.as_bytes());
+                dst.put_slice(&e.payload);
+            }
+            Frame::Missed { subscription_id, count } => {
+                dst.put_u8(0);
+                dst.put_u32_le(*subscription_id);
+                dst.put_u32_le(*count);
+            }
+            Frame::SubscriptionEnded(e) => {
+                dst.put_u8(flag(e.status.retryable(), FLAG_RETRYABLE));
+                dst.put_u32_le(e.subscription_id);
+                dst.put_u8(e.status.code() as u8);
+                put_short(dst, e.status.message().as_bytes());
+            }
+            Frame::Auth(a) => {
+                dst.put_u8(0);
+                dst.put_u32_le(a.request_id);
+                put_short(dst, &a.token);
+            }
+            Frame::AuthOk { request_id, expires_in_ms } => {
+                dst.put_u8(0);
+                dst.put_u32_le(*request_id);
+                dst.put_u32_le(*expires_in_ms);
             }
         }
     }

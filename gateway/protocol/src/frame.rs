@@ -42,9 +42,12 @@ pub const FLAG_RETRYABLE: u8 = 0x01;
 /// Flag bit 0 of GOAWAY: reconnecting, to this gateway or another, can help.
 pub const FLAG_RECONNECT: u8 = 0x01;
 
+/// Flag bit 0 of SUBSCRIBE: every key of a keyed topic (the `key` field is then empty).
+pub const FLAG_ALL_KEYS: u8 = 0x01;
+
 /// The frame type numbers of version 1, grouped by range: `0x01..=0x0F` connection control,
-/// `0x10..=0x1F` RPC, `0x20..=0x2F` pub/sub and `0x30..=0x3F` auth (both reserved, unassigned in
-/// version 1). `0x00` is never assigned, so a zeroed buffer is never a valid frame.
+/// `0x10..=0x1F` RPC, `0x20..=0x2F` pub/sub,
+/// `0x30..=0x3F` auth. `0x00` is never assigned, so a zeroed buffer is never a valid frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum FrameType {
@@ -57,6 +60,15 @@ pub enum FrameType {
     Response = 0x11,
     Error = 0x12,
     Cancel = 0x13,
+    Subscribe = 0x20,
+    Unsubscribe = 0x21,
+    Publish = 0x22,
+    Subscribed = 0x23,
+    Event = 0x24,
+    Missed = 0x25,
+    SubscriptionEnded = 0x26,
+    Auth = 0x30,
+    AuthOk = 0x31,
 }
 
 impl FrameType {
@@ -72,6 +84,15 @@ impl FrameType {
             0x11 => FrameType::Response,
             0x12 => FrameType::Error,
             0x13 => FrameType::Cancel,
+            0x20 => FrameType::Subscribe,
+            0x21 => FrameType::Unsubscribe,
+            0x22 => FrameType::Publish,
+            0x23 => FrameType::Subscribed,
+            0x24 => FrameType::Event,
+            0x25 => FrameType::Missed,
+            0x26 => FrameType::SubscriptionEnded,
+            0x30 => FrameType::Auth,
+            0x31 => FrameType::AuthOk,
             _ => return None,
         })
     }
@@ -88,6 +109,15 @@ impl FrameType {
             FrameType::Response => "RESPONSE",
             FrameType::Error => "ERROR",
             FrameType::Cancel => "CANCEL",
+            FrameType::Subscribe => "SUBSCRIBE",
+            FrameType::Unsubscribe => "UNSUBSCRIBE",
+            FrameType::Publish => "PUBLISH",
+            FrameType::Subscribed => "SUBSCRIBED",
+            FrameType::Event => "EVENT",
+            FrameType::Missed => "MISSED",
+            FrameType::SubscriptionEnded => "SUBSCRIPTION_ENDED",
+            FrameType::Auth => "AUTH",
+            FrameType::AuthOk => "AUTH_OK",
         }
     }
 }
@@ -122,6 +152,40 @@ pub enum Frame {
         /// The id of the request to cancel.
         request_id: u32,
     },
+    /// Client → server: receive a topic's events.
+    Subscribe(Subscribe),
+    /// Client → server: stop receiving a subscription's events.
+    Unsubscribe {
+        /// The subscription to end.
+        subscription_id: u32,
+    },
+    /// Client → server: publish an event to a topic.
+    Publish(Publish),
+    /// Server → client: a SUBSCRIBE was accepted; its events follow.
+    Subscribed {
+        /// The subscription accepted.
+        subscription_id: u32,
+    },
+    /// Server → client: one event of a subscription.
+    Event(Event),
+    /// Server → client: events of a subscription were dropped because the client fell behind.
+    Missed {
+        /// The subscription that lost events.
+        subscription_id: u32,
+        /// How many events were dropped since the last MISSED for this subscription.
+        count: u32,
+    },
+    /// Server → client: a SUBSCRIBE was refused, or the server ended a subscription.
+    SubscriptionEnded(SubscriptionEnded),
+    /// Client → server: present a fresh token on a live connection.
+    Auth(Auth),
+    /// Server → client: the token of an AUTH was accepted.
+    AuthOk {
+        /// The id of the AUTH this answers.
+        request_id: u32,
+        /// Milliseconds until the new token expires; 0 when it never does.
+        expires_in_ms: u32,
+    },
 }
 
 impl Frame {
@@ -137,6 +201,15 @@ impl Frame {
             Frame::Response(_) => FrameType::Response,
             Frame::Error(_) => FrameType::Error,
             Frame::Cancel { .. } => FrameType::Cancel,
+            Frame::Subscribe(_) => FrameType::Subscribe,
+            Frame::Unsubscribe { .. } => FrameType::Unsubscribe,
+            Frame::Publish(_) => FrameType::Publish,
+            Frame::Subscribed { .. } => FrameType::Subscribed,
+            Frame::Event(_) => FrameType::Event,
+            Frame::Missed { .. } => FrameType::Missed,
+            Frame::SubscriptionEnded(_) => FrameType::SubscriptionEnded,
+            Frame::Auth(_) => FrameType::Auth,
+            Frame::AuthOk { .. } => FrameType::AuthOk,
         }
     }
 }
@@ -169,6 +242,10 @@ pub struct Welcome {
     pub idle_timeout_ms: u32,
     /// Which server this is, for the client's logs.
     pub server_id: String,
+    /// Milliseconds until the connection's credentials expire (the client presents a fresh token
+    /// with AUTH before then, or the server closes the connection with `token_expired`); 0 when
+    /// they never do.
+    pub auth_expires_in_ms: u32,
 }
 
 /// A call of one method.
@@ -208,6 +285,66 @@ pub struct ErrorReply {
     /// Machine-readable details of an application error (FlatBuffers bytes the method's service
     /// file declares); empty when there are none.
     pub details: Bytes,
+}
+
+/// A subscription to one topic: to one key of a keyed topic, to all its keys, or to an unkeyed
+/// topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscribe {
+    /// Chosen by the client, unique among the connection's subscriptions; never 0. EVENT frames
+    /// name it.
+    pub subscription_id: u32,
+    /// The topic's id, as rpcgen assigns it.
+    pub topic_id: u32,
+    /// Every key of a keyed topic (`FLAG_ALL_KEYS`); `key` is then empty.
+    pub all_keys: bool,
+    /// The key of a keyed topic (integers in decimal); empty for an unkeyed topic.
+    pub key: String,
+}
+
+/// An event a client publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    /// 0 when the client wants no answer; otherwise a request id (same space and rules as
+    /// REQUEST's), answered with an empty RESPONSE once the event is handed to the bus, or ERROR.
+    pub request_id: u32,
+    /// The topic's id.
+    pub topic_id: u32,
+    /// The event's key (integers in decimal); empty for an unkeyed topic.
+    pub key: String,
+    /// The event message, FlatBuffers bytes.
+    pub payload: Bytes,
+}
+
+/// One event delivered to one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The subscription it is delivered to.
+    pub subscription_id: u32,
+    /// The event's key; empty for an unkeyed topic.
+    pub key: String,
+    /// The event message, FlatBuffers bytes, as the publisher sent them.
+    pub payload: Bytes,
+}
+
+/// A subscription the server refused or ended: no EVENT for it follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionEnded {
+    /// The subscription.
+    pub subscription_id: u32,
+    /// Why: `permission_denied`, `not_found` (unknown topic), `invalid_argument` (bad key),
+    /// `resource_exhausted` (too many subscriptions), `unavailable` (the gateway is draining).
+    /// Its `error_id` is always 0.
+    pub status: Status,
+}
+
+/// A fresh token for the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    /// A request id (same space and rules as REQUEST's), answered with AUTH_OK or ERROR.
+    pub request_id: u32,
+    /// The new credentials.
+    pub token: Bytes,
 }
 
 /// The sender is closing the connection, and says why.
@@ -252,6 +389,15 @@ mod tests {
             FrameType::Response,
             FrameType::Error,
             FrameType::Cancel,
+            FrameType::Subscribe,
+            FrameType::Unsubscribe,
+            FrameType::Publish,
+            FrameType::Subscribed,
+            FrameType::Event,
+            FrameType::Missed,
+            FrameType::SubscriptionEnded,
+            FrameType::Auth,
+            FrameType::AuthOk,
         ];
         for t in all {
             assert_eq!(FrameType::from_u8(t as u8), Some(t));
@@ -259,8 +405,8 @@ mod tests {
         let assigned = (0..=255u8).filter(|&n| FrameType::from_u8(n).is_some()).count();
         assert_eq!(assigned, all.len());
         assert_eq!(FrameType::from_u8(0x00), None);
-        assert_eq!(FrameType::from_u8(0x20), None);
-        assert_eq!(FrameType::from_u8(0x30), None);
+        assert_eq!(FrameType::from_u8(0x27), None);
+        assert_eq!(FrameType::from_u8(0x32), None);
     }
 
     #[test]

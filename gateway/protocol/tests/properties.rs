@@ -30,14 +30,15 @@ fn frame() -> impl Strategy<Value = Frame> {
                 Frame::Hello(Hello { version, max_frame_size, client_name, token })
             }
         ),
-        (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>(), text()).prop_map(
-            |(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id)| {
+        (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>(), text(), any::<u32>()).prop_map(
+            |(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id, expires)| {
                 Frame::Welcome(Welcome {
                     version,
                     max_frame_size,
                     max_in_flight,
                     idle_timeout_ms,
                     server_id,
+                    auth_expires_in_ms: expires,
                 })
             }
         ),

@@ -65,6 +65,7 @@ fn frame_of(v: &Value) -> Frame {
             max_in_flight: u32_of(v, "max_in_flight"),
             idle_timeout_ms: u32_of(v, "idle_timeout_ms"),
             server_id: str_of(v, "server_id").to_owned(),
+            auth_expires_in_ms: u32_of(v, "auth_expires_in_ms"),
         }),
         "ping" => Frame::Ping { data: str_of(v, "data").parse().expect("u64") },
         "pong" => Frame::Pong { data: str_of(v, "data").parse().expect("u64") },

@@ -234,6 +234,7 @@ async fn handshake(reader: &mut Reader, conn: &Connection) -> Result<Hello, End>
         max_in_flight: shared.config.max_in_flight_per_connection,
         idle_timeout_ms: shared.config.idle_timeout_ms(),
         server_id: shared.config.server_id.clone(),
+        auth_expires_in_ms: 0,
     });
     conn.queue.push(&welcome).await.map_err(|_| End::ClientGone)?;
     Ok(hello)
@@ -313,7 +314,21 @@ impl Session {
                 // A client's GOAWAY: it is leaving, and its calls are cancelled.
                 Frame::Goaway(_) => return End::ClientGone,
                 Frame::Hello(_) => return close(GoawayReason::PROTOCOL_ERROR, "a second HELLO"),
-                other @ (Frame::Welcome(_) | Frame::Response(_) | Frame::Error(_)) => {
+                other @ (Frame::Subscribe(_)
+                | Frame::Unsubscribe { .. }
+                | Frame::Publish(_)
+                | Frame::Auth(_)) => {
+                    let what = format!("{} is not served yet", other.frame_type().name());
+                    return close(GoawayReason::PROTOCOL_ERROR, what);
+                }
+                other @ (Frame::Welcome(_)
+                | Frame::Response(_)
+                | Frame::Error(_)
+                | Frame::Subscribed { .. }
+                | Frame::Event(_)
+                | Frame::Missed { .. }
+                | Frame::SubscriptionEnded(_)
+                | Frame::AuthOk { .. }) => {
                     let what = format!("{} goes from server to client", other.frame_type().name());
                     return close(GoawayReason::PROTOCOL_ERROR, what);
                 }

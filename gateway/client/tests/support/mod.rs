@@ -97,6 +97,7 @@ pub fn welcome() -> Welcome {
         max_in_flight: 10_000,
         idle_timeout_ms: 0,
         server_id: "scripted".into(),
+        auth_expires_in_ms: 0,
     }
 }
 
