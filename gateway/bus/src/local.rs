@@ -102,6 +102,12 @@ impl LocalBus {
         }
     }
 
+    /// How many subscriptions were made with exactly `pattern` (a subject or a wildcard
+    /// pattern, compared as text), for tests and diagnostics.
+    pub fn subscriptions(&self, pattern: &str) -> usize {
+        self.shared.routes.read().expect("routes lock").count(pattern)
+    }
+
     /// Requests waiting for an answer (each holds one inbox).
     pub fn pending_requests(&self) -> usize {
         self.shared.inboxes.pending()

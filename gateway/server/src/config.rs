@@ -50,6 +50,15 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The name WELCOME gives the client, for its logs.
     pub server_id: String,
+    /// Topic subscriptions one connection may hold; past it SUBSCRIBE is refused with
+    /// `resource_exhausted`.
+    pub max_subscriptions_per_connection: usize,
+    /// How long the hub keeps a topic's bus subscription after its last local subscriber left,
+    /// so that subscription churn does not thrash the bus.
+    pub topic_linger: Duration,
+    /// Keys whose last event a `retain` topic keeps; past it the least recently updated key is
+    /// forgotten.
+    pub retain_max_keys: usize,
 }
 
 impl Default for Config {
@@ -85,6 +94,9 @@ pub const KEYS: &[Key] = &[
     Key { name: "max_timeout", default: "5m" },
     Key { name: "drain_timeout", default: "30s" },
     Key { name: "server_id", default: "gateway" },
+    Key { name: "max_subscriptions_per_connection", default: "1024" },
+    Key { name: "topic_linger", default: "1s" },
+    Key { name: "retain_max_keys", default: "100000" },
 ];
 
 /// The gateway's command line. Each setting flag overrides the environment and the file.
@@ -146,6 +158,17 @@ pub struct Args {
     /// [env: GATEWAY_SERVER_ID]
     #[arg(long, value_name = "NAME")]
     pub server_id: Option<String>,
+    /// Topic subscriptions one connection may hold [default: 1024]
+    /// [env: GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION]
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions_per_connection: Option<String>,
+    /// Keep a topic's bus subscription this long after its last subscriber left [default: 1s]
+    /// [env: GATEWAY_TOPIC_LINGER]
+    #[arg(long, value_name = "DURATION")]
+    pub topic_linger: Option<String>,
+    /// Keys whose last event a retain topic keeps [default: 100000] [env: GATEWAY_RETAIN_MAX_KEYS]
+    #[arg(long, value_name = "N")]
+    pub retain_max_keys: Option<String>,
 }
 
 impl Args {
@@ -165,6 +188,9 @@ impl Args {
             ("max_timeout", &self.max_timeout),
             ("drain_timeout", &self.drain_timeout),
             ("server_id", &self.server_id),
+            ("max_subscriptions_per_connection", &self.max_subscriptions_per_connection),
+            ("topic_linger", &self.topic_linger),
+            ("retain_max_keys", &self.retain_max_keys),
         ];
         given.into_iter().filter_map(|(k, v)| Some((k, v.clone()?))).collect()
     }
@@ -304,6 +330,10 @@ impl Config {
             server_id: p.parse("server_id", |s| {
                 if s.len() > 255 { Err("must be at most 255 bytes".into()) } else { Ok(s.into()) }
             })?,
+            max_subscriptions_per_connection: p
+                .parse("max_subscriptions_per_connection", |s| at_least(s, 1))?,
+            topic_linger: p.parse("topic_linger", parse_duration)?,
+            retain_max_keys: p.parse("retain_max_keys", |s| at_least(s, 1))?,
         };
         if config.default_timeout > config.max_timeout {
             return Err(ConfigError::Conflict(format!(

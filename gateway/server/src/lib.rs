@@ -38,6 +38,8 @@
 mod admin;
 mod call;
 pub mod config;
+mod events;
+mod hub;
 pub mod metrics;
 pub mod router;
 mod send_queue;

@@ -68,6 +68,19 @@ pub struct Metrics {
     goaways: [AtomicU64; GoawayReason::ALL.len() + 1],
     methods: Vec<MethodMetrics>,
     ready: AtomicBool,
+    pubsub: PubSubMetrics,
+}
+
+/// Counters of the pub/sub hub and the connections' event queues.
+#[derive(Debug, Default)]
+struct PubSubMetrics {
+    subscriptions: AtomicI64,
+    bus_subscriptions: AtomicI64,
+    publications: AtomicU64,
+    events_sent: AtomicU64,
+    events_dropped: AtomicU64,
+    events_conflated: AtomicU64,
+    published_by_clients: AtomicU64,
 }
 
 impl Metrics {
@@ -86,7 +99,45 @@ impl Metrics {
             goaways: std::array::from_fn(|_| AtomicU64::new(0)),
             methods: registry.routes().iter().map(|r| MethodMetrics::new(r.method.name)).collect(),
             ready: AtomicBool::new(false),
+            pubsub: PubSubMetrics::default(),
         }
+    }
+
+    /// Client subscriptions opened (`1`) or ended (`-1`).
+    pub fn subscriptions(&self, delta: i64) {
+        self.pubsub.subscriptions.fetch_add(delta, Relaxed);
+    }
+
+    /// Bus subscriptions the hub holds, opened (`1`) or released (`-1`).
+    pub fn bus_subscriptions(&self, delta: i64) {
+        self.pubsub.bus_subscriptions.fetch_add(delta, Relaxed);
+    }
+
+    /// A publication the hub received from the bus.
+    pub fn publication(&self) {
+        self.pubsub.publications.fetch_add(1, Relaxed);
+    }
+
+    /// EVENT frames handed to the socket.
+    pub fn events_sent(&self, n: usize) {
+        if n > 0 {
+            self.pubsub.events_sent.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Events dropped for slow subscribers, and events replaced by a newer one of their key.
+    pub fn events_lagged(&self, dropped: u32, conflated: bool) {
+        if dropped > 0 {
+            self.pubsub.events_dropped.fetch_add(u64::from(dropped), Relaxed);
+        }
+        if conflated {
+            self.pubsub.events_conflated.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// An event a client published.
+    pub fn client_published(&self) {
+        self.pubsub.published_by_clients.fetch_add(1, Relaxed);
     }
 
     /// Whether `/readyz` says yes: listening and not draining.
@@ -236,6 +287,49 @@ impl Metrics {
                 count.load(Relaxed)
             );
         }
+        let p = &self.pubsub;
+        gauge(
+            &mut out,
+            "gateway_subscriptions",
+            "Client topic subscriptions open now.",
+            p.subscriptions.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "gateway_bus_subscriptions",
+            "Bus subscriptions the pub/sub hub holds (one per topic or pattern).",
+            p.bus_subscriptions.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_publications_total",
+            "Topic events received from the bus.",
+            p.publications.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_events_sent_total",
+            "EVENT frames written to clients.",
+            p.events_sent.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_events_dropped_total",
+            "Events dropped because a subscriber fell behind.",
+            p.events_dropped.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_events_conflated_total",
+            "Pending events replaced by a newer event of the same key (keep_latest).",
+            p.events_conflated.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_client_publications_total",
+            "Events clients published.",
+            p.published_by_clients.load(Relaxed),
+        );
         self.render_methods(&mut out);
         out
     }

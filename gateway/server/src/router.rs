@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gateway_bus::contract;
-use gateway_core::{MethodDesc, ServiceDesc};
+use gateway_core::{MethodDesc, ServiceDesc, TopicDesc};
 
 /// Everything the gateway needs to forward a call of one method.
 #[derive(Debug)]
@@ -25,17 +25,20 @@ pub struct Route {
     pub index: usize,
 }
 
-/// The methods the gateway knows, by id.
+/// The methods and topics the gateway knows, by id.
 #[derive(Debug, Default)]
 pub struct Registry {
     routes: Vec<Route>,
     by_id: HashMap<u32, usize>,
+    topics: HashMap<u32, &'static TopicDesc>,
 }
 
-/// Two registered methods share an id.
+/// Two registered methods, or two registered topics, share an id.
 #[derive(Debug, thiserror::Error)]
-#[error("method id {id:#010x} of `{method}` is already taken by `{existing}`")]
+#[error("{kind} id {id:#010x} of `{method}` is already taken by `{existing}`")]
 pub struct DuplicateMethod {
+    /// `method` or `topic`.
+    pub kind: &'static str,
     pub id: u32,
     pub method: &'static str,
     pub existing: &'static str,
@@ -46,7 +49,7 @@ impl Registry {
         Registry::default()
     }
 
-    /// Adds every method of `service`.
+    /// Adds every method and topic of `service`.
     ///
     /// # Errors
     ///
@@ -60,12 +63,26 @@ impl Registry {
                 earlier.or_else(|| service.methods[..i].iter().find(|m| m.id == method.id));
             if let Some(existing) = earlier {
                 return Err(DuplicateMethod {
+                    kind: "method",
                     id: method.id,
                     method: method.name,
                     existing: existing.name,
                 });
             }
         }
+        for (i, topic) in service.topics.iter().enumerate() {
+            let earlier = self.topics.get(&topic.id).copied();
+            let earlier = earlier.or_else(|| service.topics[..i].iter().find(|t| t.id == topic.id));
+            if let Some(existing) = earlier {
+                return Err(DuplicateMethod {
+                    kind: "topic",
+                    id: topic.id,
+                    method: topic.name,
+                    existing: existing.name,
+                });
+            }
+        }
+        self.topics.extend(service.topics.iter().map(|t| (t.id, t)));
         let cancel_subject: Arc<str> = contract::cancel_subject(service.name).into();
         for method in service.methods {
             let index = self.routes.len();
@@ -84,6 +101,16 @@ impl Registry {
     /// The route of method `id`, if a registered service has it.
     pub fn route(&self, id: u32) -> Option<&Route> {
         self.by_id.get(&id).map(|&at| &self.routes[at])
+    }
+
+    /// Topic `id`, if a registered service has it.
+    pub fn topic(&self, id: u32) -> Option<&'static TopicDesc> {
+        self.topics.get(&id).copied()
+    }
+
+    /// Every registered topic, in no particular order.
+    pub fn topics(&self) -> impl Iterator<Item = &'static TopicDesc> + '_ {
+        self.topics.values().copied()
     }
 
     /// Every route, in registration order (a route's `index` is its position here).

@@ -11,16 +11,26 @@
 //! still hold) its own new requests, and finally its own reader: memory per connection stays
 //! under the queue bound plus the replies of its calls in flight. A frame larger than the whole
 //! bound waits for an empty queue and then goes alone, so no frame waits forever.
+//!
+//! **Events** of topic subscriptions never wait: they go to the queue's [`EventQueue`], which has
+//! a byte bound of its own (the same `send_queue_bytes`) and applies each topic's lag policy when
+//! the client falls behind. The writer takes queued replies first, then up to [`EVENT_BATCH`]
+//! bytes of events, so events stay conflatable until the socket can take them.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
+use gateway_core::LagPolicy;
 use gateway_protocol::{EncodeError, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, Semaphore};
 
+use crate::events::{EventQueue, Publication, Pushed, Slow};
 use crate::metrics::Metrics;
+
+/// The most bytes of events the writer takes for one write.
+const EVENT_BATCH: usize = 64 * 1024;
 
 /// Why a frame was not queued.
 #[derive(Debug)]
@@ -47,18 +57,24 @@ pub(crate) struct SendQueue {
     metrics: Arc<Metrics>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     buf: BytesMut,
     /// Permits taken by the frames in `buf`, returned once they are written.
     permits: usize,
     closed: bool,
+    events: EventQueue,
 }
 
 impl SendQueue {
     pub(crate) fn new(bound: usize, peer_max_frame_size: u32, metrics: Arc<Metrics>) -> SendQueue {
         SendQueue {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                buf: BytesMut::new(),
+                permits: 0,
+                closed: false,
+                events: EventQueue::new(bound),
+            }),
             room: Semaphore::new(bound),
             bound,
             ready: Notify::new(),
@@ -98,6 +114,54 @@ impl SendQueue {
         Ok(())
     }
 
+    /// Opens subscription `id`: `subscribed` (its SUBSCRIBED frame) goes out before any event
+    /// pushed for it from now on. Does nothing once the queue is closed.
+    pub(crate) fn open_subscription(&self, id: u32, policy: LagPolicy, subscribed: Frame) {
+        self.with_events(|events| events.open(id, policy, subscribed));
+        self.ready.notify_one();
+    }
+
+    /// Ends subscription `id`, dropping its pending events; `last` (SUBSCRIPTION_ENDED), if
+    /// given, is its final frame.
+    pub(crate) fn end_subscription(&self, id: u32, last: Option<Frame>) {
+        let notify = last.is_some();
+        self.with_events(|events| events.end(id, last));
+        if notify {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Queues an event of subscription `id` without waiting, applying the subscription's lag
+    /// policy when the events queued exceed the bound. Ignored once the queue is closed or the
+    /// subscription ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Slow`] when the client is too far behind and the policy is to disconnect it.
+    pub(crate) fn push_event(&self, id: u32, event: &Arc<Publication>) -> Result<Pushed, Slow> {
+        let pushed =
+            self.with_events(|events| events.push(id, event)).unwrap_or(Ok(Pushed::default()))?;
+        if pushed.queued {
+            self.ready.notify_one();
+        }
+        Ok(pushed)
+    }
+
+    /// Runs `f` on the event queue unless the queue is closed, keeping the queued-bytes metric
+    /// true.
+    fn with_events<R>(&self, f: impl FnOnce(&mut EventQueue) -> R) -> Option<R> {
+        let mut state = self.state.lock().expect("send queue lock");
+        if state.closed {
+            return None;
+        }
+        let before = state.events.bytes();
+        let out = f(&mut state.events);
+        let after = state.events.bytes();
+        drop(state);
+        self.metrics.queued(after as i64 - before as i64);
+        Some(out)
+    }
+
     /// Records the client's maximum frame size, from its HELLO.
     pub(crate) fn set_peer_max_frame_size(&self, max: u32) {
         self.peer_max_frame_size.store(max, Ordering::Relaxed);
@@ -120,10 +184,14 @@ impl SendQueue {
         let before = state.buf.len();
         let encoded = frame.encode(&mut state.buf, max).map_err(PushError::Encode);
         state.closed = true;
+        // Events pending would only delay the GOAWAY; the client is told it was too slow, or
+        // the connection ends anyway.
+        let dropped = state.events.bytes();
+        state.events.clear();
         let size = state.buf.len() - before;
         drop(state);
         self.room.close();
-        self.metrics.queued(size as i64);
+        self.metrics.queued(size as i64 - dropped as i64);
         self.ready.notify_one();
         encoded
     }
@@ -131,7 +199,12 @@ impl SendQueue {
     /// Refuses further frames, including those waiting for room; the writer sends what is
     /// queued and then stops.
     pub(crate) fn close(&self) {
-        self.state.lock().expect("send queue lock").closed = true;
+        let mut state = self.state.lock().expect("send queue lock");
+        state.closed = true;
+        let dropped = state.events.bytes();
+        state.events.clear();
+        drop(state);
+        self.metrics.queued(-(dropped as i64));
         self.room.close();
         self.ready.notify_one();
     }
@@ -141,9 +214,19 @@ impl SendQueue {
         loop {
             {
                 let mut state = self.state.lock().expect("send queue lock");
-                if !state.buf.is_empty() {
+                if !state.buf.is_empty() || !state.events.is_empty() {
                     let permits = std::mem::take(&mut state.permits);
-                    return Some((state.buf.split(), permits));
+                    let mut batch = state.buf.split();
+                    let (replies, pending) = (batch.len(), state.events.bytes());
+                    let events = state.events.drain_into(&mut batch, EVENT_BATCH);
+                    let taken = pending - state.events.bytes();
+                    drop(state);
+                    self.metrics.events_sent(events);
+                    // The writer subtracts the whole batch once written; MISSED frames encoded
+                    // on the way were not counted yet.
+                    let encoded = batch.len() - replies;
+                    self.metrics.queued(encoded as i64 - taken as i64);
+                    return Some((batch, permits));
                 }
                 if state.closed {
                     return None;

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::admin;
 use crate::call::CallIds;
 use crate::config::Config;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::router::Registry;
 use crate::session::{self, CLOSE_GRACE};
@@ -41,6 +42,9 @@ pub enum Error {
     /// A listener handed to [`run`] is unusable.
     #[error("the {which} listener is unusable: {source}")]
     Listener { which: &'static str, source: std::io::Error },
+    /// The bus refused the subscriptions the gateway holds for `retain` topics.
+    #[error("the bus refused a topic subscription: {0}")]
+    Bus(gateway_core::Status),
 }
 
 /// What every session of one gateway shares. Built once by [`run`]; read-only but for atomics.
@@ -56,6 +60,7 @@ pub(crate) struct Shared {
     /// Cancelled when `drain_timeout` has passed: sessions abandon their calls.
     pub(crate) abandon: CancellationToken,
     pub(crate) call_ids: CallIds,
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -84,6 +89,10 @@ pub async fn run(
     let admin_addr =
         admin.local_addr().map_err(|source| Error::Listener { which: "admin", source })?;
     let metrics = Arc::new(Metrics::new(&registry));
+    let hub = Hub::new(bus.clone(), metrics.clone(), config.topic_linger, config.retain_max_keys);
+    if let Err(status) = hub.hold_retained(registry.topics()).await {
+        return Err(Error::Bus(status));
+    }
     let shared = Arc::new(Shared {
         in_flight_total: Arc::new(Semaphore::new(config.max_in_flight_total)),
         config,
@@ -93,6 +102,7 @@ pub async fn run(
         draining: shutdown.clone(),
         abandon: CancellationToken::new(),
         call_ids: CallIds::new(),
+        hub,
     });
     let admin_stop = CancellationToken::new();
     let admin_task = tokio::spawn(admin::serve(admin, metrics.clone(), admin_stop.clone()));
@@ -111,6 +121,7 @@ pub async fn run(
         shared.abandon.cancel();
         let _ = tokio::time::timeout(CLOSE_GRACE * 2, sessions.wait()).await;
     }
+    shared.hub.close();
     admin_stop.cancel();
     let _ = admin_task.await;
     info!("gateway stopped");

@@ -37,7 +37,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+mod pubsub;
+
 use crate::call::{self, Call};
+use crate::hub::HubSubscription;
 use crate::metrics::Shed;
 use crate::send_queue::{SendQueue, write_frames};
 use crate::server::Shared;
@@ -68,6 +71,12 @@ pub(crate) struct Connection {
     abandoned: AtomicBool,
     /// The call tasks.
     tasks: TaskTracker,
+    /// The connection's topic subscriptions, by id. A std mutex, never held across an `.await`
+    /// nor while calling into the hub.
+    subscriptions: Mutex<HashMap<u32, HubSubscription>>,
+    /// Cancelled by the hub when the client fell behind a topic whose lag policy is to
+    /// disconnect it.
+    slow: CancellationToken,
 }
 
 impl Connection {
@@ -129,6 +138,8 @@ pub(crate) async fn serve(
         stop: CancellationToken::new(),
         abandoned: AtomicBool::new(false),
         tasks: TaskTracker::new(),
+        subscriptions: Mutex::new(HashMap::new()),
+        slow: CancellationToken::new(),
         shared,
     });
     let writer = {
@@ -152,6 +163,7 @@ pub(crate) async fn serve(
         }
         Err(end) => end,
     };
+    conn.unsubscribe_all();
     let lingering = match end {
         End::ClientGone => {
             conn.stop.cancel();
@@ -244,6 +256,10 @@ fn close(reason: GoawayReason, message: impl Into<String>) -> End {
     End::Close(Goaway::new(reason, message))
 }
 
+fn slow_consumer() -> End {
+    close(GoawayReason::SLOW_CONSUMER, "the client did not read its events fast enough")
+}
+
 fn protocol_error(e: &CodecError) -> End {
     match e {
         CodecError::Decode(d) => close(d.goaway_reason(), d.to_string()),
@@ -276,6 +292,7 @@ impl Session {
             let frame = tokio::select! {
                 biased;
                 _ = &mut draining => return End::Drain,
+                _ = self.conn.slow.cancelled() => return slow_consumer(),
                 frame = reader.next() => frame,
                 _ = &mut idle_timer, if !idle.is_zero() => {
                     let now = Instant::now();
@@ -314,10 +331,18 @@ impl Session {
                 // A client's GOAWAY: it is leaving, and its calls are cancelled.
                 Frame::Goaway(_) => return End::ClientGone,
                 Frame::Hello(_) => return close(GoawayReason::PROTOCOL_ERROR, "a second HELLO"),
-                other @ (Frame::Subscribe(_)
-                | Frame::Unsubscribe { .. }
-                | Frame::Publish(_)
-                | Frame::Auth(_)) => {
+                Frame::Subscribe(subscribe) => {
+                    if let Err(end) = self.subscribe(subscribe).await {
+                        return end;
+                    }
+                }
+                Frame::Unsubscribe { subscription_id } => self.unsubscribe(subscription_id),
+                Frame::Publish(publish) => {
+                    if let Err(end) = self.publish(publish).await {
+                        return end;
+                    }
+                }
+                other @ Frame::Auth(_) => {
                     let what = format!("{} is not served yet", other.frame_type().name());
                     return close(GoawayReason::PROTOCOL_ERROR, what);
                 }
@@ -447,6 +472,7 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = conn.tasks.wait() => return End::Drain,
+                _ = conn.slow.cancelled() => return slow_consumer(),
                 _ = conn.shared.abandon.cancelled() => {
                     conn.abandoned.store(true, Ordering::Release);
                     conn.stop.cancel();
@@ -456,6 +482,9 @@ impl Session {
                 frame = reader.next() => match frame {
                     None | Some(Err(_)) | Some(Ok(Frame::Goaway(_))) => return End::ClientGone,
                     Some(Ok(Frame::Cancel { request_id })) => self.cancel(request_id),
+                    Some(Ok(Frame::Unsubscribe { subscription_id })) => {
+                        self.unsubscribe(subscription_id);
+                    }
                     // After GOAWAY no new work starts and nothing but replies is sent (so no
                     // PONG): the client knows from `last_request_id` what to send elsewhere.
                     Some(Ok(_)) => {}

@@ -128,6 +128,17 @@ impl Routes {
         }
     }
 
+    /// How many subscriptions were made with exactly `pattern`, queue group members included.
+    pub(super) fn count(&self, pattern: &str) -> usize {
+        let interest = if subject::has_wildcard(pattern) {
+            self.wildcard.iter().find(|(p, _)| &**p == pattern).map(|(_, i)| i)
+        } else {
+            self.exact.get(pattern)
+        };
+        interest
+            .map_or(0, |i| i.plain.len() + i.groups.iter().map(|g| g.members.len()).sum::<usize>())
+    }
+
     /// Offers `message` to every subscription of its subject, one member per queue group,
     /// without waiting: a full queue loses its copy.
     pub(super) fn route(&self, message: BusMessage) -> Outcome {

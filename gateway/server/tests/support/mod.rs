@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use gateway::{Config, Registry};
 use gateway_bus::{Bus, LocalBus, ServeOptions, ServiceRuntime};
-use gateway_core::{BoxFuture, CallContext, Dispatch, MethodDesc, ServiceDesc, Status};
+use gateway_core::{
+    BoxFuture, CallContext, Dispatch, LagPolicy, MethodDesc, ServiceDesc, Status, TopicDesc,
+};
 use gateway_protocol::{
     DEFAULT_MAX_FRAME_SIZE, ErrorReply, Frame, FrameCodec, Goaway, Hello, Request, VERSION, Welcome,
 };
@@ -60,6 +62,38 @@ pub static ORPHAN_SERVICE: ServiceDesc = ServiceDesc {
     name: "test.Orphan",
     methods: &[method(ORPHAN, "test.Orphan.lonely")],
     topics: &[],
+    errors: &[],
+};
+
+const fn topic(
+    id: u32,
+    name: &'static str,
+    key: Option<&'static str>,
+    on_lag: LagPolicy,
+    retain: bool,
+    client_publish: bool,
+) -> TopicDesc {
+    TopicDesc { id, name, message: "test.Bytes", key, on_lag, retain, client_publish }
+}
+
+pub const FEED_CUT: u32 = 0x7e57_0101;
+pub const FEED_DROP: u32 = 0x7e57_0102;
+pub const FEED_LATEST: u32 = 0x7e57_0103;
+pub const FEED_RETAINED: u32 = 0x7e57_0104;
+pub const FEED_SERVICE: u32 = 0x7e57_0105;
+
+/// Topics for the pub/sub tests, one per lag policy, all open to client publishing but the
+/// last. Payloads are opaque bytes: the gateway never looks inside.
+pub static TOPICS: ServiceDesc = ServiceDesc {
+    name: "test.Feed",
+    methods: &[],
+    topics: &[
+        topic(FEED_CUT, "test.Feed.cut", None, LagPolicy::Disconnect, false, true),
+        topic(FEED_DROP, "test.Feed.drop", Some("id"), LagPolicy::DropOldest, false, true),
+        topic(FEED_LATEST, "test.Feed.latest", Some("id"), LagPolicy::KeepLatest, false, true),
+        topic(FEED_RETAINED, "test.Feed.retained", Some("id"), LagPolicy::KeepLatest, true, true),
+        topic(FEED_SERVICE, "test.Feed.service", None, LagPolicy::DropOldest, false, false),
+    ],
     errors: &[],
 };
 
@@ -143,6 +177,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub observed: Arc<Observed>,
+    /// The gateway's bus, to publish as a service would and to count subscriptions.
+    pub bus: LocalBus,
     pub shutdown: CancellationToken,
     services: CancellationToken,
     task: JoinHandle<Result<(), gateway::Error>>,
@@ -161,7 +197,8 @@ pub fn config() -> Config {
 
 impl TestGateway {
     pub async fn start(config: Config) -> TestGateway {
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let local = LocalBus::new();
+        let bus: Arc<dyn Bus> = Arc::new(local.clone());
         let services = CancellationToken::new();
         let observed = Arc::new(Observed::default());
         let options = ServeOptions { concurrency: 100_000, ..ServeOptions::default() };
@@ -180,13 +217,14 @@ impl TestGateway {
         registry.register(&TEST_SERVICE).unwrap();
         registry.register(&ORPHAN_SERVICE).unwrap();
         registry.register(&some_api::DESCRIPTOR).unwrap();
+        registry.register(&TOPICS).unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let admin = tokio::net::TcpListener::bind(config.admin_listen).await.unwrap();
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let task =
             tokio::spawn(gateway::run(config, listener, admin, bus, registry, shutdown.clone()));
-        TestGateway { addr, admin: admin_addr, observed, shutdown, services, task }
+        TestGateway { addr, admin: admin_addr, observed, bus: local, shutdown, services, task }
     }
 
     /// Shuts the gateway down and waits (bounded) for `run` to return.
@@ -239,7 +277,10 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        RawClient::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    pub fn from_stream(stream: TcpStream) -> RawClient {
         RawClient { framed: Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_SIZE)) }
     }
 

@@ -1,0 +1,414 @@
+//! The pub/sub hub: one bus subscription per topic (or pattern) per gateway, shared by every
+//! local subscriber.
+//!
+//! The first local subscription to a pattern (`topic.ns.Tracker.position.dev-7`, or
+//! `topic.ns.Tracker.position.*` for all keys) makes the hub subscribe to it on the bus; later
+//! ones join the same [`Entry`]. A task per entry reads the bus subscription and hands each
+//! publication, as one shared [`Publication`], to every subscriber's connection queue, which
+//! never blocks it (see [`crate::events`]). When the last subscriber leaves, the entry lingers
+//! for `topic_linger` before the bus subscription is released, so a client that resubscribes at
+//! once (a page reload) does not cost two bus round trips.
+//!
+//! Topics declared `retain` are different: the hub holds an all-keys subscription to each of them
+//! for as long as the gateway runs, keeps the last event of each key (up to `retain_max_keys`),
+//! and every subscription to the topic, one key or all, is served from that one entry. That is
+//! how a new subscriber gets the latest event at once, even if nobody on this gateway was
+//! subscribed when it was published.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use gateway_bus::{Bus, BusMessage, Subscription, contract};
+use gateway_core::{Selector, Status, TopicDesc};
+use gateway_protocol::{Frame, SubscriptionEnded};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::events::Publication;
+use crate::metrics::Metrics;
+use crate::session::Connection;
+
+/// The hub of one gateway.
+pub(crate) struct Hub {
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+    linger: Duration,
+    retain_max_keys: usize,
+    /// Entries by bus pattern. A std mutex: held only to look up, insert or remove.
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Cancelled when the gateway stops: every entry's task ends.
+    stop: CancellationToken,
+}
+
+/// One bus subscription and its local subscribers.
+pub(crate) struct Entry {
+    pattern: String,
+    topic: &'static TopicDesc,
+    /// Held for the gateway's lifetime (retain topics), never released.
+    permanent: bool,
+    /// Set once the bus subscription is in place, so that concurrent first subscribers wait for
+    /// it together.
+    ready: OnceCell<()>,
+    state: Mutex<EntryState>,
+    /// Cancelled when the entry is released: its task stops, dropping the bus subscription.
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
+struct EntryState {
+    /// Subscribers to every key (or to an unkeyed topic).
+    all: Vec<Subscriber>,
+    /// Subscribers to one key.
+    by_key: HashMap<String, Vec<Subscriber>>,
+    count: usize,
+    /// Bumped by every subscribe, so that a release scheduled before it is called off.
+    generation: u64,
+    /// No longer in the hub's map; a subscriber that finds it so starts over.
+    released: bool,
+    retained: Retained,
+}
+
+/// One client subscription, as the hub delivers to it.
+#[derive(Clone)]
+struct Subscriber {
+    conn: Arc<Connection>,
+    id: u32,
+}
+
+impl Subscriber {
+    fn is(&self, conn: &Arc<Connection>, id: u32) -> bool {
+        self.id == id && Arc::ptr_eq(&self.conn, conn)
+    }
+}
+
+/// What a session keeps of a subscription, to end it.
+pub(crate) struct HubSubscription {
+    entry: Arc<Entry>,
+    key: Option<String>,
+}
+
+impl std::fmt::Debug for HubSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubSubscription")
+            .field("pattern", &self.entry.pattern)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+        linger: Duration,
+        retain_max_keys: usize,
+    ) -> Arc<Hub> {
+        Arc::new(Hub {
+            bus,
+            metrics,
+            linger,
+            retain_max_keys,
+            entries: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    /// Subscribes, for the gateway's lifetime, to every `retain` topic among `topics`, so that
+    /// their last events are at hand for new subscribers.
+    ///
+    /// # Errors
+    ///
+    /// The bus refused a subscription.
+    pub(crate) async fn hold_retained(
+        self: &Arc<Self>,
+        topics: impl IntoIterator<Item = &'static TopicDesc>,
+    ) -> Result<(), Status> {
+        for topic in topics.into_iter().filter(|t| t.retain) {
+            let entry = self.entry(topic, &Selector::AllKeys);
+            self.ready(&entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Subscribes `conn`'s subscription `id` to `topic`. `subscribed` (the SUBSCRIBED frame) is
+    /// queued on the connection before the first event, after the bus subscription is in place;
+    /// a retain topic's last events follow it at once.
+    ///
+    /// # Errors
+    ///
+    /// The bus refused the subscription (`unavailable`, or `internal` for a bad subject).
+    pub(crate) async fn subscribe(
+        self: &Arc<Self>,
+        topic: &'static TopicDesc,
+        selector: Selector,
+        conn: &Arc<Connection>,
+        id: u32,
+        subscribed: Frame,
+    ) -> Result<HubSubscription, Status> {
+        let key = match selector {
+            Selector::Key(ref key) if topic.key.is_some() => Some(key.clone()),
+            _ => None,
+        };
+        loop {
+            let entry = self.entry(topic, &selector);
+            self.ready(&entry).await?;
+            let mut state = entry.state.lock().expect("hub entry lock");
+            if state.released {
+                continue;
+            }
+            conn.queue.open_subscription(id, topic.on_lag, subscribed);
+            let subscriber = Subscriber { conn: conn.clone(), id };
+            match &key {
+                Some(key) => {
+                    if let Some(event) = state.retained.get(key) {
+                        self.deliver(&subscriber, &event);
+                    }
+                    state.by_key.entry(key.clone()).or_default().push(subscriber);
+                }
+                None => {
+                    for event in state.retained.all() {
+                        self.deliver(&subscriber, &event);
+                    }
+                    state.all.push(subscriber);
+                }
+            }
+            state.count += 1;
+            state.generation += 1;
+            drop(state);
+            self.metrics.subscriptions(1);
+            return Ok(HubSubscription { entry, key });
+        }
+    }
+
+    /// Ends a subscription made by [`Hub::subscribe`]. The connection's queue is the caller's
+    /// to clean up.
+    pub(crate) fn unsubscribe(
+        self: &Arc<Self>,
+        sub: HubSubscription,
+        conn: &Arc<Connection>,
+        id: u32,
+    ) {
+        let entry = sub.entry;
+        let mut state = entry.state.lock().expect("hub entry lock");
+        let list = match &sub.key {
+            Some(key) => state.by_key.get_mut(key),
+            None => Some(&mut state.all),
+        };
+        let Some(list) = list else { return };
+        let Some(at) = list.iter().position(|s| s.is(conn, id)) else { return };
+        list.swap_remove(at);
+        if let Some(key) = &sub.key
+            && list.is_empty()
+        {
+            state.by_key.remove(key);
+        }
+        state.count -= 1;
+        self.metrics.subscriptions(-1);
+        if state.count == 0 && !entry.permanent {
+            let generation = state.generation;
+            let hub = Arc::downgrade(self);
+            let entry = entry.clone();
+            let linger = self.linger;
+            tokio::spawn(async move {
+                tokio::time::sleep(linger).await;
+                if let Some(hub) = hub.upgrade() {
+                    hub.release(&entry, generation);
+                }
+            });
+        }
+    }
+
+    /// Stops every entry's task (the gateway is stopping).
+    pub(crate) fn close(&self) {
+        self.stop.cancel();
+    }
+
+    /// The entry for `topic` and `selector`, created (not yet subscribed) if there is none.
+    fn entry(&self, topic: &'static TopicDesc, selector: &Selector) -> Arc<Entry> {
+        let selector = if topic.retain { &Selector::AllKeys } else { selector };
+        let pattern = contract::topic_pattern(topic, selector);
+        let mut entries = self.entries.lock().expect("hub lock");
+        entries
+            .entry(pattern.clone())
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    pattern,
+                    topic,
+                    permanent: topic.retain,
+                    ready: OnceCell::new(),
+                    state: Mutex::new(EntryState {
+                        retained: Retained::new(if topic.retain {
+                            self.retain_max_keys
+                        } else {
+                            0
+                        }),
+                        ..EntryState::default()
+                    }),
+                    stop: self.stop.child_token(),
+                })
+            })
+            .clone()
+    }
+
+    /// Makes sure `entry`'s bus subscription is in place, subscribing if it is the first.
+    async fn ready(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<(), Status> {
+        entry
+            .ready
+            .get_or_try_init(|| async {
+                match self.bus.subscribe(&entry.pattern, None).await {
+                    Ok(subscription) => {
+                        self.metrics.bus_subscriptions(1);
+                        debug!(pattern = %entry.pattern, "hub subscribed");
+                        tokio::spawn(pump(Arc::downgrade(self), entry.clone(), subscription));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.forget(entry);
+                        Err(e.to_status())
+                    }
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// Releases `entry` if nobody subscribed since `generation`.
+    fn release(&self, entry: &Arc<Entry>, generation: u64) {
+        let mut state = entry.state.lock().expect("hub entry lock");
+        if state.count > 0 || state.generation != generation || state.released {
+            return;
+        }
+        state.released = true;
+        drop(state);
+        self.forget(entry);
+        entry.stop.cancel();
+        debug!(pattern = %entry.pattern, "hub released");
+    }
+
+    /// Removes `entry` from the map, if it is still the one there.
+    fn forget(&self, entry: &Arc<Entry>) {
+        let mut entries = self.entries.lock().expect("hub lock");
+        if entries.get(&entry.pattern).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            entries.remove(&entry.pattern);
+        }
+    }
+
+    fn deliver(&self, subscriber: &Subscriber, event: &Arc<Publication>) {
+        match subscriber.conn.queue.push_event(subscriber.id, event) {
+            Ok(pushed) => self.metrics.events_lagged(pushed.dropped, pushed.conflated),
+            Err(_slow) => subscriber.conn.kick_slow_consumer(),
+        }
+    }
+
+    /// Hands one bus message to every local subscriber of `entry`.
+    fn publish(&self, entry: &Entry, message: BusMessage) {
+        let Some(key) = contract::key_from_subject(entry.topic, &message.subject) else {
+            debug!(subject = %message.subject, "a message on a subject of no topic key; skipped");
+            return;
+        };
+        self.metrics.publication();
+        let event = Arc::new(Publication { key, payload: message.payload });
+        let mut state = entry.state.lock().expect("hub entry lock");
+        state.retained.insert(&event);
+        for subscriber in &state.all {
+            self.deliver(subscriber, &event);
+        }
+        if let Some(subscribers) = state.by_key.get(&event.key) {
+            for subscriber in subscribers {
+                self.deliver(subscriber, &event);
+            }
+        }
+    }
+
+    /// The bus ended `entry`'s subscription on its own: its subscribers are told, and the next
+    /// subscriber starts a new one.
+    fn lost(&self, entry: &Arc<Entry>) {
+        warn!(pattern = %entry.pattern, "the bus ended a topic subscription");
+        self.forget(entry);
+        let mut state = entry.state.lock().expect("hub entry lock");
+        state.released = true;
+        let subscribers = std::mem::take(&mut state.all)
+            .into_iter()
+            .chain(std::mem::take(&mut state.by_key).into_values().flatten());
+        for subscriber in subscribers {
+            let status = Status::unavailable("the gateway lost the topic's bus subscription");
+            let ended = SubscriptionEnded { subscription_id: subscriber.id, status };
+            subscriber.conn.end_subscription(subscriber.id, Some(Frame::SubscriptionEnded(ended)));
+            self.metrics.subscriptions(-1);
+        }
+        state.count = 0;
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Reads `entry`'s bus subscription until it is released or the bus ends it.
+async fn pump(hub: Weak<Hub>, entry: Arc<Entry>, mut subscription: Subscription) {
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = entry.stop.cancelled() => break,
+            message = subscription.next() => message,
+        };
+        let Some(hub) = hub.upgrade() else { break };
+        match message {
+            Some(message) => hub.publish(&entry, message),
+            None => {
+                hub.lost(&entry);
+                break;
+            }
+        }
+    }
+    if let Some(hub) = hub.upgrade() {
+        hub.metrics.bus_subscriptions(-1);
+    }
+}
+
+/// The last event of each key of a retain topic, forgetting the least recently updated key past
+/// `max`. Empty and free for other topics (`max` 0).
+#[derive(Default)]
+struct Retained {
+    max: usize,
+    by_key: HashMap<String, (u64, Arc<Publication>)>,
+    /// Keys by the sequence number of their last update, oldest first.
+    order: BTreeMap<u64, String>,
+    next: u64,
+}
+
+impl Retained {
+    fn new(max: usize) -> Retained {
+        Retained { max, ..Retained::default() }
+    }
+
+    fn insert(&mut self, event: &Arc<Publication>) {
+        if self.max == 0 {
+            return;
+        }
+        let seq = self.next;
+        self.next += 1;
+        if let Some((old, _)) = self.by_key.insert(event.key.clone(), (seq, event.clone())) {
+            self.order.remove(&old);
+        }
+        self.order.insert(seq, event.key.clone());
+        if self.by_key.len() > self.max
+            && let Some((_, oldest)) = self.order.pop_first()
+        {
+            self.by_key.remove(&oldest);
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Publication>> {
+        self.by_key.get(key).map(|(_, event)| event.clone())
+    }
+
+    /// Every key's last event, oldest update first.
+    fn all(&self) -> Vec<Arc<Publication>> {
+        self.order.values().filter_map(|key| self.get(key)).collect()
+    }
+}
