@@ -1,6 +1,8 @@
 //! The gateway server: clients connect over TCP and speak the wire protocol
 //! (`docs/protocol.md`); each call is routed by its method id to the service that owns it, over
-//! the bus (`gateway_bus::Bus`); replies come back in whatever order they finish.
+//! the bus (`gateway_bus::Bus`); replies come back in whatever order they finish. Clients
+//! subscribe to topics and publish to them; the hub holds one bus subscription per topic (or
+//! pattern) and fans each event out to the local subscribers.
 //!
 //! The library holds the whole server so that tests (and other programs) start a gateway
 //! in-process on port 0 with [`run`]; the `gateway` binary only reads its configuration, sets up
@@ -10,10 +12,13 @@
 //!
 //! - [`config`]: [`Config`], from flags, environment and a TOML file, validated at start-up.
 //! - [`server`]: [`run`]: the listener, the connection limit, graceful shutdown.
-//! - `session`: one connection: handshake, the reader that starts calls, timeouts, GOAWAY.
+//! - `session`: one connection: handshake, the reader that starts calls, timeouts, GOAWAY;
+//!   `session/pubsub`: its SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
 //! - `call`: one call: bus request with deadline and cancellation, its answer.
 //! - `send_queue`: a connection's byte-bounded outgoing queue and the writer that coalesces it.
-//! - [`router`]: [`Registry`]: method id → descriptor → bus subject.
+//! - `events`: a connection's pending topic events and the lag policies.
+//! - `hub`: the topic subscriptions on the bus and the fan-out to local subscribers.
+//! - [`router`]: [`Registry`]: method id → descriptor → bus subject; topic id → descriptor.
 //! - `admin`: `/healthz`, `/readyz`, `/metrics` over a small HTTP/1.1 responder.
 //! - [`metrics`]: the counters and their Prometheus rendering.
 //!
