@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_bus::{BusError, Headers, contract};
-use gateway_core::{Code, Status};
+use gateway_core::{Code, Identity, Status};
 use gateway_protocol::{ErrorReply, Frame, Response};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,16 @@ impl CallIds {
     }
 }
 
+/// Adds the caller's identity to a message for services (`docs/bus.md`): `rpc-identity` and one
+/// `rpc-claim-<name>` per forwarded claim. Nothing for anonymous callers.
+pub(crate) fn identity_headers(headers: &mut Headers, identity: Option<&Identity>) {
+    let Some(identity) = identity else { return };
+    headers.insert(contract::header::IDENTITY, identity.subject.clone());
+    for (name, value) in &identity.claims {
+        headers.insert(format!("{}{name}", contract::header::CLAIM_PREFIX), value.clone());
+    }
+}
+
 /// How a call ended, before it is turned into a frame.
 enum Outcome {
     Reply(Bytes),
@@ -84,6 +94,8 @@ pub(crate) async fn run(mut call: Call) {
     headers.insert(contract::header::METHOD, route.method.id.to_string());
     headers.insert(contract::header::TIMEOUT_MS, contract::timeout_header(call.timeout));
     headers.insert(contract::header::CALL_ID, call_id.clone());
+    // Built from the connection's grant only: a client has no way to send bus headers.
+    identity_headers(&mut headers, call.conn.grant().identity.as_deref());
 
     if call.fire_and_forget || route.method.is_fire_and_forget() {
         // Published without a reply subject (`docs/bus.md`: `-> void` methods have none): the

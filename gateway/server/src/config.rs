@@ -18,6 +18,8 @@ use std::time::Duration;
 use clap::Parser;
 use gateway_protocol::MIN_MAX_FRAME_SIZE;
 
+use crate::auth::{AuthConfig, Authenticator};
+
 /// The checked settings of one gateway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -59,6 +61,14 @@ pub struct Config {
     /// Keys whose last event a `retain` topic keeps; past it the least recently updated key is
     /// forgotten.
     pub retain_max_keys: usize,
+    /// Connections one authenticated subject may have open at once; 0 = no limit.
+    pub max_connections_per_user: usize,
+    /// New connections per second accepted from one IP address; 0 = no limit.
+    pub connection_rate: u32,
+    /// How many connections one IP address may open at once before `connection_rate` applies.
+    pub connection_burst: u32,
+    /// Authentication: keys, roles, and the roles of anonymous connections (`anonymous_roles`).
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -97,6 +107,10 @@ pub const KEYS: &[Key] = &[
     Key { name: "max_subscriptions_per_connection", default: "1024" },
     Key { name: "topic_linger", default: "1s" },
     Key { name: "retain_max_keys", default: "100000" },
+    Key { name: "anonymous_roles", default: "" },
+    Key { name: "max_connections_per_user", default: "0" },
+    Key { name: "connection_rate", default: "0" },
+    Key { name: "connection_burst", default: "20" },
 ];
 
 /// The gateway's command line. Each setting flag overrides the environment and the file.
@@ -169,6 +183,22 @@ pub struct Args {
     /// Keys whose last event a retain topic keeps [default: 100000] [env: GATEWAY_RETAIN_MAX_KEYS]
     #[arg(long, value_name = "N")]
     pub retain_max_keys: Option<String>,
+    /// Roles of connections without a token, comma-separated; empty refuses them; `all` allows
+    /// everything (development only) [default: none] [env: GATEWAY_ANONYMOUS_ROLES]
+    #[arg(long, value_name = "ROLES")]
+    pub anonymous_roles: Option<String>,
+    /// Connections one user (token subject) may have open; 0 = no limit [default: 0]
+    /// [env: GATEWAY_MAX_CONNECTIONS_PER_USER]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_user: Option<String>,
+    /// New connections per second per client IP; 0 = no limit [default: 0]
+    /// [env: GATEWAY_CONNECTION_RATE]
+    #[arg(long, value_name = "N")]
+    pub connection_rate: Option<String>,
+    /// Connections a client IP may open at once before connection_rate applies [default: 20]
+    /// [env: GATEWAY_CONNECTION_BURST]
+    #[arg(long, value_name = "N")]
+    pub connection_burst: Option<String>,
 }
 
 impl Args {
@@ -191,6 +221,10 @@ impl Args {
             ("max_subscriptions_per_connection", &self.max_subscriptions_per_connection),
             ("topic_linger", &self.topic_linger),
             ("retain_max_keys", &self.retain_max_keys),
+            ("anonymous_roles", &self.anonymous_roles),
+            ("max_connections_per_user", &self.max_connections_per_user),
+            ("connection_rate", &self.connection_rate),
+            ("connection_burst", &self.connection_burst),
         ];
         given.into_iter().filter_map(|(k, v)| Some((k, v.clone()?))).collect()
     }
@@ -228,6 +262,9 @@ pub enum ConfigError {
     /// The file names a key the gateway does not have.
     #[error("unknown key `{key}` in `{}`", path.display())]
     UnknownKey { key: String, path: PathBuf },
+    /// The `[auth]` table or `anonymous_roles` are unusable.
+    #[error("{0}")]
+    Auth(String),
     /// The file cannot be read.
     #[error("cannot read config file `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
@@ -236,10 +273,12 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
 }
 
-/// Raw text values by key, each with its origin; later inserts win.
+/// Raw text values by key, each with its origin; later inserts win. The `[auth]` table comes from
+/// the file only.
 #[derive(Debug, Default)]
 struct Layers {
     values: BTreeMap<&'static str, (String, Origin)>,
+    auth: AuthConfig,
 }
 
 impl Layers {
@@ -277,13 +316,16 @@ impl Config {
     /// # Errors
     ///
     /// The first unparsable or out-of-range value, naming its key, value and origin; a file that
-    /// cannot be read, is not TOML, or has unknown keys.
+    /// cannot be read, is not TOML, or has unknown keys; an `[auth]` table whose keys cannot be
+    /// loaded, or no way to authenticate anyone.
     pub fn load(args: &Args, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut layers = Layers::default();
         if let Some(path) = &args.config {
-            for (key, value) in read_file(path)? {
+            let (values, auth) = read_file(path)?;
+            for (key, value) in values {
                 layers.values.insert(key, (value, Origin::File(path.clone())));
             }
+            layers.auth = auth;
         }
         for key in KEYS {
             let var = env_var(key.name);
@@ -296,7 +338,9 @@ impl Config {
                 .values
                 .insert(key, (value, Origin::Flag(format!("--{}", key.replace('_', "-")))));
         }
-        Config::from_layers(&layers)
+        let config = Config::from_layers(&layers)?;
+        Authenticator::new(&config.auth).map_err(|e| ConfigError::Auth(e.to_string()))?;
+        Ok(config)
     }
 
     fn from_layers(layers: &Layers) -> Result<Config, ConfigError> {
@@ -334,6 +378,23 @@ impl Config {
                 .parse("max_subscriptions_per_connection", |s| at_least(s, 1))?,
             topic_linger: p.parse("topic_linger", parse_duration)?,
             retain_max_keys: p.parse("retain_max_keys", |s| at_least(s, 1))?,
+            max_connections_per_user: p.parse("max_connections_per_user", |s| at_least(s, 0))?,
+            connection_rate: p.parse("connection_rate", |s| {
+                u32::try_from(at_least(s, 0)?).map_err(|_| format!("must be at most {}", u32::MAX))
+            })?,
+            connection_burst: p.parse("connection_burst", |s| {
+                u32::try_from(at_least(s, 1)?).map_err(|_| format!("must be at most {}", u32::MAX))
+            })?,
+            auth: AuthConfig {
+                anonymous_roles: p.parse("anonymous_roles", |s| {
+                    Ok(s.split(',')
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty())
+                        .map(String::from)
+                        .collect())
+                })?,
+                ..p.auth.clone()
+            },
         };
         if config.default_timeout > config.max_timeout {
             return Err(ConfigError::Conflict(format!(
@@ -394,8 +455,12 @@ fn wire_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Reads a TOML file into raw values: strings as they are, integers as decimal text.
-fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+/// A file's flat settings as raw text by key, and its `[auth]` table.
+type FileValues = (Vec<(&'static str, String)>, AuthConfig);
+
+/// Reads a TOML file into raw values (strings as they are, integers as decimal text) and its
+/// `[auth]` table.
+fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
@@ -403,7 +468,15 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         message: e.message().to_owned(),
     })?;
     let mut values = Vec::new();
+    let mut auth = AuthConfig::default();
     for (name, value) in table {
+        if name == "auth" {
+            auth = value.try_into().map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: format!("[auth]: {}", e.message()),
+            })?;
+            continue;
+        }
         let Some(key) = KEYS.iter().find(|k| k.name == name) else {
             return Err(ConfigError::UnknownKey { key: name, path: path.to_owned() });
         };
@@ -422,7 +495,7 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         };
         values.push((key.name, text));
     }
-    Ok(values)
+    Ok((values, auth))
 }
 
 #[cfg(test)]
@@ -433,15 +506,68 @@ mod tests {
         None
     }
 
+    /// Anonymous connections allowed, so that a config needs no keys.
+    fn anonymous() -> Args {
+        Args { anonymous_roles: Some("all".into()), ..Args::default() }
+    }
+
     #[test]
     fn the_defaults_are_valid_and_documented() {
-        let config = Config::load(&Args::default(), no_env).unwrap();
+        let config = Config::load(&anonymous(), no_env).unwrap();
         assert_eq!(config.listen, "127.0.0.1:7400".parse().unwrap());
         assert_eq!(config.admin_listen, "127.0.0.1:7401".parse().unwrap());
         assert_eq!(config.max_frame_size, 16 * 1024 * 1024);
         assert_eq!(config.handshake_timeout, Duration::from_secs(10));
         assert_eq!(config.idle_timeout_ms(), 300_000);
-        assert_eq!(config, Config::default());
+        let mut default = Config::default();
+        default.auth.anonymous_roles = vec!["all".into()];
+        assert_eq!(config, default);
+    }
+
+    #[test]
+    fn by_default_nobody_can_connect_so_the_gateway_refuses_to_start() {
+        let err = Config::load(&Args::default(), no_env).unwrap_err().to_string();
+        assert!(err.contains("no way to authenticate anyone"), "{err}");
+        assert!(err.contains("--anonymous-roles all"), "{err}");
+    }
+
+    #[test]
+    fn the_auth_table_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        let args = Args { config: Some(path.clone()), ..Args::default() };
+        std::fs::write(
+            &path,
+            "[auth]\naudience = \"tracker\"\nleeway = \"2s\"\n\
+             [[auth.keys]]\nalgorithm = \"HS256\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+             [auth.roles.viewer]\ncall = [\"Tracker.*\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(&args, no_env).unwrap();
+        assert_eq!(config.auth.audience.as_deref(), Some("tracker"));
+        assert_eq!(config.auth.leeway(), Duration::from_secs(2));
+        assert_eq!(config.auth.roles["viewer"].call, ["Tracker.*"]);
+
+        let bad = [
+            ("[auth]\nkeys = [{ algorithm = \"HS256\", secret = \"short\" }]\n", "at least 32"),
+            ("[auth]\nkeys = [{ algorithm = \"none\", secret = \"x\" }]\n", "not one of"),
+            (
+                "[auth]\nkeys = [{ algorithm = \"RS256\", public_key_file = \"/nonexistent.pem\" }]\n",
+                "cannot read `/nonexistent.pem`",
+            ),
+            ("[auth]\nroles.x.call = [\"a..b\"]\n", "empty token"),
+            ("[auth]\nroles.all.call = [\"a\"]\n", "cannot be redefined"),
+            ("[auth]\nsurprise = 1\n", "unknown field `surprise`"),
+        ];
+        for (text, words) in bad {
+            std::fs::write(&path, text).unwrap();
+            let args = Args { config: Some(path.clone()), ..anonymous() };
+            let err = Config::load(&args, no_env).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+        }
+        let args = Args { anonymous_roles: Some("guest".into()), ..Args::default() };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.contains("anonymous_roles names role `guest`"), "{err}");
     }
 
     #[test]
@@ -453,8 +579,7 @@ mod tests {
             "max_connections = 5\nmax_in_flight_total = 6\nidle_timeout = \"250ms\"\n",
         )
         .unwrap();
-        let args =
-            Args { config: Some(path), max_connections: Some("7".into()), ..Args::default() };
+        let args = Args { config: Some(path), max_connections: Some("7".into()), ..anonymous() };
         let env = |var: &str| match var {
             "GATEWAY_MAX_CONNECTIONS" => Some("8".into()),
             "GATEWAY_MAX_IN_FLIGHT_TOTAL" => Some("9".into()),

@@ -89,6 +89,14 @@ pub(crate) struct HubSubscription {
     key: Option<String>,
 }
 
+impl HubSubscription {
+    /// The topic and selector subscribed to.
+    pub(crate) fn target(&self) -> (&'static TopicDesc, Selector) {
+        let selector = self.key.clone().map_or(Selector::AllKeys, Selector::Key);
+        (self.entry.topic, selector)
+    }
+}
+
 impl std::fmt::Debug for HubSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubSubscription")

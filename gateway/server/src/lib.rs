@@ -41,10 +41,12 @@
 //! ```
 
 mod admin;
+pub mod auth;
 mod call;
 pub mod config;
 mod events;
 mod hub;
+mod limits;
 pub mod metrics;
 pub mod router;
 mod send_queue;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use gateway_core::Code;
 use gateway_protocol::GoawayReason;
 
+use crate::auth::AuthErrorKind;
 use crate::router::Registry;
 
 /// Upper bounds of the latency histogram buckets, in microseconds (the last bucket, `+Inf`, is
@@ -69,6 +70,8 @@ pub struct Metrics {
     methods: Vec<MethodMetrics>,
     ready: AtomicBool,
     pubsub: PubSubMetrics,
+    /// Refused tokens, by `AuthErrorKind` (in `AuthErrorKind::ALL` order).
+    auth_failures: [AtomicU64; AuthErrorKind::ALL.len()],
 }
 
 /// Counters of the pub/sub hub and the connections' event queues.
@@ -100,6 +103,14 @@ impl Metrics {
             methods: registry.routes().iter().map(|r| MethodMetrics::new(r.method.name)).collect(),
             ready: AtomicBool::new(false),
             pubsub: PubSubMetrics::default(),
+            auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// A token refused, at the handshake or in a refresh.
+    pub fn auth_failed(&self, kind: AuthErrorKind) {
+        if let Some(at) = AuthErrorKind::ALL.iter().position(|&k| k == kind) {
+            self.auth_failures[at].fetch_add(1, Relaxed);
         }
     }
 
@@ -330,6 +341,19 @@ impl Metrics {
             "Events clients published.",
             p.published_by_clients.load(Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_auth_failures_total Tokens refused, by reason.\n\
+             # TYPE gateway_auth_failures_total counter"
+        );
+        for (kind, count) in AuthErrorKind::ALL.iter().zip(&self.auth_failures) {
+            let _ = writeln!(
+                out,
+                "gateway_auth_failures_total{{reason=\"{}\"}} {}",
+                kind.name(),
+                count.load(Relaxed)
+            );
+        }
         self.render_methods(&mut out);
         out
     }

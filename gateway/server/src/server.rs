@@ -21,9 +21,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admin;
+use crate::auth::{AuthConfigError, Authenticator};
 use crate::call::CallIds;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::limits::{ConnectionRate, UserConnections};
 use crate::metrics::Metrics;
 use crate::router::Registry;
 use crate::session::{self, CLOSE_GRACE};
@@ -42,6 +44,9 @@ pub enum Error {
     /// A listener handed to [`run`] is unusable.
     #[error("the {which} listener is unusable: {source}")]
     Listener { which: &'static str, source: std::io::Error },
+    /// The authentication settings are unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
     /// The bus refused the subscriptions the gateway holds for `retain` topics.
     #[error("the bus refused a topic subscription: {0}")]
     Bus(gateway_core::Status),
@@ -61,6 +66,9 @@ pub(crate) struct Shared {
     pub(crate) abandon: CancellationToken,
     pub(crate) call_ids: CallIds,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Authenticator,
+    pub(crate) users: Arc<UserConnections>,
+    pub(crate) rate: ConnectionRate,
 }
 
 impl std::fmt::Debug for Shared {
@@ -88,11 +96,17 @@ pub async fn run(
         listener.local_addr().map_err(|source| Error::Listener { which: "client", source })?;
     let admin_addr =
         admin.local_addr().map_err(|source| Error::Listener { which: "admin", source })?;
+    let auth = Authenticator::new(&config.auth)?;
+    if config.auth.anonymous_roles.iter().any(|r| r == crate::auth::ROLE_ALL) {
+        warn!("anonymous connections may do everything (anonymous_roles = all): development only");
+    }
     let metrics = Arc::new(Metrics::new(&registry));
     let hub = Hub::new(bus.clone(), metrics.clone(), config.topic_linger, config.retain_max_keys);
     if let Err(status) = hub.hold_retained(registry.topics()).await {
         return Err(Error::Bus(status));
     }
+    let users = UserConnections::new(config.max_connections_per_user);
+    let rate = ConnectionRate::new(config.connection_rate, config.connection_burst);
     let shared = Arc::new(Shared {
         in_flight_total: Arc::new(Semaphore::new(config.max_in_flight_total)),
         config,
@@ -103,6 +117,9 @@ pub async fn run(
         abandon: CancellationToken::new(),
         call_ids: CallIds::new(),
         hub,
+        auth,
+        users,
+        rate,
     });
     let admin_stop = CancellationToken::new();
     let admin_task = tokio::spawn(admin::serve(admin, metrics.clone(), admin_stop.clone()));
@@ -151,6 +168,17 @@ async fn accept(
                 continue;
             }
         };
+        if !shared.rate.admit(peer.ip(), std::time::Instant::now()) {
+            shared.metrics.connection_rejected();
+            if let Ok(permit) = rejecting.clone().try_acquire_owned() {
+                shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
+                tokio::spawn(async move {
+                    reject(stream, peer, "too many new connections from this address").await;
+                    drop(permit);
+                });
+            }
+            continue;
+        }
         match connections.clone().try_acquire_owned() {
             Ok(permit) => {
                 sessions.spawn(session::serve(stream, peer, shared.clone(), permit));
@@ -160,7 +188,7 @@ async fn accept(
                 if let Ok(permit) = rejecting.clone().try_acquire_owned() {
                     shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
                     tokio::spawn(async move {
-                        reject(stream, peer).await;
+                        reject(stream, peer, "the gateway is at its connection limit").await;
                         drop(permit);
                     });
                 }
@@ -169,13 +197,10 @@ async fn accept(
     }
 }
 
-/// Tells a connection over the limit to go elsewhere: GOAWAY `too_many_connections`, then close
+/// Tells a connection over a limit to go elsewhere: GOAWAY `too_many_connections`, then close
 /// once the client has read it (or [`CLOSE_GRACE`] passes).
-async fn reject(mut stream: TcpStream, peer: SocketAddr) {
-    let goaway = Frame::Goaway(Goaway::new(
-        GoawayReason::TOO_MANY_CONNECTIONS,
-        "the gateway is at its connection limit",
-    ));
+async fn reject(mut stream: TcpStream, peer: SocketAddr, why: &'static str) {
+    let goaway = Frame::Goaway(Goaway::new(GoawayReason::TOO_MANY_CONNECTIONS, why));
     let mut buf = BytesMut::new();
     if goaway.encode(&mut buf, MIN_MAX_FRAME_SIZE).is_err() {
         return;

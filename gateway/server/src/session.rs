@@ -18,14 +18,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use gateway_core::Status;
 use gateway_protocol::{
-    CodecError, ErrorReply, Frame, FrameCodec, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE,
-    Request, VERSION, Welcome,
+    Auth, CodecError, ErrorReply, Frame, FrameCodec, Goaway, GoawayReason, Hello,
+    MIN_MAX_FRAME_SIZE, Request, VERSION, Welcome,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -39,8 +39,10 @@ use tracing::{debug, info};
 
 mod pubsub;
 
+use crate::auth::{AuthError, AuthErrorKind, Grant, Permissions};
 use crate::call::{self, Call};
 use crate::hub::HubSubscription;
+use crate::limits::UserSlot;
 use crate::metrics::Shed;
 use crate::send_queue::{SendQueue, write_frames};
 use crate::server::Shared;
@@ -77,6 +79,9 @@ pub(crate) struct Connection {
     /// Cancelled by the hub when the client fell behind a topic whose lag policy is to
     /// disconnect it.
     slow: CancellationToken,
+    /// Who the client is and what it may do: set by the handshake, replaced by AUTH. Read on
+    /// every request (a read lock and an `Arc` clone), written rarely.
+    grant: RwLock<Arc<Grant>>,
 }
 
 impl Connection {
@@ -95,6 +100,11 @@ impl Connection {
     /// client went away or the connection broke.
     pub(crate) fn answers_stopped_calls(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// The connection's current credentials and permissions.
+    pub(crate) fn grant(&self) -> Arc<Grant> {
+        self.grant.read().expect("grant lock").clone()
     }
 
     fn calls_in_flight(&self) -> usize {
@@ -140,6 +150,12 @@ pub(crate) async fn serve(
         tasks: TaskTracker::new(),
         subscriptions: Mutex::new(HashMap::new()),
         slow: CancellationToken::new(),
+        // Nothing is allowed until the handshake authenticates the client.
+        grant: RwLock::new(Arc::new(Grant {
+            identity: None,
+            permissions: Arc::new(Permissions::default()),
+            expires_at: None,
+        })),
         shared,
     });
     let writer = {
@@ -152,8 +168,10 @@ pub(crate) async fn serve(
     };
 
     let end = match handshake(&mut reader, &conn).await {
-        Ok(hello) => {
-            debug!(%peer, client = %hello.client_name, "session open");
+        Ok((hello, _user)) => {
+            let grant = conn.grant();
+            let who = grant.subject().unwrap_or("anonymous");
+            debug!(%peer, client = %hello.client_name, %who, "session open");
             let mut session = Session { conn: conn.clone(), last_request_id: 0 };
             let end = session.read(&mut reader).await;
             match end {
@@ -203,8 +221,12 @@ pub(crate) async fn serve(
     conn.shared.metrics.connection_closed();
 }
 
-/// Waits for HELLO and answers WELCOME, or says how the connection ends.
-async fn handshake(reader: &mut Reader, conn: &Connection) -> Result<Hello, End> {
+/// Waits for HELLO, authenticates it and answers WELCOME, or says how the connection ends. The
+/// slot returned holds the connection's place under its user's connection limit.
+async fn handshake(
+    reader: &mut Reader,
+    conn: &Connection,
+) -> Result<(Hello, Option<UserSlot>), End> {
     let shared = &conn.shared;
     let first = tokio::select! {
         biased;
@@ -240,16 +262,46 @@ async fn handshake(reader: &mut Reader, conn: &Connection) -> Result<Hello, End>
         return Err(close(GoawayReason::PROTOCOL_ERROR, what));
     }
     conn.queue.set_peer_max_frame_size(hello.max_frame_size);
+    let now = SystemTime::now();
+    let grant = match shared.auth.authenticate(&hello.token, now) {
+        Ok(grant) => grant,
+        Err(e) => return Err(refused(conn, &e)),
+    };
+    let user = match grant.subject() {
+        Some(subject) => match shared.users.take(subject) {
+            Some(slot) => Some(slot),
+            None => {
+                let what = format!("too many connections for user `{subject}`");
+                return Err(close(GoawayReason::TOO_MANY_CONNECTIONS, what));
+            }
+        },
+        None => None,
+    };
+    let auth_expires_in_ms = grant.expires_in_ms(now);
+    *conn.grant.write().expect("grant lock") = Arc::new(grant);
     let welcome = Frame::Welcome(Welcome {
         version: VERSION,
         max_frame_size: shared.config.max_frame_size,
         max_in_flight: shared.config.max_in_flight_per_connection,
         idle_timeout_ms: shared.config.idle_timeout_ms(),
         server_id: shared.config.server_id.clone(),
-        auth_expires_in_ms: 0,
+        auth_expires_in_ms,
     });
     conn.queue.push(&welcome).await.map_err(|_| End::ClientGone)?;
-    Ok(hello)
+    Ok((hello, user))
+}
+
+/// A HELLO whose credentials were refused: GOAWAY `unauthenticated`, saying why.
+fn refused(conn: &Connection, e: &AuthError) -> End {
+    conn.shared.metrics.auth_failed(e.kind);
+    info!(reason = e.kind.name(), message = %e.message, "authentication refused");
+    close(GoawayReason::UNAUTHENTICATED, e.message.clone())
+}
+
+/// When `grant` expires, on the session's clock.
+fn expiry(grant: &Grant) -> Option<Instant> {
+    let left = grant.expires_at?.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    Some(Instant::now() + left)
 }
 
 fn close(reason: GoawayReason, message: impl Into<String>) -> End {
@@ -288,11 +340,18 @@ impl Session {
         tokio::pin!(idle_timer);
         let draining = shared.draining.cancelled();
         tokio::pin!(draining);
+        // The credentials' expiry: reset by every accepted AUTH.
+        let mut expires = expiry(&self.conn.grant());
+        let expiry_timer = sleep_until(expires.unwrap_or(last_frame));
+        tokio::pin!(expiry_timer);
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = &mut draining => return End::Drain,
                 _ = self.conn.slow.cancelled() => return slow_consumer(),
+                _ = &mut expiry_timer, if expires.is_some() => {
+                    return close(GoawayReason::TOKEN_EXPIRED, "the token expired; reconnect with a fresh one");
+                }
                 frame = reader.next() => frame,
                 _ = &mut idle_timer, if !idle.is_zero() => {
                     let now = Instant::now();
@@ -342,10 +401,16 @@ impl Session {
                         return end;
                     }
                 }
-                other @ Frame::Auth(_) => {
-                    let what = format!("{} is not served yet", other.frame_type().name());
-                    return close(GoawayReason::PROTOCOL_ERROR, what);
-                }
+                Frame::Auth(auth) => match self.refresh(auth).await {
+                    Ok(Some(grant)) => {
+                        expires = expiry(&grant);
+                        if let Some(at) = expires {
+                            expiry_timer.as_mut().reset(at);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(end) => return end,
+                },
                 other @ (Frame::Welcome(_)
                 | Frame::Response(_)
                 | Frame::Error(_)
@@ -382,6 +447,11 @@ impl Session {
             let message = format!("unknown method id {:#010x}", request.method_id);
             return self.refuse(&request, Status::unimplemented(message)).await;
         };
+        if !conn.grant().permissions.may_call(route.method) {
+            shared.metrics.call_refused(route.index, gateway_core::Code::PermissionDenied);
+            let message = format!("not allowed to call {}", route.method.name);
+            return self.refuse(&request, Status::permission_denied(message)).await;
+        }
         let permits = match self.permits() {
             Ok(permits) => permits,
             Err(bound) => {
@@ -446,6 +516,53 @@ impl Session {
             details: bytes::Bytes::new(),
         });
         self.conn.queue.push(&frame).await.map_err(|_| End::ClientGone)
+    }
+
+    /// Takes an AUTH: a fresh token for the same subject replaces the connection's grant
+    /// (subscriptions it no longer allows end) and is answered AUTH_OK; a refused one is answered
+    /// ERROR `unauthenticated` and changes nothing. Returns the new grant.
+    async fn refresh(&mut self, auth: Auth) -> Result<Option<Arc<Grant>>, End> {
+        let conn = self.conn.clone();
+        let id = auth.request_id;
+        if id == 0 || conn.calls.lock().expect("calls lock").contains_key(&id) {
+            let what = format!("AUTH with request id {id}, which is 0 or in flight");
+            return Err(close(GoawayReason::PROTOCOL_ERROR, what));
+        }
+        self.last_request_id = id;
+        let now = SystemTime::now();
+        let old = conn.grant();
+        let checked = conn.shared.auth.authenticate(&auth.token, now).and_then(|grant| {
+            if grant.subject().is_some() && grant.subject() == old.subject() {
+                Ok(grant)
+            } else {
+                Err(AuthError {
+                    kind: AuthErrorKind::SubjectChanged,
+                    message: format!(
+                        "a refresh must be for the connection's subject `{}`",
+                        old.subject().unwrap_or("(anonymous)")
+                    ),
+                })
+            }
+        });
+        let grant = match checked {
+            Ok(grant) => Arc::new(grant),
+            Err(e) => {
+                conn.shared.metrics.auth_failed(e.kind);
+                info!(reason = e.kind.name(), message = %e.message, "token refresh refused");
+                let frame = Frame::Error(ErrorReply {
+                    request_id: id,
+                    status: e.to_status(),
+                    details: bytes::Bytes::new(),
+                });
+                conn.queue.push(&frame).await.map_err(|_| End::ClientGone)?;
+                return Ok(None);
+            }
+        };
+        *conn.grant.write().expect("grant lock") = grant.clone();
+        conn.end_forbidden_subscriptions(&grant.permissions);
+        let frame = Frame::AuthOk { request_id: id, expires_in_ms: grant.expires_in_ms(now) };
+        conn.queue.push(&frame).await.map_err(|_| End::ClientGone)?;
+        Ok(Some(grant))
     }
 
     fn cancel(&self, request_id: u32) {

@@ -12,6 +12,7 @@ use gateway_protocol::{
 };
 
 use super::{Connection, End, Session, close};
+use crate::auth::Permissions;
 
 impl Session {
     /// Takes a SUBSCRIBE: answers it with SUBSCRIBED (queued by the hub, ahead of the events) or
@@ -163,18 +164,46 @@ impl Connection {
         self.slow.cancel();
     }
 
+    /// Ends the subscriptions `permissions` no longer allow (after a token refresh), with
+    /// SUBSCRIPTION_ENDED `permission_denied`.
+    pub(crate) fn end_forbidden_subscriptions(self: &Arc<Self>, permissions: &Permissions) {
+        let forbidden: Vec<u32> = self
+            .subscriptions
+            .lock()
+            .expect("subscriptions lock")
+            .iter()
+            .filter(|(_, sub)| {
+                let (topic, selector) = sub.target();
+                !permissions.may_subscribe(topic, &selector)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in forbidden {
+            let Some(sub) = self.subscriptions.lock().expect("subscriptions lock").remove(&id)
+            else {
+                continue;
+            };
+            self.shared.hub.unsubscribe(sub, self, id);
+            let status = Status::permission_denied("the refreshed token does not allow it");
+            let ended = SubscriptionEnded { subscription_id: id, status };
+            self.queue.end_subscription(id, Some(Frame::SubscriptionEnded(ended)));
+        }
+    }
+
     /// Headers of an event this connection publishes: who published it. Built by the gateway
     /// alone, so a client cannot pass itself off as anyone else.
     fn publisher_headers(&self) -> Headers {
-        Headers::new()
+        let mut headers = Headers::new();
+        crate::call::identity_headers(&mut headers, self.grant().identity.as_deref());
+        headers
     }
 
-    fn may_subscribe(&self, _topic: &TopicDesc, _selector: &Selector) -> bool {
-        true
+    fn may_subscribe(&self, topic: &TopicDesc, selector: &Selector) -> bool {
+        self.grant().permissions.may_subscribe(topic, selector)
     }
 
-    fn may_publish(&self, _topic: &TopicDesc, _key: &str) -> bool {
-        true
+    fn may_publish(&self, topic: &TopicDesc, key: &str) -> bool {
+        self.grant().permissions.may_publish(topic, key)
     }
 }
 

@@ -184,15 +184,18 @@ pub struct TestGateway {
     task: JoinHandle<Result<(), gateway::Error>>,
 }
 
-/// A config for tests: loopback, port 0, generous limits unless a test lowers them, and a short
-/// drain so that stopping a gateway with hanging calls is quick.
+/// A config for tests: loopback, port 0, generous limits unless a test lowers them, a short
+/// drain so that stopping a gateway with hanging calls is quick, and anonymous clients allowed
+/// everything (the auth tests configure keys and roles of their own).
 pub fn config() -> Config {
-    Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         drain_timeout: Duration::from_secs(1),
         ..Config::default()
-    }
+    };
+    config.auth.anonymous_roles = vec!["all".into()];
+    config
 }
 
 impl TestGateway {

@@ -1,0 +1,142 @@
+//! Connection limits beyond the global one: per client IP (a rate) and per user (a count).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Past this many tracked addresses, buckets that are full again (idle addresses) are dropped.
+const MAX_TRACKED: usize = 65_536;
+
+/// New connections per second per IP address, as a token bucket: `burst` at once, then `rate`
+/// per second. Its memory is bounded: idle addresses are forgotten.
+#[derive(Debug)]
+pub(crate) struct ConnectionRate {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl ConnectionRate {
+    /// `rate` 0 means no limit.
+    pub(crate) fn new(rate: u32, burst: u32) -> ConnectionRate {
+        ConnectionRate {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `ip` may open a connection at `now` (and takes its token if so).
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let mut buckets = self.buckets.lock().expect("rate lock");
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| b.refilled(now, rate, burst) < burst);
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket { tokens: self.burst, at: now });
+        bucket.tokens = bucket.refilled(now, self.rate, self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Bucket {
+    fn refilled(&self, now: Instant, rate: f64, burst: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.tokens + elapsed * rate).min(burst)
+    }
+}
+
+/// Open connections per authenticated subject.
+#[derive(Debug, Default)]
+pub(crate) struct UserConnections {
+    max: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One connection's place under its user's limit; released on drop.
+#[derive(Debug)]
+pub(crate) struct UserSlot {
+    users: Arc<UserConnections>,
+    subject: String,
+}
+
+impl UserConnections {
+    /// `max` 0 means no limit.
+    pub(crate) fn new(max: usize) -> Arc<UserConnections> {
+        Arc::new(UserConnections { max, open: Mutex::new(HashMap::new()) })
+    }
+
+    /// A place for one more connection of `subject`, or `None` at the limit.
+    pub(crate) fn take(self: &Arc<Self>, subject: &str) -> Option<UserSlot> {
+        let mut open = self.open.lock().expect("users lock");
+        let count = open.entry(subject.to_owned()).or_insert(0);
+        if self.max != 0 && *count >= self.max {
+            if *count == 0 {
+                open.remove(subject);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot { users: self.clone(), subject: subject.to_owned() })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut open = self.users.open.lock().expect("users lock");
+        if let Some(count) = open.get_mut(&self.subject) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.subject);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_rate_allows_a_burst_then_refills() {
+        let rate = ConnectionRate::new(2, 3);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| rate.admit(ip, t0)));
+        assert!(!rate.admit(ip, t0), "burst spent");
+        assert!(rate.admit(other, t0), "per address");
+        assert!(rate.admit(ip, t0 + Duration::from_millis(500)), "one token per 500 ms");
+        assert!(!rate.admit(ip, t0 + Duration::from_millis(600)));
+        assert!(ConnectionRate::new(0, 1).admit(ip, t0), "0 = no limit");
+    }
+
+    #[test]
+    fn users_are_counted_until_their_connections_close() {
+        let users = UserConnections::new(2);
+        let a = users.take("alice").unwrap();
+        let _b = users.take("alice").unwrap();
+        assert!(users.take("alice").is_none());
+        assert!(users.take("bob").is_some());
+        drop(a);
+        assert!(users.take("alice").is_some());
+    }
+}
