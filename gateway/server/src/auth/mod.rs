@@ -36,7 +36,8 @@ pub struct Grant {
     /// The caller; `None` for an anonymous connection.
     pub identity: Option<Arc<Identity>>,
     pub permissions: Arc<Permissions>,
-    /// When the credentials stop being valid; `None` for anonymous connections.
+    /// When the credentials stop being accepted (the token's `exp` plus the configured leeway);
+    /// `None` for anonymous connections.
     pub expires_at: Option<SystemTime>,
 }
 
@@ -243,7 +244,9 @@ impl Authenticator {
                 ));
             }
         };
-        let expires_at = token::expiry(&claims)?;
+        // The connection lasts as long as the gateway would accept the token: its `exp` plus the
+        // leeway.
+        let expires_at = token::expiry(&claims)? + self.config.leeway();
         let mut roles = self.config.default_roles.clone();
         match claims.get(self.config.roles_claim()) {
             Some(Value::String(role)) => roles.push(role.clone()),

@@ -30,6 +30,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const ECHO: u32 = 0x7e57_0001;
 pub const SLOW: u32 = 0x7e57_0002;
 pub const HANG: u32 = 0x7e57_0003;
+/// Answers with the caller's identity as the service sees it: `subject;name=value;...`, or
+/// `anonymous`.
+pub const WHOAMI: u32 = 0x7e57_0004;
 /// Registered with the gateway but served by nobody.
 pub const ORPHAN: u32 = 0x7e57_00ff;
 
@@ -53,6 +56,7 @@ pub static TEST_SERVICE: ServiceDesc = ServiceDesc {
         method(ECHO, "test.Timing.echo"),
         method(SLOW, "test.Timing.slow"),
         method(HANG, "test.Timing.hang"),
+        method(WHOAMI, "test.Timing.whoami"),
     ],
     topics: &[],
     errors: &[],
@@ -142,6 +146,16 @@ impl Dispatch for TestService {
         Box::pin(async move {
             match ctx.method_id() {
                 ECHO => Ok(request),
+                WHOAMI => Ok(match ctx.identity() {
+                    None => Bytes::from_static(b"anonymous"),
+                    Some(who) => {
+                        let mut text = who.subject.clone();
+                        for (name, value) in &who.claims {
+                            text.push_str(&format!(";{name}={value}"));
+                        }
+                        Bytes::from(text)
+                    }
+                }),
                 SLOW => {
                     let ms =
                         request.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
@@ -298,13 +312,12 @@ impl RawClient {
     }
 
     pub async fn hello(&mut self) -> Welcome {
-        self.send(Frame::Hello(Hello {
-            version: VERSION,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            client_name: "test".into(),
-            token: Bytes::new(),
-        }))
-        .await;
+        self.hello_with(Bytes::new()).await
+    }
+
+    /// HELLO with `token`, expecting WELCOME.
+    pub async fn hello_with(&mut self, token: Bytes) -> Welcome {
+        self.send_hello(token).await;
         match self.recv().await {
             Frame::Welcome(w) => {
                 self.framed.codec_mut().set_peer_max_frame_size(w.max_frame_size);
@@ -312,6 +325,16 @@ impl RawClient {
             }
             other => panic!("expected WELCOME, got {other:?}"),
         }
+    }
+
+    pub async fn send_hello(&mut self, token: Bytes) {
+        self.send(Frame::Hello(Hello {
+            version: VERSION,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            client_name: "test".into(),
+            token,
+        }))
+        .await;
     }
 
     pub async fn call(&mut self, request_id: u32, method_id: u32, timeout_ms: u32, payload: &[u8]) {
