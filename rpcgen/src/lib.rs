@@ -13,6 +13,7 @@
 //!   rustc's.
 //! - [`emit`]: model → code. Each backend only reads the model.
 //! - [`ids`]: stable numeric ids for methods, topics and errors.
+//! - `case`: snake_case conversion of schema names, shared by the checker and the backends.
 //!
 //! # Use from `build.rs`
 //!
@@ -26,6 +27,7 @@
 //! and in the crate, `gateway_core::include_generated!("monster");`.
 
 pub mod builder;
+pub(crate) mod case;
 pub mod check;
 pub mod diag;
 pub mod emit;

@@ -7,8 +7,9 @@
 //! UPDATE_GOLDEN=1 cargo test -p rpcgen --test golden
 //! ```
 //!
-//! and review the diff. The `.rs` files are also compiled and exercised by `tests/generated.rs`,
-//! so a golden file that stops compiling fails there.
+//! and review the diff. The `.rs` files are also compiled and exercised by `tests/generated.rs`
+//! (the service's topic methods by `tests/topics.rs`), so a golden file that stops compiling
+//! fails there.
 
 use std::fs;
 use std::path::{Path, PathBuf};

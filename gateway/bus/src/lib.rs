@@ -18,6 +18,8 @@
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
 //!   concurrency limit, cancellation and optional batching.
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
+//! - [`topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
+//!   gives its generated client to publish).
 //!
 //! # Example
 //!
@@ -60,9 +62,11 @@ pub mod contract;
 pub mod local;
 pub mod runtime;
 pub mod subject;
+pub mod topics;
 
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
+pub use topics::{BusTopics, TopicSubscription};
 
 use std::borrow::Cow;
 use std::fmt;

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Registry};
-use gateway_bus::{Bus, LocalBus, ServiceRuntime};
+use gateway_bus::{Bus, BusTopics, LocalBus, ServiceRuntime};
 use some_api::{Calculator, SomeApiServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +56,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     // The services stop after the gateway has drained, so calls in flight can still finish.
     let services_stop = CancellationToken::new();
-    let calculator = Arc::new(SomeApiServer::new(Calculator::default()));
+    // The calculator publishes its running total on the `pub` topic of the same bus.
+    let calculator = Calculator::with_topics(BusTopics::new(bus.clone()));
+    let calculator = Arc::new(SomeApiServer::new(calculator));
     let some_api = ServiceRuntime::new(bus.clone(), calculator)
         .start(services_stop.clone())
         .await

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::case::snake;
 use crate::diag::Diagnostic;
 use crate::ids::stable_id;
 use crate::load::{Ast, ParsedFile};
@@ -108,6 +109,7 @@ impl Checker<'_, '_> {
         };
         let namespace = service.name.namespace.clone();
         let mut members: HashMap<&str, Span> = HashMap::new();
+        let mut stubs = StubNames::default();
         for member in &decl.members {
             let member_name = match &member.kind {
                 MemberKind::Method { name, .. }
@@ -127,6 +129,7 @@ impl Checker<'_, '_> {
                 );
                 continue;
             }
+            stubs.claim(self, &member.kind, loc);
             let full_name = format!("{}.{}", service.name.dotted(), member_name.text);
             match &member.kind {
                 MemberKind::Method { name, request, response, .. } => {
@@ -374,6 +377,61 @@ impl Checker<'_, '_> {
                     "status codes are gRPC's, in snake_case: `not_found`, `invalid_argument`...",
                 ));
                 None
+            }
+        }
+    }
+}
+
+/// The methods of a service's generated client claimed so far, to report two members that would
+/// generate the same one. Names are compared in snake_case, the form the Rust backend emits
+/// (`docs/generated-rust.md`): a method `m` generates `m` and `m_with`; a topic `t` generates
+/// `publish_t` and `subscribe_t`, and `subscribe_t_all` if it has a key.
+#[derive(Default)]
+struct StubNames {
+    seen: HashMap<String, (String, Loc)>,
+}
+
+/// What every generated client defines itself, whatever the service.
+const CLIENT_OWN_METHODS: [&str; 3] = ["new", "with_timeout", "transport"];
+
+impl StubNames {
+    fn claim(&mut self, checker: &mut Checker<'_, '_>, member: &MemberKind, loc: Loc) {
+        let (what, generated) = match member {
+            MemberKind::Method { name, .. } => {
+                let snake = snake(&name.text);
+                let with = format!("{snake}_with");
+                (format!("method `{}`", name.text), vec![snake, with])
+            }
+            MemberKind::Topic { name, key, .. } => {
+                let snake = snake(&name.text);
+                let mut generated = vec![format!("publish_{snake}"), format!("subscribe_{snake}")];
+                if key.is_some() {
+                    generated.push(format!("subscribe_{snake}_all"));
+                }
+                (format!("topic `{}`", name.text), generated)
+            }
+            MemberKind::Error { .. } => return,
+        };
+        for stub in generated {
+            if CLIENT_OWN_METHODS.contains(&stub.as_str()) {
+                checker.report(
+                    Diagnostic::error(format!(
+                        "{what} generates a client method `{stub}`, which every client already has"
+                    ))
+                    .at(loc, format!("generates `{stub}`"))
+                    .help("rename it"),
+                );
+            } else if let Some((first, first_loc)) = self.seen.get(&stub) {
+                checker.report(
+                    Diagnostic::error(format!(
+                        "{first} and {what} both generate a client method `{stub}`"
+                    ))
+                    .at(loc, format!("generates `{stub}` too"))
+                    .with(*first_loc, format!("generates `{stub}`"))
+                    .help("rename one of them"),
+                );
+            } else {
+                self.seen.insert(stub, (what.clone(), loc));
             }
         }
     }

@@ -832,6 +832,10 @@ pub mod shop {
             pub const PUB: u32 = 1640000132u32;
             /// `shop.Shop.news`
             pub const NEWS: u32 = 2939924838u32;
+            /// `shop.Shop.notes`: A key that meets the message parameter's name, and a keyword key.
+            pub const NOTES: u32 = 3653183082u32;
+            /// `shop.Shop.tags`
+            pub const TAGS: u32 = 1510296000u32;
         }
         /// Stable application error ids.
         pub mod error {
@@ -920,6 +924,24 @@ pub mod shop {
                     on_lag: ::gateway_core::LagPolicy::Disconnect,
                     retain: false,
                     client_publish: true,
+                },
+                ::gateway_core::TopicDesc {
+                    id: topic::NOTES,
+                    name: "shop.Shop.notes",
+                    message: "shop.audit.Entry",
+                    key: ::core::option::Option::Some("message"),
+                    on_lag: ::gateway_core::LagPolicy::Disconnect,
+                    retain: true,
+                    client_publish: false,
+                },
+                ::gateway_core::TopicDesc {
+                    id: topic::TAGS,
+                    name: "shop.Shop.tags",
+                    message: "shop.Empty",
+                    key: ::core::option::Option::Some("type"),
+                    on_lag: ::gateway_core::LagPolicy::KeepLatest,
+                    retain: false,
+                    client_publish: false,
                 },
             ],
             errors: &[
@@ -1106,27 +1128,30 @@ pub mod shop {
                 }
             }
         }
-        /// Typed calls to `shop.Shop` over any transport.
+        /// Typed calls to `shop.Shop` over any `Transport`; typed publish and subscribe over any `Topics`.
         #[derive(Clone, Debug)]
         pub struct ShopClient<T> {
             transport: T,
             options: ::gateway_core::CallOptions,
         }
-        impl<T: ::gateway_core::Transport> ShopClient<T> {
+        impl<T> ShopClient<T> {
             pub fn new(transport: T) -> Self {
                 Self {
                     transport,
                     options: ::core::default::Default::default(),
                 }
             }
+            /// The transport (or topics implementation) the client works through.
+            pub fn transport(&self) -> &T {
+                &self.transport
+            }
+        }
+        impl<T: ::gateway_core::Transport> ShopClient<T> {
             /// Gives every call made through this client `timeout`, unless the call says
             /// otherwise.
             pub fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
                 self.options.timeout = ::core::option::Option::Some(timeout);
                 self
-            }
-            pub fn transport(&self) -> &T {
-                &self.transport
             }
             /// Places an order.
             pub async fn place(
@@ -1300,6 +1325,294 @@ pub mod shop {
                     .await
             }
         }
+        impl<T: ::gateway_core::Topics> ShopClient<T> {
+            /// Stock per item.
+            ///
+            /// Publishes an event of `shop.Shop.stock`.
+            /// Resolves once the event is handed on, which says nothing about who receives it.
+            ///
+            /// Only services publish this topic (it is not `client_publish`): a gateway
+            /// refuses it from clients.
+            pub async fn publish_stock(
+                &self,
+                item: &str,
+                message: impl ::core::convert::Into<
+                    ::gateway_core::Message<super::StockT>,
+                >,
+            ) -> ::core::result::Result<(), ::gateway_core::Status> {
+                let message = message.into().into_bytes();
+                self.transport.publish(&DESCRIPTOR.topics[0], item, message).await
+            }
+            /// Stock per item.
+            ///
+            /// Subscribes to the events of `shop.Shop.stock` for one `item`.
+            ///
+            /// When a subscriber falls behind, the gateway keeps only the newest queued event of each key
+            /// (`on_lag: keep_latest`): events in between are skipped, never the latest.
+            /// The subscription first receives the last event published of each key, if any (`retain`).
+            pub async fn subscribe_stock(
+                &self,
+                item: &str,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::StockT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let selector = ::gateway_core::Selector::Key(
+                    ::std::borrow::ToOwned::to_owned(item),
+                );
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[0], selector)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// Stock per item.
+            ///
+            /// Subscribes to the events of `shop.Shop.stock` for every `item`.
+            ///
+            /// When a subscriber falls behind, the gateway keeps only the newest queued event of each key
+            /// (`on_lag: keep_latest`): events in between are skipped, never the latest.
+            /// The subscription first receives the last event published of each key, if any (`retain`).
+            pub async fn subscribe_stock_all(
+                &self,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::StockT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[0], ::gateway_core::Selector::AllKeys)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// Publishes an event of `shop.Shop.pub`.
+            /// Resolves once the event is handed on, which says nothing about who receives it.
+            ///
+            /// Only services publish this topic (it is not `client_publish`): a gateway
+            /// refuses it from clients.
+            pub async fn publish_pub(
+                &self,
+                shelf: ::core::primitive::u16,
+                message: impl ::core::convert::Into<
+                    ::gateway_core::Message<super::StockT>,
+                >,
+            ) -> ::core::result::Result<(), ::gateway_core::Status> {
+                let message = message.into().into_bytes();
+                self.transport
+                    .publish(
+                        &DESCRIPTOR.topics[1],
+                        &::std::string::ToString::to_string(&shelf),
+                        message,
+                    )
+                    .await
+            }
+            /// Subscribes to the events of `shop.Shop.pub` for one `shelf`.
+            ///
+            /// When a subscriber falls behind, the gateway drops its oldest queued
+            /// events (`on_lag: drop_oldest`); `Event::missed()` says how many.
+            pub async fn subscribe_pub(
+                &self,
+                shelf: ::core::primitive::u16,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::StockT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let selector = ::gateway_core::Selector::Key(
+                    ::std::string::ToString::to_string(&shelf),
+                );
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[1], selector)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// Subscribes to the events of `shop.Shop.pub` for every `shelf`.
+            ///
+            /// When a subscriber falls behind, the gateway drops its oldest queued
+            /// events (`on_lag: drop_oldest`); `Event::missed()` says how many.
+            pub async fn subscribe_pub_all(
+                &self,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::StockT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[1], ::gateway_core::Selector::AllKeys)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// Publishes an event of `shop.Shop.news`.
+            /// Resolves once the event is handed on, which says nothing about who receives it.
+            pub async fn publish_news(
+                &self,
+                message: impl ::core::convert::Into<
+                    ::gateway_core::Message<super::audit::EntryT>,
+                >,
+            ) -> ::core::result::Result<(), ::gateway_core::Status> {
+                let message = message.into().into_bytes();
+                self.transport.publish(&DESCRIPTOR.topics[2], "", message).await
+            }
+            /// Subscribes to `shop.Shop.news`.
+            ///
+            /// A subscriber that falls behind is disconnected by the gateway
+            /// (`on_lag: disconnect`): events are never skipped silently.
+            pub async fn subscribe_news(
+                &self,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::audit::EntryT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[2], ::gateway_core::Selector::AllKeys)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// A key that meets the message parameter's name, and a keyword key.
+            ///
+            /// Publishes an event of `shop.Shop.notes`.
+            /// Resolves once the event is handed on, which says nothing about who receives it.
+            ///
+            /// Only services publish this topic (it is not `client_publish`): a gateway
+            /// refuses it from clients.
+            pub async fn publish_notes(
+                &self,
+                key: ::core::primitive::i64,
+                message: impl ::core::convert::Into<
+                    ::gateway_core::Message<super::audit::EntryT>,
+                >,
+            ) -> ::core::result::Result<(), ::gateway_core::Status> {
+                let message = message.into().into_bytes();
+                self.transport
+                    .publish(
+                        &DESCRIPTOR.topics[3],
+                        &::std::string::ToString::to_string(&key),
+                        message,
+                    )
+                    .await
+            }
+            /// A key that meets the message parameter's name, and a keyword key.
+            ///
+            /// Subscribes to the events of `shop.Shop.notes` for one `message`.
+            ///
+            /// A subscriber that falls behind is disconnected by the gateway
+            /// (`on_lag: disconnect`): events are never skipped silently.
+            /// The subscription first receives the last event published of each key, if any (`retain`).
+            pub async fn subscribe_notes(
+                &self,
+                key: ::core::primitive::i64,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::audit::EntryT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let selector = ::gateway_core::Selector::Key(
+                    ::std::string::ToString::to_string(&key),
+                );
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[3], selector)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// A key that meets the message parameter's name, and a keyword key.
+            ///
+            /// Subscribes to the events of `shop.Shop.notes` for every `message`.
+            ///
+            /// A subscriber that falls behind is disconnected by the gateway
+            /// (`on_lag: disconnect`): events are never skipped silently.
+            /// The subscription first receives the last event published of each key, if any (`retain`).
+            pub async fn subscribe_notes_all(
+                &self,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::audit::EntryT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[3], ::gateway_core::Selector::AllKeys)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// Publishes an event of `shop.Shop.tags`.
+            /// Resolves once the event is handed on, which says nothing about who receives it.
+            ///
+            /// Only services publish this topic (it is not `client_publish`): a gateway
+            /// refuses it from clients.
+            pub async fn publish_tags(
+                &self,
+                r#type: &str,
+                message: impl ::core::convert::Into<
+                    ::gateway_core::Message<super::EmptyT>,
+                >,
+            ) -> ::core::result::Result<(), ::gateway_core::Status> {
+                let message = message.into().into_bytes();
+                self.transport.publish(&DESCRIPTOR.topics[4], r#type, message).await
+            }
+            /// Subscribes to the events of `shop.Shop.tags` for one `type`.
+            ///
+            /// When a subscriber falls behind, the gateway keeps only the newest queued event of each key
+            /// (`on_lag: keep_latest`): events in between are skipped, never the latest.
+            pub async fn subscribe_tags(
+                &self,
+                r#type: &str,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::EmptyT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let selector = ::gateway_core::Selector::Key(
+                    ::std::borrow::ToOwned::to_owned(r#type),
+                );
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[4], selector)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+            /// Subscribes to the events of `shop.Shop.tags` for every `type`.
+            ///
+            /// When a subscriber falls behind, the gateway keeps only the newest queued event of each key
+            /// (`on_lag: keep_latest`): events in between are skipped, never the latest.
+            pub async fn subscribe_tags_all(
+                &self,
+            ) -> ::core::result::Result<
+                ::gateway_core::Subscription<
+                    super::EmptyT,
+                    <T as ::gateway_core::Topics>::Subscription,
+                >,
+                ::gateway_core::Status,
+            > {
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[4], ::gateway_core::Selector::AllKeys)
+                    .await?;
+                ::core::result::Result::Ok(::gateway_core::Subscription::new(raw))
+            }
+        }
         /// The application errors `shop.Shop` declares.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum ShopError {
@@ -1445,27 +1758,30 @@ pub mod shop {
                 }
             }
         }
-        /// Typed calls to `shop.Auditor` over any transport.
+        /// Typed calls to `shop.Auditor` over any `Transport`.
         #[derive(Clone, Debug)]
         pub struct AuditorClient<T> {
             transport: T,
             options: ::gateway_core::CallOptions,
         }
-        impl<T: ::gateway_core::Transport> AuditorClient<T> {
+        impl<T> AuditorClient<T> {
             pub fn new(transport: T) -> Self {
                 Self {
                     transport,
                     options: ::core::default::Default::default(),
                 }
             }
+            /// The transport (or topics implementation) the client works through.
+            pub fn transport(&self) -> &T {
+                &self.transport
+            }
+        }
+        impl<T: ::gateway_core::Transport> AuditorClient<T> {
             /// Gives every call made through this client `timeout`, unless the call says
             /// otherwise.
             pub fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
                 self.options.timeout = ::core::option::Option::Some(timeout);
                 self
-            }
-            pub fn transport(&self) -> &T {
-                &self.transport
             }
             pub async fn write(
                 &self,

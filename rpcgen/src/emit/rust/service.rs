@@ -7,15 +7,17 @@
 //! - `DESCRIPTOR: ServiceDesc`, what the gateway routes and applies policies by;
 //! - trait `SomeApi`, one async method per RPC taking a `CallContext` and the verified request;
 //! - `SomeApiServer<S>`, the `Dispatch` implementation that serves a `SomeApi` on a bus;
-//! - `SomeApiClient<T>`, typed calls over any `Transport`;
+//! - `SomeApiClient<T>`, typed calls over any `Transport`, typed publish and subscribe over any
+//!   `Topics`;
 //! - `SomeApiError`, the declared application errors, convertible to and from `Status`.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::docs;
+use super::literal::prim;
 use super::names::{decl_path, ident, screaming, snake};
-use crate::model::{LagPolicy, Model, Service, StatusCode};
+use crate::model::{LagPolicy, Model, Service, StatusCode, Topic, TopicKeyType};
 
 /// Emits the module of one service, to be placed in the module of its namespace.
 pub(crate) fn emit_service(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream {
@@ -324,7 +326,16 @@ fn client(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream {
             },
         }
     });
-    let doc = format!(" Typed calls to `{}` over any transport.", service.name.dotted());
+    let doc = if service.topics.is_empty() {
+        format!(" Typed calls to `{}` over any `Transport`.", service.name.dotted())
+    } else {
+        format!(
+            " Typed calls to `{}` over any `Transport`; typed publish and subscribe over any \
+             `Topics`.",
+            service.name.dotted()
+        )
+    };
+    let topics = topics(model, service, rt);
     quote! {
         #[doc = #doc]
         #[derive(Clone, Debug)]
@@ -333,11 +344,18 @@ fn client(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream {
             options: #rt::CallOptions,
         }
 
-        impl<T: #rt::Transport> #client_name<T> {
+        impl<T> #client_name<T> {
             pub fn new(transport: T) -> Self {
                 Self { transport, options: ::core::default::Default::default() }
             }
 
+            /// The transport (or topics implementation) the client works through.
+            pub fn transport(&self) -> &T {
+                &self.transport
+            }
+        }
+
+        impl<T: #rt::Transport> #client_name<T> {
             /// Gives every call made through this client `timeout`, unless the call says
             /// otherwise.
             pub fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
@@ -345,13 +363,174 @@ fn client(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream {
                 self
             }
 
-            pub fn transport(&self) -> &T {
-                &self.transport
+            #(#methods)*
+        }
+
+        #topics
+    }
+}
+
+/// The typed publish and subscribe methods of the client, one set per topic, in an impl block of
+/// their own: a type may implement `Transport`, `Topics` or both.
+fn topics(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream {
+    if service.topics.is_empty() {
+        return TokenStream::new();
+    }
+    let client_name = format_ident!("{}Client", service.name.name);
+    let methods = service.topics.iter().enumerate().map(|(index, t)| {
+        let snake_name = snake(&t.name);
+        let publish = format_ident!("publish_{}", snake_name);
+        let subscribe = format_ident!("subscribe_{}", snake_name);
+        let name = qualified(service, &t.name);
+        let message = owned(model, service, t.message);
+        let index = Literal::usize_unsuffixed(index);
+        let topic_docs = docs(&t.docs);
+        let gap = if t.docs.is_empty() { quote!() } else { quote!(#[doc = ""]) };
+        let publish_doc = publish_doc(t, &name);
+        let subscription = quote! {
+            ::core::result::Result<
+                #rt::Subscription<#message, <T as #rt::Topics>::Subscription>,
+                #rt::Status,
+            >
+        };
+        let Some(key) = &t.key else {
+            let subscribe_doc = format!(" Subscribes to `{name}`.");
+            let lag = lag_docs(t);
+            return quote! {
+                #topic_docs
+                #gap
+                #(#[doc = #publish_doc])*
+                pub async fn #publish(
+                    &self,
+                    message: impl ::core::convert::Into<#rt::Message<#message>>,
+                ) -> ::core::result::Result<(), #rt::Status> {
+                    let message = message.into().into_bytes();
+                    self.transport.publish(&DESCRIPTOR.topics[#index], "", message).await
+                }
+
+                #topic_docs
+                #gap
+                #[doc = #subscribe_doc]
+                #(#[doc = #lag])*
+                pub async fn #subscribe(&self) -> #subscription {
+                    let raw = self
+                        .transport
+                        .subscribe(&DESCRIPTOR.topics[#index], #rt::Selector::AllKeys)
+                        .await?;
+                    ::core::result::Result::Ok(#rt::Subscription::new(raw))
+                }
+            };
+        };
+        let subscribe_all = format_ident!("subscribe_{}_all", snake_name);
+        // The key parameter is named after the key, unless that would meet `message`.
+        let key_snake = snake(&key.name);
+        let key_param =
+            if key_snake == "message" { format_ident!("key") } else { ident(&key_snake) };
+        let (key_type, key_text) = match key.ty {
+            TopicKeyType::String => (quote!(&str), quote!(#key_param)),
+            TopicKeyType::Int(scalar) => {
+                let prim = prim(scalar);
+                (quote!(#prim), quote!(&::std::string::ToString::to_string(&#key_param)))
+            }
+        };
+        let key_owned = match key.ty {
+            TopicKeyType::String => quote!(::std::borrow::ToOwned::to_owned(#key_param)),
+            TopicKeyType::Int(_) => quote!(::std::string::ToString::to_string(&#key_param)),
+        };
+        let subscribe_doc =
+            format!(" Subscribes to the events of `{name}` for one `{}`.", key.name);
+        let subscribe_all_doc =
+            format!(" Subscribes to the events of `{name}` for every `{}`.", key.name);
+        let lag = lag_docs(t);
+        quote! {
+            #topic_docs
+            #gap
+            #(#[doc = #publish_doc])*
+            pub async fn #publish(
+                &self,
+                #key_param: #key_type,
+                message: impl ::core::convert::Into<#rt::Message<#message>>,
+            ) -> ::core::result::Result<(), #rt::Status> {
+                let message = message.into().into_bytes();
+                self.transport.publish(&DESCRIPTOR.topics[#index], #key_text, message).await
             }
 
+            #topic_docs
+            #gap
+            #[doc = #subscribe_doc]
+            #(#[doc = #lag])*
+            pub async fn #subscribe(&self, #key_param: #key_type) -> #subscription {
+                let selector = #rt::Selector::Key(#key_owned);
+                let raw = self.transport.subscribe(&DESCRIPTOR.topics[#index], selector).await?;
+                ::core::result::Result::Ok(#rt::Subscription::new(raw))
+            }
+
+            #topic_docs
+            #gap
+            #[doc = #subscribe_all_doc]
+            #(#[doc = #lag])*
+            pub async fn #subscribe_all(&self) -> #subscription {
+                let raw = self
+                    .transport
+                    .subscribe(&DESCRIPTOR.topics[#index], #rt::Selector::AllKeys)
+                    .await?;
+                ::core::result::Result::Ok(#rt::Subscription::new(raw))
+            }
+        }
+    });
+    quote! {
+        impl<T: #rt::Topics> #client_name<T> {
             #(#methods)*
         }
     }
+}
+
+/// What a publisher is told: when the call resolves, and who may publish.
+fn publish_doc(topic: &Topic, name: &str) -> Vec<String> {
+    let mut lines = vec![
+        format!(" Publishes an event of `{name}`."),
+        " Resolves once the event is handed on, which says nothing about who receives it.".into(),
+    ];
+    if !topic.client_publish {
+        lines.push(String::new());
+        lines.push(
+            " Only services publish this topic (it is not `client_publish`): a gateway".into(),
+        );
+        lines.push(" refuses it from clients.".into());
+    }
+    lines
+}
+
+/// What a subscriber is told about the topic's `on_lag` and `retain`.
+fn lag_docs(topic: &Topic) -> Vec<String> {
+    let of_each_key = if topic.key.is_some() { " of each key" } else { "" };
+    let mut lines = vec![String::new()];
+    match topic.on_lag {
+        LagPolicy::Disconnect => {
+            lines.push(" A subscriber that falls behind is disconnected by the gateway".into());
+            lines.push(" (`on_lag: disconnect`): events are never skipped silently.".into());
+        }
+        LagPolicy::DropOldest => {
+            lines.push(
+                " When a subscriber falls behind, the gateway drops its oldest queued".into(),
+            );
+            lines.push(" events (`on_lag: drop_oldest`); `Event::missed()` says how many.".into());
+        }
+        LagPolicy::KeepLatest => {
+            lines.push(format!(
+                " When a subscriber falls behind, the gateway keeps only the newest queued event{of_each_key}"
+            ));
+            lines.push(
+                " (`on_lag: keep_latest`): events in between are skipped, never the latest.".into(),
+            );
+        }
+    }
+    if topic.retain {
+        lines.push(format!(
+            " The subscription first receives the last event published{of_each_key}, if any (`retain`)."
+        ));
+    }
+    lines
 }
 
 fn errors(service: &Service, rt: &TokenStream) -> TokenStream {
