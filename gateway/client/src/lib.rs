@@ -56,11 +56,18 @@ mod call;
 mod client;
 pub mod config;
 mod connection;
+mod credentials;
 pub mod error;
+mod feed;
 mod handshake;
 mod inflight;
+mod refresh;
+mod registry;
 mod supervisor;
+mod topics;
 
 pub use client::Client;
 pub use config::{Backoff, ClientConfig, ConfigError};
+pub use credentials::TokenProvider;
 pub use error::ConnectError;
+pub use feed::RawSubscription;
