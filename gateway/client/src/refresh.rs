@@ -82,6 +82,10 @@ impl Refresher {
                         Err(_) => return,
                     },
                 }
+                if self.handle.calls.is_closed() {
+                    // The connection is going away; the next one starts with a fresh token.
+                    return;
+                }
                 match self.refresh().await {
                     // The new grant arrives through the watch.
                     Ok(()) => break,
