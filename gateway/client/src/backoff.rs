@@ -1,5 +1,6 @@
 //! The delays between reconnection attempts: exponential growth with full jitter
-//! ([`Backoff`](crate::config::Backoff) describes the policy).
+//! ([`Backoff`](crate::config::Backoff) describes the policy), and the random numbers behind
+//! that jitter, which token refreshes use too.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -50,11 +51,11 @@ impl Delays {
 /// A small non-cryptographic generator (xorshift64*): jitter only needs to spread clients
 /// apart, and this keeps the crate free of a random-number dependency.
 #[derive(Debug)]
-struct Jitter(u64);
+pub(crate) struct Jitter(u64);
 
 impl Jitter {
     /// Seeded from the process's hash-map keys, which the standard library draws from the OS.
-    fn from_entropy() -> Jitter {
+    pub(crate) fn from_entropy() -> Jitter {
         Jitter::seeded(RandomState::new().hash_one(std::time::Instant::now()))
     }
 
@@ -68,7 +69,7 @@ impl Jitter {
     }
 
     /// A number in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

@@ -1,21 +1,22 @@
 //! One call from the caller's side: wait for a connection, hand the request to its task, wait
 //! for the outcome, all within the call's deadline; and cancel it if the caller gives up.
+//!
+//! REQUEST, PUBLISH (when it wants an answer) and AUTH are all calls in this sense: they share
+//! the connection's request ids and its in-flight accounting.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::{CallOptions, MethodDesc, Status, Transport};
+use gateway_core::{CallOptions, MethodDesc, Status, TopicDesc, Transport};
+use gateway_protocol::{Auth, Frame, Publish, Request};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::client::Client;
-use crate::connection::{Call, CallKind, Handle};
-use crate::inflight::Outcome;
+use crate::connection::{Call, CallKind, Command, Control, Handle};
+use crate::inflight::{Answer, Outcome};
 use crate::supervisor::State;
-
-/// The bytes of a REQUEST frame before its payload (`docs/protocol.md`, "REQUEST").
-const REQUEST_HEADER_SIZE: usize = 14;
 
 /// Where a unary call stands, shared by its future and the connection task, so that a call
 /// dropped at any moment is cancelled if and only if its request was sent.
@@ -58,7 +59,7 @@ impl CallSlot {
 /// Sends CANCEL for a unary call whose future is dropped (or times out) before its outcome.
 struct CancelOnDrop {
     slot: Arc<CallSlot>,
-    cancels: mpsc::UnboundedSender<u32>,
+    control: mpsc::UnboundedSender<Control>,
     armed: bool,
 }
 
@@ -68,7 +69,63 @@ impl Drop for CancelOnDrop {
             && let Some(request_id) = self.slot.abandon()
         {
             // If the connection is gone, so is the request.
-            let _ = self.cancels.send(request_id);
+            let _ = self.control.send(Control::Cancel(request_id));
+        }
+    }
+}
+
+/// What a call sends: a REQUEST, a PUBLISH that wants an answer, or an AUTH. All three take a
+/// request id from the connection's table and wait for the answer to it.
+#[derive(Clone, Debug)]
+pub(crate) enum Outgoing {
+    Request(&'static MethodDesc),
+    Publish { topic: &'static TopicDesc, key: String },
+    Auth,
+}
+
+impl Outgoing {
+    /// The frame carrying `payload` (the token, for AUTH) as `request_id`.
+    pub(crate) fn frame(
+        &self,
+        request_id: u32,
+        timeout_ms: u32,
+        fire_and_forget: bool,
+        payload: Bytes,
+    ) -> Frame {
+        match self {
+            Outgoing::Request(method) => Frame::Request(Request {
+                request_id,
+                method_id: method.id,
+                timeout_ms,
+                fire_and_forget,
+                payload,
+            }),
+            Outgoing::Publish { topic, key } => Frame::Publish(Publish {
+                request_id,
+                topic_id: topic.id,
+                key: key.clone(),
+                payload,
+            }),
+            Outgoing::Auth => Frame::Auth(Auth { request_id, token: payload }),
+        }
+    }
+
+    /// For error messages: the method, the topic, or `AUTH`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Outgoing::Request(method) => method.name,
+            Outgoing::Publish { topic, .. } => topic.name,
+            Outgoing::Auth => "AUTH",
+        }
+    }
+
+    /// Whether running it twice is harmless, so that it may be retried after a lost connection.
+    /// A PUBLISH is not: the event would be delivered twice.
+    pub(crate) fn idempotent(&self) -> bool {
+        match self {
+            Outgoing::Request(method) => method.idempotent,
+            Outgoing::Publish { .. } => false,
+            Outgoing::Auth => true,
         }
     }
 }
@@ -90,7 +147,9 @@ impl Transport for Client {
         request: Bytes,
         options: CallOptions,
     ) -> Result<Bytes, Status> {
-        self.call(method, request, options, false).await
+        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
+        let answer = self.exchange(Outgoing::Request(method), request, timeout, false).await?;
+        payload(answer, method.name)
     }
 
     /// Sends a REQUEST flagged fire-and-forget and resolves once it is written to the socket.
@@ -100,75 +159,44 @@ impl Transport for Client {
         request: Bytes,
         options: CallOptions,
     ) -> Result<(), Status> {
-        self.call(method, request, options, true).await.map(drop)
+        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
+        self.exchange(Outgoing::Request(method), request, timeout, true).await.map(drop)
+    }
+}
+
+/// The payload of an answer that should be a RESPONSE.
+pub(crate) fn payload(answer: Answer, name: &str) -> Result<Bytes, Status> {
+    match answer {
+        Answer::Payload(payload) => Ok(payload),
+        other => Err(Status::internal(format!("the gateway answered {name} with {other:?}"))),
     }
 }
 
 impl Client {
-    async fn call(
+    /// Sends `what` on the current connection (waiting for one), and again on the next one when
+    /// a connection closed before taking it, all within `timeout`.
+    pub(crate) async fn exchange(
         &self,
-        method: &'static MethodDesc,
+        what: Outgoing,
         payload: Bytes,
-        options: CallOptions,
+        timeout: Duration,
         fire_and_forget: bool,
-    ) -> Result<Bytes, Status> {
-        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
+    ) -> Result<Answer, Status> {
         let deadline = far_deadline(timeout);
         // A connection that closed before taking the request: wait for the next one.
         let mut closed: Option<Arc<Handle>> = None;
         loop {
             let handle = self.connection(deadline, timeout, closed.as_ref()).await?;
-            let size = REQUEST_HEADER_SIZE + payload.len();
-            if size > handle.max_frame_size as usize {
-                return Err(Status::resource_exhausted(format!(
-                    "request to {} of {size} bytes is larger than gateway {}'s maximum frame \
-                     size of {}",
-                    method.name, handle.endpoint, handle.max_frame_size
-                ))
-                .with_retryable(false));
-            }
-            let (reply, outcome) = oneshot::channel();
-            let (kind, mut guard) = if fire_and_forget {
-                (CallKind::FireAndForget, None)
-            } else {
-                let slot = Arc::new(CallSlot::default());
-                let cancels = handle.cancels.clone();
-                (CallKind::Unary(slot.clone()), Some(CancelOnDrop { slot, cancels, armed: true }))
-            };
-            let call = Call {
-                method,
-                payload: payload.clone(),
-                timeout_ms: timeout_ms(deadline),
-                deadline,
-                kind,
-                reply,
-            };
-            match tokio::time::timeout_at(deadline, handle.calls.send(call)).await {
-                Err(_) => return Err(timed_out(method, timeout)),
-                Ok(Err(_)) => {
-                    closed = Some(handle);
-                    continue;
-                }
-                Ok(Ok(())) => {}
-            }
-            let outcome = match tokio::time::timeout_at(deadline, outcome).await {
-                // The guard, dropped on return, cancels the request.
-                Err(_) => return Err(timed_out(method, timeout)),
-                Ok(outcome) => outcome,
-            };
-            if let Some(guard) = &mut guard {
-                guard.armed = false;
-            }
-            match outcome {
-                Ok(Outcome::Done(result)) => return result,
-                Ok(Outcome::NotSent) => closed = Some(handle),
-                Err(_) => return Err(Status::unavailable("the connection task ended")),
+            let outcome = submit(&handle, &what, &payload, deadline, timeout, fire_and_forget);
+            match outcome.await? {
+                Outcome::Done(result) => return result,
+                Outcome::NotSent => closed = Some(handle),
             }
         }
     }
 
     /// The current connection, other than `closed`, waiting for one until `deadline`.
-    async fn connection(
+    pub(crate) async fn connection(
         &self,
         deadline: Instant,
         timeout: Duration,
@@ -201,8 +229,63 @@ impl Client {
     }
 }
 
+/// Hands `what` to one connection and waits for its outcome until `deadline`. A request that
+/// was sent and not answered in time is cancelled.
+pub(crate) async fn submit(
+    handle: &Handle,
+    what: &Outgoing,
+    payload: &Bytes,
+    deadline: Instant,
+    timeout: Duration,
+    fire_and_forget: bool,
+) -> Result<Outcome, Status> {
+    let frame = what.frame(0, 0, fire_and_forget, payload.clone());
+    let size = frame.encoded_len().map_err(|e| {
+        Status::invalid_argument(format!("cannot send {}: {e}", what.name())).with_retryable(false)
+    })?;
+    if size > handle.max_frame_size as usize {
+        return Err(Status::resource_exhausted(format!(
+            "{} of {size} bytes is larger than gateway {}'s maximum frame size of {}",
+            what.name(),
+            handle.endpoint,
+            handle.max_frame_size
+        ))
+        .with_retryable(false));
+    }
+    let (reply, outcome) = oneshot::channel();
+    let (kind, mut guard) = if fire_and_forget {
+        (CallKind::FireAndForget, None)
+    } else {
+        let slot = Arc::new(CallSlot::default());
+        let control = handle.control.clone();
+        (CallKind::Unary(slot.clone()), Some(CancelOnDrop { slot, control, armed: true }))
+    };
+    let call = Call {
+        what: what.clone(),
+        payload: payload.clone(),
+        timeout_ms: timeout_ms(deadline),
+        deadline,
+        kind,
+        reply,
+    };
+    match tokio::time::timeout_at(deadline, handle.calls.send(Command::Call(call))).await {
+        Err(_) => return Err(timed_out(what.name(), timeout)),
+        Ok(Err(_)) => return Ok(Outcome::NotSent),
+        Ok(Ok(())) => {}
+    }
+    let outcome = match tokio::time::timeout_at(deadline, outcome).await {
+        // The guard, dropped on return, cancels the request.
+        Err(_) => return Err(timed_out(what.name(), timeout)),
+        Ok(outcome) => outcome,
+    };
+    if let Some(guard) = &mut guard {
+        guard.armed = false;
+    }
+    outcome.map_err(|_| Status::unavailable("the connection task ended"))
+}
+
 /// `now + timeout`, or a deadline decades away when that does not fit an `Instant`.
-fn far_deadline(timeout: Duration) -> Instant {
+pub(crate) fn far_deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
@@ -215,8 +298,8 @@ fn timeout_ms(deadline: Instant) -> u32 {
     u32::try_from(ms).unwrap_or(u32::MAX).max(1)
 }
 
-fn timed_out(method: &MethodDesc, timeout: Duration) -> Status {
-    Status::deadline_exceeded(format!("{} did not answer within {timeout:?}", method.name))
+pub(crate) fn timed_out(name: &str, timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!("{name} did not answer within {timeout:?}"))
 }
 
 #[cfg(test)]

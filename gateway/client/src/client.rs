@@ -6,9 +6,16 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use bytes::Bytes;
+use gateway_core::Status;
+
 use crate::backoff::Delays;
+use crate::call::Outgoing;
 use crate::config::{ClientConfig, ConfigError};
+use crate::credentials::Credentials;
 use crate::error::ConnectError;
+use crate::inflight::Answer;
+use crate::registry::Registry;
 use crate::supervisor::{self, Opened, State, Supervisor};
 
 /// A connection to the gateway that reconnects by itself; implements
@@ -25,6 +32,9 @@ pub struct Client {
 pub(crate) struct Inner {
     pub(crate) config: Arc<ClientConfig>,
     pub(crate) state: watch::Receiver<State>,
+    /// The live subscriptions, restored by every new connection.
+    pub(crate) registry: Arc<Registry>,
+    credentials: Arc<Credentials>,
     /// Wakes the supervisor of a lazy client at its first call.
     pub(crate) wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -46,16 +56,19 @@ impl Client {
     /// # Errors
     ///
     /// [`ConnectError::Config`] for an invalid configuration, [`ConnectError::Unreachable`] when
-    /// no endpoint completed the handshake, [`ConnectError::Refused`] when a gateway refused
-    /// the client for good.
+    /// no endpoint completed the handshake (a failing token provider is reported there),
+    /// [`ConnectError::Refused`] when a gateway refused the client for good (GOAWAY
+    /// `unauthenticated` for credentials it rejects).
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
     pub async fn connect(config: ClientConfig) -> Result<Client, ConnectError> {
         config.validate()?;
-        let opened = supervisor::first_round(&config).await?;
-        Ok(Client::start(config, State::Connecting { last_error: None }, Some(opened)))
+        let credentials = Arc::new(credentials(&config));
+        let opened = supervisor::first_round(&config, &credentials).await?;
+        let initial = State::Connecting { last_error: None };
+        Ok(Client::start(config, credentials, initial, Some(opened)))
     }
 
     /// A client that connects in the background when its first call is made; calls wait for
@@ -70,24 +83,34 @@ impl Client {
     /// Outside a tokio runtime.
     pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
         config.validate()?;
-        Ok(Client::start(config, State::Idle, None))
+        let credentials = Arc::new(credentials(&config));
+        Ok(Client::start(config, credentials, State::Idle, None))
     }
 
-    fn start(config: ClientConfig, initial: State, opened: Option<Opened>) -> Client {
+    fn start(
+        config: ClientConfig,
+        credentials: Arc<Credentials>,
+        initial: State,
+        opened: Option<Opened>,
+    ) -> Client {
         let config = Arc::new(config);
+        let registry = Arc::new(Registry::default());
         let (state_tx, state) = watch::channel(initial);
         let wake = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor {
             delays: Delays::new(config.backoff.clone()),
             config: config.clone(),
+            registry: registry.clone(),
+            credentials: credentials.clone(),
             state: state_tx,
             wake: wake.clone(),
             shutdown: shutdown.clone(),
             next_endpoint: 0,
         };
         let task = tokio::spawn(supervisor.run(opened));
-        let inner = Inner { config, state, wake, shutdown, supervisor: Mutex::new(Some(task)) };
+        let supervisor = Mutex::new(Some(task));
+        let inner = Inner { config, state, registry, credentials, wake, shutdown, supervisor };
         Client { inner: Arc::new(inner) }
     }
 
@@ -101,8 +124,29 @@ impl Client {
         matches!(*self.inner.state.borrow(), State::Connected(_))
     }
 
-    /// Closes the client: calls in flight fail with `cancelled`, the server is told with a
-    /// GOAWAY, and later calls fail at once. Returns when the connection is closed.
+    /// Presents a fresh token on the current connection (AUTH), waiting for a connection like a
+    /// call does, within [`ClientConfig::default_timeout`]. Once accepted, later connections
+    /// present it in HELLO too, unless a [`token_provider`](ClientConfig::token_provider) is
+    /// configured.
+    ///
+    /// # Errors
+    ///
+    /// The gateway's refusal (typically `unauthenticated`; the connection stays up with its
+    /// previous credentials), or `unavailable` / `deadline_exceeded` as for a call.
+    pub async fn refresh_token(&self, token: impl Into<Bytes>) -> Result<(), Status> {
+        let token = token.into();
+        let timeout = self.inner.config.default_timeout;
+        match self.exchange(Outgoing::Auth, token.clone(), timeout, false).await? {
+            Answer::Authenticated { .. } => {
+                self.inner.credentials.replace(token);
+                Ok(())
+            }
+            other => Err(Status::internal(format!("the gateway answered AUTH with {other:?}"))),
+        }
+    }
+
+    /// Closes the client: calls in flight fail with `cancelled`, subscriptions end with
+    /// `cancelled`, the server is told with a GOAWAY, and later calls fail at once. Returns when the connection is closed.
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
         let task = self.inner.supervisor.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -112,4 +156,8 @@ impl Client {
             let _ = task.await;
         }
     }
+}
+
+fn credentials(config: &ClientConfig) -> Credentials {
+    Credentials::new(config.token_provider.clone(), config.token.as_deref())
 }

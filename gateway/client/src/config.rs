@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE};
 
+use crate::credentials::TokenProvider;
+
 /// How a [`Client`](crate::Client) connects and calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {
@@ -27,9 +29,14 @@ pub struct ClientConfig {
     /// A name for the server's logs (`"device-tracker/1.4"`), at most 255 bytes. Default:
     /// `"gateway-client/<crate version>"`.
     pub name: String,
-    /// Credentials for the server's auth layer, sent in HELLO; at most 65,535 bytes. Default:
-    /// none.
+    /// Credentials for the server's auth layer, sent in HELLO when there is no
+    /// [`token_provider`](ClientConfig::token_provider); at most 65,535 bytes. A static token is
+    /// not refreshed by the client: the application calls
+    /// [`Client::refresh_token`](crate::Client::refresh_token). Default: none.
     pub token: Option<Vec<u8>>,
+    /// Asked for a fresh token before every connection, and again before the current token
+    /// expires (crate docs, "Authentication"); `token` is then unused. Default: none.
+    pub token_provider: Option<TokenProvider>,
     /// How reconnection attempts are spaced.
     pub backoff: Backoff,
     /// How often the client pings an otherwise silent connection; a connection whose peer
@@ -39,6 +46,9 @@ pub struct ClientConfig {
     /// How many calls may wait to be written to the connection before callers wait for room
     /// (within their deadlines). Default: 1024.
     pub queue_capacity: usize,
+    /// How many events each subscription holds for an application that has not read them yet;
+    /// past it the oldest are dropped and counted in the next event's `missed`. Default: 1024.
+    pub subscription_buffer: usize,
 }
 
 /// Exponential backoff with full jitter: before reconnection attempt `n` (from 0) the client
@@ -73,9 +83,11 @@ impl ClientConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             name: concat!("gateway-client/", env!("CARGO_PKG_VERSION")).to_owned(),
             token: None,
+            token_provider: None,
             backoff: Backoff::default(),
             keepalive_interval: Some(Duration::from_secs(15)),
             queue_capacity: 1024,
+            subscription_buffer: 1024,
         }
     }
 
@@ -134,6 +146,9 @@ impl ClientConfig {
         if self.queue_capacity == 0 {
             return err("queue_capacity", "0".into(), "must be at least 1");
         }
+        if self.subscription_buffer == 0 {
+            return err("subscription_buffer", "0".into(), "must be at least 1");
+        }
         Ok(())
     }
 }
@@ -179,6 +194,8 @@ mod tests {
         assert_eq!(config.backoff.max, Duration::from_secs(5));
         assert_eq!(config.backoff.factor, 2.0);
         assert_eq!(config.keepalive_interval, Some(Duration::from_secs(15)));
+        assert_eq!(config.subscription_buffer, 1024);
+        assert_eq!(config.token_provider, None);
         assert!(config.name.starts_with("gateway-client/"));
     }
 
@@ -214,5 +231,9 @@ mod tests {
             "invalid `connect_timeout` value `0ns`: must be more than zero",
         );
         check(|c| c.queue_capacity = 0, "invalid `queue_capacity` value `0`: must be at least 1");
+        check(
+            |c| c.subscription_buffer = 0,
+            "invalid `subscription_buffer` value `0`: must be at least 1",
+        );
     }
 }

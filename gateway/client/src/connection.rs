@@ -5,25 +5,34 @@
 //! in one `select!` loop, so replies are read while requests are written and neither direction
 //! waits for the other. Calls that queue up while a write is in progress are encoded into one
 //! buffer and leave in one write: writes coalesce under load by themselves.
+//!
+//! The task also serves the client's subscriptions on this connection (`subscriptions`): it
+//! restores the live ones when it starts, and pushes events into their feeds without waiting.
+//! When the credentials expire, a companion task refreshes them (`crate::refresh`).
+
+mod subscriptions;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use gateway_core::{MethodDesc, Status};
-use gateway_protocol::{
-    Decoded, EncodeError, Frame, Goaway, GoawayReason, Request, Welcome, decode,
-};
+use gateway_core::Status;
+use gateway_protocol::{Decoded, EncodeError, Frame, Goaway, GoawayReason, Welcome, decode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::call::CallSlot;
+use self::subscriptions::Subscriptions;
+use crate::call::{CallSlot, Outgoing};
+use crate::credentials::Credentials;
+use crate::feed::Feed;
 use crate::handshake::{Established, describe_goaway};
-use crate::inflight::{Entry, InFlight, Outcome};
+use crate::inflight::{Answer, Entry, InFlight, Outcome};
+use crate::refresh::{self, Grant};
+use crate::registry::Registry;
 
 /// Stop taking calls while this many bytes wait to be written: the socket is the bottleneck,
 /// and callers wait in the bounded channel instead of in memory here.
@@ -32,10 +41,31 @@ const WRITE_HIGH_WATER: usize = 1024 * 1024;
 /// Read in chunks of at least this much.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// What callers hand to the connection task, through its bounded channel.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Call(Call),
+    /// Subscribe for the first time; the reply is `Answer::Subscribed` or the refusal.
+    Subscribe {
+        feed: Arc<Feed>,
+        reply: oneshot::Sender<Outcome>,
+    },
+}
+
+/// What must reach the connection task even when its command channel is full.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// The caller of this request gave up: send CANCEL.
+    Cancel(u32),
+    /// The stream of the subscription with this key was dropped: send UNSUBSCRIBE.
+    Unsubscribe(u64),
+}
+
 /// One call handed to the connection task.
 #[derive(Debug)]
 pub(crate) struct Call {
-    pub(crate) method: &'static MethodDesc,
+    pub(crate) what: Outgoing,
+    /// The request message, the event, or the token.
     pub(crate) payload: Bytes,
     /// The deadline relative to the server's receipt, as REQUEST carries it.
     pub(crate) timeout_ms: u32,
@@ -56,10 +86,11 @@ pub(crate) enum CallKind {
 /// How callers reach a connection's task.
 #[derive(Debug)]
 pub(crate) struct Handle {
-    pub(crate) calls: mpsc::Sender<Call>,
-    /// Unbounded, yet bounded in practice: each request in flight is cancelled at most once,
-    /// and requests in flight are bounded by the server's `max_in_flight`.
-    pub(crate) cancels: mpsc::UnboundedSender<u32>,
+    pub(crate) calls: mpsc::Sender<Command>,
+    /// Unbounded, yet bounded in practice: each request in flight is cancelled at most once
+    /// (requests in flight are bounded by the server's `max_in_flight`), and each subscription
+    /// is unsubscribed at most twice.
+    pub(crate) control: mpsc::UnboundedSender<Control>,
     /// The largest frame the server accepts.
     pub(crate) max_frame_size: u32,
     pub(crate) endpoint: Arc<str>,
@@ -74,31 +105,54 @@ pub(crate) enum Closing {
     Lost(String),
 }
 
-/// Starts the task for an established connection. The receiver hears once, when the
-/// connection stops taking calls (never if `shutdown` ends it).
+/// What a connection shares with the rest of the client.
+pub(crate) struct Shared<'a> {
+    pub(crate) config: &'a crate::ClientConfig,
+    pub(crate) registry: &'a Arc<Registry>,
+    pub(crate) credentials: &'a Arc<Credentials>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Starts the task for an established connection, which takes the client's subscriptions over,
+/// and the task that refreshes its credentials when they expire and a provider can renew
+/// them. The receiver hears once, when the connection stops taking calls (never if `shutdown`
+/// ends it).
 pub(crate) fn spawn(
     established: Established,
     endpoint: Arc<str>,
-    config: &crate::ClientConfig,
-    shutdown: CancellationToken,
+    shared: Shared<'_>,
 ) -> (Arc<Handle>, oneshot::Receiver<Closing>, tokio::task::JoinHandle<()>) {
     let Established { stream, welcome, read_buf } = established;
-    let (calls_tx, calls) = mpsc::channel(config.queue_capacity);
-    let (cancels_tx, cancels) = mpsc::unbounded_channel();
+    let (calls_tx, calls) = mpsc::channel(shared.config.queue_capacity);
+    let (control_tx, control) = mpsc::unbounded_channel();
     let (closing_tx, closing) = oneshot::channel();
+    let (grant_tx, grant) = watch::channel(Grant::from_ms(welcome.auth_expires_in_ms));
+    let resubscribe = shared.registry.attach(control_tx.clone());
     let handle = Arc::new(Handle {
         calls: calls_tx,
-        cancels: cancels_tx,
+        control: control_tx,
         max_frame_size: welcome.max_frame_size,
         endpoint: endpoint.clone(),
     });
-    let connection = Connection::new(
-        endpoint,
-        &welcome,
-        config,
-        Channels { calls, cancels, closing: closing_tx, shutdown },
-        read_buf,
-    );
+    let channels = Channels {
+        calls,
+        control,
+        closing: closing_tx,
+        grant: grant_tx,
+        shutdown: shared.shutdown,
+    };
+    let mut connection =
+        Connection::new(endpoint, &welcome, shared.config, channels, read_buf, shared.registry);
+    connection.resubscribe(resubscribe);
+    if let Some(provider) = shared.credentials.provider() {
+        let refresher = refresh::Refresher {
+            handle: handle.clone(),
+            provider: provider.clone(),
+            grant,
+            timeout: shared.config.default_timeout,
+        };
+        tokio::spawn(refresher.run());
+    }
     let (reader, writer) = stream.into_split();
     let task = tokio::spawn(connection.run(reader, writer));
     (handle, closing, task)
@@ -106,9 +160,12 @@ pub(crate) fn spawn(
 
 /// The channels a connection task listens and reports on.
 struct Channels {
-    calls: mpsc::Receiver<Call>,
-    cancels: mpsc::UnboundedReceiver<u32>,
+    calls: mpsc::Receiver<Command>,
+    control: mpsc::UnboundedReceiver<Control>,
     closing: oneshot::Sender<Closing>,
+    /// The credentials' current expiry, for the refreshing task; dropped with the connection,
+    /// which ends that task.
+    grant: watch::Sender<Option<Grant>>,
     shutdown: CancellationToken,
 }
 
@@ -128,12 +185,15 @@ enum End {
 /// The state of one connection, owned by its task.
 struct Connection {
     endpoint: Arc<str>,
-    calls: mpsc::Receiver<Call>,
-    cancels: mpsc::UnboundedReceiver<u32>,
+    calls: mpsc::Receiver<Command>,
+    control: mpsc::UnboundedReceiver<Control>,
     /// Taken when the reconnecting task has been told.
     closing: Option<oneshot::Sender<Closing>>,
+    grant: watch::Sender<Option<Grant>>,
     shutdown: CancellationToken,
     table: InFlight,
+    subscriptions: Subscriptions,
+    registry: Arc<Registry>,
     max_in_flight: usize,
     /// The largest frame the client accepts.
     max_recv: u32,
@@ -169,6 +229,7 @@ impl Connection {
         config: &crate::ClientConfig,
         channels: Channels,
         read_buf: BytesMut,
+        registry: &Arc<Registry>,
     ) -> Connection {
         // The protocol asks for a PING after half the server's idle timeout of silence.
         let server_idle = (welcome.idle_timeout_ms > 0).then(|| {
@@ -187,10 +248,13 @@ impl Connection {
         Connection {
             endpoint,
             calls: channels.calls,
-            cancels: channels.cancels,
+            control: channels.control,
             closing: Some(channels.closing),
+            grant: channels.grant,
             shutdown: channels.shutdown,
             table: InFlight::new(),
+            subscriptions: Subscriptions::default(),
+            registry: registry.clone(),
             max_in_flight: usize::try_from(welcome.max_in_flight).unwrap_or(usize::MAX),
             max_recv: config.max_frame_size,
             max_send: welcome.max_frame_size,
@@ -240,18 +304,18 @@ impl Connection {
                     }
                     Err(e) => return End::Lost(format!("reading failed: {e}")),
                 },
-                Some(id) = self.cancels.recv() => {
-                    self.on_cancel(id);
-                    while let Ok(id) = self.cancels.try_recv() {
-                        self.on_cancel(id);
+                Some(control) = self.control.recv() => {
+                    self.on_control(control);
+                    while let Ok(control) = self.control.try_recv() {
+                        self.on_control(control);
                     }
                 }
-                Some(call) = self.calls.recv(), if taking_calls => {
-                    self.on_call(call);
+                Some(command) = self.calls.recv(), if taking_calls => {
+                    self.on_command(command);
                     // Everything already queued goes into this write.
                     while self.write_buf.len() < WRITE_HIGH_WATER {
-                        let Ok(call) = self.calls.try_recv() else { break };
-                        self.on_call(call);
+                        let Ok(command) = self.calls.try_recv() else { break };
+                        self.on_command(command);
                     }
                 }
                 written = writer.write_buf(&mut self.write_buf), if !self.write_buf.is_empty() => {
@@ -271,10 +335,26 @@ impl Connection {
         }
     }
 
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Call(call) => self.on_call(call),
+            Command::Subscribe { feed, reply } => self.on_subscribe(feed, reply),
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Cancel(request_id) => self.on_cancel(request_id),
+            Control::Unsubscribe(key) => self.on_unsubscribe(key),
+        }
+    }
+
     fn on_call(&mut self, call: Call) {
-        let Call { method, payload, timeout_ms, deadline, kind, reply } = call;
+        let Call { what, payload, timeout_ms, deadline, kind, reply } = call;
         let unary = matches!(kind, CallKind::Unary(_));
-        if unary && self.table.len() >= self.max_in_flight {
+        // AUTH is not a call the server counts, and must go out when calls fill the connection.
+        let counted = !matches!(what, Outgoing::Auth);
+        if unary && counted && self.table.len() >= self.max_in_flight {
             let status = Status::resource_exhausted(format!(
                 "{} requests already in flight to {}, the server's limit",
                 self.max_in_flight, self.endpoint
@@ -289,22 +369,16 @@ impl Connection {
             // The caller gave up before its request left: send nothing.
             return;
         }
-        let frame = Frame::Request(Request {
-            request_id,
-            method_id: method.id,
-            timeout_ms,
-            fire_and_forget: !unary,
-            payload,
-        });
+        let frame = what.frame(request_id, timeout_ms, !unary, payload);
         if let Err(e) = self.queue(&frame) {
             // The caller checked the size against the server's limit; this is the last guard.
-            let status = Status::resource_exhausted(format!("cannot send {}: {e}", method.name))
+            let status = Status::resource_exhausted(format!("cannot send {}: {e}", what.name()))
                 .with_retryable(false);
             let _ = reply.send(Outcome::Done(Err(status)));
             return;
         }
         if unary {
-            let entry = Entry { reply: Some(reply), idempotent: method.idempotent, deadline };
+            let entry = Entry { reply: Some(reply), idempotent: what.idempotent(), deadline };
             self.table.insert(request_id, entry);
         } else {
             self.written_waiters.push_back((self.queued, reply));
@@ -323,7 +397,7 @@ impl Connection {
             && *end <= self.written
         {
             if let Some((_, reply)) = self.written_waiters.pop_front() {
-                let _ = reply.send(Outcome::Done(Ok(Bytes::new())));
+                let _ = reply.send(Outcome::Done(Ok(Answer::Payload(Bytes::new()))));
             }
         }
     }
@@ -350,11 +424,22 @@ impl Connection {
             keepalive.heard = true;
         }
         match frame {
-            Frame::Response(response) => self.answer(response.request_id, Ok(response.payload)),
+            Frame::Response(response) => {
+                self.answer(response.request_id, Ok(Answer::Payload(response.payload)));
+            }
             Frame::Error(error) => self.answer(error.request_id, Err(error.status)),
             Frame::Ping { data } => self.queue_control(Frame::Pong { data }),
             Frame::Pong { .. } => {}
             Frame::Goaway(goaway) => self.on_goaway(goaway),
+            Frame::Subscribed { subscription_id } => self.on_subscribed(subscription_id),
+            Frame::Event(event) => self.on_event(event),
+            Frame::Missed { subscription_id, count } => self.on_missed(subscription_id, count),
+            Frame::SubscriptionEnded(ended) => self.on_subscription_ended(ended),
+            Frame::AuthOk { request_id, expires_in_ms } => {
+                // Whoever asked, the connection's credentials now expire later.
+                self.grant.send_replace(Grant::from_ms(expires_in_ms));
+                self.answer(request_id, Ok(Answer::Authenticated { expires_in_ms }));
+            }
             other => {
                 let what = format!("the server sent {}", other.frame_type().name());
                 return Err(End::Protocol(GoawayReason::PROTOCOL_ERROR, what));
@@ -363,7 +448,7 @@ impl Connection {
         Ok(())
     }
 
-    fn answer(&mut self, request_id: u32, result: Result<Bytes, Status>) {
+    fn answer(&mut self, request_id: u32, result: Result<Answer, Status>) {
         match self.table.remove(request_id) {
             Some(entry) => entry.finish(result),
             // A server bug, but not one that harms the calls that are in flight.
@@ -384,6 +469,8 @@ impl Connection {
             entry.finish(Err(not_processed.clone()));
         }
         self.stop_taking_calls();
+        // The next connection restores the subscriptions; this one only drains its calls.
+        self.detach_subscriptions();
         self.drain_until = Some(self.table.latest_deadline().unwrap_or_else(Instant::now));
         if let Some(closing) = self.closing.take() {
             let _ = closing.send(Closing::Goaway(goaway));
@@ -407,8 +494,12 @@ impl Connection {
     /// Calls still queued in the channel never left: their callers may send them elsewhere.
     fn stop_taking_calls(&mut self) {
         self.calls.close();
-        while let Ok(call) = self.calls.try_recv() {
-            let _ = call.reply.send(Outcome::NotSent);
+        while let Ok(command) = self.calls.try_recv() {
+            let reply = match command {
+                Command::Call(call) => call.reply,
+                Command::Subscribe { reply, .. } => reply,
+            };
+            let _ = reply.send(Outcome::NotSent);
         }
     }
 
@@ -419,8 +510,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a frame of the connection's own (PING, PONG, CANCEL, GOAWAY): small fixed-size
-    /// frames that always fit the protocol's minimum frame size.
+    /// Queues a frame of the connection's own (PING, PONG, CANCEL, UNSUBSCRIBE, GOAWAY): small
+    /// fixed-size frames that always fit the protocol's minimum frame size.
     fn queue_control(&mut self, frame: Frame) {
         if let Err(e) = self.queue(&frame) {
             warn!(endpoint = %self.endpoint, error = %e, "cannot encode a control frame");
@@ -444,6 +535,7 @@ impl Connection {
         };
         debug!(endpoint = %self.endpoint, %reason, "connection ends");
         self.stop_taking_calls();
+        self.detach_subscriptions();
         let shutdown = self.shutdown.is_cancelled();
         for entry in self.table.drain() {
             let status = if shutdown {
@@ -499,6 +591,7 @@ mod tests {
     use std::sync::Mutex;
     use std::task::{Context, Poll};
 
+    use gateway_core::MethodDesc;
     use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Welcome};
 
     use super::*;
@@ -547,25 +640,27 @@ mod tests {
             auth_expires_in_ms: 0,
         };
         let (calls_tx, calls) = mpsc::channel(100);
-        let (_cancels_tx, cancels) = mpsc::unbounded_channel();
+        let (_control_tx, control) = mpsc::unbounded_channel();
         let (closing, _closing_rx) = oneshot::channel();
+        let (grant, _) = watch::channel(None);
         let shutdown = CancellationToken::new();
-        let channels = Channels { calls, cancels, closing, shutdown: shutdown.clone() };
+        let channels = Channels { calls, control, closing, grant, shutdown: shutdown.clone() };
+        let registry = Arc::default();
         let connection =
-            Connection::new("test".into(), &welcome, &config, channels, BytesMut::new());
+            Connection::new("test".into(), &welcome, &config, channels, BytesMut::new(), &registry);
 
         let mut outcomes = Vec::new();
         for i in 0..100u8 {
             let (reply, outcome) = oneshot::channel();
             let call = Call {
-                method: &NOTIFY,
+                what: Outgoing::Request(&NOTIFY),
                 payload: Bytes::from(vec![i]),
                 timeout_ms: 1000,
                 deadline: Instant::now(),
                 kind: CallKind::FireAndForget,
                 reply,
             };
-            calls_tx.try_send(call).unwrap();
+            calls_tx.try_send(Command::Call(call)).unwrap();
             outcomes.push(outcome);
         }
         // The read half stays open and silent.

@@ -1,5 +1,5 @@
-//! Opening a connection: TCP connect, HELLO, and the server's WELCOME (`docs/protocol.md`,
-//! "Handshake"), all within the configured connect timeout.
+//! Opening a connection: a token, TCP connect, HELLO, and the server's WELCOME
+//! (`docs/protocol.md`, "Handshake"), all within the configured connect timeout.
 
 use std::fmt;
 use std::io;
@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::ClientConfig;
+use crate::credentials::Credentials;
 
 /// A connection whose handshake succeeded.
 #[derive(Debug)]
@@ -37,6 +38,8 @@ pub(crate) enum AttemptError {
     Protocol(String),
     /// The server refused the client with a GOAWAY.
     Refused(Goaway),
+    /// The token provider gave no token.
+    Token(String),
 }
 
 impl fmt::Display for AttemptError {
@@ -47,6 +50,7 @@ impl fmt::Display for AttemptError {
             AttemptError::Closed => f.write_str("the server closed the connection before WELCOME"),
             AttemptError::Protocol(what) => write!(f, "protocol error: {what}"),
             AttemptError::Refused(goaway) => write!(f, "refused: {}", describe_goaway(goaway)),
+            AttemptError::Token(e) => write!(f, "the token provider failed: {e}"),
         }
     }
 }
@@ -60,17 +64,27 @@ pub(crate) fn describe_goaway(goaway: &Goaway) -> String {
     }
 }
 
-/// Connects to `endpoint` and completes the handshake.
+/// Connects to `endpoint` and completes the handshake, presenting a token from `credentials`
+/// (asked for first, so that a slow provider does not hold a connection open).
 pub(crate) async fn connect(
     endpoint: &str,
     config: &ClientConfig,
+    credentials: &Credentials,
 ) -> Result<Established, AttemptError> {
-    tokio::time::timeout(config.connect_timeout, handshake(endpoint, config))
+    let attempt = async {
+        let token = credentials.for_hello().await.map_err(AttemptError::Token)?;
+        handshake(endpoint, config, token).await
+    };
+    tokio::time::timeout(config.connect_timeout, attempt)
         .await
         .unwrap_or(Err(AttemptError::TimedOut))
 }
 
-async fn handshake(endpoint: &str, config: &ClientConfig) -> Result<Established, AttemptError> {
+async fn handshake(
+    endpoint: &str,
+    config: &ClientConfig,
+    token: Bytes,
+) -> Result<Established, AttemptError> {
     let mut stream = TcpStream::connect(endpoint).await.map_err(AttemptError::Io)?;
     // Frames are small and latency matters more than packet count; writes are coalesced by the
     // connection task instead.
@@ -80,7 +94,7 @@ async fn handshake(endpoint: &str, config: &ClientConfig) -> Result<Established,
         version: VERSION,
         max_frame_size: config.max_frame_size,
         client_name: config.name.clone(),
-        token: config.token.clone().map(Bytes::from).unwrap_or_default(),
+        token,
     });
     let mut out = BytesMut::new();
     // The server's limit is not known yet: the protocol's minimum applies.

@@ -16,10 +16,22 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The call is over: the reply, or why there is none.
-    Done(Result<Bytes, Status>),
+    Done(Result<Answer, Status>),
     /// The request never left this client (the connection was closing); the caller may send it
     /// on the next connection, within its deadline.
     NotSent,
+}
+
+/// A successful reply.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// RESPONSE to a REQUEST or a PUBLISH (empty for a PUBLISH), or a fire-and-forget request
+    /// written.
+    Payload(Bytes),
+    /// AUTH_OK: the new token expires in this many milliseconds (0: never).
+    Authenticated { expires_in_ms: u32 },
+    /// SUBSCRIBED.
+    Subscribed,
 }
 
 /// One request awaiting its reply.
@@ -36,7 +48,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// Delivers the call's outcome, unless the caller cancelled or went away.
-    pub(crate) fn finish(self, result: Result<Bytes, Status>) {
+    pub(crate) fn finish(self, result: Result<Answer, Status>) {
         if let Some(reply) = self.reply {
             // The caller may have given up meanwhile; then nobody wants the outcome.
             let _ = reply.send(Outcome::Done(result));
@@ -165,7 +177,7 @@ mod tests {
         assert!(!table.cancel(7), "one CANCEL per request");
         assert!(!table.cancel(8), "not in flight");
         assert_eq!(table.len(), 1);
-        table.remove(7).unwrap().finish(Ok(Bytes::new()));
+        table.remove(7).unwrap().finish(Ok(Answer::Payload(Bytes::new())));
         assert!(rx.try_recv().is_err(), "the caller hears nothing");
     }
 }

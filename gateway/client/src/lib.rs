@@ -1,8 +1,8 @@
-//! The Rust client of the gateway: typed calls over one pipelined TCP connection, with
-//! deadlines, cancellation and reconnection.
+//! The Rust client of the gateway: typed calls and topic subscriptions over one pipelined TCP
+//! connection, with deadlines, cancellation, reconnection and token refresh.
 //!
-//! [`Client`] implements [`gateway_core::Transport`], so every client rpcgen generates works
-//! over it. It depends on the protocol and the shared core only: a program that calls the
+//! [`Client`] implements [`gateway_core::Transport`] and [`gateway_core::Topics`], so every
+//! client rpcgen generates works over it. It depends on the protocol and the shared core only: a program that calls the
 //! gateway does not compile the server or the bus. The wire protocol is `docs/protocol.md`.
 //!
 //! # Example
@@ -40,15 +40,64 @@
 //! server's reason and the client stops. A PING goes out every
 //! [`ClientConfig::keepalive_interval`]; a server silent for two intervals is a lost connection.
 //!
+//! # Topics
+//!
+//! [`Topics::subscribe`](gateway_core::Topics::subscribe) sends SUBSCRIBE and resolves when the
+//! gateway confirms it (SUBSCRIBED) with a [`RawSubscription`], a stream of events in the order
+//! the gateway sent them, or with the gateway's refusal. Like a call, it waits for a connection
+//! and for the answer within [`ClientConfig::default_timeout`]. Generated clients wrap the
+//! stream into typed events.
+//!
+//! - Each subscription holds up to [`ClientConfig::subscription_buffer`] events the
+//!   application has not read. When it is full the oldest event is dropped, and the next event's
+//!   `missed` counts it, together with the events the gateway dropped for this subscriber
+//!   (MISSED). The connection never waits for a slow reader and memory never grows.
+//! - When the connection is lost, the stream waits; the next connection subscribes again with
+//!   the same topic and selector, and the first event after that has `resumed` set (what was
+//!   published in between is lost). If the new gateway refuses, the stream yields its status
+//!   and ends.
+//! - The stream ends with an `Err` item, then `None`, when the gateway ends the subscription
+//!   (SUBSCRIPTION_ENDED), when a GOAWAY without the reconnect flag stops the client (the status
+//!   carries the reason), or when the client is closed (`cancelled`).
+//! - Dropping the stream sends UNSUBSCRIBE; events already on their way are discarded.
+//!
+//! [`Topics::publish`](gateway_core::Topics::publish) sends PUBLISH as a request: it shares the
+//! request ids and the in-flight limit with calls, and resolves when the gateway has handed the
+//! event to the bus (or refused it), within [`ClientConfig::default_timeout`]. A publish lost
+//! with its connection is not retryable: the event may have been published.
+//!
+//! # Authentication
+//!
+//! HELLO carries a token: the one a [`TokenProvider`] returns, asked before every connection
+//! attempt, or else [`ClientConfig::token`] (or the last one [`Client::refresh_token`] got
+//! accepted). A gateway that rejects it closes the connection with GOAWAY `unauthenticated`:
+//! [`Client::connect`] fails with [`ConnectError::Refused`] naming the reason, and a client
+//! that was connected stops.
+//!
+//! When WELCOME or AUTH_OK say the credentials expire in `T` (0: never), the connection asks the
+//! provider for a fresh token at a random moment between 75 and 85 % of `T`, and presents it
+//! with AUTH. A failed refresh (the provider fails or the gateway refuses the token; the
+//! connection stays up with the old credentials) is logged and tried again halfway to the
+//! expiry, three times in all. If the credentials expire anyway, the gateway sends GOAWAY
+//! `token_expired` and the client reconnects with a token from the provider. Without a
+//! provider nothing is refreshed automatically: the application calls
+//! [`Client::refresh_token`] itself.
+//!
 //! # Layout
 //!
 //! - [`mod@config`]: [`ClientConfig`] and [`Backoff`], their defaults and validation.
 //! - `client`: the [`Client`] handle.
 //! - `call`: one call from the caller's side, and the [`Transport`](gateway_core::Transport)
 //!   implementation.
+//! - `topics`: the [`Topics`](gateway_core::Topics) implementation; `feed`, one
+//!   subscription's bounded queue and its [`RawSubscription`] stream; `registry`, the live
+//!   subscriptions that each new connection restores.
+//! - `credentials`: [`TokenProvider`] and the token for HELLO; `refresh`, the task that
+//!   refreshes a connection's credentials before they expire.
 //! - `supervisor`: the task that connects and reconnects, with `backoff`'s delays.
 //! - `handshake`: TCP connect, HELLO and WELCOME.
-//! - `connection`: the task that owns one connection, with `inflight`, its table of requests.
+//! - `connection`: the task that owns one connection, with `inflight`, its table of requests,
+//!   and `connection::subscriptions`, its subscription ids.
 //! - [`mod@error`]: [`ConnectError`], why connecting failed.
 
 mod backoff;
@@ -56,11 +105,18 @@ mod call;
 mod client;
 pub mod config;
 mod connection;
+mod credentials;
 pub mod error;
+mod feed;
 mod handshake;
 mod inflight;
+mod refresh;
+mod registry;
 mod supervisor;
+mod topics;
 
 pub use client::Client;
 pub use config::{Backoff, ClientConfig, ConfigError};
+pub use credentials::TokenProvider;
 pub use error::ConnectError;
+pub use feed::RawSubscription;

@@ -16,8 +16,10 @@ use tracing::{info, warn};
 use crate::ClientConfig;
 use crate::backoff::Delays;
 use crate::connection::{self, Closing, Handle};
+use crate::credentials::Credentials;
 use crate::error::ConnectError;
 use crate::handshake::{self, AttemptError, Established, describe_goaway};
+use crate::registry::Registry;
 
 /// What callers see of the client's connection.
 #[derive(Clone, Debug)]
@@ -36,10 +38,13 @@ pub(crate) enum State {
 pub(crate) type Opened = (Established, usize);
 
 /// Tries every endpoint once, in order, for [`Client::connect`](crate::Client::connect).
-pub(crate) async fn first_round(config: &ClientConfig) -> Result<Opened, ConnectError> {
+pub(crate) async fn first_round(
+    config: &ClientConfig,
+    credentials: &Credentials,
+) -> Result<Opened, ConnectError> {
     let mut failures = Vec::new();
     for (index, endpoint) in config.endpoints.iter().enumerate() {
-        match handshake::connect(endpoint, config).await {
+        match handshake::connect(endpoint, config, credentials).await {
             Ok(established) => return Ok((established, index)),
             Err(AttemptError::Refused(goaway)) if !goaway.reconnect => {
                 return Err(ConnectError::Refused { endpoint: endpoint.clone(), goaway });
@@ -53,6 +58,8 @@ pub(crate) async fn first_round(config: &ClientConfig) -> Result<Opened, Connect
 /// The reconnecting task's state.
 pub(crate) struct Supervisor {
     pub(crate) config: Arc<ClientConfig>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) credentials: Arc<Credentials>,
     pub(crate) state: watch::Sender<State>,
     /// Notified by the first call of a lazy client.
     pub(crate) wake: Arc<Notify>,
@@ -85,12 +92,13 @@ impl Supervisor {
             self.next_endpoint = (index + 1) % self.config.endpoints.len();
             let endpoint: Arc<str> = self.config.endpoints[index].as_str().into();
             info!(%endpoint, server_id = %established.welcome.server_id, "connected to the gateway");
-            let (handle, closing, task) = connection::spawn(
-                established,
-                endpoint.clone(),
-                &self.config,
-                self.shutdown.clone(),
-            );
+            let shared = connection::Shared {
+                config: &self.config,
+                registry: &self.registry,
+                credentials: &self.credentials,
+                shutdown: self.shutdown.clone(),
+            };
+            let (handle, closing, task) = connection::spawn(established, endpoint.clone(), shared);
             self.state.send_replace(State::Connected(handle));
             let closing = tokio::select! {
                 // First: a connection ended by the shutdown reports that too.
@@ -104,8 +112,7 @@ impl Supervisor {
             };
             let last_error = match closing {
                 Ok(Closing::Goaway(goaway)) if !goaway.reconnect => {
-                    self.state.send_replace(State::Stopped(refused(&endpoint, &goaway)));
-                    return;
+                    return self.stop(refused(&endpoint, &goaway));
                 }
                 Ok(Closing::Goaway(goaway)) => {
                     format!("gateway {endpoint} went away ({})", describe_goaway(&goaway))
@@ -144,7 +151,7 @@ impl Supervisor {
             wait = true;
             let endpoint = &self.config.endpoints[index];
             let attempt = tokio::select! {
-                attempt = handshake::connect(endpoint, &self.config) => attempt,
+                attempt = handshake::connect(endpoint, &self.config, &self.credentials) => attempt,
                 () = self.shutdown.cancelled() => {
                     self.closed();
                     return None;
@@ -153,7 +160,7 @@ impl Supervisor {
             match attempt {
                 Ok(established) => return Some((established, index)),
                 Err(AttemptError::Refused(goaway)) if !goaway.reconnect => {
-                    self.state.send_replace(State::Stopped(refused(endpoint, &goaway)));
+                    self.stop(refused(endpoint, &goaway));
                     return None;
                 }
                 Err(e) => {
@@ -166,11 +173,18 @@ impl Supervisor {
     }
 
     fn closed(&self) {
-        self.state.send_replace(State::Stopped(Status::cancelled("the client was closed")));
+        self.stop(Status::cancelled("the client was closed"));
+    }
+
+    /// The client will not connect again: calls and subscriptions end with `status`.
+    fn stop(&self, status: Status) {
+        self.registry.end_all(&status);
+        self.state.send_replace(State::Stopped(status));
     }
 }
 
-/// The status of every call after a gateway closed the connection without the reconnect flag.
+/// The status of every call and subscription after a gateway closed the connection without the
+/// reconnect flag.
 fn refused(endpoint: &str, goaway: &Goaway) -> Status {
     let code = match goaway.reason {
         GoawayReason::UNAUTHENTICATED => Code::Unauthenticated,

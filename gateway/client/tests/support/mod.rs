@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gateway_client::ClientConfig;
-use gateway_core::MethodDesc;
-use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Decoded, Frame, Hello, Request, Welcome, decode};
+use gateway_core::{LagPolicy, MethodDesc, TopicDesc};
+use gateway_protocol::{
+    DEFAULT_MAX_FRAME_SIZE, Decoded, Frame, Hello, Request, Subscribe, Welcome, decode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -44,6 +46,17 @@ pub static NOTIFY: MethodDesc = MethodDesc {
     response: None,
     idempotent: false,
     writes: true,
+};
+
+/// A keyed topic.
+pub static POSITION: TopicDesc = TopicDesc {
+    id: 0x0201,
+    name: "test.Tracker.position",
+    message: "test.Any",
+    key: Some("device_id"),
+    on_lag: LagPolicy::DropOldest,
+    retain: false,
+    client_publish: true,
 };
 
 /// A listening scripted gateway.
@@ -145,6 +158,14 @@ impl Peer {
         match self.recv().await {
             Frame::Request(request) => request,
             other => panic!("expected REQUEST, got {other:?}"),
+        }
+    }
+
+    /// The next frame, which must be a SUBSCRIBE.
+    pub async fn subscribe(&mut self) -> Subscribe {
+        match self.recv().await {
+            Frame::Subscribe(subscribe) => subscribe,
+            other => panic!("expected SUBSCRIBE, got {other:?}"),
         }
     }
 
