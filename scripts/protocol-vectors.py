@@ -20,7 +20,9 @@ MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 HELLO, WELCOME, PING, PONG, GOAWAY = 0x01, 0x02, 0x03, 0x04, 0x05
 REQUEST, RESPONSE, ERROR, CANCEL = 0x10, 0x11, 0x12, 0x13
-IGNORABLE, FIRE_AND_FORGET, RETRYABLE, RECONNECT = 0x80, 0x01, 0x01, 0x01
+SUBSCRIBE, UNSUBSCRIBE, PUBLISH, SUBSCRIBED, EVENT, MISSED, SUBSCRIPTION_ENDED = range(0x20, 0x27)
+AUTH, AUTH_OK = 0x30, 0x31
+IGNORABLE, FIRE_AND_FORGET, RETRYABLE, RECONNECT, ALL_KEYS = 0x80, 0x01, 0x01, 0x01, 0x01
 
 
 def u8(n):
@@ -154,6 +156,91 @@ def cancel(request_id, flags=0):
     return frame(CANCEL, flags, u32(request_id)), {"type": "cancel", "request_id": request_id}
 
 
+def subscribe(subscription_id, topic_id, all_keys, key, flags=None):
+    if flags is None:
+        flags = ALL_KEYS if all_keys else 0
+    body = frame(SUBSCRIBE, flags, u32(subscription_id), u32(topic_id), short(key))
+    value = {
+        "type": "subscribe",
+        "subscription_id": subscription_id,
+        "topic_id": topic_id,
+        "all_keys": all_keys,
+        "key": key,
+    }
+    return body, value
+
+
+def unsubscribe(subscription_id, flags=0):
+    body = frame(UNSUBSCRIBE, flags, u32(subscription_id))
+    return body, {"type": "unsubscribe", "subscription_id": subscription_id}
+
+
+def publish(request_id, topic_id, key, payload, flags=0):
+    body = frame(PUBLISH, flags, u32(request_id), u32(topic_id), short(key), payload)
+    value = {
+        "type": "publish",
+        "request_id": request_id,
+        "topic_id": topic_id,
+        "key": key,
+        "payload": payload.hex(),
+    }
+    return body, value
+
+
+def subscribed(subscription_id, flags=0):
+    body = frame(SUBSCRIBED, flags, u32(subscription_id))
+    return body, {"type": "subscribed", "subscription_id": subscription_id}
+
+
+def event(subscription_id, key, payload, flags=0):
+    body = frame(EVENT, flags, u32(subscription_id), short(key), payload)
+    value = {
+        "type": "event",
+        "subscription_id": subscription_id,
+        "key": key,
+        "payload": payload.hex(),
+    }
+    return body, value
+
+
+def missed(subscription_id, count, flags=0):
+    body = frame(MISSED, flags, u32(subscription_id), u32(count))
+    return body, {"type": "missed", "subscription_id": subscription_id, "count": count}
+
+
+def subscription_ended(subscription_id, code, retryable, message, wire_code=None, flags=None):
+    if flags is None:
+        flags = RETRYABLE if retryable else 0
+    body = frame(
+        SUBSCRIPTION_ENDED, flags, u32(subscription_id),
+        u8(code if wire_code is None else wire_code), short(message),
+    )
+    value = {
+        "type": "subscription_ended",
+        "subscription_id": subscription_id,
+        "code": code,
+        "retryable": retryable,
+        "message": message,
+    }
+    return body, value
+
+
+def auth(request_id, token, flags=0):
+    body = frame(AUTH, flags, u32(request_id), short(token))
+    return body, {"type": "auth", "request_id": request_id, "token": token.hex()}
+
+
+def auth_ok(request_id, expires_in_ms, flags=0):
+    body = frame(AUTH_OK, flags, u32(request_id), u32(expires_in_ms))
+    value = {"type": "auth_ok", "request_id": request_id, "expires_in_ms": expires_in_ms}
+    return body, value
+
+
+# A JWT in compact serialization (header {"alg":"HS256","typ":"JWT"}; the signature is made up):
+# the protocol carries it as bytes without looking inside.
+JWT = (b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYtNyIsImV4cCI6MTc2NzIyNTYwMH0"
+       b".c2lnbmF0dXJl")
+
 # A FlatBuffers payload: `table T { a: uint; }` with a = 42 (flatc reads it as {"a": 42}).
 PAYLOAD = bytes.fromhex("0c000000 0600 0800 0400 0000 08000000 2a000000".replace(" ", ""))
 
@@ -185,6 +272,35 @@ def frames():
         ("goaway, shutting down, reconnect", goaway(1, True, 41, "draining")),
         ("goaway, policy, don't reconnect", goaway(11, False, 0, "client banned")),
         ("goaway, unknown reason keeps its number and flag", goaway(300, True, 9, "")),
+        ("welcome, credentials that never expire", welcome(1, MAX_FRAME_SIZE, 64, 0, "gw", 0)),
+        ("welcome, credentials expiring at the largest time",
+         welcome(1, MAX_FRAME_SIZE, 64, 0, "gw", 2**32 - 1)),
+        ("subscribe to one key", subscribe(1, 0x5E1F00D5, False, "dev-7")),
+        ("subscribe to all keys", subscribe(2, 0x5E1F00D5, True, "")),
+        ("subscribe to an unkeyed topic", subscribe(3, 0x0000002A, False, "")),
+        ("subscribe, integer key, largest ids", subscribe(2**32 - 1, 2**32 - 1, False, "4096")),
+        ("subscribe, non-ASCII key", subscribe(4, 9, False, "köln/straße→7 ✓")),
+        ("unsubscribe", unsubscribe(0x01020304)),
+        ("publish, no answer wanted, keyed", publish(0, 0x5E1F00D5, "dev-7", PAYLOAD)),
+        ("publish with a request id, unkeyed, empty payload", publish(11, 0x2A, "", b"")),
+        ("publish, non-ASCII key, largest ids", publish(2**32 - 1, 2**32 - 1, "é", b"\x00")),
+        ("subscribed", subscribed(1)),
+        ("subscribed, largest id", subscribed(2**32 - 1)),
+        ("event with a key and a payload", event(1, "dev-7", PAYLOAD)),
+        ("event, unkeyed, empty payload", event(3, "", b"")),
+        ("event, non-ASCII key", event(4, "köln/straße→7 ✓", b"\x01\x02")),
+        ("missed", missed(2, 17)),
+        ("missed, largest count", missed(1, 2**32 - 1)),
+        ("subscription ended: permission denied, not retryable",
+         subscription_ended(1, 7, False, "not allowed to subscribe to Tracker.position")),
+        ("subscription ended: too many subscriptions, retryable",
+         subscription_ended(5, 8, True, "")),
+        ("subscription ended: unknown topic, non-ASCII message",
+         subscription_ended(6, 5, False, "unbekanntes Thema `0x2a` ✗")),
+        ("auth with a token", auth(12, JWT)),
+        ("auth, empty token", auth(13, b"")),
+        ("auth ok", auth_ok(12, 3600000)),
+        ("auth ok, credentials that never expire", auth_ok(2**32 - 1, 0)),
     ]
     for name, (hex_, value) in canonical:
         yield name, hex_, value, None
@@ -203,6 +319,35 @@ def frames():
         ("hello with fields appended by a later version: extra bytes ignored",
          hello(2, MAX_FRAME_SIZE, "next", b"", extra=b"\x01\x02\x03"),
          hello(2, MAX_FRAME_SIZE, "next", b"")),
+        ("welcome with fields appended by a later version: extra bytes ignored",
+         (frame(WELCOME, 0, u16(1), u32(MAX_FRAME_SIZE), u32(8), u32(0), short("gw"),
+                u32(60000), b"\x01\x02\x03"),
+          welcome(1, MAX_FRAME_SIZE, 8, 0, "gw", 60000)[1]),
+         welcome(1, MAX_FRAME_SIZE, 8, 0, "gw", 60000)),
+        ("subscription ended, code ok (0) decodes as unknown (2)",
+         subscription_ended(7, 2, False, "", wire_code=0), subscription_ended(7, 2, False, "")),
+        ("subscription ended, code unknown to version 1 decodes as unknown (2)",
+         subscription_ended(8, 2, True, "later", wire_code=200),
+         subscription_ended(8, 2, True, "later")),
+        ("subscription ended, undefined flag bits are ignored",
+         subscription_ended(9, 14, True, "", flags=0x7F), subscription_ended(9, 14, True, "")),
+        ("subscribe, undefined flag bits on a one-key subscription are ignored",
+         subscribe(5, 9, False, "k", flags=0x7E), subscribe(5, 9, False, "k")),
+        ("subscribe, undefined flag bits besides all_keys are ignored",
+         subscribe(6, 9, True, "", flags=0x7F), subscribe(6, 9, True, "")),
+        ("publish, undefined flag bits are ignored",
+         publish(14, 9, "k", b"\xaa", flags=0x7F), publish(14, 9, "k", b"\xaa")),
+        ("event, undefined flag bits are ignored",
+         event(1, "k", b"\xaa", flags=0x7F), event(1, "k", b"\xaa")),
+        ("missed, ignorable and undefined flag bits are ignored",
+         missed(1, 3, flags=0xFF), missed(1, 3)),
+        ("auth, undefined flag bits are ignored", auth(15, b"t", flags=0x01), auth(15, b"t")),
+        ("auth ok, undefined flag bits are ignored",
+         auth_ok(15, 1, flags=0x01), auth_ok(15, 1)),
+        ("unsubscribe, undefined flag bits are ignored",
+         unsubscribe(1, flags=0x01), unsubscribe(1)),
+        ("subscribed, ignorable flag on a known frame: the frame is processed",
+         subscribed(1, flags=IGNORABLE), subscribed(1)),
     ]
     for name, (hex_, value), (canonical_hex, _) in lenient:
         yield name, hex_, value, canonical_hex
@@ -211,8 +356,12 @@ def frames():
 def ignored():
     return [
         ("unassigned pub/sub type 0x2f, ignorable, empty", frame(0x2F, IGNORABLE), 0x2F),
+        ("unassigned pub/sub type 0x27, just after SUBSCRIPTION_ENDED, ignorable",
+         frame(0x27, IGNORABLE, u32(1)), 0x27),
         ("unassigned auth type 0x3e, ignorable, with content",
          frame(0x3E, IGNORABLE, b"\xaa\xbb\xcc"), 0x3E),
+        ("unassigned auth type 0x32, just after AUTH_OK, ignorable",
+         frame(0x32, IGNORABLE | 0x01, u32(1), u32(2)), 0x32),
         ("unassigned type 0xff, ignorable and other flags", frame(0xFF, 0xFF, u32(1)), 0xFF),
     ]
 
@@ -233,6 +382,10 @@ def invalid():
         ("unknown type 0x42 without the ignorable flag", frame(0x42, 0), "unknown_frame_type"),
         ("unassigned pub/sub type 0x2a without the ignorable flag",
          frame(0x2A, 0, u32(1)), "unknown_frame_type"),
+        ("unassigned pub/sub type 0x27 without the ignorable flag",
+         frame(0x27, 0, u32(1)), "unknown_frame_type"),
+        ("unassigned auth type 0x32 without the ignorable flag",
+         frame(0x32, 0, u32(1), u32(2)), "unknown_frame_type"),
         ("type 0x00 is never assigned", frame(0x00, 0), "unknown_frame_type"),
         ("frame one byte over the 16 MiB limit: refused from the length prefix alone",
          u32(MAX_FRAME_SIZE + 1).hex(), "frame_too_large"),
@@ -252,6 +405,87 @@ def invalid():
         ("pong with 9 bytes of data", frame(PONG, 0, u64(1), b"\x00"), "trailing_bytes"),
         ("goaway with bytes after its message",
          frame(GOAWAY, 1, u16(1), u32(0), short("x"), b"\x00"), "trailing_bytes"),
+        *pubsub_invalid(),
+        *auth_invalid(),
+    ]
+
+
+def pubsub_invalid():
+    """Every field of the pub/sub frames cut short, bad UTF-8 keys and messages, and bytes after
+    the frames of exact size."""
+    sub_id, topic = u32(1), u32(9)
+    return [
+        ("subscribe without its flags", raw(u8(SUBSCRIBE)), "truncated"),
+        ("subscribe ends inside subscription_id", frame(SUBSCRIBE, 0, u16(1)), "truncated"),
+        ("subscribe ends inside topic_id", frame(SUBSCRIBE, 0, sub_id, u16(9)), "truncated"),
+        ("subscribe without its key length", frame(SUBSCRIBE, 0, sub_id, topic), "truncated"),
+        ("subscribe ends inside its key length",
+         frame(SUBSCRIBE, 0, sub_id, topic, b"\x05"), "truncated"),
+        ("subscribe whose key length runs past the end",
+         frame(SUBSCRIBE, 0, sub_id, topic, u16(5), b"dev-"), "truncated"),
+        ("subscribe key is not UTF-8",
+         frame(SUBSCRIBE, 0, sub_id, topic, short(b"dev\xff")), "bad_utf8"),
+        ("subscribe key with a surrogate",
+         frame(SUBSCRIBE, 0, sub_id, topic, short(b"\xed\xb0\x80")), "bad_utf8"),
+        ("subscribe with a byte after its key",
+         frame(SUBSCRIBE, 0, sub_id, topic, short("k"), b"\x00"), "trailing_bytes"),
+        ("unsubscribe ends inside subscription_id", frame(UNSUBSCRIBE, 0, u16(1)), "truncated"),
+        ("unsubscribe with a trailing byte", frame(UNSUBSCRIBE, 0, sub_id, b"\x00"),
+         "trailing_bytes"),
+        ("publish ends inside request_id", frame(PUBLISH, 0, b"\x01"), "truncated"),
+        ("publish ends inside topic_id", frame(PUBLISH, 0, u32(0), u16(9)), "truncated"),
+        ("publish without its key length", frame(PUBLISH, 0, u32(0), topic), "truncated"),
+        ("publish whose key length runs past the end",
+         frame(PUBLISH, 0, u32(0), topic, u16(3), b"ab"), "truncated"),
+        ("publish key is not UTF-8",
+         frame(PUBLISH, 0, u32(0), topic, short(b"\xc3"), PAYLOAD), "bad_utf8"),
+        ("subscribed ends inside subscription_id", frame(SUBSCRIBED, 0, u16(1), u8(0)),
+         "truncated"),
+        ("subscribed with a trailing byte", frame(SUBSCRIBED, 0, sub_id, b"\x00"),
+         "trailing_bytes"),
+        ("event ends inside subscription_id", frame(EVENT, 0, u16(1)), "truncated"),
+        ("event without its key length", frame(EVENT, 0, sub_id), "truncated"),
+        ("event whose key length runs past the end",
+         frame(EVENT, 0, sub_id, u16(2), b"k"), "truncated"),
+        ("event key with an overlong encoding",
+         frame(EVENT, 0, sub_id, short(b"\xc0\xaf"), b""), "bad_utf8"),
+        ("missed ends inside subscription_id", frame(MISSED, 0, u16(1)), "truncated"),
+        ("missed ends inside count", frame(MISSED, 0, sub_id, u16(3)), "truncated"),
+        ("missed with a trailing byte", frame(MISSED, 0, sub_id, u32(3), b"\x00"),
+         "trailing_bytes"),
+        ("subscription ended ends inside subscription_id",
+         frame(SUBSCRIPTION_ENDED, 0, u16(1)), "truncated"),
+        ("subscription ended without its code", frame(SUBSCRIPTION_ENDED, 0, sub_id),
+         "truncated"),
+        ("subscription ended without its message length",
+         frame(SUBSCRIPTION_ENDED, 0, sub_id, u8(7)), "truncated"),
+        ("subscription ended whose message length runs past the end",
+         frame(SUBSCRIPTION_ENDED, 0, sub_id, u8(7), u16(4), b"no"), "truncated"),
+        ("subscription ended message is not UTF-8",
+         frame(SUBSCRIPTION_ENDED, 0, sub_id, u8(7), short(b"\x80")), "bad_utf8"),
+        ("subscription ended with bytes after its message",
+         frame(SUBSCRIPTION_ENDED, 0, sub_id, u8(7), short("no"), b"\x00"), "trailing_bytes"),
+    ]
+
+
+def auth_invalid():
+    return [
+        ("auth ends inside request_id", frame(AUTH, 0, u16(1)), "truncated"),
+        ("auth without its token length", frame(AUTH, 0, u32(1)), "truncated"),
+        ("auth whose token length runs past the end",
+         frame(AUTH, 0, u32(1), u16(10), b"eyJ"), "truncated"),
+        ("auth with bytes after its token", frame(AUTH, 0, u32(1), short(b"t"), b"\x00"),
+         "trailing_bytes"),
+        ("auth ok ends inside request_id", frame(AUTH_OK, 0, u16(1)), "truncated"),
+        ("auth ok ends inside expires_in_ms", frame(AUTH_OK, 0, u32(1), u16(1)), "truncated"),
+        ("auth ok with a trailing byte", frame(AUTH_OK, 0, u32(1), u32(0), b"\x00"),
+         "trailing_bytes"),
+        ("welcome without auth_expires_in_ms",
+         frame(WELCOME, 0, u16(1), u32(MAX_FRAME_SIZE), u32(1), u32(0), short("gw")),
+         "truncated"),
+        ("welcome ends inside auth_expires_in_ms",
+         frame(WELCOME, 0, u16(1), u32(MAX_FRAME_SIZE), u32(1), u32(0), short("gw"), u16(0)),
+         "truncated"),
     ]
 
 

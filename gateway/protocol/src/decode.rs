@@ -460,4 +460,69 @@ mod tests {
             assert_eq!(e.status.code(), Code::Unknown);
         }
     }
+
+    fn subscription_ended(flags: u8, code: u8) -> SubscriptionEnded {
+        let body = [0x26, flags, 9, 0, 0, 0, code, 2, 0, b'n', b'o'];
+        match decode_message(Bytes::copy_from_slice(&body)) {
+            Ok(Some(Frame::SubscriptionEnded(ended))) => ended,
+            other => panic!("expected a SUBSCRIPTION_ENDED, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn subscription_ended_codes_zero_and_unknown_decode_as_unknown() {
+        for code in [0u8, 17, 255] {
+            let ended = subscription_ended(0x00, code);
+            assert_eq!(ended.subscription_id, 9);
+            assert_eq!(ended.status.code(), Code::Unknown, "code {code}");
+            assert_eq!(ended.status.message(), "no");
+        }
+    }
+
+    #[test]
+    fn subscription_ended_retryable_comes_from_the_flag_not_the_code() {
+        // `resource_exhausted` and `unavailable` are retryable by default, `permission_denied`
+        // is not: the flag overrides both ways, as it does on ERROR.
+        let exhausted = subscription_ended(0x00, Code::ResourceExhausted as u8);
+        assert_eq!(exhausted.status.code(), Code::ResourceExhausted);
+        assert!(!exhausted.status.retryable());
+        let denied = subscription_ended(FLAG_RETRYABLE, Code::PermissionDenied as u8);
+        assert!(denied.status.retryable());
+        assert_eq!(denied.status.error_id(), 0, "SUBSCRIPTION_ENDED has no error id");
+    }
+
+    #[test]
+    fn subscribe_keeps_all_keys_and_a_key_together_for_the_server_to_refuse() {
+        // ALL_KEYS with a non-empty key breaks a rule of the session (answered with
+        // `invalid_argument`), not of the frame's layout: decoding keeps both.
+        let body = [0x20, FLAG_ALL_KEYS | 0x40, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, b'k'];
+        let Some(Frame::Subscribe(subscribe)) =
+            decode_message(Bytes::copy_from_slice(&body)).unwrap()
+        else {
+            panic!("expected a SUBSCRIBE");
+        };
+        assert!(subscribe.all_keys);
+        assert_eq!(subscribe.key, "k");
+    }
+
+    #[test]
+    fn welcome_without_its_auth_expiry_is_truncated() {
+        // `auth_expires_in_ms` is part of version 1's WELCOME, not an optional appendix: a
+        // WELCOME that ends after `server_id` is cut short.
+        let body = [0x02, 0x00, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let err = decode_message(Bytes::copy_from_slice(&body)).unwrap_err();
+        assert_eq!(err.to_string(), "WELCOME frame ends inside field `auth_expires_in_ms`");
+    }
+
+    #[test]
+    fn event_payload_is_a_slice_of_the_read_buffer() {
+        let mut src = stream(&[0x24, 0, 3, 0, 0, 0, 1, 0, b'k', b'e', b'v']);
+        let start = src.as_ptr() as usize;
+        let Decoded::Frame(Frame::Event(event)) = decode(&mut src, 100).unwrap() else {
+            panic!("expected an EVENT");
+        };
+        assert_eq!((event.subscription_id, event.key.as_str()), (3, "k"));
+        assert_eq!(&event.payload[..], b"ev");
+        assert_eq!(event.payload.as_ptr() as usize, start + 4 + 9, "payload was copied");
+    }
 }

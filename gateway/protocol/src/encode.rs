@@ -254,7 +254,9 @@ mod tests {
     use gateway_core::Status;
 
     use super::*;
-    use crate::frame::{ErrorReply, Goaway, Request};
+    use crate::frame::{
+        Auth, ErrorReply, Event, Goaway, Publish, Request, Subscribe, SubscriptionEnded, Welcome,
+    };
     use crate::reason::GoawayReason;
 
     #[test]
@@ -317,5 +319,72 @@ mod tests {
         let mut dst = BytesMut::new();
         Frame::Cancel { request_id: 0x0a0b_0c0d }.encode_message(&mut dst, u32::MAX).unwrap();
         assert_eq!(&dst[..], &[0x13, 0, 0x0d, 0x0c, 0x0b, 0x0a]);
+    }
+
+    #[test]
+    fn subscription_ended_carries_code_flag_and_message_but_no_error_id() {
+        // A `Status` may carry an application error id; SUBSCRIPTION_ENDED has no field for it,
+        // and its RETRYABLE flag follows the status, not the code's default.
+        let status = Status::permission_denied("no").with_retryable(true).with_error_id(77);
+        let frame = Frame::SubscriptionEnded(SubscriptionEnded { subscription_id: 5, status });
+        let mut dst = BytesMut::new();
+        frame.encode_message(&mut dst, u32::MAX).unwrap();
+        assert_eq!(&dst[..], &[0x26, 0x01, 5, 0, 0, 0, 7, 2, 0, b'n', b'o']);
+        assert_eq!(frame.encoded_len().unwrap(), dst.len());
+    }
+
+    #[test]
+    fn subscribe_sets_all_keys_only_when_asked() {
+        let mut dst = BytesMut::new();
+        for all_keys in [true, false] {
+            let subscribe = Subscribe { subscription_id: 1, topic_id: 2, all_keys, key: "".into() };
+            Frame::Subscribe(subscribe).encode_message(&mut dst, u32::MAX).unwrap();
+        }
+        assert_eq!(dst[1], FLAG_ALL_KEYS);
+        assert_eq!(dst[12 + 1], 0);
+    }
+
+    #[test]
+    fn welcome_ends_with_the_auth_expiry() {
+        let welcome = Welcome {
+            version: 1,
+            max_frame_size: 0x0001_0000,
+            max_in_flight: 1,
+            idle_timeout_ms: 0,
+            server_id: "g".into(),
+            auth_expires_in_ms: 0x0102_0304,
+        };
+        let mut dst = BytesMut::new();
+        Frame::Welcome(welcome).encode_message(&mut dst, u32::MAX).unwrap();
+        assert_eq!(dst.len(), 23);
+        assert_eq!(&dst[16..], &[1, 0, b'g', 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn a_key_or_token_over_64_kib_is_refused() {
+        let long = "k".repeat(usize::from(u16::MAX) + 1);
+        let event =
+            Frame::Event(Event { subscription_id: 1, key: long.clone(), payload: Bytes::new() });
+        assert_eq!(
+            event.encoded_len().unwrap_err().to_string(),
+            "field `key` of EVENT is 65536 bytes long, more than 65535"
+        );
+        let publish = Frame::Publish(Publish {
+            request_id: 0,
+            topic_id: 1,
+            key: long.clone(),
+            payload: Bytes::new(),
+        });
+        assert!(matches!(
+            publish.encoded_len(),
+            Err(EncodeError::FieldTooLong { field: "key", .. })
+        ));
+        let auth = Frame::Auth(Auth { request_id: 1, token: Bytes::from(long) });
+        let mut dst = BytesMut::new();
+        assert_eq!(
+            auth.encode(&mut dst, u32::MAX).unwrap_err(),
+            EncodeError::FieldTooLong { frame_type: FrameType::Auth, field: "token", len: 65536 }
+        );
+        assert!(dst.is_empty());
     }
 }

@@ -4,8 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use gateway_core::{Code, Status};
 use gateway_protocol::{
-    Decoded, ErrorReply, Frame, Goaway, GoawayReason, Hello, Request, Response, Welcome, decode,
-    decode_message,
+    Auth, Decoded, ErrorReply, Event, Frame, Goaway, GoawayReason, Hello, Publish, Request,
+    Response, Subscribe, SubscriptionEnded, Welcome, decode, decode_message,
 };
 use proptest::prelude::*;
 
@@ -24,6 +24,11 @@ fn error_code() -> impl Strategy<Value = Code> {
 }
 
 fn frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![rpc_frame(), pubsub_frame(), auth_frame()]
+}
+
+/// The connection-control and RPC frames.
+fn rpc_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         (any::<u16>(), any::<u32>(), text(), bytes(64)).prop_map(
             |(version, max_frame_size, client_name, token)| {
@@ -78,6 +83,46 @@ fn frame() -> impl Strategy<Value = Frame> {
     ]
 }
 
+/// The pub/sub frames, with keys of any text (the protocol does not restrict them).
+fn pubsub_frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (any::<u32>(), any::<u32>(), any::<bool>(), text()).prop_map(
+            |(subscription_id, topic_id, all_keys, key)| {
+                Frame::Subscribe(Subscribe { subscription_id, topic_id, all_keys, key })
+            }
+        ),
+        any::<u32>().prop_map(|subscription_id| Frame::Unsubscribe { subscription_id }),
+        (any::<u32>(), any::<u32>(), text(), bytes(256)).prop_map(
+            |(request_id, topic_id, key, payload)| {
+                Frame::Publish(Publish { request_id, topic_id, key, payload })
+            }
+        ),
+        any::<u32>().prop_map(|subscription_id| Frame::Subscribed { subscription_id }),
+        (any::<u32>(), text(), bytes(256)).prop_map(|(subscription_id, key, payload)| {
+            Frame::Event(Event { subscription_id, key, payload })
+        }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(subscription_id, count)| Frame::Missed { subscription_id, count }),
+        (any::<u32>(), error_code(), any::<bool>(), text()).prop_map(
+            |(subscription_id, code, retryable, message)| {
+                // No `error_id` on the wire: it stays 0.
+                let status = Status::new(code, message).with_retryable(retryable);
+                Frame::SubscriptionEnded(SubscriptionEnded { subscription_id, status })
+            }
+        ),
+    ]
+}
+
+/// The token refresh frames.
+fn auth_frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (any::<u32>(), bytes(512))
+            .prop_map(|(request_id, token)| Frame::Auth(Auth { request_id, token })),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(request_id, expires_in_ms)| Frame::AuthOk { request_id, expires_in_ms }),
+    ]
+}
+
 proptest! {
     #[test]
     fn encode_then_decode_is_the_identity(frames in proptest::collection::vec(frame(), 1..8)) {
@@ -119,7 +164,7 @@ proptest! {
 
     #[test]
     fn arbitrary_frame_bodies_behind_a_valid_prefix_never_panic(
-        frame_type in prop_oneof![0x00u8..0x06, 0x10u8..0x14, any::<u8>()],
+        frame_type in prop_oneof![0x00u8..0x06, 0x10u8..0x14, 0x20u8..0x28, 0x30u8..0x33, any::<u8>()],
         flags in any::<u8>(),
         rest in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
