@@ -432,3 +432,32 @@ async fn per_user_and_per_address_connection_limits() {
     assert!(goaway.message.contains("too many new connections"), "{goaway:?}");
     gateway.stop().await;
 }
+
+/// Found in the security review: `exp` (or `nbf`) beyond what `SystemTime` can represent
+/// (`1e30`, `u64::MAX`) overflowed the expiry arithmetic and panicked the session's task, leaving
+/// its writer task behind; a huge leeway did the same for every token.
+#[tokio::test]
+async fn times_beyond_year_9999_are_refused_without_a_panic() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let far = [json!(1e30), json!(u64::MAX), json!(253_402_300_800_u64), json!(now() * 1000)];
+    for value in far {
+        for claim in ["exp", "nbf"] {
+            let mut c = claims("alice", &["reader"]);
+            c[claim] = value.clone();
+            let message = refused(&gateway, sign("hs", &c)).await;
+            assert!(message.contains(&format!("`{claim}` is not a time")), "{value}: {message}");
+        }
+    }
+    // The last second of year 9999 is still a time.
+    let mut c = claims("alice", &["reader"]);
+    c["exp"] = json!(253_402_300_799_u64);
+    let mut client = RawClient::connect(gateway.addr).await;
+    let welcome = client.hello_with(sign("hs", &c)).await;
+    assert_eq!(welcome.auth_expires_in_ms, u32::MAX);
+    gateway.stop().await;
+
+    let mut config = auth_config().auth;
+    config.leeway = Some(Duration::from_secs(u64::MAX));
+    let err = gateway::auth::Authenticator::new(&config).unwrap_err().to_string();
+    assert!(err.contains("auth.leeway"), "{err}");
+}

@@ -24,7 +24,7 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// When set, a token's `iss` must equal it.
     pub issuer: Option<String>,
-    /// Clock skew allowed on `exp` and `nbf`, e.g. `"5s"` (the default).
+    /// Clock skew allowed on `exp` and `nbf`, e.g. `"5s"` (the default); at most an hour.
     #[serde(default, with = "humane")]
     pub leeway: Option<Duration>,
     /// The claim naming a token's roles (a list of role names, or one); default `roles`.
@@ -49,6 +49,9 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+    /// The longest leeway accepted: clocks further apart are broken, and a longer leeway would
+    /// extend every token by as much.
+    pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 
     pub fn leeway(&self) -> Duration {
         self.leeway.unwrap_or(AuthConfig::DEFAULT_LEEWAY)

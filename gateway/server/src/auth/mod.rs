@@ -174,10 +174,17 @@ impl Authenticator {
     ///
     /// # Errors
     ///
-    /// An unreadable or unusable key, a malformed pattern, a role used but not defined, `all`
+    /// An unreadable or unusable key, a leeway over an hour, a malformed pattern, a role used but not defined, `all`
     /// redefined, or no way to authenticate anyone (neither keys nor anonymous roles).
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
         let keys = keys::load(config)?;
+        if config.leeway() > AuthConfig::MAX_LEEWAY {
+            return Err(AuthConfigError(format!(
+                "auth.leeway `{}` is longer than the most allowed, {}",
+                humantime::format_duration(config.leeway()),
+                humantime::format_duration(AuthConfig::MAX_LEEWAY),
+            )));
+        }
         if config.roles.contains_key(ROLE_ALL) {
             return Err(AuthConfigError(format!(
                 "role `{ROLE_ALL}` is built in (it allows everything) and cannot be redefined"

@@ -18,6 +18,11 @@ use super::{AuthConfig, AuthError, AuthErrorKind};
 
 type Claims = Map<String, Value>;
 
+/// The latest time a token may name (`exp`, `nbf`): the last second of year 9999. Later values
+/// (often milliseconds where seconds were meant) are refused: they would overflow the clock's
+/// arithmetic, and a token that never expires is not one the gateway accepts.
+const MAX_TIME: u64 = 253_402_300_799;
+
 /// Verifies `token` and returns its claims.
 pub(super) fn verify(
     token: &[u8],
@@ -102,10 +107,15 @@ fn seconds(claims: &Claims, name: &str) -> Result<Option<u64>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
         Some(value) => {
-            value.as_f64().filter(|s| *s >= 0.0).map(|s| Some(s as u64)).ok_or_else(|| {
+            // The cast cannot saturate: the value is checked to be at most `MAX_TIME`.
+            let in_range = |s: &f64| (0.0..=MAX_TIME as f64).contains(s);
+            value.as_f64().filter(in_range).map(|s| Some(s as u64)).ok_or_else(|| {
                 AuthError::new(
                     AuthErrorKind::Malformed,
-                    format!("malformed token: `{name}` is not a time"),
+                    format!(
+                        "malformed token: `{name}` is not a time in seconds since 1970 \
+                         (up to the end of year 9999)"
+                    ),
                 )
             })
         }
