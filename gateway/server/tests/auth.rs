@@ -12,7 +12,7 @@ use bytes::Bytes;
 use gateway::auth::{AuthConfig, KeySpec, RoleSpec};
 use gateway_bus::Bus;
 use gateway_core::Code;
-use gateway_protocol::{Auth, Frame, GoawayReason, Publish, Subscribe};
+use gateway_protocol::{Auth, Frame, GoawayReason, MIN_MAX_FRAME_SIZE, Publish, Subscribe};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use support::{ECHO, FEED_DROP, FEED_LATEST, RawClient, SLOW, TestGateway, WHOAMI, config};
@@ -460,4 +460,28 @@ async fn times_beyond_year_9999_are_refused_without_a_panic() {
     config.leeway = Some(Duration::from_secs(u64::MAX));
     let err = gateway::auth::Authenticator::new(&config).unwrap_err().to_string();
     assert!(err.contains("auth.leeway"), "{err}");
+}
+
+/// Found in the security review: HELLO was read under `max_frame_size` (16 MiB by default), so a
+/// client without a token could make the gateway reserve and buffer that much per connection.
+/// The protocol bounds every frame before WELCOME to 65,536 bytes; the gateway now holds HELLO
+/// to that, and raises the limit only for an authenticated connection.
+#[tokio::test]
+async fn before_authentication_frames_are_held_to_64_kib() {
+    let gateway = TestGateway::start(auth_config()).await;
+    assert!(gateway::Config::default().max_frame_size > MIN_MAX_FRAME_SIZE);
+    let mut client = RawClient::connect(gateway.addr).await;
+    client.send_raw(&(MIN_MAX_FRAME_SIZE + 1).to_le_bytes()).await;
+    let goaway = client.expect_goaway().await;
+    assert_eq!(goaway.reason, GoawayReason::FRAME_TOO_LARGE, "{goaway:?}");
+
+    // Once authenticated, frames up to `max_frame_size` are read.
+    let mut client = connected(&gateway, sign("hs", &claims("alice", &["reader"]))).await;
+    let big = vec![0u8; 2 * MIN_MAX_FRAME_SIZE as usize];
+    client.call(1, ECHO, 5_000, &big).await;
+    match client.recv().await {
+        Frame::Response(r) => assert_eq!(r.payload.len(), big.len()),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    gateway.stop().await;
 }
