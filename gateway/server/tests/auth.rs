@@ -485,3 +485,28 @@ async fn before_authentication_frames_are_held_to_64_kib() {
     }
     gateway.stop().await;
 }
+
+/// Found in the security review: the header's `kid` and `alg`, before any key had verified
+/// them, were quoted whole into the GOAWAY and the log line: a newline forged log lines, and a
+/// long value made a message too large for its frame. They are now cut short and escaped.
+#[tokio::test]
+async fn refusals_quote_unverified_header_values_short_and_escaped() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let evil = format!(
+        "x\n2030-01-01T00:00:00Z  INFO gateway: session open who=root{}",
+        "y".repeat(40_000)
+    );
+    for header in [json!({"alg": "HS256", "kid": evil}), json!({"alg": evil, "kid": "hs"})] {
+        let token = forge(&header, &claims("alice", &["reader"]), SECRET.as_bytes());
+        let mut client = RawClient::connect(gateway.addr).await;
+        // As AUTH after a good HELLO: a frame of any size up to `max_frame_size`.
+        client.hello_with(sign("hs", &claims("alice", &["reader"]))).await;
+        client.send(Frame::Auth(Auth { request_id: 1, token })).await;
+        let error = client.expect_error().await;
+        let message = error.status.message();
+        assert_eq!(error.status.code(), Code::Unauthenticated);
+        assert!(!message.contains('\n') && message.contains("x\\n2030"), "{message}");
+        assert!(message.len() < 200, "{} bytes", message.len());
+    }
+    gateway.stop().await;
+}

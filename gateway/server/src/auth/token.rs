@@ -54,7 +54,10 @@ pub(super) fn verify(
         Some(kid) => {
             let named: Vec<&Key> = keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
             if named.is_empty() {
-                return Err(AuthError::new(AuthErrorKind::UnknownKey, format!("no key `{kid}`")));
+                return Err(AuthError::new(
+                    AuthErrorKind::UnknownKey,
+                    format!("no key `{}`", shown(kid)),
+                ));
             }
             named
         }
@@ -66,7 +69,10 @@ pub(super) fn verify(
     if candidates.is_empty() {
         return Err(AuthError::new(
             AuthErrorKind::Algorithm,
-            format!("algorithm `{alg}` is not the algorithm of any key that may verify this token"),
+            format!(
+                "algorithm `{}` is not the algorithm of any key that may verify this token",
+                shown(alg)
+            ),
         ));
     }
     let mut last = None;
@@ -85,7 +91,7 @@ pub(super) fn verify(
         }
         Some(ErrorKind::InvalidAlgorithm) => AuthError::new(
             AuthErrorKind::Algorithm,
-            format!("algorithm `{alg}` does not fit the key"),
+            format!("algorithm `{}` does not fit the key", shown(alg)),
         ),
         Some(other) => malformed(&format!("{other:?}")),
         None => malformed("no key tried"),
@@ -175,6 +181,20 @@ fn check_claims(claims: &Claims, config: &AuthConfig, now: SystemTime) -> Result
         ));
     }
     Ok(())
+}
+
+/// The longest piece of an unverified header a message quotes.
+const SHOWN_CHARS: usize = 64;
+
+/// `value`, from a header no key has verified yet, as refusals quote it (they go to the client
+/// and the logs): at most [`SHOWN_CHARS`] characters, control characters and quotes escaped, so
+/// that a token can neither forge log lines nor swell the GOAWAY past what it can carry.
+fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(SHOWN_CHARS).flat_map(char::escape_debug).collect();
+    if value.chars().nth(SHOWN_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 fn whole(d: Duration) -> Duration {
