@@ -510,3 +510,27 @@ async fn refusals_quote_unverified_header_values_short_and_escaped() {
     }
     gateway.stop().await;
 }
+
+/// Found in the security review: a token whose roles claim named the built-in role `all` got
+/// every permission, though no `[auth.roles]` table defines it and the config cannot redefine
+/// it; an identity provider with a group called `all` would have made everyone an
+/// administrator. Only the config (`anonymous_roles`, `default_roles`) can give `all` now.
+#[tokio::test]
+async fn a_token_cannot_claim_the_built_in_role_all() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let mut client = connected(&gateway, sign("hs", &claims("mallory", &["all", "reader"]))).await;
+    assert!(call(&mut client, 1, ECHO).await.is_ok(), "its other roles still count");
+    assert_eq!(call(&mut client, 2, SLOW).await, Err(Code::PermissionDenied));
+    let mut single = claims("mallory", &[]);
+    single["roles"] = json!("all");
+    let mut client = connected(&gateway, sign("hs", &single)).await;
+    assert_eq!(call(&mut client, 1, ECHO).await, Err(Code::PermissionDenied));
+    gateway.stop().await;
+
+    let mut config = auth_config();
+    config.auth.default_roles = vec!["all".into()];
+    let gateway = TestGateway::start(config).await;
+    let mut client = connected(&gateway, sign("hs", &claims("root", &[]))).await;
+    assert!(call(&mut client, 1, SLOW).await.is_ok(), "the config may give `all`");
+    gateway.stop().await;
+}

@@ -38,7 +38,8 @@ pub struct AuthConfig {
     /// Roles every authenticated connection has, whatever its token says.
     #[serde(default)]
     pub default_roles: Vec<String>,
-    /// Roles by name. `all` is built in (everything allowed) and cannot be redefined.
+    /// Roles by name. `all` is built in (everything allowed) and cannot be redefined; only
+    /// `anonymous_roles` and `default_roles` can give it, never a token.
     #[serde(default)]
     pub roles: BTreeMap<String, RoleSpec>,
     /// Roles of anonymous connections (a connection presenting no token); empty refuses them.

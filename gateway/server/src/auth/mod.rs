@@ -255,12 +255,20 @@ impl Authenticator {
         // leeway.
         let expires_at = token::expiry(&claims)? + self.config.leeway();
         let mut roles = self.config.default_roles.clone();
-        match claims.get(self.config.roles_claim()) {
-            Some(Value::String(role)) => roles.push(role.clone()),
-            Some(Value::Array(list)) => {
-                roles.extend(list.iter().filter_map(|r| r.as_str().map(str::to_owned)));
+        let named: Vec<&str> = match claims.get(self.config.roles_claim()) {
+            Some(Value::String(role)) => vec![role],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        // The built-in `all` is only the config's to give (`anonymous_roles`, `default_roles`):
+        // no `[auth.roles]` table defines it, so an identity provider with a group of that name
+        // would otherwise grant everything to its members.
+        for role in named {
+            if role == ROLE_ALL {
+                tracing::debug!(%subject, "a token names the built-in role `all`; ignored");
+            } else {
+                roles.push(role.to_owned());
             }
-            _ => {}
         }
         let inline = self.config.permissions_claim.as_deref().and_then(|name| claims.get(name));
         let permissions = self.permissions(&roles, inline, Some(&subject));
