@@ -534,3 +534,19 @@ async fn a_token_cannot_claim_the_built_in_role_all() {
     assert!(call(&mut client, 1, SLOW).await.is_ok(), "the config may give `all`");
     gateway.stop().await;
 }
+
+/// Found in the security review: the subject and forwarded claims went into bus headers as they
+/// were. A claim a user chooses (a display name) holding CR LF would, on a bus that frames
+/// headers as lines (NATS), have added a header of the user's choice, such as `rpc-identity`.
+/// A subject with control characters is refused; such a claim is not forwarded.
+#[tokio::test]
+async fn identity_with_control_characters_never_reaches_the_bus() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let mut c = claims("alice", &["reader"]);
+    c["tenant"] = json!("acme\r\nrpc-identity: root");
+    let mut client = connected(&gateway, sign("hs", &c)).await;
+    assert_eq!(&call(&mut client, 1, WHOAMI).await.unwrap()[..], b"alice");
+    let message = refused(&gateway, sign("hs", &claims("root\r\nx: y", &["reader"]))).await;
+    assert!(message.contains("control characters"), "{message}");
+    gateway.stop().await;
+}

@@ -242,7 +242,15 @@ impl Authenticator {
             });
         }
         let claims = token::verify(token, &self.keys, &self.config, now)?;
+        // Identity travels in bus headers, whose values cannot hold control characters (NATS
+        // ends a header at CR LF): a subject or forwarded claim with them could forge headers.
         let subject = match claims.get("sub") {
+            Some(Value::String(sub)) if sub.chars().any(char::is_control) => {
+                return Err(AuthError::new(
+                    AuthErrorKind::Malformed,
+                    "the token's `sub` contains control characters",
+                ));
+            }
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
             _ => {
                 return Err(AuthError::new(
@@ -282,6 +290,10 @@ impl Authenticator {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
+                if text.chars().any(char::is_control) {
+                    tracing::debug!(%subject, claim = %name, "not forwarded: control characters");
+                    return None;
+                }
                 Some((name.clone(), text))
             })
             .collect();
