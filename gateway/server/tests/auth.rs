@@ -550,3 +550,22 @@ async fn identity_with_control_characters_never_reaches_the_bus() {
     assert!(message.contains("control characters"), "{message}");
     gateway.stop().await;
 }
+
+/// Found in the security review: HMAC secrets under 32 bytes were refused in `[[auth.keys]]` but
+/// accepted from a JWKS file's `oct` keys, which a short secret makes as guessable.
+#[test]
+fn short_hmac_keys_are_refused_from_a_jwks_file_too() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let jwks = |secret: &[u8]| {
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        json!({"keys": [{"kty": "oct", "kid": "h", "alg": "HS256", "k": k}]}).to_string()
+    };
+    let config = AuthConfig { jwks_file: Some(path.clone()), ..AuthConfig::default() };
+    std::fs::write(&path, jwks(b"short")).unwrap();
+    let err = gateway::auth::Authenticator::new(&config).unwrap_err().to_string();
+    assert!(err.contains("at least 32"), "{err}");
+    std::fs::write(&path, jwks(SECRET.as_bytes())).unwrap();
+    gateway::auth::Authenticator::new(&config).unwrap();
+}
