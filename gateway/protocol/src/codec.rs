@@ -34,6 +34,13 @@ impl FrameCodec {
         self.max_send = max_send;
     }
 
+    /// Changes the largest frame this side accepts: a server reads HELLO under
+    /// [`MIN_MAX_FRAME_SIZE`] (the most a client may send before WELCOME) and raises the limit to
+    /// the one WELCOME states once the client is authenticated.
+    pub fn set_max_frame_size(&mut self, max_recv: u32) {
+        self.max_recv = max_recv;
+    }
+
     /// The largest frame this side accepts.
     pub fn max_frame_size(&self) -> u32 {
         self.max_recv

@@ -136,7 +136,11 @@ pub(crate) async fn serve(
     // send queue, not by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    let mut reader = FramedRead::new(read_half, FrameCodec::new(shared.config.max_frame_size));
+    // Until the client is authenticated it may send only HELLO, which the protocol bounds to
+    // MIN_MAX_FRAME_SIZE: reading it under `max_frame_size` would let anyone make the gateway
+    // buffer that much per connection without a token.
+    let mut reader = FramedRead::new(read_half, FrameCodec::new(MIN_MAX_FRAME_SIZE));
+    let max_frame_size = shared.config.max_frame_size;
     let conn = Arc::new(Connection {
         queue: SendQueue::new(
             shared.config.send_queue_bytes,
@@ -169,6 +173,7 @@ pub(crate) async fn serve(
 
     let end = match handshake(&mut reader, &conn).await {
         Ok((hello, _user)) => {
+            reader.decoder_mut().set_max_frame_size(max_frame_size);
             let grant = conn.grant();
             let who = grant.subject().unwrap_or("anonymous");
             debug!(%peer, client = %hello.client_name, %who, "session open");

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use gateway::auth::{AuthConfig, KeySpec, RoleSpec};
 use gateway_bus::Bus;
 use gateway_core::Code;
-use gateway_protocol::{Auth, Frame, GoawayReason, Publish, Subscribe};
+use gateway_protocol::{Auth, Frame, GoawayReason, MIN_MAX_FRAME_SIZE, Publish, Subscribe};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use support::{ECHO, FEED_DROP, FEED_LATEST, RawClient, SLOW, TestGateway, WHOAMI, config};
@@ -431,4 +431,141 @@ async fn per_user_and_per_address_connection_limits() {
     assert_eq!(goaway.reason, GoawayReason::TOO_MANY_CONNECTIONS);
     assert!(goaway.message.contains("too many new connections"), "{goaway:?}");
     gateway.stop().await;
+}
+
+/// Found in the security review: `exp` (or `nbf`) beyond what `SystemTime` can represent
+/// (`1e30`, `u64::MAX`) overflowed the expiry arithmetic and panicked the session's task, leaving
+/// its writer task behind; a huge leeway did the same for every token.
+#[tokio::test]
+async fn times_beyond_year_9999_are_refused_without_a_panic() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let far = [json!(1e30), json!(u64::MAX), json!(253_402_300_800_u64), json!(now() * 1000)];
+    for value in far {
+        for claim in ["exp", "nbf"] {
+            let mut c = claims("alice", &["reader"]);
+            c[claim] = value.clone();
+            let message = refused(&gateway, sign("hs", &c)).await;
+            assert!(message.contains(&format!("`{claim}` is not a time")), "{value}: {message}");
+        }
+    }
+    // The last second of year 9999 is still a time.
+    let mut c = claims("alice", &["reader"]);
+    c["exp"] = json!(253_402_300_799_u64);
+    let mut client = RawClient::connect(gateway.addr).await;
+    let welcome = client.hello_with(sign("hs", &c)).await;
+    assert_eq!(welcome.auth_expires_in_ms, u32::MAX);
+    gateway.stop().await;
+
+    let mut config = auth_config().auth;
+    config.leeway = Some(Duration::from_secs(u64::MAX));
+    let err = gateway::auth::Authenticator::new(&config).unwrap_err().to_string();
+    assert!(err.contains("auth.leeway"), "{err}");
+}
+
+/// Found in the security review: HELLO was read under `max_frame_size` (16 MiB by default), so a
+/// client without a token could make the gateway reserve and buffer that much per connection.
+/// The protocol bounds every frame before WELCOME to 65,536 bytes; the gateway now holds HELLO
+/// to that, and raises the limit only for an authenticated connection.
+#[tokio::test]
+async fn before_authentication_frames_are_held_to_64_kib() {
+    let gateway = TestGateway::start(auth_config()).await;
+    assert!(gateway::Config::default().max_frame_size > MIN_MAX_FRAME_SIZE);
+    let mut client = RawClient::connect(gateway.addr).await;
+    client.send_raw(&(MIN_MAX_FRAME_SIZE + 1).to_le_bytes()).await;
+    let goaway = client.expect_goaway().await;
+    assert_eq!(goaway.reason, GoawayReason::FRAME_TOO_LARGE, "{goaway:?}");
+
+    // Once authenticated, frames up to `max_frame_size` are read.
+    let mut client = connected(&gateway, sign("hs", &claims("alice", &["reader"]))).await;
+    let big = vec![0u8; 2 * MIN_MAX_FRAME_SIZE as usize];
+    client.call(1, ECHO, 5_000, &big).await;
+    match client.recv().await {
+        Frame::Response(r) => assert_eq!(r.payload.len(), big.len()),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    gateway.stop().await;
+}
+
+/// Found in the security review: the header's `kid` and `alg`, before any key had verified
+/// them, were quoted whole into the GOAWAY and the log line: a newline forged log lines, and a
+/// long value made a message too large for its frame. They are now cut short and escaped.
+#[tokio::test]
+async fn refusals_quote_unverified_header_values_short_and_escaped() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let evil = format!(
+        "x\n2030-01-01T00:00:00Z  INFO gateway: session open who=root{}",
+        "y".repeat(40_000)
+    );
+    for header in [json!({"alg": "HS256", "kid": evil}), json!({"alg": evil, "kid": "hs"})] {
+        let token = forge(&header, &claims("alice", &["reader"]), SECRET.as_bytes());
+        let mut client = RawClient::connect(gateway.addr).await;
+        // As AUTH after a good HELLO: a frame of any size up to `max_frame_size`.
+        client.hello_with(sign("hs", &claims("alice", &["reader"]))).await;
+        client.send(Frame::Auth(Auth { request_id: 1, token })).await;
+        let error = client.expect_error().await;
+        let message = error.status.message();
+        assert_eq!(error.status.code(), Code::Unauthenticated);
+        assert!(!message.contains('\n') && message.contains("x\\n2030"), "{message}");
+        assert!(message.len() < 200, "{} bytes", message.len());
+    }
+    gateway.stop().await;
+}
+
+/// Found in the security review: a token whose roles claim named the built-in role `all` got
+/// every permission, though no `[auth.roles]` table defines it and the config cannot redefine
+/// it; an identity provider with a group called `all` would have made everyone an
+/// administrator. Only the config (`anonymous_roles`, `default_roles`) can give `all` now.
+#[tokio::test]
+async fn a_token_cannot_claim_the_built_in_role_all() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let mut client = connected(&gateway, sign("hs", &claims("mallory", &["all", "reader"]))).await;
+    assert!(call(&mut client, 1, ECHO).await.is_ok(), "its other roles still count");
+    assert_eq!(call(&mut client, 2, SLOW).await, Err(Code::PermissionDenied));
+    let mut single = claims("mallory", &[]);
+    single["roles"] = json!("all");
+    let mut client = connected(&gateway, sign("hs", &single)).await;
+    assert_eq!(call(&mut client, 1, ECHO).await, Err(Code::PermissionDenied));
+    gateway.stop().await;
+
+    let mut config = auth_config();
+    config.auth.default_roles = vec!["all".into()];
+    let gateway = TestGateway::start(config).await;
+    let mut client = connected(&gateway, sign("hs", &claims("root", &[]))).await;
+    assert!(call(&mut client, 1, SLOW).await.is_ok(), "the config may give `all`");
+    gateway.stop().await;
+}
+
+/// Found in the security review: the subject and forwarded claims went into bus headers as they
+/// were. A claim a user chooses (a display name) holding CR LF would, on a bus that frames
+/// headers as lines (NATS), have added a header of the user's choice, such as `rpc-identity`.
+/// A subject with control characters is refused; such a claim is not forwarded.
+#[tokio::test]
+async fn identity_with_control_characters_never_reaches_the_bus() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let mut c = claims("alice", &["reader"]);
+    c["tenant"] = json!("acme\r\nrpc-identity: root");
+    let mut client = connected(&gateway, sign("hs", &c)).await;
+    assert_eq!(&call(&mut client, 1, WHOAMI).await.unwrap()[..], b"alice");
+    let message = refused(&gateway, sign("hs", &claims("root\r\nx: y", &["reader"]))).await;
+    assert!(message.contains("control characters"), "{message}");
+    gateway.stop().await;
+}
+
+/// Found in the security review: HMAC secrets under 32 bytes were refused in `[[auth.keys]]` but
+/// accepted from a JWKS file's `oct` keys, which a short secret makes as guessable.
+#[test]
+fn short_hmac_keys_are_refused_from_a_jwks_file_too() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let jwks = |secret: &[u8]| {
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        json!({"keys": [{"kty": "oct", "kid": "h", "alg": "HS256", "k": k}]}).to_string()
+    };
+    let config = AuthConfig { jwks_file: Some(path.clone()), ..AuthConfig::default() };
+    std::fs::write(&path, jwks(b"short")).unwrap();
+    let err = gateway::auth::Authenticator::new(&config).unwrap_err().to_string();
+    assert!(err.contains("at least 32"), "{err}");
+    std::fs::write(&path, jwks(SECRET.as_bytes())).unwrap();
+    gateway::auth::Authenticator::new(&config).unwrap();
 }

@@ -24,7 +24,7 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// When set, a token's `iss` must equal it.
     pub issuer: Option<String>,
-    /// Clock skew allowed on `exp` and `nbf`, e.g. `"5s"` (the default).
+    /// Clock skew allowed on `exp` and `nbf`, e.g. `"5s"` (the default); at most an hour.
     #[serde(default, with = "humane")]
     pub leeway: Option<Duration>,
     /// The claim naming a token's roles (a list of role names, or one); default `roles`.
@@ -38,7 +38,8 @@ pub struct AuthConfig {
     /// Roles every authenticated connection has, whatever its token says.
     #[serde(default)]
     pub default_roles: Vec<String>,
-    /// Roles by name. `all` is built in (everything allowed) and cannot be redefined.
+    /// Roles by name. `all` is built in (everything allowed) and cannot be redefined; only
+    /// `anonymous_roles` and `default_roles` can give it, never a token.
     #[serde(default)]
     pub roles: BTreeMap<String, RoleSpec>,
     /// Roles of anonymous connections (a connection presenting no token); empty refuses them.
@@ -49,6 +50,9 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+    /// The longest leeway accepted: clocks further apart are broken, and a longer leeway would
+    /// extend every token by as much.
+    pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 
     pub fn leeway(&self) -> Duration {
         self.leeway.unwrap_or(AuthConfig::DEFAULT_LEEWAY)

@@ -108,5 +108,14 @@ fn from_jwk(jwk: &Jwk) -> Result<Key, String> {
         Some(other) => return Err(format!("`alg` {other:?} is not supported for this key type")),
     };
     let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    // The same floor as `[[auth.keys]]` secrets: a short `oct` key is as guessable there.
+    if let Ok(secret) = key.try_get_hmac_secret()
+        && secret.len() < MIN_SECRET
+    {
+        return Err(format!(
+            "the HS256 (`oct`) key is {} bytes; at least {MIN_SECRET} are needed",
+            secret.len()
+        ));
+    }
     Ok(Key { kid: jwk.common.key_id.clone(), algorithm, key })
 }

@@ -174,10 +174,17 @@ impl Authenticator {
     ///
     /// # Errors
     ///
-    /// An unreadable or unusable key, a malformed pattern, a role used but not defined, `all`
+    /// An unreadable or unusable key, a leeway over an hour, a malformed pattern, a role used but not defined, `all`
     /// redefined, or no way to authenticate anyone (neither keys nor anonymous roles).
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
         let keys = keys::load(config)?;
+        if config.leeway() > AuthConfig::MAX_LEEWAY {
+            return Err(AuthConfigError(format!(
+                "auth.leeway `{}` is longer than the most allowed, {}",
+                humantime::format_duration(config.leeway()),
+                humantime::format_duration(AuthConfig::MAX_LEEWAY),
+            )));
+        }
         if config.roles.contains_key(ROLE_ALL) {
             return Err(AuthConfigError(format!(
                 "role `{ROLE_ALL}` is built in (it allows everything) and cannot be redefined"
@@ -235,7 +242,15 @@ impl Authenticator {
             });
         }
         let claims = token::verify(token, &self.keys, &self.config, now)?;
+        // Identity travels in bus headers, whose values cannot hold control characters (NATS
+        // ends a header at CR LF): a subject or forwarded claim with them could forge headers.
         let subject = match claims.get("sub") {
+            Some(Value::String(sub)) if sub.chars().any(char::is_control) => {
+                return Err(AuthError::new(
+                    AuthErrorKind::Malformed,
+                    "the token's `sub` contains control characters",
+                ));
+            }
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
             _ => {
                 return Err(AuthError::new(
@@ -248,12 +263,20 @@ impl Authenticator {
         // leeway.
         let expires_at = token::expiry(&claims)? + self.config.leeway();
         let mut roles = self.config.default_roles.clone();
-        match claims.get(self.config.roles_claim()) {
-            Some(Value::String(role)) => roles.push(role.clone()),
-            Some(Value::Array(list)) => {
-                roles.extend(list.iter().filter_map(|r| r.as_str().map(str::to_owned)));
+        let named: Vec<&str> = match claims.get(self.config.roles_claim()) {
+            Some(Value::String(role)) => vec![role],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        // The built-in `all` is only the config's to give (`anonymous_roles`, `default_roles`):
+        // no `[auth.roles]` table defines it, so an identity provider with a group of that name
+        // would otherwise grant everything to its members.
+        for role in named {
+            if role == ROLE_ALL {
+                tracing::debug!(%subject, "a token names the built-in role `all`; ignored");
+            } else {
+                roles.push(role.to_owned());
             }
-            _ => {}
         }
         let inline = self.config.permissions_claim.as_deref().and_then(|name| claims.get(name));
         let permissions = self.permissions(&roles, inline, Some(&subject));
@@ -267,6 +290,10 @@ impl Authenticator {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
+                if text.chars().any(char::is_control) {
+                    tracing::debug!(%subject, claim = %name, "not forwarded: control characters");
+                    return None;
+                }
                 Some((name.clone(), text))
             })
             .collect();

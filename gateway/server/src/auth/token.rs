@@ -18,6 +18,11 @@ use super::{AuthConfig, AuthError, AuthErrorKind};
 
 type Claims = Map<String, Value>;
 
+/// The latest time a token may name (`exp`, `nbf`): the last second of year 9999. Later values
+/// (often milliseconds where seconds were meant) are refused: they would overflow the clock's
+/// arithmetic, and a token that never expires is not one the gateway accepts.
+const MAX_TIME: u64 = 253_402_300_799;
+
 /// Verifies `token` and returns its claims.
 pub(super) fn verify(
     token: &[u8],
@@ -49,7 +54,10 @@ pub(super) fn verify(
         Some(kid) => {
             let named: Vec<&Key> = keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
             if named.is_empty() {
-                return Err(AuthError::new(AuthErrorKind::UnknownKey, format!("no key `{kid}`")));
+                return Err(AuthError::new(
+                    AuthErrorKind::UnknownKey,
+                    format!("no key `{}`", shown(kid)),
+                ));
             }
             named
         }
@@ -61,7 +69,10 @@ pub(super) fn verify(
     if candidates.is_empty() {
         return Err(AuthError::new(
             AuthErrorKind::Algorithm,
-            format!("algorithm `{alg}` is not the algorithm of any key that may verify this token"),
+            format!(
+                "algorithm `{}` is not the algorithm of any key that may verify this token",
+                shown(alg)
+            ),
         ));
     }
     let mut last = None;
@@ -80,7 +91,7 @@ pub(super) fn verify(
         }
         Some(ErrorKind::InvalidAlgorithm) => AuthError::new(
             AuthErrorKind::Algorithm,
-            format!("algorithm `{alg}` does not fit the key"),
+            format!("algorithm `{}` does not fit the key", shown(alg)),
         ),
         Some(other) => malformed(&format!("{other:?}")),
         None => malformed("no key tried"),
@@ -102,10 +113,15 @@ fn seconds(claims: &Claims, name: &str) -> Result<Option<u64>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
         Some(value) => {
-            value.as_f64().filter(|s| *s >= 0.0).map(|s| Some(s as u64)).ok_or_else(|| {
+            // The cast cannot saturate: the value is checked to be at most `MAX_TIME`.
+            let in_range = |s: &f64| (0.0..=MAX_TIME as f64).contains(s);
+            value.as_f64().filter(in_range).map(|s| Some(s as u64)).ok_or_else(|| {
                 AuthError::new(
                     AuthErrorKind::Malformed,
-                    format!("malformed token: `{name}` is not a time"),
+                    format!(
+                        "malformed token: `{name}` is not a time in seconds since 1970 \
+                         (up to the end of year 9999)"
+                    ),
                 )
             })
         }
@@ -165,6 +181,20 @@ fn check_claims(claims: &Claims, config: &AuthConfig, now: SystemTime) -> Result
         ));
     }
     Ok(())
+}
+
+/// The longest piece of an unverified header a message quotes.
+const SHOWN_CHARS: usize = 64;
+
+/// `value`, from a header no key has verified yet, as refusals quote it (they go to the client
+/// and the logs): at most [`SHOWN_CHARS`] characters, control characters and quotes escaped, so
+/// that a token can neither forge log lines nor swell the GOAWAY past what it can carry.
+fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(SHOWN_CHARS).flat_map(char::escape_debug).collect();
+    if value.chars().nth(SHOWN_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 fn whole(d: Duration) -> Duration {
