@@ -41,6 +41,9 @@ const READ_BUFFER: usize = 4 * 1024;
 pub(crate) struct Seen {
     /// Latencies of the events sent during the measured period, one per delivery.
     pub(crate) tally: Tally,
+    /// Events that arrived during the measured period, whenever they were sent: the rate at
+    /// which the server delivers, even when it delivers late.
+    pub(crate) arrived: u64,
     /// The sum of the MISSED counts received (whole run).
     pub(crate) missed: u64,
     /// Sequence numbers a subscriber never received, up to the last event (whole run).
@@ -55,6 +58,7 @@ impl Seen {
     /// Adds another group's counts to these.
     pub(crate) fn merge(&mut self, other: &Seen) {
         self.tally.merge(&other.tally);
+        self.arrived += other.arrived;
         self.missed += other.missed;
         self.gaps += other.gaps;
         self.out_of_order += other.out_of_order;
@@ -211,7 +215,8 @@ async fn read_more(mut subscriber: Subscriber) -> (Subscriber, std::io::Result<u
 struct Group {
     /// The highest sequence number each subscriber received.
     highest: Vec<u64>,
-    /// The measured period, in nanoseconds after the epoch: events sent in it are counted.
+    /// The measured period, in nanoseconds after the epoch: events sent in it are counted, and
+    /// so are the events that arrive in it.
     measured: (u64, u64),
     epoch: Instant,
     seen: Seen,
@@ -236,6 +241,9 @@ impl Group {
                     } else {
                         self.seen.gaps += stamp.seq - *highest - 1;
                         *highest = stamp.seq;
+                    }
+                    if (self.measured.0..self.measured.1).contains(&now_ns) {
+                        self.seen.arrived += 1;
                     }
                     if (self.measured.0..self.measured.1).contains(&stamp.sent_ns) {
                         let latency = now_ns.saturating_sub(stamp.sent_ns);

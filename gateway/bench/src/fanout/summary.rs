@@ -40,6 +40,9 @@ pub struct FanoutSummary {
     pub deliveries: u64,
     /// `deliveries` per second of the measured period.
     pub deliveries_per_s: f64,
+    /// Events that arrived during the measured period (whenever they were sent), per second: the
+    /// rate the server sustains when it falls behind and `deliveries` arrive after the period.
+    pub arrivals_per_s: f64,
     /// The sum of the MISSED counts the subscribers received (whole run, warm-up included).
     pub missed: u64,
     /// Events subscribers never received (sequence gaps up to the last event, whole run). Equal
@@ -86,6 +89,7 @@ impl FanoutSummary {
             expected: published.in_window * config.subscribers as u64,
             deliveries,
             deliveries_per_s: round1(deliveries as f64 / secs),
+            arrivals_per_s: round1(seen.arrived as f64 / secs),
             missed: seen.missed,
             gaps: seen.gaps,
             out_of_order: seen.out_of_order,
@@ -126,8 +130,8 @@ impl fmt::Display for FanoutSummary {
         )?;
         writeln!(
             f,
-            "  delivered   {} of {} expected, {:.0} deliveries/s",
-            self.deliveries, self.expected, self.deliveries_per_s
+            "  delivered   {} of {} expected, {:.0} deliveries/s ({:.0}/s arrived while measuring)",
+            self.deliveries, self.expected, self.deliveries_per_s, self.arrivals_per_s
         )?;
         writeln!(
             f,
