@@ -46,8 +46,12 @@ pub(crate) struct Seen {
     pub(crate) arrived: u64,
     /// The sum of the MISSED counts received (whole run).
     pub(crate) missed: u64,
-    /// Sequence numbers a subscriber never received, up to the last event (whole run).
+    /// Holes in the sequence numbers a subscriber received: events skipped between two it got
+    /// (whole run). A server that reports every drop has `gaps == missed`.
     pub(crate) gaps: u64,
+    /// Events after a subscriber's last received one, up to the publisher's last: still queued
+    /// (or lost) when the drain period ended.
+    pub(crate) tail: u64,
     /// Events that came with a sequence number lower than one already received.
     pub(crate) out_of_order: u64,
     /// Subscribers that had not received the last event when the drain period ended.
@@ -61,6 +65,7 @@ impl Seen {
         self.arrived += other.arrived;
         self.missed += other.missed;
         self.gaps += other.gaps;
+        self.tail += other.tail;
         self.out_of_order += other.out_of_order;
         self.unfinished += other.unfinished;
     }
@@ -274,11 +279,11 @@ impl Group {
     }
 
     /// The group's counts, with the events after each subscriber's highest up to `last_seq`
-    /// counted as gaps, and the subscribers that did not get there as unfinished.
+    /// counted as its tail, and the subscribers that did not get there as unfinished.
     fn finish(mut self, last_seq: u64) -> Seen {
         for &highest in &self.highest {
             if highest < last_seq {
-                self.seen.gaps += last_seq - highest;
+                self.seen.tail += last_seq - highest;
                 self.seen.unfinished += 1;
             }
         }

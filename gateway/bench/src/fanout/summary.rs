@@ -45,9 +45,12 @@ pub struct FanoutSummary {
     pub arrivals_per_s: f64,
     /// The sum of the MISSED counts the subscribers received (whole run, warm-up included).
     pub missed: u64,
-    /// Events subscribers never received (sequence gaps up to the last event, whole run). Equal
-    /// to `missed` when the server reports every event it drops.
+    /// Events skipped between two a subscriber received (whole run): equal to `missed` when the
+    /// server reports every event it drops.
     pub gaps: u64,
+    /// Events after each subscriber's last received one, up to the publisher's last: not yet
+    /// delivered (still queued, or lost) when the drain period ended.
+    pub tail: u64,
     /// Events received after a later one.
     pub out_of_order: u64,
     /// Subscribers still waiting for the last event when the drain period ended.
@@ -92,6 +95,7 @@ impl FanoutSummary {
             arrivals_per_s: round1(seen.arrived as f64 / secs),
             missed: seen.missed,
             gaps: seen.gaps,
+            tail: seen.tail,
             out_of_order: seen.out_of_order,
             unfinished: seen.unfinished,
             publisher_behind_ms: round1(published.max_behind.as_secs_f64() * 1_000.0),
@@ -135,9 +139,9 @@ impl fmt::Display for FanoutSummary {
         )?;
         writeln!(
             f,
-            "  lost        {} reported by MISSED, {} never received, {} out of order, {} \
-             subscribers unfinished",
-            self.missed, self.gaps, self.out_of_order, self.unfinished
+            "  lost        {} reported by MISSED, {} skipped, {} out of order; {} not received \
+             after the drain by {} subscribers",
+            self.missed, self.gaps, self.out_of_order, self.tail, self.unfinished
         )?;
         let l = &self.latency_us;
         write!(
