@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Decoded, Frame, Hello, Request, VERSION, decode};
+use gateway_protocol::{
+    DEFAULT_MAX_FRAME_SIZE, Decoded, Frame, Hello, Request, VERSION, Welcome, decode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -89,38 +91,7 @@ impl Connection {
     }
 
     async fn handshake(&mut self, depth: usize) -> Result<(), LoadError> {
-        let hello = Frame::Hello(Hello {
-            version: VERSION,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            client_name: "loadgen".into(),
-            token: Bytes::new(),
-        });
-        let mut out = BytesMut::new();
-        hello.encode(&mut out, DEFAULT_MAX_FRAME_SIZE).map_err(LoadError::encode)?;
-        self.stream.write_all(&out).await?;
-        let welcome = loop {
-            match decode(&mut self.read_buf, DEFAULT_MAX_FRAME_SIZE)? {
-                Decoded::Frame(Frame::Welcome(welcome)) => break welcome,
-                Decoded::Frame(Frame::Goaway(goaway)) => {
-                    return Err(LoadError::Handshake(format!(
-                        "GOAWAY `{}`: {}",
-                        goaway.reason, goaway.message
-                    )));
-                }
-                Decoded::Frame(other) => {
-                    return Err(LoadError::Handshake(format!(
-                        "expected WELCOME, got {}",
-                        other.frame_type().name()
-                    )));
-                }
-                Decoded::Skipped { .. } => continue,
-                Decoded::Incomplete { .. } => {
-                    if self.stream.read_buf(&mut self.read_buf).await? == 0 {
-                        return Err(LoadError::Closed("during the handshake".into()));
-                    }
-                }
-            }
-        };
+        let welcome = hello(&mut self.stream, &mut self.read_buf).await?;
         if usize::try_from(welcome.max_in_flight).is_ok_and(|max| max < depth) {
             return Err(LoadError::Handshake(format!(
                 "the gateway allows {} requests in flight per connection, fewer than depth `{depth}`",
@@ -315,6 +286,50 @@ impl Reader {
 }
 
 /// Nanoseconds from `epoch` to `now`, at least 1 so that 0 can mean "not in flight".
-fn nanos_since(epoch: Instant, now: Instant) -> u64 {
+pub(crate) fn nanos_since(epoch: Instant, now: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Says HELLO on `stream` and waits for the WELCOME; bytes read past it stay in `read_buf`.
+///
+/// # Errors
+///
+/// [`LoadError::Handshake`] for a GOAWAY or any other frame first, [`LoadError::Closed`] when the
+/// server closes the connection, or an I/O or decoding failure.
+pub(crate) async fn hello(
+    stream: &mut TcpStream,
+    read_buf: &mut BytesMut,
+) -> Result<Welcome, LoadError> {
+    let hello = Frame::Hello(Hello {
+        version: VERSION,
+        max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+        client_name: "loadgen".into(),
+        token: Bytes::new(),
+    });
+    let mut out = BytesMut::new();
+    hello.encode(&mut out, DEFAULT_MAX_FRAME_SIZE).map_err(LoadError::encode)?;
+    stream.write_all(&out).await?;
+    loop {
+        match decode(read_buf, DEFAULT_MAX_FRAME_SIZE)? {
+            Decoded::Frame(Frame::Welcome(welcome)) => return Ok(welcome),
+            Decoded::Frame(Frame::Goaway(goaway)) => {
+                return Err(LoadError::Handshake(format!(
+                    "GOAWAY `{}`: {}",
+                    goaway.reason, goaway.message
+                )));
+            }
+            Decoded::Frame(other) => {
+                return Err(LoadError::Handshake(format!(
+                    "expected WELCOME, got {}",
+                    other.frame_type().name()
+                )));
+            }
+            Decoded::Skipped { .. } => {}
+            Decoded::Incomplete { .. } => {
+                if stream.read_buf(read_buf).await? == 0 {
+                    return Err(LoadError::Closed("during the handshake".into()));
+                }
+            }
+        }
+    }
 }

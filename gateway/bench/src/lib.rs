@@ -1,21 +1,31 @@
-//! The gateway's load generator and its baseline.
+//! The gateway's load generator and its baselines.
 //!
-//! `loadgen` opens C connections, keeps D requests in flight on each with a payload of S bytes,
-//! and records every round trip in an HDR histogram: throughput, p50/p90/p99/p999/max, errors by
-//! status, printed for humans and as JSON. It calls `examples.echo.Echo.echo` (crate `echo`)
-//! through a gateway, or sends the same REQUEST frames to `raw-echo`, a length-framed TCP echo
-//! that does no work per frame: the limit of the transport, against which the gateway's figures
-//! mean something. Both targets go through the same client code, written directly on
+//! `loadgen` has two modes:
+//!
+//! - **RPC** (the default): C connections, D requests in flight on each with a payload of S
+//!   bytes, every round trip in an HDR histogram: throughput, p50/p90/p99/p999/max, errors by
+//!   status, printed for humans and as JSON. It calls `examples.echo.Echo.echo` (crate `echo`)
+//!   through a gateway, or sends the same REQUEST frames to `raw-echo`, a length-framed TCP echo
+//!   that does no work per frame.
+//! - **Fan-out** (`loadgen fanout`): N subscribers on `examples.echo.Echo.broadcast`, one
+//!   publisher, publish-to-deliver latency and deliveries per second, through a gateway or
+//!   `raw-fanout`, a length-framed TCP server that relays each PUBLISH to every subscriber.
+//!
+//! The baselines are the limit of the transport, against which the gateway's figures mean
+//! something. Both targets go through the same client code, written directly on
 //! `gateway-protocol` frames so that the client's own cost is small and the same in both.
-//! `scripts/bench-gateway` runs the comparison; `docs/benchmarks.md` has the results.
+//! `scripts/bench-gateway` and `scripts/bench-fanout` run the comparisons; `docs/benchmarks.md`
+//! has the results.
 //!
 //! # Layout
 //!
-//! - [`config`]: [`LoadConfig`] and [`Target`], what a run does.
-//! - [`load`]: [`run`], a whole run: open, warm up, measure, merge.
-//! - `connection`: one connection's writer and reader halves.
+//! - [`config`]: [`LoadConfig`] and [`Target`], what an RPC run does.
+//! - [`load`]: [`run`], a whole RPC run: open, warm up, measure, merge.
+//! - `connection`: one RPC connection's writer and reader halves, and the handshake.
 //! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
-//! - [`raw_echo`]: the baseline server.
+//! - [`fanout`]: the fan-out mode, [`fanout::run`].
+//! - [`raw_echo`] and [`raw_fanout`]: the baseline servers.
+//! - [`open_files`]: raising the open-files limit for thousands of connections.
 //! - [`mod@error`]: [`LoadError`], why a run fails.
 //!
 //! # Example
@@ -35,8 +45,11 @@
 pub mod config;
 mod connection;
 pub mod error;
+pub mod fanout;
 pub mod load;
+pub mod open_files;
 pub mod raw_echo;
+pub mod raw_fanout;
 pub mod summary;
 
 pub use config::{LoadConfig, Target};

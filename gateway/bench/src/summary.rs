@@ -85,6 +85,25 @@ pub struct Latency {
     pub max: f64,
 }
 
+impl Latency {
+    /// The percentiles of `tally`'s latencies; all zero when it recorded none.
+    pub fn of(tally: &Tally) -> Latency {
+        let h = &tally.latencies;
+        let us = |ns: u64| round1(ns as f64 / 1_000.0);
+        if h.is_empty() {
+            return Latency { mean: 0.0, p50: 0.0, p90: 0.0, p99: 0.0, p999: 0.0, max: 0.0 };
+        }
+        Latency {
+            mean: round1(h.mean() / 1_000.0),
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        }
+    }
+}
+
 /// The result of one run, as printed and as written to JSON.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -120,20 +139,7 @@ impl Summary {
     /// Summarises `tally`, measured over `config.duration`.
     pub fn new(config: &LoadConfig, request_frame_bytes: usize, tally: &Tally) -> Summary {
         let secs = config.duration.as_secs_f64();
-        let h = &tally.latencies;
-        let us = |ns: u64| round1(ns as f64 / 1_000.0);
-        let latency_us = if h.is_empty() {
-            Latency { mean: 0.0, p50: 0.0, p90: 0.0, p99: 0.0, p999: 0.0, max: 0.0 }
-        } else {
-            Latency {
-                mean: round1(h.mean() / 1_000.0),
-                p50: us(h.value_at_quantile(0.50)),
-                p90: us(h.value_at_quantile(0.90)),
-                p99: us(h.value_at_quantile(0.99)),
-                p999: us(h.value_at_quantile(0.999)),
-                max: us(h.max()),
-            }
-        };
+        let latency_us = Latency::of(tally);
         let requests = tally.ok();
         let throughput_rps = requests as f64 / secs;
         Summary {
@@ -161,7 +167,7 @@ impl Summary {
 }
 
 /// One decimal place is all a microsecond figure or a rate needs.
-fn round1(x: f64) -> f64 {
+pub(crate) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 

@@ -1,28 +1,52 @@
-//! Drives a gateway's echo method, or the raw echo, and reports throughput and latency.
+//! Drives a gateway's echo method or its broadcast topic, or the matching raw baseline, and
+//! reports throughput and latency.
 //!
 //! Run with:
 //!
 //! ```sh
+//! # RPC: C connections x D requests in flight
 //! cargo run --release -p gateway-bench --bin raw-echo -- --listen 127.0.0.1:7001 &
 //! cargo run --release -p gateway-bench --bin loadgen -- --addr 127.0.0.1:7001 --target raw \
 //!     --connections 1 --depth 64 --payload 1024 --json raw.json
+//! # Fan-out: one publisher, N subscribers
+//! cargo run --release -p gateway-bench --bin raw-fanout -- --listen 127.0.0.1:7002 &
+//! cargo run --release -p gateway-bench --bin loadgen -- fanout --addr 127.0.0.1:7002 \
+//!     --target raw --subscribers 100 --rate 2000 --json fanout.json
 //! ```
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
-use gateway_bench::{LoadConfig, Target};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use gateway_bench::fanout::{FanoutConfig, Pace};
+use gateway_bench::{LoadConfig, Target, open_files};
 
-/// Load generator for the gateway: C connections × D requests in flight × S-byte payloads.
+/// Load generator for the gateway: RPC (C connections × D requests in flight × S-byte payloads)
+/// by default, or fan-out (`loadgen fanout --help`).
 #[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// The server's address.
-    #[arg(long)]
-    addr: SocketAddr,
+#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// One publisher, N subscribers on one topic: deliveries/s and publish-to-deliver latency.
+    Fanout(FanoutArgs),
+}
+
+/// The RPC mode: calls of `examples.echo.Echo.echo`.
+#[derive(Debug, ClapArgs)]
+struct RpcArgs {
+    /// The server's address (required; an `Option` only because the `fanout` subcommand has
+    /// its own).
+    #[arg(long, required = true)]
+    addr: Option<SocketAddr>,
     /// What the server is: a gateway serving `examples.echo.Echo`, or `raw-echo`.
     #[arg(long, value_enum, default_value_t = TargetArg::Gateway)]
     target: TargetArg,
@@ -35,15 +59,59 @@ struct Args {
     /// Bytes of data in each request's `Blob`.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Each request's deadline, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u32,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The fan-out mode: events on `examples.echo.Echo.broadcast`.
+#[derive(Debug, ClapArgs)]
+struct FanoutArgs {
+    /// The server's address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// What the server is: a gateway serving `examples.echo.Echo`, or `raw-fanout`.
+    #[arg(long, value_enum, default_value_t = TargetArg::Gateway)]
+    target: TargetArg,
+    /// Subscriber connections, one subscription each.
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// Bytes of each event's payload (at least 16: sequence number and send time).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Events published per second, on a fixed schedule (open loop, unacknowledged publishes).
+    #[arg(long, default_value_t = 1_000.0, conflicts_with = "max")]
+    rate: f64,
+    /// Publish as fast as acknowledgements allow instead, `--window` publishes in flight.
+    #[arg(long)]
+    max: bool,
+    /// Acknowledged publishes in flight with `--max`.
+    #[arg(long, default_value_t = 16, requires = "max")]
+    window: u32,
+    /// Seconds subscribers wait, after publishing ends, for events still on their way.
+    #[arg(long, default_value_t = 2.0)]
+    drain: f64,
+    /// Tasks the subscribers are read by.
+    #[arg(long, default_value_t = 16)]
+    reader_tasks: usize,
+    /// Subscriber connections opened at once while setting up.
+    #[arg(long, default_value_t = 200)]
+    connect_batch: usize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What both modes share: timing, threads, output.
+#[derive(Debug, ClapArgs)]
+struct RunArgs {
     /// Seconds of warm-up before measuring.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
     /// Seconds to measure.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
-    /// Each request's deadline, in milliseconds.
-    #[arg(long, default_value_t = 5_000)]
-    timeout_ms: u32,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -58,42 +126,84 @@ enum TargetArg {
     Raw,
 }
 
+impl From<TargetArg> for Target {
+    fn from(target: TargetArg) -> Target {
+        match target {
+            TargetArg::Gateway => Target::Gateway,
+            TargetArg::Raw => Target::Raw,
+        }
+    }
+}
+
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .with_context(|| format!("`--{flag}` must be a number of seconds, not `{value}`"))
 }
 
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    if threads == 0 {
+        bail!("`--threads` must be at least 1, not `0`");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn write_json(path: Option<&Path>, json: String) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let mut config = LoadConfig::new(
-        args.addr,
-        match args.target {
-            TargetArg::Gateway => Target::Gateway,
-            TargetArg::Raw => Target::Raw,
-        },
-    );
+    let cli = Cli::parse();
+    match cli.mode {
+        Some(Mode::Fanout(args)) => fanout(args),
+        None => rpc(cli.rpc),
+    }
+}
+
+fn rpc(args: RpcArgs) -> anyhow::Result<()> {
+    // clap requires `--addr` when no subcommand is given.
+    let Some(addr) = args.addr else { bail!("give `--addr`, or the `fanout` subcommand") };
+    let mut config = LoadConfig::new(addr, args.target.into());
     config.connections = args.connections;
     config.depth = args.depth;
     config.payload = args.payload;
-    config.warmup = seconds("warmup", args.warmup)?;
-    config.duration = seconds("duration", args.duration)?;
+    config.warmup = seconds("warmup", args.run.warmup)?;
+    config.duration = seconds("duration", args.run.duration)?;
     config.timeout_ms = args.timeout_ms;
     if let Err(message) = config.validate() {
         bail!(message);
     }
-    if args.threads == 0 {
-        bail!("`--threads` must be at least 1, not `0`");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    let summary = runtime.block_on(gateway_bench::run(&config))?;
+    let summary = runtime(args.run.threads)?.block_on(gateway_bench::run(&config))?;
     println!("{summary}");
-    if let Some(path) = args.json {
-        std::fs::write(&path, summary.to_json() + "\n")
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    write_json(args.run.json.as_deref(), summary.to_json())
+}
+
+fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
+    let mut config = FanoutConfig::new(args.addr, args.target.into());
+    config.subscribers = args.subscribers;
+    config.payload = args.payload;
+    config.pace = if args.max {
+        Pace::Max { window: args.window }
+    } else {
+        Pace::Rate { events_per_s: args.rate }
+    };
+    config.warmup = seconds("warmup", args.run.warmup)?;
+    config.duration = seconds("duration", args.run.duration)?;
+    config.drain = seconds("drain", args.drain)?;
+    config.reader_tasks = args.reader_tasks;
+    config.connect_batch = args.connect_batch;
+    if let Err(message) = config.validate() {
+        bail!(message);
     }
-    Ok(())
+    open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
+    let summary = runtime(args.run.threads)?.block_on(gateway_bench::fanout::run(&config))?;
+    println!("{summary}");
+    write_json(args.run.json.as_deref(), summary.to_json())
 }
