@@ -77,6 +77,8 @@ struct SubQueue {
     scheduled: bool,
     /// Ended: only its last frame is left to send, and nothing more is queued.
     closing: bool,
+    /// For `keep_latest`: pending events that a newer pending event of their key follows.
+    superseded: usize,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,7 @@ impl EventQueue {
             missed: 0,
             scheduled: false,
             closing: false,
+            superseded: 0,
         };
         self.bytes += control_size(&first);
         sub.items.push_back(Item::Control(first));
@@ -171,37 +174,42 @@ impl EventQueue {
     ///
     /// [`Slow`] when the event does not fit and the policy is to disconnect.
     pub(crate) fn push(&mut self, id: u32, event: &Arc<Publication>) -> Result<Pushed, Slow> {
-        let Some(sub) = self.subscriptions.get_mut(&id).filter(|sub| !sub.closing) else {
+        // One map lookup per event: this runs once per subscriber per publication.
+        let EventQueue { subscriptions, ready, bytes, bound } = self;
+        let Some(sub) = subscriptions.get_mut(&id).filter(|sub| !sub.closing) else {
             return Ok(Pushed::default());
         };
         let size = event.frame_size();
         let mut pushed = Pushed { queued: true, ..Pushed::default() };
-        if self.bytes + size > self.bound && self.bytes > 0 {
+        let keep_latest = sub.policy == LagPolicy::KeepLatest;
+        if *bytes + size > *bound && *bytes > 0 {
             match sub.policy {
                 LagPolicy::Disconnect => return Err(Slow),
                 LagPolicy::KeepLatest => {
                     if let Some(&at) = sub.latest.get(event.key.as_str()) {
                         // Behind: the key's pending event is replaced rather than followed.
                         let slot = &mut sub.items[(at - sub.head) as usize];
-                        self.bytes = self.bytes + size - item_size(slot);
+                        *bytes = *bytes + size - item_size(slot);
                         *slot = Item::Event(event.clone());
                         sub.latest.insert(KeyOf(event.clone()), at);
                         pushed.conflated = true;
                         return Ok(pushed);
                     }
                     // Events a newer one of their key follows go first, and silently.
-                    let (freed, superseded) = sub.drop_front(self.bytes + size - self.bound, true);
-                    self.bytes -= freed;
-                    pushed.conflated = superseded > 0;
+                    if sub.superseded > 0 {
+                        let (freed, superseded) = sub.drop_front(*bytes + size - *bound, true);
+                        *bytes -= freed;
+                        pushed.conflated = superseded > 0;
+                    }
                 }
                 LagPolicy::DropOldest => {}
             }
-            if self.bytes + size > self.bound {
-                let (freed, dropped) = sub.drop_front(self.bytes + size - self.bound, false);
-                self.bytes -= freed;
+            if *bytes + size > *bound {
+                let (freed, dropped) = sub.drop_front(*bytes + size - *bound, false);
+                *bytes -= freed;
                 pushed.dropped = dropped;
             }
-            if self.bytes + size > self.bound {
+            if *bytes + size > *bound {
                 pushed.dropped += 1;
                 pushed.queued = false;
             }
@@ -211,12 +219,18 @@ impl EventQueue {
                 return Ok(pushed);
             }
         }
-        if sub.policy == LagPolicy::KeepLatest {
-            sub.latest.insert(KeyOf(event.clone()), sub.head + sub.items.len() as u64);
+        if keep_latest {
+            let at = sub.head + sub.items.len() as u64;
+            if sub.latest.insert(KeyOf(event.clone()), at).is_some() {
+                sub.superseded += 1;
+            }
         }
         sub.items.push_back(Item::Event(event.clone()));
-        self.bytes += size;
-        self.schedule(id);
+        *bytes += size;
+        if !sub.scheduled {
+            sub.scheduled = true;
+            ready.push_back(id);
+        }
         Ok(pushed)
     }
 
@@ -289,11 +303,18 @@ impl SubQueue {
     fn pop(&mut self) -> Option<Item> {
         loop {
             let item = self.items.pop_front()?;
+            let position = self.head;
             self.head += 1;
             match item {
                 Item::Gone => continue,
                 Item::Event(ref event) if self.policy == LagPolicy::KeepLatest => {
-                    self.latest.remove(event.key.as_str());
+                    // The key's index goes only with its newest event; an older one leaving
+                    // is one superseded event fewer.
+                    if self.latest.get(event.key.as_str()) == Some(&position) {
+                        self.latest.remove(event.key.as_str());
+                    } else {
+                        self.superseded -= 1;
+                    }
                 }
                 _ => {}
             }
@@ -307,19 +328,22 @@ impl SubQueue {
     /// any.
     fn drop_front(&mut self, need: usize, superseded_only: bool) -> (usize, u32) {
         let (mut freed, mut dropped) = (0, 0);
+        let keep_latest = self.policy == LagPolicy::KeepLatest;
         for at in 0..self.items.len() {
-            if freed >= need {
+            if freed >= need || (superseded_only && self.superseded == 0) {
                 break;
             }
             let Item::Event(old) = &self.items[at] else { continue };
-            let position = self.head + at as u64;
-            let newest = self.latest.get(old.key.as_str()) == Some(&position);
-            if superseded_only && (newest || self.policy != LagPolicy::KeepLatest) {
+            let newest =
+                keep_latest && self.latest.get(old.key.as_str()) == Some(&(self.head + at as u64));
+            if superseded_only && newest {
                 continue;
             }
             freed += old.frame_size();
             if newest {
                 self.latest.remove(old.key.as_str());
+            } else if keep_latest {
+                self.superseded -= 1;
             }
             dropped += 1;
             self.items[at] = Item::Gone;
@@ -489,6 +513,26 @@ mod tests {
         assert_eq!(
             summary(&drain(&mut q)),
             [(1, "missed".into(), 1), (1, "b".into(), 2), (1, "c".into(), 3), (1, "d".into(), 4)]
+        );
+    }
+
+    #[test]
+    fn keep_latest_still_conflates_after_an_older_event_of_the_key_was_sent() {
+        let mut q = queue(3);
+        open(&mut q, 1, LagPolicy::KeepLatest);
+        q.push(1, &event("a", 0)).unwrap();
+        q.push(1, &event("a", 1)).unwrap();
+        // The writer takes the first `a`; the second is still the key's newest.
+        let mut buf = BytesMut::new();
+        q.drain_into(&mut buf, 1);
+        q.push(1, &event("b", 2)).unwrap();
+        q.push(1, &event("c", 3)).unwrap();
+        // Full: `a` is replaced in place, not dropped as if superseded.
+        let pushed = q.push(1, &event("a", 4)).unwrap();
+        assert!(pushed.conflated && pushed.dropped == 0, "{pushed:?}");
+        assert_eq!(
+            summary(&drain(&mut q)),
+            [(1, "a".into(), 4), (1, "b".into(), 2), (1, "c".into(), 3)]
         );
     }
 
