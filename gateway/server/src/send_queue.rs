@@ -139,9 +139,22 @@ impl SendQueue {
     ///
     /// [`Slow`] when the client is too far behind and the policy is to disconnect it.
     pub(crate) fn push_event(&self, id: u32, event: &Arc<Publication>) -> Result<Pushed, Slow> {
-        let pushed =
-            self.with_events(|events| events.push(id, event)).unwrap_or(Ok(Pushed::default()))?;
-        if pushed.queued {
+        let mut state = self.state.lock().expect("send queue lock");
+        if state.closed {
+            return Ok(Pushed::default());
+        }
+        // The writer needs waking only when the queue goes from empty to not: otherwise it has
+        // been woken already, or is writing and takes again before it waits. At a fan-out to
+        // thousands of connections, this saves a wake-up per event per subscriber whenever the
+        // writers are behind.
+        let before = state.events.bytes();
+        let idle = before == 0 && state.buf.is_empty();
+        let pushed = state.events.push(id, event);
+        let after = state.events.bytes();
+        drop(state);
+        self.metrics.queued(after as i64 - before as i64);
+        let pushed = pushed?;
+        if pushed.queued && idle {
             self.ready.notify_one();
         }
         Ok(pushed)
