@@ -224,7 +224,10 @@ impl TestGateway {
             .start(services.clone())
             .await
             .unwrap();
-        let calculator = Arc::new(some_api::SomeApiServer::new(some_api::Calculator::default()));
+        // The calculator publishes its running total on `pub`, as in the gateway binary.
+        let topics = gateway_bus::BusTopics::new(bus.clone());
+        let calculator =
+            Arc::new(some_api::SomeApiServer::new(some_api::Calculator::with_topics(topics)));
         ServiceRuntime::new(bus.clone(), calculator)
             .with_options(options)
             .start(services.clone())
