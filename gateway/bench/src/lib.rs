@@ -56,3 +56,28 @@ pub use config::{LoadConfig, Target};
 pub use error::LoadError;
 pub use load::run;
 pub use summary::{Latency, Summary, Tally};
+
+use tokio_util::sync::CancellationToken;
+
+/// Cancels `shutdown` at Ctrl-C or SIGTERM: how the baseline servers stop.
+pub async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    shutdown.cancel();
+}

@@ -139,21 +139,14 @@ impl SendQueue {
     ///
     /// [`Slow`] when the client is too far behind and the policy is to disconnect it.
     pub(crate) fn push_event(&self, id: u32, event: &Arc<Publication>) -> Result<Pushed, Slow> {
-        let mut state = self.state.lock().expect("send queue lock");
-        if state.closed {
+        let Some((pushed, idle)) = self.with_events(|events| events.push(id, event)) else {
             return Ok(Pushed::default());
-        }
+        };
+        let pushed = pushed?;
         // The writer needs waking only when the queue goes from empty to not: otherwise it has
         // been woken already, or is writing and takes again before it waits. At a fan-out to
         // thousands of connections, this saves a wake-up per event per subscriber whenever the
         // writers are behind.
-        let before = state.events.bytes();
-        let idle = before == 0 && state.buf.is_empty();
-        let pushed = state.events.push(id, event);
-        let after = state.events.bytes();
-        drop(state);
-        self.metrics.queued(after as i64 - before as i64);
-        let pushed = pushed?;
         if pushed.queued && idle {
             self.ready.notify_one();
         }
@@ -161,18 +154,19 @@ impl SendQueue {
     }
 
     /// Runs `f` on the event queue unless the queue is closed, keeping the queued-bytes metric
-    /// true.
-    fn with_events<R>(&self, f: impl FnOnce(&mut EventQueue) -> R) -> Option<R> {
+    /// true. Also says whether the whole queue was empty before (the writer may be waiting).
+    fn with_events<R>(&self, f: impl FnOnce(&mut EventQueue) -> R) -> Option<(R, bool)> {
         let mut state = self.state.lock().expect("send queue lock");
         if state.closed {
             return None;
         }
         let before = state.events.bytes();
+        let idle = before == 0 && state.buf.is_empty();
         let out = f(&mut state.events);
         let after = state.events.bytes();
         drop(state);
         self.metrics.queued(after as i64 - before as i64);
-        Some(out)
+        Some((out, idle))
     }
 
     /// Records the client's maximum frame size, from its HELLO.

@@ -146,6 +146,14 @@ async fn one_bus_subscription_per_topic_however_many_subscribers() {
         client.send(Frame::Unsubscribe { subscription_id: 1 }).await;
     }
     drop(clients.split_off(2));
+    // Wait until the gateway has seen every departure (the one subscriber left holds 3
+    // subscriptions), then let three lingers pass: nothing may be released meanwhile.
+    let departed = async {
+        while gateway.metric("gateway_subscriptions").await != 3.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, departed).await.expect("departures seen");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(gateway.bus.subscriptions("topic.test.Feed.drop.k"), 1, "one subscriber left");
     drop(clients);

@@ -43,30 +43,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on `{}`", args.listen))?;
         println!("raw-echo listening on {}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tokio::spawn(gateway_bench::stop_on_signal(shutdown.clone()));
         gateway_bench::raw_echo::serve(listener, shutdown).await.context("accept failed")
     })
-}
-
-/// Cancels `shutdown` at Ctrl-C or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
 }

@@ -42,11 +42,6 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// An anonymous grant with every permission (for tests and tools that run without auth).
-    pub fn allow_all() -> Grant {
-        Grant { identity: None, permissions: Arc::new(Permissions::all()), expires_at: None }
-    }
-
     /// The caller's subject, if authenticated.
     pub fn subject(&self) -> Option<&str> {
         self.identity.as_deref().map(|i| i.subject.as_str())

@@ -90,10 +90,6 @@ impl PatternSet {
         let short = &full[full.len().saturating_sub(members)..];
         self.0.iter().any(|p| p.covers(&full) || p.covers(short))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// What one connection may do.

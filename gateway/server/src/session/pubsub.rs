@@ -135,12 +135,18 @@ impl Session {
 impl Connection {
     /// Ends subscription `id` at the client's request.
     pub(crate) fn unsubscribe(self: &Arc<Self>, id: u32) {
+        self.leave(id, None);
+    }
+
+    /// Takes subscription `id` out of the hub and ends it on the queue, with `last` as its final
+    /// frame if given. An id that is not subscribed is ignored.
+    fn leave(self: &Arc<Self>, id: u32, last: Option<Frame>) {
         let Some(subscription) = self.subscriptions.lock().expect("subscriptions lock").remove(&id)
         else {
             return;
         };
         self.shared.hub.unsubscribe(subscription, self, id);
-        self.queue.end_subscription(id, None);
+        self.queue.end_subscription(id, last);
     }
 
     /// Ends every subscription (the connection is closing).
@@ -179,14 +185,9 @@ impl Connection {
             .map(|(&id, _)| id)
             .collect();
         for id in forbidden {
-            let Some(sub) = self.subscriptions.lock().expect("subscriptions lock").remove(&id)
-            else {
-                continue;
-            };
-            self.shared.hub.unsubscribe(sub, self, id);
             let status = Status::permission_denied("the refreshed token does not allow it");
             let ended = SubscriptionEnded { subscription_id: id, status };
-            self.queue.end_subscription(id, Some(Frame::SubscriptionEnded(ended)));
+            self.leave(id, Some(Frame::SubscriptionEnded(ended)));
         }
     }
 
