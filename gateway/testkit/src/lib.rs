@@ -1,0 +1,340 @@
+//! What tests and benchmarks need to run the real thing: a [`NatsServer`] on free loopback
+//! ports (JetStream on, its store in a temporary directory), [`Child`] processes that are killed
+//! when the test ends, and [`http_get`] for monitoring endpoints.
+//!
+//! Everything here is blocking and quick (a start waits for the server's ports file, typically
+//! tens of milliseconds), so async tests call it directly.
+//!
+//! ```no_run
+//! let mut nats = gateway_testkit::NatsServer::start();
+//! let url = nats.url(); // nats://127.0.0.1:<port>
+//! nats.kill(); // like a crash: SIGKILL
+//! nats.restart(); // same ports, same JetStream store
+//! ```
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long starting anything may take before the harness gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, and that the kernel kills
+/// if the test process dies first.
+#[derive(Debug)]
+pub struct Child {
+    name: String,
+    child: Option<std::process::Child>,
+}
+
+impl Child {
+    /// Spawns `command`, its stdout and stderr inherited (cargo test shows them for failing
+    /// tests only when captured by the harness, so they go to the terminal as they come).
+    ///
+    /// # Panics
+    ///
+    /// If the program cannot be started, naming it.
+    pub fn spawn(name: &str, mut command: Command) -> Child {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: the closure runs in the child between fork and exec and only makes one
+        // async-signal-safe system call (prctl).
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", command.get_program()));
+        Child { name: name.to_owned(), child: Some(child) }
+    }
+
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Kills the process (SIGKILL, like a crash) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to `timeout` for it to exit; kills it
+    /// after that. Returns its exit status if it exited by itself.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{} did not stop within {timeout:?} of SIGTERM; killing it", self.name);
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A real `nats-server` with JetStream, listening on loopback ports chosen by the kernel, its
+/// store in a temporary directory. Stopped (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct NatsServer {
+    process: Child,
+    port: u16,
+    monitor_port: u16,
+    /// JetStream's store and the ports file; removed on drop, after the server is gone.
+    dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` on free loopback ports and waits until it accepts connections.
+    ///
+    /// # Panics
+    ///
+    /// If `nats-server` is not installed (the test command installs Debian's) or does not come
+    /// up within 20 s.
+    pub fn start() -> NatsServer {
+        let dir = tempfile::tempdir().expect("a temporary directory for nats-server");
+        let ports_dir = dir.path().join("ports");
+        std::fs::create_dir(&ports_dir).expect("the ports directory");
+        let mut command = nats_command(dir.path(), "-1", "-1");
+        command.arg("--ports_file_dir").arg(&ports_dir);
+        let process = Child::spawn("nats-server", command);
+        let ports = wait_for_ports_file(&ports_dir);
+        let port = first_port(&ports, "nats");
+        let monitor_port = first_port(&ports, "monitoring");
+        let server = NatsServer { process, port, monitor_port, dir };
+        server.wait_accepting();
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>` of the monitoring endpoints (`/varz`, `/connz`, `/subsz`).
+    pub fn monitor_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.monitor_port)
+    }
+
+    /// A monitoring endpoint's JSON, e.g. `monitor("/connz?subs=1")`.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not answer with JSON.
+    pub fn monitor(&self, path_and_query: &str) -> serde_json::Value {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.monitor_port));
+        let (status, body) = http_get(addr, path_and_query)
+            .unwrap_or_else(|e| panic!("GET {path_and_query} from nats-server: {e}"));
+        assert_eq!(status, 200, "GET {path_and_query}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"))
+    }
+
+    /// What the server has logged so far (every run since [`NatsServer::start`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// Kills the server (SIGKILL, like a crash). Clients see their connections drop.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same ports with the same store (what clients reconnect
+    /// to), and waits until it accepts connections. Kills the running one first, if any.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        let command =
+            nats_command(self.dir.path(), &self.port.to_string(), &self.monitor_port.to_string());
+        self.process = Child::spawn("nats-server", command);
+        self.wait_accepting();
+    }
+
+    fn wait_accepting(&self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        wait_until(&format!("nats-server to accept connections on {addr}"), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+    }
+}
+
+fn nats_command(dir: &Path, port: &str, monitor_port: &str) -> Command {
+    let mut command = Command::new("nats-server");
+    command
+        .args(["-a", "127.0.0.1", "-p", port, "-m", monitor_port, "-js", "-sd"])
+        .arg(dir.join("jetstream"))
+        // Its log is noise unless something fails: it goes to a file that `NatsServer::log`
+        // reads.
+        .arg("--log")
+        .arg(dir.join("nats.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+fn wait_for_ports_file(dir: &Path) -> serde_json::Value {
+    let mut found: Option<PathBuf> = None;
+    wait_until("nats-server to write its ports file", || {
+        found = std::fs::read_dir(dir)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .map(|entry| entry.path());
+        found.is_some()
+    });
+    let path = found.expect("found above");
+    let mut ports = serde_json::Value::Null;
+    // The file may be seen before it is fully written.
+    wait_until("a complete ports file", || {
+        ports = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(serde_json::Value::Null);
+        ports.get("nats").is_some() && ports.get("monitoring").is_some()
+    });
+    ports
+}
+
+/// The port of the first URL under `kind` in a ports file (`{"nats":["nats://127.0.0.1:4222"]}`).
+fn first_port(ports: &serde_json::Value, kind: &str) -> u16 {
+    ports[kind][0]
+        .as_str()
+        .and_then(|url| url.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no {kind} port in nats-server's ports file: {ports}"))
+}
+
+/// Polls `ready` every 10 ms until it holds.
+///
+/// # Panics
+///
+/// After 20 s, naming what it waited for.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A free loopback address: the kernel picks a port for a listener that is closed again at
+/// once. (Another process could take it in between; on a test machine that does not happen.)
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("its address")
+}
+
+/// One HTTP/1.1 GET (`Connection: close`); the status code and the body as text.
+///
+/// # Errors
+///
+/// Connection failures and responses that are not HTTP.
+pub fn http_get(addr: SocketAddr, path_and_query: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path_and_query, &[], "")
+}
+
+/// One HTTP/1.1 request with a body (`Connection: close`) and extra header lines
+/// (`"Authorization: Bearer x"`); the status code and the body as text.
+///
+/// # Errors
+///
+/// Connection failures and responses that are not HTTP.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
+    // nats-server answers with chunked bodies only for streams; a Content-Length body is whole.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_starts_reports_itself_and_restarts_on_the_same_port() {
+        let mut nats = NatsServer::start();
+        let varz = nats.monitor("/varz");
+        assert_eq!(varz["port"].as_u64(), Some(u64::from(nats.port())));
+        assert!(varz["jetstream"]["config"].is_object(), "JetStream is on: {varz}");
+        assert!(nats.log().contains("Server is ready"), "{}", nats.log());
+        nats.kill();
+        let addr = SocketAddr::from(([127, 0, 0, 1], nats.port()));
+        assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
+        nats.restart();
+        assert_eq!(nats.monitor("/varz")["port"].as_u64(), Some(u64::from(nats.port())));
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+    }
+}
