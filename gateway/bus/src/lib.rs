@@ -4,7 +4,7 @@
 //! request to the subject of the method, and whichever instance of the service takes it answers on
 //! the request's reply subject. Topics are bus subjects too. The [`Bus`] trait is all either side
 //! sees; [`local::LocalBus`] implements it in memory (one process runs everything), and a NATS
-//! implementation (a later issue) implements it across machines. The semantics are NATS's, so
+//! implementation ([`nats::NatsBus`]) implements it across machines. The semantics are NATS's, so
 //! both behave alike: subjects are dot-separated tokens, subscriptions may use the wildcards `*`
 //! (one token) and `>` (one or more trailing tokens), subscribers in the same queue group share
 //! the messages (each message goes to one of them), a request nobody subscribes to fails at once
@@ -15,6 +15,7 @@
 //! - this file: the [`Bus`] trait and what travels on it ([`BusMessage`], [`Headers`]).
 //! - [`subject`]: subject syntax and wildcard matching.
 //! - [`local`]: the in-process bus.
+//! - [`nats`]: the bus over NATS.
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
 //!   concurrency limit, cancellation and optional batching.
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
@@ -60,11 +61,13 @@
 
 pub mod contract;
 pub mod local;
+pub mod nats;
 pub mod runtime;
 pub mod subject;
 pub mod topics;
 
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
+pub use nats::{NatsBus, NatsBusStats, NatsOptions};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
 pub use topics::{BusTopics, TopicSubscription};
 
@@ -99,6 +102,11 @@ impl Headers {
         let name = name.into();
         self.0.retain(|(n, _)| *n != name);
         self.0.push((name, value.into()));
+    }
+
+    /// Adds a value of `name`, keeping the earlier ones.
+    pub fn append(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
     }
 
     /// Removes every value of `name`.
@@ -139,6 +147,9 @@ pub enum BusError {
     TooLarge { size: usize, max: usize },
     /// Not a valid subject (or pattern, for subscriptions).
     InvalidSubject { subject: String, reason: &'static str },
+    /// A header the bus cannot carry (NATS: names are printable ASCII without `:`, values have
+    /// no line breaks).
+    InvalidHeader { name: String, reason: &'static str },
     /// The connection to the bus is gone (never for the in-process bus).
     Disconnected { reason: String },
 }
@@ -151,7 +162,7 @@ impl BusError {
             BusError::Timeout { .. } => Code::DeadlineExceeded,
             BusError::Overloaded { .. } => Code::ResourceExhausted,
             BusError::TooLarge { .. } => Code::ResourceExhausted,
-            BusError::InvalidSubject { .. } => Code::Internal,
+            BusError::InvalidSubject { .. } | BusError::InvalidHeader { .. } => Code::Internal,
         };
         let status = Status::new(code, self.to_string());
         // Retrying a message that is too large cannot help.
@@ -178,6 +189,9 @@ impl fmt::Display for BusError {
             }
             BusError::InvalidSubject { subject, reason } => {
                 write!(f, "invalid subject `{subject}`: {reason}")
+            }
+            BusError::InvalidHeader { name, reason } => {
+                write!(f, "invalid header `{name}`: {reason}")
             }
             BusError::Disconnected { reason } => write!(f, "the bus is disconnected: {reason}"),
         }

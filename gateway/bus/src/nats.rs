@@ -1,0 +1,534 @@
+//! The bus over NATS: gateways and services in separate processes, on many machines.
+//!
+//! [`NatsBus`] implements [`Bus`] on one `async-nats` connection. Subjects, queue groups and
+//! headers are NATS's own, so what `docs/bus.md` specifies is exactly what crosses the wire, and a
+//! service written in another language with a NATS client can serve gateway methods.
+//!
+//! - **Requests** share one wildcard inbox subscription per connection (`_INBOX.<id>.*`); each
+//!   request waits on its own token. Nobody subscribed → nats-server answers "no responders" at
+//!   once ([`BusError::NoResponders`]); no answer in time → [`BusError::Timeout`].
+//! - **Payload limit**: the server's `max_payload` (headers included) is checked before anything
+//!   is sent ([`BusError::TooLarge`]).
+//! - **Subscriptions** forward into a bounded queue per subscription
+//!   ([`NatsOptions::subscription_capacity`]); a message that finds it full is dropped and
+//!   counted ([`NatsBus::stats`]), as with the in-process bus.
+//! - **Connection loss**: the moment the connection drops, every request in flight fails with
+//!   [`BusError::Disconnected`] (a retryable `unavailable` for callers), and so do new requests
+//!   and publications until it is back; nothing waits for a reconnect. The client reconnects by
+//!   itself with capped, jittered backoff ([`NatsOptions::max_reconnect_delay`]) and re-subscribes
+//!   every subscription in one flush, so a gateway serves again as soon as NATS is back, without
+//!   a restart.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use gateway_core::BoxFuture;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{Bus, BusError, BusMessage, Headers, Subscription, subject};
+
+/// Settings of a [`NatsBus`] connection.
+#[derive(Clone, Debug)]
+pub struct NatsOptions {
+    /// The connection's name, shown by nats-server's monitoring (`/connz`). Default `gateway`.
+    pub name: String,
+    /// How long the first connection attempt may take. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Messages each subscription queues for its reader before dropping. Default 8192.
+    pub subscription_capacity: usize,
+    /// The longest wait between reconnect attempts (the first retries come sooner). Default 2 s.
+    pub max_reconnect_delay: Duration,
+    /// How often the client pings the server; two unanswered pings mark the connection dead
+    /// (this is how a silent network failure is noticed). Default 10 s.
+    pub ping_interval: Duration,
+}
+
+impl Default for NatsOptions {
+    fn default() -> NatsOptions {
+        NatsOptions {
+            name: "gateway".to_owned(),
+            connect_timeout: Duration::from_secs(5),
+            subscription_capacity: 8192,
+            max_reconnect_delay: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of a [`NatsBus`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatsBusStats {
+    /// Messages dropped because a subscription's queue was full.
+    pub dropped: u64,
+    /// Requests failed because the connection dropped while they waited.
+    pub failed_on_disconnect: u64,
+    /// Times the connection came back after a loss.
+    pub reconnects: u64,
+}
+
+/// The first connection could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to NATS at {url}: {reason}")]
+pub struct ConnectError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// A [`Bus`] on a NATS connection. Cheap to share (`Arc<NatsBus>`); dropping the last handle
+/// closes the connection.
+pub struct NatsBus {
+    client: async_nats::Client,
+    inner: Arc<Inner>,
+    options: NatsOptions,
+    /// Stops the inbox task when the bus goes.
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// What the bus's tasks share.
+struct Inner {
+    /// `true` while connected.
+    connected: watch::Sender<bool>,
+    /// Requests waiting for their answer, by inbox token.
+    pending: Mutex<HashMap<u64, oneshot::Sender<async_nats::Message>>>,
+    next_token: AtomicU64,
+    /// `_INBOX.<id>.`: a request's reply subject is this followed by its token.
+    inbox_prefix: String,
+    dropped: AtomicU64,
+    failed_on_disconnect: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl NatsBus {
+    /// Connects to the NATS server at `url` (`nats://host:port`; several separated by commas).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] if no server answers within [`NatsOptions::connect_timeout`], naming the
+    /// URL and the cause. After this first connection, losses are handled by reconnecting.
+    pub async fn connect(url: &str, options: NatsOptions) -> Result<NatsBus, ConnectError> {
+        let fail = |reason: String| ConnectError { url: url.to_owned(), reason };
+        let (connected, _) = watch::channel(false);
+        let events = connected.clone();
+        let max_delay = options.max_reconnect_delay;
+        let reconnects = Arc::new(AtomicU64::new(0));
+        let counted = reconnects.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name(&options.name)
+            .connection_timeout(options.connect_timeout)
+            .ping_interval(options.ping_interval)
+            .subscription_capacity(options.subscription_capacity.max(1))
+            .max_reconnects(None)
+            .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max_delay))
+            .event_callback(move |event| {
+                let events = events.clone();
+                let counted = counted.clone();
+                async move { on_event(&events, &counted, event) }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        // The callback's `Connected` may come after `connect` returns; the client's own state
+        // is authoritative now.
+        connected.send_replace(client.connection_state() == State::Connected);
+
+        let inbox_prefix = format!("{}.", client.new_inbox());
+        let inbox = client
+            .subscribe(format!("{inbox_prefix}*"))
+            .await
+            .map_err(|e| fail(format!("cannot subscribe to the reply inbox: {e}")))?;
+        let inner = Arc::new(Inner {
+            connected,
+            pending: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            inbox_prefix,
+            dropped: AtomicU64::new(0),
+            failed_on_disconnect: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(route_answers(inbox, Arc::downgrade(&inner), stop.clone()));
+        tokio::spawn(count_reconnects(inner.clone(), reconnects, stop.clone()));
+        info!(url, name = options.name, "connected to NATS");
+        Ok(NatsBus { client, inner, options, _stop: stop.drop_guard() })
+    }
+
+    /// The underlying client, for what the bus does not cover (JetStream key-value buckets).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        *self.inner.connected.borrow()
+    }
+
+    /// Waits until the connection is up (at once if it is).
+    pub async fn connected(&self) {
+        let mut state = self.inner.connected.subscribe();
+        let _ = state.wait_for(|up| *up).await;
+    }
+
+    pub fn stats(&self) -> NatsBusStats {
+        NatsBusStats {
+            dropped: self.inner.dropped.load(Ordering::Relaxed),
+            failed_on_disconnect: self.inner.failed_on_disconnect.load(Ordering::Relaxed),
+            reconnects: self.inner.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// [`BusError::Disconnected`] unless connected.
+    fn check_connected(&self) -> Result<(), BusError> {
+        if self.is_connected() {
+            Ok(())
+        } else {
+            Err(BusError::Disconnected { reason: "the connection to NATS is down".into() })
+        }
+    }
+
+    /// [`BusError::TooLarge`] unless headers and payload fit the server's `max_payload`.
+    fn check_size(&self, headers: &Option<HeaderMap>, payload: &Bytes) -> Result<(), BusError> {
+        let max = self.client.max_payload();
+        let size = payload.len() + headers.as_ref().map_or(0, header_bytes);
+        if size > max { Err(BusError::TooLarge { size, max }) } else { Ok(()) }
+    }
+}
+
+impl fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("options", &self.options)
+            .field("connected", &self.is_connected())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus for NatsBus {
+    fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>> {
+        let prepared = subject::validate_subject(subject)
+            .and_then(|()| self.check_connected())
+            .and_then(|()| to_nats_headers(&headers))
+            .and_then(|h| self.check_size(&h, &payload).map(|()| h));
+        let subject = subject.to_owned();
+        Box::pin(async move {
+            let sent = match prepared? {
+                Some(h) => self.client.publish_with_headers(subject, h, payload).await,
+                None => self.client.publish(subject, payload).await,
+            };
+            sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })
+        })
+    }
+
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<BusMessage, BusError>> {
+        let prepared = subject::validate_subject(subject)
+            .and_then(|()| self.check_connected())
+            .and_then(|()| to_nats_headers(&headers))
+            .and_then(|h| self.check_size(&h, &payload).map(|()| h));
+        let subject = subject.to_owned();
+        Box::pin(async move {
+            let headers = prepared?;
+            // Subscribed to the connection state before sending, so a loss between sending and
+            // waiting is not missed.
+            let mut state = self.inner.connected.subscribe();
+            let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+            let (answer, answered) = oneshot::channel();
+            self.inner.pending.lock().expect("pending requests").insert(token, answer);
+            // Forgets the request however this future ends (answer, timeout, drop).
+            let _pending = Forget { inner: &self.inner, token };
+            let reply = format!("{}{token}", self.inner.inbox_prefix);
+            let sent = match headers {
+                Some(h) => {
+                    let client = &self.client;
+                    client.publish_with_reply_and_headers(subject.clone(), reply, h, payload).await
+                }
+                None => self.client.publish_with_reply(subject.clone(), reply, payload).await,
+            };
+            sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })?;
+            let lost = async {
+                let _ = state.wait_for(|up| !*up).await;
+            };
+            let answer = tokio::select! {
+                answer = tokio::time::timeout(timeout, answered) => answer,
+                () = lost => {
+                    self.inner.failed_on_disconnect.fetch_add(1, Ordering::Relaxed);
+                    return Err(BusError::Disconnected {
+                        reason: "the connection to NATS dropped while waiting for the answer"
+                            .into(),
+                    });
+                }
+            };
+            match answer {
+                Err(_) => Err(BusError::Timeout { subject, timeout }),
+                Ok(Err(_)) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
+                Ok(Ok(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
+                    Err(BusError::NoResponders { subject })
+                }
+                Ok(Ok(message)) => Ok(from_nats(message)),
+            }
+        })
+    }
+
+    fn subscribe(
+        &self,
+        pattern: &str,
+        queue_group: Option<&str>,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>> {
+        let valid = subject::validate_pattern(pattern);
+        let pattern = pattern.to_owned();
+        let queue_group = queue_group.map(str::to_owned);
+        Box::pin(async move {
+            valid?;
+            let subscribed = match queue_group {
+                Some(group) => self.client.queue_subscribe(pattern.clone(), group).await,
+                None => self.client.subscribe(pattern.clone()).await,
+            };
+            let subscriber =
+                subscribed.map_err(|e| BusError::Disconnected { reason: e.to_string() })?;
+            let (messages, receiver) = mpsc::channel(self.options.subscription_capacity.max(1));
+            let stop = CancellationToken::new();
+            tokio::spawn(forward(subscriber, messages, self.inner.clone(), stop.clone()));
+            Ok(Subscription::new(receiver, Box::new(stop.drop_guard())))
+        })
+    }
+
+    fn max_payload(&self) -> usize {
+        self.client.max_payload()
+    }
+}
+
+/// Removes a request from the pending map when dropped.
+struct Forget<'a> {
+    inner: &'a Inner,
+    token: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.inner.pending.lock().expect("pending requests").remove(&self.token);
+    }
+}
+
+/// The connection's events: tracks whether it is up, logs the rest.
+fn on_event(connected: &watch::Sender<bool>, reconnects: &AtomicU64, event: async_nats::Event) {
+    match event {
+        async_nats::Event::Connected => {
+            if !connected.send_replace(true) {
+                reconnects.fetch_add(1, Ordering::Relaxed);
+                info!("NATS connection restored");
+            }
+        }
+        async_nats::Event::Disconnected => {
+            if connected.send_replace(false) {
+                warn!("NATS connection lost; calls fail with `unavailable` until it is back");
+            }
+        }
+        async_nats::Event::Closed => {
+            connected.send_replace(false);
+            info!("NATS connection closed");
+        }
+        async_nats::Event::SlowConsumer(sid) => {
+            warn!(sid, "NATS: a subscription cannot keep up; the client is dropping its messages");
+        }
+        other => warn!(event = %other, "NATS"),
+    }
+}
+
+/// Copies the reconnect count kept by the event callback into the bus's stats.
+async fn count_reconnects(inner: Arc<Inner>, reconnects: Arc<AtomicU64>, stop: CancellationToken) {
+    let mut state = inner.connected.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = state.changed() => if changed.is_err() { return },
+        }
+        inner.reconnects.store(reconnects.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// The delay before reconnect attempt `attempts` (1 = the first): doubling from 50 ms up to
+/// `max`, with ±25% jitter so that many gateways do not reconnect in lockstep.
+fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(16) as u32;
+    let base = Duration::from_millis(50).saturating_mul(1 << exponent).min(max);
+    let jitter = 0.75 + 0.5 * jitter_unit();
+    base.mul_f64(jitter)
+}
+
+/// A number in [0, 1) that differs between calls and processes; enough for jitter.
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos() as u64));
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Hands each answer on the inbox to the request waiting for its token.
+async fn route_answers(
+    mut inbox: async_nats::Subscriber,
+    inner: std::sync::Weak<Inner>,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            message = inbox.next() => match message {
+                Some(message) => message,
+                None => return,
+            },
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let token = message
+            .subject
+            .strip_prefix(inner.inbox_prefix.as_str())
+            .and_then(|token| token.parse::<u64>().ok());
+        let waiting =
+            token.and_then(|t| inner.pending.lock().expect("pending requests").remove(&t));
+        match waiting {
+            Some(answer) => {
+                let _ = answer.send(message);
+            }
+            // Late: the request timed out or was abandoned.
+            None => debug!(subject = %message.subject, "discarding an answer nobody waits for"),
+        }
+    }
+}
+
+/// Moves one subscription's messages into its bounded queue until the [`Subscription`] goes
+/// (dropping the subscriber unsubscribes).
+async fn forward(
+    mut subscriber: async_nats::Subscriber,
+    messages: mpsc::Sender<BusMessage>,
+    inner: Arc<Inner>,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            message = subscriber.next() => match message {
+                Some(message) => message,
+                None => return,
+            },
+        };
+        match messages.try_send(from_nats(message)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                inner.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+fn from_nats(message: async_nats::Message) -> BusMessage {
+    let mut headers = Headers::new();
+    if let Some(map) = &message.headers {
+        for (name, values) in map.iter() {
+            let name: &str = name.as_ref();
+            for value in values {
+                headers.append(name.to_owned(), value.as_str().to_owned());
+            }
+        }
+    }
+    BusMessage {
+        subject: message.subject.to_string(),
+        headers,
+        payload: message.payload,
+        reply: message.reply.map(|r| r.to_string()),
+    }
+}
+
+/// Our headers as NATS's; `None` when there are none (NATS then sends a plain `PUB`).
+///
+/// # Errors
+///
+/// [`BusError::InvalidHeader`] for a name that is not printable ASCII without `:`, or a value
+/// with a line break: NATS cannot carry them (and its client would panic on them).
+fn to_nats_headers(headers: &Headers) -> Result<Option<HeaderMap>, BusError> {
+    if headers.is_empty() {
+        return Ok(None);
+    }
+    let mut map = HeaderMap::new();
+    for (name, value) in headers.iter() {
+        let invalid =
+            |reason| BusError::InvalidHeader { name: name.chars().take(64).collect(), reason };
+        let header = HeaderName::from_str(name)
+            .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?;
+        if value.contains(['\r', '\n']) {
+            return Err(invalid("values cannot contain line breaks"));
+        }
+        map.append(header, HeaderValue::from(value));
+    }
+    Ok(Some(map))
+}
+
+/// The bytes `headers` take on the wire (`NATS/1.0\r\n`, `name: value\r\n` each, `\r\n`), as
+/// nats-server counts them against `max_payload`.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    let lines: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            let name: &str = name.as_ref();
+            values.iter().map(|v| name.len() + 2 + v.as_str().len() + 2).sum::<usize>()
+        })
+        .sum();
+    "NATS/1.0\r\n".len() + lines + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_grow_to_the_cap_with_jitter() {
+        let max = Duration::from_secs(2);
+        let first = reconnect_delay(1, max);
+        assert!(first >= Duration::from_millis(37) && first <= Duration::from_millis(63));
+        for attempts in [7, 20, usize::MAX] {
+            let delay = reconnect_delay(attempts, max);
+            assert!(delay >= Duration::from_millis(1500) && delay <= Duration::from_millis(2500));
+        }
+    }
+
+    #[test]
+    fn headers_nats_cannot_carry_are_refused_by_name() {
+        let mut headers = Headers::new();
+        headers.insert("rpc-message", "two\nlines");
+        let err = to_nats_headers(&headers).unwrap_err();
+        assert!(matches!(err, BusError::InvalidHeader { ref name, .. } if name == "rpc-message"));
+        let mut headers = Headers::new();
+        headers.insert("bad name", "x");
+        assert!(matches!(to_nats_headers(&headers), Err(BusError::InvalidHeader { .. })));
+        assert!(to_nats_headers(&Headers::new()).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_bytes_count_the_wire_form() {
+        let mut headers = Headers::new();
+        headers.insert("a", "bc");
+        let map = to_nats_headers(&headers).unwrap().unwrap();
+        // "NATS/1.0\r\n" + "a: bc\r\n" + "\r\n"
+        assert_eq!(header_bytes(&map), 10 + 7 + 2);
+    }
+}

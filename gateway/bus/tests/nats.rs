@@ -1,0 +1,320 @@
+//! `NatsBus` against a real nats-server (started on a free loopback port by `gateway-testkit`):
+//! the `Bus` semantics `docs/bus.md` specifies, the contract seen by a plain NATS client on the
+//! other side, and connection loss.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use gateway_bus::contract::{self, header};
+use gateway_bus::{Bus, BusError, Headers, NatsBus, NatsOptions, ServiceRuntime, Subscription};
+use gateway_core::Message;
+use gateway_testkit::NatsServer;
+use some_api::{Calculator, DESCRIPTOR, ReplySumT, RequestSumT, SomeApiServer};
+use tokio_util::sync::CancellationToken;
+
+/// Every wait is bounded by this.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn connect(nats: &NatsServer) -> Arc<NatsBus> {
+    let options = NatsOptions { name: "bus-test".into(), ..NatsOptions::default() };
+    Arc::new(NatsBus::connect(&nats.url(), options).await.expect("connect to the test server"))
+}
+
+async fn next(sub: &mut Subscription) -> gateway_bus::BusMessage {
+    tokio::time::timeout(WAIT, sub.next()).await.expect("a message in time").expect("open")
+}
+
+/// A subscription is in place at the server once a round trip after it has completed.
+async fn settle(bus: &NatsBus) {
+    bus.client().flush().await.expect("flush");
+}
+
+fn sum_request(a: i64, b: i64) -> (String, Headers, Bytes) {
+    let sum = DESCRIPTOR.methods.iter().find(|m| m.name.ends_with(".sum")).unwrap();
+    let mut headers = Headers::new();
+    headers.insert(header::METHOD, sum.id.to_string());
+    headers.insert(header::TIMEOUT_MS, "5000");
+    let payload = Message::pack(&RequestSumT { a, b }).into_bytes();
+    (contract::method_subject(sum), headers, payload)
+}
+
+fn sum_of(answer: gateway_bus::BusMessage) -> i64 {
+    assert_eq!(contract::status_from_headers(&answer.headers), None, "{:?}", answer.headers);
+    Message::<ReplySumT>::from_bytes(answer.payload).unwrap().get().sum()
+}
+
+#[tokio::test]
+async fn subjects_wildcards_headers_and_payloads_cross_the_server_intact() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let mut exact = bus.subscribe("topic.a.b", None).await.unwrap();
+    let mut one = bus.subscribe("topic.a.*", None).await.unwrap();
+    let mut tail = bus.subscribe("topic.>", None).await.unwrap();
+    settle(&bus).await;
+
+    let mut headers = Headers::new();
+    headers.insert("rpc-identity", "device-7");
+    headers.insert("x-empty", "");
+    bus.publish("topic.a.b", headers, Bytes::from_static(b"\x00\x01payload")).await.unwrap();
+    bus.publish("topic.a.b.c", Headers::new(), Bytes::from_static(b"deep")).await.unwrap();
+
+    let got = next(&mut exact).await;
+    assert_eq!(got.subject, "topic.a.b");
+    assert_eq!(got.payload, Bytes::from_static(b"\x00\x01payload"));
+    assert_eq!(got.headers.get("rpc-identity"), Some("device-7"));
+    assert_eq!(got.headers.get("x-empty"), Some(""));
+    assert_eq!(got.reply, None);
+    assert_eq!(next(&mut one).await.subject, "topic.a.b");
+    assert_eq!(next(&mut tail).await.subject, "topic.a.b");
+    assert_eq!(next(&mut tail).await.payload, Bytes::from_static(b"deep"));
+    // `topic.a.*` does not match four tokens, `topic.a.b` neither: nothing more arrives.
+    settle(&bus).await;
+    assert!(tokio::time::timeout(Duration::from_millis(100), one.next()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(100), exact.next()).await.is_err());
+}
+
+#[tokio::test]
+async fn a_queue_group_shares_messages_and_order_holds_per_publisher() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let mut first = bus.subscribe("work.*", Some("workers")).await.unwrap();
+    let mut second = bus.subscribe("work.*", Some("workers")).await.unwrap();
+    let mut watcher = bus.subscribe("work.*", None).await.unwrap();
+    settle(&bus).await;
+    for i in 0..200u32 {
+        bus.publish("work.x", Headers::new(), Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let m = next(&mut watcher).await;
+        seen.push(u32::from_be_bytes(m.payload[..].try_into().unwrap()));
+    }
+    assert_eq!(seen, (0..200).collect::<Vec<_>>(), "a plain subscriber sees all, in order");
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    while a.len() + b.len() < 200 {
+        tokio::select! {
+            m = first.next() => a.push(u32::from_be_bytes(m.unwrap().payload[..].try_into().unwrap())),
+            m = second.next() => b.push(u32::from_be_bytes(m.unwrap().payload[..].try_into().unwrap())),
+            () = tokio::time::sleep(WAIT) => panic!("the group got {} of 200", a.len() + b.len()),
+        }
+    }
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both members get a share: {} and {}",
+        a.len(),
+        b.len()
+    );
+    assert!(a.is_sorted() && b.is_sorted(), "each member sees its share in order");
+    let mut all: Vec<u32> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<_>>(), "each message went to exactly one member");
+}
+
+#[tokio::test]
+async fn the_service_runtime_serves_calls_over_nats() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let stop = CancellationToken::new();
+    let service = Arc::new(SomeApiServer::new(Calculator::default()));
+    let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
+    settle(&bus).await;
+
+    let (subject, headers, payload) = sum_request(40, 2);
+    let answer = bus.request(&subject, headers, payload, WAIT).await.unwrap();
+    assert_eq!(sum_of(answer), 42);
+
+    // An application error comes back as a status in headers, as docs/bus.md specifies.
+    let (subject, headers, payload) = sum_request(i64::MAX, 1);
+    let answer = bus.request(&subject, headers, payload, WAIT).await.unwrap();
+    let status = contract::status_from_headers(&answer.headers).expect("a failure");
+    assert_eq!(status.code(), gateway_core::Code::OutOfRange);
+    assert_eq!(answer.headers.get(header::ERROR_ID), Some("1417537231"));
+
+    // Many calls at once over the one shared inbox.
+    let calls = (0..500i64).map(|i| {
+        let bus = bus.clone();
+        async move {
+            let (subject, headers, payload) = sum_request(i, i);
+            sum_of(bus.request(&subject, headers, payload, WAIT).await.unwrap())
+        }
+    });
+    let sums = futures::future::join_all(calls).await;
+    assert_eq!(sums, (0..500i64).map(|i| 2 * i).collect::<Vec<_>>());
+    stop.cancel();
+    serving.stopped().await;
+}
+
+#[tokio::test]
+async fn a_plain_nats_client_can_call_and_serve_by_the_contract_alone() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let stop = CancellationToken::new();
+    let service = Arc::new(SomeApiServer::new(Calculator::default()));
+    let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
+    settle(&bus).await;
+    let plain = async_nats::connect(nats.url()).await.unwrap();
+
+    // Calling: a plain request with the contract's headers gets the reply.
+    let (subject, headers, payload) = sum_request(20, 22);
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers.iter() {
+        map.insert(name, value);
+    }
+    let answer = plain.request_with_headers(subject, map, payload).await.unwrap();
+    assert!(answer.headers.as_ref().is_none_or(|h| h.get(header::STATUS).is_none()));
+    assert_eq!(Message::<ReplySumT>::from_bytes(answer.payload).unwrap().get().sum(), 42);
+    stop.cancel();
+    serving.stopped().await;
+
+    // Serving: a plain subscriber in the service's queue group answers our request.
+    let mut calls = plain
+        .queue_subscribe("rpc.examples.some_api.SomeApi.*", "examples.some_api.SomeApi".into())
+        .await
+        .unwrap();
+    plain.flush().await.unwrap();
+    let server = {
+        let plain = plain.clone();
+        tokio::spawn(async move {
+            let call = calls.next().await.unwrap();
+            let request = Message::<RequestSumT>::from_bytes(call.payload).unwrap();
+            let sum = request.get().a() + request.get().b();
+            let reply = Message::pack(&ReplySumT { sum }).into_bytes();
+            plain.publish(call.reply.unwrap(), reply).await.unwrap();
+            call.headers.unwrap().get(header::METHOD).unwrap().as_str().to_owned()
+        })
+    };
+    let (subject, headers, payload) = sum_request(1, 2);
+    let answer = bus.request(&subject, headers, payload, WAIT).await.unwrap();
+    assert_eq!(sum_of(answer), 3);
+    assert_eq!(server.await.unwrap(), "2737665740", "rpc-method carries the method id");
+}
+
+#[tokio::test]
+async fn requests_fail_fast_without_responders_and_time_out_without_answers() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let started = Instant::now();
+    let err = bus.request("rpc.nobody.Serves.this", Headers::new(), Bytes::new(), WAIT).await;
+    assert_eq!(
+        err.unwrap_err(),
+        BusError::NoResponders { subject: "rpc.nobody.Serves.this".into() }
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "no responders is immediate");
+
+    let _silent = bus.subscribe("rpc.silent.*", Some("silent")).await.unwrap();
+    settle(&bus).await;
+    let timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let err = bus.request("rpc.silent.x", Headers::new(), Bytes::new(), timeout).await;
+    assert!(matches!(err, Err(BusError::Timeout { .. })), "{err:?}");
+    assert!(started.elapsed() >= timeout && started.elapsed() < timeout * 5);
+}
+
+#[tokio::test]
+async fn messages_over_max_payload_are_refused_before_sending() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let max = bus.max_payload();
+    assert_eq!(max, 1024 * 1024, "nats-server's default max_payload");
+    let mut sub = bus.subscribe("big", None).await.unwrap();
+    settle(&bus).await;
+    let mut headers = Headers::new();
+    headers.insert("rpc-identity", "someone");
+    let too_big = Bytes::from(vec![7u8; max]);
+    let err = bus.publish("big", headers.clone(), too_big.clone()).await.unwrap_err();
+    assert!(matches!(err, BusError::TooLarge { size, max: m } if size > max && m == max), "{err}");
+    assert!(!err.to_status().retryable());
+    let err = bus.request("big", headers, too_big, WAIT).await.unwrap_err();
+    assert!(matches!(err, BusError::TooLarge { .. }), "{err}");
+    // The connection is still fine, and a payload that fits goes through.
+    let fits = Bytes::from(vec![7u8; max - 1024]);
+    bus.publish("big", Headers::new(), fits.clone()).await.unwrap();
+    assert_eq!(next(&mut sub).await.payload, fits);
+}
+
+#[tokio::test]
+async fn dropping_a_subscription_unsubscribes_at_the_server() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let subs = |nats: &NatsServer| {
+        let connz = nats.monitor("/connz?subs=1");
+        let conn = &connz["connections"][0];
+        conn["subscriptions_list"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let sub = bus.subscribe("topic.watch.me", None).await.unwrap();
+    settle(&bus).await;
+    assert!(subs(&nats).contains(&"topic.watch.me".to_owned()), "{:?}", subs(&nats));
+    drop(sub);
+    // Polled without blocking the runtime: the unsubscribe happens on one of its tasks.
+    let gone = async {
+        while subs(&nats).contains(&"topic.watch.me".to_owned()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, gone).await.expect("the UNSUB reaches the server");
+}
+
+#[tokio::test]
+async fn losing_the_server_fails_waiting_requests_at_once_and_service_resumes_after_restart() {
+    let mut nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let stop = CancellationToken::new();
+    let service = Arc::new(SomeApiServer::new(Calculator::default()));
+    let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
+    let mut events = bus.subscribe("topic.after", None).await.unwrap();
+    let _silent = bus.subscribe("rpc.silent.*", Some("silent")).await.unwrap();
+    settle(&bus).await;
+
+    // A request waiting for an answer that will never come...
+    let waiting = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = bus.request("rpc.silent.x", Headers::new(), Bytes::new(), WAIT).await;
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let killed = Instant::now();
+    nats.kill();
+    // ...fails as soon as the connection drops, long before its timeout.
+    let (result, _) = waiting.await.unwrap();
+    let err = result.unwrap_err();
+    assert!(matches!(err, BusError::Disconnected { .. }), "{err:?}");
+    assert!(killed.elapsed() < Duration::from_secs(2), "failed after {:?}", killed.elapsed());
+    let status = err.to_status();
+    assert_eq!(status.code(), gateway_core::Code::Unavailable);
+    assert!(status.retryable());
+
+    // While the server is down, requests and publications fail at once.
+    let started = Instant::now();
+    let (subject, headers, payload) = sum_request(1, 1);
+    let err = bus.request(&subject, headers, payload, WAIT).await.unwrap_err();
+    assert!(matches!(err, BusError::Disconnected { .. }), "{err:?}");
+    let err = bus.publish("topic.after", Headers::new(), Bytes::new()).await.unwrap_err();
+    assert!(matches!(err, BusError::Disconnected { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(!bus.is_connected());
+
+    // Back: the bus reconnects by itself, restores its subscriptions, and serves again.
+    nats.restart();
+    let restarted = Instant::now();
+    tokio::time::timeout(WAIT, bus.connected()).await.expect("reconnected");
+    settle(&bus).await;
+    let reconnected = restarted.elapsed();
+    assert!(reconnected < Duration::from_secs(5), "took {reconnected:?}");
+    let (subject, headers, payload) = sum_request(40, 2);
+    let answer = bus.request(&subject, headers, payload, WAIT).await.unwrap();
+    assert_eq!(sum_of(answer), 42, "the service's subscription was restored");
+    bus.publish("topic.after", Headers::new(), Bytes::from_static(b"back")).await.unwrap();
+    assert_eq!(next(&mut events).await.payload, Bytes::from_static(b"back"));
+    assert_eq!(bus.stats().failed_on_disconnect, 1);
+    assert_eq!(bus.stats().reconnects, 1);
+    stop.cancel();
+    serving.stopped().await;
+}
