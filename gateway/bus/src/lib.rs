@@ -16,6 +16,7 @@
 //! - [`subject`]: subject syntax and wildcard matching.
 //! - [`local`]: the in-process bus.
 //! - [`nats`]: the bus over NATS.
+//! - [`process`]: a service binary's `main`: connect to NATS, serve until a signal.
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
 //!   concurrency limit, cancellation and optional batching.
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
@@ -62,6 +63,7 @@
 pub mod contract;
 pub mod local;
 pub mod nats;
+pub mod process;
 pub mod runtime;
 pub mod subject;
 pub mod topics;

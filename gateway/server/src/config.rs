@@ -69,6 +69,9 @@ pub struct Config {
     pub connection_burst: u32,
     /// Authentication: keys, roles, and the roles of anonymous connections (`anonymous_roles`).
     pub auth: AuthConfig,
+    /// The NATS server(s) of the bus (`nats://host:port`, comma-separated for a cluster); `None`:
+    /// the in-process bus, with the services in the same process.
+    pub nats: Option<String>,
 }
 
 impl Default for Config {
@@ -111,6 +114,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "max_connections_per_user", default: "0" },
     Key { name: "connection_rate", default: "0" },
     Key { name: "connection_burst", default: "20" },
+    Key { name: "nats", default: "" },
 ];
 
 /// The gateway's command line. Each setting flag overrides the environment and the file.
@@ -118,7 +122,7 @@ pub const KEYS: &[Key] = &[
 #[command(
     name = "gateway",
     version,
-    about = "The RPC gateway, with the in-process bus and the example services"
+    about = "The RPC gateway: with the in-process bus and the example services, or alone over NATS (--nats)"
 )]
 pub struct Args {
     /// TOML file of settings (keys as the flags below, with underscores)
@@ -199,6 +203,11 @@ pub struct Args {
     /// [env: GATEWAY_CONNECTION_BURST]
     #[arg(long, value_name = "N")]
     pub connection_burst: Option<String>,
+    /// NATS server URL(s), comma-separated, for the bus; services then run as their own
+    /// processes. Empty: the in-process bus with the example services [default: empty]
+    /// [env: GATEWAY_NATS]
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
 }
 
 impl Args {
@@ -225,9 +234,29 @@ impl Args {
             ("max_connections_per_user", &self.max_connections_per_user),
             ("connection_rate", &self.connection_rate),
             ("connection_burst", &self.connection_burst),
+            ("nats", &self.nats),
         ];
         given.into_iter().filter_map(|(k, v)| Some((k, v.clone()?))).collect()
     }
+}
+
+/// `nats://host:port` (or `host:port`, `tls://…`), comma-separated; empty for none.
+fn parse_nats_urls(s: &str) -> Result<Option<String>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    for url in s.split(',').map(str::trim) {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if scheme.is_some_and(|s| !matches!(s, "nats" | "tls" | "ws" | "wss")) {
+            return Err(format!("`{url}`: the scheme must be nats://, tls://, ws:// or wss://"));
+        }
+        if rest.is_empty() || rest.contains(char::is_whitespace) {
+            return Err(format!("`{url}` is not a NATS server address (nats://host:port)"));
+        }
+    }
+    Ok(Some(s.to_owned()))
 }
 
 /// Where a value came from, for error messages.
@@ -385,6 +414,7 @@ impl Config {
             connection_burst: p.parse("connection_burst", |s| {
                 u32::try_from(at_least(s, 1)?).map_err(|_| format!("must be at most {}", u32::MAX))
             })?,
+            nats: p.parse("nats", parse_nats_urls)?,
             auth: AuthConfig {
                 anonymous_roles: p.parse("anonymous_roles", |s| {
                     Ok(s.split(',')
@@ -646,6 +676,21 @@ mod tests {
         let err = Config::load(&args, no_env).unwrap_err().to_string();
         assert!(err.contains("(from `"), "{err}");
         assert!(err.ends_with("must be longer than zero"), "{err}");
+    }
+
+    #[test]
+    fn nats_urls_are_checked_and_empty_means_the_in_process_bus() {
+        assert_eq!(Config::load(&anonymous(), no_env).unwrap().nats, None);
+        let env = |var: &str| {
+            (var == "GATEWAY_NATS").then(|| "nats://10.0.0.1:4222, nats://10.0.0.2:4222".to_owned())
+        };
+        let config = Config::load(&anonymous(), env).unwrap();
+        assert_eq!(config.nats.as_deref(), Some("nats://10.0.0.1:4222, nats://10.0.0.2:4222"));
+        for (bad, words) in [("http://x:1", "the scheme must be"), ("nats://", "not a NATS")] {
+            let args = Args { nats: Some(bad.into()), ..anonymous() };
+            let err = Config::load(&args, no_env).unwrap_err().to_string();
+            assert!(err.starts_with("nats = ") && err.contains(words), "{bad}: {err}");
+        }
     }
 
     #[test]

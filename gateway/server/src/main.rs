@@ -1,5 +1,7 @@
-//! The `gateway` command: one process with the gateway, the in-process bus and the example
-//! services (`examples/some_api`'s `Calculator`, `examples/echo`'s `Echoer`).
+//! The `gateway` command. By default one process with the gateway, the in-process bus and the
+//! example services (`examples/some_api`'s `Calculator`, `examples/echo`'s `Echoer`). With
+//! `--nats URL` the gateway alone, routing over NATS to services that run as their own
+//! processes (`some-api-service`, `echo-service`); run as many gateways as you like.
 //!
 //! Run with: `cargo run -p gateway -- --help`
 //!
@@ -14,7 +16,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Registry};
-use gateway_bus::{Bus, BusTopics, LocalBus, ServiceRuntime};
+use gateway_bus::{Bus, BusTopics, LocalBus, NatsBus, NatsOptions, ServiceRuntime};
 use some_api::{Calculator, SomeApiServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +52,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// The services this gateway routes to.
+fn registry() -> anyhow::Result<Registry> {
+    let mut registry = Registry::new();
+    registry.register(&some_api::DESCRIPTOR)?;
+    registry.register(&echo::DESCRIPTOR)?;
+    Ok(registry)
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
+    match config.nats.clone() {
+        None => serve_in_process(config).await,
+        Some(url) => serve_over_nats(config, &url).await,
+    }
+}
+
+/// The gateway alone, on NATS: the services run elsewhere.
+async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
+    let options = NatsOptions { name: config.server_id.clone(), ..NatsOptions::default() };
+    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(url, options).await?);
+    let (listener, admin) = listen(&config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    gateway::run(config, listener, admin, bus, registry()?, shutdown).await?;
+    Ok(())
+}
+
+/// The client and admin listeners.
+async fn listen(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
+    Ok((listener, admin))
+}
+
+/// Gateway, bus and example services in this one process.
+async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
 
@@ -67,19 +107,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .start(services_stop.clone())
         .await
         .context("cannot start the Echo example service")?;
-    let mut registry = Registry::new();
-    registry.register(&some_api::DESCRIPTOR)?;
-    registry.register(&echo::DESCRIPTOR)?;
-
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
-
+    let (listener, admin) = listen(&config).await?;
     tokio::spawn(signals(shutdown.clone()));
-    gateway::run(config, listener, admin, bus, registry, shutdown).await?;
+    gateway::run(config, listener, admin, bus, registry()?, shutdown).await?;
     services_stop.cancel();
     some_api.stopped().await;
     echo.stopped().await;
@@ -88,23 +118,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM.
 async fn signals(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            tracing::warn!("cannot listen for SIGTERM; only Ctrl-C stops the gateway");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    gateway_bus::process::signal().await;
     shutdown.cancel();
 }

@@ -1,0 +1,79 @@
+//! The Echo example service as a process of its own, serving over NATS. `--delay` makes every
+//! call take that long (for tests and demonstrations of calls in flight).
+//!
+//! ```text
+//! cargo run -p echo --bin echo-service -- --nats nats://127.0.0.1:4222
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use echo::{BlobT, Echo, EchoServer, Echoer};
+use gateway_bus::{ServeOptions, ServiceRuntime, process};
+use gateway_core::{CallContext, Message, Status};
+use tracing_subscriber::EnvFilter;
+
+/// Serves the example Echo service over NATS until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "echo-service", version, about)]
+struct Cli {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Calls served at once; more are refused with a retryable `resource_exhausted`.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    concurrency: usize,
+    /// Answer each call only after this long (e.g. `200ms`).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    delay: Duration,
+    /// How long a shutdown waits for calls in flight.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+}
+
+/// [`Echoer`], answering after a delay.
+#[derive(Clone, Copy, Debug)]
+struct Delayed(Duration);
+
+impl Echo for Delayed {
+    async fn echo(&self, ctx: CallContext, request: Message<BlobT>) -> Result<Message<BlobT>, Status> {
+        tokio::time::sleep(self.0).await;
+        Echoer.echo(ctx, request).await
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let bus = match process::connect(&cli.nats, "echo-service").await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("echo-service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = ServeOptions {
+        concurrency: cli.concurrency,
+        drain_timeout: cli.drain_timeout,
+        ..ServeOptions::default()
+    };
+    let service: Arc<dyn gateway_core::Dispatch> = if cli.delay.is_zero() {
+        Arc::new(EchoServer::new(Echoer))
+    } else {
+        Arc::new(EchoServer::new(Delayed(cli.delay)))
+    };
+    let runtime = ServiceRuntime::new(bus, service).with_options(options);
+    match process::serve_until_signal(vec![runtime]).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-service: cannot serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

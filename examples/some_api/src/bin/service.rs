@@ -1,0 +1,61 @@
+//! The SomeApi example service as a process of its own, serving over NATS. Start as many as you
+//! like: they share the calls (one NATS queue group), and each publishes its own running total on
+//! the `pub` topic.
+//!
+//! ```text
+//! cargo run -p some-api --bin some-api-service -- --nats nats://127.0.0.1:4222
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use gateway_bus::{BusTopics, ServeOptions, ServiceRuntime, process};
+use some_api::{Calculator, SomeApiServer};
+use tracing_subscriber::EnvFilter;
+
+/// Serves the example SomeApi service over NATS until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "some-api-service", version, about)]
+struct Cli {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Calls served at once; more are refused with a retryable `resource_exhausted`.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    concurrency: usize,
+    /// How long a shutdown waits for calls in flight.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: std::time::Duration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let bus = match process::connect(&cli.nats, "some-api-service").await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("some-api-service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let calculator = Calculator::with_topics(BusTopics::new(bus.clone()));
+    let options = ServeOptions {
+        concurrency: cli.concurrency,
+        drain_timeout: cli.drain_timeout,
+        ..ServeOptions::default()
+    };
+    let runtime =
+        ServiceRuntime::new(bus, Arc::new(SomeApiServer::new(calculator))).with_options(options);
+    match process::serve_until_signal(vec![runtime]).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("some-api-service: cannot serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Running services as a process of their own, as a service binary's `main` does: connect to
+//! NATS, serve until SIGINT or SIGTERM, then stop gracefully (no new calls; calls in flight
+//! finish within the drain timeout).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use gateway_bus::{NatsOptions, ServiceRuntime, process};
+//! use some_api::{Calculator, SomeApiServer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = process::connect("nats://127.0.0.1:4222", "some-api").await?;
+//! let service = Arc::new(SomeApiServer::new(Calculator::default()));
+//! process::serve_until_signal(vec![ServiceRuntime::new(bus, service)]).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::nats::ConnectError;
+use crate::{BusError, NatsBus, NatsOptions, ServiceRuntime};
+
+/// Connects to NATS at `url` as `name` (what nats-server's `/connz` shows).
+///
+/// # Errors
+///
+/// When no server answers (see [`NatsBus::connect`]).
+pub async fn connect(url: &str, name: &str) -> Result<Arc<NatsBus>, ConnectError> {
+    let options = NatsOptions { name: name.to_owned(), ..NatsOptions::default() };
+    Ok(Arc::new(NatsBus::connect(url, options).await?))
+}
+
+/// Starts every runtime, serves until the process gets SIGINT or SIGTERM, then stops them all
+/// gracefully and returns once they have.
+///
+/// # Errors
+///
+/// The bus's error if it refuses a runtime's subscriptions at start; the runtimes already
+/// started are stopped first.
+pub async fn serve_until_signal(runtimes: Vec<ServiceRuntime>) -> Result<(), BusError> {
+    let shutdown = CancellationToken::new();
+    let mut serving = Vec::with_capacity(runtimes.len());
+    for runtime in runtimes {
+        match runtime.start(shutdown.clone()).await {
+            Ok(started) => serving.push(started),
+            Err(e) => {
+                shutdown.cancel();
+                for started in serving {
+                    started.stopped().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    signal().await;
+    shutdown.cancel();
+    for started in serving {
+        started.stopped().await;
+    }
+    Ok(())
+}
+
+/// Returns on the first SIGINT (Ctrl-C) or SIGTERM.
+pub async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            },
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot listen for SIGTERM; only Ctrl-C stops this");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
