@@ -44,6 +44,13 @@ pub mod header {
     pub const RETRYABLE: &str = "rpc-retryable";
     /// On failed answers: the application error id, decimal, if any.
     pub const ERROR_ID: &str = "rpc-error-id";
+    /// On calls: if the call is still running this many milliseconds (decimal) after the
+    /// service received it, the service sends a running notice (see [`RUNNING`]).
+    pub const NOTIFY_MS: &str = "rpc-notify-ms";
+    /// On running notices (messages to a call's reply subject that are not its answer): a
+    /// subject that the instance serving the call answers requests on for as long as it runs;
+    /// once requests to it meet "no responders", the instance is gone, and so are its calls.
+    pub const RUNNING: &str = "rpc-running";
 }
 
 /// The subject a method's calls are sent to.

@@ -154,13 +154,18 @@ pub enum BusError {
     InvalidHeader { name: String, reason: &'static str },
     /// The connection to the bus is gone (never for the in-process bus).
     Disconnected { reason: String },
+    /// The request was taken but will not be answered: the instance serving it stopped, or
+    /// nobody confirmed having it (NATS bus; see `docs/bus.md`, "Instances that stop").
+    Lost { subject: String, reason: String },
 }
 
 impl BusError {
     /// The status a caller sees for this failure.
     pub fn to_status(&self) -> Status {
         let code = match self {
-            BusError::NoResponders { .. } | BusError::Disconnected { .. } => Code::Unavailable,
+            BusError::NoResponders { .. }
+            | BusError::Disconnected { .. }
+            | BusError::Lost { .. } => Code::Unavailable,
             BusError::Timeout { .. } => Code::DeadlineExceeded,
             BusError::Overloaded { .. } => Code::ResourceExhausted,
             BusError::TooLarge { .. } => Code::ResourceExhausted,
@@ -196,6 +201,9 @@ impl fmt::Display for BusError {
                 write!(f, "invalid header `{name}`: {reason}")
             }
             BusError::Disconnected { reason } => write!(f, "the bus is disconnected: {reason}"),
+            BusError::Lost { subject, reason } => {
+                write!(f, "the call on `{subject}` was lost: {reason}")
+            }
         }
     }
 }

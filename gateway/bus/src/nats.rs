@@ -12,6 +12,14 @@
 //! - **Subscriptions** forward into a bounded queue per subscription
 //!   ([`NatsOptions::subscription_capacity`]); a message that finds it full is dropped and
 //!   counted ([`NatsBus::stats`]), as with the in-process bus.
+//! - **Instances that stop**: calls on `rpc.` subjects ask for running notices
+//!   ([`NatsOptions::notify_after`]); a call still running that long on a service instance
+//!   gets a notice naming the instance, and the bus then pings each instance holding its calls
+//!   every [`NatsOptions::probe_interval`]. When an instance is gone (its ping meets "no
+//!   responders"), its calls fail at once with [`BusError::Lost`], a retryable `unavailable`;
+//!   so does a call that neither an answer nor a notice confirms within `notify_after` plus
+//!   [`NatsOptions::lost_after`] (it reached an instance that died before it could say so).
+//!   Calls on the surviving instances are untouched.
 //! - **Connection loss**: the moment the connection drops, every request in flight fails with
 //!   [`BusError::Disconnected`] (a retryable `unavailable` for callers), and so do new requests
 //!   and publications until it is back; nothing waits for a reconnect. The client reconnects by
@@ -35,6 +43,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::contract::header;
 use crate::{Bus, BusError, BusMessage, Headers, Subscription, subject};
 
 /// Settings of a [`NatsBus`] connection.
@@ -51,6 +60,15 @@ pub struct NatsOptions {
     /// How often the client pings the server; two unanswered pings mark the connection dead
     /// (this is how a silent network failure is noticed). Default 10 s.
     pub ping_interval: Duration,
+    /// Calls on `rpc.` subjects ask the service for a running notice when they are still
+    /// running this long after it received them (`rpc-notify-ms`). `None`: no notices, and no
+    /// detection of stopped instances (calls on one wait for their timeout). Default 100 ms.
+    pub notify_after: Option<Duration>,
+    /// A call with neither answer nor notice `notify_after` + this long after it was sent is
+    /// presumed lost. Default 400 ms.
+    pub lost_after: Duration,
+    /// How often each instance holding calls is pinged. Default 250 ms.
+    pub probe_interval: Duration,
 }
 
 impl Default for NatsOptions {
@@ -61,6 +79,9 @@ impl Default for NatsOptions {
             subscription_capacity: 8192,
             max_reconnect_delay: Duration::from_secs(2),
             ping_interval: Duration::from_secs(10),
+            notify_after: Some(Duration::from_millis(100)),
+            lost_after: Duration::from_millis(400),
+            probe_interval: Duration::from_millis(250),
         }
     }
 }
@@ -72,6 +93,8 @@ pub struct NatsBusStats {
     pub dropped: u64,
     /// Requests failed because the connection dropped while they waited.
     pub failed_on_disconnect: u64,
+    /// Requests failed as lost: their instance stopped, or none confirmed them in time.
+    pub lost: u64,
     /// Times the connection came back after a loss.
     pub reconnects: u64,
 }
@@ -98,14 +121,53 @@ pub struct NatsBus {
 struct Inner {
     /// `true` while connected.
     connected: watch::Sender<bool>,
-    /// Requests waiting for their answer, by inbox token.
-    pending: Mutex<HashMap<u64, oneshot::Sender<async_nats::Message>>>,
+    /// Requests waiting for their answer, and the instances running them.
+    requests: Mutex<Requests>,
     next_token: AtomicU64,
     /// `_INBOX.<id>.`: a request's reply subject is this followed by its token.
     inbox_prefix: String,
     dropped: AtomicU64,
     failed_on_disconnect: AtomicU64,
+    lost: AtomicU64,
     reconnects: AtomicU64,
+}
+
+/// What a waiting request receives: the answer, or why it was lost.
+type Outcome = Result<async_nats::Message, String>;
+
+#[derive(Default)]
+struct Requests {
+    /// By inbox token.
+    pending: HashMap<u64, Pending>,
+    /// The tokens each instance (by its liveness subject) has sent a running notice for.
+    instances: HashMap<Arc<str>, Vec<u64>>,
+    /// Instances with a ping under way.
+    probing: std::collections::HashSet<Arc<str>>,
+}
+
+struct Pending {
+    answer: oneshot::Sender<Outcome>,
+    sent: std::time::Instant,
+    /// Asked for running notices.
+    watched: bool,
+    /// The instance that sent a running notice for it.
+    instance: Option<Arc<str>>,
+}
+
+impl Requests {
+    /// Takes a request out, and out of its instance's list.
+    fn remove(&mut self, token: u64) -> Option<Pending> {
+        let pending = self.pending.remove(&token)?;
+        if let Some(instance) = &pending.instance {
+            if let Some(tokens) = self.instances.get_mut(instance) {
+                tokens.retain(|t| *t != token);
+                if tokens.is_empty() {
+                    self.instances.remove(instance);
+                }
+            }
+        }
+        Some(pending)
+    }
 }
 
 impl NatsBus {
@@ -148,16 +210,26 @@ impl NatsBus {
             .map_err(|e| fail(format!("cannot subscribe to the reply inbox: {e}")))?;
         let inner = Arc::new(Inner {
             connected,
-            pending: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Requests::default()),
             next_token: AtomicU64::new(1),
             inbox_prefix,
             dropped: AtomicU64::new(0),
             failed_on_disconnect: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
         tokio::spawn(route_answers(inbox, Arc::downgrade(&inner), stop.clone()));
         tokio::spawn(count_reconnects(inner.clone(), reconnects, stop.clone()));
+        if let Some(notify_after) = options.notify_after {
+            let watch = Watchdog {
+                inner: Arc::downgrade(&inner),
+                client: client.clone(),
+                presume_lost: notify_after + options.lost_after,
+                probe_interval: options.probe_interval,
+            };
+            tokio::spawn(watch.run(stop.clone()));
+        }
         info!(url, name = options.name, "connected to NATS");
         Ok(NatsBus { client, inner, options, _stop: stop.drop_guard() })
     }
@@ -182,6 +254,7 @@ impl NatsBus {
         NatsBusStats {
             dropped: self.inner.dropped.load(Ordering::Relaxed),
             failed_on_disconnect: self.inner.failed_on_disconnect.load(Ordering::Relaxed),
+            lost: self.inner.lost.load(Ordering::Relaxed),
             reconnects: self.inner.reconnects.load(Ordering::Relaxed),
         }
     }
@@ -241,6 +314,16 @@ impl Bus for NatsBus {
         payload: Bytes,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<BusMessage, BusError>> {
+        let watched = match self.options.notify_after {
+            Some(after) if subject.starts_with("rpc.") => {
+                let mut headers = headers.clone();
+                headers.insert(header::NOTIFY_MS, after.as_millis().max(1).to_string());
+                Some(headers)
+            }
+            _ => None,
+        };
+        let is_watched = watched.is_some();
+        let headers = watched.unwrap_or(headers);
         let prepared = subject::validate_subject(subject)
             .and_then(|()| self.check_connected())
             .and_then(|()| to_nats_headers(&headers))
@@ -253,7 +336,13 @@ impl Bus for NatsBus {
             let mut state = self.inner.connected.subscribe();
             let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
             let (answer, answered) = oneshot::channel();
-            self.inner.pending.lock().expect("pending requests").insert(token, answer);
+            let entry = Pending {
+                answer,
+                sent: std::time::Instant::now(),
+                watched: is_watched,
+                instance: None,
+            };
+            self.inner.requests.lock().expect("pending requests").pending.insert(token, entry);
             // Forgets the request however this future ends (answer, timeout, drop).
             let _pending = Forget { inner: &self.inner, token };
             let reply = format!("{}{token}", self.inner.inbox_prefix);
@@ -281,10 +370,11 @@ impl Bus for NatsBus {
             match answer {
                 Err(_) => Err(BusError::Timeout { subject, timeout }),
                 Ok(Err(_)) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
-                Ok(Ok(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
+                Ok(Ok(Err(reason))) => Err(BusError::Lost { subject, reason }),
+                Ok(Ok(Ok(message))) if message.status == Some(StatusCode::NO_RESPONDERS) => {
                     Err(BusError::NoResponders { subject })
                 }
-                Ok(Ok(message)) => Ok(from_nats(message)),
+                Ok(Ok(Ok(message))) => Ok(from_nats(message)),
             }
         })
     }
@@ -325,7 +415,7 @@ struct Forget<'a> {
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.inner.pending.lock().expect("pending requests").remove(&self.token);
+        self.inner.requests.lock().expect("pending requests").remove(self.token);
     }
 }
 
@@ -402,14 +492,122 @@ async fn route_answers(
             .subject
             .strip_prefix(inner.inbox_prefix.as_str())
             .and_then(|token| token.parse::<u64>().ok());
-        let waiting =
-            token.and_then(|t| inner.pending.lock().expect("pending requests").remove(&t));
+        let Some(token) = token else { continue };
+        let running = message.headers.as_ref().and_then(|h| h.get(header::RUNNING));
+        if let Some(instance) = running {
+            note_running(&inner, token, instance.as_str());
+            continue;
+        }
+        let waiting = inner.requests.lock().expect("pending requests").remove(token);
         match waiting {
-            Some(answer) => {
-                let _ = answer.send(message);
+            Some(pending) => {
+                let _ = pending.answer.send(Ok(message));
             }
             // Late: the request timed out or was abandoned.
             None => debug!(subject = %message.subject, "discarding an answer nobody waits for"),
+        }
+    }
+}
+
+/// Records that `instance` runs request `token` (a running notice).
+fn note_running(inner: &Inner, token: u64, instance: &str) {
+    if subject::validate_subject(instance).is_err() {
+        debug!(instance, "ignoring a running notice with an invalid instance subject");
+        return;
+    }
+    let mut requests = inner.requests.lock().expect("pending requests");
+    let Some(pending) = requests.pending.get_mut(&token) else { return };
+    if pending.instance.is_some() {
+        return;
+    }
+    let instance: Arc<str> = instance.into();
+    pending.instance = Some(instance.clone());
+    requests.instances.entry(instance).or_default().push(token);
+}
+
+/// Fails the calls of instances that stopped, and calls nobody confirmed.
+struct Watchdog {
+    inner: std::sync::Weak<Inner>,
+    client: async_nats::Client,
+    /// A watched call with neither answer nor notice this long after sending is lost.
+    presume_lost: Duration,
+    probe_interval: Duration,
+}
+
+impl Watchdog {
+    async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.probe_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let this = Arc::new(self);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(inner) = this.inner.upgrade() else { return };
+            // While disconnected, requests fail by themselves; nothing is presumed lost.
+            if !*inner.connected.borrow() {
+                continue;
+            }
+            let (lost, probes) = this.sweep(&inner);
+            for pending in lost {
+                inner.lost.fetch_add(1, Ordering::Relaxed);
+                let reason = format!(
+                    "no service instance confirmed having it within {} ms; the instance that \
+                     took it has probably stopped",
+                    this.presume_lost.as_millis()
+                );
+                let _ = pending.answer.send(Err(reason));
+            }
+            for instance in probes {
+                tokio::spawn(this.clone().probe(inner.clone(), instance));
+            }
+        }
+    }
+
+    /// Takes out the calls presumed lost; lists the instances to ping (those holding calls and
+    /// not being pinged already).
+    fn sweep(&self, inner: &Inner) -> (Vec<Pending>, Vec<Arc<str>>) {
+        let now = std::time::Instant::now();
+        let mut requests = inner.requests.lock().expect("pending requests");
+        let lost: Vec<u64> = requests
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.watched && p.instance.is_none() && now.duration_since(p.sent) > self.presume_lost
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        let lost = lost.into_iter().filter_map(|t| requests.remove(t)).collect();
+        let probes: Vec<Arc<str>> =
+            requests.instances.keys().filter(|i| !requests.probing.contains(*i)).cloned().collect();
+        requests.probing.extend(probes.iter().cloned());
+        (lost, probes)
+    }
+
+    /// Pings `instance`; if it is gone, fails every call it held.
+    async fn probe(self: Arc<Self>, inner: Arc<Inner>, instance: Arc<str>) {
+        let ping = async_nats::Request::new().timeout(Some(self.probe_interval * 4));
+        let answer = self.client.send_request(instance.to_string(), ping).await;
+        let gone =
+            matches!(&answer, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders);
+        let failed = {
+            let mut requests = inner.requests.lock().expect("pending requests");
+            requests.probing.remove(&instance);
+            if gone {
+                let tokens = requests.instances.remove(&instance).unwrap_or_default();
+                tokens.into_iter().filter_map(|t| requests.pending.remove(&t)).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        if gone {
+            warn!(%instance, calls = failed.len(), "a service instance stopped; failing its calls");
+        }
+        for pending in failed {
+            inner.lost.fetch_add(1, Ordering::Relaxed);
+            let reason = format!("the service instance running it stopped (`{instance}`)");
+            let _ = pending.answer.send(Err(reason));
         }
     }
 }

@@ -26,9 +26,18 @@ async fn next(sub: &mut Subscription) -> gateway_bus::BusMessage {
     tokio::time::timeout(WAIT, sub.next()).await.expect("a message in time").expect("open")
 }
 
-/// A subscription is in place at the server once a round trip after it has completed.
+/// Returns once the server has processed everything `client` sent before (subscriptions
+/// included): it handles one connection's commands in order, so a message the connection
+/// publishes to itself comes back only after them. (`flush` only empties the client's buffer.)
+async fn settle_client(client: &async_nats::Client) {
+    let subject = client.new_inbox();
+    let mut echo = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.publish(subject, Bytes::new()).await.expect("publish");
+    tokio::time::timeout(WAIT, echo.next()).await.expect("the round trip").expect("open");
+}
+
 async fn settle(bus: &NatsBus) {
-    bus.client().flush().await.expect("flush");
+    settle_client(bus.client()).await;
 }
 
 fn sum_request(a: i64, b: i64) -> (String, Headers, Bytes) {
@@ -173,7 +182,7 @@ async fn a_plain_nats_client_can_call_and_serve_by_the_contract_alone() {
         .queue_subscribe("rpc.examples.some_api.SomeApi.*", "examples.some_api.SomeApi".into())
         .await
         .unwrap();
-    plain.flush().await.unwrap();
+    settle_client(&plain).await;
     let server = {
         let plain = plain.clone();
         tokio::spawn(async move {
@@ -317,4 +326,119 @@ async fn losing_the_server_fails_waiting_requests_at_once_and_service_resumes_af
     assert_eq!(bus.stats().reconnects, 1);
     stop.cancel();
     serving.stopped().await;
+}
+
+/// A plain NATS "instance" of service `rpc.notice.*`: takes calls and never answers them,
+/// sending a running notice naming `liveness` for each if `notify` is set.
+async fn silent_instance(
+    nats: &NatsServer,
+    liveness: &str,
+    notify: bool,
+) -> (async_nats::Client, async_nats::Subscriber, tokio::task::JoinHandle<Vec<String>>) {
+    let plain = async_nats::connect(nats.url()).await.unwrap();
+    let alive = plain.subscribe(liveness.to_owned()).await.unwrap();
+    let mut calls = plain.queue_subscribe("rpc.notice.*", "notice".into()).await.unwrap();
+    settle_client(&plain).await;
+    let instance = plain.clone();
+    let liveness = liveness.to_owned();
+    let taken = tokio::spawn(async move {
+        let mut notify_ms = Vec::new();
+        while let Some(call) = calls.next().await {
+            let headers = call.headers.unwrap_or_default();
+            notify_ms
+                .push(headers.get(header::NOTIFY_MS).map(|v| v.to_string()).unwrap_or_default());
+            if notify {
+                let mut notice = async_nats::HeaderMap::new();
+                notice.insert(header::RUNNING, liveness.as_str());
+                instance
+                    .publish_with_headers(call.reply.unwrap(), notice, Bytes::new())
+                    .await
+                    .unwrap();
+            }
+        }
+        notify_ms
+    });
+    (plain, alive, taken)
+}
+
+#[tokio::test]
+async fn calls_on_an_instance_that_stops_fail_at_once_as_lost_and_retryable() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let (plain, mut alive, taken) = silent_instance(&nats, "live.instance-1", true).await;
+    // The instance answers pings while it lives.
+    let pinger = plain.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(ping) = alive.next().await {
+            pinger.publish(ping.reply.unwrap(), Bytes::new()).await.unwrap();
+        }
+    });
+    let calls = (0..5).map(|_| {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            (bus.request("rpc.notice.x", Headers::new(), Bytes::new(), WAIT).await, started)
+        })
+    });
+    let calls: Vec<_> = calls.collect();
+    // Running notices arrived and the instance answers pings: the calls keep waiting, past the
+    // point where an unconfirmed call would be presumed lost.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(calls.iter().all(|c| !c.is_finished()), "confirmed calls wait for their answer");
+    // The instance stops answering (its liveness subscription goes, as when its process dies).
+    answering.abort();
+    let stopped = Instant::now();
+    for call in calls {
+        let (result, _) = call.await.unwrap();
+        let err = result.unwrap_err();
+        assert!(matches!(err, BusError::Lost { .. }), "{err:?}");
+        assert!(err.to_string().contains("live.instance-1"), "{err}");
+        let status = err.to_status();
+        assert_eq!(status.code(), gateway_core::Code::Unavailable);
+        assert!(status.retryable());
+    }
+    assert!(stopped.elapsed() < Duration::from_secs(2), "failed {:?} after", stopped.elapsed());
+    assert_eq!(bus.stats().lost, 5);
+    drop(plain);
+    taken.abort();
+}
+
+#[tokio::test]
+async fn a_call_nobody_confirms_is_presumed_lost_soon_after_the_notice_was_due() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let (_plain, _alive, taken) = silent_instance(&nats, "live.instance-2", false).await;
+    let started = Instant::now();
+    let err = bus.request("rpc.notice.x", Headers::new(), Bytes::new(), WAIT).await.unwrap_err();
+    assert!(matches!(err, BusError::Lost { .. }), "{err:?}");
+    let took = started.elapsed();
+    // notify_after (100 ms) + lost_after (400 ms), checked every 250 ms.
+    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(2), "{took:?}");
+    assert!(err.to_status().retryable());
+    taken.abort();
+
+    // Requests off `rpc.` subjects do not ask for notices and just time out.
+    let _other = bus.subscribe("other.x", None).await.unwrap();
+    settle(&bus).await;
+    let err = bus.request("other.x", Headers::new(), Bytes::new(), Duration::from_millis(900));
+    assert!(matches!(err.await, Err(BusError::Timeout { .. })));
+}
+
+#[tokio::test]
+async fn calls_carry_the_notify_header_only_when_notices_are_on() {
+    let nats = NatsServer::start();
+    let plain = async_nats::connect(nats.url()).await.unwrap();
+    let mut calls = plain.subscribe("rpc.headers.*").await.unwrap();
+    settle_client(&plain).await;
+    let on = connect(&nats).await;
+    let off_options = NatsOptions { notify_after: None, ..NatsOptions::default() };
+    let off = NatsBus::connect(&nats.url(), off_options).await.unwrap();
+    for bus in [&*on, &off] {
+        let short = Duration::from_millis(50);
+        let _ = bus.request("rpc.headers.x", Headers::new(), Bytes::new(), short).await;
+    }
+    let first = tokio::time::timeout(WAIT, calls.next()).await.unwrap().unwrap();
+    assert_eq!(first.headers.unwrap().get(header::NOTIFY_MS).map(|v| v.as_str()), Some("100"));
+    let second = tokio::time::timeout(WAIT, calls.next()).await.unwrap().unwrap();
+    assert!(second.headers.is_none_or(|h| h.get(header::NOTIFY_MS).is_none()));
 }

@@ -38,7 +38,11 @@ struct Cli {
 struct Delayed(Duration);
 
 impl Echo for Delayed {
-    async fn echo(&self, ctx: CallContext, request: Message<BlobT>) -> Result<Message<BlobT>, Status> {
+    async fn echo(
+        &self,
+        ctx: CallContext,
+        request: Message<BlobT>,
+    ) -> Result<Message<BlobT>, Status> {
         tokio::time::sleep(self.0).await;
         Echoer.echo(ctx, request).await
     }
