@@ -60,8 +60,11 @@ impl CallIds {
         CallIds { instance, next: AtomicU64::new(1) }
     }
 
-    fn next(&self) -> String {
-        format!("{:016x}-{}", self.instance, self.next.fetch_add(1, Ordering::Relaxed))
+    /// A new call's id, and its trace id (`rpc-trace-id`): the same instance and counter as 32
+    /// hex digits, the form of a W3C trace id, so that logs of other systems can carry it.
+    fn next(&self) -> (String, String) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        (format!("{:016x}-{n}", self.instance), format!("{:016x}{n:016x}", self.instance))
     }
 }
 
@@ -89,11 +92,12 @@ pub(crate) async fn run(mut call: Call) {
     let payload = std::mem::take(&mut call.payload);
     let shared = &call.conn.shared;
     let route = &shared.registry.routes()[call.route];
-    let call_id = shared.call_ids.next();
+    let (call_id, trace_id) = shared.call_ids.next();
     let mut headers = Headers::new();
     headers.insert(contract::header::METHOD, route.method.id.to_string());
     headers.insert(contract::header::TIMEOUT_MS, contract::timeout_header(call.timeout));
     headers.insert(contract::header::CALL_ID, call_id.clone());
+    headers.insert(contract::header::TRACE_ID, trace_id);
     // Built from the connection's grant only: a client has no way to send bus headers.
     identity_headers(&mut headers, call.conn.grant().identity.as_deref());
 
@@ -203,9 +207,11 @@ mod tests {
     #[test]
     fn call_ids_are_unique_and_share_the_instance_prefix() {
         let ids = CallIds::new();
-        let (a, b) = (ids.next(), ids.next());
+        let ((a, trace_a), (b, trace_b)) = (ids.next(), ids.next());
         assert_ne!(a, b);
         assert_eq!(a.split('-').next(), b.split('-').next());
+        assert_ne!(trace_a, trace_b);
+        assert!(trace_a.len() == 32 && trace_a.bytes().all(|c| c.is_ascii_hexdigit()), "{trace_a}");
         assert_ne!(CallIds::new().instance, ids.instance, "two gateways pick different prefixes");
     }
 

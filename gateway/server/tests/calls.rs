@@ -3,9 +3,12 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use gateway_bus::contract::header;
+use gateway_bus::{Bus, Headers};
 use gateway_core::Code;
 use gateway_protocol::{Frame, Request, Response};
 use support::*;
@@ -182,4 +185,34 @@ async fn a_client_goaway_cancels_its_calls_in_the_service() {
     gw.observed.wait_for("cancelled handlers", 1, |o| load(&o.cancelled)).await;
     assert_eq!(client.try_recv().await, None, "no answer after the client's GOAWAY");
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn services_receive_the_contract_headers_including_a_trace_id() {
+    let gateway = TestGateway::start(config()).await;
+    let bus: Arc<dyn Bus> = Arc::new(gateway.bus.clone());
+    let mut service = bus.subscribe("rpc.test.Orphan.*", Some("test.Orphan")).await.unwrap();
+    let mut client = gateway.client().await;
+    let mut trace_ids = Vec::new();
+    for request_id in 1..=2 {
+        client.call(request_id, ORPHAN, 2000, b"ping").await;
+        let call = tokio::time::timeout(WAIT, service.next()).await.unwrap().unwrap();
+        let headers = &call.headers;
+        assert_eq!(headers.get(header::METHOD), Some(ORPHAN.to_string().as_str()));
+        let timeout: u64 = headers.get(header::TIMEOUT_MS).unwrap().parse().unwrap();
+        assert!(timeout > 1900 && timeout <= 2000, "{timeout}");
+        assert!(headers.get(header::CALL_ID).is_some());
+        let trace_id = headers.get(header::TRACE_ID).expect("a trace id").to_owned();
+        assert!(trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit()));
+        trace_ids.push(trace_id);
+        bus.publish(call.reply.as_deref().unwrap(), Headers::new(), Bytes::from_static(b"pong"))
+            .await
+            .unwrap();
+        match client.recv().await {
+            Frame::Response(r) => assert_eq!(&r.payload[..], b"pong"),
+            other => panic!("expected the response, got {other:?}"),
+        }
+    }
+    assert_ne!(trace_ids[0], trace_ids[1], "one trace id per call");
+    gateway.stop().await;
 }
