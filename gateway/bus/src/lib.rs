@@ -18,7 +18,8 @@
 //! - [`nats`]: the bus over NATS.
 //! - [`process`]: a service binary's `main`: connect to NATS, serve until a signal.
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
-//!   concurrency limit, cancellation and optional batching.
+//!   concurrency limit, cancellation and optional batching, and answers discovery requests
+//!   (the NATS Services API, `$SRV.PING` and friends) for it.
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
 //! - [`topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
 //!   gives its generated client to publish).

@@ -14,13 +14,19 @@
 //!   its signal; the caller gets no answer (it asked to stop waiting).
 //! - **Batching**: [`ServiceRuntime::batch`] serves a method in batches (see
 //!   [`BatchOptions`]).
-//! - **Shutdown**: when the `shutdown` token fires, the runtime unsubscribes from calls, serves
-//!   the calls it already received, waits for in-flight calls up to
+//! - **Discovery**: each runtime answers the NATS Services API (`$SRV.PING`, `$SRV.INFO`,
+//!   `$SRV.STATS`) as one instance of the service, with one endpoint per method and each method's
+//!   counters (calls, errors, the last error, processing time); see [`discovery`] and
+//!   `docs/bus.md`. On by default ([`ServeOptions::discovery`]).
+//! - **Shutdown**: when the `shutdown` token fires, the runtime unsubscribes from calls and from
+//!   discovery, serves the calls it already received, waits for in-flight calls up to
 //!   [`ServeOptions::drain_timeout`], then cancels the rest (their callers get a retryable
 //!   `unavailable`) and returns.
 
 mod batch;
 mod call;
+pub mod discovery;
+mod stats;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,11 +43,13 @@ use tokio_util::task::TaskTracker;
 
 use self::batch::Batcher;
 use self::call::Calls;
+use self::discovery::Discovery;
+use self::stats::ServiceStats;
 use crate::{Bus, BusError, Subscription, contract};
 
 pub use self::batch::BatchOptions;
 
-/// Limits of a [`ServiceRuntime`].
+/// Limits and discovery settings of a [`ServiceRuntime`].
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// Calls served at once, batched calls included; further calls are shed. Default 1024; 0 is
@@ -49,11 +57,22 @@ pub struct ServeOptions {
     pub concurrency: usize,
     /// How long shutdown waits for in-flight calls before cancelling them. Default 10 s.
     pub drain_timeout: Duration,
+    /// Whether the runtime answers discovery requests (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
+    /// Default true.
+    pub discovery: bool,
+    /// The version discovery reports, a semantic version (`1.4.0`, `2.0.0-rc.1`). Default
+    /// `0.0.0`; a service binary typically passes its crate's `CARGO_PKG_VERSION`.
+    pub version: String,
 }
 
 impl Default for ServeOptions {
     fn default() -> ServeOptions {
-        ServeOptions { concurrency: 1024, drain_timeout: Duration::from_secs(10) }
+        ServeOptions {
+            concurrency: 1024,
+            drain_timeout: Duration::from_secs(10),
+            discovery: true,
+            version: "0.0.0".to_owned(),
+        }
     }
 }
 
@@ -76,7 +95,16 @@ impl ServiceRuntime {
         ServiceRuntime { bus, service, options: ServeOptions::default(), batches: HashMap::new() }
     }
 
+    /// # Panics
+    ///
+    /// If `options.version` is not a semantic version (the Services API requires one): a bug in
+    /// the program, caught when it configures the runtime.
     pub fn with_options(mut self, options: ServeOptions) -> ServiceRuntime {
+        assert!(
+            discovery::is_semver(&options.version),
+            "ServeOptions::version `{}` is not a semantic version (MAJOR.MINOR.PATCH, such as 1.4.0)",
+            options.version
+        );
         self.options = options;
         self
     }
@@ -98,7 +126,7 @@ impl ServiceRuntime {
     }
 
     /// Subscribes, then serves in a background task until `shutdown` fires. Once this returns,
-    /// calls reach the service.
+    /// calls reach the service and discovery requests are answered.
     ///
     /// # Errors
     ///
@@ -108,6 +136,13 @@ impl ServiceRuntime {
         let group = contract::queue_group(desc);
         let calls = self.bus.subscribe(&contract::service_pattern(desc), Some(group)).await?;
         let cancels = self.bus.subscribe(&contract::cancel_subject(desc.name), None).await?;
+        let stats = Arc::new(ServiceStats::new(desc));
+        let discovery = if self.options.discovery {
+            let version = &self.options.version;
+            Some(Discovery::subscribe(self.bus.clone(), desc, stats.clone(), version).await?)
+        } else {
+            None
+        };
         let concurrency = self.options.concurrency.max(1);
         let batchers = self
             .batches
@@ -119,10 +154,13 @@ impl ServiceRuntime {
             self.service,
             batchers,
             Arc::new(Semaphore::new(concurrency)),
+            stats,
         ));
-        tracing::info!(service = desc.name, concurrency, "serving");
+        let instance = discovery.as_ref().map(Discovery::id);
+        tracing::info!(service = desc.name, instance, concurrency, "serving");
         let drain_timeout = self.options.drain_timeout;
-        let task = tokio::spawn(run(calls_state, calls, cancels, shutdown, drain_timeout));
+        let task =
+            tokio::spawn(run(calls_state, calls, cancels, discovery, shutdown, drain_timeout));
         Ok(Serving { task })
     }
 
@@ -161,22 +199,33 @@ impl Serving {
     ///
     /// If the runtime's task panicked (a bug), the panic is resumed here.
     pub async fn stopped(self) {
-        if let Err(err) = self.task.await {
-            if err.is_panic() {
-                std::panic::resume_unwind(err.into_panic());
-            }
+        join(self.task).await;
+    }
+}
+
+/// Waits for `task` to end; resumes its panic if it panicked.
+async fn join(task: JoinHandle<()>) {
+    if let Err(err) = task.await {
+        if err.is_panic() {
+            std::panic::resume_unwind(err.into_panic());
         }
     }
 }
 
-/// The runtime's task: takes calls and cancels until shutdown, then drains.
+/// The runtime's task: takes calls and cancels until shutdown, then drains. Discovery requests
+/// are answered by a task of their own until shutdown.
 async fn run(
     state: Arc<Calls>,
     mut calls: Subscription,
     mut cancels: Subscription,
+    discovery: Option<Discovery>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) {
+    // Stops discovery however this function ends, a panic included.
+    let stop = CancellationToken::new();
+    let discovery = discovery.map(|d| tokio::spawn(d.serve(stop.clone())));
+    let stop_discovery = stop.drop_guard();
     let tracker = TaskTracker::new();
     loop {
         tokio::select! {
@@ -193,6 +242,11 @@ async fn run(
     tracing::info!(service, in_flight = tracker.len(), "stopping: no new calls");
     // New calls now go to the other instances; the ones already queued here are still served.
     calls.unsubscribe();
+    // An instance on its way out is no longer one to discover.
+    drop(stop_discovery);
+    if let Some(task) = discovery {
+        join(task).await;
+    }
     while let Some(message) = calls.next().await {
         state.accept(message, &tracker).await;
     }

@@ -1,12 +1,12 @@
 //! One call on its way through a [`super::ServiceRuntime`]: reading the contract's headers into a
-//! [`CallContext`], admitting or shedding it, serving it under its deadline and cancellation, and
-//! answering.
+//! [`CallContext`], admitting or shedding it, serving it under its deadline and cancellation,
+//! answering, and counting it in its method's [`ServiceStats`].
 
 use std::collections::HashMap;
 use std::future::pending;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_core::{CallContext, Dispatch, Identity, Status};
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::batch::Batcher;
+use super::stats::ServiceStats;
 use crate::contract::{self, header};
 use crate::{Bus, BusMessage, Headers};
 
@@ -30,6 +31,7 @@ pub(super) struct Calls {
     next_serial: AtomicU64,
     /// Parent of every call's signal: cancelled when the drain at shutdown times out.
     abort: CancellationToken,
+    stats: Arc<ServiceStats>,
 }
 
 /// A call admitted to run.
@@ -40,6 +42,9 @@ struct Call {
     deadline: Option<tokio::time::Instant>,
     /// Its entry in `by_call_id`.
     registered: Option<(String, u64)>,
+    /// Its method's slot in the stats, if the service has the method.
+    stats_slot: Option<usize>,
+    received: Instant,
 }
 
 impl Calls {
@@ -48,6 +53,7 @@ impl Calls {
         service: Arc<dyn Dispatch>,
         batchers: HashMap<u32, Batcher>,
         permits: Arc<Semaphore>,
+        stats: Arc<ServiceStats>,
     ) -> Calls {
         Calls {
             bus,
@@ -57,6 +63,7 @@ impl Calls {
             by_call_id: Mutex::default(),
             next_serial: AtomicU64::new(0),
             abort: CancellationToken::new(),
+            stats,
         }
     }
 
@@ -85,14 +92,21 @@ impl Calls {
     /// Admits a call and spawns its task, or answers it at once (unknown method, bad headers, no
     /// room).
     pub(super) async fn accept(self: &Arc<Self>, message: BusMessage, tracker: &TaskTracker) {
+        let received = Instant::now();
         let Some(method_id) = self.method_of(&message) else {
             let status =
                 Status::unimplemented(format!("no method is served on `{}`", message.subject));
-            return self.answer(message.reply.as_deref(), Err(status)).await;
+            let _ = self.answer(message.reply.as_deref(), Err(status)).await;
+            return;
         };
+        let stats_slot = self.stats.index(method_id);
         let timeout = match parse_timeout(&message.headers) {
             Ok(timeout) => timeout,
-            Err(status) => return self.answer(message.reply.as_deref(), Err(status)).await,
+            Err(status) => {
+                return self
+                    .finish(stats_slot, received, message.reply.as_deref(), Err(status))
+                    .await;
+            }
         };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             tracing::debug!(
@@ -104,9 +118,9 @@ impl Calls {
                 "{} is serving as many calls as it may; retry later",
                 self.service_name()
             ));
-            return self.answer(message.reply.as_deref(), Err(status)).await;
+            return self.finish(stats_slot, received, message.reply.as_deref(), Err(status)).await;
         };
-        let call = self.admit(method_id, timeout, message);
+        let call = self.admit(method_id, timeout, message, stats_slot, received);
         // Boxed: the call's future is large (it holds the handler's), and spawning moves it
         // several times before it reaches the task's cell; a box moves as a pointer.
         tracker.spawn(Box::pin(self.clone().serve(call, permit)));
@@ -121,7 +135,14 @@ impl Calls {
         self.service.descriptor().methods.iter().find(|m| m.name == name).map(|m| m.id)
     }
 
-    fn admit(&self, method_id: u32, timeout: Option<Duration>, message: BusMessage) -> Call {
+    fn admit(
+        &self,
+        method_id: u32,
+        timeout: Option<Duration>,
+        message: BusMessage,
+        stats_slot: Option<usize>,
+        received: Instant,
+    ) -> Call {
         let token = self.abort.child_token();
         let registered = message.headers.get(header::CALL_ID).map(|call_id| {
             let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
@@ -131,7 +152,7 @@ impl Calls {
         });
         let ctx = CallContext::new(method_id)
             .with_identity(identity(&message.headers))
-            .with_deadline(timeout.and_then(|t| std::time::Instant::now().checked_add(t)))
+            .with_deadline(timeout.and_then(|t| received.checked_add(t)))
             .with_cancellation(token);
         Call {
             ctx,
@@ -139,12 +160,14 @@ impl Calls {
             reply: message.reply,
             deadline: timeout.and_then(|t| tokio::time::Instant::now().checked_add(t)),
             registered,
+            stats_slot,
+            received,
         }
     }
 
     /// Runs a call to its end: an answer, the deadline, or cancellation.
     async fn serve(self: Arc<Self>, call: Call, _permit: OwnedSemaphorePermit) {
-        let Call { ctx, request, reply, deadline, registered } = call;
+        let Call { ctx, request, reply, deadline, registered, stats_slot, received } = call;
         let token = ctx.cancellation().clone();
         let work = match self.batchers.get(&ctx.method_id()) {
             Some(batcher) => batcher.submit(ctx.clone(), request),
@@ -175,26 +198,58 @@ impl Calls {
                 calls.remove(&call_id);
             }
         }
-        if let Some(result) = result {
-            self.answer(reply.as_deref(), result).await;
+        match result {
+            Some(result) => self.finish(stats_slot, received, reply.as_deref(), result).await,
+            // Cancelled by its caller: no answer, and no error either (nothing failed).
+            None => {
+                if let Some(slot) = stats_slot {
+                    self.stats.record(slot, received.elapsed(), None);
+                }
+            }
+        }
+    }
+
+    /// Answers a call of the method in stats slot `slot` that came in at `received`, and counts
+    /// it.
+    async fn finish(
+        &self,
+        slot: Option<usize>,
+        received: Instant,
+        reply: Option<&str>,
+        result: Result<Bytes, Status>,
+    ) {
+        let answered = self.answer(reply, result).await;
+        if let Some(slot) = slot {
+            self.stats.record(slot, received.elapsed(), answered.err().as_ref());
         }
     }
 
     /// Publishes the answer to `reply`; fire-and-forget calls (no reply subject) get none.
-    async fn answer(&self, reply: Option<&str>, result: Result<Bytes, Status>) {
-        let Some(reply) = reply else { return };
-        let (headers, payload) = match result {
-            Ok(payload) => (Headers::new(), payload),
-            Err(status) => (contract::status_headers(&single_line(status)), Bytes::new()),
+    /// Returns the failure the caller was told of (or would have been, without a reply subject).
+    async fn answer(
+        &self,
+        reply: Option<&str>,
+        result: Result<Bytes, Status>,
+    ) -> Result<(), Status> {
+        let (headers, payload, failure) = match result {
+            Ok(payload) => (Headers::new(), payload, None),
+            Err(status) => {
+                let status = single_line(status);
+                (contract::status_headers(&status), Bytes::new(), Some(status))
+            }
         };
+        let Some(reply) = reply else { return failure.map_or(Ok(()), Err) };
         if let Err(err) = self.bus.publish(reply, headers, payload).await {
             // Most likely a reply larger than the bus carries: tell the caller so.
             tracing::warn!(service = self.service_name(), cause = %err, "cannot send an answer");
-            let headers = contract::status_headers(&err.to_status());
+            let status = err.to_status();
+            let headers = contract::status_headers(&status);
             if let Err(err) = self.bus.publish(reply, headers, Bytes::new()).await {
                 tracing::warn!(service = self.service_name(), cause = %err, "cannot send a status");
             }
+            return Err(status);
         }
+        failure.map_or(Ok(()), Err)
     }
 }
 

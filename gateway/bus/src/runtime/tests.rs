@@ -250,3 +250,72 @@ async fn a_batch_handler_that_miscounts_fails_only_the_calls_it_left_out() {
     assert!(codes[0].is_ok(), "{codes:?}");
     assert_eq!(codes[1], Err(Code::Internal));
 }
+
+/// `$SRV.STATS` of the test service, its `hold` endpoint's counters.
+async fn hold_stats(bus: &LocalBus) -> async_nats::service::endpoint::Stats {
+    let answer = bus.request("$SRV.STATS", Headers::new(), Bytes::new(), Duration::from_secs(5));
+    let stats: async_nats::service::Stats =
+        serde_json::from_slice(&answer.await.unwrap().payload).unwrap();
+    stats.endpoints.into_iter().find(|e| e.name == "hold").unwrap()
+}
+
+#[tokio::test]
+async fn shed_expired_and_malformed_calls_count_as_errors_and_cancelled_ones_do_not() {
+    let bus = LocalBus::new();
+    let gate = Arc::new(Semaphore::new(0));
+    let entered = Arc::new(Semaphore::new(0));
+    let echo = Echo { gate: gate.clone(), entered: entered.clone() };
+    let options = ServeOptions { concurrency: 1, ..ServeOptions::default() };
+    let runtime = ServiceRuntime::new(Arc::new(bus.clone()), Arc::new(echo)).with_options(options);
+    let (_serving, _shutdown) = start(runtime).await;
+    let patience = Duration::from_secs(10);
+
+    // One call holds the only permit; the next is shed.
+    let held = tokio::spawn(holding_call(bus.clone()));
+    tokio::time::timeout(patience, entered.acquire()).await.unwrap().unwrap().forget();
+    assert_eq!(call(&bus, "hold", b"x").await.unwrap_err().code(), Code::ResourceExhausted);
+    gate.add_permits(1);
+    assert!(held.await.unwrap().is_ok());
+    // The held call gave its gate permit back: close the gate again.
+    tokio::time::timeout(patience, gate.acquire()).await.unwrap().unwrap().forget();
+    // A call whose deadline passes in the service, and one with a malformed deadline.
+    let mut headers = Headers::new();
+    headers.insert(header::TIMEOUT_MS, "20");
+    let answer = bus.request("rpc.test.Echo.hold", headers.clone(), Bytes::new(), patience);
+    let status = status_from_headers(&answer.await.unwrap().headers).unwrap();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    tokio::time::timeout(patience, entered.acquire()).await.unwrap().unwrap().forget();
+    let stats = hold_stats(&bus).await;
+    assert_eq!((stats.requests, stats.errors), (3, 2));
+    let last = stats.last_error.unwrap();
+    assert_eq!(
+        (last.code, last.status.as_str()),
+        (4, "deadline_exceeded: test.Echo did not finish before the caller's deadline")
+    );
+    headers.insert(header::TIMEOUT_MS, "soon");
+    let answer = bus.request("rpc.test.Echo.hold", headers, Bytes::new(), patience);
+    assert_eq!(
+        status_from_headers(&answer.await.unwrap().headers).unwrap().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(hold_stats(&bus).await.errors, 3);
+
+    // A call its caller cancels gets no answer: it counts as a call, not as an error.
+    headers = Headers::new();
+    headers.insert(header::CALL_ID, "c-1");
+    bus.publish("rpc.test.Echo.hold", headers.clone(), Bytes::new()).await.unwrap();
+    tokio::time::timeout(patience, entered.acquire()).await.unwrap().unwrap().forget();
+    bus.publish(&crate::contract::cancel_subject("test.Echo"), headers, Bytes::new())
+        .await
+        .unwrap();
+    let stats = tokio::time::timeout(patience, async {
+        loop {
+            let stats = hold_stats(&bus).await;
+            if stats.requests == 5 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    assert_eq!(stats.await.expect("the cancelled call was never counted").errors, 3);
+}
