@@ -68,6 +68,12 @@ pub fn queue_group(service: &ServiceDesc) -> &'static str {
     service.name
 }
 
+/// The subject instance `id` of a service answers requests on for as long as it runs: what
+/// its running notices name (`rpc-running`).
+pub fn liveness_subject(service_name: &str, id: &str) -> String {
+    format!("instance.{service_name}.{id}")
+}
+
 /// The subject cancellations of `service`'s calls go to.
 pub fn cancel_subject(service_name: &str) -> String {
     format!("cancel.{service_name}")

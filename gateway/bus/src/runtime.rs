@@ -45,7 +45,7 @@ use self::batch::Batcher;
 use self::call::Calls;
 use self::discovery::Discovery;
 use self::stats::ServiceStats;
-use crate::{Bus, BusError, Subscription, contract};
+use crate::{Bus, BusError, BusMessage, Headers, Subscription, contract};
 
 pub use self::batch::BatchOptions;
 
@@ -137,9 +137,12 @@ impl ServiceRuntime {
         let calls = self.bus.subscribe(&contract::service_pattern(desc), Some(group)).await?;
         let cancels = self.bus.subscribe(&contract::cancel_subject(desc.name), None).await?;
         let stats = Arc::new(ServiceStats::new(desc));
+        let id = discovery::instance_id();
+        let liveness_subject = contract::liveness_subject(desc.name, &id);
+        let liveness = self.bus.subscribe(&liveness_subject, None).await?;
         let discovery = if self.options.discovery {
-            let version = &self.options.version;
-            Some(Discovery::subscribe(self.bus.clone(), desc, stats.clone(), version).await?)
+            let (bus, version) = (self.bus.clone(), &self.options.version);
+            Some(Discovery::subscribe(bus, desc, stats.clone(), version, id.clone()).await?)
         } else {
             None
         };
@@ -155,12 +158,13 @@ impl ServiceRuntime {
             batchers,
             Arc::new(Semaphore::new(concurrency)),
             stats,
+            liveness_subject.into(),
         ));
-        let instance = discovery.as_ref().map(Discovery::id);
-        tracing::info!(service = desc.name, instance, concurrency, "serving");
+        tracing::info!(service = desc.name, instance = id, concurrency, "serving");
+        let subscriptions = Subscriptions { calls, cancels, liveness };
         let drain_timeout = self.options.drain_timeout;
         let task =
-            tokio::spawn(run(calls_state, calls, cancels, discovery, shutdown, drain_timeout));
+            tokio::spawn(run(calls_state, subscriptions, discovery, shutdown, drain_timeout));
         Ok(Serving { task })
     }
 
@@ -212,16 +216,34 @@ async fn join(task: JoinHandle<()>) {
     }
 }
 
+/// What a running instance listens to.
+struct Subscriptions {
+    /// Its calls (the service's queue group).
+    calls: Subscription,
+    /// Cancellations of the service's calls.
+    cancels: Subscription,
+    /// Its liveness subject: pings from callers holding running notices of its calls, answered
+    /// until the last call is over (`docs/bus.md`, "Running notices").
+    liveness: Subscription,
+}
+
+/// Answers a liveness ping: an empty message, which says "still here".
+async fn pong(state: &Calls, ping: BusMessage) {
+    if let Some(reply) = ping.reply {
+        let _ = state.bus().publish(&reply, Headers::new(), Bytes::new()).await;
+    }
+}
+
 /// The runtime's task: takes calls and cancels until shutdown, then drains. Discovery requests
-/// are answered by a task of their own until shutdown.
+/// are answered by a task of their own until shutdown; liveness pings until the runtime stops.
 async fn run(
     state: Arc<Calls>,
-    mut calls: Subscription,
-    mut cancels: Subscription,
+    subscriptions: Subscriptions,
     discovery: Option<Discovery>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) {
+    let Subscriptions { mut calls, mut cancels, mut liveness } = subscriptions;
     // Stops discovery however this function ends, a panic included.
     let stop = CancellationToken::new();
     let discovery = discovery.map(|d| tokio::spawn(d.serve(stop.clone())));
@@ -232,6 +254,7 @@ async fn run(
             biased;
             () = shutdown.cancelled() => break,
             Some(message) = cancels.next() => state.cancel(&message),
+            Some(ping) = liveness.next() => pong(&state, ping).await,
             message = calls.next() => match message {
                 Some(message) => state.accept(message, &tracker).await,
                 None => break,
@@ -258,6 +281,7 @@ async fn run(
             biased;
             () = tracker.wait() => break,
             Some(message) = cancels.next() => state.cancel(&message),
+            Some(ping) = liveness.next() => pong(&state, ping).await,
             () = &mut drained, if !state.is_aborted() => {
                 tracing::warn!(service, left = tracker.len(), "drain timed out: cancelling calls");
                 state.abort();

@@ -442,3 +442,76 @@ async fn calls_carry_the_notify_header_only_when_notices_are_on() {
     let second = tokio::time::timeout(WAIT, calls.next()).await.unwrap().unwrap();
     assert!(second.headers.is_none_or(|h| h.get(header::NOTIFY_MS).is_none()));
 }
+
+/// `test.Slow.wait`: answers its request after the number of milliseconds it holds (u32 LE).
+struct Slow;
+
+static SLOW: gateway_core::ServiceDesc = gateway_core::ServiceDesc {
+    name: "test.Slow",
+    methods: &[gateway_core::MethodDesc {
+        id: 1,
+        name: "test.Slow.wait",
+        request: "test.Millis",
+        response: Some("test.Millis"),
+        idempotent: true,
+        writes: false,
+    }],
+    topics: &[],
+    errors: &[],
+};
+
+impl gateway_core::Dispatch for Slow {
+    fn descriptor(&self) -> &'static gateway_core::ServiceDesc {
+        &SLOW
+    }
+
+    fn dispatch(
+        &self,
+        _ctx: gateway_core::CallContext,
+        request: Bytes,
+    ) -> gateway_core::BoxFuture<'static, Result<Bytes, gateway_core::Status>> {
+        Box::pin(async move {
+            let ms = u32::from_le_bytes(request[..4].try_into().unwrap());
+            tokio::time::sleep(Duration::from_millis(ms.into())).await;
+            Ok(request)
+        })
+    }
+}
+
+fn wait_ms(ms: u32) -> (Headers, Bytes) {
+    let mut headers = Headers::new();
+    headers.insert(header::METHOD, "1");
+    (headers, Bytes::copy_from_slice(&ms.to_le_bytes()))
+}
+
+#[tokio::test]
+async fn long_calls_on_a_live_instance_are_confirmed_and_finish_even_through_its_drain() {
+    let nats = NatsServer::start();
+    // The service and its caller on connections of their own, as in separate processes.
+    let service_bus = connect(&nats).await;
+    let caller = connect(&nats).await;
+    let stop = CancellationToken::new();
+    let serving =
+        ServiceRuntime::new(service_bus.clone(), Arc::new(Slow)).start(stop.clone()).await.unwrap();
+    settle(&service_bus).await;
+
+    // Far longer than notify_after + lost_after: the running notice keeps it alive.
+    let (headers, payload) = wait_ms(1500);
+    let answer = caller.request("rpc.test.Slow.wait", headers, payload.clone(), WAIT).await;
+    assert_eq!(answer.unwrap().payload, payload);
+
+    // An instance that is shutting down keeps answering pings while it drains its calls.
+    let (headers, payload) = wait_ms(1200);
+    let long = {
+        let caller = caller.clone();
+        tokio::spawn(
+            async move { caller.request("rpc.test.Slow.wait", headers, payload, WAIT).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let answer = long.await.unwrap();
+    assert_eq!(answer.unwrap().payload, Bytes::copy_from_slice(&1200u32.to_le_bytes()));
+    serving.stopped().await;
+    assert_eq!(caller.stats().lost, 0);
+}

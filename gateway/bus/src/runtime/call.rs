@@ -32,6 +32,8 @@ pub(super) struct Calls {
     /// Parent of every call's signal: cancelled when the drain at shutdown times out.
     abort: CancellationToken,
     stats: Arc<ServiceStats>,
+    /// This instance's liveness subject, named by its running notices.
+    liveness: Arc<str>,
 }
 
 /// A call admitted to run.
@@ -45,6 +47,8 @@ struct Call {
     /// Its method's slot in the stats, if the service has the method.
     stats_slot: Option<usize>,
     received: Instant,
+    /// When to send a running notice, if the caller asked for one (`rpc-notify-ms`).
+    notify_at: Option<tokio::time::Instant>,
 }
 
 impl Calls {
@@ -54,6 +58,7 @@ impl Calls {
         batchers: HashMap<u32, Batcher>,
         permits: Arc<Semaphore>,
         stats: Arc<ServiceStats>,
+        liveness: Arc<str>,
     ) -> Calls {
         Calls {
             bus,
@@ -64,7 +69,12 @@ impl Calls {
             next_serial: AtomicU64::new(0),
             abort: CancellationToken::new(),
             stats,
+            liveness,
         }
+    }
+
+    pub(super) fn bus(&self) -> &dyn Bus {
+        &*self.bus
     }
 
     pub(super) fn service_name(&self) -> &'static str {
@@ -162,12 +172,15 @@ impl Calls {
             registered,
             stats_slot,
             received,
+            notify_at: notify_after(&message.headers)
+                .and_then(|after| tokio::time::Instant::now().checked_add(after)),
         }
     }
 
     /// Runs a call to its end: an answer, the deadline, or cancellation.
     async fn serve(self: Arc<Self>, call: Call, _permit: OwnedSemaphorePermit) {
-        let Call { ctx, request, reply, deadline, registered, stats_slot, received } = call;
+        let Call { ctx, request, reply, deadline, registered, stats_slot, received, notify_at } =
+            call;
         let token = ctx.cancellation().clone();
         let work = match self.batchers.get(&ctx.method_id()) {
             Some(batcher) => batcher.submit(ctx.clone(), request),
@@ -179,16 +192,31 @@ impl Calls {
                 None => pending().await,
             }
         };
-        let result = tokio::select! {
-            biased;
-            () = token.cancelled() => self.is_aborted().then(|| {
-                Err(Status::unavailable("the service instance stopped before finishing the call"))
-            }),
-            () = expired => Some(Err(Status::deadline_exceeded(format!(
-                "{} did not finish before the caller's deadline",
-                self.service_name()
-            )))),
-            result = work => Some(result),
+        let notice_due = async {
+            match (notify_at, reply.as_deref()) {
+                (Some(at), Some(_)) => tokio::time::sleep_until(at).await,
+                _ => pending().await,
+            }
+        };
+        tokio::pin!(work, expired, notice_due);
+        let mut noticed = false;
+        let result = loop {
+            break tokio::select! {
+                biased;
+                () = token.cancelled() => self.is_aborted().then(|| {
+                    Err(Status::unavailable("the service instance stopped before finishing the call"))
+                }),
+                () = &mut expired => Some(Err(Status::deadline_exceeded(format!(
+                    "{} did not finish before the caller's deadline",
+                    self.service_name()
+                )))),
+                result = &mut work => Some(result),
+                () = &mut notice_due, if !noticed => {
+                    noticed = true;
+                    self.notify_running(reply.as_deref()).await;
+                    continue;
+                }
+            };
         };
         // The call is over: whatever it spawned with its signal stops too.
         token.cancel();
@@ -206,6 +234,17 @@ impl Calls {
                     self.stats.record(slot, received.elapsed(), None);
                 }
             }
+        }
+    }
+
+    /// Tells the caller that this instance is running its call (`docs/bus.md`, "Running
+    /// notices"): an empty message to the reply subject naming the instance's liveness subject.
+    async fn notify_running(&self, reply: Option<&str>) {
+        let Some(reply) = reply else { return };
+        let mut headers = Headers::new();
+        headers.insert(header::RUNNING, self.liveness.to_string());
+        if let Err(e) = self.bus.publish(reply, headers, Bytes::new()).await {
+            tracing::debug!(cause = %e, "a running notice could not be sent");
         }
     }
 
@@ -263,6 +302,12 @@ fn single_line(status: Status) -> Status {
     Status::new(status.code(), message)
         .with_retryable(status.retryable())
         .with_error_id(status.error_id())
+}
+
+/// `rpc-notify-ms` as a duration; absent or malformed: no notice (a notice is a courtesy to
+/// the caller, not worth refusing a call over).
+fn notify_after(headers: &Headers) -> Option<Duration> {
+    headers.get(header::NOTIFY_MS)?.parse::<u64>().ok().map(Duration::from_millis)
 }
 
 /// `rpc-timeout-ms` as a duration; absent means no deadline.

@@ -104,7 +104,7 @@ pub(super) struct Discovery {
 }
 
 impl Discovery {
-    /// Subscribes to the nine subjects of an instance of `desc` whose version is `version`.
+    /// Subscribes to the nine subjects of instance `id` of `desc`, whose version is `version`.
     ///
     /// # Errors
     ///
@@ -114,9 +114,9 @@ impl Discovery {
         desc: &'static ServiceDesc,
         stats: Arc<ServiceStats>,
         version: &str,
+        id: String,
     ) -> Result<Discovery, BusError> {
         let name = service_name(desc);
-        let id = instance_id();
         let mut subscriptions = Vec::with_capacity(9);
         for verb in Verb::ALL {
             let verb_subject = format!("{PREFIX}.{}", verb.as_str());
@@ -145,11 +145,6 @@ impl Discovery {
         discovery.ping = discovery.ping_json();
         discovery.info = discovery.info_json();
         Ok(discovery)
-    }
-
-    /// The id this instance answers as.
-    pub(super) fn id(&self) -> &str {
-        &self.id
     }
 
     /// Answers requests until `stop` fires (or the bus closes every subscription); unsubscribes
@@ -355,7 +350,7 @@ async fn next(subscriptions: &mut [(Verb, Subscription)]) -> Option<(Verb, BusMe
 /// A new instance id: 22 characters of `0-9 A-Z a-z` (like NATS's NUIDs), from 128 bits hashed
 /// with the standard library's randomly keyed SipHash out of the time, the process id and a
 /// counter, so ids differ between the instances of one process and between processes.
-fn instance_id() -> String {
+pub(super) fn instance_id() -> String {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let serial = NEXT.fetch_add(1, Ordering::Relaxed);

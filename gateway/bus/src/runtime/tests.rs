@@ -319,3 +319,54 @@ async fn shed_expired_and_malformed_calls_count_as_errors_and_cancelled_ones_do_
     });
     assert_eq!(stats.await.expect("the cancelled call was never counted").errors, 3);
 }
+
+#[tokio::test]
+async fn a_call_still_running_when_its_notice_is_due_gets_one_naming_a_live_instance() {
+    let bus = LocalBus::new();
+    let gate = Arc::new(Semaphore::new(0));
+    let entered = Arc::new(Semaphore::new(0));
+    let echo = Echo { gate: gate.clone(), entered: entered.clone() };
+    let (serving, shutdown) =
+        start(ServiceRuntime::new(Arc::new(bus.clone()), Arc::new(echo))).await;
+    // The in-process bus hands a request the first message on its reply subject; later ones
+    // travel like any message, so this subscription catches them.
+    let mut inboxes = bus.subscribe("_INBOX.>", None).await.unwrap();
+    let ask = |method: u32| {
+        let bus = bus.clone();
+        let mut headers = Headers::new();
+        headers.insert(header::METHOD, method.to_string());
+        headers.insert(header::NOTIFY_MS, "20");
+        tokio::spawn(async move {
+            let subject = "rpc.test.Echo.x";
+            bus.request(subject, headers, Bytes::from_static(b"p"), Duration::from_secs(30)).await
+        })
+    };
+    let wait = Duration::from_secs(5);
+
+    // A fast call: its answer comes before the notice is due, so there is none.
+    let answer = ask(ECHO).await.unwrap().unwrap();
+    assert_eq!(answer.headers.get(header::RUNNING), None);
+    assert_eq!(answer.payload, Bytes::from_static(b"p"));
+
+    // A held call: first the notice, then (once released) the answer.
+    let held = ask(HOLD);
+    let _ = entered.acquire().await.unwrap();
+    let notice = tokio::time::timeout(wait, held).await.unwrap().unwrap().unwrap();
+    let liveness = notice.headers.get(header::RUNNING).expect("a running notice").to_owned();
+    assert!(notice.payload.is_empty());
+    assert!(liveness.starts_with("instance.test.Echo."), "{liveness}");
+    assert_eq!(liveness.len(), "instance.test.Echo.".len() + 22, "{liveness}");
+    // The instance answers on its liveness subject.
+    let pong = bus.request(&liveness, Headers::new(), Bytes::new(), wait).await;
+    assert!(pong.unwrap().payload.is_empty());
+    gate.add_permits(1);
+    let answer = tokio::time::timeout(wait, inboxes.next()).await.unwrap().unwrap();
+    assert_eq!(answer.headers.get(header::RUNNING), None);
+    assert_eq!(answer.payload, Bytes::from_static(b"p"));
+
+    // Stopped, the instance no longer answers: callers holding its notices know it is gone.
+    shutdown.cancel();
+    serving.stopped().await;
+    let gone = bus.request(&liveness, Headers::new(), Bytes::new(), wait).await;
+    assert!(matches!(gone, Err(BusError::NoResponders { .. })), "{gone:?}");
+}
