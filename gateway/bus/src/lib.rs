@@ -20,6 +20,9 @@
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
 //! - [`topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
 //!   gives its generated client to publish).
+//! - [`switches`]: operator switches (a service disabled or read-only) shared by every gateway:
+//!   [`SwitchStore`], in memory ([`MemorySwitches`]) or in a NATS key-value bucket
+//!   ([`NatsSwitches`]).
 //!
 //! # Example
 //!
@@ -62,10 +65,12 @@ pub mod contract;
 pub mod local;
 pub mod runtime;
 pub mod subject;
+pub mod switches;
 pub mod topics;
 
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
+pub use switches::{MemorySwitches, NatsSwitches, ServiceSwitches, SwitchStore};
 pub use topics::{BusTopics, TopicSubscription};
 
 use std::borrow::Cow;
