@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Registry};
-use gateway_bus::{Bus, BusTopics, LocalBus, ServiceRuntime};
+use gateway_bus::{Bus, BusTopics, LocalBus, MemorySwitches, ServiceRuntime, SwitchStore};
 use some_api::{Calculator, SomeApiServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,8 +78,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
 
+    // Operator switches (docs/operations.md): in memory with the in-process bus.
+    let switches: Arc<dyn SwitchStore> = Arc::new(MemorySwitches::new());
+
     tokio::spawn(signals(shutdown.clone()));
-    gateway::run(config, listener, admin, bus, registry, shutdown).await?;
+    gateway::run(config, listener, admin, bus, switches, registry, shutdown).await?;
     services_stop.cancel();
     some_api.stopped().await;
     echo.stopped().await;
