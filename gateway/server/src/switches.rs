@@ -59,7 +59,7 @@ pub(crate) async fn log_changes(
     let mut services: Vec<_> = seen.iter().collect();
     services.sort_by_key(|(service, _)| *service);
     for (service, switches) in services {
-        info!(service, %switches, %gateway, "switch in force");
+        info!(service = service.as_str(), %switches, %gateway, "switch in force");
     }
     loop {
         tokio::select! {
@@ -73,7 +73,7 @@ pub(crate) async fn log_changes(
             if before != after {
                 let normal = ServiceSwitches::default();
                 let switches = after.unwrap_or(&normal);
-                info!(service = %service, %switches, %gateway, "switch applied");
+                info!(service = service.as_str(), %switches, %gateway, "switch applied");
             }
         }
         seen = now;
