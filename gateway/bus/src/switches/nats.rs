@@ -11,7 +11,9 @@
 //! gateway within the time NATS takes to deliver it. The watch is an ordered JetStream consumer:
 //! when the connection comes back after a NATS restart it is recreated from the last revision
 //! seen, and if it ever ends the task watches again from scratch (keeping the old snapshot until
-//! the new watch has caught up). While NATS is unreachable the last snapshot stays in force.
+//! the new watch has caught up). While NATS is unreachable the last snapshot stays in force, and
+//! changes are refused rather than buffered by the client (a change reported as failed must not
+//! apply later).
 //!
 //! A value that does not parse or validate is logged and ignored: the key keeps its last valid
 //! value in the bucket's history (every gateway agrees, including those started after the bad
@@ -51,6 +53,7 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// The switches in the JetStream key-value bucket [`BUCKET`]. Dropping it stops its watch.
 pub struct NatsSwitches {
+    client: async_nats::Client,
     kv: kv::Store,
     snapshot: watch::Receiver<Snapshot>,
     _stop: DropGuard,
@@ -65,7 +68,7 @@ impl NatsSwitches {
     /// [`SwitchError::Unavailable`] when JetStream is not enabled on the server, the bucket can
     /// be neither opened nor created, or its switches cannot be read within 10 s.
     pub async fn new(client: async_nats::Client) -> Result<NatsSwitches, SwitchError> {
-        let jetstream = async_nats::jetstream::new(client);
+        let jetstream = async_nats::jetstream::new(client.clone());
         let kv = open_bucket(&jetstream).await?;
         let first = start_watch(&kv).await.map_err(|reason| SwitchError::Unavailable {
             reason: format!("cannot watch bucket `{BUCKET}`: {reason}"),
@@ -85,7 +88,21 @@ impl NatsSwitches {
                 });
             }
         }
-        Ok(NatsSwitches { kv, snapshot, _stop: stop.drop_guard() })
+        Ok(NatsSwitches { client, kv, snapshot, _stop: stop.drop_guard() })
+    }
+
+    /// Refuses a change while the client is not connected. A message published then would wait
+    /// in the client's buffer and be stored once the connection is back, long after the change
+    /// was reported as failed: an operator told "nothing changed" must be able to rely on it.
+    fn connected(&self, service: &str) -> Result<(), SwitchError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(SwitchError::Unavailable {
+                reason: format!(
+                    "not connected to NATS ({state:?}); nothing was changed for `{service}`"
+                ),
+            }),
+        }
     }
 
     /// Waits (bounded) until this store's snapshot shows `expected` for `service`: the change
@@ -119,9 +136,9 @@ impl SwitchStore for NatsSwitches {
                 return self.clear(service).await;
             }
             check_key(service)?;
-            self.kv.put(service, switches.to_json().into()).await.map_err(|e| {
-                SwitchError::Unavailable { reason: format!("cannot store `{service}`: {e}") }
-            })?;
+            self.connected(service)?;
+            let put = self.kv.put(service, switches.to_json().into()).await;
+            put.map_err(|e| unconfirmed(service, &e))?;
             self.settle(service, Some(&switches)).await;
             Ok(())
         })
@@ -130,9 +147,8 @@ impl SwitchStore for NatsSwitches {
     fn clear<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), SwitchError>> {
         Box::pin(async move {
             check_key(service)?;
-            self.kv.delete(service).await.map_err(|e| SwitchError::Unavailable {
-                reason: format!("cannot clear `{service}`: {e}"),
-            })?;
+            self.connected(service)?;
+            self.kv.delete(service).await.map_err(|e| unconfirmed(service, &e))?;
             self.settle(service, None).await;
             Ok(())
         })
@@ -140,6 +156,17 @@ impl SwitchStore for NatsSwitches {
 
     fn follow(&self) -> watch::Receiver<Snapshot> {
         self.snapshot.clone()
+    }
+}
+
+/// A change sent but not confirmed (the connection dropped meanwhile, or JetStream did not
+/// answer): it may or may not have been stored, and may still be once NATS answers.
+fn unconfirmed(service: &str, e: &dyn fmt::Display) -> SwitchError {
+    SwitchError::Unavailable {
+        reason: format!(
+            "the change to `{service}` was not confirmed ({e}); it may still apply once NATS \
+             answers: check the switches in force before retrying"
+        ),
     }
 }
 
