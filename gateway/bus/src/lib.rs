@@ -23,6 +23,9 @@
 //! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
 //! - [`topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
 //!   gives its generated client to publish).
+//! - [`switches`]: operator switches (a service disabled or read-only) shared by every gateway:
+//!   [`SwitchStore`], in memory ([`MemorySwitches`]) or in a NATS key-value bucket
+//!   ([`NatsSwitches`]).
 //!
 //! # Example
 //!
@@ -67,11 +70,13 @@ pub mod nats;
 pub mod process;
 pub mod runtime;
 pub mod subject;
+pub mod switches;
 pub mod topics;
 
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 pub use nats::{NatsBus, NatsBusStats, NatsOptions};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
+pub use switches::{MemorySwitches, NatsSwitches, ServiceSwitches, SwitchStore};
 pub use topics::{BusTopics, TopicSubscription};
 
 use std::borrow::Cow;

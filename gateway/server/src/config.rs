@@ -72,6 +72,10 @@ pub struct Config {
     /// The NATS server(s) of the bus (`nats://host:port`, comma-separated for a cluster); `None`:
     /// the in-process bus, with the services in the same process.
     pub nats: Option<String>,
+    /// When not empty, the admin endpoint's changes (`PUT`/`DELETE /switches/...`) need
+    /// `Authorization: Bearer <admin_token>`. Reads stay open: the admin port listens on loopback
+    /// by default and must never be exposed beyond the operators' network.
+    pub admin_token: String,
 }
 
 impl Default for Config {
@@ -115,6 +119,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "connection_rate", default: "0" },
     Key { name: "connection_burst", default: "20" },
     Key { name: "nats", default: "" },
+    Key { name: "admin_token", default: "" },
 ];
 
 /// The gateway's command line. Each setting flag overrides the environment and the file.
@@ -131,8 +136,8 @@ pub struct Args {
     /// Address clients connect to [default: 127.0.0.1:7400] [env: GATEWAY_LISTEN]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Address of the admin HTTP (/healthz, /readyz, /metrics) [default: 127.0.0.1:7401]
-    /// [env: GATEWAY_ADMIN_LISTEN]
+    /// Address of the admin HTTP (/healthz, /readyz, /metrics, /switches); keep it private
+    /// [default: 127.0.0.1:7401] [env: GATEWAY_ADMIN_LISTEN]
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
     /// Client connections open at once; more get GOAWAY too_many_connections [default: 10000]
@@ -208,6 +213,10 @@ pub struct Args {
     /// [env: GATEWAY_NATS]
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+    /// Bearer token the admin endpoint requires to change switches (PUT, DELETE); empty = none
+    /// [default: empty] [env: GATEWAY_ADMIN_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
 }
 
 impl Args {
@@ -235,6 +244,7 @@ impl Args {
             ("connection_rate", &self.connection_rate),
             ("connection_burst", &self.connection_burst),
             ("nats", &self.nats),
+            ("admin_token", &self.admin_token),
         ];
         given.into_iter().filter_map(|(k, v)| Some((k, v.clone()?))).collect()
     }
@@ -415,6 +425,7 @@ impl Config {
                 u32::try_from(at_least(s, 1)?).map_err(|_| format!("must be at most {}", u32::MAX))
             })?,
             nats: p.parse("nats", parse_nats_urls)?,
+            admin_token: p.parse("admin_token", parse_token)?,
             auth: AuthConfig {
                 anonymous_roles: p.parse("anonymous_roles", |s| {
                     Ok(s.split(',')
@@ -473,6 +484,15 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 
 fn non_zero(d: Duration) -> Result<Duration, String> {
     if d.is_zero() { Err("must be longer than zero".into()) } else { Ok(d) }
+}
+
+/// A bearer token: what an HTTP header can carry after `Bearer ` (visible ASCII, no spaces).
+fn parse_token(s: &str) -> Result<String, String> {
+    if s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(s.to_owned())
+    } else {
+        Err("a token is visible ASCII characters without spaces".into())
+    }
 }
 
 /// A duration that travels in a `u32` of milliseconds (WELCOME, REQUEST).
@@ -549,6 +569,7 @@ mod tests {
         assert_eq!(config.max_frame_size, 16 * 1024 * 1024);
         assert_eq!(config.handshake_timeout, Duration::from_secs(10));
         assert_eq!(config.idle_timeout_ms(), 300_000);
+        assert_eq!(config.admin_token, "", "no admin token unless one is set");
         let mut default = Config::default();
         default.auth.anonymous_roles = vec!["all".into()];
         assert_eq!(config, default);
@@ -649,6 +670,10 @@ mod tests {
         let args = Args { listen: Some("localhost".into()), ..Args::default() };
         let err = Config::load(&args, no_env).unwrap_err().to_string();
         assert!(err.starts_with("listen = \"localhost\""), "{err}");
+
+        let args = Args { admin_token: Some("two words".into()), ..anonymous() };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert!(err.ends_with("visible ASCII characters without spaces"), "{err}");
     }
 
     #[test]

@@ -19,14 +19,20 @@
 //! - `events`: a connection's pending topic events and the lag policies.
 //! - `hub`: the topic subscriptions on the bus and the fan-out to local subscribers.
 //! - [`router`]: [`Registry`]: method id → descriptor → bus subject; topic id → descriptor.
-//! - `admin`: `/healthz`, `/readyz`, `/metrics` over a small HTTP/1.1 responder.
+//! - `switches`: the operator switches (`gateway_bus::switches`) as sessions check them, and the
+//!   log of their changes.
+//! - `admin`: `/healthz`, `/readyz`, `/metrics` and `/switches` over a small HTTP/1.1 responder;
+//!   `admin/switches`: reading and setting the switches.
 //! - [`metrics`]: the counters and their Prometheus rendering.
 //!
 //! # Example
 //!
 //! ```no_run
 //! # async fn example(bus: std::sync::Arc<dyn gateway_bus::Bus>) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
 //! use gateway::{Config, Registry};
+//! use gateway_bus::MemorySwitches;
 //! use tokio::net::TcpListener;
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -34,8 +40,9 @@
 //! let listener = TcpListener::bind(config.listen).await?;
 //! let admin = TcpListener::bind(config.admin_listen).await?;
 //! let registry = Registry::new(); // then `registry.register(&some_api::DESCRIPTOR)?`
+//! let switches = Arc::new(MemorySwitches::new()); // operator switches: none set
 //! let shutdown = CancellationToken::new(); // cancel it to drain and stop
-//! gateway::run(config, listener, admin, bus, registry, shutdown).await?;
+//! gateway::run(config, listener, admin, bus, switches, registry, shutdown).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -52,6 +59,7 @@ pub mod router;
 mod send_queue;
 pub mod server;
 mod session;
+mod switches;
 
 pub use config::{Args, Config, ConfigError};
 pub use router::{DuplicateMethod, Registry, Route};

@@ -16,7 +16,10 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Registry};
-use gateway_bus::{Bus, BusTopics, LocalBus, NatsBus, NatsOptions, ServiceRuntime};
+use gateway_bus::{
+    Bus, BusTopics, LocalBus, MemorySwitches, NatsBus, NatsOptions, NatsSwitches, ServiceRuntime,
+    SwitchStore,
+};
 use some_api::{Calculator, SomeApiServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -70,11 +73,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// The gateway alone, on NATS: the services run elsewhere.
 async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
     let options = NatsOptions { name: config.server_id.clone(), ..NatsOptions::default() };
-    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(url, options).await?);
+    let nats = NatsBus::connect(url, options).await?;
+    // Operator switches (docs/operations.md): in a JetStream key-value bucket every gateway
+    // follows.
+    let switches: Arc<dyn SwitchStore> = Arc::new(
+        NatsSwitches::new(nats.client().clone())
+            .await
+            .context("cannot open the operator switches' key-value bucket (is JetStream on?)")?,
+    );
+    let bus: Arc<dyn Bus> = Arc::new(nats);
     let (listener, admin) = listen(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
-    gateway::run(config, listener, admin, bus, registry()?, shutdown).await?;
+    gateway::run(config, listener, admin, bus, switches, registry()?, shutdown).await?;
     Ok(())
 }
 
@@ -108,8 +119,10 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot start the Echo example service")?;
     let (listener, admin) = listen(&config).await?;
+    // Operator switches (docs/operations.md): in memory with the in-process bus.
+    let switches: Arc<dyn SwitchStore> = Arc::new(MemorySwitches::new());
     tokio::spawn(signals(shutdown.clone()));
-    gateway::run(config, listener, admin, bus, registry()?, shutdown).await?;
+    gateway::run(config, listener, admin, bus, switches, registry()?, shutdown).await?;
     services_stop.cancel();
     some_api.stopped().await;
     echo.stopped().await;

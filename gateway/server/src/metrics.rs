@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use gateway_bus::switches::Refusal;
 use gateway_core::Code;
 use gateway_protocol::GoawayReason;
 
@@ -35,6 +36,10 @@ pub enum Shed {
 #[derive(Debug)]
 struct MethodMetrics {
     name: &'static str,
+    /// The method's service's name.
+    service: &'static str,
+    /// Calls refused by an operator switch, by [`Refusal`] (in `Refusal::ALL` order).
+    refused: [AtomicU64; Refusal::ALL.len()],
     /// Finished calls by status code (`ok` for successes).
     by_code: [AtomicU64; Code::ALL.len()],
     /// Latency histogram, per bucket (not cumulative; rendering sums them), `+Inf` last.
@@ -43,9 +48,11 @@ struct MethodMetrics {
 }
 
 impl MethodMetrics {
-    fn new(name: &'static str) -> MethodMetrics {
+    fn new(name: &'static str, service: &'static str) -> MethodMetrics {
         MethodMetrics {
             name,
+            service,
+            refused: std::array::from_fn(|_| AtomicU64::new(0)),
             by_code: std::array::from_fn(|_| AtomicU64::new(0)),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_us: AtomicU64::new(0),
@@ -100,7 +107,11 @@ impl Metrics {
             unknown_method: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             goaways: std::array::from_fn(|_| AtomicU64::new(0)),
-            methods: registry.routes().iter().map(|r| MethodMetrics::new(r.method.name)).collect(),
+            methods: registry
+                .routes()
+                .iter()
+                .map(|r| MethodMetrics::new(r.method.name, r.service.name))
+                .collect(),
             ready: AtomicBool::new(false),
             pubsub: PubSubMetrics::default(),
             auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -193,6 +204,15 @@ impl Metrics {
     pub fn call_refused(&self, index: usize, code: Code) {
         if let Some(method) = self.methods.get(index) {
             method.by_code[code as usize].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A request of route `index` refused at once by an operator switch, answered with `code`.
+    pub fn switch_refused(&self, index: usize, refusal: Refusal, code: Code) {
+        self.call_refused(index, code);
+        if let Some(method) = self.methods.get(index) {
+            let at = Refusal::ALL.iter().position(|&r| r == refusal).unwrap_or(0);
+            method.refused[at].fetch_add(1, Relaxed);
         }
     }
 
@@ -355,7 +375,36 @@ impl Metrics {
             );
         }
         self.render_methods(&mut out);
+        self.render_refusals(&mut out);
         out
+    }
+
+    /// `gateway_calls_refused_total`, by service and switch: every service with methods is
+    /// listed, with zeros, so that an alert can watch it before the first refusal.
+    fn render_refusals(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP gateway_calls_refused_total Calls refused by an operator switch, by service \
+             and reason.\n\
+             # TYPE gateway_calls_refused_total counter"
+        );
+        let mut services: Vec<(&str, [u64; Refusal::ALL.len()])> = Vec::new();
+        for m in &self.methods {
+            let counts = std::array::from_fn(|i| m.refused[i].load(Relaxed));
+            match services.iter_mut().find(|(s, _)| *s == m.service) {
+                Some((_, total)) => total.iter_mut().zip(counts).for_each(|(t, n)| *t += n),
+                None => services.push((m.service, counts)),
+            }
+        }
+        for (service, counts) in services {
+            for (refusal, n) in Refusal::ALL.iter().zip(counts) {
+                let _ = writeln!(
+                    out,
+                    "gateway_calls_refused_total{{service=\"{service}\",reason=\"{}\"}} {n}",
+                    refusal.name()
+                );
+            }
+        }
     }
 
     fn render_methods(&self, out: &mut String) {
@@ -456,6 +505,7 @@ mod tests {
         metrics.call_finished(0, Code::Ok, Duration::from_micros(300));
         metrics.shed(Shed::Global);
         metrics.goaway_sent(GoawayReason::FRAME_TOO_LARGE);
+        metrics.switch_refused(0, Refusal::ReadOnly, Code::FailedPrecondition);
         let text = metrics.render();
         for line in [
             "gateway_requests_in_flight 1",
@@ -468,6 +518,9 @@ mod tests {
             "gateway_shed_total{bound=\"global\"} 1",
             "gateway_goaway_total{reason=\"frame_too_large\"} 1",
             "gateway_protocol_errors_total 1",
+            "gateway_requests_total{method=\"t.S.m\",code=\"failed_precondition\"} 1",
+            "gateway_calls_refused_total{service=\"t.S\",reason=\"disabled\"} 0",
+            "gateway_calls_refused_total{service=\"t.S\",reason=\"read_only\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }

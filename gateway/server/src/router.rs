@@ -25,9 +25,11 @@ pub struct Route {
     pub index: usize,
 }
 
-/// The methods and topics the gateway knows, by id.
+/// The services, methods and topics the gateway knows.
 #[derive(Debug, Default)]
 pub struct Registry {
+    /// In registration order.
+    services: Vec<&'static ServiceDesc>,
     routes: Vec<Route>,
     by_id: HashMap<u32, usize>,
     topics: HashMap<u32, &'static TopicDesc>,
@@ -83,6 +85,9 @@ impl Registry {
             }
         }
         self.topics.extend(service.topics.iter().map(|t| (t.id, t)));
+        if !self.services.iter().any(|s| s.name == service.name) {
+            self.services.push(service);
+        }
         let cancel_subject: Arc<str> = contract::cancel_subject(service.name).into();
         for method in service.methods {
             let index = self.routes.len();
@@ -111,6 +116,16 @@ impl Registry {
     /// Every registered topic, in no particular order.
     pub fn topics(&self) -> impl Iterator<Item = &'static TopicDesc> + '_ {
         self.topics.values().copied()
+    }
+
+    /// The registered service named `name` (fully qualified).
+    pub fn service(&self, name: &str) -> Option<&'static ServiceDesc> {
+        self.services.iter().copied().find(|s| s.name == name)
+    }
+
+    /// Every registered service, in registration order.
+    pub fn services(&self) -> &[&'static ServiceDesc] {
+        &self.services
     }
 
     /// Every route, in registration order (a route's `index` is its position here).
@@ -168,6 +183,8 @@ mod tests {
         assert_eq!(two.index, 1);
         assert!(std::ptr::eq(&registry.routes()[1], two));
         assert!(registry.route(3).is_none());
+        assert!(std::ptr::eq(registry.service("t.A").unwrap(), &A));
+        assert!(registry.service("t").is_none());
     }
 
     #[test]
@@ -185,5 +202,7 @@ mod tests {
         );
         assert!(registry.route(7).is_none());
         assert_eq!(registry.routes().len(), 2);
+        assert!(registry.service("t.B").is_none(), "a refused service is not known");
+        assert_eq!(registry.services().len(), 1);
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gateway_bus::Bus;
+use gateway_bus::switches::SwitchStore;
 use gateway_protocol::{Frame, Goaway, GoawayReason, MIN_MAX_FRAME_SIZE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,6 +30,7 @@ use crate::limits::{ConnectionRate, UserConnections};
 use crate::metrics::Metrics;
 use crate::router::Registry;
 use crate::session::{self, CLOSE_GRACE};
+use crate::switches;
 
 /// Connections being turned away at the connection limit at once; past it, further ones are
 /// closed without a GOAWAY (a flood must not cost a task each).
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) bus: Arc<dyn Bus>,
+    /// The operator switches, which every call is checked against (`crate::switches`).
+    pub(crate) switches: Arc<dyn SwitchStore>,
     pub(crate) metrics: Arc<Metrics>,
     /// The global in-flight cap (`max_in_flight_total`).
     pub(crate) in_flight_total: Arc<Semaphore>,
@@ -79,6 +83,9 @@ impl std::fmt::Debug for Shared {
 
 /// Serves clients on `listener` and the admin HTTP on `admin`, routing calls of the services in
 /// `registry` over `bus`, until `shutdown` is cancelled; then shuts down gracefully and returns.
+/// Calls are checked against the operator `switches` first (a `MemorySwitches` with the
+/// in-process bus, a `NatsSwitches` shared by every gateway on NATS); the admin endpoint sets
+/// them.
 ///
 /// # Errors
 ///
@@ -89,6 +96,7 @@ pub async fn run(
     listener: TcpListener,
     admin: TcpListener,
     bus: Arc<dyn Bus>,
+    switches: Arc<dyn SwitchStore>,
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
@@ -112,6 +120,7 @@ pub async fn run(
         config,
         registry,
         bus,
+        switches,
         metrics: metrics.clone(),
         draining: shutdown.clone(),
         abandon: CancellationToken::new(),
@@ -122,7 +131,13 @@ pub async fn run(
         rate,
     });
     let admin_stop = CancellationToken::new();
-    let admin_task = tokio::spawn(admin::serve(admin, metrics.clone(), admin_stop.clone()));
+    let switch_log = tokio::spawn(switches::log_changes(
+        shared.switches.follow(),
+        shared.config.server_id.clone(),
+        admin_stop.clone(),
+    ));
+    let admin_task =
+        tokio::spawn(admin::serve(admin, admin::Admin::new(&shared), admin_stop.clone()));
     info!(listen = %local, admin = %admin_addr, "gateway listening");
     metrics.set_ready(true);
 
@@ -141,6 +156,7 @@ pub async fn run(
     shared.hub.close();
     admin_stop.cancel();
     let _ = admin_task.await;
+    let _ = switch_log.await;
     info!("gateway stopped");
     Ok(())
 }

@@ -46,6 +46,7 @@ use crate::limits::UserSlot;
 use crate::metrics::Shed;
 use crate::send_queue::{SendQueue, write_frames};
 use crate::server::Shared;
+use crate::switches::SwitchView;
 
 /// How long a closing connection may take to flush its last frames, and then to let the client
 /// read them before the socket is dropped. Closing a socket with unread input makes the kernel
@@ -177,7 +178,8 @@ pub(crate) async fn serve(
             let grant = conn.grant();
             let who = grant.subject().unwrap_or("anonymous");
             debug!(%peer, client = %hello.client_name, %who, "session open");
-            let mut session = Session { conn: conn.clone(), last_request_id: 0 };
+            let switches = SwitchView::new(conn.shared.switches.follow());
+            let mut session = Session { conn: conn.clone(), last_request_id: 0, switches };
             let end = session.read(&mut reader).await;
             match end {
                 End::Drain => session.drain(&mut reader).await,
@@ -331,6 +333,8 @@ struct Session {
     /// names. Fire-and-forget requests count: they were processed, so a client must not resend
     /// them.
     last_request_id: u32,
+    /// The operator switches, as of the last request.
+    switches: SwitchView,
 }
 
 impl Session {
@@ -431,7 +435,8 @@ impl Session {
         }
     }
 
-    /// Takes one REQUEST: refuses it at once (unknown method, over a bound) or starts its call.
+    /// Takes one REQUEST: refuses it at once (unknown method, not permitted, stopped by an
+    /// operator switch, over a bound) or starts its call.
     async fn request(&mut self, request: Request) -> Result<(), End> {
         let conn = &self.conn;
         let shared = &conn.shared;
@@ -456,6 +461,12 @@ impl Session {
             shared.metrics.call_refused(route.index, gateway_core::Code::PermissionDenied);
             let message = format!("not allowed to call {}", route.method.name);
             return self.refuse(&request, Status::permission_denied(message)).await;
+        }
+        // After the permission check, so that a client learns nothing of a service it may not
+        // call; before taking in-flight places, which a refused call does not need.
+        if let Err((refusal, status)) = self.switches.check(route) {
+            shared.metrics.switch_refused(route.index, refusal, status.code());
+            return self.refuse(&request, status).await;
         }
         let permits = match self.permits() {
             Ok(permits) => permits,

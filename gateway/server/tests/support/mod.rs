@@ -1,6 +1,6 @@
-//! What the integration tests share: a gateway started in-process on port 0 with a `LocalBus`,
-//! the example `SomeApi` and a hand-written test service on `ServiceRuntime`s, and a raw
-//! protocol client speaking `gateway-protocol` frames.
+//! What the integration tests share: a gateway started in-process on port 0 with a `LocalBus`
+//! and `MemorySwitches`, the example `SomeApi` and a hand-written test service on
+//! `ServiceRuntime`s, and a raw protocol client speaking `gateway-protocol` frames.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use gateway::{Config, Registry};
-use gateway_bus::{Bus, LocalBus, ServeOptions, ServiceRuntime};
+use gateway_bus::{Bus, LocalBus, MemorySwitches, ServeOptions, ServiceRuntime};
 use gateway_core::{
     BoxFuture, CallContext, Dispatch, LagPolicy, MethodDesc, ServiceDesc, Status, TopicDesc,
 };
@@ -33,6 +33,8 @@ pub const HANG: u32 = 0x7e57_0003;
 /// Answers with the caller's identity as the service sees it: `subject;name=value;...`, or
 /// `anonymous`.
 pub const WHOAMI: u32 = 0x7e57_0004;
+/// Marked `(writes)`: refused while the service is read-only. Echoes its payload.
+pub const WRITE: u32 = 0x7e57_0005;
 /// Registered with the gateway but served by nobody.
 pub const ORPHAN: u32 = 0x7e57_00ff;
 
@@ -47,7 +49,7 @@ const fn method(id: u32, name: &'static str) -> MethodDesc {
     }
 }
 
-/// The test service: `echo` answers its payload at once; `slow` sleeps for the number of
+/// The test service: `echo` (and `write`, which writes) answers its payload at once; `slow` sleeps for the number of
 /// milliseconds its payload holds (u32 LE), then echoes it; `hang` never answers and counts the
 /// cancellations its handlers see.
 pub static TEST_SERVICE: ServiceDesc = ServiceDesc {
@@ -57,6 +59,7 @@ pub static TEST_SERVICE: ServiceDesc = ServiceDesc {
         method(SLOW, "test.Timing.slow"),
         method(HANG, "test.Timing.hang"),
         method(WHOAMI, "test.Timing.whoami"),
+        MethodDesc { writes: true, ..method(WRITE, "test.Timing.write") },
     ],
     topics: &[],
     errors: &[],
@@ -145,7 +148,7 @@ impl Dispatch for TestService {
         let observed = self.0.clone();
         Box::pin(async move {
             match ctx.method_id() {
-                ECHO => Ok(request),
+                ECHO | WRITE => Ok(request),
                 WHOAMI => Ok(match ctx.identity() {
                     None => Bytes::from_static(b"anonymous"),
                     Some(who) => {
@@ -193,6 +196,8 @@ pub struct TestGateway {
     pub observed: Arc<Observed>,
     /// The gateway's bus, to publish as a service would and to count subscriptions.
     pub bus: LocalBus,
+    /// The gateway's operator switches.
+    pub switches: MemorySwitches,
     pub shutdown: CancellationToken,
     services: CancellationToken,
     task: JoinHandle<Result<(), gateway::Error>>,
@@ -242,9 +247,26 @@ impl TestGateway {
         let admin = tokio::net::TcpListener::bind(config.admin_listen).await.unwrap();
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let task =
-            tokio::spawn(gateway::run(config, listener, admin, bus, registry, shutdown.clone()));
-        TestGateway { addr, admin: admin_addr, observed, bus: local, shutdown, services, task }
+        let switches = MemorySwitches::new();
+        let task = tokio::spawn(gateway::run(
+            config,
+            listener,
+            admin,
+            bus,
+            Arc::new(switches.clone()),
+            registry,
+            shutdown.clone(),
+        ));
+        TestGateway {
+            addr,
+            admin: admin_addr,
+            observed,
+            bus: local,
+            switches,
+            shutdown,
+            services,
+            task,
+        }
     }
 
     /// Shuts the gateway down and waits (bounded) for `run` to return.
@@ -279,6 +301,24 @@ impl TestGateway {
         let status = response[9..12].parse().unwrap();
         let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
         (status, body)
+    }
+
+    /// One request to the admin port over real HTTP (`gateway_testkit::http_request`, run off
+    /// the async threads): status code and body.
+    pub async fn admin_request(
+        &self,
+        method: &'static str,
+        path: &str,
+        headers: &[&str],
+        body: &str,
+    ) -> (u16, String) {
+        let (admin, path, body) = (self.admin, path.to_owned(), body.to_owned());
+        let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+        let request = tokio::task::spawn_blocking(move || {
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            gateway_testkit::http_request(admin, method, &path, &headers, &body)
+        });
+        tokio::time::timeout(WAIT, request).await.unwrap().unwrap().unwrap()
     }
 
     /// The value of the metrics line `series` (e.g. `gateway_connections`).
