@@ -515,3 +515,45 @@ async fn long_calls_on_a_live_instance_are_confirmed_and_finish_even_through_its
     serving.stopped().await;
     assert_eq!(caller.stats().lost, 0);
 }
+
+#[tokio::test]
+async fn service_processes_are_discoverable_with_the_nats_services_api() {
+    let nats = NatsServer::start();
+    let stop = CancellationToken::new();
+    let mut serving = Vec::new();
+    // Two instances, each on its own connection as separate processes would be.
+    for _ in 0..2 {
+        let bus = connect(&nats).await;
+        let service = Arc::new(SomeApiServer::new(Calculator::default()));
+        serving.push(ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap());
+        settle(&bus).await;
+    }
+    let plain = async_nats::connect(nats.url()).await.unwrap();
+    // `nats micro ls` does this: one request on $SRV.PING, every answer gathered.
+    let inbox = plain.new_inbox();
+    let mut answers = plain.subscribe(inbox.clone()).await.unwrap();
+    plain.publish_with_reply("$SRV.PING", inbox, Bytes::new()).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let pong = tokio::time::timeout(WAIT, answers.next()).await.unwrap().unwrap();
+        let pong: async_nats::service::PingResponse =
+            serde_json::from_slice(&pong.payload).unwrap();
+        assert_eq!(pong.name, "examples_some_api_SomeApi");
+        ids.push(pong.id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    let info =
+        plain.request(format!("$SRV.INFO.examples_some_api_SomeApi.{}", ids[1]), Bytes::new());
+    let info: async_nats::service::Info =
+        serde_json::from_slice(&info.await.unwrap().payload).unwrap();
+    assert_eq!(info.id, ids[1]);
+    let subjects: Vec<_> = info.endpoints.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        ["rpc.examples.some_api.SomeApi.sum", "rpc.examples.some_api.SomeApi.sub"]
+    );
+    stop.cancel();
+    for s in serving {
+        s.stopped().await;
+    }
+}
