@@ -254,6 +254,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The largest payload the bus carries.
     fn max_payload(&self) -> usize;
+
+    /// Whether the bus can carry messages right now: `false` while a networked bus has lost its
+    /// connection (and is reconnecting). Always `true` for the in-process bus.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// A stream of the messages of one subscription. Bounded: an implementation that cannot deliver

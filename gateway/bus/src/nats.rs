@@ -239,11 +239,6 @@ impl NatsBus {
         &self.client
     }
 
-    /// Whether the connection is up right now.
-    pub fn is_connected(&self) -> bool {
-        *self.inner.connected.borrow()
-    }
-
     /// Waits until the connection is up (at once if it is).
     pub async fn connected(&self) {
         let mut state = self.inner.connected.subscribe();
@@ -261,7 +256,7 @@ impl NatsBus {
 
     /// [`BusError::Disconnected`] unless connected.
     fn check_connected(&self) -> Result<(), BusError> {
-        if self.is_connected() {
+        if Bus::is_connected(self) {
             Ok(())
         } else {
             Err(BusError::Disconnected { reason: "the connection to NATS is down".into() })
@@ -280,7 +275,7 @@ impl fmt::Debug for NatsBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsBus")
             .field("options", &self.options)
-            .field("connected", &self.is_connected())
+            .field("connected", &Bus::is_connected(self))
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -404,6 +399,10 @@ impl Bus for NatsBus {
 
     fn max_payload(&self) -> usize {
         self.client.max_payload()
+    }
+
+    fn is_connected(&self) -> bool {
+        *self.inner.connected.borrow()
     }
 }
 

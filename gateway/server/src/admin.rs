@@ -6,8 +6,8 @@
 //! bounded number of connections at once, so a misbehaving client cannot hurt the gateway.
 //!
 //! - `GET /healthz`: 200 while the process runs.
-//! - `GET /readyz`: 200 once listening and not draining, 503 otherwise; load balancers stop
-//!   sending new clients to a draining gateway.
+//! - `GET /readyz`: 200 once listening, not draining and with the bus connected, 503 otherwise;
+//!   load balancers stop sending new clients to a draining or disconnected gateway.
 //! - `GET /metrics`: the Prometheus text format ([`Metrics::render`]).
 //! - `GET /switches`, `GET|PUT|DELETE /switches/<service>`: the operator switches (see
 //!   `admin/switches` and `docs/operations.md`).
@@ -19,6 +19,7 @@
 mod switches;
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the admin endpoints need from the gateway.
 pub(crate) struct Admin {
     pub(crate) metrics: Arc<Metrics>,
+    /// Readiness needs the bus connected.
+    pub(crate) bus: Arc<dyn gateway_bus::Bus>,
     pub(crate) switches: Arc<dyn SwitchStore>,
     /// The services the gateway routes to, by fully qualified name: the ones switches may be
     /// set for.
@@ -60,6 +63,7 @@ impl Admin {
     pub(crate) fn new(shared: &Shared) -> Admin {
         Admin {
             metrics: shared.metrics.clone(),
+            bus: shared.bus.clone(),
             switches: shared.switches.clone(),
             services: shared.registry.services().iter().map(|s| s.name).collect(),
             token: shared.config.admin_token.clone(),
@@ -299,12 +303,21 @@ async fn route(request: &Request, admin: &Admin) -> Response {
     }
     match path {
         "/healthz" => Response::text(200, "ok"),
-        "/readyz" if admin.metrics.is_ready() => Response::text(200, "ready"),
-        "/readyz" => Response::text(503, "draining"),
-        _ => Response {
-            content_type: "text/plain; version=0.0.4",
-            ..Response::text(200, admin.metrics.render())
-        },
+        "/readyz" if !admin.metrics.is_ready() => Response::text(503, "draining"),
+        "/readyz" if !admin.bus.is_connected() => {
+            Response::text(503, "the bus is disconnected; reconnecting")
+        }
+        "/readyz" => Response::text(200, "ready"),
+        _ => {
+            let mut text = admin.metrics.render();
+            let connected = u8::from(admin.bus.is_connected());
+            let _ = writeln!(
+                text,
+                "# HELP gateway_bus_connected 1 while the bus (NATS) is connected, 0 while it \
+                 reconnects.\n# TYPE gateway_bus_connected gauge\ngateway_bus_connected {connected}"
+            );
+            Response { content_type: "text/plain; version=0.0.4", ..Response::text(200, text) }
+        }
     }
 }
 
