@@ -231,6 +231,7 @@ async fn killing_nats_fails_calls_promptly_and_service_resumes_after_its_restart
     // Down long enough for the gateway's reconnect attempts to back off.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(gateway.process.child.is_running(), "the gateway exited when NATS went away");
+    assert_eq!(gateway.readiness(), 503, "ready without its bus");
     system.nats.restart();
     let restarted = Instant::now();
     let resumed = load.wait_for_success_after(restarted).await;
@@ -261,6 +262,7 @@ async fn killing_nats_fails_calls_promptly_and_service_resumes_after_its_restart
         resumed - restarted
     );
     assert!(gateway.process.child.is_running());
+    assert_eq!(gateway.readiness(), 200, "ready again with its bus back");
 
     // The topic subscription made before the outage still delivers, on the same client
     // connection: the gateway restored its NATS subscription by itself.
@@ -390,7 +392,6 @@ impl Process {
         command
             .args(args)
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);
@@ -444,6 +445,11 @@ impl Gateway {
             .await
             .unwrap_or_else(|_| panic!("connecting to {} timed out", self.name))
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name))
+    }
+
+    /// The status code of its `/readyz`.
+    fn readiness(&self) -> u16 {
+        http_get(self.admin, "/readyz").expect("the gateway's /readyz").0
     }
 
     /// The value of the metrics line `series` (e.g. `gateway_connections_total`).
