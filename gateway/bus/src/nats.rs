@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -119,8 +119,8 @@ pub struct NatsBus {
 
 /// What the bus's tasks share.
 struct Inner {
-    /// `true` while connected.
-    connected: watch::Sender<bool>,
+    /// The connection's state.
+    link: Arc<Link>,
     /// Requests waiting for their answer, and the instances running them.
     requests: Mutex<Requests>,
     next_token: AtomicU64,
@@ -129,6 +129,14 @@ struct Inner {
     dropped: AtomicU64,
     failed_on_disconnect: AtomicU64,
     lost: AtomicU64,
+}
+
+/// What the connection's event callback keeps up to date.
+struct Link {
+    /// `true` while connected.
+    connected: watch::Sender<bool>,
+    /// The connection was lost since it last came back (or since the first connection).
+    lost: AtomicBool,
     reconnects: AtomicU64,
 }
 
@@ -179,11 +187,13 @@ impl NatsBus {
     /// URL and the cause. After this first connection, losses are handled by reconnecting.
     pub async fn connect(url: &str, options: NatsOptions) -> Result<NatsBus, ConnectError> {
         let fail = |reason: String| ConnectError { url: url.to_owned(), reason };
-        let (connected, _) = watch::channel(false);
-        let events = connected.clone();
+        let link = Arc::new(Link {
+            connected: watch::channel(false).0,
+            lost: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
+        });
+        let events = link.clone();
         let max_delay = options.max_reconnect_delay;
-        let reconnects = Arc::new(AtomicU64::new(0));
-        let counted = reconnects.clone();
         let client = async_nats::ConnectOptions::new()
             .name(&options.name)
             .connection_timeout(options.connect_timeout)
@@ -193,15 +203,14 @@ impl NatsBus {
             .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max_delay))
             .event_callback(move |event| {
                 let events = events.clone();
-                let counted = counted.clone();
-                async move { on_event(&events, &counted, event) }
+                async move { events.on_event(event) }
             })
             .connect(url)
             .await
             .map_err(|e| fail(e.to_string()))?;
         // The callback's `Connected` may come after `connect` returns; the client's own state
         // is authoritative now.
-        connected.send_replace(client.connection_state() == State::Connected);
+        link.connected.send_replace(client.connection_state() == State::Connected);
 
         let inbox_prefix = format!("{}.", client.new_inbox());
         let inbox = client
@@ -209,18 +218,16 @@ impl NatsBus {
             .await
             .map_err(|e| fail(format!("cannot subscribe to the reply inbox: {e}")))?;
         let inner = Arc::new(Inner {
-            connected,
+            link,
             requests: Mutex::new(Requests::default()),
             next_token: AtomicU64::new(1),
             inbox_prefix,
             dropped: AtomicU64::new(0),
             failed_on_disconnect: AtomicU64::new(0),
             lost: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
         tokio::spawn(route_answers(inbox, Arc::downgrade(&inner), stop.clone()));
-        tokio::spawn(count_reconnects(inner.clone(), reconnects, stop.clone()));
         if let Some(notify_after) = options.notify_after {
             let watch = Watchdog {
                 inner: Arc::downgrade(&inner),
@@ -241,7 +248,7 @@ impl NatsBus {
 
     /// Waits until the connection is up (at once if it is).
     pub async fn connected(&self) {
-        let mut state = self.inner.connected.subscribe();
+        let mut state = self.inner.link.connected.subscribe();
         let _ = state.wait_for(|up| *up).await;
     }
 
@@ -250,7 +257,7 @@ impl NatsBus {
             dropped: self.inner.dropped.load(Ordering::Relaxed),
             failed_on_disconnect: self.inner.failed_on_disconnect.load(Ordering::Relaxed),
             lost: self.inner.lost.load(Ordering::Relaxed),
-            reconnects: self.inner.reconnects.load(Ordering::Relaxed),
+            reconnects: self.inner.link.reconnects.load(Ordering::Relaxed),
         }
     }
 
@@ -328,7 +335,7 @@ impl Bus for NatsBus {
             let headers = prepared?;
             // Subscribed to the connection state before sending, so a loss between sending and
             // waiting is not missed.
-            let mut state = self.inner.connected.subscribe();
+            let mut state = self.inner.link.connected.subscribe();
             let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
             let (answer, answered) = oneshot::channel();
             let entry = Pending {
@@ -402,7 +409,7 @@ impl Bus for NatsBus {
     }
 
     fn is_connected(&self) -> bool {
-        *self.inner.connected.borrow()
+        *self.inner.link.connected.borrow()
     }
 }
 
@@ -418,40 +425,35 @@ impl Drop for Forget<'_> {
     }
 }
 
-/// The connection's events: tracks whether it is up, logs the rest.
-fn on_event(connected: &watch::Sender<bool>, reconnects: &AtomicU64, event: async_nats::Event) {
-    match event {
-        async_nats::Event::Connected => {
-            if !connected.send_replace(true) {
-                reconnects.fetch_add(1, Ordering::Relaxed);
-                info!("NATS connection restored");
+impl Link {
+    /// The connection's events: tracks whether it is up and counts its comebacks; logs the
+    /// rest.
+    fn on_event(&self, event: async_nats::Event) {
+        match event {
+            async_nats::Event::Connected => {
+                // The first connection's event is no comeback. Counted before the state
+                // changes, so whoever waits for the connection sees the count.
+                if self.lost.swap(false, Ordering::Relaxed) {
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    info!("NATS connection restored");
+                }
+                self.connected.send_replace(true);
             }
-        }
-        async_nats::Event::Disconnected => {
-            if connected.send_replace(false) {
-                warn!("NATS connection lost; calls fail with `unavailable` until it is back");
+            async_nats::Event::Disconnected => {
+                self.lost.store(true, Ordering::Relaxed);
+                if self.connected.send_replace(false) {
+                    warn!("NATS connection lost; calls fail with `unavailable` until it is back");
+                }
             }
+            async_nats::Event::Closed => {
+                self.connected.send_replace(false);
+                info!("NATS connection closed");
+            }
+            async_nats::Event::SlowConsumer(sid) => {
+                warn!(sid, "NATS: a subscription cannot keep up; the client drops its messages");
+            }
+            other => warn!(event = %other, "NATS"),
         }
-        async_nats::Event::Closed => {
-            connected.send_replace(false);
-            info!("NATS connection closed");
-        }
-        async_nats::Event::SlowConsumer(sid) => {
-            warn!(sid, "NATS: a subscription cannot keep up; the client is dropping its messages");
-        }
-        other => warn!(event = %other, "NATS"),
-    }
-}
-
-/// Copies the reconnect count kept by the event callback into the bus's stats.
-async fn count_reconnects(inner: Arc<Inner>, reconnects: Arc<AtomicU64>, stop: CancellationToken) {
-    let mut state = inner.connected.subscribe();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            changed = state.changed() => if changed.is_err() { return },
-        }
-        inner.reconnects.store(reconnects.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -545,7 +547,7 @@ impl Watchdog {
             }
             let Some(inner) = this.inner.upgrade() else { return };
             // While disconnected, requests fail by themselves; nothing is presumed lost.
-            if !*inner.connected.borrow() {
+            if !*inner.link.connected.borrow() {
                 continue;
             }
             let (lost, probes) = this.sweep(&inner);
