@@ -18,6 +18,10 @@
 //!   `$SRV.STATS`) as one instance of the service, with one endpoint per method and each method's
 //!   counters (calls, errors, the last error, processing time); see [`discovery`] and
 //!   `docs/bus.md`. On by default ([`ServeOptions::discovery`]).
+//! - **Running notices**: a call that asks (`rpc-notify-ms`) and is still running that long after
+//!   it arrived gets a notice naming the instance's liveness subject
+//!   (`instance.<service>.<id>`), which the runtime answers until it has stopped; a caller pinging
+//!   it learns at once when the instance is gone (`docs/bus.md`, "Running notices").
 //! - **Shutdown**: when the `shutdown` token fires, the runtime unsubscribes from calls and from
 //!   discovery, serves the calls it already received, waits for in-flight calls up to
 //!   [`ServeOptions::drain_timeout`], then cancels the rest (their callers get a retryable
