@@ -4,8 +4,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// What the load generator talks to. Both targets get the same REQUEST frames through the same
-/// client code, so that their figures compare.
+/// What the load generator talks to. The gateway and the raw echo get the same REQUEST frames
+/// through the same client code, so that their figures compare; the NATS target sends the same
+/// `Blob` straight to the echo service as a NATS request, the baseline of a gateway on NATS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// A gateway: HELLO/WELCOME first, then REQUEST frames for `examples.echo.Echo.echo`,
@@ -14,6 +15,11 @@ pub enum Target {
     /// The raw echo (`raw-echo`): no handshake; every REQUEST frame comes back unchanged and
     /// counts as the reply to itself.
     Raw,
+    /// The Echo service itself over NATS, no gateway: the address is a NATS server's, and each
+    /// connection is an `async-nats` client sending requests on `rpc.examples.echo.Echo.echo`
+    /// with the headers `docs/bus.md` specifies (method id, timeout, call id), exactly what a
+    /// gateway on NATS sends for the same call.
+    Nats,
 }
 
 impl Target {
@@ -22,6 +28,7 @@ impl Target {
         match self {
             Target::Gateway => "gateway",
             Target::Raw => "raw",
+            Target::Nats => "nats",
         }
     }
 }
@@ -35,11 +42,11 @@ impl fmt::Display for Target {
 /// One load run, checked by [`LoadConfig::validate`] before it starts.
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
-    /// The server's address.
+    /// The server's address: the gateway's, the raw echo's, or the NATS server's.
     pub addr: SocketAddr,
     /// What the server is.
     pub target: Target,
-    /// How many TCP connections to open.
+    /// How many TCP connections to open (NATS client connections for [`Target::Nats`]).
     pub connections: usize,
     /// How many requests each connection keeps in flight: a new one leaves as soon as a reply
     /// comes back (a closed loop).
@@ -50,7 +57,8 @@ pub struct LoadConfig {
     pub warmup: Duration,
     /// How long to measure.
     pub duration: Duration,
-    /// The `timeout_ms` of every request (the gateway fails calls not answered by then).
+    /// The `timeout_ms` of every request (the gateway fails calls not answered by then; on NATS,
+    /// the `rpc-timeout-ms` header and the client's own wait).
     pub timeout_ms: u32,
 }
 

@@ -133,7 +133,7 @@ impl Connection {
         let reader = Reader {
             half: read_half,
             buf: self.read_buf,
-            expected_len: call.payload.len(),
+            expected: call.payload.clone(),
             target,
             sent_at,
             window,
@@ -200,8 +200,8 @@ impl Writer {
 struct Reader {
     half: OwnedReadHalf,
     buf: BytesMut,
-    /// The request payload's length, which every reply's payload must have.
-    expected_len: usize,
+    /// The request's payload, which every reply's payload must equal byte for byte.
+    expected: Bytes,
     target: Target,
     sent_at: Arc<[AtomicU64]>,
     window: Window,
@@ -273,7 +273,7 @@ impl Reader {
             })?;
         if (self.window.start..self.window.end).contains(&now) {
             match outcome {
-                Ok(payload) if payload.len() == self.expected_len => {
+                Ok(payload) if payload == self.expected => {
                     let latency = nanos_since(self.window.epoch, now).saturating_sub(sent);
                     self.tally.record_ok(Duration::from_nanos(latency));
                 }

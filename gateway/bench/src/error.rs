@@ -32,6 +32,10 @@ pub enum LoadError {
     /// The server sent something the protocol does not allow here.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A NATS client connection failed during the run, or refused a request before sending it
+    /// (the NATS target).
+    #[error("NATS: {0}")]
+    Nats(String),
     /// A connection's task panicked or was cancelled.
     #[error("connection task failed: {0}")]
     Task(String),

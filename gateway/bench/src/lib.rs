@@ -6,22 +6,24 @@
 //!   bytes, every round trip in an HDR histogram: throughput, p50/p90/p99/p999/max, errors by
 //!   status, printed for humans and as JSON. It calls `examples.echo.Echo.echo` (crate `echo`)
 //!   through a gateway, or sends the same REQUEST frames to `raw-echo`, a length-framed TCP echo
-//!   that does no work per frame.
+//!   that does no work per frame, or (`--target nats`) calls the echo service directly over
+//!   NATS with `async-nats` request/reply, as a gateway on NATS would, without the gateway.
 //! - **Fan-out** (`loadgen fanout`): N subscribers on `examples.echo.Echo.broadcast`, one
 //!   publisher, publish-to-deliver latency and deliveries per second, through a gateway or
 //!   `raw-fanout`, a length-framed TCP server that relays each PUBLISH to every subscriber.
 //!
-//! The baselines are the limit of the transport, against which the gateway's figures mean
-//! something. Both targets go through the same client code, written directly on
+//! The baselines are the limit of the transport (raw echo, raw fan-out) or of the bus (NATS),
+//! against which the gateway's figures mean something. Both targets go through the same client code, written directly on
 //! `gateway-protocol` frames so that the client's own cost is small and the same in both.
-//! `scripts/bench-gateway` and `scripts/bench-fanout` run the comparisons; `docs/benchmarks.md`
-//! has the results.
+//! `scripts/bench-gateway`, `scripts/bench-nats` and `scripts/bench-fanout` run the comparisons;
+//! `docs/benchmarks.md` has the results.
 //!
 //! # Layout
 //!
 //! - [`config`]: [`LoadConfig`] and [`Target`], what an RPC run does.
 //! - [`load`]: [`run`], a whole RPC run: open, warm up, measure, merge.
 //! - `connection`: one RPC connection's writer and reader halves, and the handshake.
+//! - `nats`: the NATS target, `depth` `async-nats` requests in flight per client.
 //! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
 //! - [`fanout`]: the fan-out mode, [`fanout::run`].
 //! - [`raw_echo`] and [`raw_fanout`]: the baseline servers.
@@ -47,6 +49,7 @@ mod connection;
 pub mod error;
 pub mod fanout;
 pub mod load;
+mod nats;
 pub mod open_files;
 pub mod raw_echo;
 pub mod raw_fanout;

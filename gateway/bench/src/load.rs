@@ -1,4 +1,5 @@
 //! A whole load run: open every connection, warm up, measure, merge the connections' tallies.
+//! The TCP targets (gateway, raw echo) are driven here; the NATS target by [`crate::nats`].
 
 use echo::BlobT;
 use gateway_core::Message;
@@ -6,9 +7,10 @@ use gateway_protocol::{Frame, LENGTH_PREFIX_SIZE, Request};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::LoadConfig;
+use crate::config::{LoadConfig, Target};
 use crate::connection::{Call, Connection, Window};
 use crate::error::LoadError;
+use crate::nats;
 use crate::summary::{Summary, Tally};
 
 /// Runs the load `config` describes and summarises what was measured.
@@ -22,6 +24,10 @@ use crate::summary::{Summary, Tally};
 pub async fn run(config: &LoadConfig) -> Result<Summary, LoadError> {
     config.validate().map_err(LoadError::Config)?;
     let call = echo_call(config);
+    if config.target == Target::Nats {
+        let (tally, request_bytes) = nats::run(config, &call).await?;
+        return Ok(Summary::new(config, request_bytes, &tally));
+    }
     let request_frame_bytes = request_frame_bytes(&call)?;
     let epoch = Instant::now();
     let mut connections = Vec::with_capacity(config.connections);

@@ -107,7 +107,7 @@ impl Latency {
 /// The result of one run, as printed and as written to JSON.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
-    /// `gateway` or `raw`.
+    /// `gateway`, `raw` or `nats`.
     pub target: String,
     pub addr: String,
     pub connections: usize,
@@ -115,7 +115,8 @@ pub struct Summary {
     pub depth: usize,
     /// The `Blob`'s data, in bytes.
     pub payload_bytes: usize,
-    /// The REQUEST frame on the wire, length prefix included.
+    /// The REQUEST frame on the wire, length prefix included; for the NATS target, the `HPUB`
+    /// message (control line, headers, payload, CRLF).
     pub request_frame_bytes: usize,
     pub warmup_s: f64,
     /// The measured period.
@@ -131,7 +132,8 @@ pub struct Summary {
     /// Request frame bytes sent per second, in MB (10^6 bytes); the same again came back.
     pub throughput_mb_per_s: f64,
     /// Round-trip latency of successful calls, from just before the request's write to just after
-    /// the read that brought its reply.
+    /// the read that brought its reply (for the NATS target, from just before the request is
+    /// handed to the client to just after its answer is).
     pub latency_us: Latency,
 }
 

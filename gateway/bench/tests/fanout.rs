@@ -89,3 +89,10 @@ async fn an_event_too_small_for_its_stamp_is_refused_before_connecting() {
     let err = fanout::run(&config).await.unwrap_err();
     assert!(err.to_string().contains("`payload` must be at least 16"), "{err}");
 }
+
+#[tokio::test]
+async fn the_nats_target_is_refused_for_fan_out() {
+    let config = FanoutConfig::new("127.0.0.1:1".parse().unwrap(), Target::Nats);
+    let err = fanout::run(&config).await.unwrap_err();
+    assert!(err.to_string().contains("`target` `nats` is for RPC runs only"), "{err}");
+}

@@ -1,5 +1,6 @@
 //! The load generator's gateway mode against a scripted gateway on a free port: the handshake,
-//! RESPONSE and ERROR frames, and a gateway whose terms do not allow the run's depth.
+//! RESPONSE and ERROR frames, replies that differ from their request, and a gateway whose terms
+//! do not allow the run's depth.
 
 use std::time::Duration;
 
@@ -12,11 +13,13 @@ use gateway_protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Every `ERROR_EVERY`th request is answered with `resource_exhausted`.
+/// Every `ERROR_EVERY`th request is answered with `resource_exhausted`, and as many others with
+/// their payload spoilt.
 const ERROR_EVERY: u64 = 10;
 
 /// A gateway that says WELCOME with `max_in_flight`, then answers each REQUEST with its payload,
-/// or with an ERROR for every tenth.
+/// with an ERROR for every tenth, or with the payload's last byte changed for every tenth
+/// (counting from the fifth).
 async fn scripted_gateway(listener: TcpListener, max_in_flight: u32) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { return };
@@ -44,6 +47,14 @@ async fn serve(mut stream: TcpStream, max_in_flight: u32) -> Option<()> {
                             request_id: request.request_id,
                             status: Status::resource_exhausted("busy"),
                             details: Default::default(),
+                        })
+                    } else if received % ERROR_EVERY == ERROR_EVERY / 2 {
+                        // Same length, one byte off: only a byte-for-byte check notices.
+                        let mut spoilt = request.payload.to_vec();
+                        *spoilt.last_mut()? ^= 0xff;
+                        Frame::Response(Response {
+                            request_id: request.request_id,
+                            payload: spoilt.into(),
                         })
                     } else {
                         Frame::Response(Response {
@@ -75,7 +86,7 @@ async fn start(max_in_flight: u32) -> LoadConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn responses_are_counted_and_errors_are_counted_by_status() {
+async fn responses_are_counted_and_errors_and_spoilt_payloads_are_counted_by_kind() {
     let mut config = start(64).await;
     config.connections = 2;
     config.depth = 4;
@@ -83,12 +94,14 @@ async fn responses_are_counted_and_errors_are_counted_by_status() {
         tokio::time::timeout(Duration::from_secs(10), run(&config)).await.unwrap().unwrap();
 
     assert!(summary.requests > 50, "{summary}");
-    assert_eq!(summary.errors_by_status.keys().collect::<Vec<_>>(), ["resource_exhausted"]);
-    let errors = summary.errors_by_status["resource_exhausted"];
-    assert_eq!(summary.errors, errors);
-    // One in ten per connection, counted over the window only: close to a tenth of all calls.
-    let share = errors as f64 / (summary.requests + errors) as f64;
-    assert!((0.08..0.12).contains(&share), "{share}: {summary}");
+    let kinds: Vec<_> = summary.errors_by_status.keys().map(String::as_str).collect();
+    assert_eq!(kinds, ["bad_payload", "resource_exhausted"], "{summary}");
+    let calls = (summary.requests + summary.errors) as f64;
+    for kind in kinds {
+        // One in ten per connection, counted over the window only: close to a tenth of all calls.
+        let share = summary.errors_by_status[kind] as f64 / calls;
+        assert!((0.08..0.12).contains(&share), "{kind}: {share}: {summary}");
+    }
 }
 
 #[tokio::test]

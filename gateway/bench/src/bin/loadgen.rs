@@ -1,5 +1,5 @@
-//! Drives a gateway's echo method or its broadcast topic, or the matching raw baseline, and
-//! reports throughput and latency.
+//! Drives a gateway's echo method or its broadcast topic, or the matching baseline (raw echo,
+//! raw fan-out, the echo service called directly over NATS), and reports throughput and latency.
 //!
 //! Run with:
 //!
@@ -8,6 +8,11 @@
 //! cargo run --release -p gateway-bench --bin raw-echo -- --listen 127.0.0.1:7001 &
 //! cargo run --release -p gateway-bench --bin loadgen -- --addr 127.0.0.1:7001 --target raw \
 //!     --connections 1 --depth 64 --payload 1024 --json raw.json
+//! # RPC to the echo service over NATS, without a gateway (the baseline of `gateway --nats`)
+//! nats-server -a 127.0.0.1 -p 4222 &
+//! cargo run --release -p echo --bin echo-service -- --nats nats://127.0.0.1:4222 &
+//! cargo run --release -p gateway-bench --bin loadgen -- --addr 127.0.0.1:4222 --target nats \
+//!     --connections 16 --depth 64 --json nats.json
 //! # Fan-out: one publisher, N subscribers
 //! cargo run --release -p gateway-bench --bin raw-fanout -- --listen 127.0.0.1:7002 &
 //! cargo run --release -p gateway-bench --bin loadgen -- fanout --addr 127.0.0.1:7002 \
@@ -43,14 +48,15 @@ enum Mode {
 /// The RPC mode: calls of `examples.echo.Echo.echo`.
 #[derive(Debug, ClapArgs)]
 struct RpcArgs {
-    /// The server's address (required; an `Option` only because the `fanout` subcommand has
-    /// its own).
+    /// The server's address: the gateway's, raw-echo's, or with `--target nats` the NATS
+    /// server's (required; an `Option` only because the `fanout` subcommand has its own).
     #[arg(long, required = true)]
     addr: Option<SocketAddr>,
-    /// What the server is: a gateway serving `examples.echo.Echo`, or `raw-echo`.
-    #[arg(long, value_enum, default_value_t = TargetArg::Gateway)]
-    target: TargetArg,
-    /// TCP connections to open.
+    /// What the server is: a gateway serving `examples.echo.Echo`, `raw-echo`, or a NATS server
+    /// through which the echo service (`echo-service --nats`) is called directly.
+    #[arg(long, value_enum, default_value_t = RpcTargetArg::Gateway)]
+    target: RpcTargetArg,
+    /// Connections to open (NATS client connections with `--target nats`).
     #[arg(long, default_value_t = 1)]
     connections: usize,
     /// Requests kept in flight on each connection.
@@ -120,6 +126,25 @@ struct RunArgs {
     json: Option<PathBuf>,
 }
 
+/// The RPC mode's targets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RpcTargetArg {
+    Gateway,
+    Raw,
+    Nats,
+}
+
+impl From<RpcTargetArg> for Target {
+    fn from(target: RpcTargetArg) -> Target {
+        match target {
+            RpcTargetArg::Gateway => Target::Gateway,
+            RpcTargetArg::Raw => Target::Raw,
+            RpcTargetArg::Nats => Target::Nats,
+        }
+    }
+}
+
+/// The fan-out mode's targets.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum TargetArg {
     Gateway,

@@ -78,6 +78,11 @@ impl FanoutConfig {
     ///
     /// A message naming the setting and its value.
     pub fn validate(&self) -> Result<(), String> {
+        if self.target == Target::Nats {
+            return Err("`target` `nats` is for RPC runs only; fan-out runs against a gateway or \
+                        raw-fanout"
+                .into());
+        }
         if self.subscribers == 0 {
             return Err("`subscribers` must be at least 1, not `0`".into());
         }
