@@ -3,16 +3,22 @@
 //! This is the baseline of a gateway on NATS. A call through the gateway crosses client →
 //! gateway → nats-server → service and back; a call here crosses client → nats-server → service
 //! and back, with the same bus request the gateway would send: subject
-//! `rpc.examples.echo.Echo.echo`, the contract's headers (`rpc-method`, `rpc-timeout-ms`,
-//! `rpc-call-id`; `docs/bus.md`), the same `Blob` buffer. So nats-server and the service do the
-//! same work per call on both paths, and the difference between the two is what the gateway
-//! costs.
+//! `rpc.examples.echo.Echo.echo`, the headers a gateway on NATS puts on an anonymous call
+//! (`rpc-method`, `rpc-timeout-ms`, `rpc-call-id`, `rpc-trace-id`, and `rpc-notify-ms` as
+//! [`NatsOptions`]'s default asks; `docs/bus.md`), the same `Blob` buffer. So nats-server and
+//! the service do the same work per call on both paths, and the difference between the two is
+//! what the gateway costs.
 //!
 //! Each of the run's connections is its own `async-nats` client (its own TCP connection to
 //! nats-server) and keeps `depth` requests in flight as futures polled by one task: when one is
 //! answered, its latency is recorded and the next request leaves. Requests use the client's
 //! shared reply inbox (`Client::send_request`), as any plain NATS client does. Every answer is
 //! checked: no `rpc-status` (or `0`), and the payload equal to the request's, byte for byte.
+//!
+//! `Client::send_request` takes the first message on the reply subject as the answer, so a
+//! running notice (a call still running `rpc-notify-ms` after the service received it) would end
+//! the request without its answer; it is counted as `running_notice`, an error. An echo call
+//! only gets one when the service is stalled for that long (100 ms).
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
@@ -23,6 +29,7 @@ use async_nats::{Client, ConnectOptions, HeaderMap, HeaderName, Request, Request
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
+use gateway_bus::NatsOptions;
 use gateway_bus::contract::{self, header};
 use gateway_core::Code;
 use tokio::task::JoinSet;
@@ -45,13 +52,14 @@ const REPLY_SUBJECT_LEN: usize = "_INBOX.".len() + 3 * 22 + 2;
 #[derive(Clone, Debug)]
 struct Requests {
     subject: async_nats::Subject,
-    /// `rpc-method` and `rpc-timeout-ms`; each request adds its `rpc-call-id`.
+    /// `rpc-method`, `rpc-timeout-ms` and `rpc-notify-ms`; each request adds its `rpc-call-id`
+    /// and `rpc-trace-id`.
     headers: HeaderMap,
     payload: Bytes,
     timeout: Duration,
-    /// This run's call ids start with it: unique among the callers of the service, as
-    /// `docs/bus.md` asks, with a random part as the gateway's have.
-    call_id_prefix: String,
+    /// A random number naming this run: its call ids start with it (unique among the callers
+    /// of the service, as `docs/bus.md` asks), and so do its trace ids, as the gateway's do.
+    instance: u64,
 }
 
 impl Requests {
@@ -62,31 +70,42 @@ impl Requests {
         let mut headers = HeaderMap::new();
         headers.insert(header::METHOD, call.method_id.to_string());
         headers.insert(header::TIMEOUT_MS, call.timeout_ms.to_string());
-        let instance = RandomState::new().hash_one(std::process::id());
+        // What a gateway's NATS bus asks of every call (running notices for long calls).
+        if let Some(after) = NatsOptions::default().notify_after {
+            headers.insert(header::NOTIFY_MS, after.as_millis().max(1).to_string());
+        }
         Requests {
             subject: contract::method_subject(method).into(),
             headers,
             payload: call.payload.clone(),
             timeout: Duration::from_millis(call.timeout_ms.into()),
-            call_id_prefix: format!("{instance:016x}"),
+            instance: RandomState::new().hash_one(std::process::id()),
         }
     }
 
-    /// Request `n` of connection `connection`, with its own call id.
+    /// Request `n` of connection `connection`.
     fn request(&self, connection: usize, n: u64) -> Request {
-        let mut headers = self.headers.clone();
-        let call_id = format!("{}-{connection}-{n}", self.call_id_prefix);
-        headers.insert(HeaderName::from_static(header::CALL_ID), call_id);
+        let headers = self.headers_of(connection, n);
         Request::new().headers(headers).payload(self.payload.clone()).timeout(Some(self.timeout))
+    }
+
+    /// The headers of request `n` of connection `connection`: the shared ones, its call id and
+    /// its trace id (32 hex digits, the W3C form the gateway uses).
+    fn headers_of(&self, connection: usize, n: u64) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        let instance = self.instance;
+        let call_id = format!("{instance:016x}-{connection}-{n}");
+        headers.insert(HeaderName::from_static(header::CALL_ID), call_id);
+        let trace_id = format!("{:016x}{n:016x}", instance ^ connection as u64);
+        headers.insert(HeaderName::from_static(header::TRACE_ID), trace_id);
+        headers
     }
 
     /// The size of one request on the wire, as async-nats writes it: the `HPUB` control line,
     /// the header block, the payload and the closing CRLF.
     fn wire_bytes(&self) -> usize {
-        let mut headers = self.headers.clone();
-        // The call id of a request well into a run (its length varies by a few bytes).
-        let call_id = format!("{}-0-1000000", self.call_id_prefix);
-        headers.insert(HeaderName::from_static(header::CALL_ID), call_id);
+        // A request well into a run (the call id's length varies by a few bytes).
+        let headers = self.headers_of(0, 1_000_000);
         let header_block = "NATS/1.0\r\n".len()
             + headers
                 .iter()
@@ -211,7 +230,7 @@ impl Driver {
     }
 
     /// What an answer counts as: `Ok` for the request's payload back without a status, or the
-    /// kind of failure (a status code's name, `bad_payload`). A failure that is not the call's
+    /// kind of failure (a status code's name, `running_notice`, `bad_payload`). A failure that is not the call's
     /// but the connection's, or a request that could not be sent, ends the run.
     fn check(
         &self,
@@ -228,8 +247,11 @@ impl Driver {
             }
             Err(e) => return Err(LoadError::Nats(e.to_string())),
         };
-        let status = message.headers.as_ref().and_then(|h| h.get(header::STATUS));
-        if let Some(status) = status {
+        let headers = message.headers.as_ref();
+        if headers.is_some_and(|h| h.get(header::RUNNING).is_some()) {
+            return Ok(Err("running_notice"));
+        }
+        if let Some(status) = headers.and_then(|h| h.get(header::STATUS)) {
             let code = status.as_str().parse::<u8>().map_or(Code::Unknown, Code::from_u8);
             if code != Code::Ok {
                 return Ok(Err(code.name()));

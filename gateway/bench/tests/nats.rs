@@ -1,6 +1,6 @@
 //! The load generator's NATS target against a real nats-server (`gateway-testkit`): the echo
 //! service on a `NatsBus`, a plain NATS responder that checks the contract's headers and spoils
-//! some answers, and nobody serving at all.
+//! some answers (a byte changed, an error status, a running notice), and nobody serving at all.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use gateway_bus::{NatsBus, NatsOptions, ServiceRuntime};
 use gateway_testkit::NatsServer;
 use tokio_util::sync::CancellationToken;
 
-/// Every answer of the scripted responder numbered a multiple of this has one byte changed.
+/// The scripted responder spoils one in this many answers in each of its ways.
 const SPOIL_EVERY: u64 = 10;
 
 fn config(nats: &NatsServer) -> LoadConfig {
@@ -69,8 +69,9 @@ async fn calls_to_the_echo_service_over_nats_complete_without_errors() {
     tokio::time::timeout(Duration::from_secs(10), service.stopped()).await.unwrap();
 }
 
-/// What the scripted responder makes of a call's headers: `None` when they follow the contract
-/// (the echo method's id, the run's timeout, a call id not seen before).
+/// What the scripted responder makes of a call's headers: `None` when they are those a gateway
+/// on NATS sends (the echo method's id, the run's timeout, a call id not seen before, a trace
+/// id of 32 hex digits, the NATS bus's notice request).
 fn contract_violation(headers: Option<&HeaderMap>, seen: &mut HashSet<String>) -> Option<String> {
     let Some(headers) = headers else { return Some("no headers".into()) };
     let get = |name| headers.get(name).map(|v| v.as_str().to_owned());
@@ -81,10 +82,49 @@ fn contract_violation(headers: Option<&HeaderMap>, seen: &mut HashSet<String>) -
     if get(header::TIMEOUT_MS).as_deref() != Some("5000") {
         return Some(format!("{}: {:?}", header::TIMEOUT_MS, get(header::TIMEOUT_MS)));
     }
+    let trace = get(header::TRACE_ID).unwrap_or_default();
+    if trace.len() != 32 || !trace.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(format!("{}: {trace:?}", header::TRACE_ID));
+    }
+    let notify = NatsOptions::default().notify_after.map(|d| d.as_millis().to_string());
+    if get(header::NOTIFY_MS) != notify {
+        return Some(format!("{}: {:?}", header::NOTIFY_MS, get(header::NOTIFY_MS)));
+    }
     match get(header::CALL_ID) {
         Some(id) if !id.contains(' ') && seen.insert(id.clone()) => None,
         id => Some(format!("{}: {id:?} missing, reused or with a space", header::CALL_ID)),
     }
+}
+
+/// The scripted responder's answer to call number `n`: an `invalid_argument` status when the
+/// headers are not a gateway's; otherwise the payload with one byte changed, a
+/// `resource_exhausted` status, or a running notice, one in ten calls each; the payload back
+/// for the rest.
+fn answer(n: u64, call: async_nats::Message, seen: &mut HashSet<String>) -> (HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    if let Some(violation) = contract_violation(call.headers.as_ref(), seen) {
+        headers.insert(header::STATUS, "3"); // invalid_argument
+        headers.insert(header::MESSAGE, violation);
+        return (headers, Bytes::new());
+    }
+    match n % SPOIL_EVERY {
+        0 => {
+            // Same length, one byte off: only a byte-for-byte check notices.
+            let mut spoiled = call.payload.to_vec();
+            *spoiled.last_mut().unwrap() ^= 0xff;
+            return (headers, Bytes::from(spoiled));
+        }
+        3 => {
+            // A running notice, which a plain request takes for the answer.
+            headers.insert(header::RUNNING, "instance.examples.echo.Echo.test");
+        }
+        5 => headers.insert(header::STATUS, "8"), // resource_exhausted
+        _ => {
+            headers.insert(header::STATUS, "0"); // success, said explicitly
+            return (headers, call.payload);
+        }
+    }
+    (headers, Bytes::new())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,25 +144,8 @@ async fn answers_are_checked_byte_for_byte_and_statuses_are_counted_by_name() {
         while let Some(call) = calls.next().await {
             n += 1;
             assert_eq!(call.subject.as_str(), subject);
-            let reply = call.reply.expect("a request has a reply subject");
-            let mut headers = HeaderMap::new();
-            let payload =
-                if let Some(violation) = contract_violation(call.headers.as_ref(), &mut seen) {
-                    headers.insert(header::STATUS, "3"); // invalid_argument
-                    headers.insert(header::MESSAGE, violation);
-                    Bytes::new()
-                } else if n % SPOIL_EVERY == 0 {
-                    // Same length, one byte off: only a byte-for-byte check notices.
-                    let mut spoiled = call.payload.to_vec();
-                    *spoiled.last_mut().unwrap() ^= 0xff;
-                    Bytes::from(spoiled)
-                } else if n % SPOIL_EVERY == SPOIL_EVERY / 2 {
-                    headers.insert(header::STATUS, "8"); // resource_exhausted
-                    Bytes::new()
-                } else {
-                    headers.insert(header::STATUS, "0"); // success, said explicitly
-                    call.payload
-                };
+            let reply = call.reply.clone().expect("a request has a reply subject");
+            let (headers, payload) = answer(n, call, &mut seen);
             if responder.publish_with_headers(reply, headers, payload).await.is_err() {
                 return;
             }
@@ -133,7 +156,7 @@ async fn answers_are_checked_byte_for_byte_and_statuses_are_counted_by_name() {
 
     assert!(summary.requests > 50, "{summary}");
     let kinds: Vec<_> = summary.errors_by_status.keys().map(String::as_str).collect();
-    assert_eq!(kinds, ["bad_payload", "resource_exhausted"], "{summary}");
+    assert_eq!(kinds, ["bad_payload", "resource_exhausted", "running_notice"], "{summary}");
     let calls = (summary.requests + summary.errors) as f64;
     for kind in kinds {
         // One in ten each, counted over the window only.
