@@ -131,6 +131,16 @@ impl Headers {
     }
 }
 
+impl IntoIterator for Headers {
+    type Item = (Cow<'static, str>, String);
+    type IntoIter = std::vec::IntoIter<(Cow<'static, str>, String)>;
+
+    /// The name/value pairs, in order, owned.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A message as a subscriber receives it.
 #[derive(Clone, Debug)]
 pub struct BusMessage {

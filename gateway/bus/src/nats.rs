@@ -297,7 +297,7 @@ impl Bus for NatsBus {
     ) -> BoxFuture<'_, Result<(), BusError>> {
         let prepared = subject::validate_subject(subject)
             .and_then(|()| self.check_connected())
-            .and_then(|()| to_nats_headers(&headers))
+            .and_then(|()| to_nats_headers(headers))
             .and_then(|h| self.check_size(&h, &payload).map(|()| h));
         let subject = subject.to_owned();
         Box::pin(async move {
@@ -316,19 +316,17 @@ impl Bus for NatsBus {
         payload: Bytes,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<BusMessage, BusError>> {
-        let watched = match self.options.notify_after {
+        let mut headers = headers;
+        let is_watched = match self.options.notify_after {
             Some(after) if subject.starts_with("rpc.") => {
-                let mut headers = headers.clone();
                 headers.insert(header::NOTIFY_MS, after.as_millis().max(1).to_string());
-                Some(headers)
+                true
             }
-            _ => None,
+            _ => false,
         };
-        let is_watched = watched.is_some();
-        let headers = watched.unwrap_or(headers);
         let prepared = subject::validate_subject(subject)
             .and_then(|()| self.check_connected())
-            .and_then(|()| to_nats_headers(&headers))
+            .and_then(|()| to_nats_headers(headers))
             .and_then(|h| self.check_size(&h, &payload).map(|()| h));
         let subject = subject.to_owned();
         Box::pin(async move {
@@ -640,13 +638,40 @@ async fn forward(
     }
 }
 
+/// The contract's header names, as the static names our headers use and as NATS header names
+/// made once: the common headers cross without parsing or allocating their names.
+static KNOWN_HEADERS: [(&str, HeaderName); 11] = {
+    use crate::contract::header::*;
+    const fn known(name: &'static str) -> (&'static str, HeaderName) {
+        (name, HeaderName::from_static(name))
+    }
+    [
+        known(METHOD),
+        known(TIMEOUT_MS),
+        known(CALL_ID),
+        known(IDENTITY),
+        known(TRACE_ID),
+        known(STATUS),
+        known(MESSAGE),
+        known(RETRYABLE),
+        known(ERROR_ID),
+        known(NOTIFY_MS),
+        known(RUNNING),
+    ]
+};
+
 fn from_nats(message: async_nats::Message) -> BusMessage {
     let mut headers = Headers::new();
     if let Some(map) = &message.headers {
         for (name, values) in map.iter() {
             let name: &str = name.as_ref();
+            let known = KNOWN_HEADERS.iter().find(|(known, _)| *known == name);
             for value in values {
-                headers.append(name.to_owned(), value.as_str().to_owned());
+                let value = value.as_str().to_owned();
+                match known {
+                    Some((known, _)) => headers.append(*known, value),
+                    None => headers.append(name.to_owned(), value),
+                }
             }
         }
     }
@@ -664,16 +689,19 @@ fn from_nats(message: async_nats::Message) -> BusMessage {
 ///
 /// [`BusError::InvalidHeader`] for a name that is not printable ASCII without `:`, or a value
 /// with a line break: NATS cannot carry them (and its client would panic on them).
-fn to_nats_headers(headers: &Headers) -> Result<Option<HeaderMap>, BusError> {
+fn to_nats_headers(headers: Headers) -> Result<Option<HeaderMap>, BusError> {
     if headers.is_empty() {
         return Ok(None);
     }
     let mut map = HeaderMap::new();
-    for (name, value) in headers.iter() {
+    for (name, value) in headers {
         let invalid =
             |reason| BusError::InvalidHeader { name: name.chars().take(64).collect(), reason };
-        let header = HeaderName::from_str(name)
-            .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?;
+        let header = match KNOWN_HEADERS.iter().find(|(known, _)| *known == name) {
+            Some((_, header)) => header.clone(),
+            None => HeaderName::from_str(&name)
+                .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?,
+        };
         if value.contains(['\r', '\n']) {
             return Err(invalid("values cannot contain line breaks"));
         }
@@ -714,19 +742,19 @@ mod tests {
     fn headers_nats_cannot_carry_are_refused_by_name() {
         let mut headers = Headers::new();
         headers.insert("rpc-message", "two\nlines");
-        let err = to_nats_headers(&headers).unwrap_err();
+        let err = to_nats_headers(headers).unwrap_err();
         assert!(matches!(err, BusError::InvalidHeader { ref name, .. } if name == "rpc-message"));
         let mut headers = Headers::new();
         headers.insert("bad name", "x");
-        assert!(matches!(to_nats_headers(&headers), Err(BusError::InvalidHeader { .. })));
-        assert!(to_nats_headers(&Headers::new()).unwrap().is_none());
+        assert!(matches!(to_nats_headers(headers), Err(BusError::InvalidHeader { .. })));
+        assert!(to_nats_headers(Headers::new()).unwrap().is_none());
     }
 
     #[test]
     fn header_bytes_count_the_wire_form() {
         let mut headers = Headers::new();
         headers.insert("a", "bc");
-        let map = to_nats_headers(&headers).unwrap().unwrap();
+        let map = to_nats_headers(headers).unwrap().unwrap();
         // "NATS/1.0\r\n" + "a: bc\r\n" + "\r\n"
         assert_eq!(header_bytes(&map), 10 + 7 + 2);
     }
