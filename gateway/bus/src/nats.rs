@@ -270,6 +270,21 @@ impl NatsBus {
         }
     }
 
+    /// Checks a message before anything is sent (subject, connection, headers, size) and turns
+    /// its headers into NATS's.
+    fn prepare(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: &Bytes,
+    ) -> Result<Option<HeaderMap>, BusError> {
+        subject::validate_subject(subject)?;
+        self.check_connected()?;
+        let headers = to_nats_headers(headers)?;
+        self.check_size(&headers, payload)?;
+        Ok(headers)
+    }
+
     /// [`BusError::TooLarge`] unless headers and payload fit the server's `max_payload`.
     fn check_size(&self, headers: &Option<HeaderMap>, payload: &Bytes) -> Result<(), BusError> {
         let max = self.client.max_payload();
@@ -295,10 +310,7 @@ impl Bus for NatsBus {
         headers: Headers,
         payload: Bytes,
     ) -> BoxFuture<'_, Result<(), BusError>> {
-        let prepared = subject::validate_subject(subject)
-            .and_then(|()| self.check_connected())
-            .and_then(|()| to_nats_headers(headers))
-            .and_then(|h| self.check_size(&h, &payload).map(|()| h));
+        let prepared = self.prepare(subject, headers, &payload);
         let subject = subject.to_owned();
         Box::pin(async move {
             let sent = match prepared? {
@@ -324,10 +336,7 @@ impl Bus for NatsBus {
             }
             _ => false,
         };
-        let prepared = subject::validate_subject(subject)
-            .and_then(|()| self.check_connected())
-            .and_then(|()| to_nats_headers(headers))
-            .and_then(|h| self.check_size(&h, &payload).map(|()| h));
+        let prepared = self.prepare(subject, headers, &payload);
         let subject = subject.to_owned();
         Box::pin(async move {
             let headers = prepared?;

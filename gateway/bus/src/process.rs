@@ -3,24 +3,53 @@
 //! finish within the drain timeout).
 //!
 //! ```no_run
+//! use std::process::ExitCode;
 //! use std::sync::Arc;
-//! use gateway_bus::{NatsOptions, ServiceRuntime, process};
+//!
+//! use gateway_bus::{ServiceRuntime, process};
 //! use some_api::{Calculator, SomeApiServer};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let bus = process::connect("nats://127.0.0.1:4222", "some-api").await?;
-//! let service = Arc::new(SomeApiServer::new(Calculator::default()));
-//! process::serve_until_signal(vec![ServiceRuntime::new(bus, service)]).await?;
-//! # Ok(())
-//! # }
+//! #[tokio::main]
+//! async fn main() -> ExitCode {
+//!     process::run("some-api-service", "nats://127.0.0.1:4222", |bus| {
+//!         let service = Arc::new(SomeApiServer::new(Calculator::default()));
+//!         vec![ServiceRuntime::new(bus, service)]
+//!     })
+//!     .await
+//! }
 //! ```
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::nats::ConnectError;
 use crate::{BusError, NatsBus, NatsOptions, ServiceRuntime};
+
+/// A service binary's life once its arguments are read: connects to NATS at `url` as `name`,
+/// builds its runtimes on the bus with `runtimes`, serves until SIGINT or SIGTERM and stops
+/// gracefully. Failures are printed to stderr as `<name>: <what went wrong>`.
+pub async fn run(
+    name: &str,
+    url: &str,
+    runtimes: impl FnOnce(Arc<NatsBus>) -> Vec<ServiceRuntime>,
+) -> ExitCode {
+    let bus = match connect(url, name).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve_until_signal(runtimes(bus)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: cannot serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Connects to NATS at `url` as `name` (what nats-server's `/connz` shows).
 ///

@@ -56,16 +56,10 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let bus = match process::connect(&cli.nats, "echo-service").await {
-        Ok(bus) => bus,
-        Err(e) => {
-            eprintln!("echo-service: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let options = ServeOptions {
         concurrency: cli.concurrency,
         drain_timeout: cli.drain_timeout,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         ..ServeOptions::default()
     };
     let service: Arc<dyn gateway_core::Dispatch> = if cli.delay.is_zero() {
@@ -73,12 +67,8 @@ async fn main() -> ExitCode {
     } else {
         Arc::new(EchoServer::new(Delayed(cli.delay)))
     };
-    let runtime = ServiceRuntime::new(bus, service).with_options(options);
-    match process::serve_until_signal(vec![runtime]).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-service: cannot serve: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    process::run("echo-service", &cli.nats, |bus| {
+        vec![ServiceRuntime::new(bus, service).with_options(options)]
+    })
+    .await
 }

@@ -37,26 +37,17 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let bus = match process::connect(&cli.nats, "some-api-service").await {
-        Ok(bus) => bus,
-        Err(e) => {
-            eprintln!("some-api-service: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let calculator = Calculator::with_topics(BusTopics::new(bus.clone()));
     let options = ServeOptions {
         concurrency: cli.concurrency,
         drain_timeout: cli.drain_timeout,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         ..ServeOptions::default()
     };
-    let runtime =
-        ServiceRuntime::new(bus, Arc::new(SomeApiServer::new(calculator))).with_options(options);
-    match process::serve_until_signal(vec![runtime]).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("some-api-service: cannot serve: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    process::run("some-api-service", &cli.nats, |bus| {
+        // Each instance publishes its own running total on the `pub` topic.
+        let calculator = Calculator::with_topics(BusTopics::new(bus.clone()));
+        let service = Arc::new(SomeApiServer::new(calculator));
+        vec![ServiceRuntime::new(bus, service).with_options(options)]
+    })
+    .await
 }
