@@ -276,7 +276,7 @@ async fn losing_the_server_fails_waiting_requests_at_once_and_service_resumes_af
     let service = Arc::new(SomeApiServer::new(Calculator::default()));
     let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
     let mut events = bus.subscribe("topic.after", None).await.unwrap();
-    let _silent = bus.subscribe("rpc.silent.*", Some("silent")).await.unwrap();
+    let mut silent = bus.subscribe("rpc.silent.*", Some("silent")).await.unwrap();
     settle(&bus).await;
 
     // A request waiting for an answer that will never come...
@@ -288,7 +288,8 @@ async fn losing_the_server_fails_waiting_requests_at_once_and_service_resumes_af
             (r, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // (it has reached its silent responder, so it is waiting)...
+    next(&mut silent).await;
     let killed = Instant::now();
     nats.kill();
     // ...fails as soon as the connection drops, long before its timeout.
