@@ -88,11 +88,15 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
         "Calls `{dotted}` through a `Client`: one method per RPC, publish and subscribe per topic."
     ));
     code.open(format!("export class {client_class} {{"));
-    code.line(format!("readonly #client: {client_ty};"));
+    let client_param = format!("Pick<{client_ty}, \"call\" | \"publish\" | \"subscribe\">");
+    code.line(format!("readonly #client: {client_param};"));
     code.line(format!("readonly #defaults: {call_options};"));
     code.line("");
-    code.doc1("`defaults` apply to every call (a call's own options take precedence).");
-    code.open(format!("constructor(client: {client_ty}, defaults: {call_options} = {{}}) {{"));
+    code.doc1(
+        "Calls go through `client` (a `Client`, or anything with its `call`, `publish` and `subscribe`); \
+         `defaults` apply to every call, a call's own options taking precedence.",
+    );
+    code.open(format!("constructor(client: {client_param}, defaults: {call_options} = {{}}) {{"));
     code.line("this.#client = client;");
     code.line("this.#defaults = defaults;");
     code.close("}");
@@ -227,14 +231,14 @@ fn emit_topic(
             code.line("");
             code.doc(&t.docs);
             code.open(format!(
-                "{publish}(message: {owned} | Uint8Array, options?: {call_options}): Promise<void> {{"
+                "async {publish}(message: {owned} | Uint8Array, options?: {call_options}): Promise<void> {{"
             ));
             code.line(format!("return this.#client.publish({topic}, \"\", {bytes}, {{ ...this.#defaults, ...options }});"));
             code.close("}");
             code.line("");
             code.doc1(&sub_doc);
             code.open(format!(
-                "{subscribe}(options?: {sub_options}): Promise<{subscription}<{reader}>> {{"
+                "async {subscribe}(options?: {sub_options}): Promise<{subscription}<{reader}>> {{"
             ));
             code.line(format!(
                 "return this.#client.subscribe({topic}, {{ unkeyed: true }}, {decode});"
@@ -262,7 +266,7 @@ fn emit_topic(
             code.line("");
             code.doc(&t.docs);
             code.open(format!(
-                "{publish}({param}: {key_ty}, message: {owned} | Uint8Array, options?: {call_options}): Promise<void> {{"
+                "async {publish}({param}: {key_ty}, message: {owned} | Uint8Array, options?: {call_options}): Promise<void> {{"
             ));
             code.line(format!(
                 "return this.#client.publish({topic}, {key_text}, {bytes}, {{ ...this.#defaults, ...options }});"
@@ -271,7 +275,7 @@ fn emit_topic(
             code.line("");
             code.doc1(format!("One key's events. {sub_doc}"));
             code.open(format!(
-                "{subscribe}({param}: {key_ty}, options?: {sub_options}): Promise<{subscription}<{reader}>> {{"
+                "async {subscribe}({param}: {key_ty}, options?: {sub_options}): Promise<{subscription}<{reader}>> {{"
             ));
             code.line(format!(
                 "return this.#client.subscribe({topic}, {{ key: {key_text} }}, {decode});"

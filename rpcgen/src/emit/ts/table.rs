@@ -919,6 +919,11 @@ fn emit_create(scope: &Scope, code: &mut Code, id: DeclId, t: &Table) {
                 Type::Struct(_) if !slot.is_tag => {
                     code.line(format!("{add}(builder, args.{key}.pack(builder));"))
                 }
+                // `?? 0`: an offset left out by untyped code must not be written as garbage, so
+                // that `endX` reports the missing field.
+                _ if !slot.is_scalar_tag() => {
+                    code.line(format!("{add}(builder, args.{key} ?? 0);"))
+                }
                 _ => code.line(format!("{add}(builder, args.{key});")),
             }
         } else if matches!(slot.field.ty, Type::Struct(_)) && !slot.is_tag {
