@@ -234,6 +234,13 @@ fn generated_typescript_type_checks() {
     work.node(&["--test", "out/tests/required.test.js"]).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Round trips, keyed lookups, defaults, typed arrays and root helpers of the generated code
+/// (`ts/objects.test.ts`).
+#[test]
+fn generated_objects_and_readers() {
+    work().node(&["--test", "out/tests/objects.test.js"]).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The verifier's unit tests (`clients-js/test/verify.test.ts`).
 #[test]
 fn verifier_unit_tests() {
