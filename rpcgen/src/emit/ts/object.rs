@@ -196,7 +196,7 @@ pub(crate) fn emit_object(scope: &Scope, code: &mut Code, id: DeclId, t: &Table)
     }
     let fields: Vec<&Field> = live_fields(t).collect();
 
-    code.doc1(format!("The owned form of a [`{raw}`]: plain data, written with `pack`."));
+    code.doc1(format!("The owned form of a {{@link {reader}}}: plain data, written with `pack`."));
     code.open(format!("export class {owned} {{"));
     for f in &fields {
         let p = prop(f);

@@ -52,7 +52,7 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
         scope.claim(&reader_space, &accessor, format!("field `{}` of `{dotted}`", f.name), f.loc);
         code.line("");
         code.doc(&f.docs);
-        let pos = format!("this.bb_pos + {}", f.offset);
+        let pos = at_offset(f.offset);
         match &f.ty {
             Type::Array(elem, n) => {
                 let size = elem_size(scope, elem);
@@ -111,11 +111,8 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
     // unpack / unpackTo
     let props: Vec<String> =
         s.fields.iter().map(|f| member(&camel(&f.name), OBJECT_MEMBERS)).collect();
-    let reads: Vec<String> = s
-        .fields
-        .iter()
-        .map(|f| unpack_expr(scope, &f.ty, &format!("this.bb_pos + {}", f.offset)))
-        .collect();
+    let reads: Vec<String> =
+        s.fields.iter().map(|f| unpack_expr(scope, &f.ty, &at_offset(f.offset))).collect();
     code.line("");
     code.doc1("Copies the struct into an owned object.");
     code.open(format!("unpack(): {owned} {{"));
@@ -133,10 +130,7 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
 
     // The owned class.
     code.line("");
-    code.doc1(format!(
-        "The owned form of a [`{}`]: plain data, written with `pack`.",
-        decl.name.name
-    ));
+    code.doc1(format!("The owned form of a {{@link {}}}: plain data, written with `pack`.", name));
     code.open(format!("export class {owned} {{"));
     for (f, p) in s.fields.iter().zip(&props) {
         scope.claim(&object_space, p, format!("field `{}` of `{dotted}`", f.name), f.loc);
@@ -159,6 +153,11 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
     code.line(format!("return {name}.{create}(builder, {});", join(args, ", ")));
     code.close("}");
     code.close("}");
+}
+
+/// The position of a struct field: `this.bb_pos + 4`, or `this.bb_pos` for the first.
+fn at_offset(offset: u32) -> String {
+    if offset == 0 { "this.bb_pos".to_owned() } else { format!("this.bb_pos + {offset}") }
 }
 
 /// The scalar behind a scalar or enum type.

@@ -101,7 +101,7 @@ export class Order {
   }
 }
 
-/** The owned form of a [`Order`]: plain data, written with `pack`. */
+/** The owned form of a {@link Order}: plain data, written with `pack`. */
 export class OrderT {
   item: string;
   count: number;
@@ -209,7 +209,7 @@ export class Receipt {
   }
 }
 
-/** The owned form of a [`Receipt`]: plain data, written with `pack`. */
+/** The owned form of a {@link Receipt}: plain data, written with `pack`. */
 export class ReceiptT {
   id: bigint;
 
@@ -300,7 +300,7 @@ export class Empty {
   }
 }
 
-/** The owned form of a [`Empty`]: plain data, written with `pack`. */
+/** The owned form of a {@link Empty}: plain data, written with `pack`. */
 export class EmptyT {
 
   /** Fields not given default as the schema says (absent: `null`). */
@@ -421,7 +421,7 @@ export class Stock {
   }
 }
 
-/** The owned form of a [`Stock`]: plain data, written with `pack`. */
+/** The owned form of a {@link Stock}: plain data, written with `pack`. */
 export class StockT {
   item: string;
   level: number;

@@ -38,7 +38,7 @@ export class Vec3 {
   }
 
   x(): number {
-    return this.bb!.readFloat32(this.bb_pos + 0);
+    return this.bb!.readFloat32(this.bb_pos);
   }
 
   y(): number {
@@ -65,18 +65,18 @@ export class Vec3 {
 
   /** Copies the struct into an owned object. */
   unpack(): Vec3T {
-    return new Vec3T({ x: this.bb!.readFloat32(this.bb_pos + 0), y: this.bb!.readFloat32(this.bb_pos + 4), z: this.bb!.readFloat32(this.bb_pos + 8) });
+    return new Vec3T({ x: this.bb!.readFloat32(this.bb_pos), y: this.bb!.readFloat32(this.bb_pos + 4), z: this.bb!.readFloat32(this.bb_pos + 8) });
   }
 
   /** Copies the struct into an existing owned object. */
   unpackTo(_o: Vec3T): void {
-    _o.x = this.bb!.readFloat32(this.bb_pos + 0);
+    _o.x = this.bb!.readFloat32(this.bb_pos);
     _o.y = this.bb!.readFloat32(this.bb_pos + 4);
     _o.z = this.bb!.readFloat32(this.bb_pos + 8);
   }
 }
 
-/** The owned form of a [`Vec3`]: plain data, written with `pack`. */
+/** The owned form of a {@link Vec3}: plain data, written with `pack`. */
 export class Vec3T {
   x: number;
   y: number;
@@ -106,7 +106,7 @@ export class Path {
   }
 
   start(obj?: Vec3): Vec3 {
-    return (obj ?? new Vec3()).__init(this.bb_pos + 0, this.bb!);
+    return (obj ?? new Vec3()).__init(this.bb_pos, this.bb!);
   }
 
   steps(index: number): number | null {
@@ -154,12 +154,12 @@ export class Path {
 
   /** Copies the struct into an owned object. */
   unpack(): PathT {
-    return new PathT({ start: new Vec3().__init(this.bb_pos + 0, this.bb!).unpack(), steps: $v.list(3, (i) => this.bb!.readInt16(this.bb_pos + 12 + i * 2)), colors: $v.list(2, (i) => this.bb!.readInt8(this.bb_pos + 18 + i * 1)), corners: $v.list(2, (i) => new Vec3().__init(this.bb_pos + 20 + i * 12, this.bb!).unpack()), flag: !!this.bb!.readInt8(this.bb_pos + 44) });
+    return new PathT({ start: new Vec3().__init(this.bb_pos, this.bb!).unpack(), steps: $v.list(3, (i) => this.bb!.readInt16(this.bb_pos + 12 + i * 2)), colors: $v.list(2, (i) => this.bb!.readInt8(this.bb_pos + 18 + i * 1)), corners: $v.list(2, (i) => new Vec3().__init(this.bb_pos + 20 + i * 12, this.bb!).unpack()), flag: !!this.bb!.readInt8(this.bb_pos + 44) });
   }
 
   /** Copies the struct into an existing owned object. */
   unpackTo(_o: PathT): void {
-    _o.start = new Vec3().__init(this.bb_pos + 0, this.bb!).unpack();
+    _o.start = new Vec3().__init(this.bb_pos, this.bb!).unpack();
     _o.steps = $v.list(3, (i) => this.bb!.readInt16(this.bb_pos + 12 + i * 2));
     _o.colors = $v.list(2, (i) => this.bb!.readInt8(this.bb_pos + 18 + i * 1));
     _o.corners = $v.list(2, (i) => new Vec3().__init(this.bb_pos + 20 + i * 12, this.bb!).unpack());
@@ -167,7 +167,7 @@ export class Path {
   }
 }
 
-/** The owned form of a [`Path`]: plain data, written with `pack`. */
+/** The owned form of a {@link Path}: plain data, written with `pack`. */
 export class PathT {
   start: Vec3T;
   steps: number[];
@@ -297,7 +297,7 @@ export class Stat {
   }
 }
 
-/** The owned form of a [`Stat`]: plain data, written with `pack`. */
+/** The owned form of a {@link Stat}: plain data, written with `pack`. */
 export class StatT {
   name: string;
   value: bigint;
@@ -1129,7 +1129,7 @@ export class Monster {
   }
 }
 
-/** The owned form of a [`Monster`]: plain data, written with `pack`. */
+/** The owned form of a {@link Monster}: plain data, written with `pack`. */
 export class MonsterT {
   pos: Vec3T | null;
   mana: number;

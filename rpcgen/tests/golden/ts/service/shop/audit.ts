@@ -85,7 +85,7 @@ export class Entry {
   }
 }
 
-/** The owned form of a [`Entry`]: plain data, written with `pack`. */
+/** The owned form of a {@link Entry}: plain data, written with `pack`. */
 export class EntryT {
   text: string | null;
 

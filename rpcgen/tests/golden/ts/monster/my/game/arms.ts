@@ -98,7 +98,7 @@ export class Weapon {
   }
 }
 
-/** The owned form of a [`Weapon`]: plain data, written with `pack`. */
+/** The owned form of a {@link Weapon}: plain data, written with `pack`. */
 export class WeaponT {
   name: string | null;
   damage: number;
