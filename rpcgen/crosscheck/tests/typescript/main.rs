@@ -241,6 +241,13 @@ fn generated_objects_and_readers() {
     work().node(&["--test", "out/tests/objects.test.js"]).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Schema names that meet reserved words, globals, parameters and the classes' own members
+/// (`ts/names.fbs`, `ts/names.service`, `ts/names.test.ts`).
+#[test]
+fn awkward_names() {
+    work().node(&["--test", "out/tests/names.test.js"]).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The verifier's unit tests (`clients-js/test/verify.test.ts`).
 #[test]
 fn verifier_unit_tests() {

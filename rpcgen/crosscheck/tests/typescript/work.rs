@@ -4,7 +4,8 @@
 //!
 //! Layout of `$CARGO_TARGET_TMPDIR/typescript/`:
 //!
-//! - `gen/<name>/`: rpcgen's output (`corpus`, `some_api`, `echo`, `monster`, `shop`), compiled
+//! - `gen/<name>/`: rpcgen's output (`corpus`, `some_api`, `echo`, `monster`, `shop`, and
+//!   `names`, the awkward names of `ts/names.service`), compiled
 //!   with every strictness flag TypeScript has (`tsconfig.json`);
 //! - `flatc-src/`, `flatc/<schema>/`: the corpus as flatc's TypeScript generator accepts it (see
 //!   [`flatc_compatible`]) and flatc's output for it, compiled leniently (`flatc/tsconfig.json`);
@@ -101,6 +102,8 @@ fn setup() -> Result<Work, String> {
     let golden = repo.join("rpcgen/tests/golden");
     generate(&dir.join("gen/monster"), &[golden.join("monster.fbs")], None)?;
     generate(&dir.join("gen/shop"), &[golden.join("service.service")], None)?;
+    let names = repo.join("rpcgen/crosscheck/ts/names.service");
+    generate(&dir.join("gen/names"), &[names], None)?;
 
     // flatc's output.
     let flatc_src = dir.join("flatc-src");
@@ -125,7 +128,9 @@ fn setup() -> Result<Work, String> {
     // The drivers.
     let sources = repo.join("rpcgen/crosscheck/ts");
     copy_tree(&sources, &dir.join("tests"), &|path, text| {
-        (path.file_name().is_some_and(|n| n != "client-shim.ts")).then(|| text.to_owned())
+        let name = path.file_name().unwrap_or_default();
+        (name != "client-shim.ts" && path.extension().is_some_and(|e| e == "ts"))
+            .then(|| text.to_owned())
     })?;
     let verify_test = repo.join("clients-js/test/verify.test.ts");
     let text = read(&verify_test)?;

@@ -5,7 +5,7 @@
 
 use super::Scope;
 use super::code::Code;
-use super::names::{ident, member, string_literal};
+use super::names::{member, type_ident};
 use super::types::{enum_is_64, int};
 use crate::model::{DeclId, Enum, Scalar};
 
@@ -18,7 +18,7 @@ pub(crate) struct EnumValue<'a> {
 
 pub(crate) fn emit_enum(scope: &Scope, code: &mut Code, id: DeclId, e: &Enum) {
     let decl = scope.model().decl(id);
-    let name = ident(&decl.name.name);
+    let name = type_ident(&decl.name.name);
     scope.claim_top(&name, format!("enum `{}`", decl.name.dotted()), decl.loc);
     let values: Vec<EnumValue> = e
         .values
@@ -48,21 +48,18 @@ fn emit_bigint_enum(code: &mut Code, name: &str, underlying: Scalar, values: &[E
     code.open(format!("export const {name} = {{"));
     for v in values {
         code.doc(v.docs);
-        code.line(format!("{}: {},", member(v.name, &[]), int(underlying, v.value)));
+        code.line(format!("{}: {},", enum_member(v.name), int(underlying, v.value)));
     }
     code.close("} as const;");
     code.doc1("The values of a 64-bit enum are `bigint`s; the named ones are the constants above.");
     code.line(format!("export type {name} = bigint;"));
 }
 
-/// An enum member's name: any identifier name is allowed in a TypeScript enum, so only names
-/// that are not identifiers would need quoting, and schema names always are identifiers.
-fn enum_member(name: &str) -> String {
-    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        name.to_owned()
-    } else {
-        string_literal(name)
-    }
+/// An enum member's (or union variant's) name: any identifier is allowed in a TypeScript enum,
+/// but `__proto__` would set the enum object's prototype instead of defining a member, so the
+/// names [`member`] escapes are escaped here too (`__proto___`).
+pub(crate) fn enum_member(name: &str) -> String {
+    member(name, &[])
 }
 
 /// The expression for enum value `value` of enum `id` as seen from `scope`: `Color.Blue` when
@@ -71,7 +68,6 @@ pub(crate) fn value_expr(scope: &Scope, id: DeclId, value: i128) -> String {
     let e = scope.model().enum_(id);
     let name = scope.name(id, "");
     match e.values.iter().find(|v| v.value == value) {
-        Some(v) if enum_is_64(e) => format!("{name}.{}", member(&v.name, &[])),
         Some(v) => format!("{name}.{}", enum_member(&v.name)),
         None if enum_is_64(e) => int(e.underlying, value),
         None => format!("({value} as {name})"),

@@ -337,7 +337,7 @@ impl<'c, 'm> Scope<'c, 'm> {
     /// this module: `Monster`, or `$ns$my$game$arms.Weapon` from another namespace.
     pub(crate) fn name(&self, id: DeclId, suffix: &str) -> String {
         let name = &self.model().decl(id).name;
-        let local = names::ident(&format!("{}{suffix}", name.name));
+        let local = names::type_ident(&format!("{}{suffix}", name.name));
         if name.namespace == self.ns {
             local
         } else {

@@ -100,6 +100,46 @@ pub(crate) fn ident(name: &str) -> String {
     if RESERVED.contains(&name) { format!("{name}_") } else { name.to_owned() }
 }
 
+/// Names generated functions bind (`builder`, `index`, `obj`, `offset`, `args`, `init`,
+/// lambda parameters...) in bodies that refer to schema types: a type of one of these names would
+/// be shadowed there.
+const BOUND_NAMES: &[&str] = &[
+    "builder",
+    "bb",
+    "i",
+    "index",
+    "obj",
+    "optionalEncoding",
+    "offset",
+    "bytes",
+    "options",
+    "args",
+    "data",
+    "key",
+    "init",
+    "o",
+    "x",
+    "payload",
+    "reply",
+    "request",
+    "message",
+    "client",
+    "defaults",
+];
+
+/// The identifier a schema type (or a service's descriptor) is declared and referred to by:
+/// [`ident`], and also escaped when it is one of the names generated functions bind.
+pub(crate) fn type_ident(name: &str) -> String {
+    if BOUND_NAMES.contains(&name) { format!("{name}_") } else { ident(name) }
+}
+
+/// The parameter a field is passed as (`addMana(builder, mana)`, `createVec3(builder, x, y, z)`):
+/// its lowerCamelCase name, escaped as a binding, and never `builder`, the parameter beside it.
+pub(crate) fn param(name: &str) -> String {
+    let p = ident(&camel(name));
+    if p == "builder" { "builder_".to_owned() } else { p }
+}
+
 /// A member name (method, property, object key): unchanged unless JavaScript gives it a special
 /// meaning or the class already has a member of that name (`taken`), then with a `_` suffix.
 pub(crate) fn member(name: &str, taken: &[&str]) -> String {
@@ -242,6 +282,9 @@ mod tests {
         assert_eq!(ident("BigInt"), "BigInt_");
         assert_eq!(ident("type"), "type");
         assert_eq!(ident("Self"), "Self");
+        assert_eq!(type_ident("builder"), "builder_");
+        assert_eq!(type_ident("type"), "type");
+        assert_eq!(param("builder"), "builder_");
         assert_eq!(member("constructor", &[]), "constructor_");
         assert_eq!(member("bb", &["bb", "bb_pos"]), "bb_");
         assert_eq!(member("enum", &[]), "enum");

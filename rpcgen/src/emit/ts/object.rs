@@ -9,7 +9,7 @@
 use super::Scope;
 use super::code::{Code, join};
 use super::enums::value_expr;
-use super::names::{camel, ident, member, string_literal};
+use super::names::{camel, member, string_literal, type_ident};
 use super::structs::value_type;
 use super::table::{READER_MEMBERS, live_fields, vt};
 use super::types::{always_present, is_required, scalar_default};
@@ -185,8 +185,8 @@ pub(crate) fn emit_object(scope: &Scope, code: &mut Code, id: DeclId, t: &Table)
     let decl = model.decl(id);
     let dotted = decl.name.dotted();
     let raw = &decl.name.name;
-    let reader = ident(raw);
-    let owned = ident(&format!("{raw}T"));
+    let reader = type_ident(raw);
+    let owned = type_ident(&format!("{raw}T"));
     let fb = scope.fb();
     let v = scope.v();
     scope.claim_top(&owned, format!("the object class of table `{dotted}`"), decl.loc);

@@ -12,19 +12,20 @@
 
 use super::Scope;
 use super::code::{Code, join};
-use super::names::{camel, ident, member, string_literal, upper_camel};
+use super::names::{camel, ident, member, string_literal, type_ident, upper_camel};
 use crate::model::{Scalar, Service, Topic, TopicKeyType};
 
-/// Members of the generated client class that are not RPCs or topics.
-const CLIENT_MEMBERS: &[&str] = &[];
+/// Member names the generated client class does not give an RPC: `then` would make a client
+/// look like a promise (`await` and `Promise.resolve` would call it).
+const CLIENT_MEMBERS: &[&str] = &["then"];
 
 pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
     let model = scope.model();
     let dotted = svc.name.dotted();
     let raw = &svc.name.name;
-    let desc = ident(raw);
-    let client_class = ident(&format!("{raw}Client"));
-    let error_name = ident(&format!("{raw}ErrorName"));
+    let desc = type_ident(raw);
+    let client_class = type_ident(&format!("{raw}Client"));
+    let error_name = type_ident(&format!("{raw}ErrorName"));
     let error_fn = ident(&format!("{}Error", camel(raw)));
     let what = |part: &str| format!("{part} of service `{dotted}`");
     scope.claim_top(&desc, what("the descriptor"), svc.loc);
@@ -80,9 +81,6 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
 
     // The client.
     let space = format!("client {dotted}");
-    for m in CLIENT_MEMBERS {
-        scope.claim(&space, m, "the client's own member", svc.loc);
-    }
     code.line("");
     code.doc1(format!(
         "Calls `{dotted}` through a `Client`: one method per RPC, publish and subscribe per topic."
@@ -284,7 +282,7 @@ fn emit_topic(
             code.line("");
             code.doc1(format!("Every key's events. {sub_doc}"));
             code.open(format!(
-                "{all}(options?: {sub_options}): Promise<{subscription}<{reader}>> {{"
+                "async {all}(options?: {sub_options}): Promise<{subscription}<{reader}>> {{"
             ));
             code.line(format!(
                 "return this.#client.subscribe({topic}, {{ allKeys: true }}, {decode});"

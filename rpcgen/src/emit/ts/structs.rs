@@ -6,7 +6,7 @@
 
 use super::code::{Code, join};
 use super::enums::value_expr;
-use super::names::{camel, ident, member};
+use super::names::{camel, member, type_ident};
 use super::types::{builder_width, is_64, read, ts_type};
 use super::{Scope, types};
 use crate::model::{DeclId, Scalar, Struct, Type, Value};
@@ -20,8 +20,8 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
     let model = scope.model();
     let decl = model.decl(id);
     let dotted = decl.name.dotted();
-    let name = ident(&decl.name.name);
-    let owned = ident(&format!("{}T", decl.name.name));
+    let name = type_ident(&decl.name.name);
+    let owned = type_ident(&format!("{}T", decl.name.name));
     let fb = scope.fb();
     scope.claim_top(&name, format!("struct `{dotted}`"), decl.loc);
     scope.claim_top(&owned, format!("the object class of struct `{dotted}`"), decl.loc);
@@ -93,8 +93,11 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
     code.close("}");
 
     // createVec3(builder, x, y, z)
-    let params: Vec<(String, String)> =
-        s.fields.iter().map(|f| (ident(&camel(&f.name)), object_type(scope, &f.ty))).collect();
+    let params: Vec<(String, String)> = s
+        .fields
+        .iter()
+        .map(|f| (super::names::param(&f.name), object_type(scope, &f.ty)))
+        .collect();
     code.line("");
     code.doc1("Writes the struct inline (right before adding it to a table or vector).");
     let param_list = params.iter().map(|(p, t)| format!("{p}: {t}"));

@@ -9,7 +9,7 @@
 //! fields in which the required ones are required.
 
 use super::code::{Code, join};
-use super::names::{camel, ident, member, string_literal, upper_camel};
+use super::names::{camel, member, string_literal, type_ident, upper_camel};
 use super::structs::{scalar_of, value_type};
 use super::types::{
     always_present, builder_width, is_required, read, scalar_default, to_builder, typed_array,
@@ -126,7 +126,7 @@ pub(crate) fn emit_table(
     let decl = model.decl(id);
     let dotted = decl.name.dotted();
     let raw = &decl.name.name;
-    let name = ident(raw);
+    let name = type_ident(raw);
     let fb = scope.fb();
     scope.claim_top(&name, format!("table `{dotted}`"), decl.loc);
     let reader_space = format!("reader {dotted}");
@@ -339,7 +339,7 @@ fn emit_accessors(scope: &Scope, code: &mut Code, space: &str, dotted: &str, fie
                 offset_line(code, vt_value);
                 code.line(format!(
                     "return offset && this.{tag_acc}() === {tag}.{} ? {read} : null;",
-                    var.name
+                    super::enums::enum_member(&var.name)
                 ));
                 code.close("}");
             }
@@ -464,7 +464,7 @@ fn emit_vector_accessors(
                 offset_line(code, vt_value);
                 code.line(format!(
                     "return {in_range} && this.{tag_acc}(index) === {tag}.{} ? {read} : null;",
-                    var.name
+                    super::enums::enum_member(&var.name)
                 ));
                 code.close("}");
             }
@@ -586,27 +586,27 @@ fn emit_lookup(
     code.open(format!("{name}(key: {key_ty}, obj?: {t}): {t} | null {{"));
     offset_line(code, vt(field.id));
     code.line("if (!offset) return null;");
-    code.line("const vector = this.bb!.__vector(this.bb_pos + offset);");
-    code.line("let low = 0;");
-    code.line("let high = this.bb!.__vector_len(this.bb_pos + offset);");
-    code.line(format!("const item = obj ?? new {t}();"));
+    code.line("const $vector = this.bb!.__vector(this.bb_pos + offset);");
+    code.line("let $low = 0;");
+    code.line("let $high = this.bb!.__vector_len(this.bb_pos + offset);");
+    code.line(format!("const $item = obj ?? new {t}();"));
     if key.ty == Type::String {
-        code.line(format!("const wanted = {v}.utf8(key);"));
+        code.line(format!("const $wanted = {v}.utf8(key);"));
     }
-    code.open("while (low < high) {");
-    code.line("const mid = (low + high) >>> 1;");
-    code.line("item.__init(this.bb!.__indirect(vector + mid * 4), this.bb!);");
+    code.open("while ($low < $high) {");
+    code.line("const $mid = ($low + $high) >>> 1;");
+    code.line("$item.__init(this.bb!.__indirect($vector + $mid * 4), this.bb!);");
     if key.ty == Type::String {
         code.line(format!(
-            "const order = {v}.compareBytes({v}.bytes(item.{key_acc}({fb}.Encoding.UTF8_BYTES)), wanted);"
+            "const $order = {v}.compareBytes({v}.bytes($item.{key_acc}({fb}.Encoding.UTF8_BYTES)), $wanted);"
         ));
     } else {
-        code.line(format!("const found = item.{key_acc}();"));
-        code.line("const order = found < key ? -1 : found > key ? 1 : 0;");
+        code.line(format!("const $found = $item.{key_acc}();"));
+        code.line("const $order = $found < key ? -1 : $found > key ? 1 : 0;");
     }
-    code.line("if (order < 0) low = mid + 1;");
-    code.line("else if (order > 0) high = mid;");
-    code.line("else return item;");
+    code.line("if ($order < 0) $low = $mid + 1;");
+    code.line("else if ($order > 0) $high = $mid;");
+    code.line("else return $item;");
     code.close("}");
     code.line("return null;");
     code.close("}");
@@ -626,7 +626,7 @@ fn emit_builder(
     let decl = model.decl(id);
     let dotted = decl.name.dotted();
     let raw = &decl.name.name;
-    let name = ident(raw);
+    let name = type_ident(raw);
     let fb = scope.fb();
     let slot_count = t.fields.iter().map(|f| f.id + 1).max().unwrap_or(0);
     code.line("");
@@ -635,7 +635,7 @@ fn emit_builder(
     code.close("}");
     for slot in slots(t) {
         let upper = upper_camel(&slot.name);
-        let param = ident(&slot.camel());
+        let param = super::names::param(&slot.name);
         let add = format!("add{upper}");
         claim_member(scope, space, &add, &dotted, slot.field);
         let id = slot.id();
@@ -869,7 +869,7 @@ fn emit_create(scope: &Scope, code: &mut Code, id: DeclId, t: &Table) {
     let decl = model.decl(id);
     let dotted = decl.name.dotted();
     let raw = &decl.name.name;
-    let name = ident(raw);
+    let name = type_ident(raw);
     let fb = scope.fb();
     let slots = slots(t);
     let args_space = format!("create args {dotted}");

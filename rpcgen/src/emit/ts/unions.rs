@@ -7,16 +7,16 @@
 
 use super::Scope;
 use super::code::{Code, join};
-use super::enums::{EnumValue, emit_ts_enum};
-use super::names::ident;
+use super::enums::{EnumValue, emit_ts_enum, enum_member};
+use super::names::type_ident;
 use crate::model::{DeclId, Union, UnionVariantType};
 
 pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) {
     let model = scope.model();
     let decl = model.decl(id);
     let dotted = decl.name.dotted();
-    let tag = ident(&decl.name.name);
-    let owned = ident(&format!("{}T", decl.name.name));
+    let tag = type_ident(&decl.name.name);
+    let owned = type_ident(&format!("{}T", decl.name.name));
     let fb = scope.fb();
     let v = scope.v();
     scope.claim_top(&tag, format!("union `{dotted}`"), decl.loc);
@@ -48,7 +48,10 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
                 UnionVariantType::String => "string".to_owned(),
             };
             let end = if std::ptr::eq(v, u.variants.last().expect("not empty")) { ";" } else { "" };
-            code.line(format!("  | {{ type: {tag}.{}; value: {value} }}{end}", v.name));
+            code.line(format!(
+                "  | {{ type: {tag}.{}; value: {value} }}{end}",
+                enum_member(&v.name)
+            ));
         }
     }
 
@@ -63,17 +66,17 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
     code.doc1(
         "Writes a value out of line and returns its offset, which a table stores beside the tag.",
     );
-    code.open(format!("pack(builder: {fb}.Builder, value: {owned}): {fb}.Offset {{"));
-    code.open("switch (value.type) {");
+    code.open(format!("pack($builder: {fb}.Builder, $value: {owned}): {fb}.Offset {{"));
+    code.open("switch ($value.type) {");
     for var in &u.variants {
         let write = match var.ty {
-            UnionVariantType::String => "builder.createString(value.value)",
-            _ => "value.value.pack(builder)",
+            UnionVariantType::String => "$builder.createString($value.value)",
+            _ => "$value.value.pack($builder)",
         };
-        code.line(format!("case {tag}.{}: return {write};", var.name));
+        code.line(format!("case {tag}.{}: return {write};", enum_member(&var.name)));
     }
     code.line(format!(
-        "default: return {v}.notAVariant({}, value);",
+        "default: return {v}.notAVariant({}, $value);",
         super::names::string_literal(&dotted)
     ));
     code.close("}");
@@ -81,17 +84,19 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
 
     code.line("");
     code.doc1("The reader of the value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
-    code.open(format!("read(bb: {fb}.ByteBuffer, type: number, pos: number): {readers} | null {{"));
-    code.line("if (pos === 0) return null;");
-    code.open("switch (type) {");
+    code.open(format!(
+        "read($bb: {fb}.ByteBuffer, $type: number, $pos: number): {readers} | null {{"
+    ));
+    code.line("if ($pos === 0) return null;");
+    code.open("switch ($type) {");
     for var in &u.variants {
         let read = match var.ty {
             UnionVariantType::Table(t) | UnionVariantType::Struct(t) => {
-                format!("new {}().__init(bb.__indirect(pos), bb)", scope.name(t, ""))
+                format!("new {}().__init($bb.__indirect($pos), $bb)", scope.name(t, ""))
             }
-            UnionVariantType::String => format!("{v}.string(bb, pos)"),
+            UnionVariantType::String => format!("{v}.string($bb, $pos)"),
         };
-        code.line(format!("case {tag}.{}: return {read};", var.name));
+        code.line(format!("case {tag}.{}: return {read};", enum_member(&var.name)));
     }
     code.line("default: return null;");
     code.close("}");
@@ -99,19 +104,21 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
 
     code.line("");
     code.doc1("The owned value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
-    code.open(format!("unpack(bb: {fb}.ByteBuffer, type: number, pos: number): {owned} | null {{"));
-    code.line("if (pos === 0) return null;");
-    code.open("switch (type) {");
+    code.open(format!(
+        "unpack($bb: {fb}.ByteBuffer, $type: number, $pos: number): {owned} | null {{"
+    ));
+    code.line("if ($pos === 0) return null;");
+    code.open("switch ($type) {");
     for var in &u.variants {
         let value = match var.ty {
             UnionVariantType::Table(t) | UnionVariantType::Struct(t) => {
-                format!("new {}().__init(bb.__indirect(pos), bb).unpack()", scope.name(t, ""))
+                format!("new {}().__init($bb.__indirect($pos), $bb).unpack()", scope.name(t, ""))
             }
-            UnionVariantType::String => format!("{v}.string(bb, pos)"),
+            UnionVariantType::String => format!("{v}.string($bb, $pos)"),
         };
         code.line(format!(
             "case {tag}.{name}: return {{ type: {tag}.{name}, value: {value} }};",
-            name = var.name
+            name = enum_member(&var.name)
         ));
     }
     code.line("default: return null;");
@@ -123,23 +130,23 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
         "Verifies the value whose offset is at `pos` as its tag says (generated code calls this).",
     );
     code.open(format!(
-        "__verify(v: {v}.Verifier, type: number, pos: number, required: boolean): void {{"
+        "__verify($verifier: {v}.Verifier, $type: number, $pos: number, $required: boolean): void {{"
     ));
-    code.open("switch (type) {");
+    code.open("switch ($type) {");
     for var in &u.variants {
         let name = super::names::string_literal(&var.name);
         let check = match var.ty {
             UnionVariantType::Table(t) => {
-                format!("v.variantTable(pos, {name}, {}.__verify)", scope.name(t, ""))
+                format!("$verifier.variantTable($pos, {name}, {}.__verify)", scope.name(t, ""))
             }
             UnionVariantType::Struct(s) => {
-                format!("v.variantStruct(pos, {name}, {})", model.struct_(s).size)
+                format!("$verifier.variantStruct($pos, {name}, {})", model.struct_(s).size)
             }
-            UnionVariantType::String => format!("v.variantString(pos, {name})"),
+            UnionVariantType::String => format!("$verifier.variantString($pos, {name})"),
         };
-        code.line(format!("case {tag}.{}: {check}; return;", var.name));
+        code.line(format!("case {tag}.{}: {check}; return;", enum_member(&var.name)));
     }
-    code.line("default: v.variantUnknown(pos, type, required); return;");
+    code.line("default: $verifier.variantUnknown($pos, $type, $required); return;");
     code.close("}");
     code.close("},");
     code.close("};");

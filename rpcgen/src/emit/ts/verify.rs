@@ -4,7 +4,7 @@
 
 use super::Scope;
 use super::code::Code;
-use super::names::{ident, string_literal};
+use super::names::{string_literal, type_ident};
 use super::structs::scalar_of;
 use super::table::{live_fields, vt};
 use super::types::is_required;
@@ -14,7 +14,7 @@ use crate::model::{DeclId, Field, FileInfo, Table, Type};
 pub(crate) fn emit_table_verifier(scope: &Scope, code: &mut Code, id: DeclId, t: &Table) {
     let decl = scope.model().decl(id);
     let raw = &decl.name.name;
-    let name = ident(raw);
+    let name = type_ident(raw);
     let fb = scope.fb();
     let v = scope.v();
     let label = string_literal(raw);
@@ -35,13 +35,13 @@ pub(crate) fn emit_table_verifier(scope: &Scope, code: &mut Code, id: DeclId, t:
     code.close("}");
     code.line("");
     code.doc1("Verifies the table at `pos` (generated code calls this).");
-    code.open(format!("static __verify(v: {v}.Verifier, pos: number): void {{"));
-    code.line("const t = v.table(pos);");
+    code.open(format!("static __verify($verifier: {v}.Verifier, $pos: number): void {{"));
+    code.line("const $t = $verifier.table($pos);");
     for field in live_fields(t) {
         code.line(visit(scope, field));
         if let Some(root) = field.nested_flatbuffer {
             code.line(format!(
-                "t.nested({}, {}, {}.__verify, {});",
+                "$t.nested({}, {}, {}.__verify, {});",
                 vt(field.id),
                 string_literal(&field.name),
                 scope.name(root, ""),
@@ -49,7 +49,7 @@ pub(crate) fn emit_table_verifier(scope: &Scope, code: &mut Code, id: DeclId, t:
             ));
         }
     }
-    code.line("t.end();");
+    code.line("$t.end();");
     code.close("}");
 }
 
@@ -61,37 +61,37 @@ fn visit(scope: &Scope, field: &Field) -> String {
     match &field.ty {
         Type::Scalar(_) | Type::Enum(_) => {
             let size = scalar_of(scope, &field.ty).size();
-            format!("t.scalar({slot}, {size}, {name});")
+            format!("$t.scalar({slot}, {size}, {name});")
         }
         Type::Struct(id) => {
             let size = scope.model().struct_(*id).size;
-            format!("t.struct({slot}, {size}, {name}, {required});")
+            format!("$t.struct({slot}, {size}, {name}, {required});")
         }
-        Type::String => format!("t.string({slot}, {name}, {required});"),
+        Type::String => format!("$t.string({slot}, {name}, {required});"),
         Type::Table(id) => {
-            format!("t.table({slot}, {name}, {required}, {}.__verify);", scope.name(*id, ""))
+            format!("$t.table({slot}, {name}, {required}, {}.__verify);", scope.name(*id, ""))
         }
         Type::Union(id) => format!(
-            "t.union({}, {slot}, {name}, {required}, {}.__verify);",
+            "$t.union({}, {slot}, {name}, {required}, {}.__verify);",
             vt(field.id - 1),
             scope.name(*id, "T")
         ),
         Type::Vector(elem) => match &**elem {
             Type::Scalar(_) | Type::Enum(_) => {
                 let size = scalar_of(scope, elem).size();
-                format!("t.vector({slot}, {size}, {size}, {name}, {required});")
+                format!("$t.vector({slot}, {size}, {size}, {name}, {required});")
             }
             // Structs are aligned to 1 in a vector, as flatbuffers-rs verifies them.
             Type::Struct(id) => {
                 let size = scope.model().struct_(*id).size;
-                format!("t.vector({slot}, {size}, 1, {name}, {required});")
+                format!("$t.vector({slot}, {size}, 1, {name}, {required});")
             }
-            Type::String => format!("t.strings({slot}, {name}, {required});"),
+            Type::String => format!("$t.strings({slot}, {name}, {required});"),
             Type::Table(id) => {
-                format!("t.tables({slot}, {name}, {required}, {}.__verify);", scope.name(*id, ""))
+                format!("$t.tables({slot}, {name}, {required}, {}.__verify);", scope.name(*id, ""))
             }
             Type::Union(id) => format!(
-                "t.unions({}, {slot}, {name}, {required}, {}.__verify);",
+                "$t.unions({}, {slot}, {name}, {required}, {}.__verify);",
                 vt(field.id - 1),
                 scope.name(*id, "T")
             ),
@@ -105,7 +105,7 @@ fn visit(scope: &Scope, field: &Field) -> String {
 pub(crate) fn emit_root_functions(scope: &Scope, code: &mut Code, id: DeclId, _file: &FileInfo) {
     let decl = scope.model().decl(id);
     let raw = &decl.name.name;
-    let name = ident(raw);
+    let name = type_ident(raw);
     let fb = scope.fb();
     let v = scope.v();
     let label = string_literal(raw);

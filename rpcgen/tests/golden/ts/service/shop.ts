@@ -40,11 +40,11 @@ export class Order {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.string(4, "item", true);
-    t.scalar(6, 4, "count");
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.string(4, "item", true);
+    $t.scalar(6, 4, "count");
+    $t.end();
   }
 
   item(): string;
@@ -164,10 +164,10 @@ export class Receipt {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.scalar(4, 8, "id");
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.scalar(4, 8, "id");
+    $t.end();
   }
 
   id(): bigint {
@@ -269,9 +269,9 @@ export class Empty {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.end();
   }
 
   static startEmpty(builder: $fb.Builder): void {
@@ -360,11 +360,11 @@ export class Stock {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.string(4, "item", true);
-    t.scalar(6, 4, "level");
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.string(4, "item", true);
+    $t.scalar(6, 4, "level");
+    $t.end();
   }
 
   item(): string;
@@ -569,7 +569,7 @@ export class ShopClient {
   }
 
   /** Every key's events. Subscribes; resolves once the gateway confirms. On lag, a subscriber that falls behind gets only each key's newest event; a new subscription first receives the last event (per key). Events that do not verify are skipped (`onDecodeError`). */
-  subscribeStockAll(options?: Omit<$SubscribeOptions<Stock>, "decode">): Promise<$Subscription<Stock>> {
+  async subscribeStockAll(options?: Omit<$SubscribeOptions<Stock>, "decode">): Promise<$Subscription<Stock>> {
     return this.#client.subscribe(Shop.topics.stock, { allKeys: true }, { ...this.#defaults, ...options, decode: (payload) => Stock.fromBytes(payload) });
   }
 
@@ -583,7 +583,7 @@ export class ShopClient {
   }
 
   /** Every key's events. Subscribes; resolves once the gateway confirms. On lag, a subscriber that falls behind loses the oldest events (counted in `missed`). Events that do not verify are skipped (`onDecodeError`). */
-  subscribePubAll(options?: Omit<$SubscribeOptions<Stock>, "decode">): Promise<$Subscription<Stock>> {
+  async subscribePubAll(options?: Omit<$SubscribeOptions<Stock>, "decode">): Promise<$Subscription<Stock>> {
     return this.#client.subscribe(Shop.topics.pub, { allKeys: true }, { ...this.#defaults, ...options, decode: (payload) => Stock.fromBytes(payload) });
   }
 
@@ -609,7 +609,7 @@ export class ShopClient {
   }
 
   /** Every key's events. Subscribes; resolves once the gateway confirms. On lag, a subscriber that falls behind is disconnected; a new subscription first receives the last event (per key). Events that do not verify are skipped (`onDecodeError`). */
-  subscribeNotesAll(options?: Omit<$SubscribeOptions<$ns$shop$audit.Entry>, "decode">): Promise<$Subscription<$ns$shop$audit.Entry>> {
+  async subscribeNotesAll(options?: Omit<$SubscribeOptions<$ns$shop$audit.Entry>, "decode">): Promise<$Subscription<$ns$shop$audit.Entry>> {
     return this.#client.subscribe(Shop.topics.notes, { allKeys: true }, { ...this.#defaults, ...options, decode: (payload) => $ns$shop$audit.Entry.fromBytes(payload) });
   }
 
@@ -623,7 +623,7 @@ export class ShopClient {
   }
 
   /** Every key's events. Subscribes; resolves once the gateway confirms. On lag, a subscriber that falls behind gets only each key's newest event. Events that do not verify are skipped (`onDecodeError`). */
-  subscribeTagsAll(options?: Omit<$SubscribeOptions<Empty>, "decode">): Promise<$Subscription<Empty>> {
+  async subscribeTagsAll(options?: Omit<$SubscribeOptions<Empty>, "decode">): Promise<$Subscription<Empty>> {
     return this.#client.subscribe(Shop.topics.tags, { allKeys: true }, { ...this.#defaults, ...options, decode: (payload) => Empty.fromBytes(payload) });
   }
 }

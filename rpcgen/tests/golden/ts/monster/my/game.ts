@@ -223,12 +223,12 @@ export class Stat {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.string(4, "name", true);
-    t.scalar(6, 8, "value");
-    t.scalar(8, 2, "count");
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.string(4, "name", true);
+    $t.scalar(6, 8, "value");
+    $t.scalar(8, 2, "count");
+    $t.end();
   }
 
   name(): string;
@@ -350,48 +350,48 @@ export type EquipmentT =
 /** Reads, unpacks, writes and verifies `Equipment` values by their tag. */
 export const EquipmentT = {
   /** Writes a value out of line and returns its offset, which a table stores beside the tag. */
-  pack(builder: $fb.Builder, value: EquipmentT): $fb.Offset {
-    switch (value.type) {
-      case Equipment.Weapon: return value.value.pack(builder);
-      case Equipment.Point: return value.value.pack(builder);
-      case Equipment.Label: return builder.createString(value.value);
-      case Equipment.Stat: return value.value.pack(builder);
-      default: return $v.notAVariant("my.game.Equipment", value);
+  pack($builder: $fb.Builder, $value: EquipmentT): $fb.Offset {
+    switch ($value.type) {
+      case Equipment.Weapon: return $value.value.pack($builder);
+      case Equipment.Point: return $value.value.pack($builder);
+      case Equipment.Label: return $builder.createString($value.value);
+      case Equipment.Stat: return $value.value.pack($builder);
+      default: return $v.notAVariant("my.game.Equipment", $value);
     }
   },
 
   /** The reader of the value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know. */
-  read(bb: $fb.ByteBuffer, type: number, pos: number): $ns$my$game$arms.Weapon | Vec3 | string | Stat | null {
-    if (pos === 0) return null;
-    switch (type) {
-      case Equipment.Weapon: return new $ns$my$game$arms.Weapon().__init(bb.__indirect(pos), bb);
-      case Equipment.Point: return new Vec3().__init(bb.__indirect(pos), bb);
-      case Equipment.Label: return $v.string(bb, pos);
-      case Equipment.Stat: return new Stat().__init(bb.__indirect(pos), bb);
+  read($bb: $fb.ByteBuffer, $type: number, $pos: number): $ns$my$game$arms.Weapon | Vec3 | string | Stat | null {
+    if ($pos === 0) return null;
+    switch ($type) {
+      case Equipment.Weapon: return new $ns$my$game$arms.Weapon().__init($bb.__indirect($pos), $bb);
+      case Equipment.Point: return new Vec3().__init($bb.__indirect($pos), $bb);
+      case Equipment.Label: return $v.string($bb, $pos);
+      case Equipment.Stat: return new Stat().__init($bb.__indirect($pos), $bb);
       default: return null;
     }
   },
 
   /** The owned value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know. */
-  unpack(bb: $fb.ByteBuffer, type: number, pos: number): EquipmentT | null {
-    if (pos === 0) return null;
-    switch (type) {
-      case Equipment.Weapon: return { type: Equipment.Weapon, value: new $ns$my$game$arms.Weapon().__init(bb.__indirect(pos), bb).unpack() };
-      case Equipment.Point: return { type: Equipment.Point, value: new Vec3().__init(bb.__indirect(pos), bb).unpack() };
-      case Equipment.Label: return { type: Equipment.Label, value: $v.string(bb, pos) };
-      case Equipment.Stat: return { type: Equipment.Stat, value: new Stat().__init(bb.__indirect(pos), bb).unpack() };
+  unpack($bb: $fb.ByteBuffer, $type: number, $pos: number): EquipmentT | null {
+    if ($pos === 0) return null;
+    switch ($type) {
+      case Equipment.Weapon: return { type: Equipment.Weapon, value: new $ns$my$game$arms.Weapon().__init($bb.__indirect($pos), $bb).unpack() };
+      case Equipment.Point: return { type: Equipment.Point, value: new Vec3().__init($bb.__indirect($pos), $bb).unpack() };
+      case Equipment.Label: return { type: Equipment.Label, value: $v.string($bb, $pos) };
+      case Equipment.Stat: return { type: Equipment.Stat, value: new Stat().__init($bb.__indirect($pos), $bb).unpack() };
       default: return null;
     }
   },
 
   /** Verifies the value whose offset is at `pos` as its tag says (generated code calls this). */
-  __verify(v: $v.Verifier, type: number, pos: number, required: boolean): void {
-    switch (type) {
-      case Equipment.Weapon: v.variantTable(pos, "Weapon", $ns$my$game$arms.Weapon.__verify); return;
-      case Equipment.Point: v.variantStruct(pos, "Point", 12); return;
-      case Equipment.Label: v.variantString(pos, "Label"); return;
-      case Equipment.Stat: v.variantTable(pos, "Stat", Stat.__verify); return;
-      default: v.variantUnknown(pos, type, required); return;
+  __verify($verifier: $v.Verifier, $type: number, $pos: number, $required: boolean): void {
+    switch ($type) {
+      case Equipment.Weapon: $verifier.variantTable($pos, "Weapon", $ns$my$game$arms.Weapon.__verify); return;
+      case Equipment.Point: $verifier.variantStruct($pos, "Point", 12); return;
+      case Equipment.Label: $verifier.variantString($pos, "Label"); return;
+      case Equipment.Stat: $verifier.variantTable($pos, "Stat", Stat.__verify); return;
+      default: $verifier.variantUnknown($pos, $type, $required); return;
     }
   },
 };
@@ -437,38 +437,38 @@ export class Monster {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.struct(4, 12, "pos", false);
-    t.scalar(6, 2, "mana");
-    t.scalar(8, 2, "hp");
-    t.string(10, "name", true);
-    t.vector(14, 1, 1, "inventory", false);
-    t.scalar(16, 1, "color");
-    t.scalar(18, 2, "abilities");
-    t.tables(20, "weapons", false, $ns$my$game$arms.Weapon.__verify);
-    t.union(22, 24, "equipped", false, EquipmentT.__verify);
-    t.unions(26, 28, "loot", false, EquipmentT.__verify);
-    t.struct(30, 48, "path", false);
-    t.tables(32, "stats", false, Stat.__verify);
-    t.strings(34, "tags", false);
-    t.string(36, "title", false);
-    t.vector(38, 4, 4, "scores", false);
-    t.scalar(40, 4, "shield");
-    t.scalar(42, 8, "ratio");
-    t.scalar(44, 8, "big");
-    t.scalar(46, 8, "small");
-    t.scalar(48, 4, "far");
-    t.scalar(50, 8, "near");
-    t.scalar(52, 4, "unknown");
-    t.scalar(54, 4, "tenth");
-    t.scalar(56, 4, "huge");
-    t.scalar(58, 4, "exact");
-    t.table(60, "child", false, Monster.__verify);
-    t.vector(62, 1, 1, "bytes", false);
-    t.nested(62, "bytes", $ns$my$game$arms.Weapon.__verify, "Weapon");
-    t.vector(64, 12, 1, "points", false);
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.struct(4, 12, "pos", false);
+    $t.scalar(6, 2, "mana");
+    $t.scalar(8, 2, "hp");
+    $t.string(10, "name", true);
+    $t.vector(14, 1, 1, "inventory", false);
+    $t.scalar(16, 1, "color");
+    $t.scalar(18, 2, "abilities");
+    $t.tables(20, "weapons", false, $ns$my$game$arms.Weapon.__verify);
+    $t.union(22, 24, "equipped", false, EquipmentT.__verify);
+    $t.unions(26, 28, "loot", false, EquipmentT.__verify);
+    $t.struct(30, 48, "path", false);
+    $t.tables(32, "stats", false, Stat.__verify);
+    $t.strings(34, "tags", false);
+    $t.string(36, "title", false);
+    $t.vector(38, 4, 4, "scores", false);
+    $t.scalar(40, 4, "shield");
+    $t.scalar(42, 8, "ratio");
+    $t.scalar(44, 8, "big");
+    $t.scalar(46, 8, "small");
+    $t.scalar(48, 4, "far");
+    $t.scalar(50, 8, "near");
+    $t.scalar(52, 4, "unknown");
+    $t.scalar(54, 4, "tenth");
+    $t.scalar(56, 4, "huge");
+    $t.scalar(58, 4, "exact");
+    $t.table(60, "child", false, Monster.__verify);
+    $t.vector(62, 1, 1, "bytes", false);
+    $t.nested(62, "bytes", $ns$my$game$arms.Weapon.__verify, "Weapon");
+    $t.vector(64, 12, 1, "points", false);
+    $t.end();
   }
 
   pos(obj?: Vec3): Vec3 | null {
@@ -634,18 +634,18 @@ export class Monster {
   statsByKey(key: string, obj?: Stat): Stat | null {
     const offset = this.bb!.__offset(this.bb_pos, 32);
     if (!offset) return null;
-    const vector = this.bb!.__vector(this.bb_pos + offset);
-    let low = 0;
-    let high = this.bb!.__vector_len(this.bb_pos + offset);
-    const item = obj ?? new Stat();
-    const wanted = $v.utf8(key);
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      item.__init(this.bb!.__indirect(vector + mid * 4), this.bb!);
-      const order = $v.compareBytes($v.bytes(item.name($fb.Encoding.UTF8_BYTES)), wanted);
-      if (order < 0) low = mid + 1;
-      else if (order > 0) high = mid;
-      else return item;
+    const $vector = this.bb!.__vector(this.bb_pos + offset);
+    let $low = 0;
+    let $high = this.bb!.__vector_len(this.bb_pos + offset);
+    const $item = obj ?? new Stat();
+    const $wanted = $v.utf8(key);
+    while ($low < $high) {
+      const $mid = ($low + $high) >>> 1;
+      $item.__init(this.bb!.__indirect($vector + $mid * 4), this.bb!);
+      const $order = $v.compareBytes($v.bytes($item.name($fb.Encoding.UTF8_BYTES)), $wanted);
+      if ($order < 0) $low = $mid + 1;
+      else if ($order > 0) $high = $mid;
+      else return $item;
     }
     return null;
   }

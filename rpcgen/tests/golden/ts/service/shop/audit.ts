@@ -38,10 +38,10 @@ export class Entry {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.string(4, "text", false);
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.string(4, "text", false);
+    $t.end();
   }
 
   text(): string | null;

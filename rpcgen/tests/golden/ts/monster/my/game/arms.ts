@@ -38,11 +38,11 @@ export class Weapon {
   }
 
   /** Verifies the table at `pos` (generated code calls this). */
-  static __verify(v: $v.Verifier, pos: number): void {
-    const t = v.table(pos);
-    t.string(4, "name", false);
-    t.scalar(6, 2, "damage");
-    t.end();
+  static __verify($verifier: $v.Verifier, $pos: number): void {
+    const $t = $verifier.table($pos);
+    $t.string(4, "name", false);
+    $t.scalar(6, 2, "damage");
+    $t.end();
   }
 
   name(): string | null;
