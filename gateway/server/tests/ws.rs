@@ -620,3 +620,17 @@ async fn the_upgrade_and_hello_together_fall_under_the_handshake_timeout() {
     assert_eq!(gw.metric("gateway_websocket_upgrades_failed_total").await, 2.0);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_connection_rate_per_address_counts_websocket_connections_too() {
+    let gw =
+        TestGateway::start(gateway::Config { connection_rate: 1, connection_burst: 2, ..config() })
+            .await;
+    let _tcp = gw.client().await;
+    let _ws = gw.ws_client().await;
+    // The burst is spent, by both transports together.
+    let mut third = WsClient::connect(gw.ws.unwrap()).await;
+    let goaway = third.expect_goaway(GoawayReason::TOO_MANY_CONNECTIONS, TRY_AGAIN_LATER).await;
+    assert!(goaway.message.contains("from this address"), "{goaway:?}");
+    gw.stop().await;
+}
