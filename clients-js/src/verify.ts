@@ -139,13 +139,10 @@ interface Budget {
   apparent: number;
 }
 
-function within<T>(segment: string, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof VerifyError) e.within(segment);
-    throw e;
-  }
+/** `error`, with `segment` put in front of its path if it is a {@link VerifyError}. */
+function located(error: unknown, segment: string): unknown {
+  if (error instanceof VerifyError && segment !== "") error.within(segment);
+  return error;
 }
 
 /**
@@ -291,17 +288,29 @@ export class Verifier {
 
   /** A union value that is a table, behind the offset at `pos`. */
   variantTable(pos: number, variant: string, check: TableCheck): void {
-    within(`(${variant})`, () => check(this, this.follow(pos)));
+    try {
+      check(this, this.follow(pos));
+    } catch (e) {
+      throw located(e, `(${variant})`);
+    }
   }
 
   /** A union value that is a struct of `size` bytes, behind the offset at `pos`. */
   variantStruct(pos: number, variant: string, size: number): void {
-    within(`(${variant})`, () => this.range(this.follow(pos), size));
+    try {
+      this.range(this.follow(pos), size);
+    } catch (e) {
+      throw located(e, `(${variant})`);
+    }
   }
 
   /** A union value that is a string, behind the offset at `pos`. */
   variantString(pos: number, variant: string): void {
-    within(`(${variant})`, () => this.string(this.follow(pos)));
+    try {
+      this.string(this.follow(pos));
+    } catch (e) {
+      throw located(e, `(${variant})`);
+    }
   }
 
   /**
@@ -313,7 +322,11 @@ export class Verifier {
       const what = tag === 0 ? "NONE" : `the tag ${tag}, which this schema does not name`;
       throw new VerifyError("unknown_variant", `a required union holds ${what}`, pos);
     }
-    within(`(tag ${tag})`, () => this.scalar(this.follow(pos), 1));
+    try {
+      this.scalar(this.follow(pos), 1);
+    } catch (e) {
+      throw located(e, `(tag ${tag})`);
+    }
   }
 
   /** The root table of the buffer, whose offset is at `pos` (0, or 4 after a size prefix). */
@@ -361,130 +374,170 @@ export class TableVerifier {
     return this.pos + offset;
   }
 
+  /** The position of field `name` in `slot`, or 0; throws if it is absent and `required`. */
   private present(slot: number, name: string, required: boolean): number {
-    const pos = within(`.${name}`, () => this.field(slot));
+    const pos = this.field(slot);
     if (pos === 0 && required) {
-      throw new VerifyError("missing_required", `required field \`${name}\` is missing`, this.pos).within(`.${name}`);
+      throw new VerifyError("missing_required", `required field \`${name}\` is missing`, this.pos);
     }
     return pos;
   }
 
   /** A scalar or enum field of `size` bytes. */
   scalar(slot: number, size: number, name: string): void {
-    const pos = this.present(slot, name, false);
-    if (pos) within(`.${name}`, () => this.v.scalar(pos, size));
+    try {
+      const pos = this.field(slot);
+      if (pos) this.v.scalar(pos, size);
+    } catch (e) {
+      throw located(e, `.${name}`);
+    }
   }
 
   /** A struct field of `size` bytes (structs may sit at any position, as in flatbuffers-rs). */
   struct(slot: number, size: number, name: string, required: boolean): void {
-    const pos = this.present(slot, name, required);
-    if (pos) within(`.${name}`, () => this.v.range(pos, size));
+    try {
+      const pos = this.present(slot, name, required);
+      if (pos) this.v.range(pos, size);
+    } catch (e) {
+      throw located(e, `.${name}`);
+    }
   }
 
   /** A string field. */
   string(slot: number, name: string, required: boolean): void {
-    const pos = this.present(slot, name, required);
-    if (pos) within(`.${name}`, () => this.v.string(this.v.follow(pos)));
+    try {
+      const pos = this.present(slot, name, required);
+      if (pos) this.v.string(this.v.follow(pos));
+    } catch (e) {
+      throw located(e, `.${name}`);
+    }
   }
 
   /** A table field. */
   table(slot: number, name: string, required: boolean, check: TableCheck): void {
-    const pos = this.present(slot, name, required);
-    if (pos) within(`.${name}`, () => check(this.v, this.v.follow(pos)));
+    try {
+      const pos = this.present(slot, name, required);
+      if (pos) check(this.v, this.v.follow(pos));
+    } catch (e) {
+      throw located(e, `.${name}`);
+    }
   }
 
   /** A vector of scalars, enums or structs: `size` bytes each, aligned to `align`. */
   vector(slot: number, size: number, align: number, name: string, required: boolean): void {
-    const pos = this.present(slot, name, required);
-    if (pos) within(`.${name}`, () => this.v.vector(this.v.follow(pos), size, align));
+    try {
+      const pos = this.present(slot, name, required);
+      if (pos) this.v.vector(this.v.follow(pos), size, align);
+    } catch (e) {
+      throw located(e, `.${name}`);
+    }
   }
 
   /** A vector of strings. */
   strings(slot: number, name: string, required: boolean): void {
-    const pos = this.present(slot, name, required);
-    if (pos === 0) return;
-    within(`.${name}`, () => {
+    let i = -1;
+    try {
+      const pos = this.present(slot, name, required);
+      if (pos === 0) return;
       const vector = this.v.follow(pos);
       const count = this.v.vector(vector, 4, 4);
-      for (let i = 0; i < count; i++) {
-        const element = vector + 4 + 4 * i;
-        within(`[${i}]`, () => this.v.string(this.v.follow(element)));
-      }
-    });
+      for (i = 0; i < count; i++) this.v.string(this.v.follow(vector + 4 + 4 * i));
+    } catch (e) {
+      throw located(located(e, i >= 0 ? `[${i}]` : ""), `.${name}`);
+    }
   }
 
   /** A vector of tables. */
   tables(slot: number, name: string, required: boolean, check: TableCheck): void {
-    const pos = this.present(slot, name, required);
-    if (pos === 0) return;
-    within(`.${name}`, () => {
+    let i = -1;
+    try {
+      const pos = this.present(slot, name, required);
+      if (pos === 0) return;
       const vector = this.v.follow(pos);
       const count = this.v.vector(vector, 4, 4);
-      for (let i = 0; i < count; i++) {
-        const element = vector + 4 + 4 * i;
-        within(`[${i}]`, () => check(this.v, this.v.follow(element)));
-      }
-    });
+      for (i = 0; i < count; i++) check(this.v, this.v.follow(vector + 4 + 4 * i));
+    } catch (e) {
+      throw located(located(e, i >= 0 ? `[${i}]` : ""), `.${name}`);
+    }
   }
 
   /** A union field: its tag in `tagSlot`, its value in `slot`. */
   union(tagSlot: number, slot: number, name: string, required: boolean, check: UnionCheck): void {
-    const value = within(`.${name}`, () => this.field(slot));
-    const tag = within(`.${name}_type`, () => this.field(tagSlot));
-    if (value === 0 && tag === 0) {
-      if (required) this.present(slot, name, true);
-      return;
+    let segment = `.${name}`;
+    try {
+      const value = this.field(slot);
+      segment = `.${name}_type`;
+      const tag = this.field(tagSlot);
+      segment = `.${name}`;
+      if (value === 0 && tag === 0) {
+        this.present(slot, name, required);
+        return;
+      }
+      if (value === 0 || tag === 0) {
+        const has = value === 0 ? "a tag but no value" : "a value but no tag";
+        throw new VerifyError("inconsistent_union", `the union has ${has}`, this.pos);
+      }
+      segment = `.${name}_type`;
+      const type = this.v.u8(tag);
+      segment = `.${name}`;
+      check(this.v, type, value, required);
+    } catch (e) {
+      throw located(e, segment);
     }
-    if (value === 0 || tag === 0) {
-      const has = value === 0 ? "a tag but no value" : "a value but no tag";
-      throw new VerifyError("inconsistent_union", `the union has ${has}`, this.pos).within(`.${name}`);
-    }
-    const type = within(`.${name}_type`, () => this.v.u8(tag));
-    within(`.${name}`, () => check(this.v, type, value, required));
   }
 
   /** A vector of unions: a vector of tags in `tagSlot` beside a vector of offsets in `slot`. */
   unions(tagSlot: number, slot: number, name: string, required: boolean, check: UnionCheck): void {
-    const tagField = within(`.${name}_type`, () => this.field(tagSlot));
-    const tags = tagField ? within(`.${name}_type`, () => this.v.follow(tagField)) : 0;
-    if (tags) within(`.${name}_type`, () => this.v.vector(tags, 1, 1));
-    const valueField = within(`.${name}`, () => this.field(slot));
-    const values = valueField ? within(`.${name}`, () => this.v.follow(valueField)) : 0;
-    if (values) within(`.${name}`, () => this.v.vector(values, 4, 4));
-    if (tags === 0 && values === 0) {
-      if (required) this.present(slot, name, true);
-      return;
-    }
-    if (tags === 0 || values === 0) {
-      const has = tags === 0 ? "values but no tags" : "tags but no values";
-      throw new VerifyError("inconsistent_union", `the vector of unions has ${has}`, this.pos).within(`.${name}`);
-    }
-    const count = this.v.u32(tags);
-    if (this.v.u32(values) !== count) {
-      throw new VerifyError(
-        "inconsistent_union",
-        `the vector of unions has ${count} tags but ${this.v.u32(values)} values`,
-        values,
-      ).within(`.${name}`);
-    }
-    within(`.${name}`, () => {
-      for (let i = 0; i < count; i++) {
-        const type = this.v.u8(tags + 4 + i);
-        if (type !== 0) within(`[${i}]`, () => check(this.v, type, values + 4 + 4 * i, false));
+    let segment = `.${name}_type`;
+    let i = -1;
+    try {
+      const tagField = this.field(tagSlot);
+      const tags = tagField ? this.v.follow(tagField) : 0;
+      if (tags) this.v.vector(tags, 1, 1);
+      segment = `.${name}`;
+      const valueField = this.field(slot);
+      const values = valueField ? this.v.follow(valueField) : 0;
+      if (values) this.v.vector(values, 4, 4);
+      if (tags === 0 && values === 0) {
+        this.present(slot, name, required);
+        return;
       }
-    });
+      if (tags === 0 || values === 0) {
+        const has = tags === 0 ? "values but no tags" : "tags but no values";
+        throw new VerifyError("inconsistent_union", `the vector of unions has ${has}`, this.pos);
+      }
+      const count = this.v.u32(tags);
+      const valueCount = this.v.u32(values);
+      if (valueCount !== count) {
+        throw new VerifyError(
+          "inconsistent_union",
+          `the vector of unions has ${count} tags but ${valueCount} values`,
+          values,
+        );
+      }
+      for (i = 0; i < count; i++) {
+        const type = this.v.u8(tags + 4 + i);
+        if (type !== 0) check(this.v, type, values + 4 + 4 * i, false);
+      }
+    } catch (e) {
+      throw located(located(e, i >= 0 ? `[${i}]` : ""), segment);
+    }
   }
 
   /** A `(nested_flatbuffer: "T")` field, already verified as bytes: a buffer whose root is T. */
   nested(slot: number, name: string, check: TableCheck, root: string): void {
-    const pos = this.field(slot);
-    if (pos === 0) return;
-    within(`.${name}`, () => {
+    let segment = "";
+    try {
+      const pos = this.field(slot);
+      if (pos === 0) return;
       const vector = this.v.follow(pos);
       const count = this.v.vector(vector, 1, 1);
       const bytes = this.v.buffer.subarray(vector + 4, vector + 4 + count);
-      within(`<${root}>`, () => checkRoot(this.v.nested(bytes), check, false));
-    });
+      segment = `<${root}>`;
+      checkRoot(this.v.nested(bytes), check, false);
+    } catch (e) {
+      throw located(located(e, segment), `.${name}`);
+    }
   }
 
   /** Ends the table. */
@@ -531,8 +584,7 @@ export function verifyRoot(
     }
     checkRoot(new Verifier(buffer, options), check, sizePrefixed);
   } catch (e) {
-    if (e instanceof VerifyError) e.within(root);
-    throw e;
+    throw located(e, root);
   }
 }
 

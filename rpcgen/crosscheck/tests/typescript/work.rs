@@ -65,7 +65,7 @@ impl Work {
 }
 
 fn setup() -> Result<Work, String> {
-    let repo = repo_root();
+    let repo = repo_root().canonicalize().map_err(|e| format!("finding the repository: {e}"))?;
     let modules = repo.join("node_modules");
     for needed in ["typescript/bin/tsc", "flatbuffers/package.json", "@types/node/package.json"] {
         if !modules.join(needed).exists() {
