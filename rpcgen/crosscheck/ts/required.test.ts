@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { Builder } from "flatbuffers";
+import { ABI, requireAbi } from "@rpcgen/client/verify";
 
 import { corpus } from "../gen/corpus/index.js";
 import { Equipment, type EquipmentT, Monster, MonsterT, type Vec3, Vec3T } from "../gen/monster/my/game.js";
@@ -86,4 +87,10 @@ test("union values are typed by their tag", () => {
   } else {
     assert.fail(`expected a Point, got ${JSON.stringify(read.equipped)}`);
   }
+});
+
+test("code generated for another runtime version does not compile, nor load", () => {
+  requireAbi(ABI);
+  // @ts-expect-error generated modules call `requireAbi(N)` with the version they were made for.
+  assert.throws(() => requireAbi(2), /regenerate it with the matching rpcgen/);
 });
