@@ -84,7 +84,7 @@ export function goawayReasonName(reason: number): string {
   return reason >= 1 && reason < REASON_NAMES.length ? REASON_NAMES[reason]! : `reason ${reason}`;
 }
 
-export interface Hello {
+export interface HelloFrame {
   readonly type: "hello";
   /** The highest protocol version the client speaks. */
   readonly version: number;
@@ -96,7 +96,7 @@ export interface Hello {
   readonly token: Uint8Array;
 }
 
-export interface Welcome {
+export interface WelcomeFrame {
   readonly type: "welcome";
   /** The version the connection speaks from now on. */
   readonly version: number;
@@ -111,17 +111,17 @@ export interface Welcome {
   readonly authExpiresInMs: number;
 }
 
-export interface Ping {
+export interface PingFrame {
   readonly type: "ping";
   readonly data: bigint;
 }
 
-export interface Pong {
+export interface PongFrame {
   readonly type: "pong";
   readonly data: bigint;
 }
 
-export interface Goaway {
+export interface GoawayFrame {
   readonly type: "goaway";
   /** See {@link GoawayReason}; numbers this version does not define are kept. */
   readonly reason: number;
@@ -132,7 +132,7 @@ export interface Goaway {
   readonly message: string;
 }
 
-export interface Request {
+export interface RequestFrame {
   readonly type: "request";
   readonly requestId: number;
   readonly methodId: number;
@@ -142,7 +142,7 @@ export interface Request {
   readonly payload: Uint8Array;
 }
 
-export interface Response {
+export interface ResponseFrame {
   readonly type: "response";
   readonly requestId: number;
   readonly payload: Uint8Array;
@@ -160,12 +160,12 @@ export interface ErrorFrame {
   readonly details: Uint8Array;
 }
 
-export interface Cancel {
+export interface CancelFrame {
   readonly type: "cancel";
   readonly requestId: number;
 }
 
-export interface Subscribe {
+export interface SubscribeFrame {
   readonly type: "subscribe";
   readonly subscriptionId: number;
   readonly topicId: number;
@@ -173,12 +173,12 @@ export interface Subscribe {
   readonly key: string;
 }
 
-export interface Unsubscribe {
+export interface UnsubscribeFrame {
   readonly type: "unsubscribe";
   readonly subscriptionId: number;
 }
 
-export interface Publish {
+export interface PublishFrame {
   readonly type: "publish";
   /** 0 = no answer wanted. */
   readonly requestId: number;
@@ -187,25 +187,25 @@ export interface Publish {
   readonly payload: Uint8Array;
 }
 
-export interface Subscribed {
+export interface SubscribedFrame {
   readonly type: "subscribed";
   readonly subscriptionId: number;
 }
 
-export interface Event {
+export interface EventFrame {
   readonly type: "event";
   readonly subscriptionId: number;
   readonly key: string;
   readonly payload: Uint8Array;
 }
 
-export interface Missed {
+export interface MissedFrame {
   readonly type: "missed";
   readonly subscriptionId: number;
   readonly count: number;
 }
 
-export interface SubscriptionEnded {
+export interface SubscriptionEndedFrame {
   readonly type: "subscription_ended";
   readonly subscriptionId: number;
   readonly code: number;
@@ -213,13 +213,13 @@ export interface SubscriptionEnded {
   readonly message: string;
 }
 
-export interface Auth {
+export interface AuthFrame {
   readonly type: "auth";
   readonly requestId: number;
   readonly token: Uint8Array;
 }
 
-export interface AuthOk {
+export interface AuthOkFrame {
   readonly type: "auth_ok";
   readonly requestId: number;
   /** Milliseconds until the new credentials expire; 0 = never. */
@@ -228,24 +228,24 @@ export interface AuthOk {
 
 /** Any frame of version 1. */
 export type Frame =
-  | Hello
-  | Welcome
-  | Ping
-  | Pong
-  | Goaway
-  | Request
-  | Response
+  | HelloFrame
+  | WelcomeFrame
+  | PingFrame
+  | PongFrame
+  | GoawayFrame
+  | RequestFrame
+  | ResponseFrame
   | ErrorFrame
-  | Cancel
-  | Subscribe
-  | Unsubscribe
-  | Publish
-  | Subscribed
-  | Event
-  | Missed
-  | SubscriptionEnded
-  | Auth
-  | AuthOk;
+  | CancelFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | PublishFrame
+  | SubscribedFrame
+  | EventFrame
+  | MissedFrame
+  | SubscriptionEndedFrame
+  | AuthFrame
+  | AuthOkFrame;
 
 /** The frame types by their names. */
 export type FrameName = Frame["type"];

@@ -1,0 +1,127 @@
+/**
+ * The WebSocket transport: one protocol frame per binary message (`docs/protocol.md`,
+ * "Transports"). In browsers it uses the global `WebSocket`; in Node, `@rpcgen/client/node`
+ * builds it over the `ws` package. The socket receives `ArrayBuffer`s (`binaryType =
+ * "arraybuffer"`); a text message is a protocol error.
+ *
+ * @module
+ */
+
+import { GoawayReason } from "./protocol/frame.js";
+import type { Link, LinkEvents, OpenOptions, Transport } from "./transport.js";
+
+/**
+ * The part of a WebSocket the transport uses: what the browser's `WebSocket` and the `ws`
+ * package's have in common.
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { readonly data: unknown }) => void) | null;
+  onclose: ((event: { readonly code: number; readonly reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** Makes a WebSocket to `url` that refuses messages over `maxFrameSize` bytes if it can. */
+export type WebSocketFactory = (url: string, maxFrameSize: number) => WebSocketLike;
+
+const OPEN = 1;
+
+/** The browser's `WebSocket`, with a clear error where there is none (Node 20). */
+function globalWebSocket(url: string): WebSocketLike {
+  const Ctor = (globalThis as { WebSocket?: new (url: string) => unknown }).WebSocket;
+  if (typeof Ctor !== "function") {
+    throw new Error(
+      'this JavaScript runtime has no global WebSocket; in Node, pass `transport: nodeTransport` from "@rpcgen/client/node"',
+    );
+  }
+  return new Ctor(url) as WebSocketLike;
+}
+
+/**
+ * A transport over WebSocket (`ws://`, `wss://`), by default the runtime's global `WebSocket`.
+ *
+ * @param create makes the socket; give one to use another implementation (as
+ *   `@rpcgen/client/node` does with `ws`).
+ */
+export function webSocketTransport(create: WebSocketFactory = globalWebSocket): Transport {
+  return {
+    schemes: ["ws:", "wss:"],
+    open: (url, events, options) => openWebSocket(create, url, events, options),
+  };
+}
+
+function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, options: OpenOptions): Promise<Link> {
+  return new Promise((resolve, reject) => {
+    const { signal, maxFrameSize } = options;
+    if (signal.aborted) {
+      reject(new Error("the connection attempt was abandoned"));
+      return;
+    }
+    let socket: WebSocketLike;
+    try {
+      socket = create(url.href, maxFrameSize);
+    } catch (e) {
+      reject(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    socket.binaryType = "arraybuffer";
+    let opened = false;
+    let abandoned = false;
+    /** No more frames are handed over (after a text message). */
+    let stopped = false;
+    let lastError: string | undefined;
+    const abandon = () => {
+      if (opened) return;
+      abandoned = true;
+      socket.close();
+      reject(new Error("the connection attempt was abandoned"));
+    };
+    signal.addEventListener("abort", abandon, { once: true });
+
+    const link: Link = {
+      send(frame) {
+        if (socket.readyState === OPEN) socket.send(frame.subarray(4));
+      },
+      close() {
+        // 1000 is the one code below 3000 that browsers let a page send.
+        if (socket.readyState <= OPEN) socket.close(1000);
+      },
+    };
+    socket.onopen = () => {
+      if (abandoned) return;
+      opened = true;
+      signal.removeEventListener("abort", abandon);
+      resolve(link);
+    };
+    socket.onmessage = (event) => {
+      if (stopped || !opened) return;
+      const data = event.data;
+      if (data instanceof ArrayBuffer) {
+        events.frame(new Uint8Array(data));
+      } else {
+        stopped = true;
+        events.invalid("a text message (the protocol's messages are binary)", GoawayReason.PROTOCOL_ERROR);
+      }
+    };
+    socket.onerror = (event) => {
+      const message = (event as { message?: unknown } | null)?.message;
+      lastError = typeof message === "string" && message !== "" ? message : "WebSocket error";
+    };
+    socket.onclose = (event) => {
+      const why = `code ${event.code}${event.reason ? `, ${JSON.stringify(event.reason)}` : ""}`;
+      if (!opened) {
+        if (abandoned) return;
+        abandoned = true;
+        signal.removeEventListener("abort", abandon);
+        reject(new Error(`the WebSocket closed before it opened (${lastError ?? why})`));
+        return;
+      }
+      stopped = true;
+      events.closed(lastError ? `the WebSocket failed: ${lastError} (${why})` : `the WebSocket closed (${why})`);
+    };
+  });
+}
