@@ -18,6 +18,7 @@ import {
   checkTimeout,
   type ClientOptions,
   type ConnectionState,
+  OptionsError,
   type ResolvedOptions,
   resolveOptions,
 } from "./options.js";
@@ -197,15 +198,18 @@ export class Client {
     if (problem) return Promise.reject(problem);
     let fields: { allKeys: boolean; key: string };
     let timeoutMs: number;
+    let buffer: number;
     try {
       fields = selectorFields(topic, selector);
       timeoutMs = options.timeoutMs === undefined ? this.#o.defaultTimeoutMs : checkTimeout("timeoutMs", options.timeoutMs);
+      buffer = options.bufferSize ?? this.#o.subscriptionBuffer;
+      if (!Number.isInteger(buffer) || buffer < 1) throw new OptionsError("bufferSize", buffer, "must be a whole number above 0");
     } catch (e) {
       return Promise.reject(e);
     }
     if (this.#stopped) return Promise.reject(this.#stoppedError());
     if (options.signal?.aborted) return Promise.reject(cancelled(`subscribing to ${topic.name}`, options.signal));
-    const feed = new Feed<T>(topic, fields.allKeys, fields.key, this.#o.subscriptionBuffer, timeoutMs, options, {
+    const feed = new Feed<T>(topic, fields.allKeys, fields.key, buffer, timeoutMs, options, {
       closed: (f) => this.#feedClosed(f),
       giveUp: (f, why) => this.#feedGiveUp(f, why),
     });

@@ -57,6 +57,11 @@ export interface SubscribeOptions<T> {
   timeoutMs?: number;
   /** Events `decode` throws on are skipped and reported here (with the event's key). */
   onDecodeError?: (error: unknown, key: string) => void;
+  /**
+   * How many unread events this subscription holds before it drops the oldest. Default: the
+   * client's `subscriptionBuffer`.
+   */
+  bufferSize?: number;
 }
 
 interface RawEvent {

@@ -4,9 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { Client, Code, RpcError } from "@rpcgen/client";
+import { Client, Code } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
 
+import { rejectsWith } from "./support/assertions.js";
 import { Gateway } from "./support/gateway.js";
 import { blob, blobData, ECHO, OVERFLOW_ID, replySum, requestSum, stableId, SUM } from "./support/messages.js";
 
@@ -23,18 +24,6 @@ after(async () => {
   await client?.close();
   await gateway?.kill();
 });
-
-/** Asserts that `promise` rejects with an RpcError of `code`, and returns it. */
-export async function rejectsWith(promise: Promise<unknown>, code: number): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof RpcError, `an RpcError, not ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected a rejection with code ${code}`);
-}
 
 test("a call returns the service's reply", async () => {
   const reply = await client.call(SUM, requestSum(40n, 2n));
