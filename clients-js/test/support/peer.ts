@@ -1,0 +1,147 @@
+// A scripted gateway for the client behaviours a real gateway does not produce on demand: a
+// TCP server that speaks the protocol through this package's codec, and lets a test read what
+// the client sent and answer frame by frame (as gateway/client/tests/support does for Rust).
+
+import assert from "node:assert/strict";
+import { createServer, type Server, type Socket } from "node:net";
+
+import { decodeMessage, encodeFrame, type Frame, FrameReader, type WelcomeFrame } from "@rpcgen/client";
+
+/** A listening scripted gateway. */
+export class ScriptedGateway {
+  private readonly accepted: Peer[] = [];
+  private readonly waiters: ((peer: Peer) => void)[] = [];
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async listen(): Promise<ScriptedGateway> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(typeof address === "object" && address);
+    const gateway = new ScriptedGateway(server, `tcp://127.0.0.1:${address.port}`);
+    server.on("connection", (socket) => {
+      const peer = new Peer(socket);
+      const waiter = gateway.waiters.shift();
+      if (waiter) waiter(peer);
+      else gateway.accepted.push(peer);
+    });
+    return gateway;
+  }
+
+  /** The next connection. */
+  accept(): Promise<Peer> {
+    const peer = this.accepted.shift();
+    if (peer) return Promise.resolve(peer);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** The next connection, after its HELLO was answered with WELCOME (`welcome` overrides fields). */
+  async acceptHandshake(welcome: Partial<WelcomeFrame> = {}): Promise<Peer> {
+    const peer = await this.accept();
+    const hello = await peer.next("hello");
+    assert.equal(hello.version, 1);
+    peer.send({
+      type: "welcome",
+      version: 1,
+      maxFrameSize: 16 * 1024 * 1024,
+      maxInFlight: 100,
+      idleTimeoutMs: 0,
+      serverId: "scripted",
+      authExpiresInMs: 0,
+      ...welcome,
+    });
+    return peer;
+  }
+
+  close(): Promise<void> {
+    for (const peer of this.accepted) peer.close();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** One client connection, seen from the gateway's side. */
+export class Peer {
+  private readonly frames: Frame[] = [];
+  private readonly waiters: ((frame: Frame | null) => void)[] = [];
+  private ended = false;
+
+  constructor(private readonly socket: Socket) {
+    const reader = new FrameReader(16 * 1024 * 1024);
+    socket.on("data", (chunk: Buffer) => {
+      reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), (body) => {
+        const frame = decodeMessage(body);
+        if (frame) this.deliver(frame);
+      });
+    });
+    socket.on("close", () => {
+      this.ended = true;
+      for (const waiter of this.waiters.splice(0)) waiter(null);
+    });
+    socket.on("error", () => {});
+  }
+
+  private deliver(frame: Frame): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(frame);
+    else this.frames.push(frame);
+  }
+
+  /** The next frame the client sent, or null when it closed; fails after `ms`. */
+  read(ms = 5000): Promise<Frame | null> {
+    const frame = this.frames.shift();
+    if (frame) return Promise.resolve(frame);
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const waiter = (f: Frame | null) => {
+        clearTimeout(timer);
+        resolve(f);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`the client sent nothing within ${ms} ms`));
+      }, ms);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** The next frame, which must be of `type` (PINGs are answered and skipped). */
+  async next<T extends Frame["type"]>(type: T, ms = 5000): Promise<Extract<Frame, { type: T }>> {
+    for (;;) {
+      const frame = await this.read(ms);
+      assert.ok(frame, `the client closed the connection instead of sending ${type}`);
+      if (frame.type === "ping" && type !== "ping") {
+        this.send({ type: "pong", data: frame.data });
+        continue;
+      }
+      assert.equal(frame.type, type, `expected ${type}, got ${JSON.stringify(frame, (_, v) => (typeof v === "bigint" ? String(v) : v))}`);
+      return frame as Extract<Frame, { type: T }>;
+    }
+  }
+
+  /** Resolves when the client has closed the connection. */
+  async closed(ms = 5000): Promise<Frame[]> {
+    const rest: Frame[] = [];
+    for (;;) {
+      const frame = await this.read(ms);
+      if (!frame) return rest;
+      rest.push(frame);
+    }
+  }
+
+  send(...frames: Frame[]): void {
+    for (const frame of frames) this.socket.write(encodeFrame(frame));
+  }
+
+  /** Writes raw bytes (for frames the codec would refuse to encode). */
+  sendRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
