@@ -327,6 +327,15 @@ export class Client {
   }
 
   #setState(state: ConnectionState): void {
+    const now = this.#state;
+    if (
+      state.status === "connecting" &&
+      now.status === "connecting" &&
+      now.attempt === state.attempt &&
+      now.lastError === state.lastError
+    ) {
+      return;
+    }
     this.#state = state;
     for (const listener of [...this.#listeners]) {
       try {
@@ -377,7 +386,7 @@ export class Client {
         if (this.#stopped) return;
       }
       attempt += 1;
-      if (attempt > 1 || lastError !== undefined) this.#setState({ status: "connecting", attempt, lastError });
+      this.#setState({ status: "connecting", attempt, lastError });
       let conn: Connection;
       try {
         conn = await this.#attempt(endpoint);

@@ -3,9 +3,20 @@
 // the client sent and answer frame by frame (as gateway/client/tests/support does for Rust).
 
 import assert from "node:assert/strict";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server } from "node:net";
+
+import { WebSocketServer, type WebSocket } from "ws";
 
 import { decodeMessage, encodeFrame, type Frame, FrameReader, type WelcomeFrame } from "@rpcgen/client";
+
+/** How a peer's bytes travel: a TCP socket (frames with length prefixes) or a WebSocket (one frame per message). */
+interface Wire {
+  /** `frame` in byte-stream form; a WebSocket sends it without the prefix. */
+  write(frame: Uint8Array): void;
+  /** Sends a text message (WebSocket only). */
+  writeText?(text: string): void;
+  destroy(): void;
+}
 
 /** A listening scripted gateway. */
 export class ScriptedGateway {
@@ -13,23 +24,51 @@ export class ScriptedGateway {
   private readonly waiters: ((peer: Peer) => void)[] = [];
 
   private constructor(
-    private readonly server: Server,
+    private readonly stop: () => Promise<void>,
     readonly url: string,
   ) {}
 
-  static async listen(): Promise<ScriptedGateway> {
-    const server = createServer();
+  /** Listens on a free loopback port, over TCP (`tcp://`) or WebSocket (`ws://`). */
+  static async listen(transport: "tcp" | "ws" = "tcp"): Promise<ScriptedGateway> {
+    if (transport === "ws") {
+      const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+      await new Promise<void>((resolve) => server.once("listening", resolve));
+      const address = server.address();
+      assert.ok(typeof address === "object" && address);
+      const stop = () => new Promise<void>((resolve) => {
+        for (const client of server.clients) client.terminate();
+        server.close(() => resolve());
+      });
+      const gateway = new ScriptedGateway(stop, `ws://127.0.0.1:${address.port}/`);
+      server.on("connection", (socket: WebSocket) => gateway.arrived(Peer.overWebSocket(socket)));
+      return gateway;
+    }
+    const server: Server = createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const address = server.address();
     assert.ok(typeof address === "object" && address);
-    const gateway = new ScriptedGateway(server, `tcp://127.0.0.1:${address.port}`);
+    const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    const gateway = new ScriptedGateway(stop, `tcp://127.0.0.1:${address.port}`);
     server.on("connection", (socket) => {
-      const peer = new Peer(socket);
-      const waiter = gateway.waiters.shift();
-      if (waiter) waiter(peer);
-      else gateway.accepted.push(peer);
+      const peer = new Peer({
+        write: (frame) => socket.write(frame),
+        destroy: () => socket.destroy(),
+      });
+      const reader = new FrameReader(16 * 1024 * 1024);
+      socket.on("data", (chunk: Buffer) => {
+        reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), (body) => peer.received(body));
+      });
+      socket.on("close", () => peer.ended());
+      socket.on("error", () => {});
+      gateway.arrived(peer);
     });
     return gateway;
+  }
+
+  private arrived(peer: Peer): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(peer);
+    else this.accepted.push(peer);
   }
 
   /** The next connection. */
@@ -59,7 +98,7 @@ export class ScriptedGateway {
 
   close(): Promise<void> {
     for (const peer of this.accepted) peer.close();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return this.stop();
   }
 }
 
@@ -67,21 +106,34 @@ export class ScriptedGateway {
 export class Peer {
   private readonly frames: Frame[] = [];
   private readonly waiters: ((frame: Frame | null) => void)[] = [];
-  private ended = false;
+  private closedFlag = false;
 
-  constructor(private readonly socket: Socket) {
-    const reader = new FrameReader(16 * 1024 * 1024);
-    socket.on("data", (chunk: Buffer) => {
-      reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), (body) => {
-        const frame = decodeMessage(body);
-        if (frame) this.deliver(frame);
-      });
+  constructor(private readonly wire: Wire) {}
+
+  static overWebSocket(socket: WebSocket): Peer {
+    const peer = new Peer({
+      write: (frame) => socket.send(frame.subarray(4)),
+      writeText: (text) => socket.send(text),
+      destroy: () => socket.terminate(),
     });
-    socket.on("close", () => {
-      this.ended = true;
-      for (const waiter of this.waiters.splice(0)) waiter(null);
+    socket.on("message", (data: Buffer, isBinary: boolean) => {
+      assert.ok(isBinary, "the client sends binary messages only");
+      peer.received(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     });
-    socket.on("error", () => {});
+    socket.on("close", () => peer.ended());
+    return peer;
+  }
+
+  /** A frame arrived from the client (message form). */
+  received(body: Uint8Array): void {
+    const frame = decodeMessage(body);
+    if (frame) this.deliver(frame);
+  }
+
+  /** The client's side closed. */
+  ended(): void {
+    this.closedFlag = true;
+    for (const waiter of this.waiters.splice(0)) waiter(null);
   }
 
   private deliver(frame: Frame): void {
@@ -94,7 +146,7 @@ export class Peer {
   read(ms = 5000): Promise<Frame | null> {
     const frame = this.frames.shift();
     if (frame) return Promise.resolve(frame);
-    if (this.ended) return Promise.resolve(null);
+    if (this.closedFlag) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       const waiter = (f: Frame | null) => {
         clearTimeout(timer);
@@ -133,15 +185,21 @@ export class Peer {
   }
 
   send(...frames: Frame[]): void {
-    for (const frame of frames) this.socket.write(encodeFrame(frame));
+    for (const frame of frames) this.wire.write(encodeFrame(frame));
   }
 
-  /** Writes raw bytes (for frames the codec would refuse to encode). */
+  /** Writes a raw frame in byte-stream form (for frames the codec would refuse to encode). */
   sendRaw(bytes: Uint8Array): void {
-    this.socket.write(bytes);
+    this.wire.write(bytes);
+  }
+
+  /** Sends a text message (WebSocket only). */
+  sendText(text: string): void {
+    assert.ok(this.wire.writeText, "text messages exist on WebSocket only");
+    this.wire.writeText(text);
   }
 
   close(): void {
-    this.socket.destroy();
+    this.wire.destroy();
   }
 }
