@@ -479,6 +479,8 @@ export class Client {
     this.#connections.add(conn);
     void conn.closed.then(() => this.#connections.delete(conn));
     this.#conn = conn;
+    // Frames that came with WELCOME (a GOAWAY) may have ended it already; `done` says so next.
+    if (conn.phase !== "open") return;
     for (const feed of this.#live) {
       feed.markResumed();
       conn.subscribe(feed);

@@ -10,7 +10,7 @@ import { Client, Code, type Frame, type TopicDesc } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
 
 import { eventually, nextEvent, rejectsWith, within } from "./support/assertions.js";
-import { type Peer, ScriptedGateway } from "./support/peer.js";
+import { ScriptedGateway } from "./support/peer.js";
 
 const POSITION: TopicDesc = { id: 0x5e1f00d5, name: "examples.tracker.Tracker.position" };
 const ALERTS: TopicDesc = { id: 0x2a, name: "examples.tracker.Tracker.alerts" };
