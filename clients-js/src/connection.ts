@@ -12,6 +12,7 @@
  */
 
 import { Op, type Answer, type GiveUp, within } from "./call.js";
+import { Ids } from "./ids.js";
 import type { ResolvedOptions } from "./options.js";
 import { decodeMessage, FrameDecodeError, frameTypeName } from "./protocol/decode.js";
 import { encodeFrame, FrameEncodeError } from "./protocol/encode.js";
@@ -84,9 +85,9 @@ export class Connection {
   private link: Link | null = null;
   private readonly table = new Map<number, Op>();
   private counted = 0;
-  private nextRequestId = 1;
+  private readonly requestIds = new Ids();
   private readonly subs = new Map<number, Feed<unknown>>();
-  private nextSubscriptionId = 1;
+  private readonly subscriptionIds = new Ids();
   private resolveDone!: (end: End) => void;
   private resolveClosed!: () => void;
   /** Resolves when the transport reports the link closed. */
@@ -204,7 +205,7 @@ export class Connection {
   /** Sends `op` under a fresh request id; rejects it instead when its frame cannot be sent. */
   send(op: Op): void {
     if (this.phase !== "open" || !this.link) throw new Error("send on a connection that takes no calls");
-    const id = this.allocateRequestId();
+    const id = this.requestIds.allocate((n) => this.table.has(n));
     let bytes: Uint8Array;
     try {
       bytes = encodeFrame(op.frame(id), this.welcome.maxFrameSize);
@@ -230,9 +231,7 @@ export class Connection {
   /** Sends SUBSCRIBE for `feed` under a fresh subscription id of this connection. */
   subscribe(feed: Feed<unknown>): void {
     if (this.phase !== "open") throw new Error("subscribe on a connection that takes no calls");
-    let id = this.nextSubscriptionId;
-    while (this.subs.has(id)) id = id === U32_MAX ? 1 : id + 1;
-    this.nextSubscriptionId = id === U32_MAX ? 1 : id + 1;
+    const id = this.subscriptionIds.allocate((n) => this.subs.has(n));
     const frame: Frame = { type: "subscribe", subscriptionId: id, topicId: feed.topic.id, allKeys: feed.allKeys, key: feed.key };
     let bytes: Uint8Array;
     try {
@@ -264,15 +263,6 @@ export class Connection {
       this.close("the client was closed", new RpcError(Code.CANCELLED, "the client was closed", { retryable: false }));
     }
     return this.closed;
-  }
-
-  private allocateRequestId(): number {
-    // Fewer than 2^32 - 1 requests are in flight (the gateway's `max_in_flight` is a u32), so
-    // the loop ends.
-    let id = this.nextRequestId;
-    while (this.table.has(id)) id = id === U32_MAX ? 1 : id + 1;
-    this.nextRequestId = id === U32_MAX ? 1 : id + 1;
-    return id;
   }
 
   private sendFrame(frame: Frame): void {
@@ -382,12 +372,8 @@ export class Connection {
     this.phase = "draining";
     this.host.options.logger.warn?.(`gateway ${this.endpoint} is going away: ${describeGoaway(goaway)}`);
     const notProcessed = `gateway ${this.endpoint} is going away (${describeGoaway(goaway)}) and did not process the request`;
-    // How many allocations ago an id was made; smaller means sent later. Ids in flight and
-    // `lastRequestId` all lie within the last 2^32 - 1 allocations.
-    const age = (id: number) => (this.nextRequestId - id) >>> 0;
-    const lastAge = goaway.lastRequestId === 0 ? U32_MAX + 1 : age(goaway.lastRequestId);
     for (const [id, op] of this.table) {
-      if (age(id) < lastAge) {
+      if (this.requestIds.sentAfter(id, goaway.lastRequestId)) {
         this.table.delete(id);
         if (op.counted) this.counted -= 1;
         op.reject(new RpcError(Code.UNAVAILABLE, notProcessed, { retryable: goaway.reconnect }));

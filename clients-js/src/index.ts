@@ -7,8 +7,8 @@
  * - `client.ts`: {@link Client}, what applications and generated code call; `options.ts`, its
  *   options, their defaults and validation, and the reconnection backoff.
  * - `connection.ts`: one connection (handshake, requests and subscriptions by id, keepalive,
- *   token refresh, GOAWAY); `call.ts`, one request from the caller's side; `subscription.ts`,
- *   one subscription's bounded queue and its async iteration.
+ *   token refresh, GOAWAY), with `ids.ts`, its id allocation; `call.ts`, one request from the
+ *   caller's side; `subscription.ts`, one subscription's bounded queue and its async iteration.
  * - `transport.ts`: what a transport provides; `websocket.ts`, WebSocket; `node.ts`, TCP and
  *   WebSocket in Node.
  * - `protocol/`: the frames of `docs/protocol.md`, their encoder and decoder (both forms).
