@@ -3,14 +3,13 @@
 // one: calls, pipelining, pub/sub, reconnection, and a list mixing WebSocket and TCP gateways.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { afterEach, describe, test } from "node:test";
 
 import { Client, Code } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
 
 import { eventually, nextEvent, rejectsWith } from "./support/assertions.js";
-import { Gateway, GATEWAY_BIN } from "./support/gateway.js";
+import { Gateway, wsSupport } from "./support/gateway.js";
 import { blob, blobData, BROADCAST, ECHO, OVERFLOW_ID, replySum, requestSum, SUM } from "./support/messages.js";
 import { ScriptedGateway } from "./support/peer.js";
 
@@ -75,20 +74,10 @@ describe("over WebSocket, against a scripted gateway", () => {
   });
 });
 
-/** Why the real gateway's WebSocket endpoint cannot be tested, or undefined when it can. */
-function wsMissing(): string | undefined {
-  const help = spawnSync(GATEWAY_BIN, ["--help"], { encoding: "utf8" });
-  if (help.error) return `${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway -p some-api -p echo\``;
-  return help.stdout.includes("--ws-listen")
-    ? undefined
-    : "this gateway build has no WebSocket endpoint (`ws_listen`) yet: it is being added on branch i6-ws";
-}
-
-describe("over WebSocket, against a real gateway", { skip: wsMissing() }, () => {
-  const wsArgs = ["--anonymous-roles", "all", "--ws-listen", "127.0.0.1:0"];
+describe("over WebSocket, against a real gateway", { skip: wsSupport.ok ? false : wsSupport.why }, () => {
 
   async function start() {
-    const gateway = await Gateway.start({ args: wsArgs });
+    const gateway = await Gateway.start();
     assert.notEqual(gateway.wsAddr, "", `the gateway logs its WebSocket address:\n${gateway.log}`);
     cleanup.push(() => gateway.kill());
     return gateway;

@@ -3,7 +3,7 @@
 // and the example services (SomeApi, Echo). Killed when the test ends, and when the test
 // process exits whatever happened.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,19 @@ export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 /** The gateway binary: `$GATEWAY_BIN`, or the workspace's debug build. */
 export const GATEWAY_BIN = process.env.GATEWAY_BIN ?? join(ROOT, "target/debug/gateway");
+
+/**
+ * Whether this gateway build has a WebSocket endpoint (`--ws-listen`), or why not. Such a
+ * build listens on 127.0.0.1:7402 by default, so every test gateway is given a free port.
+ */
+export const wsSupport: { ok: true } | { ok: false; why: string } = (() => {
+  const help = spawnSync(GATEWAY_BIN, ["--help"], { encoding: "utf8" });
+  if (help.error) return { ok: false, why: `${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway -p some-api -p echo\`` };
+  if (!help.stdout.includes("--ws-listen")) {
+    return { ok: false, why: "this gateway build has no WebSocket endpoint (`ws_listen`) yet: it is being added on branch i6-ws" };
+  }
+  return { ok: true };
+})();
 
 const running = new Set<ChildProcess>();
 process.on("exit", () => {
@@ -48,6 +61,7 @@ export class Gateway {
       );
     }
     const flags = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+    if (wsSupport.ok) flags.push("--ws-listen", "127.0.0.1:0");
     if (options.toml !== undefined) {
       const dir = mkdtempSync(join(tmpdir(), "rpcgen-client-test-"));
       const file = join(dir, "gateway.toml");
@@ -99,7 +113,7 @@ export class Gateway {
           if (!listen) continue;
           this.addr = listen[1]!;
           this.admin = / admin=(\S+)/.exec(line)?.[1] ?? "";
-          this.wsAddr = / ws(?:_listen)?=(\S+)/.exec(line)?.[1] ?? "";
+          this.wsAddr = / websocket=(\S+)/.exec(line)?.[1] ?? "";
           clearTimeout(timer);
           resolve();
         }
@@ -143,13 +157,8 @@ export class Gateway {
   /** Starts the gateway again on the same ports (after `kill`). */
   async restart(): Promise<void> {
     await this.kill();
-    const flags = this.flags.map((flag, i) =>
-      this.flags[i - 1] === "--listen" ? this.addr : this.flags[i - 1] === "--admin-listen" ? this.admin : flag,
-    );
-    if (this.wsAddr !== "") {
-      const at = flags.indexOf("--ws-listen");
-      if (at >= 0) flags[at + 1] = this.wsAddr;
-    }
+    const same: Record<string, string> = { "--listen": this.addr, "--admin-listen": this.admin, "--ws-listen": this.wsAddr };
+    const flags = this.flags.map((flag, i) => same[this.flags[i - 1] ?? ""] || flag);
     await this.spawn(flags);
   }
 
