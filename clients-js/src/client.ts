@@ -393,7 +393,10 @@ export class Client {
       } catch (e) {
         if (this.#stopped) return;
         const goaway = e instanceof AttemptError ? e.goaway : undefined;
-        if (goaway && !goaway.reconnect) return this.#halt(refused(endpoint.text, goaway), refused(endpoint.text, goaway));
+        if (goaway && !goaway.reconnect) {
+          const error = refused(endpoint.text, goaway);
+          return this.#halt(error, error);
+        }
         lastError = `${endpoint.text}: ${message(e)}`;
         this.#o.logger.warn?.(`connection attempt failed: ${lastError}`);
         this.#setState({ status: "connecting", attempt, lastError });
