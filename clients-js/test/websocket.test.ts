@@ -127,4 +127,50 @@ describe("over WebSocket, against a real gateway", { skip: wsSupport.ok ? false 
     await eventually("back on WebSocket", () => client.state.status === "connected" && client.state.endpoint === ws.wsUrl);
     assert.equal(replySum(await client.call(SUM, requestSum(2n, 2n))), 4n);
   });
+
+  test("a graceful shutdown over WebSocket: GOAWAY, then the client moves on", async () => {
+    const a = await start();
+    const b = await start();
+    const client = await Client.connect({ endpoints: [a.wsUrl, b.wsUrl], transport: nodeTransport, backoff: fast });
+    cleanup.push(() => client.close());
+    const sub = await client.subscribe(BROADCAST, { unkeyed: true }, { decode: blobText });
+    a.signal("SIGTERM");
+    assert.equal(await a.exited(20_000), 0);
+    await eventually("on b", () => client.state.status === "connected" && client.state.endpoint === b.wsUrl);
+    assert.equal(replySum(await client.call(SUM, requestSum(6n, 7n))), 13n);
+    let i = 0;
+    const timer = setInterval(() => void client.publish(BROADCAST, "", blob(text.encode(`y${i++}`))).catch(() => {}), 50);
+    try {
+      assert.equal((await nextEvent(sub, 10_000)).resumed, true);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  test("deadlines and cancellation over WebSocket", async () => {
+    const gateway = await start();
+    const client = await Client.connect({ endpoints: [gateway.wsUrl], transport: nodeTransport });
+    cleanup.push(() => client.close());
+    gateway.signal("SIGSTOP");
+    try {
+      const controller = new AbortController();
+      const aborted = rejectsWith(client.call(SUM, requestSum(1n, 1n), { signal: controller.signal }), Code.CANCELLED);
+      const late = rejectsWith(client.call(SUM, requestSum(1n, 1n), { timeoutMs: 200 }), Code.DEADLINE_EXCEEDED);
+      controller.abort();
+      await aborted;
+      await late;
+    } finally {
+      gateway.signal("SIGCONT");
+    }
+    assert.equal(replySum(await client.call(SUM, requestSum(8n, 8n))), 16n);
+  });
+
+  test("a gateway that refuses the client's token over WebSocket stops it", async () => {
+    const toml = '[[auth.keys]]\nalgorithm = "HS256"\nsecret = "a test secret of at least thirty-two bytes"\n';
+    const gateway = await Gateway.start({ toml });
+    cleanup.push(() => gateway.kill());
+    const connecting = Client.connect({ endpoints: [gateway.wsUrl], transport: nodeTransport, token: "not.a.jwt" });
+    const error = await rejectsWith(connecting, Code.UNAUTHENTICATED);
+    assert.match(error.message, /unauthenticated: .*malformed token/);
+  });
 });
