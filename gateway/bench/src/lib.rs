@@ -26,7 +26,8 @@
 //! - `nats`: the NATS target, `depth` `async-nats` requests in flight per client.
 //! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
 //! - [`fanout`]: the fan-out mode, [`fanout::run`].
-//! - [`raw_echo`] and [`raw_fanout`]: the baseline servers.
+//! - [`raw_echo`] and [`raw_fanout`]: the baseline servers; [`raw_ws_echo`]: the WebSocket
+//!   echo, the baseline of WebSocket clients' benchmarks (`raw-ws-echo`).
 //! - [`open_files`]: raising the open-files limit for thousands of connections.
 //! - [`mod@error`]: [`LoadError`], why a run fails.
 //!
@@ -53,6 +54,7 @@ mod nats;
 pub mod open_files;
 pub mod raw_echo;
 pub mod raw_fanout;
+pub mod raw_ws_echo;
 pub mod summary;
 
 pub use config::{LoadConfig, Target};

@@ -27,6 +27,16 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the admin HTTP endpoints (`/healthz`, `/readyz`, `/metrics`) listen.
     pub admin_listen: SocketAddr,
+    /// Where WebSocket clients connect (the same protocol, one frame per binary message); `None`:
+    /// no WebSocket listener (`ws_listen = "off"`).
+    pub ws_listen: Option<SocketAddr>,
+    /// The browser origins allowed to open a WebSocket, normalized (lower case, no default
+    /// port): exact `scheme://host[:port]` entries, or `*` for any. A request without an `Origin`
+    /// header (not a browser) is always allowed. Empty: no browser page may connect.
+    pub allowed_origins: Vec<String>,
+    /// After this long without hearing from a WebSocket client the gateway pings it, and closes
+    /// the connection after twice this long; zero disables both.
+    pub ws_ping_interval: Duration,
     /// Client connections open at once; past it a new connection gets GOAWAY
     /// `too_many_connections` and is closed.
     pub max_connections: usize,
@@ -100,6 +110,9 @@ pub struct Key {
 pub const KEYS: &[Key] = &[
     Key { name: "listen", default: "127.0.0.1:7400" },
     Key { name: "admin_listen", default: "127.0.0.1:7401" },
+    Key { name: "ws_listen", default: "127.0.0.1:7402" },
+    Key { name: "allowed_origins", default: "" },
+    Key { name: "ws_ping_interval", default: "30s" },
     Key { name: "max_connections", default: "10000" },
     Key { name: "max_frame_size", default: "16777216" },
     Key { name: "max_in_flight_per_connection", default: "256" },
@@ -140,6 +153,19 @@ pub struct Args {
     /// [default: 127.0.0.1:7401] [env: GATEWAY_ADMIN_LISTEN]
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Address WebSocket clients connect to (browsers, Node); `off` = none
+    /// [default: 127.0.0.1:7402] [env: GATEWAY_WS_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub ws_listen: Option<String>,
+    /// Browser origins allowed to open a WebSocket, comma-separated `scheme://host[:port]`, or
+    /// `*` for any; requests without an Origin header are always allowed [default: none]
+    /// [env: GATEWAY_ALLOWED_ORIGINS]
+    #[arg(long, value_name = "ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Ping a silent WebSocket client after this long, close it after twice this long; 0 = never
+    /// [default: 30s] [env: GATEWAY_WS_PING_INTERVAL]
+    #[arg(long, value_name = "DURATION")]
+    pub ws_ping_interval: Option<String>,
     /// Client connections open at once; more get GOAWAY too_many_connections [default: 10000]
     /// [env: GATEWAY_MAX_CONNECTIONS]
     #[arg(long, value_name = "N")]
@@ -225,6 +251,9 @@ impl Args {
         let given = [
             ("listen", &self.listen),
             ("admin_listen", &self.admin_listen),
+            ("ws_listen", &self.ws_listen),
+            ("allowed_origins", &self.allowed_origins),
+            ("ws_ping_interval", &self.ws_ping_interval),
             ("max_connections", &self.max_connections),
             ("max_frame_size", &self.max_frame_size),
             ("max_in_flight_per_connection", &self.max_in_flight_per_connection),
@@ -387,6 +416,12 @@ impl Config {
         let config = Config {
             listen: p.parse("listen", parse_addr)?,
             admin_listen: p.parse("admin_listen", parse_addr)?,
+            ws_listen: p.parse("ws_listen", |s| match s {
+                "" | "off" => Ok(None),
+                s => parse_addr(s).map(Some),
+            })?,
+            allowed_origins: p.parse("allowed_origins", parse_origins)?,
+            ws_ping_interval: p.parse("ws_ping_interval", parse_duration)?,
             max_connections: p.parse("max_connections", |s| at_least(s, 1))?,
             max_frame_size: p.parse("max_frame_size", |s| {
                 let n = at_least(s, MIN_MAX_FRAME_SIZE as usize)?;
@@ -437,6 +472,21 @@ impl Config {
                 ..p.auth.clone()
             },
         };
+        let listeners = [
+            ("listen", Some(config.listen)),
+            ("admin_listen", Some(config.admin_listen)),
+            ("ws_listen", config.ws_listen),
+        ];
+        for (i, &(a, addr)) in listeners.iter().enumerate() {
+            let Some(addr) = addr else { continue };
+            for &(b, other) in &listeners[i + 1..] {
+                if addr.port() != 0 && other == Some(addr) {
+                    return Err(ConfigError::Conflict(format!(
+                        "{a} and {b} are both {addr}: each listener needs its own address"
+                    )));
+                }
+            }
+        }
         if config.default_timeout > config.max_timeout {
             return Err(ConfigError::Conflict(format!(
                 "default_timeout = {:?} is longer than max_timeout = {:?}",
@@ -445,6 +495,13 @@ impl Config {
             )));
         }
         Ok(config)
+    }
+
+    /// Whether a WebSocket upgrade request carrying `Origin: origin` is allowed
+    /// ([`Config::allowed_origins`]).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = normalize_origin(origin);
+        self.allowed_origins.iter().any(|allowed| allowed == "*" || *allowed == origin)
     }
 
     /// `idle_timeout` as WELCOME states it (0 = none).
@@ -464,6 +521,54 @@ const MAX_SEND_QUEUE: usize = 1 << 30;
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|_| "not a socket address like `127.0.0.1:7400`".to_owned())
+}
+
+/// `*`, or comma-separated `scheme://host[:port]` origins (as a browser's `Origin` header
+/// writes them), normalized.
+fn parse_origins(s: &str) -> Result<Vec<String>, String> {
+    let mut origins = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if entry != "*" {
+            check_origin(entry)?;
+        }
+        origins.push(normalize_origin(entry));
+    }
+    Ok(origins)
+}
+
+/// Whether `entry` has the shape of a serialized origin: a scheme, `://`, a host and an optional
+/// port, and nothing else (no path, not even `/`).
+fn check_origin(entry: &str) -> Result<(), String> {
+    let shape = || {
+        format!(
+            "`{entry}` is not an origin like `https://app.example.com` or \
+             `http://localhost:5173` (scheme://host[:port], no path), nor `*`"
+        )
+    };
+    let (scheme, rest) = entry.split_once("://").ok_or_else(shape)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let (host, port) = match rest.rsplit_once(':') {
+        // An IPv6 host (`[::1]`) has colons of its own: the port follows its `]`.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.contains(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@' | '*'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if scheme_ok && host_ok && port_ok { Ok(()) } else { Err(shape()) }
+}
+
+/// An origin as compared: lower case, without the scheme's default port (browsers leave it
+/// out, so `https://a.example:443` and `https://a.example` are the same origin).
+pub(crate) fn normalize_origin(origin: &str) -> String {
+    let origin = origin.trim().to_ascii_lowercase();
+    for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
+        if origin.starts_with(scheme) && origin.ends_with(port) {
+            return origin[..origin.len() - port.len()].to_owned();
+        }
+    }
+    origin
 }
 
 fn at_least(s: &str, min: usize) -> Result<usize, String> {
@@ -716,6 +821,75 @@ mod tests {
             let err = Config::load(&args, no_env).unwrap_err().to_string();
             assert!(err.starts_with("nats = ") && err.contains(words), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn websocket_settings_are_parsed_checked_and_can_turn_the_listener_off() {
+        let config = Config::load(&anonymous(), no_env).unwrap();
+        assert_eq!(config.ws_listen, Some("127.0.0.1:7402".parse().unwrap()));
+        assert!(config.allowed_origins.is_empty(), "no browser origin by default");
+        assert!(!config.origin_allowed("http://localhost:5173"));
+        assert_eq!(config.ws_ping_interval, Duration::from_secs(30));
+
+        for off in ["off", ""] {
+            let args = Args { ws_listen: Some(off.into()), ..anonymous() };
+            assert_eq!(Config::load(&args, no_env).unwrap().ws_listen, None, "{off:?}");
+        }
+        let args = Args { ws_ping_interval: Some("0".into()), ..anonymous() };
+        assert_eq!(Config::load(&args, no_env).unwrap().ws_ping_interval, Duration::ZERO);
+
+        let env = |var: &str| {
+            (var == "GATEWAY_ALLOWED_ORIGINS").then(|| {
+                " https://App.Example.com:443, http://localhost:5173 ,http://[::1]:8080,\
+                 chrome-extension://abcdef"
+                    .to_owned()
+            })
+        };
+        let config = Config::load(&anonymous(), env).unwrap();
+        assert_eq!(
+            config.allowed_origins,
+            [
+                "https://app.example.com",
+                "http://localhost:5173",
+                "http://[::1]:8080",
+                "chrome-extension://abcdef"
+            ]
+        );
+        assert!(config.origin_allowed("https://app.example.com"));
+        assert!(config.origin_allowed("HTTPS://APP.EXAMPLE.COM"));
+        assert!(config.origin_allowed("http://[::1]:8080"));
+        assert!(!config.origin_allowed("http://app.example.com"), "the scheme counts");
+        assert!(!config.origin_allowed("http://localhost:5174"), "the port counts");
+        assert!(!config.origin_allowed("http://localhost"));
+
+        let args = Args { allowed_origins: Some("*".into()), ..anonymous() };
+        assert!(Config::load(&args, no_env).unwrap().origin_allowed("https://anything.test"));
+
+        for (bad, words) in [
+            ("https://app.example.com/", "no path"),
+            ("app.example.com", "not an origin"),
+            ("https://*.example.com", "not an origin"),
+            ("http://localhost:99999", "not an origin"),
+            ("https://", "not an origin"),
+        ] {
+            let args = Args { allowed_origins: Some(bad.into()), ..anonymous() };
+            let err = Config::load(&args, no_env).unwrap_err().to_string();
+            assert!(err.starts_with("allowed_origins = ") && err.contains(words), "{bad}: {err}");
+        }
+
+        let args = Args { ws_listen: Some("127.0.0.1:7400".into()), ..anonymous() };
+        let err = Config::load(&args, no_env).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "listen and ws_listen are both 127.0.0.1:7400: each listener needs its own address"
+        );
+        let args = Args {
+            listen: Some("127.0.0.1:0".into()),
+            ws_listen: Some("127.0.0.1:0".into()),
+            admin_listen: Some("127.0.0.1:0".into()),
+            ..anonymous()
+        };
+        assert!(Config::load(&args, no_env).is_ok(), "port 0 is a fresh port each time");
     }
 
     #[test]

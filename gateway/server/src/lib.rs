@@ -1,4 +1,4 @@
-//! The gateway server: clients connect over TCP and speak the wire protocol
+//! The gateway server: clients connect over TCP or WebSocket and speak the wire protocol
 //! (`docs/protocol.md`); each call is routed by its method id to the service that owns it, over
 //! the bus (`gateway_bus::Bus`); replies come back in whatever order they finish. Clients
 //! subscribe to topics and publish to them; the hub holds one bus subscription per topic (or
@@ -11,11 +11,16 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`], from flags, environment and a TOML file, validated at start-up.
-//! - [`server`]: [`run`]: the listener, the connection limit, graceful shutdown.
-//! - `session`: one connection: handshake, the reader that starts calls, timeouts, GOAWAY;
+//! - [`server`]: [`run`] and its [`Listeners`]: accepting on both transports, the connection
+//!   limits, graceful shutdown.
+//! - `session`: one connection over either transport: handshake, the reader that starts calls,
+//!   timeouts, GOAWAY; `session/inbound`: the frames a transport yields (TCP's `FrameCodec`);
 //!   `session/pubsub`: its SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
+//! - `ws`: the WebSocket transport: the HTTP upgrade and its origin check, one frame per binary
+//!   message, pings, close codes.
 //! - `call`: one call: bus request with deadline and cancellation, its answer.
-//! - `send_queue`: a connection's byte-bounded outgoing queue and the writer that coalesces it.
+//! - `send_queue`: a connection's byte-bounded outgoing queue and the writer that coalesces it
+//!   (the TCP writer; the WebSocket one is in `ws`).
 //! - `events`: a connection's pending topic events and the lag policies.
 //! - `hub`: the topic subscriptions on the bus and the fan-out to local subscribers.
 //! - [`router`]: [`Registry`]: method id → descriptor → bus subject; topic id → descriptor.
@@ -31,18 +36,16 @@
 //! # async fn example(bus: std::sync::Arc<dyn gateway_bus::Bus>) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //!
-//! use gateway::{Config, Registry};
+//! use gateway::{Config, Listeners, Registry};
 //! use gateway_bus::MemorySwitches;
-//! use tokio::net::TcpListener;
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let config = Config::default();
-//! let listener = TcpListener::bind(config.listen).await?;
-//! let admin = TcpListener::bind(config.admin_listen).await?;
+//! let listeners = Listeners::bind(&config).await?; // TCP, WebSocket and admin
 //! let registry = Registry::new(); // then `registry.register(&some_api::DESCRIPTOR)?`
 //! let switches = Arc::new(MemorySwitches::new()); // operator switches: none set
 //! let shutdown = CancellationToken::new(); // cancel it to drain and stop
-//! gateway::run(config, listener, admin, bus, switches, registry, shutdown).await?;
+//! gateway::run(config, listeners, bus, switches, registry, shutdown).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -60,7 +63,8 @@ mod send_queue;
 pub mod server;
 mod session;
 mod switches;
+mod ws;
 
 pub use config::{Args, Config, ConfigError};
 pub use router::{DuplicateMethod, Registry, Route};
-pub use server::{Error, run};
+pub use server::{Error, Listeners, run};

@@ -15,13 +15,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use echo::{EchoServer, Echoer};
-use gateway::{Args, Config, Registry};
+use gateway::{Args, Config, Listeners, Registry};
 use gateway_bus::{
     Bus, BusTopics, LocalBus, MemorySwitches, NatsBus, NatsOptions, NatsSwitches, ServiceRuntime,
     SwitchStore,
 };
 use some_api::{Calculator, SomeApiServer};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -82,22 +81,11 @@ async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
             .context("cannot open the operator switches' key-value bucket (is JetStream on?)")?,
     );
     let bus: Arc<dyn Bus> = Arc::new(nats);
-    let (listener, admin) = listen(&config).await?;
+    let listeners = Listeners::bind(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
-    gateway::run(config, listener, admin, bus, switches, registry()?, shutdown).await?;
+    gateway::run(config, listeners, bus, switches, registry()?, shutdown).await?;
     Ok(())
-}
-
-/// The client and admin listeners.
-async fn listen(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
-    Ok((listener, admin))
 }
 
 /// Gateway, bus and example services in this one process.
@@ -118,11 +106,11 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
         .start(services_stop.clone())
         .await
         .context("cannot start the Echo example service")?;
-    let (listener, admin) = listen(&config).await?;
+    let listeners = Listeners::bind(&config).await?;
     // Operator switches (docs/operations.md): in memory with the in-process bus.
     let switches: Arc<dyn SwitchStore> = Arc::new(MemorySwitches::new());
     tokio::spawn(signals(shutdown.clone()));
-    gateway::run(config, listener, admin, bus, switches, registry()?, shutdown).await?;
+    gateway::run(config, listeners, bus, switches, registry()?, shutdown).await?;
     services_stop.cancel();
     some_api.stopped().await;
     echo.stopped().await;

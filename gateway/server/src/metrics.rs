@@ -32,6 +32,15 @@ pub enum Shed {
     Global,
 }
 
+/// How a client connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The byte stream on `listen`.
+    Tcp,
+    /// WebSocket on `ws_listen`.
+    WebSocket,
+}
+
 /// Counters of one method.
 #[derive(Debug)]
 struct MethodMetrics {
@@ -66,6 +75,7 @@ pub struct Metrics {
     connections_current: AtomicI64,
     connections_total: AtomicU64,
     connections_rejected: AtomicU64,
+    websocket: WebSocketMetrics,
     in_flight: AtomicI64,
     queued_bytes: AtomicI64,
     shed_connection: AtomicU64,
@@ -79,6 +89,15 @@ pub struct Metrics {
     pubsub: PubSubMetrics,
     /// Refused tokens, by `AuthErrorKind` (in `AuthErrorKind::ALL` order).
     auth_failures: [AtomicU64; AuthErrorKind::ALL.len()],
+}
+
+/// Counters of the WebSocket listener; its sessions also count in the connection counters.
+#[derive(Debug, Default)]
+struct WebSocketMetrics {
+    connections_current: AtomicI64,
+    connections_total: AtomicU64,
+    origins_refused: AtomicU64,
+    upgrades_failed: AtomicU64,
 }
 
 /// Counters of the pub/sub hub and the connections' event queues.
@@ -100,6 +119,7 @@ impl Metrics {
             connections_current: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             connections_rejected: AtomicU64::new(0),
+            websocket: WebSocketMetrics::default(),
             in_flight: AtomicI64::new(0),
             queued_bytes: AtomicI64::new(0),
             shed_connection: AtomicU64::new(0),
@@ -171,13 +191,32 @@ impl Metrics {
         self.ready.load(Relaxed)
     }
 
-    pub fn connection_opened(&self) {
+    /// A session opened: a TCP connection accepted, or a WebSocket upgraded.
+    pub fn connection_opened(&self, transport: Transport) {
         self.connections_current.fetch_add(1, Relaxed);
         self.connections_total.fetch_add(1, Relaxed);
+        if transport == Transport::WebSocket {
+            self.websocket.connections_current.fetch_add(1, Relaxed);
+            self.websocket.connections_total.fetch_add(1, Relaxed);
+        }
     }
 
-    pub fn connection_closed(&self) {
+    pub fn connection_closed(&self, transport: Transport) {
         self.connections_current.fetch_sub(1, Relaxed);
+        if transport == Transport::WebSocket {
+            self.websocket.connections_current.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// A WebSocket upgrade refused with 403 because of its `Origin`.
+    pub fn origin_refused(&self) {
+        self.websocket.origins_refused.fetch_add(1, Relaxed);
+    }
+
+    /// A connection to the WebSocket listener that did not become a WebSocket: not an upgrade
+    /// request, or not one within the handshake timeout (refused origins are counted apart).
+    pub fn upgrade_failed(&self) {
+        self.websocket.upgrades_failed.fetch_add(1, Relaxed);
     }
 
     /// A connection refused at the connection limit.
@@ -270,6 +309,31 @@ impl Metrics {
             "gateway_connections_rejected_total",
             "Client connections refused at the connection limit.",
             self.connections_rejected.load(Relaxed),
+        );
+        let ws = &self.websocket;
+        gauge(
+            &mut out,
+            "gateway_websocket_connections",
+            "WebSocket sessions open now (also counted in gateway_connections).",
+            ws.connections_current.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_websocket_connections_total",
+            "WebSocket upgrades accepted (also counted in gateway_connections_total).",
+            ws.connections_total.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_websocket_origins_refused_total",
+            "WebSocket upgrades refused with 403 for an origin not in allowed_origins.",
+            ws.origins_refused.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_websocket_upgrades_failed_total",
+            "Connections to the WebSocket listener that sent no valid upgrade in time.",
+            ws.upgrades_failed.load(Relaxed),
         );
         gauge(
             &mut out,

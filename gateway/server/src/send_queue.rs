@@ -12,6 +12,10 @@
 //! under the queue bound plus the replies of its calls in flight. A frame larger than the whole
 //! bound waits for an empty queue and then goes alone, so no frame waits forever.
 //!
+//! **Transports.** The writer hands each batch, length-prefixed frames back to back, to an
+//! [`Outbound`]: a TCP connection writes it as it is ([`TcpOutbound`]); the WebSocket transport
+//! (`crate::ws`) splits it at its length prefixes into one binary message per frame.
+//!
 //! **Events** of topic subscriptions never wait: they go to the queue's [`EventQueue`], which has
 //! a byte bound of its own (the same `send_queue_bytes`) and applies each topic's lag policy when
 //! the client falls behind. The writer takes queued replies first, then up to [`EVENT_BATCH`]
@@ -20,10 +24,13 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::future::Future;
+
 use bytes::BytesMut;
 use gateway_core::LagPolicy;
-use gateway_protocol::{EncodeError, Frame};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use gateway_protocol::{EncodeError, Frame, GoawayReason};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::events::{EventQueue, Publication, Pushed, Slow};
@@ -64,6 +71,9 @@ struct State {
     permits: usize,
     closed: bool,
     events: EventQueue,
+    /// Why the gateway closes the connection, once it has decided to (its GOAWAY's reason and
+    /// message), for transports that say it again when they close (WebSocket close frames).
+    farewell: Option<(GoawayReason, String)>,
 }
 
 impl SendQueue {
@@ -74,6 +84,7 @@ impl SendQueue {
                 permits: 0,
                 closed: false,
                 events: EventQueue::new(bound),
+                farewell: None,
             }),
             room: Semaphore::new(bound),
             bound,
@@ -203,6 +214,12 @@ impl SendQueue {
         encoded
     }
 
+    /// Records why the gateway closes the connection: the reason and message of the GOAWAY it
+    /// sent or is about to send. [`Outbound::finish`] gets it.
+    pub(crate) fn set_farewell(&self, reason: GoawayReason, message: &str) {
+        self.state.lock().expect("send queue lock").farewell = Some((reason, message.to_owned()));
+    }
+
     /// Refuses further frames, including those waiting for room; the writer sends what is
     /// queued and then stops.
     pub(crate) fn close(&self) {
@@ -217,7 +234,9 @@ impl SendQueue {
     }
 
     /// Takes everything queued, or `None` when the queue is closed and empty.
-    async fn take(&self) -> Option<(BytesMut, usize)> {
+    ///
+    /// Cancel-safe: nothing is taken until it returns.
+    pub(crate) async fn take(&self) -> Option<(BytesMut, usize)> {
         loop {
             {
                 let mut state = self.state.lock().expect("send queue lock");
@@ -250,30 +269,101 @@ impl SendQueue {
     }
 }
 
-/// Drains `queue` into `out` until the queue is closed and empty, or writing fails; then shuts
-/// the write side down (the client reads EOF after the last frame).
+/// Where a connection's writer sends its frames.
+pub(crate) trait Outbound: Send + 'static {
+    /// Waits for the next batch of queued frames (see [`SendQueue::take`]). A transport that has
+    /// more to do while the queue is empty (WebSocket pings) does it here.
+    ///
+    /// # Errors
+    ///
+    /// A write error of that other work: the connection is broken.
+    fn next_batch<'a>(
+        &'a mut self,
+        queue: &'a SendQueue,
+    ) -> impl Future<Output = std::io::Result<Option<(BytesMut, usize)>>> + Send + 'a {
+        async move { Ok(queue.take().await) }
+    }
+
+    /// Sends `batch`: frames in their byte-stream form, back to back, each with its length
+    /// prefix. The batch may be left in any state; the caller clears it.
+    ///
+    /// # Errors
+    ///
+    /// The write error: the connection is broken.
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a mut BytesMut,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+
+    /// Ends the sending side after the last frame: `farewell` is why the gateway closes the
+    /// connection ([`SendQueue::set_farewell`]), `None` when the client left or the connection
+    /// broke.
+    ///
+    /// # Errors
+    ///
+    /// The write error.
+    fn finish(
+        &mut self,
+        farewell: Option<(GoawayReason, String)>,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + '_;
+}
+
+/// The write half of a TCP connection: batches go out as they are, in one `write_all`.
+#[derive(Debug)]
+pub(crate) struct TcpOutbound(pub(crate) OwnedWriteHalf);
+
+impl Outbound for TcpOutbound {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a mut BytesMut,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+        self.0.write_all(batch)
+    }
+
+    /// Shuts the write side down: the client reads EOF after the last frame.
+    fn finish(
+        &mut self,
+        _: Option<(GoawayReason, String)>,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + '_ {
+        self.0.shutdown()
+    }
+}
+
+/// Drains `queue` into `out` until the queue is closed and empty, or writing fails; then
+/// finishes `out` ([`Outbound::finish`]: TCP shuts its write side down, so the client reads EOF
+/// after the last frame) and hands it back.
 ///
 /// # Errors
 ///
 /// The write error, after closing the queue so that no call waits for room forever.
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_frames<O: Outbound>(
     queue: &SendQueue,
-    mut out: W,
-) -> std::io::Result<()> {
-    while let Some((mut batch, permits)) = queue.take().await {
+    mut out: O,
+) -> (std::io::Result<()>, O) {
+    loop {
+        let (mut batch, permits) = match out.next_batch(queue).await {
+            Ok(Some(taken)) => taken,
+            Ok(None) => break,
+            Err(e) => {
+                queue.close();
+                return (Err(e), out);
+            }
+        };
         let len = batch.len();
-        let written = out.write_all(&batch).await;
+        let written = out.write(&mut batch).await;
         queue.metrics.queued(-(len as i64));
         if let Err(e) = written {
             queue.close();
-            return Err(e);
+            return (Err(e), out);
         }
         // Reuse the allocation when the writer is the only owner again (it is: nothing else
         // holds the split-off part).
         batch.clear();
         queue.room.add_permits(permits);
     }
-    out.shutdown().await
+    let farewell = queue.state.lock().expect("send queue lock").farewell.take();
+    let finished = out.finish(farewell).await;
+    (finished, out)
 }
 
 #[cfg(test)]
@@ -292,30 +382,22 @@ mod tests {
         Arc::new(SendQueue::new(bound, DEFAULT_MAX_FRAME_SIZE, metrics))
     }
 
-    /// Records each write call's bytes.
+    /// Records each write call's bytes, and the farewell it finished with.
     #[derive(Default)]
-    struct Recorder(Vec<Vec<u8>>);
+    struct Recorder(Vec<Vec<u8>>, Option<Option<(GoawayReason, String)>>);
 
-    impl AsyncWrite for Recorder {
-        fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            self.0.push(buf.to_vec());
-            std::task::Poll::Ready(Ok(buf.len()))
+    impl Outbound for Recorder {
+        async fn write(&mut self, batch: &mut BytesMut) -> std::io::Result<()> {
+            self.0.push(batch.to_vec());
+            Ok(())
         }
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
+
+        async fn finish(
+            &mut self,
+            farewell: Option<(GoawayReason, String)>,
+        ) -> std::io::Result<()> {
+            self.1 = Some(farewell);
+            Ok(())
         }
     }
 
@@ -325,10 +407,12 @@ mod tests {
         for id in 1..=3 {
             q.push(&response(id, 10)).await.unwrap();
         }
+        q.set_farewell(GoawayReason::IDLE_TIMEOUT, "idle");
         q.close();
-        let mut out = Recorder::default();
-        write_frames(&q, &mut out).await.unwrap();
+        let (written, out) = write_frames(&q, Recorder::default()).await;
+        written.unwrap();
         assert_eq!(out.0.len(), 1, "one write for three frames");
+        assert_eq!(out.1, Some(Some((GoawayReason::IDLE_TIMEOUT, "idle".to_owned()))));
         let mut got = BytesMut::from(&out.0[0][..]);
         for id in 1..=3 {
             let frame = decode(&mut got, DEFAULT_MAX_FRAME_SIZE).unwrap();

@@ -1,4 +1,5 @@
-//! The listener: accepting connections under the connection limit, and graceful shutdown.
+//! The listeners: accepting connections (TCP, and WebSocket when `ws_listen` is set) under the
+//! connection limits they share, and graceful shutdown.
 //!
 //! [`run`] serves until its shutdown token is cancelled, then drains from the front door
 //! inward: it stops accepting (the listener is closed, so new connections are refused), marks
@@ -27,10 +28,11 @@ use crate::call::CallIds;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::limits::{ConnectionRate, UserConnections};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
 use crate::session::{self, CLOSE_GRACE};
 use crate::switches;
+use crate::ws;
 
 /// Connections being turned away at the connection limit at once; past it, further ones are
 /// closed without a GOAWAY (a flood must not cost a task each).
@@ -40,9 +42,44 @@ const MAX_REJECTING: usize = 64;
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The sockets a gateway listens on, bound before [`run`] so that a caller can bind port 0 and
+/// learn the ports chosen.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Clients over TCP (`listen`).
+    pub tcp: TcpListener,
+    /// Clients over WebSocket (`ws_listen`), if any.
+    pub websocket: Option<TcpListener>,
+    /// The admin HTTP endpoints (`admin_listen`).
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] naming the setting whose address cannot be bound.
+    pub async fn bind(config: &Config) -> Result<Listeners, Error> {
+        let bind = |key: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| Error::Bind { key, addr, source })
+        };
+        let tcp = bind("listen", config.listen).await?;
+        let websocket = match config.ws_listen {
+            Some(addr) => Some(bind("ws_listen", addr).await?),
+            None => None,
+        };
+        let admin = bind("admin_listen", config.admin_listen).await?;
+        Ok(Listeners { tcp, websocket, admin })
+    }
+}
+
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A listener's address cannot be bound.
+    #[error("cannot listen on {addr} (`{key}`): {source}")]
+    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     /// A listener handed to [`run`] is unusable.
     #[error("the {which} listener is unusable: {source}")]
     Listener { which: &'static str, source: std::io::Error },
@@ -81,8 +118,9 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Serves clients on `listener` and the admin HTTP on `admin`, routing calls of the services in
-/// `registry` over `bus`, until `shutdown` is cancelled; then shuts down gracefully and returns.
+/// Serves clients on the TCP and WebSocket listeners and the admin HTTP on the admin one, routing
+/// calls of the services in `registry` over `bus`, until `shutdown` is cancelled; then shuts down
+/// gracefully and returns.
 /// Calls are checked against the operator `switches` first (a `MemorySwitches` with the
 /// in-process bus, a `NatsSwitches` shared by every gateway on NATS); the admin endpoint sets
 /// them.
@@ -93,17 +131,23 @@ impl std::fmt::Debug for Shared {
 /// are logged and never end the gateway.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     bus: Arc<dyn Bus>,
     switches: Arc<dyn SwitchStore>,
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let Listeners { tcp: listener, websocket, admin } = listeners;
     let local =
         listener.local_addr().map_err(|source| Error::Listener { which: "client", source })?;
     let admin_addr =
         admin.local_addr().map_err(|source| Error::Listener { which: "admin", source })?;
+    let ws_addr = match &websocket {
+        Some(ws) => {
+            Some(ws.local_addr().map_err(|source| Error::Listener { which: "WebSocket", source })?)
+        }
+        None => None,
+    };
     let auth = Authenticator::new(&config.auth)?;
     if config.auth.anonymous_roles.iter().any(|r| r == crate::auth::ROLE_ALL) {
         warn!("anonymous connections may do everything (anonymous_roles = all): development only");
@@ -138,11 +182,27 @@ pub async fn run(
     ));
     let admin_task =
         tokio::spawn(admin::serve(admin, admin::Admin::new(&shared), admin_stop.clone()));
-    info!(listen = %local, admin = %admin_addr, "gateway listening");
+    match ws_addr {
+        Some(ws) => {
+            info!(listen = %local, websocket = %ws, admin = %admin_addr, "gateway listening")
+        }
+        None => info!(listen = %local, admin = %admin_addr, "gateway listening"),
+    }
     metrics.set_ready(true);
 
     let sessions = TaskTracker::new();
-    accept(listener, &shared, &sessions, &shutdown).await;
+    let front = Front {
+        shared: shared.clone(),
+        sessions: sessions.clone(),
+        connections: Arc::new(Semaphore::new(shared.config.max_connections)),
+        rejecting: Arc::new(Semaphore::new(MAX_REJECTING)),
+    };
+    let websocket = async {
+        if let Some(ws) = websocket {
+            front.accept(ws, Transport::WebSocket, &shutdown).await;
+        }
+    };
+    tokio::join!(front.accept(listener, Transport::Tcp, &shutdown), websocket);
 
     metrics.set_ready(false);
     sessions.close();
@@ -161,53 +221,83 @@ pub async fn run(
     Ok(())
 }
 
-/// Accepts connections until `shutdown`; the listener is dropped (closed) on return.
-async fn accept(
-    listener: TcpListener,
-    shared: &Arc<Shared>,
-    sessions: &TaskTracker,
-    shutdown: &CancellationToken,
-) {
-    let connections = Arc::new(Semaphore::new(shared.config.max_connections));
-    let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                warn!(cause = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+/// What the accept loops share: the connection limits.
+struct Front {
+    shared: Arc<Shared>,
+    sessions: TaskTracker,
+    /// `max_connections`, over both transports.
+    connections: Arc<Semaphore>,
+    /// Connections being turned away at once ([`MAX_REJECTING`]).
+    rejecting: Arc<Semaphore>,
+}
+
+impl Front {
+    /// Accepts connections on `listener` until `shutdown`; the listener is dropped (closed) on
+    /// return.
+    async fn accept(
+        &self,
+        listener: TcpListener,
+        transport: Transport,
+        shutdown: &CancellationToken,
+    ) {
+        let shared = &self.shared;
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!(cause = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            if !shared.rate.admit(peer.ip(), std::time::Instant::now()) {
+                shared.metrics.connection_rejected();
+                self.reject(stream, peer, transport, "too many new connections from this address");
                 continue;
             }
-        };
-        if !shared.rate.admit(peer.ip(), std::time::Instant::now()) {
-            shared.metrics.connection_rejected();
-            if let Ok(permit) = rejecting.clone().try_acquire_owned() {
-                shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
+            match self.connections.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let shared = shared.clone();
+                    match transport {
+                        Transport::Tcp => {
+                            self.sessions.spawn(session::serve_tcp(stream, peer, shared, permit));
+                        }
+                        Transport::WebSocket => {
+                            self.sessions.spawn(ws::serve(stream, peer, shared, permit));
+                        }
+                    }
+                }
+                Err(_) => {
+                    shared.metrics.connection_rejected();
+                    self.reject(stream, peer, transport, "the gateway is at its connection limit");
+                }
+            }
+        }
+    }
+
+    /// Turns a connection away with GOAWAY `too_many_connections`, in a task of its own, unless
+    /// [`MAX_REJECTING`] are being turned away already (then it is just closed).
+    fn reject(&self, stream: TcpStream, peer: SocketAddr, transport: Transport, why: &'static str) {
+        let Ok(permit) = self.rejecting.clone().try_acquire_owned() else { return };
+        self.shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
+        match transport {
+            Transport::Tcp => {
                 tokio::spawn(async move {
-                    reject(stream, peer, "too many new connections from this address").await;
+                    reject(stream, peer, why).await;
                     drop(permit);
                 });
             }
-            continue;
-        }
-        match connections.clone().try_acquire_owned() {
-            Ok(permit) => {
-                sessions.spawn(session::serve(stream, peer, shared.clone(), permit));
-            }
-            Err(_) => {
-                shared.metrics.connection_rejected();
-                if let Ok(permit) = rejecting.clone().try_acquire_owned() {
-                    shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
-                    tokio::spawn(async move {
-                        reject(stream, peer, "the gateway is at its connection limit").await;
-                        drop(permit);
-                    });
-                }
+            Transport::WebSocket => {
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    ws::reject(stream, peer, &shared, why).await;
+                    drop(permit);
+                });
             }
         }
     }

@@ -1,4 +1,7 @@
-//! One client connection, from HELLO to close (`docs/protocol.md` is normative).
+//! One client connection, from HELLO to close (`docs/protocol.md` is normative), over either
+//! transport: the session reads decoded frames from an [`Inbound`] (TCP: `FrameCodec` on the
+//! byte stream; WebSocket: one frame per binary message, `crate::ws`) and its writer sends them
+//! through the matching [`Outbound`](crate::send_queue::Outbound).
 //!
 //! The session's own task reads: it waits for HELLO, answers WELCOME, then decodes frames and
 //! starts each REQUEST as a task of its own ([`crate::call`]), so calls run side by side and are
@@ -24,12 +27,10 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use gateway_core::Status;
 use gateway_protocol::{
-    Auth, CodecError, ErrorReply, Frame, FrameCodec, Goaway, GoawayReason, Hello,
-    MIN_MAX_FRAME_SIZE, Request, VERSION, Welcome,
+    Auth, ErrorReply, Frame, FrameCodec, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE, Request,
+    VERSION, Welcome,
 };
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::FramedRead;
@@ -37,14 +38,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
+pub(crate) mod inbound;
 mod pubsub;
+
+pub(crate) use inbound::{Inbound, ReadError, TcpInbound};
 
 use crate::auth::{AuthError, AuthErrorKind, Grant, Permissions};
 use crate::call::{self, Call};
 use crate::hub::HubSubscription;
 use crate::limits::UserSlot;
 use crate::metrics::Shed;
-use crate::send_queue::{SendQueue, write_frames};
+use crate::send_queue::{SendQueue, TcpOutbound, write_frames};
 use crate::server::Shared;
 use crate::switches::SwitchView;
 
@@ -53,8 +57,6 @@ use crate::switches::SwitchView;
 /// send a reset, which can destroy the GOAWAY before the client reads it; reading until the
 /// client's EOF (bounded by this) avoids that.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 
 /// What one connection shares between its reader, its call tasks and its writer.
 #[derive(Debug)]
@@ -124,15 +126,14 @@ enum End {
     Drain,
 }
 
-/// Serves one accepted connection until it closes. `_permit` is the connection's place under
+/// Serves one accepted TCP connection until it closes. `_permit` is the connection's place under
 /// `max_connections`, released when this returns.
-pub(crate) async fn serve(
+pub(crate) async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
-    shared.metrics.connection_opened();
     // Replies are small and latency matters more than packet count: coalescing is done by the
     // send queue, not by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
@@ -140,7 +141,23 @@ pub(crate) async fn serve(
     // Until the client is authenticated it may send only HELLO, which the protocol bounds to
     // MIN_MAX_FRAME_SIZE: reading it under `max_frame_size` would let anyone make the gateway
     // buffer that much per connection without a token.
-    let mut reader = FramedRead::new(read_half, FrameCodec::new(MIN_MAX_FRAME_SIZE));
+    let inbound = TcpInbound(FramedRead::new(read_half, FrameCodec::new(MIN_MAX_FRAME_SIZE)));
+    let handshake_deadline = Instant::now() + shared.config.handshake_timeout;
+    serve(inbound, TcpOutbound(write_half), peer, shared, permit, handshake_deadline).await;
+}
+
+/// Serves one connection, whatever its transport, until it closes: HELLO must arrive by
+/// `handshake_deadline`, and the reader must start under [`MIN_MAX_FRAME_SIZE`]. `_permit` is
+/// the connection's place under `max_connections`, released when this returns.
+pub(crate) async fn serve<I: Inbound>(
+    mut reader: I,
+    outbound: I::Outbound,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+    handshake_deadline: Instant,
+) {
+    shared.metrics.connection_opened(I::TRANSPORT);
     let max_frame_size = shared.config.max_frame_size;
     let conn = Arc::new(Connection {
         queue: SendQueue::new(
@@ -166,15 +183,17 @@ pub(crate) async fn serve(
     let writer = {
         let conn = conn.clone();
         tokio::spawn(async move {
-            if let Err(e) = write_frames(&conn.queue, write_half).await {
+            let (written, outbound) = write_frames(&conn.queue, outbound).await;
+            if let Err(e) = written {
                 debug!(cause = %e, "writing to the client failed");
             }
+            outbound
         })
     };
 
-    let end = match handshake(&mut reader, &conn).await {
+    let end = match handshake(&mut reader, &conn, handshake_deadline).await {
         Ok((hello, _user)) => {
-            reader.decoder_mut().set_max_frame_size(max_frame_size);
+            reader.set_max_frame_size(max_frame_size);
             let grant = conn.grant();
             let who = grant.subject().unwrap_or("anonymous");
             debug!(%peer, client = %hello.client_name, %who, "session open");
@@ -189,58 +208,59 @@ pub(crate) async fn serve(
         Err(end) => end,
     };
     conn.unsubscribe_all();
-    let lingering = match end {
+    let client_left = match end {
         End::ClientGone => {
             conn.stop.cancel();
             conn.queue.close();
-            false
+            true
         }
         // The client may still be sending (requests after our GOAWAY, which are not started).
         End::Drain => {
             conn.stop.cancel();
+            conn.queue.set_farewell(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN);
             conn.queue.close();
-            true
+            false
         }
         End::Close(goaway) => {
             info!(%peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
             conn.shared.metrics.goaway_sent(goaway.reason);
             conn.stop.cancel();
+            conn.queue.set_farewell(goaway.reason, &goaway.message);
             // GOAWAY is the last frame: queued and the queue closed at once, so that no reply of
             // a call stopping meanwhile slips in after it.
             let _ = conn.queue.finish(&Frame::Goaway(goaway));
-            true
+            false
         }
     };
     conn.tasks.close();
     let closing = async {
         conn.tasks.wait().await;
-        let _ = writer.await;
-        if lingering {
-            // Drain the client's input so that closing sends FIN, not RST (see `CLOSE_GRACE`).
-            let mut sink = [0u8; 4096];
-            let inner = reader.get_mut();
-            while matches!(inner.read(&mut sink).await, Ok(n) if n > 0) {}
-        }
+        let outbound = writer.await.ok();
+        reader.linger(outbound, client_left).await;
     };
     if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
         debug!(%peer, "connection did not close in time; dropping it");
     }
-    conn.shared.metrics.connection_closed();
+    conn.shared.metrics.connection_closed(I::TRANSPORT);
 }
+
+/// The message of the GOAWAY `shutting_down` a draining gateway sends.
+const SHUTTING_DOWN: &str = "the gateway is shutting down";
 
 /// Waits for HELLO, authenticates it and answers WELCOME, or says how the connection ends. The
 /// slot returned holds the connection's place under its user's connection limit.
-async fn handshake(
-    reader: &mut Reader,
+async fn handshake<I: Inbound>(
+    reader: &mut I,
     conn: &Connection,
+    deadline: Instant,
 ) -> Result<(Hello, Option<UserSlot>), End> {
     let shared = &conn.shared;
     let first = tokio::select! {
         biased;
         _ = shared.draining.cancelled() => {
-            return Err(End::Close(Goaway::new(GoawayReason::SHUTTING_DOWN, "the gateway is shutting down")));
+            return Err(close(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN));
         }
-        first = tokio::time::timeout(shared.config.handshake_timeout, reader.next()) => first,
+        first = tokio::time::timeout_at(deadline, reader.next()) => first,
     };
     let hello = match first {
         Err(_) => {
@@ -249,8 +269,8 @@ async fn handshake(
                 "no HELLO within the handshake timeout",
             ));
         }
-        Ok(None) | Ok(Some(Err(CodecError::Io(_)))) => return Err(End::ClientGone),
-        Ok(Some(Err(e))) => return Err(protocol_error(&e)),
+        Ok(None) | Ok(Some(Err(ReadError::Gone))) => return Err(End::ClientGone),
+        Ok(Some(Err(ReadError::Close(goaway)))) => return Err(End::Close(goaway)),
         Ok(Some(Ok(Frame::Hello(hello)))) => hello,
         Ok(Some(Ok(other))) => {
             let what = format!("expected HELLO, got {}", other.frame_type().name());
@@ -319,13 +339,6 @@ fn slow_consumer() -> End {
     close(GoawayReason::SLOW_CONSUMER, "the client did not read its events fast enough")
 }
 
-fn protocol_error(e: &CodecError) -> End {
-    match e {
-        CodecError::Decode(d) => close(d.goaway_reason(), d.to_string()),
-        CodecError::Io(_) | CodecError::Encode(_) => End::ClientGone,
-    }
-}
-
 /// The reading side of an open session.
 struct Session {
     conn: Arc<Connection>,
@@ -339,7 +352,7 @@ struct Session {
 
 impl Session {
     /// Reads frames until the connection must end.
-    async fn read(&mut self, reader: &mut Reader) -> End {
+    async fn read<I: Inbound>(&mut self, reader: &mut I) -> End {
         let shared = self.conn.shared.clone();
         let idle = shared.config.idle_timeout;
         // One timer for the session, re-armed only when it fires: receiving a frame just notes
@@ -379,8 +392,8 @@ impl Session {
             };
             last_frame = Instant::now();
             let frame = match frame {
-                None | Some(Err(CodecError::Io(_))) => return End::ClientGone,
-                Some(Err(e)) => return protocol_error(&e),
+                None | Some(Err(ReadError::Gone)) => return End::ClientGone,
+                Some(Err(ReadError::Close(goaway))) => return End::Close(goaway),
                 Some(Ok(frame)) => frame,
             };
             match frame {
@@ -590,11 +603,11 @@ impl Session {
 
     /// Drains the session: GOAWAY `shutting_down`, then waits for the calls in flight (still
     /// honouring CANCEL) until they are done, the client leaves, or the drain bound passes.
-    async fn drain(&self, reader: &mut Reader) -> End {
+    async fn drain<I: Inbound>(&self, reader: &mut I) -> End {
         let conn = &self.conn;
         let goaway = Frame::Goaway(Goaway {
             last_request_id: self.last_request_id,
-            ..Goaway::new(GoawayReason::SHUTTING_DOWN, "the gateway is shutting down")
+            ..Goaway::new(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN)
         });
         conn.shared.metrics.goaway_sent(GoawayReason::SHUTTING_DOWN);
         if conn.queue.push(&goaway).await.is_err() {

@@ -48,6 +48,7 @@ fn invalid_settings_exit_with_the_key_and_value() {
 fn the_binary_serves_some_api_and_stops_on_sigterm() {
     let mut child = gateway()
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--ws-listen", "127.0.0.1:0"])
         .args(["--anonymous-roles", "all"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")

@@ -314,6 +314,8 @@ impl System {
             addr.to_string(),
             "--admin-listen".to_owned(),
             admin.to_string(),
+            "--ws-listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
             "--server-id".to_owned(),
             name.to_owned(),
             "--anonymous-roles".to_owned(),

@@ -21,6 +21,10 @@ use gateway_protocol::{
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
@@ -193,6 +197,8 @@ impl Dispatch for TestService {
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The WebSocket listener (`ws_listen`, on a free port unless the config turns it off).
+    pub ws: Option<SocketAddr>,
     pub observed: Arc<Observed>,
     /// The gateway's bus, to publish as a service would and to count subscriptions.
     pub bus: LocalBus,
@@ -210,6 +216,7 @@ pub fn config() -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
+        ws_listen: Some("127.0.0.1:0".parse().unwrap()),
         drain_timeout: Duration::from_secs(1),
         ..Config::default()
     };
@@ -243,15 +250,15 @@ impl TestGateway {
         registry.register(&ORPHAN_SERVICE).unwrap();
         registry.register(&some_api::DESCRIPTOR).unwrap();
         registry.register(&TOPICS).unwrap();
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let admin = tokio::net::TcpListener::bind(config.admin_listen).await.unwrap();
-        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let listeners = gateway::Listeners::bind(&config).await.unwrap();
+        let addr = listeners.tcp.local_addr().unwrap();
+        let admin_addr = listeners.admin.local_addr().unwrap();
+        let ws = listeners.websocket.as_ref().map(|l| l.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let switches = MemorySwitches::new();
         let task = tokio::spawn(gateway::run(
             config,
-            listener,
-            admin,
+            listeners,
             bus,
             Arc::new(switches.clone()),
             registry,
@@ -260,6 +267,7 @@ impl TestGateway {
         TestGateway {
             addr,
             admin: admin_addr,
+            ws,
             observed,
             bus: local,
             switches,
@@ -280,6 +288,14 @@ impl TestGateway {
     pub async fn stopped(self) {
         tokio::time::timeout(WAIT * 2, self.task).await.expect("gateway stops").unwrap().unwrap();
         self.services.cancel();
+    }
+
+    /// A WebSocket client that has completed the handshake.
+    pub async fn ws_client(&self) -> WsClient {
+        let mut client = WsClient::connect(self.ws.expect("a WebSocket listener")).await;
+        let welcome = client.hello().await;
+        assert_eq!(welcome.version, VERSION);
+        client
     }
 
     /// A raw client that has completed the handshake.
@@ -439,4 +455,154 @@ pub fn encode_all(frames: &[Frame]) -> BytesMut {
         f.encode(&mut buf, DEFAULT_MAX_FRAME_SIZE).unwrap();
     }
     buf
+}
+
+/// A WebSocket client speaking raw frames, one per binary message.
+pub struct WsClient {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a WebSocket client's connection ended, as far as it read.
+#[derive(Debug)]
+pub struct WsClosed {
+    /// The GOAWAY that came before the close frame, if any.
+    pub goaway: Option<Goaway>,
+    /// The server's close frame.
+    pub close: Option<CloseFrame>,
+}
+
+impl WsClient {
+    /// Upgrades a connection to `addr`, sending no `Origin` (not a browser).
+    pub async fn connect(addr: SocketAddr) -> WsClient {
+        WsClient::connect_from(addr, None).await.expect("the WebSocket upgrade succeeds")
+    }
+
+    /// Upgrades a connection to `addr` with `origin` as a browser would send it.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        origin: Option<&str>,
+    ) -> Result<WsClient, tungstenite::Error> {
+        let mut request = format!("ws://{addr}/").into_client_request()?;
+        if let Some(origin) = origin {
+            request.headers_mut().insert("Origin", origin.parse().unwrap());
+        }
+        let connect = tokio_tungstenite::connect_async(request);
+        let (ws, _) =
+            tokio::time::timeout(WAIT, connect).await.expect("the upgrade is answered")?;
+        Ok(WsClient { ws })
+    }
+
+    /// Upgrades `stream` (a socket set up by the caller).
+    pub async fn over(stream: TcpStream, addr: SocketAddr) -> WsClient {
+        let request = format!("ws://{addr}/").into_client_request().unwrap();
+        let upgrade = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream));
+        let (ws, _) = tokio::time::timeout(WAIT, upgrade).await.unwrap().unwrap();
+        WsClient { ws }
+    }
+
+    /// Sends `frame` in its message form.
+    pub async fn send(&mut self, frame: Frame) {
+        let mut message = BytesMut::new();
+        frame.encode_message(&mut message, DEFAULT_MAX_FRAME_SIZE).unwrap();
+        self.send_binary(message.freeze()).await;
+    }
+
+    /// Sends one binary message as it is.
+    pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    pub async fn hello(&mut self) -> Welcome {
+        self.hello_with(Bytes::new()).await
+    }
+
+    /// HELLO with `token`, expecting WELCOME.
+    pub async fn hello_with(&mut self, token: Bytes) -> Welcome {
+        self.send_hello(token).await;
+        match self.recv().await {
+            Frame::Welcome(w) => w,
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    pub async fn send_hello(&mut self, token: Bytes) {
+        self.send(Frame::Hello(Hello {
+            version: VERSION,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            client_name: "ws-test".into(),
+            token,
+        }))
+        .await;
+    }
+
+    pub async fn call(&mut self, request_id: u32, method_id: u32, timeout_ms: u32, payload: &[u8]) {
+        self.send(request(request_id, method_id, timeout_ms, payload)).await;
+    }
+
+    /// The next message other than pings and pongs (bounded wait), `None` once the connection
+    /// is over.
+    pub async fn next_message(&mut self) -> Option<Message> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(message))) => return Some(message),
+                Ok(Some(Err(e))) => panic!("the WebSocket failed: {e}"),
+                Ok(None) => return None,
+                Err(_) => panic!("no message within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// The next frame (bounded wait); panics on anything but a binary message.
+    pub async fn recv(&mut self) -> Frame {
+        match self.next_message().await {
+            Some(Message::Binary(bytes)) => gateway_protocol::decode_message(bytes)
+                .expect("the server sends valid frames")
+                .expect("the server sends no ignorable frames"),
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+
+    /// Reads to the end of the connection: an optional GOAWAY, then the close frame, then
+    /// nothing (the server closes the TCP connection once the client answered the close frame).
+    pub async fn closed(&mut self) -> WsClosed {
+        let mut goaway = None;
+        let close = loop {
+            match self.next_message().await {
+                Some(Message::Binary(bytes)) if goaway.is_none() => {
+                    match gateway_protocol::decode_message(bytes) {
+                        Ok(Some(Frame::Goaway(g))) => goaway = Some(g),
+                        other => panic!("expected GOAWAY, got {other:?}"),
+                    }
+                }
+                Some(Message::Close(close)) => break close,
+                None => break None,
+                Some(other) => panic!("expected GOAWAY then a close frame, got {other:?}"),
+            }
+        };
+        if close.is_some() {
+            assert!(self.next_message().await.is_none(), "the close frame is the last message");
+        }
+        WsClosed { goaway, close }
+    }
+
+    /// Expects GOAWAY `reason` then a close frame with `code`; returns the GOAWAY.
+    pub async fn expect_goaway(
+        &mut self,
+        reason: gateway_protocol::GoawayReason,
+        code: u16,
+    ) -> Goaway {
+        let WsClosed { goaway, close } = self.closed().await;
+        let goaway = goaway.unwrap_or_else(|| panic!("no GOAWAY before the close frame {close:?}"));
+        assert_eq!(goaway.reason, reason, "{goaway:?}");
+        let close = close.unwrap_or_else(|| panic!("no close frame after {goaway:?}"));
+        assert_eq!(u16::from(close.code), code, "{close:?} after {goaway:?}");
+        let reason_text = close.reason.as_str();
+        assert!(
+            goaway.message.starts_with(reason_text) && reason_text.len() <= 123,
+            "the close reason `{reason_text}` is the GOAWAY's message `{}`, cut to 123 bytes",
+            goaway.message
+        );
+        goaway
+    }
 }
