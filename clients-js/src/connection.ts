@@ -102,6 +102,8 @@ export class Connection {
   private grant: { at: number; lifetime: number } | undefined;
   private refreshAttempt = 1;
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The GOAWAY this side sent, for the transport's close. */
+  private said: { reason: number; message: string } | undefined;
 
   private constructor(
     private readonly host: ConnectionHost,
@@ -429,6 +431,7 @@ export class Connection {
     // A message is at most 65,535 bytes, and GOAWAY must fit the protocol's minimum frame size.
     const text = what.length > 1024 ? `${what.slice(0, 1024)}...` : what;
     this.sendFrame({ type: "goaway", reason, reconnect: false, lastRequestId: 0, message: text });
+    this.said = { reason, message: text };
   }
 
   /**
@@ -456,7 +459,7 @@ export class Connection {
     this.detachSubscriptions();
     this.resolveDone({ kind: "lost", reason });
     if (this.link) {
-      this.link.close();
+      this.link.close(this.said);
       // The transport reports the close; do not wait for it forever.
       const timer = setTimeout(() => this.resolveClosed(), CLOSE_WAIT_MS);
       (timer as { unref?: () => void }).unref?.();

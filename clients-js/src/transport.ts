@@ -28,8 +28,12 @@ export interface Link {
    * in the transport.
    */
   send(frame: Uint8Array): void;
-  /** Closes once what was sent has gone out (within a short bound); `closed` follows. */
-  close(): void;
+  /**
+   * Closes once what was sent has gone out (within a short bound); `closed` follows. `goaway`
+   * is the GOAWAY the client sent just before, if it sent one: a WebSocket closes with the code
+   * that matches its reason (`docs/protocol.md`, "WebSocket").
+   */
+  close(goaway?: { readonly reason: number; readonly message: string }): void;
 }
 
 /** How to open a link. */

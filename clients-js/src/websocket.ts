@@ -73,6 +73,7 @@ function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, o
     let abandoned = false;
     /** No more frames are handed over (after a text message). */
     let stopped = false;
+    let textReceived = false;
     let lastError: string | undefined;
     const abandon = () => {
       if (opened) return;
@@ -86,9 +87,16 @@ function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, o
       send(frame) {
         if (socket.readyState === OPEN) socket.send(frame.subarray(4));
       },
-      close() {
-        // 1000 is the one code below 3000 that browsers let a page send.
-        if (socket.readyState <= OPEN) socket.close(1000);
+      close(goaway) {
+        if (socket.readyState > OPEN) return;
+        if (!goaway) return socket.close(1000);
+        const code = textReceived ? 1003 : closeCode(goaway.reason);
+        try {
+          socket.close(code, closeReason(goaway.message));
+        } catch {
+          // Browsers let a page send 1000 and 3000-4999 only; the GOAWAY said the rest.
+          socket.close(1000);
+        }
       },
     };
     socket.onopen = () => {
@@ -104,6 +112,7 @@ function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, o
         events.frame(new Uint8Array(data));
       } else {
         stopped = true;
+        textReceived = true;
         events.invalid("a text message (the protocol's messages are binary)", GoawayReason.PROTOCOL_ERROR);
       }
     };
@@ -124,4 +133,43 @@ function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, o
       events.closed(lastError ? `the WebSocket failed: ${lastError} (${why})` : `the WebSocket closed (${why})`);
     };
   });
+}
+
+/** The close code matching a GOAWAY's reason (`docs/protocol.md`, "WebSocket"). */
+export function closeCode(reason: number): number {
+  switch (reason) {
+    case GoawayReason.SHUTTING_DOWN:
+      return 1001;
+    case GoawayReason.PROTOCOL_ERROR:
+    case GoawayReason.UNSUPPORTED_VERSION:
+      return 1002;
+    case GoawayReason.FRAME_TOO_LARGE:
+      return 1009;
+    case GoawayReason.UNAUTHENTICATED:
+    case GoawayReason.TOKEN_EXPIRED:
+    case GoawayReason.POLICY:
+    case GoawayReason.HANDSHAKE_TIMEOUT:
+      return 1008;
+    case GoawayReason.TOO_MANY_CONNECTIONS:
+    case GoawayReason.SLOW_CONSUMER:
+      return 1013;
+    default:
+      return 1000;
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** A GOAWAY's message cut to the 123 bytes a close frame's reason holds, on a character boundary. */
+function closeReason(message: string): string {
+  if (utf8.encode(message).length <= 123) return message;
+  let out = "";
+  let size = 0;
+  for (const char of message) {
+    const n = utf8.encode(char).length;
+    if (size + n > 123) break;
+    out += char;
+    size += n;
+  }
+  return out;
 }

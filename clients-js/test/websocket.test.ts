@@ -51,6 +51,20 @@ describe("over WebSocket, against a scripted gateway", () => {
     const id = (await peer.next("subscribe")).subscriptionId;
     peer.send({ type: "subscribed", subscriptionId: id }, { type: "event", subscriptionId: id, key: "", payload: text.encode("hi") });
     assert.equal((await nextEvent(await subscribing)).message, "hi");
+
+    // Closing: GOAWAY as a binary message, then the close code that matches its reason.
+    await client.close();
+    assert.equal((await peer.next("goaway")).reason, 1);
+    await peer.closed();
+    assert.equal(peer.closeFrame?.code, 1001, "shutting_down: going away");
+  });
+
+  test("a protocol error closes with GOAWAY protocol_error and close code 1002", async () => {
+    const { peer } = await setup();
+    peer.sendRaw(Uint8Array.of(2, 0, 0, 0, 0x42, 0x00));
+    assert.equal((await peer.next("goaway")).reason, 4);
+    await peer.closed();
+    assert.deepEqual(peer.closeFrame, { code: 1002, reason: "unknown frame type `0x42`" });
   });
 
   test("a text message is a protocol error: GOAWAY, then a new connection", async () => {
@@ -59,6 +73,8 @@ describe("over WebSocket, against a scripted gateway", () => {
     const goaway = await peer.next("goaway");
     assert.equal(goaway.reason, 4);
     assert.match(goaway.message, /a text message/);
+    await peer.closed();
+    assert.equal(peer.closeFrame?.code, 1003, "a text message: unsupported data");
     await gateway.acceptHandshake();
     await eventually("reconnected", () => client.state.status === "connected");
   });

@@ -23,7 +23,7 @@ export const wsSupport: { ok: true } | { ok: false; why: string } = (() => {
   const help = spawnSync(GATEWAY_BIN, ["--help"], { encoding: "utf8" });
   if (help.error) return { ok: false, why: `${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway -p some-api -p echo\`` };
   if (!help.stdout.includes("--ws-listen")) {
-    return { ok: false, why: "this gateway build has no WebSocket endpoint (`ws_listen`) yet: it is being added on branch i6-ws" };
+    return { ok: false, why: `${GATEWAY_BIN} has no WebSocket endpoint (\`--ws-listen\`): rebuild it with \`cargo build -p gateway -p some-api -p echo\`` };
   }
   return { ok: true };
 })();

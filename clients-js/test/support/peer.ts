@@ -107,6 +107,8 @@ export class Peer {
   private readonly frames: Frame[] = [];
   private readonly waiters: ((frame: Frame | null) => void)[] = [];
   private closedFlag = false;
+  /** The client's WebSocket close frame, once the connection closed (WebSocket only). */
+  closeFrame: { code: number; reason: string } | undefined;
 
   constructor(private readonly wire: Wire) {}
 
@@ -120,7 +122,10 @@ export class Peer {
       assert.ok(isBinary, "the client sends binary messages only");
       peer.received(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     });
-    socket.on("close", () => peer.ended());
+    socket.on("close", (code: number, reason: Buffer) => {
+      peer.closeFrame = { code, reason: reason.toString() };
+      peer.ended();
+    });
     return peer;
   }
 
