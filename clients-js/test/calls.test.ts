@@ -62,7 +62,7 @@ test("an unknown method is unimplemented", async () => {
 });
 
 test("a call with no reply in time fails with deadline_exceeded, and the connection goes on", async () => {
-  gateway.signal("SIGSTOP");
+  await gateway.pause();
   const started = performance.now();
   try {
     const error = await rejectsWith(client.call(ECHO, blob(Uint8Array.of(1)), { timeoutMs: 300 }), Code.DEADLINE_EXCEEDED);
@@ -70,14 +70,14 @@ test("a call with no reply in time fails with deadline_exceeded, and the connect
     assert.ok(took >= 290 && took < 1500, `gave up after ${took} ms`);
     assert.match(error.message, /examples\.echo\.Echo\.echo did not answer within 300 ms/);
   } finally {
-    gateway.signal("SIGCONT");
+    gateway.resume();
   }
   assert.equal(replySum(await client.call(SUM, requestSum(1n, 2n))), 3n);
   assert.equal(client.state.status, "connected");
 });
 
 test("aborting a call rejects it with cancelled and its reason as the cause", async () => {
-  gateway.signal("SIGSTOP");
+  await gateway.pause();
   const controller = new AbortController();
   const call = client.call(ECHO, blob(Uint8Array.of(2)), { signal: controller.signal });
   setTimeout(() => controller.abort(new Error("the user left")), 50);
@@ -85,7 +85,7 @@ test("aborting a call rejects it with cancelled and its reason as the cause", as
     const error = await rejectsWith(call, Code.CANCELLED);
     assert.ok(error.cause instanceof Error && error.cause.message === "the user left");
   } finally {
-    gateway.signal("SIGCONT");
+    gateway.resume();
   }
   // An already aborted signal fails at once, without sending anything.
   await rejectsWith(client.call(SUM, requestSum(1n, 1n), { signal: AbortSignal.abort() }), Code.CANCELLED);

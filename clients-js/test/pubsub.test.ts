@@ -143,7 +143,7 @@ test("subscribing can be abandoned with a signal, and times out without an answe
     client.subscribe(BROADCAST, { unkeyed: true }, { decode: (b) => b, signal: AbortSignal.abort() }),
     Code.CANCELLED,
   );
-  gateway.signal("SIGSTOP");
+  await gateway.pause();
   try {
     const controller = new AbortController();
     const pending = client.subscribe(BROADCAST, { unkeyed: true }, { decode: (b) => b, signal: controller.signal });
@@ -153,7 +153,7 @@ test("subscribing can be abandoned with a signal, and times out without an answe
     const error = await rejectsWith(timedOut, Code.DEADLINE_EXCEEDED);
     assert.match(error.message, /subscribing to examples\.echo\.Echo\.broadcast got no answer within 200 ms/);
   } finally {
-    gateway.signal("SIGCONT");
+    gateway.resume();
   }
   // The abandoned SUBSCRIBEs were taken back (UNSUBSCRIBE): the connection goes on normally.
   const sub = await within(client.subscribe(BROADCAST, { unkeyed: true }, { decode: blobText }), 5000, "subscribe");

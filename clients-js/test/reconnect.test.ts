@@ -44,7 +44,7 @@ test("calls fail retryably when the gateway dies, wait for it, and succeed once 
     assert.deepEqual(await nextEvent(sub), { key: "", message: "before", missed: 0, resumed: false });
 
     // Requests in flight when the connection is lost: they may have run.
-    gateway.signal("SIGSTOP");
+    await gateway.pause();
     const idempotent = rejectsWith(client.call(SUM, requestSum(1n, 1n)), Code.UNAVAILABLE);
     const publication = rejectsWith(client.publish(BROADCAST, "", blob(text.encode("lost"))), Code.UNAVAILABLE);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -157,14 +157,14 @@ test("a gateway that stops answering pings is a lost connection", async () => {
     keepaliveIntervalMs: 100,
   });
   try {
-    gateway.signal("SIGSTOP");
+    await gateway.pause();
     await eventually("the client gives the connection up", () => client.state.status === "connecting", 5000);
     assert.match((client.state as { lastError?: string }).lastError ?? "", /answered no ping for 100 ms/);
-    gateway.signal("SIGCONT");
+    gateway.resume();
     await eventually("reconnected", () => client.state.status === "connected", 10_000);
     assert.equal(replySum(await client.call(SUM, requestSum(5n, 5n))), 10n);
   } finally {
-    gateway.signal("SIGCONT");
+    gateway.resume();
     await client.close();
     await gateway.kill();
   }

@@ -167,7 +167,7 @@ describe("over WebSocket, against a real gateway", { skip: wsSupport.ok ? false 
     const gateway = await start();
     const client = await Client.connect({ endpoints: [gateway.wsUrl], transport: nodeTransport });
     cleanup.push(() => client.close());
-    gateway.signal("SIGSTOP");
+    await gateway.pause();
     try {
       const controller = new AbortController();
       const aborted = rejectsWith(client.call(SUM, requestSum(1n, 1n), { signal: controller.signal }), Code.CANCELLED);
@@ -176,7 +176,7 @@ describe("over WebSocket, against a real gateway", { skip: wsSupport.ok ? false 
       await aborted;
       await late;
     } finally {
-      gateway.signal("SIGCONT");
+      gateway.resume();
     }
     assert.equal(replySum(await client.call(SUM, requestSum(8n, 8n))), 16n);
   });

@@ -4,7 +4,7 @@
 // process exits whatever happened.
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,6 +138,33 @@ export class Gateway {
   /** Sends a signal without waiting (SIGSTOP, SIGCONT, SIGTERM). */
   signal(signal: NodeJS.Signals): void {
     this.child?.kill(signal);
+  }
+
+  /**
+   * Stops the process (SIGSTOP) and waits until every one of its threads is stopped: `kill`
+   * returns before a thread running on another core has stopped, and such a thread could still
+   * answer a request sent right after.
+   */
+  async pause(): Promise<void> {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new Error("the gateway is not running");
+    this.child!.kill("SIGSTOP");
+    const stopped = () =>
+      readdirSync(`/proc/${pid}/task`).every((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        // The state follows the command name, which is in parentheses.
+        return /^[tT]$/.test(stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3));
+      });
+    const until = performance.now() + 5000;
+    while (!stopped()) {
+      if (performance.now() > until) throw new Error("the gateway did not stop within 5 s of SIGSTOP");
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /** Lets a paused process run again (SIGCONT). */
+  resume(): void {
+    this.child?.kill("SIGCONT");
   }
 
   /** Waits for the process to exit by itself (after SIGTERM, say), at most `ms`. */
