@@ -44,7 +44,8 @@ export interface CallOptions {
 }
 
 /** What a request is. */
-export type OpKind = "call" | "publish" | "auth";
+/** A call wanting a reply, a fire-and-forget call (`send`), a publication, or a token refresh. */
+export type OpKind = "call" | "send" | "publish" | "auth";
 
 /** How a request ends without an answer: its deadline passed, or its signal aborted. */
 export type GiveUp = "deadline" | "abort";
@@ -68,14 +69,14 @@ export interface OpInit {
 }
 
 /** The answer a request resolves with. */
-export type Answer = ResponseFrame | AuthOkFrame;
+export type Answer = ResponseFrame | AuthOkFrame | { readonly type: "sent" };
 
 /** One request, from the call until it settles. */
 export class Op {
   readonly kind: OpKind;
   readonly name: string;
   readonly idempotent: boolean;
-  /** AUTH does not count against the gateway's `max_in_flight`. */
+  /** AUTH and fire-and-forget calls do not count against the gateway's `max_in_flight`. */
   readonly counted: boolean;
   readonly timeoutMs: number;
   /** When the caller stops waiting, on `performance.now()`'s clock; `Infinity` for never. */
@@ -97,7 +98,7 @@ export class Op {
     this.kind = init.kind;
     this.name = init.name;
     this.idempotent = init.idempotent;
-    this.counted = init.kind !== "auth";
+    this.counted = init.kind !== "auth" && init.kind !== "send";
     this.timeoutMs = init.timeoutMs;
     this.build = init.build;
     this.signal = init.signal;

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type Answer, type CallOptions, type GiveUp, type MethodDesc, Op, type TopicDesc, within } from "./call.js";
+import { type Answer, type CallOptions, type GiveUp, type MethodDesc, Op, type OpKind, type TopicDesc, within } from "./call.js";
 import { AttemptError, Connection, type ConnectionHost, describeGoaway, message } from "./connection.js";
 import {
   Backoff,
@@ -159,6 +159,27 @@ export class Client {
   }
 
   /**
+   * Calls `method` fire-and-forget (a `-> void` method): sends the request with the
+   * `FIRE_AND_FORGET` flag and resolves once it is written to a connection. Nothing answers it,
+   * not even an error: whether the service ran it is unknown. Rejects only when no connection
+   * came up within the timeout (`unavailable`, retryable), when `options.signal` aborted first
+   * (`cancelled`), or when the request is larger than the gateway's maximum frame size.
+   */
+  send(method: MethodDesc, request: Uint8Array, options: CallOptions = {}): Promise<void> {
+    const problem = checkDesc("method", method) ?? checkBytes("request", request);
+    if (problem) return Promise.reject(problem);
+    const op = this.#request("send", method.name, method.idempotent, options, (requestId, timeoutMs) => ({
+      type: "request",
+      requestId,
+      methodId: method.id,
+      timeoutMs,
+      fireAndForget: true,
+      payload: request,
+    }));
+    return op.then(() => undefined);
+  }
+
+  /**
    * Publishes `payload` (the topic message's FlatBuffers bytes) under `key` (empty for an
    * unkeyed topic) and resolves when the gateway has handed it to the bus. It shares the
    * request ids and the in-flight limit with calls; failures are those of {@link Client.call},
@@ -246,7 +267,7 @@ export class Client {
   }
 
   #request(
-    kind: "call" | "publish" | "auth",
+    kind: OpKind,
     name: string,
     idempotent: boolean,
     options: CallOptions,

@@ -215,6 +215,12 @@ export class Connection {
       op.reject(unsendable(op.name, this.endpoint, e));
       return;
     }
+    if (op.kind === "send") {
+      // Fire-and-forget: never in flight, so its id is free again at once and nothing answers.
+      this.link.send(bytes);
+      op.resolve({ type: "sent" });
+      return;
+    }
     op.conn = this;
     op.requestId = id;
     this.table.set(id, op);

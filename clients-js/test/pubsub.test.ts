@@ -74,6 +74,25 @@ test("a void method's effect arrives on a retained topic, and a new subscriber g
   late.close();
 });
 
+test("a fire-and-forget call gets no answer and still reaches its service", async () => {
+  const sub = await client.subscribe(TOTAL, { unkeyed: true }, { decode: total });
+  let event = await nextEvent(sub);
+  while (event.resumed) event = await nextEvent(sub);
+  // The retained total comes first (the previous test left one); `send` changes it.
+  const before = event.message;
+  assert.equal(await client.send(SUB, requestSub(3n)), undefined);
+  assert.equal(await client.send(SUB, requestSub(4n)), undefined);
+  const first = (await nextEvent(sub)).message;
+  const second = (await nextEvent(sub)).message;
+  // The gateway runs calls side by side, so either may change the total first.
+  assert.ok(first.value === before.value - 3n || first.value === before.value - 4n, `first total ${first.value}`);
+  assert.equal(first.changes, before.changes + 1n);
+  assert.deepEqual(second, { value: before.value - 7n, changes: before.changes + 2n });
+  sub.close();
+  // Nothing answered the two requests: a call made now is the only one in flight and succeeds.
+  assert.deepEqual(await client.call(SUB, requestSub(0n)), new Uint8Array(0));
+});
+
 test("refusals: an unknown topic, a key on an unkeyed topic, publishing to a service's topic", async () => {
   const unknown = { id: stableId("examples.nothing.Nothing.topic"), name: "examples.nothing.Nothing.topic" };
   const notFound = await rejectsWith(client.subscribe(unknown, { unkeyed: true }, { decode: (b) => b }), Code.NOT_FOUND);
