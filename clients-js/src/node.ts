@@ -1,0 +1,134 @@
+/**
+ * `@rpcgen/client/node`: what only Node has. TCP (`tcp://host:port`, over `node:net`), and
+ * WebSocket through the `ws` package (Node 20 has no global `WebSocket`). Pass
+ * {@link nodeTransport} as a client's `transport` to speak all three schemes:
+ *
+ * ```ts
+ * import { Client } from "@rpcgen/client";
+ * import { nodeTransport } from "@rpcgen/client/node";
+ *
+ * const client = await Client.connect({ endpoints: ["tcp://127.0.0.1:7400"], transport: nodeTransport });
+ * ```
+ *
+ * The main entry (`@rpcgen/client`) stays free of Node imports, so that it bundles for browsers.
+ *
+ * @module
+ */
+
+import { connect as netConnect, type Socket } from "node:net";
+
+import { FrameDecodeError, FrameReader } from "./protocol/decode.js";
+import { combineTransports, type Link, type LinkEvents, type OpenOptions, type Transport } from "./transport.js";
+import { type WebSocketLike, webSocketTransport } from "./websocket.js";
+
+/** How long a closed TCP link waits for its last bytes to leave before it is destroyed. */
+const LINGER_MS = 2_000;
+
+/** The byte-stream transport: `tcp://host:port`, each frame after its `u32` length prefix. */
+export const tcpTransport: Transport = {
+  schemes: ["tcp:"],
+  open: openTcp,
+};
+
+function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Link> {
+  return new Promise((resolve, reject) => {
+    const { signal, maxFrameSize } = options;
+    if (signal.aborted) {
+      reject(new Error("the connection attempt was abandoned"));
+      return;
+    }
+    // `new URL("tcp://[::1]:7400").hostname` keeps the brackets of an IPv6 address.
+    const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    const socket: Socket = netConnect({ host, port: Number(url.port) });
+    socket.setNoDelay(true);
+    const reader = new FrameReader(maxFrameSize);
+    let opened = false;
+    /** No more frames are handed over (after a bad length prefix). */
+    let stopped = false;
+    let lastError: Error | undefined;
+    let corked = false;
+
+    const abandon = () => {
+      socket.destroy();
+      reject(signal.reason instanceof Error ? signal.reason : new Error("the connection attempt was abandoned"));
+    };
+    signal.addEventListener("abort", abandon, { once: true });
+
+    const link: Link = {
+      send(frame) {
+        if (socket.destroyed || socket.writableEnded) return;
+        // Frames sent in one turn of the event loop leave in one write.
+        if (!corked) {
+          corked = true;
+          socket.cork();
+          process.nextTick(() => {
+            corked = false;
+            socket.uncork();
+          });
+        }
+        socket.write(frame);
+      },
+      close() {
+        if (socket.destroyed) return;
+        socket.end();
+        setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      },
+    };
+    socket.once("connect", () => {
+      opened = true;
+      signal.removeEventListener("abort", abandon);
+      resolve(link);
+    });
+    socket.on("data", (chunk: Buffer) => {
+      if (stopped) return;
+      // A plain view of the same bytes: payloads handed out are `Uint8Array`s, not `Buffer`s.
+      const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      try {
+        reader.push(bytes, (frame) => {
+          if (!stopped) events.frame(frame);
+        });
+      } catch (e) {
+        if (!(e instanceof FrameDecodeError)) throw e;
+        stopped = true;
+        events.invalid(e.message, e.goawayReason);
+      }
+    });
+    socket.on("error", (e) => {
+      lastError = e;
+    });
+    socket.on("close", () => {
+      stopped = true;
+      if (!opened) {
+        if (signal.aborted) return;
+        signal.removeEventListener("abort", abandon);
+        reject(lastError ?? new Error("the connection closed before it opened"));
+        return;
+      }
+      events.closed(lastError ? `the connection failed: ${lastError.message}` : "the gateway closed the connection");
+    });
+  });
+}
+
+/**
+ * WebSocket (`ws://`, `wss://`) over the `ws` package, an optional peer dependency loaded when
+ * the first WebSocket is opened. Messages over the client's maximum frame size are refused by
+ * `ws` itself.
+ */
+export const nodeWebSocketTransport: Transport = {
+  schemes: ["ws:", "wss:"],
+  async open(url, events, options) {
+    let WebSocket: new (url: string, options: { maxPayload: number }) => unknown;
+    try {
+      ({ default: WebSocket } = (await import("ws")) as { default: typeof WebSocket });
+    } catch (e) {
+      throw new Error(`WebSocket in Node needs the \`ws\` package (npm install ws): ${String(e)}`);
+    }
+    const transport = webSocketTransport(
+      (href, maxFrameSize) => new WebSocket(href, { maxPayload: maxFrameSize }) as WebSocketLike,
+    );
+    return transport.open(url, events, options);
+  },
+};
+
+/** TCP and WebSocket: every scheme a Node program can use. */
+export const nodeTransport: Transport = combineTransports(tcpTransport, nodeWebSocketTransport);

@@ -1,0 +1,330 @@
+/**
+ * One topic subscription from the application's side: a bounded queue of events the connection
+ * pushes into without ever waiting, read as an async iterable of decoded {@link TopicEvent}s.
+ *
+ * The queue holds at most the client's `subscriptionBuffer` events. When it is full the oldest
+ * is dropped and counted in the `missed` of the event after it, together with the events the
+ * gateway dropped for this subscriber (MISSED): an application that falls behind loses old
+ * events and learns how many, and neither the connection nor memory waits for it. Events are
+ * decoded when the application reads them, so dropped ones cost no decoding.
+ *
+ * A subscription outlives connections: when one is lost, the next subscribes again (the
+ * client does that), and the first event after that has `resumed` set.
+ *
+ * @module
+ */
+
+import type { TopicDesc } from "./call.js";
+import type { Connection } from "./connection.js";
+import { RpcError } from "./status.js";
+
+/** What to subscribe to: one key of a keyed topic, every key of one, or an unkeyed topic. */
+export type Selector = { key: string } | { allKeys: true } | { unkeyed: true };
+
+/** One event of a subscription. */
+export interface TopicEvent<T> {
+  /** The event's key; empty for an unkeyed topic. */
+  readonly key: string;
+  /** The decoded message. */
+  readonly message: T;
+  /**
+   * Events of this subscription lost just before this one: dropped by the gateway (MISSED) or
+   * by the client's full buffer. 0 when none were.
+   */
+  readonly missed: number;
+  /**
+   * The first event after the client subscribed again on a new connection: what was published
+   * while it reconnected is lost, and not counted in `missed`.
+   */
+  readonly resumed: boolean;
+}
+
+/** A live subscription: iterate it for its events. */
+export interface Subscription<T> extends AsyncIterable<TopicEvent<T>> {
+  /** Unsubscribes; pending iteration ends. */
+  close(): void;
+  /** Resolves when the subscription ends: undefined if closed by the app, the RpcError otherwise. */
+  readonly ended: Promise<RpcError | undefined>;
+}
+
+/** How to subscribe. */
+export interface SubscribeOptions<T> {
+  /** Turns an event's payload into the message (generated code verifies, then wraps). */
+  decode: (payload: Uint8Array) => T;
+  /** Aborting it before the gateway confirms abandons the subscribe; after, closes the subscription. */
+  signal?: AbortSignal;
+  /** How long to wait for the gateway's confirmation, in ms. Default: the client's `defaultTimeoutMs`. */
+  timeoutMs?: number;
+  /** Events `decode` throws on are skipped and reported here (with the event's key). */
+  onDecodeError?: (error: unknown, key: string) => void;
+  /**
+   * How many unread events this subscription holds before it drops the oldest. Default: the
+   * client's `subscriptionBuffer`.
+   */
+  bufferSize?: number;
+}
+
+interface RawEvent {
+  key: string;
+  payload: Uint8Array;
+  missed: number;
+  resumed: boolean;
+}
+
+/** A FIFO with O(1) removal at the front. */
+class Queue<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head += 1;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+/** What a subscription asks of the client that holds it. */
+export interface SubscriptionOwner {
+  /** The application closed the subscription: unsubscribe it wherever it is. */
+  closed(feed: Feed<unknown>): void;
+  /**
+   * The deadline for the gateway's confirmation passed, or the signal aborted before it: take
+   * the SUBSCRIBE back (UNSUBSCRIBE if it was sent) and {@link Feed.refuse} it.
+   */
+  giveUp(feed: Feed<unknown>, why: "deadline" | "abort"): void;
+}
+
+/**
+ * A subscription's state and queue, shared by the client (which subscribes it on each
+ * connection and pushes events) and the application (which iterates it).
+ */
+export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
+  /** `subscribing` until the gateway first confirms it, `open` until it ends or is closed. */
+  phase: "subscribing" | "open" | "ended" = "subscribing";
+  /** The connection holding it now and its id there (each connection has its own ids). */
+  conn: Connection | null = null;
+  id = 0;
+  readonly ended: Promise<RpcError | undefined>;
+  /** Resolves with the subscription when the gateway first confirms it (SUBSCRIBED). */
+  readonly subscribed: Promise<Subscription<T>>;
+
+  private readonly queue = new Queue<RawEvent>();
+  /** Lost events not yet counted in a queued event; the next one queued carries them. */
+  private missed = 0;
+  /** The next event queued is the first on a new connection. */
+  private resumed = false;
+  private readonly waiters: ((result: IteratorResult<TopicEvent<T>>) => void)[] = [];
+  private resolveEnded!: (error: RpcError | undefined) => void;
+  private confirm!: { resolve(sub: Subscription<T>): void; reject(error: RpcError): void };
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly topic: TopicDesc,
+    readonly allKeys: boolean,
+    readonly key: string,
+    private readonly capacity: number,
+    /** How long to wait for the confirmation, in ms (or `Infinity`). */
+    readonly timeoutMs: number,
+    private readonly options: SubscribeOptions<T>,
+    private readonly owner: SubscriptionOwner,
+  ) {
+    this.ended = new Promise((resolve) => {
+      this.resolveEnded = resolve;
+    });
+    this.subscribed = new Promise((resolve, reject) => {
+      this.confirm = { resolve, reject };
+    });
+    if (timeoutMs !== Infinity) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        if (this.phase === "subscribing") owner.giveUp(this as Feed<unknown>, "deadline");
+      }, timeoutMs);
+    }
+    const signal = options.signal;
+    if (signal) {
+      this.onAbort = () => {
+        if (this.phase === "subscribing") owner.giveUp(this as Feed<unknown>, "abort");
+        else this.close();
+      };
+      signal.addEventListener("abort", this.onAbort, { once: true });
+    }
+  }
+
+  /** The signal the subscription was made with. */
+  get signal(): AbortSignal | undefined {
+    return this.options.signal;
+  }
+
+  /** The gateway confirmed the first SUBSCRIBE: the caller gets the subscription. */
+  open(): void {
+    if (this.phase !== "subscribing") return;
+    this.phase = "open";
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.confirm.resolve(this);
+  }
+
+  /** The first SUBSCRIBE failed (refused, timed out, abandoned): the caller gets `error`. */
+  refuse(error: RpcError): void {
+    if (this.phase !== "subscribing") return;
+    this.phase = "ended";
+    this.conn = null;
+    this.release();
+    this.confirm.reject(error);
+    this.resolveEnded(error);
+  }
+
+  private release(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onAbort) this.options.signal?.removeEventListener("abort", this.onAbort);
+  }
+
+  /** Queues an event (the connection calls this), dropping the oldest when the queue is full. */
+  push(key: string, payload: Uint8Array): void {
+    if (this.phase !== "open") return;
+    if (this.queue.length >= this.capacity) {
+      const oldest = this.queue.shift()!;
+      this.carry(oldest.missed + 1, oldest.resumed);
+    }
+    this.queue.push({ key, payload, missed: this.missed, resumed: this.resumed });
+    this.missed = 0;
+    this.resumed = false;
+    this.deliver();
+  }
+
+  /** Counts events the gateway dropped (MISSED) into the next event. */
+  addMissed(count: number): void {
+    if (this.phase === "open") this.missed += count;
+  }
+
+  /** The subscription is being restored on a new connection: the next event says so. */
+  markResumed(): void {
+    this.resumed = true;
+  }
+
+  /**
+   * Ends the subscription with `error` (a refusal when it was never confirmed): queued events
+   * can still be read, then iteration ends.
+   */
+  end(error: RpcError): void {
+    if (this.phase === "subscribing") return this.refuse(error);
+    if (this.phase === "ended") return;
+    this.phase = "ended";
+    this.conn = null;
+    this.release();
+    this.resolveEnded(error);
+    this.deliver();
+  }
+
+  close(): void {
+    this.queue.clear();
+    if (this.phase !== "ended") {
+      this.phase = "ended";
+      this.release();
+      this.resolveEnded(undefined);
+      this.owner.closed(this as Feed<unknown>);
+      this.conn = null;
+    }
+    this.deliver();
+  }
+
+  /** Lost events move to the event after the one dropped (or skipped), or wait for the next. */
+  private carry(missed: number, resumed: boolean): void {
+    const next = this.queue.peek();
+    if (next) {
+      next.missed += missed;
+      next.resumed ||= resumed;
+    } else {
+      this.missed += missed;
+      this.resumed ||= resumed;
+    }
+  }
+
+  /** Hands queued events to waiting readers, and the end once the queue is empty. */
+  private deliver(): void {
+    while (this.waiters.length > 0) {
+      const event = this.take();
+      if (event) {
+        this.waiters.shift()!({ value: event, done: false });
+      } else if (this.phase === "ended") {
+        this.waiters.shift()!({ value: undefined, done: true });
+      } else {
+        return;
+      }
+    }
+  }
+
+  /** The next decodable event; undecodable ones are reported and skipped. */
+  private take(): TopicEvent<T> | undefined {
+    for (;;) {
+      const raw = this.queue.shift();
+      if (!raw) return undefined;
+      let message: T;
+      try {
+        message = this.options.decode(raw.payload);
+      } catch (error) {
+        this.carry(raw.missed, raw.resumed);
+        this.options.onDecodeError?.(error, raw.key);
+        continue;
+      }
+      return { key: raw.key, message, missed: raw.missed, resumed: raw.resumed };
+    }
+  }
+
+  next(): Promise<IteratorResult<TopicEvent<T>>> {
+    const event = this.take();
+    if (event) return Promise.resolve({ value: event, done: false });
+    if (this.phase === "ended") return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Leaving a `for await` loop closes the subscription. */
+  return(): Promise<IteratorResult<TopicEvent<T>>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<TopicEvent<T>> {
+    return this;
+  }
+}
+
+/** The SUBSCRIBE fields of a selector. */
+export function selectorFields(topic: TopicDesc, selector: Selector): { allKeys: boolean; key: string } {
+  if (typeof selector === "object" && selector !== null) {
+    if ("key" in selector) {
+      if (typeof selector.key !== "string" || selector.key === "") {
+        throw new RpcError(3, `a key of ${topic.name} is a non-empty string, not ${JSON.stringify(selector.key)}`, {
+          retryable: false,
+        });
+      }
+      return { allKeys: false, key: selector.key };
+    }
+    if ("allKeys" in selector && selector.allKeys === true) return { allKeys: true, key: "" };
+    if ("unkeyed" in selector && selector.unkeyed === true) return { allKeys: false, key: "" };
+  }
+  throw new RpcError(
+    3,
+    `a selector of ${topic.name} is { key: "..." }, { allKeys: true } or { unkeyed: true }, not ${JSON.stringify(selector)}`,
+    { retryable: false },
+  );
+}
