@@ -55,6 +55,7 @@ test("a service's awkward members", async () => {
   const reply = new n.HolderT().toBytes();
   const fake = {
     call: (method: MethodDesc, _r: Uint8Array, _o?: CallOptions) => (seen.push({ method }), Promise.resolve(reply)),
+    send: (method: MethodDesc, _r: Uint8Array, _o?: CallOptions) => (seen.push({ method }), Promise.resolve()),
     publish: (topic: TopicDesc, key: string, _p: Uint8Array, _o?: CallOptions) => (seen.push({ topic, key }), Promise.resolve()),
     subscribe: <T>(topic: TopicDesc, selector: Selector, _o: SubscribeOptions<T>) =>
       (seen.push({ topic, selector }), Promise.resolve({} as Subscription<T>)),

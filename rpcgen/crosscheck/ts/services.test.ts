@@ -50,7 +50,7 @@ function fnv1a(name: string): number {
 }
 
 type Recorded =
-  | { kind: "call"; method: MethodDesc; request: Uint8Array; options: CallOptions | undefined }
+  | { kind: "call" | "send"; method: MethodDesc; request: Uint8Array; options: CallOptions | undefined }
   | { kind: "publish"; topic: TopicDesc; key: string; payload: Uint8Array; options: CallOptions | undefined }
   | { kind: "subscribe"; topic: TopicDesc; selector: Selector; decode: (payload: Uint8Array) => unknown; options: object };
 
@@ -62,6 +62,11 @@ class FakeClient {
   call(method: MethodDesc, request: Uint8Array, options?: CallOptions): Promise<Uint8Array> {
     this.seen.push({ kind: "call", method, request, options });
     return Promise.resolve(this.reply);
+  }
+
+  send(method: MethodDesc, request: Uint8Array, options?: CallOptions): Promise<void> {
+    this.seen.push({ kind: "send", method, request, options });
+    return Promise.resolve();
   }
 
   publish(topic: TopicDesc, key: string, payload: Uint8Array, options?: CallOptions): Promise<void> {
@@ -169,16 +174,20 @@ test("a reply that does not verify rejects with DATA_LOSS", async () => {
   }
 });
 
-test("a `-> void` method resolves to nothing once the client has sent it", async () => {
+test("a `-> void` method is sent fire-and-forget and resolves to nothing", async () => {
   const fake = new FakeClient();
-  const api = new SomeApiClient(fake as unknown as Client);
+  const api = new SomeApiClient(fake as unknown as Client, { timeoutMs: 300 });
   const result: void = await api.sub(new RequestSubT({ amount: 5n }));
   assert.equal(result, undefined);
   const sent = fake.last();
-  assert.ok(sent.kind === "call" && sent.method.id === fnv1a("examples.some_api.SomeApi.sub"));
+  assert.ok(sent.kind === "send", `sent with ${sent.kind}`);
+  if (sent.kind !== "send") return;
+  assert.equal(sent.method.id, fnv1a("examples.some_api.SomeApi.sub"));
+  assert.equal(sent.options?.timeoutMs, 300);
+  assert.equal(RequestSubT.fromBytes(sent.request).amount, 5n);
   const shop = new ShopClient(fake as unknown as Client);
   await shop.log(new EntryT({ text: "audit" }));
-  assert.ok(fake.last().kind === "call");
+  assert.ok(fake.last().kind === "send");
 });
 
 test("echo returns the request's bytes", async () => {
@@ -279,6 +288,7 @@ test("requests of every stub encode as their table", async () => {
 });
 
 function pick(r: Recorded): { kind: string; topic: number; key?: string; selector?: Selector } {
+  if (r.kind === "send") return { kind: r.kind, topic: r.method.id };
   if (r.kind === "publish") return { kind: r.kind, topic: r.topic.id, key: r.key };
   if (r.kind === "subscribe") return { kind: r.kind, topic: r.topic.id, selector: r.selector };
   return { kind: r.kind, topic: r.method.id };

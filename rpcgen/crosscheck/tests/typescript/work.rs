@@ -9,9 +9,8 @@
 //!   with every strictness flag TypeScript has (`tsconfig.json`);
 //! - `flatc-src/`, `flatc/<schema>/`: the corpus as flatc's TypeScript generator accepts it (see
 //!   [`flatc_compatible`]) and flatc's output for it, compiled leniently (`flatc/tsconfig.json`);
-//! - `client/`: the `@rpcgen/client` package the generated code imports: `clients-js/src` as it
-//!   is, with a stand-in `index.ts` for the contract's types while the client is not written
-//!   (`ts/client-shim.ts`); `node_modules/@rpcgen/client` links to it;
+//! - `client/`: the `@rpcgen/client` package the generated code imports, `clients-js/src` compiled;
+//!   `node_modules/@rpcgen/client` links to it;
 //! - `tests/`: the drivers of `rpcgen/crosscheck/ts/` and `clients-js/test/verify.test.ts`;
 //! - `out/`: the compiled JavaScript that `node` runs.
 
@@ -128,9 +127,7 @@ fn setup() -> Result<Work, String> {
     // The drivers.
     let sources = repo.join("rpcgen/crosscheck/ts");
     copy_tree(&sources, &dir.join("tests"), &|path, text| {
-        let name = path.file_name().unwrap_or_default();
-        (name != "client-shim.ts" && path.extension().is_some_and(|e| e == "ts"))
-            .then(|| text.to_owned())
+        path.extension().is_some_and(|e| e == "ts").then(|| text.to_owned())
     })?;
     let verify_test = repo.join("clients-js/test/verify.test.ts");
     let text = read(&verify_test)?;
@@ -215,17 +212,11 @@ const CLIENT_TSCONFIG: &str = r#"{
 }
 "#;
 
-/// The `@rpcgen/client` package: `clients-js/src` (tests left out), with the contract's
-/// stand-in as `index.ts` when the client is not there yet.
+/// The `@rpcgen/client` package: `clients-js/src`, compiled here (so the checks need no build of
+/// `clients-js` first) with the entries the package exports.
 fn client_package(repo: &Path, dir: &Path) -> Result<(), String> {
     let client = dir.join("client");
-    copy_tree(&repo.join("clients-js/src"), &client.join("src"), &|path, text| {
-        (!path.to_string_lossy().ends_with(".test.ts")).then(|| text.to_owned())
-    })?;
-    if !client.join("src/index.ts").exists() {
-        let shim = read(&repo.join("rpcgen/crosscheck/ts/client-shim.ts"))?;
-        write(&client.join("src/index.ts"), &shim)?;
-    }
+    copy_tree(&repo.join("clients-js/src"), &client.join("src"), &|_, text| Some(text.to_owned()))?;
     let mut exports = String::new();
     for (entry, file) in [(".", "index"), ("./verify", "verify")] {
         let _ = write!(

@@ -6,7 +6,8 @@
 //!   their stable ids;
 //! - `SomeApiClient`, one async method per RPC and `publishX`/`subscribeX`(`All`) per topic over a
 //!   `Client`. Replies are verified before they are handed out: one that does not verify rejects
-//!   with `RpcError` `DATA_LOSS`; an event that does not verify is skipped (`onDecodeError`);
+//!   with `RpcError` `DATA_LOSS`; an event that does not verify is skipped (`onDecodeError`). A
+//!   `-> void` method is sent fire-and-forget (`Client.send`);
 //! - `SomeApiErrorName` and `someApiError(e)`, which names the declared error an `RpcError`
 //!   carries.
 
@@ -86,12 +87,14 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
         "Calls `{dotted}` through a `Client`: one method per RPC, publish and subscribe per topic."
     ));
     code.open(format!("export class {client_class} {{"));
-    let client_param = format!("Pick<{client_ty}, \"call\" | \"publish\" | \"subscribe\">");
+    let client_param =
+        format!("Pick<{client_ty}, \"call\" | \"send\" | \"publish\" | \"subscribe\">");
     code.line(format!("readonly #client: {client_param};"));
     code.line(format!("readonly #defaults: {call_options};"));
     code.line("");
     code.doc1(
-        "Calls go through `client` (a `Client`, or anything with its `call`, `publish` and `subscribe`); \
+        "Calls go through `client` (a `Client`, or anything with its `call`, `send`, `publish` and \
+         `subscribe`); \
          `defaults` apply to every call, a call's own options taking precedence.",
     );
     code.open(format!("constructor(client: {client_param}, defaults: {call_options} = {{}}) {{"));
@@ -105,9 +108,12 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
         let method = format!("{desc}.methods.{}", member(&m.name, &[]));
         code.line("");
         code.doc(&m.docs);
-        let call = format!(
-            "this.#client.call({method}, request instanceof Uint8Array ? request : request.toBytes(), {{ ...this.#defaults, ...options }})"
-        );
+        // `call` for a reply, `send` (fire-and-forget, as the Rust client sends them) for `-> void`.
+        let call = |what: &str| {
+            format!(
+                "this.#client.{what}({method}, request instanceof Uint8Array ? request : request.toBytes(), {{ ...this.#defaults, ...options }})"
+            )
+        };
         match m.response {
             Some(response) => {
                 let reader = scope.name(response, "");
@@ -115,7 +121,7 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
                 code.open(format!(
                     "async {name}(request: {request} | Uint8Array, options?: {call_options}): Promise<{reader}> {{"
                 ));
-                code.line(format!("const reply = await {call};"));
+                code.line(format!("const reply = await {};", call("call")));
                 let what =
                     format!("the reply of {dotted}.{} is not a valid {}", m.name, table.dotted());
                 code.line(format!(
@@ -127,7 +133,7 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
                 code.open(format!(
                     "async {name}(request: {request} | Uint8Array, options?: {call_options}): Promise<void> {{"
                 ));
-                code.line(format!("await {call};"));
+                code.line(format!("await {};", call("send")));
             }
         }
         code.close("}");

@@ -504,11 +504,11 @@ export const Shop = {
 
 /** Calls `shop.Shop` through a `Client`: one method per RPC, publish and subscribe per topic. */
 export class ShopClient {
-  readonly #client: Pick<$Client, "call" | "publish" | "subscribe">;
+  readonly #client: Pick<$Client, "call" | "send" | "publish" | "subscribe">;
   readonly #defaults: $CallOptions;
 
-  /** Calls go through `client` (a `Client`, or anything with its `call`, `publish` and `subscribe`); `defaults` apply to every call, a call's own options taking precedence. */
-  constructor(client: Pick<$Client, "call" | "publish" | "subscribe">, defaults: $CallOptions = {}) {
+  /** Calls go through `client` (a `Client`, or anything with its `call`, `send`, `publish` and `subscribe`); `defaults` apply to every call, a call's own options taking precedence. */
+  constructor(client: Pick<$Client, "call" | "send" | "publish" | "subscribe">, defaults: $CallOptions = {}) {
     this.#client = client;
     this.#defaults = defaults;
   }
@@ -538,7 +538,7 @@ export class ShopClient {
   }
 
   async async(request: EmptyT | Uint8Array, options?: $CallOptions): Promise<void> {
-    await this.#client.call(Shop.methods.async, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
+    await this.#client.send(Shop.methods.async, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
   }
 
   /**
@@ -553,7 +553,7 @@ export class ShopClient {
    * Fire-and-forget, with a message from another namespace.
    */
   async log(request: $ns$shop$audit.EntryT | Uint8Array, options?: $CallOptions): Promise<void> {
-    await this.#client.call(Shop.methods.log, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
+    await this.#client.send(Shop.methods.log, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
   }
 
   /**
@@ -656,11 +656,11 @@ export const Auditor = {
 
 /** Calls `shop.Auditor` through a `Client`: one method per RPC, publish and subscribe per topic. */
 export class AuditorClient {
-  readonly #client: Pick<$Client, "call" | "publish" | "subscribe">;
+  readonly #client: Pick<$Client, "call" | "send" | "publish" | "subscribe">;
   readonly #defaults: $CallOptions;
 
-  /** Calls go through `client` (a `Client`, or anything with its `call`, `publish` and `subscribe`); `defaults` apply to every call, a call's own options taking precedence. */
-  constructor(client: Pick<$Client, "call" | "publish" | "subscribe">, defaults: $CallOptions = {}) {
+  /** Calls go through `client` (a `Client`, or anything with its `call`, `send`, `publish` and `subscribe`); `defaults` apply to every call, a call's own options taking precedence. */
+  constructor(client: Pick<$Client, "call" | "send" | "publish" | "subscribe">, defaults: $CallOptions = {}) {
     this.#client = client;
     this.#defaults = defaults;
   }
