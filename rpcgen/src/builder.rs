@@ -1,9 +1,11 @@
-//! The `build.rs` API: compile schemas into `OUT_DIR`, like `tonic-build`.
+//! The `build.rs` API: compile schemas into `OUT_DIR`, like `tonic-build`; and into a folder of
+//! TypeScript modules ([`Builder::compile_ts`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::emit::rust::{self, RustOptions};
+use crate::emit::ts::{self, TsOptions};
 use crate::{LoadOptions, check_files};
 
 /// Compiles `.fbs` and `.service` files into one Rust file.
@@ -25,7 +27,19 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     out_name: Option<String>,
     runtime: Option<String>,
+    ts_runtime: Option<String>,
     quiet_cargo: bool,
+}
+
+/// What [`Builder::compile_ts`] wrote: one module per namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratedTs {
+    /// Every module generated, in the output folder, sorted.
+    pub paths: Vec<PathBuf>,
+    /// The modules whose content changed and were written; the others were left untouched.
+    pub changed: Vec<PathBuf>,
+    /// Every file read: the inputs and everything they include.
+    pub files_read: Vec<PathBuf>,
 }
 
 /// What [`Builder::compile`] wrote.
@@ -68,6 +82,13 @@ impl Builder {
         self
     }
 
+    /// The module specifier TypeScript output imports the client runtime by (services import
+    /// it, verifiers `<runtime>/verify`). Defaults to `@rpcgen/client`.
+    pub fn ts_runtime(mut self, specifier: impl Into<String>) -> Builder {
+        self.ts_runtime = Some(specifier.into());
+        self
+    }
+
     /// Don't print `cargo:rerun-if-changed` lines (for use outside build scripts).
     pub fn no_cargo_directives(mut self) -> Builder {
         self.quiet_cargo = true;
@@ -100,6 +121,78 @@ impl Builder {
         let changed = write_if_changed(&path, &code)
             .map_err(|source| Error::Io { path: path.clone(), source })?;
         Ok(Generated { path, changed, files_read })
+    }
+}
+
+impl Builder {
+    /// Compiles `inputs` into TypeScript: one ES module per namespace under the output folder
+    /// (`out_dir`, else `$OUT_DIR`), `index.ts` for the root namespace, each re-exporting its
+    /// child namespaces (see `docs/generated-ts.md`). Each module is rewritten only when its
+    /// content changes. The output folder belongs to one compilation: two compilations sharing
+    /// a namespace would each write its module.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::compile`]: the rendered diagnostics (including generated names that would
+    /// clash), or the I/O error that prevented writing.
+    pub fn compile_ts<P: AsRef<Path>>(self, inputs: &[P]) -> Result<GeneratedTs, Error> {
+        let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        if inputs.is_empty() {
+            return Err(Error::NoInputs);
+        }
+        let out_dir = match self.out_dir {
+            Some(dir) => dir,
+            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(Error::NoOutDir)?,
+        };
+        let options = LoadOptions { include_dirs: self.include_dirs };
+        let runtime = self.ts_runtime.unwrap_or_else(|| TsOptions::default().runtime);
+        let checked = check_files(&inputs, &options);
+        let files_read: Vec<PathBuf> =
+            checked.sources.iter().map(|(_, f)| f.path.clone()).collect();
+        if !self.quiet_cargo {
+            for path in &files_read {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        let model = checked_model(&checked)?;
+        let sources = inputs.iter().map(|p| p.display().to_string()).collect();
+        let files =
+            ts::generate(model, &TsOptions { runtime, sources }).map_err(|diagnostics| {
+                let _ = crate::diag::eprint(&diagnostics, &checked.sources);
+                let rendered = diagnostics.render(&checked.sources, false);
+                Error::Diagnostics { rendered, errors: diagnostics.error_count() }
+            })?;
+        let mut paths = Vec::new();
+        let mut changed = Vec::new();
+        for file in files {
+            let path = out_dir.join(&file.path);
+            if write_if_changed(&path, &file.contents)
+                .map_err(|source| Error::Io { path: path.clone(), source })?
+            {
+                changed.push(path.clone());
+            }
+            paths.push(path);
+        }
+        Ok(GeneratedTs { paths, changed, files_read })
+    }
+}
+
+/// The model of a front-end run, with warnings printed; the diagnostics as an error if it has
+/// errors.
+fn checked_model(checked: &crate::Checked) -> Result<&crate::model::Model, Error> {
+    match &checked.model {
+        Some(model) => {
+            if !checked.diagnostics.is_empty() {
+                // Warnings only. Printing is best effort.
+                let _ = crate::diag::eprint(&checked.diagnostics, &checked.sources);
+            }
+            Ok(model)
+        }
+        None => {
+            let _ = crate::diag::eprint(&checked.diagnostics, &checked.sources);
+            let rendered = checked.diagnostics.render(&checked.sources, false);
+            Err(Error::Diagnostics { rendered, errors: checked.diagnostics.error_count() })
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `rpcgen`: compiles FlatBuffers schemas (`.fbs`) and service files (`.service`) into typed Rust
-//! code, without Google's `flatc`.
+//! and TypeScript code, without Google's `flatc`.
 //!
 //! # Layout
 //!
@@ -11,7 +11,9 @@
 //! - [`check`]: syntax trees → the checked [`model`] (names resolved, flatc's rules enforced,
 //!   struct layouts and stable ids computed). Errors are collected in [`diag`] and rendered like
 //!   rustc's.
-//! - [`emit`]: model → code. Each backend only reads the model.
+//! - [`emit`]: model → code. Each backend only reads the model: [`emit::rust`] (one file per
+//!   compilation, `docs/generated-rust.md`) and [`emit::ts`] (one ES module per namespace,
+//!   `docs/generated-ts.md`).
 //! - [`ids`]: stable numeric ids for methods, topics and errors.
 //! - `case`: snake_case conversion of schema names, shared by the checker and the backends.
 //!
@@ -24,7 +26,8 @@
 //!     .unwrap();
 //! ```
 //!
-//! and in the crate, `gateway_core::include_generated!("monster");`.
+//! and in the crate, `gateway_core::include_generated!("monster");`. For TypeScript,
+//! `Builder::new().out_dir("web/src/generated").compile_ts(&[...])` (or `rpcgen ts`).
 
 pub mod builder;
 pub(crate) mod case;

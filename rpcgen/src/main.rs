@@ -1,4 +1,4 @@
-//! The `rpcgen` command line: check schemas, or generate Rust from them.
+//! The `rpcgen` command line: check schemas, or generate Rust or TypeScript from them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +42,22 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = "::gateway_core")]
         runtime: String,
     },
+    /// Generate TypeScript for the files: one module per namespace under DIR (DIR/index.ts for
+    /// the root namespace), each written only if it changed.
+    Ts {
+        /// Input .fbs and .service files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output folder, owned by this compilation.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A folder to search for included files (repeatable).
+        #[arg(short = 'I', long = "include", value_name = "DIR")]
+        include_dirs: Vec<PathBuf>,
+        /// Module specifier of the client runtime (the verifier is `<runtime>/verify`).
+        #[arg(long, value_name = "SPECIFIER", default_value = "@rpcgen/client")]
+        runtime: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +66,9 @@ fn main() -> ExitCode {
         Command::Check { files, include_dirs } => check(&files, include_dirs),
         Command::Rust { files, out, name, include_dirs, runtime } => {
             rust(&files, include_dirs, &out, name, &runtime)
+        }
+        Command::Ts { files, out, include_dirs, runtime } => {
+            ts(&files, include_dirs, &out, &runtime)
         }
     };
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -81,6 +100,31 @@ fn rust(
         Ok(generated) => {
             let what = if generated.changed { "wrote" } else { "unchanged" };
             eprintln!("{what} {}", generated.path.display());
+            true
+        }
+        // Diagnostics were already printed by the builder.
+        Err(rpcgen::builder::Error::Diagnostics { .. }) => false,
+        Err(err) => {
+            eprintln!("error: {err}");
+            false
+        }
+    }
+}
+
+fn ts(files: &[PathBuf], include_dirs: Vec<PathBuf>, out: &std::path::Path, runtime: &str) -> bool {
+    let mut builder = rpcgen::Builder::new().out_dir(out).ts_runtime(runtime).no_cargo_directives();
+    for dir in include_dirs {
+        builder = builder.include_dir(dir);
+    }
+    match builder.compile_ts(files) {
+        Ok(generated) => {
+            let unchanged = generated.paths.len() - generated.changed.len();
+            for path in &generated.changed {
+                eprintln!("wrote {}", path.display());
+            }
+            if unchanged > 0 {
+                eprintln!("{unchanged} unchanged in {}", out.display());
+            }
             true
         }
         // Diagnostics were already printed by the builder.

@@ -14,6 +14,11 @@
 //! - `tests/flatc/objects.rs`: objects built in Rust are written by our code and printed by flatc.
 //! - `tests/roundtrip.rs`: property tests: arbitrary objects survive `pack` → verify → `unpack`,
 //!   and the verifier rejects arbitrary bytes without a panic.
+//! - `tests/typescript/`: rpcgen's TypeScript output, in Node, against this crate's Rust code (byte
+//!   for byte), flatc's TypeScript output and flatc's JSON decoder, on the same cases; its verifier
+//!   against corrupted buffers; its service stubs; the drivers are in `ts/`. It also needs `node`
+//!   and the repository's `node_modules` (`npm ci`): `cargo test -p rpcgen-crosscheck --test
+//!   typescript`.
 //!
 //! The tests run the binary named by the `FLATC` environment variable, by default
 //! `.tools/flatc/flatc/bin/flatc` in the repository, which `scripts/install-flatc` installs.

@@ -117,20 +117,6 @@ const BYTE_DIFFERENCES: &[(&str, &str, &str)] = &[
     ("attributes", "unsorted", "flatc writes keyed tables in JSON order, then sorts the offsets"),
 ];
 
-/// Root fields (schema, field, default as flatc prints it) that our round trip may write with
-/// their default value where flatc's buffer leaves them out. Reading gives the same value either
-/// way: the object API holds strings and vectors that have a default as plain values (not
-/// `Option`s), so `unpack()` fills the default in and `pack()` writes it; and the builder writes a
-/// NaN equal to a NaN default, since NaN equals nothing.
-const WRITTEN_DEFAULTS: &[(&str, &str, &str)] = &[
-    ("scalars", "a_nan", "nan"),
-    ("vectors", "greeting", "\"hello\""),
-    ("vectors", "motto", r#""\"caf\u00E9\"""#),
-    ("vectors", "none_ints", "[]"),
-    ("vectors", "none_strings", "[]"),
-    ("crlf", "text", "\"crlf\""),
-];
-
 /// A corpus schema with a root type, and our code for that root type.
 struct Schema {
     name: &'static str,
@@ -193,7 +179,8 @@ impl Schema {
                 self.flatc_json(&flatc, &case.flatc_bytes).unwrap_or_else(|e| panic!("{e}"));
             match self.flatc_json(&flatc, &ours) {
                 Ok(actual)
-                    if self.without_written_defaults(actual.clone(), &expected) == expected => {}
+                    if json::without_written_defaults(self.name, actual.clone(), &expected)
+                        == expected => {}
                 Ok(actual) => failures.push(format!(
                     "{}: flatc reads our bytes as\n{actual:#}\nbut its own as\n{expected:#}",
                     case.name
@@ -202,22 +189,6 @@ impl Schema {
             }
         }
         assert!(failures.is_empty(), "{}:\n{}", self.name, failures.join("\n"));
-    }
-
-    /// `ours` without the root fields listed in [`WRITTEN_DEFAULTS`] that hold their default
-    /// value there and are absent from `flatc`'s.
-    fn without_written_defaults(&self, mut ours: Value, flatc: &Value) -> Value {
-        for (schema, field, default) in WRITTEN_DEFAULTS {
-            let default = json::parse(default);
-            if *schema == self.name
-                && flatc.get(field).is_none()
-                && ours.get(field) == Some(&default)
-                && let Some(fields) = ours.as_object_mut()
-            {
-                fields.remove(*field);
-            }
-        }
-        ours
     }
 
     fn check_bytes(&self) {

@@ -114,6 +114,14 @@ impl Flatc {
         })
     }
 
+    /// Runs flatc with `args` (for outputs other than the ones above, such as `--ts`).
+    // Used by the TypeScript checks (`tests/typescript`), which include this file too.
+    #[allow(dead_code)]
+    pub(crate) fn run_in(&self, args: &[&str]) -> Result<(), Error> {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        self.run(&args)
+    }
+
     fn run(&self, args: &[&std::ffi::OsStr]) -> Result<(), Error> {
         let output = Command::new(&self.path)
             .args(args)
