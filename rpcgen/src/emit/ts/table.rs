@@ -314,35 +314,13 @@ fn emit_accessors(scope: &Scope, code: &mut Code, space: &str, dotted: &str, fie
                 "return {owned}.read(this.bb!, this.{tag_acc}(), offset ? this.bb_pos + offset : 0){tail};"
             ));
             code.close("}");
-            for var in &scope.model().union(*id).variants {
-                let (rt, read) = match var.ty {
-                    crate::model::UnionVariantType::Table(t)
-                    | crate::model::UnionVariantType::Struct(t) => {
-                        let t = scope.name(t, "");
-                        (
-                            t.clone(),
-                            format!(
-                                "(obj ?? new {t}()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!)"
-                            ),
-                        )
-                    }
-                    crate::model::UnionVariantType::String => {
-                        ("string".to_owned(), format!("{v}.string(this.bb!, this.bb_pos + offset)"))
-                    }
-                };
-                let name = format!("{base}As{}", upper_camel(&var.name));
-                claim_member(scope, space, &name, dotted, field);
-                let param = if rt == "string" { String::new() } else { format!("obj?: {rt}") };
-                code.line("");
-                code.doc1(format!("The value if it is a `{}`.", var.name));
-                code.open(format!("{name}({param}): {rt} | null {{"));
-                offset_line(code, vt_value);
-                code.line(format!(
-                    "return offset && this.{tag_acc}() === {tag}.{} ? {read} : null;",
-                    super::enums::enum_member(&var.name)
-                ));
-                code.close("}");
-            }
+            let site = VariantSite {
+                index: false,
+                present: "offset",
+                at: "this.bb_pos + offset",
+                what: "The value",
+            };
+            emit_variant_accessors(scope, code, space, dotted, field, *id, &tag_acc, &site);
         }
         Type::Vector(elem) => emit_vector_accessors(scope, code, space, dotted, field, elem),
         Type::Array(..) => unreachable!("arrays only occur in structs"),
@@ -354,6 +332,72 @@ fn default_int(field: &Field) -> i128 {
         Some(Value::Int(i)) => i,
         Some(Value::Float(f)) => f as i128,
         None => 0,
+    }
+}
+
+/// Where the value of a union sits, for its typed accessors: a union field, or element `index`
+/// of a vector of unions.
+struct VariantSite<'a> {
+    /// Whether the accessors take the element's `index` (and the tag accessor too).
+    index: bool,
+    /// The condition under which the value is there.
+    present: &'a str,
+    /// The position of the value's offset in the buffer.
+    at: &'a str,
+    /// How the doc comments name the value.
+    what: &'a str,
+}
+
+/// One accessor per variant of union `id` (`equippedAsWeapon()`, `lootAsWeapon(index)`): the
+/// value if the tag names that variant, else `null`.
+#[allow(clippy::too_many_arguments)]
+fn emit_variant_accessors(
+    scope: &Scope,
+    code: &mut Code,
+    space: &str,
+    dotted: &str,
+    field: &Field,
+    id: DeclId,
+    tag_acc: &str,
+    site: &VariantSite,
+) {
+    let v = scope.v();
+    let tag = scope.name(id, "");
+    let base = camel(&field.name);
+    let at = site.at;
+    for var in &scope.model().union(id).variants {
+        let (rt, read) = match var.ty {
+            crate::model::UnionVariantType::Table(t)
+            | crate::model::UnionVariantType::Struct(t) => {
+                let t = scope.name(t, "");
+                let read =
+                    format!("(obj ?? new {t}()).__init(this.bb!.__indirect({at}), this.bb!)");
+                (t, read)
+            }
+            crate::model::UnionVariantType::String => {
+                ("string".to_owned(), format!("{v}.string(this.bb!, {at})"))
+            }
+        };
+        let name = format!("{base}As{}", upper_camel(&var.name));
+        claim_member(scope, space, &name, dotted, field);
+        let mut params = Vec::new();
+        if site.index {
+            params.push("index: number".to_owned());
+        }
+        if rt != "string" {
+            params.push(format!("obj?: {rt}"));
+        }
+        code.line("");
+        code.doc1(format!("{} if it is a `{}`.", site.what, var.name));
+        code.open(format!("{name}({}): {rt} | null {{", params.join(", ")));
+        offset_line(code, vt(field.id));
+        code.line(format!(
+            "return {} && this.{tag_acc}({}) === {tag}.{} ? {read} : null;",
+            site.present,
+            if site.index { "index" } else { "" },
+            super::enums::enum_member(&var.name)
+        ));
+        code.close("}");
     }
 }
 
@@ -401,14 +445,13 @@ fn emit_vector_accessors(
         }
         Type::Struct(id) | Type::Table(id) => {
             let t = scope.name(*id, "");
-            let (size, at) = match elem {
+            let at = match elem {
                 Type::Struct(_) => {
                     let size = scope.model().struct_(*id).size;
-                    (size, format!("{vector} + index * {size}"))
+                    format!("{vector} + index * {size}")
                 }
-                _ => (4, format!("this.bb!.__indirect({vector} + index * 4)")),
+                _ => format!("this.bb!.__indirect({vector} + index * 4)"),
             };
-            let _ = size;
             code.open(format!("{acc}(index: number, obj?: {t}): {t} | null {{"));
             offset_line(code, vt_value);
             code.line(format!(
@@ -439,35 +482,10 @@ fn emit_vector_accessors(
                 "return {in_range} ? {owned}.read(this.bb!, this.{tag_acc}(index) ?? 0, {vector} + index * 4) : null;"
             ));
             code.close("}");
-            for var in &scope.model().union(*id).variants {
-                let (rt, read) = match var.ty {
-                    crate::model::UnionVariantType::Table(t)
-                    | crate::model::UnionVariantType::Struct(t) => {
-                        let t = scope.name(t, "");
-                        (
-                            t.clone(),
-                            format!(
-                                "(obj ?? new {t}()).__init(this.bb!.__indirect({vector} + index * 4), this.bb!)"
-                            ),
-                        )
-                    }
-                    crate::model::UnionVariantType::String => {
-                        ("string".to_owned(), format!("{v}.string(this.bb!, {vector} + index * 4)"))
-                    }
-                };
-                let name = format!("{base}As{}", upper_camel(&var.name));
-                claim_member(scope, space, &name, dotted, field);
-                let param = if rt == "string" { String::new() } else { format!(", obj?: {rt}") };
-                code.line("");
-                code.doc1(format!("Element `index` if it is a `{}`.", var.name));
-                code.open(format!("{name}(index: number{param}): {rt} | null {{"));
-                offset_line(code, vt_value);
-                code.line(format!(
-                    "return {in_range} && this.{tag_acc}(index) === {tag}.{} ? {read} : null;",
-                    super::enums::enum_member(&var.name)
-                ));
-                code.close("}");
-            }
+            let at = format!("{vector} + index * 4");
+            let site =
+                VariantSite { index: true, present: &in_range, at: &at, what: "Element `index`" };
+            emit_variant_accessors(scope, code, space, dotted, field, *id, &tag_acc, &site);
         }
         other => unreachable!("vector of {other:?}"),
     }
