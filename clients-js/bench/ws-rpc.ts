@@ -1,6 +1,6 @@
 // The WebSocket RPC benchmark's load generator, in Node: pipelined Echo calls through the
 // gateway with @rpcgen/client and the stubs rpcgen generates, or the same load of bare binary
-// messages to a raw WebSocket echo server (`raw-ws-echo`), the baseline. Both sides use the
+// messages to a raw WebSocket echo server (`raw-echo --websocket`), the baseline. Both sides use the
 // `ws` package, so the difference is the protocol, the client library and the gateway.
 //
 // Bundled and run by scripts/bench-ws, which imports the generated Echo stubs from

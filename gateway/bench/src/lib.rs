@@ -27,7 +27,7 @@
 //! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
 //! - [`fanout`]: the fan-out mode, [`fanout::run`].
 //! - [`raw_echo`] and [`raw_fanout`]: the baseline servers; [`raw_ws_echo`]: the WebSocket
-//!   echo, the baseline of WebSocket clients' benchmarks (`raw-ws-echo`).
+//!   echo, the baseline of WebSocket clients' benchmarks (`raw-echo --websocket`).
 //! - [`open_files`]: raising the open-files limit for thousands of connections.
 //! - [`mod@error`]: [`LoadError`], why a run fails.
 //!

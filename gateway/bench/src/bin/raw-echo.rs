@@ -1,9 +1,13 @@
-//! The load generator's baseline: a raw length-framed TCP echo (see `gateway_bench::raw_echo`).
+//! The baselines of the RPC benchmarks: a raw length-framed TCP echo (see
+//! `gateway_bench::raw_echo`), what `loadgen --target raw` measures; with `--websocket`, a raw
+//! WebSocket echo (see `gateway_bench::raw_ws_echo`), what WebSocket clients' benchmarks compare
+//! the gateway's WebSocket endpoint against (`scripts/bench-ws`).
 //!
 //! Run with:
 //!
 //! ```sh
 //! cargo run --release -p gateway-bench --bin raw-echo -- --listen 127.0.0.1:7001 --threads 1
+//! cargo run --release -p gateway-bench --bin raw-echo -- --websocket --listen 127.0.0.1:7003
 //! ```
 //!
 //! It serves until Ctrl-C or SIGTERM.
@@ -15,7 +19,8 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Echoes every length-prefixed frame back unchanged.
+/// Echoes every length-prefixed frame (or, with --websocket, every binary WebSocket message) back
+/// unchanged.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -25,6 +30,9 @@ struct Args {
     /// Tokio worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Speak WebSocket: echo binary messages rather than length-prefixed frames.
+    #[arg(long)]
+    websocket: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,9 +49,15 @@ fn main() -> anyhow::Result<()> {
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on `{}`", args.listen))?;
-        println!("raw-echo listening on {}", listener.local_addr()?);
+        let what = if args.websocket { "WebSocket" } else { "framed TCP" };
+        println!("raw-echo ({what}) listening on {}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         tokio::spawn(gateway_bench::stop_on_signal(shutdown.clone()));
-        gateway_bench::raw_echo::serve(listener, shutdown).await.context("accept failed")
+        let served = if args.websocket {
+            gateway_bench::raw_ws_echo::serve(listener, shutdown).await
+        } else {
+            gateway_bench::raw_echo::serve(listener, shutdown).await
+        };
+        served.context("accept failed")
     })
 }
