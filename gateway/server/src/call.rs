@@ -40,9 +40,11 @@ pub(crate) struct Call {
     /// Cancelled by the client's CANCEL, or when the connection's calls stop.
     pub(crate) cancel: CancellationToken,
     pub(crate) received: Instant,
-    /// Places under the per-connection and global in-flight caps, freed when the answer is
-    /// queued (so that a client not reading its replies runs into its cap).
-    pub(crate) _permits: [OwnedSemaphorePermit; 2],
+    /// Places under the per-connection and global in-flight caps. Freed just before the answer
+    /// is queued: the client may send its next request the moment it reads the answer, and that
+    /// request must find the place free. (A client that stops reading its replies is held back
+    /// by the send queue, on which the session's reader then waits.)
+    pub(crate) permits: Option<[OwnedSemaphorePermit; 2]>,
 }
 
 /// Call ids (`rpc-call-id`): unique among the calls of every gateway on the bus, since services
@@ -112,7 +114,7 @@ pub(crate) async fn run(mut call: Call) {
         shared.metrics.call_finished(call.route, code, call.received.elapsed());
         if !call.fire_and_forget {
             call.conn.finish_call(call.request_id);
-            answer(&call, result.map(|()| Bytes::new())).await;
+            answer(&mut call, result.map(|()| Bytes::new())).await;
         }
         return;
     }
@@ -162,15 +164,17 @@ pub(crate) async fn run(mut call: Call) {
     let code = status.as_ref().map_or_else(|(s, _)| s.code(), |_| Code::Ok);
     shared.metrics.call_finished(call.route, code, call.received.elapsed());
     call.conn.finish_call(call.request_id);
-    answer(&call, status).await;
+    answer(&mut call, status).await;
 }
 
 fn deadline_exceeded(timeout: Duration) -> Status {
     Status::deadline_exceeded(format!("deadline exceeded after {}ms", timeout.as_millis()))
 }
 
-/// Queues the answer to `call`. A reply too large for the client becomes an ERROR.
-async fn answer(call: &Call, result: Result<Bytes, (Status, Bytes)>) {
+/// Frees `call`'s places under the in-flight caps and queues its answer. A reply too large for
+/// the client becomes an ERROR.
+async fn answer(call: &mut Call, result: Result<Bytes, (Status, Bytes)>) {
+    drop(call.permits.take());
     let id = call.request_id;
     let frame = match result {
         Ok(payload) => Frame::Response(Response { request_id: id, payload }),

@@ -511,7 +511,7 @@ impl Session {
             timeout,
             cancel,
             received: std::time::Instant::now(),
-            _permits: permits,
+            permits: Some(permits),
         };
         shared.metrics.call_started();
         // Boxed: the call's future is large, and spawning moves it several times before it
