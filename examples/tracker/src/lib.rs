@@ -14,3 +14,6 @@ pub use examples::tracker::{
     DeviceListT, DeviceReport, DeviceReportArgs, DeviceReportT, DeviceT, HistoryT, LastPositionsT,
     ListDevicesT, PositionT, PositionsT, TripListT, TripT, TripsT,
 };
+
+pub mod packet;
+pub mod replay;
