@@ -17,3 +17,4 @@ pub use examples::tracker::{
 
 pub mod packet;
 pub mod replay;
+pub mod store;
