@@ -18,3 +18,4 @@ pub use examples::tracker::{
 pub mod packet;
 pub mod replay;
 pub mod store;
+pub mod trips;
