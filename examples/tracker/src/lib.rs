@@ -19,5 +19,6 @@ pub mod enrol;
 pub mod ingest;
 pub mod packet;
 pub mod replay;
+pub mod service;
 pub mod store;
 pub mod trips;
