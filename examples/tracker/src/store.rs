@@ -1,0 +1,326 @@
+//! The tracker's storage: one SQLite file holding the devices (with their keys and highest
+//! accepted counters) and every accepted position.
+//!
+//! - The schema is created and migrated by [`Store::open`]: [`MIGRATIONS`] is an ordered list,
+//!   `PRAGMA user_version` says how many are applied, each is applied in its own transaction, and
+//!   a database from a newer tracker (a version above the list's length) is refused.
+//! - WAL mode with `synchronous = FULL`: a committed batch survives a crash of the process and of
+//!   the machine, which is what lets the ingest acknowledge a report once its batch is committed.
+//! - SQLite integers are signed: device ids and counters (`u64`) are stored bit for bit as `i64`;
+//!   times (ms since 1970) are stored as they are, saturating at `i64::MAX`.
+//!
+//! The store is synchronous (a std mutex around one connection, never held across an `.await`);
+//! async code calls it through `tokio::task::spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::PositionT;
+use crate::packet::DeviceKey;
+
+/// The schema migrations, in order. `PRAGMA user_version` is the number applied. Append only:
+/// never edit one that has shipped.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: devices and positions.
+    "CREATE TABLE devices (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL,
+         key BLOB NOT NULL CHECK (length(key) = 32),
+         enabled INTEGER NOT NULL DEFAULT 1,
+         created_ms INTEGER NOT NULL,
+         highest_counter INTEGER NOT NULL DEFAULT 0,
+         last_seen_ms INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE positions (
+         device_id INTEGER NOT NULL REFERENCES devices (id),
+         counter INTEGER NOT NULL,
+         time_ms INTEGER NOT NULL,
+         received_ms INTEGER NOT NULL,
+         lat REAL NOT NULL,
+         lon REAL NOT NULL,
+         speed REAL NOT NULL,
+         heading REAL NOT NULL,
+         accuracy REAL NOT NULL,
+         battery INTEGER,
+         PRIMARY KEY (device_id, counter)
+     ) WITHOUT ROWID;
+     CREATE INDEX positions_by_time ON positions (device_id, time_ms, counter);",
+];
+
+/// What went wrong with the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database `{path}`: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "the database `{path}` has schema version {found}, newer than this tracker knows ({known}): run a newer tracker"
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: usize },
+    #[error("cannot migrate the database `{path}` to schema version {version}: {source}")]
+    Migrate { path: PathBuf, version: usize, source: rusqlite::Error },
+    #[error("a device with id {0} already exists")]
+    DuplicateDevice(u64),
+    #[error("no device with id {0}")]
+    UnknownDevice(u64),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// An enrolled device, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: u64,
+    pub name: String,
+    pub key: DeviceKey,
+    pub enabled: bool,
+    pub created_ms: u64,
+    /// The highest counter accepted from it (0 if none).
+    pub highest_counter: u64,
+    /// When its last position was received (0 if never).
+    pub last_seen_ms: u64,
+}
+
+/// The database. See the module docs.
+#[derive(Debug)]
+pub struct Store {
+    /// One connection; a std mutex, never held across an `.await`.
+    conn: Mutex<Connection>,
+}
+
+/// `u64` ids and counters, bit for bit.
+fn to_sql(v: u64) -> i64 {
+    v as i64
+}
+
+fn from_sql(v: i64) -> u64 {
+    v as u64
+}
+
+/// Times, saturating.
+fn time_to_sql(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+const POSITION_COLUMNS: &str =
+    "device_id, counter, time_ms, received_ms, lat, lon, speed, heading, accuracy, battery";
+
+fn position_from_row(row: &Row<'_>) -> rusqlite::Result<PositionT> {
+    Ok(PositionT {
+        device_id: from_sql(row.get(0)?),
+        counter: from_sql(row.get(1)?),
+        time_ms: from_sql(row.get::<_, i64>(2)?.max(0)),
+        received_ms: from_sql(row.get::<_, i64>(3)?.max(0)),
+        lat: row.get(4)?,
+        lon: row.get(5)?,
+        speed_mps: row.get::<_, f64>(6)? as f32,
+        heading_deg: row.get::<_, f64>(7)? as f32,
+        accuracy_m: row.get::<_, f64>(8)? as f32,
+        battery: row.get(9)?,
+    })
+}
+
+fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    let key: Vec<u8> = row.get(2)?;
+    Ok(DeviceRecord {
+        id: from_sql(row.get(0)?),
+        name: row.get(1)?,
+        // The CHECK constraint keeps every key 32 bytes long.
+        key: key.try_into().unwrap_or([0; 32]),
+        enabled: row.get(3)?,
+        created_ms: from_sql(row.get::<_, i64>(4)?.max(0)),
+        highest_counter: from_sql(row.get(5)?),
+        last_seen_ms: from_sql(row.get::<_, i64>(6)?.max(0)),
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, name, key, enabled, created_ms, highest_counter, last_seen_ms";
+
+impl Store {
+    /// Opens (creating it if needed) the database at `path`, and brings its schema up to date.
+    ///
+    /// # Errors
+    /// The file cannot be opened or is not a database ([`StoreError::Open`]), its schema is newer
+    /// than this tracker knows ([`StoreError::NewerSchema`]), or a migration fails.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let open_error = |source| StoreError::Open { path: path.to_owned(), source };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(open_error)?;
+        migrate(&mut conn, path)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolls back an
+        // unfinished transaction when it is dropped.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The schema version (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn().pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Adds a device.
+    ///
+    /// # Errors
+    /// [`StoreError::DuplicateDevice`] if the id is taken.
+    pub fn add_device(
+        &self,
+        id: u64,
+        name: &str,
+        key: &DeviceKey,
+        created_ms: u64,
+    ) -> Result<(), StoreError> {
+        let result = self.conn().execute(
+            "INSERT INTO devices (id, name, key, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![to_sql(id), name, &key[..], time_to_sql(created_ms)],
+        );
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::DuplicateDevice(id))
+            }
+            other => other.map(drop).map_err(StoreError::from),
+        }
+    }
+
+    /// Enables or disables a device (a disabled device's reports are dropped as unknown).
+    pub fn set_enabled(&self, id: u64, enabled: bool) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE devices SET enabled = ?2 WHERE id = ?1",
+            params![to_sql(id), enabled],
+        )?;
+        if changed == 0 { Err(StoreError::UnknownDevice(id)) } else { Ok(()) }
+    }
+
+    /// Every device, by id.
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"))?;
+        let mut devices = stmt.query_map([], device_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        devices.sort_by_key(|d| d.id);
+        Ok(devices)
+    }
+
+    /// One device.
+    pub fn device(&self, id: u64) -> Result<Option<DeviceRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"))?;
+        Ok(stmt.query_row([to_sql(id)], device_from_row).optional()?)
+    }
+
+    /// Stores a batch of accepted positions in one transaction, raising each device's highest
+    /// counter and last-seen time. When it returns `Ok`, the batch is durable. A position whose
+    /// (device, counter) is already stored is skipped.
+    ///
+    /// # Errors
+    /// On any error nothing of the batch is stored.
+    pub fn insert_positions(&self, positions: &[PositionT]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO positions ({POSITION_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?;
+            let mut read = tx.prepare_cached(
+                "SELECT highest_counter, last_seen_ms FROM devices WHERE id = ?1",
+            )?;
+            let mut update = tx.prepare_cached(
+                "UPDATE devices SET highest_counter = ?2, last_seen_ms = ?3 WHERE id = ?1",
+            )?;
+            for p in positions {
+                insert.execute(params![
+                    to_sql(p.device_id),
+                    to_sql(p.counter),
+                    time_to_sql(p.time_ms),
+                    time_to_sql(p.received_ms),
+                    p.lat,
+                    p.lon,
+                    f64::from(p.speed_mps),
+                    f64::from(p.heading_deg),
+                    f64::from(p.accuracy_m),
+                    p.battery,
+                ])?;
+                let (highest, last_seen): (i64, i64) = read
+                    .query_row([to_sql(p.device_id)], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .ok_or(StoreError::UnknownDevice(p.device_id))?;
+                let highest = from_sql(highest).max(p.counter);
+                let last_seen = last_seen.max(time_to_sql(p.received_ms));
+                update.execute(params![to_sql(p.device_id), to_sql(highest), last_seen])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A device's newest position by fix time (the highest counter among equal times).
+    pub fn last_position(&self, device_id: u64) -> Result<Option<PositionT>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {POSITION_COLUMNS} FROM positions WHERE device_id = ?1
+             ORDER BY time_ms DESC, counter DESC LIMIT 1"
+        ))?;
+        Ok(stmt.query_row([to_sql(device_id)], position_from_row).optional()?)
+    }
+
+    /// A device's positions with a fix time in `from_ms ..= to_ms`, at most `limit` of them:
+    /// the oldest first, or with `newest_first` the newest first (so the most recent `limit`).
+    pub fn history(
+        &self,
+        device_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+        limit: u32,
+        newest_first: bool,
+    ) -> Result<Vec<PositionT>, StoreError> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {POSITION_COLUMNS} FROM positions
+             WHERE device_id = ?1 AND time_ms BETWEEN ?2 AND ?3
+             ORDER BY time_ms {order}, counter {order} LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![to_sql(device_id), time_to_sql(from_ms), time_to_sql(to_ms), limit],
+            position_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Applies the migrations the database lacks, each in its own transaction.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+    if found < 0 || found as u64 > MIGRATIONS.len() as u64 {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index + 1;
+        let migrate_error = |source| StoreError::Migrate { path: path.to_owned(), version, source };
+        let tx = conn.transaction().map_err(migrate_error)?;
+        tx.execute_batch(sql).map_err(migrate_error)?;
+        tx.pragma_update(None, "user_version", version as i64).map_err(migrate_error)?;
+        tx.commit().map_err(migrate_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

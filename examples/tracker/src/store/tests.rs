@@ -1,0 +1,164 @@
+use super::*;
+
+fn key(n: u8) -> DeviceKey {
+    [n; 32]
+}
+
+fn position(device_id: u64, counter: u64, time_ms: u64) -> PositionT {
+    PositionT {
+        device_id,
+        counter,
+        time_ms,
+        received_ms: time_ms + 50,
+        lat: 48.0 + counter as f64 / 1000.0,
+        lon: 2.0,
+        speed_mps: 1.25,
+        heading_deg: 90.0,
+        accuracy_m: 3.5,
+        battery: if counter % 2 == 0 { Some(50) } else { None },
+    }
+}
+
+fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tracker.db");
+    (dir, path)
+}
+
+#[test]
+fn migrates_from_empty_and_reopens_idempotently() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    store.add_device(1, "one", &key(1), 1000).unwrap();
+    drop(store);
+    for _ in 0..2 {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(store.devices().unwrap().len(), 1);
+    }
+    let journal: String = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_error() {
+    let (_dir, path) = temp_db();
+    drop(Store::open(&path).unwrap());
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let error = Store::open(&path).unwrap_err();
+    assert!(matches!(error, StoreError::NewerSchema { found: 99, .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("schema version 99") && text.contains("newer"), "{text}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let (_dir, path) = temp_db();
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    let error = Store::open(&path).unwrap_err();
+    assert!(error.to_string().contains("tracker.db"), "{error}");
+}
+
+#[test]
+fn devices_round_trip_and_duplicates_are_refused() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let big = u64::MAX - 3; // above i64::MAX: stored bit for bit
+    store.add_device(big, "big", &key(9), 5).unwrap();
+    store.add_device(2, "two", &key(2), 6).unwrap();
+    assert!(matches!(
+        store.add_device(2, "again", &key(3), 7),
+        Err(StoreError::DuplicateDevice(2))
+    ));
+    let devices = store.devices().unwrap();
+    assert_eq!(devices.iter().map(|d| d.id).collect::<Vec<_>>(), [2, big]);
+    let device = store.device(big).unwrap().unwrap();
+    assert_eq!((device.name.as_str(), device.key, device.enabled), ("big", key(9), true));
+    store.set_enabled(big, false).unwrap();
+    assert!(!store.device(big).unwrap().unwrap().enabled);
+    assert!(matches!(store.set_enabled(77, true), Err(StoreError::UnknownDevice(77))));
+    assert_eq!(store.device(77).unwrap(), None);
+}
+
+#[test]
+fn committed_positions_and_highest_counters_survive_a_reopen() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store.add_device(1, "one", &key(1), 0).unwrap();
+    store.add_device(2, "two", &key(2), 0).unwrap();
+    let batch: Vec<_> = (1..=50).map(|c| position(1, c, 10_000 + c * 1000)).collect();
+    store.insert_positions(&batch).unwrap();
+    // Out of order within a batch: the highest counter is the maximum, not the last.
+    store
+        .insert_positions(&[position(2, u64::MAX - 1, 5), position(2, 3, 4), position(1, 51, 9)])
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    let one = store.device(1).unwrap().unwrap();
+    assert_eq!(one.highest_counter, 51);
+    assert_eq!(one.last_seen_ms, 10_000 + 50 * 1000 + 50);
+    assert_eq!(store.device(2).unwrap().unwrap().highest_counter, u64::MAX - 1);
+    let all = store.history(1, 0, u64::MAX, 1000, false).unwrap();
+    assert_eq!(all.len(), 51);
+    assert_eq!(all[1..], batch[..], "values kept exactly, ordered by time");
+    assert_eq!(all[0], position(1, 51, 9));
+    assert_eq!(store.last_position(1).unwrap(), Some(batch[49].clone()));
+    assert_eq!(store.last_position(2).unwrap().unwrap().counter, u64::MAX - 1);
+}
+
+#[test]
+fn a_failing_batch_stores_nothing() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store.add_device(1, "one", &key(1), 0).unwrap();
+    let batch = [position(1, 1, 100), position(404, 1, 100)];
+    assert!(store.insert_positions(&batch).is_err());
+    assert!(store.history(1, 0, u64::MAX, 10, false).unwrap().is_empty());
+    assert_eq!(store.device(1).unwrap().unwrap().highest_counter, 0);
+}
+
+#[test]
+fn history_ranges_are_inclusive_limited_and_ordered() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store.add_device(1, "one", &key(1), 0).unwrap();
+    store.add_device(2, "two", &key(2), 0).unwrap();
+    let positions: Vec<_> = (1..=10).map(|c| position(1, c, c * 100)).collect();
+    store.insert_positions(&positions).unwrap();
+    store.insert_positions(&[position(2, 1, 300)]).unwrap();
+
+    let counters = |v: Vec<PositionT>| v.iter().map(|p| p.counter).collect::<Vec<_>>();
+    assert_eq!(counters(store.history(1, 300, 600, 100, false).unwrap()), [3, 4, 5, 6]);
+    assert_eq!(counters(store.history(1, 301, 599, 100, false).unwrap()), [4, 5]);
+    assert_eq!(counters(store.history(1, 300, 600, 2, false).unwrap()), [3, 4]);
+    assert_eq!(counters(store.history(1, 300, 600, 2, true).unwrap()), [6, 5]);
+    assert_eq!(counters(store.history(1, 0, u64::MAX, 3, true).unwrap()), [10, 9, 8]);
+    assert!(store.history(1, 1001, 2000, 100, false).unwrap().is_empty());
+    assert!(store.history(1, 600, 300, 100, false).unwrap().is_empty());
+    assert_eq!(counters(store.history(2, 0, u64::MAX, 100, false).unwrap()), [1]);
+    assert!(store.history(3, 0, u64::MAX, 100, false).unwrap().is_empty());
+}
+
+#[test]
+fn the_history_query_uses_the_index() {
+    let (_dir, path) = temp_db();
+    drop(Store::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT * FROM positions
+             WHERE device_id = 1 AND time_ms BETWEEN 0 AND 10 ORDER BY time_ms, counter",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(plan.iter().any(|p| p.contains("positions_by_time")), "{plan:?}");
+    assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "no sort step: {plan:?}");
+}
