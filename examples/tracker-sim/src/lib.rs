@@ -1,0 +1,12 @@
+//! Simulated tracker devices: the synthetic city, vehicles moving through it, and the device
+//! side of the report protocol (`docs/tracker-devices.md`), sending real UDP to a tracker.
+//!
+//! Layout:
+//!
+//! - [`rng`]: the seeded random numbers everything draws from, so a seed fixes a city and a fleet;
+//! - [`geo`]: degrees and local metres;
+//! - [`city`]: the street graph, river, parks and names, and its GeoJSON basemap.
+
+pub mod city;
+pub mod geo;
+pub mod rng;
