@@ -5,8 +5,12 @@
 //!
 //! - [`rng`]: the seeded random numbers everything draws from, so a seed fixes a city and a fleet;
 //! - [`geo`]: degrees and local metres;
-//! - [`city`]: the street graph, river, parks and names, and its GeoJSON basemap.
+//! - [`city`]: the street graph, river, parks and names, and its GeoJSON basemap;
+//! - [`route`]: quickest paths over the graph;
+//! - [`motion`]: vehicles moving along routes, and their GPS fixes.
 
 pub mod city;
 pub mod geo;
+pub mod motion;
 pub mod rng;
+pub mod route;
