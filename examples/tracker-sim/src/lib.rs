@@ -7,9 +7,15 @@
 //! - [`geo`]: degrees and local metres;
 //! - [`city`]: the street graph, river, parks and names, and its GeoJSON basemap;
 //! - [`route`]: quickest paths over the graph;
-//! - [`motion`]: vehicles moving along routes, and their GPS fixes.
+//! - [`motion`]: vehicles moving along routes, and their GPS fixes;
+//! - [`enrolment`]: the enrolment URI a device scans;
+//! - [`device`]: report plaintext, sealing and acknowledgements (`docs/tracker-devices.md`);
+//! - [`counters`]: report counters persisted across restarts.
 
 pub mod city;
+pub mod counters;
+pub mod device;
+pub mod enrolment;
 pub mod geo;
 pub mod motion;
 pub mod rng;
