@@ -10,7 +10,8 @@
 //! - [`motion`]: vehicles moving along routes, and their GPS fixes;
 //! - [`enrolment`]: the enrolment URI a device scans;
 //! - [`device`]: report plaintext, sealing and acknowledgements (`docs/tracker-devices.md`);
-//! - [`counters`]: report counters persisted across restarts.
+//! - [`counters`]: report counters persisted across restarts;
+//! - [`sim`]: the devices riding the fleet, sending reports over UDP and counting acknowledgements.
 
 pub mod city;
 pub mod counters;
@@ -20,3 +21,4 @@ pub mod geo;
 pub mod motion;
 pub mod rng;
 pub mod route;
+pub mod sim;
