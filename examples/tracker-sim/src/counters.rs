@@ -1,0 +1,136 @@
+//! Report counters that survive restarts: a device MUST never use a counter twice
+//! (`docs/tracker-devices.md`: the counter is the nonce, and the tracker refuses replays).
+//!
+//! The file holds, per device, the highest counter *reserved*: a line `<device id> <counter>`.
+//! Counters are reserved in blocks of [`BLOCK`], the file rewritten (to a temporary file, synced,
+//! renamed over) before the first counter of a block is used. A simulator killed at any point
+//! starts again above everything it may have sent, skipping at most one block per device.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How many counters one write of the file reserves.
+pub const BLOCK: u64 = 1000;
+
+/// Why the counters could not be read or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    #[error("cannot {action} the counter file {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("the counter file {path} line {line} is not `<device id> <counter>`: {text:?}")]
+    Corrupt { path: PathBuf, line: usize, text: String },
+    #[error("device {0}'s counter is exhausted")]
+    Exhausted(u64),
+}
+
+/// Every device's next counter, backed by a file.
+#[derive(Debug)]
+pub struct Counters {
+    path: PathBuf,
+    /// The highest counter reserved in the file, per device.
+    reserved: BTreeMap<u64, u64>,
+    /// The next counter to hand out, per device.
+    next: BTreeMap<u64, u64>,
+}
+
+impl Counters {
+    /// Reads the file at `path`; a missing file means no device has sent anything yet.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be read or a line is not `<device id> <counter>`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Counters, CounterError> {
+        let path = path.into();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(CounterError::Io { action: "read", path, source }),
+        };
+        let mut reserved = BTreeMap::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let parsed = line.split_once(' ').and_then(|(id, counter)| {
+                Some((id.parse::<u64>().ok()?, counter.trim().parse::<u64>().ok()?))
+            });
+            let Some((id, counter)) = parsed else {
+                return Err(CounterError::Corrupt { path, line: i + 1, text: line.to_string() });
+            };
+            reserved.insert(id, counter);
+        }
+        // Everything reserved may have been used: start above it.
+        let next = reserved.iter().map(|(&id, &c)| (id, c.saturating_add(1))).collect();
+        Ok(Counters { path, reserved, next })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The counter for `device_id`'s next report (1 for its first ever), saving a new
+    /// reservation first when the current block is used up.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be written, or the counter reached `u64::MAX`.
+    pub fn next(&mut self, device_id: u64) -> Result<u64, CounterError> {
+        let counter = *self.next.get(&device_id).unwrap_or(&1);
+        if counter == u64::MAX {
+            return Err(CounterError::Exhausted(device_id));
+        }
+        if counter > self.reserved.get(&device_id).copied().unwrap_or(0) {
+            self.reserved.insert(device_id, counter.saturating_add(BLOCK - 1));
+            self.save()?;
+        }
+        self.next.insert(device_id, counter + 1);
+        Ok(counter)
+    }
+
+    fn save(&self) -> Result<(), CounterError> {
+        let io =
+            |action| move |source| CounterError::Io { action, path: self.path.clone(), source };
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = std::fs::File::create(&tmp).map_err(io("create"))?;
+        for (id, counter) in &self.reserved {
+            writeln!(file, "{id} {counter}").map_err(io("write"))?;
+        }
+        file.sync_all().map_err(io("sync"))?;
+        std::fs::rename(&tmp, &self.path).map_err(io("replace"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_start_at_one_increase_and_never_repeat_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters");
+        let mut c = Counters::open(&path).unwrap();
+        assert_eq!((c.next(7).unwrap(), c.next(7).unwrap(), c.next(9).unwrap()), (1, 2, 1));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("7 {BLOCK}\n9 {BLOCK}\n"));
+        // A "crash": nothing more is written, the next run starts above the reservation.
+        drop(c);
+        let mut c = Counters::open(&path).unwrap();
+        assert_eq!(c.next(7).unwrap(), BLOCK + 1);
+        for expected in BLOCK + 2..=2 * BLOCK + 5 {
+            assert_eq!(c.next(7).unwrap(), expected);
+        }
+        assert_eq!(Counters::open(&path).unwrap().next(7).unwrap(), 3 * BLOCK + 1);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters");
+        std::fs::write(&path, "7 1000\nseven 12\n").unwrap();
+        let err = Counters::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, CounterError::Corrupt { line: 2, text, .. } if text == "seven 12"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 2"));
+    }
+}
