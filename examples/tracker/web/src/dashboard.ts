@@ -1,0 +1,236 @@
+// One signed-in session: the client connected with the user's token, the devices the token may
+// see (the `devices` RPC, again after each reconnection), one `position` subscription per device
+// (a restricted token may not subscribe to all keys), the trails seeded from `history`, the list,
+// the markers and the trips panel. `dispose()` ends it all (log out, refused token).
+
+import { Client, type ConnectionState, type RpcError } from "@rpcgen/client";
+import type * as L from "leaflet";
+
+import * as tracker from "../generated/examples/tracker.js";
+import { describe, showState } from "./connection.js";
+import { DeviceList } from "./devicelist.js";
+import { colorOf, Device, type Fix, TRAIL_MS } from "./fleet.js";
+import { FleetMap } from "./fleetmap.js";
+import { TripsPanel } from "./trips.js";
+
+/** The page elements a session fills. */
+export interface SessionElements {
+  readonly state: HTMLElement;
+  readonly devices: HTMLElement;
+  readonly deviceCount: HTMLElement;
+  readonly devicesError: HTMLElement;
+  readonly follow: HTMLElement;
+  readonly followName: HTMLElement;
+  readonly followStop: HTMLButtonElement;
+  readonly trips: ConstructorParameters<typeof TripsPanel>[2];
+}
+
+/** A position as the page keeps it. */
+export function fixOf(p: tracker.Position): Fix {
+  return {
+    timeMs: Number(p.timeMs()),
+    receivedMs: Number(p.receivedMs()),
+    lat: p.lat(),
+    lon: p.lon(),
+    speedMps: p.speedMps(),
+    headingDeg: p.headingDeg(),
+  };
+}
+
+export class Dashboard {
+  readonly #client: Client;
+  readonly #api: tracker.TrackerClient;
+  readonly #devices = new Map<string, Device>();
+  readonly #subscribed = new Set<string>();
+  readonly #list: DeviceList;
+  readonly #fleet: FleetMap;
+  readonly #trips: TripsPanel;
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #errors = new Map<string, string>();
+  #selected: string | undefined;
+  #wasConnected = false;
+  #disposed = false;
+  #ticks = 0;
+
+  /**
+   * Connects to `gateway` with `token` and starts showing the user's devices.
+   *
+   * @param onClosed called once if the gateway refuses the client for good (a bad or expired
+   *   token, a ban), with the reason; not called after `dispose()`.
+   */
+  constructor(
+    map: L.Map,
+    gateway: string,
+    token: string,
+    private readonly el: SessionElements,
+    private readonly onClosed: (error: RpcError) => void,
+  ) {
+    this.#client = new Client({ endpoints: [gateway], token, name: "tracker-dashboard", defaultTimeoutMs: 10_000 });
+    this.#api = new tracker.TrackerClient(this.#client);
+    this.#list = new DeviceList(el.devices, (key) => this.select(key));
+    this.#fleet = new FleetMap(map, (key) => this.select(key), (key) => this.#showFollow(key));
+    this.#trips = new TripsPanel(map, this.#api, el.trips, () => this.#fleet.follow(undefined));
+    el.followStop.onclick = () => this.#fleet.follow(undefined);
+    this.#onState(this.#client.state);
+    this.#client.onStateChange((state) => this.#onState(state));
+    this.#timer = setInterval(() => this.#tick(), 1000);
+  }
+
+  /** Selects a device: marks it, follows it on the map, opens its trips. */
+  select(key: string): void {
+    const device = this.#devices.get(key);
+    if (!device) return;
+    const again = this.#selected === key;
+    this.#selected = key;
+    this.#list.select(key);
+    this.#fleet.select(key);
+    if (!again) this.#trips.open(device);
+    this.#fleet.follow(key);
+  }
+
+  /** Ends the session: closes the client (and so the subscriptions), clears what it drew. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    clearInterval(this.#timer);
+    void this.#client.close();
+    this.#fleet.clear();
+    this.#trips.open(undefined);
+    this.el.devices.replaceChildren();
+    this.el.deviceCount.textContent = "";
+    this.el.devicesError.hidden = true;
+    this.el.follow.hidden = true;
+  }
+
+  #onState(state: ConnectionState): void {
+    if (this.#disposed) return;
+    showState(this.el.state, state, this.#wasConnected);
+    if (state.status === "connected") {
+      this.#wasConnected = true;
+      // After a reconnection too: positions published meanwhile were missed.
+      void this.#loadDevices();
+    } else if (state.status === "closed" && state.error) {
+      this.onClosed(state.error);
+    }
+  }
+
+  /** Lists the devices (merging into what is known), subscribes to the new ones, seeds their trails. */
+  async #loadDevices(): Promise<void> {
+    let reply: tracker.DeviceList;
+    try {
+      reply = await this.#api.devices(new tracker.ListDevicesT());
+    } catch (error) {
+      if (!this.#disposed) this.#setError("devices", `could not list the devices: ${describe(error)}`);
+      return;
+    }
+    if (this.#disposed) return;
+    this.#setError("devices", undefined);
+    const nowMs = Date.now();
+    const fresh: Device[] = [];
+    let changed = false;
+    for (let i = 0; i < reply.devicesLength(); i += 1) {
+      const d = reply.devices(i);
+      if (!d) continue;
+      const key = d.id().toString();
+      let device = this.#devices.get(key);
+      if (!device) {
+        device = new Device(d.id(), d.name() ?? `device ${key}`, colorOf(this.#devices.size), Number(d.lastSeenMs()));
+        this.#devices.set(key, device);
+        fresh.push(device);
+        changed = true;
+      }
+      device.lastSeenMs = Math.max(device.lastSeenMs, Number(d.lastSeenMs()));
+      const last = d.lastPosition();
+      if (last) device.add(fixOf(last), nowMs);
+    }
+    const all = [...this.#devices.values()];
+    if (changed) {
+      this.#list.render(all, nowMs);
+      this.#list.select(this.#selected);
+    }
+    this.el.deviceCount.textContent = `(${all.length})`;
+    for (const device of all) {
+      this.#fleet.show(device, nowMs);
+      this.#list.update(device, nowMs);
+    }
+    for (const device of fresh) {
+      void this.#follow(device);
+      void this.#seedTrail(device);
+    }
+  }
+
+  /** Receives `device`'s positions for as long as the session lasts. */
+  async #follow(device: Device): Promise<void> {
+    if (this.#subscribed.has(device.key)) return;
+    this.#subscribed.add(device.key);
+    try {
+      const positions = await this.#api.subscribePosition(device.id);
+      if (this.#disposed) {
+        positions.close();
+        return;
+      }
+      this.#setError(`live ${device.key}`, undefined);
+      for await (const event of positions) {
+        if (this.#disposed) break;
+        this.#onPosition(device, fixOf(event.message));
+      }
+      const ended = await positions.ended;
+      if (ended && !this.#disposed) throw ended;
+    } catch (error) {
+      if (this.#disposed) return;
+      this.#setError(`live ${device.key}`, `no live positions for ${device.name}: ${describe(error)}`);
+      this.#subscribed.delete(device.key);
+    }
+  }
+
+  /** Fills the trail with the last few minutes from `history`. */
+  async #seedTrail(device: Device): Promise<void> {
+    try {
+      const reply = await this.#api.history(
+        new tracker.HistoryT({
+          deviceId: device.id,
+          fromMs: BigInt(Date.now() - TRAIL_MS),
+          toMs: 0n,
+          limit: 1000,
+          newestFirst: true,
+        }),
+      );
+      const nowMs = Date.now();
+      for (let i = 0; i < reply.positionsLength(); i += 1) {
+        const p = reply.positions(i);
+        if (p) device.add(fixOf(p), nowMs);
+      }
+      if (!this.#disposed) this.#fleet.show(device, nowMs);
+    } catch {
+      // The trail is a nicety: live positions still draw it.
+    }
+  }
+
+  #onPosition(device: Device, fix: Fix): void {
+    const nowMs = Date.now();
+    device.add(fix, nowMs);
+    this.#fleet.show(device, nowMs);
+    this.#list.update(device, nowMs);
+  }
+
+  #tick(): void {
+    const nowMs = Date.now();
+    for (const device of this.#devices.values()) this.#list.update(device, nowMs);
+    this.#ticks += 1;
+    if (this.#ticks % 2 === 0) this.#fleet.refresh(this.#devices.values(), nowMs);
+  }
+
+  #showFollow(key: string | undefined): void {
+    const device = key === undefined ? undefined : this.#devices.get(key);
+    this.el.follow.hidden = !device;
+    this.el.followName.textContent = device?.name ?? "";
+  }
+
+  /** Sets or clears one error of the devices panel (each source its own line). */
+  #setError(source: string, text: string | undefined): void {
+    if (text === undefined) this.#errors.delete(source);
+    else this.#errors.set(source, text);
+    this.el.devicesError.hidden = this.#errors.size === 0;
+    this.el.devicesError.textContent = [...this.#errors.values()].join("\n");
+  }
+}

@@ -1,0 +1,250 @@
+// The dashboard's offline test: the page, bundled by build.mjs and served from dist/ with a
+// `/city.geojson` made by `tracker-sim city` and a `/config.json` naming a real gateway (started
+// with HS256 tokens), opened in Debian's headless Chromium (playwright-core). The gateway alone
+// does not serve `Tracker`, so this covers what works without it: the login screen and the
+// `#token=` path, the basemap, the connection's state, a refused token sending the page back to
+// the login screen with the reason, the devices RPC's error shown in place, and logging out. The
+// live map is tested end to end against `tracker demo`. Screenshots land in test-artifacts/.
+//
+// Needs: `cargo build -p gateway -p rpcgen -p tracker-sim`, `npm ci`, `npm run build -w
+// @rpcgen/client`, and Chromium (`apt-get install chromium`, or CHROMIUM_BIN).
+
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { extname, join, normalize } from "node:path";
+import { after, before, test } from "node:test";
+
+import { build, DIST, HERE, ROOT } from "../build.mjs";
+
+const GATEWAY_BIN = process.env.GATEWAY_BIN ?? join(ROOT, "target/debug/gateway");
+const SIM_BIN = process.env.TRACKER_SIM_BIN ?? join(ROOT, "target/debug/tracker-sim");
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+const ARTIFACTS = join(HERE, "test-artifacts");
+const SECRET = randomBytes(32).toString("hex");
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".geojson": "application/geo+json",
+  ".map": "application/json",
+};
+
+/** Serves `files` (request path → file) and the files of `root`; resolves once it listens on a free port. */
+function serve(root, files) {
+  const server = createServer((request, response) => {
+    const path = new URL(request.url ?? "/", "http://page").pathname;
+    const file = files[path] ?? normalize(join(root, path === "/" ? "index.html" : path));
+    if (!file.startsWith(root) && !Object.values(files).includes(file)) {
+      response.writeHead(404).end();
+      return;
+    }
+    if (!existsSync(file) || request.method !== "GET") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      return;
+    }
+    response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+    createReadStream(file).pipe(response);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve(server));
+  });
+}
+
+/** An HS256 JWT with `claims`, signed with `secret`. */
+function jwt(claims, secret = SECRET) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const body = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+}
+
+function dispatcherClaims(ttlS = 3600) {
+  return {
+    sub: "dispatcher",
+    exp: Math.floor(Date.now() / 1000) + ttlS,
+    roles: ["viewer"],
+    devices: "*",
+    permissions: { subscribe: ["Tracker.position.*"] },
+  };
+}
+
+/** Starts the gateway with HS256 tokens on free loopback ports; resolves once it listens. */
+function startGateway(dir, origin) {
+  if (!existsSync(GATEWAY_BIN)) throw new Error(`${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway\``);
+  const config = join(dir, "gateway.toml");
+  writeFileSync(config, `[auth]
+permissions_claim = "permissions"
+forward_claims = ["devices"]
+
+[[auth.keys]]
+algorithm = "HS256"
+secret = "${SECRET}"
+
+[auth.roles.viewer]
+call = ["Tracker.*"]
+`);
+  const args = ["--config", config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+    "--ws-listen", "127.0.0.1:0", "--allowed-origins", origin];
+  const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
+  for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_")) delete env[key];
+  const child = spawn(GATEWAY_BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the gateway did not say where it listens within 10 s:\n${log}`));
+    }, 10_000);
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (text) => {
+      log += text;
+      const ws = / websocket=(\S+)/.exec(log);
+      if (ws) {
+        clearTimeout(timer);
+        resolve({ child, ws: ws[1], log: () => log });
+      }
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the gateway exited (${code ?? signal}) before listening:\n${log}`));
+    });
+  });
+}
+
+let dir;
+let server;
+let gateway;
+let browser;
+let origin;
+
+before(async () => {
+  if (!existsSync(CHROMIUM_BIN)) {
+    throw new Error(`${CHROMIUM_BIN} is missing: install Debian's chromium (apt-get install chromium) or set CHROMIUM_BIN`);
+  }
+  if (!existsSync(SIM_BIN)) throw new Error(`${SIM_BIN} is missing: build it with \`cargo build -p tracker-sim\``);
+  await build();
+  dir = mkdtempSync(join(tmpdir(), "tracker-web-"));
+  const city = join(dir, "city.geojson");
+  const made = spawnSync(SIM_BIN, ["city", "--seed", "1", "--out", city], { encoding: "utf8" });
+  assert.equal(made.status, 0, `tracker-sim city failed: ${made.stderr}`);
+  const configFile = join(dir, "config.json");
+  server = await serve(DIST, { "/city.geojson": city, "/config.json": configFile });
+  origin = `http://127.0.0.1:${server.address().port}`;
+  gateway = await startGateway(dir, origin);
+  writeFileSync(configFile, JSON.stringify({ gateway: `ws://${gateway.ws}`, center: [52.37, 4.89], zoom: 14 }));
+
+  const { chromium } = await import("playwright-core");
+  browser = await chromium.launch({
+    executablePath: CHROMIUM_BIN,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+      "--disable-component-update", "--disable-default-apps", "--disable-extensions", "--no-first-run"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  gateway?.child.kill("SIGKILL");
+  server?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new page (its own sessionStorage) that fails the test on any page error or request outside the origin. */
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("request", (request) => {
+    const url = request.url();
+    if (!url.startsWith(origin) && !url.startsWith("data:") && !url.startsWith(`ws://${gateway.ws}`)) {
+      problems.push(`request outside the page's origin: ${url}`);
+    }
+  });
+  return { page, problems, close: () => context.close() };
+}
+
+async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, name) });
+}
+
+test("without a token the login screen shows over the city's map, drawn from city.geojson", async () => {
+  const { page, problems, close } = await newPage();
+  await page.goto(`${origin}/`);
+  await page.waitForSelector("#map[data-basemap='ready']", { timeout: 5_000 });
+  assert.ok(Number(await page.getAttribute("#map", "data-features")) > 10);
+  assert.ok(Number(await page.getAttribute("#map", "data-roads")) > 5);
+  // The basemap is drawn on canvas, with no tile layer.
+  assert.ok((await page.$$("#map canvas")).length >= 1, "no canvas in the map");
+  assert.equal((await page.$$("#map .leaflet-tile")).length, 0);
+  await page.waitForSelector("#login", { state: "visible" });
+  assert.equal(await page.getAttribute("#state", "data-status"), "signed-out");
+  assert.ok(await page.isHidden("#user"));
+  await screenshot(page, "login.png");
+
+  // An expired token is refused before connecting, naming the reason.
+  await page.fill("#token-input", jwt(dispatcherClaims(-60)));
+  await page.click("#login-button");
+  assert.match(await page.textContent("#login-error"), /expired/);
+  // Something that is no token at all.
+  await page.fill("#token-input", "hello");
+  await page.click("#login-button");
+  assert.match(await page.textContent("#login-error"), /not a token/);
+  assert.equal(await page.getAttribute("#state", "data-status"), "signed-out");
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test("a token the gateway refuses sends the page back to the login screen with the reason", async () => {
+  const { page, problems, close } = await newPage();
+  const forged = jwt(dispatcherClaims(), randomBytes(32).toString("hex"));
+  await page.goto(`${origin}/#token=${forged}`);
+  await page.waitForSelector("#login-error", { state: "visible", timeout: 10_000 });
+  assert.match(await page.textContent("#login-error"), /refused the token: unauthenticated/);
+  assert.equal(await page.getAttribute("#state", "data-status"), "closed");
+  assert.ok(!page.url().includes("token="), `the token stayed in the address: ${page.url()}`);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, "a refused token was kept");
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test("a valid token: the user is shown, the page connects, errors show in place, log out forgets the token", async () => {
+  const { page, problems, close } = await newPage();
+  const token = jwt(dispatcherClaims());
+  await page.goto(`${origin}/#token=${token}`);
+  assert.ok(!page.url().includes("token="), `the token stayed in the address: ${page.url()}`);
+  await page.waitForSelector("#state[data-status='connected']", { timeout: 10_000 });
+  assert.equal(await page.textContent("#user"), "dispatcher");
+  assert.ok(await page.isHidden("#login"));
+  // The gateway alone does not serve Tracker: the devices RPC's error shows in the list's place.
+  await page.waitForSelector("#devices-error", { state: "visible", timeout: 10_000 });
+  assert.match(await page.textContent("#devices-error"), /^could not list the devices: \w+: /);
+  await page.waitForSelector("#map[data-basemap='ready']");
+  await screenshot(page, "signed-in.png");
+
+  // The token lasts the browser session: a reload signs in again.
+  await page.reload();
+  await page.waitForSelector("#state[data-status='connected']", { timeout: 10_000 });
+  assert.equal(await page.textContent("#user"), "dispatcher");
+
+  await page.click("#logout");
+  await page.waitForSelector("#login", { state: "visible" });
+  assert.equal(await page.getAttribute("#state", "data-status"), "signed-out");
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.ok(await page.isHidden("#user"));
+  assert.equal(await page.$$eval("#devices li", (items) => items.length), 0);
+
+  // Signing in again from the form.
+  await page.fill("#token-input", token);
+  await page.click("#login-button");
+  await page.waitForSelector("#state[data-status='connected']", { timeout: 10_000 });
+  assert.ok(await page.isHidden("#login"));
+  assert.deepEqual(problems, []);
+  await close();
+});
