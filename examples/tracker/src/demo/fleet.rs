@@ -137,8 +137,14 @@ fn write(path: &Path, devices: &[Enrolment]) -> Result<(), FleetError> {
         text.push('\n');
     }
     let tmp = with_suffix(path, ".tmp");
-    std::fs::write(&tmp, text).map_err(io("write"))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io("sync"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // The keys are secrets: readable by their owner only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(io("create"))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io("write"))?;
+    file.sync_all().map_err(io("sync"))?;
     std::fs::rename(&tmp, path).map_err(io("replace"))
 }
 
