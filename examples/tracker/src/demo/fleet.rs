@@ -165,6 +165,12 @@ mod tests {
             let rank = first[..i].iter().filter(|d| d.name.starts_with(kind)).count() + 1;
             assert_eq!(device.name, format!("{kind} {rank}"));
         }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the keys' file is the owner's only");
+        }
         // A later start, at another ingest address, with more devices: the same ones first.
         let again = prepare(&store, &path, 10, "127.0.0.1:9999", 1).unwrap();
         assert_eq!(again.len(), 10);
