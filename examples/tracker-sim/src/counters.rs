@@ -85,6 +85,26 @@ impl Counters {
         Ok(counter)
     }
 
+    /// Marks every counter of `device_id` up to `counter` as used, so that its next report
+    /// carries a higher one; saved at once when that moves the reservation. For a device whose
+    /// tracker has accepted counters this file does not know of (the file was lost, or another
+    /// program sent for the device): the tracker would refuse them as replayed.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be written.
+    pub fn mark_used_through(&mut self, device_id: u64, counter: u64) -> Result<(), CounterError> {
+        if *self.next.get(&device_id).unwrap_or(&1) > counter {
+            return Ok(());
+        }
+        self.next.insert(device_id, counter.saturating_add(1));
+        if counter > self.reserved.get(&device_id).copied().unwrap_or(0) {
+            self.reserved.insert(device_id, counter);
+            self.save()?;
+        }
+        Ok(())
+    }
+
     fn save(&self) -> Result<(), CounterError> {
         let io =
             |action| move |source| CounterError::Io { action, path: self.path.clone(), source };
@@ -119,6 +139,22 @@ mod tests {
             assert_eq!(c.next(7).unwrap(), expected);
         }
         assert_eq!(Counters::open(&path).unwrap().next(7).unwrap(), 3 * BLOCK + 1);
+    }
+
+    #[test]
+    fn counters_marked_used_are_skipped_now_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters");
+        let mut c = Counters::open(&path).unwrap();
+        c.mark_used_through(7, 5000).unwrap();
+        // Lower marks change nothing.
+        c.mark_used_through(7, 10).unwrap();
+        assert_eq!(c.next(7).unwrap(), 5001);
+        // Saved before use: a new run starts above the mark even if nothing was sent.
+        let mut fresh = Counters::open(dir.path().join("other")).unwrap();
+        fresh.mark_used_through(9, 42).unwrap();
+        drop(fresh);
+        assert_eq!(Counters::open(dir.path().join("other")).unwrap().next(9).unwrap(), 43);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use examples::tracker::{
     ListDevicesT, PositionT, PositionsT, TripListT, TripT, TripsT,
 };
 
+pub mod demo;
 pub mod enrol;
 pub mod ingest;
 pub mod packet;

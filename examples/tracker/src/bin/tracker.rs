@@ -1,12 +1,14 @@
-//! The tracker's command line: enrol devices, list them, and serve (UDP ingest + the `Tracker`
-//! service over NATS, as a process of its own).
+//! The tracker's command line: the demo (everything in one command), enrol devices, list them,
+//! and serve (UDP ingest + the `Tracker` service over NATS, as a process of its own).
 //!
 //! ```text
+//! cargo run -p tracker -- demo          # then open the printed dashboard URLs
 //! cargo run -p tracker -- enrol --db tracker.db --name bike --ingest 127.0.0.1:7403 --qr bike.svg
 //! cargo run -p tracker -- devices --db tracker.db
 //! cargo run -p tracker -- serve --db tracker.db --ingest 127.0.0.1:7403 --nats nats://127.0.0.1:4222
 //! ```
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 use gateway_bus::{BusTopics, ServiceRuntime, process};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+use tracker::demo::{Demo, DemoConfig};
 use tracker::enrol::enrol;
 use tracker::ingest::{Ingest, IngestOptions};
 use tracker::service::TrackerService;
@@ -31,6 +34,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the whole tracker in one process: the gateway with tokens, the service and its
+    /// ingest, simulated devices, and the dashboard's web server (docs/tracker.md, "The demo").
+    /// Prints every address and each demo user's dashboard URL; Ctrl-C stops it gracefully.
+    Demo(DemoArgs),
     /// Enrols a device: prints its enrolment URI, and writes its QR code with --qr.
     Enrol {
         #[arg(long, value_name = "FILE")]
@@ -65,13 +72,77 @@ enum Command {
     },
 }
 
+/// `tracker demo`'s flags.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// The SQLite file, reused across runs; the simulated devices' enrolment URIs and report
+    /// counters are kept next to it (`<db>.devices`, `<db>.counters`).
+    #[arg(long, value_name = "FILE", default_value = "tracker-demo.db")]
+    db: PathBuf,
+    /// How many simulated devices (enrolled on the first start, reused after; more are
+    /// enrolled if a later start asks for more).
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    devices: usize,
+    /// The dashboard's built folder (`node examples/tracker/web/build.mjs` builds it).
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist"))]
+    web: PathBuf,
+    /// The dashboard's web server.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// The gateway's TCP listener (Rust clients).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
+    listen: SocketAddr,
+    /// The gateway's WebSocket listener (the dashboard).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7402")]
+    ws_listen: SocketAddr,
+    /// The gateway's admin HTTP (/healthz, /readyz, /metrics).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7401")]
+    admin_listen: SocketAddr,
+    /// The UDP ingest the devices report to; with --nats, that of `tracker serve`.
+    #[arg(long, alias = "ingest-addr", value_name = "ADDR", default_value = "127.0.0.1:7500")]
+    ingest: SocketAddr,
+    /// NATS server URL(s): the bus is NATS and the service runs as `tracker serve`.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The city's seed: the basemap and the vehicles.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl DemoArgs {
+    fn config(self) -> anyhow::Result<DemoConfig> {
+        anyhow::ensure!(
+            (1..=MAX_DEMO_DEVICES).contains(&self.devices),
+            "--devices {} is out of range (1 to {MAX_DEMO_DEVICES})",
+            self.devices
+        );
+        Ok(DemoConfig {
+            db: self.db,
+            devices: self.devices,
+            web: self.web,
+            http: self.http,
+            listen: self.listen,
+            ws_listen: self.ws_listen,
+            admin_listen: self.admin_listen,
+            ingest: self.ingest,
+            nats: self.nats,
+            seed: self.seed,
+        })
+    }
+}
+
+/// The most simulated devices: each is one more topic key in a restricted token.
+const MAX_DEMO_DEVICES: usize = 500;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        Command::Demo(args) => args.config().and_then(run_demo),
         Command::Enrol { db, name, ingest, qr } => run_enrol(&db, &name, &ingest, qr),
         Command::Devices { db } => run_devices(&db),
         Command::Serve { db, ingest, nats, allow_anonymous } => {
@@ -98,6 +169,22 @@ fn run_enrol(db: &PathBuf, name: &str, ingest: &str, qr: Option<PathBuf>) -> any
         println!("QR code written to {}", path.display());
     }
     Ok(())
+}
+
+fn run_demo(config: DemoConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let demo = Demo::start(config).await?;
+        print!("{}", demo.banner());
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            process::signal().await;
+            on_signal.cancel();
+        });
+        demo.run_until(shutdown).await?;
+        Ok(())
+    })
 }
 
 fn run_devices(db: &PathBuf) -> anyhow::Result<()> {
