@@ -1,0 +1,213 @@
+// The tracker end to end, as a user sees it: `tracker demo` (gateway, tracker service, UDP ingest,
+// simulated devices, the dashboard's web server: one process, the in-process bus) on free
+// loopback ports with a fresh database, and its dashboard opened in Debian's headless Chromium
+// (playwright-core) with the tokens the demo prints. Simulated devices → encrypted UDP reports →
+// the ingest → SQLite → the `position` topic → the gateway's WebSocket → the page: the test
+// asserts that the page lists the devices and that their markers move, that a restricted user
+// sees only its devices, and that the trip history answers; it saves screenshots in
+// examples/tracker/e2e/artifacts/.
+//
+// Needs: `cargo build -p tracker -p rpcgen`, `npm ci`, `npm run build -w @rpcgen/client`,
+// `node examples/tracker/web/build.mjs`, Debian's chromium. scripts/test does all of it.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "../../..");
+const TRACKER_BIN = process.env.TRACKER_BIN ?? join(ROOT, "target/debug/tracker");
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+const WEB = join(ROOT, "examples/tracker/web/dist");
+const ARTIFACTS = join(HERE, "artifacts");
+const DEVICES = 8;
+
+/** A TCP port nothing listens on now (the kernel's choice). */
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A UDP port nothing is bound to now. */
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket("udp4");
+    socket.once("error", reject);
+    socket.bind(0, "127.0.0.1", () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `tracker demo`; resolves once it has printed every user's dashboard URL. */
+async function startDemo(dir) {
+  for (const [what, path, how] of [
+    ["the tracker", TRACKER_BIN, "cargo build -p tracker"],
+    ["the dashboard", join(WEB, "index.html"), "node examples/tracker/web/build.mjs"],
+    ["chromium", CHROMIUM_BIN, "apt-get install chromium (or set CHROMIUM_BIN)"],
+  ]) {
+    if (!existsSync(path)) throw new Error(`${what} is missing (${path}): ${how}`);
+  }
+  const addr = async () => `127.0.0.1:${await freeTcpPort()}`;
+  const http = await addr();
+  const args = ["demo", "--db", join(dir, "tracker.db"), "--devices", String(DEVICES), "--web", WEB,
+    "--http", http, "--listen", await addr(), "--ws-listen", await addr(), "--admin-listen", await addr(),
+    "--ingest", `127.0.0.1:${await freeUdpPort()}`];
+  const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
+  for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_")) delete env[key];
+  const child = spawn(TRACKER_BIN, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let log = "";
+  child.stderr.setEncoding("utf8").on("data", (text) => (log += text));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`tracker demo printed no dashboard URLs within 60 s:\n${out}\n${log}`));
+    }, 60_000);
+    child.stdout.setEncoding("utf8").on("data", (text) => {
+      out += text;
+      const urls = Object.fromEntries(
+        [...out.matchAll(/^\s*([\w-]+)\b.*?(http:\/\/\S+#token=\S+)/gm)].map((m) => [m[1], m[2]]),
+      );
+      if (urls.dispatcher && urls["fleet-north"]) {
+        clearTimeout(timer);
+        resolve({ child, http, urls, output: () => `${out}\n${log}` });
+      }
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`tracker demo exited (${code ?? signal}) before it was ready:\n${out}\n${log}`));
+    });
+  });
+}
+
+let dir;
+let demo;
+let browser;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tracker-e2e-"));
+  demo = await startDemo(dir);
+  const { chromium } = await import("playwright-core");
+  browser = await chromium.launch({
+    executablePath: CHROMIUM_BIN,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+      "--disable-component-update", "--disable-default-apps", "--disable-extensions", "--no-first-run"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (demo) {
+    demo.child.kill("SIGTERM");
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        demo.child.kill("SIGKILL");
+        resolve();
+      }, 10_000);
+      demo.child.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Opens `url` in a new page sized like a laptop screen, with page errors reported. */
+async function open(url) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(url);
+  return { page, errors };
+}
+
+/** Fails with what the page and the demo show when `fn` does not hold within `ms`. */
+async function until(page, what, fn, arg, ms = 20_000) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: ms });
+  } catch {
+    const state = await page.textContent("#state").catch(() => "?");
+    const errors = await page.textContent("#devices-error").catch(() => "");
+    assert.fail(`${what} (state ${JSON.stringify(state)}, errors ${JSON.stringify(errors)})\n${demo.output()}`);
+  }
+}
+
+/** Every marker's device id and position as the page holds it. */
+function markers(page) {
+  return page.$$eval("#map .device-marker[data-device-id]", (els) =>
+    Object.fromEntries(els.map((el) => [el.dataset.deviceId, { lat: el.dataset.lat, lon: el.dataset.lon, t: el.dataset.timeMs }])),
+  );
+}
+
+test("the dispatcher sees every device moving on the map", async () => {
+  const { page, errors } = await open(demo.urls.dispatcher);
+  await until(page, "the page did not connect", () => document.querySelector("#state")?.dataset.status === "connected");
+  assert.equal(await page.textContent("#user"), "dispatcher");
+  await until(page, `the list does not show ${DEVICES} devices`,
+    (n) => document.querySelectorAll("#devices li[data-device-id]").length === n, DEVICES);
+  await until(page, "not every device has a marker with a position",
+    (n) => [...document.querySelectorAll("#map .device-marker[data-device-id]")].filter((m) => m.dataset.lat).length === n, DEVICES);
+
+  const first = await markers(page);
+  // Devices report every second; give every one time for a few more fixes.
+  await until(page, "no marker moved",
+    (before) => [...document.querySelectorAll("#map .device-marker[data-device-id]")]
+      .filter((m) => Number(m.dataset.timeMs) > Number(before[m.dataset.deviceId]?.t ?? Infinity)).length >= 1,
+    first);
+  await page.waitForTimeout(3_000);
+  const later = await markers(page);
+  const advanced = Object.keys(first).filter((id) => Number(later[id].t) > Number(first[id].t));
+  assert.ok(advanced.length >= DEVICES - 1, `only ${advanced.length} of ${DEVICES} devices got newer fixes`);
+  const moved = advanced.filter((id) => later[id].lat !== first[id].lat || later[id].lon !== first[id].lon);
+  assert.ok(moved.length >= 1, "no device changed position in 3 s");
+  const seen = await page.$$eval("#devices li[data-device-id] .last-seen", (els) => els.map((e) => e.textContent));
+  assert.ok(seen.every((text) => /seen \d+ s ago|just now/.test(text)), `last seen: ${seen}`);
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "dashboard-dispatcher.png") });
+
+  // The trip history of one device answers (the demo's database is fresh: one trip at most).
+  await page.click("#devices li[data-device-id]:first-child");
+  await until(page, "the trips panel did not answer",
+    () => document.querySelectorAll("#trips li").length > 0 || /no trips/i.test(document.querySelector("#trips-status")?.textContent ?? ""));
+  assert.deepEqual(errors, [], "the page threw");
+  await page.close();
+});
+
+test("a restricted user sees only the devices its token permits", async () => {
+  const { page: all } = await open(demo.urls.dispatcher);
+  await until(all, "the dispatcher's list did not fill",
+    (n) => document.querySelectorAll("#devices li[data-device-id]").length === n, DEVICES);
+  const everyId = await all.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId));
+  await all.close();
+
+  const { page, errors } = await open(demo.urls["fleet-north"]);
+  await until(page, "the restricted page did not connect", () => document.querySelector("#state")?.dataset.status === "connected");
+  await until(page, "the restricted list stayed empty", () => document.querySelectorAll("#devices li[data-device-id]").length > 0);
+  await page.waitForTimeout(2_000);
+  const ids = await page.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId));
+  assert.ok(ids.length > 0 && ids.length < DEVICES, `fleet-north sees ${ids.length} of ${DEVICES} devices`);
+  assert.ok(ids.every((id) => everyId.includes(id)));
+  const markerIds = Object.keys(await markers(page));
+  assert.ok(markerIds.every((id) => ids.includes(id)), `markers of devices not listed: ${markerIds}`);
+  assert.equal(await page.textContent("#devices-error").catch(() => ""), "", "the restricted page shows errors");
+  await page.screenshot({ path: join(ARTIFACTS, "dashboard-fleet-north.png") });
+  assert.deepEqual(errors, [], "the page threw");
+  await page.close();
+});
