@@ -20,10 +20,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 
+import { CHROMIUM_BIN, launchChromium } from "../../support/browser.mjs";
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "../../..");
 const TRACKER_BIN = process.env.TRACKER_BIN ?? join(ROOT, "target/debug/tracker");
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const WEB = join(ROOT, "examples/tracker/web/dist");
 const ARTIFACTS = join(HERE, "artifacts");
 const DEVICES = 8;
@@ -101,13 +102,7 @@ let browser;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tracker-e2e-"));
   demo = await startDemo(dir);
-  const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-      "--disable-component-update", "--disable-default-apps", "--disable-extensions", "--no-first-run"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -150,7 +150,7 @@ fn percent_encode(text: &str, keep: &[u8]) -> String {
 }
 
 /// Decodes `%XX` escapes; `None` if one is malformed or the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

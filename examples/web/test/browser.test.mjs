@@ -7,50 +7,14 @@
 // Chromium (`apt-get install chromium`, or CHROMIUM_BIN). scripts/test does all of it.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { build, HERE, ROOT } from "../build.mjs";
-import { serve } from "../serve.mjs";
+import { launchChromium, serveStatic, startGateway } from "../../support/browser.mjs";
+import { build, HERE } from "../build.mjs";
 
-const GATEWAY_BIN = process.env.GATEWAY_BIN ?? join(ROOT, "target/debug/gateway");
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const ARTIFACTS = join(HERE, "test-artifacts");
-
-/** Starts the gateway on free loopback ports; resolves to its process and addresses once it listens. */
-function startGateway(origin) {
-  if (!existsSync(GATEWAY_BIN)) {
-    throw new Error(`${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway\``);
-  }
-  const args = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
-    "--anonymous-roles", "all", "--allowed-origins", origin];
-  const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
-  for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_")) delete env[key];
-  const child = spawn(GATEWAY_BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the gateway did not say where it listens within 10 s:\n${log}`));
-    }, 10_000);
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (text) => {
-      log += text;
-      const tcp = / listen=(\S+)/.exec(log);
-      const ws = / websocket=(\S+)/.exec(log);
-      if (tcp && ws) {
-        clearTimeout(timer);
-        resolve({ child, tcp: tcp[1], ws: ws[1], log: () => log });
-      }
-    });
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the gateway exited (${code ?? signal}) before listening:\n${log}`));
-    });
-  });
-}
 
 let page;
 let browser;
@@ -59,9 +23,6 @@ let gateway;
 let peer;
 
 before(async () => {
-  if (!existsSync(CHROMIUM_BIN)) {
-    throw new Error(`${CHROMIUM_BIN} is missing: install Debian's chromium (apt-get install chromium) or set CHROMIUM_BIN`);
-  }
   await build();
   // The Node peer uses the same generated stubs: bundle it next to them, packages left external.
   const esbuild = await import("esbuild");
@@ -70,19 +31,11 @@ before(async () => {
     entryPoints: [join(HERE, "test/peer.ts")], bundle: true, platform: "node", format: "esm",
     target: "node20", packages: "external", outfile: peerModule, logLevel: "warning",
   });
-  server = await serve(join(HERE, "dist"));
+  server = await serveStatic(join(HERE, "dist"));
   const origin = `http://127.0.0.1:${server.address().port}`;
-  gateway = await startGateway(origin);
+  gateway = await startGateway(["--anonymous-roles", "all", "--allowed-origins", origin]);
   peer = await (await import(peerModule)).connect(`tcp://${gateway.tcp}`);
-
-  const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    // As root Chromium needs --no-sandbox; the rest keeps it quiet and offline.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-      "--disable-component-update", "--disable-default-apps", "--disable-extensions", "--no-first-run"],
-  });
+  browser = await launchChromium();
   page = await browser.newPage();
   page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
   await page.goto(`${origin}/?gateway=${encodeURIComponent(`ws://${gateway.ws}`)}`);

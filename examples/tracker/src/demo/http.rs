@@ -106,20 +106,7 @@ fn content_type(file: &Path) -> &'static str {
 /// `%XX` sequences decoded; `None` if one is malformed or the result is not UTF-8 or holds a
 /// NUL or a backslash.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let text = String::from_utf8(out).ok()?;
+    let text = crate::enrol::percent_decode(text)?;
     (!text.contains(['\0', '\\'])).then_some(text)
 }
 

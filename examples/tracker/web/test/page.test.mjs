@@ -10,52 +10,19 @@
 // @rpcgen/client`, and Chromium (`apt-get install chromium`, or CHROMIUM_BIN).
 
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
+import { launchChromium, serveStatic, startGateway } from "../../../support/browser.mjs";
 import { build, DIST, HERE, ROOT } from "../build.mjs";
 
-const GATEWAY_BIN = process.env.GATEWAY_BIN ?? join(ROOT, "target/debug/gateway");
 const SIM_BIN = process.env.TRACKER_SIM_BIN ?? join(ROOT, "target/debug/tracker-sim");
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const ARTIFACTS = join(HERE, "test-artifacts");
 const SECRET = randomBytes(32).toString("hex");
-
-const TYPES = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".json": "application/json",
-  ".geojson": "application/geo+json",
-  ".map": "application/json",
-};
-
-/** Serves `files` (request path → file) and the files of `root`; resolves once it listens on a free port. */
-function serve(root, files) {
-  const server = createServer((request, response) => {
-    const path = new URL(request.url ?? "/", "http://page").pathname;
-    const file = files[path] ?? normalize(join(root, path === "/" ? "index.html" : path));
-    if (!file.startsWith(root) && !Object.values(files).includes(file)) {
-      response.writeHead(404).end();
-      return;
-    }
-    if (!existsSync(file) || request.method !== "GET") {
-      response.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      return;
-    }
-    response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-    createReadStream(file).pipe(response);
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve(server));
-  });
-}
 
 /** An HS256 JWT with `claims`, signed with `secret`. */
 function jwt(claims, secret = SECRET) {
@@ -75,8 +42,7 @@ function dispatcherClaims(ttlS = 3600) {
 }
 
 /** Starts the gateway with HS256 tokens on free loopback ports; resolves once it listens. */
-function startGateway(dir, origin) {
-  if (!existsSync(GATEWAY_BIN)) throw new Error(`${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway\``);
+function startTokenGateway(dir, origin) {
   const config = join(dir, "gateway.toml");
   writeFileSync(config, `[auth]
 permissions_claim = "permissions"
@@ -89,31 +55,7 @@ secret = "${SECRET}"
 [auth.roles.viewer]
 call = ["Tracker.*"]
 `);
-  const args = ["--config", config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-    "--ws-listen", "127.0.0.1:0", "--allowed-origins", origin];
-  const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
-  for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_")) delete env[key];
-  const child = spawn(GATEWAY_BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the gateway did not say where it listens within 10 s:\n${log}`));
-    }, 10_000);
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (text) => {
-      log += text;
-      const ws = / websocket=(\S+)/.exec(log);
-      if (ws) {
-        clearTimeout(timer);
-        resolve({ child, ws: ws[1], log: () => log });
-      }
-    });
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the gateway exited (${code ?? signal}) before listening:\n${log}`));
-    });
-  });
+  return startGateway(["--config", config, "--allowed-origins", origin]);
 }
 
 let dir;
@@ -123,9 +65,6 @@ let browser;
 let origin;
 
 before(async () => {
-  if (!existsSync(CHROMIUM_BIN)) {
-    throw new Error(`${CHROMIUM_BIN} is missing: install Debian's chromium (apt-get install chromium) or set CHROMIUM_BIN`);
-  }
   if (!existsSync(SIM_BIN)) throw new Error(`${SIM_BIN} is missing: build it with \`cargo build -p tracker-sim\``);
   await build();
   dir = mkdtempSync(join(tmpdir(), "tracker-web-"));
@@ -133,18 +72,12 @@ before(async () => {
   const made = spawnSync(SIM_BIN, ["city", "--seed", "1", "--out", city], { encoding: "utf8" });
   assert.equal(made.status, 0, `tracker-sim city failed: ${made.stderr}`);
   const configFile = join(dir, "config.json");
-  server = await serve(DIST, { "/city.geojson": city, "/config.json": configFile });
+  server = await serveStatic(DIST, { files: { "/city.geojson": city, "/config.json": configFile } });
   origin = `http://127.0.0.1:${server.address().port}`;
-  gateway = await startGateway(dir, origin);
+  gateway = await startTokenGateway(dir, origin);
   writeFileSync(configFile, JSON.stringify({ gateway: `ws://${gateway.ws}`, center: [52.37, 4.89], zoom: 14 }));
 
-  const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-      "--disable-component-update", "--disable-default-apps", "--disable-extensions", "--no-first-run"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
