@@ -9,7 +9,7 @@ import { Client, Code } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
 
 import { eventually, nextEvent, rejectsWith } from "./support/assertions.js";
-import { Gateway, wsSupport } from "./support/gateway.js";
+import { Gateway } from "./support/gateway.js";
 import { blob, blobData, BROADCAST, ECHO, OVERFLOW_ID, replySum, requestSum, SUM } from "./support/messages.js";
 import { ScriptedGateway } from "./support/peer.js";
 
@@ -90,7 +90,7 @@ describe("over WebSocket, against a scripted gateway", () => {
   });
 });
 
-describe("over WebSocket, against a real gateway", { skip: wsSupport.ok ? false : wsSupport.why }, () => {
+describe("over WebSocket, against a real gateway", () => {
 
   async function start() {
     const gateway = await Gateway.start();

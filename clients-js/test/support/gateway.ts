@@ -3,7 +3,7 @@
 // and the example services (SomeApi, Echo). Killed when the test ends, and when the test
 // process exits whatever happened.
 
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,19 +14,6 @@ export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 /** The gateway binary: `$GATEWAY_BIN`, or the workspace's debug build. */
 export const GATEWAY_BIN = process.env.GATEWAY_BIN ?? join(ROOT, "target/debug/gateway");
-
-/**
- * Whether this gateway build has a WebSocket endpoint (`--ws-listen`), or why not. Such a
- * build listens on 127.0.0.1:7402 by default, so every test gateway is given a free port.
- */
-export const wsSupport: { ok: true } | { ok: false; why: string } = (() => {
-  const help = spawnSync(GATEWAY_BIN, ["--help"], { encoding: "utf8" });
-  if (help.error) return { ok: false, why: `${GATEWAY_BIN} is missing: build it with \`cargo build -p gateway -p some-api -p echo\`` };
-  if (!help.stdout.includes("--ws-listen")) {
-    return { ok: false, why: `${GATEWAY_BIN} has no WebSocket endpoint (\`--ws-listen\`): rebuild it with \`cargo build -p gateway -p some-api -p echo\`` };
-  }
-  return { ok: true };
-})();
 
 const running = new Set<ChildProcess>();
 process.on("exit", () => {
@@ -61,7 +48,8 @@ export class Gateway {
       );
     }
     const flags = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
-    if (wsSupport.ok) flags.push("--ws-listen", "127.0.0.1:0");
+    // Every test gateway gets its own WebSocket port (the default, 7402, may be taken).
+    flags.push("--ws-listen", "127.0.0.1:0");
     if (options.toml !== undefined) {
       const dir = mkdtempSync(join(tmpdir(), "rpcgen-client-test-"));
       const file = join(dir, "gateway.toml");
