@@ -305,9 +305,11 @@ impl Demo {
         let simulator = std::thread::Builder::new()
             .name("simulator".into())
             .spawn(move || {
-                let result = sim::run(run, &stop, |stats| tracing::info!(%stats, "simulator"));
-                if let Err(e) = result {
-                    tracing::error!(cause = %e, "the simulator stopped");
+                match sim::run(run, &stop, |stats| tracing::info!(%stats, "simulator")) {
+                    Ok(_) => {}
+                    // `--devices 0`: a tracker without simulated devices, by choice.
+                    Err(sim::RunError::NoDevices) => tracing::info!("no simulated devices"),
+                    Err(e) => tracing::error!(cause = %e, "the simulator stopped"),
                 }
             })
             .map_err(DemoError::Simulator)?;
