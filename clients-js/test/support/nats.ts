@@ -16,9 +16,9 @@ process.on("exit", () => {
 });
 
 /** Why NATS tests cannot run here, or undefined when they can. */
-export function natsMissing(): string | undefined {
+export function requireNats(): void {
   const found = spawnSync("nats-server", ["--version"], { encoding: "utf8" });
-  return found.error ? "nats-server is not installed (scripts/test installs Debian's nats-server)" : undefined;
+  if (found.error) throw new Error("nats-server is not installed (scripts/test installs Debian's nats-server)");
 }
 
 /** A free loopback port (bound and released; the tests' processes take it right after). */
