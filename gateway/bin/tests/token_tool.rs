@@ -12,7 +12,7 @@ use gateway_core::MethodDesc;
 const SECRET: &[u8] = b"a development secret, 32 bytes or more\n";
 
 fn key_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/keys").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/tests/keys").join(name)
 }
 
 fn run(args: &[&str]) -> Output {
