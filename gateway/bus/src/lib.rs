@@ -13,7 +13,11 @@
 //! # Layout
 //!
 //! - this file: the [`Bus`] trait and what travels on it ([`BusMessage`], [`Headers`]).
-//! - [`subject`]: subject syntax and wildcard matching.
+//! - [`call`]: calls, typed: [`CallMeta`] (what the contract's headers carry, as a struct),
+//!   [`MethodRoute`] (a method's subjects, made once), the [`Call`] future, and the direct road
+//!   from a caller to a service runtime in the same process ([`call::Endpoint`]).
+//! - [`subject`]: subject syntax, wildcard matching, and [`Subject`], a checked subject that is
+//!   cheap to clone.
 //! - [`local`]: the in-process bus.
 //! - [`nats`]: the bus over NATS.
 //! - [`process`]: a service binary's `main`: connect to NATS, serve until a signal.
@@ -64,6 +68,7 @@
 //! # }
 //! ```
 
+pub mod call;
 pub mod contract;
 pub mod local;
 pub mod nats;
@@ -73,15 +78,18 @@ pub mod subject;
 pub mod switches;
 pub mod topics;
 
+pub use call::{Answer, Call, CallId, CallMeta, Failure, MethodRoute};
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 pub use nats::{NatsBus, NatsBusStats, NatsOptions};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
+pub use subject::Subject;
 pub use switches::{MemorySwitches, NatsSwitches, ServiceSwitches, SwitchStore};
 pub use topics::{BusTopics, TopicSubscription};
 
 use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -262,6 +270,39 @@ pub trait Bus: Send + Sync + 'static {
         queue_group: Option<&str>,
     ) -> BoxFuture<'_, Result<Subscription, BusError>>;
 
+    /// Sends a call of `route` (the contract's request on the method's subject) and returns its
+    /// answer's future. The call is on its way before the future is first polled. The caller owns
+    /// the deadline (`meta.deadline` tells the service; the bus does not time calls out) and
+    /// cancels by dropping the [`Call`]. Failures of the bus (no responders, overload, a lost
+    /// connection) come back as the answer's [`Failure`], with the status `docs/bus.md` names.
+    fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call;
+
+    /// Sends a fire-and-forget call of `route`: the request without a reply subject. Resolves
+    /// once the bus has taken it.
+    ///
+    /// # Errors
+    ///
+    /// What the bus refuses (a payload too large, a lost connection); not what the service does.
+    fn send(
+        &self,
+        route: &MethodRoute,
+        meta: CallMeta,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Subscribes a service instance to its calls: `subscribe(pattern, Some(group))`, and on a
+    /// bus that carries calls inside one process ([`LocalBus`]), callers of this process hand
+    /// their calls to `endpoint` directly, polling the handler themselves.
+    fn subscribe_service(
+        &self,
+        pattern: &str,
+        group: &str,
+        endpoint: Arc<dyn call::Endpoint>,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>> {
+        drop(endpoint);
+        self.subscribe(pattern, Some(group))
+    }
+
     /// The largest payload the bus carries.
     fn max_payload(&self) -> usize;
 
@@ -275,31 +316,66 @@ pub trait Bus: Send + Sync + 'static {
 /// A stream of the messages of one subscription. Bounded: an implementation that cannot deliver
 /// because the subscription's queue is full drops the message (and counts it) rather than grow.
 pub struct Subscription {
-    messages: mpsc::Receiver<BusMessage>,
-    /// Unsubscribes when dropped; `None` once [`Subscription::unsubscribe`] has.
-    unsubscribe: Option<Box<dyn Send + Sync>>,
+    source: Source,
+}
+
+enum Source {
+    /// Messages a bus pushes into a bounded queue ([`LocalBus`]).
+    Queue {
+        messages: mpsc::Receiver<BusMessage>,
+        /// Unsubscribes when dropped; `None` once [`Subscription::unsubscribe`] has.
+        unsubscribe: Option<Box<dyn Send + Sync>>,
+    },
+    /// A bus's own stream ([`NatsBus`]: the client's subscription, read without a hop).
+    Stream(Box<dyn MessageStream>),
+}
+
+/// A bus's own stream of a subscription's messages (see [`Subscription::from_stream`]).
+pub trait MessageStream: Send + Sync + 'static {
+    /// The next message, `None` once the subscription has ended.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<BusMessage>>;
+
+    /// Stops new messages while keeping those already received (see
+    /// [`Subscription::unsubscribe`]).
+    fn unsubscribe(&mut self) -> BoxFuture<'_, ()>;
 }
 
 impl Subscription {
-    /// `unsubscribe` is dropped (and so runs its `Drop`) when the subscription is.
+    /// A subscription fed through a bounded queue. `unsubscribe` is dropped (and so runs its
+    /// `Drop`) when the subscription is, or by [`Subscription::unsubscribe`].
     pub fn new(
         messages: mpsc::Receiver<BusMessage>,
         unsubscribe: Box<dyn Send + Sync>,
     ) -> Subscription {
-        Subscription { messages, unsubscribe: Some(unsubscribe) }
+        Subscription { source: Source::Queue { messages, unsubscribe: Some(unsubscribe) } }
+    }
+
+    /// A subscription that is a bus's own stream; dropping it unsubscribes.
+    pub fn from_stream(stream: Box<dyn MessageStream>) -> Subscription {
+        Subscription { source: Source::Stream(stream) }
     }
 
     /// Stops new messages from coming while keeping those already queued: [`Subscription::next`]
     /// returns them, then `None`. This is how a service stops taking calls without losing the
-    /// ones the bus already handed it. (An implementation ends the stream when the unsubscribe
-    /// guard given to [`Subscription::new`] drops; [`local::LocalBus`] does.)
-    pub fn unsubscribe(&mut self) {
-        drop(self.unsubscribe.take());
+    /// ones the bus already handed it. (A queue-fed subscription ends once the unsubscribe guard
+    /// given to [`Subscription::new`] drops; [`local::LocalBus`] does that.)
+    pub async fn unsubscribe(&mut self) {
+        match &mut self.source {
+            Source::Queue { unsubscribe, .. } => drop(unsubscribe.take()),
+            Source::Stream(stream) => stream.unsubscribe().await,
+        }
     }
 
     /// The next message, or `None` once the bus has closed the subscription.
     pub async fn next(&mut self) -> Option<BusMessage> {
-        self.messages.recv().await
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<BusMessage>> {
+        match &mut self.source {
+            Source::Queue { messages, .. } => messages.poll_recv(cx),
+            Source::Stream(stream) => stream.poll_next(cx),
+        }
     }
 }
 
@@ -307,7 +383,7 @@ impl futures_core::Stream for Subscription {
     type Item = BusMessage;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BusMessage>> {
-        self.messages.poll_recv(cx)
+        self.poll_message(cx)
     }
 }
 

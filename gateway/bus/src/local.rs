@@ -7,6 +7,14 @@
 //! `try_send`s; payloads are [`Bytes`], shared by every copy. Requests wait on a per-request
 //! inbox that is not a subscription (see `local/inbox.rs`).
 //!
+//! **Calls** ([`Bus::call`]) take the direct road when the method's subject reaches one queue
+//! group of service runtimes and nothing else (the usual case): the bus hands the call to one of
+//! them ([`Endpoint`], round-robin, skipping an instance at its concurrency limit), and the caller
+//! polls the handler's future itself. No message, no headers, no task, no inbox. Anything else
+//! (a plain subscriber to the subject, several groups, a subscriber that is not a runtime) gets
+//! the call as a message with the contract's headers, exactly as a request, and a caller that
+//! drops such a call before its answer publishes its cancellation (`docs/bus.md`).
+//!
 //! Guarantees: messages from one publisher to one subject reach each subscription in the order
 //! they were published; delivery is at most once; nothing is retried.
 
@@ -17,14 +25,16 @@ use std::fmt;
 use std::future::ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_core::BoxFuture;
 use tokio::sync::mpsc;
 
 use self::inbox::Inboxes;
-use self::routes::{Member, Routes};
+use self::routes::{CallTargets, Member, Routes};
+use crate::call::{Call, CallId, CallMeta, Endpoint, Failure, MethodRoute, answer_from_message};
+use crate::contract::header;
 use crate::{Bus, BusError, BusMessage, Headers, Subscription, subject};
 
 /// Limits of a [`LocalBus`].
@@ -140,17 +150,115 @@ impl LocalBus {
         Ok(())
     }
 
-    fn subscribe_now(&self, pattern: &str, group: Option<&str>) -> Result<Subscription, BusError> {
+    fn subscribe_now(
+        &self,
+        pattern: &str,
+        group: Option<&str>,
+        endpoint: Option<Arc<dyn Endpoint>>,
+    ) -> Result<Subscription, BusError> {
         subject::validate_pattern(pattern)?;
         if let Some(group) = group {
             subject::validate_queue_group(group)?;
         }
         let (tx, rx) = mpsc::channel(self.shared.options.queue_capacity);
         let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
-        self.shared.routes().add(pattern, group, Member { sid, tx });
+        self.shared.routes().add(pattern, group, Member { sid, tx, endpoint });
         let unsubscribe =
             Unsubscribe { shared: Arc::downgrade(&self.shared), pattern: pattern.into(), sid };
         Ok(Subscription::new(rx, Box::new(unsubscribe)))
+    }
+}
+
+impl LocalBus {
+    /// A call on the direct road: offered to each endpoint in turn until one takes it.
+    fn call_direct(
+        &self,
+        route: &MethodRoute,
+        meta: CallMeta,
+        payload: Bytes,
+        first: Arc<dyn Endpoint>,
+        rest: Vec<Arc<dyn Endpoint>>,
+    ) -> Call {
+        self.shared.published.fetch_add(1, Ordering::Relaxed);
+        let mut refusal = None;
+        let mut offer = Some((meta, payload));
+        let count = 1 + rest.len();
+        for (i, endpoint) in std::iter::once(first).chain(rest).enumerate() {
+            let Some((meta, payload)) = offer.take() else { break };
+            // The last instance gets the originals; the others copies (reference counts).
+            let (this, spare) = if i + 1 == count {
+                ((meta, payload), None)
+            } else {
+                ((meta.clone(), payload.clone()), Some((meta, payload)))
+            };
+            match endpoint.start(route, this.0, this.1) {
+                Ok(call) => {
+                    self.shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    return call;
+                }
+                Err(status) => {
+                    refusal = Some(status);
+                    offer = spare;
+                }
+            }
+        }
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        let status = refusal.unwrap_or_else(|| {
+            BusError::Overloaded { subject: route.subject().to_string() }.to_status()
+        });
+        Call::ready(Err(Failure::from(status)))
+    }
+
+    /// A call as a message: the contract's headers, a reply inbox, and the cancellation
+    /// published if the caller drops the call before its answer.
+    fn call_by_message(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
+        let headers = meta.to_headers(Instant::now());
+        let (reply, answer, inbox) = self.shared.inboxes.open();
+        let subject = route.subject().to_string();
+        let message = BusMessage { subject: subject.clone(), headers, payload, reply: Some(reply) };
+        self.shared.published.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.shared.route(message);
+        if outcome.targets == 0 {
+            return Call::ready(Err(BusError::NoResponders { subject }.into()));
+        }
+        if outcome.delivered == 0 {
+            return Call::ready(Err(BusError::Overloaded { subject }.into()));
+        }
+        let subject = route.cancel_subject().to_string();
+        let mut cancel = CancelOnDrop(meta.call_id.map(|id| (self.clone(), subject, id)));
+        Call::boxed(async move {
+            // Closes the inbox however this future ends: answered or dropped.
+            let _inbox = inbox;
+            let answer = answer.await;
+            // Answered (or the bus is gone): nothing to cancel.
+            cancel.disarm();
+            match answer {
+                Ok(message) => answer_from_message(&message.headers, message.payload),
+                Err(_) => {
+                    Err(BusError::Disconnected { reason: "the inbox was closed".into() }.into())
+                }
+            }
+        })
+    }
+}
+
+/// Publishes a call's cancellation (`docs/bus.md`, "Cancellation") when its caller drops the
+/// call before the answer came.
+/// `None` once the answer came (or for a call without an id, which cannot be cancelled).
+struct CancelOnDrop(Option<(LocalBus, String, CallId)>);
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some((bus, subject, call_id)) = self.0.take() else { return };
+        let mut headers = Headers::new();
+        headers.insert(header::CALL_ID, call_id.to_string());
+        let _ = bus.publish_now(&subject, headers, Bytes::new());
     }
 }
 
@@ -234,7 +342,50 @@ impl Bus for LocalBus {
         subject: &str,
         queue_group: Option<&str>,
     ) -> BoxFuture<'_, Result<Subscription, BusError>> {
-        Box::pin(ready(self.subscribe_now(subject, queue_group)))
+        Box::pin(ready(self.subscribe_now(subject, queue_group, None)))
+    }
+
+    fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
+        let max = self.shared.options.max_payload;
+        if payload.len() > max {
+            return Call::ready(Err(BusError::TooLarge { size: payload.len(), max }.into()));
+        }
+        let targets = self.shared.routes.read().unwrap_or_else(PoisonError::into_inner);
+        match targets.call_targets(route.subject()) {
+            CallTargets::Nobody => {
+                drop(targets);
+                let subject = route.subject().to_string();
+                Call::ready(Err(BusError::NoResponders { subject }.into()))
+            }
+            CallTargets::Direct { first, rest } => {
+                // Never call into a service with the table locked: its `dispatch` may publish.
+                drop(targets);
+                self.call_direct(route, meta, payload, first, rest)
+            }
+            CallTargets::Messages => {
+                drop(targets);
+                self.call_by_message(route, meta, payload)
+            }
+        }
+    }
+
+    fn send(
+        &self,
+        route: &MethodRoute,
+        meta: CallMeta,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>> {
+        let headers = meta.to_headers(Instant::now());
+        Box::pin(ready(self.publish_now(route.subject(), headers, payload)))
+    }
+
+    fn subscribe_service(
+        &self,
+        pattern: &str,
+        group: &str,
+        endpoint: Arc<dyn Endpoint>,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>> {
+        Box::pin(ready(self.subscribe_now(pattern, Some(group), Some(endpoint))))
     }
 
     fn max_payload(&self) -> usize {

@@ -34,17 +34,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::Future;
+
 use async_nats::connection::State;
 use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use gateway_core::BoxFuture;
-use tokio::sync::{mpsc, oneshot, watch};
+use gateway_core::{BoxFuture, Code, Status};
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::contract::header;
-use crate::{Bus, BusError, BusMessage, Headers, Subscription, subject};
+use crate::call::{Call, CallId, CallMeta, Failure, MethodRoute};
+use crate::contract::{self, header};
+use crate::{Bus, BusError, BusMessage, Headers, MessageStream, Subscription, subject};
 
 /// Settings of a [`NatsBus`] connection.
 #[derive(Clone, Debug)]
@@ -113,14 +116,19 @@ pub struct NatsBus {
     client: async_nats::Client,
     inner: Arc<Inner>,
     options: NatsOptions,
+    /// `rpc-notify-ms`, formatted once.
+    notify_ms: Option<String>,
     /// Stops the inbox task when the bus goes.
     _stop: tokio_util::sync::DropGuard,
 }
 
-/// What the bus's tasks share.
+/// What the bus, its tasks and the connection's event callback share.
 struct Inner {
-    /// The connection's state.
-    link: Arc<Link>,
+    /// `true` while connected.
+    connected: watch::Sender<bool>,
+    /// The connection was lost since it last came back (or since the first connection).
+    was_lost: AtomicBool,
+    reconnects: AtomicU64,
     /// Requests waiting for their answer, and the instances running them.
     requests: Mutex<Requests>,
     next_token: AtomicU64,
@@ -131,17 +139,16 @@ struct Inner {
     lost: AtomicU64,
 }
 
-/// What the connection's event callback keeps up to date.
-struct Link {
-    /// `true` while connected.
-    connected: watch::Sender<bool>,
-    /// The connection was lost since it last came back (or since the first connection).
-    lost: AtomicBool,
-    reconnects: AtomicU64,
+/// Why a waiting request got no answer.
+enum Failed {
+    /// The instance running it stopped, or none confirmed it in time.
+    Lost(String),
+    /// The connection dropped.
+    Disconnected,
 }
 
-/// What a waiting request receives: the answer, or why it was lost.
-type Outcome = Result<async_nats::Message, String>;
+/// What a waiting request receives: the answer, or why there is none.
+type Outcome = Result<async_nats::Message, Failed>;
 
 #[derive(Default)]
 struct Requests {
@@ -187,12 +194,19 @@ impl NatsBus {
     /// URL and the cause. After this first connection, losses are handled by reconnecting.
     pub async fn connect(url: &str, options: NatsOptions) -> Result<NatsBus, ConnectError> {
         let fail = |reason: String| ConnectError { url: url.to_owned(), reason };
-        let link = Arc::new(Link {
+        let inner = Arc::new(Inner {
             connected: watch::channel(false).0,
-            lost: AtomicBool::new(false),
+            was_lost: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
+            requests: Mutex::new(Requests::default()),
+            next_token: AtomicU64::new(1),
+            // The client's own inbox form, `_INBOX.<random>`, with our token after it.
+            inbox_prefix: format!("_INBOX.{}.", crate::runtime::discovery::instance_id()),
+            dropped: AtomicU64::new(0),
+            failed_on_disconnect: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         });
-        let events = link.clone();
+        let events = Arc::downgrade(&inner);
         let max_delay = options.max_reconnect_delay;
         let client = async_nats::ConnectOptions::new()
             .name(&options.name)
@@ -203,29 +217,23 @@ impl NatsBus {
             .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max_delay))
             .event_callback(move |event| {
                 let events = events.clone();
-                async move { events.on_event(event) }
+                async move {
+                    if let Some(inner) = events.upgrade() {
+                        inner.on_event(event);
+                    }
+                }
             })
             .connect(url)
             .await
             .map_err(|e| fail(e.to_string()))?;
         // The callback's `Connected` may come after `connect` returns; the client's own state
         // is authoritative now.
-        link.connected.send_replace(client.connection_state() == State::Connected);
+        inner.connected.send_replace(client.connection_state() == State::Connected);
 
-        let inbox_prefix = format!("{}.", client.new_inbox());
         let inbox = client
-            .subscribe(format!("{inbox_prefix}*"))
+            .subscribe(format!("{}*", inner.inbox_prefix))
             .await
             .map_err(|e| fail(format!("cannot subscribe to the reply inbox: {e}")))?;
-        let inner = Arc::new(Inner {
-            link,
-            requests: Mutex::new(Requests::default()),
-            next_token: AtomicU64::new(1),
-            inbox_prefix,
-            dropped: AtomicU64::new(0),
-            failed_on_disconnect: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-        });
         let stop = CancellationToken::new();
         tokio::spawn(route_answers(inbox, Arc::downgrade(&inner), stop.clone()));
         if let Some(notify_after) = options.notify_after {
@@ -238,7 +246,8 @@ impl NatsBus {
             tokio::spawn(watch.run(stop.clone()));
         }
         info!(url, name = options.name, "connected to NATS");
-        Ok(NatsBus { client, inner, options, _stop: stop.drop_guard() })
+        let notify_ms = options.notify_after.map(|after| after.as_millis().max(1).to_string());
+        Ok(NatsBus { client, inner, options, notify_ms, _stop: stop.drop_guard() })
     }
 
     /// The underlying client, for what the bus does not cover (JetStream key-value buckets).
@@ -248,7 +257,7 @@ impl NatsBus {
 
     /// Waits until the connection is up (at once if it is).
     pub async fn connected(&self) {
-        let mut state = self.inner.link.connected.subscribe();
+        let mut state = self.inner.connected.subscribe();
         let _ = state.wait_for(|up| *up).await;
     }
 
@@ -257,7 +266,7 @@ impl NatsBus {
             dropped: self.inner.dropped.load(Ordering::Relaxed),
             failed_on_disconnect: self.inner.failed_on_disconnect.load(Ordering::Relaxed),
             lost: self.inner.lost.load(Ordering::Relaxed),
-            reconnects: self.inner.link.reconnects.load(Ordering::Relaxed),
+            reconnects: self.inner.reconnects.load(Ordering::Relaxed),
         }
     }
 
@@ -290,6 +299,82 @@ impl NatsBus {
         let max = self.client.max_payload();
         let size = payload.len() + headers.as_ref().map_or(0, header_bytes);
         if size > max { Err(BusError::TooLarge { size, max }) } else { Ok(()) }
+    }
+
+    /// The contract's headers of a call, straight from its metadata into NATS's header map: the
+    /// names are made once, only the values are formatted.
+    fn call_headers(&self, meta: &CallMeta, watched: bool) -> Result<HeaderMap, BusError> {
+        let mut map = HeaderMap::new();
+        map.insert(known(header::METHOD), HeaderValue::from(meta.method_id.to_string()));
+        if let Some(deadline) = meta.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            map.insert(
+                known(header::TIMEOUT_MS),
+                HeaderValue::from(contract::timeout_header(left)),
+            );
+        }
+        if let Some(id) = meta.call_id {
+            map.insert(known(header::CALL_ID), HeaderValue::from(id.to_string()));
+            map.insert(known(header::TRACE_ID), HeaderValue::from(id.trace_id()));
+        }
+        if let (true, Some(ms)) = (watched, &self.notify_ms) {
+            map.insert(known(header::NOTIFY_MS), HeaderValue::from(ms.as_str()));
+        }
+        if let Some(identity) = &meta.identity {
+            let mut extra = Headers::new();
+            crate::call::identity_headers(&mut extra, Some(identity));
+            for (name, value) in extra {
+                append_header(&mut map, name, value)?;
+            }
+        }
+        Ok(map)
+    }
+
+    /// Sends a request and waits for its answer (no timeout: the caller bounds it). The entry
+    /// in the pending map is removed however the future ends.
+    fn exchange(
+        &self,
+        subject: String,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+        watched: bool,
+    ) -> impl Future<Output = Result<async_nats::Message, BusError>> + Send + 'static {
+        let client = self.client.clone();
+        let inner = self.inner.clone();
+        async move {
+            let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
+            let (answer, answered) = oneshot::channel();
+            let entry =
+                Pending { answer, sent: std::time::Instant::now(), watched, instance: None };
+            inner.requests.lock().expect("pending requests").pending.insert(token, entry);
+            // Forgets the request however this future ends (answer, timeout, drop).
+            let _pending = Forget { inner: &inner, token };
+            // Registered before this check: a loss from now on fails it through the map.
+            if !*inner.connected.borrow() {
+                return Err(BusError::Disconnected {
+                    reason: "the connection to NATS is down".into(),
+                });
+            }
+            let reply = format!("{}{token}", inner.inbox_prefix);
+            let sent = match headers {
+                Some(h) => {
+                    client.publish_with_reply_and_headers(subject.clone(), reply, h, payload).await
+                }
+                None => client.publish_with_reply(subject.clone(), reply, payload).await,
+            };
+            sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })?;
+            match answered.await {
+                Err(_) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
+                Ok(Err(Failed::Lost(reason))) => Err(BusError::Lost { subject, reason }),
+                Ok(Err(Failed::Disconnected)) => Err(BusError::Disconnected {
+                    reason: "the connection to NATS dropped while waiting for the answer".into(),
+                }),
+                Ok(Ok(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
+                    Err(BusError::NoResponders { subject })
+                }
+                Ok(Ok(message)) => Ok(message),
+            }
+        }
     }
 }
 
@@ -329,9 +414,9 @@ impl Bus for NatsBus {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<BusMessage, BusError>> {
         let mut headers = headers;
-        let is_watched = match self.options.notify_after {
-            Some(after) if subject.starts_with("rpc.") => {
-                headers.insert(header::NOTIFY_MS, after.as_millis().max(1).to_string());
+        let watched = match &self.notify_ms {
+            Some(ms) if subject.starts_with("rpc.") => {
+                headers.insert(header::NOTIFY_MS, ms.clone());
                 true
             }
             _ => false,
@@ -340,50 +425,10 @@ impl Bus for NatsBus {
         let subject = subject.to_owned();
         Box::pin(async move {
             let headers = prepared?;
-            // Subscribed to the connection state before sending, so a loss between sending and
-            // waiting is not missed.
-            let mut state = self.inner.link.connected.subscribe();
-            let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
-            let (answer, answered) = oneshot::channel();
-            let entry = Pending {
-                answer,
-                sent: std::time::Instant::now(),
-                watched: is_watched,
-                instance: None,
-            };
-            self.inner.requests.lock().expect("pending requests").pending.insert(token, entry);
-            // Forgets the request however this future ends (answer, timeout, drop).
-            let _pending = Forget { inner: &self.inner, token };
-            let reply = format!("{}{token}", self.inner.inbox_prefix);
-            let sent = match headers {
-                Some(h) => {
-                    let client = &self.client;
-                    client.publish_with_reply_and_headers(subject.clone(), reply, h, payload).await
-                }
-                None => self.client.publish_with_reply(subject.clone(), reply, payload).await,
-            };
-            sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })?;
-            let lost = async {
-                let _ = state.wait_for(|up| !*up).await;
-            };
-            let answer = tokio::select! {
-                answer = tokio::time::timeout(timeout, answered) => answer,
-                () = lost => {
-                    self.inner.failed_on_disconnect.fetch_add(1, Ordering::Relaxed);
-                    return Err(BusError::Disconnected {
-                        reason: "the connection to NATS dropped while waiting for the answer"
-                            .into(),
-                    });
-                }
-            };
-            match answer {
+            let exchange = self.exchange(subject.clone(), headers, payload, watched);
+            match tokio::time::timeout(timeout, exchange).await {
                 Err(_) => Err(BusError::Timeout { subject, timeout }),
-                Ok(Err(_)) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
-                Ok(Ok(Err(reason))) => Err(BusError::Lost { subject, reason }),
-                Ok(Ok(Ok(message))) if message.status == Some(StatusCode::NO_RESPONDERS) => {
-                    Err(BusError::NoResponders { subject })
-                }
-                Ok(Ok(Ok(message))) => Ok(from_nats(message)),
+                Ok(answer) => answer.map(from_nats),
             }
         })
     }
@@ -399,15 +444,61 @@ impl Bus for NatsBus {
         Box::pin(async move {
             valid?;
             let subscribed = match queue_group {
-                Some(group) => self.client.queue_subscribe(pattern.clone(), group).await,
-                None => self.client.subscribe(pattern.clone()).await,
+                Some(group) => self.client.queue_subscribe(pattern, group).await,
+                None => self.client.subscribe(pattern).await,
             };
             let subscriber =
                 subscribed.map_err(|e| BusError::Disconnected { reason: e.to_string() })?;
-            let (messages, receiver) = mpsc::channel(self.options.subscription_capacity.max(1));
-            let stop = CancellationToken::new();
-            tokio::spawn(forward(subscriber, messages, self.inner.clone(), stop.clone()));
-            Ok(Subscription::new(receiver, Box::new(stop.drop_guard())))
+            Ok(Subscription::from_stream(Box::new(NatsStream(subscriber))))
+        })
+    }
+
+    fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
+        let watched = self.notify_ms.is_some();
+        let prepared = self.check_connected().and_then(|()| {
+            let headers = Some(self.call_headers(&meta, watched)?);
+            self.check_size(&headers, &payload)?;
+            Ok(headers)
+        });
+        let headers = match prepared {
+            Ok(headers) => headers,
+            Err(e) => return Call::ready(Err(e.into())),
+        };
+        let exchange = self.exchange(route.subject().to_string(), headers, payload, watched);
+        // Tells the service when the caller drops the call before its answer.
+        let mut cancel = CancelOnDrop(
+            meta.call_id.map(|id| (self.client.clone(), route.cancel_subject().to_string(), id)),
+        );
+        Call::boxed(async move {
+            let answer = exchange.await;
+            cancel.disarm();
+            let message = answer?;
+            Ok(message.payload).and_then(|payload| match &message.headers {
+                Some(headers) => match status_from_nats(headers) {
+                    None => Ok(payload),
+                    Some(status) => Err(Failure { status, details: payload }),
+                },
+                None => Ok(payload),
+            })
+        })
+    }
+
+    fn send(
+        &self,
+        route: &MethodRoute,
+        meta: CallMeta,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>> {
+        let prepared = self.check_connected().and_then(|()| {
+            let headers = Some(self.call_headers(&meta, false)?);
+            self.check_size(&headers, &payload)?;
+            Ok(headers)
+        });
+        let subject = route.subject().to_string();
+        Box::pin(async move {
+            let headers = prepared?.unwrap_or_default();
+            let sent = self.client.publish_with_headers(subject, headers, payload).await;
+            sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })
         })
     }
 
@@ -416,7 +507,51 @@ impl Bus for NatsBus {
     }
 
     fn is_connected(&self) -> bool {
-        *self.inner.link.connected.borrow()
+        *self.inner.connected.borrow()
+    }
+}
+
+/// A subscription read straight from the client's own queue (no task in between).
+struct NatsStream(async_nats::Subscriber);
+
+impl MessageStream for NatsStream {
+    fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<BusMessage>> {
+        self.0.poll_next_unpin(cx).map(|message| message.map(from_nats))
+    }
+
+    fn unsubscribe(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.unsubscribe().await {
+                debug!(cause = %e, "unsubscribing failed; the connection is going");
+            }
+        })
+    }
+}
+
+/// Publishes a call's cancellation (`docs/bus.md`, "Cancellation") when the caller drops the
+/// call before the answer came: from a task, since a drop cannot wait.
+struct CancelOnDrop(Option<(async_nats::Client, String, CallId)>);
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some((client, subject, call_id)) = self.0.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let mut headers = HeaderMap::new();
+            headers.insert(known(header::CALL_ID), HeaderValue::from(call_id.to_string()));
+            if let Err(e) = client.publish_with_headers(subject, headers, Bytes::new()).await {
+                debug!(cause = %e, "could not publish a cancellation");
+            }
+        });
     }
 }
 
@@ -432,24 +567,31 @@ impl Drop for Forget<'_> {
     }
 }
 
-impl Link {
-    /// The connection's events: tracks whether it is up and counts its comebacks; logs the
+impl Inner {
+    /// The connection's events: tracks whether it is up and counts its comebacks; fails the
+    /// requests waiting when it drops; counts messages dropped for slow subscriptions; logs the
     /// rest.
     fn on_event(&self, event: async_nats::Event) {
         match event {
             async_nats::Event::Connected => {
                 // The first connection's event is no comeback. Counted before the state
                 // changes, so whoever waits for the connection sees the count.
-                if self.lost.swap(false, Ordering::Relaxed) {
+                if self.was_lost.swap(false, Ordering::Relaxed) {
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
                     info!("NATS connection restored");
                 }
                 self.connected.send_replace(true);
             }
             async_nats::Event::Disconnected => {
-                self.lost.store(true, Ordering::Relaxed);
+                self.was_lost.store(true, Ordering::Relaxed);
                 if self.connected.send_replace(false) {
                     warn!("NATS connection lost; calls fail with `unavailable` until it is back");
+                }
+                // After the state changed: a request registered later sees it down.
+                let waiting = std::mem::take(&mut self.requests.lock().expect("requests").pending);
+                self.failed_on_disconnect.fetch_add(waiting.len() as u64, Ordering::Relaxed);
+                for (_, pending) in waiting {
+                    let _ = pending.answer.send(Err(Failed::Disconnected));
                 }
             }
             async_nats::Event::Closed => {
@@ -457,7 +599,8 @@ impl Link {
                 info!("NATS connection closed");
             }
             async_nats::Event::SlowConsumer(sid) => {
-                warn!(sid, "NATS: a subscription cannot keep up; the client drops its messages");
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                debug!(sid, "NATS: a subscription cannot keep up; the client drops its messages");
             }
             other => warn!(event = %other, "NATS"),
         }
@@ -554,7 +697,7 @@ impl Watchdog {
             }
             let Some(inner) = this.inner.upgrade() else { return };
             // While disconnected, requests fail by themselves; nothing is presumed lost.
-            if !*inner.link.connected.borrow() {
+            if !*inner.connected.borrow() {
                 continue;
             }
             let (lost, probes) = this.sweep(&inner);
@@ -565,7 +708,7 @@ impl Watchdog {
                      took it has probably stopped",
                     this.presume_lost.as_millis()
                 );
-                let _ = pending.answer.send(Err(reason));
+                let _ = pending.answer.send(Err(Failed::Lost(reason)));
             }
             for instance in probes {
                 tokio::spawn(this.clone().probe(inner.clone(), instance));
@@ -615,34 +758,7 @@ impl Watchdog {
         for pending in failed {
             inner.lost.fetch_add(1, Ordering::Relaxed);
             let reason = format!("the service instance running it stopped (`{instance}`)");
-            let _ = pending.answer.send(Err(reason));
-        }
-    }
-}
-
-/// Moves one subscription's messages into its bounded queue until the [`Subscription`] goes
-/// (dropping the subscriber unsubscribes).
-async fn forward(
-    mut subscriber: async_nats::Subscriber,
-    messages: mpsc::Sender<BusMessage>,
-    inner: Arc<Inner>,
-    stop: CancellationToken,
-) {
-    loop {
-        let message = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            message = subscriber.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
-        match messages.try_send(from_nats(message)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                inner.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            let _ = pending.answer.send(Err(Failed::Lost(reason)));
         }
     }
 }
@@ -668,6 +784,52 @@ static KNOWN_HEADERS: [(&str, HeaderName); 11] = {
         known(RUNNING),
     ]
 };
+
+/// The contract's header `name` as a NATS header name, made once.
+fn known(name: &'static str) -> HeaderName {
+    match KNOWN_HEADERS.iter().find(|(known, _)| *known == name) {
+        Some((_, header)) => header.clone(),
+        None => HeaderName::from_static(name),
+    }
+}
+
+/// Appends one of our headers to a NATS header map.
+///
+/// # Errors
+///
+/// [`BusError::InvalidHeader`] for what NATS cannot carry (see [`to_nats_headers`]).
+fn append_header(
+    map: &mut HeaderMap,
+    name: std::borrow::Cow<'static, str>,
+    value: String,
+) -> Result<(), BusError> {
+    let invalid =
+        |reason| BusError::InvalidHeader { name: name.chars().take(64).collect(), reason };
+    let header = match KNOWN_HEADERS.iter().find(|(known, _)| *known == name) {
+        Some((_, header)) => header.clone(),
+        None => HeaderName::from_str(&name)
+            .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?,
+    };
+    if value.contains(['\r', '\n']) {
+        return Err(invalid("values cannot contain line breaks"));
+    }
+    map.append(header, HeaderValue::from(value));
+    Ok(())
+}
+
+/// The status an answer's NATS headers carry, or `None` for a success (as
+/// [`contract::status_from_headers`], without copying the headers first).
+fn status_from_nats(headers: &HeaderMap) -> Option<Status> {
+    let get = |name: &'static str| headers.get(known(name)).map(HeaderValue::as_str);
+    let code = get(header::STATUS)?.parse::<u8>().map_or(Code::Unknown, Code::from_u8);
+    if code == Code::Ok {
+        return None;
+    }
+    let message = get(header::MESSAGE).unwrap_or_default().to_owned();
+    let retryable = get(header::RETRYABLE).map_or(code.retryable_by_default(), |v| v == "1");
+    let error_id = get(header::ERROR_ID).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Some(Status::new(code, message).with_retryable(retryable).with_error_id(error_id))
+}
 
 fn from_nats(message: async_nats::Message) -> BusMessage {
     let mut headers = Headers::new();
@@ -704,17 +866,7 @@ fn to_nats_headers(headers: Headers) -> Result<Option<HeaderMap>, BusError> {
     }
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        let invalid =
-            |reason| BusError::InvalidHeader { name: name.chars().take(64).collect(), reason };
-        let header = match KNOWN_HEADERS.iter().find(|(known, _)| *known == name) {
-            Some((_, header)) => header.clone(),
-            None => HeaderName::from_str(&name)
-                .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?,
-        };
-        if value.contains(['\r', '\n']) {
-            return Err(invalid("values cannot contain line breaks"));
-        }
-        map.append(header, HeaderValue::from(value));
+        append_header(&mut map, name, value)?;
     }
     Ok(Some(map))
 }

@@ -3,9 +3,15 @@
 //! A [`ServiceRuntime`] takes the calls of one service ([`Dispatch`]) from a [`Bus`], as
 //! `docs/bus.md` specifies: it subscribes to the service's method pattern in the service's queue
 //! group (so several runtimes of one service, in one process or many, share the calls) and to the
-//! service's cancel subject, and runs each call in its own task with the caller's identity,
-//! deadline and a cancellation signal.
+//! service's cancel subject, and serves each call with the caller's identity, deadline and a
+//! cancellation signal.
 //!
+//! - **No task per call.** A caller in the same process (a gateway on the in-process bus) polls
+//!   the handler's future itself: the bus hands it the call directly ([`crate::call::Endpoint`]).
+//!   Calls that come as messages (over NATS) are polled by the runtime's own task: a handler that
+//!   finishes on its first poll is answered at once, one that waits joins the runtime's calls in
+//!   flight. So handlers must not block: CPU-heavy or blocking work belongs in
+//!   `tokio::task::spawn_blocking` (the tracker's SQLite queries do this) or in a batch handler.
 //! - **Concurrency** is capped ([`ServeOptions::concurrency`]); a call beyond the cap is answered
 //!   at once with a retryable `resource_exhausted`, never queued.
 //! - **Deadlines**: `rpc-timeout-ms` counts from the moment the call is received. When it passes,
@@ -34,19 +40,20 @@ mod stats;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use gateway_core::{CallContext, Dispatch, Status};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use self::batch::Batcher;
-use self::call::Calls;
+use self::call::{Calls, Direct, Pending, Registry};
 use self::discovery::Discovery;
 use self::stats::ServiceStats;
 use crate::{Bus, BusError, BusMessage, Headers, Subscription, contract};
@@ -137,38 +144,40 @@ impl ServiceRuntime {
     /// The bus's error if it refuses a subscription.
     pub async fn start(self, shutdown: CancellationToken) -> Result<Serving, BusError> {
         let desc = self.service.descriptor();
-        let group = contract::queue_group(desc);
-        let calls = self.bus.subscribe(&contract::service_pattern(desc), Some(group)).await?;
-        let cancels = self.bus.subscribe(&contract::cancel_subject(desc.name), None).await?;
         let stats = Arc::new(ServiceStats::new(desc));
         let id = discovery::instance_id();
         let liveness_subject = contract::liveness_subject(desc.name, &id);
-        let liveness = self.bus.subscribe(&liveness_subject, None).await?;
-        let discovery = if self.options.discovery {
-            let (bus, version) = (self.bus.clone(), &self.options.version);
-            Some(Discovery::subscribe(bus, desc, stats.clone(), version, id.clone()).await?)
-        } else {
-            None
-        };
         let concurrency = self.options.concurrency.max(1);
         let batchers = self
             .batches
             .into_iter()
             .map(|(id, (options, handler))| (id, Batcher::start(options, handler, concurrency)))
             .collect();
-        let calls_state = Arc::new(Calls::new(
-            self.bus,
+        let state = Arc::new(Calls::new(
+            self.bus.clone(),
             self.service,
             batchers,
-            Arc::new(Semaphore::new(concurrency)),
-            stats,
-            liveness_subject.into(),
+            concurrency,
+            stats.clone(),
+            liveness_subject.as_str().into(),
         ));
+        // On the in-process bus, callers take the direct road to `state` (no message, no task).
+        let direct = Arc::new(Direct(state.clone()));
+        let group = contract::queue_group(desc);
+        let pattern = contract::service_pattern(desc);
+        let calls = self.bus.subscribe_service(&pattern, group, direct).await?;
+        let cancels = self.bus.subscribe(&contract::cancel_subject(desc.name), None).await?;
+        let liveness = self.bus.subscribe(&liveness_subject, None).await?;
+        let discovery = if self.options.discovery {
+            let (bus, version) = (self.bus.clone(), &self.options.version);
+            Some(Discovery::subscribe(bus, desc, stats, version, id.clone()).await?)
+        } else {
+            None
+        };
         tracing::info!(service = desc.name, instance = id, concurrency, "serving");
         let subscriptions = Subscriptions { calls, cancels, liveness };
         let drain_timeout = self.options.drain_timeout;
-        let task =
-            tokio::spawn(run(calls_state, subscriptions, discovery, shutdown, drain_timeout));
+        let task = tokio::spawn(run(state, subscriptions, discovery, shutdown, drain_timeout));
         Ok(Serving { task })
     }
 
@@ -238,8 +247,9 @@ async fn pong(state: &Calls, ping: BusMessage) {
     }
 }
 
-/// The runtime's task: takes calls and cancels until shutdown, then drains. Discovery requests
-/// are answered by a task of their own until shutdown; liveness pings until the runtime stops.
+/// The runtime's task: takes calls and cancels until shutdown, then drains. Calls that came as
+/// messages are polled here, in `pending`, not in tasks of their own. Discovery requests are
+/// answered by a task of their own until shutdown; liveness pings until the runtime stops.
 async fn run(
     state: Arc<Calls>,
     subscriptions: Subscriptions,
@@ -252,47 +262,83 @@ async fn run(
     let stop = CancellationToken::new();
     let discovery = discovery.map(|d| tokio::spawn(d.serve(stop.clone())));
     let stop_discovery = stop.drop_guard();
-    let tracker = TaskTracker::new();
+    let mut pending = FuturesUnordered::new();
+    let mut registry = Registry::default();
+    let service = state.service_name();
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(message) = cancels.next() => state.cancel(&message),
+            Some(message) = cancels.next() => registry.cancel(service, &message),
             Some(ping) = liveness.next() => pong(&state, ping).await,
+            Some((registered, answered)) = pending.next(), if !pending.is_empty() => {
+                registry.forget(registered);
+                state.answer(answered).await;
+            }
             message = calls.next() => match message {
-                Some(message) => state.accept(message, &tracker).await,
+                Some(message) => accept(&state, message, &mut pending, &mut registry).await,
                 None => break,
             },
         }
     }
-    let service = state.service_name();
-    tracing::info!(service, in_flight = tracker.len(), "stopping: no new calls");
+    tracing::info!(service, in_flight = state.admission.in_flight(), "stopping: no new calls");
     // New calls now go to the other instances; the ones already queued here are still served.
-    calls.unsubscribe();
+    calls.unsubscribe().await;
     // An instance on its way out is no longer one to discover.
     drop(stop_discovery);
     if let Some(task) = discovery {
         join(task).await;
     }
-    while let Some(message) = calls.next().await {
-        state.accept(message, &tracker).await;
-    }
-    tracker.close();
+    let mut queued = true;
     let drained = tokio::time::sleep(drain_timeout);
     tokio::pin!(drained);
     loop {
         tokio::select! {
             biased;
-            () = tracker.wait() => break,
-            Some(message) = cancels.next() => state.cancel(&message),
+            Some((registered, answered)) = pending.next(), if !pending.is_empty() => {
+                registry.forget(registered);
+                state.answer(answered).await;
+            }
+            message = calls.next(), if queued => match message {
+                Some(message) => accept(&state, message, &mut pending, &mut registry).await,
+                None => queued = false,
+            },
+            Some(message) = cancels.next() => registry.cancel(service, &message),
             Some(ping) = liveness.next() => pong(&state, ping).await,
+            // Direct calls (callers in this process) count in the admission too.
+            () = state.admission.idle(), if !queued && pending.is_empty() => break,
             () = &mut drained, if !state.is_aborted() => {
-                tracing::warn!(service, left = tracker.len(), "drain timed out: cancelling calls");
+                let left = state.admission.in_flight();
+                tracing::warn!(service, left, "drain timed out: cancelling calls");
                 state.abort();
             }
         }
     }
     tracing::info!(service, "stopped");
+}
+
+/// Takes a call that came as a message: answered at once if it is refused or its handler
+/// finishes on the first poll, else kept in `pending` (and in `registry`, to be cancelled).
+async fn accept(
+    state: &Arc<Calls>,
+    message: BusMessage,
+    pending: &mut FuturesUnordered<Pending>,
+    registry: &mut Registry,
+) {
+    let received = std::time::Instant::now();
+    let mut message = Some(message);
+    let accepted = poll_fn(|cx| {
+        let message = message.take().expect("polled once: it is ready at once");
+        Poll::Ready(state.accept(message, received, cx))
+    })
+    .await;
+    match accepted {
+        Ok(mut call) => {
+            registry.register(&mut call);
+            pending.push(call);
+        }
+        Err(answered) => state.answer(answered).await,
+    }
 }
 
 #[cfg(test)]

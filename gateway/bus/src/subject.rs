@@ -6,7 +6,78 @@
 //! the last token. A token is a wildcard only when it is exactly `*` or `>`: `a*` is an ordinary
 //! token, as in NATS. Messages are published to subjects, never to patterns.
 
+use std::fmt;
+
+use bytes::Bytes;
+
 use crate::BusError;
+
+/// A checked subject to publish to, cheap to clone: its text is shared (`Bytes`), so handing a
+/// subject along costs a reference count, not an allocation. Made once where it is known (a
+/// gateway makes one per method at start-up) and used for every message after.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Subject(Bytes);
+
+impl Subject {
+    /// Checks `subject` ([`validate_subject`]) and keeps it.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::InvalidSubject`] if it is malformed or contains a wildcard token.
+    pub fn new(subject: impl Into<String>) -> Result<Subject, BusError> {
+        let subject = subject.into();
+        validate_subject(&subject)?;
+        Ok(Subject(Bytes::from(subject)))
+    }
+
+    /// A subject known to be valid at compile time.
+    ///
+    /// # Panics
+    ///
+    /// If it is not a valid subject: a bug in the program, caught where the constant is used.
+    pub fn from_static(subject: &'static str) -> Subject {
+        if let Err(e) = validate_subject(subject) {
+            panic!("{e}");
+        }
+        Subject(Bytes::from_static(subject.as_bytes()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Made from a `String` or a `&str` only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The text as shared bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Subject {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Subject {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// The wildcard that matches one token.
 pub const ONE: &str = "*";
@@ -174,6 +245,15 @@ mod tests {
                 "{pattern}"
             );
         }
+    }
+
+    #[test]
+    fn subjects_are_checked_once_and_shared() {
+        let subject = Subject::new("rpc.a.b").unwrap();
+        assert_eq!(subject.as_str(), "rpc.a.b");
+        assert_eq!(subject.clone().as_bytes().as_ptr(), subject.as_bytes().as_ptr());
+        assert!(matches!(Subject::new("rpc.*"), Err(BusError::InvalidSubject { .. })));
+        assert_eq!(&*Subject::from_static("cancel.a"), "cancel.a");
     }
 
     #[test]

@@ -1,54 +1,104 @@
-//! One call on its way through a [`super::ServiceRuntime`]: reading the contract's headers into a
-//! [`CallContext`], admitting or shedding it, serving it under its deadline and cancellation,
-//! answering, and counting it in its method's [`ServiceStats`].
+//! One call on its way through a [`super::ServiceRuntime`], by either road:
+//!
+//! - **Direct** ([`Endpoint`]): a caller in the same process (a gateway on the in-process bus)
+//!   starts the call and polls the handler's future itself. No task, no message, no headers: the
+//!   runtime admits the call under its concurrency limit, builds the [`CallContext`] from the
+//!   [`CallMeta`], and hears how the call ended ([`CallEnd`]) to count it.
+//! - **Message**: a call that came as a bus message (over NATS, or a plain request on the
+//!   in-process bus) is read from its headers, admitted, and polled by the runtime's own task:
+//!   answered at once when the handler finishes on its first poll, otherwise kept among the
+//!   runtime's calls in flight ([`Pending`]) under its deadline and cancellation, and answered on
+//!   the message's reply subject.
 
 use std::collections::HashMap;
-use std::future::pending;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_core::{CallContext, Dispatch, Identity, Status};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use gateway_core::{BoxFuture, CallContext, Dispatch, Status};
+use tokio::sync::Notify;
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::batch::Batcher;
 use super::stats::ServiceStats;
+use crate::call::{Call, CallEnd, CallMeta, DirectCall, Ended, Endpoint, MethodRoute};
 use crate::contract::{self, header};
 use crate::{Bus, BusMessage, Headers};
 
-/// What the runtime's task and the call tasks share.
+/// The runtime's concurrency limit: calls of both roads count, each until it ends.
+pub(super) struct Admission {
+    in_flight: AtomicUsize,
+    limit: usize,
+    /// Set while shutdown waits for the calls to end: only then does the last one say so.
+    draining: AtomicBool,
+    idle: Notify,
+}
+
+impl Admission {
+    fn new(limit: usize) -> Admission {
+        Admission {
+            in_flight: AtomicUsize::new(0),
+            limit: limit.max(1),
+            draining: AtomicBool::new(false),
+            idle: Notify::new(),
+        }
+    }
+
+    /// Takes a place, or `false` at the limit.
+    fn enter(&self) -> bool {
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.leave();
+            return false;
+        }
+        true
+    }
+
+    fn leave(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.draining.load(Ordering::SeqCst)
+        {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Calls in flight now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no call is in flight.
+    pub(super) async fn idle(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read, so a call ending in between is not missed.
+            notified.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What the runtime's task, its calls in flight and direct callers share.
 pub(super) struct Calls {
     bus: Arc<dyn Bus>,
     service: Arc<dyn Dispatch>,
     batchers: HashMap<u32, Batcher>,
-    permits: Arc<Semaphore>,
-    /// Calls that carry a call id, so a cancel message can reach them. The number tells a call
-    /// from a later one reusing its id. A std mutex: held only to insert, look up or remove.
-    by_call_id: Mutex<HashMap<String, (u64, CancellationToken)>>,
-    next_serial: AtomicU64,
-    /// Parent of every call's signal: cancelled when the drain at shutdown times out.
+    pub(super) admission: Admission,
+    /// Cancelled when the drain at shutdown times out: the parent of every message call's signal,
+    /// and watched by every direct call.
     abort: CancellationToken,
     stats: Arc<ServiceStats>,
     /// This instance's liveness subject, named by its running notices.
     liveness: Arc<str>,
-}
-
-/// A call admitted to run.
-struct Call {
-    ctx: CallContext,
-    request: Bytes,
-    reply: Option<String>,
-    deadline: Option<tokio::time::Instant>,
-    /// Its entry in `by_call_id`.
-    registered: Option<(String, u64)>,
-    /// Its method's slot in the stats, if the service has the method.
-    stats_slot: Option<usize>,
-    received: Instant,
-    /// When to send a running notice, if the caller asked for one (`rpc-notify-ms`).
-    notify_at: Option<tokio::time::Instant>,
 }
 
 impl Calls {
@@ -56,7 +106,7 @@ impl Calls {
         bus: Arc<dyn Bus>,
         service: Arc<dyn Dispatch>,
         batchers: HashMap<u32, Batcher>,
-        permits: Arc<Semaphore>,
+        concurrency: usize,
         stats: Arc<ServiceStats>,
         liveness: Arc<str>,
     ) -> Calls {
@@ -64,9 +114,7 @@ impl Calls {
             bus,
             service,
             batchers,
-            permits,
-            by_call_id: Mutex::default(),
-            next_serial: AtomicU64::new(0),
+            admission: Admission::new(concurrency),
             abort: CancellationToken::new(),
             stats,
             liveness,
@@ -89,183 +137,110 @@ impl Calls {
         self.abort.is_cancelled()
     }
 
-    /// Handles a cancel message: the call with its `rpc-call-id`, if running here, is cancelled.
-    pub(super) fn cancel(&self, message: &BusMessage) {
-        let Some(call_id) = message.headers.get(header::CALL_ID) else { return };
-        let calls = self.by_call_id.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, token)) = calls.get(call_id) {
-            tracing::debug!(service = self.service_name(), call_id, "call cancelled by its caller");
-            token.cancel();
+    fn shed_status(&self) -> Status {
+        Status::resource_exhausted(format!(
+            "{} is serving as many calls as it may; retry later",
+            self.service_name()
+        ))
+    }
+
+    /// The handler's future for a call: the method's batcher, or the service's dispatch.
+    fn work(&self, ctx: CallContext, request: Bytes) -> BoxFuture<'static, Result<Bytes, Status>> {
+        match self.batchers.get(&ctx.method_id()) {
+            Some(batcher) => batcher.submit(ctx, request),
+            None => self.service.dispatch(ctx, request),
         }
     }
 
-    /// Admits a call and spawns its task, or answers it at once (unknown method, bad headers, no
-    /// room).
-    pub(super) async fn accept(self: &Arc<Self>, message: BusMessage, tracker: &TaskTracker) {
-        let received = Instant::now();
-        let Some(method_id) = self.method_of(&message) else {
-            let status =
-                Status::unimplemented(format!("no method is served on `{}`", message.subject));
-            let _ = self.answer(message.reply.as_deref(), Err(status)).await;
-            return;
-        };
-        let stats_slot = self.stats.index(method_id);
-        let timeout = match parse_timeout(&message.headers) {
-            Ok(timeout) => timeout,
-            Err(status) => {
-                return self
-                    .finish(stats_slot, received, message.reply.as_deref(), Err(status))
-                    .await;
-            }
-        };
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            tracing::debug!(
-                service = self.service_name(),
-                method_id,
-                "shedding a call: at capacity"
-            );
-            let status = Status::resource_exhausted(format!(
-                "{} is serving as many calls as it may; retry later",
-                self.service_name()
-            ));
-            return self.finish(stats_slot, received, message.reply.as_deref(), Err(status)).await;
-        };
-        let call = self.admit(method_id, timeout, message, stats_slot, received);
-        // Boxed: the call's future is large (it holds the handler's), and spawning moves it
-        // several times before it reaches the task's cell; a box moves as a pointer.
-        tracker.spawn(Box::pin(self.clone().serve(call, permit)));
-    }
-
-    /// The method id from `rpc-method`, or else from the subject.
-    fn method_of(&self, message: &BusMessage) -> Option<u32> {
-        if let Some(id) = message.headers.get(header::METHOD) {
-            return id.parse().ok();
-        }
-        let name = message.subject.strip_prefix("rpc.")?;
-        self.service.descriptor().methods.iter().find(|m| m.name == name).map(|m| m.id)
-    }
-
-    fn admit(
-        &self,
-        method_id: u32,
-        timeout: Option<Duration>,
+    /// Admits a call that came as `message` at `received`: its handler's future, polled once
+    /// already, and what answering it needs; or the answer to send at once (refused, finished on
+    /// its first poll, or failed), as `Err`.
+    pub(super) fn accept(
+        self: &Arc<Self>,
         message: BusMessage,
-        stats_slot: Option<usize>,
         received: Instant,
-    ) -> Call {
-        let token = self.abort.child_token();
-        let registered = message.headers.get(header::CALL_ID).map(|call_id| {
-            let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-            let mut calls = self.by_call_id.lock().unwrap_or_else(PoisonError::into_inner);
-            calls.insert(call_id.to_owned(), (serial, token.clone()));
-            (call_id.to_owned(), serial)
-        });
-        let ctx = CallContext::new(method_id)
-            .with_identity(identity(&message.headers))
-            .with_deadline(timeout.and_then(|t| received.checked_add(t)))
-            .with_cancellation(token);
-        Call {
-            ctx,
-            request: message.payload,
-            reply: message.reply,
-            deadline: timeout.and_then(|t| tokio::time::Instant::now().checked_add(t)),
-            registered,
-            stats_slot,
-            received,
-            notify_at: notify_after(&message.headers)
-                .and_then(|after| tokio::time::Instant::now().checked_add(after)),
-        }
-    }
-
-    /// Runs a call to its end: an answer, the deadline, or cancellation.
-    async fn serve(self: Arc<Self>, call: Call, _permit: OwnedSemaphorePermit) {
-        let Call { ctx, request, reply, deadline, registered, stats_slot, received, notify_at } =
-            call;
-        let token = ctx.cancellation().clone();
-        let work = match self.batchers.get(&ctx.method_id()) {
-            Some(batcher) => batcher.submit(ctx.clone(), request),
-            None => self.service.dispatch(ctx.clone(), request),
-        };
-        let expired = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => pending().await,
-            }
-        };
-        let notice_due = async {
-            match (notify_at, reply.as_deref()) {
-                (Some(at), Some(_)) => tokio::time::sleep_until(at).await,
-                _ => pending().await,
-            }
-        };
-        tokio::pin!(work, expired, notice_due);
-        let mut noticed = false;
-        let result = loop {
-            break tokio::select! {
-                biased;
-                () = token.cancelled() => self.is_aborted().then(|| {
-                    Err(Status::unavailable("the service instance stopped before finishing the call"))
-                }),
-                () = &mut expired => Some(Err(Status::deadline_exceeded(format!(
-                    "{} did not finish before the caller's deadline",
-                    self.service_name()
-                )))),
-                result = &mut work => Some(result),
-                () = &mut notice_due, if !noticed => {
-                    noticed = true;
-                    self.notify_running(reply.as_deref()).await;
-                    continue;
+        cx: &mut Context<'_>,
+    ) -> Result<Pending, Answered> {
+        let service = self.service.descriptor();
+        let meta =
+            match CallMeta::from_headers(&message.headers, &message.subject, service, received) {
+                Ok(meta) => meta,
+                Err(status) => {
+                    // A known method with a bad header still counts against that method.
+                    let by_name = || {
+                        let name = message.subject.strip_prefix("rpc.")?;
+                        service.methods.iter().find(|m| m.name == name).map(|m| m.id)
+                    };
+                    let slot = match message.headers.get(header::METHOD) {
+                        Some(id) => id.parse().ok(),
+                        None => by_name(),
+                    }
+                    .and_then(|id| self.stats.index(id));
+                    return Err(Answered::now(slot, received, message.reply, Err(status)));
                 }
             };
-        };
-        // The call is over: whatever it spawned with its signal stops too.
-        token.cancel();
-        if let Some((call_id, serial)) = registered {
-            let mut calls = self.by_call_id.lock().unwrap_or_else(PoisonError::into_inner);
-            if calls.get(&call_id).is_some_and(|(s, _)| *s == serial) {
-                calls.remove(&call_id);
-            }
+        let slot = self.stats.index(meta.method_id);
+        if !self.admission.enter() {
+            tracing::debug!(
+                service = self.service_name(),
+                method_id = meta.method_id,
+                "shedding a call: at capacity"
+            );
+            return Err(Answered::now(slot, received, message.reply, Err(self.shed_status())));
         }
-        match result {
-            Some(result) => self.finish(stats_slot, received, reply.as_deref(), result).await,
+        // A child of the abort signal, so that a drain that times out stops it too.
+        let token = self.abort.child_token();
+        let ctx = CallContext::new(meta.method_id)
+            .with_identity(meta.identity)
+            .with_deadline(meta.deadline)
+            .with_cancellation(token.clone());
+        let mut work = self.work(ctx, message.payload);
+        if let Poll::Ready(result) = work.as_mut().poll(cx) {
+            token.cancel();
+            self.admission.leave();
+            return Err(Answered::now(slot, received, message.reply, result));
+        }
+        let notify_at =
+            notify_after(&message.headers).and_then(|after| received.checked_add(after));
+        let call_id = crate::call::call_id_header(&message.headers).map(Box::<str>::from);
+        Ok(Pending {
+            calls: self.clone(),
+            work,
+            token,
+            cancelled: None,
+            timer: None,
+            deadline: meta.deadline,
+            notify_at,
+            reply: message.reply,
+            call_id,
+            registered: None,
+            slot,
+            received,
+            ended: false,
+        })
+    }
+
+    /// Sends `answered`'s answer, if it has a reply subject, and counts it.
+    pub(super) async fn answer(&self, answered: Answered) {
+        let Answered { slot, received, reply, result } = answered;
+        let failure = match result {
             // Cancelled by its caller: no answer, and no error either (nothing failed).
             None => {
-                if let Some(slot) = stats_slot {
+                if let Some(slot) = slot {
                     self.stats.record(slot, received.elapsed(), None);
                 }
+                return;
             }
-        }
-    }
-
-    /// Tells the caller that this instance is running its call (`docs/bus.md`, "Running
-    /// notices"): an empty message to the reply subject naming the instance's liveness subject.
-    async fn notify_running(&self, reply: Option<&str>) {
-        let Some(reply) = reply else { return };
-        let mut headers = Headers::new();
-        headers.insert(header::RUNNING, self.liveness.to_string());
-        if let Err(e) = self.bus.publish(reply, headers, Bytes::new()).await {
-            tracing::debug!(cause = %e, "a running notice could not be sent");
-        }
-    }
-
-    /// Answers a call of the method in stats slot `slot` that came in at `received`, and counts
-    /// it.
-    async fn finish(
-        &self,
-        slot: Option<usize>,
-        received: Instant,
-        reply: Option<&str>,
-        result: Result<Bytes, Status>,
-    ) {
-        let answered = self.answer(reply, result).await;
+            Some(result) => self.publish(reply.as_deref(), result).await.err(),
+        };
         if let Some(slot) = slot {
-            self.stats.record(slot, received.elapsed(), answered.err().as_ref());
+            self.stats.record(slot, received.elapsed(), failure.as_ref());
         }
     }
 
     /// Publishes the answer to `reply`; fire-and-forget calls (no reply subject) get none.
     /// Returns the failure the caller was told of (or would have been, without a reply subject).
-    async fn answer(
+    async fn publish(
         &self,
         reply: Option<&str>,
         result: Result<Bytes, Status>,
@@ -290,6 +265,222 @@ impl Calls {
         }
         failure.map_or(Ok(()), Err)
     }
+
+    /// Tells the caller that this instance is running its call (`docs/bus.md`, "Running
+    /// notices"): an empty message to the reply subject naming the instance's liveness subject.
+    /// Sent from a task of its own, so the call goes on meanwhile.
+    fn notify_running(&self, reply: &str) {
+        let bus = self.bus.clone();
+        let reply = reply.to_owned();
+        let mut headers = Headers::new();
+        headers.insert(header::RUNNING, self.liveness.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = bus.publish(&reply, headers, Bytes::new()).await {
+                tracing::debug!(cause = %e, "a running notice could not be sent");
+            }
+        });
+    }
+}
+
+/// The runtime as a direct [`Endpoint`] of the in-process bus.
+pub(super) struct Direct(pub(super) Arc<Calls>);
+
+impl Endpoint for Direct {
+    fn start(&self, _route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Result<Call, Status> {
+        let calls = &self.0;
+        if calls.is_aborted() || !calls.admission.enter() {
+            return Err(calls.shed_status());
+        }
+        let received = Instant::now();
+        let slot = calls.stats.index(meta.method_id);
+        let token = meta.cancel.unwrap_or_default();
+        let ctx = CallContext::new(meta.method_id)
+            .with_identity(meta.identity)
+            .with_deadline(meta.deadline)
+            .with_cancellation(token.clone());
+        let work = calls.work(ctx, payload);
+        let end: Arc<dyn CallEnd> = calls.clone();
+        let slot = slot.unwrap_or(usize::MAX);
+        let abort = calls.abort.clone();
+        Ok(Call::direct(DirectCall::new(work, token, abort, end, slot, received, meta.deadline)))
+    }
+}
+
+impl CallEnd for Calls {
+    fn ended(&self, slot: usize, received: Instant, how: Ended<'_>) {
+        self.admission.leave();
+        if slot == usize::MAX {
+            return;
+        }
+        let elapsed = received.elapsed();
+        match how {
+            Ended::Answered(Ok(())) | Ended::Dropped { deadline_passed: false } => {
+                self.stats.record(slot, elapsed, None);
+            }
+            Ended::Answered(Err(status)) => self.stats.record(slot, elapsed, Some(status)),
+            Ended::Dropped { deadline_passed: true } => {
+                let status = deadline_status(self.service_name());
+                self.stats.record(slot, elapsed, Some(&status));
+            }
+        }
+    }
+}
+
+fn deadline_status(service: &str) -> Status {
+    Status::deadline_exceeded(format!("{service} did not finish before the caller's deadline"))
+}
+
+/// A message call that is over, to be answered: `result` is `None` for a call its caller
+/// cancelled (no answer).
+pub(super) struct Answered {
+    slot: Option<usize>,
+    received: Instant,
+    reply: Option<String>,
+    result: Option<Result<Bytes, Status>>,
+}
+
+impl Answered {
+    fn now(
+        slot: Option<usize>,
+        received: Instant,
+        reply: Option<String>,
+        result: Result<Bytes, Status>,
+    ) -> Answered {
+        Answered { slot, received, reply, result: Some(result) }
+    }
+}
+
+/// A message call whose handler had to wait, polled by the runtime's task until it ends: its
+/// answer, its deadline, its caller's cancel message, or the abort at the end of a drain.
+pub(super) struct Pending {
+    calls: Arc<Calls>,
+    work: BoxFuture<'static, Result<Bytes, Status>>,
+    /// The handler's signal, cancelled by a cancel message naming `call_id`, or by the abort.
+    token: CancellationToken,
+    cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Armed for the running notice first (if asked for), then for the deadline.
+    timer: Option<Pin<Box<Sleep>>>,
+    deadline: Option<Instant>,
+    notify_at: Option<Instant>,
+    reply: Option<String>,
+    call_id: Option<Box<str>>,
+    /// Its serial in the [`Registry`], once registered there.
+    registered: Option<u64>,
+    slot: Option<usize>,
+    received: Instant,
+    ended: bool,
+}
+
+impl Pending {
+    /// When the timer should fire next: the notice if still due, else the deadline.
+    fn next_wake(&self) -> Option<Instant> {
+        match (self.notify_at, self.reply.is_some()) {
+            (Some(at), true) => Some(self.deadline.map_or(at, |d| d.min(at))),
+            _ => self.deadline,
+        }
+    }
+
+    fn end(&mut self, result: Option<Result<Bytes, Status>>) -> Poll<(Registered, Answered)> {
+        self.ended = true;
+        self.token.cancel();
+        self.calls.admission.leave();
+        let answered =
+            Answered { slot: self.slot, received: self.received, reply: self.reply.take(), result };
+        let registered = self.call_id.take().zip(self.registered);
+        Poll::Ready((registered, answered))
+    }
+}
+
+impl Future for Pending {
+    /// Where it was registered, and its answer.
+    type Output = (Registered, Answered);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let token = this.token.clone();
+        let cancelled = this.cancelled.get_or_insert_with(|| Box::pin(token.cancelled_owned()));
+        if cancelled.as_mut().poll(cx).is_ready() {
+            if this.calls.is_aborted() {
+                let status =
+                    Status::unavailable("the service instance stopped before finishing the call");
+                return this.end(Some(Err(status)));
+            }
+            return this.end(None);
+        }
+        if let Poll::Ready(result) = this.work.as_mut().poll(cx) {
+            return this.end(Some(result));
+        }
+        loop {
+            let Some(at) = this.next_wake() else { break };
+            let at = tokio::time::Instant::from_std(at);
+            let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            if this.notify_at.is_some_and(|n| this.deadline.is_none_or(|d| n < d)) {
+                this.notify_at = None;
+                if let Some(reply) = &this.reply {
+                    this.calls.notify_running(reply);
+                }
+                continue;
+            }
+            let status = deadline_status(this.calls.service_name());
+            return this.end(Some(Err(status)));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.token.cancel();
+            self.calls.admission.leave();
+        }
+    }
+}
+
+/// A call id and serial in the [`Registry`].
+pub(super) type Registered = Option<(Box<str>, u64)>;
+
+/// The runtime's registry of message calls in flight that carry a call id, so that a cancel
+/// message can reach them. Owned by the runtime's task alone. The serial tells a call from a
+/// later one reusing its id.
+#[derive(Default)]
+pub(super) struct Registry {
+    by_call_id: HashMap<Box<str>, (u64, CancellationToken)>,
+    next_serial: u64,
+}
+
+impl Registry {
+    /// Registers `pending` under its call id, if it has one.
+    pub(super) fn register(&mut self, pending: &mut Pending) {
+        let Some(call_id) = &pending.call_id else { return };
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        self.by_call_id.insert(call_id.clone(), (serial, pending.token.clone()));
+        pending.registered = Some(serial);
+    }
+
+    /// Forgets a call that ended (a later call reusing its id stays).
+    pub(super) fn forget(&mut self, registered: Registered) {
+        let Some((call_id, serial)) = registered else { return };
+        if self.by_call_id.get(&call_id).is_some_and(|(s, _)| *s == serial) {
+            self.by_call_id.remove(&call_id);
+        }
+    }
+
+    /// Handles a cancel message: the call with its `rpc-call-id`, if running here, is cancelled.
+    pub(super) fn cancel(&self, service: &str, message: &BusMessage) {
+        let Some(call_id) = message.headers.get(header::CALL_ID) else { return };
+        if let Some((_, token)) = self.by_call_id.get(call_id) {
+            tracing::debug!(service, call_id, "call cancelled by its caller");
+            token.cancel();
+        }
+    }
 }
 
 /// `status` with line breaks in its message replaced by spaces: header values are single lines
@@ -310,31 +501,6 @@ fn notify_after(headers: &Headers) -> Option<Duration> {
     headers.get(header::NOTIFY_MS)?.parse::<u64>().ok().map(Duration::from_millis)
 }
 
-/// `rpc-timeout-ms` as a duration; absent means no deadline.
-fn parse_timeout(headers: &Headers) -> Result<Option<Duration>, Status> {
-    let Some(value) = headers.get(header::TIMEOUT_MS) else { return Ok(None) };
-    match value.parse::<u64>() {
-        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
-        Err(_) => Err(Status::invalid_argument(format!(
-            "malformed `{}` header `{value}`",
-            header::TIMEOUT_MS
-        ))),
-    }
-}
-
-/// The caller's identity: `rpc-identity` is its subject, each `rpc-claim-<name>` a claim.
-fn identity(headers: &Headers) -> Option<Arc<Identity>> {
-    let subject = headers.get(header::IDENTITY)?;
-    let claims = headers
-        .iter()
-        .filter_map(|(name, value)| {
-            let claim = name.strip_prefix(header::CLAIM_PREFIX)?;
-            Some((claim.to_owned(), value.to_owned()))
-        })
-        .collect();
-    Some(Arc::new(Identity { subject: subject.to_owned(), claims }))
-}
-
 #[cfg(test)]
 mod tests {
     use gateway_core::Code;
@@ -350,25 +516,26 @@ mod tests {
     }
 
     #[test]
-    fn identity_is_the_subject_header_and_the_claim_headers() {
-        let mut headers = Headers::new();
-        headers.insert(format!("{}role", header::CLAIM_PREFIX), "admin");
-        assert_eq!(identity(&headers), None, "claims without a subject are no identity");
-        headers.insert(header::IDENTITY, "user-1");
-        headers.insert("other", "x");
-        let identity = identity(&headers).unwrap();
-        assert_eq!(identity.subject, "user-1");
-        assert_eq!(identity.claims.len(), 1);
-        assert_eq!(identity.claims["role"], "admin");
+    fn admission_refuses_past_the_limit_and_frees_places() {
+        let admission = Admission::new(2);
+        assert!(admission.enter() && admission.enter());
+        assert!(!admission.enter());
+        assert_eq!(admission.in_flight(), 2);
+        admission.leave();
+        assert!(admission.enter());
     }
 
-    #[test]
-    fn timeouts_are_whole_milliseconds_or_refused() {
-        let mut headers = Headers::new();
-        assert_eq!(parse_timeout(&headers), Ok(None));
-        headers.insert(header::TIMEOUT_MS, "1500");
-        assert_eq!(parse_timeout(&headers), Ok(Some(Duration::from_millis(1500))));
-        headers.insert(header::TIMEOUT_MS, "-1");
-        assert_eq!(parse_timeout(&headers).unwrap_err().code(), Code::InvalidArgument);
+    #[tokio::test]
+    async fn admission_idles_when_the_last_call_leaves() {
+        let admission = Arc::new(Admission::new(4));
+        assert!(admission.enter());
+        let waiting = {
+            let admission = admission.clone();
+            tokio::spawn(async move { admission.idle().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        admission.leave();
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
     }
 }

@@ -350,7 +350,7 @@ async fn next(subscriptions: &mut [(Verb, Subscription)]) -> Option<(Verb, BusMe
 /// A new instance id: 22 characters of `0-9 A-Z a-z` (like NATS's NUIDs), from 128 bits hashed
 /// with the standard library's randomly keyed SipHash out of the time, the process id and a
 /// counter, so ids differ between the instances of one process and between processes.
-pub(super) fn instance_id() -> String {
+pub(crate) fn instance_id() -> String {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let serial = NEXT.fetch_add(1, Ordering::Relaxed);
