@@ -96,7 +96,7 @@ pub enum DemoError {
     #[error("the gateway's authentication settings: {0}")]
     Auth(#[from] gateway::auth::AuthConfigError),
     #[error(transparent)]
-    Registry(#[from] gateway::DuplicateMethod),
+    Registry(#[from] gateway::RegisterError),
     #[error("{0}")]
     Nats(String),
     #[error("cannot start the Tracker service on the bus: {0}")]

@@ -64,10 +64,6 @@ pub struct CallMeta {
     pub call_id: Option<CallId>,
     /// The authenticated caller (`rpc-identity`, `rpc-claim-<name>`).
     pub identity: Option<Arc<Identity>>,
-    /// The call's cancellation signal, for a service in the same process: it is the handler's
-    /// [`CallContext::cancellation`](gateway_core::CallContext::cancellation), so a caller that
-    /// cancels it (a client's CANCEL) stops the handler at once. `None`: the service makes one.
-    pub cancel: Option<CancellationToken>,
 }
 
 impl CallMeta {
@@ -131,7 +127,6 @@ impl CallMeta {
             deadline,
             call_id: None,
             identity: identity_from_headers(headers),
-            cancel: None,
         })
     }
 }
@@ -446,7 +441,6 @@ mod tests {
             deadline: Some(now + Duration::from_millis(250)),
             call_id: Some(CallId { instance: 1, serial: 2 }),
             identity: Some(Arc::new(identity.clone())),
-            cancel: None,
         };
         let headers = meta.to_headers(now);
         assert_eq!(headers.get(header::TIMEOUT_MS), Some("250"));

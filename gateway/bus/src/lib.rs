@@ -278,7 +278,7 @@ pub trait Bus: Send + Sync + 'static {
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call;
 
     /// Sends a fire-and-forget call of `route`: the request without a reply subject. Resolves
-    /// once the bus has taken it.
+    /// once the bus has taken it (the in-process bus: at once).
     ///
     /// # Errors
     ///
@@ -288,7 +288,7 @@ pub trait Bus: Send + Sync + 'static {
         route: &MethodRoute,
         meta: CallMeta,
         payload: Bytes,
-    ) -> BoxFuture<'_, Result<(), BusError>>;
+    ) -> BoxFuture<'static, Result<(), BusError>>;
 
     /// Subscribes a service instance to its calls: `subscribe(pattern, Some(group))`, and on a
     /// bus that carries calls inside one process ([`LocalBus`]), callers of this process hand

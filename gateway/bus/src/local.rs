@@ -374,7 +374,7 @@ impl Bus for LocalBus {
         route: &MethodRoute,
         meta: CallMeta,
         payload: Bytes,
-    ) -> BoxFuture<'_, Result<(), BusError>> {
+    ) -> BoxFuture<'static, Result<(), BusError>> {
         let headers = meta.to_headers(Instant::now());
         Box::pin(ready(self.publish_now(route.subject(), headers, payload)))
     }

@@ -488,16 +488,17 @@ impl Bus for NatsBus {
         route: &MethodRoute,
         meta: CallMeta,
         payload: Bytes,
-    ) -> BoxFuture<'_, Result<(), BusError>> {
+    ) -> BoxFuture<'static, Result<(), BusError>> {
         let prepared = self.check_connected().and_then(|()| {
             let headers = Some(self.call_headers(&meta, false)?);
             self.check_size(&headers, &payload)?;
             Ok(headers)
         });
         let subject = route.subject().to_string();
+        let client = self.client.clone();
         Box::pin(async move {
             let headers = prepared?.unwrap_or_default();
-            let sent = self.client.publish_with_headers(subject, headers, payload).await;
+            let sent = client.publish_with_headers(subject, headers, payload).await;
             sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })
         })
     }

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// The largest request head read; larger ones get 431.
 const MAX_HEAD: usize = 8 * 1024;

@@ -1,233 +1,312 @@
-//! One call, from a REQUEST taken by a session to the answer queued for the client.
+//! The calls of one connection: each REQUEST started on the bus, the ones still running, their
+//! deadlines, and their answers.
 //!
-//! Each call is a task of its own: it sends the request to the method's bus subject with the
-//! contract's headers (`gateway_bus::contract`: method id, remaining time, call id), waits for
-//! the answer, the deadline or a cancellation, whichever comes first, and queues RESPONSE or
-//! ERROR. A cancelled call tells the service by publishing its call id on the service's cancel
-//! subject, so the handler's `CallContext` is cancelled too.
+//! A call is a future (a [`gateway_bus::Call`]) owned by its connection, not a task: the session
+//! polls it once when it starts it, and a call that finishes there (a service in this process
+//! that answers without waiting) is answered at once, with nothing left behind. A call that has
+//! to wait joins the connection's [`Calls`], which the session polls with its other work:
+//! a set of futures (`FuturesUnordered`), a map by request id (for CANCEL and the protocol's
+//! id rules), and one deadline queue with one timer for the whole connection.
+//!
+//! A call ends exactly once: answered by the bus, cancelled by the client (ERROR `cancelled` at
+//! once), past its deadline (ERROR `deadline_exceeded` at once), or stopped with its connection.
+//! The three last drop the call's future, which tells the service (the in-process handler is
+//! dropped and its signal fires; over NATS a cancel message goes out).
 
-use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_bus::{BusError, Headers, contract};
-use gateway_core::{Code, Identity, Status};
-use gateway_protocol::{ErrorReply, Frame, Response};
-use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use futures::Stream;
+use futures::future::{AbortHandle, Abortable, Aborted};
+use futures::stream::FuturesUnordered;
+use gateway_bus::{Answer, Call, Failure};
+use gateway_core::{Code, Status};
+use gateway_protocol::EncodeError;
+use tokio::time::Instant;
 
-use crate::send_queue::PushError;
-use crate::session::Connection;
+use crate::outbox::Outbox;
 
-/// The longest status message relayed to a client: a string field holds at most 64 KiB, and a
-/// message is for humans.
-const MAX_MESSAGE_LEN: usize = 1024;
-
-/// A call taken by a session.
+/// A call waiting for its answer, by request id.
 #[derive(Debug)]
-pub(crate) struct Call {
-    pub(crate) conn: Arc<Connection>,
-    /// The method's route index in the registry.
-    pub(crate) route: usize,
+struct Entry {
+    /// Tells this call from a later one reusing its id.
+    seq: u32,
+    /// The method's route index.
+    route: usize,
+    received: Instant,
+    abort: AbortHandle,
+}
+
+/// What the session learns of a call that ended.
+#[derive(Debug)]
+pub(crate) struct Ended {
     pub(crate) request_id: u32,
-    pub(crate) fire_and_forget: bool,
-    pub(crate) payload: Bytes,
-    /// The deadline, counted from `received`.
-    pub(crate) timeout: Duration,
-    /// Cancelled by the client's CANCEL, or when the connection's calls stop.
-    pub(crate) cancel: CancellationToken,
+    pub(crate) route: usize,
     pub(crate) received: Instant,
-    /// Places under the per-connection and global in-flight caps. Freed just before the answer
-    /// is queued: the client may send its next request the moment it reads the answer, and that
-    /// request must find the place free. (A client that stops reading its replies is held back
-    /// by the send queue, on which the session's reader then waits.)
-    pub(crate) permits: Option<[OwnedSemaphorePermit; 2]>,
+    /// `None` for a fire-and-forget call (nobody is answered).
+    pub(crate) answer: Option<Answer>,
 }
 
-/// Call ids (`rpc-call-id`): unique among the calls of every gateway on the bus, since services
-/// match cancellations by them alone: a random instance prefix and a counter.
-#[derive(Debug)]
-pub(crate) struct CallIds {
-    instance: u64,
-    next: AtomicU64,
+/// One running call in the set: its request id (0: fire-and-forget, answered to nobody), its
+/// entry's sequence number, and the call.
+struct Running {
+    request_id: u32,
+    seq: u32,
+    route: usize,
+    received: Instant,
+    call: Abortable<Call>,
 }
 
-impl CallIds {
-    pub(crate) fn new() -> CallIds {
-        // The std hasher's per-process random keys: randomness without a dependency.
-        let instance = RandomState::new().hash_one(std::process::id());
-        CallIds { instance, next: AtomicU64::new(1) }
-    }
+impl Future for Running {
+    type Output = (u32, u32, usize, Instant, Result<Answer, Aborted>);
 
-    /// A new call's id, and its trace id (`rpc-trace-id`): the same instance and counter as 32
-    /// hex digits, the form of a W3C trace id, so that logs of other systems can carry it.
-    fn next(&self) -> (String, String) {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        (format!("{:016x}-{n}", self.instance), format!("{:016x}{n:016x}", self.instance))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        Pin::new(&mut this.call)
+            .poll(cx)
+            .map(|answer| (this.request_id, this.seq, this.route, this.received, answer))
     }
 }
 
-/// Adds the caller's identity to a message for services (`docs/bus.md`): `rpc-identity` and one
-/// `rpc-claim-<name>` per forwarded claim. Nothing for anonymous callers.
-pub(crate) fn identity_headers(headers: &mut Headers, identity: Option<&Identity>) {
-    let Some(identity) = identity else { return };
-    headers.insert(contract::header::IDENTITY, identity.subject.clone());
-    for (name, value) in &identity.claims {
-        headers.insert(format!("{}{name}", contract::header::CLAIM_PREFIX), value.clone());
+/// The calls of one connection still running.
+#[derive(Default)]
+pub(crate) struct Calls {
+    /// Made at the first call that has to wait: an idle connection holds none.
+    running: Option<FuturesUnordered<Running>>,
+    /// Calls whose caller wants an answer, by request id.
+    by_id: HashMap<u32, Entry>,
+    /// `(deadline, seq, request id)`, earliest first. Entries of calls that ended are dropped
+    /// when they come to the front, or all at once when they outnumber the live ones.
+    deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    next_seq: u32,
+    /// Fire-and-forget calls still on their way into the bus.
+    detached: usize,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Calls")
+            .field("waiting", &self.by_id.len())
+            .field("detached", &self.detached)
+            .finish_non_exhaustive()
     }
 }
 
-/// How a call ended, before it is turned into a frame.
-enum Outcome {
-    Reply(Bytes),
-    Failed(Status, Bytes),
-    /// Cancelled: by the client (answered `cancelled`), or with the connection (not answered,
-    /// or answered `unavailable` when the gateway abandoned it).
-    Stopped,
-}
-
-/// Runs `call` to its end.
-pub(crate) async fn run(mut call: Call) {
-    let payload = std::mem::take(&mut call.payload);
-    let shared = &call.conn.shared;
-    let route = &shared.registry.routes()[call.route];
-    let (call_id, trace_id) = shared.call_ids.next();
-    let mut headers = Headers::new();
-    headers.insert(contract::header::METHOD, route.method.id.to_string());
-    headers.insert(contract::header::TIMEOUT_MS, contract::timeout_header(call.timeout));
-    headers.insert(contract::header::CALL_ID, call_id.clone());
-    headers.insert(contract::header::TRACE_ID, trace_id);
-    // Built from the connection's grant only: a client has no way to send bus headers.
-    identity_headers(&mut headers, call.conn.grant().identity.as_deref());
-
-    if call.fire_and_forget || route.method.is_fire_and_forget() {
-        // Published without a reply subject (`docs/bus.md`: `-> void` methods have none): the
-        // service answers nobody, and the call is over once the bus has the message. A client
-        // that wants a reply to a `-> void` method (no FIRE_AND_FORGET flag) gets an empty
-        // RESPONSE once the bus has taken the call, or the bus's error.
-        let sent = shared.bus.publish(&route.subject, headers, payload).await;
-        let result = sent.map_err(|e| (e.to_status(), Bytes::new()));
-        let code = result.as_ref().map_or_else(|(s, _)| s.code(), |_| Code::Ok);
-        shared.metrics.call_finished(call.route, code, call.received.elapsed());
-        if !call.fire_and_forget {
-            call.conn.finish_call(call.request_id);
-            answer(&mut call, result.map(|()| Bytes::new())).await;
-        }
-        return;
+impl Calls {
+    /// Calls that want an answer and have not had it.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
     }
 
-    let request = shared.bus.request(&route.subject, headers, payload, call.timeout);
-    let outcome = tokio::select! {
-        biased;
-        _ = call.cancel.cancelled() => Outcome::Stopped,
-        answer = request => match answer {
-            Ok(message) => match contract::status_from_headers(&message.headers) {
-                None => Outcome::Reply(message.payload),
-                // An error answer's payload is the application error's details.
-                Some(status) => Outcome::Failed(status, message.payload),
-            },
-            Err(BusError::Timeout { .. }) => Outcome::Failed(deadline_exceeded(call.timeout), Bytes::new()),
-            Err(e) => Outcome::Failed(e.to_status(), Bytes::new()),
-        },
-        // The bus enforces the timeout too; this makes the gateway's deadline independent of it.
-        _ = tokio::time::sleep(call.timeout) => Outcome::Failed(deadline_exceeded(call.timeout), Bytes::new()),
-    };
+    /// Whether anything is running, fire-and-forget calls included.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.by_id.is_empty() && self.detached == 0
+    }
 
-    let status = match outcome {
-        Outcome::Reply(payload) => Ok(payload),
-        Outcome::Failed(status, details) => Err((status, details)),
-        Outcome::Stopped => {
-            let mut headers = Headers::new();
-            headers.insert(contract::header::CALL_ID, call_id);
-            // `docs/bus.md`, "Cancellation": the call id in a header, an empty payload.
-            let cancelled = shared.bus.publish(&route.cancel_subject, headers, Bytes::new()).await;
-            if let Err(e) = cancelled {
-                debug!(cause = %e, "could not publish a cancellation");
-            }
-            if !call.conn.stopped() {
-                Err((Status::cancelled("the call was cancelled"), Bytes::new()))
-            } else if call.conn.answers_stopped_calls() {
-                let status = Status::unavailable("the gateway shut down before the call finished")
-                    // It may have run: sending it again is not known to be safe.
-                    .with_retryable(false);
-                Err((status, Bytes::new()))
-            } else {
-                shared.metrics.call_finished(call.route, Code::Cancelled, call.received.elapsed());
-                call.conn.finish_call(call.request_id);
-                return;
+    /// Whether request `id` is in flight.
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Adds a call that has to wait: `request_id` 0 for a fire-and-forget call.
+    pub(crate) fn insert(
+        &mut self,
+        request_id: u32,
+        route: usize,
+        received: Instant,
+        deadline: Instant,
+        call: Call,
+    ) {
+        let (call, abort) = futures::future::abortable(call);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let seq = self.next_seq;
+        if request_id == 0 {
+            self.detached += 1;
+        } else {
+            self.by_id.insert(request_id, Entry { seq, route, received, abort });
+            self.deadlines.push(Reverse((deadline, seq, request_id)));
+            if self.deadlines.len() > 2 * self.by_id.len() + 64 {
+                self.compact();
             }
         }
-    };
-    let code = status.as_ref().map_or_else(|(s, _)| s.code(), |_| Code::Ok);
-    shared.metrics.call_finished(call.route, code, call.received.elapsed());
-    call.conn.finish_call(call.request_id);
-    answer(&mut call, status).await;
+        let running = Running { request_id, seq, route, received, call };
+        self.running.get_or_insert_with(FuturesUnordered::new).push(running);
+    }
+
+    /// Stops call `id` for its client's CANCEL: `(route, received)` if it was in flight (the
+    /// caller answers it `cancelled`); a CANCEL for an id not in flight is ignored.
+    pub(crate) fn cancel(&mut self, id: u32) -> Option<(usize, Instant)> {
+        let entry = self.by_id.remove(&id)?;
+        entry.abort.abort();
+        Some((entry.route, entry.received))
+    }
+
+    /// When the earliest deadline passes, if any call has one.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, seq, id))) = self.deadlines.peek().copied() {
+            if self.by_id.get(&id).is_some_and(|e| e.seq == seq) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Stops the next call whose deadline is at or before `now`: `(request id, route,
+    /// received, deadline)`, for the caller to answer `deadline_exceeded`.
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<(u32, usize, Instant, Instant)> {
+        loop {
+            let Reverse((at, seq, id)) = *self.deadlines.peek()?;
+            if at > now {
+                return None;
+            }
+            self.deadlines.pop();
+            if self.by_id.get(&id).is_some_and(|e| e.seq == seq) {
+                let entry = self.by_id.remove(&id)?;
+                entry.abort.abort();
+                return Some((id, entry.route, entry.received, at));
+            }
+        }
+    }
+
+    /// The next call that ended by itself (answered by the bus).
+    pub(crate) fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended>> {
+        let Some(running) = &mut self.running else { return Poll::Ready(None) };
+        loop {
+            let Some((request_id, seq, route, received, answer)) =
+                std::task::ready!(Pin::new(&mut *running).poll_next(cx))
+            else {
+                return Poll::Ready(None);
+            };
+            if request_id == 0 {
+                self.detached -= 1;
+                let answer = answer.unwrap_or(Err(Failure::from(Status::cancelled("stopped"))));
+                return Poll::Ready(Some(Ended {
+                    request_id,
+                    route,
+                    received,
+                    answer: Some(answer),
+                }));
+            }
+            // An aborted call was answered when it was stopped.
+            let Ok(answer) = answer else { continue };
+            if self.by_id.get(&request_id).is_some_and(|e| e.seq == seq) {
+                self.by_id.remove(&request_id);
+                return Poll::Ready(Some(Ended {
+                    request_id,
+                    route,
+                    received,
+                    answer: Some(answer),
+                }));
+            }
+        }
+    }
+
+    /// Stops every call (the connection ends): `(request id, route, received)` of each, request
+    /// id 0 for fire-and-forget calls, for the caller to answer or to count. Dropping the futures
+    /// tells the services.
+    pub(crate) fn stop_all(&mut self) -> Vec<(u32, usize, Instant)> {
+        let mut stopped: Vec<_> =
+            self.by_id.drain().map(|(id, e)| (id, e.route, e.received)).collect();
+        if let Some(running) = self.running.take() {
+            let detached = running.iter().filter(|r| r.request_id == 0);
+            stopped.extend(detached.map(|r| (0, r.route, r.received)));
+        }
+        self.deadlines.clear();
+        self.detached = 0;
+        stopped
+    }
+
+    /// Drops the deadline entries of calls that ended.
+    fn compact(&mut self) {
+        let by_id = &self.by_id;
+        self.deadlines.retain(|Reverse((_, seq, id))| by_id.get(id).is_some_and(|e| e.seq == *seq));
+    }
 }
 
-fn deadline_exceeded(timeout: Duration) -> Status {
+/// Queues the answer to request `id`: RESPONSE with the reply, or ERROR. A reply too large for
+/// the client becomes an ERROR `resource_exhausted`, not retryable. Returns the code the call
+/// ended with, for the metrics.
+pub(crate) fn answer(out: &mut Outbox, id: u32, answer: Answer) -> Code {
+    let encoded = match answer {
+        Ok(payload) => out.response(id, &payload).map(|()| Code::Ok),
+        Err(Failure { status, details }) => {
+            let code = status.code();
+            out.error(id, status, details).map(|()| code)
+        }
+    };
+    encoded.unwrap_or_else(|e: EncodeError| {
+        let status = Status::resource_exhausted(format!("the answer cannot be sent: {e}"))
+            .with_retryable(false);
+        let _ = out.error(id, status, Bytes::new());
+        Code::ResourceExhausted
+    })
+}
+
+/// The status of a call whose deadline passed in the gateway.
+pub(crate) fn deadline_exceeded(timeout: Duration) -> Status {
     Status::deadline_exceeded(format!("deadline exceeded after {}ms", timeout.as_millis()))
-}
-
-/// Frees `call`'s places under the in-flight caps and queues its answer. A reply too large for
-/// the client becomes an ERROR.
-async fn answer(call: &mut Call, result: Result<Bytes, (Status, Bytes)>) {
-    drop(call.permits.take());
-    let id = call.request_id;
-    let frame = match result {
-        Ok(payload) => Frame::Response(Response { request_id: id, payload }),
-        Err((status, details)) => error_frame(id, status, details),
-    };
-    match call.conn.queue.push(&frame).await {
-        Ok(()) | Err(PushError::Closed) => {}
-        Err(PushError::Encode(e)) => {
-            let status = Status::resource_exhausted(format!("the answer cannot be sent: {e}"))
-                .with_retryable(false);
-            let _ = call.conn.queue.push(&error_frame(id, status, Bytes::new())).await;
-        }
-    }
-}
-
-/// An ERROR frame, its message cut to [`MAX_MESSAGE_LEN`] bytes at a character boundary.
-fn error_frame(request_id: u32, status: Status, details: Bytes) -> Frame {
-    let status = if status.message().len() > MAX_MESSAGE_LEN {
-        let message = status.message();
-        let cut = (0..=MAX_MESSAGE_LEN).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
-        Status::new(status.code(), message[..cut].to_owned())
-            .with_retryable(status.retryable())
-            .with_error_id(status.error_id())
-    } else {
-        status
-    };
-    Frame::Error(ErrorReply { request_id, status, details })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn call_ids_are_unique_and_share_the_instance_prefix() {
-        let ids = CallIds::new();
-        let ((a, trace_a), (b, trace_b)) = (ids.next(), ids.next());
-        assert_ne!(a, b);
-        assert_eq!(a.split('-').next(), b.split('-').next());
-        assert_ne!(trace_a, trace_b);
-        assert!(trace_a.len() == 32 && trace_a.bytes().all(|c| c.is_ascii_hexdigit()), "{trace_a}");
-        assert_ne!(CallIds::new().instance, ids.instance, "two gateways pick different prefixes");
+    fn pending_call() -> Call {
+        Call::boxed(std::future::pending())
     }
 
     #[test]
-    fn long_messages_are_cut_at_a_char_boundary_and_keep_the_rest() {
-        let long = "é".repeat(MAX_MESSAGE_LEN);
-        let status = Status::not_found(long).with_error_id(9).with_retryable(true);
-        let Frame::Error(e) = error_frame(3, status, Bytes::from_static(b"d")) else {
-            panic!("not an error frame")
-        };
-        assert_eq!(e.status.message().len(), MAX_MESSAGE_LEN);
-        assert_eq!((e.status.error_id(), e.status.retryable()), (9, true));
-        assert_eq!(e.details, Bytes::from_static(b"d"));
+    fn deadlines_expire_in_order_and_cancelled_calls_leave_none_behind() {
+        let mut calls = Calls::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        calls.insert(1, 0, t0, at(30), pending_call());
+        calls.insert(2, 0, t0, at(10), pending_call());
+        calls.insert(3, 0, t0, at(20), pending_call());
+        assert_eq!(calls.cancel(2).map(|(route, _)| route), Some(0));
+        assert_eq!(calls.cancel(2), None, "a second CANCEL is ignored");
+        assert_eq!(calls.next_deadline(), Some(at(20)));
+        assert_eq!(
+            calls.expire(at(25)).map(|(id, .., deadline)| (id, deadline)),
+            Some((3, at(20)))
+        );
+        assert_eq!(calls.expire(at(25)), None);
+        // The id is free again: a new call with it gets its own deadline.
+        calls.insert(3, 0, t0, at(50), pending_call());
+        assert_eq!(calls.expire(at(40)).map(|(id, ..)| id), Some(1));
+        assert_eq!(calls.next_deadline(), Some(at(50)));
+        assert_eq!(calls.len(), 1);
+    }
+
+    #[test]
+    fn the_deadline_queue_stays_bounded_by_the_calls_in_flight() {
+        let mut calls = Calls::default();
+        let t0 = Instant::now();
+        for i in 1..=10_000u32 {
+            calls.insert(i, 0, t0, t0 + Duration::from_secs(30), pending_call());
+            calls.cancel(i);
+        }
+        assert!(calls.deadlines.len() <= 2 * calls.len() + 65, "{}", calls.deadlines.len());
+    }
+
+    #[tokio::test]
+    async fn calls_answered_by_the_bus_end_once_and_aborted_ones_not_at_all() {
+        let mut calls = Calls::default();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(30);
+        calls.insert(1, 4, t0, later, Call::ready(Ok(Bytes::from_static(b"a"))));
+        calls.insert(2, 4, t0, later, Call::ready(Ok(Bytes::from_static(b"b"))));
+        calls.cancel(2);
+        let ended = std::future::poll_fn(|cx| calls.poll_ended(cx)).await.unwrap();
+        assert_eq!((ended.request_id, ended.route), (1, 4));
+        assert_eq!(ended.answer, Some(Ok(Bytes::from_static(b"a"))));
+        assert!(std::future::poll_fn(|cx| calls.poll_ended(cx)).await.is_none());
+        assert!(calls.is_idle());
     }
 }

@@ -19,16 +19,17 @@
 //! so that they are ordered with them, and are never dropped.
 //!
 //! A publication's bytes are shared: every queue holds an `Arc` of the same [`Publication`], and
-//! the bytes are copied only when the writer encodes the EVENT frame into its write buffer.
+//! the bytes are copied only when the session encodes the EVENT frame into its outbox (a
+//! [`FrameSink`]).
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use gateway_core::LagPolicy;
-use gateway_protocol::{Frame, FrameType, LENGTH_PREFIX_SIZE};
+use gateway_protocol::{Frame, LENGTH_PREFIX_SIZE};
 
 /// One event as the hub received it from the bus, shared by every local subscriber.
 #[derive(Debug)]
@@ -44,6 +45,16 @@ impl Publication {
     pub(crate) fn frame_size(&self) -> usize {
         LENGTH_PREFIX_SIZE + 2 + 4 + 2 + self.key.len() + self.payload.len()
     }
+}
+
+/// Where pending frames are encoded: the session's outbox, in its transport's form.
+pub(crate) trait FrameSink {
+    /// Bytes queued so far.
+    fn queued(&self) -> usize;
+    /// Appends EVENT `event` of subscription `subscription_id`.
+    fn event(&mut self, subscription_id: u32, event: &Publication);
+    /// Appends a control frame (SUBSCRIBED, MISSED, SUBSCRIPTION_ENDED).
+    fn control(&mut self, frame: &Frame);
 }
 
 /// The client did not keep up with a subscription whose policy is to disconnect it.
@@ -237,10 +248,10 @@ impl EventQueue {
     /// Encodes pending frames into `dst`, taking from each subscription in turn, until about
     /// `limit` bytes are written or nothing is pending. Returns the number of EVENT frames
     /// written.
-    pub(crate) fn drain_into(&mut self, dst: &mut BytesMut, limit: usize) -> usize {
-        let start = dst.len();
+    pub(crate) fn drain_into(&mut self, dst: &mut impl FrameSink, limit: usize) -> usize {
+        let start = dst.queued();
         let mut events = 0;
-        while dst.len() - start < limit {
+        while dst.queued() - start < limit {
             let Some(id) = self.ready.pop_front() else { break };
             let Some(sub) = self.subscriptions.get_mut(&id) else { continue };
             sub.scheduled = false;
@@ -250,13 +261,13 @@ impl EventQueue {
                 Item::Event(event) => {
                     if sub.missed > 0 {
                         let subscription_id = id;
-                        put_control(dst, &Frame::Missed { subscription_id, count: sub.missed });
+                        dst.control(&Frame::Missed { subscription_id, count: sub.missed });
                         sub.missed = 0;
                     }
-                    put_event(dst, id, &event);
+                    dst.event(id, &event);
                     events += 1;
                 }
-                Item::Control(frame) => put_control(dst, &frame),
+                Item::Control(frame) => dst.control(&frame),
                 Item::Gone => unreachable!("`pop` skips dropped events"),
             }
             if sub.items.is_empty() {
@@ -372,32 +383,33 @@ fn control_size(frame: &Frame) -> usize {
     LENGTH_PREFIX_SIZE + frame.encoded_len().unwrap_or(0)
 }
 
-fn put_control(dst: &mut BytesMut, frame: &Frame) {
-    // Control frames here are SUBSCRIBED, MISSED and SUBSCRIPTION_ENDED, far below any peer's
-    // limit (64 KiB at least), with messages the gateway wrote.
-    let _ = frame.encode(dst, u32::MAX);
-}
-
-/// Writes an EVENT frame; its layout is in `docs/protocol.md`. The key is at most a bus subject
-/// token's length, far below 64 KiB, so the `u16` length is exact.
-fn put_event(dst: &mut BytesMut, id: u32, event: &Publication) {
-    let len = event.frame_size() - LENGTH_PREFIX_SIZE;
-    dst.reserve(LENGTH_PREFIX_SIZE + len);
-    dst.put_u32_le(len as u32);
-    dst.put_u8(FrameType::Event as u8);
-    dst.put_u8(0);
-    dst.put_u32_le(id);
-    dst.put_u16_le(event.key.len() as u16);
-    dst.put_slice(event.key.as_bytes());
-    dst.put_slice(&event.payload);
-}
-
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
-    use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Decoded, decode};
+    use bytes::{BufMut, BytesMut};
+    use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Decoded, FrameType, decode};
 
     use super::*;
+
+    /// The byte-stream form, as the TCP transport writes it.
+    impl FrameSink for BytesMut {
+        fn queued(&self) -> usize {
+            self.len()
+        }
+
+        fn event(&mut self, id: u32, event: &Publication) {
+            self.put_u32_le((event.frame_size() - LENGTH_PREFIX_SIZE) as u32);
+            self.put_u8(FrameType::Event as u8);
+            self.put_u8(0);
+            self.put_u32_le(id);
+            self.put_u16_le(event.key.len() as u16);
+            self.put_slice(event.key.as_bytes());
+            self.put_slice(&event.payload);
+        }
+
+        fn control(&mut self, frame: &Frame) {
+            frame.encode(self, u32::MAX).unwrap();
+        }
+    }
 
     fn event(key: &str, n: u8) -> Arc<Publication> {
         Arc::new(Publication { key: key.into(), payload: Bytes::from(vec![n; 87]) })

@@ -4,8 +4,8 @@
 //! The first local subscription to a pattern (`topic.ns.Tracker.position.dev-7`, or
 //! `topic.ns.Tracker.position.*` for all keys) makes the hub subscribe to it on the bus; later
 //! ones join the same [`Entry`]. A task per entry reads the bus subscription and hands each
-//! publication, as one shared [`Publication`], to every subscriber's connection queue, which
-//! never blocks it (see [`crate::events`]). When the last subscriber leaves, the entry lingers
+//! publication, as one shared [`Publication`], to every subscriber's [`Mailbox`], which never
+//! blocks it (see [`crate::mailbox`] and [`crate::events`]). When the last subscriber leaves, the entry lingers
 //! for `topic_linger` before the bus subscription is released, so a client that resubscribes at
 //! once (a page reload) does not cost two bus round trips.
 //!
@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::events::Publication;
+use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Metrics;
-use crate::session::Connection;
 
 /// The hub of one gateway.
 pub(crate) struct Hub {
@@ -70,16 +70,17 @@ struct EntryState {
     retained: Retained,
 }
 
-/// One client subscription, as the hub delivers to it.
+/// One client subscription, as the hub delivers to it: the connection's mailbox and the
+/// subscription's id there.
 #[derive(Clone)]
 struct Subscriber {
-    conn: Arc<Connection>,
+    mailbox: Arc<Mailbox>,
     id: u32,
 }
 
 impl Subscriber {
-    fn is(&self, conn: &Arc<Connection>, id: u32) -> bool {
-        self.id == id && Arc::ptr_eq(&self.conn, conn)
+    fn is(&self, mailbox: &Arc<Mailbox>, id: u32) -> bool {
+        self.id == id && Arc::ptr_eq(&self.mailbox, mailbox)
     }
 }
 
@@ -140,9 +141,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Subscribes `conn`'s subscription `id` to `topic`. `subscribed` (the SUBSCRIBED frame) is
-    /// queued on the connection before the first event, after the bus subscription is in place;
-    /// a retain topic's last events follow it at once.
+    /// Subscribes subscription `id` of the connection with `mailbox` to `topic`. `subscribed`
+    /// (the SUBSCRIBED frame) is queued in the mailbox before the first event, after the bus
+    /// subscription is in place; a retain topic's last events follow it at once.
     ///
     /// # Errors
     ///
@@ -151,7 +152,7 @@ impl Hub {
         self: &Arc<Self>,
         topic: &'static TopicDesc,
         selector: Selector,
-        conn: &Arc<Connection>,
+        mailbox: &Arc<Mailbox>,
         id: u32,
         subscribed: Frame,
     ) -> Result<HubSubscription, Status> {
@@ -166,8 +167,8 @@ impl Hub {
             if state.released {
                 continue;
             }
-            conn.queue.open_subscription(id, topic.on_lag, subscribed);
-            let subscriber = Subscriber { conn: conn.clone(), id };
+            mailbox.open_subscription(id, topic.on_lag, subscribed);
+            let subscriber = Subscriber { mailbox: mailbox.clone(), id };
             match &key {
                 Some(key) => {
                     if let Some(event) = state.retained.get(key) {
@@ -190,12 +191,12 @@ impl Hub {
         }
     }
 
-    /// Ends a subscription made by [`Hub::subscribe`]. The connection's queue is the caller's
+    /// Ends a subscription made by [`Hub::subscribe`]. The connection's mailbox is the caller's
     /// to clean up.
     pub(crate) fn unsubscribe(
         self: &Arc<Self>,
         sub: HubSubscription,
-        conn: &Arc<Connection>,
+        mailbox: &Arc<Mailbox>,
         id: u32,
     ) {
         let entry = sub.entry;
@@ -205,7 +206,7 @@ impl Hub {
             None => Some(&mut state.all),
         };
         let Some(list) = list else { return };
-        let Some(at) = list.iter().position(|s| s.is(conn, id)) else { return };
+        let Some(at) = list.iter().position(|s| s.is(mailbox, id)) else { return };
         list.swap_remove(at);
         if let Some(key) = &sub.key
             && list.is_empty()
@@ -304,9 +305,9 @@ impl Hub {
     }
 
     fn deliver(&self, subscriber: &Subscriber, event: &Arc<Publication>) {
-        match subscriber.conn.queue.push_event(subscriber.id, event) {
+        match subscriber.mailbox.push_event(subscriber.id, event) {
             Ok(pushed) => self.metrics.events_lagged(pushed.dropped, pushed.conflated),
-            Err(_slow) => subscriber.conn.kick_slow_consumer(),
+            Err(_slow) => subscriber.mailbox.signal(signal::SLOW),
         }
     }
 
@@ -343,7 +344,7 @@ impl Hub {
         for subscriber in subscribers {
             let status = Status::unavailable("the gateway lost the topic's bus subscription");
             let ended = SubscriptionEnded { subscription_id: subscriber.id, status };
-            subscriber.conn.end_subscription(subscriber.id, Some(Frame::SubscriptionEnded(ended)));
+            subscriber.mailbox.ended_by_hub(subscriber.id, Frame::SubscriptionEnded(ended));
             self.metrics.subscriptions(-1);
         }
         state.count = 0;

@@ -8,27 +8,45 @@
 //! in-process on port 0 with [`run`]; the `gateway` binary only reads its configuration, sets up
 //! logging, starts the example services on the in-process bus and calls [`run`].
 //!
-//! # Layout
+//! # Layout: the life of one call
 //!
-//! - [`config`]: [`Config`], from flags, environment and a TOML file, validated at start-up.
-//! - [`server`]: [`run`] and its [`Listeners`]: accepting on both transports, the connection
-//!   limits, graceful shutdown.
-//! - `session`: one connection over either transport: handshake, the reader that starts calls,
-//!   timeouts, GOAWAY; `session/inbound`: the frames a transport yields (TCP's `FrameCodec`);
-//!   `session/pubsub`: its SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
-//! - `ws`: the WebSocket transport: the HTTP upgrade and its origin check, one frame per binary
-//!   message, pings, close codes.
-//! - `call`: one call: bus request with deadline and cancellation, its answer.
-//! - `send_queue`: a connection's byte-bounded outgoing queue and the writer that coalesces it
-//!   (the TCP writer; the WebSocket one is in `ws`).
+//! Files are listed so that each uses only those after it.
+//!
+//! - [`server`]: [`run`] and its [`Listeners`]: accepting connections on both transports under
+//!   the connection limits, and the graceful shutdown (it tells every session to drain through
+//!   its mailbox).
+//! - `tcp` and `ws` (with `ws/upgrade` and `ws/codec`): the transports. A TCP connection is
+//!   handed to a session as it is; a WebSocket one after its HTTP upgrade, with our own framing
+//!   (one frame per binary message). Both implement the session's `Transport`.
+//! - `session`: one connection, one task. It reads the client's bytes, takes each frame out of
+//!   them (`Transport::next_frame`), and for a REQUEST checks the method ([`router`]), the
+//!   permission (`auth`), the operator switches (`switches`) and the in-flight caps, then starts
+//!   the call on the bus with the call's metadata as a struct (`gateway_bus::CallMeta`: method,
+//!   deadline, call id, identity). `session/pubsub`: SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
+//! - `call`: the calls of a connection. A call is a future the session polls, not a task: on
+//!   the in-process bus the service's handler runs right there (the bus hands the call to the
+//!   service runtime directly), and a call that finishes on its first poll is answered at once.
+//!   One that waits (NATS, a slow service) joins the connection's set, with one deadline queue
+//!   and one timer per connection; CANCEL and the deadline drop it, which tells the service.
+//! - `outbox`: the connection's outgoing bytes. Answers and events are encoded straight into it,
+//!   in the transport's form, and leave in one (vectored) write per wake-up.
+//! - `state`: what every session shares (`Shared`): settings, registry, bus, hub, limits, and
+//!   the open connections' mailboxes.
+//! - `hub`: the topic subscriptions on the bus, one per topic (or pattern), and the fan-out of
+//!   each event to the local subscribers' mailboxes.
+//! - `mailbox`: what other tasks hand one connection (events, ended subscriptions, the drain and
+//!   slow-consumer signals), and the waking of its session.
 //! - `events`: a connection's pending topic events and the lag policies.
-//! - `hub`: the topic subscriptions on the bus and the fan-out to local subscribers.
-//! - [`router`]: [`Registry`]: method id → descriptor → bus subject; topic id → descriptor.
-//! - `switches`: the operator switches (`gateway_bus::switches`) as sessions check them, and the
-//!   log of their changes.
-//! - `admin`: `/healthz`, `/readyz`, `/metrics` and `/switches` over a small HTTP/1.1 responder;
-//!   `admin/switches`: reading and setting the switches.
-//! - [`metrics`]: the counters and their Prometheus rendering.
+//! - [`router`]: [`Registry`]: method id → route (descriptor, bus subjects, index); topic id →
+//!   descriptor. `switches`: the operator switches as sessions check them. [`auth`]: tokens and
+//!   permissions. `limits`: per-user and per-address connection limits. [`metrics`]: the
+//!   counters. [`config`]: [`Config`], from flags, environment and a TOML file, validated at
+//!   start-up. `admin`: `/healthz`, `/readyz`, `/metrics` and `/switches`.
+//!
+//! So a call over TCP to a service in the same process: `tcp` → `session` (read, decode, check)
+//! → `gateway_bus::LocalBus::call` → the service's `Dispatch` future, polled by the session →
+//! `call::answer` into the `outbox` → one write. No task, no channel, no timer, and no string is
+//! made for it.
 //!
 //! # Example
 //!
@@ -57,14 +75,17 @@ pub mod config;
 mod events;
 mod hub;
 mod limits;
+mod mailbox;
 pub mod metrics;
+mod outbox;
 pub mod router;
-mod send_queue;
 pub mod server;
 mod session;
+mod state;
 mod switches;
+mod tcp;
 mod ws;
 
 pub use config::{Args, Config, ConfigError};
-pub use router::{DuplicateMethod, Registry, Route};
+pub use router::{RegisterError, Registry, Route};
 pub use server::{Error, Listeners, run};

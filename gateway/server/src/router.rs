@@ -3,13 +3,14 @@
 //! The [`Registry`] holds the descriptors of the services the gateway routes to (generated code
 //! provides them: `some_api::DESCRIPTOR`). It is built before the server starts and never changes
 //! afterwards, so sessions read it without locks. Each method gets a [`Route`] with its bus
-//! subjects formatted once, and a small index that the metrics use to find the method's counters
-//! without hashing or allocating on the request path.
+//! subjects made once ([`MethodRoute`]: shared bytes, so passing them along allocates nothing),
+//! and a small index that the metrics and each session's permission cache use to find the
+//! method's entries without hashing or allocating on the request path.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use gateway_bus::contract;
+use gateway_bus::MethodRoute;
 use gateway_core::{MethodDesc, ServiceDesc, TopicDesc};
 
 /// Everything the gateway needs to forward a call of one method.
@@ -17,10 +18,9 @@ use gateway_core::{MethodDesc, ServiceDesc, TopicDesc};
 pub struct Route {
     pub method: &'static MethodDesc,
     pub service: &'static ServiceDesc,
-    /// The bus subject calls are sent to (`rpc.<method name>`).
-    pub subject: String,
-    /// The subject cancellations of this service's calls go to (`cancel.<service name>`).
-    pub cancel_subject: Arc<str>,
+    /// The bus subjects: calls go to `rpc.<method name>`, their cancellations to
+    /// `cancel.<service name>`.
+    pub bus: MethodRoute,
     /// This route's position in [`Registry::routes`], and so in the metrics' tables.
     pub index: usize,
 }
@@ -31,19 +31,48 @@ pub struct Registry {
     /// In registration order.
     services: Vec<&'static ServiceDesc>,
     routes: Vec<Route>,
-    by_id: HashMap<u32, usize>,
+    /// Method ids are FNV-1a hashes (or ids a service file pins), so they need no hashing of
+    /// their own: looked up on every request, with a multiply.
+    by_id: HashMap<u32, usize, BuildHasherDefault<IdHasher>>,
     topics: HashMap<u32, &'static TopicDesc>,
 }
 
-/// Two registered methods, or two registered topics, share an id.
+/// Hashes a `u32` method id by multiplying it (Fibonacci hashing): ids are hashes already.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Why a service cannot be registered.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind} id {id:#010x} of `{method}` is already taken by `{existing}`")]
-pub struct DuplicateMethod {
-    /// `method` or `topic`.
-    pub kind: &'static str,
-    pub id: u32,
-    pub method: &'static str,
-    pub existing: &'static str,
+pub enum RegisterError {
+    /// Two registered methods, or two registered topics, share an id.
+    #[error("{kind} id {id:#010x} of `{method}` is already taken by `{existing}`")]
+    Duplicate {
+        /// `method` or `topic`.
+        kind: &'static str,
+        id: u32,
+        method: &'static str,
+        existing: &'static str,
+    },
+    /// A method whose name makes no valid bus subject (a hand-written descriptor; rpcgen's
+    /// names always do).
+    #[error("method `{method}` cannot be routed: {reason}")]
+    InvalidName { method: &'static str, reason: String },
 }
 
 impl Registry {
@@ -55,16 +84,18 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// A method id already registered (by this or another service): rpcgen makes ids unique
-    /// within one compilation, but two separately compiled services can still collide, and a
-    /// gateway routing one id to two places would be wrong half the time. Nothing is added then.
-    pub fn register(&mut self, service: &'static ServiceDesc) -> Result<(), DuplicateMethod> {
+    /// [`RegisterError::Duplicate`] for a method id already registered (by this or another
+    /// service): rpcgen makes ids unique within one compilation, but two separately compiled
+    /// services can still collide, and a gateway routing one id to two places would be wrong
+    /// half the time. [`RegisterError::InvalidName`] for a name that makes no subject. Nothing
+    /// is added then.
+    pub fn register(&mut self, service: &'static ServiceDesc) -> Result<(), RegisterError> {
         for (i, method) in service.methods.iter().enumerate() {
             let earlier = self.by_id.get(&method.id).map(|&at| self.routes[at].method);
             let earlier =
                 earlier.or_else(|| service.methods[..i].iter().find(|m| m.id == method.id));
             if let Some(existing) = earlier {
-                return Err(DuplicateMethod {
+                return Err(RegisterError::Duplicate {
                     kind: "method",
                     id: method.id,
                     method: method.name,
@@ -76,7 +107,7 @@ impl Registry {
             let earlier = self.topics.get(&topic.id).copied();
             let earlier = earlier.or_else(|| service.topics[..i].iter().find(|t| t.id == topic.id));
             if let Some(existing) = earlier {
-                return Err(DuplicateMethod {
+                return Err(RegisterError::Duplicate {
                     kind: "topic",
                     id: topic.id,
                     method: topic.name,
@@ -88,17 +119,17 @@ impl Registry {
         if !self.services.iter().any(|s| s.name == service.name) {
             self.services.push(service);
         }
-        let cancel_subject: Arc<str> = contract::cancel_subject(service.name).into();
+        let mut routes = Vec::with_capacity(service.methods.len());
         for method in service.methods {
+            let bus = MethodRoute::new(service, method).map_err(|e| {
+                RegisterError::InvalidName { method: method.name, reason: e.to_string() }
+            })?;
+            routes.push((method, bus));
+        }
+        for (method, bus) in routes {
             let index = self.routes.len();
             self.by_id.insert(method.id, index);
-            self.routes.push(Route {
-                method,
-                service,
-                subject: contract::method_subject(method),
-                cancel_subject: cancel_subject.clone(),
-                index,
-            });
+            self.routes.push(Route { method, service, bus, index });
         }
         Ok(())
     }
@@ -178,8 +209,8 @@ mod tests {
         let mut registry = Registry::new();
         registry.register(&A).unwrap();
         let two = registry.route(2).unwrap();
-        assert_eq!(two.subject, "rpc.t.A.two");
-        assert_eq!(&*two.cancel_subject, "cancel.t.A");
+        assert_eq!(two.bus.subject().as_str(), "rpc.t.A.two");
+        assert_eq!(two.bus.cancel_subject().as_str(), "cancel.t.A");
         assert_eq!(two.index, 1);
         assert!(std::ptr::eq(&registry.routes()[1], two));
         assert!(registry.route(3).is_none());

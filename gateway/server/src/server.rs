@@ -11,11 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use gateway_bus::Bus;
 use gateway_bus::switches::SwitchStore;
-use gateway_protocol::{Frame, Goaway, GoawayReason, MIN_MAX_FRAME_SIZE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use gateway_protocol::GoawayReason;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -24,15 +22,15 @@ use tracing::{info, warn};
 
 use crate::admin;
 use crate::auth::{AuthConfigError, Authenticator};
-use crate::call::CallIds;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::limits::{ConnectionRate, UserConnections};
+use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
-use crate::session::{self, CLOSE_GRACE};
-use crate::switches;
-use crate::ws;
+use crate::session::CLOSE_GRACE;
+use crate::state::{CallIds, Connections, InFlight, Shared};
+use crate::{switches, tcp, ws};
 
 /// Connections being turned away at the connection limit at once; past it, further ones are
 /// closed without a GOAWAY (a flood must not cost a task each).
@@ -91,33 +89,6 @@ pub enum Error {
     Bus(gateway_core::Status),
 }
 
-/// What every session of one gateway shares. Built once by [`run`]; read-only but for atomics.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) registry: Registry,
-    pub(crate) bus: Arc<dyn Bus>,
-    /// The operator switches, which every call is checked against (`crate::switches`).
-    pub(crate) switches: Arc<dyn SwitchStore>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The global in-flight cap (`max_in_flight_total`).
-    pub(crate) in_flight_total: Arc<Semaphore>,
-    /// Cancelled when the graceful shutdown starts: sessions send GOAWAY and drain.
-    pub(crate) draining: CancellationToken,
-    /// Cancelled when `drain_timeout` has passed: sessions abandon their calls.
-    pub(crate) abandon: CancellationToken,
-    pub(crate) call_ids: CallIds,
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) auth: Authenticator,
-    pub(crate) users: Arc<UserConnections>,
-    pub(crate) rate: ConnectionRate,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
 /// Serves clients on the TCP and WebSocket listeners and the admin HTTP on the admin one, routing
 /// calls of the services in `registry` over `bus`, until `shutdown` is cancelled; then shuts down
 /// gracefully and returns.
@@ -160,19 +131,19 @@ pub async fn run(
     let users = UserConnections::new(config.max_connections_per_user);
     let rate = ConnectionRate::new(config.connection_rate, config.connection_burst);
     let shared = Arc::new(Shared {
-        in_flight_total: Arc::new(Semaphore::new(config.max_in_flight_total)),
+        in_flight: InFlight::new(config.max_in_flight_total),
         config,
         registry,
         bus,
         switches,
         metrics: metrics.clone(),
         draining: shutdown.clone(),
-        abandon: CancellationToken::new(),
         call_ids: CallIds::new(),
         hub,
         auth,
         users,
         rate,
+        connections: Connections::default(),
     });
     let admin_stop = CancellationToken::new();
     let switch_log = tokio::spawn(switches::log_changes(
@@ -208,9 +179,11 @@ pub async fn run(
     sessions.close();
     let drain_timeout = shared.config.drain_timeout;
     info!(sessions = sessions.len(), ?drain_timeout, "draining");
+    // `shutdown` is cancelled: a session listed from now on sees it when it starts.
+    shared.connections.signal_all(signal::DRAIN);
     if tokio::time::timeout(drain_timeout, sessions.wait()).await.is_err() {
         warn!(sessions = sessions.len(), "drain timeout passed; abandoning the calls left");
-        shared.abandon.cancel();
+        shared.connections.signal_all(signal::ABANDON);
         let _ = tokio::time::timeout(CLOSE_GRACE * 2, sessions.wait()).await;
     }
     shared.hub.close();
@@ -265,7 +238,7 @@ impl Front {
                     let shared = shared.clone();
                     match transport {
                         Transport::Tcp => {
-                            self.sessions.spawn(session::serve_tcp(stream, peer, shared, permit));
+                            self.sessions.spawn(tcp::serve(stream, peer, shared, permit));
                         }
                         Transport::WebSocket => {
                             self.sessions.spawn(ws::serve(stream, peer, shared, permit));
@@ -288,7 +261,7 @@ impl Front {
         match transport {
             Transport::Tcp => {
                 tokio::spawn(async move {
-                    reject(stream, peer, why).await;
+                    tcp::reject(stream, peer, why).await;
                     drop(permit);
                 });
             }
@@ -300,25 +273,5 @@ impl Front {
                 });
             }
         }
-    }
-}
-
-/// Tells a connection over a limit to go elsewhere: GOAWAY `too_many_connections`, then close
-/// once the client has read it (or [`CLOSE_GRACE`] passes).
-async fn reject(mut stream: TcpStream, peer: SocketAddr, why: &'static str) {
-    let goaway = Frame::Goaway(Goaway::new(GoawayReason::TOO_MANY_CONNECTIONS, why));
-    let mut buf = BytesMut::new();
-    if goaway.encode(&mut buf, MIN_MAX_FRAME_SIZE).is_err() {
-        return;
-    }
-    let close = async {
-        stream.write_all(&buf).await?;
-        stream.shutdown().await?;
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
-        Ok::<(), std::io::Error>(())
-    };
-    if let Ok(Err(e)) = tokio::time::timeout(CLOSE_GRACE, close).await {
-        tracing::debug!(%peer, cause = %e, "rejecting a connection failed");
     }
 }

@@ -1,55 +1,66 @@
 //! One client connection, from HELLO to close (`docs/protocol.md` is normative), over either
-//! transport: the session reads decoded frames from an [`Inbound`] (TCP: `FrameCodec` on the
-//! byte stream; WebSocket: one frame per binary message, `crate::ws`) and its writer sends them
-//! through the matching [`Outbound`](crate::send_queue::Outbound).
+//! transport ([`Transport`]: TCP or WebSocket).
 //!
-//! The session's own task reads: it waits for HELLO, answers WELCOME, then decodes frames and
-//! starts each REQUEST as a task of its own ([`crate::call`]), so calls run side by side and are
-//! answered in whatever order they finish. A writer task drains the connection's
-//! [`SendQueue`]. The reader never waits for a call; it waits for the queue only when the client
-//! stops reading its replies (see [`crate::send_queue`]).
+//! **One task per connection.** The session's task owns everything of its connection: the
+//! transport, the read buffer, the [`Outbox`], the calls in flight ([`Calls`]), the
+//! subscriptions, the credentials. On each wake-up it does, in turn:
+//!
+//! 1. reads what the client sent and handles each frame: a REQUEST is checked (method,
+//!    permission, operator switches, in-flight caps) and started on the bus; a call that
+//!    finishes on its first poll (a service in this process that does not wait) is answered at
+//!    once, one that waits joins [`Calls`];
+//! 2. polls the calls that were waiting and answers those that ended;
+//! 3. takes the events its subscriptions received from the hub ([`Mailbox`]);
+//! 4. writes everything queued in one write.
+//!
+//! So a burst of pipelined requests is read with one read and answered with one write, with no
+//! task, no channel and no lock per call. The session stops reading (and taking answers and
+//! events) while its outbox holds more than `send_queue_bytes`: a client that stops reading holds
+//! up only itself, and memory per connection stays under that bound plus the answers of its
+//! calls in flight. One timer serves the connection: the earliest of its calls' deadlines, the
+//! idle timeout, the token's expiry and (WebSocket) the keepalive ping.
 //!
 //! How a session ends:
-//! - the client closes or sends GOAWAY: its calls are cancelled (the services are told), nothing
-//!   more is sent;
+//! - the client closes or sends GOAWAY: its calls are cancelled (the services are told),
+//!   nothing more is sent;
 //! - the client breaks the protocol, or idles past `idle_timeout`: GOAWAY with the reason, calls
 //!   cancelled, close;
 //! - the gateway drains: GOAWAY `shutting_down` naming the last request it will answer, the calls
 //!   in flight finish (CANCELs are still honoured, new REQUESTs are not started), close. If the
 //!   drain bound passes first, the calls left are cancelled and answered `unavailable`.
 
+mod pubsub;
+pub(crate) mod transport;
+
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
-use gateway_core::Status;
+use bytes::{Bytes, BytesMut};
+use gateway_bus::CallMeta;
+use gateway_core::{Code, Status};
 use gateway_protocol::{
-    Auth, ErrorReply, Frame, FrameCodec, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE, Request,
-    VERSION, Welcome,
+    Auth, Frame, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE, Request, VERSION, Welcome,
 };
-use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, sleep_until};
-use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
 use tracing::{debug, info};
 
-pub(crate) mod inbound;
-mod pubsub;
-
-pub(crate) use inbound::{Inbound, ReadError, TcpInbound};
-
+use self::pubsub::Control;
+pub(crate) use self::transport::{ReadError, Transport};
 use crate::auth::{AuthError, AuthErrorKind, Grant, Permissions};
-use crate::call::{self, Call};
+use crate::call::{self, Calls, Ended};
 use crate::hub::HubSubscription;
 use crate::limits::UserSlot;
+use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Shed;
-use crate::send_queue::{SendQueue, TcpOutbound, write_frames};
-use crate::server::Shared;
+use crate::outbox::{Outbox, Wire, opcode};
+use crate::router::Route;
+use crate::state::{CallIdBlock, Shared};
 use crate::switches::SwitchView;
 
 /// How long a closing connection may take to flush its last frames, and then to let the client
@@ -58,277 +69,31 @@ use crate::switches::SwitchView;
 /// client's EOF (bounded by this) avoids that.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// What one connection shares between its reader, its call tasks and its writer.
+/// Free room the read buffer keeps for a read; it grows by this much when short.
+const READ_ROOM: usize = 8 * 1024;
+
+/// Bytes of events taken from the mailbox in one turn.
+const EVENT_BATCH: usize = 64 * 1024;
+
+/// Turns of work one wake-up may take before the session lets the other tasks run.
+const MAX_TURNS: u32 = 32;
+
+/// The message of the GOAWAY `shutting_down` a draining gateway sends.
+const SHUTTING_DOWN: &str = "the gateway is shutting down";
+
+/// Why a phase of the session ended.
 #[derive(Debug)]
-pub(crate) struct Connection {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) queue: SendQueue,
-    /// Cancellation of each call in flight that wants a reply, by request id. A std mutex:
-    /// held only to insert, remove or look up, never across an `.await`.
-    calls: Mutex<HashMap<u32, CancellationToken>>,
-    /// The connection's share of in-flight calls (`max_in_flight_per_connection`).
-    in_flight: Arc<Semaphore>,
-    /// Cancelled when the connection's calls must stop: the client went away, broke the
-    /// protocol, or the drain bound passed. Every call's token is a child of it.
-    stop: CancellationToken,
-    /// Set before `stop` is cancelled when the gateway gives up on the calls (drain bound) rather
-    /// than the client: those calls are still answered, with `unavailable`.
-    abandoned: AtomicBool,
-    /// The call tasks.
-    tasks: TaskTracker,
-    /// The connection's topic subscriptions, by id. A std mutex, never held across an `.await`
-    /// nor while calling into the hub.
-    subscriptions: Mutex<HashMap<u32, HubSubscription>>,
-    /// Cancelled by the hub when the client fell behind a topic whose lag policy is to
-    /// disconnect it.
-    slow: CancellationToken,
-    /// Who the client is and what it may do: set by the handshake, replaced by AUTH. Read on
-    /// every request (a read lock and an `Arc` clone), written rarely.
-    grant: RwLock<Arc<Grant>>,
-}
-
-impl Connection {
-    /// Forgets call `request_id`: its answer is about to be sent, so from now on a CANCEL for it
-    /// is ignored and the client may reuse the id.
-    pub(crate) fn finish_call(&self, request_id: u32) {
-        self.calls.lock().expect("calls lock").remove(&request_id);
-    }
-
-    /// Whether the connection's calls were stopped all together (rather than one by a CANCEL).
-    pub(crate) fn stopped(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-
-    /// Whether a stopped call is answered: yes when the gateway abandoned it, no when the
-    /// client went away or the connection broke.
-    pub(crate) fn answers_stopped_calls(&self) -> bool {
-        self.abandoned.load(Ordering::Acquire)
-    }
-
-    /// The connection's current credentials and permissions.
-    pub(crate) fn grant(&self) -> Arc<Grant> {
-        self.grant.read().expect("grant lock").clone()
-    }
-
-    fn calls_in_flight(&self) -> usize {
-        let max = self.shared.config.max_in_flight_per_connection as usize;
-        max - self.in_flight.available_permits()
-    }
-}
-
-/// Why the reading loop stopped.
 enum End {
     /// The client closed the connection, sent GOAWAY, or the socket failed.
     ClientGone,
     /// The gateway closes the connection with this GOAWAY, abandoning the calls in flight.
     Close(Goaway),
-    /// The gateway is draining.
+    /// The gateway drains: GOAWAY `shutting_down`, then the calls in flight finish.
     Drain,
-}
-
-/// Serves one accepted TCP connection until it closes. `_permit` is the connection's place under
-/// `max_connections`, released when this returns.
-pub(crate) async fn serve_tcp(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    permit: OwnedSemaphorePermit,
-) {
-    // Replies are small and latency matters more than packet count: coalescing is done by the
-    // send queue, not by Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
-    // Until the client is authenticated it may send only HELLO, which the protocol bounds to
-    // MIN_MAX_FRAME_SIZE: reading it under `max_frame_size` would let anyone make the gateway
-    // buffer that much per connection without a token.
-    let inbound = TcpInbound(FramedRead::new(read_half, FrameCodec::new(MIN_MAX_FRAME_SIZE)));
-    let handshake_deadline = Instant::now() + shared.config.handshake_timeout;
-    serve(inbound, TcpOutbound(write_half), peer, shared, permit, handshake_deadline).await;
-}
-
-/// Serves one connection, whatever its transport, until it closes: HELLO must arrive by
-/// `handshake_deadline`, and the reader must start under [`MIN_MAX_FRAME_SIZE`]. `_permit` is
-/// the connection's place under `max_connections`, released when this returns.
-pub(crate) async fn serve<I: Inbound>(
-    mut reader: I,
-    outbound: I::Outbound,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    _permit: OwnedSemaphorePermit,
-    handshake_deadline: Instant,
-) {
-    shared.metrics.connection_opened(I::TRANSPORT);
-    let max_frame_size = shared.config.max_frame_size;
-    let conn = Arc::new(Connection {
-        queue: SendQueue::new(
-            shared.config.send_queue_bytes,
-            MIN_MAX_FRAME_SIZE,
-            shared.metrics.clone(),
-        ),
-        calls: Mutex::new(HashMap::new()),
-        in_flight: Arc::new(Semaphore::new(shared.config.max_in_flight_per_connection as usize)),
-        stop: CancellationToken::new(),
-        abandoned: AtomicBool::new(false),
-        tasks: TaskTracker::new(),
-        subscriptions: Mutex::new(HashMap::new()),
-        slow: CancellationToken::new(),
-        // Nothing is allowed until the handshake authenticates the client.
-        grant: RwLock::new(Arc::new(Grant {
-            identity: None,
-            permissions: Arc::new(Permissions::default()),
-            expires_at: None,
-        })),
-        shared,
-    });
-    let writer = {
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            let (written, outbound) = write_frames(&conn.queue, outbound).await;
-            if let Err(e) = written {
-                debug!(cause = %e, "writing to the client failed");
-            }
-            outbound
-        })
-    };
-
-    let end = match handshake(&mut reader, &conn, handshake_deadline).await {
-        Ok((hello, _user)) => {
-            reader.set_max_frame_size(max_frame_size);
-            let grant = conn.grant();
-            let who = grant.subject().unwrap_or("anonymous");
-            debug!(%peer, client = %hello.client_name, %who, "session open");
-            let switches = SwitchView::new(conn.shared.switches.follow());
-            let mut session = Session { conn: conn.clone(), last_request_id: 0, switches };
-            let end = session.read(&mut reader).await;
-            match end {
-                End::Drain => session.drain(&mut reader).await,
-                end => end,
-            }
-        }
-        Err(end) => end,
-    };
-    conn.unsubscribe_all();
-    let client_left = match end {
-        End::ClientGone => {
-            conn.stop.cancel();
-            conn.queue.close();
-            true
-        }
-        // The client may still be sending (requests after our GOAWAY, which are not started).
-        End::Drain => {
-            conn.stop.cancel();
-            conn.queue.set_farewell(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN);
-            conn.queue.close();
-            false
-        }
-        End::Close(goaway) => {
-            info!(%peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
-            conn.shared.metrics.goaway_sent(goaway.reason);
-            conn.stop.cancel();
-            conn.queue.set_farewell(goaway.reason, &goaway.message);
-            // GOAWAY is the last frame: queued and the queue closed at once, so that no reply of
-            // a call stopping meanwhile slips in after it.
-            let _ = conn.queue.finish(&Frame::Goaway(goaway));
-            false
-        }
-    };
-    conn.tasks.close();
-    let closing = async {
-        conn.tasks.wait().await;
-        let outbound = writer.await.ok();
-        reader.linger(outbound, client_left).await;
-    };
-    if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
-        debug!(%peer, "connection did not close in time; dropping it");
-    }
-    conn.shared.metrics.connection_closed(I::TRANSPORT);
-}
-
-/// The message of the GOAWAY `shutting_down` a draining gateway sends.
-const SHUTTING_DOWN: &str = "the gateway is shutting down";
-
-/// Waits for HELLO, authenticates it and answers WELCOME, or says how the connection ends. The
-/// slot returned holds the connection's place under its user's connection limit.
-async fn handshake<I: Inbound>(
-    reader: &mut I,
-    conn: &Connection,
-    deadline: Instant,
-) -> Result<(Hello, Option<UserSlot>), End> {
-    let shared = &conn.shared;
-    let first = tokio::select! {
-        biased;
-        _ = shared.draining.cancelled() => {
-            return Err(close(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN));
-        }
-        first = tokio::time::timeout_at(deadline, reader.next()) => first,
-    };
-    let hello = match first {
-        Err(_) => {
-            return Err(close(
-                GoawayReason::HANDSHAKE_TIMEOUT,
-                "no HELLO within the handshake timeout",
-            ));
-        }
-        Ok(None) | Ok(Some(Err(ReadError::Gone))) => return Err(End::ClientGone),
-        Ok(Some(Err(ReadError::Close(goaway)))) => return Err(End::Close(goaway)),
-        Ok(Some(Ok(Frame::Hello(hello)))) => hello,
-        Ok(Some(Ok(other))) => {
-            let what = format!("expected HELLO, got {}", other.frame_type().name());
-            return Err(close(GoawayReason::PROTOCOL_ERROR, what));
-        }
-    };
-    if hello.version < VERSION {
-        let what = format!(
-            "version {} is not spoken here; this server speaks version {VERSION}",
-            hello.version
-        );
-        return Err(close(GoawayReason::UNSUPPORTED_VERSION, what));
-    }
-    if hello.max_frame_size < MIN_MAX_FRAME_SIZE {
-        let what = format!("max_frame_size {} is below {MIN_MAX_FRAME_SIZE}", hello.max_frame_size);
-        return Err(close(GoawayReason::PROTOCOL_ERROR, what));
-    }
-    conn.queue.set_peer_max_frame_size(hello.max_frame_size);
-    let now = SystemTime::now();
-    let grant = match shared.auth.authenticate(&hello.token, now) {
-        Ok(grant) => grant,
-        Err(e) => return Err(refused(conn, &e)),
-    };
-    let user = match grant.subject() {
-        Some(subject) => match shared.users.take(subject) {
-            Some(slot) => Some(slot),
-            None => {
-                let what = format!("too many connections for user `{subject}`");
-                return Err(close(GoawayReason::TOO_MANY_CONNECTIONS, what));
-            }
-        },
-        None => None,
-    };
-    let auth_expires_in_ms = grant.expires_in_ms(now);
-    *conn.grant.write().expect("grant lock") = Arc::new(grant);
-    let welcome = Frame::Welcome(Welcome {
-        version: VERSION,
-        max_frame_size: shared.config.max_frame_size,
-        max_in_flight: shared.config.max_in_flight_per_connection,
-        idle_timeout_ms: shared.config.idle_timeout_ms(),
-        server_id: shared.config.server_id.clone(),
-        auth_expires_in_ms,
-    });
-    conn.queue.push(&welcome).await.map_err(|_| End::ClientGone)?;
-    Ok((hello, user))
-}
-
-/// A HELLO whose credentials were refused: GOAWAY `unauthenticated`, saying why.
-fn refused(conn: &Connection, e: &AuthError) -> End {
-    conn.shared.metrics.auth_failed(e.kind);
-    info!(reason = e.kind.name(), message = %e.message, "authentication refused");
-    close(GoawayReason::UNAUTHENTICATED, e.message.clone())
-}
-
-/// When `grant` expires, on the session's clock.
-fn expiry(grant: &Grant) -> Option<Instant> {
-    let left = grant.expires_at?.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-    Some(Instant::now() + left)
+    /// Drained: every call is answered.
+    Drained,
+    /// The drain bound passed with calls left: they are answered `unavailable`.
+    Abandoned,
 }
 
 fn close(reason: GoawayReason, message: impl Into<String>) -> End {
@@ -339,236 +104,728 @@ fn slow_consumer() -> End {
     close(GoawayReason::SLOW_CONSUMER, "the client did not read its events fast enough")
 }
 
-/// The reading side of an open session.
-struct Session {
-    conn: Arc<Connection>,
-    /// The id of the last REQUEST taken (answered at once or started), which a drain's GOAWAY
+/// Whether the session's permissions allow a route, as last checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Allowed {
+    Unknown,
+    Yes,
+    No,
+}
+
+/// Serves one connection, whatever its transport, until it closes: HELLO must arrive by
+/// `handshake_deadline`, and frames are limited to [`MIN_MAX_FRAME_SIZE`] until WELCOME.
+/// `read` holds bytes the transport already read (after a WebSocket upgrade). `_permit` is the
+/// connection's place under `max_connections`, released when this returns.
+pub(crate) async fn serve<T: Transport>(
+    io: T,
+    read: BytesMut,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+    handshake_deadline: Instant,
+) {
+    shared.metrics.connection_opened(T::KIND);
+    let mailbox = Arc::new(Mailbox::new(shared.config.send_queue_bytes, shared.metrics.clone()));
+    let key = shared.connections.add(mailbox.clone());
+    // A drain that began before this connection was listed has not signalled it.
+    if shared.draining.is_cancelled() {
+        mailbox.signal(signal::DRAIN);
+    }
+    let mut session = Session::new(io, read, peer, shared.clone(), mailbox, handshake_deadline);
+    let end = match session.handshake().await {
+        Ok(()) => match session.open().await {
+            End::Drain => session.drain().await,
+            end => end,
+        },
+        Err(end) => end,
+    };
+    session.finish(end).await;
+    shared.connections.remove(key);
+    shared.metrics.connection_closed(T::KIND);
+}
+
+/// One open connection.
+struct Session<T: Transport> {
+    io: T,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    mailbox: Arc<Mailbox>,
+    /// Bytes read and not yet taken as frames.
+    read: BytesMut,
+    outbox: Outbox,
+    /// The outbox's bytes as last counted in the queued-bytes metric.
+    counted: usize,
+    /// The largest frame accepted: [`MIN_MAX_FRAME_SIZE`] until WELCOME.
+    max_frame_size: u32,
+    /// Who the client is and what it may do: set by the handshake, replaced by AUTH.
+    grant: Arc<Grant>,
+    /// Each route's permission, as checked under the current grant.
+    allowed: Vec<Allowed>,
+    /// The operator switches, as of the last request.
+    switches: Option<SwitchView>,
+    calls: Calls,
+    /// Call ids, taken from the gateway's in blocks.
+    ids: Option<CallIdBlock>,
+    subscriptions: HashMap<u32, HubSubscription>,
+    /// Subscriptions the hub ended, taken from the mailbox.
+    ended: Vec<u32>,
+    /// A SUBSCRIBE or PUBLISH the bus is working on; frames after it wait.
+    control: Option<Control>,
+    /// The id of the last request taken (answered at once or started), which a drain's GOAWAY
     /// names. Fire-and-forget requests count: they were processed, so a client must not resend
     /// them.
     last_request_id: u32,
-    /// The operator switches, as of the last request.
-    switches: SwitchView,
+    /// The connection's one timer, and when it is set to fire.
+    timer: Pin<Box<Sleep>>,
+    timer_at: Instant,
+    /// When the last frame came (the idle timeout).
+    last_frame: Instant,
+    /// When the client was last heard from, bytes of any kind (the WebSocket keepalive).
+    heard: Instant,
+    /// This silence was pinged.
+    pinged: bool,
+    /// When the credentials expire.
+    expires: Option<Instant>,
+    /// The connection's place under its user's connection limit.
+    _user: Option<UserSlot>,
 }
 
-impl Session {
-    /// Reads frames until the connection must end.
-    async fn read<I: Inbound>(&mut self, reader: &mut I) -> End {
-        let shared = self.conn.shared.clone();
-        let idle = shared.config.idle_timeout;
-        // One timer for the session, re-armed only when it fires: receiving a frame just notes
-        // the time, which keeps the per-frame cost to reading the clock.
-        let mut last_frame = Instant::now();
-        let idle_timer = sleep_until(last_frame + idle);
-        tokio::pin!(idle_timer);
-        let draining = shared.draining.cancelled();
-        tokio::pin!(draining);
-        // The credentials' expiry: reset by every accepted AUTH.
-        let mut expires = expiry(&self.conn.grant());
-        let expiry_timer = sleep_until(expires.unwrap_or(last_frame));
-        tokio::pin!(expiry_timer);
+impl<T: Transport> Session<T> {
+    fn new(
+        io: T,
+        read: BytesMut,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        mailbox: Arc<Mailbox>,
+        handshake_deadline: Instant,
+    ) -> Session<T> {
+        let now = Instant::now();
+        Session {
+            io,
+            peer,
+            mailbox,
+            read,
+            outbox: Outbox::new(T::WIRE, MIN_MAX_FRAME_SIZE),
+            counted: 0,
+            max_frame_size: MIN_MAX_FRAME_SIZE,
+            // Nothing is allowed until the handshake authenticates the client.
+            grant: Arc::new(Grant {
+                identity: None,
+                permissions: Arc::new(Permissions::default()),
+                expires_at: None,
+            }),
+            allowed: Vec::new(),
+            switches: None,
+            calls: Calls::default(),
+            ids: None,
+            subscriptions: HashMap::new(),
+            ended: Vec::new(),
+            control: None,
+            last_request_id: 0,
+            timer: Box::pin(tokio::time::sleep_until(handshake_deadline)),
+            timer_at: handshake_deadline,
+            last_frame: now,
+            heard: now,
+            pinged: false,
+            expires: None,
+            _user: None,
+            shared,
+        }
+    }
+
+    /// Whether the outbox has room for more answers.
+    fn room(&self) -> bool {
+        self.outbox.len() < self.shared.config.send_queue_bytes
+    }
+
+    /// Queues a frame the gateway made (small, within any peer's limit).
+    fn push(&mut self, frame: &Frame) {
+        if let Err(e) = self.outbox.push(frame) {
+            debug!(cause = %e, "a frame could not be encoded");
+        }
+    }
+
+    /// Keeps the queued-bytes metric true for the outbox.
+    fn count_queued(&mut self) {
+        let now = self.outbox.len();
+        if now != self.counted {
+            self.shared.metrics.queued(now as i64 - self.counted as i64);
+            self.counted = now;
+        }
+    }
+
+    /// Reads more bytes: `Ok(true)` if some came, `Ok(false)` if none are there now (woken when
+    /// some are).
+    fn fill(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
+        if self.read.capacity() - self.read.len() < READ_ROOM / 2 {
+            self.read.reserve(READ_ROOM);
+        }
+        match self.io.poll_read(cx, &mut self.read) {
+            Poll::Ready(Ok(0)) => Err(End::ClientGone),
+            Poll::Ready(Ok(_)) => {
+                self.heard = Instant::now();
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => {
+                debug!(peer = %self.peer, cause = %e, "reading from the client failed");
+                Err(End::ClientGone)
+            }
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    /// The next whole frame read, if any.
+    fn next_frame(&mut self) -> Result<Option<Frame>, End> {
+        self.io.next_frame(&mut self.read, self.max_frame_size, &mut self.outbox).map_err(|e| {
+            match e {
+                ReadError::Left => End::ClientGone,
+                ReadError::Close(goaway) => End::Close(goaway),
+            }
+        })
+    }
+
+    /// Writes what is queued: `Ok(true)` if the outbox is empty now.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
+        if self.outbox.is_empty() {
+            return Ok(true);
+        }
+        match self.io.poll_write(cx, &mut self.outbox) {
+            Poll::Ready(Ok(())) => Ok(true),
+            Poll::Ready(Err(e)) => {
+                debug!(peer = %self.peer, cause = %e, "writing to the client failed");
+                Err(End::ClientGone)
+            }
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    /// Gives the read buffer back while nothing is in it: an idle connection holds none.
+    fn idle_buffers(&mut self) {
+        if self.read.is_empty() && self.read.capacity() > 0 {
+            self.read = BytesMut::new();
+        }
+    }
+
+    // ----- the handshake -----
+
+    /// Waits for HELLO, authenticates it and answers WELCOME, or says how the connection ends.
+    async fn handshake(&mut self) -> Result<(), End> {
+        let hello = poll_fn(|cx| self.poll_hello(cx)).await?;
+        let shared = self.shared.clone();
+        if hello.version < VERSION {
+            let what = format!(
+                "version {} is not spoken here; this server speaks version {VERSION}",
+                hello.version
+            );
+            return Err(close(GoawayReason::UNSUPPORTED_VERSION, what));
+        }
+        if hello.max_frame_size < MIN_MAX_FRAME_SIZE {
+            let what =
+                format!("max_frame_size {} is below {MIN_MAX_FRAME_SIZE}", hello.max_frame_size);
+            return Err(close(GoawayReason::PROTOCOL_ERROR, what));
+        }
+        self.outbox.set_peer_max(hello.max_frame_size);
+        let now = SystemTime::now();
+        let grant = match shared.auth.authenticate(&hello.token, now) {
+            Ok(grant) => grant,
+            Err(e) => return Err(refused(&shared, &e)),
+        };
+        if let Some(subject) = grant.subject() {
+            match shared.users.take(subject) {
+                Some(slot) => self._user = Some(slot),
+                None => {
+                    let what = format!("too many connections for user `{subject}`");
+                    return Err(close(GoawayReason::TOO_MANY_CONNECTIONS, what));
+                }
+            }
+        }
+        let auth_expires_in_ms = grant.expires_in_ms(now);
+        self.expires = expiry(&grant);
+        self.grant = Arc::new(grant);
+        self.push(&Frame::Welcome(Welcome {
+            version: VERSION,
+            max_frame_size: shared.config.max_frame_size,
+            max_in_flight: shared.config.max_in_flight_per_connection,
+            idle_timeout_ms: shared.config.idle_timeout_ms(),
+            server_id: shared.config.server_id.clone(),
+            auth_expires_in_ms,
+        }));
+        self.max_frame_size = shared.config.max_frame_size;
+        self.io.welcomed();
+        self.switches = Some(SwitchView::new(shared.switches.follow()));
+        self.last_frame = Instant::now();
+        let who = self.grant.subject().unwrap_or("anonymous");
+        debug!(peer = %self.peer, client = %hello.client_name, %who, "session open");
+        Ok(())
+    }
+
+    fn poll_hello(&mut self, cx: &mut Context<'_>) -> Poll<Result<Hello, End>> {
+        self.mailbox.register(cx.waker());
+        if self.mailbox.signals() & (signal::DRAIN | signal::ABANDON) != 0 {
+            return Poll::Ready(Err(close(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN)));
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            let what = "no HELLO within the handshake timeout";
+            return Poll::Ready(Err(close(GoawayReason::HANDSHAKE_TIMEOUT, what)));
+        }
         loop {
-            let frame = tokio::select! {
-                biased;
-                _ = &mut draining => return End::Drain,
-                _ = self.conn.slow.cancelled() => return slow_consumer(),
-                _ = &mut expiry_timer, if expires.is_some() => {
-                    return close(GoawayReason::TOKEN_EXPIRED, "the token expired; reconnect with a fresh one");
+            // Transport answers (WebSocket pongs) before HELLO.
+            if let Err(end) = self.write(cx) {
+                return Poll::Ready(Err(end));
+            }
+            match self.next_frame() {
+                Err(end) => return Poll::Ready(Err(end)),
+                Ok(Some(Frame::Hello(hello))) => return Poll::Ready(Ok(hello)),
+                Ok(Some(other)) => {
+                    let what = format!("expected HELLO, got {}", other.frame_type().name());
+                    return Poll::Ready(Err(close(GoawayReason::PROTOCOL_ERROR, what)));
                 }
-                frame = reader.next() => frame,
-                _ = &mut idle_timer, if !idle.is_zero() => {
-                    let now = Instant::now();
-                    if now < last_frame + idle {
-                        idle_timer.as_mut().reset(last_frame + idle);
-                    } else if self.conn.calls_in_flight() > 0 {
-                        // Only a connection with nothing in flight is idle; with calls running,
-                        // the clock starts again (so it closes within twice the timeout of
-                        // going quiet).
-                        idle_timer.as_mut().reset(now + idle);
-                    } else {
-                        return close(GoawayReason::IDLE_TIMEOUT, "the connection was idle");
-                    }
-                    continue;
-                }
-            };
-            last_frame = Instant::now();
-            let frame = match frame {
-                None | Some(Err(ReadError::Gone)) => return End::ClientGone,
-                Some(Err(ReadError::Close(goaway))) => return End::Close(goaway),
-                Some(Ok(frame)) => frame,
-            };
-            match frame {
-                Frame::Request(request) => {
-                    if let Err(end) = self.request(request).await {
-                        return end;
-                    }
-                }
-                Frame::Cancel { request_id } => self.cancel(request_id),
-                Frame::Ping { data } => {
-                    if self.conn.queue.push(&Frame::Pong { data }).await.is_err() {
-                        return End::ClientGone;
-                    }
-                }
-                Frame::Pong { .. } => {}
-                // A client's GOAWAY: it is leaving, and its calls are cancelled.
-                Frame::Goaway(_) => return End::ClientGone,
-                Frame::Hello(_) => return close(GoawayReason::PROTOCOL_ERROR, "a second HELLO"),
-                Frame::Subscribe(subscribe) => {
-                    if let Err(end) = self.subscribe(subscribe).await {
-                        return end;
-                    }
-                }
-                Frame::Unsubscribe { subscription_id } => self.unsubscribe(subscription_id),
-                Frame::Publish(publish) => {
-                    if let Err(end) = self.publish(publish).await {
-                        return end;
-                    }
-                }
-                Frame::Auth(auth) => match self.refresh(auth).await {
-                    Ok(Some(grant)) => {
-                        expires = expiry(&grant);
-                        if let Some(at) = expires {
-                            expiry_timer.as_mut().reset(at);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(end) => return end,
-                },
-                other @ (Frame::Welcome(_)
-                | Frame::Response(_)
-                | Frame::Error(_)
-                | Frame::Subscribed { .. }
-                | Frame::Event(_)
-                | Frame::Missed { .. }
-                | Frame::SubscriptionEnded(_)
-                | Frame::AuthOk { .. }) => {
-                    let what = format!("{} goes from server to client", other.frame_type().name());
-                    return close(GoawayReason::PROTOCOL_ERROR, what);
-                }
+                Ok(None) => {}
+            }
+            if !self.room() {
+                return Poll::Pending;
+            }
+            match self.fill(cx) {
+                Err(end) => return Poll::Ready(Err(end)),
+                Ok(true) => {}
+                Ok(false) => return Poll::Pending,
             }
         }
     }
 
+    // ----- the open session -----
+
+    async fn open(&mut self) -> End {
+        let now = Instant::now();
+        self.heard = now;
+        self.arm(now);
+        poll_fn(|cx| self.poll_open(cx)).await
+    }
+
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        self.mailbox.register(cx.waker());
+        let mut turns = 0;
+        loop {
+            let signals = self.mailbox.signals();
+            if signals & signal::SLOW != 0 {
+                return Poll::Ready(slow_consumer());
+            }
+            if signals & (signal::DRAIN | signal::ABANDON) != 0 {
+                return Poll::Ready(End::Drain);
+            }
+            let now = Instant::now();
+            if let Some(end) = self.poll_timer(cx, now, false) {
+                return Poll::Ready(end);
+            }
+            let mut progress = false;
+            if self.room() {
+                progress |= self.poll_control(cx);
+                if self.control.is_none() {
+                    match self.read_frames(cx, now, false) {
+                        Ok(read) => progress |= read,
+                        Err(end) => return Poll::Ready(end),
+                    }
+                }
+            }
+            progress |= self.take_ended(cx);
+            progress |= self.take_events();
+            match self.write(cx) {
+                Ok(_) => {}
+                Err(end) => return Poll::Ready(end),
+            }
+            if !progress {
+                self.count_queued();
+                self.idle_buffers();
+                return Poll::Pending;
+            }
+            turns += 1;
+            if turns == MAX_TURNS {
+                self.count_queued();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Takes the frames read so far, reading once more when they run out: `Ok(true)` if
+    /// anything happened. While draining (`draining`), only CANCEL and UNSUBSCRIBE are taken.
+    fn read_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        draining: bool,
+    ) -> Result<bool, End> {
+        let mut progress = false;
+        let mut filled = false;
+        loop {
+            while self.room() && self.control.is_none() {
+                let Some(frame) = self.next_frame()? else { break };
+                progress = true;
+                self.last_frame = now;
+                if draining {
+                    self.on_frame_draining(frame)?;
+                } else {
+                    self.on_frame(frame, cx, now)?;
+                }
+            }
+            // One read per turn: what it brings is answered before the next.
+            if filled || !self.room() || self.control.is_some() {
+                return Ok(progress);
+            }
+            filled = true;
+            if !self.fill(cx)? {
+                return Ok(progress);
+            }
+            progress = true;
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
+        match frame {
+            Frame::Request(request) => self.on_request(request, cx, now)?,
+            Frame::Cancel { request_id } => self.on_cancel(request_id),
+            Frame::Ping { data } => self.push(&Frame::Pong { data }),
+            Frame::Pong { .. } => {}
+            // A client's GOAWAY: it is leaving, and its calls are cancelled.
+            Frame::Goaway(_) => return Err(End::ClientGone),
+            Frame::Hello(_) => return Err(close(GoawayReason::PROTOCOL_ERROR, "a second HELLO")),
+            Frame::Subscribe(subscribe) => self.subscribe(subscribe, cx)?,
+            Frame::Unsubscribe { subscription_id } => self.unsubscribe(subscription_id),
+            Frame::Publish(publish) => self.publish(publish, cx)?,
+            Frame::Auth(auth) => self.refresh(auth)?,
+            other @ (Frame::Welcome(_)
+            | Frame::Response(_)
+            | Frame::Error(_)
+            | Frame::Subscribed { .. }
+            | Frame::Event(_)
+            | Frame::Missed { .. }
+            | Frame::SubscriptionEnded(_)
+            | Frame::AuthOk { .. }) => {
+                let what = format!("{} goes from server to client", other.frame_type().name());
+                return Err(close(GoawayReason::PROTOCOL_ERROR, what));
+            }
+        }
+        Ok(())
+    }
+
     /// Takes one REQUEST: refuses it at once (unknown method, not permitted, stopped by an
     /// operator switch, over a bound) or starts its call.
-    async fn request(&mut self, request: Request) -> Result<(), End> {
-        let conn = &self.conn;
-        let shared = &conn.shared;
+    fn on_request(
+        &mut self,
+        request: Request,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Result<(), End> {
+        let shared = self.shared.clone();
         let id = request.request_id;
         if id == 0 {
             return Err(close(GoawayReason::PROTOCOL_ERROR, "request id 0"));
         }
         let wants_reply = !request.fire_and_forget;
-        if wants_reply && conn.calls.lock().expect("calls lock").contains_key(&id) {
-            return Err(close(
-                GoawayReason::PROTOCOL_ERROR,
-                format!("request id {id} is in flight"),
-            ));
+        if wants_reply && self.calls.contains(id) {
+            let what = format!("request id {id} is in flight");
+            return Err(close(GoawayReason::PROTOCOL_ERROR, what));
         }
         self.last_request_id = id;
         let Some(route) = shared.registry.route(request.method_id) else {
             shared.metrics.unknown_method();
             let message = format!("unknown method id {:#010x}", request.method_id);
-            return self.refuse(&request, Status::unimplemented(message)).await;
+            self.refuse(&request, Status::unimplemented(message));
+            return Ok(());
         };
-        if !conn.grant().permissions.may_call(route.method) {
-            shared.metrics.call_refused(route.index, gateway_core::Code::PermissionDenied);
+        if !self.may_call(route) {
+            shared.metrics.call_refused(route.index, Code::PermissionDenied);
             let message = format!("not allowed to call {}", route.method.name);
-            return self.refuse(&request, Status::permission_denied(message)).await;
+            self.refuse(&request, Status::permission_denied(message));
+            return Ok(());
         }
         // After the permission check, so that a client learns nothing of a service it may not
         // call; before taking in-flight places, which a refused call does not need.
-        if let Err((refusal, status)) = self.switches.check(route) {
+        if let Some(Err((refusal, status))) = self.switches.as_mut().map(|s| s.check(route)) {
             shared.metrics.switch_refused(route.index, refusal, status.code());
-            return self.refuse(&request, status).await;
+            self.refuse(&request, status);
+            return Ok(());
         }
-        let permits = match self.permits() {
-            Ok(permits) => permits,
-            Err(bound) => {
-                shared.metrics.shed(bound);
-                shared.metrics.call_refused(route.index, gateway_core::Code::ResourceExhausted);
-                let message = match bound {
-                    Shed::Connection => "too many requests in flight on this connection",
-                    Shed::Global => "the gateway has too many requests in flight",
-                };
-                return self.refuse(&request, Status::resource_exhausted(message)).await;
-            }
+        let bound = if wants_reply
+            && self.calls.len() >= shared.config.max_in_flight_per_connection as usize
+        {
+            Some(Shed::Connection)
+        } else if !shared.in_flight.take() {
+            Some(Shed::Global)
+        } else {
+            None
         };
+        if let Some(bound) = bound {
+            shared.metrics.shed(bound);
+            shared.metrics.call_refused(route.index, Code::ResourceExhausted);
+            let message = match bound {
+                Shed::Connection => "too many requests in flight on this connection",
+                Shed::Global => "the gateway has too many requests in flight",
+            };
+            self.refuse(&request, Status::resource_exhausted(message));
+            return Ok(());
+        }
         let timeout = match request.timeout_ms {
             0 => shared.config.default_timeout,
             ms => Duration::from_millis(u64::from(ms)),
         }
         .min(shared.config.max_timeout);
-        let cancel = conn.stop.child_token();
-        if wants_reply {
-            conn.calls.lock().expect("calls lock").insert(id, cancel.clone());
-        }
-        let call = Call {
-            conn: conn.clone(),
-            route: route.index,
-            request_id: id,
-            fire_and_forget: request.fire_and_forget,
-            payload: request.payload,
-            timeout,
-            cancel,
-            received: std::time::Instant::now(),
-            permits: Some(permits),
+        let deadline = now + timeout;
+        let ids = self.ids.get_or_insert_with(|| shared.call_ids.block());
+        let meta = CallMeta {
+            method_id: route.method.id,
+            deadline: Some(deadline.into_std()),
+            call_id: Some(ids.next(&shared.call_ids)),
+            // Built from the connection's grant only: a client has no way to send bus headers.
+            identity: self.grant.identity.clone(),
         };
         shared.metrics.call_started();
-        // Boxed: the call's future is large, and spawning moves it several times before it
-        // reaches the task's cell; a box moves as a pointer.
-        conn.tasks.spawn(Box::pin(call::run(call)));
+        let mut call = if request.fire_and_forget || route.method.is_fire_and_forget() {
+            // Published without a reply subject (`docs/bus.md`: `-> void` methods have none):
+            // the call is over once the bus has it. A client that wants a reply to a `-> void`
+            // method (no FIRE_AND_FORGET flag) gets an empty RESPONSE then, or the bus's error.
+            let sent = shared.bus.send(&route.bus, meta, request.payload);
+            gateway_bus::Call::boxed(async move {
+                sent.await.map(|()| Bytes::new()).map_err(gateway_bus::Failure::from)
+            })
+        } else {
+            shared.bus.call(&route.bus, meta, request.payload)
+        };
+        match Pin::new(&mut call).poll(cx) {
+            Poll::Ready(answer) => {
+                let reply_to = if wants_reply { id } else { 0 };
+                self.on_ended(Ended {
+                    request_id: reply_to,
+                    route: route.index,
+                    received: now,
+                    answer: Some(answer),
+                });
+            }
+            Poll::Pending => {
+                let reply_to = if wants_reply { id } else { 0 };
+                self.calls.insert(reply_to, route.index, now, deadline, call);
+                if wants_reply {
+                    self.arm_for(deadline);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// A place under both in-flight caps, or the bound that is full.
-    fn permits(&self) -> Result<[OwnedSemaphorePermit; 2], Shed> {
-        let mine = self.conn.in_flight.clone().try_acquire_owned().map_err(|_| Shed::Connection)?;
-        let global = self
-            .conn
-            .shared
-            .in_flight_total
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Shed::Global)?;
-        Ok([mine, global])
+    /// Whether the current grant allows calling `route` (checked once per grant and route).
+    fn may_call(&mut self, route: &Route) -> bool {
+        if self.allowed.len() <= route.index {
+            self.allowed
+                .resize(self.shared.registry.routes().len().max(route.index + 1), Allowed::Unknown);
+        }
+        match self.allowed[route.index] {
+            Allowed::Yes => true,
+            Allowed::No => false,
+            Allowed::Unknown => {
+                let yes = self.grant.permissions.may_call(route.method);
+                self.allowed[route.index] = if yes { Allowed::Yes } else { Allowed::No };
+                yes
+            }
+        }
     }
 
     /// Answers `request` at once with `status`, unless it is fire-and-forget (those are dropped
     /// silently, as the protocol says).
-    async fn refuse(&self, request: &Request, status: Status) -> Result<(), End> {
-        if request.fire_and_forget {
-            return Ok(());
+    fn refuse(&mut self, request: &Request, status: Status) {
+        if !request.fire_and_forget {
+            let _ = self.outbox.error(request.request_id, status, Bytes::new());
         }
-        let frame = Frame::Error(ErrorReply {
-            request_id: request.request_id,
-            status,
-            details: bytes::Bytes::new(),
-        });
-        self.conn.queue.push(&frame).await.map_err(|_| End::ClientGone)
     }
+
+    /// A call ended by itself: its answer is queued (fire-and-forget ones have none) and it is
+    /// counted.
+    fn on_ended(&mut self, ended: Ended) {
+        let Ended { request_id, route, received, answer } = ended;
+        let code = match (request_id, answer) {
+            (0, Some(answer)) => answer.map_or_else(|f| f.status.code(), |_| Code::Ok),
+            (id, Some(answer)) => call::answer(&mut self.outbox, id, answer),
+            (_, None) => Code::Cancelled,
+        };
+        self.shared.in_flight.give_back(1);
+        self.shared.metrics.call_finished(route, code, received.elapsed());
+    }
+
+    fn take_ended(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while self.room() {
+            match self.calls.poll_ended(cx) {
+                Poll::Ready(Some(ended)) => {
+                    self.on_ended(ended);
+                    progress = true;
+                }
+                _ => break,
+            }
+        }
+        progress
+    }
+
+    fn on_cancel(&mut self, request_id: u32) {
+        // An id not in flight: the answer crossed the CANCEL on the wire; ignored.
+        if let Some((route, received)) = self.calls.cancel(request_id) {
+            let status = Status::cancelled("the call was cancelled");
+            let _ = self.outbox.error(request_id, status, Bytes::new());
+            self.shared.in_flight.give_back(1);
+            self.shared.metrics.call_finished(route, Code::Cancelled, received.elapsed());
+        }
+    }
+
+    /// Takes events and ended subscriptions from the mailbox, while the outbox has room.
+    fn take_events(&mut self) -> bool {
+        if !self.room() || !self.mailbox.has_pending() {
+            return false;
+        }
+        self.mailbox.drain_into(&mut self.outbox, EVENT_BATCH, &mut self.ended);
+        for id in self.ended.drain(..) {
+            self.subscriptions.remove(&id);
+        }
+        true
+    }
+
+    // ----- the timer -----
+
+    /// Handles what is due (deadlines; unless `draining`, idle, expiry, keepalive) and sets the
+    /// timer for what comes next. Returns how the session ends, if something due ends it.
+    fn poll_timer(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut now: Instant,
+        draining: bool,
+    ) -> Option<End> {
+        loop {
+            while let Some((id, route, received, deadline)) = self.calls.expire(now) {
+                let status = call::deadline_exceeded(deadline.saturating_duration_since(received));
+                let _ = self.outbox.error(id, status, Bytes::new());
+                self.shared.in_flight.give_back(1);
+                self.shared.metrics.call_finished(
+                    route,
+                    Code::DeadlineExceeded,
+                    received.elapsed(),
+                );
+            }
+            if draining {
+                self.arm(now);
+                if self.timer.as_mut().poll(cx).is_pending() {
+                    return None;
+                }
+                now = Instant::now();
+                continue;
+            }
+            let idle = self.shared.config.idle_timeout;
+            if !idle.is_zero() && now >= self.last_frame + idle {
+                if !self.calls.is_idle() || self.control.is_some() {
+                    // Only a connection with nothing in flight is idle; with calls running, the
+                    // clock starts again (so it closes within twice the timeout of going quiet).
+                    self.last_frame = now;
+                } else {
+                    return Some(close(GoawayReason::IDLE_TIMEOUT, "the connection was idle"));
+                }
+            }
+            if self.expires.is_some_and(|at| now >= at) {
+                let what = "the token expired; reconnect with a fresh one";
+                return Some(close(GoawayReason::TOKEN_EXPIRED, what));
+            }
+            if let Some(end) = self.keepalive(now) {
+                return Some(end);
+            }
+            self.arm(now);
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            now = Instant::now();
+        }
+    }
+
+    /// WebSocket: pings a client silent for `ws_ping_interval`, closes one silent for twice that.
+    fn keepalive(&mut self, now: Instant) -> Option<End> {
+        let interval = self.shared.config.ws_ping_interval;
+        if T::WIRE != Wire::WebSocket || interval.is_zero() {
+            return None;
+        }
+        let silent = now.saturating_duration_since(self.heard);
+        if silent >= interval * 2 {
+            let message = format!(
+                "nothing heard from the client, not even a pong, for {} ms",
+                silent.as_millis()
+            );
+            return Some(close(GoawayReason::IDLE_TIMEOUT, message));
+        }
+        if silent >= interval {
+            if !self.pinged {
+                self.pinged = true;
+                self.outbox.ws_control(opcode::PING, b"");
+            }
+        } else {
+            self.pinged = false;
+        }
+        None
+    }
+
+    /// The next moment something may be due.
+    fn next_wake(&mut self, now: Instant) -> Instant {
+        let mut next = now + Duration::from_secs(3600);
+        if let Some(at) = self.calls.next_deadline() {
+            next = next.min(at);
+        }
+        let idle = self.shared.config.idle_timeout;
+        if !idle.is_zero() {
+            next = next.min(self.last_frame + idle);
+        }
+        if let Some(at) = self.expires {
+            next = next.min(at);
+        }
+        let interval = self.shared.config.ws_ping_interval;
+        if T::WIRE == Wire::WebSocket && !interval.is_zero() {
+            next = next.min(self.heard + if self.pinged { interval * 2 } else { interval });
+        }
+        next
+    }
+
+    /// Sets the timer for the next moment something may be due, unless it is set earlier
+    /// already (it then fires early, and is set again): a reset costs more than a spare wake-up.
+    fn arm(&mut self, now: Instant) {
+        let next = self.next_wake(now);
+        if next < self.timer_at || self.timer_at <= now {
+            self.timer.as_mut().reset(next);
+            self.timer_at = next;
+        }
+    }
+
+    /// Makes sure the timer fires by `at`.
+    fn arm_for(&mut self, at: Instant) {
+        if at < self.timer_at {
+            self.timer.as_mut().reset(at);
+            self.timer_at = at;
+        }
+    }
+
+    // ----- credentials -----
 
     /// Takes an AUTH: a fresh token for the same subject replaces the connection's grant
     /// (subscriptions it no longer allows end) and is answered AUTH_OK; a refused one is answered
-    /// ERROR `unauthenticated` and changes nothing. Returns the new grant.
-    async fn refresh(&mut self, auth: Auth) -> Result<Option<Arc<Grant>>, End> {
-        let conn = self.conn.clone();
+    /// ERROR `unauthenticated` and changes nothing.
+    fn refresh(&mut self, auth: Auth) -> Result<(), End> {
+        let shared = self.shared.clone();
         let id = auth.request_id;
-        if id == 0 || conn.calls.lock().expect("calls lock").contains_key(&id) {
+        if id == 0 || self.calls.contains(id) {
             let what = format!("AUTH with request id {id}, which is 0 or in flight");
             return Err(close(GoawayReason::PROTOCOL_ERROR, what));
         }
         self.last_request_id = id;
         let now = SystemTime::now();
-        let old = conn.grant();
-        let checked = conn.shared.auth.authenticate(&auth.token, now).and_then(|grant| {
-            if grant.subject().is_some() && grant.subject() == old.subject() {
+        let checked = shared.auth.authenticate(&auth.token, now).and_then(|grant| {
+            if grant.subject().is_some() && grant.subject() == self.grant.subject() {
                 Ok(grant)
             } else {
                 Err(AuthError {
                     kind: AuthErrorKind::SubjectChanged,
                     message: format!(
                         "a refresh must be for the connection's subject `{}`",
-                        old.subject().unwrap_or("(anonymous)")
+                        self.grant.subject().unwrap_or("(anonymous)")
                     ),
                 })
             }
@@ -576,66 +833,164 @@ impl Session {
         let grant = match checked {
             Ok(grant) => Arc::new(grant),
             Err(e) => {
-                conn.shared.metrics.auth_failed(e.kind);
+                shared.metrics.auth_failed(e.kind);
                 info!(reason = e.kind.name(), message = %e.message, "token refresh refused");
-                let frame = Frame::Error(ErrorReply {
-                    request_id: id,
-                    status: e.to_status(),
-                    details: bytes::Bytes::new(),
-                });
-                conn.queue.push(&frame).await.map_err(|_| End::ClientGone)?;
-                return Ok(None);
+                let _ = self.outbox.error(id, e.to_status(), Bytes::new());
+                return Ok(());
             }
         };
-        *conn.grant.write().expect("grant lock") = grant.clone();
-        conn.end_forbidden_subscriptions(&grant.permissions);
-        let frame = Frame::AuthOk { request_id: id, expires_in_ms: grant.expires_in_ms(now) };
-        conn.queue.push(&frame).await.map_err(|_| End::ClientGone)?;
-        Ok(Some(grant))
+        self.grant = grant.clone();
+        self.allowed.clear();
+        self.end_forbidden_subscriptions(&grant.permissions);
+        self.expires = expiry(&grant);
+        if let Some(at) = self.expires {
+            self.arm_for(at);
+        }
+        self.push(&Frame::AuthOk { request_id: id, expires_in_ms: grant.expires_in_ms(now) });
+        Ok(())
     }
 
-    fn cancel(&self, request_id: u32) {
-        // An id not in flight: the answer crossed the CANCEL on the wire; ignored.
-        if let Some(call) = self.conn.calls.lock().expect("calls lock").get(&request_id) {
-            call.cancel();
-        }
-    }
+    // ----- draining -----
 
     /// Drains the session: GOAWAY `shutting_down`, then waits for the calls in flight (still
     /// honouring CANCEL) until they are done, the client leaves, or the drain bound passes.
-    async fn drain<I: Inbound>(&self, reader: &mut I) -> End {
-        let conn = &self.conn;
+    async fn drain(&mut self) -> End {
         let goaway = Frame::Goaway(Goaway {
             last_request_id: self.last_request_id,
             ..Goaway::new(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN)
         });
-        conn.shared.metrics.goaway_sent(GoawayReason::SHUTTING_DOWN);
-        if conn.queue.push(&goaway).await.is_err() {
-            return End::ClientGone;
-        }
-        conn.tasks.close();
+        self.shared.metrics.goaway_sent(GoawayReason::SHUTTING_DOWN);
+        self.push(&goaway);
+        poll_fn(|cx| self.poll_drain(cx)).await
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        self.mailbox.register(cx.waker());
         loop {
-            tokio::select! {
-                biased;
-                _ = conn.tasks.wait() => return End::Drain,
-                _ = conn.slow.cancelled() => return slow_consumer(),
-                _ = conn.shared.abandon.cancelled() => {
-                    conn.abandoned.store(true, Ordering::Release);
-                    conn.stop.cancel();
-                    conn.tasks.wait().await;
-                    return End::Drain;
+            let signals = self.mailbox.signals();
+            if signals & signal::SLOW != 0 {
+                return Poll::Ready(slow_consumer());
+            }
+            if signals & signal::ABANDON != 0 {
+                return Poll::Ready(End::Abandoned);
+            }
+            let now = Instant::now();
+            // Only the calls' deadlines: idle and expiry no longer matter, the connection is
+            // closing anyway.
+            self.poll_timer(cx, now, true);
+            let mut progress = self.poll_control(cx);
+            if self.room() {
+                match self.read_frames(cx, now, true) {
+                    Ok(read) => progress |= read,
+                    Err(end) => return Poll::Ready(end),
                 }
-                frame = reader.next() => match frame {
-                    None | Some(Err(_)) | Some(Ok(Frame::Goaway(_))) => return End::ClientGone,
-                    Some(Ok(Frame::Cancel { request_id })) => self.cancel(request_id),
-                    Some(Ok(Frame::Unsubscribe { subscription_id })) => {
-                        self.unsubscribe(subscription_id);
-                    }
-                    // After GOAWAY no new work starts and nothing but replies is sent (so no
-                    // PONG): the client knows from `last_request_id` what to send elsewhere.
-                    Some(Ok(_)) => {}
-                },
+            }
+            progress |= self.take_ended(cx);
+            progress |= self.take_events();
+            if let Err(end) = self.write(cx) {
+                return Poll::Ready(end);
+            }
+            if self.calls.is_idle() && self.control.is_none() {
+                return Poll::Ready(End::Drained);
+            }
+            if !progress {
+                self.count_queued();
+                return Poll::Pending;
             }
         }
     }
+
+    /// After GOAWAY no new work starts and nothing but answers is sent (so no PONG): the client
+    /// knows from `last_request_id` what to send elsewhere.
+    fn on_frame_draining(&mut self, frame: Frame) -> Result<(), End> {
+        match frame {
+            Frame::Goaway(_) => Err(End::ClientGone),
+            Frame::Cancel { request_id } => {
+                self.on_cancel(request_id);
+                Ok(())
+            }
+            Frame::Unsubscribe { subscription_id } => {
+                self.unsubscribe(subscription_id);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    // ----- the end -----
+
+    /// Ends the connection as `end` says: the calls left are stopped (answered `unavailable` if
+    /// the gateway abandoned them), the last frames written, the transport closed.
+    async fn finish(mut self, end: End) {
+        self.unsubscribe_all();
+        self.mailbox.close();
+        self.control = None;
+        let (farewell, client_left, answer_left) = match end {
+            End::ClientGone => (None, true, false),
+            End::Close(goaway) => {
+                info!(peer = %self.peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
+                self.shared.metrics.goaway_sent(goaway.reason);
+                let farewell = (goaway.reason, goaway.message.clone());
+                self.stop_calls(false);
+                // GOAWAY is the last frame.
+                self.push(&Frame::Goaway(goaway));
+                (Some(farewell), false, false)
+            }
+            End::Drain | End::Drained => {
+                (Some((GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN.to_owned())), false, false)
+            }
+            End::Abandoned => {
+                (Some((GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN.to_owned())), false, true)
+            }
+        };
+        self.stop_calls(answer_left);
+        if client_left {
+            // Nothing more can reach a client that left.
+            self.outbox.clear();
+        }
+        self.count_queued();
+        let Session { mut io, mut outbox, shared, peer, .. } = self;
+        let closing = async {
+            let written = poll_fn(|cx| io.poll_write(cx, &mut outbox)).await;
+            if let Err(e) = written {
+                debug!(%peer, cause = %e, "writing the last frames failed");
+            }
+            io.close(outbox, farewell, client_left).await;
+        };
+        if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
+            debug!(%peer, "connection did not close in time; dropping it");
+        }
+        shared.metrics.queued(0);
+    }
+
+    /// Stops every call left: answered `unavailable` (not retryable: it may have run) when
+    /// `answer`, else not answered; counted either way.
+    fn stop_calls(&mut self, answer: bool) {
+        for (id, route, received) in self.calls.stop_all() {
+            let code = if answer && id != 0 {
+                let status = Status::unavailable("the gateway shut down before the call finished")
+                    // It may have run: sending it again is not known to be safe.
+                    .with_retryable(false);
+                let _ = self.outbox.error(id, status, Bytes::new());
+                Code::Unavailable
+            } else {
+                Code::Cancelled
+            };
+            self.shared.in_flight.give_back(1);
+            self.shared.metrics.call_finished(route, code, received.elapsed());
+        }
+    }
+}
+
+/// A HELLO whose credentials were refused: GOAWAY `unauthenticated`, saying why.
+fn refused(shared: &Shared, e: &AuthError) -> End {
+    shared.metrics.auth_failed(e.kind);
+    info!(reason = e.kind.name(), message = %e.message, "authentication refused");
+    close(GoawayReason::UNAUTHENTICATED, e.message.clone())
+}
+
+/// When `grant` expires, on the session's clock.
+fn expiry(grant: &Grant) -> Option<Instant> {
+    let left = grant.expires_at?.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    Some(Instant::now() + left)
 }

@@ -610,13 +610,17 @@ async fn the_upgrade_and_hello_together_fall_under_the_handshake_timeout() {
     let read = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut silent, &mut buf));
     assert!(matches!(read.await.unwrap(), Ok(0) | Err(_)), "the gateway closes it");
     assert!(started.elapsed() >= timeout, "not before the timeout");
-    // Not an upgrade at all.
+    // Not an upgrade at all: told so in HTTP, then closed.
     let mut plain = tokio::net::TcpStream::connect(ws).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut plain, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let read = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut plain, &mut buf));
-    assert!(matches!(read.await.unwrap(), Ok(0) | Err(_)), "the gateway closes it");
+    let mut answer = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut plain, &mut answer);
+    tokio::time::timeout(WAIT, read).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(answer.ends_with("not a WebSocket upgrade request\n"), "{answer}");
     assert_eq!(gw.metric("gateway_websocket_upgrades_failed_total").await, 2.0);
     gw.stop().await;
 }

@@ -293,7 +293,7 @@ impl Endpoint for Direct {
         }
         let received = Instant::now();
         let slot = calls.stats.index(meta.method_id);
-        let token = meta.cancel.unwrap_or_default();
+        let token = CancellationToken::new();
         let ctx = CallContext::new(meta.method_id)
             .with_identity(meta.identity)
             .with_deadline(meta.deadline)
@@ -410,8 +410,7 @@ impl Future for Pending {
         if let Poll::Ready(result) = this.work.as_mut().poll(cx) {
             return this.end(Some(result));
         }
-        loop {
-            let Some(at) = this.next_wake() else { break };
+        while let Some(at) = this.next_wake() {
             let at = tokio::time::Instant::from_std(at);
             let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
             if timer.deadline() != at {

@@ -1,0 +1,177 @@
+//! What every session of one gateway shares ([`Shared`]), built once by [`crate::run`]: the
+//! settings, the registry, the bus, the hub, the authenticator, the limits, and the open
+//! connections' mailboxes, through which the gateway tells them to drain.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gateway_bus::switches::SwitchStore;
+use gateway_bus::{Bus, CallId};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::limits::{ConnectionRate, UserConnections};
+use crate::mailbox::Mailbox;
+use crate::metrics::Metrics;
+use crate::router::Registry;
+
+/// What every session of one gateway shares. Read-only but for atomics and the connections'
+/// registry.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) bus: Arc<dyn Bus>,
+    /// The operator switches, which every call is checked against (`crate::switches`).
+    pub(crate) switches: Arc<dyn SwitchStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The global in-flight cap (`max_in_flight_total`).
+    pub(crate) in_flight: InFlight,
+    /// Cancelled when the graceful shutdown starts (sessions learn it from their mailboxes).
+    pub(crate) draining: CancellationToken,
+    pub(crate) call_ids: CallIds,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Authenticator,
+    pub(crate) users: Arc<UserConnections>,
+    pub(crate) rate: ConnectionRate,
+    pub(crate) connections: Connections,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Calls in flight across every connection, against `max_in_flight_total`.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    now: AtomicUsize,
+    max: usize,
+}
+
+impl InFlight {
+    pub(crate) fn new(max: usize) -> InFlight {
+        InFlight { now: AtomicUsize::new(0), max }
+    }
+
+    /// Takes a place, or `false` when all are taken.
+    pub(crate) fn take(&self) -> bool {
+        if self.now.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.now.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn give_back(&self, n: usize) {
+        self.now.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// Call ids (`rpc-call-id`): unique among the calls of every gateway on the bus, since services
+/// match cancellations by them alone: a random instance number and a counter. Sessions take the
+/// counter in blocks ([`CallIdBlock`]), so that numbering a call touches no shared memory.
+#[derive(Debug)]
+pub(crate) struct CallIds {
+    instance: u64,
+    next: AtomicU64,
+}
+
+/// Serials a session takes at once.
+const BLOCK: u64 = 256;
+
+impl CallIds {
+    pub(crate) fn new() -> CallIds {
+        // The std hasher's per-process random keys: randomness without a dependency.
+        let instance = RandomState::new().hash_one(std::process::id());
+        CallIds { instance, next: AtomicU64::new(1) }
+    }
+
+    /// A block of serials for one session.
+    pub(crate) fn block(&self) -> CallIdBlock {
+        let start = self.next.fetch_add(BLOCK, Ordering::Relaxed);
+        CallIdBlock { instance: self.instance, next: start, end: start + BLOCK }
+    }
+}
+
+/// A session's share of the gateway's call ids.
+#[derive(Debug)]
+pub(crate) struct CallIdBlock {
+    instance: u64,
+    next: u64,
+    end: u64,
+}
+
+impl CallIdBlock {
+    /// The next call's id; `ids` refills the block when it runs out.
+    pub(crate) fn next(&mut self, ids: &CallIds) -> CallId {
+        if self.next == self.end {
+            *self = ids.block();
+        }
+        let serial = self.next;
+        self.next += 1;
+        CallId { instance: self.instance, serial }
+    }
+}
+
+/// The open connections' mailboxes, so that the gateway can tell every session to drain, then
+/// to give up its calls.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    /// A std mutex: held to add, remove or walk, never across an `.await`.
+    open: Mutex<HashMap<u64, Arc<Mailbox>>>,
+    next: AtomicU64,
+}
+
+impl Connections {
+    /// Adds a connection's mailbox; the number returned removes it.
+    pub(crate) fn add(&self, mailbox: Arc<Mailbox>) -> u64 {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).insert(key, mailbox);
+        key
+    }
+
+    pub(crate) fn remove(&self, key: u64) {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+    }
+
+    /// Raises `bit` on every open connection's mailbox.
+    pub(crate) fn signal_all(&self, bit: u8) {
+        let open: Vec<_> =
+            self.open.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for mailbox in open {
+            mailbox.signal(bit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_are_unique_across_blocks_and_share_the_instance() {
+        let ids = CallIds::new();
+        let (mut a, mut b) = (ids.block(), ids.block());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3 * BLOCK {
+            assert!(seen.insert(a.next(&ids)));
+            assert!(seen.insert(b.next(&ids)));
+        }
+        assert!(seen.iter().all(|id| id.instance == ids.instance));
+        assert_ne!(CallIds::new().instance, ids.instance, "two gateways pick different numbers");
+    }
+
+    #[test]
+    fn the_global_cap_refuses_past_its_bound() {
+        let cap = InFlight::new(2);
+        assert!(cap.take() && cap.take());
+        assert!(!cap.take());
+        cap.give_back(1);
+        assert!(cap.take());
+    }
+}

@@ -1,0 +1,107 @@
+//! The TCP transport: the protocol's byte-stream form, each frame after its `u32` length
+//! (`docs/protocol.md`, "Transports").
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use gateway_protocol::{Decoded, Frame, Goaway, GoawayReason, MIN_MAX_FRAME_SIZE, decode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::metrics;
+use crate::outbox::{Outbox, Wire};
+use crate::session::{self, CLOSE_GRACE, ReadError, Transport};
+use crate::state::Shared;
+
+/// One client's TCP connection.
+#[derive(Debug)]
+pub(crate) struct Tcp(TcpStream);
+
+/// Serves one accepted TCP connection until it closes. `permit` is the connection's place under
+/// `max_connections`.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) {
+    // Replies are small and latency matters more than packet count: coalescing is done by the
+    // outbox, not by Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    session::serve(Tcp(stream), BytesMut::new(), peer, shared, permit, deadline).await;
+}
+
+impl Transport for Tcp {
+    const KIND: metrics::Transport = metrics::Transport::Tcp;
+    const WIRE: Wire = Wire::Stream;
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn next_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        max_frame_size: u32,
+        _out: &mut Outbox,
+    ) -> Result<Option<Frame>, ReadError> {
+        loop {
+            match decode(buf, max_frame_size) {
+                Ok(Decoded::Frame(frame)) => return Ok(Some(frame)),
+                // An unknown frame type flagged ignorable.
+                Ok(Decoded::Skipped { .. }) => {}
+                Ok(Decoded::Incomplete { needed }) => {
+                    // The length prefix was checked against the limit: room for the whole frame.
+                    buf.reserve(needed);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    return Err(ReadError::Close(Goaway::new(e.goaway_reason(), e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut Outbox) -> Poll<io::Result<()>> {
+        out.poll_write(cx, &mut self.0)
+    }
+
+    /// Shuts the write side down, so the client reads EOF after the last frame, then reads the
+    /// bytes left until the client's EOF: closing a socket with unread input makes the kernel
+    /// send a reset, which can destroy the GOAWAY before the client reads it.
+    async fn close(mut self, _: Outbox, _: Option<(GoawayReason, String)>, client_left: bool) {
+        let _ = self.0.shutdown().await;
+        if client_left {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        while matches!(self.0.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+}
+
+/// Tells a connection over a limit to go elsewhere: GOAWAY `too_many_connections`, then close
+/// once the client has read it (or [`CLOSE_GRACE`] passes).
+pub(crate) async fn reject(mut stream: TcpStream, peer: SocketAddr, why: &'static str) {
+    let goaway = Frame::Goaway(Goaway::new(GoawayReason::TOO_MANY_CONNECTIONS, why));
+    let mut buf = BytesMut::new();
+    if goaway.encode(&mut buf, MIN_MAX_FRAME_SIZE).is_err() {
+        return;
+    }
+    let close = async {
+        stream.write_all(&buf).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(CLOSE_GRACE, close).await {
+        tracing::debug!(%peer, cause = %e, "rejecting a connection failed");
+    }
+}
