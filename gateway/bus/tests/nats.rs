@@ -558,3 +558,101 @@ async fn service_processes_are_discoverable_with_the_nats_services_api() {
         s.stopped().await;
     }
 }
+
+/// The route and metadata of a typed `sum` call.
+fn typed_sum(serial: u64) -> (gateway_bus::MethodRoute, gateway_bus::CallMeta) {
+    let sum = DESCRIPTOR.methods.iter().find(|m| m.name.ends_with(".sum")).unwrap();
+    let route = gateway_bus::MethodRoute::new(&DESCRIPTOR, sum).unwrap();
+    let meta = gateway_bus::CallMeta {
+        method_id: sum.id,
+        deadline: Some(Instant::now() + Duration::from_secs(5)),
+        call_id: Some(gateway_bus::CallId { instance: 0xabc, serial }),
+        identity: Some(Arc::new(gateway_core::Identity {
+            subject: "device-7".into(),
+            claims: [("role".to_owned(), "tracker".to_owned())].into(),
+        })),
+    };
+    (route, meta)
+}
+
+#[tokio::test]
+async fn typed_calls_cross_nats_as_the_contract_headers_and_come_back_as_answers() {
+    let nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    // What a service written with a plain NATS client sees.
+    let plain = async_nats::connect(nats.url()).await.unwrap();
+    let mut calls =
+        plain.queue_subscribe("rpc.examples.some_api.SomeApi.*", "g".into()).await.unwrap();
+    let mut cancels = plain.subscribe("cancel.examples.some_api.SomeApi").await.unwrap();
+    settle_client(&plain).await;
+
+    let (route, meta) = typed_sum(7);
+    let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+    let call = bus.call(&route, meta.clone(), payload.clone());
+    let answering = tokio::spawn(call);
+    let request = tokio::time::timeout(WAIT, calls.next()).await.unwrap().unwrap();
+    let headers = request.headers.clone().expect("the contract's headers");
+    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(request.subject.as_str(), "rpc.examples.some_api.SomeApi.sum");
+    assert_eq!(get(header::METHOD), Some(route.method().id.to_string()));
+    assert_eq!(get(header::CALL_ID).as_deref(), Some("0000000000000abc-7"));
+    assert_eq!(get(header::TRACE_ID).as_deref(), Some("0000000000000abc0000000000000007"));
+    assert_eq!(get(header::IDENTITY).as_deref(), Some("device-7"));
+    assert_eq!(get("rpc-claim-role").as_deref(), Some("tracker"));
+    assert_eq!(get(header::NOTIFY_MS).as_deref(), Some("100"));
+    let ms: u64 = get(header::TIMEOUT_MS).unwrap().parse().unwrap();
+    assert!((4_000..=5_000).contains(&ms), "{ms}");
+    assert_eq!(request.payload, payload);
+    let reply = Message::pack(&ReplySumT { sum: 42 }).into_bytes();
+    plain.publish(request.reply.unwrap(), reply.clone()).await.unwrap();
+    let answer = tokio::time::timeout(WAIT, answering).await.unwrap().unwrap();
+    assert_eq!(answer, Ok(reply));
+
+    // A failure status comes back as the call's failure, the payload as its details.
+    let (route, meta) = typed_sum(8);
+    let answering = tokio::spawn(bus.call(&route, meta, payload.clone()));
+    let request = tokio::time::timeout(WAIT, calls.next()).await.unwrap().unwrap();
+    let status = gateway_core::Status::not_found("no sum").with_error_id(3);
+    let mut failed = async_nats::HeaderMap::new();
+    for (name, value) in contract::status_headers(&status).iter() {
+        failed.insert(name, value);
+    }
+    plain.publish_with_headers(request.reply.unwrap(), failed, "d".into()).await.unwrap();
+    let failure = tokio::time::timeout(WAIT, answering).await.unwrap().unwrap().unwrap_err();
+    assert_eq!((failure.status, failure.details), (status, Bytes::from_static(b"d")));
+
+    // A call dropped before its answer publishes its cancellation.
+    let (route, meta) = typed_sum(9);
+    let mut call = bus.call(&route, meta, payload);
+    assert!(futures::poll!(&mut call).is_pending());
+    let _request = tokio::time::timeout(WAIT, calls.next()).await.unwrap().unwrap();
+    drop(call);
+    let cancel = tokio::time::timeout(WAIT, cancels.next()).await.unwrap().unwrap();
+    let call_id = cancel.headers.as_ref().and_then(|h| h.get(header::CALL_ID)).unwrap();
+    assert_eq!(call_id.as_str(), "0000000000000abc-9");
+
+    // Nobody serving: unavailable at once.
+    drop(calls);
+    settle_client(&plain).await;
+    let (route, meta) = typed_sum(10);
+    let failure = tokio::time::timeout(WAIT, bus.call(&route, meta, Bytes::new())).await.unwrap();
+    assert_eq!(failure.unwrap_err().status.code(), gateway_core::Code::Unavailable);
+}
+
+#[tokio::test]
+async fn a_typed_call_is_served_by_a_runtime_over_nats() {
+    let nats = NatsServer::start();
+    let service_bus = connect(&nats).await;
+    let stop = CancellationToken::new();
+    let service = Arc::new(SomeApiServer::new(Calculator::default()));
+    let serving =
+        ServiceRuntime::new(service_bus.clone(), service).start(stop.clone()).await.unwrap();
+    settle(&service_bus).await;
+    let bus = connect(&nats).await;
+    let (route, meta) = typed_sum(1);
+    let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+    let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
+    assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+    stop.cancel();
+    serving.stopped().await;
+}
