@@ -4,7 +4,7 @@
 //! request to the subject of the method, and whichever instance of the service takes it answers on
 //! the request's reply subject. Topics are bus subjects too. The [`Bus`] trait is all either side
 //! sees; [`local::LocalBus`] implements it in memory (one process runs everything), and a NATS
-//! implementation ([`nats::NatsBus`]) implements it across machines. The semantics are NATS's, so
+//! implementation (`nats::NatsBus`, feature `nats`) implements it across machines. The semantics are NATS's, so
 //! both behave alike: subjects are dot-separated tokens, subscriptions may use the wildcards `*`
 //! (one token) and `>` (one or more trailing tokens), subscribers in the same queue group share
 //! the messages (each message goes to one of them), a request nobody subscribes to fails at once
@@ -19,8 +19,8 @@
 //! - [`subject`]: subject syntax, wildcard matching, and [`Subject`], a checked subject that is
 //!   cheap to clone.
 //! - [`local`]: the in-process bus.
-//! - [`nats`]: the bus over NATS.
-//! - [`process`]: a service binary's `main`: connect to NATS, serve until a signal.
+//! - `nats` (feature `nats`): the bus over NATS, `NatsBus`.
+//! - `process` (feature `nats`): a service binary's `main`: connect to NATS, serve until a signal.
 //! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
 //!   concurrency limit, cancellation and optional batching, and answers discovery requests
 //!   (the NATS Services API, `$SRV.PING` and friends) for it.
@@ -29,7 +29,7 @@
 //!   gives its generated client to publish).
 //! - [`switches`]: operator switches (a service disabled or read-only) shared by every gateway:
 //!   [`SwitchStore`], in memory ([`MemorySwitches`]) or in a NATS key-value bucket
-//!   ([`NatsSwitches`]).
+//!   (`NatsSwitches`, feature `nats`).
 //!
 //! # Example
 //!
@@ -71,7 +71,9 @@
 pub mod call;
 pub mod contract;
 pub mod local;
+#[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "nats")]
 pub mod process;
 pub mod runtime;
 pub mod subject;
@@ -80,10 +82,13 @@ pub mod topics;
 
 pub use call::{Answer, Call, CallId, CallMeta, Failure, MethodRoute};
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
+#[cfg(feature = "nats")]
 pub use nats::{NatsBus, NatsBusStats, NatsOptions};
 pub use runtime::{BatchOptions, ServeOptions, ServiceRuntime, Serving};
 pub use subject::Subject;
-pub use switches::{MemorySwitches, NatsSwitches, ServiceSwitches, SwitchStore};
+#[cfg(feature = "nats")]
+pub use switches::NatsSwitches;
+pub use switches::{MemorySwitches, ServiceSwitches, SwitchStore};
 pub use topics::{BusTopics, TopicSubscription};
 
 use std::borrow::Cow;
@@ -326,7 +331,7 @@ enum Source {
         /// Unsubscribes when dropped; `None` once [`Subscription::unsubscribe`] has.
         unsubscribe: Option<Box<dyn Send + Sync>>,
     },
-    /// A bus's own stream ([`NatsBus`]: the client's subscription, read without a hop).
+    /// A bus's own stream (`NatsBus`: the client's subscription, read without a hop).
     Stream(Box<dyn MessageStream>),
 }
 

@@ -8,7 +8,7 @@
 //! retryable, so clients' automatic retries do not hammer a service the operator stopped.
 //!
 //! The switches live in a [`SwitchStore`]: [`MemorySwitches`] for one process (the in-process
-//! bus), [`NatsSwitches`] in a JetStream key-value bucket that every gateway on the NATS
+//! bus), `NatsSwitches` (feature `nats`) in a JetStream key-value bucket that every gateway on the NATS
 //! deployment watches. Either way a gateway reads them from a [`Snapshot`] that the store keeps
 //! current behind a `tokio::sync::watch` channel: a session keeps the `Arc` it last saw and looks
 //! again only when the channel says it changed, so the call path takes no lock and allocates
@@ -38,8 +38,10 @@
 //! # }
 //! ```
 
+#[cfg(feature = "nats")]
 mod nats;
 
+#[cfg(feature = "nats")]
 pub use nats::{BUCKET, NatsSwitches};
 
 use std::collections::HashMap;
