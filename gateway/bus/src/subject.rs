@@ -7,16 +7,15 @@
 //! token, as in NATS. Messages are published to subjects, never to patterns.
 
 use std::fmt;
-
-use bytes::Bytes;
+use std::sync::Arc;
 
 use crate::BusError;
 
-/// A checked subject to publish to, cheap to clone: its text is shared (`Bytes`), so handing a
-/// subject along costs a reference count, not an allocation. Made once where it is known (a
-/// gateway makes one per method at start-up) and used for every message after.
+/// A checked subject to publish to, cheap to clone: its text is shared, so handing a subject
+/// along costs a reference count, not an allocation. Made once where it is known (a gateway
+/// makes one per method at start-up) and used for every message after.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Subject(Bytes);
+pub struct Subject(Arc<str>);
 
 impl Subject {
     /// Checks `subject` ([`validate_subject`]) and keeps it.
@@ -27,7 +26,7 @@ impl Subject {
     pub fn new(subject: impl Into<String>) -> Result<Subject, BusError> {
         let subject = subject.into();
         validate_subject(&subject)?;
-        Ok(Subject(Bytes::from(subject)))
+        Ok(Subject(subject.into()))
     }
 
     /// A subject known to be valid at compile time.
@@ -39,16 +38,10 @@ impl Subject {
         if let Err(e) = validate_subject(subject) {
             panic!("{e}");
         }
-        Subject(Bytes::from_static(subject.as_bytes()))
+        Subject(subject.into())
     }
 
     pub fn as_str(&self) -> &str {
-        // Made from a `String` or a `&str` only.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    /// The text as shared bytes.
-    pub fn as_bytes(&self) -> &Bytes {
         &self.0
     }
 }
@@ -251,7 +244,7 @@ mod tests {
     fn subjects_are_checked_once_and_shared() {
         let subject = Subject::new("rpc.a.b").unwrap();
         assert_eq!(subject.as_str(), "rpc.a.b");
-        assert_eq!(subject.clone().as_bytes().as_ptr(), subject.as_bytes().as_ptr());
+        assert_eq!(subject.clone().as_str().as_ptr(), subject.as_str().as_ptr());
         assert!(matches!(Subject::new("rpc.*"), Err(BusError::InvalidSubject { .. })));
         assert_eq!(&*Subject::from_static("cancel.a"), "cancel.a");
     }

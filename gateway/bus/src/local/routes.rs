@@ -133,17 +133,63 @@ pub(super) struct Outcome {
 #[derive(Default)]
 pub(super) struct Routes {
     exact: HashMap<Box<str>, Interest, BuildHasherDefault<SubjectHasher>>,
-    wildcard: Vec<(Box<str>, Interest)>,
+    wildcard: Vec<(Wildcard, Interest)>,
+}
+
+/// A wildcard pattern, with what makes matching it cheap: its literal prefix (up to its first
+/// wildcard token) is compared first, and the common tails (`*` or `>` after the prefix, as in
+/// `rpc.<service>.*`) are checked without walking the pattern again.
+struct Wildcard {
+    pattern: Box<str>,
+    /// Bytes of the literal prefix, its last dot included.
+    prefix: usize,
+    tail: Tail,
+}
+
+enum Tail {
+    /// `<prefix>*`: exactly one more token.
+    One,
+    /// `<prefix>>`: one or more.
+    Rest,
+    /// Anything else: matched token by token.
+    Other,
+}
+
+impl Wildcard {
+    fn new(pattern: &str) -> Wildcard {
+        let mut prefix = 0;
+        for token in pattern.split('.') {
+            if token == subject::ONE || token == subject::REST {
+                break;
+            }
+            prefix += token.len() + 1;
+        }
+        let tail = match &pattern[prefix.min(pattern.len())..] {
+            "*" => Tail::One,
+            ">" => Tail::Rest,
+            _ => Tail::Other,
+        };
+        Wildcard { pattern: pattern.into(), prefix, tail }
+    }
+
+    fn matches(&self, subject: &str) -> bool {
+        let Some(rest) = subject.strip_prefix(&self.pattern[..self.prefix]) else { return false };
+        match self.tail {
+            Tail::One => !rest.is_empty() && rest.bytes().all(|b| b != b'.'),
+            Tail::Rest => !rest.is_empty(),
+            Tail::Other => subject::matches(&self.pattern, subject),
+        }
+    }
 }
 
 impl Routes {
     /// Adds a subscription; `pattern` and `group` are valid.
     pub(super) fn add(&mut self, pattern: &str, group: Option<&str>, member: Member) {
         let interest = if subject::has_wildcard(pattern) {
-            match self.wildcard.iter().position(|(p, _)| &**p == pattern) {
+            match self.wildcard.iter().position(|(w, _)| &*w.pattern == pattern) {
                 Some(i) => &mut self.wildcard[i].1,
                 None => {
-                    self.wildcard.push((pattern.into(), Interest::default()));
+                    self.wildcard.push((Wildcard::new(pattern), Interest::default()));
                     let last = self.wildcard.len() - 1;
                     &mut self.wildcard[last].1
                 }
@@ -157,7 +203,7 @@ impl Routes {
     /// Removes subscription `sid` made with `pattern`, and the pattern once nothing is left.
     pub(super) fn remove(&mut self, pattern: &str, sid: u64) {
         if subject::has_wildcard(pattern) {
-            if let Some(i) = self.wildcard.iter().position(|(p, _)| &**p == pattern) {
+            if let Some(i) = self.wildcard.iter().position(|(w, _)| &*w.pattern == pattern) {
                 let interest = &mut self.wildcard[i].1;
                 if interest.remove(sid) && interest.is_empty() {
                     self.wildcard.swap_remove(i);
@@ -173,7 +219,7 @@ impl Routes {
     /// How many subscriptions were made with exactly `pattern`, queue group members included.
     pub(super) fn count(&self, pattern: &str) -> usize {
         let interest = if subject::has_wildcard(pattern) {
-            self.wildcard.iter().find(|(p, _)| &**p == pattern).map(|(_, i)| i)
+            self.wildcard.iter().find(|(w, _)| &*w.pattern == pattern).map(|(_, i)| i)
         } else {
             self.exact.get(pattern)
         };
@@ -189,7 +235,7 @@ impl Routes {
         let wild = self
             .wildcard
             .iter()
-            .filter(|(pattern, _)| subject::matches(pattern, subject))
+            .filter(|(wildcard, _)| wildcard.matches(subject))
             .map(|(_, interest)| interest);
         let mut interests = exact.into_iter().chain(wild);
         let only = match (interests.next(), interests.next()) {
@@ -217,7 +263,7 @@ impl Routes {
         let wild = self
             .wildcard
             .iter()
-            .filter(|(pattern, _)| subject::matches(pattern, &message.subject))
+            .filter(|(wildcard, _)| wildcard.matches(&message.subject))
             .map(|(_, interest)| interest);
         let mut interests = exact.into_iter().chain(wild);
         match (interests.next(), interests.next()) {
@@ -337,4 +383,53 @@ fn merge<'a>(interests: &[&'a Interest]) -> Vec<Target<'a>> {
     targets
         .extend(groups.map(|(_, members, next)| Target::Group(Members::Gathered(members), next)));
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts agree with the token-by-token matcher on every pair.
+    #[test]
+    fn wildcards_match_exactly_what_the_subject_rules_say() {
+        let patterns = [
+            "rpc.a.Svc.*",
+            "rpc.a.Svc.>",
+            "rpc.*",
+            "*",
+            ">",
+            "a.*.c",
+            "a.>",
+            "*.b.*",
+            "a.*.>",
+            "rpc.a.Svc.*.x",
+            "topic.t.p.*",
+        ];
+        let subjects = [
+            "rpc.a.Svc.m",
+            "rpc.a.Svc.m.n",
+            "rpc.a.Svc",
+            "rpc.a.Svcx.m",
+            "rpc.a.SvcX",
+            "rpc.b",
+            "a",
+            "a.b",
+            "a.b.c",
+            "a.x.c.d",
+            "x.b.y",
+            "rpc.a.Svc.m.x",
+            "topic.t.p.k%2E1",
+            "topic.t.p",
+        ];
+        for pattern in patterns {
+            let wildcard = Wildcard::new(pattern);
+            for subject in subjects {
+                assert_eq!(
+                    wildcard.matches(subject),
+                    subject::matches(pattern, subject),
+                    "{pattern} vs {subject}"
+                );
+            }
+        }
+    }
 }
