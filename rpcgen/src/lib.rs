@@ -19,6 +19,14 @@
 //!
 //! # Use from `build.rs`
 //!
+//! As a build dependency without default features: the default `cli` feature brings the command
+//! line's dependencies, which a build script does not need.
+//!
+//! ```toml
+//! [build-dependencies]
+//! rpcgen = { path = "../rpcgen", default-features = false }
+//! ```
+//!
 //! ```no_run
 //! // in build.rs's `main`
 //! rpcgen::Builder::new()
@@ -28,6 +36,10 @@
 //!
 //! and in the crate, `gateway_core::include_generated!("monster");`. For TypeScript,
 //! `Builder::new().out_dir("web/src/generated").compile_ts(&[...])` (or `rpcgen ts`).
+//!
+//! # Features
+//!
+//! - `cli` (default): the `rpcgen` command (`src/main.rs`) and its dependencies.
 
 pub mod builder;
 pub(crate) mod case;

@@ -217,7 +217,7 @@ impl Demo {
         if http_addr.ip().is_loopback() {
             allowed_origins.push(format!("http://localhost:{}", http_addr.port()));
         }
-        let gateway_config = Config {
+        let mut gateway_config = Config {
             listen: tcp_addr,
             ws_listen: Some(ws_addr),
             admin_listen: admin_addr,
@@ -228,7 +228,8 @@ impl Demo {
             auth: users::auth_config(&secret),
             ..Config::default()
         };
-        Authenticator::new(&gateway_config.auth)?;
+        // Checked before anything starts; `gateway::run` uses this one.
+        gateway_config.authenticator = Some(Authenticator::new(&gateway_config.auth)?);
         let mut registry = Registry::new();
         registry.register(&crate::DESCRIPTOR)?;
 

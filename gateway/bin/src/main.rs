@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Listeners, Registry};
 use gateway_bus::{

@@ -1,60 +1,25 @@
-//! One call from the caller's side: wait for a connection, hand the request to its task, wait
-//! for the outcome, all within the call's deadline; and cancel it if the caller gives up.
+//! One call on one connection, from the caller's side: check its size against the server's
+//! limit, hand it to the connection's task, and wait for the outcome until the call's deadline;
+//! cancel it if the caller gives up first.
 //!
 //! REQUEST, PUBLISH (when it wants an answer) and AUTH are all calls in this sense: they share
-//! the connection's request ids and its in-flight accounting.
+//! the connection's request ids and its in-flight accounting. Waiting for a connection, and
+//! trying the next one when a connection closed before taking the call, is the [`Client`]'s part
+//! (`crate::client`).
+//!
+//! [`Client`]: crate::Client
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::{CallOptions, MethodDesc, Status, TopicDesc, Transport};
-use gateway_protocol::{Auth, Frame, Publish, Request};
+use gateway_core::Status;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::client::Client;
-use crate::connection::{Call, CallKind, Command, Control, Handle};
-use crate::inflight::{Answer, Outcome};
-use crate::supervisor::State;
-
-/// Where a unary call stands, shared by its future and the connection task, so that a call
-/// dropped at any moment is cancelled if and only if its request was sent.
-#[derive(Debug, Default)]
-pub(crate) struct CallSlot(Mutex<SlotState>);
-
-#[derive(Debug, Default)]
-enum SlotState {
-    /// Waiting in the connection's channel.
-    #[default]
-    Queued,
-    /// Sent with this request id.
-    Sent(u32),
-    /// The caller gave up.
-    Abandoned,
-}
-
-impl CallSlot {
-    /// The connection task is sending the request as `request_id`; false when the caller gave
-    /// up already and nothing should be sent.
-    pub(crate) fn sent(&self, request_id: u32) -> bool {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if matches!(*state, SlotState::Abandoned) {
-            return false;
-        }
-        *state = SlotState::Sent(request_id);
-        true
-    }
-
-    /// The caller gives up: the id to cancel, if the request was sent.
-    fn abandon(&self) -> Option<u32> {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match std::mem::replace(&mut *state, SlotState::Abandoned) {
-            SlotState::Sent(request_id) => Some(request_id),
-            SlotState::Queued | SlotState::Abandoned => None,
-        }
-    }
-}
+use crate::command::{
+    Answer, Call, CallKind, CallSlot, Command, Control, Handle, Outcome, Outgoing,
+};
 
 /// Sends CANCEL for a unary call whose future is dropped (or times out) before its outcome.
 struct CancelOnDrop {
@@ -74,158 +39,11 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// What a call sends: a REQUEST, a PUBLISH that wants an answer, or an AUTH. All three take a
-/// request id from the connection's table and wait for the answer to it.
-#[derive(Clone, Debug)]
-pub(crate) enum Outgoing {
-    Request(&'static MethodDesc),
-    Publish { topic: &'static TopicDesc, key: String },
-    Auth,
-}
-
-impl Outgoing {
-    /// The frame carrying `payload` (the token, for AUTH) as `request_id`.
-    pub(crate) fn frame(
-        &self,
-        request_id: u32,
-        timeout_ms: u32,
-        fire_and_forget: bool,
-        payload: Bytes,
-    ) -> Frame {
-        match self {
-            Outgoing::Request(method) => Frame::Request(Request {
-                request_id,
-                method_id: method.id,
-                timeout_ms,
-                fire_and_forget,
-                payload,
-            }),
-            Outgoing::Publish { topic, key } => Frame::Publish(Publish {
-                request_id,
-                topic_id: topic.id,
-                key: key.clone(),
-                payload,
-            }),
-            Outgoing::Auth => Frame::Auth(Auth { request_id, token: payload }),
-        }
-    }
-
-    /// For error messages: the method, the topic, or `AUTH`.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Outgoing::Request(method) => method.name,
-            Outgoing::Publish { topic, .. } => topic.name,
-            Outgoing::Auth => "AUTH",
-        }
-    }
-
-    /// Whether running it twice is harmless, so that it may be retried after a lost connection.
-    /// A PUBLISH is not: the event would be delivered twice.
-    pub(crate) fn idempotent(&self) -> bool {
-        match self {
-            Outgoing::Request(method) => method.idempotent,
-            Outgoing::Publish { .. } => false,
-            Outgoing::Auth => true,
-        }
-    }
-}
-
-impl Transport for Client {
-    /// Sends a REQUEST and waits for its RESPONSE or ERROR.
-    ///
-    /// The call's deadline is its timeout (or [`ClientConfig::default_timeout`]) from now; it
-    /// bounds the whole call, and the time left travels in the REQUEST. Failures:
-    /// `unavailable` when no connection came up in time, or when the connection was lost with
-    /// the request in flight (retryable only for idempotent methods: the request may have run);
-    /// `deadline_exceeded` when the reply did not come in time; `resource_exhausted`, not
-    /// retryable, for a request larger than the gateway's maximum frame size.
-    ///
-    /// [`ClientConfig::default_timeout`]: crate::ClientConfig::default_timeout
-    async fn unary(
-        &self,
-        method: &'static MethodDesc,
-        request: Bytes,
-        options: CallOptions,
-    ) -> Result<Bytes, Status> {
-        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
-        let answer = self.exchange(Outgoing::Request(method), request, timeout, false).await?;
-        payload(answer, method.name)
-    }
-
-    /// Sends a REQUEST flagged fire-and-forget and resolves once it is written to the socket.
-    async fn fire_and_forget(
-        &self,
-        method: &'static MethodDesc,
-        request: Bytes,
-        options: CallOptions,
-    ) -> Result<(), Status> {
-        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
-        self.exchange(Outgoing::Request(method), request, timeout, true).await.map(drop)
-    }
-}
-
 /// The payload of an answer that should be a RESPONSE.
 pub(crate) fn payload(answer: Answer, name: &str) -> Result<Bytes, Status> {
     match answer {
         Answer::Payload(payload) => Ok(payload),
         other => Err(Status::internal(format!("the gateway answered {name} with {other:?}"))),
-    }
-}
-
-impl Client {
-    /// Sends `what` on the current connection (waiting for one), and again on the next one when
-    /// a connection closed before taking it, all within `timeout`.
-    pub(crate) async fn exchange(
-        &self,
-        what: Outgoing,
-        payload: Bytes,
-        timeout: Duration,
-        fire_and_forget: bool,
-    ) -> Result<Answer, Status> {
-        let deadline = far_deadline(timeout);
-        // A connection that closed before taking the request: wait for the next one.
-        let mut closed: Option<Arc<Handle>> = None;
-        loop {
-            let handle = self.connection(deadline, timeout, closed.as_ref()).await?;
-            let outcome = submit(&handle, &what, &payload, deadline, timeout, fire_and_forget);
-            match outcome.await? {
-                Outcome::Done(result) => return result,
-                Outcome::NotSent => closed = Some(handle),
-            }
-        }
-    }
-
-    /// The current connection, other than `closed`, waiting for one until `deadline`.
-    pub(crate) async fn connection(
-        &self,
-        deadline: Instant,
-        timeout: Duration,
-        closed: Option<&Arc<Handle>>,
-    ) -> Result<Arc<Handle>, Status> {
-        let mut state = self.inner.state.clone();
-        loop {
-            match &*state.borrow_and_update() {
-                State::Connected(handle) if closed.is_none_or(|c| !Arc::ptr_eq(c, handle)) => {
-                    return Ok(handle.clone());
-                }
-                State::Stopped(status) => return Err(status.clone()),
-                State::Idle => self.inner.wake.notify_one(),
-                State::Connected(_) | State::Connecting { .. } => {}
-            }
-            match tokio::time::timeout_at(deadline, state.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Status::cancelled("the client was closed")),
-                Err(_) => {
-                    let last_error = match &*state.borrow() {
-                        State::Connecting { last_error: Some(e) } => format!(" (last error: {e})"),
-                        _ => String::new(),
-                    };
-                    return Err(Status::unavailable(format!(
-                        "no connection to a gateway within {timeout:?}{last_error}"
-                    )));
-                }
-            }
-        }
     }
 }
 
@@ -298,7 +116,7 @@ fn timeout_ms(deadline: Instant) -> u32 {
     u32::try_from(ms).unwrap_or(u32::MAX).max(1)
 }
 
-pub(crate) fn timed_out(name: &str, timeout: Duration) -> Status {
+fn timed_out(name: &str, timeout: Duration) -> Status {
     Status::deadline_exceeded(format!("{name} did not answer within {timeout:?}"))
 }
 
@@ -321,16 +139,5 @@ mod tests {
             tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
         let rt = rt.expect("a runtime");
         rt.block_on(async { check(Instant::now()) });
-    }
-
-    #[test]
-    fn a_call_abandoned_before_it_is_sent_is_never_sent() {
-        let slot = CallSlot::default();
-        assert_eq!(slot.abandon(), None);
-        assert!(!slot.sent(5));
-        let slot = CallSlot::default();
-        assert!(slot.sent(5));
-        assert_eq!(slot.abandon(), Some(5));
-        assert_eq!(slot.abandon(), None, "cancelled once");
     }
 }

@@ -1,25 +1,29 @@
-//! [`Client`]: the handle applications hold, cheap to clone, shared by every generated client.
+//! [`Client`]: the handle applications hold, cheap to clone, shared by every generated client,
+//! and its [`Transport`] implementation: a call waits for the connection the supervisor
+//! publishes, goes to it (`crate::call`), and goes again to the next connection when one closed
+//! before taking it.
 
 use std::sync::{Arc, Mutex, PoisonError};
-
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::Status;
+use gateway_core::{CallOptions, MethodDesc, Status, Transport};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Delays;
-use crate::call::Outgoing;
+use crate::call::{far_deadline, payload, submit};
+use crate::command::{Answer, Handle, Outcome, Outgoing};
 use crate::config::{ClientConfig, ConfigError};
 use crate::credentials::Credentials;
 use crate::error::ConnectError;
-use crate::inflight::Answer;
 use crate::registry::Registry;
 use crate::supervisor::{self, Opened, State, Supervisor};
 
-/// A connection to the gateway that reconnects by itself; implements
-/// [`Transport`](gateway_core::Transport), so every rpcgen-generated client calls through it.
+/// A connection to the gateway that reconnects by itself; implements [`Transport`], so every
+/// rpcgen-generated client calls through it.
 ///
 /// Clones share one connection. Dropping the last clone (or [`Client::close`]) closes it.
 #[derive(Clone, Debug)]
@@ -154,6 +158,95 @@ impl Client {
             // The supervisor only ends by returning; a join error would be a panic already
             // reported by the runtime.
             let _ = task.await;
+        }
+    }
+}
+
+impl Transport for Client {
+    /// Sends a REQUEST and waits for its RESPONSE or ERROR.
+    ///
+    /// The call's deadline is its timeout (or [`ClientConfig::default_timeout`]) from now; it
+    /// bounds the whole call, and the time left travels in the REQUEST. Failures:
+    /// `unavailable` when no connection came up in time, or when the connection was lost with
+    /// the request in flight (retryable only for idempotent methods: the request may have run);
+    /// `deadline_exceeded` when the reply did not come in time; `resource_exhausted`, not
+    /// retryable, for a request larger than the gateway's maximum frame size.
+    async fn unary(
+        &self,
+        method: &'static MethodDesc,
+        request: Bytes,
+        options: CallOptions,
+    ) -> Result<Bytes, Status> {
+        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
+        let answer = self.exchange(Outgoing::Request(method), request, timeout, false).await?;
+        payload(answer, method.name)
+    }
+
+    /// Sends a REQUEST flagged fire-and-forget and resolves once it is written to the socket.
+    async fn fire_and_forget(
+        &self,
+        method: &'static MethodDesc,
+        request: Bytes,
+        options: CallOptions,
+    ) -> Result<(), Status> {
+        let timeout = options.timeout.unwrap_or(self.inner.config.default_timeout);
+        self.exchange(Outgoing::Request(method), request, timeout, true).await.map(drop)
+    }
+}
+
+impl Client {
+    /// Sends `what` on the current connection (waiting for one), and again on the next one when
+    /// a connection closed before taking it, all within `timeout`.
+    pub(crate) async fn exchange(
+        &self,
+        what: Outgoing,
+        payload: Bytes,
+        timeout: Duration,
+        fire_and_forget: bool,
+    ) -> Result<Answer, Status> {
+        let deadline = far_deadline(timeout);
+        // A connection that closed before taking the request: wait for the next one.
+        let mut closed: Option<Arc<Handle>> = None;
+        loop {
+            let handle = self.connection(deadline, timeout, closed.as_ref()).await?;
+            let outcome = submit(&handle, &what, &payload, deadline, timeout, fire_and_forget);
+            match outcome.await? {
+                Outcome::Done(result) => return result,
+                Outcome::NotSent => closed = Some(handle),
+            }
+        }
+    }
+
+    /// The current connection, other than `closed`, waiting for one until `deadline`.
+    pub(crate) async fn connection(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+        closed: Option<&Arc<Handle>>,
+    ) -> Result<Arc<Handle>, Status> {
+        let mut state = self.inner.state.clone();
+        loop {
+            match &*state.borrow_and_update() {
+                State::Connected(handle) if closed.is_none_or(|c| !Arc::ptr_eq(c, handle)) => {
+                    return Ok(handle.clone());
+                }
+                State::Stopped(status) => return Err(status.clone()),
+                State::Idle => self.inner.wake.notify_one(),
+                State::Connected(_) | State::Connecting { .. } => {}
+            }
+            match tokio::time::timeout_at(deadline, state.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Status::cancelled("the client was closed")),
+                Err(_) => {
+                    let last_error = match &*state.borrow() {
+                        State::Connecting { last_error: Some(e) } => format!(" (last error: {e})"),
+                        _ => String::new(),
+                    };
+                    return Err(Status::unavailable(format!(
+                        "no connection to a gateway within {timeout:?}{last_error}"
+                    )));
+                }
+            }
         }
     }
 }

@@ -1,36 +1,39 @@
 //! The task that owns one connection to a gateway.
 //!
-//! Callers never touch the socket: they send [`Call`]s through a bounded channel and get the
-//! outcome on a oneshot; cancellations come through a second channel. The task reads and writes
-//! in one `select!` loop, so replies are read while requests are written and neither direction
-//! waits for the other. Calls that queue up while a write is in progress are encoded into one
-//! buffer and leave in one write: writes coalesce under load by themselves.
+//! Callers never touch the socket: they send [`Command`]s through a bounded channel and get the
+//! outcome on a oneshot; cancellations come through a second channel (`crate::command`). The
+//! task reads and writes in one `select!` loop, so replies are read while requests are written
+//! and neither direction waits for the other. Each request takes an id in `inflight`, the table
+//! its reply is matched against; calls that queue up while a write is in progress are encoded
+//! into one buffer (`outbox`) and leave in one write.
 //!
 //! The task also serves the client's subscriptions on this connection (`subscriptions`): it
 //! restores the live ones when it starts, and pushes events into their feeds without waiting.
 //! When the credentials expire, a companion task refreshes them (`crate::refresh`).
 
+mod inflight;
+mod outbox;
 mod subscriptions;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use gateway_core::Status;
-use gateway_protocol::{Decoded, EncodeError, Frame, Goaway, GoawayReason, Welcome, decode};
+use gateway_protocol::{Decoded, Frame, Goaway, GoawayReason, Welcome, decode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use self::inflight::{Entry, InFlight};
+use self::outbox::Outbox;
 use self::subscriptions::Subscriptions;
-use crate::call::{CallSlot, Outgoing};
+use crate::command::{Answer, Call, CallKind, Command, Control, Handle, Outcome, Outgoing};
+use crate::config::ClientConfig;
 use crate::credentials::Credentials;
-use crate::feed::Feed;
 use crate::handshake::{Established, describe_goaway};
-use crate::inflight::{Answer, Entry, InFlight, Outcome};
 use crate::refresh::{self, Grant};
 use crate::registry::Registry;
 
@@ -40,61 +43,6 @@ const WRITE_HIGH_WATER: usize = 1024 * 1024;
 
 /// Read in chunks of at least this much.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// What callers hand to the connection task, through its bounded channel.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Call(Call),
-    /// Subscribe for the first time; the reply is `Answer::Subscribed` or the refusal.
-    Subscribe {
-        feed: Arc<Feed>,
-        reply: oneshot::Sender<Outcome>,
-    },
-}
-
-/// What must reach the connection task even when its command channel is full.
-#[derive(Debug)]
-pub(crate) enum Control {
-    /// The caller of this request gave up: send CANCEL.
-    Cancel(u32),
-    /// The stream of the subscription with this key was dropped: send UNSUBSCRIBE.
-    Unsubscribe(u64),
-}
-
-/// One call handed to the connection task.
-#[derive(Debug)]
-pub(crate) struct Call {
-    pub(crate) what: Outgoing,
-    /// The request message, the event, or the token.
-    pub(crate) payload: Bytes,
-    /// The deadline relative to the server's receipt, as REQUEST carries it.
-    pub(crate) timeout_ms: u32,
-    pub(crate) deadline: Instant,
-    pub(crate) kind: CallKind,
-    pub(crate) reply: oneshot::Sender<Outcome>,
-}
-
-/// Whether a call waits for a reply.
-#[derive(Debug)]
-pub(crate) enum CallKind {
-    /// The caller waits for RESPONSE or ERROR; the slot tells it which id to cancel.
-    Unary(Arc<CallSlot>),
-    /// The caller waits until the REQUEST is written.
-    FireAndForget,
-}
-
-/// How callers reach a connection's task.
-#[derive(Debug)]
-pub(crate) struct Handle {
-    pub(crate) calls: mpsc::Sender<Command>,
-    /// Unbounded, yet bounded in practice: each request in flight is cancelled at most once
-    /// (requests in flight are bounded by the server's `max_in_flight`), and each subscription
-    /// is unsubscribed at most twice.
-    pub(crate) control: mpsc::UnboundedSender<Control>,
-    /// The largest frame the server accepts.
-    pub(crate) max_frame_size: u32,
-    pub(crate) endpoint: Arc<str>,
-}
 
 /// Why a connection stopped taking calls, for the task that reconnects.
 #[derive(Debug)]
@@ -107,7 +55,7 @@ pub(crate) enum Closing {
 
 /// What a connection shares with the rest of the client.
 pub(crate) struct Shared<'a> {
-    pub(crate) config: &'a crate::ClientConfig,
+    pub(crate) config: &'a ClientConfig,
     pub(crate) registry: &'a Arc<Registry>,
     pub(crate) credentials: &'a Arc<Credentials>,
     pub(crate) shutdown: CancellationToken,
@@ -143,7 +91,7 @@ pub(crate) fn spawn(
     };
     let mut connection =
         Connection::new(endpoint, &welcome, shared.config, channels, read_buf, shared.registry);
-    connection.resubscribe(resubscribe);
+    connection.subscriptions.resubscribe(resubscribe, &mut connection.out);
     if let Some(provider) = shared.credentials.provider() {
         let refresher = refresh::Refresher {
             handle: handle.clone(),
@@ -193,19 +141,11 @@ struct Connection {
     shutdown: CancellationToken,
     table: InFlight,
     subscriptions: Subscriptions,
-    registry: Arc<Registry>,
     max_in_flight: usize,
     /// The largest frame the client accepts.
     max_recv: u32,
-    /// The largest frame the server accepts.
-    max_send: u32,
     read_buf: BytesMut,
-    write_buf: BytesMut,
-    /// Bytes ever appended to `write_buf`, and bytes ever written from it: a fire-and-forget
-    /// call resolves once `written` passes the end of its frame.
-    queued: u64,
-    written: u64,
-    written_waiters: VecDeque<(u64, oneshot::Sender<Outcome>)>,
+    out: Outbox,
     keepalive: Option<Keepalive>,
     /// Set when GOAWAY arrives: the connection waits for the promised replies until then.
     drain_until: Option<Instant>,
@@ -226,7 +166,7 @@ impl Connection {
     fn new(
         endpoint: Arc<str>,
         welcome: &Welcome,
-        config: &crate::ClientConfig,
+        config: &ClientConfig,
         channels: Channels,
         read_buf: BytesMut,
         registry: &Arc<Registry>,
@@ -246,6 +186,7 @@ impl Connection {
             Keepalive { interval, heard: false, pinged: false, next_data: 1 }
         });
         Connection {
+            out: Outbox::new(endpoint.clone(), welcome.max_frame_size, READ_CHUNK),
             endpoint,
             calls: channels.calls,
             control: channels.control,
@@ -253,16 +194,10 @@ impl Connection {
             grant: channels.grant,
             shutdown: channels.shutdown,
             table: InFlight::new(),
-            subscriptions: Subscriptions::default(),
-            registry: registry.clone(),
+            subscriptions: Subscriptions::new(registry.clone()),
             max_in_flight: usize::try_from(welcome.max_in_flight).unwrap_or(usize::MAX),
             max_recv: config.max_frame_size,
-            max_send: welcome.max_frame_size,
             read_buf,
-            write_buf: BytesMut::with_capacity(READ_CHUNK),
-            queued: 0,
-            written: 0,
-            written_waiters: VecDeque::new(),
             keepalive,
             drain_until: None,
             flush_timeout: config.connect_timeout,
@@ -284,14 +219,13 @@ impl Connection {
         W: AsyncWrite + Unpin,
     {
         loop {
-            if self.drain_until.is_some() && self.table.is_empty() && self.write_buf.is_empty() {
+            if self.drain_until.is_some() && self.table.is_empty() && self.out.buf.is_empty() {
                 return End::Drained;
             }
             if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 2 {
                 self.read_buf.reserve(READ_CHUNK);
             }
-            let taking_calls =
-                self.drain_until.is_none() && self.write_buf.len() < WRITE_HIGH_WATER;
+            let taking_calls = self.drain_until.is_none() && self.out.buf.len() < WRITE_HIGH_WATER;
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return End::Shutdown,
@@ -313,15 +247,15 @@ impl Connection {
                 Some(command) = self.calls.recv(), if taking_calls => {
                     self.on_command(command);
                     // Everything already queued goes into this write.
-                    while self.write_buf.len() < WRITE_HIGH_WATER {
+                    while self.out.buf.len() < WRITE_HIGH_WATER {
                         let Ok(command) = self.calls.try_recv() else { break };
                         self.on_command(command);
                     }
                 }
-                written = writer.write_buf(&mut self.write_buf), if !self.write_buf.is_empty() => {
+                written = writer.write_buf(&mut self.out.buf), if !self.out.buf.is_empty() => {
                     match written {
                         Ok(0) => return End::Lost("the socket accepts no more bytes".into()),
-                        Ok(n) => self.on_written(n),
+                        Ok(n) => self.out.on_written(n),
                         Err(e) => return End::Lost(format!("writing failed: {e}")),
                     }
                 }
@@ -338,14 +272,16 @@ impl Connection {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Call(call) => self.on_call(call),
-            Command::Subscribe { feed, reply } => self.on_subscribe(feed, reply),
+            Command::Subscribe { feed, reply } => {
+                self.subscriptions.on_subscribe(feed, reply, &mut self.out);
+            }
         }
     }
 
     fn on_control(&mut self, control: Control) {
         match control {
             Control::Cancel(request_id) => self.on_cancel(request_id),
-            Control::Unsubscribe(key) => self.on_unsubscribe(key),
+            Control::Unsubscribe(key) => self.subscriptions.on_unsubscribe(key, &mut self.out),
         }
     }
 
@@ -370,7 +306,7 @@ impl Connection {
             return;
         }
         let frame = what.frame(request_id, timeout_ms, !unary, payload);
-        if let Err(e) = self.queue(&frame) {
+        if let Err(e) = self.out.queue(&frame) {
             // The caller checked the size against the server's limit; this is the last guard.
             let status = Status::resource_exhausted(format!("cannot send {}: {e}", what.name()))
                 .with_retryable(false);
@@ -381,24 +317,13 @@ impl Connection {
             let entry = Entry { reply: Some(reply), idempotent: what.idempotent(), deadline };
             self.table.insert(request_id, entry);
         } else {
-            self.written_waiters.push_back((self.queued, reply));
+            self.out.notify_when_written(reply);
         }
     }
 
     fn on_cancel(&mut self, request_id: u32) {
         if self.table.cancel(request_id) {
-            self.queue_control(Frame::Cancel { request_id });
-        }
-    }
-
-    fn on_written(&mut self, n: usize) {
-        self.written += n as u64;
-        while let Some((end, _)) = self.written_waiters.front()
-            && *end <= self.written
-        {
-            if let Some((_, reply)) = self.written_waiters.pop_front() {
-                let _ = reply.send(Outcome::Done(Ok(Answer::Payload(Bytes::new()))));
-            }
+            self.out.queue_control(Frame::Cancel { request_id });
         }
     }
 
@@ -428,13 +353,21 @@ impl Connection {
                 self.answer(response.request_id, Ok(Answer::Payload(response.payload)));
             }
             Frame::Error(error) => self.answer(error.request_id, Err(error.status)),
-            Frame::Ping { data } => self.queue_control(Frame::Pong { data }),
+            Frame::Ping { data } => self.out.queue_control(Frame::Pong { data }),
             Frame::Pong { .. } => {}
             Frame::Goaway(goaway) => self.on_goaway(goaway),
-            Frame::Subscribed { subscription_id } => self.on_subscribed(subscription_id),
-            Frame::Event(event) => self.on_event(event),
-            Frame::Missed { subscription_id, count } => self.on_missed(subscription_id, count),
-            Frame::SubscriptionEnded(ended) => self.on_subscription_ended(ended),
+            Frame::Subscribed { subscription_id } => {
+                self.subscriptions.on_subscribed(subscription_id, &mut self.out);
+            }
+            Frame::Event(event) => self.subscriptions.on_event(event, &mut self.out),
+            Frame::Missed { subscription_id, count } => {
+                self.subscriptions.on_missed(subscription_id, count, &mut self.out);
+            }
+            Frame::SubscriptionEnded(ended) => {
+                debug!(subscription_id = ended.subscription_id, status = %ended.status,
+                    endpoint = %self.endpoint, "the gateway ended a subscription");
+                self.subscriptions.on_subscription_ended(ended);
+            }
             Frame::AuthOk { request_id, expires_in_ms } => {
                 // Whoever asked, the connection's credentials now expire later.
                 self.grant.send_replace(Grant::from_ms(expires_in_ms));
@@ -470,7 +403,7 @@ impl Connection {
         }
         self.stop_taking_calls();
         // The next connection restores the subscriptions; this one only drains its calls.
-        self.detach_subscriptions();
+        self.subscriptions.detach();
         self.drain_until = Some(self.table.latest_deadline().unwrap_or_else(Instant::now));
         if let Some(closing) = self.closing.take() {
             let _ = closing.send(Closing::Goaway(goaway));
@@ -487,7 +420,7 @@ impl Connection {
         keepalive.pinged = true;
         let data = keepalive.next_data;
         keepalive.next_data += 1;
-        self.queue_control(Frame::Ping { data });
+        self.out.queue_control(Frame::Ping { data });
         Ok(())
     }
 
@@ -495,26 +428,7 @@ impl Connection {
     fn stop_taking_calls(&mut self) {
         self.calls.close();
         while let Ok(command) = self.calls.try_recv() {
-            let reply = match command {
-                Command::Call(call) => call.reply,
-                Command::Subscribe { reply, .. } => reply,
-            };
-            let _ = reply.send(Outcome::NotSent);
-        }
-    }
-
-    fn queue(&mut self, frame: &Frame) -> Result<(), EncodeError> {
-        let before = self.write_buf.len();
-        frame.encode(&mut self.write_buf, self.max_send)?;
-        self.queued += (self.write_buf.len() - before) as u64;
-        Ok(())
-    }
-
-    /// Queues a frame of the connection's own (PING, PONG, CANCEL, UNSUBSCRIBE, GOAWAY): small
-    /// fixed-size frames that always fit the protocol's minimum frame size.
-    fn queue_control(&mut self, frame: Frame) {
-        if let Err(e) = self.queue(&frame) {
-            warn!(endpoint = %self.endpoint, error = %e, "cannot encode a control frame");
+            let _ = command.into_reply().send(Outcome::NotSent);
         }
     }
 
@@ -535,7 +449,7 @@ impl Connection {
         };
         debug!(endpoint = %self.endpoint, %reason, "connection ends");
         self.stop_taking_calls();
-        self.detach_subscriptions();
+        self.subscriptions.detach();
         let shutdown = self.shutdown.is_cancelled();
         for entry in self.table.drain() {
             let status = if shutdown {
@@ -551,16 +465,14 @@ impl Connection {
             };
             entry.finish(Err(status));
         }
-        for (_, reply) in self.written_waiters.drain(..) {
-            let _ = reply.send(Outcome::NotSent);
-        }
+        self.out.fail_waiters();
         if let Some(closing) = self.closing.take() {
             let _ = closing.send(Closing::Lost(reason));
         }
         if let Some(goaway) = goodbye {
-            self.queue_control(Frame::Goaway(goaway));
+            self.out.queue_control(Frame::Goaway(goaway));
             let flush = async {
-                writer.write_all_buf(&mut self.write_buf).await?;
+                writer.write_all_buf(&mut self.out.buf).await?;
                 writer.shutdown().await
             };
             // The peer may not be reading: the goodbye is worth a bounded wait, no more.
@@ -591,6 +503,7 @@ mod tests {
     use std::sync::Mutex;
     use std::task::{Context, Poll};
 
+    use bytes::Bytes;
     use gateway_core::MethodDesc;
     use gateway_protocol::{DEFAULT_MAX_FRAME_SIZE, Welcome};
 
@@ -630,7 +543,7 @@ mod tests {
 
     #[tokio::test]
     async fn calls_that_queue_up_leave_in_one_write() {
-        let config = crate::ClientConfig::new(["127.0.0.1:1"]);
+        let config = ClientConfig::new(["127.0.0.1:1"]);
         let welcome = Welcome {
             version: 1,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,

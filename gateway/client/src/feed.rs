@@ -1,5 +1,6 @@
 //! One subscription's events on their way to the application: a [`Feed`] the connection task
-//! pushes into without ever waiting, and the [`RawSubscription`] stream the application reads.
+//! pushes into without ever waiting, and the application's stream
+//! ([`RawSubscription`](crate::RawSubscription), in `crate::topics`) reads from.
 //!
 //! The queue is bounded by [`ClientConfig::subscription_buffer`](crate::ClientConfig). When it
 //! is full, the oldest event is dropped and counted in the `missed` of the event after it, as
@@ -7,19 +8,12 @@
 //! old events and learns how many, and neither the connection nor memory waits for it.
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use futures_core::Stream;
 use gateway_core::{RawEvent, Selector, Status, TopicDesc};
 use gateway_protocol::{Frame, Subscribe};
-use tokio::sync::mpsc;
-
-use crate::connection::Control;
-use crate::registry::Registry;
 
 /// A subscription's queue of events, shared by its stream and the connection that serves it.
 #[derive(Debug)]
@@ -138,13 +132,15 @@ impl Feed {
         self.state().closed
     }
 
-    fn close(&self) {
+    /// The stream was dropped: nothing is queued any more.
+    pub(crate) fn close(&self) {
         let mut state = self.state();
         state.closed = true;
         state.queue.clear();
     }
 
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<RawEvent, Status>>> {
+    /// The next event, the end, or `Pending` with the waker kept for the next push.
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<RawEvent, Status>>> {
         let mut state = self.state();
         if let Some(event) = state.queue.pop_front() {
             return Poll::Ready(Some(Ok(event)));
@@ -164,55 +160,6 @@ impl Feed {
 fn wake(state: &mut FeedState) {
     if let Some(waker) = state.waker.take() {
         waker.wake();
-    }
-}
-
-/// The events of one subscription, as [`Topics::subscribe`](gateway_core::Topics::subscribe)
-/// returns them: `Ok` events in the order the gateway sent them, then, if the subscription
-/// ends, one `Err` and the end of the stream. It waits (yields nothing) while the client
-/// reconnects, and is restored on the new connection. Dropping it sends UNSUBSCRIBE.
-pub struct RawSubscription {
-    feed: Arc<Feed>,
-    registry: Arc<Registry>,
-    /// While SUBSCRIBE awaits its answer, the connection it went to (the registry does not
-    /// know it yet), so that a stream dropped meanwhile still unsubscribes.
-    pub(crate) pending_on: Option<mpsc::UnboundedSender<Control>>,
-}
-
-impl RawSubscription {
-    pub(crate) fn new(feed: Arc<Feed>, registry: Arc<Registry>) -> RawSubscription {
-        RawSubscription { feed, registry, pending_on: None }
-    }
-}
-
-impl fmt::Debug for RawSubscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawSubscription")
-            .field("topic", &self.feed.topic.name)
-            .field("selector", &self.feed.selector)
-            .finish()
-    }
-}
-
-impl Stream for RawSubscription {
-    type Item = Result<RawEvent, Status>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.feed.poll_next(cx)
-    }
-}
-
-impl Drop for RawSubscription {
-    fn drop(&mut self) {
-        self.feed.close();
-        let key = self.feed.key;
-        // A connection that is gone has no subscription left to end.
-        if let Some(control) = self.registry.remove(key) {
-            let _ = control.send(Control::Unsubscribe(key));
-        }
-        if let Some(control) = self.pending_on.take() {
-            let _ = control.send(Control::Unsubscribe(key));
-        }
     }
 }
 

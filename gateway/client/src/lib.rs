@@ -85,31 +85,53 @@
 //!
 //! # Layout
 //!
-//! - [`mod@config`]: [`ClientConfig`] and [`Backoff`], their defaults and validation.
-//! - `client`: the [`Client`] handle.
-//! - `call`: one call from the caller's side, and the [`Transport`](gateway_core::Transport)
-//!   implementation.
-//! - `topics`: the [`Topics`](gateway_core::Topics) implementation; `feed`, one
-//!   subscription's bounded queue and its [`RawSubscription`] stream; `registry`, the live
-//!   subscriptions that each new connection restores.
-//! - `credentials`: [`TokenProvider`] and the token for HELLO; `refresh`, the task that
-//!   refreshes a connection's credentials before they expire.
-//! - `supervisor`: the task that connects and reconnects, with `backoff`'s delays.
-//! - `handshake`: TCP connect, HELLO and WELCOME.
-//! - `connection`: the task that owns one connection, with `inflight`, its table of requests,
-//!   and `connection::subscriptions`, its subscription ids.
+//! The files in the order they depend on each other: each uses only those listed after it
+//! (`scripts/module-graph gateway/client/src` checks it). Read top-down, the list follows one
+//! call: `client` takes it, `call` hands it over as a `command`, `connection` sends it and
+//! matches the reply, which comes back on the oneshot the command carried.
+//!
+//! - `topics`: the [`Topics`](gateway_core::Topics) implementation. PUBLISH goes the way of a
+//!   call; SUBSCRIBE hands the connection a `Feed` and returns the [`RawSubscription`] stream
+//!   that reads it.
+//! - `client`: the [`Client`] handle and its [`Transport`](gateway_core::Transport)
+//!   implementation. A generated stub's call lands in `Client::unary`, which waits (within the
+//!   call's deadline) for the connection the supervisor publishes, hands the call to `call`, and
+//!   tries the next connection if this one closed before taking it.
+//! - `supervisor`: the task that connects and reconnects, with `backoff`'s delays, and publishes
+//!   the current connection's `Handle` for calls to use.
+//! - `connection`: the task that owns one connection. It takes the call from its channel, gives
+//!   it a request id in `connection::inflight`, its table of requests awaiting replies, and
+//!   encodes it into `connection::outbox`, the bytes waiting for the socket. When the RESPONSE
+//!   comes back it finds the call's entry by id and sends the outcome to the waiting caller.
+//!   `connection::subscriptions` is its side of the subscriptions: ids, SUBSCRIBE and
+//!   UNSUBSCRIBE, events pushed into feeds.
+//! - `refresh`: the companion task that presents a fresh token (AUTH, itself a call) before the
+//!   connection's credentials expire.
+//! - `call`: one call on one connection, from the caller's side: check the size against the
+//!   server's limit, send the command, wait for the outcome until the deadline, and send CANCEL
+//!   if the caller gives up after the request left.
+//! - `registry`: the live subscriptions, which each new connection restores.
+//! - `command`: what the caller's side sends a connection's task and what comes back: the
+//!   `Handle` with its channels, `Command` (a call or a SUBSCRIBE), `Control` (CANCEL,
+//!   UNSUBSCRIBE), `Outcome` and `Answer`. Both sides use it; neither uses the other.
+//! - `feed`: one subscription's bounded queue of events, pushed by the connection, read by its
+//!   stream.
 //! - [`mod@error`]: [`ConnectError`], why connecting failed.
+//! - `handshake`: TCP connect, HELLO and WELCOME.
+//! - `backoff`: the delays between connection attempts.
+//! - [`mod@config`]: [`ClientConfig`] and [`Backoff`], their defaults and validation.
+//! - `credentials`: [`TokenProvider`] and the token for HELLO.
 
 mod backoff;
 mod call;
 mod client;
+mod command;
 pub mod config;
 mod connection;
 mod credentials;
 pub mod error;
 mod feed;
 mod handshake;
-mod inflight;
 mod refresh;
 mod registry;
 mod supervisor;
@@ -119,4 +141,4 @@ pub use client::Client;
 pub use config::{Backoff, ClientConfig, ConfigError};
 pub use credentials::TokenProvider;
 pub use error::ConnectError;
-pub use feed::RawSubscription;
+pub use topics::RawSubscription;

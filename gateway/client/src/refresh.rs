@@ -15,10 +15,9 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::backoff::Jitter;
-use crate::call::{Outgoing, far_deadline, submit};
-use crate::connection::Handle;
+use crate::call::{far_deadline, submit};
+use crate::command::{Answer, Handle, Outcome, Outgoing};
 use crate::credentials::TokenProvider;
-use crate::inflight::{Answer, Outcome};
 
 /// How many times a refresh is tried before the credentials expire.
 pub(crate) const ATTEMPTS: u32 = 3;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use gateway_core::Status;
 use tokio::sync::mpsc;
 
-use crate::connection::Control;
+use crate::command::Control;
 use crate::feed::Feed;
 
 /// Every live subscription of one client.

@@ -13,9 +13,10 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::ClientConfig;
 use crate::backoff::Delays;
-use crate::connection::{self, Closing, Handle};
+use crate::command::Handle;
+use crate::config::ClientConfig;
+use crate::connection::{self, Closing};
 use crate::credentials::Credentials;
 use crate::error::ConnectError;
 use crate::handshake::{self, AttemptError, Established, describe_goaway};

@@ -1,17 +1,22 @@
-//! Pub/sub from the caller's side: [`Topics`] for [`Client`].
+//! Pub/sub from the caller's side: [`Topics`] for [`Client`], and [`RawSubscription`], the
+//! stream of one subscription's events.
 
+use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::{Selector, Status, TopicDesc, Topics};
-use tokio::sync::oneshot;
+use futures_core::Stream;
+use gateway_core::{RawEvent, Selector, Status, TopicDesc, Topics};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::call::{Outgoing, far_deadline, payload};
+use crate::call::{far_deadline, payload};
 use crate::client::Client;
-use crate::connection::{Command, Handle};
-use crate::feed::{Feed, RawSubscription};
-use crate::inflight::{Answer, Outcome};
+use crate::command::{Answer, Command, Control, Handle, Outcome, Outgoing};
+use crate::feed::Feed;
+use crate::registry::Registry;
 
 impl Topics for Client {
     type Subscription = RawSubscription;
@@ -84,6 +89,55 @@ impl Topics for Client {
                     };
                 }
             }
+        }
+    }
+}
+
+/// The events of one subscription, as [`Topics::subscribe`] returns them: `Ok` events in the
+/// order the gateway sent them, then, if the subscription ends, one `Err` and the end of the
+/// stream. It waits (yields nothing) while the client reconnects, and is restored on the new
+/// connection. Dropping it sends UNSUBSCRIBE.
+pub struct RawSubscription {
+    feed: Arc<Feed>,
+    registry: Arc<Registry>,
+    /// While SUBSCRIBE awaits its answer, the connection it went to (the registry does not
+    /// know it yet), so that a stream dropped meanwhile still unsubscribes.
+    pending_on: Option<mpsc::UnboundedSender<Control>>,
+}
+
+impl RawSubscription {
+    fn new(feed: Arc<Feed>, registry: Arc<Registry>) -> RawSubscription {
+        RawSubscription { feed, registry, pending_on: None }
+    }
+}
+
+impl fmt::Debug for RawSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawSubscription")
+            .field("topic", &self.feed.topic.name)
+            .field("selector", &self.feed.selector)
+            .finish()
+    }
+}
+
+impl Stream for RawSubscription {
+    type Item = Result<RawEvent, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.feed.poll_next(cx)
+    }
+}
+
+impl Drop for RawSubscription {
+    fn drop(&mut self) {
+        self.feed.close();
+        let key = self.feed.key;
+        // A connection that is gone has no subscription left to end.
+        if let Some(control) = self.registry.remove(key) {
+            let _ = control.send(Control::Unsubscribe(key));
+        }
+        if let Some(control) = self.pending_on.take() {
+            let _ = control.send(Control::Unsubscribe(key));
         }
     }
 }

@@ -119,7 +119,7 @@ pub async fn run(
         }
         None => None,
     };
-    let auth = Authenticator::new(&config.auth)?;
+    let auth = config.authenticator()?;
     if config.auth.anonymous_roles.iter().any(|r| r == crate::auth::ROLE_ALL) {
         warn!("anonymous connections may do everything (anonymous_roles = all): development only");
     }

@@ -4,7 +4,8 @@
 //!
 //! Ids are chosen here, sequentially from 1 and skipping ids still live, as request ids are. A
 //! subscription restored on a new connection gets a new id there. Frames for an id this
-//! connection does not hold (a subscription unsubscribed meanwhile) are ignored.
+//! connection does not hold (a subscription unsubscribed meanwhile) are ignored. The frames to
+//! send go to the connection's [`Outbox`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use gateway_protocol::{Event, Frame, SubscriptionEnded};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::Connection;
+use super::outbox::Outbox;
+use crate::command::{Answer, Outcome};
 use crate::feed::Feed;
-use crate::inflight::{Answer, Outcome};
+use crate::registry::Registry;
 
 /// The subscriptions of one connection.
 #[derive(Debug)]
@@ -25,12 +27,8 @@ pub(super) struct Subscriptions {
     /// The id of each feed's subscription on this connection.
     by_feed: HashMap<u64, u32>,
     next_id: u32,
-}
-
-impl Default for Subscriptions {
-    fn default() -> Subscriptions {
-        Subscriptions { by_id: HashMap::new(), by_feed: HashMap::new(), next_id: 1 }
-    }
+    /// The client's live subscriptions, which this connection serves while it lasts.
+    registry: Arc<Registry>,
 }
 
 #[derive(Debug)]
@@ -42,6 +40,10 @@ struct Subscription {
 }
 
 impl Subscriptions {
+    pub(super) fn new(registry: Arc<Registry>) -> Subscriptions {
+        Subscriptions { by_id: HashMap::new(), by_feed: HashMap::new(), next_id: 1, registry }
+    }
+
     fn insert(&mut self, feed: Arc<Feed>, confirm: Option<oneshot::Sender<Outcome>>) -> u32 {
         // Fewer than `u32::MAX` subscriptions are live, so the loop ends.
         let id = loop {
@@ -61,31 +63,39 @@ impl Subscriptions {
         self.by_feed.remove(&subscription.feed.key);
         Some(subscription)
     }
-}
 
-impl Connection {
     /// Restores the client's live subscriptions on this new connection.
-    pub(super) fn resubscribe(&mut self, feeds: Vec<Arc<Feed>>) {
+    pub(super) fn resubscribe(&mut self, feeds: Vec<Arc<Feed>>, out: &mut Outbox) {
         for feed in feeds {
             if feed.is_closed() {
                 self.registry.remove(feed.key);
                 continue;
             }
             feed.mark_resumed();
-            self.open(feed, None);
+            self.open(feed, None, out);
         }
     }
 
     /// A first SUBSCRIBE, from [`Topics::subscribe`](gateway_core::Topics::subscribe).
-    pub(super) fn on_subscribe(&mut self, feed: Arc<Feed>, reply: oneshot::Sender<Outcome>) {
+    pub(super) fn on_subscribe(
+        &mut self,
+        feed: Arc<Feed>,
+        reply: oneshot::Sender<Outcome>,
+        out: &mut Outbox,
+    ) {
         if !feed.is_closed() {
-            self.open(feed, Some(reply));
+            self.open(feed, Some(reply), out);
         }
     }
 
-    fn open(&mut self, feed: Arc<Feed>, confirm: Option<oneshot::Sender<Outcome>>) {
-        let id = self.subscriptions.insert(feed.clone(), confirm);
-        if let Err(e) = self.queue(&feed.subscribe_frame(id)) {
+    fn open(
+        &mut self,
+        feed: Arc<Feed>,
+        confirm: Option<oneshot::Sender<Outcome>>,
+        out: &mut Outbox,
+    ) {
+        let id = self.insert(feed.clone(), confirm);
+        if let Err(e) = out.queue(&feed.subscribe_frame(id)) {
             // Only a key longer than the protocol allows gets here.
             let status =
                 Status::invalid_argument(format!("cannot subscribe to {}: {e}", feed.topic.name))
@@ -94,8 +104,8 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_subscribed(&mut self, id: u32) {
-        let Some(subscription) = self.subscriptions.by_id.get_mut(&id) else {
+    pub(super) fn on_subscribed(&mut self, id: u32, out: &mut Outbox) {
+        let Some(subscription) = self.by_id.get_mut(&id) else {
             debug!(subscription_id = id, "SUBSCRIBED for a subscription no longer wanted");
             return;
         };
@@ -105,34 +115,32 @@ impl Connection {
         // dropped meanwhile; then its key is removed again by the UNSUBSCRIBE that follows.
         self.registry.insert(feed.clone());
         if feed.is_closed() || confirm.send(Outcome::Done(Ok(Answer::Subscribed))).is_err() {
-            self.unsubscribe(id);
+            self.unsubscribe(id, out);
         }
     }
 
-    pub(super) fn on_event(&mut self, event: Event) {
+    pub(super) fn on_event(&mut self, event: Event, out: &mut Outbox) {
         let Event { subscription_id, key, payload } = event;
-        let Some(subscription) = self.subscriptions.by_id.get(&subscription_id) else { return };
+        let Some(subscription) = self.by_id.get(&subscription_id) else { return };
         if !subscription.feed.push(key, payload) {
-            self.unsubscribe(subscription_id);
+            self.unsubscribe(subscription_id, out);
         }
     }
 
-    pub(super) fn on_missed(&mut self, id: u32, count: u32) {
-        let Some(subscription) = self.subscriptions.by_id.get(&id) else { return };
+    pub(super) fn on_missed(&mut self, id: u32, count: u32, out: &mut Outbox) {
+        let Some(subscription) = self.by_id.get(&id) else { return };
         if !subscription.feed.add_missed(u64::from(count)) {
-            self.unsubscribe(id);
+            self.unsubscribe(id, out);
         }
     }
 
     pub(super) fn on_subscription_ended(&mut self, ended: SubscriptionEnded) {
-        debug!(subscription_id = ended.subscription_id, status = %ended.status,
-            endpoint = %self.endpoint, "the gateway ended a subscription");
         self.end_subscription(ended.subscription_id, ended.status);
     }
 
     /// The subscription is over: its first SUBSCRIBE is refused, or its stream ends.
     fn end_subscription(&mut self, id: u32, status: Status) {
-        let Some(subscription) = self.subscriptions.remove(id) else { return };
+        let Some(subscription) = self.remove(id) else { return };
         match subscription.confirm {
             Some(confirm) => {
                 let _ = confirm.send(Outcome::Done(Err(status)));
@@ -145,24 +153,24 @@ impl Connection {
     }
 
     /// The stream of the subscription with this key was dropped.
-    pub(super) fn on_unsubscribe(&mut self, key: u64) {
-        if let Some(&id) = self.subscriptions.by_feed.get(&key) {
-            self.unsubscribe(id);
+    pub(super) fn on_unsubscribe(&mut self, key: u64, out: &mut Outbox) {
+        if let Some(&id) = self.by_feed.get(&key) {
+            self.unsubscribe(id, out);
         }
     }
 
-    fn unsubscribe(&mut self, id: u32) {
-        if let Some(subscription) = self.subscriptions.remove(id) {
+    fn unsubscribe(&mut self, id: u32, out: &mut Outbox) {
+        if let Some(subscription) = self.remove(id) {
             self.registry.remove(subscription.feed.key);
-            self.queue_control(Frame::Unsubscribe { subscription_id: id });
+            out.queue_control(Frame::Unsubscribe { subscription_id: id });
         }
     }
 
     /// The connection no longer serves subscriptions (GOAWAY, or it ended): first SUBSCRIBEs
     /// still unanswered may go to the next connection, which restores the others.
-    pub(super) fn detach_subscriptions(&mut self) {
-        self.subscriptions.by_feed.clear();
-        for (_, subscription) in self.subscriptions.by_id.drain() {
+    pub(super) fn detach(&mut self) {
+        self.by_feed.clear();
+        for (_, subscription) in self.by_id.drain() {
             if let Some(confirm) = subscription.confirm {
                 let _ = confirm.send(Outcome::NotSent);
             }

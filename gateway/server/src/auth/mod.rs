@@ -144,9 +144,12 @@ impl std::error::Error for AuthError {}
 #[error("auth: {0}")]
 pub struct AuthConfigError(pub String);
 
-/// Checks tokens and grants permissions. Built once from the config; shared by every session.
+/// Checks tokens and grants permissions. Built once from the config
+/// ([`Config::load`](crate::Config::load) keeps the one it builds to check the settings); shared
+/// by every session. Clones share the loaded keys.
+#[derive(Clone)]
 pub struct Authenticator {
-    keys: Vec<Key>,
+    keys: Arc<[Key]>,
     config: AuthConfig,
     /// Each role's patterns, as text (compiled per connection: `{sub}` differs).
     roles: BTreeMap<String, RoleSpec>,
@@ -160,6 +163,15 @@ impl fmt::Debug for Authenticator {
             .finish_non_exhaustive()
     }
 }
+
+/// Authenticators built from equal settings are equal (key files are not read again to compare).
+impl PartialEq for Authenticator {
+    fn eq(&self, other: &Authenticator) -> bool {
+        self.config == other.config
+    }
+}
+
+impl Eq for Authenticator {}
 
 /// The built-in role that allows everything.
 pub const ROLE_ALL: &str = "all";
@@ -208,7 +220,12 @@ impl Authenticator {
                     .into(),
             ));
         }
-        Ok(Authenticator { keys, config: config.clone(), roles: config.roles.clone() })
+        Ok(Authenticator { keys: keys.into(), config: config.clone(), roles: config.roles.clone() })
+    }
+
+    /// The settings it was built from.
+    pub(crate) fn settings(&self) -> &AuthConfig {
+        &self.config
     }
 
     /// Whether anonymous connections are allowed.

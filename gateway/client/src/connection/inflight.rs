@@ -7,32 +7,11 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use gateway_core::Status;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-/// What a caller learns of its call from the connection task.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// The call is over: the reply, or why there is none.
-    Done(Result<Answer, Status>),
-    /// The request never left this client (the connection was closing); the caller may send it
-    /// on the next connection, within its deadline.
-    NotSent,
-}
-
-/// A successful reply.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    /// RESPONSE to a REQUEST or a PUBLISH (empty for a PUBLISH), or a fire-and-forget request
-    /// written.
-    Payload(Bytes),
-    /// AUTH_OK: the new token expires in this many milliseconds (0: never).
-    Authenticated { expires_in_ms: u32 },
-    /// SUBSCRIBED.
-    Subscribed,
-}
+use crate::command::{Answer, Outcome};
 
 /// One request awaiting its reply.
 #[derive(Debug)]
@@ -131,6 +110,8 @@ impl InFlight {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn entry() -> (Entry, oneshot::Receiver<Outcome>) {
