@@ -16,7 +16,9 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::{Code, MethodDesc, Selector, ServiceDesc, Status, TopicDesc};
 
@@ -155,6 +157,28 @@ pub fn unescape_key(token: &str) -> Option<String> {
         }
     }
     String::from_utf8(key).ok()
+}
+
+/// A new instance id: 22 characters of `0-9 A-Z a-z` (like NATS's NUIDs), from 128 bits hashed
+/// with the standard library's randomly keyed SipHash out of the time, the process id and a
+/// counter, so ids differ between the instances of one process and between processes.
+pub fn instance_id() -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    // Each `RandomState::new()` has keys of its own.
+    let word =
+        |half: u8| u128::from(RandomState::new().hash_one((half, now, std::process::id(), serial)));
+    let mut bits = (word(0) << 64) | word(1);
+    // 62^22 > 2^128: 22 digits hold every value.
+    (0..22)
+        .map(|_| {
+            let digit = DIGITS[(bits % 62) as usize];
+            bits /= 62;
+            char::from(digit)
+        })
+        .collect()
 }
 
 /// Headers describing a failed call.

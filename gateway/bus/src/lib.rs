@@ -12,24 +12,26 @@
 //!
 //! # Layout
 //!
-//! - this file: the [`Bus`] trait and what travels on it ([`BusMessage`], [`Headers`]).
-//! - [`call`]: calls, typed: [`CallMeta`] (what the contract's headers carry, as a struct),
-//!   [`MethodRoute`] (a method's subjects, made once), the [`Call`] future, and the direct road
-//!   from a caller to a service runtime in the same process ([`call::Endpoint`]).
-//! - [`subject`]: subject syntax, wildcard matching, and [`Subject`], a checked subject that is
-//!   cheap to clone.
-//! - [`local`]: the in-process bus.
-//! - `nats` (feature `nats`): the bus over NATS, `NatsBus`.
-//! - `process` (feature `nats`): a service binary's `main`: connect to NATS, serve until a signal.
-//! - [`runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
-//!   concurrency limit, cancellation and optional batching, and answers discovery requests
-//!   (the NATS Services API, `$SRV.PING` and friends) for it.
-//! - [`contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
-//! - [`topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
+//! This file holds the [`Bus`] trait and what travels on it ([`BusMessage`], [`Headers`],
+//! [`Subscription`]). Then one module per line, each using only those after it:
+//!
+//! - [`mod@topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
 //!   gives its generated client to publish).
-//! - [`switches`]: operator switches (a service disabled or read-only) shared by every gateway:
+//! - [`mod@switches`]: operator switches (a service disabled or read-only) shared by every gateway:
 //!   [`SwitchStore`], in memory ([`MemorySwitches`]) or in a NATS key-value bucket
 //!   (`NatsSwitches`, feature `nats`).
+//! - `process` (feature `nats`): a service binary's `main`: connect to NATS, serve until a signal.
+//! - [`mod@runtime`]: serves a generated service ([`gateway_core::Dispatch`]) on a bus, with a
+//!   concurrency limit, cancellation and optional batching, and answers discovery requests
+//!   (the NATS Services API, `$SRV.PING` and friends) for it.
+//! - `nats` (feature `nats`): the bus over NATS, `NatsBus`.
+//! - [`mod@local`]: the in-process bus.
+//! - [`mod@call`]: calls, typed: [`CallMeta`] (what the contract's headers carry, as a struct),
+//!   [`MethodRoute`] (a method's subjects, made once), the [`Call`] future, and the direct road
+//!   from a caller to a service runtime in the same process ([`call::Endpoint`]).
+//! - [`mod@contract`]: the subjects and headers gateways and services agree on (see `docs/bus.md`).
+//! - [`mod@subject`]: subject syntax, wildcard matching, and [`Subject`], a checked subject that is
+//!   cheap to clone.
 //!
 //! # Example
 //!

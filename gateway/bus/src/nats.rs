@@ -201,7 +201,7 @@ impl NatsBus {
             requests: Mutex::new(Requests::default()),
             next_token: AtomicU64::new(1),
             // The client's own inbox form, `_INBOX.<random>`, with our token after it.
-            inbox_prefix: format!("_INBOX.{}.", crate::runtime::discovery::instance_id()),
+            inbox_prefix: format!("_INBOX.{}.", contract::instance_id()),
             dropped: AtomicU64::new(0),
             failed_on_disconnect: AtomicU64::new(0),
             lost: AtomicU64::new(0),

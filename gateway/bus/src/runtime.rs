@@ -145,7 +145,7 @@ impl ServiceRuntime {
     pub async fn start(self, shutdown: CancellationToken) -> Result<Serving, BusError> {
         let desc = self.service.descriptor();
         let stats = Arc::new(ServiceStats::new(desc));
-        let id = discovery::instance_id();
+        let id = contract::instance_id();
         let liveness_subject = contract::liveness_subject(desc.name, &id);
         let concurrency = self.options.concurrency.max(1);
         let batchers = self

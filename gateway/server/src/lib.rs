@@ -10,19 +10,20 @@
 //!
 //! # Layout: the life of one call
 //!
-//! Files are listed so that each uses only those after it.
+//! One module per line, each using only those after it (`scripts/module-graph` checks it).
 //!
-//! - [`server`]: [`run`] and its [`Listeners`]: accepting connections on both transports under
-//!   the connection limits, and the graceful shutdown (it tells every session to drain through
-//!   its mailbox).
-//! - `tcp` and `ws` (with `ws/upgrade` and `ws/codec`): the transports. A TCP connection is
-//!   handed to a session as it is; a WebSocket one after its HTTP upgrade, with our own framing
-//!   (one frame per binary message). Both implement the session's `Transport`.
+//! - [`mod@server`]: [`run`] and its [`Listeners`]: accepting connections on both transports
+//!   under the connection limits, and the graceful shutdown (it tells every session to drain
+//!   through its mailbox).
+//! - `admin`: `/healthz`, `/readyz`, `/metrics` and `/switches` over a small HTTP/1.1 responder.
+//! - `ws` (with `ws/upgrade` and `ws/codec`): the WebSocket transport: the HTTP upgrade and its
+//!   origin check, then our own framing (one protocol frame per binary message).
+//! - `tcp`: the TCP transport, each frame after its `u32` length.
 //! - `session`: one connection, one task. It reads the client's bytes, takes each frame out of
-//!   them (`Transport::next_frame`), and for a REQUEST checks the method ([`router`]), the
-//!   permission (`auth`), the operator switches (`switches`) and the in-flight caps, then starts
-//!   the call on the bus with the call's metadata as a struct (`gateway_bus::CallMeta`: method,
-//!   deadline, call id, identity). `session/pubsub`: SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
+//!   them (`session/transport`), and for a REQUEST checks the method (the registry), the
+//!   permission, the operator switches and the in-flight caps, then starts the call on the bus
+//!   with the call's metadata as a struct (`gateway_bus::CallMeta`: method, deadline, call id,
+//!   identity). `session/pubsub`: SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
 //! - `call`: the calls of a connection. A call is a future the session polls, not a task: on
 //!   the in-process bus the service's handler runs right there (the bus hands the call to the
 //!   service runtime directly), and a call that finishes on its first poll is answered at once.
@@ -30,18 +31,21 @@
 //!   and one timer per connection; CANCEL and the deadline drop it, which tells the service.
 //! - `outbox`: the connection's outgoing bytes. Answers and events are encoded straight into it,
 //!   in the transport's form, and leave in one (vectored) write per wake-up.
-//! - `state`: what every session shares (`Shared`): settings, registry, bus, hub, limits, and
-//!   the open connections' mailboxes.
+//! - `state`: what every session shares (`Shared`): settings, registry, bus, hub, limits, the
+//!   call ids, and the open connections' mailboxes.
 //! - `hub`: the topic subscriptions on the bus, one per topic (or pattern), and the fan-out of
 //!   each event to the local subscribers' mailboxes.
 //! - `mailbox`: what other tasks hand one connection (events, ended subscriptions, the drain and
 //!   slow-consumer signals), and the waking of its session.
 //! - `events`: a connection's pending topic events and the lag policies.
-//! - [`router`]: [`Registry`]: method id → route (descriptor, bus subjects, index); topic id →
-//!   descriptor. `switches`: the operator switches as sessions check them. [`auth`]: tokens and
-//!   permissions. `limits`: per-user and per-address connection limits. [`metrics`]: the
-//!   counters. [`config`]: [`Config`], from flags, environment and a TOML file, validated at
-//!   start-up. `admin`: `/healthz`, `/readyz`, `/metrics` and `/switches`.
+//! - `switches`: the operator switches as sessions check them, and the log of their changes.
+//! - `limits`: connections per user and per address.
+//! - [`mod@config`]: [`Config`], each setting defined once, from flags, environment and a TOML
+//!   file, validated at start-up.
+//! - [`mod@metrics`]: the counters and their Prometheus rendering.
+//! - [`mod@router`]: [`Registry`]: method id → route (descriptor, bus subjects, index); topic id →
+//!   descriptor.
+//! - [`mod@auth`]: tokens, identities and permissions.
 //!
 //! So a call over TCP to a service in the same process: `tcp` → `session` (read, decode, check)
 //! → `gateway_bus::LocalBus::call` → the service's `Dispatch` future, polled by the session →

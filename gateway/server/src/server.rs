@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admin;
-use crate::auth::{AuthConfigError, Authenticator};
+use crate::auth::AuthConfigError;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::limits::{ConnectionRate, UserConnections};

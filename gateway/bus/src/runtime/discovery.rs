@@ -12,10 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::future::poll_fn;
-use std::hash::{BuildHasher as _, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -347,28 +345,6 @@ async fn next(subscriptions: &mut [(Verb, Subscription)]) -> Option<(Verb, BusMe
     .await
 }
 
-/// A new instance id: 22 characters of `0-9 A-Z a-z` (like NATS's NUIDs), from 128 bits hashed
-/// with the standard library's randomly keyed SipHash out of the time, the process id and a
-/// counter, so ids differ between the instances of one process and between processes.
-pub(crate) fn instance_id() -> String {
-    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-    // Each `RandomState::new()` has keys of its own.
-    let word =
-        |half: u8| u128::from(RandomState::new().hash_one((half, now, std::process::id(), serial)));
-    let mut bits = (word(0) << 64) | word(1);
-    // 62^22 > 2^128: 22 digits hold every value.
-    (0..22)
-        .map(|_| {
-            let digit = DIGITS[(bits % 62) as usize];
-            bits /= 62;
-            char::from(digit)
-        })
-        .collect()
-}
-
 /// `time` in RFC 3339, UTC, with nanoseconds: `2023-11-14T22:13:20.000000123Z`. Times before
 /// 1970 (a clock gone wrong) read as 1970.
 fn rfc3339(time: SystemTime) -> String {
@@ -426,7 +402,7 @@ mod tests {
 
     #[test]
     fn instance_ids_are_22_alphanumerics_and_differ() {
-        let ids: HashSet<String> = (0..1000).map(|_| instance_id()).collect();
+        let ids: HashSet<String> = (0..1000).map(|_| crate::contract::instance_id()).collect();
         assert_eq!(ids.len(), 1000);
         assert!(
             ids.iter().all(|id| id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
