@@ -11,6 +11,8 @@
 //! - **Fan-out** (`loadgen fanout`): N subscribers on `examples.echo.Echo.broadcast`, one
 //!   publisher, publish-to-deliver latency and deliveries per second, through a gateway or
 //!   `raw-fanout`, a length-framed TCP server that relays each PUBLISH to every subscriber.
+//! - **Idle** (`loadgen idle`): N connections over TCP or WebSocket that say HELLO and nothing
+//!   more, held open while a script reads the gateway's memory.
 //!
 //! The baselines are the limit of the transport (raw echo, raw fan-out) or of the bus (NATS),
 //! against which the gateway's figures mean something. Both targets go through the same client code, written directly on
@@ -26,6 +28,7 @@
 //! - `nats`: the NATS target, `depth` `async-nats` requests in flight per client.
 //! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
 //! - [`fanout`]: the fan-out mode, [`fanout::run`].
+//! - [`idle`]: the idle mode, connections that only say HELLO, for `scripts/bench-memory`.
 //! - [`raw_echo`] and [`raw_fanout`]: the baseline servers; [`raw_ws_echo`]: the WebSocket
 //!   echo, the baseline of WebSocket clients' benchmarks (`raw-echo --websocket`).
 //! - [`open_files`]: raising the open-files limit for thousands of connections.
@@ -49,6 +52,7 @@ pub mod config;
 mod connection;
 pub mod error;
 pub mod fanout;
+pub mod idle;
 pub mod load;
 mod nats;
 pub mod open_files;

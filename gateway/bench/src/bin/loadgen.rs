@@ -26,7 +26,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use gateway_bench::fanout::{FanoutConfig, Pace};
+use gateway_bench::idle::{IdleConfig, IdleTransport};
 use gateway_bench::{LoadConfig, Target, open_files};
+use tokio_util::sync::CancellationToken;
 
 /// Load generator for the gateway: RPC (C connections × D requests in flight × S-byte payloads)
 /// by default, or fan-out (`loadgen fanout --help`).
@@ -43,6 +45,33 @@ struct Cli {
 enum Mode {
     /// One publisher, N subscribers on one topic: deliveries/s and publish-to-deliver latency.
     Fanout(FanoutArgs),
+    /// N connections that say HELLO and then nothing, held open (prints `ready: N ...` once all
+    /// are welcomed), to measure what an idle connection costs the server.
+    Idle(IdleArgs),
+}
+
+/// The idle mode.
+#[derive(Debug, ClapArgs)]
+struct IdleArgs {
+    /// The server's address (its TCP or its WebSocket listener).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1_000)]
+    connections: usize,
+    /// Connect over WebSocket (an HTTP upgrade first) instead of TCP.
+    #[arg(long)]
+    websocket: bool,
+    /// The token HELLO carries (a JWT); none by default.
+    #[arg(long, default_value = "")]
+    token: String,
+    /// Connections opened at once while setting up.
+    #[arg(long, default_value_t = 200)]
+    connect_batch: usize,
+    /// Seconds to hold the connections open once all are welcomed (SIGTERM or Ctrl-C ends it
+    /// sooner).
+    #[arg(long, default_value_t = 10.0)]
+    hold: f64,
 }
 
 /// The RPC mode: calls of `examples.echo.Echo.echo`.
@@ -188,6 +217,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.mode {
         Some(Mode::Fanout(args)) => fanout(args),
+        Some(Mode::Idle(args)) => idle(args),
         None => rpc(cli.rpc),
     }
 }
@@ -208,6 +238,23 @@ fn rpc(args: RpcArgs) -> anyhow::Result<()> {
     let summary = runtime(args.run.threads)?.block_on(gateway_bench::run(&config))?;
     println!("{summary}");
     write_json(args.run.json.as_deref(), summary.to_json())
+}
+
+fn idle(args: IdleArgs) -> anyhow::Result<()> {
+    let config = IdleConfig {
+        addr: args.addr,
+        connections: args.connections,
+        transport: if args.websocket { IdleTransport::WebSocket } else { IdleTransport::Tcp },
+        token: args.token,
+        connect_batch: args.connect_batch,
+        hold: seconds("hold", args.hold)?,
+    };
+    open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
+    let stop = CancellationToken::new();
+    let runtime = runtime(1)?;
+    runtime.spawn(gateway_bench::stop_on_signal(stop.clone()));
+    runtime.block_on(gateway_bench::idle::run(&config, stop.cancelled()))?;
+    Ok(())
 }
 
 fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
