@@ -69,8 +69,11 @@ use crate::switches::SwitchView;
 /// client's EOF (bounded by this) avoids that.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Free room the read buffer keeps for a read; it grows by this much when short.
-const READ_ROOM: usize = 8 * 1024;
+/// Room made for a read: the first (HELLO) gets the least, then twice what the last read brought,
+/// up to the most, so that an idle connection's first read costs little and a busy one reads in
+/// large gulps.
+const READ_ROOM_MIN: usize = 1024;
+const READ_ROOM_MAX: usize = 64 * 1024;
 
 /// Bytes of events taken from the mailbox in one turn.
 const EVENT_BATCH: usize = 64 * 1024;
@@ -152,6 +155,8 @@ struct Session<T: Transport> {
     mailbox: Arc<Mailbox>,
     /// Bytes read and not yet taken as frames.
     read: BytesMut,
+    /// Room to make for the next read.
+    read_room: usize,
     outbox: Outbox,
     /// The outbox's bytes as last counted in the queued-bytes metric.
     counted: usize,
@@ -205,6 +210,7 @@ impl<T: Transport> Session<T> {
             peer,
             mailbox,
             read,
+            read_room: READ_ROOM_MIN,
             outbox: Outbox::new(T::WIRE, MIN_MAX_FRAME_SIZE),
             counted: 0,
             max_frame_size: MIN_MAX_FRAME_SIZE,
@@ -257,12 +263,13 @@ impl<T: Transport> Session<T> {
     /// Reads more bytes: `Ok(true)` if some came, `Ok(false)` if none are there now (woken when
     /// some are).
     fn fill(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
-        if self.read.capacity() - self.read.len() < READ_ROOM / 2 {
-            self.read.reserve(READ_ROOM);
+        if self.read.capacity() - self.read.len() < self.read_room / 2 {
+            self.read.reserve(self.read_room);
         }
         match self.io.poll_read(cx, &mut self.read) {
             Poll::Ready(Ok(0)) => Err(End::ClientGone),
-            Poll::Ready(Ok(_)) => {
+            Poll::Ready(Ok(n)) => {
+                self.read_room = (2 * n).clamp(READ_ROOM_MIN, READ_ROOM_MAX);
                 self.heard = Instant::now();
                 Ok(true)
             }

@@ -81,7 +81,8 @@ impl Transport for Tcp {
         if client_left {
             return;
         }
-        let mut sink = [0u8; 4096];
+        // On the heap: an array here would be part of every session's future, idle or not.
+        let mut sink = vec![0u8; 4096];
         while matches!(self.0.read(&mut sink).await, Ok(n) if n > 0) {}
     }
 }

@@ -153,6 +153,8 @@ pub struct Authenticator {
     config: AuthConfig,
     /// Each role's patterns, as text (compiled per connection: `{sub}` differs).
     roles: BTreeMap<String, RoleSpec>,
+    /// What anonymous connections may do, compiled once and shared by all of them.
+    anonymous: Arc<Permissions>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -220,7 +222,14 @@ impl Authenticator {
                     .into(),
             ));
         }
-        Ok(Authenticator { keys: keys.into(), config: config.clone(), roles: config.roles.clone() })
+        let mut built = Authenticator {
+            keys: keys.into(),
+            config: config.clone(),
+            roles: config.roles.clone(),
+            anonymous: Arc::default(),
+        };
+        built.anonymous = Arc::new(built.permissions(&config.anonymous_roles, None, None));
+        Ok(built)
     }
 
     /// The settings it was built from.
@@ -246,10 +255,9 @@ impl Authenticator {
                     "a token is required: this gateway does not accept anonymous connections",
                 ));
             }
-            let permissions = self.permissions(&self.config.anonymous_roles, None, None);
             return Ok(Grant {
                 identity: None,
-                permissions: Arc::new(permissions),
+                permissions: self.anonymous.clone(),
                 expires_at: None,
             });
         }
