@@ -168,8 +168,12 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, s.warmupS * 1000));
   rec.measuring = true;
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   await new Promise((r) => setTimeout(r, s.durationS * 1000));
   rec.measuring = false;
+  // Node's CPU time (every thread: the main one, the collector's helpers, libuv) over the
+  // measured window, per call: the cost of a call in Node whatever the machine's other load.
+  const cpu = process.cpuUsage(cpuBefore);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   rec.stopped = true;
   await finish();
@@ -183,12 +187,15 @@ async function main(): Promise<void> {
     seconds,
     calls: sorted.length,
     throughput_rps: sorted.length / seconds,
+    node_cpu_us_per_call: (cpu.user + cpu.system) / Math.max(sorted.length, 1),
+    node_cpu_share: (cpu.user + cpu.system) / 1e6 / seconds,
     latency_us: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9) },
     errors_by_status: Object.fromEntries(rec.errors),
   };
   console.error(
     `${s.target} ${s.connections}x${s.depth} ${s.payload} B: ${Math.round(result.throughput_rps)} calls/s, ` +
-      `p50 ${result.latency_us.p50} µs, p99 ${result.latency_us.p99} µs, errors ${rec.errors.size === 0 ? 0 : JSON.stringify(result.errors_by_status)}`,
+      `p50 ${result.latency_us.p50} µs, p99 ${result.latency_us.p99} µs, ` +
+      `node ${result.node_cpu_us_per_call.toFixed(2)} µs cpu/call (${Math.round(100 * result.node_cpu_share)}% of a core), errors ${rec.errors.size === 0 ? 0 : JSON.stringify(result.errors_by_status)}`,
   );
   if (s.json) writeFileSync(s.json, JSON.stringify(result, null, 2));
 }
