@@ -4,12 +4,14 @@
  * client's queue until a connection has room for it, is in flight on one connection, and
  * settles exactly once: with the gateway's answer, or with an {@link RpcError}.
  *
+ * It knows the connection carrying it only as a {@link Carrier}: this module sits below both
+ * the connection and the client.
+ *
  * @module
  */
 
 import type { AuthOkFrame, Frame, ResponseFrame } from "./protocol/frame.js";
 import { U32_MAX } from "./protocol/frame.js";
-import type { Connection } from "./connection.js";
 import type { RpcError } from "./status.js";
 
 /** A method as rpcgen describes it; generated code passes these to {@link Client.call}. */
@@ -68,6 +70,12 @@ export interface OpInit {
   readonly giveUp: (op: Op, why: GiveUp) => void;
 }
 
+/** The connection a request is in flight on, as far as the request's owner needs it. */
+export interface Carrier {
+  /** The caller gave up on `op` while it is in flight: tell the gateway (CANCEL). */
+  cancel(op: Op): void;
+}
+
 /** The answer a request resolves with. */
 export type Answer = ResponseFrame | AuthOkFrame | { readonly type: "sent" };
 
@@ -84,7 +92,7 @@ export class Op {
   readonly promise: Promise<Answer>;
   readonly signal: AbortSignal | undefined;
   /** The connection it was sent on, and its id there (0 until sent). */
-  conn: Connection | null = null;
+  carrier: Carrier | null = null;
   requestId = 0;
   settled = false;
 

@@ -308,14 +308,14 @@ export class Client {
 
   /** A request's deadline passed or its signal aborted before an answer. */
   #giveUp(op: Op, why: GiveUp): void {
-    if (op.conn === null) {
+    if (op.carrier === null) {
       this.#waiting.delete(op);
       this.#waitingAuth.delete(op);
     } else {
-      op.conn.cancel(op);
+      op.carrier.cancel(op);
     }
     if (why === "abort") return op.reject(cancelled(op.name, op.signal));
-    if (op.conn === null && this.#conn === null) return op.reject(this.#noConnection(op.timeoutMs));
+    if (op.carrier === null && this.#conn === null) return op.reject(this.#noConnection(op.timeoutMs));
     op.reject(new RpcError(Code.DEADLINE_EXCEEDED, `${op.name} did not answer ${within(op.timeoutMs)}`));
   }
 

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { Op, type Answer, type GiveUp, within } from "./call.js";
+import { type Answer, type Carrier, type GiveUp, Op, within } from "./call.js";
 import { Ids } from "./ids.js";
 import type { ResolvedOptions } from "./options.js";
 import { decodeMessage, FrameDecodeError, frameTypeName } from "./protocol/decode.js";
@@ -28,7 +28,7 @@ import {
   type WelcomeFrame,
 } from "./protocol/frame.js";
 import { Code, RpcError } from "./status.js";
-import type { Feed } from "./subscription.js";
+import type { Feed, FeedCarrier } from "./subscription.js";
 import type { Link, LinkEvents } from "./transport.js";
 
 /** Why a connection stopped taking calls. */
@@ -74,7 +74,7 @@ const REFRESH_ATTEMPTS = 3;
 /** How long a closing connection waits for its transport to confirm, at most. */
 const CLOSE_WAIT_MS = 2_000;
 
-export class Connection {
+export class Connection implements Carrier, FeedCarrier {
   phase: "handshake" | "open" | "draining" | "closed" = "handshake";
   welcome!: WelcomeFrame;
   /** Resolves once, when the connection stops taking calls. */
@@ -221,7 +221,7 @@ export class Connection {
       op.resolve({ type: "sent" });
       return;
     }
-    op.conn = this;
+    op.carrier = this;
     op.requestId = id;
     this.table.set(id, op);
     if (op.counted) this.counted += 1;

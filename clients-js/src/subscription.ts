@@ -15,7 +15,6 @@
  */
 
 import type { TopicDesc } from "./call.js";
-import type { Connection } from "./connection.js";
 import { RpcError } from "./status.js";
 
 /** What to subscribe to: one key of a keyed topic, every key of one, or an unkeyed topic. */
@@ -102,6 +101,12 @@ class Queue<T> {
   }
 }
 
+/** The connection a subscription is subscribed on, as far as the client needs it. */
+export interface FeedCarrier {
+  /** The application no longer wants `feed`: UNSUBSCRIBE. */
+  unsubscribe(feed: Feed<unknown>): void;
+}
+
 /** What a subscription asks of the client that holds it. */
 export interface SubscriptionOwner {
   /** The application closed the subscription: unsubscribe it wherever it is. */
@@ -121,7 +126,7 @@ export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
   /** `subscribing` until the gateway first confirms it, `open` until it ends or is closed. */
   phase: "subscribing" | "open" | "ended" = "subscribing";
   /** The connection holding it now and its id there (each connection has its own ids). */
-  conn: Connection | null = null;
+  conn: FeedCarrier | null = null;
   id = 0;
   readonly ended: Promise<RpcError | undefined>;
   /** Resolves with the subscription when the gateway first confirms it (SUBSCRIBED). */
