@@ -4,12 +4,14 @@
  * client's queue until a connection has room for it, is in flight on one connection, and
  * settles exactly once: with the gateway's answer, or with an {@link RpcError}.
  *
- * It knows the connection carrying it only as a {@link Carrier}: this module sits below both
- * the connection and the client.
+ * Its deadline is an entry on the client's {@link Deadlines} wheel, not a timer of its own. It
+ * knows the connection carrying it only as a {@link Carrier}: this module sits below both the
+ * connection and the client.
  *
  * @module
  */
 
+import { type Deadlines, Timed } from "./deadlines.js";
 import type { AuthOkFrame, Frame, ResponseFrame } from "./protocol/frame.js";
 import { U32_MAX } from "./protocol/frame.js";
 import type { RpcError } from "./status.js";
@@ -63,6 +65,8 @@ export interface OpInit {
   /** The timeout as asked (ms, or `Infinity`), for messages. */
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
+  /** Where the deadline is kept. */
+  readonly deadlines: Deadlines;
   /**
    * Called once when the deadline passes or the signal aborts before an answer: takes the
    * request out of wherever it waits (or cancels it) and rejects it.
@@ -80,15 +84,13 @@ export interface Carrier {
 export type Answer = ResponseFrame | AuthOkFrame | { readonly type: "sent" };
 
 /** One request, from the call until it settles. */
-export class Op {
+export class Op extends Timed {
   readonly kind: OpKind;
   readonly name: string;
   readonly idempotent: boolean;
   /** AUTH and fire-and-forget calls do not count against the gateway's `max_in_flight`. */
   readonly counted: boolean;
   readonly timeoutMs: number;
-  /** When the caller stops waiting, on `performance.now()`'s clock; `Infinity` for never. */
-  readonly deadline: number;
   readonly promise: Promise<Answer>;
   readonly signal: AbortSignal | undefined;
   /** The connection it was sent on, and its id there (0 until sent). */
@@ -99,10 +101,11 @@ export class Op {
   private readonly build: OpInit["build"];
   private resolveFn!: (answer: Answer) => void;
   private rejectFn!: (error: RpcError) => void;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly giveUp: OpInit["giveUp"];
   private readonly onAbort: (() => void) | undefined;
 
   constructor(init: OpInit) {
+    super();
     this.kind = init.kind;
     this.name = init.name;
     this.idempotent = init.idempotent;
@@ -110,16 +113,15 @@ export class Op {
     this.timeoutMs = init.timeoutMs;
     this.build = init.build;
     this.signal = init.signal;
-    this.deadline = init.timeoutMs === Infinity ? Infinity : performance.now() + init.timeoutMs;
+    this.giveUp = init.giveUp;
     this.promise = new Promise<Answer>((resolve, reject) => {
       this.resolveFn = resolve;
       this.rejectFn = reject;
     });
     if (init.timeoutMs !== Infinity) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        if (!this.settled) init.giveUp(this, "deadline");
-      }, init.timeoutMs);
+      // When the caller stops waiting, on `performance.now()`'s clock (the wheel's).
+      this.deadline = performance.now() + init.timeoutMs;
+      init.deadlines.add(this);
     }
     if (init.signal) {
       this.onAbort = () => {
@@ -127,6 +129,11 @@ export class Op {
       };
       init.signal.addEventListener("abort", this.onAbort, { once: true });
     }
+  }
+
+  /** The deadline passed (the wheel calls this). */
+  expire(): void {
+    if (!this.settled) this.giveUp(this, "deadline");
   }
 
   /** The frame under `requestId`, its timeout the time left now (rounded up, at least 1 ms). */
@@ -145,7 +152,7 @@ export class Op {
   private settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.unschedule();
     if (this.onAbort) this.signal?.removeEventListener("abort", this.onAbort);
     return true;
   }

@@ -13,6 +13,7 @@
 
 import { type Answer, type CallOptions, type GiveUp, type MethodDesc, Op, type OpKind, type TopicDesc, within } from "./call.js";
 import { AttemptError, Connection, type ConnectionHost, describeGoaway, message } from "./connection.js";
+import { Deadlines } from "./deadlines.js";
 import {
   Backoff,
   checkTimeout,
@@ -70,6 +71,8 @@ export class Client {
   /** {@link Client.connect}'s wait for the first connection. */
   #firstRound: { resolve(): void; reject(error: RpcError): void } | null = null;
   readonly #host: ConnectionHost;
+  /** The deadlines of every request of this client, on one timer. */
+  readonly #deadlines = new Deadlines();
 
   /**
    * Checks the options and starts connecting in the background.
@@ -83,6 +86,7 @@ export class Client {
     const token = this.#o.token;
     this.#host = {
       options: this.#o,
+      deadlines: this.#deadlines,
       pump: () => this.#pump(),
       confirmed: (feed) => {
         if (this.#stopped) return;
@@ -281,7 +285,16 @@ export class Client {
     }
     if (this.#stopped) return Promise.reject(this.#stoppedError());
     if (options.signal?.aborted) return Promise.reject(cancelled(name, options.signal));
-    const op = new Op({ kind, name, idempotent, build, timeoutMs, signal: options.signal, giveUp: (o, why) => this.#giveUp(o, why) });
+    const op = new Op({
+      kind,
+      name,
+      idempotent,
+      build,
+      timeoutMs,
+      signal: options.signal,
+      deadlines: this.#deadlines,
+      giveUp: (o, why) => this.#giveUp(o, why),
+    });
     (kind === "auth" ? this.#waitingAuth : this.#waiting).add(op);
     this.#pump();
     return op.promise;

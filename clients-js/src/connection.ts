@@ -12,6 +12,7 @@
  */
 
 import { type Answer, type Carrier, type GiveUp, Op, within } from "./call.js";
+import type { Deadlines } from "./deadlines.js";
 import { Ids } from "./ids.js";
 import type { ResolvedOptions } from "./options.js";
 import { decodeMessage, FrameDecodeError, frameTypeName } from "./protocol/decode.js";
@@ -37,6 +38,8 @@ export type End = { readonly kind: "goaway"; readonly goaway: GoawayFrame } | { 
 /** What a connection asks of the client that owns it. */
 export interface ConnectionHost {
   readonly options: ResolvedOptions;
+  /** Where the deadlines of the requests the connection makes itself (AUTH) are kept. */
+  readonly deadlines: Deadlines;
   /** There is room for more requests: send what waits. */
   pump(): void;
   /** The gateway confirmed a subscription's first SUBSCRIBE: later connections restore it. */
@@ -532,6 +535,7 @@ export class Connection implements Carrier, FeedCarrier {
         build: (requestId) => ({ type: "auth", requestId, token: utf8.encode(token) }),
         timeoutMs,
         signal: undefined,
+        deadlines: this.host.deadlines,
         giveUp: (giveUp: Op, why: GiveUp) =>
           giveUp.reject(new RpcError(Code.DEADLINE_EXCEEDED, `AUTH got no answer ${within(timeoutMs)} (${why})`)),
       });
