@@ -3,6 +3,13 @@
  * and Node. This entry has no Node imports, so it bundles for browsers; Node's TCP transport
  * and WebSocket through `ws` are in `@rpcgen/client/node`.
  *
+ * The life of a call: {@link Client.call} (`client.ts`) makes an `Op` (`call.ts`), one object
+ * with one promise whose deadline is an entry on the client's wheel (`deadlines.ts`); the
+ * current `Connection` (`connection.ts`) gives it a request id, the op writes its REQUEST
+ * (`protocol/encode.ts`) and the transport (`websocket.ts`, `node.ts`) sends it. The reply
+ * comes back through the transport to the connection, which reads the RESPONSE's header in
+ * place, finds the op by its id and resolves it with a view of the payload.
+ *
  * Layout. Dependencies run one way: each file imports only files further down this list
  * (`test/layout.test.ts` checks it).
  * - `index.ts`: this entry point.

@@ -10,6 +10,7 @@ import { Client, Code } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
 
 // Internal: not in the package's exports, so imported by its path in the build.
+import { wireTimeout } from "../dist/call.js";
 import { type Clock, Deadlines, TICK_MS, Timed } from "../dist/deadlines.js";
 
 import { rejectsWith } from "./support/assertions.js";
@@ -168,6 +169,19 @@ test("an expiring entry may remove others due with it and schedule new ones", ()
   assert.deepEqual([sibling.expiredAt, later.expiredAt], [undefined, undefined]);
   assert.ok(next.expiredAt !== undefined && next.expiredAt >= 25);
   assert.equal(wheel.size, 0);
+});
+
+// Found when a REQUEST sent at once carried timeout_ms 1001 for a call of 1000 ms (the WebSocket
+// test "frames travel one per binary message", once in a few hundred runs): the deadline is
+// `now + 1000`, and `(now + 1000) - now` can be 1000.0000000000146, which rounds up to 1001.
+test("a request sent at once carries its timeout, not a ms more from rounding", () => {
+  const now = 130124.03002244465;
+  assert.ok(now + 1000 - now > 1000, "the rounding this test is about");
+  assert.equal(wireTimeout(now + 1000, now, 1000), 1000);
+  assert.equal(wireTimeout(now + 0.4, now, 0.4), 1, "at least 1 ms");
+  assert.equal(wireTimeout(now + 1000, now + 250.5, 1000), 750, "the time left, rounded up");
+  assert.equal(wireTimeout(now + 1000, now + 2000, 1000), 1, "past the deadline: still 1 (0 means none)");
+  assert.equal(wireTimeout(Infinity, now, Infinity), 0, "no deadline");
 });
 
 // Through a client: a scripted gateway that reads the requests and never answers them.

@@ -43,7 +43,7 @@ describe("over WebSocket, against a scripted gateway", () => {
     const call = client.call(METHOD, text.encode("ping"), { timeoutMs: 1000 });
     const request = await peer.next("request");
     assert.equal(str(request.payload), "ping");
-    assert.ok(request.timeoutMs > 900 && request.timeoutMs <= 1000);
+    assert.ok(request.timeoutMs > 900 && request.timeoutMs <= 1000, `timeout_ms ${request.timeoutMs}`);
     peer.send({ type: "response", requestId: request.requestId, payload: text.encode("pong") });
     assert.equal(str(await call), "pong");
 

@@ -138,6 +138,11 @@ function code(n: number): number {
   return n >= 1 && n <= 16 ? n : 2;
 }
 
+/** The little-endian `u32` at `at` (the caller checked that four bytes are there). */
+export function readU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+}
+
 /**
  * Reads one frame in message form: `msg` is exactly one frame, without a length prefix.
  * Returns `null` for a frame of a type version 1 does not assign that is flagged ignorable (to
