@@ -123,8 +123,11 @@ export const nodeWebSocketTransport: Transport = {
     } catch (e) {
       throw new Error(`WebSocket in Node needs the \`ws\` package (npm install ws): ${String(e)}`);
     }
+    // `nodebuffer`: messages arrive as views of what the socket read, where `arraybuffer` would
+    // copy each one into an `ArrayBuffer` of its own.
     const transport = webSocketTransport(
       (href, maxFrameSize) => new WebSocket(href, { maxPayload: maxFrameSize }) as WebSocketLike,
+      "nodebuffer",
     );
     return transport.open(url, events, options);
   },

@@ -45,7 +45,10 @@ describe("over WebSocket, against a scripted gateway", () => {
     assert.equal(str(request.payload), "ping");
     assert.ok(request.timeoutMs > 900 && request.timeoutMs <= 1000, `timeout_ms ${request.timeoutMs}`);
     peer.send({ type: "response", requestId: request.requestId, payload: text.encode("pong") });
-    assert.equal(str(await call), "pong");
+    const reply = await call;
+    assert.equal(str(reply), "pong");
+    // `ws` hands messages over as Buffers ("nodebuffer"): the reply is a plain view of one.
+    assert.equal(Object.getPrototypeOf(reply), Uint8Array.prototype);
 
     const subscribing = client.subscribe(BROADCAST, { unkeyed: true }, { decode: str });
     const id = (await peer.next("subscribe")).subscriptionId;
