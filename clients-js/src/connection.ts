@@ -14,7 +14,7 @@
 import { AUTH, type Carrier, Op, type OpOwner, within } from "./call.js";
 import { Ids } from "./ids.js";
 import type { ResolvedOptions } from "./options.js";
-import { decodeMessage, FrameDecodeError, frameTypeName, readU32 } from "./protocol/decode.js";
+import { decodeMessage, FrameDecodeError, frameTypeName, readU32, view } from "./protocol/decode.js";
 import { encodeFrame, FrameEncodeError } from "./protocol/encode.js";
 import {
   FRAME_NUMBERS,
@@ -294,7 +294,7 @@ export class Connection implements Carrier, FeedCarrier {
     // The frame of almost every call, read in place: RESPONSE (type, flags, request id, payload).
     if (body[0] === FrameType.RESPONSE && body.length >= 6 && body.length <= max && this.phase !== "handshake") {
       this.heard = true;
-      return this.answer(readU32(body, 2), body.subarray(6), undefined);
+      return this.answer(readU32(body, 2), view(body, 6, body.length), undefined);
     }
     if (body.length > max) {
       return this.protocolError(

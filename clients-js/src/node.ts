@@ -117,7 +117,7 @@ function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Li
 export const nodeWebSocketTransport: Transport = {
   schemes: ["ws:", "wss:"],
   async open(url, events, options) {
-    let WebSocket: new (url: string, options: { maxPayload: number }) => unknown;
+    let WebSocket: new (url: string, options: { maxPayload: number }) => WsSocket;
     try {
       ({ default: WebSocket } = (await import("ws")) as { default: typeof WebSocket });
     } catch (e) {
@@ -126,12 +126,66 @@ export const nodeWebSocketTransport: Transport = {
     // `nodebuffer`: messages arrive as views of what the socket read, where `arraybuffer` would
     // copy each one into an `ArrayBuffer` of its own.
     const transport = webSocketTransport(
-      (href, maxFrameSize) => new WebSocket(href, { maxPayload: maxFrameSize }) as WebSocketLike,
+      (href, maxFrameSize) => new WsAdapter(new WebSocket(href, { maxPayload: maxFrameSize })),
       "nodebuffer",
     );
     return transport.open(url, events, options);
   },
 };
+
+/** What the adapter uses of a `ws` WebSocket: its `EventEmitter` side. */
+interface WsSocket {
+  binaryType: string;
+  readonly readyState: number;
+  on(event: "open", listener: () => void): void;
+  on(event: "message", listener: (data: Uint8Array, isBinary: boolean) => void): void;
+  on(event: "close", listener: (code: number, reason: Uint8Array) => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+
+/**
+ * A `ws` WebSocket as a {@link WebSocketLike}, listening through its `EventEmitter` API: its
+ * `onmessage` builds a `MessageEvent` per message, which costs about as much as the rest of
+ * handing a reply to its caller. The transport reads each event at once, so one is reused.
+ */
+class WsAdapter implements WebSocketLike {
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { readonly data: unknown }) => void) | null = null;
+  onclose: ((event: { readonly code: number; readonly reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  private readonly message: { data: unknown } = { data: undefined };
+
+  constructor(private readonly socket: WsSocket) {
+    socket.on("open", () => this.onopen?.(undefined));
+    socket.on("message", (data, isBinary) => {
+      const event = this.message;
+      event.data = isBinary ? data : new TextDecoder().decode(data);
+      this.onmessage?.(event);
+      event.data = undefined;
+    });
+    socket.on("close", (code, reason) => this.onclose?.({ code, reason: new TextDecoder().decode(reason) }));
+    // An ErrorEvent's `message`, which the transport reads, is the error's own.
+    socket.on("error", (error) => this.onerror?.(error));
+  }
+
+  get binaryType(): string {
+    return this.socket.binaryType;
+  }
+  set binaryType(type: string) {
+    this.socket.binaryType = type;
+  }
+  get readyState(): number {
+    return this.socket.readyState;
+  }
+  send(data: Uint8Array): void {
+    this.socket.send(data);
+  }
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+}
 
 /** TCP and WebSocket: every scheme a Node program can use. */
 export const nodeTransport: Transport = combineTransports(tcpTransport, nodeWebSocketTransport);

@@ -120,8 +120,8 @@ function openWebSocket(
       if (data instanceof ArrayBuffer) {
         events.frame(new Uint8Array(data));
       } else if (data instanceof Uint8Array) {
-        // A plain view of the same bytes (payloads handed out are `Uint8Array`s, not `Buffer`s).
-        events.frame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        // A Node `Buffer` ("nodebuffer"): the decoder cuts payloads from it as plain views.
+        events.frame(data);
       } else {
         stopped = true;
         textReceived = true;

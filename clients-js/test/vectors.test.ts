@@ -259,3 +259,15 @@ test("REQUESTs written from the shared slab keep their bytes: no two share any",
     assert.equal(new DataView(wire.buffer, wire.byteOffset).getUint32(0, true), wire.length - 4, "length prefix");
   }
 });
+
+test("a frame in a Node Buffer decodes to plain Uint8Array views of it", () => {
+  // WebSocket in Node hands messages over as Buffers, whose subarrays are Buffers too.
+  const event = encodeMessage({ type: "event", subscriptionId: 3, key: "k", payload: Uint8Array.of(7, 8, 9) });
+  const pool = Buffer.alloc(64);
+  pool.set(event, 10);
+  const frame = decodeMessage(pool.subarray(10, 10 + event.length));
+  assert.ok(frame?.type === "event");
+  assert.equal(Object.getPrototypeOf(frame.payload), Uint8Array.prototype);
+  assert.equal(frame.payload.buffer, pool.buffer, "a view, not a copy");
+  assert.deepEqual(frame.payload, Uint8Array.of(7, 8, 9));
+});
