@@ -217,6 +217,7 @@ export class Client {
     if (this.#stopped) return Promise.reject(this.#stoppedError());
     if (options.signal?.aborted) return Promise.reject(cancelled(`subscribing to ${topic.name}`, options.signal));
     const feed = new Feed<T>(topic, fields.allKeys, fields.key, buffer, timeoutMs, options, {
+      deadlines: this.#deadlines,
       closed: (f) => this.#feedClosed(f),
       giveUp: (f, why) => this.#feedGiveUp(f, why),
     });

@@ -16,6 +16,12 @@
 /** The width of a slot, in ms: about how late, at most, a deadline is noticed. */
 export const TICK_MS = 4;
 
+/**
+ * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): Node and browsers fire a
+ * longer one at once. A later deadline waits in steps.
+ */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
 /** What the wheel needs of time: a clock in ms and a one-shot timer. Tests pass a fake one. */
 export interface Clock {
   now(): number;
@@ -165,7 +171,7 @@ export class Deadlines {
     this.armedTick = tick;
     // One ms more: Node's timers may fire up to a millisecond before `performance.now()` says
     // the delay is over, and an early wake-up costs a second timer.
-    const delay = Math.max(0, Math.ceil(tick * TICK_MS - this.clock.now()) + 1);
+    const delay = Math.min(MAX_DELAY_MS, Math.max(0, Math.ceil(tick * TICK_MS - this.clock.now()) + 1));
     this.timer = this.clock.setTimer(() => this.fire(), delay);
     this.held = true;
   }

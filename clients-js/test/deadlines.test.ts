@@ -1,7 +1,8 @@
 // Deadlines on one timer (src/deadlines.ts): on a fake clock, entries expire at their deadline,
-// never before, and at most a tick late; removed ones never expire; the timer holds the program
+// never before, and at most a tick and 2 ms late; removed ones never expire; the timer holds the program
 // only while something is scheduled. Then through a client against a scripted gateway that never
-// answers: many calls in flight, each failing at its own deadline with a CANCEL, and aborts.
+// answers: many calls in flight, each failing at its own deadline with a CANCEL, aborts, and a
+// subscribe that gets no confirmation.
 
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
@@ -184,6 +185,23 @@ test("a request sent at once carries its timeout, not a ms more from rounding", 
   assert.equal(wireTimeout(Infinity, now, Infinity), 0, "no deadline");
 });
 
+// Found while writing the wheel: a timeout may be up to u32::MAX ms (49.7 days), but a timer
+// of more than 2^31 - 1 ms fires at once (Node warns and uses 1 ms), so a call of 30 days
+// failed with deadline_exceeded after a millisecond (the timer per call had the same flaw).
+test("a deadline beyond a timer's longest delay waits in steps", () => {
+  const clock = new FakeClock();
+  const wheel = new Deadlines(clock);
+  const month = 30 * 24 * 3600 * 1000;
+  const far = new Entry(clock, month);
+  wheel.add(far);
+  assert.ok(clock.timers.every((t) => t.at <= 2 ** 31 - 1), "no timer longer than 2^31 - 1 ms");
+  clock.advance(2 ** 31);
+  assert.equal(far.expiredAt, undefined, "not after the first step");
+  assert.ok(clock.timers.length === 1 && clock.holding, "waiting again");
+  clock.advance(month + 10);
+  assert.ok(far.expiredAt !== undefined && far.expiredAt >= month);
+});
+
 // Through a client: a scripted gateway that reads the requests and never answers them.
 
 let cleanup: (() => Promise<void>)[] = [];
@@ -232,6 +250,33 @@ test("many calls in flight each fail at their own deadline, not before, with a C
   const cancels = new Set<number>();
   for (let i = 0; i < n; i += 1) cancels.add((await peer.next("cancel")).requestId);
   assert.equal(cancels.size, n, "one CANCEL per call");
+});
+
+test("a call with a deadline weeks away is not failed early", async () => {
+  const { client, peer } = await silentGateway();
+  let settled = false;
+  const call = client.call(METHOD, Uint8Array.of(1), { timeoutMs: 0xffff_ffff }).finally(() => {
+    settled = true;
+  });
+  const request = await peer.next("request");
+  assert.equal(request.timeoutMs, 0xffff_ffff);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(settled, false, "still waiting for its answer");
+  peer.send({ type: "response", requestId: request.requestId, payload: Uint8Array.of(2) });
+  assert.deepEqual(await call, Uint8Array.of(2));
+});
+
+test("a subscribe with no answer fails at its deadline, not before, and is taken back", async () => {
+  const { client, peer } = await silentGateway();
+  const topic = { id: 0x5e1f00d5, name: "examples.tracker.Tracker.position" };
+  const started = performance.now();
+  const subscribing = client.subscribe(topic, { allKeys: true }, { decode: (b) => b, timeoutMs: 80 });
+  const subscribe = await peer.next("subscribe");
+  const error = await rejectsWith(subscribing, Code.DEADLINE_EXCEEDED);
+  const took = performance.now() - started;
+  assert.ok(took >= 80 && took < 600, `failed after ${took} ms`);
+  assert.match(error.message, /got no answer within 80 ms/);
+  assert.deepEqual(await peer.next("unsubscribe"), { type: "unsubscribe", subscriptionId: subscribe.subscriptionId });
 });
 
 test("aborting some of many calls in flight cancels those, and the others still get their answers", async () => {
