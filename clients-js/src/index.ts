@@ -20,7 +20,7 @@
  *   token refresh, GOAWAY.
  * - `subscription.ts`: one subscription's bounded queue and its async iteration.
  * - `call.ts`: one request from the caller's side, and the method and topic descriptors.
- * - `deadlines.ts`: the requests' deadlines on one timer.
+ * - `deadlines.ts`: the deadlines of requests and subscribes, on one timer per client.
  * - `options.ts`: the client's options, their defaults and validation, and the backoff.
  * - `websocket.ts`: the WebSocket transport.
  * - `transport.ts`: what a transport provides.
