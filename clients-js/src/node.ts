@@ -133,10 +133,12 @@ export const nodeWebSocketTransport: Transport = {
   },
 };
 
-/** What the adapter uses of a `ws` WebSocket: its `EventEmitter` side. */
+/** What the adapter uses of a `ws` WebSocket: its `EventEmitter` side, and its TCP socket. */
 interface WsSocket {
   binaryType: string;
   readonly readyState: number;
+  /** The socket under the WebSocket once open (`ws` keeps it there; not a documented API). */
+  readonly _socket?: { cork?: () => void; uncork?: () => void } | null;
   on(event: "open", listener: () => void): void;
   on(event: "message", listener: (data: Uint8Array, isBinary: boolean) => void): void;
   on(event: "close", listener: (code: number, reason: Uint8Array) => void): void;
@@ -156,6 +158,12 @@ class WsAdapter implements WebSocketLike {
   onclose: ((event: { readonly code: number; readonly reason: string }) => void) | null = null;
   onerror: ((event: unknown) => void) | null = null;
   private readonly message: { data: unknown } = { data: undefined };
+  /** Frames sent in this turn of the event loop: none, one, or more (then corked). */
+  private burst: 0 | 1 | 2 = 0;
+  private readonly endBurst = (): void => {
+    if (this.burst === 2) this.socket._socket?.uncork?.();
+    this.burst = 0;
+  };
 
   constructor(private readonly socket: WsSocket) {
     socket.on("open", () => this.onopen?.(undefined));
@@ -179,7 +187,22 @@ class WsAdapter implements WebSocketLike {
   get readyState(): number {
     return this.socket.readyState;
   }
+  /**
+   * Sends a message. The first of a turn of the event loop leaves at once, so that the gateway
+   * can start on it; those after it in the same turn (calls made together, or made as the
+   * replies of one read come in) wait for the turn's end and leave in one write.
+   */
   send(data: Uint8Array): void {
+    if (this.burst === 0) {
+      this.burst = 1;
+      process.nextTick(this.endBurst);
+    } else if (this.burst === 1) {
+      const tcp = this.socket._socket;
+      if (tcp?.cork && tcp.uncork) {
+        this.burst = 2;
+        tcp.cork();
+      }
+    }
     this.socket.send(data);
   }
   close(code?: number, reason?: string): void {
