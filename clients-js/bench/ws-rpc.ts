@@ -260,6 +260,8 @@ async function main(): Promise<void> {
     calls: sorted.length,
     throughput_rps: sorted.length / seconds,
     node_cpu_us_per_call: (cpu.user + cpu.system) / Math.max(sorted.length, 1),
+    node_cpu_user_us_per_call: cpu.user / Math.max(sorted.length, 1),
+    node_cpu_system_us_per_call: cpu.system / Math.max(sorted.length, 1),
     node_cpu_share: (cpu.user + cpu.system) / 1e6 / seconds,
     latency_us: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9) },
     errors_by_status: Object.fromEntries(rec.errors),
