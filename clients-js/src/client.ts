@@ -11,8 +11,9 @@
  * @module
  */
 
-import { type Answer, type CallOptions, type GiveUp, type MethodDesc, Op, type OpKind, type TopicDesc, within } from "./call.js";
+import { AUTH, type CallOptions, type GiveUp, type MethodDesc, Op, type OpKind, type OpOwner, type Target, type TopicDesc, within } from "./call.js";
 import { AttemptError, Connection, type ConnectionHost, describeGoaway, message } from "./connection.js";
+import { Deadlines } from "./deadlines.js";
 import {
   Backoff,
   checkTimeout,
@@ -22,7 +23,7 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from "./options.js";
-import { type Frame, type GoawayFrame, GoawayReason, U32_MAX } from "./protocol/frame.js";
+import { type GoawayFrame, GoawayReason, U32_MAX } from "./protocol/frame.js";
 import { Code, RpcError } from "./status.js";
 import { Feed, selectorFields, type Selector, type SubscribeOptions, type Subscription } from "./subscription.js";
 import type { Transport } from "./transport.js";
@@ -70,6 +71,10 @@ export class Client {
   /** {@link Client.connect}'s wait for the first connection. */
   #firstRound: { resolve(): void; reject(error: RpcError): void } | null = null;
   readonly #host: ConnectionHost;
+  /** The deadlines of every request of this client, on one timer. */
+  readonly #deadlines = new Deadlines();
+  /** What each request reports to when its caller stops waiting. */
+  readonly #owner: OpOwner;
 
   /**
    * Checks the options and starts connecting in the background.
@@ -81,8 +86,10 @@ export class Client {
     this.#backoff = new Backoff(this.#o.backoff);
     this.#token = typeof this.#o.token === "string" ? this.#o.token : "";
     const token = this.#o.token;
+    this.#owner = { deadlines: this.#deadlines, giveUp: (op, why) => this.#giveUp(op, why) };
     this.#host = {
       options: this.#o,
+      owner: this.#owner,
       pump: () => this.#pump(),
       confirmed: (feed) => {
         if (this.#stopped) return;
@@ -147,15 +154,8 @@ export class Client {
   call(method: MethodDesc, request: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
     const problem = checkDesc("method", method) ?? checkBytes("request", request);
     if (problem) return Promise.reject(problem);
-    const op = this.#request("call", method.name, method.idempotent, options, (requestId, timeoutMs) => ({
-      type: "request",
-      requestId,
-      methodId: method.id,
-      timeoutMs,
-      fireAndForget: false,
-      payload: request,
-    }));
-    return op.then((answer) => (answer.type === "response" ? answer.payload : new Uint8Array(0)));
+    // A call's promise resolves with the reply's bytes (`Op.promise`).
+    return this.#request("call", method, request, "", options) as Promise<Uint8Array>;
   }
 
   /**
@@ -168,15 +168,8 @@ export class Client {
   send(method: MethodDesc, request: Uint8Array, options: CallOptions = {}): Promise<void> {
     const problem = checkDesc("method", method) ?? checkBytes("request", request);
     if (problem) return Promise.reject(problem);
-    const op = this.#request("send", method.name, method.idempotent, options, (requestId, timeoutMs) => ({
-      type: "request",
-      requestId,
-      methodId: method.id,
-      timeoutMs,
-      fireAndForget: true,
-      payload: request,
-    }));
-    return op.then(() => undefined);
+    // The other kinds resolve with `undefined`.
+    return this.#request("send", method, request, "", options) as Promise<void>;
   }
 
   /**
@@ -192,14 +185,7 @@ export class Client {
       (typeof key === "string" ? undefined : new TypeError(`a topic key is a string, not ${typeof key}`)) ??
       checkBytes("payload", payload);
     if (problem) return Promise.reject(problem);
-    const op = this.#request("publish", topic.name, false, options, (requestId) => ({
-      type: "publish",
-      requestId,
-      topicId: topic.id,
-      key,
-      payload,
-    }));
-    return op.then(() => undefined);
+    return this.#request("publish", topic, payload, key, options) as Promise<void>;
   }
 
   /**
@@ -231,6 +217,7 @@ export class Client {
     if (this.#stopped) return Promise.reject(this.#stoppedError());
     if (options.signal?.aborted) return Promise.reject(cancelled(`subscribing to ${topic.name}`, options.signal));
     const feed = new Feed<T>(topic, fields.allKeys, fields.key, buffer, timeoutMs, options, {
+      deadlines: this.#deadlines,
       closed: (f) => this.#feedClosed(f),
       giveUp: (f, why) => this.#feedGiveUp(f, why),
     });
@@ -249,7 +236,7 @@ export class Client {
    */
   async refreshToken(token: string): Promise<void> {
     if (typeof token !== "string") throw new TypeError(`a token is a string, not ${typeof token}`);
-    await this.#request("auth", "AUTH", true, {}, (requestId) => ({ type: "auth", requestId, token: utf8.encode(token) }));
+    await this.#request("auth", AUTH, utf8.encode(token), "", {});
     if (typeof this.#o.token !== "function") this.#token = token;
   }
 
@@ -266,34 +253,48 @@ export class Client {
     return this.#closing;
   }
 
-  #request(
-    kind: OpKind,
-    name: string,
-    idempotent: boolean,
-    options: CallOptions,
-    build: (requestId: number, timeoutMs: number) => Frame,
-  ): Promise<Answer> {
-    let timeoutMs: number;
-    try {
-      timeoutMs = options.timeoutMs === undefined ? this.#o.defaultTimeoutMs : checkTimeout("timeoutMs", options.timeoutMs);
-    } catch (e) {
-      return Promise.reject(e);
+  /**
+   * Makes a request and sends it at once when the connection has room and nothing waits before
+   * it; otherwise it waits in the client's queue.
+   */
+  #request(kind: OpKind, target: Target, payload: Uint8Array, key: string, options: CallOptions): Promise<Uint8Array | undefined> {
+    let timeoutMs = options.timeoutMs;
+    if (timeoutMs === undefined) {
+      timeoutMs = this.#o.defaultTimeoutMs;
+    } else {
+      try {
+        timeoutMs = checkTimeout("timeoutMs", timeoutMs);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
     if (this.#stopped) return Promise.reject(this.#stoppedError());
-    if (options.signal?.aborted) return Promise.reject(cancelled(name, options.signal));
-    const op = new Op({ kind, name, idempotent, build, timeoutMs, signal: options.signal, giveUp: (o, why) => this.#giveUp(o, why) });
-    (kind === "auth" ? this.#waitingAuth : this.#waiting).add(op);
-    this.#pump();
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(cancelled(target.name, signal));
+    const now = performance.now();
+    const op = new Op(this.#owner, kind, target, payload, key, timeoutMs, signal, now);
+    const conn = this.#conn;
+    if (kind === "auth") {
+      if (conn !== null && conn.phase === "open") conn.send(op, now);
+      else this.#waitingAuth.add(op);
+    } else if (conn !== null && this.#waiting.size === 0 && conn.hasRoom()) {
+      conn.send(op, now);
+    } else {
+      this.#waiting.add(op);
+      this.#pump();
+    }
     return op.promise;
   }
 
   /** Sends what waits, as far as the current connection has room. */
   #pump(): void {
     const conn = this.#conn;
-    if (!conn || conn.phase !== "open") return;
+    if (conn === null || conn.phase !== "open") return;
+    if (this.#waitingAuth.size + this.#subscribing.size + this.#waiting.size === 0) return;
+    const now = performance.now();
     for (const op of this.#waitingAuth) {
       this.#waitingAuth.delete(op);
-      conn.send(op);
+      conn.send(op, now);
     }
     for (const feed of this.#subscribing) {
       this.#subscribing.delete(feed);
@@ -302,20 +303,20 @@ export class Client {
     while (this.#waiting.size > 0 && conn.hasRoom()) {
       const op = this.#waiting.values().next().value as Op;
       this.#waiting.delete(op);
-      conn.send(op);
+      conn.send(op, now);
     }
   }
 
   /** A request's deadline passed or its signal aborted before an answer. */
   #giveUp(op: Op, why: GiveUp): void {
-    if (op.conn === null) {
+    if (op.carrier === null) {
       this.#waiting.delete(op);
       this.#waitingAuth.delete(op);
     } else {
-      op.conn.cancel(op);
+      op.carrier.cancel(op);
     }
     if (why === "abort") return op.reject(cancelled(op.name, op.signal));
-    if (op.conn === null && this.#conn === null) return op.reject(this.#noConnection(op.timeoutMs));
+    if (op.carrier === null && this.#conn === null) return op.reject(this.#noConnection(op.timeoutMs));
     op.reject(new RpcError(Code.DEADLINE_EXCEEDED, `${op.name} did not answer ${within(op.timeoutMs)}`));
   }
 

@@ -11,14 +11,15 @@
  * @module
  */
 
-import { Op, type Answer, type GiveUp, within } from "./call.js";
+import { AUTH, type Carrier, Op, type OpOwner, within } from "./call.js";
 import { Ids } from "./ids.js";
 import type { ResolvedOptions } from "./options.js";
-import { decodeMessage, FrameDecodeError, frameTypeName } from "./protocol/decode.js";
+import { decodeMessage, FrameDecodeError, frameTypeName, readU32, view } from "./protocol/decode.js";
 import { encodeFrame, FrameEncodeError } from "./protocol/encode.js";
 import {
   FRAME_NUMBERS,
   type Frame,
+  FrameType,
   type GoawayFrame,
   GoawayReason,
   goawayReasonName,
@@ -28,7 +29,7 @@ import {
   type WelcomeFrame,
 } from "./protocol/frame.js";
 import { Code, RpcError } from "./status.js";
-import type { Feed } from "./subscription.js";
+import type { Feed, FeedCarrier } from "./subscription.js";
 import type { Link, LinkEvents } from "./transport.js";
 
 /** Why a connection stopped taking calls. */
@@ -37,6 +38,8 @@ export type End = { readonly kind: "goaway"; readonly goaway: GoawayFrame } | { 
 /** What a connection asks of the client that owns it. */
 export interface ConnectionHost {
   readonly options: ResolvedOptions;
+  /** The owner of the requests the connection makes itself (AUTH, for a token refresh). */
+  readonly owner: OpOwner;
   /** There is room for more requests: send what waits. */
   pump(): void;
   /** The gateway confirmed a subscription's first SUBSCRIBE: later connections restore it. */
@@ -68,13 +71,16 @@ export function describeGoaway(goaway: GoawayFrame): string {
 
 const utf8 = new TextEncoder();
 
+/** The answer of a request that has no reply bytes. */
+const EMPTY = new Uint8Array(0);
+
 /** How many times a refresh is tried before the credentials expire. */
 const REFRESH_ATTEMPTS = 3;
 
 /** How long a closing connection waits for its transport to confirm, at most. */
 const CLOSE_WAIT_MS = 2_000;
 
-export class Connection {
+export class Connection implements Carrier, FeedCarrier {
   phase: "handshake" | "open" | "draining" | "closed" = "handshake";
   welcome!: WelcomeFrame;
   /** Resolves once, when the connection stops taking calls. */
@@ -204,13 +210,16 @@ export class Connection {
     return this.phase === "open" && this.counted < this.welcome.maxInFlight;
   }
 
-  /** Sends `op` under a fresh request id; rejects it instead when its frame cannot be sent. */
-  send(op: Op): void {
+  /**
+   * Sends `op` under a fresh request id, its timeout the time left at `now`
+   * (`performance.now()`); rejects it instead when its frame cannot be sent.
+   */
+  send(op: Op, now: number): void {
     if (this.phase !== "open" || !this.link) throw new Error("send on a connection that takes no calls");
-    const id = this.requestIds.allocate((n) => this.table.has(n));
+    const id = this.requestIds.allocate(this.table);
     let bytes: Uint8Array;
     try {
-      bytes = encodeFrame(op.frame(id), this.welcome.maxFrameSize);
+      bytes = op.encode(id, now, this.welcome.maxFrameSize);
     } catch (e) {
       op.reject(unsendable(op.name, this.endpoint, e));
       return;
@@ -218,10 +227,10 @@ export class Connection {
     if (op.kind === "send") {
       // Fire-and-forget: never in flight, so its id is free again at once and nothing answers.
       this.link.send(bytes);
-      op.resolve({ type: "sent" });
+      op.resolve(undefined);
       return;
     }
-    op.conn = this;
+    op.carrier = this;
     op.requestId = id;
     this.table.set(id, op);
     if (op.counted) this.counted += 1;
@@ -239,7 +248,7 @@ export class Connection {
   /** Sends SUBSCRIBE for `feed` under a fresh subscription id of this connection. */
   subscribe(feed: Feed<unknown>): void {
     if (this.phase !== "open") throw new Error("subscribe on a connection that takes no calls");
-    const id = this.subscriptionIds.allocate((n) => this.subs.has(n));
+    const id = this.subscriptionIds.allocate(this.subs);
     const frame: Frame = { type: "subscribe", subscriptionId: id, topicId: feed.topic.id, allKeys: feed.allKeys, key: feed.key };
     let bytes: Uint8Array;
     try {
@@ -281,7 +290,13 @@ export class Connection {
 
   private onFrame(body: Uint8Array): void {
     if (this.phase === "closed") return;
-    if (body.length > this.host.options.maxFrameSize) {
+    const max = this.host.options.maxFrameSize;
+    // The frame of almost every call, read in place: RESPONSE (type, flags, request id, payload).
+    if (body[0] === FrameType.RESPONSE && body.length >= 6 && body.length <= max && this.phase !== "handshake") {
+      this.heard = true;
+      return this.answer(readU32(body, 2), view(body, 6, body.length), undefined);
+    }
+    if (body.length > max) {
       return this.protocolError(
         GoawayReason.FRAME_TOO_LARGE,
         `frame of ${body.length} bytes is larger than the maximum of ${this.host.options.maxFrameSize}`,
@@ -313,14 +328,15 @@ export class Connection {
     }
     switch (frame.type) {
       case "response":
-        return this.answer(frame.requestId, frame);
+        return this.answer(frame.requestId, frame.payload, undefined);
       case "auth_ok":
         // Whoever asked, the connection's credentials now expire later.
         this.setGrant(frame.expiresInMs);
-        return this.answer(frame.requestId, frame);
+        return this.answer(frame.requestId, EMPTY, undefined);
       case "error":
         return this.answer(
           frame.requestId,
+          EMPTY,
           new RpcError(frame.code, frame.message, { retryable: frame.retryable, errorId: frame.errorId, details: frame.details }),
         );
       case "ping":
@@ -360,17 +376,18 @@ export class Connection {
     }
   }
 
-  private answer(requestId: number, answer: Answer | RpcError): void {
+  /** The answer to `requestId`: a reply's bytes, or `error`. */
+  private answer(requestId: number, payload: Uint8Array, error: RpcError | undefined): void {
     const op = this.table.get(requestId);
-    if (!op) {
+    if (op === undefined) {
       // A gateway bug, but not one that harms the requests in flight.
       this.host.options.logger.warn?.(`${this.endpoint}: an answer to request ${requestId}, which is not in flight`);
       return;
     }
     this.table.delete(requestId);
     if (op.counted) this.counted -= 1;
-    if (answer instanceof RpcError) op.reject(answer);
-    else op.resolve(answer);
+    if (error !== undefined) op.reject(error);
+    else op.resolve(op.kind === "call" ? payload : undefined);
     if (this.phase === "open") this.host.pump();
     else if (this.phase === "draining") this.maybeDrained();
   }
@@ -525,17 +542,9 @@ export class Connection {
       const token = await withTimeout(provider(), timeoutMs, "the token function gave no token");
       if (typeof token !== "string") throw new Error(`the token function returned ${typeof token}, not a string`);
       if (this.phase !== "open") return;
-      const op = new Op({
-        kind: "auth",
-        name: "AUTH",
-        idempotent: true,
-        build: (requestId) => ({ type: "auth", requestId, token: utf8.encode(token) }),
-        timeoutMs,
-        signal: undefined,
-        giveUp: (giveUp: Op, why: GiveUp) =>
-          giveUp.reject(new RpcError(Code.DEADLINE_EXCEEDED, `AUTH got no answer ${within(timeoutMs)} (${why})`)),
-      });
-      this.send(op);
+      const now = performance.now();
+      const op = new Op(this.host.owner, "auth", AUTH, utf8.encode(token), "", timeoutMs, undefined, now);
+      this.send(op, now);
       // AUTH_OK reschedules the next refresh (`setGrant`).
       await op.promise;
       this.host.options.logger.debug?.(`${this.endpoint}: token refreshed`);

@@ -15,12 +15,13 @@ export class Ids {
   next = 1;
 
   /**
-   * A fresh id: never 0, never one `inUse` says is taken. Fewer than 2^32 - 1 ids are ever in
-   * use at once (the gateway's limits are `u32`s), so the search ends.
+   * A fresh id: never 0, never one in `inUse` (a connection's table of requests or
+   * subscriptions by id). Fewer than 2^32 - 1 ids are ever in use at once (the gateway's limits
+   * are `u32`s), so the search ends.
    */
-  allocate(inUse: (id: number) => boolean): number {
+  allocate(inUse: { has(id: number): boolean }): number {
     let id = this.next;
-    while (inUse(id)) id = id === U32_MAX ? 1 : id + 1;
+    while (inUse.has(id)) id = id === U32_MAX ? 1 : id + 1;
     this.next = id === U32_MAX ? 1 : id + 1;
     return id;
   }

@@ -3,16 +3,34 @@
  * and Node. This entry has no Node imports, so it bundles for browsers; Node's TCP transport
  * and WebSocket through `ws` are in `@rpcgen/client/node`.
  *
- * Layout of the sources:
- * - `client.ts`: {@link Client}, what applications and generated code call; `options.ts`, its
- *   options, their defaults and validation, and the reconnection backoff.
- * - `connection.ts`: one connection (handshake, requests and subscriptions by id, keepalive,
- *   token refresh, GOAWAY), with `ids.ts`, its id allocation; `call.ts`, one request from the
- *   caller's side; `subscription.ts`, one subscription's bounded queue and its async iteration.
- * - `transport.ts`: what a transport provides; `websocket.ts`, WebSocket; `node.ts`, TCP and
- *   WebSocket in Node.
- * - `protocol/`: the frames of `docs/protocol.md`, their encoder and decoder (both forms).
+ * The life of a call: {@link Client.call} (`client.ts`) makes an `Op` (`call.ts`), one object
+ * with one promise whose deadline is an entry on the client's wheel (`deadlines.ts`); the
+ * current `Connection` (`connection.ts`) gives it a request id, the op writes its REQUEST
+ * (`protocol/encode.ts`) and the transport (`websocket.ts`, `node.ts`) sends it. The reply
+ * comes back through the transport to the connection, which reads the RESPONSE's header in
+ * place, finds the op by its id and resolves it with a view of the payload.
+ *
+ * Layout. Dependencies run one way: each file imports only files further down this list
+ * (`test/layout.test.ts` checks it).
+ * - `index.ts`: this entry point.
+ * - `node.ts`: the Node entry point, TCP (`node:net`) and WebSocket over `ws`.
+ * - `client.ts`: {@link Client}, what applications and generated code call: the queue of
+ *   requests waiting for a connection or for room, subscriptions to restore, reconnection.
+ * - `connection.ts`: one connection: handshake, requests and subscriptions by id, keepalive,
+ *   token refresh, GOAWAY.
+ * - `subscription.ts`: one subscription's bounded queue and its async iteration.
+ * - `call.ts`: one request from the caller's side, and the method and topic descriptors.
+ * - `deadlines.ts`: the deadlines of requests and subscribes, on one timer per client.
+ * - `options.ts`: the client's options, their defaults and validation, and the backoff.
+ * - `websocket.ts`: the WebSocket transport.
+ * - `transport.ts`: what a transport provides.
+ * - `ids.ts`: request and subscription id allocation.
  * - `status.ts`: {@link RpcError} and {@link Code}.
+ * - `protocol/index.ts`: the wire protocol of `docs/protocol.md`, as one module:
+ * - `protocol/encode.ts`: writing frames,
+ * - `protocol/decode.ts`: reading them,
+ * - `protocol/frame.ts`: the frames as values, their numbers and limits.
+ * - `verify.ts`: the FlatBuffers verifier runtime for generated code (`@rpcgen/client/verify`).
  *
  * @module
  */

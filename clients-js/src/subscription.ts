@@ -15,7 +15,7 @@
  */
 
 import type { TopicDesc } from "./call.js";
-import type { Connection } from "./connection.js";
+import { type Deadlines, Timed } from "./deadlines.js";
 import { RpcError } from "./status.js";
 
 /** What to subscribe to: one key of a keyed topic, every key of one, or an unkeyed topic. */
@@ -102,8 +102,16 @@ class Queue<T> {
   }
 }
 
+/** The connection a subscription is subscribed on, as far as the client needs it. */
+export interface FeedCarrier {
+  /** The application no longer wants `feed`: UNSUBSCRIBE. */
+  unsubscribe(feed: Feed<unknown>): void;
+}
+
 /** What a subscription asks of the client that holds it. */
 export interface SubscriptionOwner {
+  /** Where the deadline for the gateway's confirmation is kept. */
+  readonly deadlines: Deadlines;
   /** The application closed the subscription: unsubscribe it wherever it is. */
   closed(feed: Feed<unknown>): void;
   /**
@@ -117,11 +125,11 @@ export interface SubscriptionOwner {
  * A subscription's state and queue, shared by the client (which subscribes it on each
  * connection and pushes events) and the application (which iterates it).
  */
-export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
+export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
   /** `subscribing` until the gateway first confirms it, `open` until it ends or is closed. */
   phase: "subscribing" | "open" | "ended" = "subscribing";
   /** The connection holding it now and its id there (each connection has its own ids). */
-  conn: Connection | null = null;
+  conn: FeedCarrier | null = null;
   id = 0;
   readonly ended: Promise<RpcError | undefined>;
   /** Resolves with the subscription when the gateway first confirms it (SUBSCRIBED). */
@@ -135,7 +143,6 @@ export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
   private readonly waiters: ((result: IteratorResult<TopicEvent<T>>) => void)[] = [];
   private resolveEnded!: (error: RpcError | undefined) => void;
   private confirm!: { resolve(sub: Subscription<T>): void; reject(error: RpcError): void };
-  private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly onAbort: (() => void) | undefined;
 
   constructor(
@@ -148,6 +155,7 @@ export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
     private readonly options: SubscribeOptions<T>,
     private readonly owner: SubscriptionOwner,
   ) {
+    super();
     this.ended = new Promise((resolve) => {
       this.resolveEnded = resolve;
     });
@@ -155,10 +163,8 @@ export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
       this.confirm = { resolve, reject };
     });
     if (timeoutMs !== Infinity) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        if (this.phase === "subscribing") owner.giveUp(this as Feed<unknown>, "deadline");
-      }, timeoutMs);
+      this.deadline = performance.now() + timeoutMs;
+      owner.deadlines.add(this);
     }
     const signal = options.signal;
     if (signal) {
@@ -179,7 +185,7 @@ export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
   open(): void {
     if (this.phase !== "subscribing") return;
     this.phase = "open";
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.unschedule();
     this.confirm.resolve(this);
   }
 
@@ -193,8 +199,13 @@ export class Feed<T> implements Subscription<T>, AsyncIterator<TopicEvent<T>> {
     this.resolveEnded(error);
   }
 
+  /** The deadline for the gateway's confirmation passed (the wheel calls this). */
+  expire(): void {
+    if (this.phase === "subscribing") this.owner.giveUp(this as Feed<unknown>, "deadline");
+  }
+
   private release(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.unschedule();
     if (this.onAbort) this.options.signal?.removeEventListener("abort", this.onAbort);
   }
 

@@ -9,7 +9,10 @@
 
 /** What a link tells its connection. A link calls nothing after `closed`. */
 export interface LinkEvents {
-  /** A frame arrived, in message form (without a length prefix). */
+  /**
+   * A frame arrived, in message form (without a length prefix). It may be a subclass of
+   * `Uint8Array` (a Node `Buffer`); what the client hands out of it are plain views.
+   */
   frame(frame: Uint8Array): void;
   /**
    * The peer broke the protocol below the frames (a length prefix over the limit, a text

@@ -63,6 +63,9 @@ export interface VerifyOptions {
   readonly maxApparentSize?: number;
 }
 
+/** The options of a verification that sets none (one object, not one per buffer verified). */
+const NO_OPTIONS: VerifyOptions = Object.freeze({});
+
 const DEFAULT_MAX_DEPTH = 64;
 const DEFAULT_MAX_TABLES = 1_000_000;
 const DEFAULT_MAX_APPARENT_SIZE = 2 ** 31;
@@ -160,7 +163,7 @@ export class Verifier {
   /** How deep the table being verified is (1 for the root). */
   depth: number;
 
-  constructor(bytes: Uint8Array, options: VerifyOptions = {}, budget?: Budget, depth = 0) {
+  constructor(bytes: Uint8Array, options: VerifyOptions = NO_OPTIONS, budget?: Budget, depth = 0) {
     this.bytes = bytes;
     this.length = bytes.length;
     this.options = options;

@@ -2,7 +2,8 @@
  * The WebSocket transport: one protocol frame per binary message (`docs/protocol.md`,
  * "Transports"). In browsers it uses the global `WebSocket`; in Node, `@rpcgen/client/node`
  * builds it over the `ws` package. The socket receives `ArrayBuffer`s (`binaryType =
- * "arraybuffer"`); a text message is a protocol error.
+ * "arraybuffer"`), or with `ws` Node `Buffer`s (`"nodebuffer"`, which saves a copy per
+ * message); a text message is a protocol error.
  *
  * @module
  */
@@ -46,15 +47,23 @@ function globalWebSocket(url: string): WebSocketLike {
  *
  * @param create makes the socket; give one to use another implementation (as
  *   `@rpcgen/client/node` does with `ws`).
+ * @param binaryType what the socket hands binary messages over as: `"arraybuffer"` (every
+ *   WebSocket), or another type whose messages are `Uint8Array`s (`ws`'s `"nodebuffer"`).
  */
-export function webSocketTransport(create: WebSocketFactory = globalWebSocket): Transport {
+export function webSocketTransport(create: WebSocketFactory = globalWebSocket, binaryType = "arraybuffer"): Transport {
   return {
     schemes: ["ws:", "wss:"],
-    open: (url, events, options) => openWebSocket(create, url, events, options),
+    open: (url, events, options) => openWebSocket(create, binaryType, url, events, options),
   };
 }
 
-function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, options: OpenOptions): Promise<Link> {
+function openWebSocket(
+  create: WebSocketFactory,
+  binaryType: string,
+  url: URL,
+  events: LinkEvents,
+  options: OpenOptions,
+): Promise<Link> {
   return new Promise((resolve, reject) => {
     const { signal, maxFrameSize } = options;
     if (signal.aborted) {
@@ -68,7 +77,7 @@ function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, o
       reject(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    socket.binaryType = "arraybuffer";
+    socket.binaryType = binaryType;
     let opened = false;
     let abandoned = false;
     /** No more frames are handed over (after a text message). */
@@ -110,6 +119,9 @@ function openWebSocket(create: WebSocketFactory, url: URL, events: LinkEvents, o
       const data = event.data;
       if (data instanceof ArrayBuffer) {
         events.frame(new Uint8Array(data));
+      } else if (data instanceof Uint8Array) {
+        // A Node `Buffer` ("nodebuffer"): the decoder cuts payloads from it as plain views.
+        events.frame(data);
       } else {
         stopped = true;
         textReceived = true;

@@ -1,7 +1,8 @@
 // The protocol test vectors of docs/protocol-vectors.json, as docs/protocol.md ("Test vectors")
 // says every implementation runs them: each `frames` case decodes to its frame and encodes back
 // in both forms, `ignored` cases are skipped, `invalid` cases fail with the named kind, and the
-// concatenated stream decodes the same at every split point.
+// concatenated stream decodes the same at every split point. The client's own REQUEST writer
+// (encodeRequest, which cuts frames from a shared slab) is checked against them too.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -16,6 +17,9 @@ import {
   FrameEncodeError,
   FrameReader,
 } from "@rpcgen/client";
+
+// Internal: the client's own REQUEST writer, imported by its path in the build.
+import { encodeRequest } from "../dist/protocol/encode.js";
 
 interface Vectors {
   version: number;
@@ -214,4 +218,56 @@ test("encoding refuses values that do not fit their fields or the peer's limit",
     (e: unknown) => e instanceof FrameEncodeError && e.kind === "too_large" && /65537 bytes/.test(e.message),
   );
   assert.equal(encodeFrame({ ...request, payload: new Uint8Array(65_536 - 14) }, 65_536).length, 65_540);
+});
+
+test("the client's REQUEST writer gives the vectors' bytes and refuses what encodeFrame refuses", async (t) => {
+  for (const v of vectors.frames.filter((f) => f.frame.type === "request")) {
+    await t.test(v.name, () => {
+      const f = frameOf(v.frame) as Extract<Frame, { type: "request" }>;
+      const got = encodeRequest(f.requestId, f.methodId, f.timeoutMs, f.fireAndForget, f.payload, MAX);
+      assert.equal(hexOf(got), hexOf(bytes(v.encodes_to ?? v.hex)));
+    });
+  }
+  assert.throws(
+    () => encodeRequest(1, 1, 0, false, new Uint8Array(65_536 - 14 + 1), 65_536),
+    (e: unknown) => e instanceof FrameEncodeError && e.kind === "too_large" && /REQUEST of 65537 bytes/.test(e.message),
+  );
+  for (const [id, method, timeout, field] of [
+    [0, -1, 0, "`method_id`"],
+    [2 ** 32, 1, 0, "`request_id`"],
+    [1, 1, 1.5, "`timeout_ms`"],
+  ] as const) {
+    assert.throws(
+      () => encodeRequest(id, method, timeout, false, new Uint8Array(0)),
+      (e: unknown) => e instanceof FrameEncodeError && e.kind === "field" && e.message.includes(field),
+      field,
+    );
+  }
+});
+
+test("REQUESTs written from the shared slab keep their bytes: no two share any", () => {
+  // Frames are cut from 64 KiB slabs and never written twice: thousands of them, small and
+  // large, all kept, must each still hold exactly their own request.
+  const sent: [Uint8Array, number, Uint8Array][] = [];
+  for (let i = 1; i <= 5000; i++) {
+    const payload = new Uint8Array(i % 97 === 0 ? 9000 + i : i % 1500).fill(i & 0xff);
+    sent.push([encodeRequest(i, i * 7, i % 3, i % 2 === 0, payload), i, payload]);
+  }
+  for (const [wire, i, payload] of sent) {
+    const frame = decodeMessage(wire.subarray(4));
+    assert.deepEqual(frame, { type: "request", requestId: i, methodId: i * 7, timeoutMs: i % 3, fireAndForget: i % 2 === 0, payload });
+    assert.equal(new DataView(wire.buffer, wire.byteOffset).getUint32(0, true), wire.length - 4, "length prefix");
+  }
+});
+
+test("a frame in a Node Buffer decodes to plain Uint8Array views of it", () => {
+  // WebSocket in Node hands messages over as Buffers, whose subarrays are Buffers too.
+  const event = encodeMessage({ type: "event", subscriptionId: 3, key: "k", payload: Uint8Array.of(7, 8, 9) });
+  const pool = Buffer.alloc(64);
+  pool.set(event, 10);
+  const frame = decodeMessage(pool.subarray(10, 10 + event.length));
+  assert.ok(frame?.type === "event");
+  assert.equal(Object.getPrototypeOf(frame.payload), Uint8Array.prototype);
+  assert.equal(frame.payload.buffer, pool.buffer, "a view, not a copy");
+  assert.deepEqual(frame.payload, Uint8Array.of(7, 8, 9));
 });

@@ -43,9 +43,12 @@ describe("over WebSocket, against a scripted gateway", () => {
     const call = client.call(METHOD, text.encode("ping"), { timeoutMs: 1000 });
     const request = await peer.next("request");
     assert.equal(str(request.payload), "ping");
-    assert.ok(request.timeoutMs > 900 && request.timeoutMs <= 1000);
+    assert.ok(request.timeoutMs > 900 && request.timeoutMs <= 1000, `timeout_ms ${request.timeoutMs}`);
     peer.send({ type: "response", requestId: request.requestId, payload: text.encode("pong") });
-    assert.equal(str(await call), "pong");
+    const reply = await call;
+    assert.equal(str(reply), "pong");
+    // `ws` hands messages over as Buffers ("nodebuffer"): the reply is a plain view of one.
+    assert.equal(Object.getPrototypeOf(reply), Uint8Array.prototype);
 
     const subscribing = client.subscribe(BROADCAST, { unkeyed: true }, { decode: str });
     const id = (await peer.next("subscribe")).subscriptionId;
@@ -57,6 +60,27 @@ describe("over WebSocket, against a scripted gateway", () => {
     assert.equal((await peer.next("goaway")).reason, 1);
     await peer.closed();
     assert.equal(peer.closeFrame?.code, 1001, "shutting_down: going away");
+  });
+
+  test("calls made together leave as one message each, in order, whole", async () => {
+    // In Node the messages sent in one turn after its first leave in one write (node.ts): the
+    // gateway must still see one frame per message.
+    const { client, peer } = await setup();
+    const n = 300;
+    const calls = Array.from({ length: n }, (_, i) => client.call(METHOD, text.encode(`call ${i} `.repeat(1 + (i % 40)))));
+    for (let i = 0; i < n; i += 1) {
+      const request = await peer.next("request");
+      assert.deepEqual([request.requestId, str(request.payload)], [i + 1, `call ${i} `.repeat(1 + (i % 40))]);
+      peer.send({ type: "response", requestId: request.requestId, payload: text.encode(`reply ${i}`) });
+    }
+    assert.deepEqual((await Promise.all(calls)).map(str), Array.from({ length: n }, (_, i) => `reply ${i}`));
+    // And again as the replies come in: each reply's caller calls at once.
+    const again = Promise.all(calls.map(async (call, i) => (await call, client.call(METHOD, text.encode(`again ${i}`)))));
+    for (let i = 0; i < n; i += 1) {
+      const request = await peer.next("request");
+      peer.send({ type: "response", requestId: request.requestId, payload: request.payload });
+    }
+    assert.deepEqual((await again).map(str), Array.from({ length: n }, (_, i) => `again ${i}`));
   });
 
   test("a protocol error closes with GOAWAY protocol_error and close code 1002", async () => {

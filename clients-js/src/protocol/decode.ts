@@ -101,7 +101,7 @@ class Reader {
   }
   bytes(n: number, field: string): Uint8Array {
     const at = this.need(n, field);
-    return this.body.subarray(at, at + n);
+    return view(this.body, at, at + n);
   }
   /** A short byte string: `u16` length, bytes. */
   short(field: string): Uint8Array {
@@ -119,7 +119,7 @@ class Reader {
   rest(): Uint8Array {
     const at = this.pos;
     this.pos = this.body.length;
-    return this.body.subarray(at);
+    return view(this.body, at, this.body.length);
   }
   /** For frames of an exact size: nothing may follow the last field. */
   end(): void {
@@ -136,6 +136,19 @@ class Reader {
 /** A received status code: 0 and numbers version 1 does not define are `unknown` (2). */
 function code(n: number): number {
   return n >= 1 && n <= 16 ? n : 2;
+}
+
+/**
+ * `bytes[start..end)` as a plain `Uint8Array` view, even when `bytes` is a Node `Buffer` (whose
+ * `subarray` gives a `Buffer`): payloads handed to applications are `Uint8Array`s.
+ */
+export function view(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
+}
+
+/** The little-endian `u32` at `at` (the caller checked that four bytes are there). */
+export function readU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
 }
 
 /**

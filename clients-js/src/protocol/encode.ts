@@ -2,12 +2,13 @@
  * Writing frames: {@link encodeFrame} gives the byte-stream form (a `u32` length prefix, then
  * the frame), {@link encodeMessage} the message form (WebSocket: the frame alone). Both are one
  * allocation; the message form is a view of the stream form without its first four bytes, so a
- * transport of either kind sends what one call produced.
+ * transport of either kind sends what one call produced. {@link encodeRequest} writes the frame
+ * a client sends per call, REQUEST, straight from its fields.
  *
  * @module
  */
 
-import { FRAME_NUMBERS, MAGIC, type Frame, U32_MAX } from "./frame.js";
+import { FRAME_NUMBERS, FrameType, MAGIC, type Frame, U32_MAX } from "./frame.js";
 
 /** Why a frame cannot be encoded: a field out of its range, or a frame over the peer's limit. */
 export class FrameEncodeError extends RangeError {
@@ -43,6 +44,71 @@ export function encodeFrame(frame: Frame, maxFrameSize: number = U32_MAX): Uint8
     );
   }
   return w.write();
+}
+
+/** Frames up to this size are cut from a shared slab (see {@link sendBuffer}). */
+const POOLED_MAX = 8 * 1024;
+const SLAB_SIZE = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_SIZE);
+let slabUsed = 0;
+
+/**
+ * Room for a frame that is sent at once: a view of a shared 64 KiB slab for small frames (a
+ * fresh `ArrayBuffer` per frame costs more than the rest of a call's encoding), its own buffer
+ * for large ones. Nothing is ever written twice: a full slab is left to the views that still
+ * use it, and a new one is started.
+ */
+function sendBuffer(size: number): Uint8Array {
+  if (size > POOLED_MAX) return new Uint8Array(size);
+  if (slabUsed + size > SLAB_SIZE) {
+    slab = new ArrayBuffer(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, size);
+  // The next frame starts 8-byte aligned.
+  slabUsed = (slabUsed + size + 7) & ~7;
+  return out;
+}
+
+/**
+ * The byte-stream form of a REQUEST, as {@link encodeFrame} writes it, without building the
+ * frame object: what a client sends per call. The result is meant to be sent at once (it may
+ * share its `ArrayBuffer` with other frames).
+ *
+ * @throws {FrameEncodeError} as {@link encodeFrame} does.
+ */
+export function encodeRequest(
+  requestId: number,
+  methodId: number,
+  timeoutMs: number,
+  fireAndForget: boolean,
+  payload: Uint8Array,
+  maxFrameSize: number = U32_MAX,
+): Uint8Array {
+  if (requestId >>> 0 !== requestId || methodId >>> 0 !== methodId || timeoutMs >>> 0 !== timeoutMs) {
+    // Out of range: the general encoder says which field.
+    return encodeFrame({ type: "request", requestId, methodId, timeoutMs, fireAndForget, payload }, maxFrameSize);
+  }
+  const size = 14 + payload.length;
+  if (size > maxFrameSize) {
+    throw new FrameEncodeError("too_large", `REQUEST of ${size} bytes is larger than the peer's maximum frame size of ${maxFrameSize}`);
+  }
+  const out = sendBuffer(4 + size);
+  putU32(out, 0, size);
+  out[4] = FrameType.REQUEST;
+  out[5] = fireAndForget ? 0x01 : 0;
+  putU32(out, 6, requestId);
+  putU32(out, 10, methodId);
+  putU32(out, 14, timeoutMs);
+  out.set(payload, 18);
+  return out;
+}
+
+function putU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value;
+  out[at + 1] = value >>> 8;
+  out[at + 2] = value >>> 16;
+  out[at + 3] = value >>> 24;
 }
 
 /** The message form of `frame` (one WebSocket message: no length prefix). See {@link encodeFrame}. */
