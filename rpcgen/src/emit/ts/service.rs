@@ -109,9 +109,10 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
         code.line("");
         code.doc(&m.docs);
         // `call` for a reply, `send` (fire-and-forget, as the Rust client sends them) for `-> void`.
+        // No object is made for the options of a call that gives none.
         let call = |what: &str| {
             format!(
-                "this.#client.{what}({method}, request instanceof Uint8Array ? request : request.toBytes(), {{ ...this.#defaults, ...options }})"
+                "this.#client.{what}({method}, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : {{ ...this.#defaults, ...options }})"
             )
         };
         match m.response {
@@ -121,12 +122,13 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
                 code.open(format!(
                     "async {name}(request: {request} | Uint8Array, options?: {call_options}): Promise<{reader}> {{"
                 ));
-                code.line(format!("const reply = await {};", call("call")));
                 let what =
                     format!("the reply of {dotted}.{} is not a valid {}", m.name, table.dotted());
+                // The reader class itself decodes: no function is made per call.
                 code.line(format!(
-                    "return $decode({}, (bytes) => {reader}.fromBytes(bytes), reply);",
-                    string_literal(&what)
+                    "return $decode({}, {reader}, await {});",
+                    string_literal(&what),
+                    call("call")
                 ));
             }
             None => {
@@ -179,9 +181,11 @@ pub(crate) fn emit_decoder(scope: &Scope, code: &mut Code) {
     code.doc1(
         "Verifies and reads a reply; one that does not verify is the service's fault: `DATA_LOSS`.",
     );
-    code.open("function $decode<T>(what: string, decode: (bytes: Uint8Array) => T, bytes: Uint8Array): T {");
+    code.open(
+        "function $decode<T>(what: string, reader: { fromBytes(bytes: Uint8Array): T }, bytes: Uint8Array): T {",
+    );
     code.open("try {");
-    code.line("return decode(bytes);");
+    code.line("return reader.fromBytes(bytes);");
     code.reopen("} catch (error) {");
     code.line(format!(
         "throw new {rpc_error}({code_values}.DATA_LOSS, `${{what}}: ${{{v}.message(error)}}`, {{ retryable: false, cause: error }});"

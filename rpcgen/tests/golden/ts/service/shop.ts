@@ -517,43 +517,39 @@ export class ShopClient {
    * Places an order.
    */
   async place(request: OrderT | Uint8Array, options?: $CallOptions): Promise<Receipt> {
-    const reply = await this.#client.call(Shop.methods.place, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
-    return $decode("the reply of shop.Shop.place is not a valid shop.Receipt", (bytes) => Receipt.fromBytes(bytes), reply);
+    return $decode("the reply of shop.Shop.place is not a valid shop.Receipt", Receipt, await this.#client.call(Shop.methods.place, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options }));
   }
 
   /**
    * Looks an order up; safe to retry.
    */
   async get(request: ReceiptT | Uint8Array, options?: $CallOptions): Promise<Order> {
-    const reply = await this.#client.call(Shop.methods.get, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
-    return $decode("the reply of shop.Shop.get is not a valid shop.Order", (bytes) => Order.fromBytes(bytes), reply);
+    return $decode("the reply of shop.Shop.get is not a valid shop.Order", Order, await this.#client.call(Shop.methods.get, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options }));
   }
 
   /**
    * Rust keywords as method names.
    */
   async match(request: EmptyT | Uint8Array, options?: $CallOptions): Promise<Empty> {
-    const reply = await this.#client.call(Shop.methods.match, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
-    return $decode("the reply of shop.Shop.match is not a valid shop.Empty", (bytes) => Empty.fromBytes(bytes), reply);
+    return $decode("the reply of shop.Shop.match is not a valid shop.Empty", Empty, await this.#client.call(Shop.methods.match, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options }));
   }
 
   async async(request: EmptyT | Uint8Array, options?: $CallOptions): Promise<void> {
-    await this.#client.send(Shop.methods.async, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
+    await this.#client.send(Shop.methods.async, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options });
   }
 
   /**
    * A pinned id.
    */
   async ping(request: EmptyT | Uint8Array, options?: $CallOptions): Promise<Empty> {
-    const reply = await this.#client.call(Shop.methods.ping, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
-    return $decode("the reply of shop.Shop.ping is not a valid shop.Empty", (bytes) => Empty.fromBytes(bytes), reply);
+    return $decode("the reply of shop.Shop.ping is not a valid shop.Empty", Empty, await this.#client.call(Shop.methods.ping, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options }));
   }
 
   /**
    * Fire-and-forget, with a message from another namespace.
    */
   async log(request: $ns$shop$audit.EntryT | Uint8Array, options?: $CallOptions): Promise<void> {
-    await this.#client.send(Shop.methods.log, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
+    await this.#client.send(Shop.methods.log, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options });
   }
 
   /**
@@ -666,8 +662,7 @@ export class AuditorClient {
   }
 
   async write(request: $ns$shop$audit.EntryT | Uint8Array, options?: $CallOptions): Promise<Empty> {
-    const reply = await this.#client.call(Auditor.methods.write, request instanceof Uint8Array ? request : request.toBytes(), { ...this.#defaults, ...options });
-    return $decode("the reply of shop.Auditor.write is not a valid shop.Empty", (bytes) => Empty.fromBytes(bytes), reply);
+    return $decode("the reply of shop.Auditor.write is not a valid shop.Empty", Empty, await this.#client.call(Auditor.methods.write, request instanceof Uint8Array ? request : request.toBytes(), options === undefined ? this.#defaults : { ...this.#defaults, ...options }));
   }
 }
 
@@ -680,9 +675,9 @@ export function auditorError(_e: unknown): AuditorErrorName | undefined {
 }
 
 /** Verifies and reads a reply; one that does not verify is the service's fault: `DATA_LOSS`. */
-function $decode<T>(what: string, decode: (bytes: Uint8Array) => T, bytes: Uint8Array): T {
+function $decode<T>(what: string, reader: { fromBytes(bytes: Uint8Array): T }, bytes: Uint8Array): T {
   try {
-    return decode(bytes);
+    return reader.fromBytes(bytes);
   } catch (error) {
     throw new $RpcError($Code.DATA_LOSS, `${what}: ${$v.message(error)}`, { retryable: false, cause: error });
   }
