@@ -69,11 +69,12 @@ use crate::switches::SwitchView;
 /// client's EOF (bounded by this) avoids that.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Room made for a read: the first (HELLO) gets the least, then twice what the last read brought,
-/// up to the most, so that an idle connection's first read costs little and a busy one reads in
-/// large gulps.
-const READ_ROOM_MIN: usize = 1024;
-const READ_ROOM_MAX: usize = 64 * 1024;
+/// Room made for a read: HELLO's read gets the least (an idle connection's one read costs
+/// little), later ones at least [`READ_ROOM`], or twice what the last read brought, up to the
+/// most, so that a busy connection reads in large gulps.
+const READ_ROOM_HELLO: usize = 1024;
+const READ_ROOM: usize = 16 * 1024;
+const READ_ROOM_MAX: usize = 256 * 1024;
 
 /// Bytes of events taken from the mailbox in one turn.
 const EVENT_BATCH: usize = 64 * 1024;
@@ -210,7 +211,7 @@ impl<T: Transport> Session<T> {
             peer,
             mailbox,
             read,
-            read_room: READ_ROOM_MIN,
+            read_room: READ_ROOM_HELLO,
             outbox: Outbox::new(T::WIRE, MIN_MAX_FRAME_SIZE),
             counted: 0,
             max_frame_size: MIN_MAX_FRAME_SIZE,
@@ -263,13 +264,18 @@ impl<T: Transport> Session<T> {
     /// Reads more bytes: `Ok(true)` if some came, `Ok(false)` if none are there now (woken when
     /// some are).
     fn fill(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
-        if self.read.capacity() - self.read.len() < self.read_room / 2 {
+        // Room for more than the rest of a frame: a read sized to what one frame still needs
+        // would take frames one at a time.
+        if self.read.capacity() - self.read.len() < self.read_room {
             self.read.reserve(self.read_room);
         }
         match self.io.poll_read(cx, &mut self.read) {
             Poll::Ready(Ok(0)) => Err(End::ClientGone),
             Poll::Ready(Ok(n)) => {
-                self.read_room = (2 * n).clamp(READ_ROOM_MIN, READ_ROOM_MAX);
+                // Welcomed (HELLO's reads keep the least room).
+                if self.switches.is_some() {
+                    self.read_room = (2 * n).clamp(READ_ROOM, READ_ROOM_MAX);
+                }
                 self.heard = Instant::now();
                 Ok(true)
             }
@@ -360,6 +366,7 @@ impl<T: Transport> Session<T> {
         self.max_frame_size = shared.config.max_frame_size;
         self.io.welcomed();
         self.switches = Some(SwitchView::new(shared.switches.follow()));
+        self.read_room = READ_ROOM;
         self.last_frame = Instant::now();
         let who = self.grant.subject().unwrap_or("anonymous");
         debug!(peer = %self.peer, client = %hello.client_name, %who, "session open");
