@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_core::{BoxFuture, Identity, MethodDesc, ServiceDesc, Status};
+use gateway_core::{BoxFuture, Canceller, Identity, MethodDesc, ServiceDesc, Status};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::contract::{self, header};
@@ -322,10 +322,15 @@ pub enum Ended<'a> {
     Dropped { deadline_passed: bool },
 }
 
-/// Told once when a [`DirectCall`] ends, however it ends.
+/// The service's side of a [`DirectCall`]: told once when the call ends, however it ends, and
+/// asked, when the call has to wait, for the signal that stops all its calls (a drain that timed
+/// out).
 pub trait CallEnd: Send + Sync + 'static {
     /// Call `slot` of the service, received at `received`, ended as `how`.
     fn ended(&self, slot: usize, received: Instant, how: Ended<'_>);
+
+    /// Cancelled when the service stops its calls: they are answered `unavailable`.
+    fn abort(&self) -> CancellationToken;
 }
 
 /// A call served in the caller's process: the service's own future, polled by the caller, and
@@ -333,11 +338,10 @@ pub trait CallEnd: Send + Sync + 'static {
 /// call ends, however it ends (so what it spawned with it stops too).
 pub struct DirectCall {
     work: BoxFuture<'static, Result<Bytes, Status>>,
-    /// The handler's signal.
-    cancel: CancellationToken,
-    /// The service stops all its calls (a drain that timed out): answered `unavailable`.
-    abort: CancellationToken,
-    /// Waiting for `abort`, once the work has had to wait.
+    /// Fires the handler's signal.
+    cancel: Canceller,
+    /// Waiting for the service to stop its calls (a drain that timed out), once the work has
+    /// had to wait.
     aborted: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// `None` once told.
     end: Option<Arc<dyn CallEnd>>,
@@ -356,18 +360,16 @@ impl fmt::Debug for DirectCall {
 }
 
 impl DirectCall {
-    /// A call whose handler is `work`, with the handler's signal `cancel`, stopped by `abort`;
-    /// `end` hears how it ended.
+    /// A call whose handler is `work`, whose signal `cancel` fires; `end` hears how it ended.
     pub fn new(
         work: BoxFuture<'static, Result<Bytes, Status>>,
-        cancel: CancellationToken,
-        abort: CancellationToken,
+        cancel: Canceller,
         end: Arc<dyn CallEnd>,
         slot: usize,
         received: Instant,
         deadline: Option<Instant>,
     ) -> DirectCall {
-        DirectCall { work, cancel, abort, aborted: None, end: Some(end), slot, received, deadline }
+        DirectCall { work, cancel, aborted: None, end: Some(end), slot, received, deadline }
     }
 
     fn finish(&mut self, how: Ended<'_>) {
@@ -387,8 +389,8 @@ impl Future for DirectCall {
             this.finish(Ended::Answered(result.as_ref().map(|_| ())));
             return Poll::Ready(result.map_err(Failure::from));
         }
-        let abort = this.abort.clone();
-        let aborted = this.aborted.get_or_insert_with(|| Box::pin(abort.cancelled_owned()));
+        let Some(end) = &this.end else { return Poll::Pending };
+        let aborted = this.aborted.get_or_insert_with(|| Box::pin(end.abort().cancelled_owned()));
         if aborted.as_mut().poll(cx).is_ready() {
             let status =
                 Status::unavailable("the service instance stopped before finishing the call");

@@ -170,23 +170,24 @@ impl LocalBus {
 }
 
 impl LocalBus {
-    /// A call on the direct road: offered to each endpoint in turn until one takes it.
+    /// A call on the direct road: offered to each member of the group in turn until one takes
+    /// it (`first`, then whoever the table names next).
     fn call_direct(
         &self,
         route: &MethodRoute,
         meta: CallMeta,
         payload: Bytes,
         first: Arc<dyn Endpoint>,
-        rest: Vec<Arc<dyn Endpoint>>,
+        members: usize,
     ) -> Call {
         self.shared.published.fetch_add(1, Ordering::Relaxed);
         let mut refusal = None;
+        let mut endpoint = first;
         let mut offer = Some((meta, payload));
-        let count = 1 + rest.len();
-        for (i, endpoint) in std::iter::once(first).chain(rest).enumerate() {
+        for turn in 1..=members {
             let Some((meta, payload)) = offer.take() else { break };
-            // The last instance gets the originals; the others copies (reference counts).
-            let (this, spare) = if i + 1 == count {
+            // The last turn gets the originals; the others copies (reference counts).
+            let (this, spare) = if turn == members {
                 ((meta, payload), None)
             } else {
                 ((meta.clone(), payload.clone()), Some((meta, payload)))
@@ -196,10 +197,13 @@ impl LocalBus {
                     self.shared.delivered.fetch_add(1, Ordering::Relaxed);
                     return call;
                 }
-                Err(status) => {
-                    refusal = Some(status);
-                    offer = spare;
-                }
+                Err(status) => refusal = Some(status),
+            }
+            offer = spare;
+            let next = self.shared.routes.read().unwrap_or_else(PoisonError::into_inner);
+            match next.call_targets(route.subject()) {
+                CallTargets::Direct { first, .. } => endpoint = first,
+                _ => break,
             }
         }
         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -357,10 +361,10 @@ impl Bus for LocalBus {
                 let subject = route.subject().to_string();
                 Call::ready(Err(BusError::NoResponders { subject }.into()))
             }
-            CallTargets::Direct { first, rest } => {
+            CallTargets::Direct { first, members } => {
                 // Never call into a service with the table locked: its `dispatch` may publish.
                 drop(targets);
-                self.call_direct(route, meta, payload, first, rest)
+                self.call_direct(route, meta, payload, first, members)
             }
             CallTargets::Messages => {
                 drop(targets);

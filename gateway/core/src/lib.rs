@@ -29,7 +29,7 @@ pub mod transport;
 pub use bytes;
 pub use flatbuffers;
 
-pub use context::{CallContext, Identity};
+pub use context::{CallContext, Canceller, Identity};
 pub use message::Message;
 pub use service::{BoxFuture, Dispatch, ErrorDesc, LagPolicy, MethodDesc, ServiceDesc, TopicDesc};
 pub use status::{Code, Status};

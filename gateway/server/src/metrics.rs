@@ -201,6 +201,11 @@ impl Metrics {
         }
     }
 
+    /// Connections open now, over both transports.
+    pub fn connections_open(&self) -> usize {
+        usize::try_from(self.connections_current.load(Relaxed)).unwrap_or(0)
+    }
+
     pub fn connection_closed(&self, transport: Transport) {
         self.connections_current.fetch_sub(1, Relaxed);
         if transport == Transport::WebSocket {

@@ -144,6 +144,7 @@ pub async fn run(
         users,
         rate,
         connections: Connections::default(),
+        workers: tokio::runtime::Handle::current().metrics().num_workers(),
     });
     let admin_stop = CancellationToken::new();
     let switch_log = tokio::spawn(switches::log_changes(

@@ -76,6 +76,12 @@ const READ_ROOM_HELLO: usize = 1024;
 const READ_ROOM: usize = 16 * 1024;
 const READ_ROOM_MAX: usize = 256 * 1024;
 
+/// When the gateway has few connections, a read's answers are written every this many frames,
+/// without waiting for the rest of the read's frames (see `Session::early_writes`). Measured at
+/// 1 connection x 64 in flight: 8 costs more in system calls than it gains, 16 and 32 gain
+/// 10-20% over one write per read, 32 the most steadily.
+const EARLY_WRITE: u32 = 32;
+
 /// Bytes of events taken from the mailbox in one turn.
 const EVENT_BATCH: usize = 64 * 1024;
 
@@ -238,6 +244,15 @@ impl<T: Transport> Session<T> {
             _user: None,
             shared,
         }
+    }
+
+    /// Whether a long read's answers leave in parts. With no more connections than the runtime
+    /// has threads, the cores would otherwise wait: the client for the first answers while the
+    /// gateway works through the read, then the gateway while the client sends the next ones.
+    /// With more connections, the others keep the cores busy, and one write per read costs
+    /// fewer system calls.
+    fn early_writes(&self) -> bool {
+        self.shared.metrics.connections_open() <= self.shared.workers
     }
 
     /// Whether the outbox has room for more answers.
@@ -471,6 +486,7 @@ impl<T: Transport> Session<T> {
     ) -> Result<bool, End> {
         let mut progress = false;
         let mut filled = false;
+        let mut taken = 0u32;
         loop {
             while self.room() && self.control.is_none() {
                 let Some(frame) = self.next_frame()? else { break };
@@ -480,6 +496,12 @@ impl<T: Transport> Session<T> {
                     self.on_frame_draining(frame)?;
                 } else {
                     self.on_frame(frame, cx, now)?;
+                }
+                // Long runs of frames answered at once: the first answers leave while the rest
+                // are worked on, so the client is not idle meanwhile.
+                taken += 1;
+                if taken % EARLY_WRITE == 0 && self.early_writes() {
+                    self.write(cx)?;
                 }
             }
             // One read per turn: what it brings is answered before the next.

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) users: Arc<UserConnections>,
     pub(crate) rate: ConnectionRate,
     pub(crate) connections: Connections,
+    /// The async runtime's worker threads.
+    pub(crate) workers: usize,
 }
 
 impl std::fmt::Debug for Shared {

@@ -30,9 +30,9 @@ pub(super) struct Member {
 pub(super) enum CallTargets {
     /// Nobody subscribes.
     Nobody,
-    /// One queue group of service instances, all taking calls directly: try them in this order
-    /// (round-robin: `first`, then `rest`) until one takes the call.
-    Direct { first: Arc<dyn Endpoint>, rest: Vec<Arc<dyn Endpoint>> },
+    /// One queue group of `members` service instances, all taking calls directly: `first` is
+    /// this call's turn (round-robin); asking again gives the next member.
+    Direct { first: Arc<dyn Endpoint>, members: usize },
     /// Anything else (plain subscribers, several groups, members without a direct road): the
     /// call travels as a message, as a request would.
     Messages,
@@ -249,11 +249,10 @@ impl Routes {
         }
         let n = group.members.len();
         let start = if n == 1 { 0 } else { group.next.fetch_add(1, Ordering::Relaxed) };
-        let member = |k: usize| group.members[start.wrapping_add(k) % n].endpoint.clone();
-        let Some(first) = member(0) else { return CallTargets::Messages };
-        // Empty (no allocation) for the usual single instance.
-        let rest = (1..n).filter_map(member).collect();
-        CallTargets::Direct { first, rest }
+        let Some(first) = group.members[start % n].endpoint.clone() else {
+            return CallTargets::Messages;
+        };
+        CallTargets::Direct { first, members: n }
     }
 
     /// Offers `message` to every subscription of its subject, one member per queue group,

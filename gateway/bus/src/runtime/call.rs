@@ -293,20 +293,22 @@ impl Endpoint for Direct {
         }
         let received = Instant::now();
         let slot = calls.stats.index(meta.method_id);
-        let token = CancellationToken::new();
         let ctx = CallContext::new(meta.method_id)
             .with_identity(meta.identity)
-            .with_deadline(meta.deadline)
-            .with_cancellation(token.clone());
+            .with_deadline(meta.deadline);
+        let cancel = ctx.canceller();
         let work = calls.work(ctx, payload);
         let end: Arc<dyn CallEnd> = calls.clone();
         let slot = slot.unwrap_or(usize::MAX);
-        let abort = calls.abort.clone();
-        Ok(Call::direct(DirectCall::new(work, token, abort, end, slot, received, meta.deadline)))
+        Ok(Call::direct(DirectCall::new(work, cancel, end, slot, received, meta.deadline)))
     }
 }
 
 impl CallEnd for Calls {
+    fn abort(&self) -> CancellationToken {
+        self.abort.clone()
+    }
+
     fn ended(&self, slot: usize, received: Instant, how: Ended<'_>) {
         self.admission.leave();
         if slot == usize::MAX {
