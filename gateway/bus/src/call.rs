@@ -64,6 +64,9 @@ pub struct CallMeta {
     pub call_id: Option<CallId>,
     /// The authenticated caller (`rpc-identity`, `rpc-claim-<name>`).
     pub identity: Option<Arc<Identity>>,
+    /// When the caller received the call, if it knows: a service in the same process counts its
+    /// processing time from then, without reading the clock again. Not sent over NATS.
+    pub received: Option<Instant>,
 }
 
 impl CallMeta {
@@ -127,6 +130,7 @@ impl CallMeta {
             deadline,
             call_id: None,
             identity: identity_from_headers(headers),
+            received: Some(received),
         })
     }
 }
@@ -373,7 +377,12 @@ impl DirectCall {
     }
 
     fn finish(&mut self, how: Ended<'_>) {
-        self.cancel.cancel();
+        if matches!(how, Ended::Answered(_)) {
+            // The handler is over: only copies of its context it kept can see the signal.
+            self.cancel.cancel_if_watched();
+        } else {
+            self.cancel.cancel();
+        }
         if let Some(end) = self.end.take() {
             end.ended(self.slot, self.received, how);
         }
@@ -443,6 +452,7 @@ mod tests {
             deadline: Some(now + Duration::from_millis(250)),
             call_id: Some(CallId { instance: 1, serial: 2 }),
             identity: Some(Arc::new(identity.clone())),
+            received: None,
         };
         let headers = meta.to_headers(now);
         assert_eq!(headers.get(header::TIMEOUT_MS), Some("250"));

@@ -85,6 +85,7 @@ fn meta(serial: u64) -> CallMeta {
         deadline: Some(Instant::now() + Duration::from_secs(5)),
         call_id: Some(CallId { instance: 0xfeed, serial }),
         identity: Some(Arc::new(Identity { subject: "user-1".into(), claims: Default::default() })),
+        received: None,
     }
 }
 

@@ -571,6 +571,7 @@ fn typed_sum(serial: u64) -> (gateway_bus::MethodRoute, gateway_bus::CallMeta) {
             subject: "device-7".into(),
             claims: [("role".to_owned(), "tracker".to_owned())].into(),
         })),
+        received: None,
     };
     (route, meta)
 }

@@ -87,6 +87,14 @@ impl Canceller {
     pub fn cancel(&self) {
         self.0.fire();
     }
+
+    /// Fires the signal if anyone but this canceller can still see it: a call whose handler is
+    /// over and kept no copy of its context needs no signal.
+    pub fn cancel_if_watched(&self) {
+        if Arc::strong_count(&self.0) > 1 {
+            self.0.fire();
+        }
+    }
 }
 
 impl CallContext {

@@ -244,6 +244,47 @@ impl Metrics {
         method.sum_us.fetch_add(us, Relaxed);
     }
 
+    /// Calls that ended, each `(route index, code, elapsed)`, as [`Metrics::call_finished`] but
+    /// added up first: a run of calls of one method with one code costs a few atomic additions
+    /// however long it is (a session hands over its calls once per turn).
+    pub fn calls_finished(&self, calls: impl IntoIterator<Item = (usize, Code, Duration)>) {
+        let mut total = 0;
+        let mut run: Option<(usize, Code)> = None;
+        let mut count = 0;
+        let mut sum = 0;
+        let mut buckets = [0u64; BUCKETS_US.len() + 1];
+        let flush =
+            |key: Option<(usize, Code)>, count: &mut u64, sum: &mut u64, buckets: &mut [u64]| {
+                let Some((index, code)) = key else { return };
+                if let Some(method) = self.methods.get(index) {
+                    method.by_code[code as usize].fetch_add(*count, Relaxed);
+                    method.sum_us.fetch_add(*sum, Relaxed);
+                    for (bucket, n) in method.buckets.iter().zip(buckets.iter()) {
+                        if *n > 0 {
+                            bucket.fetch_add(*n, Relaxed);
+                        }
+                    }
+                }
+                (*count, *sum) = (0, 0);
+                buckets.fill(0);
+            };
+        for (index, code, elapsed) in calls {
+            total += 1;
+            if run != Some((index, code)) {
+                flush(run, &mut count, &mut sum, &mut buckets);
+                run = Some((index, code));
+            }
+            let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            count += 1;
+            sum += us;
+            buckets[BUCKETS_US.iter().position(|&le| us <= le).unwrap_or(BUCKETS_US.len())] += 1;
+        }
+        flush(run, &mut count, &mut sum, &mut buckets);
+        if total > 0 {
+            self.in_flight.fetch_sub(total, Relaxed);
+        }
+    }
+
     /// A request of route `index` answered at once with `code`, without starting a call.
     pub fn call_refused(&self, index: usize, code: Code) {
         if let Some(method) = self.methods.get(index) {
@@ -594,5 +635,29 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }
         assert!(!text.contains("code=\"cancelled\""), "unused codes are not listed");
+    }
+
+    #[test]
+    fn a_batch_of_calls_adds_up_as_the_calls_one_by_one_would() {
+        let mut registry = Registry::new();
+        registry.register(&S).unwrap();
+        let (one_by_one, batched) = (Metrics::new(&registry), Metrics::new(&registry));
+        let calls = [
+            (0, Code::Ok, Duration::from_micros(80)),
+            (0, Code::Ok, Duration::from_micros(300)),
+            (0, Code::NotFound, Duration::from_micros(2)),
+            (0, Code::Ok, Duration::from_secs(20)),
+            (7, Code::Ok, Duration::from_micros(1)),
+        ];
+        for _ in calls {
+            one_by_one.call_started();
+            batched.call_started();
+        }
+        for (index, code, elapsed) in calls {
+            one_by_one.call_finished(index, code, elapsed);
+        }
+        batched.calls_finished(calls);
+        assert_eq!(batched.render(), one_by_one.render());
+        assert!(batched.render().lines().any(|l| l == "gateway_requests_in_flight 0"));
     }
 }

@@ -181,6 +181,9 @@ struct Session<T: Transport> {
     subscriptions: HashMap<u32, HubSubscription>,
     /// Subscriptions the hub ended, taken from the mailbox.
     ended: Vec<u32>,
+    /// Calls that ended this turn, `(route, code, received)`, for the metrics: counted all at
+    /// once at the turn's end, with one reading of the clock (the answers leave then too).
+    finished: Vec<(usize, Code, Instant)>,
     /// A SUBSCRIBE or PUBLISH the bus is working on; frames after it wait.
     control: Option<Control>,
     /// The id of the last request taken (answered at once or started), which a drain's GOAWAY
@@ -233,6 +236,7 @@ impl<T: Transport> Session<T> {
             ids: None,
             subscriptions: HashMap::new(),
             ended: Vec::new(),
+            finished: Vec::new(),
             control: None,
             last_request_id: 0,
             timer: Box::pin(tokio::time::sleep_until(handshake_deadline)),
@@ -327,9 +331,11 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Gives the read buffer back while nothing is in it: an idle connection holds none.
+    /// Gives back a read buffer that grew past [`READ_ROOM`] once nothing is in it. One of that
+    /// size or less is kept for the next read (under load, allocating it afresh for every read
+    /// costs more than the rest of the read's work); after HELLO it is 1 KiB.
     fn idle_buffers(&mut self) {
-        if self.read.is_empty() && self.read.capacity() > 0 {
+        if self.read.is_empty() && self.read.capacity() > READ_ROOM {
             self.read = BytesMut::new();
         }
     }
@@ -462,6 +468,7 @@ impl<T: Transport> Session<T> {
                 Ok(_) => {}
                 Err(end) => return Poll::Ready(end),
             }
+            self.count_finished();
             if !progress {
                 self.count_queued();
                 self.idle_buffers();
@@ -614,6 +621,7 @@ impl<T: Transport> Session<T> {
             call_id: Some(ids.next(&shared.call_ids)),
             // Built from the connection's grant only: a client has no way to send bus headers.
             identity: self.grant.identity.clone(),
+            received: Some(now.into_std()),
         };
         shared.metrics.call_started();
         let mut call = if request.fire_and_forget || route.method.is_fire_and_forget() {
@@ -682,8 +690,26 @@ impl<T: Transport> Session<T> {
             (id, Some(answer)) => call::answer(&mut self.outbox, id, answer),
             (_, None) => Code::Cancelled,
         };
-        self.shared.in_flight.give_back(1);
-        self.shared.metrics.call_finished(route, code, received.elapsed());
+        self.finish_call(route, code, received);
+    }
+
+    /// Counts a call that ended (see `finished`).
+    fn finish_call(&mut self, route: usize, code: Code, received: Instant) {
+        self.finished.push((route, code, received));
+    }
+
+    /// Hands the calls that ended to the metrics and their places under the global cap back.
+    fn count_finished(&mut self) {
+        if self.finished.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.shared.in_flight.give_back(self.finished.len());
+        let calls = self
+            .finished
+            .drain(..)
+            .map(|(route, code, received)| (route, code, now.saturating_duration_since(received)));
+        self.shared.metrics.calls_finished(calls);
     }
 
     fn take_ended(&mut self, cx: &mut Context<'_>) -> bool {
@@ -705,8 +731,7 @@ impl<T: Transport> Session<T> {
         if let Some((route, received)) = self.calls.cancel(request_id) {
             let status = Status::cancelled("the call was cancelled");
             let _ = self.outbox.error(request_id, status, Bytes::new());
-            self.shared.in_flight.give_back(1);
-            self.shared.metrics.call_finished(route, Code::Cancelled, received.elapsed());
+            self.finish_call(route, Code::Cancelled, received);
         }
     }
 
@@ -736,12 +761,7 @@ impl<T: Transport> Session<T> {
             while let Some((id, route, received, deadline)) = self.calls.expire(now) {
                 let status = call::deadline_exceeded(deadline.saturating_duration_since(received));
                 let _ = self.outbox.error(id, status, Bytes::new());
-                self.shared.in_flight.give_back(1);
-                self.shared.metrics.call_finished(
-                    route,
-                    Code::DeadlineExceeded,
-                    received.elapsed(),
-                );
+                self.finish_call(route, Code::DeadlineExceeded, received);
             }
             if draining {
                 self.arm(now);
@@ -926,6 +946,7 @@ impl<T: Transport> Session<T> {
             if let Err(end) = self.write(cx) {
                 return Poll::Ready(end);
             }
+            self.count_finished();
             if self.calls.is_idle() && self.control.is_none() {
                 return Poll::Ready(End::Drained);
             }
@@ -1012,9 +1033,9 @@ impl<T: Transport> Session<T> {
             } else {
                 Code::Cancelled
             };
-            self.shared.in_flight.give_back(1);
-            self.shared.metrics.call_finished(route, code, received.elapsed());
+            self.finish_call(route, code, received);
         }
+        self.count_finished();
     }
 }
 

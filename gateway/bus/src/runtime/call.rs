@@ -96,6 +96,8 @@ pub(super) struct Calls {
     /// Cancelled when the drain at shutdown times out: the parent of every message call's signal,
     /// and watched by every direct call.
     abort: CancellationToken,
+    /// `abort` was cancelled: checked on every call (a token's own check takes its lock).
+    aborted: AtomicBool,
     stats: Arc<ServiceStats>,
     /// This instance's liveness subject, named by its running notices.
     liveness: Arc<str>,
@@ -116,6 +118,7 @@ impl Calls {
             batchers,
             admission: Admission::new(concurrency),
             abort: CancellationToken::new(),
+            aborted: AtomicBool::new(false),
             stats,
             liveness,
         }
@@ -130,11 +133,12 @@ impl Calls {
     }
 
     pub(super) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
         self.abort.cancel();
     }
 
     pub(super) fn is_aborted(&self) -> bool {
-        self.abort.is_cancelled()
+        self.aborted.load(Ordering::Acquire)
     }
 
     fn shed_status(&self) -> Status {
@@ -291,7 +295,8 @@ impl Endpoint for Direct {
         if calls.is_aborted() || !calls.admission.enter() {
             return Err(calls.shed_status());
         }
-        let received = Instant::now();
+        // The caller's clock when it has one: a clock read costs as much as the rest here.
+        let received = meta.received.unwrap_or_else(Instant::now);
         let slot = calls.stats.index(meta.method_id);
         let ctx = CallContext::new(meta.method_id)
             .with_identity(meta.identity)
