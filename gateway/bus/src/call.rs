@@ -244,6 +244,29 @@ impl MethodRoute {
     }
 }
 
+/// What a caller keeps per route to call it again cheaply ([`Bus::call_cached`]): where the
+/// route's calls went, as of which version of the bus's subscriptions. Opaque; start with
+/// `RouteCache::default()`.
+///
+/// [`Bus::call_cached`]: crate::Bus::call_cached
+#[derive(Clone, Default)]
+pub struct RouteCache {
+    /// The bus it was filled by (its address) and that bus's subscriptions' version then.
+    pub(crate) bus: usize,
+    pub(crate) version: u64,
+    /// The one service instance the calls go to directly; `None`: look them up.
+    pub(crate) endpoint: Option<Arc<dyn Endpoint>>,
+}
+
+impl fmt::Debug for RouteCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteCache")
+            .field("version", &self.version)
+            .field("direct", &self.endpoint.is_some())
+            .finish()
+    }
+}
+
 /// A call on its way: a future of its [`Answer`]. Dropping it before it is ready cancels the
 /// call (see the module's docs).
 #[must_use = "a call is cancelled when dropped"]

@@ -82,7 +82,7 @@ pub mod subject;
 pub mod switches;
 pub mod topics;
 
-pub use call::{Answer, Call, CallId, CallMeta, Failure, MethodRoute};
+pub use call::{Answer, Call, CallId, CallMeta, Failure, MethodRoute, RouteCache};
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 #[cfg(feature = "nats")]
 pub use nats::{NatsBus, NatsBusStats, NatsOptions};
@@ -283,6 +283,20 @@ pub trait Bus: Send + Sync + 'static {
     /// cancels by dropping the [`Call`]. Failures of the bus (no responders, overload, a lost
     /// connection) come back as the answer's [`Failure`], with the status `docs/bus.md` names.
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call;
+
+    /// [`Bus::call`], with a cache the caller keeps for `route` (a gateway session keeps one per
+    /// method): a bus may remember there where the route's calls go, for as long as its
+    /// subscriptions do not change. The same call, the same semantics; only cheaper.
+    fn call_cached(
+        &self,
+        route: &MethodRoute,
+        cache: &mut RouteCache,
+        meta: CallMeta,
+        payload: Bytes,
+    ) -> Call {
+        let _ = cache;
+        self.call(route, meta, payload)
+    }
 
     /// Sends a fire-and-forget call of `route`: the request without a reply subject. Resolves
     /// once the bus has taken it (the in-process bus: at once).

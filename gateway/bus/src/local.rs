@@ -33,7 +33,9 @@ use tokio::sync::mpsc;
 
 use self::inbox::Inboxes;
 use self::routes::{CallTargets, Member, Routes};
-use crate::call::{Call, CallId, CallMeta, Endpoint, Failure, MethodRoute, answer_from_message};
+use crate::call::{
+    Call, CallId, CallMeta, Endpoint, Failure, MethodRoute, RouteCache, answer_from_message,
+};
 use crate::contract::header;
 use crate::{Bus, BusError, BusMessage, Headers, Subscription, subject};
 
@@ -77,6 +79,8 @@ struct Shared {
     routes: RwLock<Routes>,
     inboxes: Arc<Inboxes>,
     next_sid: AtomicU64,
+    /// Bumped by every change to `routes`: a [`RouteCache`] filled at another version is stale.
+    version: AtomicU64,
     published: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
@@ -96,6 +100,7 @@ impl LocalBus {
                 routes: RwLock::default(),
                 inboxes: Arc::new(Inboxes::new()),
                 next_sid: AtomicU64::new(0),
+                version: AtomicU64::new(0),
                 published: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
@@ -177,14 +182,15 @@ impl LocalBus {
         route: &MethodRoute,
         meta: CallMeta,
         payload: Bytes,
-        first: Arc<dyn Endpoint>,
+        first: &dyn Endpoint,
         members: usize,
     ) -> Call {
         self.shared.published.fetch_add(1, Ordering::Relaxed);
         let mut refusal = None;
-        let mut endpoint = first;
+        let mut next: Option<Arc<dyn Endpoint>> = None;
         let mut offer = Some((meta, payload));
         for turn in 1..=members {
+            let endpoint = next.as_deref().unwrap_or(first);
             let Some((meta, payload)) = offer.take() else { break };
             // The last turn gets the originals; the others copies (reference counts).
             let (this, spare) = if turn == members {
@@ -200,9 +206,9 @@ impl LocalBus {
                 Err(status) => refusal = Some(status),
             }
             offer = spare;
-            let next = self.shared.routes.read().unwrap_or_else(PoisonError::into_inner);
-            match next.call_targets(route.subject()) {
-                CallTargets::Direct { first, .. } => endpoint = first,
+            let table = self.shared.routes.read().unwrap_or_else(PoisonError::into_inner);
+            match table.call_targets(route.subject()) {
+                CallTargets::Direct { first, .. } => next = Some(first),
                 _ => break,
             }
         }
@@ -267,8 +273,12 @@ impl Drop for CancelOnDrop {
 }
 
 impl Shared {
+    /// The routing table, to change it: its version moves on (before the change is seen, so a
+    /// cache filled from the old table is stale by then).
     fn routes(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
-        self.routes.write().unwrap_or_else(PoisonError::into_inner)
+        let routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        self.version.fetch_add(1, Ordering::AcqRel);
+        routes
     }
 
     /// Routes `message` and counts what became of it.
@@ -364,12 +374,43 @@ impl Bus for LocalBus {
             CallTargets::Direct { first, members } => {
                 // Never call into a service with the table locked: its `dispatch` may publish.
                 drop(targets);
-                self.call_direct(route, meta, payload, first, members)
+                self.call_direct(route, meta, payload, &*first, members)
             }
             CallTargets::Messages => {
                 drop(targets);
                 self.call_by_message(route, meta, payload)
             }
+        }
+    }
+
+    /// A route whose calls went straight to one service instance goes there again without
+    /// looking at the routing table, until the table changes.
+    fn call_cached(
+        &self,
+        route: &MethodRoute,
+        cache: &mut RouteCache,
+        meta: CallMeta,
+        payload: Bytes,
+    ) -> Call {
+        let bus = Arc::as_ptr(&self.shared) as usize;
+        let version = self.shared.version.load(Ordering::Acquire);
+        if cache.bus == bus && cache.version == version {
+            if let Some(endpoint) = &cache.endpoint {
+                if payload.len() <= self.shared.options.max_payload {
+                    return self.call_direct(route, meta, payload, &**endpoint, 1);
+                }
+            }
+        }
+        let targets = self.shared.routes.read().unwrap_or_else(PoisonError::into_inner);
+        let found = targets.call_targets(route.subject());
+        drop(targets);
+        *cache = RouteCache { bus, version, endpoint: None };
+        match found {
+            CallTargets::Direct { first, members: 1 } => {
+                cache.endpoint = Some(first);
+                self.call(route, meta, payload)
+            }
+            _ => self.call(route, meta, payload),
         }
     }
 

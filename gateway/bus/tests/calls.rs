@@ -231,3 +231,29 @@ async fn a_fire_and_forget_call_is_served_and_never_answered() {
     assert_eq!(ctx.method_id(), method::SUM);
     assert!(tokio::time::timeout(Duration::from_millis(50), replies.next()).await.is_err());
 }
+
+#[tokio::test]
+async fn a_cached_route_follows_the_instances_as_they_come_and_go() {
+    let bus = LocalBus::new();
+    let mut cache = gateway_bus::RouteCache::default();
+    let missing = bus.call_cached(&route(), &mut cache, meta(1), payload(1, 1)).await;
+    assert_eq!(missing.unwrap_err().status.code(), Code::Unavailable);
+
+    let first_stop = CancellationToken::new();
+    let (first, serving) = instance(&bus, 100, ServeOptions::default(), &first_stop).await;
+    for i in 0..3 {
+        let call = bus.call_cached(&route(), &mut cache, meta(i), payload(2, 3));
+        assert!(call.is_direct());
+        assert_eq!(sum_of(call.await), Ok(5));
+    }
+    assert_eq!(first.probe.served.load(Ordering::Relaxed), 3);
+
+    // The instance goes and another comes: the cache does not send calls to the one gone.
+    first_stop.cancel();
+    serving.stopped().await;
+    let second_stop = CancellationToken::new();
+    let (second, _serving) = instance(&bus, 100, ServeOptions::default(), &second_stop).await;
+    assert_eq!(sum_of(bus.call_cached(&route(), &mut cache, meta(9), payload(1, 1)).await), Ok(2));
+    assert_eq!(first.probe.served.load(Ordering::Relaxed), 3);
+    assert_eq!(second.probe.served.load(Ordering::Relaxed), 1);
+}

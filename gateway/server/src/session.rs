@@ -41,7 +41,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use gateway_bus::CallMeta;
+use gateway_bus::{CallMeta, RouteCache};
 use gateway_core::{Code, Status};
 use gateway_protocol::{
     Auth, Frame, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE, Request, VERSION, Welcome,
@@ -115,11 +115,20 @@ fn slow_consumer() -> End {
 }
 
 /// Whether the session's permissions allow a route, as last checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Allowed {
+    #[default]
     Unknown,
     Yes,
     No,
+}
+
+/// What a session keeps of each route it calls.
+#[derive(Debug, Default)]
+struct RouteState {
+    allowed: Allowed,
+    /// Where the bus sent the route's calls (`Bus::call_cached`).
+    cache: RouteCache,
 }
 
 /// Serves one connection, whatever its transport, until it closes: HELLO must arrive by
@@ -171,8 +180,8 @@ struct Session<T: Transport> {
     max_frame_size: u32,
     /// Who the client is and what it may do: set by the handshake, replaced by AUTH.
     grant: Arc<Grant>,
-    /// Each route's permission, as checked under the current grant.
-    allowed: Vec<Allowed>,
+    /// Each route's permission (as checked under the current grant) and bus cache, by index.
+    routes: Vec<RouteState>,
     /// The operator switches, as of the last request.
     switches: Option<SwitchView>,
     calls: Calls,
@@ -230,7 +239,7 @@ impl<T: Transport> Session<T> {
                 permissions: Arc::new(Permissions::default()),
                 expires_at: None,
             }),
-            allowed: Vec::new(),
+            routes: Vec::new(),
             switches: None,
             calls: Calls::default(),
             ids: None,
@@ -633,7 +642,9 @@ impl<T: Transport> Session<T> {
                 sent.await.map(|()| Bytes::new()).map_err(gateway_bus::Failure::from)
             })
         } else {
-            shared.bus.call(&route.bus, meta, request.payload)
+            // `may_call` made the route's state.
+            let cache = &mut self.routes[route.index].cache;
+            shared.bus.call_cached(&route.bus, cache, meta, request.payload)
         };
         match Pin::new(&mut call).poll(cx) {
             Poll::Ready(answer) => {
@@ -658,16 +669,17 @@ impl<T: Transport> Session<T> {
 
     /// Whether the current grant allows calling `route` (checked once per grant and route).
     fn may_call(&mut self, route: &Route) -> bool {
-        if self.allowed.len() <= route.index {
-            self.allowed
-                .resize(self.shared.registry.routes().len().max(route.index + 1), Allowed::Unknown);
+        if self.routes.len() <= route.index {
+            let len = self.shared.registry.routes().len().max(route.index + 1);
+            self.routes.resize_with(len, RouteState::default);
         }
-        match self.allowed[route.index] {
+        let state = &mut self.routes[route.index];
+        match state.allowed {
             Allowed::Yes => true,
             Allowed::No => false,
             Allowed::Unknown => {
                 let yes = self.grant.permissions.may_call(route.method);
-                self.allowed[route.index] = if yes { Allowed::Yes } else { Allowed::No };
+                state.allowed = if yes { Allowed::Yes } else { Allowed::No };
                 yes
             }
         }
@@ -896,7 +908,9 @@ impl<T: Transport> Session<T> {
             }
         };
         self.grant = grant.clone();
-        self.allowed.clear();
+        for state in &mut self.routes {
+            state.allowed = Allowed::Unknown;
+        }
         self.end_forbidden_subscriptions(&grant.permissions);
         self.expires = expiry(&grant);
         if let Some(at) = self.expires {
