@@ -47,6 +47,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the admin endpoints need from the gateway.
 pub(crate) struct Admin {
     pub(crate) metrics: Arc<Metrics>,
+    /// The open connections, whose queued events `/metrics` counts.
+    pub(crate) connections: Arc<crate::state::Connections>,
     /// Readiness needs the bus connected.
     pub(crate) bus: Arc<dyn gateway_bus::Bus>,
     pub(crate) switches: Arc<dyn SwitchStore>,
@@ -63,6 +65,7 @@ impl Admin {
     pub(crate) fn new(shared: &Shared) -> Admin {
         Admin {
             metrics: shared.metrics.clone(),
+            connections: shared.connections.clone(),
             bus: shared.bus.clone(),
             switches: shared.switches.clone(),
             services: shared.registry.services().iter().map(|s| s.name).collect(),
@@ -309,7 +312,7 @@ async fn route(request: &Request, admin: &Admin) -> Response {
         }
         "/readyz" => Response::text(200, "ready"),
         _ => {
-            let mut text = admin.metrics.render();
+            let mut text = admin.metrics.render_with_events(admin.connections.queued());
             let connected = u8::from(admin.bus.is_connected());
             let _ = writeln!(
                 text,

@@ -24,12 +24,14 @@
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use gateway_core::LagPolicy;
 use gateway_protocol::{Frame, LENGTH_PREFIX_SIZE};
+
+use crate::router::IdHasher;
 
 /// One event as the hub received it from the bus, shared by every local subscriber.
 #[derive(Debug)]
@@ -57,6 +59,34 @@ pub(crate) trait FrameSink {
     fn control(&mut self, frame: &Frame);
 }
 
+/// Items one subscription sends before the next one with pending items has its turn: one, so a
+/// busy topic never holds up a quiet one (a subscription alone sends all it has at once).
+const TURN: usize = 1;
+
+/// Hashes event keys (`keep_latest`'s index), which are short: a multiply and rotate per 8
+/// bytes. Keys come from publishers, but only collide within one connection's queue, bounded by
+/// its byte bound.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The client did not keep up with a subscription whose policy is to disconnect it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Slow;
@@ -64,7 +94,9 @@ pub(crate) struct Slow;
 /// Pending events of one connection.
 #[derive(Debug)]
 pub(crate) struct EventQueue {
-    subscriptions: HashMap<u32, SubQueue>,
+    /// Looked up for every event: subscription ids are the client's small numbers, hashed with
+    /// a multiply.
+    subscriptions: HashMap<u32, SubQueue, BuildHasherDefault<IdHasher>>,
     /// Subscriptions with pending items, in the order the writer serves them. An id may be
     /// stale (its subscription ended): skipped when met.
     ready: VecDeque<u32>,
@@ -81,7 +113,7 @@ struct SubQueue {
     /// positions that stay valid while items leave the front.
     head: u64,
     /// For `keep_latest`: the position of each key's pending event.
-    latest: HashMap<KeyOf, u64>,
+    latest: HashMap<KeyOf, u64, BuildHasherDefault<KeyHasher>>,
     /// Events dropped since the last MISSED frame.
     missed: u32,
     /// In `EventQueue::ready`.
@@ -138,7 +170,7 @@ pub(crate) struct Pushed {
 
 impl EventQueue {
     pub(crate) fn new(bound: usize) -> EventQueue {
-        EventQueue { subscriptions: HashMap::new(), ready: VecDeque::new(), bytes: 0, bound }
+        EventQueue { subscriptions: HashMap::default(), ready: VecDeque::new(), bytes: 0, bound }
     }
 
     /// Opens subscription `id` with its first frame (SUBSCRIBED), which goes out before any of
@@ -148,7 +180,7 @@ impl EventQueue {
             policy,
             items: VecDeque::new(),
             head: 0,
-            latest: HashMap::new(),
+            latest: HashMap::default(),
             missed: 0,
             scheduled: false,
             closing: false,
@@ -255,27 +287,36 @@ impl EventQueue {
             let Some(id) = self.ready.pop_front() else { break };
             let Some(sub) = self.subscriptions.get_mut(&id) else { continue };
             sub.scheduled = false;
-            let Some(item) = sub.pop() else { continue };
-            self.bytes -= item_size(&item);
-            match item {
-                Item::Event(event) => {
-                    if sub.missed > 0 {
-                        let subscription_id = id;
-                        dst.control(&Frame::Missed { subscription_id, count: sub.missed });
-                        sub.missed = 0;
-                    }
-                    dst.event(id, &event);
-                    events += 1;
+            // A run of this subscription's items: all of them when it is the only one with
+            // any, else [`TURN`] before the next one's turn.
+            let run = if self.ready.is_empty() { usize::MAX } else { TURN };
+            for _ in 0..run {
+                if dst.queued() - start >= limit {
+                    break;
                 }
-                Item::Control(frame) => dst.control(&frame),
-                Item::Gone => unreachable!("`pop` skips dropped events"),
+                let Some(item) = sub.pop() else { break };
+                self.bytes -= item_size(&item);
+                match item {
+                    Item::Event(event) => {
+                        if sub.missed > 0 {
+                            let subscription_id = id;
+                            dst.control(&Frame::Missed { subscription_id, count: sub.missed });
+                            sub.missed = 0;
+                        }
+                        dst.event(id, &event);
+                        events += 1;
+                    }
+                    Item::Control(frame) => dst.control(&frame),
+                    Item::Gone => unreachable!("`pop` skips dropped events"),
+                }
             }
             if sub.items.is_empty() {
                 if sub.closing {
                     self.subscriptions.remove(&id);
                 }
             } else {
-                self.schedule(id);
+                sub.scheduled = true;
+                self.ready.push_back(id);
             }
         }
         events

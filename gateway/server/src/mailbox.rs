@@ -126,25 +126,29 @@ impl Mailbox {
         self.with_events(|state| state.events.push(id, event)).unwrap_or(Ok(Pushed::default()))
     }
 
-    /// Runs `f` unless the mailbox is closed, keeping the queued-bytes metric true, and wakes
-    /// the session when something is pending that was not before.
+    /// Runs `f` unless the mailbox is closed, and wakes the session when something is pending
+    /// that was not before. (The bytes queued here are counted when the metrics are read,
+    /// [`Mailbox::queued`]: a shared counter updated per event would cost every delivery.)
     fn with_events<R>(&self, f: impl FnOnce(&mut State) -> R) -> Option<R> {
         let mut state = self.lock();
         if state.closed {
             return None;
         }
-        let before = state.events.bytes();
         let out = f(&mut state);
-        let after = state.events.bytes();
         let pending = !state.events.is_empty() || !state.ended.is_empty();
         drop(state);
-        if after != before {
-            self.metrics.queued(after as i64 - before as i64);
-        }
-        if pending && !self.pending.swap(true, Ordering::AcqRel) {
+        if pending
+            && !self.pending.load(Ordering::Acquire)
+            && !self.pending.swap(true, Ordering::AcqRel)
+        {
             self.waker.wake();
         }
         Some(out)
+    }
+
+    /// Bytes of events queued now.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().events.bytes()
     }
 
     /// Encodes pending frames into `out`, about `limit` bytes at most, and hands the ids of the
@@ -157,14 +161,11 @@ impl Mailbox {
     ) -> usize {
         let mut state = self.lock();
         ended.append(&mut state.ended);
-        let before = state.events.bytes();
         let events = state.events.drain_into(out, limit);
-        let after = state.events.bytes();
         if state.events.is_empty() {
             self.pending.store(false, Ordering::Release);
         }
         drop(state);
-        self.metrics.queued(after as i64 - before as i64);
         self.metrics.events_sent(events);
         events
     }
@@ -173,9 +174,6 @@ impl Mailbox {
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        let dropped = state.events.bytes();
         state.events.clear();
-        drop(state);
-        self.metrics.queued(-(dropped as i64));
     }
 }

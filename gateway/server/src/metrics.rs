@@ -331,6 +331,13 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4) of every counter.
     pub fn render(&self) -> String {
+        self.render_with_events(0)
+    }
+
+    /// [`Metrics::render`], with `events_queued` bytes of events waiting in the connections'
+    /// mailboxes added to `gateway_send_queue_bytes` (counted by whoever renders: the admin
+    /// endpoint walks the connections).
+    pub fn render_with_events(&self, events_queued: usize) -> String {
         let mut out = String::with_capacity(4096 + self.methods.len() * 2048);
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -391,7 +398,7 @@ impl Metrics {
             &mut out,
             "gateway_send_queue_bytes",
             "Bytes queued for writing to clients, all connections together.",
-            self.queued_bytes.load(Relaxed),
+            self.queued_bytes.load(Relaxed) + events_queued as i64,
         );
         counter(
             &mut out,

@@ -29,7 +29,7 @@ use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
 use crate::session::CLOSE_GRACE;
-use crate::state::{CallIds, Connections, InFlight, Shared};
+use crate::state::{CallIds, InFlight, Shared};
 use crate::{switches, tcp, ws};
 
 /// Connections being turned away at the connection limit at once; past it, further ones are
@@ -143,7 +143,7 @@ pub async fn run(
         auth,
         users,
         rate,
-        connections: Connections::default(),
+        connections: Arc::default(),
         workers: tokio::runtime::Handle::current().metrics().num_workers(),
     });
     let admin_stop = CancellationToken::new();

@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     pub(crate) auth: Authenticator,
     pub(crate) users: Arc<UserConnections>,
     pub(crate) rate: ConnectionRate,
-    pub(crate) connections: Connections,
+    pub(crate) connections: Arc<Connections>,
     /// The async runtime's worker threads.
     pub(crate) workers: usize,
 }
@@ -139,6 +139,14 @@ impl Connections {
 
     pub(crate) fn remove(&self, key: u64) {
         self.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+    }
+
+    /// Bytes of events queued in every open connection's mailbox (for the metrics; walks them
+    /// all).
+    pub(crate) fn queued(&self) -> usize {
+        let open: Vec<_> =
+            self.open.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        open.iter().map(|mailbox| mailbox.queued()).sum()
     }
 
     /// Raises `bit` on every open connection's mailbox.

@@ -12,6 +12,7 @@ fn admin(token: &str) -> (Admin, MemorySwitches) {
     let store = MemorySwitches::new();
     let admin = Admin {
         metrics: Arc::new(Metrics::new(&Registry::new())),
+        connections: Arc::default(),
         bus: Arc::new(gateway_bus::LocalBus::new()),
         switches: Arc::new(store.clone()),
         services: [SERVICE.name].into_iter().collect(),
