@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use gateway_core::LagPolicy;
 use gateway_protocol::{Frame, LENGTH_PREFIX_SIZE};
 
@@ -38,14 +38,26 @@ use crate::router::IdHasher;
 pub(crate) struct Publication {
     /// The event's key; empty for an unkeyed topic.
     pub(crate) key: String,
-    /// The event message, as the publisher sent it.
-    pub(crate) payload: Bytes,
+    /// The end of its EVENT frame, the same for every subscriber: the key's `u16` length, the
+    /// key, the payload. Encoded once, at the hub; each subscriber's frame is its own header
+    /// (type, flags, subscription id) and these bytes.
+    pub(crate) tail: Bytes,
 }
 
 impl Publication {
+    /// The event of `key` carrying `payload` (a key is at most a subject token, far below the
+    /// `u16` its length takes).
+    pub(crate) fn new(key: String, payload: &[u8]) -> Publication {
+        let mut tail = BytesMut::with_capacity(2 + key.len() + payload.len());
+        tail.put_u16_le(key.len() as u16);
+        tail.put_slice(key.as_bytes());
+        tail.put_slice(payload);
+        Publication { key, tail: tail.freeze() }
+    }
+
     /// The size of its EVENT frame on the wire, length prefix included.
     pub(crate) fn frame_size(&self) -> usize {
-        LENGTH_PREFIX_SIZE + 2 + 4 + 2 + self.key.len() + self.payload.len()
+        LENGTH_PREFIX_SIZE + 2 + 4 + self.tail.len()
     }
 }
 
@@ -127,7 +139,9 @@ struct SubQueue {
 #[derive(Debug)]
 enum Item {
     Event(Arc<Publication>),
-    Control(Frame),
+    /// Boxed: control frames are rare, and an item is kept small (two words), since every
+    /// subscriber's queue holds up to its byte bound of items.
+    Control(Box<Frame>),
     /// An event replaced or dropped in the middle of the queue.
     Gone,
 }
@@ -187,7 +201,7 @@ impl EventQueue {
             superseded: 0,
         };
         self.bytes += control_size(&first);
-        sub.items.push_back(Item::Control(first));
+        sub.items.push_back(Item::Control(Box::new(first)));
         self.subscriptions.insert(id, sub);
         self.schedule(id);
     }
@@ -203,7 +217,7 @@ impl EventQueue {
         sub.missed = 0;
         sub.closing = true;
         self.bytes += control_size(&last);
-        sub.items.push_back(Item::Control(last));
+        sub.items.push_back(Item::Control(Box::new(last)));
         // Kept under its id until the writer has sent the last frame: the client cannot reuse
         // the id before it has read that frame.
         self.subscriptions.insert(id, sub);
@@ -381,6 +395,17 @@ impl SubQueue {
     fn drop_front(&mut self, need: usize, superseded_only: bool) -> (usize, u32) {
         let (mut freed, mut dropped) = (0, 0);
         let keep_latest = self.policy == LagPolicy::KeepLatest;
+        if !keep_latest {
+            // Events at the very front just leave (the usual case: the SUBSCRIBED frame went
+            // out long ago); behind a control frame they are marked gone, as below.
+            while freed < need {
+                let Some(Item::Event(old)) = self.items.front() else { break };
+                freed += old.frame_size();
+                dropped += 1;
+                self.items.pop_front();
+                self.head += 1;
+            }
+        }
         for at in 0..self.items.len() {
             if freed >= need || (superseded_only && self.superseded == 0) {
                 break;
@@ -442,9 +467,7 @@ mod tests {
             self.put_u8(FrameType::Event as u8);
             self.put_u8(0);
             self.put_u32_le(id);
-            self.put_u16_le(event.key.len() as u16);
-            self.put_slice(event.key.as_bytes());
-            self.put_slice(&event.payload);
+            self.put_slice(&event.tail);
         }
 
         fn control(&mut self, frame: &Frame) {
@@ -453,7 +476,7 @@ mod tests {
     }
 
     fn event(key: &str, n: u8) -> Arc<Publication> {
-        Arc::new(Publication { key: key.into(), payload: Bytes::from(vec![n; 87]) })
+        Arc::new(Publication::new(key.into(), &[n; 87]))
     }
 
     /// Room for this many of the test events (100 bytes each on the wire).

@@ -305,10 +305,9 @@ impl Hub {
     }
 
     fn deliver(&self, subscriber: &Subscriber, event: &Arc<Publication>) {
-        match subscriber.mailbox.push_event(subscriber.id, event) {
-            Ok(pushed) => self.metrics.events_lagged(pushed.dropped, pushed.conflated),
-            Err(_slow) => subscriber.mailbox.signal(signal::SLOW),
-        }
+        let mut lag = Lag::default();
+        lag.deliver(subscriber, event);
+        lag.count(&self.metrics);
     }
 
     /// Hands one bus message to every local subscriber of `entry`.
@@ -318,17 +317,21 @@ impl Hub {
             return;
         };
         self.metrics.publication();
-        let event = Arc::new(Publication { key, payload: message.payload });
+        let event = Arc::new(Publication::new(key, &message.payload));
         let mut state = entry.state.lock().expect("hub entry lock");
         state.retained.insert(&event);
+        // Counted once for the whole fan-out, not per subscriber.
+        let mut lag = Lag::default();
         for subscriber in &state.all {
-            self.deliver(subscriber, &event);
+            lag.deliver(subscriber, &event);
         }
         if let Some(subscribers) = state.by_key.get(&event.key) {
             for subscriber in subscribers {
-                self.deliver(subscriber, &event);
+                lag.deliver(subscriber, &event);
             }
         }
+        drop(state);
+        lag.count(&self.metrics);
     }
 
     /// The bus ended `entry`'s subscription on its own: its subscribers are told, and the next
@@ -354,6 +357,31 @@ impl Hub {
 impl Drop for Hub {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// What one fan-out cost its slow subscribers: events dropped, and keys conflated.
+#[derive(Default)]
+struct Lag {
+    dropped: u32,
+    conflated: u32,
+}
+
+impl Lag {
+    /// Hands `event` to `subscriber`'s mailbox (which never waits); a subscriber too slow for a
+    /// `disconnect` topic is told to go.
+    fn deliver(&mut self, subscriber: &Subscriber, event: &Arc<Publication>) {
+        match subscriber.mailbox.push_event(subscriber.id, event) {
+            Ok(pushed) => {
+                self.dropped = self.dropped.saturating_add(pushed.dropped);
+                self.conflated += u32::from(pushed.conflated);
+            }
+            Err(_slow) => subscriber.mailbox.signal(signal::SLOW),
+        }
+    }
+
+    fn count(&self, metrics: &Metrics) {
+        metrics.events_lagged(self.dropped, self.conflated);
     }
 }
 

@@ -168,12 +168,12 @@ impl Metrics {
     }
 
     /// Events dropped for slow subscribers, and events replaced by a newer one of their key.
-    pub fn events_lagged(&self, dropped: u32, conflated: bool) {
+    pub fn events_lagged(&self, dropped: u32, conflated: u32) {
         if dropped > 0 {
             self.pubsub.events_dropped.fetch_add(u64::from(dropped), Relaxed);
         }
-        if conflated {
-            self.pubsub.events_conflated.fetch_add(1, Relaxed);
+        if conflated > 0 {
+            self.pubsub.events_conflated.fetch_add(u64::from(conflated), Relaxed);
         }
     }
 

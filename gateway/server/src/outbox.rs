@@ -273,18 +273,16 @@ impl FrameSink for Outbox {
         self.len
     }
 
-    /// An EVENT frame; its layout is in `docs/protocol.md`. The key is at most a bus subject
-    /// token's length, far below 64 KiB, so the `u16` length is exact.
+    /// An EVENT frame; its layout is in `docs/protocol.md`. Its end (key and payload) is the
+    /// publication's, encoded once for every subscriber.
     fn event(&mut self, subscription_id: u32, event: &Publication) {
         let len = event.frame_size() - LENGTH_PREFIX_SIZE;
         self.header(len);
         self.buf.put_u8(FrameType::Event as u8);
         self.buf.put_u8(0);
         self.buf.put_u32_le(subscription_id);
-        self.buf.put_u16_le(event.key.len() as u16);
-        self.buf.put_slice(event.key.as_bytes());
-        self.len += 8 + event.key.len();
-        self.payload(&event.payload);
+        self.len += 6;
+        self.payload(&event.tail);
     }
 
     fn control(&mut self, frame: &Frame) {
