@@ -204,6 +204,18 @@ pub struct MethodRoute {
     cancel: Subject,
     method: &'static MethodDesc,
     service: &'static ServiceDesc,
+    /// The subject as the NATS client takes it (shared bytes), and the method id as the
+    /// `rpc-method` value: made once, not per call.
+    #[cfg(feature = "nats")]
+    pub(crate) nats: NatsRoute,
+}
+
+/// A method's subject and id as the NATS bus sends them with every call.
+#[cfg(feature = "nats")]
+#[derive(Clone, Debug)]
+pub(crate) struct NatsRoute {
+    pub(crate) subject: async_nats::Subject,
+    pub(crate) method_id: String,
 }
 
 impl MethodRoute {
@@ -217,8 +229,14 @@ impl MethodRoute {
         service: &'static ServiceDesc,
         method: &'static MethodDesc,
     ) -> Result<MethodRoute, BusError> {
+        let subject = Subject::new(contract::method_subject(method))?;
         Ok(MethodRoute {
-            subject: Subject::new(contract::method_subject(method))?,
+            #[cfg(feature = "nats")]
+            nats: NatsRoute {
+                subject: async_nats::Subject::from(subject.as_str()),
+                method_id: method.id.to_string(),
+            },
+            subject,
             cancel: Subject::new(contract::cancel_subject(service.name))?,
             method,
             service,

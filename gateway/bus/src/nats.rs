@@ -113,7 +113,9 @@ pub struct ConnectError {
 /// A [`Bus`] on a NATS connection. Cheap to share (`Arc<NatsBus>`); dropping the last handle
 /// closes the connection.
 pub struct NatsBus {
-    client: async_nats::Client,
+    /// Shared with the calls in flight: cloning the client itself costs more than a call's
+    /// other work.
+    client: Arc<async_nats::Client>,
     inner: Arc<Inner>,
     options: NatsOptions,
     /// `rpc-notify-ms`, formatted once.
@@ -132,6 +134,8 @@ struct Inner {
     /// Requests waiting for their answer, and the instances running them.
     requests: Mutex<Requests>,
     next_token: AtomicU64,
+    /// The watchdog's ticks so far (one per `probe_interval`).
+    tick: AtomicU64,
     /// `_INBOX.<id>.`: a request's reply subject is this followed by its token.
     inbox_prefix: String,
     dropped: AtomicU64,
@@ -150,10 +154,30 @@ enum Failed {
 /// What a waiting request receives: the answer, or why there is none.
 type Outcome = Result<async_nats::Message, Failed>;
 
+/// Hashes a request's token (a counter) with a multiply.
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Default)]
 struct Requests {
     /// By inbox token.
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, Pending, std::hash::BuildHasherDefault<TokenHasher>>,
     /// The tokens each instance (by its liveness subject) has sent a running notice for.
     instances: HashMap<Arc<str>, Vec<u64>>,
     /// Instances with a ping under way.
@@ -162,7 +186,8 @@ struct Requests {
 
 struct Pending {
     answer: oneshot::Sender<Outcome>,
-    sent: std::time::Instant,
+    /// The watchdog's tick when it was sent (a tick is cheaper than a clock reading per call).
+    tick: u64,
     /// Asked for running notices.
     watched: bool,
     /// The instance that sent a running notice for it.
@@ -200,6 +225,7 @@ impl NatsBus {
             reconnects: AtomicU64::new(0),
             requests: Mutex::new(Requests::default()),
             next_token: AtomicU64::new(1),
+            tick: AtomicU64::new(0),
             // The client's own inbox form, `_INBOX.<random>`, with our token after it.
             inbox_prefix: format!("_INBOX.{}.", contract::instance_id()),
             dropped: AtomicU64::new(0),
@@ -247,6 +273,7 @@ impl NatsBus {
         }
         info!(url, name = options.name, "connected to NATS");
         let notify_ms = options.notify_after.map(|after| after.as_millis().max(1).to_string());
+        let client = Arc::new(client);
         Ok(NatsBus { client, inner, options, notify_ms, _stop: stop.drop_guard() })
     }
 
@@ -303,22 +330,27 @@ impl NatsBus {
 
     /// The contract's headers of a call, straight from its metadata into NATS's header map: the
     /// names are made once, only the values are formatted.
-    fn call_headers(&self, meta: &CallMeta, watched: bool) -> Result<HeaderMap, BusError> {
+    fn call_headers(
+        &self,
+        route: &MethodRoute,
+        meta: &CallMeta,
+        watched: bool,
+    ) -> Result<HeaderMap, BusError> {
         let mut map = HeaderMap::new();
-        map.insert(known(header::METHOD), HeaderValue::from(meta.method_id.to_string()));
+        map.insert(H_METHOD, HeaderValue::from(route.nats.method_id.clone()));
         if let Some(deadline) = meta.deadline {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            map.insert(
-                known(header::TIMEOUT_MS),
-                HeaderValue::from(contract::timeout_header(left)),
-            );
+            // As of the caller's receipt of the call: a clock reading per call costs more than
+            // the microseconds since.
+            let now = meta.received.unwrap_or_else(std::time::Instant::now);
+            let left = deadline.saturating_duration_since(now);
+            map.insert(H_TIMEOUT_MS, HeaderValue::from(contract::timeout_header(left)));
         }
         if let Some(id) = meta.call_id {
-            map.insert(known(header::CALL_ID), HeaderValue::from(id.to_string()));
-            map.insert(known(header::TRACE_ID), HeaderValue::from(id.trace_id()));
+            map.insert(H_CALL_ID, HeaderValue::from(id.to_string()));
+            map.insert(H_TRACE_ID, HeaderValue::from(id.trace_id()));
         }
         if let (true, Some(ms)) = (watched, &self.notify_ms) {
-            map.insert(known(header::NOTIFY_MS), HeaderValue::from(ms.as_str()));
+            map.insert(H_NOTIFY_MS, HeaderValue::from(ms.as_str()));
         }
         if let Some(identity) = &meta.identity {
             let mut extra = Headers::new();
@@ -334,7 +366,7 @@ impl NatsBus {
     /// in the pending map is removed however the future ends.
     fn exchange(
         &self,
-        subject: String,
+        subject: async_nats::Subject,
         headers: Option<HeaderMap>,
         payload: Bytes,
         watched: bool,
@@ -344,18 +376,20 @@ impl NatsBus {
         async move {
             let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
             let (answer, answered) = oneshot::channel();
-            let entry =
-                Pending { answer, sent: std::time::Instant::now(), watched, instance: None };
+            let tick = inner.tick.load(Ordering::Relaxed);
+            let entry = Pending { answer, tick, watched, instance: None };
             inner.requests.lock().expect("pending requests").pending.insert(token, entry);
-            // Forgets the request however this future ends (answer, timeout, drop).
-            let _pending = Forget { inner: &inner, token };
+            // Forgets the request however this future ends (timeout, drop), unless answered.
+            let mut pending = Forget { inner: &inner, token: Some(token) };
             // Registered before this check: a loss from now on fails it through the map.
             if !*inner.connected.borrow() {
                 return Err(BusError::Disconnected {
                     reason: "the connection to NATS is down".into(),
                 });
             }
-            let reply = format!("{}{token}", inner.inbox_prefix);
+            let mut reply = String::with_capacity(inner.inbox_prefix.len() + 20);
+            reply.push_str(&inner.inbox_prefix);
+            push_decimal(&mut reply, token);
             let sent = match headers {
                 Some(h) => {
                     client.publish_with_reply_and_headers(subject.clone(), reply, h, payload).await
@@ -363,19 +397,39 @@ impl NatsBus {
                 None => client.publish_with_reply(subject.clone(), reply, payload).await,
             };
             sent.map_err(|e| BusError::Disconnected { reason: e.to_string() })?;
-            match answered.await {
+            let answer = answered.await;
+            // Whatever came, the entry is out of the map already.
+            pending.token = None;
+            match answer {
                 Err(_) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
-                Ok(Err(Failed::Lost(reason))) => Err(BusError::Lost { subject, reason }),
+                Ok(Err(Failed::Lost(reason))) => {
+                    Err(BusError::Lost { subject: subject.to_string(), reason })
+                }
                 Ok(Err(Failed::Disconnected)) => Err(BusError::Disconnected {
                     reason: "the connection to NATS dropped while waiting for the answer".into(),
                 }),
                 Ok(Ok(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
-                    Err(BusError::NoResponders { subject })
+                    Err(BusError::NoResponders { subject: subject.to_string() })
                 }
                 Ok(Ok(message)) => Ok(message),
             }
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 impl fmt::Debug for NatsBus {
@@ -425,7 +479,7 @@ impl Bus for NatsBus {
         let subject = subject.to_owned();
         Box::pin(async move {
             let headers = prepared?;
-            let exchange = self.exchange(subject.clone(), headers, payload, watched);
+            let exchange = self.exchange(subject.as_str().into(), headers, payload, watched);
             match tokio::time::timeout(timeout, exchange).await {
                 Err(_) => Err(BusError::Timeout { subject, timeout }),
                 Ok(answer) => answer.map(from_nats),
@@ -456,7 +510,7 @@ impl Bus for NatsBus {
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
         let watched = self.notify_ms.is_some();
         let prepared = self.check_connected().and_then(|()| {
-            let headers = Some(self.call_headers(&meta, watched)?);
+            let headers = Some(self.call_headers(route, &meta, watched)?);
             self.check_size(&headers, &payload)?;
             Ok(headers)
         });
@@ -464,7 +518,7 @@ impl Bus for NatsBus {
             Ok(headers) => headers,
             Err(e) => return Call::ready(Err(e.into())),
         };
-        let exchange = self.exchange(route.subject().to_string(), headers, payload, watched);
+        let exchange = self.exchange(route.nats.subject.clone(), headers, payload, watched);
         // Tells the service when the caller drops the call before its answer.
         let mut cancel = CancelOnDrop(
             meta.call_id.map(|id| (self.client.clone(), route.cancel_subject().to_string(), id)),
@@ -490,11 +544,11 @@ impl Bus for NatsBus {
         payload: Bytes,
     ) -> BoxFuture<'static, Result<(), BusError>> {
         let prepared = self.check_connected().and_then(|()| {
-            let headers = Some(self.call_headers(&meta, false)?);
+            let headers = Some(self.call_headers(route, &meta, false)?);
             self.check_size(&headers, &payload)?;
             Ok(headers)
         });
-        let subject = route.subject().to_string();
+        let subject = route.nats.subject.clone();
         let client = self.client.clone();
         Box::pin(async move {
             let headers = prepared?.unwrap_or_default();
@@ -534,7 +588,7 @@ impl MessageStream for NatsStream {
 
 /// Publishes a call's cancellation (`docs/bus.md`, "Cancellation") when the caller drops the
 /// call before the answer came: from a task, since a drop cannot wait.
-struct CancelOnDrop(Option<(async_nats::Client, String, CallId)>);
+struct CancelOnDrop(Option<(Arc<async_nats::Client>, String, CallId)>);
 
 impl CancelOnDrop {
     fn disarm(&mut self) {
@@ -559,12 +613,15 @@ impl Drop for CancelOnDrop {
 /// Removes a request from the pending map when dropped.
 struct Forget<'a> {
     inner: &'a Inner,
-    token: u64,
+    /// `None` once the answer came (the entry left the map with it).
+    token: Option<u64>,
 }
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.inner.requests.lock().expect("pending requests").remove(self.token);
+        if let Some(token) = self.token {
+            self.inner.requests.lock().expect("pending requests").remove(token);
+        }
     }
 }
 
@@ -697,11 +754,12 @@ impl Watchdog {
                 _ = tick.tick() => {}
             }
             let Some(inner) = this.inner.upgrade() else { return };
+            let now = inner.tick.fetch_add(1, Ordering::Relaxed) + 1;
             // While disconnected, requests fail by themselves; nothing is presumed lost.
             if !*inner.connected.borrow() {
                 continue;
             }
-            let (lost, probes) = this.sweep(&inner);
+            let (lost, probes) = this.sweep(&inner, now);
             for pending in lost {
                 inner.lost.fetch_add(1, Ordering::Relaxed);
                 let reason = format!(
@@ -719,15 +777,15 @@ impl Watchdog {
 
     /// Takes out the calls presumed lost; lists the instances to ping (those holding calls and
     /// not being pinged already).
-    fn sweep(&self, inner: &Inner) -> (Vec<Pending>, Vec<Arc<str>>) {
-        let now = std::time::Instant::now();
+    fn sweep(&self, inner: &Inner, now: u64) -> (Vec<Pending>, Vec<Arc<str>>) {
+        // A call sent at tick `t` has been out at least (now - t - 1) whole intervals.
+        let interval = self.probe_interval.as_nanos().max(1);
+        let ticks = self.presume_lost.as_nanos().div_ceil(interval) as u64 + 1;
         let mut requests = inner.requests.lock().expect("pending requests");
         let lost: Vec<u64> = requests
             .pending
             .iter()
-            .filter(|(_, p)| {
-                p.watched && p.instance.is_none() && now.duration_since(p.sent) > self.presume_lost
-            })
+            .filter(|(_, p)| p.watched && p.instance.is_none() && now - p.tick >= ticks)
             .map(|(token, _)| *token)
             .collect();
         let lost = lost.into_iter().filter_map(|t| requests.remove(t)).collect();
@@ -785,6 +843,12 @@ static KNOWN_HEADERS: [(&str, HeaderName); 11] = {
         known(RUNNING),
     ]
 };
+
+const H_METHOD: HeaderName = HeaderName::from_static(header::METHOD);
+const H_TIMEOUT_MS: HeaderName = HeaderName::from_static(header::TIMEOUT_MS);
+const H_CALL_ID: HeaderName = HeaderName::from_static(header::CALL_ID);
+const H_TRACE_ID: HeaderName = HeaderName::from_static(header::TRACE_ID);
+const H_NOTIFY_MS: HeaderName = HeaderName::from_static(header::NOTIFY_MS);
 
 /// The contract's header `name` as a NATS header name, made once.
 fn known(name: &'static str) -> HeaderName {

@@ -15,6 +15,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -30,6 +31,7 @@ use gateway_protocol::EncodeError;
 use tokio::time::Instant;
 
 use crate::outbox::Outbox;
+use crate::router::IdHasher;
 
 /// A call waiting for its answer, by request id.
 #[derive(Debug)]
@@ -78,8 +80,8 @@ impl Future for Running {
 pub(crate) struct Calls {
     /// Made at the first call that has to wait: an idle connection holds none.
     running: Option<FuturesUnordered<Running>>,
-    /// Calls whose caller wants an answer, by request id.
-    by_id: HashMap<u32, Entry>,
+    /// Calls whose caller wants an answer, by request id (hashed with a multiply).
+    by_id: HashMap<u32, Entry, BuildHasherDefault<IdHasher>>,
     /// `(deadline, seq, request id)`, earliest first. Entries of calls that ended are dropped
     /// when they come to the front, or all at once when they outnumber the live ones.
     deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
