@@ -41,14 +41,43 @@ pub struct CallId {
 impl CallId {
     /// The `rpc-trace-id` value: 32 lower-case hex digits, the form of a W3C trace id.
     pub fn trace_id(&self) -> String {
-        format!("{:016x}{:016x}", self.instance, self.serial)
+        let mut id = String::with_capacity(32);
+        push_hex(&mut id, self.instance);
+        push_hex(&mut id, self.serial);
+        id
     }
+
+    /// The `rpc-call-id` value (as `to_string`, without the formatting machinery: it is made
+    /// for every call sent over NATS).
+    pub fn header(&self) -> String {
+        let mut id = String::with_capacity(16 + 1 + 20);
+        push_hex(&mut id, self.instance);
+        id.push('-');
+        let mut digits = [0u8; 20];
+        let (mut n, mut at) = (self.serial, digits.len());
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        id.extend(digits[at..].iter().map(|&d| char::from(d)));
+        id
+    }
+}
+
+/// Appends `n` as 16 lower-case hex digits.
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.extend((0..16).rev().map(|i| char::from(DIGITS[((n >> (4 * i)) & 0xf) as usize])));
 }
 
 impl fmt::Display for CallId {
     /// The `rpc-call-id` value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}-{}", self.instance, self.serial)
+        f.write_str(&self.header())
     }
 }
 
@@ -468,7 +497,12 @@ mod tests {
     fn call_ids_and_trace_ids_have_the_contract_forms() {
         let id = CallId { instance: 0xab, serial: 17 };
         assert_eq!(id.to_string(), "00000000000000ab-17");
+        assert_eq!(id.header(), "00000000000000ab-17");
         assert_eq!(id.trace_id(), "00000000000000ab0000000000000011");
+        let wide = CallId { instance: u64::MAX, serial: u64::MAX };
+        assert_eq!(wide.header(), format!("{:016x}-{}", u64::MAX, u64::MAX));
+        assert_eq!(wide.trace_id(), format!("{:016x}{:016x}", u64::MAX, u64::MAX));
+        assert_eq!(CallId { instance: 0, serial: 0 }.header(), "0000000000000000-0");
     }
 
     #[test]

@@ -346,7 +346,7 @@ impl NatsBus {
             map.insert(H_TIMEOUT_MS, HeaderValue::from(contract::timeout_header(left)));
         }
         if let Some(id) = meta.call_id {
-            map.insert(H_CALL_ID, HeaderValue::from(id.to_string()));
+            map.insert(H_CALL_ID, HeaderValue::from(id.header()));
             map.insert(H_TRACE_ID, HeaderValue::from(id.trace_id()));
         }
         if let (true, Some(ms)) = (watched, &self.notify_ms) {
