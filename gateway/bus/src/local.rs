@@ -84,6 +84,9 @@ struct Shared {
     published: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
+    /// Calls handed straight to a service instance: each is published and delivered, counted
+    /// with one addition.
+    direct: AtomicU64,
 }
 
 impl LocalBus {
@@ -104,15 +107,17 @@ impl LocalBus {
                 published: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
+                direct: AtomicU64::new(0),
             }),
         }
     }
 
     pub fn stats(&self) -> LocalBusStats {
         let shared = &self.shared;
+        let direct = shared.direct.load(Ordering::Relaxed);
         LocalBusStats {
-            published: shared.published.load(Ordering::Relaxed),
-            delivered: shared.delivered.load(Ordering::Relaxed),
+            published: shared.published.load(Ordering::Relaxed) + direct,
+            delivered: shared.delivered.load(Ordering::Relaxed) + direct,
             dropped: shared.dropped.load(Ordering::Relaxed),
         }
     }
@@ -185,7 +190,6 @@ impl LocalBus {
         first: &dyn Endpoint,
         members: usize,
     ) -> Call {
-        self.shared.published.fetch_add(1, Ordering::Relaxed);
         let mut refusal = None;
         let mut next: Option<Arc<dyn Endpoint>> = None;
         let mut offer = Some((meta, payload));
@@ -200,7 +204,7 @@ impl LocalBus {
             };
             match endpoint.start(route, this.0, this.1) {
                 Ok(call) => {
-                    self.shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.shared.direct.fetch_add(1, Ordering::Relaxed);
                     return call;
                 }
                 Err(status) => refusal = Some(status),
@@ -212,6 +216,7 @@ impl LocalBus {
                 _ => break,
             }
         }
+        self.shared.published.fetch_add(1, Ordering::Relaxed);
         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         let status = refusal.unwrap_or_else(|| {
             BusError::Overloaded { subject: route.subject().to_string() }.to_status()

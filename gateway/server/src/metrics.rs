@@ -229,11 +229,21 @@ impl Metrics {
         self.connections_rejected.fetch_add(1, Relaxed);
     }
 
-    pub fn call_started(&self) {
-        self.in_flight.fetch_add(1, Relaxed);
+    /// Takes a place among the gateway's calls in flight for a call about to start, or `false`
+    /// when `max` calls (`max_in_flight_total`) hold one already. The cap and the
+    /// `gateway_requests_in_flight` gauge count the same thing, with one atomic addition per
+    /// call; the place is given back when the call is counted finished.
+    pub fn try_start_call(&self, max: usize) -> bool {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        if self.in_flight.fetch_add(1, Relaxed) >= max {
+            self.in_flight.fetch_sub(1, Relaxed);
+            return false;
+        }
+        true
     }
 
-    /// A call of route `index` ended with `code` after `elapsed`.
+    /// A call of route `index` ended with `code` after `elapsed`: its place in flight is given
+    /// back.
     pub fn call_finished(&self, index: usize, code: Code, elapsed: Duration) {
         self.in_flight.fetch_sub(1, Relaxed);
         let Some(method) = self.methods.get(index) else { return };
@@ -617,8 +627,8 @@ mod tests {
         let mut registry = Registry::new();
         registry.register(&S).unwrap();
         let metrics = Metrics::new(&registry);
-        metrics.call_started();
-        metrics.call_started();
+        assert!(metrics.try_start_call(2) && metrics.try_start_call(2));
+        assert!(!metrics.try_start_call(2), "the third call of two places is refused");
         metrics.call_finished(0, Code::Ok, Duration::from_micros(300));
         metrics.shed(Shed::Global);
         metrics.goaway_sent(GoawayReason::FRAME_TOO_LARGE);
@@ -642,6 +652,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }
         assert!(!text.contains("code=\"cancelled\""), "unused codes are not listed");
+        assert!(metrics.try_start_call(2), "the finished call gave its place back");
     }
 
     #[test]
@@ -657,8 +668,7 @@ mod tests {
             (7, Code::Ok, Duration::from_micros(1)),
         ];
         for _ in calls {
-            one_by_one.call_started();
-            batched.call_started();
+            assert!(one_by_one.try_start_call(usize::MAX) && batched.try_start_call(usize::MAX));
         }
         for (index, code, elapsed) in calls {
             one_by_one.call_finished(index, code, elapsed);

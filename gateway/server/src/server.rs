@@ -29,7 +29,7 @@ use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
 use crate::session::CLOSE_GRACE;
-use crate::state::{CallIds, InFlight, Shared};
+use crate::state::{CallIds, Shared};
 use crate::{switches, tcp, ws};
 
 /// Connections being turned away at the connection limit at once; past it, further ones are
@@ -131,7 +131,6 @@ pub async fn run(
     let users = UserConnections::new(config.max_connections_per_user);
     let rate = ConnectionRate::new(config.connection_rate, config.connection_burst);
     let shared = Arc::new(Shared {
-        in_flight: InFlight::new(config.max_in_flight_total),
         config,
         registry,
         bus,

@@ -503,6 +503,8 @@ impl<T: Transport> Session<T> {
         let mut progress = false;
         let mut filled = false;
         let mut taken = 0u32;
+        // One reference for the whole run of frames, not one per request.
+        let shared = Arc::clone(&self.shared);
         loop {
             while self.room() && self.control.is_none() {
                 let Some(frame) = self.next_frame()? else { break };
@@ -511,7 +513,7 @@ impl<T: Transport> Session<T> {
                 if draining {
                     self.on_frame_draining(frame)?;
                 } else {
-                    self.on_frame(frame, cx, now)?;
+                    self.on_frame(frame, &shared, cx, now)?;
                 }
                 // Long runs of frames answered at once: the first answers leave while the rest
                 // are worked on, so the client is not idle meanwhile.
@@ -532,9 +534,15 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    fn on_frame(&mut self, frame: Frame, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        shared: &Shared,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Result<(), End> {
         match frame {
-            Frame::Request(request) => self.on_request(request, cx, now)?,
+            Frame::Request(request) => self.on_request(request, shared, cx, now)?,
             Frame::Cancel { request_id } => self.on_cancel(request_id),
             Frame::Ping { data } => self.push(&Frame::Pong { data }),
             Frame::Pong { .. } => {}
@@ -565,10 +573,10 @@ impl<T: Transport> Session<T> {
     fn on_request(
         &mut self,
         request: Request,
+        shared: &Shared,
         cx: &mut Context<'_>,
         now: Instant,
     ) -> Result<(), End> {
-        let shared = self.shared.clone();
         let id = request.request_id;
         if id == 0 {
             return Err(close(GoawayReason::PROTOCOL_ERROR, "request id 0"));
@@ -602,7 +610,7 @@ impl<T: Transport> Session<T> {
             && self.calls.len() >= shared.config.max_in_flight_per_connection as usize
         {
             Some(Shed::Connection)
-        } else if !shared.in_flight.take() {
+        } else if !shared.metrics.try_start_call(shared.config.max_in_flight_total) {
             Some(Shed::Global)
         } else {
             None
@@ -632,7 +640,6 @@ impl<T: Transport> Session<T> {
             identity: self.grant.identity.clone(),
             received: Some(now.into_std()),
         };
-        shared.metrics.call_started();
         let mut call = if request.fire_and_forget || route.method.is_fire_and_forget() {
             // Published without a reply subject (`docs/bus.md`: `-> void` methods have none):
             // the call is over once the bus has it. A client that wants a reply to a `-> void`
@@ -716,7 +723,6 @@ impl<T: Transport> Session<T> {
             return;
         }
         let now = Instant::now();
-        self.shared.in_flight.give_back(self.finished.len());
         let calls = self
             .finished
             .drain(..)

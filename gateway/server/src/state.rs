@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gateway_bus::switches::SwitchStore;
@@ -28,8 +28,6 @@ pub(crate) struct Shared {
     /// The operator switches, which every call is checked against (`crate::switches`).
     pub(crate) switches: Arc<dyn SwitchStore>,
     pub(crate) metrics: Arc<Metrics>,
-    /// The global in-flight cap (`max_in_flight_total`).
-    pub(crate) in_flight: InFlight,
     /// Cancelled when the graceful shutdown starts (sessions learn it from their mailboxes).
     pub(crate) draining: CancellationToken,
     pub(crate) call_ids: CallIds,
@@ -45,32 +43,6 @@ pub(crate) struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-/// Calls in flight across every connection, against `max_in_flight_total`.
-#[derive(Debug)]
-pub(crate) struct InFlight {
-    now: AtomicUsize,
-    max: usize,
-}
-
-impl InFlight {
-    pub(crate) fn new(max: usize) -> InFlight {
-        InFlight { now: AtomicUsize::new(0), max }
-    }
-
-    /// Takes a place, or `false` when all are taken.
-    pub(crate) fn take(&self) -> bool {
-        if self.now.fetch_add(1, Ordering::Relaxed) >= self.max {
-            self.now.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    pub(crate) fn give_back(&self, n: usize) {
-        self.now.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -174,14 +146,5 @@ mod tests {
         }
         assert!(seen.iter().all(|id| id.instance == ids.instance));
         assert_ne!(CallIds::new().instance, ids.instance, "two gateways pick different numbers");
-    }
-
-    #[test]
-    fn the_global_cap_refuses_past_its_bound() {
-        let cap = InFlight::new(2);
-        assert!(cap.take() && cap.take());
-        assert!(!cap.take());
-        cap.give_back(1);
-        assert!(cap.take());
     }
 }
