@@ -7,6 +7,10 @@
 //! - **Requests** share one wildcard inbox subscription per connection (`_INBOX.<id>.*`); each
 //!   request waits on its own token. Nobody subscribed → nats-server answers "no responders" at
 //!   once ([`BusError::NoResponders`]); no answer in time → [`BusError::Timeout`].
+//! - **Calls** ([`Bus::call`]) take a second connection, the call lane (`nats/lane.rs`), which
+//!   writes the requests of every caller ready at once in one system call and hands each answer
+//!   to its caller from the read; they take the main connection while the lane is down or off
+//!   ([`NatsOptions::call_lane`]).
 //! - **Payload limit**: the server's `max_payload` (headers included) is checked before anything
 //!   is sent ([`BusError::TooLarge`]).
 //! - **Subscriptions** forward into a bounded queue per subscription
@@ -49,6 +53,10 @@ use crate::call::{Call, CallId, CallMeta, Failure, MethodRoute};
 use crate::contract::{self, header};
 use crate::{Bus, BusError, BusMessage, Headers, MessageStream, Subscription, subject};
 
+mod lane;
+
+use lane::{Answers, Credentials, Lane, LaneOptions, push_decimal, reconnect_delay};
+
 /// Settings of a [`NatsBus`] connection.
 #[derive(Clone, Debug)]
 pub struct NatsOptions {
@@ -72,6 +80,11 @@ pub struct NatsOptions {
     pub lost_after: Duration,
     /// How often each instance holding calls is pinged. Default 250 ms.
     pub probe_interval: Duration,
+    /// Calls ([`Bus::call`]) take a second connection of their own, which writes the requests
+    /// of many callers at once and hands answers straight to their callers (see
+    /// `docs/bus.md`, "The call lane"). Calls take the main connection while it is down, and
+    /// always when the URL is `tls://` or `ws://`. Default `true`.
+    pub call_lane: bool,
 }
 
 impl Default for NatsOptions {
@@ -85,6 +98,7 @@ impl Default for NatsOptions {
             notify_after: Some(Duration::from_millis(100)),
             lost_after: Duration::from_millis(400),
             probe_interval: Duration::from_millis(250),
+            call_lane: true,
         }
     }
 }
@@ -120,7 +134,9 @@ pub struct NatsBus {
     options: NatsOptions,
     /// `rpc-notify-ms`, formatted once.
     notify_ms: Option<String>,
-    /// Stops the inbox task when the bus goes.
+    /// The call lane, unless it is off.
+    lane: Option<Lane>,
+    /// Stops the inbox task, the watchdog and the lane when the bus goes.
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -192,6 +208,8 @@ struct Pending {
     watched: bool,
     /// The instance that sent a running notice for it.
     instance: Option<Arc<str>>,
+    /// Sent on the call lane (and so lost with its connection).
+    lane: bool,
 }
 
 impl Requests {
@@ -234,7 +252,15 @@ impl NatsBus {
         });
         let events = Arc::downgrade(&inner);
         let max_delay = options.max_reconnect_delay;
-        let client = async_nats::ConnectOptions::new()
+        // The client does not read credentials from its URLs: the first URL's are given to it.
+        let connect_options = match url_credentials(url) {
+            Credentials::UserPassword(user, password) => {
+                async_nats::ConnectOptions::with_user_and_password(user, password)
+            }
+            Credentials::Token(token) => async_nats::ConnectOptions::with_token(token),
+            Credentials::None => async_nats::ConnectOptions::new(),
+        };
+        let client = connect_options
             .name(&options.name)
             .connection_timeout(options.connect_timeout)
             .ping_interval(options.ping_interval)
@@ -273,13 +299,30 @@ impl NatsBus {
         }
         info!(url, name = options.name, "connected to NATS");
         let notify_ms = options.notify_after.map(|after| after.as_millis().max(1).to_string());
+        let lane = if options.call_lane {
+            let lane_options = LaneOptions {
+                name: options.name.clone(),
+                connect_timeout: options.connect_timeout,
+                ping_interval: options.ping_interval,
+                max_reconnect_delay: options.max_reconnect_delay,
+            };
+            let prefix = format!("_INBOX.{}.", contract::instance_id());
+            Lane::start(url, prefix, lane_options, Arc::downgrade(&inner), stop.clone())
+        } else {
+            None
+        };
         let client = Arc::new(client);
-        Ok(NatsBus { client, inner, options, notify_ms, _stop: stop.drop_guard() })
+        Ok(NatsBus { client, inner, options, notify_ms, lane, _stop: stop.drop_guard() })
     }
 
     /// The underlying client, for what the bus does not cover (JetStream key-value buckets).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
+    }
+
+    /// Whether calls take the call lane now (see [`NatsOptions::call_lane`]).
+    pub fn call_lane_connected(&self) -> bool {
+        self.lane.as_ref().is_some_and(Lane::is_up)
     }
 
     /// Waits until the connection is up (at once if it is).
@@ -362,6 +405,99 @@ impl NatsBus {
         Ok(map)
     }
 
+    /// The contract's headers of a call as a NATS header block (`NATS/1.0`, the lines, the
+    /// blank line), written into `out` for the call lane.
+    fn encode_call_headers(
+        &self,
+        out: &mut Vec<u8>,
+        route: &MethodRoute,
+        meta: &CallMeta,
+        watched: bool,
+    ) -> Result<(), BusError> {
+        fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"NATS/1.0\r\n");
+        line(out, header::METHOD, route.nats.method_id.as_bytes());
+        if let Some(deadline) = meta.deadline {
+            let now = meta.received.unwrap_or_else(std::time::Instant::now);
+            let left = deadline.saturating_duration_since(now);
+            let ms = left.as_micros().div_ceil(1000) as u64;
+            out.extend_from_slice(header::TIMEOUT_MS.as_bytes());
+            out.extend_from_slice(b": ");
+            push_decimal(out, ms);
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(id) = meta.call_id {
+            line(out, header::CALL_ID, id.header().as_bytes());
+            line(out, header::TRACE_ID, id.trace_id().as_bytes());
+        }
+        if let (true, Some(ms)) = (watched, &self.notify_ms) {
+            line(out, header::NOTIFY_MS, ms.as_bytes());
+        }
+        if let Some(identity) = &meta.identity {
+            let mut extra = Headers::new();
+            crate::call::identity_headers(&mut extra, Some(identity));
+            for (name, value) in extra {
+                check_header(&name, &value)?;
+                line(out, &name, value.as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// Sends a call on the lane if it is up (`None` otherwise: the caller takes the main
+    /// connection).
+    fn call_on_lane(
+        &self,
+        lane: &Lane,
+        route: &MethodRoute,
+        meta: &CallMeta,
+        payload: &Bytes,
+    ) -> Option<Call> {
+        let watched = self.notify_ms.is_some();
+        let mut headers = Vec::with_capacity(256);
+        if let Err(e) = self.encode_call_headers(&mut headers, route, meta, watched) {
+            return Some(Call::ready(Err(e.into())));
+        }
+        let (size, max) = (headers.len() + payload.len(), self.client.max_payload());
+        if size > max {
+            return Some(Call::ready(Err(BusError::TooLarge { size, max }.into())));
+        }
+        let inner = &self.inner;
+        let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        let tick = inner.tick.load(Ordering::Relaxed);
+        let sent = lane.request(route.nats.subject.as_str(), token, &headers, payload, || {
+            let entry = Pending { answer, tick, watched, instance: None, lane: true };
+            inner.requests.lock().expect("pending requests").pending.insert(token, entry);
+        });
+        if !sent {
+            return None;
+        }
+        // Made before the future: dropped unpolled, it still forgets the request and cancels.
+        let waiting = Forget { inner: self.inner.clone(), token: Some(token) };
+        let cancel = CancelOnDrop(meta.call_id.map(|call_id| Cancel {
+            client: self.client.clone(),
+            lane: Some(lane.clone()),
+            subject: route.cancel_subject().clone(),
+            call_id,
+        }));
+        let subject = route.nats.subject.clone();
+        Some(Call::boxed(async move {
+            let (mut waiting, mut cancel) = (waiting, cancel);
+            let answer = answered.await;
+            // Whatever came, the entry is out of the map already.
+            waiting.token = None;
+            cancel.disarm();
+            answer_of(outcome(&subject, answer)?)
+        }))
+    }
+
     /// Sends a request and waits for its answer (no timeout: the caller bounds it). The entry
     /// in the pending map is removed however the future ends.
     fn exchange(
@@ -377,19 +513,20 @@ impl NatsBus {
             let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
             let (answer, answered) = oneshot::channel();
             let tick = inner.tick.load(Ordering::Relaxed);
-            let entry = Pending { answer, tick, watched, instance: None };
+            let entry = Pending { answer, tick, watched, instance: None, lane: false };
             inner.requests.lock().expect("pending requests").pending.insert(token, entry);
             // Forgets the request however this future ends (timeout, drop), unless answered.
-            let mut pending = Forget { inner: &inner, token: Some(token) };
+            let mut pending = Forget { inner: inner.clone(), token: Some(token) };
             // Registered before this check: a loss from now on fails it through the map.
             if !*inner.connected.borrow() {
                 return Err(BusError::Disconnected {
                     reason: "the connection to NATS is down".into(),
                 });
             }
-            let mut reply = String::with_capacity(inner.inbox_prefix.len() + 20);
-            reply.push_str(&inner.inbox_prefix);
+            let mut reply = Vec::with_capacity(inner.inbox_prefix.len() + 20);
+            reply.extend_from_slice(inner.inbox_prefix.as_bytes());
             push_decimal(&mut reply, token);
+            let reply = String::from_utf8(reply).expect("an inbox subject is ASCII");
             let sent = match headers {
                 Some(h) => {
                     client.publish_with_reply_and_headers(subject.clone(), reply, h, payload).await
@@ -400,36 +537,37 @@ impl NatsBus {
             let answer = answered.await;
             // Whatever came, the entry is out of the map already.
             pending.token = None;
-            match answer {
-                Err(_) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
-                Ok(Err(Failed::Lost(reason))) => {
-                    Err(BusError::Lost { subject: subject.to_string(), reason })
-                }
-                Ok(Err(Failed::Disconnected)) => Err(BusError::Disconnected {
-                    reason: "the connection to NATS dropped while waiting for the answer".into(),
-                }),
-                Ok(Ok(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
-                    Err(BusError::NoResponders { subject: subject.to_string() })
-                }
-                Ok(Ok(message)) => Ok(message),
-            }
+            outcome(&subject, answer)
         }
     }
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// What a request waiting on `subject` got, as the bus reports it.
+fn outcome(
+    subject: &async_nats::Subject,
+    answer: Result<Outcome, oneshot::error::RecvError>,
+) -> Result<async_nats::Message, BusError> {
+    match answer {
+        Err(_) => Err(BusError::Disconnected { reason: "the bus closed".into() }),
+        Ok(Err(Failed::Lost(reason))) => {
+            Err(BusError::Lost { subject: subject.to_string(), reason })
         }
+        Ok(Err(Failed::Disconnected)) => Err(BusError::Disconnected {
+            reason: "the connection to NATS dropped while waiting for the answer".into(),
+        }),
+        Ok(Ok(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
+            Err(BusError::NoResponders { subject: subject.to_string() })
+        }
+        Ok(Ok(message)) => Ok(message),
     }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// A call's answer: its payload, or the failure its status headers carry.
+fn answer_of(message: async_nats::Message) -> Result<Bytes, Failure> {
+    match message.headers.as_ref().and_then(status_from_nats) {
+        None => Ok(message.payload),
+        Some(status) => Err(Failure { status, details: message.payload }),
+    }
 }
 
 impl fmt::Debug for NatsBus {
@@ -508,6 +646,11 @@ impl Bus for NatsBus {
     }
 
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
+        if let Some(lane) = &self.lane {
+            if let Some(call) = self.call_on_lane(lane, route, &meta, &payload) {
+                return call;
+            }
+        }
         let watched = self.notify_ms.is_some();
         let prepared = self.check_connected().and_then(|()| {
             let headers = Some(self.call_headers(route, &meta, watched)?);
@@ -520,20 +663,16 @@ impl Bus for NatsBus {
         };
         let exchange = self.exchange(route.nats.subject.clone(), headers, payload, watched);
         // Tells the service when the caller drops the call before its answer.
-        let mut cancel = CancelOnDrop(
-            meta.call_id.map(|id| (self.client.clone(), route.cancel_subject().to_string(), id)),
-        );
+        let mut cancel = CancelOnDrop(meta.call_id.map(|call_id| Cancel {
+            client: self.client.clone(),
+            lane: None,
+            subject: route.cancel_subject().clone(),
+            call_id,
+        }));
         Call::boxed(async move {
             let answer = exchange.await;
             cancel.disarm();
-            let message = answer?;
-            Ok(message.payload).and_then(|payload| match &message.headers {
-                Some(headers) => match status_from_nats(headers) {
-                    None => Ok(payload),
-                    Some(status) => Err(Failure { status, details: payload }),
-                },
-                None => Ok(payload),
-            })
+            answer_of(answer?)
         })
     }
 
@@ -587,8 +726,16 @@ impl MessageStream for NatsStream {
 }
 
 /// Publishes a call's cancellation (`docs/bus.md`, "Cancellation") when the caller drops the
-/// call before the answer came: from a task, since a drop cannot wait.
-struct CancelOnDrop(Option<(Arc<async_nats::Client>, String, CallId)>);
+/// call before the answer came: on the lane the call took (after the request, in order), or
+/// else from a task, since a drop cannot wait.
+struct CancelOnDrop(Option<Cancel>);
+
+struct Cancel {
+    client: Arc<async_nats::Client>,
+    lane: Option<Lane>,
+    subject: crate::Subject,
+    call_id: CallId,
+}
 
 impl CancelOnDrop {
     fn disarm(&mut self) {
@@ -598,7 +745,19 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        let Some((client, subject, call_id)) = self.0.take() else { return };
+        let Some(Cancel { client, lane, subject, call_id }) = self.0.take() else { return };
+        if let Some(lane) = lane {
+            let mut headers = Vec::with_capacity(64);
+            headers.extend_from_slice(b"NATS/1.0\r\n");
+            headers.extend_from_slice(header::CALL_ID.as_bytes());
+            headers.extend_from_slice(b": ");
+            headers.extend_from_slice(call_id.header().as_bytes());
+            headers.extend_from_slice(b"\r\n\r\n");
+            if lane.publish(subject.as_str(), &headers, b"") {
+                return;
+            }
+        }
+        let subject = subject.as_str().to_owned();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         runtime.spawn(async move {
             let mut headers = HeaderMap::new();
@@ -611,13 +770,13 @@ impl Drop for CancelOnDrop {
 }
 
 /// Removes a request from the pending map when dropped.
-struct Forget<'a> {
-    inner: &'a Inner,
+struct Forget {
+    inner: Arc<Inner>,
     /// `None` once the answer came (the entry left the map with it).
     token: Option<u64>,
 }
 
-impl Drop for Forget<'_> {
+impl Drop for Forget {
     fn drop(&mut self) {
         if let Some(token) = self.token {
             self.inner.requests.lock().expect("pending requests").remove(token);
@@ -665,21 +824,13 @@ impl Inner {
     }
 }
 
-/// The delay before reconnect attempt `attempts` (1 = the first): doubling from 50 ms up to
-/// `max`, with ±25% jitter so that many gateways do not reconnect in lockstep.
-fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(16) as u32;
-    let base = Duration::from_millis(50).saturating_mul(1 << exponent).min(max);
-    let jitter = 0.75 + 0.5 * jitter_unit();
-    base.mul_f64(jitter)
-}
-
-/// A number in [0, 1) that differs between calls and processes; enough for jitter.
-fn jitter_unit() -> f64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos() as u64));
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+/// The credentials of the first of `urls` (comma-separated) that has any.
+fn url_credentials(urls: &str) -> Credentials {
+    urls.split(',')
+        .filter_map(|url| url.trim().parse::<async_nats::ServerAddr>().ok())
+        .map(|addr| lane::credentials(&addr))
+        .find(|c| *c != Credentials::None)
+        .unwrap_or(Credentials::None)
 }
 
 /// Hands each answer on the inbox to the request waiting for its token.
@@ -702,18 +853,37 @@ async fn route_answers(
             .strip_prefix(inner.inbox_prefix.as_str())
             .and_then(|token| token.parse::<u64>().ok());
         let Some(token) = token else { continue };
+        inner.answer(token, message);
+    }
+}
+
+impl Answers for Inner {
+    fn answer(&self, token: u64, message: async_nats::Message) {
         let running = message.headers.as_ref().and_then(|h| h.get(header::RUNNING));
         if let Some(instance) = running {
-            note_running(&inner, token, instance.as_str());
-            continue;
+            note_running(self, token, instance.as_str());
+            return;
         }
-        let waiting = inner.requests.lock().expect("pending requests").remove(token);
+        let waiting = self.requests.lock().expect("pending requests").remove(token);
         match waiting {
             Some(pending) => {
                 let _ = pending.answer.send(Ok(message));
             }
             // Late: the request timed out or was abandoned.
-            None => debug!(subject = %message.subject, "discarding an answer nobody waits for"),
+            None => debug!(token, "discarding an answer nobody waits for"),
+        }
+    }
+
+    fn lost(&self) {
+        let failed: Vec<Pending> = {
+            let mut requests = self.requests.lock().expect("pending requests");
+            let on_lane: Vec<u64> =
+                requests.pending.iter().filter(|(_, p)| p.lane).map(|(t, _)| *t).collect();
+            on_lane.into_iter().filter_map(|token| requests.remove(token)).collect()
+        };
+        self.failed_on_disconnect.fetch_add(failed.len() as u64, Ordering::Relaxed);
+        for pending in failed {
+            let _ = pending.answer.send(Err(Failed::Disconnected));
         }
     }
 }
@@ -875,10 +1045,22 @@ fn append_header(
         None => HeaderName::from_str(&name)
             .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?,
     };
+    check_header(&name, &value)?;
+    map.append(header, HeaderValue::from(value));
+    Ok(())
+}
+
+/// [`BusError::InvalidHeader`] unless NATS can carry the header: a name of printable ASCII
+/// without `:` or spaces, a value without line breaks.
+fn check_header(name: &str, value: &str) -> Result<(), BusError> {
+    let invalid =
+        |reason| BusError::InvalidHeader { name: name.chars().take(64).collect(), reason };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Err(invalid("names are printable ASCII without `:` or spaces"));
+    }
     if value.contains(['\r', '\n']) {
         return Err(invalid("values cannot contain line breaks"));
     }
-    map.append(header, HeaderValue::from(value));
     Ok(())
 }
 

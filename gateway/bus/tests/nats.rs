@@ -576,10 +576,35 @@ fn typed_sum(serial: u64) -> (gateway_bus::MethodRoute, gateway_bus::CallMeta) {
     (route, meta)
 }
 
+/// Waits until `bus`'s calls take its call lane.
+async fn lane_up(bus: &NatsBus) {
+    let started = Instant::now();
+    while !bus.call_lane_connected() {
+        assert!(started.elapsed() < WAIT, "the call lane did not connect");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
-async fn typed_calls_cross_nats_as_the_contract_headers_and_come_back_as_answers() {
+async fn typed_calls_cross_the_call_lane_as_the_contract_headers_and_come_back_as_answers() {
     let nats = NatsServer::start();
     let bus = connect(&nats).await;
+    lane_up(&bus).await;
+    typed_calls_cross_nats(&nats, &bus).await;
+    assert!(bus.call_lane_connected());
+}
+
+#[tokio::test]
+async fn typed_calls_cross_the_main_connection_as_the_contract_headers_too() {
+    let nats = NatsServer::start();
+    let options = NatsOptions { call_lane: false, ..NatsOptions::default() };
+    let bus = NatsBus::connect(&nats.url(), options).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!bus.call_lane_connected());
+    typed_calls_cross_nats(&nats, &bus).await;
+}
+
+async fn typed_calls_cross_nats(nats: &NatsServer, bus: &NatsBus) {
     // What a service written with a plain NATS client sees.
     let plain = async_nats::connect(nats.url()).await.unwrap();
     let mut calls =
@@ -656,4 +681,84 @@ async fn a_typed_call_is_served_by_a_runtime_over_nats() {
     assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
     stop.cancel();
     serving.stopped().await;
+}
+
+#[tokio::test]
+async fn losing_the_server_fails_calls_on_the_lane_at_once_and_the_lane_comes_back() {
+    let mut nats = NatsServer::start();
+    let bus = connect(&nats).await;
+    let plain = async_nats::connect(nats.url()).await.unwrap();
+    // A silent instance: takes the call and never answers.
+    let mut silent = plain.subscribe("rpc.examples.some_api.SomeApi.sum").await.unwrap();
+    settle_client(&plain).await;
+    lane_up(&bus).await;
+
+    let (route, meta) = typed_sum(1);
+    let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+    let waiting = tokio::spawn(bus.call(&route, meta, payload.clone()));
+    tokio::time::timeout(WAIT, silent.next()).await.unwrap().unwrap();
+    let killed = Instant::now();
+    nats.kill();
+    let failure = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(failure.status.code(), gateway_core::Code::Unavailable, "{failure:?}");
+    assert!(failure.status.retryable());
+    assert!(killed.elapsed() < Duration::from_secs(2), "failed after {:?}", killed.elapsed());
+    assert!(!bus.call_lane_connected());
+    assert!(bus.stats().failed_on_disconnect >= 1);
+    drop((silent, plain));
+
+    // While the server is down, calls fail at once.
+    let (route, meta) = typed_sum(2);
+    let started = Instant::now();
+    let failure = bus.call(&route, meta, payload.clone()).await.unwrap_err();
+    assert_eq!(failure.status.code(), gateway_core::Code::Unavailable);
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    // Back: the lane reconnects by itself and carries calls again.
+    nats.restart();
+    tokio::time::timeout(WAIT, bus.connected()).await.expect("reconnected");
+    lane_up(&bus).await;
+    let stop = CancellationToken::new();
+    let service = Arc::new(SomeApiServer::new(Calculator::default()));
+    let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
+    settle(&bus).await;
+    let (route, meta) = typed_sum(3);
+    let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
+    assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+    stop.cancel();
+    serving.stopped().await;
+}
+
+#[tokio::test]
+async fn both_connections_authenticate_with_the_credentials_in_the_url() {
+    for (args, credentials) in [
+        (&["--user", "gw", "--pass", "p@ss word"][..], "gw:p%40ss%20word@"),
+        (&["--auth", "s3cret"][..], "s3cret@"),
+    ] {
+        let nats = NatsServer::start_with(args);
+        let url = format!("nats://{credentials}127.0.0.1:{}", nats.port());
+        let options = NatsOptions { name: "auth-test".into(), ..NatsOptions::default() };
+        let bus =
+            Arc::new(NatsBus::connect(&url, options).await.expect("connect with credentials"));
+        lane_up(&bus).await;
+        let names: Vec<String> = nats.monitor("/connz")["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        assert!(names.contains(&"auth-test (calls)".to_owned()), "{names:?}");
+
+        let stop = CancellationToken::new();
+        let service = Arc::new(SomeApiServer::new(Calculator::default()));
+        let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
+        settle(&bus).await;
+        let (route, meta) = typed_sum(1);
+        let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+        let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
+        assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+        assert!(bus.call_lane_connected());
+        stop.cancel();
+        serving.stopped().await;
+    }
 }

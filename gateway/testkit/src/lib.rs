@@ -106,6 +106,8 @@ pub struct NatsServer {
     monitor_port: u16,
     /// JetStream's store and the ports file; removed on drop, after the server is gone.
     dir: tempfile::TempDir,
+    /// Arguments given to every run (e.g. `--user`), after ours.
+    extra: Vec<String>,
 }
 
 impl NatsServer {
@@ -116,16 +118,23 @@ impl NatsServer {
     /// If `nats-server` is not installed (the test command installs Debian's) or does not come
     /// up within 20 s.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// As [`NatsServer::start`], with more arguments for `nats-server` (e.g. `--user u --pass
+    /// p`), given again on [`NatsServer::restart`].
+    pub fn start_with(extra: &[&str]) -> NatsServer {
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
         let dir = tempfile::tempdir().expect("a temporary directory for nats-server");
         let ports_dir = dir.path().join("ports");
         std::fs::create_dir(&ports_dir).expect("the ports directory");
         let mut command = nats_command(dir.path(), "-1", "-1");
-        command.arg("--ports_file_dir").arg(&ports_dir);
+        command.arg("--ports_file_dir").arg(&ports_dir).args(&extra);
         let process = Child::spawn("nats-server", command);
         let ports = wait_for_ports_file(&ports_dir);
         let port = first_port(&ports, "nats");
         let monitor_port = first_port(&ports, "monitoring");
-        let server = NatsServer { process, port, monitor_port, dir };
+        let server = NatsServer { process, port, monitor_port, dir, extra };
         server.wait_accepting();
         server
     }
@@ -171,8 +180,9 @@ impl NatsServer {
     /// to), and waits until it accepts connections. Kills the running one first, if any.
     pub fn restart(&mut self) {
         self.process.kill();
-        let command =
+        let mut command =
             nats_command(self.dir.path(), &self.port.to_string(), &self.monitor_port.to_string());
+        command.args(&self.extra);
         self.process = Child::spawn("nats-server", command);
         self.wait_accepting();
     }
