@@ -72,6 +72,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
     let options = NatsOptions { name: config.server_id.clone(), ..NatsOptions::default() };
     let nats = NatsBus::connect(url, options).await?;
+    // Calls take a connection of their own (docs/bus.md): open, so the first calls find it.
+    nats.open_call_lane();
     // Operator switches (docs/operations.md): in a JetStream key-value bucket every gateway
     // follows.
     let switches: Arc<dyn SwitchStore> = Arc::new(

@@ -80,10 +80,11 @@ pub struct NatsOptions {
     pub lost_after: Duration,
     /// How often each instance holding calls is pinged. Default 250 ms.
     pub probe_interval: Duration,
-    /// Calls ([`Bus::call`]) take a second connection of their own, which writes the requests
-    /// of many callers at once and hands answers straight to their callers (see
-    /// `docs/bus.md`, "The call lane"). Calls take the main connection while it is down, and
-    /// always when the URL is `tls://` or `ws://`. Default `true`.
+    /// Calls ([`Bus::call`]) take a second connection of their own, opened at the first call
+    /// (or by [`NatsBus::open_call_lane`]), which writes the requests of many callers at once
+    /// and hands answers straight to their callers (`docs/bus.md`, "What the NATS bus
+    /// guarantees"). Calls take the main connection while it is down, and always when the URL
+    /// is `tls://` or `ws://`. Default `true`.
     pub call_lane: bool,
 }
 
@@ -134,8 +135,11 @@ pub struct NatsBus {
     options: NatsOptions,
     /// `rpc-notify-ms`, formatted once.
     notify_ms: Option<String>,
-    /// The call lane, unless it is off.
-    lane: Option<Lane>,
+    /// The server URLs, for the call lane.
+    urls: String,
+    /// The call lane once opened (`None` inside: off).
+    lane: std::sync::OnceLock<Option<Lane>>,
+    stop: CancellationToken,
     /// Stops the inbox task, the watchdog and the lane when the bus goes.
     _stop: tokio_util::sync::DropGuard,
 }
@@ -299,20 +303,46 @@ impl NatsBus {
         }
         info!(url, name = options.name, "connected to NATS");
         let notify_ms = options.notify_after.map(|after| after.as_millis().max(1).to_string());
-        let lane = if options.call_lane {
-            let lane_options = LaneOptions {
-                name: options.name.clone(),
-                connect_timeout: options.connect_timeout,
-                ping_interval: options.ping_interval,
-                max_reconnect_delay: options.max_reconnect_delay,
+        let client = Arc::new(client);
+        Ok(NatsBus {
+            client,
+            inner,
+            options,
+            notify_ms,
+            urls: url.to_owned(),
+            lane: std::sync::OnceLock::new(),
+            stop: stop.clone(),
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// Opens the call lane now rather than at the first call (which, with the few after it,
+    /// takes the main connection while the lane connects). Does nothing if it is open or off
+    /// ([`NatsOptions::call_lane`]). A gateway opens it at start; a service that never calls
+    /// never opens it.
+    pub fn open_call_lane(&self) {
+        self.lane();
+    }
+
+    /// The call lane, opened at the first use; `None` when it is off.
+    fn lane(&self) -> Option<&Lane> {
+        if !self.options.call_lane {
+            return None;
+        }
+        let lane = self.lane.get_or_init(|| {
+            // It needs the runtime for its tasks; without one it stays off.
+            tokio::runtime::Handle::try_current().ok()?;
+            let options = LaneOptions {
+                name: self.options.name.clone(),
+                connect_timeout: self.options.connect_timeout,
+                ping_interval: self.options.ping_interval,
+                max_reconnect_delay: self.options.max_reconnect_delay,
             };
             let prefix = format!("_INBOX.{}.", contract::instance_id());
-            Lane::start(url, prefix, lane_options, Arc::downgrade(&inner), stop.clone())
-        } else {
-            None
-        };
-        let client = Arc::new(client);
-        Ok(NatsBus { client, inner, options, notify_ms, lane, _stop: stop.drop_guard() })
+            let answers = Arc::downgrade(&self.inner);
+            Lane::start(&self.urls, prefix, options, answers, self.stop.clone())
+        });
+        lane.as_ref()
     }
 
     /// The underlying client, for what the bus does not cover (JetStream key-value buckets).
@@ -322,7 +352,7 @@ impl NatsBus {
 
     /// Whether calls take the call lane now (see [`NatsOptions::call_lane`]).
     pub fn call_lane_connected(&self) -> bool {
-        self.lane.as_ref().is_some_and(Lane::is_up)
+        self.lane.get().and_then(Option::as_ref).is_some_and(Lane::is_up)
     }
 
     /// Waits until the connection is up (at once if it is).
@@ -646,7 +676,7 @@ impl Bus for NatsBus {
     }
 
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
-        if let Some(lane) = &self.lane {
+        if let Some(lane) = self.lane() {
             if let Some(call) = self.call_on_lane(lane, route, &meta, &payload) {
                 return call;
             }

@@ -578,6 +578,7 @@ fn typed_sum(serial: u64) -> (gateway_bus::MethodRoute, gateway_bus::CallMeta) {
 
 /// Waits until `bus`'s calls take its call lane.
 async fn lane_up(bus: &NatsBus) {
+    bus.open_call_lane();
     let started = Instant::now();
     while !bus.call_lane_connected() {
         assert!(started.elapsed() < WAIT, "the call lane did not connect");
