@@ -69,12 +69,14 @@ use crate::switches::SwitchView;
 /// client's EOF (bounded by this) avoids that.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Room made for a read: HELLO's read gets the least (an idle connection's one read costs
-/// little), later ones at least [`READ_ROOM`], or twice what the last read brought, up to the
-/// most, so that a busy connection reads in large gulps.
-const READ_ROOM_HELLO: usize = 1024;
-const READ_ROOM: usize = 16 * 1024;
+/// Room made for a read: at first the least (an idle connection, welcomed and quiet, holds no
+/// more), then twice what the last read brought, shrinking by at most half per read, up to the
+/// most: a busy connection reads in large gulps within a few reads, and a read always has room
+/// for more than the rest of its frame.
+const READ_ROOM_MIN: usize = 1024;
 const READ_ROOM_MAX: usize = 256 * 1024;
+/// A read buffer up to this size is kept when empty; a larger one is given back.
+const READ_KEEP: usize = 16 * 1024;
 
 /// When the gateway has few connections, a read's answers are written every this many frames,
 /// without waiting for the rest of the read's frames (see `Session::early_writes`). Measured at
@@ -229,7 +231,7 @@ impl<T: Transport> Session<T> {
             peer,
             mailbox,
             read,
-            read_room: READ_ROOM_HELLO,
+            read_room: READ_ROOM_MIN,
             outbox: Outbox::new(T::WIRE, MIN_MAX_FRAME_SIZE),
             counted: 0,
             max_frame_size: MIN_MAX_FRAME_SIZE,
@@ -300,10 +302,8 @@ impl<T: Transport> Session<T> {
         match self.io.poll_read(cx, &mut self.read) {
             Poll::Ready(Ok(0)) => Err(End::ClientGone),
             Poll::Ready(Ok(n)) => {
-                // Welcomed (HELLO's reads keep the least room).
-                if self.switches.is_some() {
-                    self.read_room = (2 * n).clamp(READ_ROOM, READ_ROOM_MAX);
-                }
+                self.read_room =
+                    (2 * n).max(self.read_room / 2).clamp(READ_ROOM_MIN, READ_ROOM_MAX);
                 self.heard = Instant::now();
                 Ok(true)
             }
@@ -340,11 +340,11 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Gives back a read buffer that grew past [`READ_ROOM`] once nothing is in it. One of that
+    /// Gives back a read buffer that grew past [`READ_KEEP`] once nothing is in it. One of that
     /// size or less is kept for the next read (under load, allocating it afresh for every read
     /// costs more than the rest of the read's work); after HELLO it is 1 KiB.
     fn idle_buffers(&mut self) {
-        if self.read.is_empty() && self.read.capacity() > READ_ROOM {
+        if self.read.is_empty() && self.read.capacity() > READ_KEEP {
             self.read = BytesMut::new();
         }
     }
@@ -396,7 +396,6 @@ impl<T: Transport> Session<T> {
         self.max_frame_size = shared.config.max_frame_size;
         self.io.welcomed();
         self.switches = Some(SwitchView::new(shared.switches.follow()));
-        self.read_room = READ_ROOM;
         self.last_frame = Instant::now();
         let who = self.grant.subject().unwrap_or("anonymous");
         debug!(peer = %self.peer, client = %hello.client_name, %who, "session open");

@@ -391,7 +391,8 @@ pub const KEYS: &[Key] = &[
         value_name: "URL",
         default: "",
         help: "NATS server URL(s), comma-separated, for the bus; services then run as their own \
-               processes. Empty: the in-process bus with the example services",
+               processes. Credentials in the URL: nats://user:password@host:4222 or \
+               nats://token@host:4222. Empty: the in-process bus with the example services",
         set: |s, c| store(&mut c.nats, parse_nats_urls(s)),
     },
     Key {
