@@ -401,8 +401,45 @@ impl NatsBus {
         if size > max { Err(BusError::TooLarge { size, max }) } else { Ok(()) }
     }
 
-    /// The contract's headers of a call, straight from its metadata into NATS's header map: the
-    /// names are made once, only the values are formatted.
+    /// The contract's headers of a call (`docs/bus.md`), each handed to `each` as a name and a
+    /// value, straight from its metadata: one place says what a call carries, whichever
+    /// connection takes it.
+    fn each_call_header(
+        &self,
+        route: &MethodRoute,
+        meta: &CallMeta,
+        watched: bool,
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<(), BusError> {
+        each(header::METHOD, &route.nats.method_id);
+        if let Some(deadline) = meta.deadline {
+            // As of the caller's receipt of the call: a clock reading per call costs more than
+            // the microseconds since.
+            let now = meta.received.unwrap_or_else(std::time::Instant::now);
+            let left = deadline.saturating_duration_since(now);
+            let mut digits = Vec::with_capacity(20);
+            push_decimal(&mut digits, left.as_micros().div_ceil(1000) as u64);
+            each(header::TIMEOUT_MS, std::str::from_utf8(&digits).expect("digits"));
+        }
+        if let Some(id) = meta.call_id {
+            each(header::CALL_ID, &id.header());
+            each(header::TRACE_ID, &id.trace_id());
+        }
+        if let (true, Some(ms)) = (watched, &self.notify_ms) {
+            each(header::NOTIFY_MS, ms);
+        }
+        if let Some(identity) = &meta.identity {
+            let mut extra = Headers::new();
+            crate::call::identity_headers(&mut extra, Some(identity));
+            for (name, value) in extra {
+                check_header(&name, &value)?;
+                each(&name, &value);
+            }
+        }
+        Ok(())
+    }
+
+    /// A call's headers as NATS's header map, for the main connection.
     fn call_headers(
         &self,
         route: &MethodRoute,
@@ -410,33 +447,14 @@ impl NatsBus {
         watched: bool,
     ) -> Result<HeaderMap, BusError> {
         let mut map = HeaderMap::new();
-        map.insert(H_METHOD, HeaderValue::from(route.nats.method_id.clone()));
-        if let Some(deadline) = meta.deadline {
-            // As of the caller's receipt of the call: a clock reading per call costs more than
-            // the microseconds since.
-            let now = meta.received.unwrap_or_else(std::time::Instant::now);
-            let left = deadline.saturating_duration_since(now);
-            map.insert(H_TIMEOUT_MS, HeaderValue::from(contract::timeout_header(left)));
-        }
-        if let Some(id) = meta.call_id {
-            map.insert(H_CALL_ID, HeaderValue::from(id.header()));
-            map.insert(H_TRACE_ID, HeaderValue::from(id.trace_id()));
-        }
-        if let (true, Some(ms)) = (watched, &self.notify_ms) {
-            map.insert(H_NOTIFY_MS, HeaderValue::from(ms.as_str()));
-        }
-        if let Some(identity) = &meta.identity {
-            let mut extra = Headers::new();
-            crate::call::identity_headers(&mut extra, Some(identity));
-            for (name, value) in extra {
-                append_header(&mut map, name, value)?;
-            }
-        }
+        self.each_call_header(route, meta, watched, |name, value| {
+            map.append(known_or_checked(name), HeaderValue::from(value));
+        })?;
         Ok(map)
     }
 
-    /// The contract's headers of a call as a NATS header block (`NATS/1.0`, the lines, the
-    /// blank line), written into `out` for the call lane.
+    /// A call's headers as a NATS header block (`NATS/1.0`, a line each, a blank line), for the
+    /// call lane.
     fn encode_call_headers(
         &self,
         out: &mut Vec<u8>,
@@ -444,38 +462,13 @@ impl NatsBus {
         meta: &CallMeta,
         watched: bool,
     ) -> Result<(), BusError> {
-        fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+        out.extend_from_slice(b"NATS/1.0\r\n");
+        self.each_call_header(route, meta, watched, |name, value| {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
+            out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"NATS/1.0\r\n");
-        line(out, header::METHOD, route.nats.method_id.as_bytes());
-        if let Some(deadline) = meta.deadline {
-            let now = meta.received.unwrap_or_else(std::time::Instant::now);
-            let left = deadline.saturating_duration_since(now);
-            let ms = left.as_micros().div_ceil(1000) as u64;
-            out.extend_from_slice(header::TIMEOUT_MS.as_bytes());
-            out.extend_from_slice(b": ");
-            push_decimal(out, ms);
-            out.extend_from_slice(b"\r\n");
-        }
-        if let Some(id) = meta.call_id {
-            line(out, header::CALL_ID, id.header().as_bytes());
-            line(out, header::TRACE_ID, id.trace_id().as_bytes());
-        }
-        if let (true, Some(ms)) = (watched, &self.notify_ms) {
-            line(out, header::NOTIFY_MS, ms.as_bytes());
-        }
-        if let Some(identity) = &meta.identity {
-            let mut extra = Headers::new();
-            crate::call::identity_headers(&mut extra, Some(identity));
-            for (name, value) in extra {
-                check_header(&name, &value)?;
-                line(out, &name, value.as_bytes());
-            }
-        }
+        })?;
         out.extend_from_slice(b"\r\n");
         Ok(())
     }
@@ -676,14 +669,19 @@ impl Bus for NatsBus {
     }
 
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
+        // The bus is up when its main connection is, the lane or not: calls, subscriptions and
+        // readiness agree.
+        if let Err(e) = self.check_connected() {
+            return Call::ready(Err(e.into()));
+        }
         if let Some(lane) = self.lane() {
             if let Some(call) = self.call_on_lane(lane, route, &meta, &payload) {
                 return call;
             }
         }
         let watched = self.notify_ms.is_some();
-        let prepared = self.check_connected().and_then(|()| {
-            let headers = Some(self.call_headers(route, &meta, watched)?);
+        let prepared = self.call_headers(route, &meta, watched).and_then(|headers| {
+            let headers = Some(headers);
             self.check_size(&headers, &payload)?;
             Ok(headers)
         });
@@ -791,7 +789,8 @@ impl Drop for CancelOnDrop {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         runtime.spawn(async move {
             let mut headers = HeaderMap::new();
-            headers.insert(known(header::CALL_ID), HeaderValue::from(call_id.to_string()));
+            headers
+                .insert(known_or_checked(header::CALL_ID), HeaderValue::from(call_id.to_string()));
             if let Err(e) = client.publish_with_headers(subject, headers, Bytes::new()).await {
                 debug!(cause = %e, "could not publish a cancellation");
             }
@@ -1044,17 +1043,11 @@ static KNOWN_HEADERS: [(&str, HeaderName); 11] = {
     ]
 };
 
-const H_METHOD: HeaderName = HeaderName::from_static(header::METHOD);
-const H_TIMEOUT_MS: HeaderName = HeaderName::from_static(header::TIMEOUT_MS);
-const H_CALL_ID: HeaderName = HeaderName::from_static(header::CALL_ID);
-const H_TRACE_ID: HeaderName = HeaderName::from_static(header::TRACE_ID);
-const H_NOTIFY_MS: HeaderName = HeaderName::from_static(header::NOTIFY_MS);
-
-/// The contract's header `name` as a NATS header name, made once.
-fn known(name: &'static str) -> HeaderName {
+/// A header name that [`check_header`] accepted (or one of the contract's) as NATS's.
+fn known_or_checked(name: &str) -> HeaderName {
     match KNOWN_HEADERS.iter().find(|(known, _)| *known == name) {
         Some((_, header)) => header.clone(),
-        None => HeaderName::from_static(name),
+        None => HeaderName::from_str(name).expect("a header name check_header accepted"),
     }
 }
 
@@ -1068,15 +1061,8 @@ fn append_header(
     name: std::borrow::Cow<'static, str>,
     value: String,
 ) -> Result<(), BusError> {
-    let invalid =
-        |reason| BusError::InvalidHeader { name: name.chars().take(64).collect(), reason };
-    let header = match KNOWN_HEADERS.iter().find(|(known, _)| *known == name) {
-        Some((_, header)) => header.clone(),
-        None => HeaderName::from_str(&name)
-            .map_err(|_| invalid("names are printable ASCII without `:` or spaces"))?,
-    };
     check_header(&name, &value)?;
-    map.append(header, HeaderValue::from(value));
+    map.append(known_or_checked(&name), HeaderValue::from(value));
     Ok(())
 }
 
@@ -1097,7 +1083,7 @@ fn check_header(name: &str, value: &str) -> Result<(), BusError> {
 /// The status an answer's NATS headers carry, or `None` for a success (as
 /// [`contract::status_from_headers`], without copying the headers first).
 fn status_from_nats(headers: &HeaderMap) -> Option<Status> {
-    let get = |name: &'static str| headers.get(known(name)).map(HeaderValue::as_str);
+    let get = |name: &'static str| headers.get(known_or_checked(name)).map(HeaderValue::as_str);
     let code = get(header::STATUS)?.parse::<u8>().map_or(Code::Unknown, Code::from_u8);
     if code == Code::Ok {
         return None;
