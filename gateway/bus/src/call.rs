@@ -53,19 +53,23 @@ impl CallId {
         let mut id = String::with_capacity(16 + 1 + 20);
         push_hex(&mut id, self.instance);
         id.push('-');
-        let mut digits = [0u8; 20];
-        let (mut n, mut at) = (self.serial, digits.len());
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        id.extend(digits[at..].iter().map(|&d| char::from(d)));
+        id.push_str(decimal(self.serial, &mut [0; 20]));
         id
     }
+}
+
+/// `n` in decimal, written at the end of `buf` (without the formatting machinery).
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
 }
 
 /// Appends `n` as 16 lower-case hex digits.

@@ -209,7 +209,12 @@ pub fn status_from_headers(headers: &Headers) -> Option<Status> {
 /// The `rpc-timeout-ms` value for a remaining time (rounded up, so a call never gets less time
 /// than it has).
 pub fn timeout_header(remaining: Duration) -> String {
-    remaining.as_micros().div_ceil(1000).to_string()
+    timeout_ms(remaining).to_string()
+}
+
+/// The `rpc-timeout-ms` value for `remaining`, as a number.
+pub fn timeout_ms(remaining: Duration) -> u64 {
+    u64::try_from(remaining.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -417,9 +417,8 @@ impl NatsBus {
             // the microseconds since.
             let now = meta.received.unwrap_or_else(std::time::Instant::now);
             let left = deadline.saturating_duration_since(now);
-            let mut digits = Vec::with_capacity(20);
-            push_decimal(&mut digits, left.as_micros().div_ceil(1000) as u64);
-            each(header::TIMEOUT_MS, std::str::from_utf8(&digits).expect("digits"));
+            let ms = contract::timeout_ms(left);
+            each(header::TIMEOUT_MS, crate::call::decimal(ms, &mut [0; 20]));
         }
         if let Some(id) = meta.call_id {
             each(header::CALL_ID, &id.header());

@@ -576,6 +576,14 @@ fn typed_sum(serial: u64) -> (gateway_bus::MethodRoute, gateway_bus::CallMeta) {
     (route, meta)
 }
 
+/// A typed `sum(40, 2)` call with call id `serial` is answered 42.
+async fn assert_typed_sum_answered(bus: &NatsBus, serial: u64) {
+    let (route, meta) = typed_sum(serial);
+    let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
+    let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
+    assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+}
+
 /// Waits until `bus`'s calls take its call lane.
 async fn lane_up(bus: &NatsBus) {
     bus.open_call_lane();
@@ -676,10 +684,7 @@ async fn a_typed_call_is_served_by_a_runtime_over_nats() {
         ServiceRuntime::new(service_bus.clone(), service).start(stop.clone()).await.unwrap();
     settle(&service_bus).await;
     let bus = connect(&nats).await;
-    let (route, meta) = typed_sum(1);
-    let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
-    let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
-    assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+    assert_typed_sum_answered(&bus, 1).await;
     stop.cancel();
     serving.stopped().await;
 }
@@ -723,9 +728,7 @@ async fn losing_the_server_fails_calls_on_the_lane_at_once_and_the_lane_comes_ba
     let service = Arc::new(SomeApiServer::new(Calculator::default()));
     let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
     settle(&bus).await;
-    let (route, meta) = typed_sum(3);
-    let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
-    assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+    assert_typed_sum_answered(&bus, 3).await;
     stop.cancel();
     serving.stopped().await;
 }
@@ -754,10 +757,7 @@ async fn both_connections_authenticate_with_the_credentials_in_the_url() {
         let service = Arc::new(SomeApiServer::new(Calculator::default()));
         let serving = ServiceRuntime::new(bus.clone(), service).start(stop.clone()).await.unwrap();
         settle(&bus).await;
-        let (route, meta) = typed_sum(1);
-        let payload = Message::pack(&RequestSumT { a: 40, b: 2 }).into_bytes();
-        let answer = tokio::time::timeout(WAIT, bus.call(&route, meta, payload)).await.unwrap();
-        assert_eq!(Message::<ReplySumT>::from_bytes(answer.unwrap()).unwrap().get().sum(), 42);
+        assert_typed_sum_answered(&bus, 1).await;
         assert!(bus.call_lane_connected());
         stop.cancel();
         serving.stopped().await;
