@@ -7,10 +7,10 @@
 //! - **Requests** share one wildcard inbox subscription per connection (`_INBOX.<id>.*`); each
 //!   request waits on its own token. Nobody subscribed → nats-server answers "no responders" at
 //!   once ([`BusError::NoResponders`]); no answer in time → [`BusError::Timeout`].
-//! - **Calls** ([`Bus::call`]) take a second connection, the call lane (`nats/lane.rs`), which
-//!   writes the requests of every caller ready at once in one system call and hands each answer
-//!   to its caller from the read; they take the main connection while the lane is down or off
-//!   ([`NatsOptions::call_lane`]).
+//! - **Calls** ([`Bus::call`]) and answers (publications to `_INBOX.` subjects) take a second
+//!   connection, the call lane (`nats/lane.rs`), which writes what every caller and answerer has
+//!   ready at once in one system call and hands each answer to its caller from the read; they
+//!   take the main connection while the lane is down or off ([`NatsOptions::call_lane`]).
 //! - **Payload limit**: the server's `max_payload` (headers included) is checked before anything
 //!   is sent ([`BusError::TooLarge`]).
 //! - **Subscriptions** forward into a bounded queue per subscription
@@ -80,11 +80,12 @@ pub struct NatsOptions {
     pub lost_after: Duration,
     /// How often each instance holding calls is pinged. Default 250 ms.
     pub probe_interval: Duration,
-    /// Calls ([`Bus::call`]) take a second connection of their own, opened at the first call
-    /// (or by [`NatsBus::open_call_lane`]), which writes the requests of many callers at once
-    /// and hands answers straight to their callers (`docs/bus.md`, "What the NATS bus
-    /// guarantees"). Calls take the main connection while it is down, and always when the URL
-    /// is `tls://` or `ws://`. Default `true`.
+    /// Calls ([`Bus::call`]) and answers (publications to `_INBOX.` subjects) take a second
+    /// connection, opened at the first of them (or by [`NatsBus::open_call_lane`]), which
+    /// writes what many callers and answerers have ready at once and hands answers straight to
+    /// their callers (`docs/bus.md`, "What the NATS bus guarantees"). They take the main
+    /// connection while it is down, and always when the URL is `tls://` or `ws://`. Default
+    /// `true`.
     pub call_lane: bool,
 }
 
@@ -316,10 +317,10 @@ impl NatsBus {
         })
     }
 
-    /// Opens the call lane now rather than at the first call (which, with the few after it,
-    /// takes the main connection while the lane connects). Does nothing if it is open or off
-    /// ([`NatsOptions::call_lane`]). A gateway opens it at start; a service that never calls
-    /// never opens it.
+    /// Opens the call lane now rather than at the first call or answer (which, with the few
+    /// after it, takes the main connection while the lane connects). Does nothing if it is open
+    /// or off ([`NatsOptions::call_lane`]). A gateway opens it at start; a service at its first
+    /// answer.
     pub fn open_call_lane(&self) {
         self.lane();
     }
@@ -472,6 +473,40 @@ impl NatsBus {
         Ok(())
     }
 
+    /// Publishes on the lane if it is up (`None` otherwise: the caller takes the main
+    /// connection), after the checks the main connection makes.
+    fn publish_on_lane(
+        &self,
+        lane: &Lane,
+        subject: &str,
+        headers: &Headers,
+        payload: &Bytes,
+    ) -> Option<Result<(), BusError>> {
+        let checked = subject::validate_subject(subject).and_then(|()| self.check_connected());
+        if let Err(e) = checked {
+            return Some(Err(e));
+        }
+        let mut block = Vec::new();
+        if !headers.is_empty() {
+            block.extend_from_slice(b"NATS/1.0\r\n");
+            for (name, value) in headers.iter() {
+                if let Err(e) = check_header(name, value) {
+                    return Some(Err(e));
+                }
+                block.extend_from_slice(name.as_bytes());
+                block.extend_from_slice(b": ");
+                block.extend_from_slice(value.as_bytes());
+                block.extend_from_slice(b"\r\n");
+            }
+            block.extend_from_slice(b"\r\n");
+        }
+        let (size, max) = (block.len() + payload.len(), self.client.max_payload());
+        if size > max {
+            return Some(Err(BusError::TooLarge { size, max }));
+        }
+        lane.publish(subject, &block, payload).then_some(Ok(()))
+    }
+
     /// Sends a call on the lane if it is up (`None` otherwise: the caller takes the main
     /// connection).
     fn call_on_lane(
@@ -609,6 +644,15 @@ impl Bus for NatsBus {
         headers: Headers,
         payload: Bytes,
     ) -> BoxFuture<'_, Result<(), BusError>> {
+        // Answers (to a caller's inbox: no order to keep with anything else) ride the lane when
+        // it is up, many in one write.
+        if subject.starts_with("_INBOX.") {
+            if let Some(lane) = self.lane() {
+                if let Some(sent) = self.publish_on_lane(lane, subject, &headers, &payload) {
+                    return Box::pin(std::future::ready(sent));
+                }
+            }
+        }
         let prepared = self.prepare(subject, headers, &payload);
         let subject = subject.to_owned();
         Box::pin(async move {

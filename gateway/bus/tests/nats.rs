@@ -235,12 +235,31 @@ async fn messages_over_max_payload_are_refused_before_sending() {
     let err = bus.publish("big", headers.clone(), too_big.clone()).await.unwrap_err();
     assert!(matches!(err, BusError::TooLarge { size, max: m } if size > max && m == max), "{err}");
     assert!(!err.to_status().retryable());
-    let err = bus.request("big", headers, too_big, WAIT).await.unwrap_err();
+    let err = bus.request("big", headers, too_big.clone(), WAIT).await.unwrap_err();
     assert!(matches!(err, BusError::TooLarge { .. }), "{err}");
     // The connection is still fine, and a payload that fits goes through.
     let fits = Bytes::from(vec![7u8; max - 1024]);
     bus.publish("big", Headers::new(), fits.clone()).await.unwrap();
     assert_eq!(next(&mut sub).await.payload, fits);
+
+    // The same checks for an answer (to an inbox), which rides the call lane.
+    let mut inbox = bus.subscribe("_INBOX.test.*", None).await.unwrap();
+    settle(&bus).await;
+    lane_up(&bus).await;
+    let mut headers = Headers::new();
+    headers.insert("rpc-identity", "someone");
+    let err = bus.publish("_INBOX.test.1", headers.clone(), too_big).await.unwrap_err();
+    assert!(matches!(err, BusError::TooLarge { size, max: m } if size > max && m == max), "{err}");
+    let mut bad = Headers::new();
+    bad.insert("rpc-message", "two\nlines");
+    let err = bus.publish("_INBOX.test.2", bad, Bytes::new()).await.unwrap_err();
+    assert!(matches!(err, BusError::InvalidHeader { .. }), "{err}");
+    let err = bus.publish("_INBOX.bad subject", Headers::new(), Bytes::new()).await.unwrap_err();
+    assert!(matches!(err, BusError::InvalidSubject { .. }), "{err}");
+    bus.publish("_INBOX.test.3", headers, fits.clone()).await.unwrap();
+    let answer = next(&mut inbox).await;
+    assert_eq!((answer.subject.as_str(), &answer.payload), ("_INBOX.test.3", &fits));
+    assert_eq!(answer.headers.get("rpc-identity"), Some("someone"));
 }
 
 #[tokio::test]
@@ -685,6 +704,16 @@ async fn a_typed_call_is_served_by_a_runtime_over_nats() {
     settle(&service_bus).await;
     let bus = connect(&nats).await;
     assert_typed_sum_answered(&bus, 1).await;
+    // The first call opened the caller's lane, its answer the service's (answers take the lane
+    // once it is up); the next ones ride both.
+    let started = Instant::now();
+    while !(bus.call_lane_connected() && service_bus.call_lane_connected()) {
+        assert!(started.elapsed() < WAIT, "the lanes did not open");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for serial in 2..10 {
+        assert_typed_sum_answered(&bus, serial).await;
+    }
     stop.cancel();
     serving.stopped().await;
 }

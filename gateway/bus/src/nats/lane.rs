@@ -1,4 +1,5 @@
-//! The call lane: a second NATS connection that carries the gateway's calls, and nothing else.
+//! The call lane: a second NATS connection that carries calls and the answers to them, and
+//! nothing else.
 //!
 //! Through `async-nats`, each call costs a message on the client's command channel, a wake-up of
 //! its connection task (which then writes that one request: the task runs right after the
@@ -8,9 +9,10 @@
 //!
 //! The lane speaks the NATS client protocol itself, for exactly what calls need:
 //! - **Requests** are appended, already encoded (`HPUB subject reply hlen tlen`, the header
-//!   block, the payload), to one buffer under a lock. A writer task, woken by the first append,
-//!   yields once so that every caller ready on this worker adds its own, then writes the whole
-//!   buffer in one system call.
+//!   block, the payload), to one buffer under a lock, and so are a service's answers (`PUB` or
+//!   `HPUB` to the caller's inbox). A writer task, woken by the first append, yields once so that
+//!   every caller ready on this worker adds its own, then writes the whole buffer in one system
+//!   call.
 //! - **Answers** arrive on one wildcard inbox subscription (`_INBOX.<id>.*`, subscription id 1).
 //!   The reader parses every complete message in what one read returned and hands each to the
 //!   waiting request itself ([`Answers::answer`]): no task in between.
