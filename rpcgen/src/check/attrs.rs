@@ -139,6 +139,19 @@ impl Checker<'_, '_> {
                 self.report(diagnostic.help(format!("declare it with `attribute \"{name}\";`")));
                 continue;
             }
+            if matches!(name, "offset64" | "vector64") {
+                // Generated as 32-bit offsets, a field flatc wrote with 64-bit ones would be read
+                // wrong without any error: refused, as flatc 25.12.19 refuses them for Rust and
+                // TypeScript.
+                self.report(
+                    Diagnostic::error(format!("64-bit offsets (`{name}`) are not supported yet"))
+                        .at(loc, "rpcgen reads every offset as 32 bits")
+                        .note("buffers written with this field would be misread, so it is refused")
+                        .note("flatc refuses them for Rust and TypeScript too")
+                        .help("remove the attribute to use 32-bit offsets (buffers up to 2 GiB)"),
+                );
+                continue;
+            }
             let Some((places, takes_value)) = rule(name) else {
                 continue;
             };
