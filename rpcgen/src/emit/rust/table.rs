@@ -408,9 +408,11 @@ fn key_methods(ctx: &Ctx, ns: &[String], name: &Ident, key: &Field) -> TokenStre
     }
 }
 
-/// True when `Args` holds borrowed or offset values and so needs a lifetime.
+/// True when `Args` holds borrowed or offset values and so needs a lifetime. A union's value
+/// (`WIPOffset<UnionWIPOffset>`) has none: a table whose only other fields are scalars has no
+/// lifetime to declare (declaring it anyway is E0392).
 fn args_lifetime(slots: &[Slot]) -> bool {
-    slots.iter().any(|s| !s.ty.is_scalar_like())
+    slots.iter().any(|s| !s.ty.is_scalar_like() && !matches!(s.ty, Type::Union(_)))
 }
 
 /// `MonsterArgs`: one field per slot; `Default` only without required fields, and `new` taking

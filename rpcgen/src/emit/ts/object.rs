@@ -300,13 +300,22 @@ fn emit_pack_field(
         Type::Union(id) => {
             let owned = scope.name(*id, "T");
             let tag = scope.name(*id, "");
-            code.line(format!(
-                "const {local} = {};",
+            let empty = scope.model().union(*id).variants.is_empty();
+            // A union without variants has no value to write (its owned type is `never`).
+            let value = if empty {
+                "0".to_owned()
+            } else {
                 guard(format!("{owned}.pack(builder, {this})"))
-            ));
+            };
+            code.line(format!("const {local} = {value};"));
             let tag_key = member(&camel(&format!("{}_type", f.name)), &[]);
-            let tag_value =
-                if null { format!("{this}?.type ?? {tag}.NONE") } else { format!("{this}.type") };
+            let tag_value = if empty {
+                format!("{tag}.NONE")
+            } else if null {
+                format!("{this}?.type ?? {tag}.NONE")
+            } else {
+                format!("{this}.type")
+            };
             args.push(format!("{tag_key}: {tag_value}"));
             args.push(format!("{key}: {local}"));
         }
@@ -319,17 +328,24 @@ fn emit_pack_field(
                     let tag = scope.name(*id, "");
                     let tag_upper = super::names::upper_camel(&format!("{}_type", f.name));
                     let tag_local = format!("${}Type", camel(&f.name));
+                    // Elements of a union without variants are all `null` (no tag, no value).
+                    let (tag_of, value_of) = if scope.model().union(*id).variants.is_empty() {
+                        (format!("() => {tag}.NONE"), "() => 0".to_owned())
+                    } else {
+                        (
+                            format!("(x) => x?.type ?? {tag}.NONE"),
+                            format!("(x) => (x === null ? 0 : {owned}.pack(builder, x))"),
+                        )
+                    };
                     code.line(format!(
                         "const {tag_local} = {};",
                         guard(format!(
-                            "{reader}.create{tag_upper}Vector(builder, {this}.map((x) => x?.type ?? {tag}.NONE))"
+                            "{reader}.create{tag_upper}Vector(builder, {this}.map({tag_of}))"
                         ))
                     ));
                     code.line(format!(
                         "const {local} = {};",
-                        guard(format!(
-                            "{create}(builder, {this}.map((x) => (x === null ? 0 : {owned}.pack(builder, x))))"
-                        ))
+                        guard(format!("{create}(builder, {this}.map({value_of}))"))
                     ));
                     let tag_key = member(&camel(&format!("{}_type", f.name)), &[]);
                     args.push(format!("{tag_key}: {tag_local}"));

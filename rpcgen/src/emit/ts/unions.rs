@@ -63,10 +63,58 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
     ));
     code.open(format!("export const {owned} = {{"));
 
+    // Without variants there is no value to write or read: the parameters those functions do
+    // not use are `_`-named, which strict TypeScript accepts unused.
+    let empty = u.variants.is_empty();
+    let p = |name: &str| if empty { format!("_{name}") } else { format!("${name}") };
     code.doc1(
         "Writes a value out of line and returns its offset, which a table stores beside the tag.",
     );
-    code.open(format!("pack($builder: {fb}.Builder, $value: {owned}): {fb}.Offset {{"));
+    code.open(format!("pack({}: {fb}.Builder, $value: {owned}): {fb}.Offset {{", p("builder")));
+    if empty {
+        code.line(format!(
+            "return {v}.notAVariant({}, $value);",
+            super::names::string_literal(&dotted)
+        ));
+        code.close("},");
+    } else {
+        emit_pack_switch(code, &tag, u, v, &dotted);
+    }
+
+    code.line("");
+    code.doc1("The reader of the value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
+    code.open(format!(
+        "read({}: {fb}.ByteBuffer, {}: number, {}: number): {readers} | null {{",
+        p("bb"),
+        p("type"),
+        p("pos")
+    ));
+    if empty {
+        code.line("return null;");
+        code.close("},");
+    } else {
+        emit_read_switch(scope, code, &tag, u, v);
+    }
+
+    code.line("");
+    code.doc1("The owned value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
+    code.open(format!(
+        "unpack({}: {fb}.ByteBuffer, {}: number, {}: number): {owned} | null {{",
+        p("bb"),
+        p("type"),
+        p("pos")
+    ));
+    if empty {
+        code.line("return null;");
+        code.close("},");
+    } else {
+        emit_unpack_switch(scope, code, &tag, u, v);
+    }
+    emit_verify(scope, code, &tag, u, v);
+}
+
+/// `pack`'s body: a case per variant.
+fn emit_pack_switch(code: &mut Code, tag: &str, u: &Union, v: &str, dotted: &str) {
     code.open("switch ($value.type) {");
     for var in &u.variants {
         let write = match var.ty {
@@ -77,16 +125,14 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
     }
     code.line(format!(
         "default: return {v}.notAVariant({}, $value);",
-        super::names::string_literal(&dotted)
+        super::names::string_literal(dotted)
     ));
     code.close("}");
     code.close("},");
+}
 
-    code.line("");
-    code.doc1("The reader of the value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
-    code.open(format!(
-        "read($bb: {fb}.ByteBuffer, $type: number, $pos: number): {readers} | null {{"
-    ));
+/// `read`'s body: a case per variant.
+fn emit_read_switch(scope: &Scope, code: &mut Code, tag: &str, u: &Union, v: &str) {
     code.line("if ($pos === 0) return null;");
     code.open("switch ($type) {");
     for var in &u.variants {
@@ -101,12 +147,10 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
     code.line("default: return null;");
     code.close("}");
     code.close("},");
+}
 
-    code.line("");
-    code.doc1("The owned value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
-    code.open(format!(
-        "unpack($bb: {fb}.ByteBuffer, $type: number, $pos: number): {owned} | null {{"
-    ));
+/// `unpack`'s body: a case per variant.
+fn emit_unpack_switch(scope: &Scope, code: &mut Code, tag: &str, u: &Union, v: &str) {
     code.line("if ($pos === 0) return null;");
     code.open("switch ($type) {");
     for var in &u.variants {
@@ -124,7 +168,12 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
     code.line("default: return null;");
     code.close("}");
     code.close("},");
+}
 
+/// `__verify` (a case per variant; unknown tags as the verifier's options say), and the end of
+/// the companion object.
+fn emit_verify(scope: &Scope, code: &mut Code, tag: &str, u: &Union, v: &str) {
+    let model = scope.model();
     code.line("");
     code.doc1(
         "Verifies the value whose offset is at `pos` as its tag says (generated code calls this).",
