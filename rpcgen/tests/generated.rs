@@ -146,10 +146,32 @@ fn absent_fields_read_as_schema_defaults() {
     assert_eq!(m.pos(), None);
     assert_eq!(m.equipped_type(), Equipment::NONE);
     assert!(m.equipped().is_none());
-    // Defaults are not written (NaN is, as it never equals the default, as in flatc).
+    // Defaults are not written, a NaN default included.
     assert_eq!(m._tab.vtable().get(Monster::VT_MANA), 0);
     assert_eq!(m._tab.vtable().get(Monster::VT_TITLE), 0);
-    assert_ne!(m._tab.vtable().get(Monster::VT_UNKNOWN), 0);
+    assert_eq!(m._tab.vtable().get(Monster::VT_UNKNOWN), 0);
+}
+
+#[test]
+fn a_nan_default_is_left_out_and_other_values_kept_bit_for_bit() {
+    for (value, written) in [
+        (f32::NAN, false),
+        (-f32::NAN, true),
+        (f32::from_bits(0x7fc0_0001), true),
+        (1.5, true),
+        (0.0, true),
+        (f32::INFINITY, true),
+    ] {
+        let mut fbb = FlatBufferBuilder::new();
+        let name = fbb.create_string("x");
+        let mut b = MonsterBuilder::new(&mut fbb, name);
+        b.add_unknown(value);
+        let root = b.finish();
+        finish_monster_buffer(&mut fbb, root);
+        let m = root_as_monster(fbb.finished_data()).expect("valid buffer");
+        assert_eq!(m._tab.vtable().get(Monster::VT_UNKNOWN) != 0, written, "{value}");
+        assert_eq!(m.unknown().to_bits(), value.to_bits());
+    }
 }
 
 #[test]

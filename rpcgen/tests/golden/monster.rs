@@ -2472,10 +2472,12 @@ pub mod my {
             }
             #[inline]
             pub fn add_unknown(&mut self, unknown: ::core::primitive::f32) {
-                self.fbb_
-                    .push_slot::<
-                        ::core::primitive::f32,
-                    >(self::Monster::VT_UNKNOWN, unknown, ::core::primitive::f32::NAN);
+                if unknown.to_bits() != ::core::primitive::f32::NAN.to_bits() {
+                    self.fbb_
+                        .push_slot_always::<
+                            ::core::primitive::f32,
+                        >(self::Monster::VT_UNKNOWN, unknown);
+                }
             }
             #[inline]
             pub fn add_tenth(&mut self, tenth: ::core::primitive::f32) {

@@ -42,27 +42,36 @@ pub(crate) fn parse(text: &str) -> Value {
         .unwrap_or_else(|e| panic!("flatc printed invalid JSON ({e}):\n{text}"))
 }
 
-/// `ours` (flatc's JSON for a buffer our code wrote) without the root fields listed in
-/// [`WRITTEN_DEFAULTS`] that hold their default value there and are absent from `flatc`'s.
+/// `ours` (flatc's JSON for a buffer our code wrote) made comparable with `flatc` (its JSON for
+/// its own buffer) where the two differ only by a root field listed in [`WRITTEN_DEFAULTS`] that
+/// one side holds with its default value and the other leaves out: the field is taken as `flatc`
+/// has it. Reading gives the same value either way.
 pub(crate) fn without_written_defaults(schema: &str, mut ours: Value, flatc: &Value) -> Value {
     for (name, field, default) in WRITTEN_DEFAULTS {
         let default = parse(default);
-        if *name == schema
-            && flatc.get(field).is_none()
-            && ours.get(field) == Some(&default)
-            && let Some(fields) = ours.as_object_mut()
-        {
-            fields.remove(*field);
+        let Some(fields) = ours.as_object_mut() else { continue };
+        if *name != schema {
+            continue;
+        }
+        match (flatc.get(*field), fields.get(*field)) {
+            (None, Some(value)) if *value == default => {
+                fields.remove(*field);
+            }
+            (Some(value), None) if *value == default => {
+                fields.insert((*field).to_owned(), value.clone());
+            }
+            _ => {}
         }
     }
     ours
 }
 
-/// Root fields (schema, field, default as flatc prints it) that our round trip may write with
-/// their default value where flatc's buffer leaves them out. Reading gives the same value either
-/// way: the object API holds strings and vectors that have a default as plain values (not
-/// `Option`s), so `unpack()` fills the default in and `pack()` writes it; and the builder writes a
-/// NaN equal to a NaN default, since NaN equals nothing.
+/// Root fields (schema, field, default as flatc prints it) that one side writes with their
+/// default value where the other leaves them out. The object API holds strings and vectors that
+/// have a default as plain values (not `Option`s), so `unpack()` fills the default in and
+/// `pack()` writes it. A float whose default is NaN is the other way round: `pack()` leaves out
+/// the default NaN (compared bit for bit: NaN equals nothing, so comparing with `==` would write
+/// it every time), while flatc's `-b` writes a NaN the JSON gives.
 pub(crate) const WRITTEN_DEFAULTS: &[(&str, &str, &str)] = &[
     ("scalars", "a_nan", "nan"),
     ("vectors", "greeting", "\"hello\""),

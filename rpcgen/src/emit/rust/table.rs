@@ -78,6 +78,11 @@ impl Slot<'_> {
         is_required(self.field) && !(self.is_tag && matches!(self.ty, Type::Vector(_)))
     }
 
+    /// A float whose default is NaN.
+    fn nan_default(&self) -> bool {
+        matches!(self.field.default, Some(Value::Float(f)) if f.is_nan())
+    }
+
     fn vt(&self) -> Ident {
         vt(&self.name)
     }
@@ -489,6 +494,17 @@ fn emit_builder(
         let c = s.vt();
         let ty = ctx.builder_type(ns, &s.ty, &b);
         let body = match &s.ty {
+            // NaN equals nothing, itself included, so the crate's `push_slot` (which compares
+            // with `==`) would write a NaN default every time: compared bit for bit instead, the
+            // default NaN (what reading an absent field gives) is left out and any other NaN
+            // kept exactly.
+            Type::Scalar(_) if s.by_value_with_default() && s.nan_default() => {
+                quote! {
+                    if #f.to_bits() != #ty::NAN.to_bits() {
+                        self.fbb_.push_slot_always::<#ty>(self::#table::#c, #f);
+                    }
+                }
+            }
             Type::Scalar(_) | Type::Enum(_) if s.by_value_with_default() => {
                 let d = s.default_expr(ctx, ns);
                 quote!(self.fbb_.push_slot::<#ty>(self::#table::#c, #f, #d);)

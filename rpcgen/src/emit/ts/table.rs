@@ -683,11 +683,20 @@ fn emit_builder(
                     "null".to_owned()
                 };
                 code.open(format!("static {add}(builder: {fb}.Builder, {param}: {ty}): void {{"));
-                code.line(format!(
+                let add_field = format!(
                     "builder.addField{}({id}, {}, {default});",
                     builder_width(s),
                     to_builder(s, &param)
-                ));
+                );
+                let nan_default = slot.field.presence == Presence::Default
+                    && matches!(slot.field.default, Some(Value::Float(f)) if f.is_nan());
+                if nan_default {
+                    // NaN equals nothing, itself included: a NaN default is left out for any
+                    // NaN, as our Rust does (`addField*` compares with `!=`).
+                    code.line(format!("if (!Number.isNaN({param})) {add_field}"));
+                } else {
+                    code.line(add_field);
+                }
                 code.close("}");
             }
             Type::Struct(_) => {

@@ -959,7 +959,7 @@ export class Monster {
   }
 
   static addUnknown(builder: $fb.Builder, unknown_: number): void {
-    builder.addFieldFloat32(24, unknown_, NaN);
+    if (!Number.isNaN(unknown_)) builder.addFieldFloat32(24, unknown_, NaN);
   }
 
   static addTenth(builder: $fb.Builder, tenth: number): void {
