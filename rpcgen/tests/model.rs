@@ -312,6 +312,38 @@ fn signed_bit_flags_warn_but_still_check() {
     );
 }
 
+#[test]
+fn attributes_flatc_ignores_are_accepted_with_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.fbs");
+    // Both from flatc's own schemas: `id` on union variants, `force_align` on a vector field.
+    std::fs::write(
+        &path,
+        "table A { x: int; } table B { y: int; } union U { A (id: 5), B (id: 2) } \
+         table T { u: U; v: [ubyte] (force_align: 16); } root_type T;",
+    )
+    .expect("write");
+    let checked = rpcgen::check_files(&[path], &LoadOptions::default());
+    let rendered = checked.render();
+    let model = checked.model.expect("accepted");
+    assert_eq!(
+        rendered.matches("warning: attribute `id` has no effect on a union variant").count(),
+        2
+    );
+    assert!(rendered.contains("warning: attribute `force_align` has no effect on a table field"));
+    // Variants are numbered in declaration order whatever their `id`, as flatc numbers them.
+    let u = model
+        .decls
+        .iter()
+        .find_map(|d| match &d.kind {
+            rpcgen::model::DeclKind::Union(u) if d.name.name == "U" => Some(u),
+            _ => None,
+        })
+        .expect("union U");
+    let values: Vec<(&str, u8)> = u.variants.iter().map(|v| (v.name.as_str(), v.value)).collect();
+    assert_eq!(values, [("A", 1), ("B", 2)]);
+}
+
 /// Every schema and service file the repository keeps (the corpus, the examples, the benchmark
 /// schemas) checks without a diagnostic.
 #[test]

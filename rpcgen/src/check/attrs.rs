@@ -91,6 +91,20 @@ fn rule(name: &str) -> Option<(&'static [Place], bool)> {
     })
 }
 
+/// Why an attribute flatc accepts at `place` does nothing there (for flatc's Rust and TypeScript
+/// as for us); `None` where it does something or is an error. flatc's own schemas use both.
+fn no_effect(name: &str, place: Place) -> Option<&'static str> {
+    match (name, place) {
+        ("id", Place::UnionVariant) => {
+            Some("union variants are numbered in declaration order; flatc ignores `id` here too")
+        }
+        ("force_align", Place::TableField) => Some(
+            "it aligns structs; flatc's Rust and TypeScript output ignore it on a table field too",
+        ),
+        _ => None,
+    }
+}
+
 /// Whether the model turns `name` into a field of its own at `place` (so it is not kept in
 /// `attributes`).
 fn interpreted(name: &str, place: Place) -> bool {
@@ -149,6 +163,17 @@ impl Checker<'_, '_> {
                         .note("buffers written with this field would be misread, so it is refused")
                         .note("flatc refuses them for Rust and TypeScript too")
                         .help("remove the attribute to use 32-bit offsets (buffers up to 2 GiB)"),
+                );
+                continue;
+            }
+            if let Some(why) = no_effect(name, place) {
+                self.report(
+                    Diagnostic::warning(format!(
+                        "attribute `{name}` has no effect on {}",
+                        place.describe()
+                    ))
+                    .at(loc, "ignored")
+                    .note(why),
                 );
                 continue;
             }
