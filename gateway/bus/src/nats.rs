@@ -44,6 +44,7 @@ use async_nats::connection::State;
 use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures::StreamExt as _;
+use gateway_core::hash::FastMap;
 use gateway_core::{BoxFuture, Code, Status};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -175,30 +176,10 @@ enum Failed {
 /// What a waiting request receives: the answer, or why there is none.
 type Outcome = Result<async_nats::Message, Failed>;
 
-/// Hashes a request's token (a counter) with a multiply.
-#[derive(Default)]
-struct TokenHasher(u64);
-
-impl std::hash::Hasher for TokenHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[derive(Default)]
 struct Requests {
     /// By inbox token.
-    pending: HashMap<u64, Pending, std::hash::BuildHasherDefault<TokenHasher>>,
+    pending: FastMap<u64, Pending>,
     /// The tokens each instance (by its liveness subject) has sent a running notice for.
     instances: HashMap<Arc<str>, Vec<u64>>,
     /// Instances with a ping under way.

@@ -16,9 +16,11 @@
 //! - [`transport`]: [`Transport`], the client side, and the in-memory [`LocalTransport`].
 //! - [`topic`]: [`Topics`], the pub/sub side, and typed [`Event`]s and [`Subscription`]s.
 //! - [`codegen`]: items only generated code uses.
+//! - [`hash`]: [`FastHasher`](hash::FastHasher), for the gateway's hot maps.
 
 pub mod codegen;
 pub mod context;
+pub mod hash;
 pub mod message;
 pub mod service;
 pub mod status;

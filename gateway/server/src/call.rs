@@ -14,9 +14,8 @@
 //! dropped and its signal fires; over NATS a cancel message goes out).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::future::Future;
-use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,12 +25,12 @@ use futures::Stream;
 use futures::future::{AbortHandle, Abortable, Aborted};
 use futures::stream::FuturesUnordered;
 use gateway_bus::{Answer, Call, Failure};
+use gateway_core::hash::FastMap;
 use gateway_core::{Code, Status};
 use gateway_protocol::EncodeError;
 use tokio::time::Instant;
 
 use crate::outbox::Outbox;
-use crate::router::IdHasher;
 
 /// A call waiting for its answer, by request id.
 #[derive(Debug)]
@@ -81,7 +80,7 @@ pub(crate) struct Calls {
     /// Made at the first call that has to wait: an idle connection holds none.
     running: Option<FuturesUnordered<Running>>,
     /// Calls whose caller wants an answer, by request id (hashed with a multiply).
-    by_id: HashMap<u32, Entry, BuildHasherDefault<IdHasher>>,
+    by_id: FastMap<u32, Entry>,
     /// `(deadline, seq, request id)`, earliest first. Entries of calls that ended are dropped
     /// when they come to the front, or all at once when they outnumber the live ones.
     deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,

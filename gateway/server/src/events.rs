@@ -24,14 +24,13 @@
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gateway_core::LagPolicy;
+use gateway_core::hash::FastMap;
 use gateway_protocol::{Frame, LENGTH_PREFIX_SIZE};
-
-use crate::router::IdHasher;
 
 /// One event as the hub received it from the bus, shared by every local subscriber.
 #[derive(Debug)]
@@ -75,30 +74,6 @@ pub(crate) trait FrameSink {
 /// busy topic never holds up a quiet one (a subscription alone sends all it has at once).
 const TURN: usize = 1;
 
-/// Hashes event keys (`keep_latest`'s index), which are short: a multiply and rotate per 8
-/// bytes. Keys come from publishers, but only collide within one connection's queue, bounded by
-/// its byte bound.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The client did not keep up with a subscription whose policy is to disconnect it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Slow;
@@ -108,7 +83,7 @@ pub(crate) struct Slow;
 pub(crate) struct EventQueue {
     /// Looked up for every event: subscription ids are the client's small numbers, hashed with
     /// a multiply.
-    subscriptions: HashMap<u32, SubQueue, BuildHasherDefault<IdHasher>>,
+    subscriptions: FastMap<u32, SubQueue>,
     /// Subscriptions with pending items, in the order the writer serves them. An id may be
     /// stale (its subscription ended): skipped when met.
     ready: VecDeque<u32>,
@@ -125,7 +100,7 @@ struct SubQueue {
     /// positions that stay valid while items leave the front.
     head: u64,
     /// For `keep_latest`: the position of each key's pending event.
-    latest: HashMap<KeyOf, u64, BuildHasherDefault<KeyHasher>>,
+    latest: FastMap<KeyOf, u64>,
     /// Events dropped since the last MISSED frame.
     missed: u32,
     /// In `EventQueue::ready`.

@@ -8,9 +8,9 @@
 //! method's entries without hashing or allocating on the request path.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use gateway_bus::MethodRoute;
+use gateway_core::hash::FastMap;
 use gateway_core::{MethodDesc, ServiceDesc, TopicDesc};
 
 /// Everything the gateway needs to forward a call of one method.
@@ -33,28 +33,8 @@ pub struct Registry {
     routes: Vec<Route>,
     /// Method ids are FNV-1a hashes (or ids a service file pins), so they need no hashing of
     /// their own: looked up on every request, with a multiply.
-    by_id: HashMap<u32, usize, BuildHasherDefault<IdHasher>>,
+    by_id: FastMap<u32, usize>,
     topics: HashMap<u32, &'static TopicDesc>,
-}
-
-/// Hashes a `u32` method id by multiplying it (Fibonacci hashing): ids are hashes already.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Why a service cannot be registered.

@@ -6,11 +6,10 @@
 //! the same queue group share messages across every pattern that matches, as in NATS: a message
 //! goes to one member of each group, chosen round-robin among the members whose queue has room.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use gateway_core::hash::FastMap;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::BusMessage;
@@ -36,30 +35,6 @@ pub(super) enum CallTargets {
     /// Anything else (plain subscribers, several groups, members without a direct road): the
     /// call travels as a message, as a request would.
     Messages,
-}
-
-/// A fast hash for subjects, which the routing table looks up on every message: a multiply and
-/// rotate per 8 bytes (FxHash's scheme). Subjects are not chosen by an adversary who could
-/// collide them on purpose: the gateway only routes to subjects it made from its registry.
-#[derive(Default)]
-pub(super) struct SubjectHasher(u64);
-
-impl Hasher for SubjectHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// The members of one queue group subscribed with the same pattern.
@@ -132,7 +107,7 @@ pub(super) struct Outcome {
 /// All subscriptions, by pattern.
 #[derive(Default)]
 pub(super) struct Routes {
-    exact: HashMap<Box<str>, Interest, BuildHasherDefault<SubjectHasher>>,
+    exact: FastMap<Box<str>, Interest>,
     wildcard: Vec<(Wildcard, Interest)>,
 }
 
