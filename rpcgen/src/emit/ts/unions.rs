@@ -81,35 +81,50 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
         emit_pack_switch(code, &tag, u, v, &dotted);
     }
 
+    let reads = u.variants.iter().map(|var| {
+        let read = match var.ty {
+            UnionVariantType::Table(t) | UnionVariantType::Struct(t) => {
+                format!("new {}().__init($bb.__indirect($pos), $bb)", scope.name(t, ""))
+            }
+            UnionVariantType::String => format!("{v}.string($bb, $pos)"),
+        };
+        format!("case {tag}.{}: return {read};", enum_member(&var.name))
+    });
     code.line("");
     code.doc1("The reader of the value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
-    code.open(format!(
-        "read({}: {fb}.ByteBuffer, {}: number, {}: number): {readers} | null {{",
-        p("bb"),
-        p("type"),
-        p("pos")
-    ));
-    if empty {
-        code.line("return null;");
-        code.close("},");
-    } else {
-        emit_read_switch(scope, code, &tag, u, v);
-    }
+    emit_by_tag(
+        code,
+        &format!(
+            "read({}: {fb}.ByteBuffer, {}: number, {}: number): {readers} | null",
+            p("bb"),
+            p("type"),
+            p("pos")
+        ),
+        reads,
+    );
 
+    let unpacks = u.variants.iter().map(|var| {
+        let value = match var.ty {
+            UnionVariantType::Table(t) | UnionVariantType::Struct(t) => {
+                format!("new {}().__init($bb.__indirect($pos), $bb).unpack()", scope.name(t, ""))
+            }
+            UnionVariantType::String => format!("{v}.string($bb, $pos)"),
+        };
+        let name = enum_member(&var.name);
+        format!("case {tag}.{name}: return {{ type: {tag}.{name}, value: {value} }};")
+    });
     code.line("");
     code.doc1("The owned value whose offset is at `pos` (0: none); `null` for `NONE` or a tag this schema does not know.");
-    code.open(format!(
-        "unpack({}: {fb}.ByteBuffer, {}: number, {}: number): {owned} | null {{",
-        p("bb"),
-        p("type"),
-        p("pos")
-    ));
-    if empty {
-        code.line("return null;");
-        code.close("},");
-    } else {
-        emit_unpack_switch(scope, code, &tag, u, v);
-    }
+    emit_by_tag(
+        code,
+        &format!(
+            "unpack({}: {fb}.ByteBuffer, {}: number, {}: number): {owned} | null",
+            p("bb"),
+            p("type"),
+            p("pos")
+        ),
+        unpacks,
+    );
     emit_verify(scope, code, &tag, u, v);
 }
 
@@ -131,42 +146,23 @@ fn emit_pack_switch(code: &mut Code, tag: &str, u: &Union, v: &str, dotted: &str
     code.close("},");
 }
 
-/// `read`'s body: a case per variant.
-fn emit_read_switch(scope: &Scope, code: &mut Code, tag: &str, u: &Union, v: &str) {
-    code.line("if ($pos === 0) return null;");
-    code.open("switch ($type) {");
-    for var in &u.variants {
-        let read = match var.ty {
-            UnionVariantType::Table(t) | UnionVariantType::Struct(t) => {
-                format!("new {}().__init($bb.__indirect($pos), $bb)", scope.name(t, ""))
-            }
-            UnionVariantType::String => format!("{v}.string($bb, $pos)"),
-        };
-        code.line(format!("case {tag}.{}: return {read};", enum_member(&var.name)));
+/// A function of `($bb, $type, $pos)` with `signature`: `null` at offset 0 and for a tag this
+/// schema does not know, else what the tag's case returns (`read` and `unpack`). Without
+/// variants it returns `null` outright.
+fn emit_by_tag(code: &mut Code, signature: &str, cases: impl Iterator<Item = String>) {
+    code.open(format!("{signature} {{"));
+    let mut cases = cases.peekable();
+    if cases.peek().is_none() {
+        code.line("return null;");
+    } else {
+        code.line("if ($pos === 0) return null;");
+        code.open("switch ($type) {");
+        for case in cases {
+            code.line(case);
+        }
+        code.line("default: return null;");
+        code.close("}");
     }
-    code.line("default: return null;");
-    code.close("}");
-    code.close("},");
-}
-
-/// `unpack`'s body: a case per variant.
-fn emit_unpack_switch(scope: &Scope, code: &mut Code, tag: &str, u: &Union, v: &str) {
-    code.line("if ($pos === 0) return null;");
-    code.open("switch ($type) {");
-    for var in &u.variants {
-        let value = match var.ty {
-            UnionVariantType::Table(t) | UnionVariantType::Struct(t) => {
-                format!("new {}().__init($bb.__indirect($pos), $bb).unpack()", scope.name(t, ""))
-            }
-            UnionVariantType::String => format!("{v}.string($bb, $pos)"),
-        };
-        code.line(format!(
-            "case {tag}.{name}: return {{ type: {tag}.{name}, value: {value} }};",
-            name = enum_member(&var.name)
-        ));
-    }
-    code.line("default: return null;");
-    code.close("}");
     code.close("},");
 }
 
