@@ -340,10 +340,11 @@ async fn read<A: Answers>(
     answers: &Weak<A>,
 ) -> io::Result<()> {
     loop {
+        // Once per read, not per answer: the bus is gone when it cannot be had.
+        let Some(answers) = answers.upgrade() else { return Ok(()) };
         while let Some(op) = parse(&mut buf)? {
             match op {
                 Op::Msg(msg) => {
-                    let Some(answers) = answers.upgrade() else { return Ok(()) };
                     let token = msg
                         .subject
                         .strip_prefix(shared.inbox_prefix.as_bytes())
@@ -360,6 +361,8 @@ async fn read<A: Answers>(
                 Op::Err(message) => warn!(%message, "NATS call lane: the server reports an error"),
             }
         }
+        // Not held while waiting: the bus may go meanwhile.
+        drop(answers);
         buf.reserve(64 * 1024);
         if reader.read_buf(&mut buf).await? == 0 {
             return Err(io::Error::new(
