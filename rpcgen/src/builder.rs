@@ -2,6 +2,7 @@
 //! TypeScript modules ([`Builder::compile_ts`]).
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use crate::emit::rust::{self, RustOptions};
@@ -28,6 +29,7 @@ pub struct Builder {
     out_name: Option<String>,
     runtime: Option<String>,
     ts_runtime: Option<String>,
+    threads: Option<NonZeroUsize>,
     quiet_cargo: bool,
 }
 
@@ -89,6 +91,13 @@ impl Builder {
         self
     }
 
+    /// How many threads generate Rust for a large schema (default: one per core; schemas of
+    /// fewer than 64 declarations a thread use one). The output is the same for any number.
+    pub fn threads(mut self, threads: NonZeroUsize) -> Builder {
+        self.threads = Some(threads);
+        self
+    }
+
     /// Don't print `cargo:rerun-if-changed` lines (for use outside build scripts).
     pub fn no_cargo_directives(mut self) -> Builder {
         self.quiet_cargo = true;
@@ -115,8 +124,13 @@ impl Builder {
             (None, None) => return Err(Error::NoInputs),
         };
         let options = LoadOptions { include_dirs: self.include_dirs };
-        let runtime = self.runtime.unwrap_or_else(|| RustOptions::default().runtime);
-        let (code, files_read) = generate_rust(&inputs, &options, &runtime, !self.quiet_cargo)?;
+        let rust_options = RustOptions {
+            runtime: self.runtime.unwrap_or_else(|| RustOptions::default().runtime),
+            sources: inputs.iter().map(|p| p.display().to_string()).collect(),
+            threads: self.threads,
+        };
+        let (code, files_read) =
+            generate_rust(&inputs, &options, &rust_options, !self.quiet_cargo)?;
         let path = out_dir.join(format!("{name}.rs"));
         let changed = write_if_changed(&path, &code)
             .map_err(|source| Error::Io { path: path.clone(), source })?;
@@ -201,7 +215,7 @@ fn checked_model(checked: &crate::Checked) -> Result<&crate::model::Model, Error
 fn generate_rust(
     inputs: &[PathBuf],
     options: &LoadOptions,
-    runtime: &str,
+    rust_options: &RustOptions,
     cargo_rerun: bool,
 ) -> Result<(String, Vec<PathBuf>), Error> {
     let checked = check_files(inputs, options);
@@ -229,9 +243,7 @@ fn generate_rust(
             }
         }
     }
-    let sources = inputs.iter().map(|p| p.display().to_string()).collect();
-    let code = rust::generate(model, &RustOptions { runtime: runtime.to_owned(), sources })
-        .map_err(|diagnostics| failed(&diagnostics))?;
+    let code = rust::generate(model, rust_options).map_err(|diagnostics| failed(&diagnostics))?;
     Ok((code, files_read))
 }
 

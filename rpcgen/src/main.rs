@@ -41,6 +41,9 @@ enum Command {
         /// Path of the runtime crate in generated code.
         #[arg(long, value_name = "PATH", default_value = "::gateway_core")]
         runtime: String,
+        /// Threads generating code for a large schema [default: one per core]
+        #[arg(short = 'j', long, value_name = "N")]
+        threads: Option<std::num::NonZeroUsize>,
     },
     /// Generate TypeScript for the files: one module per namespace under DIR (DIR/index.ts for
     /// the root namespace), each written only if it changed.
@@ -64,8 +67,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ok = match cli.command {
         Command::Check { files, include_dirs } => check(&files, include_dirs),
-        Command::Rust { files, out, name, include_dirs, runtime } => {
-            rust(&files, include_dirs, &out, name, &runtime)
+        Command::Rust { files, out, name, include_dirs, runtime, threads } => {
+            rust(&files, include_dirs, &out, name, &runtime, threads)
         }
         Command::Ts { files, out, include_dirs, runtime } => {
             ts(&files, include_dirs, &out, &runtime)
@@ -87,9 +90,13 @@ fn rust(
     out: &std::path::Path,
     name: Option<String>,
     runtime: &str,
+    threads: Option<std::num::NonZeroUsize>,
 ) -> bool {
     let mut builder =
         rpcgen::Builder::new().out_dir(out).runtime_crate(runtime).no_cargo_directives();
+    if let Some(threads) = threads {
+        builder = builder.threads(threads);
+    }
     for dir in include_dirs {
         builder = builder.include_dir(dir);
     }

@@ -142,6 +142,21 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// Every scalar type, in declaration order (`ALL[s as usize] == s`).
+    pub const ALL: [Scalar; 11] = [
+        Scalar::Bool,
+        Scalar::I8,
+        Scalar::U8,
+        Scalar::I16,
+        Scalar::U16,
+        Scalar::I32,
+        Scalar::U32,
+        Scalar::I64,
+        Scalar::U64,
+        Scalar::F32,
+        Scalar::F64,
+    ];
+
     /// Size in bytes, which is also the alignment.
     pub fn size(self) -> u32 {
         match self {

@@ -3,7 +3,8 @@
 //! Run with: `cargo bench -p rpcgen-bench --bench compile`
 //!
 //! The schema ([`Shape::LARGE`]) is generated into a temporary folder at start. rpcgen is timed
-//! in process, front end alone (`check_files`) and front end plus Rust backend; flatc
+//! in process, front end alone (`check_files`), and doing what `rpcgen rust` does (front end,
+//! Rust backend, the file written) on every core and on one thread; flatc
 //! (`$FLATC`, by default `.tools/flatc/flatc/bin/flatc`, which `scripts/install-flatc`
 //! installs) is timed as a subprocess writing its Rust (`--rust --gen-object-api`, since rpcgen
 //! always emits the object API). Without flatc the baseline is skipped, with a message.
@@ -12,6 +13,7 @@
 //! from the same samples.
 
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -69,10 +71,17 @@ fn check(schema: &Written) -> rpcgen::Checked {
     rpcgen::check_files(&schema.files, &LoadOptions::default())
 }
 
-fn check_and_generate(schema: &Written) -> String {
+fn check_and_generate(schema: &Written, threads: Option<NonZeroUsize>) -> String {
     let checked = check(schema);
     let model = checked.model.as_ref().expect("rpcgen accepts the benchmark schema");
-    rust::generate(model, &RustOptions::default()).expect("the benchmark schema generates")
+    let options = RustOptions { threads, ..RustOptions::default() };
+    rust::generate(model, &options).expect("the benchmark schema generates")
+}
+
+/// What `rpcgen rust` does, as flatc writes its output too.
+fn rpcgen_rust(schema: &Written, threads: Option<NonZeroUsize>, out: &Path) {
+    let code = check_and_generate(schema, threads);
+    std::fs::write(out, code).expect("the output is written");
 }
 
 /// `$FLATC`, or the copy `scripts/install-flatc` puts in the repository.
@@ -102,7 +111,13 @@ fn compile(c: &mut Criterion) {
     );
     let checked = check(&schema);
     assert!(checked.diagnostics.is_empty(), "{}", checked.render());
-    println!("rpcgen output: {} lines of Rust", check_and_generate(&schema).lines().count());
+    let one = NonZeroUsize::MIN;
+    let code = check_and_generate(&schema, None);
+    assert_eq!(code, check_and_generate(&schema, Some(one)), "threads change the output");
+    println!("rpcgen output: {} lines of Rust", code.lines().count());
+    let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    println!("rpcgen threads: {threads} (available parallelism)");
+    let out = dir.path().join("rpcgen-out.rs");
 
     let mut group = c.benchmark_group("compile");
     group
@@ -115,9 +130,8 @@ fn compile(c: &mut Criterion) {
         measure(&mut group, "rpcgen_check", || {
             black_box(check(&schema));
         }),
-        measure(&mut group, "rpcgen_check_and_generate", || {
-            black_box(check_and_generate(&schema));
-        }),
+        measure(&mut group, "rpcgen_rust", || rpcgen_rust(&schema, None, &out)),
+        measure(&mut group, "rpcgen_rust_one_thread", || rpcgen_rust(&schema, Some(one), &out)),
     ];
     match flatc() {
         Some(flatc) => {

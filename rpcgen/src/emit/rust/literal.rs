@@ -10,8 +10,16 @@ use quote::quote;
 
 use crate::model::{Scalar, Value};
 
-/// The Rust primitive type of a scalar, as an absolute path.
+/// The Rust primitive type of a scalar, as an absolute path (one token: see
+/// [`names::shared`](super::names::shared)).
 pub(crate) fn prim(scalar: Scalar) -> TokenStream {
+    thread_local! {
+        static PRIMS: Vec<TokenStream> = Scalar::ALL.iter().map(|&s| super::names::shared(prim_path(s))).collect();
+    }
+    PRIMS.with(|prims| prims[scalar as usize].clone())
+}
+
+fn prim_path(scalar: Scalar) -> TokenStream {
     match scalar {
         Scalar::Bool => quote!(::core::primitive::bool),
         Scalar::I8 => quote!(::core::primitive::i8),

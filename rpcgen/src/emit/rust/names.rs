@@ -71,19 +71,28 @@ pub(crate) fn decl_path(
         let m = module(c);
         quote!(#m::)
     });
-    quote!(#start #(#downs)* #item)
+    shared(quote!(#start #(#downs)* #item))
 }
 
 /// The runtime crate's path (`::gateway_core` by default) as tokens.
 pub(crate) fn runtime(options: &RustOptions) -> TokenStream {
     // The option is a path the user wrote; an invalid one is reported by rustc on the output.
-    options.runtime.parse().unwrap_or_else(|_| quote!(::gateway_core))
+    let path = options.runtime.parse().unwrap_or_else(|_| quote!(::gateway_core));
+    shared(path)
 }
 
 /// `<runtime>::flatbuffers`, the FlatBuffers crate as re-exported by the runtime.
 pub(crate) fn fb(options: &RustOptions) -> TokenStream {
     let rt = runtime(options);
-    quote!(#rt::flatbuffers)
+    shared(quote!(#rt::flatbuffers))
+}
+
+/// `tokens` as one token (a group without delimiters), for paths interpolated thousands of
+/// times: `quote!` copies an interpolated stream token by token, each identifier a new
+/// allocation, but a group once. The printer prints the group's tokens in place.
+pub(crate) fn shared(tokens: TokenStream) -> TokenStream {
+    proc_macro2::TokenTree::Group(proc_macro2::Group::new(proc_macro2::Delimiter::None, tokens))
+        .into()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use quote::quote;
 
 use super::Ctx;
 use super::literal::prim;
+use super::names::shared;
 use crate::model::{Field, Presence, Type};
 
 impl Ctx<'_> {
@@ -29,7 +30,7 @@ impl Ctx<'_> {
     /// otherwise. `lt` is the buffer's lifetime.
     pub(crate) fn follow_type(&self, ns: &[String], ty: &Type, lt: &TokenStream) -> TokenStream {
         let fb = &self.fb;
-        match ty {
+        shared(match ty {
             Type::Scalar(_) | Type::Enum(_) | Type::Struct(_) => self.value_type(ns, ty),
             Type::String => quote!(#fb::ForwardsUOffset<&#lt ::core::primitive::str>),
             Type::Table(id) => {
@@ -42,13 +43,13 @@ impl Ctx<'_> {
                 quote!(#fb::ForwardsUOffset<#fb::Vector<#lt, #e>>)
             }
             Type::Array(..) => unreachable!("arrays only occur in structs"),
-        }
+        })
     }
 
     /// What a table accessor yields for a present field of type `ty`.
     pub(crate) fn reader_type(&self, ns: &[String], ty: &Type, lt: &TokenStream) -> TokenStream {
         let fb = &self.fb;
-        match ty {
+        shared(match ty {
             Type::Scalar(_) | Type::Enum(_) => self.value_type(ns, ty),
             Type::String => quote!(&#lt ::core::primitive::str),
             Type::Struct(id) => {
@@ -65,14 +66,14 @@ impl Ctx<'_> {
                 quote!(#fb::Vector<#lt, #e>)
             }
             Type::Array(..) => unreachable!("arrays only occur in structs"),
-        }
+        })
     }
 
     /// The type a builder takes for a field of type `ty`: values for scalars, a reference for
     /// structs, a `WIPOffset` for everything written out of line.
     pub(crate) fn builder_type(&self, ns: &[String], ty: &Type, lt: &TokenStream) -> TokenStream {
         let fb = &self.fb;
-        match ty {
+        shared(match ty {
             Type::Scalar(_) | Type::Enum(_) => self.value_type(ns, ty),
             Type::Struct(id) => {
                 let t = self.path(ns, *id, "");
@@ -83,12 +84,12 @@ impl Ctx<'_> {
                 let r = self.reader_type(ns, ty, lt);
                 quote!(#fb::WIPOffset<#r>)
             }
-        }
+        })
     }
 
     /// The owned type of one value of `ty` (a vector element, or a present field).
     pub(crate) fn owned_type(&self, ns: &[String], ty: &Type) -> TokenStream {
-        match ty {
+        shared(match ty {
             Type::Scalar(_) | Type::Enum(_) => self.value_type(ns, ty),
             Type::String => quote!(::std::string::String),
             Type::Struct(id) | Type::Union(id) => self.path(ns, *id, "T"),
@@ -105,7 +106,7 @@ impl Ctx<'_> {
                 quote!(::std::vec::Vec<#e>)
             }
             Type::Array(..) => unreachable!("arrays only occur in structs"),
-        }
+        })
     }
 }
 
