@@ -708,6 +708,28 @@ export function sortByKey<T>(items: readonly T[], key: (item: T) => number | big
   });
 }
 
+/** A struct key's values, as the owned struct's `keyValues()` lists them. */
+export type KeyValues = readonly (number | bigint | boolean)[];
+
+/**
+ * Orders two struct keys by their values as flatc orders struct keys: the first values that
+ * differ decide, and a NaN there makes the keys equal.
+ */
+export function compareKeyValues(a: KeyValues, b: KeyValues): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y) return x < y ? -1 : x > y ? 1 : 0;
+  }
+  return 0;
+}
+
+/** `items` sorted (stably) by a struct key, given as its `keyValues()`. */
+export function sortByKeyValues<T>(items: readonly T[], key: (item: T) => KeyValues): T[] {
+  return items.slice().sort((a, b) => compareKeyValues(key(a), key(b)));
+}
+
 /** `items` sorted (stably) by a string key, in UTF-8 byte order. */
 export function sortByStringKey<T>(items: readonly T[], key: (item: T) => string): T[] {
   return items.slice().sort((a, b) => compareStrings(key(a), key(b)));

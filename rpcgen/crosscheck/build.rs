@@ -13,11 +13,15 @@ const SCHEMAS: &[&str] = &[
     "../../schemas/corpus/namespaces.fbs",
     "../../schemas/corpus/rpc.fbs",
     "../../schemas/corpus/crlf.fbs",
+    "../../schemas/corpus/keys.fbs",
+    "../../schemas/corpus/deep.fbs",
 ];
 
 fn main() {
     rpcgen::Builder::new()
         .include_dir("../../schemas/corpus")
+        // A second search path: `deep.fbs` includes `far/away.fbs`, which only this one holds.
+        .include_dir("../../schemas/corpus/search")
         .out_name("corpus")
         .compile(SCHEMAS)
         .expect("corpus compiles");

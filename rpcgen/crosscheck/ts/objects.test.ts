@@ -160,6 +160,32 @@ test("pack sorts keyed vectors, and lookups find every key in UTF-8 order", () =
   assert.equal(attrs.byIdByKey(25), null);
 });
 
+test("pack sorts vectors keyed by a struct field by field, as the Rust pack does, and lookups find them", () => {
+  const { ByKeyT, Grade, KeyT, Keys, KeysT, PartT } = corpus.keys;
+  const part = (tag: number, grade: corpus.keys.Grade) => new PartT({ tag, grade });
+  const zero = () => part(0, Grade.Zero);
+  const key = (major: number, at: corpus.keys.PartT, bytes: number[], weight: number, second: number) =>
+    new KeyT({ major, part: at, bytes, weight, parts: [zero(), part(second, Grade.Zero)] });
+  // Each differs from "b" in one field; the names give the order expected (as in the Rust test
+  // `struct_keys_sort_field_by_field_and_look_up`).
+  const keyed: [string, corpus.keys.KeyT][] = [
+    ["b", key(2, zero(), [0, 0, 0, 0], 0, 0)],
+    ["z", key(3_000_000_000, zero(), [0, 0, 0, 0], 0, 0)],
+    ["c", key(2, zero(), [0, 0, 0, 1], 0, 0)],
+    ["a3", key(2, part(0, Grade.Low), [9, 9, 9, 9], 0, 0)],
+    ["a", key(1, part(5, Grade.High), [9, 9, 9, 9], 9, 9)],
+    ["b2", key(2, zero(), [0, 0, 0, 0], 0, 1)],
+    ["a4", key(2, zero(), [0, 0, 0, 0], -1, 0)],
+    ["a2", key(2, part(-1, Grade.High), [9, 9, 9, 9], 9, 9)],
+  ];
+  const object = new KeysT({ byKey: keyed.map(([name, id]) => new ByKeyT({ id, name })) });
+  const read = Keys.fromBytes(object.toBytes());
+  const order = Array.from({ length: read.byKeyLength() }, (_, i) => read.byKey(i)?.name());
+  assert.deepEqual(order, ["a", "a2", "a3", "a4", "b", "b2", "c", "z"]);
+  for (const [name, id] of keyed) assert.equal(read.byKeyByKey(id)?.name(), name, `looking up ${name}`);
+  assert.equal(read.byKeyByKey(key(2, zero(), [0, 0, 0, 0], 0.5, 0)), null);
+});
+
 test("typed arrays and nested buffers work wherever the bytes sit in memory", () => {
   const bytes = richMonster().toBytes();
   for (const shift of [0, 1, 2, 3, 5]) {

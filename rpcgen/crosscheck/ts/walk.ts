@@ -102,7 +102,12 @@ function indices(reader: Record<string, unknown>, name: string): number[] {
 }
 
 /** The argument lists to call a reader method with. */
-function argumentLists(reader: Record<string, unknown>, name: string, params: string[]): unknown[][] {
+function argumentLists(
+  reader: Record<string, unknown>,
+  name: string,
+  params: string[],
+  structKey: boolean,
+): unknown[][] {
   switch (params[0]) {
     case undefined:
       return [[]];
@@ -119,6 +124,8 @@ function argumentLists(reader: Record<string, unknown>, name: string, params: st
       return lists;
     }
     case "key":
+      // A struct key is an owned struct: anything with `keyValues()` will do.
+      if (structKey) return [[{ keyValues: () => [] }], [{ keyValues: () => [0, -1, 2n, true] }]];
       return [["a"], [""], ["\u{10000}"], [0], [1], [-1]];
     default:
       return [];
@@ -137,7 +144,8 @@ export function walk(reader: object, budget: Budget = { calls: 0 }, depth = 0): 
     if (name === "constructor" || name === "__init" || name === "unpackTo") continue;
     const method = fields[name];
     if (typeof method !== "function") continue;
-    for (const args of argumentLists(fields, name, parameters(method as (...a: unknown[]) => unknown))) {
+    const structKey = String(method).includes("key.keyValues()");
+    for (const args of argumentLists(fields, name, parameters(method as (...a: unknown[]) => unknown), structKey)) {
       if (budget.calls++ > MAX_CALLS) return;
       const result: unknown = (method as (...a: unknown[]) => unknown).apply(reader, args);
       if (isReader(result)) walk(result, budget, depth + 1);

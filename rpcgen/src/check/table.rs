@@ -146,7 +146,7 @@ impl Checker<'_, '_> {
         Table { fields, original_order, key: key.map(|(index, _)| index) }
     }
 
-    /// A table has at most one key: a scalar that is not optional, or a string.
+    /// A table has at most one key: a scalar that is not optional, a string or a struct.
     fn check_key(
         &mut self,
         file: FileId,
@@ -165,11 +165,11 @@ impl Checker<'_, '_> {
             );
             return;
         }
-        if !ty.is_scalar_like() && *ty != Type::String {
+        if !ty.is_scalar_like() && !matches!(ty, Type::String | Type::Struct(_)) {
             let found = self.describe_type(ty);
             self.report(
                 Diagnostic::error(format!(
-                    "a `key` field must be a scalar or a string, found {found}"
+                    "a `key` field must be a scalar, a string or a struct, found {found}"
                 ))
                 .at(loc, "invalid key"),
             );

@@ -273,7 +273,7 @@ pub mod my {
         /// A point in space.
         #[repr(transparent)]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq)]
-        pub struct Vec3(pub[::core::primitive::u8; 12]);
+        pub struct Vec3(pub [::core::primitive::u8; 12]);
         impl ::core::default::Default for Vec3 {
             fn default() -> Self {
                 Self([0; 12])
@@ -391,6 +391,24 @@ pub mod my {
                     z: self.z(),
                 }
             }
+            /// Orders structs as flatc orders struct keys: field by field in declaration order,
+            /// arrays element by element, numbers by value; the first fields that differ decide,
+            /// and a NaN there makes the two equal.
+            pub fn key_compare(&self, other: &Self) -> ::core::cmp::Ordering {
+                let (a, b) = (self.x(), other.x());
+                if a != b {
+                    return a.partial_cmp(&b).unwrap_or(::core::cmp::Ordering::Equal);
+                }
+                let (a, b) = (self.y(), other.y());
+                if a != b {
+                    return a.partial_cmp(&b).unwrap_or(::core::cmp::Ordering::Equal);
+                }
+                let (a, b) = (self.z(), other.z());
+                if a != b {
+                    return a.partial_cmp(&b).unwrap_or(::core::cmp::Ordering::Equal);
+                }
+                ::core::cmp::Ordering::Equal
+            }
         }
         #[doc = concat!("The owned form of [`", "Vec3", "`].")]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -412,7 +430,7 @@ pub mod my {
         }
         #[repr(transparent)]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq)]
-        pub struct Path(pub[::core::primitive::u8; 48]);
+        pub struct Path(pub [::core::primitive::u8; 48]);
         impl ::core::default::Default for Path {
             fn default() -> Self {
                 Self([0; 48])
@@ -557,6 +575,38 @@ pub mod my {
                     corners: ::core::array::from_fn(|i| self.corners().get(i).unpack()),
                     flag: self.flag(),
                 }
+            }
+            /// Orders structs as flatc orders struct keys: field by field in declaration order,
+            /// arrays element by element, numbers by value; the first fields that differ decide,
+            /// and a NaN there makes the two equal.
+            pub fn key_compare(&self, other: &Self) -> ::core::cmp::Ordering {
+                match self.start().key_compare(other.start()) {
+                    ::core::cmp::Ordering::Equal => {}
+                    order => return order,
+                }
+                for (a, b) in self.steps().iter().zip(other.steps().iter()) {
+                    match a.cmp(&b) {
+                        ::core::cmp::Ordering::Equal => {}
+                        order => return order,
+                    }
+                }
+                for (a, b) in self.colors().iter().zip(other.colors().iter()) {
+                    match a.cmp(&b) {
+                        ::core::cmp::Ordering::Equal => {}
+                        order => return order,
+                    }
+                }
+                for (a, b) in self.corners().iter().zip(other.corners().iter()) {
+                    match a.key_compare(b) {
+                        ::core::cmp::Ordering::Equal => {}
+                        order => return order,
+                    }
+                }
+                match self.flag().cmp(&other.flag()) {
+                    ::core::cmp::Ordering::Equal => {}
+                    order => return order,
+                }
+                ::core::cmp::Ordering::Equal
             }
         }
         #[doc = concat!("The owned form of [`", "Path", "`].")]

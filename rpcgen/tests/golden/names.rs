@@ -117,7 +117,7 @@ pub mod r#async {
             impl ::gateway_core::flatbuffers::SimpleToVerifyInSlice for Result {}
             #[repr(transparent)]
             #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq)]
-            pub struct Option(pub[::core::primitive::u8; 8]);
+            pub struct Option(pub [::core::primitive::u8; 8]);
             impl ::core::default::Default for Option {
                 fn default() -> Self {
                     Self([0; 8])
@@ -212,6 +212,20 @@ pub mod r#async {
                         some: self.some(),
                         none: self.none(),
                     }
+                }
+                /// Orders structs as flatc orders struct keys: field by field in declaration order,
+                /// arrays element by element, numbers by value; the first fields that differ decide,
+                /// and a NaN there makes the two equal.
+                pub fn key_compare(&self, other: &Self) -> ::core::cmp::Ordering {
+                    match self.some().cmp(&other.some()) {
+                        ::core::cmp::Ordering::Equal => {}
+                        order => return order,
+                    }
+                    let (a, b) = (self.none(), other.none());
+                    if a != b {
+                        return a.partial_cmp(&b).unwrap_or(::core::cmp::Ordering::Equal);
+                    }
+                    ::core::cmp::Ordering::Equal
                 }
             }
             #[doc = concat!("The owned form of [`", "Option", "`].")]

@@ -9,9 +9,20 @@ pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The folder holding the corpus schemas; also the include folder flatc is given.
+/// The folder holding the corpus schemas; also the first include folder flatc is given.
 pub(crate) fn corpus_dir() -> PathBuf {
     repo_root().join("schemas/corpus")
+}
+
+/// The include folders, in search order: the corpus, then `search/`, which holds a file only
+/// `deep.fbs` includes.
+pub(crate) fn include_dirs() -> [PathBuf; 2] {
+    [corpus_dir(), corpus_dir().join("search")]
+}
+
+/// `-I DIR` for each of [`include_dirs`].
+fn include_args() -> Vec<std::ffi::OsString> {
+    include_dirs().into_iter().flat_map(|dir| ["-I".into(), dir.into_os_string()]).collect()
 }
 
 /// A `flatc` binary to run.
@@ -75,15 +86,11 @@ impl Flatc {
     /// `flatc -b`: the binary flatc writes for `json` (a file) with the root type of `schema`.
     pub(crate) fn binary_from_json(&self, schema: &Path, json: &Path) -> Result<Vec<u8>, Error> {
         let out = tempfile::tempdir().map_err(io("creating a temporary folder"))?;
-        self.run(&[
-            "-b".as_ref(),
-            "-I".as_ref(),
-            corpus_dir().as_os_str(),
-            "-o".as_ref(),
-            out.path().as_os_str(),
-            schema.as_os_str(),
-            json.as_os_str(),
-        ])?;
+        let includes = include_args();
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-b".as_ref()];
+        args.extend(includes.iter().map(|a| a.as_os_str()));
+        args.extend(["-o".as_ref(), out.path().as_os_str(), schema.as_os_str(), json.as_os_str()]);
+        self.run(&args)?;
         // The output's extension is the schema's `file_extension`, or `bin`.
         read_single_file(out.path())
     }
@@ -95,18 +102,18 @@ impl Flatc {
         let input = dir.path().join("buffer.bin");
         std::fs::write(&input, bytes).map_err(io("writing the buffer for flatc"))?;
         let out = dir.path().join("json");
-        self.run(&[
-            "--json".as_ref(),
-            "--strict-json".as_ref(),
-            "--raw-binary".as_ref(),
-            "-I".as_ref(),
-            corpus_dir().as_os_str(),
+        let includes = include_args();
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["--json".as_ref(), "--strict-json".as_ref(), "--raw-binary".as_ref()];
+        args.extend(includes.iter().map(|a| a.as_os_str()));
+        args.extend([
             "-o".as_ref(),
             out.as_os_str(),
             schema.as_os_str(),
             "--".as_ref(),
             input.as_os_str(),
-        ])?;
+        ]);
+        self.run(&args)?;
         let bytes = read_single_file(&out)?;
         String::from_utf8(bytes).map_err(|e| Error::Io {
             what: "reading flatc's JSON".into(),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::runner::{Flatc, corpus_dir, repo_root};
+use crate::runner::{Flatc, corpus_dir, include_dirs, repo_root};
 
 /// The corpus schemas with a root type, compiled together as the Rust cross-checks compile
 /// them (`build.rs`).
@@ -35,6 +35,24 @@ pub(crate) const CORPUS: &[&str] = &[
     "namespaces",
     "rpc",
     "crlf",
+    "keys",
+    "deep",
+];
+
+/// Corpus schemas whose flatc TypeScript output does not compile, and why: for these, the
+/// checks that run flatc's TypeScript are left out (ours is still checked against our Rust and
+/// against flatc's binary and JSON decoder).
+pub(crate) const FLATC_TS_BROKEN: &[(&str, &str)] = &[
+    (
+        "keys",
+        "flatc's `corpus/keys/key.ts` imports `../corpus/keys/grade.js`, which does not exist \
+         (an enum of a struct nested in a struct array)",
+    ),
+    (
+        "deep",
+        "flatc's `corpus/deep/a/b.ts` imports `./from/home.js`, which does not exist (a \
+         namespace from another file, several levels deep)",
+    ),
 ];
 
 /// The prepared folder.
@@ -94,20 +112,21 @@ fn setup() -> Result<Work, String> {
     // rpcgen's output.
     let corpus: Vec<PathBuf> =
         CORPUS.iter().map(|s| corpus_dir().join(format!("{s}.fbs"))).collect();
-    generate(&dir.join("gen/corpus"), &corpus, Some(&corpus_dir()))?;
+    generate(&dir.join("gen/corpus"), &corpus, &include_dirs())?;
     let schemas = repo.join("schemas");
-    generate(&dir.join("gen/some_api"), &[schemas.join("some_api/some_api.service")], None)?;
-    generate(&dir.join("gen/echo"), &[schemas.join("echo/echo.service")], None)?;
+    generate(&dir.join("gen/some_api"), &[schemas.join("some_api/some_api.service")], &[])?;
+    generate(&dir.join("gen/echo"), &[schemas.join("echo/echo.service")], &[])?;
     let golden = repo.join("rpcgen/tests/golden");
-    generate(&dir.join("gen/monster"), &[golden.join("monster.fbs")], None)?;
-    generate(&dir.join("gen/shop"), &[golden.join("service.service")], None)?;
+    generate(&dir.join("gen/monster"), &[golden.join("monster.fbs")], &[])?;
+    generate(&dir.join("gen/shop"), &[golden.join("service.service")], &[])?;
     let names = repo.join("rpcgen/crosscheck/ts/names.service");
-    generate(&dir.join("gen/names"), &[names], None)?;
+    generate(&dir.join("gen/names"), &[names], &[])?;
 
     // flatc's output.
     let flatc_src = dir.join("flatc-src");
     copy_tree(&corpus_dir(), &flatc_src, &|path, text| flatc_compatible(path, text))?;
-    for schema in CORPUS {
+    let flatc_compiles = CORPUS.iter().filter(|s| !FLATC_TS_BROKEN.iter().any(|(b, _)| b == *s));
+    for schema in flatc_compiles {
         let out = dir.join("flatc").join(schema);
         std::fs::create_dir_all(&out).map_err(|e| format!("creating `{}`: {e}", out.display()))?;
         flatc
@@ -117,6 +136,8 @@ fn setup() -> Result<Work, String> {
                 "--gen-all",
                 "-I",
                 &flatc_src.display().to_string(),
+                "-I",
+                &flatc_src.join("search").display().to_string(),
                 "-o",
                 &out.display().to_string(),
                 &flatc_src.join(format!("{schema}.fbs")).display().to_string(),
@@ -234,9 +255,9 @@ fn client_package(repo: &Path, dir: &Path) -> Result<(), String> {
 }
 
 /// rpcgen's TypeScript for `inputs` into `out`.
-fn generate(out: &Path, inputs: &[PathBuf], include: Option<&Path>) -> Result<(), String> {
+fn generate(out: &Path, inputs: &[PathBuf], include_dirs: &[PathBuf]) -> Result<(), String> {
     let mut builder = rpcgen::Builder::new().out_dir(out).no_cargo_directives();
-    if let Some(dir) = include {
+    for dir in include_dirs {
         builder = builder.include_dir(dir);
     }
     builder.compile_ts(inputs).map(|_| ()).map_err(|e| format!("rpcgen ts: {e}"))

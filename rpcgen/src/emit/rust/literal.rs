@@ -14,7 +14,8 @@ use crate::model::{Scalar, Value};
 /// [`names::shared`](super::names::shared)).
 pub(crate) fn prim(scalar: Scalar) -> TokenStream {
     thread_local! {
-        static PRIMS: Vec<TokenStream> = Scalar::ALL.iter().map(|&s| super::names::shared(prim_path(s))).collect();
+        static PRIMS: Vec<TokenStream> =
+            Scalar::ALL.iter().map(|&s| super::names::shared(prim_path(s))).collect();
     }
     PRIMS.with(|prims| prims[scalar as usize].clone())
 }

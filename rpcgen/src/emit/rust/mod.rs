@@ -457,7 +457,11 @@ mod tests {
         let options = RustOptions::default();
         let mut pieces_checked = 0;
         for file in schemas() {
-            let checked = crate::check_files(std::slice::from_ref(&file), &Default::default());
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let include_dirs =
+                vec![root.join("../schemas/corpus"), root.join("../schemas/corpus/search")];
+            let options_in = crate::LoadOptions { include_dirs };
+            let checked = crate::check_files(std::slice::from_ref(&file), &options_in);
             let model = checked.model.as_ref().unwrap_or_else(|| panic!("{}", checked.render()));
             let ctx = Ctx::new(model, &options);
             for (namespace, piece) in pieces(model) {

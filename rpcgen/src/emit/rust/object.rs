@@ -279,6 +279,7 @@ fn write_value(ctx: &Ctx, ty: &Type) -> TokenStream {
                         Type::Scalar(s) if s.is_float() => quote! {
                             a.#k.partial_cmp(&b.#k).unwrap_or(::core::cmp::Ordering::Equal)
                         },
+                        Type::Struct(_) => quote!(a.#k.pack().key_compare(&b.#k.pack())),
                         _ => quote!(a.#k.cmp(&b.#k)),
                     };
                     quote!(items.sort_by(|a, b| #cmp);)

@@ -654,7 +654,8 @@ impl<'a> Printer<'a> {
             Delimiter::Parenthesis | Delimiter::Bracket => {
                 let space = match s.prev {
                     Prev::Space | Prev::Keyword | Prev::Brace => true,
-                    Prev::Lifetime => delimiter == Delimiter::Bracket,
+                    // `&'a [u8]`, `pub [u8; 4]`, but `pub(crate)`.
+                    Prev::Lifetime | Prev::Pub => delimiter == Delimiter::Bracket,
                     _ => false,
                 };
                 self.gap(space);

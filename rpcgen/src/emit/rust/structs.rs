@@ -26,6 +26,7 @@ pub(crate) fn emit_struct(ctx: &Ctx, decl: &Decl, s: &Struct) -> TokenStream {
     let mut unpack_fields = Vec::new();
     let mut owned_fields = Vec::new();
     let mut pack_args = Vec::new();
+    let mut key_steps = Vec::new();
     for field in &s.fields {
         let f = ident(&field.name);
         let setter = ident(&format!("set_{}", field.name));
@@ -40,6 +41,7 @@ pub(crate) fn emit_struct(ctx: &Ctx, decl: &Decl, s: &Struct) -> TokenStream {
         owned_fields.push(quote!(#fdoc pub #f: #owned_ty));
         unpack_fields.push(quote!(#f: #unpack));
         pack_args.push(pack);
+        key_steps.push(compare_step(&field.ty, &quote!(self.#f()), &quote!(other.#f())));
     }
     let name_str = &decl.name.name;
     quote! {
@@ -118,6 +120,14 @@ pub(crate) fn emit_struct(ctx: &Ctx, decl: &Decl, s: &Struct) -> TokenStream {
             pub fn unpack(&self) -> #owned {
                 #owned { #(#unpack_fields),* }
             }
+
+            /// Orders structs as flatc orders struct keys: field by field in declaration order,
+            /// arrays element by element, numbers by value; the first fields that differ decide,
+            /// and a NaN there makes the two equal.
+            pub fn key_compare(&self, other: &Self) -> ::core::cmp::Ordering {
+                #(#key_steps)*
+                ::core::cmp::Ordering::Equal
+            }
         }
 
         #[doc = concat!("The owned form of [`", #name_str, "`].")]
@@ -138,6 +148,39 @@ pub(crate) fn emit_struct(ctx: &Ctx, decl: &Decl, s: &Struct) -> TokenStream {
                 #name::new(#(#pack_args),*)
             }
         }
+    }
+}
+
+/// Returns from `key_compare` with the order of `a` and `b`, values of type `ty`, unless they
+/// are equal.
+fn compare_step(ty: &Type, a: &TokenStream, b: &TokenStream) -> TokenStream {
+    match ty {
+        Type::Scalar(s) if s.is_float() => quote! {
+            let (a, b) = (#a, #b);
+            if a != b {
+                return a.partial_cmp(&b).unwrap_or(::core::cmp::Ordering::Equal);
+            }
+        },
+        Type::Struct(_) => quote! {
+            match #a.key_compare(#b) {
+                ::core::cmp::Ordering::Equal => {}
+                order => return order,
+            }
+        },
+        Type::Array(elem, _) => {
+            let step = compare_step(elem, &quote!(a), &quote!(b));
+            quote! {
+                for (a, b) in #a.iter().zip(#b.iter()) {
+                    #step
+                }
+            }
+        }
+        _ => quote! {
+            match #a.cmp(&#b) {
+                ::core::cmp::Ordering::Equal => {}
+                order => return order,
+            }
+        },
     }
 }
 

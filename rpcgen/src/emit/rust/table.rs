@@ -360,10 +360,15 @@ fn nested_accessor(ctx: &Ctx, ns: &[String], field: &Field) -> TokenStream {
     }
 }
 
-/// The type a key is passed as: `&str` for strings, the scalar otherwise.
+/// The type a key is passed as: `&str` for strings, a reference for structs, the scalar
+/// otherwise.
 fn key_param_type(ctx: &Ctx, ns: &[String], ty: &Type) -> TokenStream {
     match ty {
         Type::String => quote!(&::core::primitive::str),
+        Type::Struct(_) => {
+            let t = ctx.value_type(ns, ty);
+            quote!(&#t)
+        }
         other => ctx.value_type(ns, other),
     }
 }
@@ -378,13 +383,18 @@ fn key_methods(ctx: &Ctx, ns: &[String], name: &Ident, key: &Field) -> TokenStre
             self.#k().partial_cmp(&val).unwrap_or(::core::cmp::Ordering::Equal)
         },
         Type::String => quote!(self.#k().cmp(val)),
+        Type::Struct(_) => quote!(self.#k().key_compare(val)),
         _ => quote!(self.#k().cmp(&val)),
+    };
+    let less = match &key.ty {
+        Type::Struct(_) => quote!(self.#k().key_compare(o.#k()).is_lt()),
+        _ => quote!(self.#k() < o.#k()),
     };
     quote! {
         /// Orders tables by key, as sorted vectors are.
         #[inline]
         pub fn key_compare_less_than(&self, o: &self::#name<'_>) -> ::core::primitive::bool {
-            self.#k() < o.#k()
+            #less
         }
 
         /// Compares this table's key with `val`.

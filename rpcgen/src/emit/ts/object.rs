@@ -369,12 +369,16 @@ fn emit_pack_field(
                         Some(k) => {
                             let key_field = &scope.model().table(*id).fields[k];
                             let kp = prop(key_field);
-                            let sort = if key_field.ty == Type::String {
-                                "sortByStringKey"
-                            } else {
-                                "sortByKey"
-                            };
-                            format!("{}.{sort}({this}, (x) => x.{kp})", scope.v())
+                            let v = scope.v();
+                            match key_field.ty {
+                                Type::String => {
+                                    format!("{v}.sortByStringKey({this}, (x) => x.{kp})")
+                                }
+                                Type::Struct(_) => format!(
+                                    "{v}.sortByKeyValues({this}, (x) => x.{kp}.keyValues())"
+                                ),
+                                _ => format!("{v}.sortByKey({this}, (x) => x.{kp})"),
+                            }
                         }
                         None => this.clone(),
                     };

@@ -14,7 +14,7 @@ use crate::model::{DeclId, Scalar, Struct, Type, Value};
 /// Members every struct reader has.
 pub(crate) const READER_MEMBERS: &[&str] = &["bb", "bb_pos", "__init", "unpack", "unpackTo"];
 /// Members every owned struct has.
-const OBJECT_MEMBERS: &[&str] = &["pack"];
+const OBJECT_MEMBERS: &[&str] = &["pack", "keyValues"];
 
 pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct) {
     let model = scope.model();
@@ -155,7 +155,27 @@ pub(crate) fn emit_struct(scope: &Scope, code: &mut Code, id: DeclId, s: &Struct
     let args = props.iter().map(|p| format!("this.{p}"));
     code.line(format!("return {name}.{create}(builder, {});", join(args, ", ")));
     code.close("}");
+    code.line("");
+    code.doc1(
+        "What a struct key is ordered by (`compareKeyValues`): the fields in declaration order, nested structs and arrays flattened.",
+    );
+    code.open("keyValues(): (number | bigint | boolean)[] {");
+    let values = s.fields.iter().zip(&props).map(|(f, p)| key_values(&f.ty, &format!("this.{p}")));
+    code.line(format!("return [{}];", join(values, ", ")));
     code.close("}");
+    code.close("}");
+}
+
+/// `value` (of type `ty`) as elements of a `keyValues()` list.
+fn key_values(ty: &Type, value: &str) -> String {
+    match ty {
+        Type::Struct(_) => format!("...{value}.keyValues()"),
+        Type::Array(elem, _) if matches!(**elem, Type::Struct(_)) => {
+            format!("...{value}.flatMap((e) => e.keyValues())")
+        }
+        Type::Array(..) => format!("...{value}"),
+        _ => value.to_owned(),
+    }
 }
 
 /// The position of a struct field: `this.bb_pos + 4`, or `this.bb_pos` for the first.

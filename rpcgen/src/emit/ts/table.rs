@@ -594,6 +594,7 @@ fn emit_lookup(
     let key_acc = member(&camel(&key.name), READER_MEMBERS);
     let key_ty = match &key.ty {
         Type::String => "string".to_owned(),
+        Type::Struct(id) => scope.name(*id, "T"),
         other => value_type(scope, other),
     };
     code.line("");
@@ -608,8 +609,10 @@ fn emit_lookup(
     code.line("let $low = 0;");
     code.line("let $high = this.bb!.__vector_len(this.bb_pos + offset);");
     code.line(format!("const $item = obj ?? new {t}();"));
-    if key.ty == Type::String {
-        code.line(format!("const $wanted = {v}.utf8(key);"));
+    match key.ty {
+        Type::String => code.line(format!("const $wanted = {v}.utf8(key);")),
+        Type::Struct(_) => code.line("const $wanted = key.keyValues();"),
+        _ => {}
     }
     code.open("while ($low < $high) {");
     code.line("const $mid = ($low + $high) >>> 1;");
@@ -617,6 +620,10 @@ fn emit_lookup(
     if key.ty == Type::String {
         code.line(format!(
             "const $order = {v}.compareBytes({v}.bytes($item.{key_acc}({fb}.Encoding.UTF8_BYTES)), $wanted);"
+        ));
+    } else if let Type::Struct(_) = key.ty {
+        code.line(format!(
+            "const $order = {v}.compareKeyValues($item.{key_acc}().unpack().keyValues(), $wanted);"
         ));
     } else {
         code.line(format!("const $found = $item.{key_acc}();"));

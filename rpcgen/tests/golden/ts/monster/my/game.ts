@@ -93,6 +93,11 @@ export class Vec3T {
   pack(builder: $fb.Builder): $fb.Offset {
     return Vec3.createVec3(builder, this.x, this.y, this.z);
   }
+
+  /** What a struct key is ordered by (`compareKeyValues`): the fields in declaration order, nested structs and arrays flattened. */
+  keyValues(): (number | bigint | boolean)[] {
+    return [this.x, this.y, this.z];
+  }
 }
 
 export class Path {
@@ -187,6 +192,11 @@ export class PathT {
   /** Writes the struct inline (right before adding it to a table or vector). */
   pack(builder: $fb.Builder): $fb.Offset {
     return Path.createPath(builder, this.start, this.steps, this.colors, this.corners, this.flag);
+  }
+
+  /** What a struct key is ordered by (`compareKeyValues`): the fields in declaration order, nested structs and arrays flattened. */
+  keyValues(): (number | bigint | boolean)[] {
+    return [...this.start.keyValues(), ...this.steps, ...this.colors, ...this.corners.flatMap((e) => e.keyValues()), this.flag];
   }
 }
 
