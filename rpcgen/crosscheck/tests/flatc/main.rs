@@ -14,6 +14,7 @@
 //!
 //! Objects built in Rust and printed by flatc are checked in `objects.rs`.
 
+mod acceptance;
 mod json;
 mod objects;
 mod runner;
