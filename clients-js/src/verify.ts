@@ -133,6 +133,23 @@ export class VerifyError extends Error {
 
 /** The verifier of one table type, as rpcgen generates it (`Monster.__verify`). */
 export type TableCheck = (v: Verifier, pos: number) => void;
+/**
+ * The integer type of a union's tags: `u8` unless the schema declares one (`union U: int`).
+ * 64-bit tags are read as numbers (rpcgen refuses tags a number cannot hold exactly).
+ */
+export type TagType = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "u64" | "i64";
+
+const TAG_SIZES: Readonly<Record<TagType, number>> = {
+  u8: 1,
+  i8: 1,
+  u16: 2,
+  i16: 2,
+  u32: 4,
+  i32: 4,
+  u64: 8,
+  i64: 8,
+};
+
 /** The verifier of one union type's values by tag, as rpcgen generates it (`AnyT.__verify`). */
 export type UnionCheck = (v: Verifier, tag: number, pos: number, required: boolean) => void;
 
@@ -206,6 +223,30 @@ export class Verifier {
   u8(pos: number): number {
     this.scalar(pos, 1);
     return this.bytes[pos]!;
+  }
+
+  /** A union tag of type `type` at `pos`, aligned and inside the buffer. */
+  tag(pos: number, type: TagType): number {
+    const size = TAG_SIZES[type];
+    this.scalar(pos, size);
+    if (type === "u8") return this.bytes[pos]!;
+    const view = new DataView(this.bytes.buffer, this.bytes.byteOffset + pos, size);
+    switch (type) {
+      case "i8":
+        return view.getInt8(0);
+      case "u16":
+        return view.getUint16(0, true);
+      case "i16":
+        return view.getInt16(0, true);
+      case "u32":
+        return view.getUint32(0, true);
+      case "i32":
+        return view.getInt32(0, true);
+      case "u64":
+        return Number(view.getBigUint64(0, true));
+      case "i64":
+        return Number(view.getBigInt64(0, true));
+    }
   }
 
   u16(pos: number): number {
@@ -464,8 +505,15 @@ export class TableVerifier {
     }
   }
 
-  /** A union field: its tag in `tagSlot`, its value in `slot`. */
-  union(tagSlot: number, slot: number, name: string, required: boolean, check: UnionCheck): void {
+  /** A union field: its tag (of type `tagType`) in `tagSlot`, its value in `slot`. */
+  union(
+    tagSlot: number,
+    slot: number,
+    name: string,
+    required: boolean,
+    check: UnionCheck,
+    tagType: TagType = "u8",
+  ): void {
     let segment = `.${name}`;
     try {
       const value = this.field(slot);
@@ -481,7 +529,7 @@ export class TableVerifier {
         throw new VerifyError("inconsistent_union", `the union has ${has}`, this.pos);
       }
       segment = `.${name}_type`;
-      const type = this.v.u8(tag);
+      const type = this.v.tag(tag, tagType);
       segment = `.${name}`;
       check(this.v, type, value, required);
     } catch (e) {
@@ -489,14 +537,22 @@ export class TableVerifier {
     }
   }
 
-  /** A vector of unions: a vector of tags in `tagSlot` beside a vector of offsets in `slot`. */
-  unions(tagSlot: number, slot: number, name: string, required: boolean, check: UnionCheck): void {
+  /** A vector of unions: a vector of tags (of type `tagType`) in `tagSlot` beside a vector of offsets in `slot`. */
+  unions(
+    tagSlot: number,
+    slot: number,
+    name: string,
+    required: boolean,
+    check: UnionCheck,
+    tagType: TagType = "u8",
+  ): void {
+    const tagSize = TAG_SIZES[tagType];
     let segment = `.${name}_type`;
     let i = -1;
     try {
       const tagField = this.field(tagSlot);
       const tags = tagField ? this.v.follow(tagField) : 0;
-      if (tags) this.v.vector(tags, 1, 1);
+      if (tags) this.v.vector(tags, tagSize, tagSize);
       segment = `.${name}`;
       const valueField = this.field(slot);
       const values = valueField ? this.v.follow(valueField) : 0;
@@ -519,7 +575,7 @@ export class TableVerifier {
         );
       }
       for (i = 0; i < count; i++) {
-        const type = this.v.u8(tags + 4 + i);
+        const type = this.v.tag(tags + 4 + tagSize * i, tagType);
         if (type !== 0) check(this.v, type, values + 4 + 4 * i, false);
       }
     } catch (e) {

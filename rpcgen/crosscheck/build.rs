@@ -15,6 +15,7 @@ const SCHEMAS: &[&str] = &[
     "../../schemas/corpus/crlf.fbs",
     "../../schemas/corpus/keys.fbs",
     "../../schemas/corpus/deep.fbs",
+    "../../schemas/corpus/union_tags.fbs",
 ];
 
 fn main() {

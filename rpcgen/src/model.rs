@@ -351,6 +351,8 @@ pub struct EnumValue {
 
 #[derive(Clone, Debug)]
 pub struct Union {
+    /// The integer type of the tag: `ubyte`, or the type declared as in `union U: int { ... }`.
+    pub tag: Scalar,
     /// Variants in declaration order, without the implicit `NONE = 0`.
     pub variants: Vec<UnionVariant>,
 }
@@ -362,8 +364,8 @@ pub struct UnionVariant {
     pub name: String,
     pub docs: Vec<String>,
     pub loc: Loc,
-    /// The type tag; never 0 (that is NONE), unique within the union.
-    pub value: u8,
+    /// The type tag; never 0 (that is NONE), unique within the union, a value of `Union::tag`.
+    pub value: i128,
     pub ty: UnionVariantType,
 }
 

@@ -228,7 +228,7 @@ fn unions_attributes_and_field_flags() {
          }",
     )]);
     let any = model.union(id(&model, "Any"));
-    let variants: Vec<(&str, u8, UnionVariantType)> =
+    let variants: Vec<(&str, i128, UnionVariantType)> =
         any.variants.iter().map(|v| (v.name.as_str(), v.value, v.ty)).collect();
     assert_eq!(
         variants,
@@ -340,7 +340,7 @@ fn attributes_flatc_ignores_are_accepted_with_a_warning() {
             _ => None,
         })
         .expect("union U");
-    let values: Vec<(&str, u8)> = u.variants.iter().map(|v| (v.name.as_str(), v.value)).collect();
+    let values: Vec<(&str, i128)> = u.variants.iter().map(|v| (v.name.as_str(), v.value)).collect();
     assert_eq!(values, [("A", 1), ("B", 2)]);
 }
 

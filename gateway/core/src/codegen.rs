@@ -103,20 +103,46 @@ pub fn verify_nested_flatbuffer<T: Verifiable>(
     <ForwardsUOffset<T>>::run_verifier(&mut nested, 0)
 }
 
+/// The integer type of a union's tags: `u8`, or the type a schema declares (`union U: int`).
+pub trait UnionTag: Copy + PartialEq {
+    /// The size in bytes, which is also the alignment.
+    const SIZE: usize;
+    /// `NONE`.
+    const NONE: Self;
+    /// The tag stored little-endian in `bytes` (`SIZE` of them).
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! union_tags {
+    ($($t:ty),*) => {$(
+        impl UnionTag for $t {
+            const SIZE: usize = core::mem::size_of::<$t>();
+            const NONE: Self = 0;
+            fn from_le(bytes: &[u8]) -> Self {
+                let mut le = [0u8; core::mem::size_of::<$t>()];
+                le.copy_from_slice(bytes);
+                <$t>::from_le_bytes(le)
+            }
+        }
+    )*};
+}
+union_tags!(u8, i8, u16, i16, u32, i32, u64, i64);
+
 /// Verifies a vector-of-unions field: the tag vector in `tags_slot` and the offset vector in
 /// `values_slot` must both be present or both absent, have the same length, and each element
-/// must verify as its tag says (`verify_element(tag, verifier, position of the offset)`).
+/// must verify as its tag says (`verify_element(tag, verifier, position of the offset)`). Tags
+/// are of type `K`: `u8`, or the union's declared tag type.
 ///
 /// # Errors
 ///
 /// A missing required field, inconsistent vectors, or an invalid element.
-pub fn verify_union_vector(
+pub fn verify_union_vector<K: UnionTag>(
     table: &mut TableVerifier<'_, '_, '_>,
     tags_slot: flatbuffers::VOffsetT,
     values_name: &'static str,
     values_slot: flatbuffers::VOffsetT,
     required: bool,
-    mut verify_element: impl FnMut(u8, &mut Verifier<'_, '_>, usize) -> Result<(), InvalidFlatbuffer>,
+    mut verify_element: impl FnMut(K, &mut Verifier<'_, '_>, usize) -> Result<(), InvalidFlatbuffer>,
 ) -> Result<(), InvalidFlatbuffer> {
     let (tags, values) = match (table.deref(tags_slot)?, table.deref(values_slot)?) {
         (None, None) if required => return InvalidFlatbuffer::new_missing_required(values_name),
@@ -132,9 +158,15 @@ pub fn verify_union_vector(
         return InvalidFlatbuffer::new_inconsistent_union(values_name, "tag vector length");
     }
     // Both vectors' ranges were checked when their fields were visited as vectors.
+    let mut bytes = [0u8; 8];
     for i in 0..len {
-        let tag = verifier.get_u8(tags.saturating_add(4).saturating_add(i))?;
-        if tag != 0 {
+        let at = tags.saturating_add(4).saturating_add(K::SIZE.saturating_mul(i));
+        verifier.is_aligned::<K>(at)?;
+        for (j, byte) in bytes[..K::SIZE].iter_mut().enumerate() {
+            *byte = verifier.get_u8(at.saturating_add(j))?;
+        }
+        let tag = K::from_le(&bytes[..K::SIZE]);
+        if tag != K::NONE {
             let element = values.saturating_add(4).saturating_add(4 * i);
             verify_element(tag, verifier, element)?;
         }

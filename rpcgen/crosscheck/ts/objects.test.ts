@@ -212,3 +212,43 @@ test("root-type helpers: identifiers, size prefixes, verified roots", () => {
   assert.equal(MonsterT.fromBytes(new MonsterT({ name: "t" }).toBytes()).name, "t");
   assert.equal(Weapon.fromBytes(new WeaponT({ name: "w" }).toBytes()).name(), "w");
 });
+
+test("unions with a declared tag type: flatc's TypeScript reads our buffers, and ours reads flatc's", async () => {
+  const { CircleT, Huge, Small, Square, SquareT, Tags, TagsT, Wide } = corpus.tags;
+  const object = new TagsT({
+    wide: { type: Wide.Square, value: new SquareT({ side: -5 }) },
+    small: { type: Small.Circle, value: new CircleT({ radius: 1.5 }) },
+    wides: [
+      { type: Wide.Circle, value: new CircleT({ radius: 0.25 }) },
+      { type: Wide.Square, value: new SquareT({ side: 1 }) },
+    ],
+    smalls: [{ type: Small.Square, value: new SquareT({ side: 2 }) }],
+    huge: { type: Huge.Square, value: new SquareT({ side: 7 }) },
+  });
+  assert.deepEqual([Wide.Circle, Wide.Square, Small.Circle, Small.Square, Huge.Square], [555, 66666, -3, -2, 4294967297]);
+  const bytes = object.toBytes();
+  const read = Tags.fromBytes(bytes);
+  assert.deepEqual(read.unpack(), object);
+  assert.equal(read.hugeType(), Huge.Square);
+  assert.ok(read.wide() instanceof Square, "the tag says Square");
+
+  // flatc's TypeScript (for the schema without its `ulong` union, the table's last field).
+  type Reader = Record<string, (...args: unknown[]) => unknown>;
+  const flatc = (await import(new URL("../flatc/union_tags/corpus/tags.js", import.meta.url).href)) as Record<
+    string,
+    Record<string, (...args: unknown[]) => unknown> & (new () => Reader)
+  >;
+  const theirs = flatc["Tags"]!["getRootAsTags"]!(new ByteBuffer(bytes)) as Reader;
+  assert.equal(theirs["wideType"]!(), 66666);
+  assert.equal((theirs["wide"]!(new flatc["Square"]!()) as Reader)["side"]!(), -5);
+  assert.equal(theirs["smallType"]!(), -3);
+  assert.deepEqual([theirs["widesType"]!(0), theirs["widesType"]!(1), theirs["smallsType"]!(0)], [555, 66666, -2]);
+  assert.equal((theirs["smalls"]!(0, new flatc["Square"]!()) as Reader)["side"]!(), 2);
+
+  // flatc's object API writes the same object; ours verifies and reads it.
+  const builder = new Builder(64);
+  const flatcObject = theirs["unpack"]!() as { pack(b: Builder): number };
+  builder.finish(flatcObject.pack(builder));
+  const fromFlatc = Tags.fromBytes(builder.asUint8Array()).unpack();
+  assert.deepEqual(fromFlatc, new TagsT({ ...object, huge: null }));
+});

@@ -204,18 +204,24 @@ impl Checker<'_, '_> {
         let namespace = self.namespace(id);
         let union_name = self.source(id).name.dotted();
         self.check_attributes(file, &decl.attributes, Place::Union);
+        let mut tag = Scalar::U8;
         if let Some(ty) = &decl.underlying {
-            let tag = self.named_type(file, &namespace, ty);
-            if tag.is_some_and(|t| t != Type::Scalar(Scalar::U8)) {
-                self.report(
-                    Diagnostic::error(format!(
-                        "the type tag of union `{union_name}` must be `ubyte`"
-                    ))
-                    .at(Loc::new(file, ty.span), "not `ubyte`")
-                    .help("remove the type: unions are tagged with a `ubyte`"),
-                );
+            match self.named_type(file, &namespace, ty) {
+                Some(Type::Scalar(s)) if s.is_integer() => tag = s,
+                Some(other) => {
+                    let found = self.describe_type(&other);
+                    self.report(
+                        Diagnostic::error(format!(
+                            "the type tag of union `{union_name}` must be an integer type, found {found}"
+                        ))
+                        .at(Loc::new(file, ty.span), "not an integer type")
+                        .help("use `ubyte` (the default when no type is given) or a wider integer"),
+                    );
+                }
+                None => {}
             }
         }
+        let (min, max) = tag.int_range().expect("integer tags");
         let mut variants: Vec<UnionVariant> = Vec::new();
         let mut names: HashMap<String, Span> = HashMap::new();
         let mut values: HashMap<i128, (String, Span)> = HashMap::new();
@@ -253,15 +259,23 @@ impl Checker<'_, '_> {
             };
             previous = value;
             let value_loc = variant.value.as_ref().map_or(loc, |v| Loc::new(file, v.span));
-            if !(1..=255).contains(&value) {
-                let reason =
-                    if value == 0 { "0 is reserved for `NONE`" } else { "union tags are 1 to 255" };
-                self.report(
-                    Diagnostic::error(format!(
-                        "union variant `{name}` = {value} is not a valid tag"
-                    ))
-                    .at(value_loc, reason),
-                );
+            if value == 0 || !(min..=max).contains(&value) {
+                let reason = if value == 0 {
+                    "0 is reserved for `NONE`".to_owned()
+                } else {
+                    format!("the tag type `{}` holds {min} to {max}", tag.keyword())
+                };
+                let mut diagnostic = Diagnostic::error(format!(
+                    "union variant `{name}` = {value} is not a valid tag"
+                ))
+                .at(value_loc, reason);
+                if value != 0 && decl.underlying.is_none() {
+                    diagnostic = diagnostic.help(format!(
+                        "declare a wider tag type: `union {}: int {{ ... }}`",
+                        self.source(id).name.name
+                    ));
+                }
+                self.report(diagnostic);
                 continue;
             }
             if let Some((other, other_span)) = values.insert(value, (name.clone(), name_span)) {
@@ -275,15 +289,9 @@ impl Checker<'_, '_> {
                 continue;
             }
             let Some(ty) = ty else { continue };
-            variants.push(UnionVariant {
-                name,
-                docs: variant.docs.clone(),
-                loc,
-                value: value as u8,
-                ty,
-            });
+            variants.push(UnionVariant { name, docs: variant.docs.clone(), loc, value, ty });
         }
-        Union { variants }
+        Union { tag, variants }
     }
 
     fn union_variant_type(

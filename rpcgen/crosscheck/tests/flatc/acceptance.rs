@@ -52,6 +52,22 @@ const CASES: &[(&str, &str, bool)] = &[
         "table T { a: double = nan; b: float = -inf; c: double = +infinity; } root_type T;",
         true,
     ),
+    (
+        "unions with declared tag types",
+        "table A {} table B {} union W: int { A = 555, B } union S: byte { A = -3, B } table T { w: W; s: [S]; } root_type T;",
+        true,
+    ),
+    (
+        "a union tagged with a bool",
+        "table A {} union U: bool { A } table T { u: U; } root_type T;",
+        false,
+    ),
+    (
+        "a union tag out of its type's range",
+        "table A {} union U: ubyte { A = 300 } table T { u: U; } root_type T;",
+        false,
+    ),
+    ("a union tag of 0", "table A {} union U: int { A = 0 } table T { u: U; } root_type T;", false),
     ("a 64-bit offset vector", "table T { v: [int] (vector64); } root_type T;", false),
     ("a 64-bit offset string", "table T { s: string (offset64); } root_type T;", false),
     ("key on a vector", "table T { v: [int] (key); } root_type T;", false),

@@ -356,3 +356,55 @@ fn struct_keys_sort_field_by_field_and_look_up() {
     assert_eq!(nan.key_compare(&later), std::cmp::Ordering::Equal);
     assert_eq!(later.key_compare(&nan), std::cmp::Ordering::Equal);
 }
+
+/// Unions with a declared tag type store their tags at that width (`int`: 4 bytes, `byte`: 1
+/// signed, `ulong`: 8), in fields and in vectors of tags, and read them back. flatc's `-b` and
+/// `--json` do not support such unions (see `schemas/corpus/union_tags.fbs`), so the layout is
+/// checked here by reading the raw slots; the TypeScript checks read the same buffers with
+/// flatc's TypeScript.
+#[test]
+fn union_tags_of_declared_types_keep_their_width() {
+    use corpus::tags::{
+        CircleT, Huge, HugeT, Small, SmallT, SquareT, Tags, TagsT, Wide, WideT, finish_tags_buffer,
+        root_as_tags,
+    };
+    use gateway_core::flatbuffers::{ForwardsUOffset, Vector};
+    let square = |side| {
+        let mut s = SquareT::default();
+        s.side = side;
+        Box::new(s)
+    };
+    let circle = |radius| {
+        let mut c = CircleT::default();
+        c.radius = radius;
+        Box::new(c)
+    };
+    assert_eq!((Wide::Circle.0, Wide::Square.0), (555_i32, 66666));
+    assert_eq!((Small::Circle.0, Small::Square.0), (-3_i8, -2));
+    assert_eq!((Huge::Circle.0, Huge::Square.0), (4_294_967_296_u64, 4_294_967_297));
+    let mut object = TagsT::default();
+    object.wide = WideT::Square(square(-5));
+    object.small = SmallT::Circle(circle(1.5));
+    object.huge = HugeT::Square(square(7));
+    object.wides = Some(vec![WideT::Circle(circle(0.25)), WideT::Square(square(1))]);
+    object.smalls = Some(vec![SmallT::Square(square(2))]);
+    let mut fbb = FlatBufferBuilder::new();
+    let root = object.pack(&mut fbb);
+    finish_tags_buffer(&mut fbb, root);
+    let bytes = fbb.finished_data();
+
+    let reader = root_as_tags(bytes).expect("our buffer verifies");
+    assert_eq!(reader.unpack(), object);
+    // The raw slots: tags at their declared width.
+    let table = reader._tab;
+    // Safety: the buffer verified; each slot is read as the type it was written with.
+    unsafe {
+        assert_eq!(table.get::<i32>(Tags::VT_WIDE_TYPE, None), Some(66666));
+        assert_eq!(table.get::<i8>(Tags::VT_SMALL_TYPE, None), Some(-3));
+        assert_eq!(table.get::<u64>(Tags::VT_HUGE_TYPE, None), Some(4_294_967_297));
+        let wides = table.get::<ForwardsUOffset<Vector<'_, i32>>>(Tags::VT_WIDES_TYPE, None);
+        assert_eq!(wides.map(|v| v.iter().collect::<Vec<_>>()), Some(vec![555, 66666]));
+        let smalls = table.get::<ForwardsUOffset<Vector<'_, i8>>>(Tags::VT_SMALLS_TYPE, None);
+        assert_eq!(smalls.map(|v| v.iter().collect::<Vec<_>>()), Some(vec![-2]));
+    }
+}

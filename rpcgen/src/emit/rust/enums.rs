@@ -29,18 +29,15 @@ pub(crate) fn emit_enum(ctx: &Ctx, decl: &Decl, e: &Enum) -> TokenStream {
     quote!(#body #scalar_impls)
 }
 
-/// The tag type of a union: `NONE = 0` and one value per variant, over `u8`.
+/// The tag type of a union: `NONE = 0` and one value per variant, over the union's tag type
+/// (`u8` unless declared `union U: int`).
 pub(crate) fn emit_union_tag(ctx: &Ctx, decl: &Decl, u: &Union) -> TokenStream {
     let none = Named { name: "NONE", docs: &[], value: 0 };
     let values: Vec<Named> = std::iter::once(none)
-        .chain(u.variants.iter().map(|v| Named {
-            name: &v.name,
-            docs: &v.docs,
-            value: i128::from(v.value),
-        }))
+        .chain(u.variants.iter().map(|v| Named { name: &v.name, docs: &v.docs, value: v.value }))
         .collect();
-    let body = enum_type(decl, Scalar::U8, &values);
-    let scalar_impls = scalar_impls(ctx, &ident(&decl.name.name), Scalar::U8);
+    let body = enum_type(decl, u.tag, &values);
+    let scalar_impls = scalar_impls(ctx, &ident(&decl.name.name), u.tag);
     quote!(#body #scalar_impls)
 }
 

@@ -130,7 +130,7 @@ mod tests {
             docs: vec![],
             loc: Loc::new(FileId(0), Span::default()),
             attributes: vec![],
-            kind: DeclKind::Union(Union { variants: vec![] }),
+            kind: DeclKind::Union(Union { tag: crate::model::Scalar::U8, variants: vec![] }),
         }
     }
 

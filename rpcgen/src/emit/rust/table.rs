@@ -87,12 +87,12 @@ impl Slot<'_> {
         vt(&self.name)
     }
 
-    /// The size flatc sorts by when it orders `create`'s pushes: the scalar's size, 1 for a
-    /// union tag, 4 (an offset) for everything else, structs included.
+    /// The size flatc sorts by when it orders `create`'s pushes: the scalar's size (the tag
+    /// type's for a union tag), 4 (an offset) for everything else, structs included.
     fn sort_size(&self, ctx: &Ctx) -> u32 {
         match &self.ty {
             Type::Scalar(s) => s.size(),
-            Type::Enum(_) if self.is_tag => 1,
+            Type::Enum(id) if self.is_tag => ctx.model.union(*id).tag.size(),
             Type::Enum(id) => ctx.model.enum_(*id).underlying.size(),
             _ => 4,
         }

@@ -77,6 +77,7 @@ pub struct GeneratedFile {
 /// accessor meets another field's `...Length()`, a type named like a child namespace), one
 /// diagnostic each, at the declaration that comes second.
 pub fn generate(model: &Model, options: &TsOptions) -> Result<Vec<GeneratedFile>, Diagnostics> {
+    tag_numbers_fit(model)?;
     let ctx = Ctx { model, options, claims: RefCell::default() };
     // Every namespace that declares something, and its ancestors.
     let mut namespaces: BTreeMap<Vec<String>, Vec<Item>> = BTreeMap::new();
@@ -236,6 +237,26 @@ fn check_file_names(ctx: &Ctx, files: &[GeneratedFile]) {
             seen.insert(lower, &file.path);
         }
     }
+}
+
+/// Union tags are TypeScript numbers, 64-bit ones too: a tag beyond 2^53 would not be exact.
+fn tag_numbers_fit(model: &Model) -> Result<(), Diagnostics> {
+    const EXACT: i128 = 1 << 53;
+    let mut diags = Diagnostics::new();
+    for id in model.ids() {
+        let DeclKind::Union(u) = &model.decl(id).kind else { continue };
+        for v in u.variants.iter().filter(|v| v.value.abs() > EXACT) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "union tag `{}` = {} is beyond what a TypeScript number holds exactly",
+                    v.name, v.value
+                ))
+                .at(v.loc, "above 2^53")
+                .help("use a tag between -2^53 and 2^53 (the Rust backend takes any)"),
+            );
+        }
+    }
+    if diags.is_empty() { Ok(()) } else { Err(diags) }
 }
 
 /// The key space of a module's top-level names.

@@ -12,10 +12,13 @@ use super::code::{Code, join};
 use super::names::{camel, member, string_literal, type_ident, upper_camel};
 use super::structs::{scalar_of, value_type};
 use super::types::{
-    always_present, builder_width, is_required, read, scalar_default, to_builder, typed_array,
+    always_present, builder_width, is_64, is_required, read, scalar_default, to_builder,
+    typed_array,
 };
 use super::{Scope, enums, unions, verify};
-use crate::model::{DeclId, Field, FileInfo, NonScalarDefault, Presence, Table, Type, Value};
+use crate::model::{
+    DeclId, Field, FileInfo, NonScalarDefault, Presence, Scalar, Table, Type, Value,
+};
 
 /// Members every table reader has.
 pub(crate) const READER_MEMBERS: &[&str] = &["bb", "bb_pos", "__init", "unpack", "unpackTo"];
@@ -72,10 +75,11 @@ impl Slot<'_> {
     }
 
     /// The size flatc sorts by when ordering `create`'s adds (as the Rust backend does): the
-    /// scalar's size, 1 for a union tag, 4 (an offset) for everything else, structs included.
+    /// scalar's size (the tag type's for a union tag), 4 (an offset) for everything else,
+    /// structs included.
     fn sort_size(&self, scope: &Scope) -> u32 {
         if self.is_scalar_tag() {
-            return 1;
+            return tag_scalar(scope, &self.field.ty).size();
         }
         if self.is_tag {
             return 4;
@@ -297,9 +301,8 @@ fn emit_accessors(scope: &Scope, code: &mut Code, space: &str, dotted: &str, fie
             code.doc1(format!("The tag of `{}`: which variant it holds.", field.name));
             code.open(format!("{tag_acc}(): {tag} {{"));
             offset_line(code, vt(field.id - 1));
-            code.line(format!(
-                "return offset ? this.bb!.readUint8(this.bb_pos + offset) : {tag}.NONE;"
-            ));
+            let read = read_tag(scope, *id, "this.bb!", "this.bb_pos + offset");
+            code.line(format!("return offset ? {read} : {tag}.NONE;"));
             code.close("}");
             code.line("");
             code.doc(&field.docs);
@@ -470,10 +473,17 @@ fn emit_vector_accessors(
             code.doc1(format!("The tag of element `index` of `{}`.", field.name));
             code.open(format!("{tag_acc}(index: number): {tag} | null {{"));
             offset_line(code, vt(field.id - 1));
-            code.line(format!("return {in_range} ? this.bb!.readUint8({vector} + index) : null;"));
+            let tag_type = scope.model().union(*id).tag;
+            let at = match tag_type.size() {
+                1 => format!("{vector} + index"),
+                size => format!("{vector} + index * {size}"),
+            };
+            let read = read_tag(scope, *id, "this.bb!", &at);
+            code.line(format!("return {in_range} ? {read} : null;"));
             code.close("}");
             emit_length(scope, code, space, dotted, field, &tag_base, field.id - 1);
-            emit_array(scope, code, space, dotted, field, &tag_base, field.id - 1, "Uint8Array");
+            let array = typed_array(tag_type).expect("union tags are integers");
+            emit_array(scope, code, space, dotted, field, &tag_base, field.id - 1, array);
             code.line("");
             code.doc(&field.docs);
             code.open(format!("{acc}(index: number): {readers} | null {{"));
@@ -670,9 +680,13 @@ fn emit_builder(
         };
         code.line("");
         if slot.is_tag && elem_ty.is_none() {
-            let tag = scope.name(union_of(&slot.field.ty).expect("a union"), "");
+            let union_id = union_of(&slot.field.ty).expect("a union");
+            let tag = scope.name(union_id, "");
+            let s = scope.model().union(union_id).tag;
             code.open(format!("static {add}(builder: {fb}.Builder, {param}: {tag}): void {{"));
-            code.line(format!("builder.addFieldInt8({id}, {param}, 0);"));
+            let (value, zero) =
+                if is_64(s) { (format!("BigInt({param})"), "0n") } else { (param.clone(), "0") };
+            code.line(format!("builder.addField{}({id}, {value}, {zero});", builder_width(s)));
             code.close("}");
             continue;
         }
@@ -725,8 +739,11 @@ fn emit_builder(
             }
         }
         if let Some(elem) = elem_ty {
-            let elem: Type =
-                if slot.is_tag { Type::Scalar(crate::model::Scalar::U8) } else { elem.clone() };
+            let elem: Type = if slot.is_tag {
+                Type::Scalar(tag_scalar(scope, &slot.field.ty))
+            } else {
+                elem.clone()
+            };
             emit_vector_builders(
                 scope,
                 code,
@@ -832,7 +849,13 @@ fn emit_vector_builders(
             }
             code.line(format!("builder.startVector({size}, data.length, {align});"));
             code.open("for (let i = data.length - 1; i >= 0; i--) {");
-            code.line(format!("builder.add{}({});", builder_width(s), to_builder(s, "data[i]!")));
+            let value = if is_tag && is_64(s) {
+                // Tags are numbers, 64-bit ones included (`tag_numbers_fit` keeps them exact).
+                "BigInt(data[i]!)".to_owned()
+            } else {
+                to_builder(s, "data[i]!")
+            };
+            code.line(format!("builder.add{}({value});", builder_width(s)));
             code.close("}");
             code.line("return builder.endVector();");
             code.close("}");
@@ -970,4 +993,16 @@ fn emit_create(scope: &Scope, code: &mut Code, id: DeclId, t: &Table) {
     }
     code.line(format!("return {name}.end{raw}(builder);"));
     code.close("}");
+}
+
+/// The tag type of the union a field (or vector) holds.
+fn tag_scalar(scope: &Scope, ty: &Type) -> Scalar {
+    scope.model().union(union_of(ty).expect("a union field")).tag
+}
+
+/// Reads the tag of union `id` at `pos`: a number, 64-bit tags included.
+fn read_tag(scope: &Scope, id: DeclId, bb: &str, pos: &str) -> String {
+    let s = scope.model().union(id).tag;
+    let read = read(s, bb, pos);
+    if is_64(s) { format!("Number({read})") } else { read }
 }

@@ -26,7 +26,7 @@ pub(crate) fn emit_union(scope: &Scope, code: &mut Code, id: DeclId, u: &Union) 
     let mut values = vec![EnumValue { name: "NONE", value: 0, docs: &none_doc }];
     values.extend(u.variants.iter().map(|v| EnumValue {
         name: &v.name,
-        value: i128::from(v.value),
+        value: v.value,
         docs: &v.docs,
     }));
     code.doc(&decl.docs);

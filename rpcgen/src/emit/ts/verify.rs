@@ -8,7 +8,7 @@ use super::names::{string_literal, type_ident};
 use super::structs::scalar_of;
 use super::table::{live_fields, vt};
 use super::types::is_required;
-use crate::model::{DeclId, Field, FileInfo, Table, Type};
+use crate::model::{DeclId, Field, FileInfo, Scalar, Table, Type};
 
 /// `verify`, `fromBytes` and `__verify` on a table's reader.
 pub(crate) fn emit_table_verifier(scope: &Scope, code: &mut Code, id: DeclId, t: &Table) {
@@ -72,9 +72,10 @@ fn visit(scope: &Scope, field: &Field) -> String {
             format!("$t.table({slot}, {name}, {required}, {}.__verify);", scope.name(*id, ""))
         }
         Type::Union(id) => format!(
-            "$t.union({}, {slot}, {name}, {required}, {}.__verify);",
+            "$t.union({}, {slot}, {name}, {required}, {}.__verify{});",
             vt(field.id - 1),
-            scope.name(*id, "T")
+            scope.name(*id, "T"),
+            tag_arg(scope, *id)
         ),
         Type::Vector(elem) => match &**elem {
             Type::Scalar(_) | Type::Enum(_) => {
@@ -91,9 +92,10 @@ fn visit(scope: &Scope, field: &Field) -> String {
                 format!("$t.tables({slot}, {name}, {required}, {}.__verify);", scope.name(*id, ""))
             }
             Type::Union(id) => format!(
-                "$t.unions({}, {slot}, {name}, {required}, {}.__verify);",
+                "$t.unions({}, {slot}, {name}, {required}, {}.__verify{});",
                 vt(field.id - 1),
-                scope.name(*id, "T")
+                scope.name(*id, "T"),
+                tag_arg(scope, *id)
             ),
             other => unreachable!("vector of {other:?}"),
         },
@@ -130,4 +132,24 @@ pub(crate) fn emit_root_functions(scope: &Scope, code: &mut Code, id: DeclId, _f
     code.line(format!("{v}.verifyRoot(bytes, {label}, {name}.__verify, options, true);"));
     code.line(format!("return {name}.getSizePrefixedRootAs{raw}(new {fb}.ByteBuffer(bytes));"));
     code.close("}");
+}
+
+/// The tag type argument of `$t.union` and `$t.unions` (`, "i32"`), or nothing for `ubyte`,
+/// the runtime's default.
+fn tag_arg(scope: &Scope, id: DeclId) -> String {
+    let tag = scope.model().union(id).tag;
+    if tag == Scalar::U8 {
+        return String::new();
+    }
+    let (signed, bits) = match tag {
+        Scalar::I8 => ("i", 8),
+        Scalar::I16 => ("i", 16),
+        Scalar::U16 => ("u", 16),
+        Scalar::I32 => ("i", 32),
+        Scalar::U32 => ("u", 32),
+        Scalar::I64 => ("i", 64),
+        Scalar::U64 => ("u", 64),
+        other => unreachable!("{other:?} is not a union tag type"),
+    };
+    format!(", \"{signed}{bits}\"")
 }
