@@ -1,0 +1,127 @@
+//! Keys (RFC 10049 §5.2.6): a long-term Ed25519 key that clients know, and an online key it
+//! delegates to for a window of time (MINT..=MAXT), which signs the responses.
+
+use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha512};
+
+use crate::protocol::Version;
+use crate::wire::{Tag, encode};
+
+/// The SRV value that names a long-term public key: H(0xff ‖ key), SHA-512 cut to 32 bytes.
+pub fn srv_of(public_key: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha512::new();
+    hasher.update([0xff]);
+    hasher.update(public_key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&hasher.finalize()[..32]);
+    out
+}
+
+/// 32 random bytes from the operating system.
+///
+/// # Errors
+///
+/// When the operating system has no randomness to give.
+pub fn random_seed() -> Result<[u8; 32], getrandom::Error> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)?;
+    Ok(seed)
+}
+
+/// The server's long-term key. Its secret never leaves this value; `Debug` shows the public key
+/// only.
+pub struct LongTermKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for LongTermKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LongTermKey").field("public", &self.public()).finish_non_exhaustive()
+    }
+}
+
+impl LongTermKey {
+    /// The key with this 32-byte Ed25519 seed (the secret a key file holds).
+    pub fn from_seed(seed: &[u8; 32]) -> LongTermKey {
+        LongTermKey { signing: SigningKey::from_bytes(seed) }
+    }
+
+    /// The secret seed, for writing to a key file.
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// The SRV value a client puts in a request to name this key.
+    pub fn srv(&self) -> [u8; 32] {
+        srv_of(&self.public())
+    }
+
+    /// Delegates to the online key with seed `online_seed` for MIDPs in `mint..=maxt`.
+    pub fn delegate(&self, online_seed: &[u8; 32], mint: u64, maxt: u64) -> Delegation {
+        let online = SigningKey::from_bytes(online_seed);
+        let public = online.verifying_key().to_bytes();
+        let (mint_bytes, maxt_bytes) = (mint.to_le_bytes(), maxt.to_le_bytes());
+        let dele =
+            encode(&[(Tag::PUBK, &public), (Tag::MINT, &mint_bytes), (Tag::MAXT, &maxt_bytes)]);
+        let certs = Version::ALL.map(|version| {
+            let signature = sign(&self.signing, version.delegation_context(), &dele);
+            encode(&[(Tag::SIG, &signature), (Tag::DELE, &dele)])
+        });
+        Delegation { online, mint, maxt, certs }
+    }
+}
+
+fn sign(key: &SigningKey, context: &[u8], value: &[u8]) -> [u8; 64] {
+    let mut message = Vec::with_capacity(context.len() + value.len());
+    message.extend_from_slice(context);
+    message.extend_from_slice(value);
+    key.sign(&message).to_bytes()
+}
+
+/// An online key and the certificates (one per version: their context strings differ) in which
+/// the long-term key delegates to it.
+pub struct Delegation {
+    online: SigningKey,
+    mint: u64,
+    maxt: u64,
+    certs: [Vec<u8>; 2],
+}
+
+impl std::fmt::Debug for Delegation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delegation")
+            .field("online", &self.online.verifying_key().to_bytes())
+            .field("mint", &self.mint)
+            .field("maxt", &self.maxt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delegation {
+    /// The CERT value for responses of `version`.
+    pub fn cert(&self, version: Version) -> &[u8] {
+        &self.certs[Version::ALL.iter().position(|v| *v == version).expect("every version")]
+    }
+
+    /// The online key's signature over an SREP value.
+    pub fn sign_response(&self, version: Version, srep: &[u8]) -> [u8; 64] {
+        sign(&self.online, version.response_context(), srep)
+    }
+
+    /// Whether a response with this MIDP is within the delegation.
+    pub fn covers(&self, midp: u64) -> bool {
+        (self.mint..=self.maxt).contains(&midp)
+    }
+
+    pub fn mint(&self) -> u64 {
+        self.mint
+    }
+
+    pub fn maxt(&self) -> u64 {
+        self.maxt
+    }
+}
