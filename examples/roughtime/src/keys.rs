@@ -71,7 +71,7 @@ impl LongTermKey {
             let signature = sign(&self.signing, version.delegation_context(), &dele);
             encode(&[(Tag::SIG, &signature), (Tag::DELE, &dele)])
         });
-        Delegation { online, mint, maxt, certs }
+        Delegation { online, mint, maxt, certs, srv: self.srv() }
     }
 }
 
@@ -89,6 +89,8 @@ pub struct Delegation {
     mint: u64,
     maxt: u64,
     certs: [Vec<u8>; 2],
+    /// The SRV value of the long-term key that signed the certificates.
+    srv: [u8; 32],
 }
 
 impl std::fmt::Debug for Delegation {
@@ -115,6 +117,12 @@ impl Delegation {
     /// Whether a response with this MIDP is within the delegation.
     pub fn covers(&self, midp: u64) -> bool {
         (self.mint..=self.maxt).contains(&midp)
+    }
+
+    /// The SRV value of the long-term key behind this delegation: requests naming another key
+    /// are ignored.
+    pub fn srv(&self) -> &[u8; 32] {
+        &self.srv
     }
 
     pub fn mint(&self) -> u64 {

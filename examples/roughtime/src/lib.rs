@@ -20,5 +20,7 @@ pub mod keys;
 pub mod merkle;
 pub mod protocol;
 pub mod respond;
+pub mod server;
+pub mod udp;
 pub mod verify;
 pub mod wire;

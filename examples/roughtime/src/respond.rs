@@ -44,6 +44,11 @@ impl Responder {
         &self.delegation
     }
 
+    /// The SRV value of the long-term key this responder answers for.
+    pub fn srv(&self) -> [u8; 32] {
+        *self.delegation.srv()
+    }
+
     /// Answers `requests` with MIDP `midp`: `emit(i, response packet)` for each request `i`
     /// answered. Requests of each version share a tree and a signature.
     pub fn respond(

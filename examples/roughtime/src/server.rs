@@ -1,0 +1,516 @@
+//! The server: a bounded pipeline of threads, the seed's design with its bottlenecks removed.
+//!
+//! ```text
+//! sockets (SO_REUSEPORT, one receive thread each, recvmmsg)
+//!   → request queue (bounded; when full the oldest request is dropped)
+//!   → batcher (up to `max_batch` requests, or what arrived within `max_delay` of the first)
+//!   → batch queue (bounded; the batcher waits, so the request queue sheds)
+//!   → signing workers (parse, one Merkle tree and one signature per version, sendmmsg)
+//! ```
+//!
+//! Workers send their own responses in one `sendmmsg` per socket and batch, so no stage copies
+//! responses to another. Every stage counts what it drops and the time it spends (see
+//! [`Metrics`]). The online key is rotated before its delegation expires: batches in flight
+//! finish with the key they started with, so no request is lost. Shutdown stops the receivers,
+//! then the batcher sends what is queued, then the workers answer it.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver as BatchReceiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::keys::{Delegation, LongTermKey, random_seed};
+use crate::protocol::{Ignored, Request};
+use crate::respond::Responder;
+use crate::udp::{self, Datagram};
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The address to answer on (IANA's port is 5319).
+    pub bind: SocketAddr,
+    /// Sockets sharing the address, one receive thread each.
+    pub sockets: usize,
+    /// Signing threads.
+    pub workers: usize,
+    /// The most requests under one signature (a power of two keeps paths short).
+    pub max_batch: usize,
+    /// The longest a request waits for others to share its batch.
+    pub max_delay: Duration,
+    /// Requests waiting for the batcher; beyond this the oldest are dropped.
+    pub queue: usize,
+    /// RADI, seconds.
+    pub radius: u32,
+    /// How long an online key is delegated for; a new one takes over at 3/4 of it.
+    pub key_lifetime: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([0, 0, 0, 0], 5319)),
+            sockets: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_batch: 64,
+            max_delay: Duration::from_millis(1),
+            queue: 65_536,
+            radius: 3,
+            key_lifetime: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Counters and times of every stage, read by [`Metrics::render`] as Prometheus text.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub truncated: AtomicU64,
+    pub receive_errors: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub ignored_malformed: AtomicU64,
+    pub ignored_missing_tag: AtomicU64,
+    pub ignored_not_request: AtomicU64,
+    pub ignored_bad_versions: AtomicU64,
+    pub ignored_no_common_version: AtomicU64,
+    pub ignored_bad_nonce: AtomicU64,
+    pub ignored_unknown_server: AtomicU64,
+    pub ignored_too_short: AtomicU64,
+    pub batches: AtomicU64,
+    pub signatures: AtomicU64,
+    pub responses: AtomicU64,
+    pub send_failed: AtomicU64,
+    pub key_rotations: AtomicU64,
+    /// Nanoseconds of work per stage (not waiting).
+    pub receive_ns: AtomicU64,
+    pub batch_ns: AtomicU64,
+    pub respond_ns: AtomicU64,
+    pub send_ns: AtomicU64,
+    /// Nanoseconds requests spent queued: before the batcher took them, and batched before a
+    /// worker took them (summed over requests).
+    pub queue_wait_ns: AtomicU64,
+    pub batch_wait_ns: AtomicU64,
+}
+
+impl Metrics {
+    fn ignored(&self, reason: Ignored) {
+        let counter = match reason {
+            Ignored::Malformed => &self.ignored_malformed,
+            Ignored::MissingTag => &self.ignored_missing_tag,
+            Ignored::NotARequest => &self.ignored_not_request,
+            Ignored::BadVersionList => &self.ignored_bad_versions,
+            Ignored::NoCommonVersion => &self.ignored_no_common_version,
+            Ignored::BadNonce => &self.ignored_bad_nonce,
+            Ignored::UnknownServer => &self.ignored_unknown_server,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
+            out.push_str(&format!(
+                "# HELP roughtime_{name} {help}\n# TYPE roughtime_{name} counter\n"
+            ));
+            for (labels, value) in samples {
+                out.push_str(&format!("roughtime_{name}{labels} {value}\n"));
+            }
+        };
+        counter("received_total", "Datagrams received.", &[("", get(&self.received))]);
+        counter(
+            "dropped_total",
+            "Requests dropped, by stage and reason.",
+            &[
+                ("{stage=\"receive\",reason=\"truncated\"}", get(&self.truncated)),
+                ("{stage=\"queue\",reason=\"full\"}", get(&self.dropped_queue_full)),
+                ("{stage=\"respond\",reason=\"malformed\"}", get(&self.ignored_malformed)),
+                ("{stage=\"respond\",reason=\"missing_tag\"}", get(&self.ignored_missing_tag)),
+                ("{stage=\"respond\",reason=\"not_a_request\"}", get(&self.ignored_not_request)),
+                ("{stage=\"respond\",reason=\"bad_versions\"}", get(&self.ignored_bad_versions)),
+                (
+                    "{stage=\"respond\",reason=\"no_common_version\"}",
+                    get(&self.ignored_no_common_version),
+                ),
+                ("{stage=\"respond\",reason=\"bad_nonce\"}", get(&self.ignored_bad_nonce)),
+                (
+                    "{stage=\"respond\",reason=\"unknown_server\"}",
+                    get(&self.ignored_unknown_server),
+                ),
+                ("{stage=\"respond\",reason=\"request_too_short\"}", get(&self.ignored_too_short)),
+                ("{stage=\"send\",reason=\"failed\"}", get(&self.send_failed)),
+            ],
+        );
+        counter(
+            "receive_errors_total",
+            "Receive errors (other than timeouts).",
+            &[("", get(&self.receive_errors))],
+        );
+        counter("batches_total", "Batches answered.", &[("", get(&self.batches))]);
+        counter(
+            "signatures_total",
+            "Response signatures made (one per version per batch).",
+            &[("", get(&self.signatures))],
+        );
+        counter("responses_total", "Responses sent.", &[("", get(&self.responses))]);
+        counter(
+            "key_rotations_total",
+            "Online keys replaced before their delegation expired.",
+            &[("", get(&self.key_rotations))],
+        );
+        counter(
+            "stage_seconds_total",
+            "Time spent working, by stage.",
+            &[
+                ("{stage=\"receive\"}", get(&self.receive_ns)),
+                ("{stage=\"batch\"}", get(&self.batch_ns)),
+                ("{stage=\"respond\"}", get(&self.respond_ns)),
+                ("{stage=\"send\"}", get(&self.send_ns)),
+            ],
+        );
+        counter(
+            "queue_wait_seconds_total",
+            "Time requests spent queued, summed over requests, by queue.",
+            &[
+                ("{queue=\"requests\"}", get(&self.queue_wait_ns)),
+                ("{queue=\"batches\"}", get(&self.batch_wait_ns)),
+            ],
+        );
+        // Seconds, not nanoseconds, as Prometheus expects.
+        out.lines()
+            .map(|line| match line.split_once(' ') {
+                Some((name, value)) if name.contains("seconds_total") && !line.starts_with('#') => {
+                    let ns: u64 = value.parse().unwrap_or(0);
+                    format!("{name} {:.9}\n", ns as f64 / 1e9)
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect()
+    }
+}
+
+/// A request waiting in the queue.
+struct Pending {
+    datagram: Datagram,
+    socket: usize,
+    received: Instant,
+}
+
+/// The request queue: bounded, shedding its oldest entries when full.
+struct RequestQueue {
+    inner: Mutex<(VecDeque<Pending>, bool)>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl RequestQueue {
+    /// Adds requests; returns how many old ones were dropped to make room.
+    fn push(&self, items: impl Iterator<Item = Pending>) -> u64 {
+        let mut guard = self.inner.lock().expect("queue lock");
+        let mut dropped = 0;
+        for item in items {
+            if guard.0.len() == self.capacity {
+                guard.0.pop_front();
+                dropped += 1;
+            }
+            guard.0.push_back(item);
+        }
+        drop(guard);
+        self.ready.notify_one();
+        dropped
+    }
+
+    fn close(&self) {
+        self.inner.lock().expect("queue lock").1 = true;
+        self.ready.notify_all();
+    }
+
+    /// The next batch: up to `max` requests, waiting at most `delay` after the first arrived
+    /// for more. `None` once closed and empty.
+    fn next_batch(&self, max: usize, delay: Duration) -> Option<Vec<Pending>> {
+        let mut guard = self.inner.lock().expect("queue lock");
+        loop {
+            if let Some(first) = guard.0.front() {
+                let deadline = first.received + delay;
+                while guard.0.len() < max && !guard.1 {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    guard = self.ready.wait_timeout(guard, deadline - now).expect("queue lock").0;
+                }
+                let n = guard.0.len().min(max);
+                return Some(guard.0.drain(..n).collect());
+            }
+            if guard.1 {
+                return None;
+            }
+            guard = self.ready.wait(guard).expect("queue lock");
+        }
+    }
+}
+
+struct Batch {
+    requests: Vec<Pending>,
+    formed: Instant,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    receivers: Vec<JoinHandle<()>>,
+    rest: Vec<JoinHandle<()>>,
+    queue: Arc<RequestQueueHandle>,
+}
+
+/// The queue, shared with the threads (a named type so `Server` can be `Debug`).
+struct RequestQueueHandle(RequestQueue);
+
+impl std::fmt::Debug for RequestQueueHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestQueue").field("capacity", &self.0.capacity).finish_non_exhaustive()
+    }
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn nanos(since: Instant) -> u64 {
+    since.elapsed().as_nanos() as u64
+}
+
+/// A delegation from now to now + `lifetime` (starting a minute early, for clients whose clock
+/// is a little behind the server's).
+fn delegate(key: &LongTermKey, lifetime: Duration) -> io::Result<Delegation> {
+    let seed = random_seed()
+        .map_err(|e| io::Error::other(format!("no randomness for an online key: {e}")))?;
+    let now = now_seconds();
+    Ok(key.delegate(&seed, now.saturating_sub(60), now + lifetime.as_secs()))
+}
+
+impl Server {
+    /// Binds the sockets and starts every thread.
+    ///
+    /// # Errors
+    ///
+    /// Binding a socket, or no randomness for the first online key.
+    pub fn start(config: Config, key: LongTermKey) -> io::Result<Server> {
+        let metrics = Arc::new(Metrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sockets = vec![udp::bind_shared(config.bind, Duration::from_millis(50))?];
+        let addr = sockets[0].local_addr()?;
+        for _ in 1..config.sockets.max(1) {
+            sockets.push(udp::bind_shared(addr, Duration::from_millis(50))?);
+        }
+        let sockets: Arc<Vec<UdpSocket>> = Arc::new(sockets);
+        let responder = Arc::new(RwLock::new(Arc::new(Responder::new(
+            delegate(&key, config.key_lifetime)?,
+            config.radius,
+        ))));
+        let queue = Arc::new(RequestQueueHandle(RequestQueue {
+            inner: Mutex::new((VecDeque::new(), false)),
+            ready: Condvar::new(),
+            capacity: config.queue.max(1),
+        }));
+
+        let mut receivers = Vec::new();
+        for index in 0..sockets.len() {
+            let (sockets, queue, metrics, stop) =
+                (sockets.clone(), queue.clone(), metrics.clone(), stop.clone());
+            receivers.push(spawn(format!("rt-receive-{index}"), move || {
+                receive_loop(&sockets[index], index, &queue.0, &metrics, &stop);
+            })?);
+        }
+
+        let (batch_tx, batch_rx) = sync_channel::<Batch>(config.workers.max(1) * 2);
+        let batch_rx = Arc::new(Mutex::new(batch_rx));
+        let mut rest = Vec::new();
+        {
+            let (queue, metrics) = (queue.clone(), metrics.clone());
+            let (max_batch, max_delay) = (config.max_batch.clamp(1, 1 << 16), config.max_delay);
+            rest.push(spawn("rt-batch".into(), move || {
+                batch_loop(&queue.0, &batch_tx, max_batch, max_delay, &metrics);
+            })?);
+        }
+        for index in 0..config.workers.max(1) {
+            let (batch_rx, responder, sockets, metrics) =
+                (batch_rx.clone(), responder.clone(), sockets.clone(), metrics.clone());
+            rest.push(spawn(format!("rt-sign-{index}"), move || {
+                work_loop(&batch_rx, &responder, &sockets, &metrics);
+            })?);
+        }
+        {
+            let (responder, metrics, stop) = (responder.clone(), metrics.clone(), stop.clone());
+            let (lifetime, radius) = (config.key_lifetime, config.radius);
+            rest.push(spawn("rt-rotate".into(), move || {
+                rotate_loop(&key, &responder, lifetime, radius, &metrics, &stop);
+            })?);
+        }
+        Ok(Server { addr, metrics, stop, receivers, rest, queue })
+    }
+
+    /// The address the sockets are bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Stops receiving, answers what is queued, and waits for every thread.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.receivers {
+            let _ = handle.join();
+        }
+        self.queue.0.close();
+        for handle in self.rest {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+fn receive_loop(
+    socket: &UdpSocket,
+    index: usize,
+    queue: &RequestQueue,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) {
+    let mut receiver = udp::Receiver::new(64);
+    let mut datagrams = Vec::with_capacity(64);
+    while !stop.load(Ordering::Relaxed) {
+        datagrams.clear();
+        match receiver.receive(socket, &mut datagrams) {
+            Ok((0, truncated)) => {
+                metrics.truncated.fetch_add(truncated as u64, Ordering::Relaxed);
+            }
+            Ok((n, truncated)) => {
+                let started = Instant::now();
+                metrics.received.fetch_add((n + truncated) as u64, Ordering::Relaxed);
+                metrics.truncated.fetch_add(truncated as u64, Ordering::Relaxed);
+                let pending = datagrams.drain(..).map(|datagram| Pending {
+                    datagram,
+                    socket: index,
+                    received: started,
+                });
+                let dropped = queue.push(pending);
+                metrics.dropped_queue_full.fetch_add(dropped, Ordering::Relaxed);
+                metrics.receive_ns.fetch_add(nanos(started), Ordering::Relaxed);
+            }
+            Err(_) => {
+                metrics.receive_errors.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+fn batch_loop(
+    queue: &RequestQueue,
+    out: &SyncSender<Batch>,
+    max: usize,
+    delay: Duration,
+    metrics: &Metrics,
+) {
+    while let Some(requests) = queue.next_batch(max, delay) {
+        let formed = Instant::now();
+        let waited: u64 = requests.iter().map(|p| (formed - p.received).as_nanos() as u64).sum();
+        metrics.queue_wait_ns.fetch_add(waited, Ordering::Relaxed);
+        metrics.batch_ns.fetch_add(nanos(formed), Ordering::Relaxed);
+        if out.send(Batch { requests, formed }).is_err() {
+            return;
+        }
+    }
+}
+
+fn work_loop(
+    batches: &Mutex<BatchReceiver<Batch>>,
+    responder: &RwLock<Arc<Responder>>,
+    sockets: &[UdpSocket],
+    metrics: &Metrics,
+) {
+    let mut outgoing: Vec<Vec<(SocketAddr, Vec<u8>)>> = vec![Vec::new(); sockets.len()];
+    loop {
+        let batch = match batches.lock().expect("batch lock").recv() {
+            Ok(batch) => batch,
+            Err(_) => return,
+        };
+        let started = Instant::now();
+        metrics.batch_wait_ns.fetch_add(
+            (started - batch.formed).as_nanos() as u64 * batch.requests.len() as u64,
+            Ordering::Relaxed,
+        );
+        let responder = responder.read().expect("responder lock").clone();
+        let srv = responder.srv();
+        let mut answerable = Vec::with_capacity(batch.requests.len());
+        let mut origin = Vec::with_capacity(batch.requests.len());
+        for pending in &batch.requests {
+            match Request::parse(&pending.datagram.bytes, &srv) {
+                Ok(request) => {
+                    answerable.push(request);
+                    origin.push(pending);
+                }
+                Err(reason) => metrics.ignored(reason),
+            }
+        }
+        if !answerable.is_empty() {
+            let answered = responder.respond(&answerable, now_seconds(), |i, bytes| {
+                outgoing[origin[i].socket].push((origin[i].datagram.from, bytes.to_vec()));
+            });
+            metrics.batches.fetch_add(1, Ordering::Relaxed);
+            metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
+            metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
+        }
+        metrics.respond_ns.fetch_add(nanos(started), Ordering::Relaxed);
+        let sending = Instant::now();
+        for (socket, responses) in sockets.iter().zip(outgoing.iter_mut()) {
+            if responses.is_empty() {
+                continue;
+            }
+            let datagrams: Vec<(SocketAddr, &[u8])> =
+                responses.iter().map(|(to, b)| (*to, b.as_slice())).collect();
+            let sent = udp::send(socket, &datagrams) as u64;
+            metrics.responses.fetch_add(sent, Ordering::Relaxed);
+            metrics.send_failed.fetch_add(responses.len() as u64 - sent, Ordering::Relaxed);
+            responses.clear();
+        }
+        metrics.send_ns.fetch_add(nanos(sending), Ordering::Relaxed);
+    }
+}
+
+fn rotate_loop(
+    key: &LongTermKey,
+    responder: &RwLock<Arc<Responder>>,
+    lifetime: Duration,
+    radius: u32,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) {
+    let lifetime_secs = lifetime.as_secs().max(4);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        let maxt = responder.read().expect("responder lock").delegation().maxt();
+        // Replace the key once a quarter of its window is left.
+        if now_seconds() + lifetime_secs / 4 >= maxt {
+            if let Ok(delegation) = delegate(key, lifetime) {
+                *responder.write().expect("responder lock") =
+                    Arc::new(Responder::new(delegation, radius));
+                metrics.key_rotations.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
