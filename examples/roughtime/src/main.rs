@@ -62,8 +62,9 @@ struct Serve {
     /// Sockets sharing the address (SO_REUSEPORT), one receive thread each.
     #[arg(long, env = "ROUGHTIME_SOCKETS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     sockets: u16,
-    /// Signing threads [default: one per core].
-    #[arg(long, env = "ROUGHTIME_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Signing threads [default: one per core]; 0: each receive thread answers what it
+    /// receives itself (no pipeline, no hand-offs; --max-delay and --queue do not apply).
+    #[arg(long, env = "ROUGHTIME_WORKERS", value_parser = clap::value_parser!(u16).range(0..=256))]
     workers: Option<u16>,
     /// The most requests under one signature.
     #[arg(long, env = "ROUGHTIME_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]

@@ -35,7 +35,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Sockets sharing the address, one receive thread each.
     pub sockets: usize,
-    /// Signing threads.
+    /// Signing threads; 0: no pipeline, each receive thread answers what one `recvmmsg`
+    /// brought (up to `max_batch` requests) itself, without hand-offs (`max_delay` and `queue`
+    /// do not apply: the socket's buffer is the queue).
     pub workers: usize,
     /// The most requests under one signature (a power of two keeps paths short).
     pub max_batch: usize,
@@ -322,6 +324,30 @@ impl Server {
         }));
 
         let mut receivers = Vec::new();
+        if config.workers == 0 {
+            for index in 0..sockets.len() {
+                let (sockets, responder, metrics, stop) =
+                    (sockets.clone(), responder.clone(), metrics.clone(), stop.clone());
+                let max_batch = config.max_batch.clamp(1, 256);
+                receivers.push(spawn(format!("rt-answer-{index}"), move || {
+                    answer_loop(&sockets[index], max_batch, &responder, &metrics, &stop);
+                })?);
+            }
+            let (rotating, metrics_for_rotation, stop_for_rotation) =
+                (responder.clone(), metrics.clone(), stop.clone());
+            let (lifetime, radius) = (config.key_lifetime, config.radius);
+            let rest = vec![spawn("rt-rotate".into(), move || {
+                rotate_loop(
+                    &key,
+                    &rotating,
+                    lifetime,
+                    radius,
+                    &metrics_for_rotation,
+                    &stop_for_rotation,
+                );
+            })?];
+            return Ok(Server { addr, metrics, stop, receivers, rest, queue });
+        }
         for index in 0..sockets.len() {
             let (sockets, queue, metrics, stop) =
                 (sockets.clone(), queue.clone(), metrics.clone(), stop.clone());
@@ -415,6 +441,72 @@ fn receive_loop(
                 metrics.receive_errors.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }
+        }
+    }
+}
+
+/// Run to completion: receive a batch, answer it, send the answers, all in this thread and
+/// without copying a request.
+fn answer_loop(
+    socket: &UdpSocket,
+    max_batch: usize,
+    responder: &RwLock<Arc<Responder>>,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) {
+    let mut receiver = udp::Receiver::new(max_batch);
+    let mut answers: Vec<u8> = Vec::with_capacity(max_batch * 700);
+    let mut ranges: Vec<(SocketAddr, std::ops::Range<usize>)> = Vec::with_capacity(max_batch);
+    while !stop.load(Ordering::Relaxed) {
+        let n = match receiver.receive_held(socket) {
+            Ok(0) => continue,
+            Ok(n) => n,
+            Err(_) => {
+                metrics.receive_errors.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        };
+        let started = Instant::now();
+        metrics.received.fetch_add(n as u64, Ordering::Relaxed);
+        let responder = responder.read().expect("responder lock").clone();
+        let srv = responder.srv();
+        let mut requests = Vec::with_capacity(n);
+        let mut senders = Vec::with_capacity(n);
+        for i in 0..n {
+            let Some((bytes, from)) = receiver.held(i) else {
+                metrics.truncated.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            match Request::parse(bytes, &srv) {
+                Ok(request) => {
+                    requests.push(request);
+                    senders.push(from);
+                }
+                Err(reason) => metrics.ignored(reason),
+            }
+        }
+        answers.clear();
+        ranges.clear();
+        if !requests.is_empty() {
+            let answered = responder.respond(&requests, now_seconds(), |i, bytes| {
+                let start = answers.len();
+                answers.extend_from_slice(bytes);
+                ranges.push((senders[i], start..answers.len()));
+            });
+            metrics.batches.fetch_add(1, Ordering::Relaxed);
+            metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
+            metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
+        }
+        metrics.respond_ns.fetch_add(nanos(started), Ordering::Relaxed);
+        if !ranges.is_empty() {
+            let sending = Instant::now();
+            let datagrams: Vec<(SocketAddr, &[u8])> =
+                ranges.iter().map(|(to, range)| (*to, &answers[range.clone()])).collect();
+            let sent = udp::send(socket, &datagrams) as u64;
+            metrics.responses.fetch_add(sent, Ordering::Relaxed);
+            metrics.send_failed.fetch_add(ranges.len() as u64 - sent, Ordering::Relaxed);
+            metrics.send_ns.fetch_add(nanos(sending), Ordering::Relaxed);
         }
     }
 }

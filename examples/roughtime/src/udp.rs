@@ -61,6 +61,23 @@ impl Receiver {
     ) -> io::Result<(usize, usize)> {
         self.inner.receive(socket, out)
     }
+
+    /// Receives as [`Self::receive`] does, but leaves the datagrams in the receiver's buffers,
+    /// where [`Self::held`] reads them until the next call: nothing is copied. Returns how
+    /// many were received (truncated ones included).
+    ///
+    /// # Errors
+    ///
+    /// A receive error other than a timeout or an interruption.
+    pub fn receive_held(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.inner.receive_held(socket)
+    }
+
+    /// Datagram `i` of the last [`Self::receive_held`]: its bytes and sender, or `None` if it
+    /// was truncated.
+    pub fn held(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        self.inner.held(i)
+    }
 }
 
 /// Sends each `(to, bytes)`; returns how many were sent (the rest failed: a full send buffer
@@ -86,6 +103,8 @@ mod imp {
     use super::{Datagram, MAX_DATAGRAM, timed_out};
 
     pub(super) struct Receiver {
+        /// Datagrams the last receive left in the buffers.
+        count: usize,
         buffers: Vec<[u8; MAX_DATAGRAM]>,
         addrs: Vec<libc::sockaddr_storage>,
         iovecs: Vec<libc::iovec>,
@@ -105,6 +124,7 @@ mod imp {
     impl Receiver {
         pub(super) fn new(max: usize) -> Receiver {
             Receiver {
+                count: 0,
                 buffers: vec![[0u8; MAX_DATAGRAM]; max],
                 // Safety: all-zero bytes are valid for these plain C structs.
                 addrs: (0..max).map(|_| unsafe { zeroed() }).collect(),
@@ -120,6 +140,19 @@ mod imp {
             socket: &UdpSocket,
             out: &mut Vec<Datagram>,
         ) -> io::Result<(usize, usize)> {
+            let n = self.receive_held(socket)?;
+            let mut truncated = 0;
+            for i in 0..n {
+                match self.held(i) {
+                    Some((bytes, from)) => out.push(Datagram { from, bytes: bytes.to_vec() }),
+                    None => truncated += 1,
+                }
+            }
+            Ok((n - truncated, truncated))
+        }
+
+        pub(super) fn receive_held(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+            self.count = 0;
             let max = self.buffers.len();
             // Point the headers at the buffers again: the kernel rewrote the lengths.
             for i in 0..max {
@@ -147,20 +180,22 @@ mod imp {
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                return if timed_out(&e) { Ok((0, 0)) } else { Err(e) };
+                return if timed_out(&e) { Ok(0) } else { Err(e) };
             }
-            let mut truncated = 0;
-            for i in 0..n as usize {
-                let header = &self.headers[i];
-                if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                    truncated += 1;
-                    continue;
-                }
-                let Some(from) = to_socket_addr(&self.addrs[i]) else { continue };
-                let len = header.msg_len as usize;
-                out.push(Datagram { from, bytes: self.buffers[i][..len].to_vec() });
+            self.count = n as usize;
+            Ok(self.count)
+        }
+
+        pub(super) fn held(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+            if i >= self.count {
+                return None;
             }
-            Ok((n as usize - truncated, truncated))
+            let header = &self.headers[i];
+            if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                return None;
+            }
+            let from = to_socket_addr(&self.addrs[i])?;
+            Some((&self.buffers[i][..header.msg_len as usize], from))
         }
     }
 
@@ -266,11 +301,25 @@ mod imp {
     use super::{Datagram, MAX_DATAGRAM, timed_out};
 
     #[derive(Debug)]
-    pub(super) struct Receiver;
+    pub(super) struct Receiver {
+        held: Option<Datagram>,
+    }
 
     impl Receiver {
         pub(super) fn new(_max: usize) -> Receiver {
-            Receiver
+            Receiver { held: None }
+        }
+
+        pub(super) fn receive_held(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+            let mut out = Vec::with_capacity(1);
+            let (n, _) = self.receive(socket, &mut out)?;
+            self.held = out.pop();
+            Ok(n)
+        }
+
+        pub(super) fn held(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+            (i == 0).then_some(())?;
+            self.held.as_ref().map(|d| (d.bytes.as_slice(), d.from))
         }
 
         pub(super) fn receive(

@@ -144,3 +144,17 @@ fn the_online_key_rotates_before_it_expires_without_losing_a_request() {
     assert!(server.metrics().key_rotations.load(Ordering::Relaxed) >= 1);
     server.shutdown();
 }
+
+#[test]
+fn without_a_pipeline_each_receive_thread_answers_its_batches() {
+    let (server, key) = start(Config { workers: 0, ..local() });
+    let requests: Vec<Vec<u8>> =
+        (0..40).map(|i| request_packet(&nonce(i), &Version::ALL, None)).collect();
+    let answers = exchange(server.local_addr(), &requests, Duration::from_secs(5));
+    assert_eq!(answers.len(), requests.len(), "every request answered");
+    for (i, request) in requests.iter().enumerate() {
+        verify(request, &answers[&nonce(i)], &key.public()).expect("valid");
+    }
+    assert_eq!(server.metrics().responses.load(Ordering::Relaxed), requests.len() as u64);
+    server.shutdown();
+}

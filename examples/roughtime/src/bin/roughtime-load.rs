@@ -61,7 +61,9 @@ fn main() {
         .map(|t| {
             let (stop, measuring) = (stop.clone(), measuring.clone());
             let (server, window, timeout) = (args.server, args.window.max(1), args.timeout);
-            std::thread::spawn(move || run(t as u32, server, window, timeout, key, &stop, &measuring))
+            std::thread::spawn(move || {
+                run(t as u32, server, window, timeout, key, &stop, &measuring)
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_secs(1));
@@ -108,7 +110,8 @@ fn run(
     stop: &AtomicBool,
     measuring: &AtomicBool,
 ) -> Tally {
-    let socket = UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).expect("a socket");
+    let socket =
+        UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).expect("a socket");
     socket.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
     let mut receiver = udp::Receiver::new(64);
     let mut tally = Tally::default();
@@ -132,7 +135,8 @@ fn run(
         }
         if !fresh.is_empty() {
             let now = Instant::now();
-            let datagrams: Vec<(SocketAddr, &[u8])> = fresh.iter().map(|(_, r)| (server, r.as_slice())).collect();
+            let datagrams: Vec<(SocketAddr, &[u8])> =
+                fresh.iter().map(|(_, r)| (server, r.as_slice())).collect();
             udp::send(&socket, &datagrams);
             for (nonce, request) in fresh {
                 in_flight.insert(nonce, (now, request));
