@@ -12,11 +12,14 @@
 //! - [`keys`]: the long-term key, and the online key it delegates to.
 //! - [`respond`]: answering a batch with one signature per version.
 //! - [`verify`]: a client's checks of a response.
+//! - [`measure`]: chained queries to several servers, causal order, malfeasance reports.
+//! - [`udp`] and [`server`]: the batching UDP server.
 //!
 //! The cryptography is `ed25519-dalek` (Ed25519) and `sha2` (SHA-512); none of it is written
 //! here.
 
 pub mod keys;
+pub mod measure;
 pub mod merkle;
 pub mod protocol;
 pub mod respond;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use roughtime::keys::{LongTermKey, random_seed};
+use roughtime::measure::{Probe, chained_nonce, check_order, malfeasance_report};
 use roughtime::protocol::{Version, request_packet};
 use roughtime::server::{Config, Metrics, Server};
 use roughtime::verify::verify;
@@ -34,20 +35,25 @@ enum Command {
     },
     /// Answer Roughtime requests over UDP.
     Serve(Serve),
-    /// Ask a server for the time and verify the answer.
+    /// Ask servers for the time, chaining the nonces (RFC 10049 8.2), and verify every answer;
+    /// with several servers, twice round, and write a malfeasance report if two answers
+    /// contradict the order they came in.
     Query {
-        /// The server, HOST:PORT.
-        #[arg(long)]
-        server: String,
-        /// The server's long-term public key, base64.
-        #[arg(long)]
-        public_key: String,
+        /// A server, `HOST:PORT=PUBLIC_KEY` (the key in base64); repeatable, in query order.
+        #[arg(long = "server", value_name = "HOST:PORT=KEY")]
+        servers: Vec<String>,
+        /// A server list (RFC 10049 8.3, JSON): every UDP server of it, in its order.
+        #[arg(long, value_name = "FILE")]
+        servers_file: Option<PathBuf>,
         /// The version to ask for: 1 or the draft 0x8000000c.
         #[arg(long, default_value = "1", value_parser = ["1", "draft"])]
         version: String,
-        /// How long to wait for the answer.
+        /// How long to wait for each answer.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        /// Where to write a malfeasance report when answers contradict each other.
+        #[arg(long, value_name = "FILE", default_value = "roughtime-malfeasance.json")]
+        report: PathBuf,
     },
 }
 
@@ -84,14 +90,18 @@ struct Serve {
     /// Serve Prometheus metrics on this TCP address (`GET /metrics`).
     #[arg(long, env = "ROUGHTIME_METRICS")]
     metrics: Option<SocketAddr>,
+    /// Seconds added to the time signed: a lying server, for testing clients (never in
+    /// production).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    clock_offset: i64,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Keygen { out } => keygen(&out),
         Command::Serve(serve) => run(serve),
-        Command::Query { server, public_key, version, timeout } => {
-            query(&server, &public_key, &version, timeout)
+        Command::Query { servers, servers_file, version, timeout, report } => {
+            query(&servers, servers_file.as_deref(), &version, timeout, &report)
         }
     }
 }
@@ -156,6 +166,7 @@ fn run(serve: Serve) -> ExitCode {
         queue: serve.queue as usize,
         radius: serve.radius,
         key_lifetime: serve.key_lifetime,
+        clock_offset: serve.clock_offset,
     };
     let server = match Server::start(config.clone(), key) {
         Ok(server) => server,
@@ -213,53 +224,181 @@ fn serve_metrics(listener: &TcpListener, metrics: &Arc<Metrics>) {
     }
 }
 
-fn query(server: &str, public_key: &str, version: &str, timeout: Duration) -> ExitCode {
-    let public: [u8; 32] = match base64::engine::general_purpose::STANDARD.decode(public_key.trim())
-    {
-        Ok(bytes) => match bytes.try_into() {
-            Ok(key) => key,
-            Err(_) => return fail("the public key is not 32 bytes"),
-        },
-        Err(e) => return fail(format!("the public key is not base64: {e}")),
-    };
-    let Some(addr) = server.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-        return fail(format!("cannot resolve `{server}`"));
-    };
-    let nonce = match random_seed() {
-        Ok(nonce) => nonce,
-        Err(e) => return fail(format!("no randomness for a nonce: {e}")),
-    };
+/// Whether `packet` is a message whose NONC is `nonce`.
+fn answers(packet: &[u8], nonce: &[u8; 32]) -> bool {
+    roughtime::wire::unframe(packet)
+        .ok()
+        .and_then(|m| roughtime::wire::Message::parse(m).ok())
+        .and_then(|m| m.get(roughtime::wire::Tag::NONC))
+        .is_some_and(|n| n == nonce)
+}
+
+/// A server to query: a name for people, an address, its long-term public key.
+struct Target {
+    name: String,
+    addr: SocketAddr,
+    key: [u8; 32],
+}
+
+fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("the public key `{text}` is not base64: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("the public key `{text}` is {} bytes, not 32", b.len()))
+}
+
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("cannot resolve `{address}`"))
+}
+
+/// The servers of a list file (RFC 10049 8.3): each server's UDP addresses.
+fn read_server_list(path: &Path) -> Result<Vec<Target>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+    let list: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
+    let servers = list["servers"]
+        .as_array()
+        .ok_or_else(|| format!("`{}` has no \"servers\" list", path.display()))?;
+    let mut targets = Vec::new();
+    for server in servers {
+        let name = server["name"].as_str().unwrap_or("(unnamed)").to_owned();
+        if server["publicKeyType"].as_str() != Some("ed25519") {
+            return Err(format!("server `{name}`: publicKeyType is not \"ed25519\""));
+        }
+        let key = decode_key(server["publicKey"].as_str().unwrap_or_default())
+            .map_err(|e| format!("server `{name}`: {e}"))?;
+        for address in server["addresses"].as_array().into_iter().flatten() {
+            if address["protocol"].as_str() == Some("udp") {
+                let addr = resolve(address["address"].as_str().unwrap_or_default())
+                    .map_err(|e| format!("server `{name}`: {e}"))?;
+                targets.push(Target { name: name.clone(), addr, key });
+            }
+        }
+    }
+    Ok(targets)
+}
+
+fn query(
+    servers: &[String],
+    file: Option<&Path>,
+    version: &str,
+    timeout: Duration,
+    report: &Path,
+) -> ExitCode {
+    let mut targets = Vec::new();
+    for server in servers {
+        let Some((address, key)) = server.split_once('=') else {
+            return fail(format!("`{server}` is not HOST:PORT=PUBLIC_KEY"));
+        };
+        match (resolve(address), decode_key(key)) {
+            (Ok(addr), Ok(key)) => targets.push(Target { name: address.to_owned(), addr, key }),
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+        }
+    }
+    if let Some(file) = file {
+        match read_server_list(file) {
+            Ok(listed) => targets.extend(listed),
+            Err(e) => return fail(e),
+        }
+    }
+    if targets.is_empty() {
+        return fail("no server to ask: give --server HOST:PORT=KEY or --servers-file FILE");
+    }
     let versions: &[Version] = if version == "draft" { &[Version::Draft] } else { &[Version::Rfc] };
-    let request = request_packet(&nonce, versions, None);
-    let socket = match UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }) {
+    let socket = match UdpSocket::bind("[::]:0").or_else(|_| UdpSocket::bind("0.0.0.0:0")) {
         Ok(socket) => socket,
         Err(e) => return fail(format!("a UDP socket: {e}")),
     };
-    let sent = Instant::now();
-    if let Err(e) =
-        socket.set_read_timeout(Some(timeout)).and_then(|()| socket.send_to(&request, addr))
-    {
-        return fail(format!("sending to {addr}: {e}"));
+    if let Err(e) = socket.set_read_timeout(Some(timeout)) {
+        return fail(format!("a UDP socket: {e}"));
     }
-    let mut buffer = [0u8; 1500];
-    let len = match socket.recv_from(&mut buffer) {
-        Ok((len, _)) => len,
-        Err(e) => return fail(format!("no answer from {addr} within {timeout:?}: {e}")),
-    };
-    let rtt = sent.elapsed();
-    match verify(&request, &buffer[..len], &public) {
-        Ok(v) => {
-            println!(
-                "{addr}: midp {} ± {} s (version {:#x}, round trip {:?}, online key valid {}..={})",
-                v.midp,
-                v.radius,
-                v.version.number(),
-                rtt,
-                v.mint,
-                v.maxt
-            );
-            ExitCode::SUCCESS
+    // RFC 10049 8.2: with several servers, the sequence is run twice in the same order.
+    let rounds = if targets.len() > 1 { 2 } else { 1 };
+    let mut probes: Vec<Probe> = Vec::new();
+    for target in targets.iter().cycle().take(rounds * targets.len()) {
+        let (nonce, rand) = match probes.last() {
+            None => match random_seed() {
+                Ok(nonce) => (nonce, None),
+                Err(e) => return fail(format!("no randomness for a nonce: {e}")),
+            },
+            Some(previous) => match random_seed() {
+                Ok(rand) => (chained_nonce(&previous.response, &rand), Some(rand)),
+                Err(e) => return fail(format!("no randomness for a nonce: {e}")),
+            },
+        };
+        let request = request_packet(&nonce, versions, None);
+        let addr = if socket.local_addr().is_ok_and(|a| a.is_ipv6()) && target.addr.is_ipv4() {
+            SocketAddr::new(
+                std::net::IpAddr::V6(match target.addr.ip() {
+                    std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                    std::net::IpAddr::V6(v6) => v6,
+                }),
+                target.addr.port(),
+            )
+        } else {
+            target.addr
+        };
+        let sent = Instant::now();
+        if let Err(e) = socket.send_to(&request, addr) {
+            return fail(format!("{}: sending: {e}", target.name));
         }
-        Err(e) => fail(format!("{addr} answered, but the answer is not valid: {e}")),
+        let mut buffer = [0u8; 1500];
+        let response = loop {
+            match socket.recv_from(&mut buffer) {
+                // A late answer to an earlier request carries another nonce: skip it.
+                Ok((len, _)) if answers(&buffer[..len], &nonce) => break buffer[..len].to_vec(),
+                Ok(_) => continue,
+                Err(e) => {
+                    return fail(format!("{}: no answer within {timeout:?}: {e}", target.name));
+                }
+            }
+        };
+        let rtt = sent.elapsed();
+        let verified = match verify(&request, &response, &target.key) {
+            Ok(v) => v,
+            Err(e) => return fail(format!("{}: the answer is not valid: {e}", target.name)),
+        };
+        println!(
+            "{}: midp {} ± {} s (version {:#x}, round trip {:?}, online key valid {}..={})",
+            target.name,
+            verified.midp,
+            verified.radius,
+            verified.version.number(),
+            rtt,
+            verified.mint,
+            verified.maxt
+        );
+        probes.push(Probe {
+            server: target.name.clone(),
+            public_key: target.key,
+            rand,
+            request,
+            response,
+            verified,
+        });
     }
+    if let Some(c) = check_order(&probes) {
+        let (a, b) = (&probes[c.earlier], &probes[c.later]);
+        if let Err(e) = std::fs::write(report, malfeasance_report(&probes)) {
+            return fail(format!("writing the malfeasance report `{}`: {e}", report.display()));
+        }
+        return fail(format!(
+            "malfeasance: {} said {} ± {} s, then {} said {} ± {} s, earlier than possible; the proof is in `{}`",
+            a.server,
+            a.verified.midp,
+            a.verified.radius,
+            b.server,
+            b.verified.midp,
+            b.verified.radius,
+            report.display()
+        ));
+    }
+    ExitCode::SUCCESS
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub radius: u32,
     /// How long an online key is delegated for; a new one takes over at 3/4 of it.
     pub key_lifetime: Duration,
+    /// Seconds added to the time the server signs: 0 for an honest server. Other values make a
+    /// server that lies, for testing clients' malfeasance detection.
+    pub clock_offset: i64,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             queue: 65_536,
             radius: 3,
             key_lifetime: Duration::from_secs(24 * 3600),
+            clock_offset: 0,
         }
     }
 }
@@ -285,16 +289,21 @@ fn now_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The MIDP to sign: now, moved by the configured offset.
+fn midp(offset: i64) -> u64 {
+    now_seconds().saturating_add_signed(offset)
+}
+
 fn nanos(since: Instant) -> u64 {
     since.elapsed().as_nanos() as u64
 }
 
 /// A delegation from now to now + `lifetime` (starting a minute early, for clients whose clock
 /// is a little behind the server's).
-fn delegate(key: &LongTermKey, lifetime: Duration) -> io::Result<Delegation> {
+fn delegate(key: &LongTermKey, lifetime: Duration, offset: i64) -> io::Result<Delegation> {
     let seed = random_seed()
         .map_err(|e| io::Error::other(format!("no randomness for an online key: {e}")))?;
-    let now = now_seconds();
+    let now = midp(offset);
     Ok(key.delegate(&seed, now.saturating_sub(60), now + lifetime.as_secs()))
 }
 
@@ -314,7 +323,7 @@ impl Server {
         }
         let sockets: Arc<Vec<UdpSocket>> = Arc::new(sockets);
         let responder = Arc::new(RwLock::new(Arc::new(Responder::new(
-            delegate(&key, config.key_lifetime)?,
+            delegate(&key, config.key_lifetime, config.clock_offset)?,
             config.radius,
         ))));
         let queue = Arc::new(RequestQueueHandle(RequestQueue {
@@ -328,23 +337,20 @@ impl Server {
             for index in 0..sockets.len() {
                 let (sockets, responder, metrics, stop) =
                     (sockets.clone(), responder.clone(), metrics.clone(), stop.clone());
-                let max_batch = config.max_batch.clamp(1, 256);
+                let (max_batch, offset) = (config.max_batch.clamp(1, 256), config.clock_offset);
                 receivers.push(spawn(format!("rt-answer-{index}"), move || {
-                    answer_loop(&sockets[index], max_batch, &responder, &metrics, &stop);
+                    answer_loop(&sockets[index], max_batch, offset, &responder, &metrics, &stop);
                 })?);
             }
             let (rotating, metrics_for_rotation, stop_for_rotation) =
                 (responder.clone(), metrics.clone(), stop.clone());
-            let (lifetime, radius) = (config.key_lifetime, config.radius);
+            let rotation = Rotation {
+                lifetime: config.key_lifetime,
+                radius: config.radius,
+                offset: config.clock_offset,
+            };
             let rest = vec![spawn("rt-rotate".into(), move || {
-                rotate_loop(
-                    &key,
-                    &rotating,
-                    lifetime,
-                    radius,
-                    &metrics_for_rotation,
-                    &stop_for_rotation,
-                );
+                rotate_loop(&key, &rotating, rotation, &metrics_for_rotation, &stop_for_rotation);
             })?];
             return Ok(Server { addr, metrics, stop, receivers, rest, queue });
         }
@@ -369,15 +375,20 @@ impl Server {
         for index in 0..config.workers.max(1) {
             let (batch_rx, responder, sockets, metrics) =
                 (batch_rx.clone(), responder.clone(), sockets.clone(), metrics.clone());
+            let offset = config.clock_offset;
             rest.push(spawn(format!("rt-sign-{index}"), move || {
-                work_loop(&batch_rx, &responder, &sockets, &metrics);
+                work_loop(&batch_rx, offset, &responder, &sockets, &metrics);
             })?);
         }
         {
             let (responder, metrics, stop) = (responder.clone(), metrics.clone(), stop.clone());
-            let (lifetime, radius) = (config.key_lifetime, config.radius);
+            let rotation = Rotation {
+                lifetime: config.key_lifetime,
+                radius: config.radius,
+                offset: config.clock_offset,
+            };
             rest.push(spawn("rt-rotate".into(), move || {
-                rotate_loop(&key, &responder, lifetime, radius, &metrics, &stop);
+                rotate_loop(&key, &responder, rotation, &metrics, &stop);
             })?);
         }
         Ok(Server { addr, metrics, stop, receivers, rest, queue })
@@ -450,6 +461,7 @@ fn receive_loop(
 fn answer_loop(
     socket: &UdpSocket,
     max_batch: usize,
+    offset: i64,
     responder: &RwLock<Arc<Responder>>,
     metrics: &Metrics,
     stop: &AtomicBool,
@@ -489,7 +501,7 @@ fn answer_loop(
         answers.clear();
         ranges.clear();
         if !requests.is_empty() {
-            let answered = responder.respond(&requests, now_seconds(), |i, bytes| {
+            let answered = responder.respond(&requests, midp(offset), |i, bytes| {
                 let start = answers.len();
                 answers.extend_from_slice(bytes);
                 ranges.push((senders[i], start..answers.len()));
@@ -531,6 +543,7 @@ fn batch_loop(
 
 fn work_loop(
     batches: &Mutex<BatchReceiver<Batch>>,
+    offset: i64,
     responder: &RwLock<Arc<Responder>>,
     sockets: &[UdpSocket],
     metrics: &Metrics,
@@ -560,7 +573,7 @@ fn work_loop(
             }
         }
         if !answerable.is_empty() {
-            let answered = responder.respond(&answerable, now_seconds(), |i, bytes| {
+            let answered = responder.respond(&answerable, midp(offset), |i, bytes| {
                 outgoing[origin[i].socket].push((origin[i].datagram.from, bytes.to_vec()));
             });
             metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -584,11 +597,18 @@ fn work_loop(
     }
 }
 
+/// How online keys are made.
+#[derive(Clone, Copy)]
+struct Rotation {
+    lifetime: Duration,
+    radius: u32,
+    offset: i64,
+}
+
 fn rotate_loop(
     key: &LongTermKey,
     responder: &RwLock<Arc<Responder>>,
-    lifetime: Duration,
-    radius: u32,
+    Rotation { lifetime, radius, offset }: Rotation,
     metrics: &Metrics,
     stop: &AtomicBool,
 ) {
@@ -597,8 +617,8 @@ fn rotate_loop(
         std::thread::sleep(Duration::from_millis(200));
         let maxt = responder.read().expect("responder lock").delegation().maxt();
         // Replace the key once a quarter of its window is left.
-        if now_seconds() + lifetime_secs / 4 >= maxt {
-            if let Ok(delegation) = delegate(key, lifetime) {
+        if midp(offset) + lifetime_secs / 4 >= maxt {
+            if let Ok(delegation) = delegate(key, lifetime, offset) {
                 *responder.write().expect("responder lock") =
                     Arc::new(Responder::new(delegation, radius));
                 metrics.key_rotations.fetch_add(1, Ordering::Relaxed);
