@@ -24,6 +24,7 @@ pub mod merkle;
 pub mod protocol;
 pub mod respond;
 pub mod server;
+pub mod service;
 pub mod udp;
 pub mod verify;
 pub mod wire;

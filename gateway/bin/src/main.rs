@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use echo::{EchoServer, Echoer};
 use gateway::{Args, Config, Listeners, Registry};
 use gateway_bus::{
@@ -58,6 +59,7 @@ fn registry() -> anyhow::Result<Registry> {
     let mut registry = Registry::new();
     registry.register(&some_api::DESCRIPTOR)?;
     registry.register(&echo::DESCRIPTOR)?;
+    registry.register(&roughtime::service::DESCRIPTOR)?;
     Ok(registry)
 }
 
@@ -107,6 +109,24 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
         .start(services_stop.clone())
         .await
         .context("cannot start the Echo example service")?;
+    // Roughtime (docs/roughtime.md), with a long-term key made for this run: clients get it from
+    // `public_key`, or from this log line.
+    let time_seed = roughtime::keys::random_seed()
+        .map_err(|e| anyhow::anyhow!("no randomness for a Roughtime key: {e}"))?;
+    let time_service = roughtime::service::TimeService::start(
+        roughtime::keys::LongTermKey::from_seed(&time_seed),
+        roughtime::service::ServiceConfig::default(),
+    )
+    .context("cannot start the Roughtime service")?;
+    let time_public = base64::engine::general_purpose::STANDARD.encode(time_service.public_key());
+    let roughtime = ServiceRuntime::new(
+        bus.clone(),
+        Arc::new(roughtime::service::RoughtimeServer::new(time_service)),
+    )
+    .start(services_stop.clone())
+    .await
+    .context("cannot start the Roughtime example service")?;
+    eprintln!("gateway: Roughtime service examples.roughtime.Roughtime, public key {time_public}");
     let listeners = Listeners::bind(&config).await?;
     // Operator switches (docs/operations.md): in memory with the in-process bus.
     let switches: Arc<dyn SwitchStore> = Arc::new(MemorySwitches::new());
@@ -115,6 +135,7 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     services_stop.cancel();
     some_api.stopped().await;
     echo.stopped().await;
+    roughtime.stopped().await;
     Ok(())
 }
 

@@ -77,6 +77,21 @@ fn the_binary_serves_some_api_and_stops_on_sigterm() {
         let api = some_api::SomeApiClient::new(client.clone());
         let reply = api.sum(some_api::RequestSumT { a: 2, b: 3 }).await.unwrap();
         assert_eq!(reply.get().sum(), 5);
+        // Authenticated time through the gateway: the answer verifies as Roughtime.
+        let time = roughtime::service::RoughtimeClient::new(client.clone());
+        let key = time.public_key(roughtime::service::EmptyT {}).await.unwrap().get().unpack().key;
+        let key: [u8; 32] = key.try_into().unwrap();
+        let nonce = [9u8; 32];
+        let reply = time
+            .time(roughtime::service::TimeRequestT { nonce: nonce.to_vec(), draft: false })
+            .await
+            .unwrap()
+            .get()
+            .unpack();
+        let verified = roughtime::verify::verify(&reply.request, &reply.response, &key).unwrap();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(verified.midp.abs_diff(now) < 60);
         client.close().await;
     });
 
