@@ -60,6 +60,21 @@ impl LongTermKey {
         srv_of(&self.public())
     }
 
+    /// Delegates to a new random online key from a minute before `now` (for clients a little
+    /// behind) to `now + lifetime`, both in seconds since the Unix epoch.
+    ///
+    /// # Errors
+    ///
+    /// When the operating system has no randomness for the key.
+    pub fn delegate_from(
+        &self,
+        now: u64,
+        lifetime: std::time::Duration,
+    ) -> Result<Delegation, getrandom::Error> {
+        let seed = random_seed()?;
+        Ok(self.delegate(&seed, now.saturating_sub(60), now.saturating_add(lifetime.as_secs())))
+    }
+
     /// Delegates to the online key with seed `online_seed` for MIDPs in `mint..=maxt`.
     pub fn delegate(&self, online_seed: &[u8; 32], mint: u64, maxt: u64) -> Delegation {
         let online = SigningKey::from_bytes(online_seed);

@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::keys::{Delegation, LongTermKey, random_seed};
+use crate::keys::{Delegation, LongTermKey};
 use crate::protocol::{Ignored, Request};
 use crate::respond::Responder;
 use crate::udp::{self, Datagram};
@@ -298,13 +298,10 @@ fn nanos(since: Instant) -> u64 {
     since.elapsed().as_nanos() as u64
 }
 
-/// A delegation from now to now + `lifetime` (starting a minute early, for clients whose clock
-/// is a little behind the server's).
+/// A delegation to a new online key, from the (offset) time now.
 fn delegate(key: &LongTermKey, lifetime: Duration, offset: i64) -> io::Result<Delegation> {
-    let seed = random_seed()
-        .map_err(|e| io::Error::other(format!("no randomness for an online key: {e}")))?;
-    let now = midp(offset);
-    Ok(key.delegate(&seed, now.saturating_sub(60), now + lifetime.as_secs()))
+    key.delegate_from(midp(offset), lifetime)
+        .map_err(|e| io::Error::other(format!("no randomness for an online key: {e}")))
 }
 
 impl Server {

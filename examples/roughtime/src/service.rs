@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gateway_core::{CallContext, Message, Status};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::keys::{LongTermKey, random_seed};
+use crate::keys::LongTermKey;
 use crate::protocol::{Request, Version, request_packet};
 use crate::respond::Responder;
 
@@ -93,10 +93,9 @@ impl TimeService {
 }
 
 fn delegation(key: &LongTermKey, config: &ServiceConfig) -> Result<Responder, String> {
-    let seed = random_seed().map_err(|e| format!("no randomness for an online key: {e}"))?;
-    let now = now();
-    let delegation =
-        key.delegate(&seed, now.saturating_sub(60), now + config.key_lifetime.as_secs());
+    let delegation = key
+        .delegate_from(now(), config.key_lifetime)
+        .map_err(|e| format!("no randomness for an online key: {e}"))?;
     Ok(Responder::new(delegation, config.radius))
 }
 
