@@ -31,6 +31,8 @@
  * - `protocol/decode.ts`: reading them,
  * - `protocol/frame.ts`: the frames as values, their numbers and limits.
  * - `verify.ts`: the FlatBuffers verifier runtime for generated code (`@rpcgen/client/verify`).
+ * - `roughtime.ts`: Roughtime (RFC 10049) response verification with Web Crypto
+ *   (`@rpcgen/client/roughtime`).
  *
  * @module
  */
