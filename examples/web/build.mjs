@@ -14,7 +14,11 @@ export const ROOT = join(HERE, "../..");
 export const DIST = join(HERE, "dist");
 
 /** The schemas the page uses, relative to the repository root. */
-const SCHEMAS = ["schemas/some_api/some_api.service", "schemas/echo/echo.service"];
+const SCHEMAS = [
+  "schemas/some_api/some_api.service",
+  "schemas/echo/echo.service",
+  "schemas/roughtime/roughtime.service",
+];
 
 /**
  * Generates the stubs and bundles the page into `outdir`; returns the bundle's size in bytes.

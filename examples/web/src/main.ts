@@ -6,9 +6,10 @@
 // default WebSocket port on the page's host.
 
 import { Client, RpcError, type ConnectionState } from "@rpcgen/client";
+import { verifyRoughtime } from "@rpcgen/client/roughtime";
 import { examples } from "../generated/index.js";
 
-const { some_api: someApi, echo } = examples;
+const { some_api: someApi, echo, roughtime } = examples;
 
 const endpoint =
   new URLSearchParams(location.search).get("gateway") ?? `ws://${location.hostname || "127.0.0.1"}:7402`;
@@ -118,6 +119,37 @@ async function followBroadcasts(): Promise<void> {
     while (list.children.length > 20) list.lastElementChild?.remove();
   }
 }
+
+const clock = new roughtime.RoughtimeClient(client, { timeoutMs: 5_000 });
+
+/**
+ * Gets the time through the gateway for a fresh random nonce and verifies it in the browser
+ * (Web Crypto). The long-term key comes from the service itself here, which only shows the
+ * mechanism: a real client is given the key another way.
+ */
+element<HTMLFormElement>("time-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const out = element("time");
+  out.classList.remove("error");
+  out.textContent = "…";
+  void (async () => {
+    const key = (await clock.publicKey(new roughtime.EmptyT())).keyArray();
+    element("time-key").textContent = btoa(String.fromCharCode(...key));
+    const nonce = crypto.getRandomValues(new Uint8Array(32));
+    const reply = await clock.time(new roughtime.TimeRequestT({ nonce, draft: false }));
+    const verified = await verifyRoughtime(
+      reply.requestArray(),
+      reply.responseArray(),
+      key,
+      nonce,
+    );
+    const when = new Date(Number(verified.midp) * 1000).toISOString();
+    out.textContent = `verified: ${when} ± ${verified.radius} s (version ${verified.version})`;
+  })().catch((error: unknown) => {
+    out.classList.add("error");
+    out.textContent = describe(error);
+  });
+});
 
 for (const follow of [followTotal, followBroadcasts]) {
   follow().catch((error: unknown) => {

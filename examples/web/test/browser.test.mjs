@@ -92,6 +92,16 @@ test("the page makes RPCs and shows replies and declared errors", async () => {
   assert.match(error, /^out_of_range \(Overflow\): /);
 });
 
+test("the page gets the time through the gateway and verifies it with Web Crypto", async () => {
+  await page.click("#time-button");
+  const shown = await textOf("#time", (t) => t !== "" && t !== "…", "no verified time");
+  const match = /^verified: (\S+) ± (\d+) s \(version 1\)$/.exec(shown ?? "");
+  assert.ok(match, `#time shows ${JSON.stringify(shown)}`);
+  const skew = Math.abs(Date.parse(match[1]) - Date.now());
+  assert.ok(skew < 60_000, `the verified time is ${skew} ms from now`);
+  assert.equal((await page.textContent("#time-key"))?.length, 44, "the key is shown in base64");
+});
+
 test("the page shows the events a Node client causes, in order", async () => {
   await peer.sub(5n);
   assert.equal(await textOf("#changes", (t) => t === "1", "the first total did not arrive"), "1");
