@@ -59,6 +59,10 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct Serve {
+    /// A TOML file of settings, named as the flags without `--` (`max_delay = "2ms"`); a flag
+    /// or a variable wins over the file.
+    #[arg(long, env = "ROUGHTIME_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The long-term key file (from `roughtime keygen`).
     #[arg(long, env = "ROUGHTIME_KEY", value_name = "FILE")]
     key: PathBuf,
@@ -96,8 +100,88 @@ struct Serve {
     clock_offset: i64,
 }
 
+/// The settings `serve` reads from its file: every flag of `serve` but `--config`.
+const FILE_SETTINGS: &[&str] = &[
+    "key",
+    "bind",
+    "sockets",
+    "workers",
+    "max_batch",
+    "max_delay",
+    "queue",
+    "radius",
+    "key_lifetime",
+    "metrics",
+    "clock_offset",
+];
+
+/// Parses the command line; for `serve --config FILE`, parses it again with the file's settings
+/// added as flags where neither a flag nor a variable gave one, so that the file's values go
+/// through the same checks.
+fn parse() -> Result<Cli, String> {
+    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let configured = std::env::var_os("ROUGHTIME_CONFIG").is_some()
+        || args
+            .iter()
+            .any(|a| a.to_str().is_some_and(|a| a == "--config" || a.starts_with("--config=")));
+    if !configured {
+        return Ok(Cli::parse());
+    }
+    // A first look, for the file's name and which settings flags and variables give; the file
+    // may hold required ones (`key`), so missing settings are not errors yet.
+    let matches = Cli::command().ignore_errors(true).get_matches_from(&args);
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Cli::from_arg_matches(&matches).map_err(|e| e.to_string());
+    };
+    let Some(file) = serve.get_one::<PathBuf>("config") else {
+        return Cli::from_arg_matches(&matches).map_err(|e| e.to_string());
+    };
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("reading `{}`: {e}", file.display()))?;
+    let table: toml::Table =
+        text.parse().map_err(|e| format!("`{}` is not TOML: {e}", file.display()))?;
+    let mut extra = Vec::new();
+    for (name, value) in &table {
+        if !FILE_SETTINGS.contains(&name.as_str()) {
+            return Err(format!(
+                "`{}`: unknown setting `{name}` (known: {})",
+                file.display(),
+                FILE_SETTINGS.join(", ")
+            ));
+        }
+        let given = matches!(
+            serve.value_source(name),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        if given {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(format!(
+                    "`{}`: `{name}` must be a string or an integer, not {other}",
+                    file.display()
+                ));
+            }
+        };
+        extra.push(format!("--{}={value}", name.replace('_', "-")));
+    }
+    let mut all = args;
+    all.extend(extra.into_iter().map(Into::into));
+    Cli::try_parse_from(all).map_err(|e| {
+        format!("in `{}`: {}", file.display(), e.to_string().trim_start_matches("error: "))
+    })
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => return fail(e),
+    };
+    match cli.command {
         Command::Keygen { out } => keygen(&out),
         Command::Serve(serve) => run(serve),
         Command::Query { servers, servers_file, version, timeout, report } => {
