@@ -46,6 +46,11 @@ impl Version {
     }
 }
 
+/// A Roughtime timestamp (§4.1.4) of the system clock now: seconds since the Unix epoch.
+pub fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// The most version numbers a VER tag may hold.
 pub const MAX_VERSIONS: usize = 32;
 

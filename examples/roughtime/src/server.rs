@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver as BatchReceiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::keys::{Delegation, LongTermKey};
-use crate::protocol::{Ignored, Request};
+use crate::protocol::{Ignored, Request, now_seconds};
 use crate::respond::Responder;
 use crate::udp::{self, Datagram};
 
@@ -119,12 +119,17 @@ impl Metrics {
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
+        // Times are kept in nanoseconds and shown in seconds, as Prometheus expects.
         let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
             out.push_str(&format!(
                 "# HELP roughtime_{name} {help}\n# TYPE roughtime_{name} counter\n"
             ));
             for (labels, value) in samples {
-                out.push_str(&format!("roughtime_{name}{labels} {value}\n"));
+                if name.ends_with("seconds_total") {
+                    out.push_str(&format!("roughtime_{name}{labels} {:.9}\n", *value as f64 / 1e9));
+                } else {
+                    out.push_str(&format!("roughtime_{name}{labels} {value}\n"));
+                }
             }
         };
         counter("received_total", "Datagrams received.", &[("", get(&self.received))]);
@@ -186,16 +191,7 @@ impl Metrics {
                 ("{queue=\"batches\"}", get(&self.batch_wait_ns)),
             ],
         );
-        // Seconds, not nanoseconds, as Prometheus expects.
-        out.lines()
-            .map(|line| match line.split_once(' ') {
-                Some((name, value)) if name.contains("seconds_total") && !line.starts_with('#') => {
-                    let ns: u64 = value.parse().unwrap_or(0);
-                    format!("{name} {:.9}\n", ns as f64 / 1e9)
-                }
-                _ => format!("{line}\n"),
-            })
-            .collect()
+        out
     }
 }
 
@@ -273,20 +269,13 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     receivers: Vec<JoinHandle<()>>,
     rest: Vec<JoinHandle<()>>,
-    queue: Arc<RequestQueueHandle>,
+    queue: Arc<RequestQueue>,
 }
 
-/// The queue, shared with the threads (a named type so `Server` can be `Debug`).
-struct RequestQueueHandle(RequestQueue);
-
-impl std::fmt::Debug for RequestQueueHandle {
+impl std::fmt::Debug for RequestQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestQueue").field("capacity", &self.0.capacity).finish_non_exhaustive()
+        f.debug_struct("RequestQueue").field("capacity", &self.capacity).finish_non_exhaustive()
     }
-}
-
-fn now_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The MIDP to sign: now, moved by the configured offset.
@@ -323,11 +312,11 @@ impl Server {
             delegate(&key, config.key_lifetime, config.clock_offset)?,
             config.radius,
         ))));
-        let queue = Arc::new(RequestQueueHandle(RequestQueue {
+        let queue = Arc::new(RequestQueue {
             inner: Mutex::new((VecDeque::new(), false)),
             ready: Condvar::new(),
             capacity: config.queue.max(1),
-        }));
+        });
 
         let mut receivers = Vec::new();
         if config.workers == 0 {
@@ -355,7 +344,7 @@ impl Server {
             let (sockets, queue, metrics, stop) =
                 (sockets.clone(), queue.clone(), metrics.clone(), stop.clone());
             receivers.push(spawn(format!("rt-receive-{index}"), move || {
-                receive_loop(&sockets[index], index, &queue.0, &metrics, &stop);
+                receive_loop(&sockets[index], index, &queue, &metrics, &stop);
             })?);
         }
 
@@ -366,7 +355,7 @@ impl Server {
             let (queue, metrics) = (queue.clone(), metrics.clone());
             let (max_batch, max_delay) = (config.max_batch.clamp(1, 1 << 16), config.max_delay);
             rest.push(spawn("rt-batch".into(), move || {
-                batch_loop(&queue.0, &batch_tx, max_batch, max_delay, &metrics);
+                batch_loop(&queue, &batch_tx, max_batch, max_delay, &metrics);
             })?);
         }
         for index in 0..config.workers.max(1) {
@@ -406,7 +395,7 @@ impl Server {
         for handle in self.receivers {
             let _ = handle.join();
         }
-        self.queue.0.close();
+        self.queue.close();
         for handle in self.rest {
             let _ = handle.join();
         }

@@ -5,13 +5,13 @@
 //! answers them with one signature per version, and hands each caller its response.
 
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gateway_core::{CallContext, Message, Status};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::LongTermKey;
-use crate::protocol::{Request, Version, request_packet};
+use crate::protocol::{Request, Version, now_seconds, request_packet};
 use crate::respond::Responder;
 
 gateway_core::include_generated!("roughtime");
@@ -55,10 +55,6 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl TimeService {
     /// Starts the signing thread.
     ///
@@ -94,7 +90,7 @@ impl TimeService {
 
 fn delegation(key: &LongTermKey, config: &ServiceConfig) -> Result<Responder, String> {
     let delegation = key
-        .delegate_from(now(), config.key_lifetime)
+        .delegate_from(now_seconds(), config.key_lifetime)
         .map_err(|e| format!("no randomness for an online key: {e}"))?;
     Ok(Responder::new(delegation, config.radius))
 }
@@ -125,7 +121,7 @@ fn sign_loop(
                 Err(_) => break,
             }
         }
-        if now() + lifetime / 4 >= responder.delegation().maxt() {
+        if now_seconds() + lifetime / 4 >= responder.delegation().maxt() {
             if let Ok(next) = delegation(&key, &config) {
                 responder = next;
             }
@@ -138,8 +134,9 @@ fn sign_loop(
             .filter_map(|(i, p)| Request::parse(&p.request, &srv).ok().map(|r| (r, i)))
             .unzip();
         let mut responses: Vec<Option<Vec<u8>>> = vec![None; batch.len()];
-        responder
-            .respond(&requests, now(), |i, bytes| responses[indices[i]] = Some(bytes.to_vec()));
+        responder.respond(&requests, now_seconds(), |i, bytes| {
+            responses[indices[i]] = Some(bytes.to_vec())
+        });
         batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for (pending, response) in batch.drain(..).zip(responses) {
             if let Some(response) = response {
