@@ -15,8 +15,10 @@
 //! - [`measure`]: chained queries to several servers, causal order, malfeasance reports.
 //! - [`udp`] and [`server`]: the batching UDP server.
 //!
-//! The cryptography is `ed25519-dalek` (Ed25519) and `sha2` (SHA-512); none of it is written
-//! here.
+//! The cryptography comes from crates, none of it is written here: Ed25519 from `ed25519-dalek`
+//! (the long-term key, verification) and `aws-lc-rs` (the online key, which signs every batch);
+//! SHA-512 from `ring`, `sha2` and, for a batch's leaves eight at a time,
+//! `commonware-cryptography`.
 
 pub mod keys;
 pub mod measure;

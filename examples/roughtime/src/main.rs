@@ -69,19 +69,23 @@ struct Serve {
     /// The UDP address to answer on (IANA's port is 5319).
     #[arg(long, env = "ROUGHTIME_BIND", default_value = "0.0.0.0:5319")]
     bind: SocketAddr,
-    /// Sockets sharing the address (SO_REUSEPORT), one receive thread each.
-    #[arg(long, env = "ROUGHTIME_SOCKETS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    sockets: u16,
-    /// Signing threads [default: one per core]; 0: each receive thread answers what it
-    /// receives itself (no pipeline, no hand-offs; --max-delay and --queue do not apply).
-    #[arg(long, env = "ROUGHTIME_WORKERS", value_parser = clap::value_parser!(u16).range(0..=256))]
-    workers: Option<u16>,
-    /// The most requests under one signature.
-    #[arg(long, env = "ROUGHTIME_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Sockets sharing the address (SO_REUSEPORT), one thread each [default: one per core].
+    #[arg(long, env = "ROUGHTIME_SOCKETS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    sockets: Option<u16>,
+    /// 0: each socket's thread answers what it receives itself, no hand-offs (--max-delay and
+    /// --queue do not apply). N: the pipeline (receive, queue, batcher) with N signing threads.
+    #[arg(long, env = "ROUGHTIME_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    workers: u16,
+    /// The most requests under one signature (at most 1024 without workers: one recvmmsg).
+    #[arg(long, env = "ROUGHTIME_MAX_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_batch: u32,
     /// The longest a request waits for others to share its batch.
     #[arg(long, env = "ROUGHTIME_MAX_DELAY", default_value = "1ms", value_parser = humantime::parse_duration)]
     max_delay: Duration,
+    /// The shortest a request waits for others when a signing worker is idle (only with
+    /// workers): more than 0 trades latency for fewer signatures.
+    #[arg(long, env = "ROUGHTIME_MIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    min_delay: Duration,
     /// Requests waiting for the batcher; beyond this the oldest are dropped.
     #[arg(long, env = "ROUGHTIME_QUEUE", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
@@ -108,6 +112,7 @@ const FILE_SETTINGS: &[&str] = &[
     "workers",
     "max_batch",
     "max_delay",
+    "min_delay",
     "queue",
     "radius",
     "key_lifetime",
@@ -236,6 +241,12 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn run(serve: Serve) -> ExitCode {
+    if serve.min_delay > serve.max_delay {
+        return fail(format!(
+            "--min-delay ({:?}) is longer than --max-delay ({:?})",
+            serve.min_delay, serve.max_delay
+        ));
+    }
     let key = match read_key(&serve.key) {
         Ok(key) => key,
         Err(e) => return fail(e),
@@ -243,10 +254,11 @@ fn run(serve: Serve) -> ExitCode {
     let public = b64(&key.public());
     let config = Config {
         bind: serve.bind,
-        sockets: usize::from(serve.sockets),
-        workers: serve.workers.map_or_else(|| Config::default().workers, usize::from),
+        sockets: serve.sockets.map_or_else(|| Config::default().sockets, usize::from),
+        workers: usize::from(serve.workers),
         max_batch: serve.max_batch as usize,
         max_delay: serve.max_delay,
+        min_delay: serve.min_delay,
         queue: serve.queue as usize,
         radius: serve.radius,
         key_lifetime: serve.key_lifetime,
@@ -256,14 +268,15 @@ fn run(serve: Serve) -> ExitCode {
         Ok(server) => server,
         Err(e) => return fail(format!("starting on {}: {e}", serve.bind)),
     };
-    eprintln!(
-        "roughtime: answering on {} (public key {public}; {} sockets, {} workers, batches of up to {} within {:?})",
-        server.local_addr(),
-        config.sockets,
-        config.workers,
-        config.max_batch,
-        config.max_delay,
-    );
+    let shape = if config.workers == 0 {
+        format!("{} sockets, each answering batches of up to {}", config.sockets, config.max_batch)
+    } else {
+        format!(
+            "{} sockets, {} signing workers, batches of up to {} within {:?}",
+            config.sockets, config.workers, config.max_batch, config.max_delay
+        )
+    };
+    eprintln!("roughtime: answering on {} (public key {public}; {shape})", server.local_addr());
     if let Some(addr) = serve.metrics {
         match TcpListener::bind(addr) {
             Ok(listener) => {

@@ -2,6 +2,8 @@
 //! requests' packets are the leaves of a Merkle tree, the SREP holding its root is signed once,
 //! and each response carries its leaf's path and index.
 
+use std::ops::Range;
+
 use crate::keys::Delegation;
 use crate::merkle::{self, Tree};
 use crate::protocol::{Request, Version};
@@ -57,8 +59,25 @@ impl Responder {
         midp: u64,
         mut emit: impl FnMut(usize, &[u8]),
     ) -> Answered {
+        let (mut responses, mut ranges) = (Vec::new(), Vec::new());
+        let answered =
+            self.respond_into(requests, midp, &mut responses, |i, range| ranges.push((i, range)));
+        for (i, range) in ranges {
+            emit(i, &responses[range]);
+        }
+        answered
+    }
+
+    /// As [`Responder::respond`], appending the responses to `out`, end to end, and calling
+    /// `emitted(i, range of out)` for each: no copy between answering and sending.
+    pub fn respond_into(
+        &self,
+        requests: &[Request<'_>],
+        midp: u64,
+        out: &mut Vec<u8>,
+        mut emitted: impl FnMut(usize, Range<usize>),
+    ) -> Answered {
         let mut answered = Answered::default();
-        let mut response = Vec::with_capacity(1024);
         let mut path = Vec::with_capacity(32 * 8);
         for version in Version::ALL {
             let indices: Vec<usize> =
@@ -66,8 +85,7 @@ impl Responder {
             if indices.is_empty() {
                 continue;
             }
-            let tree =
-                Tree::new(indices.iter().map(|&i| merkle::leaf(requests[i].packet)).collect());
+            let tree = Tree::new(merkle::leaves(indices.iter().map(|&i| requests[i].packet)));
             let (ver, radi, midp_bytes, vers) = (
                 version.number().to_le_bytes(),
                 self.radius.to_le_bytes(),
@@ -102,10 +120,10 @@ impl Responder {
                     answered.too_short += 1;
                     continue;
                 }
-                response.clear();
-                frame_header(&mut response, len);
-                encode_into(&mut response, &entries);
-                emit(i, &response);
+                let start = out.len();
+                frame_header(out, len);
+                encode_into(out, &entries);
+                emitted(i, start..out.len());
                 answered.responses += 1;
             }
         }

@@ -1,15 +1,26 @@
-//! The server: a bounded pipeline of threads, the seed's design with its bottlenecks removed.
+//! The server, in one of two shapes.
+//!
+//! By default (`workers: 0`) each socket's thread runs to completion: one `recvmmsg` brings a
+//! batch (whatever was queued, up to `max_batch`), the thread parses the requests where the
+//! kernel put them, answers them under one signature and sends the answers with one
+//! `sendmmsg`, with no hand-off and no copy of a request. Sockets share the address
+//! (`SO_REUSEPORT`), one per core by default, and the kernel spreads clients over them.
+//!
+//! With signing workers (`workers: N`), the seed's pipeline with its bottlenecks removed:
 //!
 //! ```text
 //! sockets (SO_REUSEPORT, one receive thread each, recvmmsg)
 //!   → request queue (bounded; when full the oldest request is dropped)
-//!   → batcher (up to `max_batch` requests, or what arrived within `max_delay` of the first)
+//!   → batcher (up to `max_batch` requests: what is queued when a worker is idle, else what
+//!     arrives within `max_delay` of the first; `min_delay` holds a batch back for more)
 //!   → batch queue (bounded; the batcher waits, so the request queue sheds)
 //!   → signing workers (parse, one Merkle tree and one signature per version, sendmmsg)
 //! ```
 //!
-//! Workers send their own responses in one `sendmmsg` per socket and batch, so no stage copies
-//! responses to another. Every stage counts what it drops and the time it spends (see
+//! It sheds the oldest requests under overload and signs on other cores than it receives on;
+//! the hand-offs cost about a microsecond a request (docs/benchmarks.md). Workers send their
+//! own responses in one `sendmmsg` per socket and batch, so no stage copies responses to
+//! another. Every stage counts what it drops and the time it spends (see
 //! [`Metrics`]). The online key is rotated before its delegation expires: batches in flight
 //! finish with the key they started with, so no request is lost. Shutdown stops the receivers,
 //! then the batcher sends what is queued, then the workers answer it.
@@ -17,8 +28,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver as BatchReceiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver as BatchReceiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,16 +44,19 @@ use crate::udp::{self, Datagram};
 pub struct Config {
     /// The address to answer on (IANA's port is 5319).
     pub bind: SocketAddr,
-    /// Sockets sharing the address, one receive thread each.
+    /// Sockets sharing the address, one thread each (default: one per core).
     pub sockets: usize,
-    /// Signing threads; 0: no pipeline, each receive thread answers what one `recvmmsg`
-    /// brought (up to `max_batch` requests) itself, without hand-offs (`max_delay` and `queue`
-    /// do not apply: the socket's buffer is the queue).
+    /// 0 (the default): each socket's thread answers what one `recvmmsg` brought (up to
+    /// `max_batch` requests) itself, without hand-offs (`max_delay` and `queue` do not apply:
+    /// the socket's buffer is the queue). N: the pipeline, with N signing threads.
     pub workers: usize,
     /// The most requests under one signature (a power of two keeps paths short).
     pub max_batch: usize,
     /// The longest a request waits for others to share its batch.
     pub max_delay: Duration,
+    /// The shortest: a batch is formed for an idle worker only once its first request has
+    /// waited this long (0: at once). Raising it trades latency for fewer signatures.
+    pub min_delay: Duration,
     /// Requests waiting for the batcher; beyond this the oldest are dropped.
     pub queue: usize,
     /// RADI, seconds.
@@ -58,10 +72,11 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bind: SocketAddr::from(([0, 0, 0, 0], 5319)),
-            sockets: 1,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_batch: 64,
+            sockets: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: 0,
+            max_batch: 256,
             max_delay: Duration::from_millis(1),
+            min_delay: Duration::ZERO,
             queue: 65_536,
             radius: 3,
             key_lifetime: Duration::from_secs(24 * 3600),
@@ -207,6 +222,9 @@ struct RequestQueue {
     inner: Mutex<(VecDeque<Pending>, bool)>,
     ready: Condvar,
     capacity: usize,
+    /// Workers waiting for a batch that no batch has been formed for yet: while one waits, a
+    /// batch is formed at once from what is queued instead of waiting for more.
+    idle_workers: AtomicUsize,
 }
 
 impl RequestQueue {
@@ -231,21 +249,37 @@ impl RequestQueue {
         self.ready.notify_all();
     }
 
-    /// The next batch: up to `max` requests, waiting at most `delay` after the first arrived
-    /// for more. `None` once closed and empty.
-    fn next_batch(&self, max: usize, delay: Duration) -> Option<Vec<Pending>> {
+    /// A worker is about to wait for a batch.
+    fn worker_idle(&self) {
+        self.idle_workers.fetch_add(1, Ordering::Relaxed);
+        // Under the lock, so that the batcher either saw the count or is waiting to be told.
+        let _guard = self.inner.lock().expect("queue lock");
+        self.ready.notify_all();
+    }
+
+    /// The next batch: up to `max` requests. While every worker is busy it waits for more,
+    /// until `delays.1` after the first arrived; once a worker waits, it takes what is queued
+    /// as soon as the first has waited `delays.0`, so with no minimum a lone request is not
+    /// delayed and batches grow with the load. `None` once closed and empty.
+    fn next_batch(&self, max: usize, delays: (Duration, Duration)) -> Option<Vec<Pending>> {
         let mut guard = self.inner.lock().expect("queue lock");
         loop {
             if let Some(first) = guard.0.front() {
-                let deadline = first.received + delay;
+                let (earliest, deadline) = (first.received + delays.0, first.received + delays.1);
                 while guard.0.len() < max && !guard.1 {
                     let now = Instant::now();
-                    if now >= deadline {
+                    let idle = self.idle_workers.load(Ordering::Relaxed) > 0;
+                    if now >= deadline || (idle && now >= earliest) {
                         break;
                     }
-                    guard = self.ready.wait_timeout(guard, deadline - now).expect("queue lock").0;
+                    let until = if idle { earliest.min(deadline) } else { deadline };
+                    guard = self.ready.wait_timeout(guard, until - now).expect("queue lock").0;
                 }
                 let n = guard.0.len().min(max);
+                // This batch is the one an idle worker, if any, will take.
+                let _ = self
+                    .idle_workers
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
                 return Some(guard.0.drain(..n).collect());
             }
             if guard.1 {
@@ -316,6 +350,7 @@ impl Server {
             inner: Mutex::new((VecDeque::new(), false)),
             ready: Condvar::new(),
             capacity: config.queue.max(1),
+            idle_workers: AtomicUsize::new(0),
         });
 
         let mut receivers = Vec::new();
@@ -323,7 +358,8 @@ impl Server {
             for index in 0..sockets.len() {
                 let (sockets, responder, metrics, stop) =
                     (sockets.clone(), responder.clone(), metrics.clone(), stop.clone());
-                let (max_batch, offset) = (config.max_batch.clamp(1, 256), config.clock_offset);
+                let (max_batch, offset) =
+                    (config.max_batch.clamp(1, udp::MAX_BATCH), config.clock_offset);
                 receivers.push(spawn(format!("rt-answer-{index}"), move || {
                     answer_loop(&sockets[index], max_batch, offset, &responder, &metrics, &stop);
                 })?);
@@ -353,17 +389,23 @@ impl Server {
         let mut rest = Vec::new();
         {
             let (queue, metrics) = (queue.clone(), metrics.clone());
-            let (max_batch, max_delay) = (config.max_batch.clamp(1, 1 << 16), config.max_delay);
+            let max_batch = config.max_batch.clamp(1, 1 << 16);
+            let delays = (config.min_delay.min(config.max_delay), config.max_delay);
             rest.push(spawn("rt-batch".into(), move || {
-                batch_loop(&queue, &batch_tx, max_batch, max_delay, &metrics);
+                batch_loop(&queue, &batch_tx, max_batch, delays, &metrics);
             })?);
         }
         for index in 0..config.workers.max(1) {
-            let (batch_rx, responder, sockets, metrics) =
-                (batch_rx.clone(), responder.clone(), sockets.clone(), metrics.clone());
+            let (batch_rx, queue, responder, sockets, metrics) = (
+                batch_rx.clone(),
+                queue.clone(),
+                responder.clone(),
+                sockets.clone(),
+                metrics.clone(),
+            );
             let offset = config.clock_offset;
             rest.push(spawn(format!("rt-sign-{index}"), move || {
-                work_loop(&batch_rx, offset, &responder, &sockets, &metrics);
+                work_loop(&batch_rx, &queue, offset, &responder, &sockets, &metrics);
             })?);
         }
         {
@@ -487,11 +529,10 @@ fn answer_loop(
         answers.clear();
         ranges.clear();
         if !requests.is_empty() {
-            let answered = responder.respond(&requests, midp(offset), |i, bytes| {
-                let start = answers.len();
-                answers.extend_from_slice(bytes);
-                ranges.push((senders[i], start..answers.len()));
-            });
+            let answered =
+                responder.respond_into(&requests, midp(offset), &mut answers, |i, range| {
+                    ranges.push((senders[i], range));
+                });
             metrics.batches.fetch_add(1, Ordering::Relaxed);
             metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
             metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
@@ -513,10 +554,10 @@ fn batch_loop(
     queue: &RequestQueue,
     out: &SyncSender<Batch>,
     max: usize,
-    delay: Duration,
+    delays: (Duration, Duration),
     metrics: &Metrics,
 ) {
-    while let Some(requests) = queue.next_batch(max, delay) {
+    while let Some(requests) = queue.next_batch(max, delays) {
         let formed = Instant::now();
         let waited: u64 = requests.iter().map(|p| (formed - p.received).as_nanos() as u64).sum();
         metrics.queue_wait_ns.fetch_add(waited, Ordering::Relaxed);
@@ -529,16 +570,30 @@ fn batch_loop(
 
 fn work_loop(
     batches: &Mutex<BatchReceiver<Batch>>,
+    queue: &RequestQueue,
     offset: i64,
     responder: &RwLock<Arc<Responder>>,
     sockets: &[UdpSocket],
     metrics: &Metrics,
 ) {
-    let mut outgoing: Vec<Vec<(SocketAddr, Vec<u8>)>> = vec![Vec::new(); sockets.len()];
+    // Per socket: the responses end to end, and where each goes.
+    let mut responses = Vec::new();
+    let mut outgoing: Vec<Vec<(SocketAddr, std::ops::Range<usize>)>> =
+        vec![Vec::new(); sockets.len()];
     loop {
-        let batch = match batches.lock().expect("batch lock").recv() {
-            Ok(batch) => batch,
-            Err(_) => return,
+        let batch = {
+            let batches = batches.lock().expect("batch lock");
+            match batches.try_recv() {
+                Ok(batch) => batch,
+                Err(TryRecvError::Empty) => {
+                    queue.worker_idle();
+                    match batches.recv() {
+                        Ok(batch) => batch,
+                        Err(_) => return,
+                    }
+                }
+                Err(TryRecvError::Disconnected) => return,
+            }
         };
         let started = Instant::now();
         metrics.batch_wait_ns.fetch_add(
@@ -559,25 +614,27 @@ fn work_loop(
             }
         }
         if !answerable.is_empty() {
-            let answered = responder.respond(&answerable, midp(offset), |i, bytes| {
-                outgoing[origin[i].socket].push((origin[i].datagram.from, bytes.to_vec()));
-            });
+            responses.clear();
+            let answered =
+                responder.respond_into(&answerable, midp(offset), &mut responses, |i, range| {
+                    outgoing[origin[i].socket].push((origin[i].datagram.from, range));
+                });
             metrics.batches.fetch_add(1, Ordering::Relaxed);
             metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
             metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
         }
         metrics.respond_ns.fetch_add(nanos(started), Ordering::Relaxed);
         let sending = Instant::now();
-        for (socket, responses) in sockets.iter().zip(outgoing.iter_mut()) {
-            if responses.is_empty() {
+        for (socket, to_send) in sockets.iter().zip(outgoing.iter_mut()) {
+            if to_send.is_empty() {
                 continue;
             }
             let datagrams: Vec<(SocketAddr, &[u8])> =
-                responses.iter().map(|(to, b)| (*to, b.as_slice())).collect();
+                to_send.iter().map(|(to, range)| (*to, &responses[range.clone()])).collect();
             let sent = udp::send(socket, &datagrams) as u64;
             metrics.responses.fetch_add(sent, Ordering::Relaxed);
-            metrics.send_failed.fetch_add(responses.len() as u64 - sent, Ordering::Relaxed);
-            responses.clear();
+            metrics.send_failed.fetch_add(to_send.len() as u64 - sent, Ordering::Relaxed);
+            to_send.clear();
         }
         metrics.send_ns.fetch_add(nanos(sending), Ordering::Relaxed);
     }

@@ -9,6 +9,9 @@ use std::time::Duration;
 /// The largest datagram read; longer ones are truncated by the kernel and ignored here.
 pub const MAX_DATAGRAM: usize = 1500;
 
+/// The most datagrams one `recvmmsg` takes (Linux's `UIO_MAXIOV`).
+pub const MAX_BATCH: usize = 1024;
+
 /// A UDP socket on `addr` that other sockets may share (`SO_REUSEPORT`), with a receive timeout
 /// so that a receiving thread sees shutdown.
 ///
@@ -42,9 +45,9 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// A receiver of up to `max` datagrams a call (at most 256).
+    /// A receiver of up to `max` datagrams a call (at most [`MAX_BATCH`]).
     pub fn new(max: usize) -> Receiver {
-        Receiver { inner: imp::Receiver::new(max.clamp(1, 256)) }
+        Receiver { inner: imp::Receiver::new(max.clamp(1, MAX_BATCH)) }
     }
 
     /// Receives up to `max` datagrams, waiting for the first until the socket's timeout;

@@ -98,4 +98,21 @@ fn bad_settings_are_errors_naming_the_setting() {
         .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a key file"), "{out:?}");
+
+    let out = roughtime()
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--min-delay", "5ms", "--key"])
+        .arg(dir.path().join("key"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--min-delay (5ms) is longer than --max-delay (1ms)"), "{stderr}");
+}
+
+#[test]
+fn without_workers_the_start_line_says_each_socket_answers() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let key = keygen(dir.path());
+    let line = first_line(&["--key", &key, "--bind", "127.0.0.1:0", "--sockets", "3"], &[]);
+    assert!(line.contains("3 sockets, each answering batches of up to 256"), "{line}");
 }

@@ -48,35 +48,41 @@ fn succeeded(output: &std::process::Output) -> bool {
 #[test]
 fn their_client_trusts_our_server_in_both_versions_and_in_batches() {
     let key = LongTermKey::from_seed(&[21; 32]);
-    let config = Config {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        max_delay: Duration::from_millis(100),
-        workers: 2,
-        ..Config::default()
-    };
-    let server = Server::start(config, LongTermKey::from_seed(&key.seed())).expect("starts");
-    let addr = server.local_addr();
-    for protocol in ["1", "19", "both"] {
-        let output = their_client(addr, &key.public(), protocol).output().expect("runs");
-        assert!(succeeded(&output), "protocol {protocol}: {output:?}");
+    let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    // The default shape (each socket's thread answers what it receives), then the pipeline,
+    // whose batches wait 100 ms (both delays) so that the twelve clients below share them.
+    let wait = Duration::from_millis(100);
+    let pipeline =
+        Config { bind, workers: 2, min_delay: wait, max_delay: wait, ..Config::default() };
+    for config in [Config { bind, ..Config::default() }, pipeline.clone()] {
+        let workers = config.workers;
+        let server = Server::start(config, LongTermKey::from_seed(&key.seed())).expect("starts");
+        for protocol in ["1", "19", "both"] {
+            let output =
+                their_client(server.local_addr(), &key.public(), protocol).output().expect("runs");
+            assert!(succeeded(&output), "{workers} workers, protocol {protocol}: {output:?}");
+        }
+        // Their client names our key (SRV); another key's client gets no answer.
+        let other = LongTermKey::from_seed(&[22; 32]);
+        let output =
+            their_client(server.local_addr(), &other.public(), "1").output().expect("runs");
+        assert!(!succeeded(&output), "a client expecting another key must not get a valid time");
+        server.shutdown();
     }
     // Several at once: their requests share batches, so their answers carry Merkle paths.
-    let before = server.metrics().signatures.load(Ordering::Relaxed);
+    let server = Server::start(pipeline, LongTermKey::from_seed(&key.seed())).expect("starts");
+    let addr = server.local_addr();
     let children: Vec<Child> =
         (0..12).map(|_| their_client(addr, &key.public(), "both").spawn().expect("runs")).collect();
     for child in children {
         let output = child.wait_with_output().expect("finishes");
         assert!(succeeded(&output), "{output:?}");
     }
-    let signatures = server.metrics().signatures.load(Ordering::Relaxed) - before;
+    let signatures = server.metrics().signatures.load(Ordering::Relaxed);
     assert!(
         signatures < 12,
         "12 requests at once took {signatures} signatures: no batch was shared"
     );
-    // Their client names our key (SRV); another key's client gets no answer.
-    let other = LongTermKey::from_seed(&[22; 32]);
-    let output = their_client(addr, &other.public(), "1").output().expect("runs");
-    assert!(!succeeded(&output), "a client expecting another key must not get a valid time");
     server.shutdown();
 }
 

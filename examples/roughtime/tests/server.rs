@@ -57,7 +57,9 @@ fn nonce(i: usize) -> [u8; 32] {
 
 #[test]
 fn requests_arriving_together_share_a_signature_and_every_answer_verifies() {
-    let (server, key) = start(Config { max_delay: Duration::from_millis(20), ..local() });
+    // Batches wait 20 ms even for an idle worker: the requests sent together share them.
+    let wait = Duration::from_millis(20);
+    let (server, key) = start(Config { min_delay: wait, max_delay: wait, ..local() });
     let srv = key.srv();
     let requests: Vec<Vec<u8>> = (0..48)
         .map(|i| {
@@ -85,6 +87,18 @@ fn requests_arriving_together_share_a_signature_and_every_answer_verifies() {
         requests.len()
     );
     assert_eq!(metrics.responses.load(Ordering::Relaxed), requests.len() as u64);
+    server.shutdown();
+}
+
+#[test]
+fn an_idle_worker_answers_a_lone_request_without_waiting_for_the_batch_delay() {
+    let (server, key) = start(Config { max_delay: Duration::from_secs(30), ..local() });
+    let request = request_packet(&nonce(1), &Version::ALL, None);
+    let started = Instant::now();
+    let answers =
+        exchange(server.local_addr(), std::slice::from_ref(&request), Duration::from_secs(10));
+    verify(&request, &answers[&nonce(1)], &key.public()).expect("answered and valid");
+    assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
     server.shutdown();
 }
 
