@@ -1,6 +1,7 @@
 /**
- * Roughtime (RFC 10049) response verification for browsers and Node, with the platform's Web
- * Crypto (Ed25519 and SHA-512; nothing of the cryptography is written here).
+ * Roughtime (RFC 10049) response verification for browsers and Node, with the platform's
+ * cryptography (Web Crypto's Ed25519 and SHA-512, and Node's own SHA-512 in Node; nothing of it
+ * is written here).
  *
  * A response is valid for a request when (§5.4): the delegation in CERT is signed by the
  * server's long-term key, MIDP lies in the delegation's MINT..=MAXT, the request is in the
@@ -132,18 +133,67 @@ function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** What is used of Node's `node:crypto`. */
+interface NodeCrypto {
+  createHash(algorithm: "sha512"): { update(data: Uint8Array): void; digest(): Uint8Array };
+}
+
+/**
+ * Node's own SHA-512, where the code runs in Node (20.16 and later): Web Crypto's digest is a
+ * promise, which Node serves on a worker thread, a round trip per hash of the Merkle path.
+ * Browsers use Web Crypto.
+ */
+const nodeCrypto = (
+  globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }
+).process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+
 /** The first 32 bytes of SHA-512. */
 async function hash(...parts: Uint8Array[]): Promise<Uint8Array> {
+  if (nodeCrypto !== undefined) {
+    const hasher = nodeCrypto.createHash("sha512");
+    for (const part of parts) hasher.update(part);
+    return hasher.digest().subarray(0, 32);
+  }
   const digest = await globalThis.crypto.subtle.digest("SHA-512", concat(...parts));
   return new Uint8Array(digest, 0, 32);
 }
 
+/** At most this many entries in each cache below; the oldest is forgotten first. */
+const CACHED = 256;
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): V {
+  cache.set(key, value);
+  if (cache.size > CACHED) cache.delete(cache.keys().next().value!);
+  return value;
+}
+
+function binary(bytes: Uint8Array): string {
+  return String.fromCharCode(...bytes);
+}
+
+/**
+ * Signatures found valid, by signature, with the key and message they were checked against.
+ * Ed25519 verification is a function of those three, so the same bytes verify the same way
+ * again: the responses of one batch share their SREP and its signature, and every response under
+ * one online key shares its certificate, so a client asking often verifies few signatures. Only
+ * successes are kept.
+ */
+const validSignatures = new Map<string, { key: Uint8Array; message: Uint8Array }>();
+const importedKeys = new Map<string, Promise<CryptoKey>>();
+
 async function signedBy(key: Uint8Array, context: Uint8Array, value: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  const message = concat(context, value);
+  const known = validSignatures.get(binary(signature));
+  if (known !== undefined && equal(known.key, key) && equal(known.message, message)) return true;
   try {
     const { subtle } = globalThis.crypto;
     // Copies: Web Crypto takes buffers it may not share (not views of a SharedArrayBuffer).
-    const imported = await subtle.importKey("raw", new Uint8Array(key), { name: "Ed25519" }, false, ["verify"]);
-    return await subtle.verify({ name: "Ed25519" }, imported, new Uint8Array(signature), concat(context, value));
+    const imported =
+      importedKeys.get(binary(key)) ??
+      remember(importedKeys, binary(key), subtle.importKey("raw", new Uint8Array(key), { name: "Ed25519" }, false, ["verify"]));
+    const valid = await subtle.verify({ name: "Ed25519" }, await imported, new Uint8Array(signature), message);
+    if (valid) remember(validSignatures, binary(signature), { key: key.slice(), message });
+    return valid;
   } catch {
     return false;
   }

@@ -73,7 +73,9 @@ test("another key, another request, another nonce or a changed byte fail", async
   wrongIndex[wrongIndex.length - 4]! ^= 1;
   await fails("tree", V1.request(), wrongIndex);
 
-  // A byte of the SREP's signature.
+  // A byte of the SREP's signature, just after the good one was verified (and its signatures
+  // remembered as valid).
+  await verifyRoughtime(V1.request(), V1.response(), V1.key);
   const badSignature = V1.response();
   badSignature[0x44]! ^= 1;
   await fails("signature", V1.request(), badSignature);

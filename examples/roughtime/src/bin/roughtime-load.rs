@@ -110,8 +110,15 @@ fn run(
     stop: &AtomicBool,
     measuring: &AtomicBool,
 ) -> Tally {
-    let socket =
-        UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).expect("a socket");
+    // Buffers as large as the system allows: with the default (about 200 KB) a window of 1024
+    // answers arriving together overflows it, and the drops would be counted against the server.
+    let domain = if server.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, None).expect("a socket");
+    socket.set_recv_buffer_size(8 << 20).ok();
+    socket.set_send_buffer_size(8 << 20).ok();
+    let any = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    socket.bind(&any.parse::<SocketAddr>().expect("an address").into()).expect("bound");
+    let socket = UdpSocket::from(socket);
     socket.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
     let mut receiver = udp::Receiver::new(64);
     let mut tally = Tally::default();
