@@ -29,6 +29,24 @@ pub fn random_seed() -> Result<[u8; 32], getrandom::Error> {
     Ok(seed)
 }
 
+/// Reads a key file (what `roughtime keygen` writes): the base64 of a 32-byte secret.
+///
+/// # Errors
+///
+/// A message naming the file and what is wrong with it.
+pub fn read_key_file(path: &std::path::Path) -> Result<LongTermKey, String> {
+    use base64::Engine as _;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("`{}` is not a key file (base64 of 32 bytes): {e}", path.display()))?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        format!("`{}` holds {} bytes, not a 32-byte key", path.display(), b.len())
+    })?;
+    Ok(LongTermKey::from_seed(&seed))
+}
+
 /// The server's long-term key. Its secret never leaves this value; `Debug` shows the public key
 /// only.
 pub struct LongTermKey {

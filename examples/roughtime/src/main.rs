@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
-use roughtime::keys::{LongTermKey, random_seed};
+use roughtime::keys::{LongTermKey, random_seed, read_key_file};
 use roughtime::measure::{Probe, chained_nonce, check_order, malfeasance_report};
 use roughtime::protocol::{Version, request_packet};
 use roughtime::server::{Config, Metrics, Server};
@@ -221,19 +221,6 @@ fn keygen(out: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Reads a key file: the base64 of a 32-byte secret.
-fn read_key(path: &Path) -> Result<LongTermKey, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("`{}` is not a key file (base64 of 32 bytes): {e}", path.display()))?;
-    let seed: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-        format!("`{}` holds {} bytes, not a 32-byte key", path.display(), b.len())
-    })?;
-    Ok(LongTermKey::from_seed(&seed))
-}
-
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -247,7 +234,7 @@ fn run(serve: Serve) -> ExitCode {
             serve.min_delay, serve.max_delay
         ));
     }
-    let key = match read_key(&serve.key) {
+    let key = match read_key_file(&serve.key) {
         Ok(key) => key,
         Err(e) => return fail(e),
     };

@@ -116,3 +116,21 @@ fn without_workers_the_start_line_says_each_socket_answers() {
     let line = first_line(&["--key", &key, "--bind", "127.0.0.1:0", "--sockets", "3"], &[]);
     assert!(line.contains("3 sockets, each answering batches of up to 256"), "{line}");
 }
+
+#[test]
+fn the_service_process_names_a_bad_key_file_before_connecting() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let missing = dir.path().join("missing.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_roughtime-service"))
+        .arg("--key")
+        .arg(&missing)
+        .args(["--nats", "nats://127.0.0.1:1"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("roughtime-service: reading `") && stderr.contains("missing.key"),
+        "{stderr}"
+    );
+}

@@ -2,11 +2,13 @@
 //! --nats` processes, service processes (`echo-service`, `some-api-service`), and clients over
 //! TCP with the generated typed clients. What issue 5's proof asks: topics across gateways, calls
 //! spread over instances, an instance killed under load, one NATS subscription per topic per
-//! gateway, and nats-server killed under load and restarted.
+//! gateway, and nats-server killed under load and restarted. Also the Roughtime service process
+//! (`roughtime-service`) behind a gateway over NATS.
 //!
 //! The service binaries belong to other packages; they are found next to this package's
 //! `gateway` binary, in the same target directory. `cargo test --workspace` builds them;
-//! `cargo test -p gateway` alone does not (run `cargo build -p echo -p some-api --bins` first).
+//! `cargo test -p gateway` alone does not (run `cargo build -p echo -p some-api -p roughtime --bins`
+//! first).
 //!
 //! Readiness is observed, never slept on: a gateway is up when its `/readyz` answers 200, a
 //! service or a gateway's topic subscription when nats-server's `/connz?subs=1` lists it. Every
@@ -18,13 +20,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
 
 use echo::{BlobT, EchoClient};
 use futures::StreamExt as _;
 use gateway_client::{Client, ClientConfig};
 use gateway_core::{Code, Status};
 use gateway_testkit::{Child, NatsServer, free_addr, http_get};
+use roughtime::service::{EmptyT, RoughtimeClient, TimeRequestT};
+use roughtime::wire::{Message, Tag, unframe};
 use serde_json::Value;
 use some_api::{RequestSubT, SomeApiClient};
 use tokio::task::JoinSet;
@@ -40,6 +46,7 @@ const ECHO_CALLS: &str = "rpc.examples.echo.Echo.*";
 const SOME_API_CALLS: &str = "rpc.examples.some_api.SomeApi.*";
 const BROADCAST: &str = "topic.examples.echo.Echo.broadcast";
 const TOTALS: &str = "topic.examples.some_api.SomeApi.pub";
+const ROUGHTIME_CALLS: &str = "rpc.examples.roughtime.Roughtime.*";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_one_gateway_receives_what_is_published_through_the_other() {
@@ -179,6 +186,42 @@ async fn killing_an_instance_under_load_fails_only_its_calls_in_flight_and_promp
         failures.iter().map(|c| c.ended - killed).max().unwrap_or_default(),
         later.len(),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roughtime_service_answers_over_nats_with_the_key_from_its_file() {
+    let system = System::start();
+    let key_file = system.logs.path().join("roughtime.key");
+    let seed = [42u8; 32];
+    std::fs::write(&key_file, base64::engine::general_purpose::STANDARD.encode(seed))
+        .expect("key file written");
+    let key_file = key_file.display().to_string();
+    let _service = system.service("roughtime-service", "roughtime-service", &["--key", &key_file]);
+    let gateway = system.gateway("gw-1").await;
+    system.wait_for_subscribers("roughtime-service", ROUGHTIME_CALLS, 1).await;
+
+    let time = RoughtimeClient::new(gateway.client().await);
+    let public = roughtime::keys::LongTermKey::from_seed(&seed).public();
+    let served = time.public_key(EmptyT {}).await.expect("public_key over NATS");
+    assert_eq!(served.get().unpack().key, public.to_vec(), "the key from the file");
+    // Calls at once share a signature in the service; every answer verifies against the key.
+    let calls = (0..16u8).map(|i| {
+        let time = time.clone();
+        async move {
+            let nonce = [i; 32];
+            let reply = time.time(TimeRequestT { nonce: nonce.to_vec(), draft: false }).await;
+            (nonce, reply.expect("time over NATS").get().unpack())
+        }
+    });
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+    for (nonce, reply) in futures::future::join_all(calls).await {
+        let verified = roughtime::verify::verify(&reply.request, &reply.response, &public)
+            .expect("the answer verifies");
+        let request =
+            Message::parse(unframe(&reply.request).expect("a packet")).expect("a message");
+        assert_eq!(request.get(Tag::NONC), Some(&nonce[..]), "the request carries our nonce");
+        assert!(verified.midp.abs_diff(now) < 60, "midp {} is not now ({now})", verified.midp);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,8 +467,8 @@ fn sibling_binary(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_gateway")).with_file_name(name);
     assert!(
         path.is_file(),
-        "{} is missing: run cargo test --workspace, or cargo build -p echo -p some-api --bins, \
-         first",
+        "{} is missing: run cargo test --workspace, or cargo build -p echo -p some-api -p roughtime \
+         --bins, first",
         path.display()
     );
     path
