@@ -100,6 +100,7 @@ pub struct Metrics {
     pub ignored_bad_nonce: AtomicU64,
     pub ignored_unknown_server: AtomicU64,
     pub ignored_too_short: AtomicU64,
+    pub dropped_no_valid_key: AtomicU64,
     pub batches: AtomicU64,
     pub signatures: AtomicU64,
     pub responses: AtomicU64,
@@ -168,6 +169,7 @@ impl Metrics {
                     get(&self.ignored_unknown_server),
                 ),
                 ("{stage=\"respond\",reason=\"request_too_short\"}", get(&self.ignored_too_short)),
+                ("{stage=\"respond\",reason=\"no_valid_key\"}", get(&self.dropped_no_valid_key)),
                 ("{stage=\"send\",reason=\"failed\"}", get(&self.send_failed)),
             ],
         );
@@ -528,15 +530,9 @@ fn answer_loop(
         }
         answers.clear();
         ranges.clear();
-        if !requests.is_empty() {
-            let answered =
-                responder.respond_into(&requests, midp(offset), &mut answers, |i, range| {
-                    ranges.push((senders[i], range));
-                });
-            metrics.batches.fetch_add(1, Ordering::Relaxed);
-            metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
-            metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
-        }
+        answer_batch(&responder, &requests, offset, &mut answers, metrics, |i, range| {
+            ranges.push((senders[i], range));
+        });
         metrics.respond_ns.fetch_add(nanos(started), Ordering::Relaxed);
         if !ranges.is_empty() {
             let sending = Instant::now();
@@ -548,6 +544,32 @@ fn answer_loop(
             metrics.send_ns.fetch_add(nanos(sending), Ordering::Relaxed);
         }
     }
+}
+
+/// Answers `requests` into `out` with the time now (see [`Responder::respond_into`]) and counts
+/// the batch. A batch whose MIDP the online key's delegation does not cover (the clock stepped
+/// out of its window faster than the rotation thread looks, every 200 ms) is not answered, as
+/// clients would reject the answers, and is counted.
+fn answer_batch(
+    responder: &Responder,
+    requests: &[Request<'_>],
+    offset: i64,
+    out: &mut Vec<u8>,
+    metrics: &Metrics,
+    emitted: impl FnMut(usize, std::ops::Range<usize>),
+) {
+    if requests.is_empty() {
+        return;
+    }
+    let midp = midp(offset);
+    if !responder.delegation().covers(midp) {
+        metrics.dropped_no_valid_key.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        return;
+    }
+    let answered = responder.respond_into(requests, midp, out, emitted);
+    metrics.batches.fetch_add(1, Ordering::Relaxed);
+    metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
+    metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
 }
 
 fn batch_loop(
@@ -613,16 +635,10 @@ fn work_loop(
                 Err(reason) => metrics.ignored(reason),
             }
         }
-        if !answerable.is_empty() {
-            responses.clear();
-            let answered =
-                responder.respond_into(&answerable, midp(offset), &mut responses, |i, range| {
-                    outgoing[origin[i].socket].push((origin[i].datagram.from, range));
-                });
-            metrics.batches.fetch_add(1, Ordering::Relaxed);
-            metrics.signatures.fetch_add(answered.signatures as u64, Ordering::Relaxed);
-            metrics.ignored_too_short.fetch_add(answered.too_short as u64, Ordering::Relaxed);
-        }
+        responses.clear();
+        answer_batch(&responder, &answerable, offset, &mut responses, metrics, |i, range| {
+            outgoing[origin[i].socket].push((origin[i].datagram.from, range));
+        });
         metrics.respond_ns.fetch_add(nanos(started), Ordering::Relaxed);
         let sending = Instant::now();
         for (socket, to_send) in sockets.iter().zip(outgoing.iter_mut()) {
@@ -658,14 +674,43 @@ fn rotate_loop(
     let lifetime_secs = lifetime.as_secs().max(4);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        let maxt = responder.read().expect("responder lock").delegation().maxt();
-        // Replace the key once a quarter of its window is left.
-        if midp(offset) + lifetime_secs / 4 >= maxt {
+        let (mint, maxt) = {
+            let responder = responder.read().expect("responder lock");
+            (responder.delegation().mint(), responder.delegation().maxt())
+        };
+        // Replace the key once a quarter of its window is left, or when the clock stepped back
+        // before its window.
+        let now = midp(offset);
+        if now + lifetime_secs / 4 >= maxt || now < mint {
             if let Ok(delegation) = delegate(key, lifetime, offset) {
                 *responder.write().expect("responder lock") =
                     Arc::new(Responder::new(delegation, radius));
                 metrics.key_rotations.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Version, request_packet};
+
+    #[test]
+    fn a_batch_outside_the_delegation_is_not_answered_but_counted() {
+        let key = LongTermKey::from_seed(&[3; 32]);
+        let packet = request_packet(&[5; 32], &Version::ALL, None);
+        let request = Request::parse(&packet, &key.srv()).expect("a request");
+        let now = now_seconds();
+        for (window, answered) in [((now - 60, now + 60), true), ((1, 1_000), false)] {
+            let responder = Responder::new(key.delegate(&[4; 32], window.0, window.1), 3);
+            let (metrics, mut out, mut emitted) = (Metrics::default(), Vec::new(), 0);
+            answer_batch(&responder, &[request.clone()], 0, &mut out, &metrics, |_, _| {
+                emitted += 1
+            });
+            assert_eq!(emitted == 1, answered, "window {window:?}");
+            assert_eq!(metrics.dropped_no_valid_key.load(Ordering::Relaxed), u64::from(!answered));
+            assert_eq!(metrics.batches.load(Ordering::Relaxed), u64::from(answered));
         }
     }
 }
