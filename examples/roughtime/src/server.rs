@@ -705,9 +705,7 @@ mod tests {
         for (window, answered) in [((now - 60, now + 60), true), ((1, 1_000), false)] {
             let responder = Responder::new(key.delegate(&[4; 32], window.0, window.1), 3);
             let (metrics, mut out, mut emitted) = (Metrics::default(), Vec::new(), 0);
-            answer_batch(&responder, &[request.clone()], 0, &mut out, &metrics, |_, _| {
-                emitted += 1
-            });
+            answer_batch(&responder, &[request], 0, &mut out, &metrics, |_, _| emitted += 1);
             assert_eq!(emitted == 1, answered, "window {window:?}");
             assert_eq!(metrics.dropped_no_valid_key.load(Ordering::Relaxed), u64::from(!answered));
             assert_eq!(metrics.batches.load(Ordering::Relaxed), u64::from(answered));

@@ -22,15 +22,10 @@ use gateway_bus::{
 };
 use some_api::{Calculator, SomeApiServer};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gateway_bus::process::log_to_stderr();
     let config = match Config::load(&args, |var| std::env::var(var).ok()) {
         Ok(config) => config,
         Err(e) => {

@@ -27,6 +27,17 @@ use tokio_util::sync::CancellationToken;
 use crate::nats::ConnectError;
 use crate::{BusError, NatsBus, NatsOptions, ServiceRuntime};
 
+/// Logs to stderr for a binary: the level from `RUST_LOG` (`info` without it), colours only on
+/// a terminal.
+pub fn log_to_stderr() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// A service binary's life once its arguments are read: connects to NATS at `url` as `name`,
 /// builds its runtimes on the bus with `runtimes`, serves until SIGINT or SIGTERM and stops
 /// gracefully. Failures are printed to stderr as `<name>: <what went wrong>`.

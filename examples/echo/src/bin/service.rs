@@ -13,7 +13,6 @@ use clap::Parser;
 use echo::{BlobT, Echo, EchoServer, Echoer};
 use gateway_bus::{ServeOptions, ServiceRuntime, process};
 use gateway_core::{CallContext, Message, Status};
-use tracing_subscriber::EnvFilter;
 
 /// Serves the example Echo service over NATS until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
@@ -51,11 +50,7 @@ impl Echo for Delayed {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gateway_bus::process::log_to_stderr();
     let options = ServeOptions {
         concurrency: cli.concurrency,
         drain_timeout: cli.drain_timeout,

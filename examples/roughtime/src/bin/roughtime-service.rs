@@ -17,7 +17,6 @@ use clap::Parser;
 use gateway_bus::{ServeOptions, ServiceRuntime, process};
 use roughtime::keys::read_key_file;
 use roughtime::service::{RoughtimeServer, ServiceConfig, TimeService};
-use tracing_subscriber::EnvFilter;
 
 /// Serves Roughtime to gateway clients over NATS until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
@@ -49,11 +48,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gateway_bus::process::log_to_stderr();
     let key = match read_key_file(&cli.key) {
         Ok(key) => key,
         Err(e) => {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use clap::Parser;
 use gateway_bus::{BusTopics, ServeOptions, ServiceRuntime, process};
 use some_api::{Calculator, SomeApiServer};
-use tracing_subscriber::EnvFilter;
 
 /// Serves the example SomeApi service over NATS until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
@@ -32,11 +31,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gateway_bus::process::log_to_stderr();
     let options = ServeOptions {
         concurrency: cli.concurrency,
         drain_timeout: cli.drain_timeout,

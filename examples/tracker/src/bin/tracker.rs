@@ -17,7 +17,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway_bus::{BusTopics, ServiceRuntime, process};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 use tracker::demo::{Demo, DemoConfig};
 use tracker::enrol::enrol;
 use tracker::ingest::{Ingest, IngestOptions};
@@ -136,11 +135,7 @@ const MAX_DEMO_DEVICES: usize = 500;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gateway_bus::process::log_to_stderr();
     let result = match cli.command {
         Command::Demo(args) => args.config().and_then(run_demo),
         Command::Enrol { db, name, ingest, qr } => run_enrol(&db, &name, &ingest, qr),
