@@ -195,6 +195,162 @@ impl NatsServer {
     }
 }
 
+/// Real `nats-server`s with JetStream clustered over loopback routes, each with its own store in
+/// a temporary directory: the replicated JetStream that key-value buckets with several replicas
+/// need. Nodes are stopped (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+#[derive(Debug)]
+struct ClusterNode {
+    process: Child,
+    name: String,
+    port: u16,
+    monitor_port: u16,
+    cluster_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes (`node-1`...) in cluster `test`, every node routing to every other,
+    /// and waits until each accepts connections and JetStream has elected a meta leader that all
+    /// of them know.
+    ///
+    /// # Panics
+    ///
+    /// If `nats-server` is missing or the cluster does not form within 20 s.
+    pub fn start(size: usize) -> NatsCluster {
+        let addrs: Vec<(u16, u16, u16)> = (0..size)
+            .map(|_| (free_addr().port(), free_addr().port(), free_addr().port()))
+            .collect();
+        let mut cluster = NatsCluster { nodes: Vec::with_capacity(size) };
+        for (i, &(port, monitor_port, cluster_port)) in addrs.iter().enumerate() {
+            let node = ClusterNode {
+                // Not started yet: `restart` starts it.
+                process: Child { name: "nats-server".to_owned(), child: None },
+                name: format!("node-{}", i + 1),
+                port,
+                monitor_port,
+                cluster_port,
+                dir: tempfile::tempdir().expect("a temporary directory for nats-server"),
+            };
+            cluster.nodes.push(node);
+        }
+        for i in 0..size {
+            cluster.restart(i);
+        }
+        cluster.wait_for_meta_leader();
+        cluster
+    }
+
+    /// The nodes' client URLs, comma-separated (what a client that fails over is given).
+    pub fn urls(&self) -> String {
+        (0..self.nodes.len()).map(|i| self.url(i)).collect::<Vec<_>>().join(",")
+    }
+
+    /// `nats://127.0.0.1:<port>` of node `i` (from 0).
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// Node `i`'s server name (`node-<i + 1>`).
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// A monitoring endpoint's JSON from node `i`, e.g. `monitor(0, "/jsz")`.
+    ///
+    /// # Panics
+    ///
+    /// If the node does not answer with JSON.
+    pub fn monitor(&self, i: usize, path_and_query: &str) -> serde_json::Value {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.nodes[i].monitor_port));
+        let (status, body) = http_get(addr, path_and_query)
+            .unwrap_or_else(|e| panic!("GET {path_and_query} from {}: {e}", self.nodes[i].name));
+        assert_eq!(status, 200, "GET {path_and_query}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"))
+    }
+
+    /// What node `i` has logged so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// Kills node `i` (SIGKILL, like a crash).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].process.kill();
+    }
+
+    /// Whether node `i` is running.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        self.nodes[i].process.is_running()
+    }
+
+    /// Starts node `i` again on its ports with its store (killing it first if it runs), and
+    /// waits until it accepts connections.
+    pub fn restart(&mut self, i: usize) {
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, node)| format!("nats://127.0.0.1:{}", node.cluster_port))
+            .collect();
+        let node = &mut self.nodes[i];
+        node.process.kill();
+        let mut command =
+            nats_command(node.dir.path(), &node.port.to_string(), &node.monitor_port.to_string());
+        command
+            .args(["--server_name", &node.name, "--cluster_name", "test", "--cluster"])
+            .arg(format!("nats://127.0.0.1:{}", node.cluster_port))
+            .arg("--routes")
+            .arg(routes.join(","));
+        node.process = Child::spawn("nats-server", command);
+        let addr = SocketAddr::from(([127, 0, 0, 1], node.port));
+        wait_until(&format!("{} to accept connections on {addr}", node.name), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+    }
+
+    /// Waits until every running node names the same running node as JetStream's meta leader,
+    /// and returns its name.
+    ///
+    /// # Panics
+    ///
+    /// After 20 s without one.
+    pub fn wait_for_meta_leader(&mut self) -> String {
+        let mut leader = String::new();
+        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+        let names: Vec<String> = running.iter().map(|&i| self.nodes[i].name.clone()).collect();
+        wait_until("a JetStream meta leader that every running node knows", || {
+            let seen: Vec<Option<String>> = running
+                .iter()
+                .map(|&i| {
+                    let addr = SocketAddr::from(([127, 0, 0, 1], self.nodes[i].monitor_port));
+                    let (_, body) = http_get(addr, "/jsz").ok()?;
+                    let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
+                    jsz["meta_cluster"]["leader"]
+                        .as_str()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                })
+                .collect();
+            match seen.first() {
+                Some(Some(first))
+                    if names.contains(first) && seen.iter().all(|s| s.as_ref() == Some(first)) =>
+                {
+                    leader.clone_from(first);
+                    true
+                }
+                _ => false,
+            }
+        });
+        leader
+    }
+}
+
 fn nats_command(dir: &Path, port: &str, monitor_port: &str) -> Command {
     let mut command = Command::new("nats-server");
     command
@@ -341,6 +497,22 @@ mod tests {
         assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
         nats.restart();
         assert_eq!(nats.monitor("/varz")["port"].as_u64(), Some(u64::from(nats.port())));
+    }
+
+    #[test]
+    fn a_cluster_elects_a_meta_leader_and_elects_another_when_it_dies() {
+        let mut cluster = NatsCluster::start(3);
+        let leader = cluster.wait_for_meta_leader();
+        let jsz = cluster.monitor(0, "/jsz");
+        assert_eq!(jsz["meta_cluster"]["cluster_size"], 3, "{jsz}");
+        assert_eq!(cluster.urls().split(',').count(), 3);
+        let dead = (0..3).find(|&i| cluster.name(i) == leader).expect("the leader is a node");
+        cluster.kill(dead);
+        let next = cluster.wait_for_meta_leader();
+        assert_ne!(next, leader, "the two left elect another leader");
+        cluster.restart(dead);
+        cluster.wait_for_meta_leader();
+        assert!(cluster.log(dead).contains("Server is ready"), "{}", cluster.log(dead));
     }
 
     #[test]
