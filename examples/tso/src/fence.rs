@@ -200,7 +200,8 @@ mod tests {
 
     #[test]
     fn states_round_trip_and_short_values_are_corrupt() {
-        let state = FenceState { leader: "tso-2".into(), term: 7, upper: 1_800_000_000_000_000_000 };
+        let state =
+            FenceState { leader: "tso-2".into(), term: 7, upper: 1_800_000_000_000_000_000 };
         assert_eq!(FenceState::decode(&state.encode()).expect("decodes"), state);
         assert!(matches!(FenceState::decode(&[0; 15]), Err(FenceError::Corrupt(_))));
         let mut bad = state.encode();

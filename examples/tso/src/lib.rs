@@ -9,6 +9,7 @@
 //!   epoch that term may serve) and its compare-and-set transitions.
 
 pub mod fence;
+pub mod oracle;
 
 /// A hybrid timestamp: the `epoch` (the Unix time in nanoseconds at which the leader opened it)
 /// and the `index` of the timestamp within the epoch. Ordered by epoch, then index; its
