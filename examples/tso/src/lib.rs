@@ -10,6 +10,7 @@
 
 pub mod fence;
 pub mod oracle;
+pub mod service;
 
 /// A hybrid timestamp: the `epoch` (the Unix time in nanoseconds at which the leader opened it)
 /// and the `index` of the timestamp within the epoch. Ordered by epoch, then index; its

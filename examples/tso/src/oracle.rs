@@ -112,11 +112,22 @@ pub struct Counters {
 pub struct Oracle {
     id: Arc<str>,
     state: Arc<Mutex<(Role, Counters)>>,
+    /// Whether this instance leads, for those that serve only then.
+    leading: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Oracle {
     pub fn new(id: &str) -> Oracle {
-        Oracle { id: id.into(), state: Arc::new(Mutex::new((Role::Follower, Counters::default()))) }
+        Oracle {
+            id: id.into(),
+            state: Arc::new(Mutex::new((Role::Follower, Counters::default()))),
+            leading: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Follows whether this instance leads.
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leading.subscribe()
     }
 
     pub fn id(&self) -> &str {
@@ -250,6 +261,7 @@ impl Oracle {
             next_index: 0,
         });
         state.1.terms_won += 1;
+        self.leading.send_replace(true);
         true
     }
 
@@ -273,6 +285,7 @@ impl Oracle {
             Ok(None) => {
                 *role = Role::Follower;
                 counters.steps_down += 1;
+                self.leading.send_replace(false);
             }
             // The bucket is unreachable: serve on until the lease runs out.
             Err(_) => {}

@@ -55,6 +55,8 @@ fn registry() -> anyhow::Result<Registry> {
     registry.register(&some_api::DESCRIPTOR)?;
     registry.register(&echo::DESCRIPTOR)?;
     registry.register(&roughtime::service::DESCRIPTOR)?;
+    // The timestamp oracle (docs/tso.md): its instances serve over NATS only.
+    registry.register(&tso::service::DESCRIPTOR)?;
     Ok(registry)
 }
 

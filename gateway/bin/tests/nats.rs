@@ -3,11 +3,12 @@
 //! TCP with the generated typed clients. What issue 5's proof asks: topics across gateways, calls
 //! spread over instances, an instance killed under load, one NATS subscription per topic per
 //! gateway, and nats-server killed under load and restarted. Also the Roughtime service process
-//! (`roughtime-service`) behind a gateway over NATS.
+//! (`roughtime-service`) behind a gateway over NATS, and the timestamp oracle's instances (`tso`)
+//! failing over when the leader is killed.
 //!
 //! The service binaries belong to other packages; they are found next to this package's
 //! `gateway` binary, in the same target directory. `cargo test --workspace` builds them;
-//! `cargo test -p gateway` alone does not (run `cargo build -p echo -p some-api -p roughtime --bins`
+//! `cargo test -p gateway` alone does not (run `cargo build -p echo -p some-api -p roughtime -p tso --bins`
 //! first).
 //!
 //! Readiness is observed, never slept on: a gateway is up when its `/readyz` answers 200, a
@@ -34,6 +35,8 @@ use roughtime::wire::{Message, Tag, unframe};
 use serde_json::Value;
 use some_api::{RequestSubT, SomeApiClient};
 use tokio::task::JoinSet;
+use tso::Timestamp;
+use tso::service::{TimestampsRequestT, TsoClient};
 
 /// Every wait for something to happen is bounded by this.
 const WAIT: Duration = Duration::from_secs(10);
@@ -47,6 +50,7 @@ const SOME_API_CALLS: &str = "rpc.examples.some_api.SomeApi.*";
 const BROADCAST: &str = "topic.examples.echo.Echo.broadcast";
 const TOTALS: &str = "topic.examples.some_api.SomeApi.pub";
 const ROUGHTIME_CALLS: &str = "rpc.examples.roughtime.Roughtime.*";
+const TSO_CALLS: &str = "rpc.examples.tso.Tso.*";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_one_gateway_receives_what_is_published_through_the_other() {
@@ -222,6 +226,62 @@ async fn roughtime_service_answers_over_nats_with_the_key_from_its_file() {
         assert_eq!(request.get(Tag::NONC), Some(&nonce[..]), "the request carries our nonce");
         assert!(verified.midp.abs_diff(now) < 60, "midp {} is not now ({now})", verified.midp);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_fails_over_when_its_leader_is_killed_and_never_goes_back() {
+    let system = System::start();
+    // Two instances, a 1 s lease, the fencing bucket with one replica (one nats-server here).
+    let args = |id| ["--id", id, "--replicas", "1", "--lease", "1s"];
+    let mut instances = [
+        Some(system.service("tso", "tso-1", &args("1"))),
+        Some(system.service("tso", "tso-2", &args("2"))),
+    ];
+    let gateway = system.gateway("gw-1").await;
+    // Only the leader subscribes to the oracle's calls.
+    let leader = eventually("one instance serving", || {
+        let serving: Vec<usize> = (0..2)
+            .filter(|&i| {
+                system.subscriptions(&format!("tso-{}", i + 1), TSO_CALLS).iter().any(|&n| n > 0)
+            })
+            .collect();
+        (serving.len() == 1).then(|| serving[0])
+    })
+    .await;
+    let oracle = TsoClient::new(gateway.client().await);
+    let take = |n: u32| {
+        let oracle = oracle.clone();
+        async move {
+            let reply = oracle.timestamps(TimestampsRequestT { n }).await?;
+            let first: [u8; 16] = reply.get().first().bytes().try_into().expect("16 bytes");
+            Ok::<_, Status>(Timestamp::from_bytes(&first))
+        }
+    };
+    let mut last = Timestamp { epoch: 0, index: 0 };
+    for _ in 0..200 {
+        let first = take(4).await.expect("the leader serves");
+        assert!(first > last, "{first:?} after {last:?}");
+        last = Timestamp { index: first.index + 3, ..first };
+    }
+
+    // The leader dies; calls fail with a retryable status until the other instance has waited
+    // out the lease and claimed, within the lease plus a second.
+    instances[leader].take().expect("running").kill();
+    let killed = Instant::now();
+    let first = loop {
+        match take(1).await {
+            Ok(first) => break first,
+            Err(status) => {
+                assert!(status.retryable(), "{status:?}");
+                assert!(killed.elapsed() < Duration::from_secs(5), "no new leader: {status:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let failover = killed.elapsed();
+    assert!(failover < Duration::from_secs(2), "failover took {failover:?}");
+    assert!(first > last, "{first:?}, from the new leader, is not above {last:?}");
+    eprintln!("failover took {failover:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +528,7 @@ fn sibling_binary(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "{} is missing: run cargo test --workspace, or cargo build -p echo -p some-api -p roughtime \
-         --bins, first",
+         -p tso --bins, first",
         path.display()
     );
     path

@@ -1,0 +1,6 @@
+fn main() {
+    rpcgen::Builder::new()
+        .out_name("tso")
+        .compile(&["../../schemas/tso/tso.service"])
+        .expect("the timestamp oracle's schemas compile");
+}

@@ -1,0 +1,122 @@
+//! A timestamp oracle instance (docs/tso.md): follows the fencing state in the NATS cluster's
+//! JetStream, leads when it may, and while it leads serves `examples.tso.Tso` on the bus.
+//!
+//! ```text
+//! cargo run --release -p tso -- --id tso-1 --nats nats://127.0.0.1:4222
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use gateway_bus::{Bus, ServeOptions, process};
+use tokio_util::sync::CancellationToken;
+use tso::fence::Fence;
+use tso::oracle::{Oracle, SystemClock, Timing};
+
+/// Serves unique, increasing timestamps while leading, until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "tso", version, about)]
+struct Cli {
+    /// This instance's id, unique among the oracle's instances.
+    #[arg(long, env = "TSO_ID")]
+    id: String,
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// The key-value bucket holding the fencing state.
+    #[arg(long, env = "TSO_BUCKET", default_value = "tso")]
+    bucket: String,
+    /// The bucket's replicas when this instance creates it (3 on a 3-node cluster).
+    #[arg(long, env = "TSO_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=5))]
+    replicas: u16,
+    /// How long a silent leader is presumed alive (docs/tso.md).
+    #[arg(long, env = "TSO_LEASE", default_value = "3s", value_parser = humantime::parse_duration)]
+    lease: Duration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    process::log_to_stderr();
+    if cli.lease < Duration::from_millis(300) {
+        eprintln!("tso: --lease {:?} is shorter than 300ms", cli.lease);
+        return ExitCode::FAILURE;
+    }
+    let timing = Timing {
+        lease: cli.lease,
+        margin: cli.lease / 30,
+        renew_every: cli.lease / 3,
+        ahead: cli.lease,
+        ..Timing::default()
+    };
+    let name = format!("tso-{}", cli.id);
+    let bus: Arc<dyn Bus> = match process::connect(&cli.nats, &name).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("tso: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let fence = match async_nats::connect(cli.nats.as_str()).await {
+        Ok(client) => {
+            let js = async_nats::jetstream::new(client);
+            match Fence::open(&js, &cli.bucket, usize::from(cli.replicas)).await {
+                Ok(fence) => fence,
+                Err(e) => {
+                    eprintln!("tso: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("tso: cannot connect to NATS at {}: {e}", cli.nats);
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("tso: instance {} following bucket `{}`", cli.id, cli.bucket);
+    let oracle = Oracle::new(&cli.id);
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(tso::service::serve_while_leading(
+        oracle.clone(),
+        bus,
+        ServeOptions { version: env!("CARGO_PKG_VERSION").to_owned(), ..ServeOptions::default() },
+        stop.clone(),
+    ));
+    let mut leading = oracle.leadership();
+    let id = cli.id.clone();
+    tokio::spawn(async move {
+        while leading.changed().await.is_ok() {
+            let leads = *leading.borrow_and_update();
+            eprintln!("tso: instance {id} {}", if leads { "leads" } else { "follows" });
+        }
+    });
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            stop.cancel();
+        }
+    };
+    let stopped = stop.clone();
+    tokio::spawn(signal);
+    oracle.run(&fence, timing, &SystemClock, stopped.cancelled()).await;
+    match serving.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("tso: cannot serve: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("tso: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
