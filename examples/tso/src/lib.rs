@@ -7,7 +7,11 @@
 //!   big-endian, so byte order is time order).
 //! - [`fence`]: the leadership and fencing state (who leads, under which term, and the highest
 //!   epoch that term may serve) and its compare-and-set transitions.
+//! - [`oracle`]: an instance: following, taking and keeping the lead, and serving.
+//! - [`service`]: `examples.tso.Tso` behind the gateway, served only while leading.
+//! - [`client`]: a client that collapses concurrent callers into one call in flight.
 
+pub mod client;
 pub mod fence;
 pub mod oracle;
 pub mod service;

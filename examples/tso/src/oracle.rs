@@ -69,6 +69,21 @@ impl WallClock for SystemClock {
     }
 }
 
+/// The system's wall clock shifted by the signed nanoseconds written in a file (0 while the
+/// file is missing or unreadable): how fault tests step an instance's clock.
+#[derive(Clone, Debug)]
+pub struct ShiftedByFile(pub std::path::PathBuf);
+
+impl WallClock for ShiftedByFile {
+    fn now_ns(&self) -> u64 {
+        let shift = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now_ns().saturating_add_signed(shift)
+    }
+}
+
 /// Why no timestamps were handed out.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {

@@ -3,8 +3,7 @@
 //! TCP with the generated typed clients. What issue 5's proof asks: topics across gateways, calls
 //! spread over instances, an instance killed under load, one NATS subscription per topic per
 //! gateway, and nats-server killed under load and restarted. Also the Roughtime service process
-//! (`roughtime-service`) behind a gateway over NATS, and the timestamp oracle's instances (`tso`)
-//! failing over when the leader is killed.
+//! (`roughtime-service`) behind a gateway over NATS. (The timestamp oracle's processes: `tso.rs`.)
 //!
 //! The service binaries belong to other packages; they are found next to this package's
 //! `gateway` binary, in the same target directory. `cargo test --workspace` builds them;
@@ -15,10 +14,6 @@
 //! service or a gateway's topic subscription when nats-server's `/connz?subs=1` lists it. Every
 //! wait is bounded. Each process's log goes to a file, printed when a test fails.
 
-use std::fs::File;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,19 +22,16 @@ use base64::Engine as _;
 
 use echo::{BlobT, EchoClient};
 use futures::StreamExt as _;
-use gateway_client::{Client, ClientConfig};
+use gateway_client::Client;
 use gateway_core::{Code, Status};
-use gateway_testkit::{Child, NatsServer, free_addr, http_get};
 use roughtime::service::{EmptyT, RoughtimeClient, TimeRequestT};
 use roughtime::wire::{Message, Tag, unframe};
-use serde_json::Value;
 use some_api::{RequestSubT, SomeApiClient};
 use tokio::task::JoinSet;
-use tso::Timestamp;
-use tso::service::{TimestampsRequestT, TsoClient};
 
-/// Every wait for something to happen is bounded by this.
-const WAIT: Duration = Duration::from_secs(10);
+mod support;
+use support::{System, WAIT, eventually};
+
 /// The deadline of each call in the load tests: a call that hangs until it shows up as
 /// `deadline_exceeded`, not as the prompt `unavailable` expected.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +42,6 @@ const SOME_API_CALLS: &str = "rpc.examples.some_api.SomeApi.*";
 const BROADCAST: &str = "topic.examples.echo.Echo.broadcast";
 const TOTALS: &str = "topic.examples.some_api.SomeApi.pub";
 const ROUGHTIME_CALLS: &str = "rpc.examples.roughtime.Roughtime.*";
-const TSO_CALLS: &str = "rpc.examples.tso.Tso.*";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_one_gateway_receives_what_is_published_through_the_other() {
@@ -229,62 +220,6 @@ async fn roughtime_service_answers_over_nats_with_the_key_from_its_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_oracle_fails_over_when_its_leader_is_killed_and_never_goes_back() {
-    let system = System::start();
-    // Two instances, a 1 s lease, the fencing bucket with one replica (one nats-server here).
-    let args = |id| ["--id", id, "--replicas", "1", "--lease", "1s"];
-    let mut instances = [
-        Some(system.service("tso", "tso-1", &args("1"))),
-        Some(system.service("tso", "tso-2", &args("2"))),
-    ];
-    let gateway = system.gateway("gw-1").await;
-    // Only the leader subscribes to the oracle's calls.
-    let leader = eventually("one instance serving", || {
-        let serving: Vec<usize> = (0..2)
-            .filter(|&i| {
-                system.subscriptions(&format!("tso-{}", i + 1), TSO_CALLS).iter().any(|&n| n > 0)
-            })
-            .collect();
-        (serving.len() == 1).then(|| serving[0])
-    })
-    .await;
-    let oracle = TsoClient::new(gateway.client().await);
-    let take = |n: u32| {
-        let oracle = oracle.clone();
-        async move {
-            let reply = oracle.timestamps(TimestampsRequestT { n }).await?;
-            let first: [u8; 16] = reply.get().first().bytes().try_into().expect("16 bytes");
-            Ok::<_, Status>(Timestamp::from_bytes(&first))
-        }
-    };
-    let mut last = Timestamp { epoch: 0, index: 0 };
-    for _ in 0..200 {
-        let first = take(4).await.expect("the leader serves");
-        assert!(first > last, "{first:?} after {last:?}");
-        last = Timestamp { index: first.index + 3, ..first };
-    }
-
-    // The leader dies; calls fail with a retryable status until the other instance has waited
-    // out the lease and claimed, within the lease plus a second.
-    instances[leader].take().expect("running").kill();
-    let killed = Instant::now();
-    let first = loop {
-        match take(1).await {
-            Ok(first) => break first,
-            Err(status) => {
-                assert!(status.retryable(), "{status:?}");
-                assert!(killed.elapsed() < Duration::from_secs(5), "no new leader: {status:?}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    let failover = killed.elapsed();
-    assert!(failover < Duration::from_secs(2), "failover took {failover:?}");
-    assert!(first > last, "{first:?}, from the new leader, is not above {last:?}");
-    eprintln!("failover took {failover:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_gateway_holds_one_nats_subscription_per_topic_however_many_clients_subscribe() {
     const CLIENTS: usize = 20;
     let system = System::start();
@@ -384,189 +319,6 @@ async fn killing_nats_fails_calls_promptly_and_service_resumes_after_its_restart
     );
 }
 
-/// nats-server and the logs of the processes of one test.
-struct System {
-    nats: NatsServer,
-    logs: tempfile::TempDir,
-}
-
-impl System {
-    fn start() -> System {
-        System {
-            nats: NatsServer::start(),
-            logs: tempfile::tempdir().expect("a directory for the processes' logs"),
-        }
-    }
-
-    /// Starts service `binary` (`echo-service`, `some-api-service`) against this system's NATS;
-    /// `name` names its log. It connects to NATS as `binary`.
-    fn service(&self, binary: &str, name: &str, args: &[&str]) -> Process {
-        let mut all = vec!["--nats".to_owned(), self.nats.url()];
-        all.extend(args.iter().map(|&a| a.to_owned()));
-        Process::spawn(self.logs.path(), name, &sibling_binary(binary), &all)
-    }
-
-    /// Starts a gateway over this system's NATS, its connection named `name` (`--server-id`),
-    /// and waits until it is ready.
-    async fn gateway(&self, name: &str) -> Gateway {
-        let (addr, admin) = (free_addr(), free_addr());
-        let args = [
-            "--nats".to_owned(),
-            self.nats.url(),
-            "--listen".to_owned(),
-            addr.to_string(),
-            "--admin-listen".to_owned(),
-            admin.to_string(),
-            "--ws-listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-            "--server-id".to_owned(),
-            name.to_owned(),
-            "--anonymous-roles".to_owned(),
-            "all".to_owned(),
-        ];
-        let program = Path::new(env!("CARGO_BIN_EXE_gateway"));
-        let mut process = Process::spawn(self.logs.path(), name, program, &args);
-        eventually(&format!("gateway {name} to be ready"), || {
-            assert!(process.child.is_running(), "gateway {name} exited");
-            matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(())
-        })
-        .await;
-        Gateway { name: name.to_owned(), process, addr, admin }
-    }
-
-    /// The connections nats-server lists, with their subscriptions.
-    fn connections(&self) -> Vec<Value> {
-        let connz = self.nats.monitor("/connz?subs=1");
-        connz["connections"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// For each connection named `name`, how many of its subscriptions are to `subject`.
-    fn subscriptions(&self, name: &str, subject: &str) -> Vec<usize> {
-        self.connections()
-            .iter()
-            .filter(|c| c["name"] == name)
-            .map(|c| {
-                let list = c["subscriptions_list"].as_array().cloned().unwrap_or_default();
-                list.iter().filter(|s| *s == subject).count()
-            })
-            .collect()
-    }
-
-    /// Waits until `count` connections named `name` subscribe to `subject`.
-    async fn wait_for_subscribers(&self, name: &str, subject: &str, count: usize) {
-        eventually(&format!("{count} connections named {name} subscribed to {subject}"), || {
-            let subscribed = self.subscriptions(name, subject).iter().filter(|&&n| n > 0).count();
-            (subscribed >= count).then_some(())
-        })
-        .await;
-    }
-
-    /// For each connection named `name`, in nats-server's order, the messages delivered to it.
-    fn messages_delivered(&self, name: &str) -> Vec<u64> {
-        let mut connections: Vec<(u64, u64)> = self
-            .connections()
-            .iter()
-            .filter(|c| c["name"] == name)
-            .map(|c| (c["cid"].as_u64().unwrap_or(0), c["out_msgs"].as_u64().unwrap_or(0)))
-            .collect();
-        connections.sort();
-        connections.into_iter().map(|(_, delivered)| delivered).collect()
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- nats-server's log ---\n{}", self.nats.log());
-        }
-    }
-}
-
-/// A child process whose stderr goes to a log file, printed if the test fails.
-struct Process {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(logs: &Path, name: &str, program: &Path, args: &[String]) -> Process {
-        let log = logs.join(format!("{name}.log"));
-        let file = File::create(&log).expect("a log file");
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file);
-        Process { name: name.to_owned(), child: Child::spawn(name, command), log }
-    }
-
-    /// Kills it (SIGKILL, like a crash).
-    fn kill(&mut self) {
-        self.child.kill();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- {}'s log ---\n{log}", self.name);
-        }
-    }
-}
-
-/// The path of a binary built next to this package's `gateway`.
-///
-/// # Panics
-///
-/// If it has not been built, saying how to build it.
-fn sibling_binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_gateway")).with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run cargo test --workspace, or cargo build -p echo -p some-api -p roughtime \
-         -p tso --bins, first",
-        path.display()
-    );
-    path
-}
-
-/// A gateway process.
-struct Gateway {
-    name: String,
-    process: Process,
-    addr: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Gateway {
-    /// A new client connection to this gateway.
-    async fn client(&self) -> Client {
-        let config = ClientConfig::new([self.addr.to_string()]);
-        tokio::time::timeout(WAIT, Client::connect(config))
-            .await
-            .unwrap_or_else(|_| panic!("connecting to {} timed out", self.name))
-            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name))
-    }
-
-    /// The status code of its `/readyz`.
-    fn readiness(&self) -> u16 {
-        http_get(self.admin, "/readyz").expect("the gateway's /readyz").0
-    }
-
-    /// The value of the metrics line `series` (e.g. `gateway_connections_total`).
-    fn metric(&self, series: &str) -> f64 {
-        let (status, body) = http_get(self.admin, "/metrics").expect("the gateway's /metrics");
-        assert_eq!(status, 200, "{body}");
-        body.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no `{series}` in\n{body}"))
-    }
-}
-
 /// One call of a [`Load`].
 #[derive(Debug)]
 struct CallRecord {
@@ -653,22 +405,6 @@ impl Load {
         };
         tokio::time::timeout(CALL_TIMEOUT + WAIT, joined).await.expect("the load loops ended");
         calls
-    }
-}
-
-/// Polls `check` every 20 ms until it returns `Some`.
-///
-/// # Panics
-///
-/// After [`WAIT`], naming `what`.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

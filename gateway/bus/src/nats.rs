@@ -261,7 +261,8 @@ impl NatsBus {
                     }
                 }
             })
-            .connect(url)
+            // A cluster's servers, comma-separated: the client takes them as a list.
+            .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
             .map_err(|e| fail(e.to_string()))?;
         // The callback's `Connected` may come after `connect` returns; the client's own state

@@ -85,6 +85,19 @@ async fn subjects_wildcards_headers_and_payloads_cross_the_server_intact() {
 }
 
 #[tokio::test]
+async fn a_comma_separated_list_of_servers_connects_to_one_that_answers() {
+    let nats = NatsServer::start();
+    let dead = gateway_testkit::free_addr();
+    let urls = format!("nats://{dead}, {}", nats.url());
+    let options = NatsOptions { name: "list".into(), ..NatsOptions::default() };
+    let bus = NatsBus::connect(&urls, options).await.expect("connects through the list");
+    let mut sub = bus.subscribe("topic.list", None).await.unwrap();
+    settle(&bus).await;
+    bus.publish("topic.list", Headers::new(), Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(next(&mut sub).await.payload, Bytes::from_static(b"x"));
+}
+
+#[tokio::test]
 async fn a_queue_group_shares_messages_and_order_holds_per_publisher() {
     let nats = NatsServer::start();
     let bus = connect(&nats).await;

@@ -1,6 +1,11 @@
 //! What tests and benchmarks need to run the real thing: a [`NatsServer`] on free loopback
-//! ports (JetStream on, its store in a temporary directory), [`Child`] processes that are killed
-//! when the test ends, and [`http_get`] for monitoring endpoints.
+//! ports (JetStream on, its store in a temporary directory), a [`NatsCluster`] of them with
+//! replicated JetStream, [`Child`] processes that are killed when the test ends, and
+//! [`http_get`] for monitoring endpoints.
+//!
+//! `NatsServer` runs `nats-server` from the path (Debian's 2.9.10 in CI). `NatsCluster` runs
+//! the binary named by `NATS_SERVER_CLUSTER`, else the pinned 2.15.1 that
+//! `scripts/install-nats-server` puts in `.tools/nats-server/bin`, else the one on the path.
 //!
 //! Everything here is blocking and quick (a start waits for the server's ports file, typically
 //! tens of milliseconds), so async tests call it directly.
@@ -220,7 +225,8 @@ impl NatsCluster {
     ///
     /// # Panics
     ///
-    /// If `nats-server` is missing or the cluster does not form within 20 s.
+    /// If `nats-server` is missing or the cluster does not form within 20 s. (Which nats-server:
+    /// see `NATS_SERVER_CLUSTER` in the crate's documentation.)
     pub fn start(size: usize) -> NatsCluster {
         let addrs: Vec<(u16, u16, u16)> = (0..size)
             .map(|_| (free_addr().port(), free_addr().port(), free_addr().port()))
@@ -273,6 +279,25 @@ impl NatsCluster {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"))
     }
 
+    /// A monitoring endpoint's JSON from every node that answers (a killed one does not).
+    pub fn monitor_all(&self, path_and_query: &str) -> Vec<serde_json::Value> {
+        self.nodes
+            .iter()
+            .filter_map(|node| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], node.monitor_port));
+                let (status, body) = http_get(addr, path_and_query).ok()?;
+                (status == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+            })
+            .collect()
+    }
+
+    /// Every node's log so far, each under its name.
+    pub fn logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| format!("--- {} ---\n{}", self.nodes[i].name, self.log(i)))
+            .collect()
+    }
+
     /// What node `i` has logged so far.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.nodes[i].dir.path().join("nats.log")).unwrap_or_default()
@@ -300,8 +325,12 @@ impl NatsCluster {
             .collect();
         let node = &mut self.nodes[i];
         node.process.kill();
-        let mut command =
-            nats_command(node.dir.path(), &node.port.to_string(), &node.monitor_port.to_string());
+        let mut command = nats_command_of(
+            &cluster_server(),
+            node.dir.path(),
+            &node.port.to_string(),
+            &node.monitor_port.to_string(),
+        );
         command
             .args(["--server_name", &node.name, "--cluster_name", "test", "--cluster"])
             .arg(format!("nats://127.0.0.1:{}", node.cluster_port))
@@ -351,8 +380,25 @@ impl NatsCluster {
     }
 }
 
+/// The nats-server a [`NatsCluster`] runs: `NATS_SERVER_CLUSTER` if set, else the pinned
+/// 2.15.1 that `scripts/install-nats-server` puts in `.tools/`, else `nats-server` on the path.
+/// (With Debian's 2.9.10, requests published on one node of a cluster got "no responders" for
+/// seconds at a time while the queue group serving them was on another; 2.15.1 delivers them.)
+fn cluster_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER_CLUSTER") {
+        return PathBuf::from(path);
+    }
+    let pinned =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/nats-server/bin/nats-server");
+    if pinned.is_file() { pinned } else { PathBuf::from("nats-server") }
+}
+
 fn nats_command(dir: &Path, port: &str, monitor_port: &str) -> Command {
-    let mut command = Command::new("nats-server");
+    nats_command_of(Path::new("nats-server"), dir, port, monitor_port)
+}
+
+fn nats_command_of(program: &Path, dir: &Path, port: &str, monitor_port: &str) -> Command {
+    let mut command = Command::new(program);
     command
         .args(["-a", "127.0.0.1", "-p", port, "-m", monitor_port, "-js", "-sd"])
         .arg(dir.join("jetstream"))

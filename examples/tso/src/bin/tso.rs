@@ -13,7 +13,7 @@ use clap::Parser;
 use gateway_bus::{Bus, ServeOptions, process};
 use tokio_util::sync::CancellationToken;
 use tso::fence::Fence;
-use tso::oracle::{Oracle, SystemClock, Timing};
+use tso::oracle::{Oracle, ShiftedByFile, SystemClock, Timing, WallClock};
 
 /// Serves unique, increasing timestamps while leading, until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
@@ -34,6 +34,10 @@ struct Cli {
     /// How long a silent leader is presumed alive (docs/tso.md).
     #[arg(long, env = "TSO_LEASE", default_value = "3s", value_parser = humantime::parse_duration)]
     lease: Duration,
+    /// For fault tests: a file holding signed nanoseconds added to this instance's wall clock,
+    /// read at every use (a missing file is 0).
+    #[arg(long, value_name = "FILE")]
+    clock_offset_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -59,7 +63,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let fence = match async_nats::connect(cli.nats.as_str()).await {
+    let servers: Vec<&str> = cli.nats.split(',').map(str::trim).collect();
+    let fence = match async_nats::connect(servers).await {
         Ok(client) => {
             let js = async_nats::jetstream::new(client);
             match Fence::open(&js, &cli.bucket, usize::from(cli.replicas)).await {
@@ -107,7 +112,11 @@ async fn main() -> ExitCode {
     };
     let stopped = stop.clone();
     tokio::spawn(signal);
-    oracle.run(&fence, timing, &SystemClock, stopped.cancelled()).await;
+    let clock: Box<dyn WallClock> = match cli.clock_offset_file {
+        Some(path) => Box::new(ShiftedByFile(path)),
+        None => Box::new(SystemClock),
+    };
+    oracle.run(&fence, timing, &*clock, stopped.cancelled()).await;
     match serving.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
