@@ -1,0 +1,67 @@
+//! The baseline of the timestamp oracle: `examples.tso.Tso` served over NATS from a counter in
+//! memory, with no fencing, no lease and no leadership (one instance, its epochs from its clock).
+//! What `tso` (the highly available instance) does on top of it is what `scripts/bench-tso`
+//! measures against it. Not an oracle: two of these would hand out the same timestamps.
+//!
+//! ```sh
+//! cargo run --release -p gateway-bench --bin tso-bare -- --nats nats://127.0.0.1:4222
+//! ```
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use gateway_bus::{ServeOptions, ServiceRuntime, process};
+use gateway_core::{CallContext, Message, Status};
+use tso::Timestamp;
+use tso::service::{TimestampsRequestT, TimestampsT, Tso, TsoServer};
+
+/// Serves timestamps from memory over NATS until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+}
+
+/// The last timestamp handed out.
+#[derive(Clone, Debug)]
+struct Bare(Arc<Mutex<Timestamp>>);
+
+impl Tso for Bare {
+    async fn timestamps(
+        &self,
+        _ctx: CallContext,
+        request: Message<TimestampsRequestT>,
+    ) -> Result<Message<TimestampsT>, Status> {
+        let n = request.get().n().max(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let first = {
+            let mut last = self.0.lock().expect("counter");
+            let first = if now > last.epoch {
+                Timestamp { epoch: now, index: 0 }
+            } else {
+                Timestamp { epoch: last.epoch, index: last.index + 1 }
+            };
+            *last = Timestamp { index: first.index + u64::from(n) - 1, ..first };
+            first
+        };
+        Ok(Message::pack(&TimestampsT { first: first.to_bytes().to_vec(), n }))
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    process::log_to_stderr();
+    let service: Arc<dyn gateway_core::Dispatch> =
+        Arc::new(TsoServer::new(Bare(Arc::new(Mutex::new(Timestamp { epoch: 0, index: 0 })))));
+    let options = ServeOptions::default();
+    process::run("tso-bare", &args.nats, |bus| {
+        vec![ServiceRuntime::new(bus, service).with_options(options)]
+    })
+    .await
+}
