@@ -83,12 +83,21 @@ async fn main() -> ExitCode {
     eprintln!("tso: instance {} following bucket `{}`", cli.id, cli.bucket);
     let oracle = Oracle::new(&cli.id);
     let stop = CancellationToken::new();
-    let serving = tokio::spawn(tso::service::serve_while_leading(
-        oracle.clone(),
-        bus,
-        ServeOptions { version: env!("CARGO_PKG_VERSION").to_owned(), ..ServeOptions::default() },
-        stop.clone(),
-    ));
+    // An instance that leads but cannot serve must not keep the lead: if serving fails, the
+    // whole instance stops (renewing no more), and another takes over after the lease.
+    let serving = tokio::spawn({
+        let (oracle, stop) = (oracle.clone(), stop.clone());
+        async move {
+            let options = ServeOptions {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                ..ServeOptions::default()
+            };
+            let served =
+                tso::service::serve_while_leading(oracle, bus, options, stop.clone()).await;
+            stop.cancel();
+            served
+        }
+    });
     let mut leading = oracle.leadership();
     let id = cli.id.clone();
     tokio::spawn(async move {
