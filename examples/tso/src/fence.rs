@@ -199,6 +199,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_vector() {
+        // docs/tso.md, "The fencing state".
+        let state =
+            FenceState { leader: "tso-2".into(), term: 2, upper: 1_796_515_200_000_000_000 };
+        let bytes = [
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x18, 0xee, 0x81, 0x0e, 0x59, 0x97,
+            0x00, 0x00, 0x74, 0x73, 0x6f, 0x2d, 0x32,
+        ];
+        assert_eq!(state.encode(), bytes);
+        assert_eq!(FenceState::decode(&bytes).expect("decodes"), state);
+    }
+
+    #[test]
     fn states_round_trip_and_short_values_are_corrupt() {
         let state =
             FenceState { leader: "tso-2".into(), term: 7, upper: 1_800_000_000_000_000_000 };
