@@ -74,6 +74,7 @@ async fn a_silent_leader_stops_serving_and_another_takes_over_above_it() {
     let run_a = run(&a, fence(&cluster, 0).await, Arc::new(SystemClock));
     let run_b = run(&b, fence(&cluster, 1).await, Arc::new(SystemClock));
     until("one leader", Duration::from_secs(5), || a.leads() || b.leads()).await;
+    // A whole lease later the other has still not claimed: an absence, which no event marks.
     tokio::time::sleep(TIMING.lease).await;
     assert!(a.leads() != b.leads(), "exactly one leads");
     let (leader, follower, leader_run, follower_run) =

@@ -32,6 +32,10 @@ const TSO_CALLS: &str = "rpc.examples.tso.Tso.*";
 /// The instances' lease in these tests.
 const LEASE: Duration = Duration::from_secs(1);
 
+/// Waits bound after a NATS node is killed: while the cluster elects new leaders for the
+/// fencing bucket's stream, writes fail (for up to several seconds), and so nothing is served.
+const AFTER_NODE_LOSS: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oracle_fails_over_when_its_leader_is_killed_and_never_goes_back() {
     let system = System::start();
@@ -129,6 +133,8 @@ struct History {
     callers: JoinSet<Vec<Call>>,
     /// When the latest call that returned timestamps began (nanoseconds since `origin`).
     last_ok: Arc<AtomicU64>,
+    /// How many calls have returned timestamps.
+    returned: Arc<AtomicU64>,
     origin: Instant,
 }
 
@@ -136,6 +142,7 @@ impl History {
     /// `connections` gateway connections, each with a collapsing client shared by `callers`
     /// callers.
     async fn start(gateway: &Gateway, connections: usize, callers: usize) -> History {
+        let returned = Arc::new(AtomicU64::new(0));
         let (stop, last_ok, origin) =
             (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Instant::now());
         let mut tasks = JoinSet::new();
@@ -143,8 +150,8 @@ impl History {
             let client = TsoClient::new(gateway.client().await).with_timeout(LEASE * 2);
             let collapsing = Collapsing::new(client);
             for k in 0..callers {
-                let (collapsing, stop, last_ok) =
-                    (collapsing.clone(), stop.clone(), last_ok.clone());
+                let (collapsing, stop, last_ok, returned) =
+                    (collapsing.clone(), stop.clone(), last_ok.clone(), returned.clone());
                 tasks.spawn(async move {
                     let mut calls = Vec::new();
                     let mut i = c + k;
@@ -158,6 +165,7 @@ impl History {
                                 calls.push(Call { start, end, first, n });
                                 let at = start.duration_since(origin).as_nanos() as u64;
                                 last_ok.fetch_max(at, Ordering::Relaxed);
+                                returned.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(status) => {
                                 assert!(status.retryable(), "a call failed for good: {status:?}");
@@ -169,7 +177,7 @@ impl History {
                 });
             }
         }
-        History { stop, callers: tasks, last_ok, origin }
+        History { stop, callers: tasks, last_ok, returned, origin }
     }
 
     /// Waits until a call that began after `since` has returned timestamps; how long that took
@@ -181,6 +189,17 @@ impl History {
                 return since.elapsed();
             }
             assert!(since.elapsed() < within, "no timestamps served within {within:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until `more` calls have returned timestamps from now on: the system serves for a
+    /// while in the state it is in.
+    async fn more(&self, more: u64) {
+        let target = self.returned.load(Ordering::Relaxed) + more;
+        let started = Instant::now();
+        while self.returned.load(Ordering::Relaxed) < target {
+            assert!(started.elapsed() < WAIT, "{more} calls did not return within {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -259,7 +278,7 @@ async fn no_timestamp_repeats_or_goes_back_through_crashes_pauses_clock_steps_an
     let first = serving(&system, 3, None).await;
     let history = History::start(&gateway, 4, 16).await;
     history.served_after(Instant::now(), WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    history.more(10_000).await;
 
     // The leader crashes; once another serves, it comes back as a follower.
     instances[first].kill();
@@ -279,33 +298,30 @@ async fn no_timestamp_repeats_or_goes_back_through_crashes_pauses_clock_steps_an
     // The leader's wall clock steps back ten seconds.
     let stepped = serving(&system, 3, Some(paused)).await;
     std::fs::write(&clocks[stepped], "-10000000000").expect("the clock file");
-    tokio::time::sleep(Duration::from_millis(500)).await;
     history.served_after(Instant::now(), WAIT).await;
+    history.more(15_000).await;
 
     // A NATS node dies; the others go on.
     system.nats.kill(2);
-    history.served_after(Instant::now(), WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    history.served_after(Instant::now(), AFTER_NODE_LOSS).await;
+    history.more(15_000).await;
 
     // The first leader leads again: every other instance is paused until it does.
     let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
     for &i in &others {
         signal(&instances[i], "STOP");
     }
-    eventually("the first leader to serve again", || {
-        system
-            .subscriptions(&format!("tso-{}", first + 1), TSO_CALLS)
-            .iter()
-            .any(|&n| n > 0)
-            .then_some(())
-    })
-    .await;
-    history.served_after(Instant::now(), WAIT).await;
+    let paused = Instant::now();
+    while !system.subscriptions(&format!("tso-{}", first + 1), TSO_CALLS).iter().any(|&n| n > 0) {
+        assert!(paused.elapsed() < AFTER_NODE_LOSS, "the first leader does not serve again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    history.served_after(Instant::now(), AFTER_NODE_LOSS).await;
     for &i in &others {
         signal(&instances[i], "CONT");
     }
     history.served_after(Instant::now(), WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    history.more(10_000).await;
 
     let calls = history.stop().await;
     assert!(calls.len() > 1_000, "only {} calls returned timestamps", calls.len());

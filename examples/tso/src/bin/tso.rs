@@ -106,26 +106,18 @@ async fn main() -> ExitCode {
             eprintln!("tso: instance {id} {}", if leads { "leads" } else { "follows" });
         }
     });
-    let signal = {
+    tokio::spawn({
         let stop = stop.clone();
         async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("a SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+            process::signal().await;
             stop.cancel();
         }
-    };
-    let stopped = stop.clone();
-    tokio::spawn(signal);
+    });
     let clock: Box<dyn WallClock> = match cli.clock_offset_file {
         Some(path) => Box::new(ShiftedByFile(path)),
         None => Box::new(SystemClock),
     };
-    oracle.run(&fence, timing, &*clock, stopped.cancelled()).await;
+    oracle.run(&fence, timing, &*clock, stop.cancelled()).await;
     match serving.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
