@@ -16,6 +16,16 @@ use bytes::Bytes;
 /// The key holding the state.
 const KEY: &str = "leader";
 
+/// The prefix of the keys where instances announce their HTTP addresses: `member.<id>`.
+const MEMBER: &str = "member.";
+
+/// Whether `id` can name an instance: 1 to 64 ASCII letters, digits, `-` and `_` (it becomes
+/// part of a key of the bucket).
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What the bucket holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceState {
@@ -183,6 +193,46 @@ impl Fence {
         let state = FenceState { upper: upper.max(held.state.upper), ..held.state.clone() };
         let written = self.update(Bytes::from(state.encode()), held.revision).await?;
         Ok(written.map(|revision| Held { state, revision }))
+    }
+
+    /// Records that instance `id` answers HTTP at `addr` (`host:port`), for `/members`.
+    ///
+    /// # Errors
+    ///
+    /// When the bucket fails.
+    pub async fn announce(&self, id: &str, addr: &str) -> Result<(), FenceError> {
+        self.store
+            .put(format!("{MEMBER}{id}"), Bytes::copy_from_slice(addr.as_bytes()))
+            .await
+            .map_err(bucket_error)?;
+        Ok(())
+    }
+
+    /// The instances that announced an HTTP address, `(id, addr)` sorted by id. Instances stay
+    /// members when they stop, as in a Raft group's configuration.
+    ///
+    /// # Errors
+    ///
+    /// When the bucket fails.
+    pub async fn members(&self) -> Result<Vec<(String, String)>, FenceError> {
+        use futures::TryStreamExt;
+        let keys: Vec<String> = self
+            .store
+            .keys()
+            .await
+            .map_err(bucket_error)?
+            .try_collect()
+            .await
+            .map_err(bucket_error)?;
+        let mut members = Vec::new();
+        for key in keys {
+            let Some(id) = key.strip_prefix(MEMBER) else { continue };
+            if let Some(addr) = self.store.get(&key).await.map_err(bucket_error)? {
+                members.push((id.to_owned(), String::from_utf8_lossy(&addr).into_owned()));
+            }
+        }
+        members.sort();
+        Ok(members)
     }
 
     async fn update(&self, value: Bytes, revision: u64) -> Result<Option<u64>, FenceError> {

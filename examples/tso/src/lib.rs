@@ -10,9 +10,11 @@
 //! - [`oracle`]: an instance: following, taking and keeping the lead, and serving.
 //! - [`service`]: `examples.tso.Tso` behind the gateway, served only while leading.
 //! - [`client`]: a client that collapses concurrent callers into one call in flight.
+//! - [`http`]: an HTTP endpoint compatible with EpicEpoch's, and the instance's metrics.
 
 pub mod client;
 pub mod fence;
+pub mod http;
 pub mod oracle;
 pub mod service;
 

@@ -113,13 +113,45 @@ struct Leading {
     next_index: u64,
 }
 
-/// What an instance has done, for metrics and tests.
+/// The buckets of [`Counters::batch_sizes`]: calls that took up to 1, 2, 4, … [`MAX_BATCH`]
+/// timestamps.
+pub const BATCH_BUCKETS: usize = MAX_BATCH.trailing_zeros() as usize + 1;
+
+/// What an instance has done and seen, for metrics and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Timestamps handed out.
     pub served: u64,
+    /// Calls that got timestamps.
     pub calls: u64,
+    /// Calls that got timestamps, by size: `batch_sizes[i]` counts the calls that took more
+    /// than 2^(i-1) and at most 2^i.
+    pub batch_sizes: [u64; BATCH_BUCKETS],
+    /// Calls refused because this instance does not lead.
+    pub refused_not_leader: u64,
+    /// Calls refused because this instance's lease had run out.
+    pub refused_lease_expired: u64,
+    /// Terms this instance won.
     pub terms_won: u64,
+    /// Times this instance found another had claimed over it.
     pub steps_down: u64,
+    /// Changes of leader this instance saw (a new term in the fencing state, its own included).
+    pub leader_changes: u64,
+    /// The time this instance saw no live leader: its view of the state unchanged for a whole
+    /// lease (the leader presumed dead) until a new term appeared or it claimed.
+    pub leaderless: Duration,
+}
+
+/// Who leads, as far as one instance can tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    /// The leader of the last term seen (`None`: nobody has led, or nothing read yet).
+    pub leader: Option<Arc<str>>,
+    /// That term.
+    pub term: u64,
+    /// Whether that leader is live: this instance leads, or it saw the state change (a renewal
+    /// or a claim) less than a lease ago.
+    pub live: bool,
 }
 
 /// An oracle instance; cheap to clone, shared by the serving side and its [`Oracle::run`] loop.
@@ -127,6 +159,7 @@ pub struct Counters {
 pub struct Oracle {
     id: Arc<str>,
     state: Arc<Mutex<(Role, Counters)>>,
+    view: Arc<Mutex<View>>,
     /// Whether this instance leads, for those that serve only then.
     leading: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -136,6 +169,7 @@ impl Oracle {
         Oracle {
             id: id.into(),
             state: Arc::new(Mutex::new((Role::Follower, Counters::default()))),
+            view: Arc::new(Mutex::new(View::default())),
             leading: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -158,6 +192,11 @@ impl Oracle {
         self.state.lock().expect("oracle lock").1
     }
 
+    /// Who leads, as far as this instance can tell.
+    pub fn view(&self) -> View {
+        self.view.lock().expect("oracle view lock").clone()
+    }
+
     /// `n` consecutive timestamps of one epoch: the first is returned, the others follow it in
     /// index. The value is chosen first and the lease checked after, so a value leaves only
     /// while the lease holds.
@@ -172,11 +211,15 @@ impl Oracle {
         }
         let mut state = self.state.lock().expect("oracle lock");
         let (role, counters) = &mut *state;
-        let Role::Leader(leading) = role else { return Err(Refused::NotLeader) };
+        let Role::Leader(leading) = role else {
+            counters.refused_not_leader += 1;
+            return Err(Refused::NotLeader);
+        };
         if leading.next_index.checked_add(n).is_none() {
             // An epoch's indexes are used up (2^64 of them): the next epoch, if the fence
             // allows one.
             if leading.epoch >= leading.held.state.upper {
+                counters.refused_lease_expired += 1;
                 return Err(Refused::LeaseExpired);
             }
             leading.epoch += 1;
@@ -185,10 +228,13 @@ impl Oracle {
         let first = Timestamp { epoch: leading.epoch, index: leading.next_index };
         leading.next_index += n;
         if Instant::now() >= leading.lease_until {
+            counters.refused_lease_expired += 1;
             return Err(Refused::LeaseExpired);
         }
         counters.served += n;
         counters.calls += 1;
+        // n ≤ MAX_BATCH = 2^20: the bucket is ⌈log2 n⌉.
+        counters.batch_sizes[(64 - (n - 1).leading_zeros()) as usize] += 1;
         Ok(first)
     }
 
@@ -205,6 +251,7 @@ impl Oracle {
         let mut stop = std::pin::pin!(stop);
         // A follower's view: the revision it sees and since when.
         let mut seen: Option<(Option<Held>, Instant)> = None;
+        let mut watch = Watch::new(Instant::now());
         let mut next_renewal = Instant::now();
         let mut next_epoch = Instant::now();
         loop {
@@ -227,11 +274,17 @@ impl Oracle {
                     self.renew(fence, timing, clock).await;
                     next_renewal = Instant::now() + timing.renew_every;
                     seen = None;
+                    watch.changed(Instant::now());
                 }
                 continue;
             }
-            let Ok(current) = fence.read().await else { continue };
+            let read = fence.read().await;
             let now = Instant::now();
+            if let Ok(current) = &read {
+                self.observe(&mut watch, current.as_ref(), now, timing.lease);
+            }
+            self.account_leaderless(&mut watch, now, timing.lease);
+            let Ok(current) = read else { continue };
             let revision = current.as_ref().map(|held| held.revision);
             match &seen {
                 Some((held, since)) if held.as_ref().map(|h| h.revision) == revision => {
@@ -251,9 +304,49 @@ impl Oracle {
             if self.claim(fence, current.as_ref(), timing, clock).await {
                 next_renewal = Instant::now() + timing.renew_every;
                 next_epoch = Instant::now() + timing.epoch_every;
+                watch.changed(Instant::now());
             }
             seen = None;
         }
+    }
+
+    /// Updates the view from a read of the state.
+    fn observe(&self, watch: &mut Watch, current: Option<&Held>, now: Instant, lease: Duration) {
+        let revision = current.map(|held| held.revision);
+        let first = watch.revision.is_none();
+        if watch.revision != Some(revision) {
+            if !first {
+                watch.changed(now);
+            }
+            watch.revision = Some(revision);
+        }
+        let term = current.map_or(0, |held| held.state.term);
+        let new_term = {
+            let mut view = self.view.lock().expect("oracle view lock");
+            let new_term = term != view.term;
+            *view = View {
+                leader: current.map(|held| Arc::from(held.state.leader.as_str())),
+                term,
+                live: current.is_some() && watch.changed_at.is_some_and(|at| now - at < lease),
+            };
+            new_term
+        };
+        if new_term && !first {
+            self.state.lock().expect("oracle lock").1.leader_changes += 1;
+        }
+    }
+
+    /// Adds the time since the last call during which no leader was live: nobody has led, or
+    /// the state has been unchanged for a lease.
+    fn account_leaderless(&self, watch: &mut Watch, now: Instant, lease: Duration) {
+        let nobody = watch.revision == Some(None);
+        let dead_from =
+            if nobody { watch.started } else { watch.changed_at.unwrap_or(watch.started) + lease };
+        let from = dead_from.max(watch.accounted_to);
+        if now > from {
+            self.state.lock().expect("oracle lock").1.leaderless += now - from;
+        }
+        watch.accounted_to = now;
     }
 
     async fn claim(
@@ -268,6 +361,7 @@ impl Oracle {
         let upper = epoch.saturating_add(nanos(timing.ahead));
         let sent = Instant::now();
         let Ok(Some(held)) = fence.claim(&self.id, over, upper).await else { return false };
+        let term = held.state.term;
         let mut state = self.state.lock().expect("oracle lock");
         state.0 = Role::Leader(Leading {
             held,
@@ -276,6 +370,10 @@ impl Oracle {
             next_index: 0,
         });
         state.1.terms_won += 1;
+        state.1.leader_changes += 1;
+        drop(state);
+        *self.view.lock().expect("oracle view lock") =
+            View { leader: Some(self.id.clone()), term, live: true };
         self.leading.send_replace(true);
         true
     }
@@ -300,6 +398,8 @@ impl Oracle {
             Ok(None) => {
                 *role = Role::Follower;
                 counters.steps_down += 1;
+                drop(state);
+                self.view.lock().expect("oracle view lock").live = false;
                 self.leading.send_replace(false);
             }
             // The bucket is unreachable: serve on until the lease runs out.
@@ -318,6 +418,32 @@ impl Oracle {
                 leading.next_index = 0;
             }
         }
+    }
+}
+
+/// What a follower tracks of the state's changes, for its [`View`] and the leaderless time.
+#[derive(Debug)]
+struct Watch {
+    /// When the instance started following.
+    started: Instant,
+    /// The revision last read (`Some(None)`: nobody has led); `None` before the first read.
+    revision: Option<Option<u64>>,
+    /// When the state was last seen to change (a revision other than the one first read, or
+    /// this instance's own claim or renewal): `None` until then, so a state found on starting
+    /// tells nothing of its leader's life.
+    changed_at: Option<Instant>,
+    /// Leaderless time is accounted up to here.
+    accounted_to: Instant,
+}
+
+impl Watch {
+    fn new(now: Instant) -> Watch {
+        Watch { started: now, revision: None, changed_at: None, accounted_to: now }
+    }
+
+    fn changed(&mut self, now: Instant) {
+        self.changed_at = Some(now);
+        self.accounted_to = self.accounted_to.max(now);
     }
 }
 

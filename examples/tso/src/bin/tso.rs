@@ -2,7 +2,7 @@
 //! JetStream, leads when it may, and while it leads serves `examples.tso.Tso` on the bus.
 //!
 //! ```text
-//! cargo run --release -p tso -- --id tso-1 --nats nats://127.0.0.1:4222
+//! cargo run --release -p tso -- --id 1 --nats nats://127.0.0.1:4222 --http 127.0.0.1:8881
 //! ```
 
 use std::process::ExitCode;
@@ -19,7 +19,8 @@ use tso::oracle::{Oracle, ShiftedByFile, SystemClock, Timing, WallClock};
 #[derive(Debug, Parser)]
 #[command(name = "tso", version, about)]
 struct Cli {
-    /// This instance's id, unique among the oracle's instances.
+    /// This instance's id, unique among the oracle's instances: 1 to 64 letters, digits, `-`
+    /// and `_` (a number, for EpicEpoch's clients of `/members`).
     #[arg(long, env = "TSO_ID")]
     id: String,
     /// NATS server URL(s), comma-separated.
@@ -34,6 +35,12 @@ struct Cli {
     /// How long a silent leader is presumed alive (docs/tso.md).
     #[arg(long, env = "TSO_LEASE", default_value = "3s", value_parser = humantime::parse_duration)]
     lease: Duration,
+    /// Serve the EpicEpoch-compatible HTTP endpoint (and `/metrics`) at this address.
+    #[arg(long, env = "TSO_HTTP", value_name = "HOST:PORT")]
+    http: Option<std::net::SocketAddr>,
+    /// The HTTP address other instances list in `/members` (default: the bound address).
+    #[arg(long, env = "TSO_ADVERTISE", value_name = "HOST:PORT", requires = "http")]
+    advertise: Option<String>,
     /// For fault tests: a file holding signed nanoseconds added to this instance's wall clock,
     /// read at every use (a missing file is 0).
     #[arg(long, value_name = "FILE")]
@@ -44,6 +51,10 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     process::log_to_stderr();
+    if !tso::fence::valid_id(&cli.id) {
+        eprintln!("tso: --id {:?}: use 1 to 64 letters, digits, `-` and `_`", cli.id);
+        return ExitCode::FAILURE;
+    }
     if cli.lease < Duration::from_millis(300) {
         eprintln!("tso: --lease {:?} is shorter than 300ms", cli.lease);
         return ExitCode::FAILURE;
@@ -80,9 +91,28 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("tso: instance {} following bucket `{}`", cli.id, cli.bucket);
     let oracle = Oracle::new(&cli.id);
     let stop = CancellationToken::new();
+    let mut http = None;
+    if let Some(addr) = cli.http {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("tso: cannot listen for HTTP on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let bound = listener.local_addr().map_or(addr, |bound| bound);
+        let advertise = cli.advertise.clone().unwrap_or_else(|| bound.to_string());
+        if let Err(e) = fence.announce(&cli.id, &advertise).await {
+            eprintln!("tso: cannot announce the HTTP address: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("tso: HTTP on {bound}");
+        let endpoint = tso::http::Endpoint::new(oracle.clone(), fence.clone());
+        http = Some(tokio::spawn(tso::http::serve(listener, endpoint, stop.clone())));
+    }
+    eprintln!("tso: instance {} following bucket `{}`", cli.id, cli.bucket);
     // An instance that leads but cannot serve must not keep the lead: if serving fails, the
     // whole instance stops (renewing no more), and another takes over after the lease.
     let serving = tokio::spawn({
@@ -118,6 +148,10 @@ async fn main() -> ExitCode {
         None => Box::new(SystemClock),
     };
     oracle.run(&fence, timing, &*clock, stop.cancelled()).await;
+    stop.cancel();
+    if let Some(http) = http {
+        let _ = http.await;
+    }
     match serving.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
