@@ -33,6 +33,8 @@
  * - `verify.ts`: the FlatBuffers verifier runtime for generated code (`@rpcgen/client/verify`).
  * - `roughtime.ts`: Roughtime (RFC 10049) response verification with Web Crypto
  *   (`@rpcgen/client/roughtime`).
+ * - `tso.ts`: the timestamp oracle's 16-byte timestamps and a client that collapses concurrent
+ *   callers into one call in flight (`@rpcgen/client/tso`).
  *
  * @module
  */

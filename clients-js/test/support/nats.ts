@@ -84,3 +84,9 @@ export function startEcho(natsUrl: string, delay: string): Promise<ChildProcess>
   const bin = process.env.ECHO_SERVICE_BIN ?? join(ROOT, "target/debug/echo-service");
   return start(bin, ["--nats", natsUrl, "--delay", delay], /serving|ready|listening|started/i, "echo-service");
 }
+
+/** A `tso` instance (the timestamp oracle, docs/tso.md) on `natsUrl`, resolved once it leads. */
+export function startTso(natsUrl: string, id = "1"): Promise<ChildProcess> {
+  const bin = process.env.TSO_BIN ?? join(ROOT, "target/debug/tso");
+  return start(bin, ["--id", id, "--nats", natsUrl, "--replicas", "1", "--lease", "1s"], /instance \S+ leads/, "tso");
+}

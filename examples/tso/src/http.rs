@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,18 +86,7 @@ impl Endpoint {
             Err(message) => return text(StatusCode::BAD_REQUEST, message),
         };
         match self.oracle.timestamps(n) {
-            Ok(first) => {
-                let mut body = Vec::with_capacity(Timestamp::LEN * n as usize);
-                for index in first.index..first.index + n {
-                    body.extend_from_slice(&Timestamp { epoch: first.epoch, index }.to_bytes());
-                }
-                let mut response = Response::new(Full::new(Bytes::from(body)));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                cors(response)
-            }
+            Ok(first) => timestamps(first, n),
             Err(Refused::NotLeader) => {
                 let view = self.oracle.view();
                 let leader = view.leader.as_deref().unwrap_or("unknown");
@@ -144,8 +134,25 @@ impl Endpoint {
     }
 }
 
+/// The answer carrying `n` timestamps from `first`: their 16 bytes each, in order.
+pub fn timestamps(first: Timestamp, n: u64) -> Response<Full<Bytes>> {
+    let mut body = Vec::with_capacity(Timestamp::LEN * n as usize);
+    for index in first.index..first.index + n {
+        body.extend_from_slice(&Timestamp { epoch: first.epoch, index }.to_bytes());
+    }
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    cors(response)
+}
+
 /// The `n` of a query string: absent or empty is 1, as EpicEpoch reads it.
-fn count(query: Option<&str>) -> Result<u64, String> {
+///
+/// # Errors
+///
+/// The text of the 400 answer, for an `n` that is not a number from 1 to [`MAX_BATCH`].
+pub fn count(query: Option<&str>) -> Result<u64, String> {
     let value = query
         .into_iter()
         .flat_map(|query| query.split('&'))
@@ -162,7 +169,8 @@ fn count(query: Option<&str>) -> Result<u64, String> {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+/// A text answer.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.into())));
     *response.status_mut() = status;
     response
@@ -249,13 +257,52 @@ pub fn metrics(oracle: &Oracle) -> String {
     out
 }
 
-/// Serves `endpoint` on `listener` until `stop` is cancelled; then lets the requests in progress
-/// finish.
-pub async fn serve(listener: TcpListener, endpoint: Endpoint, stop: CancellationToken) {
+impl Endpoint {
+    /// Serves on `listener` until `stop` is cancelled; then lets the requests in progress
+    /// finish.
+    pub async fn serve(self, listener: TcpListener, stop: CancellationToken) {
+        let endpoint = Arc::new(self);
+        serve(
+            listener,
+            move |request| {
+                let endpoint = endpoint.clone();
+                async move { endpoint.answer(&request).await }
+            },
+            stop,
+        )
+        .await;
+    }
+}
+
+/// A listener on `addr` whose queue of connections not yet accepted holds 4,096 (tokio's default
+/// is 1,024: thousands of clients connecting at once would have some wait for the kernel to
+/// retry).
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// Serves HTTP/1.1 and h2c on `listener`, each request answered by `answer`, until `stop` is
+/// cancelled; then lets the requests in progress finish. ([`Endpoint::serve`]; the benchmark's
+/// baseline answers from a counter.)
+pub async fn serve<A, F>(listener: TcpListener, answer: A, stop: CancellationToken)
+where
+    A: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
     let builder = Arc::new(builder);
-    let endpoint = Arc::new(endpoint);
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -271,11 +318,11 @@ pub async fn serve(listener: TcpListener, endpoint: Endpoint, stop: Cancellation
             },
         };
         let _ = stream.set_nodelay(true);
-        let (builder, endpoint, stop) = (builder.clone(), endpoint.clone(), stop.clone());
+        let (builder, answer, stop) = (builder.clone(), answer.clone(), stop.clone());
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let endpoint = endpoint.clone();
-                async move { Ok::<_, Infallible>(endpoint.answer(&request).await) }
+                let answered = answer(request);
+                async move { Ok::<_, Infallible>(answered.await) }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);

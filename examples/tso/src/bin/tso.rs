@@ -74,20 +74,39 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let servers: Vec<&str> = cli.nats.split(',').map(str::trim).collect();
-    let fence = match async_nats::connect(servers).await {
-        Ok(client) => {
-            let js = async_nats::jetstream::new(client);
-            match Fence::open(&js, &cli.bucket, usize::from(cli.replicas)).await {
-                Ok(fence) => fence,
-                Err(e) => {
-                    eprintln!("tso: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+    // Leadership (renewals, epochs, following) runs on a thread of its own, with its own NATS
+    // connection: however busy serving keeps the main runtime, a renewal is not held up until
+    // the lease runs out.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tso-leadership")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Detached(Some(runtime)),
+        Err(e) => {
+            eprintln!("tso: cannot start the leadership thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let leadership = runtime.0.as_ref().expect("just built").handle().clone();
+    let servers: Vec<String> = cli.nats.split(',').map(|url| url.trim().to_owned()).collect();
+    let (bucket, replicas) = (cli.bucket.clone(), usize::from(cli.replicas));
+    let opened = leadership.spawn(async move {
+        let client = async_nats::connect(servers)
+            .await
+            .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+        let js = async_nats::jetstream::new(client);
+        Fence::open(&js, &bucket, replicas).await.map_err(|e| e.to_string())
+    });
+    let fence = match opened.await {
+        Ok(Ok(fence)) => fence,
+        Ok(Err(e)) => {
+            eprintln!("tso: {e}");
+            return ExitCode::FAILURE;
         }
         Err(e) => {
-            eprintln!("tso: cannot connect to NATS at {}: {e}", cli.nats);
+            eprintln!("tso: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -95,7 +114,7 @@ async fn main() -> ExitCode {
     let stop = CancellationToken::new();
     let mut http = None;
     if let Some(addr) = cli.http {
-        let listener = match tokio::net::TcpListener::bind(addr).await {
+        let listener = match tso::http::listen(addr) {
             Ok(listener) => listener,
             Err(e) => {
                 eprintln!("tso: cannot listen for HTTP on {addr}: {e}");
@@ -104,13 +123,30 @@ async fn main() -> ExitCode {
         };
         let bound = listener.local_addr().map_or(addr, |bound| bound);
         let advertise = cli.advertise.clone().unwrap_or_else(|| bound.to_string());
-        if let Err(e) = fence.announce(&cli.id, &advertise).await {
-            eprintln!("tso: cannot announce the HTTP address: {e}");
-            return ExitCode::FAILURE;
-        }
+        // The bucket may have just been made by another instance and not be writable yet on
+        // every node: announce until it is.
+        tokio::spawn({
+            let (fence, id, stop) = (fence.clone(), cli.id.clone(), stop.clone());
+            async move {
+                let mut failures = 0;
+                while let Err(e) = fence.announce(&id, &advertise).await {
+                    if failures == 0 {
+                        eprintln!("tso: cannot announce the HTTP address yet ({e}); retrying");
+                    }
+                    failures += 1;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+                if failures > 0 {
+                    eprintln!("tso: announced the HTTP address {advertise}");
+                }
+            }
+        });
         eprintln!("tso: HTTP on {bound}");
         let endpoint = tso::http::Endpoint::new(oracle.clone(), fence.clone());
-        http = Some(tokio::spawn(tso::http::serve(listener, endpoint, stop.clone())));
+        http = Some(tokio::spawn(endpoint.serve(listener, stop.clone())));
     }
     eprintln!("tso: instance {} following bucket `{}`", cli.id, cli.bucket);
     // An instance that leads but cannot serve must not keep the lead: if serving fails, the
@@ -147,7 +183,12 @@ async fn main() -> ExitCode {
         Some(path) => Box::new(ShiftedByFile(path)),
         None => Box::new(SystemClock),
     };
-    oracle.run(&fence, timing, &*clock, stop.cancelled()).await;
+    let following = leadership.spawn({
+        let (oracle, stop) = (oracle.clone(), stop.clone());
+        async move { oracle.run(&fence, timing, &*clock, stop.cancelled_owned()).await }
+    });
+    let _ = following.await;
+    drop(runtime);
     stop.cancel();
     if let Some(http) = http {
         let _ = http.await;
@@ -161,6 +202,18 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tso: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A runtime that, dropped, stops without waiting for its tasks (a runtime dropped inside
+/// another would block, which tokio refuses).
+struct Detached(Option<tokio::runtime::Runtime>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
         }
     }
 }
