@@ -145,9 +145,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let requests = totals.requests.load(Ordering::Relaxed);
     println!(
-        "{{\"requests_per_s\": {:.0}, \"timestamps_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"out_of_order\": {}, \"clients\": {}, \"n\": {}, \"seconds\": {seconds:.2}}}",
+        "{{\"requests_per_s\": {:.0}, \"timestamps_per_s\": {:.0}, \"mean_us\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"out_of_order\": {}, \"clients\": {}, \"n\": {}, \"seconds\": {seconds:.2}}}",
         requests as f64 / seconds,
         (requests * args.n) as f64 / seconds,
+        latencies.mean(),
         latencies.value_at_quantile(0.5),
         latencies.value_at_quantile(0.99),
         totals.failed.load(Ordering::Relaxed),
