@@ -10,7 +10,7 @@
  * ```ts
  * const tso = new examples.tso.TsoClient(client);
  * const timestamps = new CollapsingTimestamps(async (n) =>
- *   (await tso.timestamps(new examples.tso.TimestampsRequestT({ n }))).firstArray()!);
+ *   (await tso.timestamps(new examples.tso.TimestampsRequestT({ n }))).firstArray());
  * const t = await timestamps.timestamps(); // { epoch, index }
  * ```
  *

@@ -1,17 +1,19 @@
 // `@rpcgen/client/tso`: the 16-byte timestamps (the vector of docs/tso.md, byte order as time
 // order), the collapsing client's rules against a scripted call (one call in flight, callers
 // of one turn in one call, consecutive shares, errors to every caller of the failed call, calls
-// no larger than MAX_BATCH), then against the real oracle: a `tso` instance on nats-server
-// behind a gateway, many concurrent callers, every timestamp unique and each caller's
-// increasing.
+// no larger than MAX_BATCH), then against the real oracle through the stubs `rpcgen ts`
+// generates from schemas/tso/tso.service: a `tso` instance on nats-server behind a gateway, many
+// concurrent callers, every timestamp unique and each caller's increasing.
 
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-import * as flatbuffers from "flatbuffers";
-
-import { Client, Code, type MethodDesc, RpcError } from "@rpcgen/client";
+import { Client, Code, RpcError } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
 import {
   CollapsingTimestamps,
@@ -22,8 +24,7 @@ import {
   timestampBytes,
 } from "@rpcgen/client/tso";
 
-import { Gateway } from "./support/gateway.js";
-import { stableId } from "./support/messages.js";
+import { Gateway, ROOT } from "./support/gateway.js";
 import { requireNats, startNats, startTso, stop } from "./support/nats.js";
 
 test("a timestamp is its epoch then its index, big-endian, and sorts as its bytes", () => {
@@ -126,32 +127,35 @@ test("n out of range is refused, and no call carries more than MAX_BATCH", async
 
 // --- against the real oracle -------------------------------------------------------------
 
-const TIMESTAMPS: MethodDesc = { id: stableId("examples.tso.Tso.timestamps"), name: "examples.tso.Tso.timestamps", idempotent: true };
-
-/** `TimestampsRequest { n }` (schemas/tso/tso.fbs). */
-function timestampsRequest(n: number): Uint8Array {
-  const b = new flatbuffers.Builder(32);
-  b.startObject(1);
-  b.addFieldInt32(0, n, 1);
-  b.finish(b.endObject());
-  return b.asUint8Array();
-}
-
-/** `Timestamps.first`: the first timestamp's 16 bytes. */
-function firstOf(reply: Uint8Array): Uint8Array {
-  const bb = new flatbuffers.ByteBuffer(reply);
-  const table = bb.readInt32(bb.position()) + bb.position();
-  const o = bb.__offset(table, 4);
-  assert.ok(o, "Timestamps.first is required");
-  return reply.subarray(bb.__vector(table + o), bb.__vector(table + o) + bb.__vector_len(table + o));
+/** The generated stubs' module: `rpcgen ts schemas/tso/tso.service`, bundled by esbuild next to
+ *  this file (so that `flatbuffers` and `@rpcgen/client` resolve from the workspace). */
+async function generatedStubs(): Promise<any> {
+  const rpcgen = process.env.RPCGEN_BIN ?? join(ROOT, "target/debug/rpcgen");
+  const out = mkdtempSync(join(tmpdir(), "rpcgen-tso-ts-"));
+  const generated = spawnSync(rpcgen, ["ts", join(ROOT, "schemas/tso/tso.service"), "--out", out], { encoding: "utf8" });
+  if (generated.status !== 0) throw new Error(`${rpcgen} ts failed (${generated.error ?? generated.status}):\n${generated.stderr}`);
+  const esbuild = await import("esbuild");
+  const outfile = join(fileURLToPath(new URL(".", import.meta.url)), "generated-tso.mjs");
+  await esbuild.build({
+    entryPoints: [join(out, "index.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    packages: "external",
+    outfile,
+    logLevel: "warning",
+  });
+  return import(pathToFileURL(outfile).href);
 }
 
 let nats: { url: string; process: ChildProcess } | undefined;
 let oracle: ChildProcess | undefined;
 let gateway: Gateway | undefined;
 let client: Client | undefined;
+let examples: any;
 
 before(async () => {
+  ({ examples } = await generatedStubs());
   requireNats();
   nats = await startNats();
   oracle = await startTso(nats.url);
@@ -167,7 +171,10 @@ after(async () => {
 });
 
 test("many concurrent callers through the gateway: unique timestamps, each caller's increasing", async () => {
-  const tso = new CollapsingTimestamps(async (n) => firstOf(await client!.call(TIMESTAMPS, timestampsRequest(n))));
+  const oracle = new examples.tso.TsoClient(client!);
+  const tso = new CollapsingTimestamps(
+    async (n) => (await oracle.timestamps(new examples.tso.TimestampsRequestT({ n }))).firstArray() as Uint8Array,
+  );
   const [callers, rounds] = [64, 50];
   const seen = new Set<string>();
   let collisions = 0;

@@ -2,7 +2,7 @@
 //! increasing 16-byte timestamps, handed out by one leader among several instances, its fencing
 //! state in a replicated JetStream key-value bucket changed only by compare-and-set.
 //!
-//! Built so far:
+//! The parts:
 //! - [`Timestamp`]: the 16-byte value (epoch in Unix nanoseconds, index within the epoch, both
 //!   big-endian, so byte order is time order).
 //! - [`fence`]: the leadership and fencing state (who leads, under which term, and the highest
