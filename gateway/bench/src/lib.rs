@@ -68,6 +68,22 @@ pub use summary::{Latency, Summary, Tally};
 
 use tokio_util::sync::CancellationToken;
 
+/// The multi-threaded tokio runtime every program here runs on: `threads` workers, IO and time
+/// on.
+///
+/// # Errors
+///
+/// `threads` of 0, or the runtime failing to start.
+pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    anyhow::ensure!(threads > 0, "`--threads` must be at least 1, not `0`");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
 /// Cancels `shutdown` at Ctrl-C or SIGTERM: how the baseline servers stop.
 pub async fn stop_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();

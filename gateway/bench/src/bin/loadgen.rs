@@ -194,17 +194,6 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
         .with_context(|| format!("`--{flag}` must be a number of seconds, not `{value}`"))
 }
 
-fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
-    if threads == 0 {
-        bail!("`--threads` must be at least 1, not `0`");
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")
-}
-
 fn write_json(path: Option<&Path>, json: String) -> anyhow::Result<()> {
     if let Some(path) = path {
         std::fs::write(path, json + "\n")
@@ -235,7 +224,8 @@ fn rpc(args: RpcArgs) -> anyhow::Result<()> {
     if let Err(message) = config.validate() {
         bail!(message);
     }
-    let summary = runtime(args.run.threads)?.block_on(gateway_bench::run(&config))?;
+    let summary =
+        gateway_bench::runtime(args.run.threads)?.block_on(gateway_bench::run(&config))?;
     println!("{summary}");
     write_json(args.run.json.as_deref(), summary.to_json())
 }
@@ -251,7 +241,7 @@ fn idle(args: IdleArgs) -> anyhow::Result<()> {
     };
     open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
     let stop = CancellationToken::new();
-    let runtime = runtime(1)?;
+    let runtime = gateway_bench::runtime(1)?;
     runtime.spawn(gateway_bench::stop_on_signal(stop.clone()));
     runtime.block_on(gateway_bench::idle::run(&config, stop.cancelled()))?;
     Ok(())
@@ -275,7 +265,8 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
         bail!(message);
     }
     open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
-    let summary = runtime(args.run.threads)?.block_on(gateway_bench::fanout::run(&config))?;
+    let summary =
+        gateway_bench::runtime(args.run.threads)?.block_on(gateway_bench::fanout::run(&config))?;
     println!("{summary}");
     write_json(args.run.json.as_deref(), summary.to_json())
 }

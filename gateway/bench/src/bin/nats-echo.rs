@@ -32,11 +32,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = gateway_bench::runtime(args.threads)?;
     runtime.block_on(async {
         let client = async_nats::connect(&args.nats)
             .await

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,14 +37,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.threads == 0 {
-        bail!("`--threads` must be at least 1, not `0`");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = gateway_bench::runtime(args.threads)?;
     runtime.block_on(async {
         let listener = TcpListener::bind(args.listen)
             .await

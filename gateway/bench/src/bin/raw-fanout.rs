@@ -35,18 +35,11 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.threads == 0 {
-        bail!("`--threads` must be at least 1, not `0`");
-    }
     if args.queue_bytes == 0 {
         bail!("`--queue-bytes` must be at least 1, not `0`");
     }
     let open_files = open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = gateway_bench::runtime(args.threads)?;
     runtime.block_on(async {
         let listener = TcpListener::bind(args.listen)
             .await

@@ -57,11 +57,7 @@ struct Served {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = gateway_bench::runtime(1)?;
     runtime.block_on(run(args))
 }
 
