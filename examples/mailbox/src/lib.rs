@@ -1,0 +1,25 @@
+//! Epoch-sequenced mailboxes with signed attestations and hash chains (issue 17;
+//! `docs/mailbox.md`): an untrusted relay for end-to-end encrypted multi-device apps that
+//! cannot drop, reorder or alter a message unnoticed.
+//!
+//! Built so far, the part a client needs to hold the relay to account:
+//! - [`SeqId`]: a message's 16-byte sequence id (epoch, shard, index).
+//! - [`hash`]: the hashes statements carry (recipient lists, common ciphertexts, parts,
+//!   statements).
+//! - [`statement`]: what a shard signs — an attestation of one device's messages over a range
+//!   of epochs, chained to the device's previous one, and a receipt for a bundle it took in —
+//!   and their byte format.
+//! - [`verify`]: a device's check of each delivered batch against its attestation and its chain.
+//! - [`proof`]: proofs of misbehaviour (signed statements that cannot all be true), how to find
+//!   them among statements gathered from several devices, and how to check them.
+
+pub mod hash;
+mod ids;
+pub mod proof;
+pub mod statement;
+pub mod verify;
+
+pub use ids::SeqId;
+pub use proof::{NotAProof, Proof};
+pub use statement::{Attestation, Entry, KeyRing, Receipt, Signed, Statement};
+pub use verify::{Delivered, DeviceVerifier, Rejected};
