@@ -12,9 +12,12 @@
 //! - [`verify`]: a device's check of each delivered batch against its attestation and its chain.
 //! - [`proof`]: proofs of misbehaviour (signed statements that cannot all be true), how to find
 //!   them among statements gathered from several devices, and how to check them.
+//! - [`model`]: a relay in memory, honest or lying, and the scenarios of its lies (the tests'
+//!   and the `mailbox-vectors` program's).
 
 pub mod hash;
 mod ids;
+pub mod model;
 pub mod proof;
 pub mod statement;
 pub mod verify;

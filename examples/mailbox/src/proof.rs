@@ -214,8 +214,14 @@ fn omission(a: &Signed, recipients: &[String], b: &Signed, bundle: SeqId) -> boo
 }
 
 /// Looks for a proof among statements gathered from any number of devices and senders, with
-/// the recipient lists they know (as delivered with messages). The first contradiction found.
-pub fn find(statements: &[Signed], lists: &[Vec<String>]) -> Option<Proof> {
+/// the recipient lists they know (as delivered with messages). Statements whose signatures do
+/// not verify with `keys` are left out (they are nobody's word). The first contradiction found,
+/// in this order: an invalid statement, a device's chain (fork, broken, skipped), ids and
+/// bundles (conflict), omissions.
+pub fn find(statements: &[Signed], lists: &[Vec<String>], keys: &KeyRing) -> Option<Proof> {
+    let statements: Vec<Signed> =
+        statements.iter().filter(|s| s.verify(keys).is_ok()).cloned().collect();
+    let statements = statements.as_slice();
     if let Some(bad) = statements.iter().find(|s| s.statement().broken_rule().is_some()) {
         return Some(Proof::Invalid { statement: bad.clone() });
     }
