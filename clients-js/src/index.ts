@@ -35,6 +35,8 @@
  *   (`@rpcgen/client/roughtime`).
  * - `tso.ts`: the timestamp oracle's 16-byte timestamps and a client that collapses concurrent
  *   callers into one call in flight (`@rpcgen/client/tso`).
+ * - `mailbox.ts`: the mailbox relay's signed statements, a device's verifier and proofs of
+ *   misbehaviour (`@rpcgen/client/mailbox`).
  *
  * @module
  */
