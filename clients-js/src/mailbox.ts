@@ -55,10 +55,15 @@ export interface Receipt {
 
 export type Statement = Attestation | Receipt;
 
-/** A statement with its bytes (the statement's, then the 64-byte signature). */
+/** A statement as signed: its bytes, then its leaf index in the batch it was signed in (u32),
+ *  the path to the batch's root (a depth, u8, then that many sibling hashes), then the shard's
+ *  Ed25519 signature over the root. */
 export interface Signed {
   readonly statement: Statement;
+  /** All of it. */
   readonly bytes: Uint8Array;
+  /** The length of the statement's own bytes. */
+  readonly bodyLength: number;
 }
 
 /** The shards' Ed25519 public keys (32 bytes each). */
@@ -115,6 +120,8 @@ const RECIPIENTS = encoder.encode("rpcgen mailbox recipients v1\0");
 const COMMON = encoder.encode("rpcgen mailbox common v1\0");
 const PART = encoder.encode("rpcgen mailbox part v1\0");
 const STATEMENT = encoder.encode("rpcgen mailbox statement v1\0");
+const NODE = encoder.encode("rpcgen mailbox node v1\0");
+const ROOT = encoder.encode("rpcgen mailbox root v1\0");
 
 interface NodeCrypto {
   createHash(algorithm: "sha256"): { update(data: Uint8Array): void; digest(): Uint8Array };
@@ -190,7 +197,7 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
-const body = (signed: Signed) => signed.bytes.subarray(0, signed.bytes.length - 64);
+const body = (signed: Signed) => signed.bytes.subarray(0, signed.bodyLength);
 
 class Reader {
   at = 0;
@@ -216,6 +223,13 @@ class Reader {
 
 /** Reads a statement's bytes (without signature), exactly. */
 export function decodeStatement(bytes: Uint8Array): Statement {
+  const [statement, length] = decodePrefix(bytes);
+  if (length !== bytes.length) throw new MailboxFormatError(`${bytes.length - length} bytes follow the statement`);
+  return statement;
+}
+
+/** The statement at the start of `bytes`, and its length. */
+function decodePrefix(bytes: Uint8Array): [Statement, number] {
   const r = new Reader(bytes);
   const magic = String.fromCharCode(...r.take(8, "the magic"));
   let statement: Statement;
@@ -233,7 +247,7 @@ export function decodeStatement(bytes: Uint8Array): Statement {
       throw new MailboxFormatError("the device id is not UTF-8");
     }
     const count = r.u32("the entry count");
-    if (r.left() !== count * ENTRY_LENGTH) {
+    if (r.left() < count * ENTRY_LENGTH) {
       throw new MailboxFormatError(`the entries: expected ${count * ENTRY_LENGTH} bytes, found ${r.left()}`);
     }
     const entries: Entry[] = [];
@@ -259,19 +273,40 @@ export function decodeStatement(bytes: Uint8Array): Statement {
   } else {
     throw new MailboxFormatError(`not a statement: the magic is ${JSON.stringify(magic)}`);
   }
-  if (r.left() !== 0) throw new MailboxFormatError(`${r.left()} bytes follow the statement`);
-  return statement;
+  return [statement, r.at];
 }
 
 /** Reads a signed statement (the signature is checked by {@link verifySigned}). */
 export function decodeSigned(bytes: Uint8Array): Signed {
-  if (bytes.length < 64) throw new MailboxFormatError(`a signed statement: expected 64 bytes, found ${bytes.length}`);
-  return { statement: decodeStatement(bytes.subarray(0, bytes.length - 64)), bytes: bytes.slice() };
+  const [statement, bodyLength] = decodePrefix(bytes);
+  const rest = bytes.length - bodyLength;
+  if (rest < 5) throw new MailboxFormatError(`the index and depth: expected 5 bytes, found ${rest}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + bodyLength, 5);
+  const [index, depth] = [view.getUint32(0), view.getUint8(4)];
+  if (depth > 32 || (depth < 32 && index >= 2 ** depth)) {
+    throw new MailboxFormatError(`leaf ${index} is not in a tree of depth ${depth} (at most 32)`);
+  }
+  const expected = 5 + 32 * depth + 64;
+  if (rest !== expected) throw new MailboxFormatError(`the path and signature: expected ${expected} bytes, found ${rest}`);
+  return { statement, bytes: bytes.slice(), bodyLength };
+}
+
+/** The root of the batch's tree a signed statement belongs to, from its leaf and path. */
+export async function rootOf(signed: Signed): Promise<Uint8Array> {
+  const trailer = signed.bytes.subarray(signed.bodyLength);
+  const view = new DataView(trailer.buffer, trailer.byteOffset, 5);
+  const [index, depth] = [view.getUint32(0), view.getUint8(4)];
+  let node = await statementHash(signed);
+  for (let level = 0; level < depth; level++) {
+    const sibling = trailer.subarray(5 + 32 * level, 5 + 32 * (level + 1));
+    node = Math.floor(index / 2 ** level) % 2 === 0 ? await sha256(NODE, node, sibling) : await sha256(NODE, sibling, node);
+  }
+  return node;
 }
 
 const importedKeys = new Map<string, Promise<CryptoKey>>();
 
-/** Whether the signature is the named shard's. */
+/** Whether the signature over the statement's root is the named shard's. */
 export async function verifySigned(signed: Signed, keys: KeyRing): Promise<boolean> {
   const key = keys.get(signed.statement.shard);
   if (key === undefined) return false;
@@ -284,7 +319,7 @@ export async function verifySigned(signed: Signed, keys: KeyRing): Promise<boole
       importedKeys.set(name, imported);
     }
     const signature = new Uint8Array(signed.bytes.subarray(signed.bytes.length - 64));
-    return await subtle.verify({ name: "Ed25519" }, await imported, signature, new Uint8Array(body(signed)));
+    return await subtle.verify({ name: "Ed25519" }, await imported, signature, concat(ROOT, await rootOf(signed)));
   } catch {
     return false;
   }

@@ -23,6 +23,7 @@ import {
   readSeqId,
   recipientsHash,
   Rejected,
+  rootOf,
   type Signed,
   statementHash,
   verifySigned,
@@ -34,9 +35,9 @@ const unhex = (text: string) => new Uint8Array(Buffer.from(text, "hex"));
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
 const ATTESTATION =
-  "4d42584154543031000000000000000000000001000000000000000100000000000000000000000000000000000000000000000000000000000000000003626f6200000001000000000000000100000000000000010000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab5f3fcd14608ee15d38db3e706a827c65d0b653fdcfe49c5f90a3ab77f5675a0902cc493e5c9ed8aac8ef6648a71dbc560d4094ba422425e5ee7da0a1b56658d7d2515acfa2a9ab3f069d82c341f0829147f9931cd58f47d5c21cd254e150920f";
+  "4d42584154543031000000000000000000000001000000000000000100000000000000000000000000000000000000000000000000000000000000000003626f6200000001000000000000000100000000000000010000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab5f3fcd14608ee15d38db3e706a827c65d0b653fdcfe49c5f90a3ab77f5675a09000000010127c501defb467eb145ba00883c7b74881aa0ef82e878394dee6bc9333f46d868508cd9e0e9f4a33242aa28317a240178fe37bbe09eecb057785dce82bf56b6287cd6635975c64cd74ab6270f6f8739757070f150df86432f79ca0165f0333f0a";
 const RECEIPT =
-  "4d42585243503031000000000000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab0000000266d0d152d71546f910c44cffa86978b82c1ae8d9460c4d91563bf05bf4f823c315aef8feee6d4064803d00a87120f059d9f5db1489696931ad868ad3378d940f";
+  "4d42585243503031000000000000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab00000002000000000152cf60424b43bd899b8e1561d9859b0e16d5a8369aed41ff5cc8153c512bfeff508cd9e0e9f4a33242aa28317a240178fe37bbe09eecb057785dce82bf56b6287cd6635975c64cd74ab6270f6f8739757070f150df86432f79ca0165f0333f0a";
 const KEYS: KeyRing = new Map([[0, unhex("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c")]]);
 
 test("the documented hashes and statements", async () => {
@@ -56,19 +57,23 @@ test("the documented hashes and statements", async () => {
 
   const receipt = decodeSigned(unhex(RECEIPT));
   assert.ok(await verifySigned(receipt, KEYS));
+  // Signed together: one root, one signature.
+  const root = "2bec06dbf4498b01bb7c110bb04ff661d5d34f719fe87b05673600fa9d6828bf";
+  assert.equal(hex(await rootOf(receipt)), root);
+  assert.equal(hex(await rootOf(attestation)), root);
   assert.equal(receipt.statement.kind === "receipt" && receipt.statement.count, 2);
 
   // Truncations, extensions, another magic and changed bytes.
   const bytes = unhex(ATTESTATION);
-  const body = bytes.subarray(0, bytes.length - 64);
+  const body = bytes.subarray(0, attestation.bodyLength);
   for (let cut = 0; cut < body.length; cut++) assert.throws(() => decodeStatement(body.subarray(0, cut)), MailboxFormatError);
-  assert.throws(() => decodeStatement(new Uint8Array([...body, 0])), /the entries: expected 128 bytes, found 129/);
+  assert.throws(() => decodeStatement(new Uint8Array([...body, 0])), /1 bytes follow the statement/);
   const receiptBody = unhex(RECEIPT).subarray(0, 96);
   assert.throws(() => decodeStatement(new Uint8Array([...receiptBody, 0])), /1 bytes follow the statement/);
   const magic = body.slice();
   magic[7] = 0x32;
   assert.throws(() => decodeStatement(magic), /not a statement: the magic is "MBXATT02"/);
-  for (const i of [0, 9, 30, 63, 100, 196, 197, 260]) {
+  for (const i of [0, 9, 30, 63, 100, 196, 197, 200, 201, 202, 233, 234, 297]) {
     const changed = bytes.slice();
     changed[i]! ^= 0x40;
     let signed: Signed;

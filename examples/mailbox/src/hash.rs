@@ -10,6 +10,9 @@ const RECIPIENTS: &[u8] = b"rpcgen mailbox recipients v1\0";
 const COMMON: &[u8] = b"rpcgen mailbox common v1\0";
 const PART: &[u8] = b"rpcgen mailbox part v1\0";
 const STATEMENT: &[u8] = b"rpcgen mailbox statement v1\0";
+const NODE: &[u8] = b"rpcgen mailbox node v1\0";
+/// What a shard's signature covers: this prefix, then the root of the batch's tree.
+pub const ROOT: &[u8] = b"rpcgen mailbox root v1\0";
 
 /// The hash of a bundle's recipient list, in the sender's order: the prefix, the count (u32),
 /// then each device id's length (u16) and UTF-8 bytes, all big-endian.
@@ -46,6 +49,15 @@ pub fn part_hash(part: &[u8]) -> Digest {
 /// same device names as its predecessor.
 pub fn statement_hash(body: &[u8]) -> Digest {
     prefixed(STATEMENT, body)
+}
+
+/// An inner node of a batch's tree, over its two children (an absent leaf is 32 zero bytes).
+pub fn node_hash(left: &Digest, right: &Digest) -> Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(NODE);
+    hasher.update(left);
+    hasher.update(right);
+    hasher.finalize().into()
 }
 
 fn prefixed(prefix: &[u8], bytes: &[u8]) -> Digest {

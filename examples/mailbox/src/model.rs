@@ -50,6 +50,8 @@ pub struct Relay {
     next_index: Vec<u32>,
     /// This epoch's messages, by recipient.
     pending: BTreeMap<String, Vec<Delivered>>,
+    /// This epoch's receipts, by shard, to be signed with its attestations.
+    pending_receipts: BTreeMap<u32, Vec<Receipt>>,
     /// Each device's attestations: their hashes and last epochs, the last last.
     heads: BTreeMap<String, Vec<(Digest, u64)>>,
     pub receipts: Vec<Signed>,
@@ -64,6 +66,7 @@ impl Relay {
             epoch: 1,
             next_index: vec![0; shards as usize],
             pending: BTreeMap::new(),
+            pending_receipts: BTreeMap::new(),
             heads: BTreeMap::new(),
             receipts: Vec::new(),
             lists: Vec::new(),
@@ -99,38 +102,70 @@ impl Relay {
             common: common_hash(common),
             count: u32::try_from(list.len()).expect("few"),
         };
-        self.receipts.push(Signed::sign(Statement::Receipt(receipt), &key(inbox)).expect("signs"));
+        self.pending_receipts.entry(inbox).or_default().push(receipt);
         self.lists.push(list);
         bundle
     }
 
-    /// Ends the epoch: each device with messages gets them in id order, attested.
+    /// Ends the epoch: each device with messages gets them in id order, attested. Each shard
+    /// signs its epoch's receipts and attestations as one batch (one signature).
     pub fn end_epoch(&mut self) -> Vec<Batch> {
         let pending = std::mem::take(&mut self.pending);
-        let mut batches = Vec::new();
+        let mut by_shard: BTreeMap<u32, Vec<Statement>> = BTreeMap::new();
+        for (shard, receipts) in std::mem::take(&mut self.pending_receipts) {
+            by_shard.entry(shard).or_default().extend(receipts.into_iter().map(Statement::Receipt));
+        }
+        let mut deliveries = Vec::new();
         for (device, mut messages) in pending {
             messages.sort_by_key(|m| m.id);
-            let batch = self.attest(&device, self.epoch, messages);
-            batches.push(batch);
+            let statement = self.statement(&device, self.epoch, &messages);
+            by_shard.entry(statement.shard).or_default().push(Statement::Attestation(statement));
+            deliveries.push((device, messages));
+        }
+        let mut attestations: BTreeMap<String, Signed> = BTreeMap::new();
+        for (shard, statements) in by_shard {
+            for signed in Signed::sign_batch(statements, &key(shard)).expect("signs") {
+                match signed.attestation() {
+                    Some(a) => {
+                        self.heads
+                            .entry(a.device.clone())
+                            .or_default()
+                            .push((signed.hash(), self.epoch));
+                        attestations.insert(a.device.clone(), signed);
+                    }
+                    None => self.receipts.push(signed),
+                }
+            }
         }
         self.epoch += 1;
-        batches
+        deliveries
+            .into_iter()
+            .map(|(device, messages)| {
+                let attestation = attestations.remove(&device).expect("attested");
+                Batch { device, attestation, messages }
+            })
+            .collect()
     }
 
-    /// Signs an attestation of `messages` for `device` up to `epoch`, chained to its last, as
-    /// its home shard.
-    pub fn attest(&mut self, device: &str, epoch: u64, messages: Vec<Delivered>) -> Batch {
+    /// The attestation of `messages` for `device` up to `epoch`, chained to its last, by its
+    /// home shard.
+    fn statement(&self, device: &str, epoch: u64, messages: &[Delivered]) -> Attestation {
         let (prev, last) =
             self.heads.get(device).and_then(|h| h.last()).copied().unwrap_or(([0; 32], 0));
-        let statement = Attestation {
+        Attestation {
             shard: home(device, self.shards),
             device: device.to_owned(),
             from_epoch: last + 1,
             to_epoch: epoch,
             prev,
             entries: messages.iter().map(Delivered::entry).collect(),
-        };
-        let attestation = sign(statement);
+        }
+    }
+
+    /// Signs, alone, an attestation of `messages` for `device` up to `epoch`, chained to its
+    /// last, as its home shard.
+    pub fn attest(&mut self, device: &str, epoch: u64, messages: Vec<Delivered>) -> Batch {
+        let attestation = sign(self.statement(device, epoch, &messages));
         self.heads.entry(device.to_owned()).or_default().push((attestation.hash(), epoch));
         Batch { device: device.to_owned(), attestation, messages }
     }

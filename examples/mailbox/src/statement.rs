@@ -1,14 +1,16 @@
 //! What a shard signs (docs/mailbox.md, "Statements"): an **attestation** of one device's
 //! messages over a range of epochs, and a **receipt** for a bundle it took in. Each is a byte
-//! string beginning with its magic, signed with the shard's Ed25519 key; the signature follows
-//! the bytes.
+//! string beginning with its magic. A shard signs a whole batch of statements at once: their
+//! hashes are the leaves of a binary tree, and one Ed25519 signature covers the root; each
+//! signed statement carries its position, the path of sibling hashes to the root, and the
+//! signature.
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
 use crate::SeqId;
-use crate::hash::{Digest, statement_hash};
+use crate::hash::{Digest, ROOT, node_hash, statement_hash};
 
 const ATTESTATION: &[u8; 8] = b"MBXATT01";
 const RECEIPT: &[u8; 8] = b"MBXRCP01";
@@ -191,6 +193,15 @@ impl Statement {
     ///
     /// Bytes that are not a statement, naming what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<Statement, FormatError> {
+        let (statement, len) = Statement::decode_prefix(bytes)?;
+        if len != bytes.len() {
+            return Err(FormatError::Trailing(bytes.len() - len));
+        }
+        Ok(statement)
+    }
+
+    /// Reads the statement at the start of `bytes`; it and its length.
+    fn decode_prefix(bytes: &[u8]) -> Result<(Statement, usize), FormatError> {
         let mut r = Reader(bytes);
         let magic: [u8; 8] = r.array("the magic")?;
         let statement = match &magic {
@@ -204,10 +215,11 @@ impl Statement {
                     .map_err(|_| FormatError::Utf8)?
                     .to_owned();
                 let count = r.u32("the entry count")? as usize;
-                if r.0.len() != count.saturating_mul(Entry::LEN) {
+                let needed = count.saturating_mul(Entry::LEN);
+                if r.0.len() < needed {
                     return Err(FormatError::Length {
                         what: "the entries",
-                        expected: count.saturating_mul(Entry::LEN),
+                        expected: needed,
                         found: r.0.len(),
                     });
                 }
@@ -239,33 +251,82 @@ impl Statement {
             }),
             _ => return Err(FormatError::Magic(magic)),
         };
-        if !r.0.is_empty() {
-            return Err(FormatError::Trailing(r.0.len()));
-        }
-        Ok(statement)
+        Ok((statement, bytes.len() - r.0.len()))
     }
 }
 
-/// A statement and its shard's signature: the bytes, then 64 bytes of Ed25519 signature over
-/// them.
+/// The deepest tree a batch may have: 2^32 statements.
+const MAX_DEPTH: usize = 32;
+
+/// A statement, signed: its bytes, then its place in the batch it was signed in (the leaf
+/// index, u32), the path to the root (a depth, u8, then that many sibling hashes, the leaf's
+/// first), then the shard's Ed25519 signature over [`ROOT`] and the root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signed {
     statement: Statement,
-    /// The statement's bytes and the signature.
+    /// Everything: the statement's bytes, the index, the path, the signature.
     bytes: Vec<u8>,
+    /// The length of the statement's bytes.
+    body: usize,
 }
 
 impl Signed {
-    /// Signs `statement` with `key` (the key of the shard it names).
+    /// Signs one statement alone (a batch of one: no path).
     ///
     /// # Errors
     ///
     /// A statement too long to encode.
     pub fn sign(statement: Statement, key: &SigningKey) -> Result<Signed, FormatError> {
-        let mut bytes = statement.encode()?;
-        let signature = key.sign(&bytes);
-        bytes.extend_from_slice(&signature.to_bytes());
-        Ok(Signed { statement, bytes })
+        Ok(Signed::sign_batch(vec![statement], key)?.remove(0))
+    }
+
+    /// Signs `statements` (all of one shard) with one signature: the leaves of the tree are
+    /// their hashes in order, the tree is as deep as needed for them (absent leaves are 32 zero
+    /// bytes), and the signature covers the root.
+    ///
+    /// # Errors
+    ///
+    /// A statement too long to encode, or more than 2^32 statements.
+    pub fn sign_batch(
+        statements: Vec<Statement>,
+        key: &SigningKey,
+    ) -> Result<Vec<Signed>, FormatError> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        if u32::try_from(statements.len() - 1).is_err() {
+            return Err(FormatError::TooLong("the batch"));
+        }
+        let bodies: Vec<Vec<u8>> =
+            statements.iter().map(Statement::encode).collect::<Result<_, _>>()?;
+        let depth = (statements.len() as u64).next_power_of_two().trailing_zeros() as usize;
+        // levels[0]: the leaves, padded to 2^depth; each next level half as long.
+        let mut levels: Vec<Vec<Digest>> = Vec::with_capacity(depth + 1);
+        let mut leaves: Vec<Digest> = bodies.iter().map(|body| statement_hash(body)).collect();
+        leaves.resize(1 << depth, [0; 32]);
+        levels.push(leaves);
+        for level in 0..depth {
+            let next =
+                levels[level].chunks_exact(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
+            levels.push(next);
+        }
+        let root = levels[depth][0];
+        let signature = key.sign(&[ROOT, &root].concat()).to_bytes();
+        Ok(statements
+            .into_iter()
+            .zip(bodies)
+            .enumerate()
+            .map(|(index, (statement, mut bytes))| {
+                let body = bytes.len();
+                bytes.extend_from_slice(&u32::try_from(index).expect("checked").to_be_bytes());
+                bytes.push(u8::try_from(depth).expect("at most 32"));
+                for (level, hashes) in levels.iter().take(depth).enumerate() {
+                    bytes.extend_from_slice(&hashes[(index >> level) ^ 1]);
+                }
+                bytes.extend_from_slice(&signature);
+                Signed { statement, bytes, body }
+            })
+            .collect())
     }
 
     /// Reads a signed statement (its signature is checked by [`Signed::verify`]).
@@ -274,15 +335,29 @@ impl Signed {
     ///
     /// Bytes that are not a signed statement.
     pub fn decode(bytes: &[u8]) -> Result<Signed, FormatError> {
-        let Some(body_len) = bytes.len().checked_sub(64) else {
+        let (statement, body) = Statement::decode_prefix(bytes)?;
+        let rest = &bytes[body..];
+        if rest.len() < 5 {
             return Err(FormatError::Length {
-                what: "a signed statement",
-                expected: 64,
-                found: bytes.len(),
+                what: "the index and depth",
+                expected: 5,
+                found: rest.len(),
             });
-        };
-        let statement = Statement::decode(&bytes[..body_len])?;
-        Ok(Signed { statement, bytes: bytes.to_vec() })
+        }
+        let index = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+        let depth = usize::from(rest[4]);
+        if depth > MAX_DEPTH || (depth < MAX_DEPTH && u64::from(index) >> depth != 0) {
+            return Err(FormatError::Path { index, depth });
+        }
+        let expected = 5 + 32 * depth + 64;
+        if rest.len() != expected {
+            return Err(FormatError::Length {
+                what: "the path and signature",
+                expected,
+                found: rest.len(),
+            });
+        }
+        Ok(Signed { statement, bytes: bytes.to_vec(), body })
     }
 
     pub fn statement(&self) -> &Statement {
@@ -305,22 +380,46 @@ impl Signed {
         }
     }
 
-    /// The statement's bytes and the signature.
+    /// All of it: the statement's bytes, the index, the path and the signature.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
-    /// The statement's bytes, without the signature.
+    /// The statement's bytes alone.
     pub fn body(&self) -> &[u8] {
-        &self.bytes[..self.bytes.len() - 64]
+        &self.bytes[..self.body]
     }
 
-    /// [`statement_hash`] of the body: what the device's next attestation names as `prev`.
+    /// [`statement_hash`] of the body: the statement's leaf, and what the device's next
+    /// attestation names as `prev`.
     pub fn hash(&self) -> Digest {
         statement_hash(self.body())
     }
 
-    /// Checks the signature with the key `keys` holds for the statement's shard.
+    /// The root of the batch's tree, from the leaf, the index and the path.
+    pub fn root(&self) -> Digest {
+        let trailer = &self.bytes[self.body..];
+        let index = u32::from_be_bytes(trailer[..4].try_into().expect("4 bytes"));
+        let depth = usize::from(trailer[4]);
+        let mut node = self.hash();
+        for level in 0..depth {
+            let sibling: Digest =
+                trailer[5 + 32 * level..5 + 32 * (level + 1)].try_into().expect("32 bytes");
+            node = if (u64::from(index) >> level) & 1 == 0 {
+                node_hash(&node, &sibling)
+            } else {
+                node_hash(&sibling, &node)
+            };
+        }
+        node
+    }
+
+    /// The shard's signature over the root.
+    pub fn signature(&self) -> [u8; 64] {
+        self.bytes[self.bytes.len() - 64..].try_into().expect("64 bytes")
+    }
+
+    /// Checks the signature over the root with the key `keys` holds for the statement's shard.
     ///
     /// # Errors
     ///
@@ -328,8 +427,7 @@ impl Signed {
     pub fn verify(&self, keys: &KeyRing) -> Result<(), SignatureError> {
         let shard = self.statement.shard();
         let key = keys.get(shard).ok_or(SignatureError::UnknownShard(shard))?;
-        let signature: [u8; 64] = self.bytes[self.bytes.len() - 64..].try_into().expect("64 bytes");
-        key.verify(self.body(), &Signature::from_bytes(&signature))
+        key.verify(&[ROOT, &self.root()].concat(), &Signature::from_bytes(&self.signature()))
             .map_err(|_| SignatureError::Invalid(shard))
     }
 }
@@ -368,6 +466,8 @@ pub enum FormatError {
     Utf8,
     #[error("{0} is too long to encode")]
     TooLong(&'static str),
+    #[error("leaf {index} is not in a tree of depth {depth} (at most 32)")]
+    Path { index: u32, depth: usize },
 }
 
 /// Why a signature does not hold.

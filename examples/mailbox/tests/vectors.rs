@@ -1,15 +1,17 @@
-//! The byte vectors of docs/mailbox.md ("Statements"): an attestation and a receipt signed with
-//! the key whose seed is 32 bytes of 0x01. Ed25519 signatures are deterministic, so the bytes
-//! are exact; Node's crypto (an independent Ed25519) verified the attestation's signature and
-//! Python's hashlib its hash when the vectors were written.
+//! The byte vectors of docs/mailbox.md ("Statements"): a receipt and an attestation signed as one
+//! batch (the receipt leaf 0, the attestation leaf 1) with the key whose seed is 32 bytes of
+//! 0x01. Ed25519 signatures are deterministic, so the bytes are exact; Python's hashlib
+//! recomputed the hashes and the root, and Node's crypto (an independent Ed25519) verified the
+//! signature, when the vectors were written.
 
 use ed25519_dalek::SigningKey;
 use mailbox::hash::{common_hash, part_hash, recipients_hash};
 use mailbox::{Attestation, Entry, KeyRing, Receipt, SeqId, Signed, Statement};
 
-const ATTESTATION: &str = "4d42584154543031000000000000000000000001000000000000000100000000000000000000000000000000000000000000000000000000000000000003626f6200000001000000000000000100000000000000010000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab5f3fcd14608ee15d38db3e706a827c65d0b653fdcfe49c5f90a3ab77f5675a0902cc493e5c9ed8aac8ef6648a71dbc560d4094ba422425e5ee7da0a1b56658d7d2515acfa2a9ab3f069d82c341f0829147f9931cd58f47d5c21cd254e150920f";
+const ATTESTATION: &str = "4d42584154543031000000000000000000000001000000000000000100000000000000000000000000000000000000000000000000000000000000000003626f6200000001000000000000000100000000000000010000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab5f3fcd14608ee15d38db3e706a827c65d0b653fdcfe49c5f90a3ab77f5675a09000000010127c501defb467eb145ba00883c7b74881aa0ef82e878394dee6bc9333f46d868508cd9e0e9f4a33242aa28317a240178fe37bbe09eecb057785dce82bf56b6287cd6635975c64cd74ab6270f6f8739757070f150df86432f79ca0165f0333f0a";
 const ATTESTATION_HASH: &str = "52cf60424b43bd899b8e1561d9859b0e16d5a8369aed41ff5cc8153c512bfeff";
-const RECEIPT: &str = "4d42585243503031000000000000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab0000000266d0d152d71546f910c44cffa86978b82c1ae8d9460c4d91563bf05bf4f823c315aef8feee6d4064803d00a87120f059d9f5db1489696931ad868ad3378d940f";
+const RECEIPT: &str = "4d42585243503031000000000000000000000001000000000000000020d36da2a14deebaa2cb61075ef1954e94a971d0ac62a49a0f44724e093402dc35d275e3d9f55e8d5c150f7dcd2c3e83b848faa89e82c7fd31b9621740b459ab00000002000000000152cf60424b43bd899b8e1561d9859b0e16d5a8369aed41ff5cc8153c512bfeff508cd9e0e9f4a33242aa28317a240178fe37bbe09eecb057785dce82bf56b6287cd6635975c64cd74ab6270f6f8739757070f150df86432f79ca0165f0333f0a";
+const ROOT: &str = "2bec06dbf4498b01bb7c110bb04ff661d5d34f719fe87b05673600fa9d6828bf";
 const PUBLIC_KEY: &str = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
 
 fn hex(bytes: &[u8]) -> String {
@@ -31,8 +33,14 @@ fn bundle() -> SeqId {
     SeqId { epoch: 1, shard: 0, index: 0 }
 }
 
-#[test]
-fn the_attestation_vector() {
+fn statements() -> (Receipt, Attestation) {
+    let receipt = Receipt {
+        shard: 0,
+        bundle: bundle(),
+        recipients: recipients_hash(&["alice-phone", "bob"]),
+        common: common_hash(b"hello"),
+        count: 2,
+    };
     let attestation = Attestation {
         shard: 0,
         device: "bob".into(),
@@ -47,35 +55,68 @@ fn the_attestation_vector() {
             part: part_hash(b"p2"),
         }],
     };
-    let signed = Signed::sign(Statement::Attestation(attestation.clone()), &key()).expect("signs");
-    assert_eq!(hex(signed.bytes()), ATTESTATION);
-    assert_eq!(hex(&signed.hash()), ATTESTATION_HASH);
+    (receipt, attestation)
+}
+
+#[test]
+fn the_batch_vector() {
+    let (receipt, attestation) = statements();
+    let signed = Signed::sign_batch(
+        vec![Statement::Receipt(receipt.clone()), Statement::Attestation(attestation.clone())],
+        &key(),
+    )
+    .expect("signs");
+    assert_eq!(hex(signed[0].bytes()), RECEIPT);
+    assert_eq!(hex(signed[1].bytes()), ATTESTATION);
+    assert_eq!(hex(&signed[1].hash()), ATTESTATION_HASH);
+    assert_eq!(hex(&signed[0].root()), ROOT);
+    assert_eq!(hex(&signed[1].root()), ROOT);
     assert_eq!(hex(key().verifying_key().as_bytes()), PUBLIC_KEY);
-    let read = Signed::decode(&unhex(ATTESTATION)).expect("decodes");
-    assert_eq!(read.attestation(), Some(&attestation));
     let mut ring = KeyRing::new();
     ring.insert(0, key().verifying_key());
+    let read = Signed::decode(&unhex(ATTESTATION)).expect("decodes");
+    assert_eq!(read.attestation(), Some(&attestation));
+    read.verify(&ring).expect("verifies");
+    let read = Signed::decode(&unhex(RECEIPT)).expect("decodes");
+    assert_eq!(read.receipt(), Some(&receipt));
     read.verify(&ring).expect("verifies");
 }
 
 #[test]
-fn the_receipt_vector() {
-    let receipt = Receipt {
-        shard: 0,
-        bundle: bundle(),
-        recipients: recipients_hash(&["alice-phone", "bob"]),
-        common: common_hash(b"hello"),
-        count: 2,
-    };
-    let signed = Signed::sign(Statement::Receipt(receipt.clone()), &key()).expect("signs");
-    assert_eq!(hex(signed.bytes()), RECEIPT);
-    assert_eq!(Signed::decode(&unhex(RECEIPT)).expect("decodes").receipt(), Some(&receipt));
+fn a_statement_signed_alone_has_no_path() {
+    let (_, attestation) = statements();
+    let signed = Signed::sign(Statement::Attestation(attestation), &key()).expect("signs");
+    assert_eq!(signed.bytes().len(), signed.body().len() + 4 + 1 + 64);
+    assert_eq!(signed.root(), signed.hash());
+    let mut ring = KeyRing::new();
+    ring.insert(0, key().verifying_key());
+    signed.verify(&ring).expect("verifies");
+}
+
+#[test]
+fn batches_of_every_size_verify_and_each_leaf_has_its_own_path() {
+    let (receipt, _) = statements();
+    let mut ring = KeyRing::new();
+    ring.insert(0, key().verifying_key());
+    for n in [1usize, 2, 3, 4, 5, 7, 8, 9, 33] {
+        let batch: Vec<Statement> = (0..n)
+            .map(|i| Statement::Receipt(Receipt { count: 1 + i as u32, ..receipt.clone() }))
+            .collect();
+        let signed = Signed::sign_batch(batch, &key()).expect("signs");
+        let root = signed[0].root();
+        for (i, s) in signed.iter().enumerate() {
+            s.verify(&ring).unwrap_or_else(|e| panic!("{n} statements, leaf {i}: {e}"));
+            assert_eq!(s.root(), root);
+            assert_eq!(Signed::decode(s.bytes()).expect("decodes"), *s);
+        }
+    }
 }
 
 #[test]
 fn every_truncation_and_extension_is_refused_by_name() {
     let bytes = unhex(ATTESTATION);
-    let body = &bytes[..bytes.len() - 64];
+    let body = Signed::decode(&bytes).expect("decodes").body().to_vec();
+    let body = body.as_slice();
     for cut in 0..body.len() {
         let error = Statement::decode(&body[..cut]).expect_err("a truncated statement");
         assert!(!error.to_string().is_empty());
