@@ -12,6 +12,9 @@
 //! - [`verify`]: a device's check of each delivered batch against its attestation and its chain.
 //! - [`proof`]: proofs of misbehaviour (signed statements that cannot all be true), how to find
 //!   them among statements gathered from several devices, and how to check them.
+//! - [`shard`]: a shard: takes bundles in, ends epochs, attests and signs each epoch as one
+//!   batch, commits it to its [`store`] (SQLite, one transaction per epoch), then answers the
+//!   senders and delivers.
 //! - [`model`]: a relay in memory, honest or lying, and the scenarios of its lies (the tests'
 //!   and the `mailbox-vectors` program's).
 
@@ -19,7 +22,9 @@ pub mod hash;
 mod ids;
 pub mod model;
 pub mod proof;
+pub mod shard;
 pub mod statement;
+pub mod store;
 pub mod verify;
 
 pub use ids::SeqId;

@@ -1,0 +1,600 @@
+//! A shard (docs/mailbox.md, "The shard"): takes bundles in, ends an epoch every
+//! `epoch_every`, numbers the epoch's bundles, appends their messages to the recipients'
+//! mailboxes, attests each mailbox that got messages (chained to its last attestation), signs
+//! the epoch's receipts and attestations as one batch, commits the epoch to its store in one
+//! transaction, and only then answers the senders and pushes each device its batch. While an
+//! epoch is committed, the next one collects.
+//!
+//! This shard holds every mailbox (one shard); several shards routing to each other is the next
+//! step (docs/mailbox.md).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::hash::{common_hash, recipients_hash};
+use crate::store::{EpochRecord, Store, StoreError, StoredBundle};
+use crate::{Attestation, Delivered, Receipt, SeqId, Signed, Statement};
+
+/// Bounds on what a shard holds.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Messages a mailbox holds before sends to it are refused.
+    pub mailbox_messages: usize,
+    /// Bytes (common ciphertexts and parts) a mailbox holds before sends to it are refused.
+    pub mailbox_bytes: usize,
+    /// Recipients of one bundle.
+    pub recipients: usize,
+    /// Bytes of one bundle (its common ciphertext and all its parts).
+    pub bundle_bytes: usize,
+    /// Bundles waiting for their epoch to end, before sends are refused as busy.
+    pub pending: usize,
+    /// Bytes of a device id.
+    pub device_id: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            mailbox_messages: 10_000,
+            mailbox_bytes: 64 << 20,
+            recipients: 1024,
+            bundle_bytes: 1 << 20,
+            pending: 1 << 20,
+            device_id: 256,
+        }
+    }
+}
+
+/// A shard's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This shard's number (in sequence ids and statements).
+    pub shard: u32,
+    /// Its signing key.
+    pub key: SigningKey,
+    /// How often an epoch ends.
+    pub epoch_every: Duration,
+    pub limits: Limits,
+    /// Its store.
+    pub store: PathBuf,
+}
+
+/// A bundle to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    /// Device ids, each at most once.
+    pub recipients: Vec<String>,
+    /// The ciphertext common to all.
+    pub common: Vec<u8>,
+    /// One part per recipient, in the same order.
+    pub parts: Vec<Vec<u8>>,
+}
+
+/// A bundle taken in, durable in every recipient's mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The bundle's id; recipient `i` got `bundle + i`.
+    pub bundle: SeqId,
+    /// The shard's receipt for it.
+    pub receipt: Signed,
+}
+
+/// One device's delivery of one epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub device: String,
+    pub attestation: Signed,
+    pub messages: Vec<Delivered>,
+}
+
+/// Why a send was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("a bundle needs at least one recipient")]
+    NoRecipients,
+    #[error("{0} recipients; at most {1}")]
+    TooManyRecipients(usize, usize),
+    #[error("{parts} parts for {recipients} recipients")]
+    Parts { parts: usize, recipients: usize },
+    #[error("the device id {0:?} is not 1 to {1} bytes")]
+    BadDevice(String, usize),
+    #[error("{0:?} is a recipient twice")]
+    Duplicate(String),
+    #[error("the bundle is {0} bytes; at most {1}")]
+    TooLarge(usize, usize),
+    #[error("the mailbox of {0:?} is full")]
+    MailboxFull(String),
+    #[error("the shard is busy: {0} bundles wait for their epoch; try again")]
+    Busy(usize),
+    #[error("the shard could not store the epoch: {0}")]
+    Storage(String),
+    #[error("the shard stopped")]
+    Stopped,
+}
+
+impl Refused {
+    /// Whether trying again later may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Refused::MailboxFull(_) | Refused::Busy(_) | Refused::Storage(_) | Refused::Stopped
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    bundle: Bundle,
+    reply: oneshot::Sender<Result<Sent, Refused>>,
+}
+
+/// A mailbox: its batches not yet acknowledged (whole), its chain's head, its load.
+#[derive(Debug, Default)]
+struct Mailbox {
+    batches: VecDeque<(u64, Batch)>,
+    head: Option<Signed>,
+    messages: usize,
+    bytes: usize,
+    /// Messages and bytes on their way (in the epoch collecting or committing).
+    pending_messages: usize,
+    pending_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The epoch collecting.
+    epoch: u64,
+    collecting: Vec<Pending>,
+    mailboxes: HashMap<String, Mailbox>,
+    acks: Vec<(String, SeqId)>,
+    /// Per stored epoch, the batches of it not yet acknowledged.
+    live: BTreeMap<u64, usize>,
+    /// Stored epochs every device has acknowledged, to delete at the next commit.
+    forget: Vec<u64>,
+    stopped: bool,
+}
+
+/// A shard; cheap to clone. [`Shard::run`] ends its epochs.
+#[derive(Clone, Debug)]
+pub struct Shard {
+    config: Arc<Config>,
+    state: Arc<Mutex<State>>,
+    store: Arc<Mutex<Store>>,
+    deliveries: broadcast::Sender<Arc<Batch>>,
+    /// One epoch ends at a time.
+    ending: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn size(bundle: &Bundle) -> usize {
+    bundle.common.len() + bundle.parts.iter().map(Vec::len).sum::<usize>()
+}
+
+impl Shard {
+    /// Opens the shard's store and rebuilds its mailboxes from it.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub fn open(config: Config) -> Result<Shard, StoreError> {
+        let store = Store::open(&config.store)?;
+        let acked: HashMap<String, SeqId> = store.acks()?.into_iter().collect();
+        let mut state = State { epoch: store.last_epoch()? + 1, ..State::default() };
+        for record in store.epochs()? {
+            let mut statements = Vec::new();
+            for bytes in &record.statements {
+                statements.push(Signed::decode(bytes).map_err(|_| StoreError::Corrupt {
+                    epoch: record.epoch,
+                    what: "a statement",
+                })?);
+            }
+            let mut messages: HashMap<&str, Vec<Delivered>> = HashMap::new();
+            for stored in &record.bundles {
+                for (position, part) in &stored.parts {
+                    let device =
+                        stored.recipients.get(*position as usize).ok_or(StoreError::Corrupt {
+                            epoch: record.epoch,
+                            what: "a part's position",
+                        })?;
+                    messages.entry(device.as_str()).or_default().push(Delivered {
+                        id: stored
+                            .bundle
+                            .offset(*position)
+                            .ok_or(StoreError::Corrupt { epoch: record.epoch, what: "an id" })?,
+                        bundle: stored.bundle,
+                        recipients: stored.recipients.clone(),
+                        common: stored.common.clone(),
+                        part: part.clone(),
+                    });
+                }
+            }
+            let mut live = 0;
+            for signed in statements {
+                let Some(attestation) = signed.attestation() else { continue };
+                let device = attestation.device.clone();
+                let mut batch_messages = messages.remove(device.as_str()).unwrap_or_default();
+                batch_messages.sort_by_key(|m| m.id);
+                let mailbox = state.mailboxes.entry(device.clone()).or_default();
+                mailbox.head = Some(signed.clone());
+                let last = batch_messages.last().map(|m| m.id);
+                if last.is_some_and(|last| acked.get(&device).is_none_or(|upto| last > *upto)) {
+                    mailbox.messages += batch_messages.len();
+                    mailbox.bytes +=
+                        batch_messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
+                    mailbox.batches.push_back((
+                        record.epoch,
+                        Batch { device, attestation: signed, messages: batch_messages },
+                    ));
+                    live += 1;
+                }
+            }
+            if live > 0 {
+                state.live.insert(record.epoch, live);
+            } else {
+                state.forget.push(record.epoch);
+            }
+        }
+        Ok(Shard {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(state)),
+            store: Arc::new(Mutex::new(store)),
+            deliveries: broadcast::channel(4096).0,
+            ending: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every batch delivered from now on, as it is committed (a receiver that falls behind
+    /// misses batches: it fetches them).
+    pub fn deliveries(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.deliveries.subscribe()
+    }
+
+    /// The epoch collecting now.
+    pub fn epoch(&self) -> u64 {
+        self.state().epoch
+    }
+
+    /// Takes `bundle` in; resolves once its epoch is committed.
+    ///
+    /// # Errors
+    ///
+    /// See [`Refused`].
+    pub async fn send(&self, bundle: Bundle) -> Result<Sent, Refused> {
+        let limits = self.config.limits;
+        if bundle.recipients.is_empty() {
+            return Err(Refused::NoRecipients);
+        }
+        if bundle.recipients.len() > limits.recipients {
+            return Err(Refused::TooManyRecipients(bundle.recipients.len(), limits.recipients));
+        }
+        if bundle.parts.len() != bundle.recipients.len() {
+            return Err(Refused::Parts {
+                parts: bundle.parts.len(),
+                recipients: bundle.recipients.len(),
+            });
+        }
+        let mut seen = HashSet::new();
+        for device in &bundle.recipients {
+            if device.is_empty() || device.len() > limits.device_id {
+                return Err(Refused::BadDevice(device.clone(), limits.device_id));
+            }
+            if !seen.insert(device.as_str()) {
+                return Err(Refused::Duplicate(device.clone()));
+            }
+        }
+        let bytes = size(&bundle);
+        if bytes > limits.bundle_bytes {
+            return Err(Refused::TooLarge(bytes, limits.bundle_bytes));
+        }
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut state = self.state();
+            if state.stopped {
+                return Err(Refused::Stopped);
+            }
+            if state.collecting.len() >= limits.pending {
+                return Err(Refused::Busy(state.collecting.len()));
+            }
+            for (device, part) in bundle.recipients.iter().zip(&bundle.parts) {
+                let mailbox = state.mailboxes.get(device);
+                let messages = mailbox.map_or(0, |m| m.messages + m.pending_messages);
+                let held = mailbox.map_or(0, |m| m.bytes + m.pending_bytes);
+                if messages + 1 > limits.mailbox_messages
+                    || held + bundle.common.len() + part.len() > limits.mailbox_bytes
+                {
+                    return Err(Refused::MailboxFull(device.clone()));
+                }
+            }
+            for (device, part) in bundle.recipients.iter().zip(&bundle.parts) {
+                let mailbox = state.mailboxes.entry(device.clone()).or_default();
+                mailbox.pending_messages += 1;
+                mailbox.pending_bytes += bundle.common.len() + part.len();
+            }
+            state.collecting.push(Pending { bundle, reply });
+        }
+        answer.await.map_err(|_| Refused::Stopped)?
+    }
+
+    /// The device's batches after `after` (whole batches whose last message is above it), at
+    /// most `max`.
+    pub fn fetch(&self, device: &str, after: Option<SeqId>, max: usize) -> Vec<Batch> {
+        let state = self.state();
+        let Some(mailbox) = state.mailboxes.get(device) else { return Vec::new() };
+        mailbox
+            .batches
+            .iter()
+            .filter(|(_, batch)| {
+                batch.messages.last().is_some_and(|m| after.is_none_or(|after| m.id > after))
+            })
+            .take(max)
+            .map(|(_, batch)| batch.clone())
+            .collect()
+    }
+
+    /// The device's attestations still held (of batches not acknowledged, and its chain's head)
+    /// vouching for `from_epoch` or later.
+    pub fn attestations(&self, device: &str, from_epoch: u64) -> Vec<Signed> {
+        let state = self.state();
+        let Some(mailbox) = state.mailboxes.get(device) else { return Vec::new() };
+        let mut out: Vec<Signed> =
+            mailbox.batches.iter().map(|(_, b)| b.attestation.clone()).collect();
+        if let Some(head) = &mailbox.head
+            && !out.contains(head)
+        {
+            out.push(head.clone());
+        }
+        out.retain(|s| s.attestation().is_some_and(|a| a.to_epoch >= from_epoch));
+        out
+    }
+
+    /// Acknowledges the device's messages up to `upto`: batches whose messages are all at or
+    /// below it are deleted. Returns the messages deleted. An id above the last delivered is
+    /// taken as the last delivered.
+    pub fn ack(&self, device: &str, upto: SeqId) -> usize {
+        let mut state = self.state();
+        let State { mailboxes, live, forget, acks, .. } = &mut *state;
+        let Some(mailbox) = mailboxes.get_mut(device) else { return 0 };
+        let last = mailbox.batches.back().and_then(|(_, b)| b.messages.last()).map(|m| m.id);
+        let Some(upto) = last.map(|last| last.min(upto)) else { return 0 };
+        let mut deleted = 0;
+        while let Some((epoch, batch)) = mailbox.batches.front() {
+            if batch.messages.last().is_none_or(|m| m.id > upto) {
+                break;
+            }
+            let epoch = *epoch;
+            deleted += batch.messages.len();
+            mailbox.messages -= batch.messages.len();
+            mailbox.bytes -=
+                batch.messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
+            mailbox.batches.pop_front();
+            if let Some(count) = live.get_mut(&epoch) {
+                *count -= 1;
+                if *count == 0 {
+                    live.remove(&epoch);
+                    forget.push(epoch);
+                }
+            }
+        }
+        if deleted > 0 {
+            acks.push((device.to_owned(), upto));
+        }
+        deleted
+    }
+
+    /// Ends an epoch every `epoch_every` until `stop`; then ends the one collecting and refuses
+    /// what comes after.
+    pub async fn run(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.epoch_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                () = stop.cancelled() => true,
+            };
+            if stopping {
+                self.state().stopped = true;
+            }
+            self.end_epoch().await;
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Ends the epoch collecting: numbers, attests, signs, commits, answers, delivers.
+    pub async fn end_epoch(&self) {
+        let _ending = self.ending.lock().await;
+        let (epoch, pending, acks, forget, heads) = {
+            let mut state = self.state();
+            if state.collecting.is_empty() && state.acks.is_empty() && state.forget.is_empty() {
+                return;
+            }
+            let epoch = state.epoch;
+            state.epoch += 1;
+            let pending = std::mem::take(&mut state.collecting);
+            let heads: HashMap<String, Option<Signed>> = pending
+                .iter()
+                .flat_map(|p| p.bundle.recipients.iter())
+                .map(|d| (d.clone(), state.mailboxes.get(d).and_then(|m| m.head.clone())))
+                .collect();
+            (
+                epoch,
+                pending,
+                std::mem::take(&mut state.acks),
+                std::mem::take(&mut state.forget),
+                heads,
+            )
+        };
+        let shard = self.config.shard;
+        let key = self.config.key.clone();
+        let store = self.store.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let mut prepared = prepare(shard, &key, epoch, &pending, &heads);
+            let record = (!prepared.record.bundles.is_empty()).then_some(&prepared.record);
+            let committed = store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .commit(epoch, record, &acks, &forget)
+                .map_err(|e| e.to_string());
+            (prepared.acks, prepared.forget) = (acks, forget);
+            (prepared, pending, committed)
+        });
+        let (prepared, pending, committed) = match work.await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(shard, epoch, error = %e, "the epoch's commit did not finish");
+                return;
+            }
+        };
+        let mut state = self.state();
+        for p in &pending {
+            for (device, part) in p.bundle.recipients.iter().zip(&p.bundle.parts) {
+                if let Some(mailbox) = state.mailboxes.get_mut(device) {
+                    mailbox.pending_messages -= 1;
+                    mailbox.pending_bytes -= p.bundle.common.len() + part.len();
+                }
+            }
+        }
+        if let Err(e) = committed {
+            tracing::error!(shard, epoch, error = %e, "cannot store the epoch; its sends are refused");
+            // The acknowledgements and deletions go with the next commit.
+            state.acks.extend(prepared.acks);
+            state.forget.extend(prepared.forget);
+            drop(state);
+            for p in pending {
+                let _ = p.reply.send(Err(Refused::Storage(e.clone())));
+            }
+            return;
+        }
+        let batches: Vec<Arc<Batch>> = prepared.batches.into_iter().map(Arc::new).collect();
+        if !batches.is_empty() {
+            state.live.insert(epoch, batches.len());
+        }
+        for batch in &batches {
+            let mailbox = state.mailboxes.entry(batch.device.clone()).or_default();
+            mailbox.head = Some(batch.attestation.clone());
+            mailbox.messages += batch.messages.len();
+            mailbox.bytes +=
+                batch.messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
+            mailbox.batches.push_back((epoch, (**batch).clone()));
+        }
+        drop(state);
+        for (p, sent) in pending.into_iter().zip(prepared.sent) {
+            let _ = p.reply.send(Ok(sent));
+        }
+        for batch in batches {
+            let _ = self.deliveries.send(batch);
+        }
+    }
+}
+
+struct Prepared {
+    record: EpochRecord,
+    acks: Vec<(String, SeqId)>,
+    forget: Vec<u64>,
+    sent: Vec<Sent>,
+    batches: Vec<Batch>,
+}
+
+/// Numbers the epoch's bundles in the order they came, builds the mailboxes' batches and their
+/// attestations (chained to `heads`), and signs them with the receipts as one batch.
+fn prepare(
+    shard: u32,
+    key: &SigningKey,
+    epoch: u64,
+    pending: &[Pending],
+    heads: &HashMap<String, Option<Signed>>,
+) -> Prepared {
+    let mut index = 0u32;
+    let mut statements = Vec::with_capacity(pending.len() * 2);
+    let mut bundles = Vec::with_capacity(pending.len());
+    let mut messages: BTreeMap<&str, Vec<Delivered>> = BTreeMap::new();
+    for p in pending {
+        let count = p.bundle.recipients.len() as u32;
+        let bundle = SeqId { epoch, shard, index };
+        index += count;
+        statements.push(Statement::Receipt(Receipt {
+            shard,
+            bundle,
+            recipients: recipients_hash(&p.bundle.recipients),
+            common: common_hash(&p.bundle.common),
+            count,
+        }));
+        for (position, (device, part)) in
+            p.bundle.recipients.iter().zip(&p.bundle.parts).enumerate()
+        {
+            messages.entry(device.as_str()).or_default().push(Delivered {
+                id: bundle.offset(position as u32).expect("within the epoch's indexes"),
+                bundle,
+                recipients: p.bundle.recipients.clone(),
+                common: p.bundle.common.clone(),
+                part: part.clone(),
+            });
+        }
+        bundles.push(StoredBundle {
+            bundle,
+            recipients: p.bundle.recipients.clone(),
+            common: p.bundle.common.clone(),
+            parts: p
+                .bundle
+                .parts
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, part)| (i as u32, part))
+                .collect(),
+        });
+    }
+    let receipts = statements.len();
+    let mut devices = Vec::with_capacity(messages.len());
+    for (device, batch) in &messages {
+        let head = heads.get(*device).cloned().flatten();
+        let (prev, from_epoch) = head
+            .as_ref()
+            .and_then(|h| h.attestation().map(|a| (h.hash(), a.to_epoch + 1)))
+            .unwrap_or(([0; 32], 1));
+        statements.push(Statement::Attestation(Attestation {
+            shard,
+            device: (*device).to_owned(),
+            from_epoch,
+            to_epoch: epoch,
+            prev,
+            entries: batch.iter().map(Delivered::entry).collect(),
+        }));
+        devices.push(*device);
+    }
+    let signed = Signed::sign_batch(statements, key).expect("statements of bounded size");
+    let (receipts_signed, attestations) = signed.split_at(receipts);
+    let sent = pending
+        .iter()
+        .zip(receipts_signed)
+        .map(|(_, receipt)| Sent {
+            bundle: receipt.receipt().expect("a receipt").bundle,
+            receipt: receipt.clone(),
+        })
+        .collect();
+    let record = EpochRecord {
+        epoch,
+        bundles,
+        statements: signed.iter().map(|s| s.bytes().to_vec()).collect(),
+    };
+    let batches = devices
+        .into_iter()
+        .zip(attestations)
+        .map(|(device, attestation)| Batch {
+            device: device.to_owned(),
+            attestation: attestation.clone(),
+            messages: messages.remove(device).expect("a batch"),
+        })
+        .collect();
+    Prepared { record, acks: Vec::new(), forget: Vec::new(), sent, batches }
+}

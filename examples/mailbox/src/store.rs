@@ -1,0 +1,253 @@
+//! A shard's storage (docs/mailbox.md, "Storage"): one SQLite file, written once per epoch.
+//!
+//! - `epochs`: one row per committed epoch that had messages: the epoch's bundles as this shard
+//!   holds them (each with the parts for this shard's devices) and every statement the shard
+//!   signed for it, in one blob ([`EpochRecord`]). Committing an epoch is one transaction, so
+//!   one fsync however many messages it holds.
+//! - `acks`: per device, the highest id it acknowledged. Acknowledgements are written with the
+//!   next epoch's commit (or on their own when nothing else is written); one lost in a crash
+//!   only means its messages are delivered again.
+//! - `meta`: the last committed epoch.
+//!
+//! WAL mode with `synchronous = FULL`: a committed epoch survives a crash of the process and of
+//! the machine, which is what lets a send be answered once its epoch is committed. The store is
+//! synchronous; the shard calls it from `spawn_blocking`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::SeqId;
+
+/// The schema migrations, in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] =
+    &["CREATE TABLE epochs (epoch INTEGER PRIMARY KEY, record BLOB NOT NULL);
+     CREATE TABLE acks (device TEXT PRIMARY KEY, upto BLOB NOT NULL CHECK (length(upto) = 16));
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"];
+
+/// A bundle as one shard stores it: the parts of the recipients it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBundle {
+    pub bundle: SeqId,
+    pub recipients: Vec<String>,
+    pub common: Vec<u8>,
+    /// `(position in the recipient list, part)` for this shard's recipients.
+    pub parts: Vec<(u32, Vec<u8>)>,
+}
+
+/// One committed epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochRecord {
+    pub epoch: u64,
+    pub bundles: Vec<StoredBundle>,
+    /// Signed statements, as bytes.
+    pub statements: Vec<Vec<u8>>,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the mailbox store {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("the mailbox store {path} has schema version {found}; this build knows up to {known}")]
+    NewerSchema { path: String, found: i64, known: usize },
+    #[error("the mailbox store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the mailbox store holds a damaged record of epoch {epoch}: {what}")]
+    Corrupt { epoch: u64, what: &'static str },
+}
+
+/// A shard's store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating) the store at `path`.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be opened or is not a database, or a newer schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open { path: path.display().to_string(), source };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        let version: i64 =
+            conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(open_error)?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::NewerSchema {
+                path: path.display().to_string(),
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// Commits an epoch (if it has a record), acknowledgements and deletions of epochs every
+    /// device has acknowledged, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's.
+    pub fn commit(
+        &mut self,
+        epoch: u64,
+        record: Option<&EpochRecord>,
+        acks: &[(String, SeqId)],
+        forget: &[u64],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        if let Some(record) = record {
+            tx.execute(
+                "INSERT OR REPLACE INTO epochs (epoch, record) VALUES (?1, ?2)",
+                params![to_sql(record.epoch), encode(record)],
+            )?;
+        }
+        for (device, upto) in acks {
+            tx.execute(
+                "INSERT INTO acks (device, upto) VALUES (?1, ?2) ON CONFLICT (device) DO UPDATE SET upto = max(upto, excluded.upto)",
+                params![device, upto.to_bytes().as_slice()],
+            )?;
+        }
+        for epoch in forget {
+            tx.execute("DELETE FROM epochs WHERE epoch = ?1", params![to_sql(*epoch)])?;
+        }
+        tx.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)", params![to_sql(epoch)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The last committed epoch (0 for a new store).
+    pub fn last_epoch(&self) -> Result<u64, StoreError> {
+        let value: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0))
+            .optional()?;
+        Ok(value.map_or(0, from_sql))
+    }
+
+    /// Every stored epoch, in order.
+    pub fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError> {
+        let mut statement = self.conn.prepare("SELECT epoch, record FROM epochs ORDER BY epoch")?;
+        let rows =
+            statement.query_map([], |r| Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (epoch, bytes) = row?;
+            out.push(decode(epoch, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Every device's acknowledged id.
+    pub fn acks(&self) -> Result<Vec<(String, SeqId)>, StoreError> {
+        let mut statement = self.conn.prepare("SELECT device, upto FROM acks")?;
+        let rows =
+            statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (device, upto) = row?;
+            let upto: [u8; 16] = upto
+                .try_into()
+                .map_err(|_| StoreError::Corrupt { epoch: 0, what: "an ack is not 16 bytes" })?;
+            out.push((device, SeqId::from_bytes(&upto)));
+        }
+        Ok(out)
+    }
+}
+
+fn to_sql(n: u64) -> i64 {
+    n as i64
+}
+
+fn from_sql(n: i64) -> u64 {
+    n as u64
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The record's bytes: bundles (count u32; each: id 16, recipients (count u32, each a u16
+/// length and UTF-8), common (u32 length, bytes), parts (count u32, each position u32 and a
+/// u32-length part)), then statements (count u32, each u32-length bytes).
+fn encode(record: &EpochRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(record.bundles.len() as u32).to_be_bytes());
+    for bundle in &record.bundles {
+        out.extend_from_slice(&bundle.bundle.to_bytes());
+        out.extend_from_slice(&(bundle.recipients.len() as u32).to_be_bytes());
+        for device in &bundle.recipients {
+            out.extend_from_slice(&(device.len() as u16).to_be_bytes());
+            out.extend_from_slice(device.as_bytes());
+        }
+        put_bytes(&mut out, &bundle.common);
+        out.extend_from_slice(&(bundle.parts.len() as u32).to_be_bytes());
+        for (position, part) in &bundle.parts {
+            out.extend_from_slice(&position.to_be_bytes());
+            put_bytes(&mut out, part);
+        }
+    }
+    out.extend_from_slice(&(record.statements.len() as u32).to_be_bytes());
+    for statement in &record.statements {
+        put_bytes(&mut out, statement);
+    }
+    out
+}
+
+fn decode(epoch: u64, mut bytes: &[u8]) -> Result<EpochRecord, StoreError> {
+    let corrupt = |what| StoreError::Corrupt { epoch, what };
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (bytes.len() >= n).then(|| bytes.split_at(n))?;
+        *bytes = tail;
+        Some(head)
+    }
+    let u32_of =
+        |bytes: &mut &[u8]| take(bytes, 4).map(|b| u32::from_be_bytes(b.try_into().expect("4")));
+    let mut record = EpochRecord { epoch, ..EpochRecord::default() };
+    let bundles = u32_of(&mut bytes).ok_or(corrupt("the bundle count"))?;
+    for _ in 0..bundles {
+        let id = take(&mut bytes, 16).ok_or(corrupt("a bundle id"))?;
+        let id = SeqId::from_bytes(id.try_into().expect("16"));
+        let count = u32_of(&mut bytes).ok_or(corrupt("a recipient count"))?;
+        let mut recipients = Vec::with_capacity(count.min(1024) as usize);
+        for _ in 0..count {
+            let len = take(&mut bytes, 2).ok_or(corrupt("a recipient"))?;
+            let len = u16::from_be_bytes(len.try_into().expect("2")) as usize;
+            let device = take(&mut bytes, len).ok_or(corrupt("a recipient"))?;
+            recipients.push(
+                String::from_utf8(device.to_vec())
+                    .map_err(|_| corrupt("a recipient is not UTF-8"))?,
+            );
+        }
+        let len = u32_of(&mut bytes).ok_or(corrupt("the common ciphertext"))? as usize;
+        let common = take(&mut bytes, len).ok_or(corrupt("the common ciphertext"))?.to_vec();
+        let count = u32_of(&mut bytes).ok_or(corrupt("a part count"))?;
+        let mut parts = Vec::with_capacity(count.min(1024) as usize);
+        for _ in 0..count {
+            let position = u32_of(&mut bytes).ok_or(corrupt("a part"))?;
+            let len = u32_of(&mut bytes).ok_or(corrupt("a part"))? as usize;
+            parts.push((position, take(&mut bytes, len).ok_or(corrupt("a part"))?.to_vec()));
+        }
+        record.bundles.push(StoredBundle { bundle: id, recipients, common, parts });
+    }
+    let statements = u32_of(&mut bytes).ok_or(corrupt("the statement count"))?;
+    for _ in 0..statements {
+        let len = u32_of(&mut bytes).ok_or(corrupt("a statement"))? as usize;
+        record.statements.push(take(&mut bytes, len).ok_or(corrupt("a statement"))?.to_vec());
+    }
+    if !bytes.is_empty() {
+        return Err(corrupt("bytes after the record"));
+    }
+    Ok(record)
+}
