@@ -5,6 +5,9 @@
 //! lies of issue 17, each with what the verifier must make of it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use ed25519_dalek::SigningKey;
 
@@ -85,13 +88,14 @@ impl Relay {
         let bundle = SeqId { epoch: self.epoch, shard: inbox, index: *index };
         *index += u32::try_from(recipients.len()).expect("few");
         let list: Vec<String> = recipients.iter().map(|r| (*r).to_owned()).collect();
+        let shared: Arc<[String]> = list.clone().into();
         for (i, device) in list.iter().enumerate() {
             let message = Delivered {
                 id: bundle.offset(u32::try_from(i).expect("few")).expect("in range"),
                 bundle,
-                recipients: list.clone(),
-                common: common.to_vec(),
-                part: parts[i].to_vec(),
+                recipients: shared.clone(),
+                common: Bytes::copy_from_slice(common),
+                part: Bytes::copy_from_slice(parts[i]),
             };
             self.pending.entry(device.clone()).or_default().push(message);
         }
@@ -265,7 +269,7 @@ pub fn swapped_recipients() -> Scenario {
     let mut batches = relay.end_epoch();
     let bob = index_of(&batches, "bob");
     let mut messages = batches[bob].messages.clone();
-    messages[0].recipients = vec!["carol".into(), "bob".into()];
+    messages[0].recipients = vec!["carol".to_owned(), "bob".to_owned()].into();
     batches[bob] = relay.reattest("bob", messages);
     Scenario::new("swapped recipient list", relay, batches)
 }
@@ -350,7 +354,7 @@ pub fn bad_deliveries() -> Scenario {
     let bob = honest[index_of(&honest, "bob")].clone();
     let alice = honest[index_of(&honest, "alice-phone")].clone();
     let mut altered = bob.messages.clone();
-    altered[0].common = b"HELLO".to_vec();
+    altered[0].common = Bytes::from_static(b"HELLO");
     let statement = bob.attestation.attestation().expect("an attestation").clone();
     let shard = statement.shard;
     let forged = Signed::sign(Statement::Attestation(statement), &key(1 - shard)).expect("signs");

@@ -13,13 +13,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::hash::{common_hash, recipients_hash};
+use crate::hash::{Digest, common_hash, part_hash, recipients_hash};
 use crate::store::{EpochRecord, Store, StoreError, StoredBundle};
-use crate::{Attestation, Delivered, Receipt, SeqId, Signed, Statement};
+use crate::{Attestation, Delivered, Entry, Receipt, SeqId, Signed, Statement};
 
 /// Bounds on what a shard holds.
 #[derive(Clone, Copy, Debug)]
@@ -71,9 +72,9 @@ pub struct Bundle {
     /// Device ids, each at most once.
     pub recipients: Vec<String>,
     /// The ciphertext common to all.
-    pub common: Vec<u8>,
+    pub common: Bytes,
     /// One part per recipient, in the same order.
-    pub parts: Vec<Vec<u8>>,
+    pub parts: Vec<Bytes>,
 }
 
 /// A bundle taken in, durable in every recipient's mailbox.
@@ -137,8 +138,10 @@ struct Pending {
 /// A mailbox: its batches not yet acknowledged (whole), its chain's head, its load.
 #[derive(Debug, Default)]
 struct Mailbox {
-    batches: VecDeque<(u64, Batch)>,
+    batches: VecDeque<(u64, Arc<Batch>)>,
     head: Option<Signed>,
+    /// The head's statement hash and last epoch: what the next attestation chains to.
+    link: Option<(Digest, u64)>,
     messages: usize,
     bytes: usize,
     /// Messages and bytes on their way (in the epoch collecting or committing).
@@ -172,7 +175,7 @@ pub struct Shard {
 }
 
 fn size(bundle: &Bundle) -> usize {
-    bundle.common.len() + bundle.parts.iter().map(Vec::len).sum::<usize>()
+    bundle.common.len() + bundle.parts.iter().map(Bytes::len).sum::<usize>()
 }
 
 impl Shard {
@@ -220,6 +223,7 @@ impl Shard {
                 let mut batch_messages = messages.remove(device.as_str()).unwrap_or_default();
                 batch_messages.sort_by_key(|m| m.id);
                 let mailbox = state.mailboxes.entry(device.clone()).or_default();
+                mailbox.link = Some((signed.hash(), attestation.to_epoch));
                 mailbox.head = Some(signed.clone());
                 let last = batch_messages.last().map(|m| m.id);
                 if last.is_some_and(|last| acked.get(&device).is_none_or(|upto| last > *upto)) {
@@ -228,7 +232,7 @@ impl Shard {
                         batch_messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
                     mailbox.batches.push_back((
                         record.epoch,
-                        Batch { device, attestation: signed, messages: batch_messages },
+                        Arc::new(Batch { device, attestation: signed, messages: batch_messages }),
                     ));
                     live += 1;
                 }
@@ -326,7 +330,7 @@ impl Shard {
 
     /// The device's batches after `after` (whole batches whose last message is above it), at
     /// most `max`.
-    pub fn fetch(&self, device: &str, after: Option<SeqId>, max: usize) -> Vec<Batch> {
+    pub fn fetch(&self, device: &str, after: Option<SeqId>, max: usize) -> Vec<Arc<Batch>> {
         let state = self.state();
         let Some(mailbox) = state.mailboxes.get(device) else { return Vec::new() };
         mailbox
@@ -421,10 +425,10 @@ impl Shard {
             let epoch = state.epoch;
             state.epoch += 1;
             let pending = std::mem::take(&mut state.collecting);
-            let heads: HashMap<String, Option<Signed>> = pending
+            let heads: HashMap<String, (Digest, u64)> = pending
                 .iter()
                 .flat_map(|p| p.bundle.recipients.iter())
-                .map(|d| (d.clone(), state.mailboxes.get(d).and_then(|m| m.head.clone())))
+                .filter_map(|d| Some((d.clone(), state.mailboxes.get(d)?.link?)))
                 .collect();
             (
                 epoch,
@@ -482,10 +486,11 @@ impl Shard {
         for batch in &batches {
             let mailbox = state.mailboxes.entry(batch.device.clone()).or_default();
             mailbox.head = Some(batch.attestation.clone());
+            mailbox.link = Some((batch.attestation.hash(), epoch));
             mailbox.messages += batch.messages.len();
             mailbox.bytes +=
                 batch.messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
-            mailbox.batches.push_back((epoch, (**batch).clone()));
+            mailbox.batches.push_back((epoch, batch.clone()));
         }
         drop(state);
         for (p, sent) in pending.into_iter().zip(prepared.sent) {
@@ -512,37 +517,49 @@ fn prepare(
     key: &SigningKey,
     epoch: u64,
     pending: &[Pending],
-    heads: &HashMap<String, Option<Signed>>,
+    heads: &HashMap<String, (Digest, u64)>,
 ) -> Prepared {
     let mut index = 0u32;
     let mut statements = Vec::with_capacity(pending.len() * 2);
     let mut bundles = Vec::with_capacity(pending.len());
-    let mut messages: BTreeMap<&str, Vec<Delivered>> = BTreeMap::new();
+    let mut messages: BTreeMap<&str, Vec<(Delivered, Entry)>> = BTreeMap::new();
     for p in pending {
         let count = p.bundle.recipients.len() as u32;
         let bundle = SeqId { epoch, shard, index };
         index += count;
+        let recipients: Arc<[String]> = p.bundle.recipients.clone().into();
+        let (recipients_digest, common_digest) =
+            (recipients_hash(&recipients), common_hash(&p.bundle.common));
         statements.push(Statement::Receipt(Receipt {
             shard,
             bundle,
-            recipients: recipients_hash(&p.bundle.recipients),
-            common: common_hash(&p.bundle.common),
+            recipients: recipients_digest,
+            common: common_digest,
             count,
         }));
         for (position, (device, part)) in
             p.bundle.recipients.iter().zip(&p.bundle.parts).enumerate()
         {
-            messages.entry(device.as_str()).or_default().push(Delivered {
-                id: bundle.offset(position as u32).expect("within the epoch's indexes"),
+            let id = bundle.offset(position as u32).expect("within the epoch's indexes");
+            let entry = Entry {
+                id,
                 bundle,
-                recipients: p.bundle.recipients.clone(),
+                recipients: recipients_digest,
+                common: common_digest,
+                part: part_hash(part),
+            };
+            let message = Delivered {
+                id,
+                bundle,
+                recipients: recipients.clone(),
                 common: p.bundle.common.clone(),
                 part: part.clone(),
-            });
+            };
+            messages.entry(device.as_str()).or_default().push((message, entry));
         }
         bundles.push(StoredBundle {
             bundle,
-            recipients: p.bundle.recipients.clone(),
+            recipients,
             common: p.bundle.common.clone(),
             parts: p
                 .bundle
@@ -557,18 +574,15 @@ fn prepare(
     let receipts = statements.len();
     let mut devices = Vec::with_capacity(messages.len());
     for (device, batch) in &messages {
-        let head = heads.get(*device).cloned().flatten();
-        let (prev, from_epoch) = head
-            .as_ref()
-            .and_then(|h| h.attestation().map(|a| (h.hash(), a.to_epoch + 1)))
-            .unwrap_or(([0; 32], 1));
+        let (prev, from_epoch) =
+            heads.get(*device).map_or(([0; 32], 1), |&(hash, last)| (hash, last + 1));
         statements.push(Statement::Attestation(Attestation {
             shard,
             device: (*device).to_owned(),
             from_epoch,
             to_epoch: epoch,
             prev,
-            entries: batch.iter().map(Delivered::entry).collect(),
+            entries: batch.iter().map(|(_, entry)| *entry).collect(),
         }));
         devices.push(*device);
     }
@@ -593,7 +607,12 @@ fn prepare(
         .map(|(device, attestation)| Batch {
             device: device.to_owned(),
             attestation: attestation.clone(),
-            messages: messages.remove(device).expect("a batch"),
+            messages: messages
+                .remove(device)
+                .expect("a batch")
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect(),
         })
         .collect();
     Prepared { record, acks: Vec::new(), forget: Vec::new(), sent, batches }

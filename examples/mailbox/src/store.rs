@@ -14,6 +14,9 @@
 //! synchronous; the shard calls it from `spawn_blocking`.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -29,10 +32,10 @@ const MIGRATIONS: &[&str] =
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBundle {
     pub bundle: SeqId,
-    pub recipients: Vec<String>,
-    pub common: Vec<u8>,
+    pub recipients: Arc<[String]>,
+    pub common: Bytes,
     /// `(position in the recipient list, part)` for this shard's recipients.
-    pub parts: Vec<(u32, Vec<u8>)>,
+    pub parts: Vec<(u32, Bytes)>,
 }
 
 /// One committed epoch.
@@ -113,10 +116,10 @@ impl Store {
             )?;
         }
         for (device, upto) in acks {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO acks (device, upto) VALUES (?1, ?2) ON CONFLICT (device) DO UPDATE SET upto = max(upto, excluded.upto)",
-                params![device, upto.to_bytes().as_slice()],
-            )?;
+            )?
+            .execute(params![device, upto.to_bytes().as_slice()])?;
         }
         for epoch in forget {
             tx.execute("DELETE FROM epochs WHERE epoch = ?1", params![to_sql(*epoch)])?;
@@ -187,7 +190,7 @@ fn encode(record: &EpochRecord) -> Vec<u8> {
     for bundle in &record.bundles {
         out.extend_from_slice(&bundle.bundle.to_bytes());
         out.extend_from_slice(&(bundle.recipients.len() as u32).to_be_bytes());
-        for device in &bundle.recipients {
+        for device in bundle.recipients.iter() {
             out.extend_from_slice(&(device.len() as u16).to_be_bytes());
             out.extend_from_slice(device.as_bytes());
         }
@@ -231,15 +234,24 @@ fn decode(epoch: u64, mut bytes: &[u8]) -> Result<EpochRecord, StoreError> {
             );
         }
         let len = u32_of(&mut bytes).ok_or(corrupt("the common ciphertext"))? as usize;
-        let common = take(&mut bytes, len).ok_or(corrupt("the common ciphertext"))?.to_vec();
+        let common =
+            Bytes::copy_from_slice(take(&mut bytes, len).ok_or(corrupt("the common ciphertext"))?);
         let count = u32_of(&mut bytes).ok_or(corrupt("a part count"))?;
         let mut parts = Vec::with_capacity(count.min(1024) as usize);
         for _ in 0..count {
             let position = u32_of(&mut bytes).ok_or(corrupt("a part"))?;
             let len = u32_of(&mut bytes).ok_or(corrupt("a part"))? as usize;
-            parts.push((position, take(&mut bytes, len).ok_or(corrupt("a part"))?.to_vec()));
+            parts.push((
+                position,
+                Bytes::copy_from_slice(take(&mut bytes, len).ok_or(corrupt("a part"))?),
+            ));
         }
-        record.bundles.push(StoredBundle { bundle: id, recipients, common, parts });
+        record.bundles.push(StoredBundle {
+            bundle: id,
+            recipients: recipients.into(),
+            common,
+            parts,
+        });
     }
     let statements = u32_of(&mut bytes).ok_or(corrupt("the statement count"))?;
     for _ in 0..statements {

@@ -1,22 +1,27 @@
 //! A device's check of what it is delivered (docs/mailbox.md, "Verifying"): each batch against
 //! its attestation, and each attestation against the device's chain.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use crate::SeqId;
 use crate::hash::{common_hash, part_hash, recipients_hash};
 use crate::proof::Proof;
 use crate::statement::{Entry, KeyRing, SignatureError, Signed};
 
-/// A message as a device receives it.
+/// A message as a device receives it. The bundle's recipient list and common ciphertext are
+/// shared by its messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
     pub id: SeqId,
     pub bundle: SeqId,
     /// The bundle's recipient list, in the sender's order.
-    pub recipients: Vec<String>,
+    pub recipients: Arc<[String]>,
     /// The ciphertext common to every recipient.
-    pub common: Vec<u8>,
+    pub common: Bytes,
     /// This recipient's part.
-    pub part: Vec<u8>,
+    pub part: Bytes,
 }
 
 impl Delivered {

@@ -29,8 +29,8 @@ fn config(dir: &Path, limits: Limits) -> Config {
 fn bundle(recipients: &[&str], common: &str) -> Bundle {
     Bundle {
         recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
-        common: common.as_bytes().to_vec(),
-        parts: recipients.iter().map(|r| format!("{common} for {r}").into_bytes()).collect(),
+        common: common.as_bytes().to_vec().into(),
+        parts: recipients.iter().map(|r| format!("{common} for {r}").into_bytes().into()).collect(),
     }
 }
 
@@ -96,8 +96,7 @@ async fn sends_become_verified_batches_and_survive_a_restart() {
     // Fetched, the same batches.
     for device in DEVICES {
         let fetched = shard.fetch(device, None, usize::MAX);
-        let mine: Vec<&Batch> =
-            pushed.iter().filter(|b| b.device == device).map(|b| &**b).collect();
+        let mine: Vec<&Arc<Batch>> = pushed.iter().filter(|b| b.device == device).collect();
         assert_eq!(fetched.iter().collect::<Vec<_>>(), mine, "{device}");
         let ids: Vec<SeqId> =
             fetched.iter().flat_map(|b| b.messages.iter().map(|m| m.id)).collect();
@@ -138,7 +137,7 @@ async fn sends_become_verified_batches_and_survive_a_restart() {
     let carol = shard.fetch("carol", None, usize::MAX);
     let half = carol[carol.len() / 2 - 1].messages.last().expect("messages").id;
     shard.ack("carol", half);
-    let carol_kept: Vec<Batch> = carol[carol.len() / 2..].to_vec();
+    let carol_kept: Vec<Arc<Batch>> = carol[carol.len() / 2..].to_vec();
     let last_epoch = shard.epoch();
     // The acknowledgements are written with the next epoch.
     shard.end_epoch().await;
@@ -148,11 +147,10 @@ async fn sends_become_verified_batches_and_survive_a_restart() {
 
     let reopened = Shard::open(config(dir.path(), Limits::default())).expect("reopens");
     assert!(reopened.epoch() >= last_epoch, "epochs continue");
-    assert_eq!(reopened.fetch("bob", None, usize::MAX), Vec::<Batch>::new());
+    assert_eq!(reopened.fetch("bob", None, usize::MAX), Vec::<Arc<Batch>>::new());
     assert_eq!(reopened.fetch("carol", None, usize::MAX), carol_kept);
     for device in ["alice-phone", "alice-laptop", "dave"] {
-        let before: Vec<&Batch> =
-            pushed.iter().filter(|b| b.device == device).map(|b| &**b).collect();
+        let before: Vec<&Arc<Batch>> = pushed.iter().filter(|b| b.device == device).collect();
         assert_eq!(
             reopened.fetch(device, None, usize::MAX).iter().collect::<Vec<_>>(),
             before,
@@ -211,7 +209,7 @@ async fn bad_bundles_and_full_mailboxes_are_refused_by_name() {
     assert!(full.retryable());
     assert_eq!(
         shard.fetch("carol", None, 10),
-        Vec::<Batch>::new(),
+        Vec::<Arc<Batch>>::new(),
         "nothing of the refused bundle reached carol"
     );
     let last =

@@ -24,7 +24,7 @@ fn message(m: &Delivered) -> Value {
     json!({
         "id": hex(&m.id.to_bytes()),
         "bundle": hex(&m.bundle.to_bytes()),
-        "recipients": m.recipients,
+        "recipients": &*m.recipients,
         "common": hex(&m.common),
         "part": hex(&m.part),
     })
