@@ -15,6 +15,7 @@
 //! - [`shard`]: a shard: takes bundles in, ends epochs, attests and signs each epoch as one
 //!   batch, commits it to its [`store`] (SQLite, one transaction per epoch), then answers the
 //!   senders and delivers.
+//! - [`service`]: `examples.mailbox.Mailbox` behind the gateway, over a shard.
 //! - [`model`]: a relay in memory, honest or lying, and the scenarios of its lies (the tests'
 //!   and the `mailbox-vectors` program's).
 
@@ -22,6 +23,7 @@ pub mod hash;
 mod ids;
 pub mod model;
 pub mod proof;
+pub mod service;
 pub mod shard;
 pub mod statement;
 pub mod store;

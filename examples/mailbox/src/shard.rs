@@ -66,6 +66,43 @@ pub struct Config {
     pub store: PathBuf,
 }
 
+/// The signing key kept beside a shard's store: `path` holds its 32-byte seed, made (with
+/// permissions 0600) on first use. The same key across restarts keeps devices' chains
+/// verifiable.
+///
+/// # Errors
+///
+/// A file that cannot be read or written, or that is not 32 bytes.
+pub fn key_file(path: &std::path::Path) -> std::io::Result<SigningKey> {
+    match std::fs::read(path) {
+        Ok(seed) => {
+            let seed: [u8; 32] = seed.try_into().map_err(|seed: Vec<u8>| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} holds {} bytes, not a 32-byte key seed",
+                        path.display(),
+                        seed.len()
+                    ),
+                )
+            })?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+            file.write_all(&seed)?;
+            file.sync_all()?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A bundle to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
@@ -260,6 +297,16 @@ impl Shard {
     /// misses batches: it fetches them).
     pub fn deliveries(&self) -> broadcast::Receiver<Arc<Batch>> {
         self.deliveries.subscribe()
+    }
+
+    /// This shard's number.
+    pub fn number(&self) -> u32 {
+        self.config.shard
+    }
+
+    /// Its Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.config.key.verifying_key().to_bytes()
     }
 
     /// The epoch collecting now.

@@ -57,6 +57,8 @@ fn registry() -> anyhow::Result<Registry> {
     registry.register(&roughtime::service::DESCRIPTOR)?;
     // The timestamp oracle (docs/tso.md): its instances serve over NATS only.
     registry.register(&tso::service::DESCRIPTOR)?;
+    // The mailbox relay (docs/mailbox.md): in process, or `mailbox-service` over NATS.
+    registry.register(&mailbox::service::DESCRIPTOR)?;
     Ok(registry)
 }
 
@@ -124,6 +126,8 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     .await
     .context("cannot start the Roughtime example service")?;
     eprintln!("gateway: Roughtime service examples.roughtime.Roughtime, public key {time_public}");
+    let (mailbox, mailbox_epochs, _mailbox_dir) =
+        start_mailbox(&bus, &config, &services_stop).await?;
     let listeners = Listeners::bind(&config).await?;
     // Operator switches (docs/operations.md): in memory with the in-process bus.
     let switches: Arc<dyn SwitchStore> = Arc::new(MemorySwitches::new());
@@ -133,7 +137,58 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     some_api.stopped().await;
     echo.stopped().await;
     roughtime.stopped().await;
+    mailbox.stopped().await;
+    let _ = mailbox_epochs.await;
     Ok(())
+}
+
+/// The mailbox relay's one shard (docs/mailbox.md), its store and key in `$MAILBOX_DIR`, or in
+/// a temporary directory removed at exit when that is not set. Anonymous callers may use it
+/// when the gateway lets them do everything (`--anonymous-roles all`).
+async fn start_mailbox(
+    bus: &Arc<dyn Bus>,
+    config: &Config,
+    stop: &CancellationToken,
+) -> anyhow::Result<(gateway_bus::Serving, tokio::task::JoinHandle<()>, Option<tempfile::TempDir>)>
+{
+    let (dir, temporary) = match std::env::var_os("MAILBOX_DIR") {
+        Some(dir) => (std::path::PathBuf::from(dir), None),
+        None => {
+            let temporary = tempfile::Builder::new()
+                .prefix("gateway-mailbox-")
+                .tempdir()
+                .context("cannot make a temporary directory for the mailbox")?;
+            eprintln!(
+                "gateway: the mailbox's store is {} (removed at exit: set MAILBOX_DIR to keep it)",
+                temporary.path().display()
+            );
+            (temporary.path().to_owned(), Some(temporary))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let key = mailbox::shard::key_file(&dir.join("shard-0.key"))
+        .with_context(|| format!("the mailbox key in {}", dir.display()))?;
+    let shard = mailbox::shard::Shard::open(mailbox::shard::Config {
+        shard: 0,
+        key,
+        epoch_every: std::time::Duration::from_millis(5),
+        limits: mailbox::shard::Limits::default(),
+        store: dir.join("shard-0.sqlite"),
+    })
+    .context("cannot open the mailbox shard")?;
+    let anonymous = config.auth.anonymous_roles.iter().any(|role| role == "all");
+    let service = mailbox::service::MailboxService::new(shard.clone()).allow_anonymous(anonymous);
+    let running = ServiceRuntime::new(bus.clone(), mailbox::service::server(service))
+        .start(stop.clone())
+        .await
+        .context("cannot start the Mailbox example service")?;
+    let publisher = mailbox::service::MailboxClient::new(BusTopics::new(bus.clone()));
+    tokio::spawn(mailbox::service::publish_batches(shard.clone(), publisher, stop.clone()));
+    let epochs = tokio::spawn({
+        let stop = stop.clone();
+        async move { shard.run(stop).await }
+    });
+    Ok((running, epochs, temporary))
 }
 
 /// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM.

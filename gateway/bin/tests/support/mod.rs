@@ -209,7 +209,7 @@ pub(crate) fn sibling_binary(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_gateway")).with_file_name(name);
     assert!(
         path.is_file(),
-        "{} is missing: run cargo test --workspace, or cargo build -p echo -p some-api -p roughtime \
+        "{} is missing: run cargo test --workspace, or cargo build -p echo -p some-api -p roughtime -p mailbox \
          -p tso --bins, first",
         path.display()
     );

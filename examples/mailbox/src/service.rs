@@ -1,0 +1,239 @@
+//! The mailbox behind the gateway (`schemas/mailbox/mailbox.service`, docs/mailbox.md, "The
+//! service"): `send`, `fetch`, `ack`, `attestations`, `keys`, and each committed batch published
+//! on the keyed topic `batches` under its device's id.
+//!
+//! A caller with a token acts for its subject: `fetch`, `ack` and `attestations` name no
+//! device (or the subject itself), and a device subscribes to `batches` with its own id, which
+//! the gateway's permissions enforce (`Mailbox.batches.{sub}`, docs/auth.md). Anonymous callers
+//! name the device themselves, only when the service allows it (development).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gateway_core::{CallContext, Message, Status, Topics};
+use tokio_util::sync::CancellationToken;
+
+use crate::SeqId;
+use crate::shard::{self, Refused, Shard};
+
+gateway_core::include_generated!("mailbox");
+
+pub use examples::mailbox::mailbox::{
+    DESCRIPTOR, Mailbox, MailboxClient, MailboxError, MailboxServer,
+};
+pub use examples::mailbox::{
+    AckReplyT, AckRequestT, AttestationsReplyT, AttestationsRequestT, BatchT, FetchReplyT,
+    FetchRequestT, KeysRequestT, KeysT, MessageT, PartT, SendReplyT, SendRequestT, ShardKeyT,
+    SignedT,
+};
+
+/// The most batches one `fetch` returns.
+pub const MAX_FETCH: usize = 1024;
+
+/// The service over one shard.
+#[derive(Clone, Debug)]
+pub struct MailboxService {
+    shard: Shard,
+    allow_anonymous: bool,
+}
+
+impl MailboxService {
+    /// A service over `shard`; anonymous callers may do nothing but `keys`.
+    pub fn new(shard: Shard) -> MailboxService {
+        MailboxService { shard, allow_anonymous: false }
+    }
+
+    /// Lets anonymous callers send and name the mailbox they read (development only).
+    pub fn allow_anonymous(mut self, allow: bool) -> MailboxService {
+        self.allow_anonymous = allow;
+        self
+    }
+
+    /// The mailbox a call may read: the token's subject (a named device must be it), or for
+    /// an anonymous caller, when allowed, the one it names.
+    fn mailbox(&self, ctx: &CallContext, named: Option<&str>) -> Result<String, Status> {
+        let named = named.filter(|device| !device.is_empty());
+        match (ctx.identity(), named) {
+            (Some(identity), None) => Ok(identity.subject.clone()),
+            (Some(identity), Some(device)) if device == identity.subject => {
+                Ok(identity.subject.clone())
+            }
+            (Some(identity), Some(device)) => Err(MailboxError::NotYourMailbox.status(format!(
+                "{:?} may read only its own mailbox, not {device:?}",
+                identity.subject
+            ))),
+            (None, Some(device)) if self.allow_anonymous => Ok(device.to_owned()),
+            (None, _) if self.allow_anonymous => {
+                Err(Status::invalid_argument("an anonymous caller names its device"))
+            }
+            (None, _) => Err(Status::unauthenticated("mailboxes are read with a token")),
+        }
+    }
+}
+
+fn id_of(bytes: Option<&[u8]>, what: &str) -> Result<Option<SeqId>, Status> {
+    match bytes {
+        None | Some([]) => Ok(None),
+        Some(bytes) => {
+            let bytes: &[u8; 16] = bytes.try_into().map_err(|_| {
+                Status::invalid_argument(format!("{what} is {} bytes, not 16", bytes.len()))
+            })?;
+            Ok(Some(SeqId::from_bytes(bytes)))
+        }
+    }
+}
+
+fn status_of(refused: Refused) -> Status {
+    let message = refused.to_string();
+    match refused {
+        Refused::MailboxFull(_) => MailboxError::MailboxFull.status(message).with_retryable(true),
+        Refused::Busy(_) | Refused::Storage(_) | Refused::Stopped => {
+            Status::unavailable(message).with_retryable(true)
+        }
+        Refused::NoRecipients
+        | Refused::TooManyRecipients(..)
+        | Refused::Parts { .. }
+        | Refused::BadDevice(..)
+        | Refused::Duplicate(_)
+        | Refused::TooLarge(..) => MailboxError::BadBundle.status(message),
+    }
+}
+
+/// A batch as the API carries it.
+pub fn batch_message(batch: &shard::Batch) -> BatchT {
+    BatchT {
+        attestation: batch.attestation.bytes().to_vec(),
+        messages: batch
+            .messages
+            .iter()
+            .map(|m| MessageT {
+                id: m.id.to_bytes().to_vec(),
+                bundle: m.bundle.to_bytes().to_vec(),
+                recipients: m.recipients.to_vec(),
+                common: Some(m.common.to_vec()),
+                part: Some(m.part.to_vec()),
+            })
+            .collect(),
+    }
+}
+
+impl Mailbox for MailboxService {
+    async fn send(
+        &self,
+        ctx: CallContext,
+        request: Message<SendRequestT>,
+    ) -> Result<Message<SendReplyT>, Status> {
+        if ctx.identity().is_none() && !self.allow_anonymous {
+            return Err(Status::unauthenticated("sending takes a token"));
+        }
+        let request = request.get();
+        let bundle = shard::Bundle {
+            recipients: request.recipients().iter().map(str::to_owned).collect(),
+            common: request.common().map_or_else(Bytes::new, |c| Bytes::copy_from_slice(c.bytes())),
+            parts: request
+                .parts()
+                .iter()
+                .map(|p| p.bytes().map_or_else(Bytes::new, |b| Bytes::copy_from_slice(b.bytes())))
+                .collect(),
+        };
+        let sent = self.shard.send(bundle).await.map_err(status_of)?;
+        Ok(Message::pack(&SendReplyT {
+            bundle: sent.bundle.to_bytes().to_vec(),
+            receipt: sent.receipt.bytes().to_vec(),
+        }))
+    }
+
+    async fn fetch(
+        &self,
+        ctx: CallContext,
+        request: Message<FetchRequestT>,
+    ) -> Result<Message<FetchReplyT>, Status> {
+        let request = request.get();
+        let device = self.mailbox(&ctx, request.device())?;
+        let after = id_of(request.after().map(|a| a.bytes()), "after")?;
+        let max = (request.max_batches() as usize).clamp(1, MAX_FETCH);
+        let batches = self.shard.fetch(&device, after, max);
+        Ok(Message::pack(&FetchReplyT {
+            batches: batches.iter().map(|b| batch_message(b)).collect(),
+        }))
+    }
+
+    async fn ack(
+        &self,
+        ctx: CallContext,
+        request: Message<AckRequestT>,
+    ) -> Result<Message<AckReplyT>, Status> {
+        let request = request.get();
+        let device = self.mailbox(&ctx, request.device())?;
+        let upto = id_of(Some(request.upto().bytes()), "upto")?
+            .ok_or_else(|| Status::invalid_argument("upto is empty"))?;
+        let deleted = self.shard.ack(&device, upto);
+        Ok(Message::pack(&AckReplyT { deleted: u32::try_from(deleted).unwrap_or(u32::MAX) }))
+    }
+
+    async fn attestations(
+        &self,
+        ctx: CallContext,
+        request: Message<AttestationsRequestT>,
+    ) -> Result<Message<AttestationsReplyT>, Status> {
+        let request = request.get();
+        let device = self.mailbox(&ctx, request.device())?;
+        let attestations = self.shard.attestations(&device, request.from_epoch());
+        Ok(Message::pack(&AttestationsReplyT {
+            attestations: attestations
+                .iter()
+                .map(|s| SignedT { bytes: s.bytes().to_vec() })
+                .collect(),
+        }))
+    }
+
+    async fn keys(
+        &self,
+        _ctx: CallContext,
+        _request: Message<KeysRequestT>,
+    ) -> Result<Message<KeysT>, Status> {
+        Ok(Message::pack(&KeysT {
+            shards: vec![ShardKeyT {
+                shard: self.shard.number(),
+                public_key: self.shard.public_key().to_vec(),
+            }],
+        }))
+    }
+}
+
+/// Publishes every batch the shard commits on `batches`, under its device's id, until `stop`.
+/// A batch the publisher could not keep up with is not lost: the device fetches it.
+pub async fn publish_batches<T: Topics>(
+    shard: Shard,
+    publisher: MailboxClient<T>,
+    stop: CancellationToken,
+) {
+    let mut deliveries = shard.deliveries();
+    loop {
+        let batch = tokio::select! {
+            () = stop.cancelled() => return,
+            batch = deliveries.recv() => batch,
+        };
+        match batch {
+            Ok(batch) => {
+                if let Err(status) =
+                    publisher.publish_batches(&batch.device, batch_message(&batch)).await
+                {
+                    tracing::warn!(device = %batch.device, %status, "cannot publish a batch");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "the publisher fell behind the shard: devices fetch those batches"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The [`Arc`]'d server, for a [`gateway_bus::ServiceRuntime`].
+pub fn server(service: MailboxService) -> Arc<dyn gateway_core::Dispatch> {
+    Arc::new(MailboxServer::new(service))
+}

@@ -1,0 +1,157 @@
+//! The mailbox relay as processes (docs/mailbox.md): `mailbox-service` (one shard, its store and
+//! key in a directory) on a real nats-server behind a real gateway, called with the generated
+//! client. A bundle to two devices: the sender gets its id and a signed receipt; one recipient
+//! gets its batch pushed on its `batches` key, the other fetches it; both verify with the keys
+//! `keys` returns; an acknowledgement deletes. Then 24 more bundles, answered, and the service
+//! is killed with SIGKILL and started again on the same directory: every answered message is
+//! there, and the recipient's chain carries on.
+//!
+//! Like `nats.rs`, this needs `mailbox-service` built next to `gateway` (`cargo test
+//! --workspace` does it).
+
+use std::time::Duration;
+
+use gateway_core::Status;
+use mailbox::service::{
+    AckRequestT, BatchT, FetchRequestT, KeysRequestT, MailboxClient, PartT, SendRequestT,
+};
+use mailbox::{Delivered, DeviceVerifier, KeyRing, SeqId, Signed};
+
+mod support;
+use support::{System, WAIT};
+
+const MAILBOX_CALLS: &str = "rpc.examples.mailbox.Mailbox.*";
+
+fn bundle(recipients: &[&str], common: &str) -> SendRequestT {
+    SendRequestT {
+        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        common: Some(common.as_bytes().to_vec()),
+        parts: recipients
+            .iter()
+            .map(|r| PartT { bytes: Some(format!("{common}, for {r}").into_bytes()) })
+            .collect(),
+    }
+}
+
+fn id(bytes: &[u8]) -> SeqId {
+    SeqId::from_bytes(bytes.try_into().expect("16 bytes"))
+}
+
+/// A batch as the API carries it, as the verifier takes it.
+fn decoded(batch: &BatchT) -> (Signed, Vec<Delivered>) {
+    let attestation = Signed::decode(&batch.attestation).expect("a signed attestation");
+    let messages = batch
+        .messages
+        .iter()
+        .map(|m| Delivered {
+            id: id(&m.id),
+            bundle: id(&m.bundle),
+            recipients: m.recipients.clone().into(),
+            common: m.common.clone().unwrap_or_default().into(),
+            part: m.part.clone().unwrap_or_default().into(),
+        })
+        .collect();
+    (attestation, messages)
+}
+
+async fn fetch<T: gateway_core::Transport>(
+    mailbox: &MailboxClient<T>,
+    device: &str,
+) -> Vec<BatchT> {
+    let request = FetchRequestT { device: Some(device.into()), after: None, max_batches: 1000 };
+    mailbox.fetch(request).await.expect("fetched").unpack().batches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_signed_delivered_acknowledged_and_survive_a_kill() {
+    let system = System::start();
+    let dir = tempfile::tempdir().expect("a directory for the shard");
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path").to_owned();
+    let args = ["--dir", dir_arg.as_str(), "--allow-anonymous"];
+    let mut service = system.service("mailbox-service", "mailbox-service", &args);
+    let gateway = system.gateway("gw").await;
+    system.wait_for_subscribers("mailbox-service", MAILBOX_CALLS, 1).await;
+    let mailbox = MailboxClient::new(gateway.client().await);
+
+    let keys = mailbox.keys(KeysRequestT {}).await.expect("the keys").unpack();
+    let mut ring = KeyRing::new();
+    for shard in &keys.shards {
+        let key: [u8; 32] = shard.public_key.as_slice().try_into().expect("32 bytes");
+        ring.insert(shard.shard, ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a key"));
+    }
+
+    // Bob follows his batches; a bundle to alice and bob.
+    let mut pushed = mailbox.subscribe_batches("bob").await.expect("subscribed");
+    system.wait_for_subscribers("gw", "topic.examples.mailbox.Mailbox.batches.bob", 1).await;
+    let sent = mailbox.send(bundle(&["alice", "bob"], "hello")).await.expect("sent").unpack();
+    let receipt = Signed::decode(&sent.receipt).expect("a signed receipt");
+    receipt.verify(&ring).expect("signed by the shard");
+    assert_eq!(receipt.receipt().map(|r| (r.bundle, r.count)), Some((id(&sent.bundle), 2)));
+
+    let event = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut pushed))
+        .await
+        .expect("a batch within the wait")
+        .expect("the subscription goes on")
+        .expect("a batch, not an error");
+    let (attestation, messages) = decoded(&event.message().unpack());
+    let mut bob = DeviceVerifier::new("bob", ring.clone());
+    bob.accept(&attestation, &messages).expect("bob's batch verifies");
+    assert_eq!(messages[0].id, id(&sent.bundle).offset(1).expect("in range"));
+    assert_eq!(&messages[0].part[..], b"hello, for bob");
+
+    // Alice fetches hers, verifies, acknowledges: it is gone.
+    let batches = fetch(&mailbox, "alice").await;
+    assert_eq!(batches.len(), 1);
+    let (attestation, messages) = decoded(&batches[0]);
+    DeviceVerifier::new("alice", ring.clone()).accept(&attestation, &messages).expect("verifies");
+    let acked = mailbox
+        .ack(AckRequestT { device: Some("alice".into()), upto: messages[0].id.to_bytes().to_vec() })
+        .await
+        .expect("acknowledged");
+    assert_eq!(acked.get().deleted(), 1);
+    assert!(fetch(&mailbox, "alice").await.is_empty());
+
+    // Bad bundles are refused by name.
+    let refused: Status =
+        mailbox.send(bundle(&["bob", "bob"], "twice")).await.expect_err("refused");
+    assert_eq!(
+        mailbox::service::MailboxError::of(&refused),
+        Some(mailbox::service::MailboxError::BadBundle)
+    );
+    assert!(refused.message().contains("\"bob\" is a recipient twice"), "{refused:?}");
+
+    // 24 more bundles to bob, answered; then the service dies and comes back.
+    let mut answered = Vec::new();
+    let sends: Vec<_> = (0..24).map(|i| mailbox.send(bundle(&["bob"], &format!("m{i}")))).collect();
+    for reply in futures::future::join_all(sends).await {
+        answered.push(id(&reply.expect("sent").unpack().bundle));
+    }
+    service.kill();
+    let _restarted = system.service("mailbox-service", "mailbox-service-2", &args);
+    system.wait_for_subscribers("mailbox-service", MAILBOX_CALLS, 1).await;
+    let batches = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(reply) = mailbox
+                .fetch(FetchRequestT { device: Some("bob".into()), after: None, max_batches: 1000 })
+                .await
+            {
+                return reply.unpack().batches;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the service answers again");
+    let mut kept = Vec::new();
+    for batch in &batches {
+        let (attestation, messages) = decoded(batch);
+        bob.accept(&attestation, &messages).expect("bob's chain carries on across the restart");
+        kept.extend(messages.iter().map(|m| m.bundle));
+    }
+    for bundle in &answered {
+        assert!(kept.contains(bundle), "answered bundle {bundle} lost in the restart");
+    }
+    // And the restarted service goes on numbering above.
+    let after = mailbox.send(bundle(&["bob"], "after")).await.expect("sent").unpack();
+    assert!(answered.iter().all(|b| *b < id(&after.bundle)));
+}
