@@ -155,3 +155,74 @@ async fn messages_are_signed_delivered_acknowledged_and_survive_a_kill() {
     let after = mailbox.send(bundle(&["bob"], "after")).await.expect("sent").unpack();
     assert!(answered.iter().all(|b| *b < id(&after.bundle)));
 }
+
+/// A gateway whose devices have tokens: role `device` may call the mailbox and subscribe to its
+/// own key of `batches` (`Mailbox.batches.{sub}`); anonymous connections may do nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_reads_only_its_own_mailbox() {
+    let system = System::start();
+    let dir = tempfile::tempdir().expect("a directory");
+    let secret = dir.path().join("dev.secret");
+    std::fs::write(&secret, "a development secret of at least 32 bytes").expect("the secret");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\n\
+             [[auth.keys]]\nalgorithm = \"HS256\"\nsecret_file = {secret:?}\n\
+             [auth.roles.device]\ncall = [\"Mailbox.*\"]\nsubscribe = [\"Mailbox.batches.{{sub}}\"]\n"
+        ),
+    )
+    .expect("the config");
+    let store = dir.path().join("shard");
+    let store = store.to_str().expect("UTF-8").to_owned();
+    let _service = system.service("mailbox-service", "mailbox-service", &["--dir", &store]);
+    system.wait_for_subscribers("mailbox-service", MAILBOX_CALLS, 1).await;
+    let gateway = system.gateway_with("gw", &["--config", config.to_str().expect("UTF-8")]).await;
+    let token = |sub: &str| {
+        let out = std::process::Command::new(support::sibling_binary("gateway-token"))
+            .args(["--sub", sub, "--roles", "device", "--ttl", "10m", "--algorithm", "HS256"])
+            .arg("--secret-file")
+            .arg(&secret)
+            .output()
+            .expect("gateway-token runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("a token").trim().as_bytes().to_vec()
+    };
+    let bob = MailboxClient::new(gateway.client_with_token(token("bob")).await);
+    let alice = MailboxClient::new(gateway.client_with_token(token("alice")).await);
+
+    let mut pushed = bob.subscribe_batches("bob").await.expect("bob follows his own batches");
+    let denied = alice.subscribe_batches("bob").await.expect_err("alice may not follow bob's");
+    assert_eq!(denied.code(), gateway_core::Code::PermissionDenied, "{denied:?}");
+    system.wait_for_subscribers("gw", "topic.examples.mailbox.Mailbox.batches.bob", 1).await;
+
+    alice.send(bundle(&["alice", "bob"], "hi")).await.expect("alice sends");
+    let event = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut pushed))
+        .await
+        .expect("in time")
+        .expect("the subscription goes on")
+        .expect("a batch");
+    assert_eq!(event.key(), "bob");
+
+    // Reading: a device names no mailbox (its own) or its own; never another's.
+    let own = |device: Option<&str>| FetchRequestT {
+        device: device.map(str::to_owned),
+        after: None,
+        max_batches: 10,
+    };
+    assert_eq!(bob.fetch(own(None)).await.expect("his own").unpack().batches.len(), 1);
+    assert_eq!(bob.fetch(own(Some("bob"))).await.expect("named").unpack().batches.len(), 1);
+    let refused = bob.fetch(own(Some("alice"))).await.expect_err("not his");
+    assert_eq!(
+        mailbox::service::MailboxError::of(&refused),
+        Some(mailbox::service::MailboxError::NotYourMailbox),
+        "{refused:?}"
+    );
+    let refused = bob
+        .ack(AckRequestT { device: Some("alice".into()), upto: vec![0xff; 16] })
+        .await
+        .expect_err("not his");
+    assert_eq!(refused.code(), gateway_core::Code::PermissionDenied);
+    assert_eq!(alice.fetch(own(None)).await.expect("hers").unpack().batches.len(), 1, "untouched");
+}

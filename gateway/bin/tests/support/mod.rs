@@ -90,10 +90,16 @@ impl<N: Nats> System<N> {
     }
 
     /// Starts a gateway over this system's NATS, its connection named `name` (`--server-id`),
-    /// and waits until it is ready.
+    /// anonymous connections allowed everything, and waits until it is ready.
     pub(crate) async fn gateway(&self, name: &str) -> Gateway {
+        self.gateway_with(name, &["--anonymous-roles", "all"]).await
+    }
+
+    /// [`System::gateway`] with `extra` arguments instead of `--anonymous-roles all` (e.g.
+    /// `--config FILE`).
+    pub(crate) async fn gateway_with(&self, name: &str, extra: &[&str]) -> Gateway {
         let (addr, admin) = (free_addr(), free_addr());
-        let args = [
+        let mut args = vec![
             "--nats".to_owned(),
             self.nats.urls(),
             "--listen".to_owned(),
@@ -104,9 +110,8 @@ impl<N: Nats> System<N> {
             "127.0.0.1:0".to_owned(),
             "--server-id".to_owned(),
             name.to_owned(),
-            "--anonymous-roles".to_owned(),
-            "all".to_owned(),
         ];
+        args.extend(extra.iter().map(|&a| a.to_owned()));
         let program = Path::new(env!("CARGO_BIN_EXE_gateway"));
         let mut process = Process::spawn(self.logs.path(), name, program, &args);
         eventually(&format!("gateway {name} to be ready"), || {
@@ -228,6 +233,16 @@ impl Gateway {
     /// A new client connection to this gateway.
     pub(crate) async fn client(&self) -> Client {
         let config = ClientConfig::new([self.addr.to_string()]);
+        tokio::time::timeout(WAIT, Client::connect(config))
+            .await
+            .unwrap_or_else(|_| panic!("connecting to {} timed out", self.name))
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name))
+    }
+
+    /// A new client connection to this gateway, authenticated with `token`.
+    pub(crate) async fn client_with_token(&self, token: Vec<u8>) -> Client {
+        let mut config = ClientConfig::new([self.addr.to_string()]);
+        config.token = Some(token);
         tokio::time::timeout(WAIT, Client::connect(config))
             .await
             .unwrap_or_else(|_| panic!("connecting to {} timed out", self.name))
