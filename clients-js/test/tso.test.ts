@@ -6,12 +6,8 @@
 // concurrent callers, every timestamp unique and each caller's increasing.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
 import { after, before, test } from "node:test";
-import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { Client, Code, RpcError } from "@rpcgen/client";
 import { nodeTransport } from "@rpcgen/client/node";
@@ -24,7 +20,8 @@ import {
   timestampBytes,
 } from "@rpcgen/client/tso";
 
-import { Gateway, ROOT } from "./support/gateway.js";
+import { Gateway } from "./support/gateway.js";
+import { generatedStubs } from "./support/generated.js";
 import { requireNats, startNats, startTso, stop } from "./support/nats.js";
 
 test("a timestamp is its epoch then its index, big-endian, and sorts as its bytes", () => {
@@ -127,27 +124,6 @@ test("n out of range is refused, and no call carries more than MAX_BATCH", async
 
 // --- against the real oracle -------------------------------------------------------------
 
-/** The generated stubs' module: `rpcgen ts schemas/tso/tso.service`, bundled by esbuild next to
- *  this file (so that `flatbuffers` and `@rpcgen/client` resolve from the workspace). */
-async function generatedStubs(): Promise<any> {
-  const rpcgen = process.env.RPCGEN_BIN ?? join(ROOT, "target/debug/rpcgen");
-  const out = mkdtempSync(join(tmpdir(), "rpcgen-tso-ts-"));
-  const generated = spawnSync(rpcgen, ["ts", join(ROOT, "schemas/tso/tso.service"), "--out", out], { encoding: "utf8" });
-  if (generated.status !== 0) throw new Error(`${rpcgen} ts failed (${generated.error ?? generated.status}):\n${generated.stderr}`);
-  const esbuild = await import("esbuild");
-  const outfile = join(fileURLToPath(new URL(".", import.meta.url)), "generated-tso.mjs");
-  await esbuild.build({
-    entryPoints: [join(out, "index.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    packages: "external",
-    outfile,
-    logLevel: "warning",
-  });
-  return import(pathToFileURL(outfile).href);
-}
-
 let nats: { url: string; process: ChildProcess } | undefined;
 let oracle: ChildProcess | undefined;
 let gateway: Gateway | undefined;
@@ -155,7 +131,7 @@ let client: Client | undefined;
 let examples: any;
 
 before(async () => {
-  ({ examples } = await generatedStubs());
+  ({ examples } = await generatedStubs("schemas/tso/tso.service", "tso"));
   requireNats();
   nats = await startNats();
   oracle = await startTso(nats.url);
