@@ -1,0 +1,184 @@
+//! `mailbox-load`: messages per second through the mailbox relay (docs/mailbox.md), from sending
+//! to delivery on the recipients' subscriptions. `devices` devices each follow their key of
+//! `batches` (spread over `subscriber-connections` gateway connections); `connections` sender
+//! connections keep `depth` sends in flight each, every bundle to `recipients` devices chosen in
+//! turn, with a `common`-byte ciphertext and a `part`-byte part per recipient. Prints one JSON
+//! line: messages delivered per second (counted in the batches the subscriptions receive; each
+//! device acknowledges each batch as it comes, as a device would),
+//! bundles answered per second, send latency percentiles, failed sends, and batches received.
+//!
+//! ```sh
+//! cargo run --release -p gateway-bench --bin mailbox-load -- --gateway 127.0.0.1:7000
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use futures::StreamExt;
+use gateway_client::{Client, ClientConfig};
+use mailbox::service::{AckRequestT, MailboxClient, PartT, SendRequestT};
+
+/// Messages per second through the mailbox relay.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The gateway's TCP address.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    gateway: String,
+    /// Sender connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Sends in flight per sender connection.
+    #[arg(long, default_value_t = 64)]
+    depth: usize,
+    /// Recipients per bundle.
+    #[arg(long, default_value_t = 4)]
+    recipients: usize,
+    /// Devices, each subscribed to its batches.
+    #[arg(long, default_value_t = 64)]
+    devices: usize,
+    /// Connections the devices' subscriptions are spread over.
+    #[arg(long, default_value_t = 4)]
+    subscriber_connections: usize,
+    /// Bytes of each bundle's common ciphertext.
+    #[arg(long, default_value_t = 100)]
+    common: usize,
+    /// Bytes of each recipient's part.
+    #[arg(long, default_value_t = 32)]
+    part: usize,
+    /// How long to measure, after a one-second warm-up.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.recipients >= 1 && args.recipients <= args.devices, "--recipients must be 1 to --devices");
+    gateway_bench::runtime(args.threads)?.block_on(run(args))
+}
+
+async fn connect(addr: &str) -> anyhow::Result<MailboxClient<Client>> {
+    let client = Client::connect(ClientConfig::new([addr.to_owned()]))
+        .await
+        .with_context(|| format!("cannot connect to the gateway at {addr}"))?;
+    Ok(MailboxClient::new(client))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let (measuring, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (delivered, batches) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let devices: Vec<String> = (0..args.devices).map(|d| format!("device-{d}")).collect();
+
+    let mut subscribers = Vec::new();
+    // The subscribing clients: their subscriptions live on their connections.
+    let mut keep = Vec::new();
+    for c in 0..args.subscriber_connections.max(1) {
+        let mailbox = connect(&args.gateway).await?;
+        for device in devices.iter().skip(c).step_by(args.subscriber_connections.max(1)) {
+            let mut subscription = mailbox
+                .subscribe_batches(device)
+                .await
+                .map_err(|status| anyhow::anyhow!("cannot subscribe to {device}'s batches: {status}"))?;
+            let (measuring, delivered, batches) = (measuring.clone(), delivered.clone(), batches.clone());
+            let (mailbox, device) = (mailbox.clone(), device.clone());
+            subscribers.push(tokio::spawn(async move {
+                while let Some(event) = subscription.next().await {
+                    let Ok(event) = event else { break };
+                    let batch = event.message().get();
+                    let messages = batch.messages();
+                    if measuring.load(Ordering::Relaxed) {
+                        delivered.fetch_add(messages.len() as u64, Ordering::Relaxed);
+                        batches.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The device has it: acknowledged, as a device would, so mailboxes do not
+                    // fill (not awaited: acknowledgements are idempotent).
+                    if let Some(last) = messages.iter().last() {
+                        let upto = last.id().bytes().to_vec();
+                        let mailbox = mailbox.clone();
+                        let device = Some(device.clone());
+                        tokio::spawn(async move { mailbox.ack(AckRequestT { device, upto }).await });
+                    }
+                }
+            }));
+        }
+        keep.push(mailbox);
+    }
+
+    let failed = Arc::new(AtomicU64::new(0));
+    let common = vec![0x5a; args.common];
+    let part = vec![0xa5; args.part];
+    let mut senders = tokio::task::JoinSet::new();
+    let mut turn = 0usize;
+    for _ in 0..args.connections.max(1) {
+        let mailbox = connect(&args.gateway).await?;
+        for _ in 0..args.depth.max(1) {
+            let (mailbox, measuring, stop, failed) =
+                (mailbox.clone(), measuring.clone(), stop.clone(), failed.clone());
+            let (devices, common, part) = (devices.clone(), common.clone(), part.clone());
+            let (recipients, start) = (args.recipients, turn);
+            turn += recipients;
+            senders.spawn(async move {
+                let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
+                let mut next = start;
+                while !stop.load(Ordering::Relaxed) {
+                    let to: Vec<String> =
+                        (0..recipients).map(|k| devices[(next + k) % devices.len()].clone()).collect();
+                    next = (next + recipients) % devices.len();
+                    let request = SendRequestT {
+                        parts: to.iter().map(|_| PartT { bytes: Some(part.clone()) }).collect(),
+                        recipients: to,
+                        common: Some(common.clone()),
+                    };
+                    let started = Instant::now();
+                    let answer = mailbox.send(request).await;
+                    if measuring.load(Ordering::Relaxed) {
+                        match answer {
+                            Ok(_) => {
+                                let _ = latencies.record(started.elapsed().as_micros() as u64);
+                            }
+                            Err(_) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                latencies
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(args.duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
+    while let Some(done) = senders.join_next().await {
+        latencies.add(done.context("a sender")?).context("histograms")?;
+    }
+    for subscriber in subscribers {
+        subscriber.abort();
+    }
+    println!(
+        "{{\"messages_per_s\": {:.0}, \"bundles_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"batches_per_s\": {:.0}, \"connections\": {}, \"depth\": {}, \"recipients\": {}, \"devices\": {}, \"seconds\": {seconds:.2}}}",
+        delivered.load(Ordering::Relaxed) as f64 / seconds,
+        latencies.len() as f64 / seconds,
+        latencies.value_at_quantile(0.5),
+        latencies.value_at_quantile(0.99),
+        failed.load(Ordering::Relaxed),
+        batches.load(Ordering::Relaxed) as f64 / seconds,
+        args.connections,
+        args.depth,
+        args.recipients,
+        args.devices,
+    );
+    drop(keep);
+    Ok(())
+}
