@@ -59,7 +59,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.recipients >= 1 && args.recipients <= args.devices, "--recipients must be 1 to --devices");
+    anyhow::ensure!(
+        args.recipients >= 1 && args.recipients <= args.devices,
+        "--recipients must be 1 to --devices"
+    );
     gateway_bench::runtime(args.threads)?.block_on(run(args))
 }
 
@@ -81,11 +84,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for c in 0..args.subscriber_connections.max(1) {
         let mailbox = connect(&args.gateway).await?;
         for device in devices.iter().skip(c).step_by(args.subscriber_connections.max(1)) {
-            let mut subscription = mailbox
-                .subscribe_batches(device)
-                .await
-                .map_err(|status| anyhow::anyhow!("cannot subscribe to {device}'s batches: {status}"))?;
-            let (measuring, delivered, batches) = (measuring.clone(), delivered.clone(), batches.clone());
+            let mut subscription = mailbox.subscribe_batches(device).await.map_err(|status| {
+                anyhow::anyhow!("cannot subscribe to {device}'s batches: {status}")
+            })?;
+            let (measuring, delivered, batches) =
+                (measuring.clone(), delivered.clone(), batches.clone());
             let (mailbox, device) = (mailbox.clone(), device.clone());
             subscribers.push(tokio::spawn(async move {
                 while let Some(event) = subscription.next().await {
@@ -98,11 +101,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     }
                     // The device has it: acknowledged, as a device would, so mailboxes do not
                     // fill (not awaited: acknowledgements are idempotent).
-                    if let Some(last) = messages.iter().last() {
+                    if let Some(last) = messages.iter().next_back() {
                         let upto = last.id().bytes().to_vec();
                         let mailbox = mailbox.clone();
                         let device = Some(device.clone());
-                        tokio::spawn(async move { mailbox.ack(AckRequestT { device, upto }).await });
+                        tokio::spawn(
+                            async move { mailbox.ack(AckRequestT { device, upto }).await },
+                        );
                     }
                 }
             }));
@@ -127,8 +132,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
                 let mut next = start;
                 while !stop.load(Ordering::Relaxed) {
-                    let to: Vec<String> =
-                        (0..recipients).map(|k| devices[(next + k) % devices.len()].clone()).collect();
+                    let to: Vec<String> = (0..recipients)
+                        .map(|k| devices[(next + k) % devices.len()].clone())
+                        .collect();
                     next = (next + recipients) % devices.len();
                     let request = SendRequestT {
                         parts: to.iter().map(|_| PartT { bytes: Some(part.clone()) }).collect(),

@@ -47,7 +47,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.recipients >= 1 && args.recipients <= args.devices, "--recipients must be 1 to --devices");
+    anyhow::ensure!(
+        args.recipients >= 1 && args.recipients <= args.devices,
+        "--recipients must be 1 to --devices"
+    );
     let temporary = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| temporary.path().to_owned());
     std::fs::create_dir_all(&dir)?;
@@ -64,9 +67,9 @@ fn main() -> anyhow::Result<()> {
     let depth = (bundles + touched).next_power_of_two().trailing_zeros() as usize;
     let trailer = 5 + 32 * depth + 64;
     let mut statements = vec![vec![0u8; 96 + trailer]; bundles];
-    for d in 0..touched {
-        let per_device = messages / touched;
-        statements.push(vec![0u8; 70 + devices[d].len() + 128 * per_device + trailer]);
+    let per_device = messages / touched;
+    for device in devices.iter().take(touched) {
+        statements.push(vec![0u8; 70 + device.len() + 128 * per_device + trailer]);
     }
     let (common, part) = (Bytes::from(vec![0x5a; args.common]), Bytes::from(vec![0xa5; args.part]));
     let mut latencies = hdrhistogram::Histogram::<u64>::new(3)?;
