@@ -37,6 +37,7 @@
  *   callers into one call in flight (`@rpcgen/client/tso`).
  * - `mailbox.ts`: the mailbox relay's signed statements, a device's verifier and proofs of
  *   misbehaviour (`@rpcgen/client/mailbox`).
+ * - `bytes.ts`: byte-array helpers the verifiers share.
  *
  * @module
  */

@@ -8,6 +8,8 @@
  * Cryptography is the platform's: Web Crypto's Ed25519, and SHA-256 (Node's own in Node).
  */
 
+import { concat, equal } from "./bytes.js";
+
 /** A message's sequence id: epoch, the shard that took its bundle in, its index there. */
 export interface SeqId {
   readonly epoch: bigint;
@@ -132,15 +134,6 @@ const nodeCrypto = (
   globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }
 ).process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 async function sha256(...parts: Uint8Array[]): Promise<Uint8Array> {
   if (nodeCrypto !== undefined) {
@@ -193,9 +186,6 @@ const ATTESTATION = "MBXATT01";
 const RECEIPT = "MBXRCP01";
 const ENTRY_LENGTH = 128;
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
 
 const body = (signed: Signed) => signed.bytes.subarray(0, signed.bodyLength);
 

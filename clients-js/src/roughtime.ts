@@ -14,6 +14,8 @@
  * verify.
  */
 
+import { concat, equal } from "./bytes.js";
+
 /** What a valid response says. MIDP and the delegation window are seconds since 1970. */
 export interface RoughtimeTime {
   /** The version number: 1, or `0x8000000c` (the drafts). */
@@ -119,19 +121,7 @@ function get(what: string, message: Map<number, Uint8Array>, name: keyof typeof 
   return value;
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** What is used of Node's `node:crypto`. */
 interface NodeCrypto {

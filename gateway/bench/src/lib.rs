@@ -68,6 +68,35 @@ pub use summary::{Latency, Summary, Tally};
 
 use tokio_util::sync::CancellationToken;
 
+/// The measuring window of the closed-loop load generators (`tso-load`, `tso-http-load`,
+/// `mailbox-load`): a one-second warm-up, then `duration` with `measuring` set, then `stop` set;
+/// the seconds measured, and every task's latency histogram merged.
+///
+/// # Errors
+///
+/// A task that panicked, or histograms that cannot be merged.
+pub async fn measure(
+    measuring: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::atomic::AtomicBool,
+    duration: std::time::Duration,
+    tasks: &mut tokio::task::JoinSet<hdrhistogram::Histogram<u64>>,
+) -> anyhow::Result<(f64, hdrhistogram::Histogram<u64>)> {
+    use anyhow::Context as _;
+    use std::sync::atomic::Ordering;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    tokio::time::sleep(duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = hdrhistogram::Histogram::<u64>::new(3).context("a histogram")?;
+    while let Some(done) = tasks.join_next().await {
+        latencies.add(done.context("a load task")?).context("merging histograms")?;
+    }
+    Ok((seconds, latencies))
+}
+
 /// The multi-threaded tokio runtime every program here runs on: `threads` workers, IO and time
 /// on.
 ///

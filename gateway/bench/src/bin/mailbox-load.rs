@@ -158,17 +158,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             });
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(args.duration).await;
-    measuring.store(false, Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
-    while let Some(done) = senders.join_next().await {
-        latencies.add(done.context("a sender")?).context("histograms")?;
-    }
+    let (seconds, latencies) =
+        gateway_bench::measure(&measuring, &stop, args.duration, &mut senders).await?;
     for subscriber in subscribers {
         subscriber.abort();
     }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Empty};
@@ -128,17 +127,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(args.duration).await;
-    measuring.store(false, Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
-    while let Some(done) = clients.join_next().await {
-        latencies.add(done.context("a client")?).context("histograms")?;
-    }
+    let (seconds, latencies) =
+        gateway_bench::measure(&measuring, &stop, args.duration, &mut clients).await?;
     let requests = totals.requests.load(Ordering::Relaxed);
     println!(
         "{{\"requests_per_s\": {:.0}, \"timestamps_per_s\": {:.0}, \"mean_us\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"out_of_order\": {}, \"clients\": {}, \"n\": {}, \"seconds\": {seconds:.2}}}",
