@@ -17,3 +17,27 @@ export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   }
   return out;
 }
+
+/** What is used of Node's `node:crypto`. */
+interface NodeCrypto {
+  createHash(algorithm: "sha256" | "sha512"): { update(data: Uint8Array): void; digest(): Uint8Array };
+}
+
+/**
+ * Node's own hashes, where the code runs in Node (20.16 and later): Web Crypto's digest is a
+ * promise, which Node serves on a worker thread, a round trip per hash (a Merkle path is many).
+ * Browsers use Web Crypto.
+ */
+const nodeCrypto = (
+  globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }
+).process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+
+/** The SHA-256 or SHA-512 digest of `parts`, one after another. */
+export async function digest(algorithm: "SHA-256" | "SHA-512", ...parts: Uint8Array[]): Promise<Uint8Array> {
+  if (nodeCrypto !== undefined) {
+    const hasher = nodeCrypto.createHash(algorithm === "SHA-256" ? "sha256" : "sha512");
+    for (const part of parts) hasher.update(part);
+    return new Uint8Array(hasher.digest());
+  }
+  return new Uint8Array(await globalThis.crypto.subtle.digest(algorithm, concat(...parts)));
+}

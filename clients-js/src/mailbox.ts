@@ -8,7 +8,7 @@
  * Cryptography is the platform's: Web Crypto's Ed25519, and SHA-256 (Node's own in Node).
  */
 
-import { concat, equal } from "./bytes.js";
+import { concat, digest, equal } from "./bytes.js";
 
 /** A message's sequence id: epoch, the shard that took its bundle in, its index there. */
 export interface SeqId {
@@ -125,24 +125,7 @@ const STATEMENT = encoder.encode("rpcgen mailbox statement v1\0");
 const NODE = encoder.encode("rpcgen mailbox node v1\0");
 const ROOT = encoder.encode("rpcgen mailbox root v1\0");
 
-interface NodeCrypto {
-  createHash(algorithm: "sha256"): { update(data: Uint8Array): void; digest(): Uint8Array };
-}
-
-/** Node's own SHA-256 where the code runs in Node; Web Crypto elsewhere. */
-const nodeCrypto = (
-  globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }
-).process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
-
-
-async function sha256(...parts: Uint8Array[]): Promise<Uint8Array> {
-  if (nodeCrypto !== undefined) {
-    const hasher = nodeCrypto.createHash("sha256");
-    for (const part of parts) hasher.update(part);
-    return new Uint8Array(hasher.digest());
-  }
-  return new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", concat(...parts)));
-}
+const sha256 = (...parts: Uint8Array[]) => digest("SHA-256", ...parts);
 
 function u16(n: number): Uint8Array {
   return new Uint8Array([n >>> 8, n & 0xff]);
@@ -185,7 +168,6 @@ export async function entryOf(message: Delivered): Promise<Entry> {
 const ATTESTATION = "MBXATT01";
 const RECEIPT = "MBXRCP01";
 const ENTRY_LENGTH = 128;
-
 
 const body = (signed: Signed) => signed.bytes.subarray(0, signed.bodyLength);
 

@@ -14,7 +14,7 @@
  * verify.
  */
 
-import { concat, equal } from "./bytes.js";
+import { concat, digest, equal } from "./bytes.js";
 
 /** What a valid response says. MIDP and the delegation window are seconds since 1970. */
 export interface RoughtimeTime {
@@ -121,31 +121,9 @@ function get(what: string, message: Map<number, Uint8Array>, name: keyof typeof 
   return value;
 }
 
-
-
-/** What is used of Node's `node:crypto`. */
-interface NodeCrypto {
-  createHash(algorithm: "sha512"): { update(data: Uint8Array): void; digest(): Uint8Array };
-}
-
-/**
- * Node's own SHA-512, where the code runs in Node (20.16 and later): Web Crypto's digest is a
- * promise, which Node serves on a worker thread, a round trip per hash of the Merkle path.
- * Browsers use Web Crypto.
- */
-const nodeCrypto = (
-  globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }
-).process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
-
 /** The first 32 bytes of SHA-512. */
 async function hash(...parts: Uint8Array[]): Promise<Uint8Array> {
-  if (nodeCrypto !== undefined) {
-    const hasher = nodeCrypto.createHash("sha512");
-    for (const part of parts) hasher.update(part);
-    return hasher.digest().subarray(0, 32);
-  }
-  const digest = await globalThis.crypto.subtle.digest("SHA-512", concat(...parts));
-  return new Uint8Array(digest, 0, 32);
+  return (await digest("SHA-512", ...parts)).subarray(0, 32);
 }
 
 /** At most this many entries in each cache below; the oldest is forgotten first. */
