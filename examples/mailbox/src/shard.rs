@@ -103,6 +103,28 @@ pub fn key_file(path: &std::path::Path) -> std::io::Result<SigningKey> {
     }
 }
 
+/// A lie a shard can be told to tell, for tests of the verifier against the running relay
+/// (docs/mailbox.md, "Proofs"): [`Shard::misbehave`]. Each is told once, in the first epoch it
+/// fits; what the shard stores stays true (a restart forgets the lie).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lie {
+    /// Leave the last recipient's message of a bundle to several devices out of its batch and
+    /// attestation (a recipient that got another message in the epoch).
+    Drop,
+    /// Show the last recipient of a bundle to several devices another recipient list (its first
+    /// recipient replaced by `mallory`).
+    SwapRecipients,
+    /// Give the first message of one bundle the id of the first message of an earlier bundle to
+    /// another device.
+    ReuseId,
+    /// Swap the contents of two messages of one device, from two bundles where it stands at the
+    /// same position.
+    Reorder,
+    /// Keep a second attestation of a device's epoch, without its messages, and show that one to
+    /// whoever asks for the device's attestations.
+    Fork,
+}
+
 /// A bundle to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
@@ -198,6 +220,9 @@ struct State {
     /// Stored epochs every device has acknowledged, to delete at the next commit.
     forget: Vec<u64>,
     stopped: bool,
+    /// A lie to tell ([`Shard::misbehave`]), and the forks told.
+    lie: Option<Lie>,
+    forks: HashMap<String, Signed>,
 }
 
 /// A shard; cheap to clone. [`Shard::run`] ends its epochs.
@@ -391,6 +416,11 @@ impl Shard {
             .collect()
     }
 
+    /// For tests of the verifier only: tells `lie` in the first epoch it fits.
+    pub fn misbehave(&self, lie: Lie) {
+        self.state().lie = Some(lie);
+    }
+
     /// The device's attestations still held (of batches not acknowledged, and its chain's head)
     /// vouching for `from_epoch` or later.
     pub fn attestations(&self, device: &str, from_epoch: u64) -> Vec<Signed> {
@@ -398,6 +428,11 @@ impl Shard {
         let Some(mailbox) = state.mailboxes.get(device) else { return Vec::new() };
         let mut out: Vec<Signed> =
             mailbox.batches.iter().map(|(_, b)| b.attestation.clone()).collect();
+        if let Some(fork) = state.forks.get(device) {
+            let fork_epoch = fork.attestation().map(|a| a.to_epoch);
+            out.retain(|s| s.attestation().map(|a| a.to_epoch) != fork_epoch);
+            out.insert(0, fork.clone());
+        }
         if let Some(head) = &mailbox.head
             && !out.contains(head)
         {
@@ -464,7 +499,7 @@ impl Shard {
     /// Ends the epoch collecting: numbers, attests, signs, commits, answers, delivers.
     pub async fn end_epoch(&self) {
         let _ending = self.ending.lock().await;
-        let (epoch, pending, acks, forget, heads) = {
+        let (epoch, pending, acks, forget, heads, lie) = {
             let mut state = self.state();
             if state.collecting.is_empty() && state.acks.is_empty() && state.forget.is_empty() {
                 return;
@@ -483,13 +518,14 @@ impl Shard {
                 std::mem::take(&mut state.acks),
                 std::mem::take(&mut state.forget),
                 heads,
+                state.lie.take(),
             )
         };
         let shard = self.config.shard;
         let key = self.config.key.clone();
         let store = self.store.clone();
         let work = tokio::task::spawn_blocking(move || {
-            let mut prepared = prepare(shard, &key, epoch, &pending, &heads);
+            let mut prepared = prepare(shard, &key, epoch, &pending, &heads, lie);
             let record = (!prepared.record.bundles.is_empty()).then_some(&prepared.record);
             let committed = store
                 .lock()
@@ -526,6 +562,12 @@ impl Shard {
             }
             return;
         }
+        if prepared.untold.is_some() {
+            state.lie = prepared.untold;
+        }
+        if let Some((device, fork)) = prepared.fork {
+            state.forks.insert(device, fork);
+        }
         let batches: Vec<Arc<Batch>> = prepared.batches.into_iter().map(Arc::new).collect();
         if !batches.is_empty() {
             state.live.insert(epoch, batches.len());
@@ -551,6 +593,10 @@ impl Shard {
 
 struct Prepared {
     record: EpochRecord,
+    /// A lie that did not fit this epoch, to tell later.
+    untold: Option<Lie>,
+    /// A forked attestation told ([`Lie::Fork`]): the device and the other attestation.
+    fork: Option<(String, Signed)>,
     acks: Vec<(String, SeqId)>,
     forget: Vec<u64>,
     sent: Vec<Sent>,
@@ -565,6 +611,7 @@ fn prepare(
     epoch: u64,
     pending: &[Pending],
     heads: &HashMap<String, (Digest, u64)>,
+    lie: Option<Lie>,
 ) -> Prepared {
     let mut index = 0u32;
     let mut statements = Vec::with_capacity(pending.len() * 2);
@@ -618,6 +665,10 @@ fn prepare(
                 .collect(),
         });
     }
+    let untold = match lie {
+        Some(Lie::Fork) | None => None,
+        Some(lie) => (!tell(lie, &mut messages)).then_some(lie),
+    };
     let receipts = statements.len();
     let mut devices = Vec::with_capacity(messages.len());
     for (device, batch) in &messages {
@@ -635,6 +686,16 @@ fn prepare(
     }
     let signed = Signed::sign_batch(statements, key).expect("statements of bounded size");
     let (receipts_signed, attestations) = signed.split_at(receipts);
+    let (fork, untold) = match (lie, attestations.first()) {
+        (Some(Lie::Fork), Some(first)) => {
+            let mut other = first.attestation().expect("an attestation").clone();
+            other.entries.clear();
+            let other = Signed::sign(Statement::Attestation(other), key).expect("signs");
+            (Some((devices[0].to_owned(), other)), None)
+        }
+        (Some(Lie::Fork), None) => (None, Some(Lie::Fork)),
+        _ => (None, untold),
+    };
     let sent = pending
         .iter()
         .zip(receipts_signed)
@@ -662,5 +723,76 @@ fn prepare(
                 .collect(),
         })
         .collect();
-    Prepared { record, acks: Vec::new(), forget: Vec::new(), sent, batches }
+    Prepared { record, untold, fork, acks: Vec::new(), forget: Vec::new(), sent, batches }
+}
+
+/// Tells `lie` in this epoch's `messages` (device → its messages and their entries, in id
+/// order), if it fits; whether it did.
+fn tell(lie: Lie, messages: &mut BTreeMap<&str, Vec<(Delivered, Entry)>>) -> bool {
+    match lie {
+        Lie::Drop => {
+            for list in messages.values_mut().filter(|list| list.len() >= 2) {
+                if let Some(i) = list.iter().position(|(m, _)| m.recipients.len() >= 2) {
+                    list.remove(i);
+                    return true;
+                }
+            }
+            false
+        }
+        Lie::SwapRecipients => {
+            for list in messages.values_mut() {
+                let found = list.iter_mut().find(|(m, _)| {
+                    m.recipients.len() >= 2 && m.id.position_in(m.bundle) != Some(0)
+                });
+                if let Some((message, entry)) = found {
+                    let mut swapped = message.recipients.to_vec();
+                    swapped[0] = "mallory".to_owned();
+                    message.recipients = swapped.into();
+                    *entry = message.entry();
+                    return true;
+                }
+            }
+            false
+        }
+        Lie::ReuseId => {
+            let mut ordered: Vec<(&str, SeqId)> = messages
+                .iter()
+                .flat_map(|(device, list)| list.iter().map(move |(m, _)| (*device, m)))
+                .filter(|(_, m)| m.id == m.bundle)
+                .map(|(device, m)| (device, m.id))
+                .collect();
+            ordered.sort_by_key(|(_, id)| *id);
+            let Some(&(first_device, first)) = ordered.first() else { return false };
+            let Some(&(device, later)) = ordered.iter().find(|(d, _)| *d != first_device) else {
+                return false;
+            };
+            let list = messages.get_mut(device).expect("its messages");
+            let (message, entry) = list.iter_mut().find(|(m, _)| m.id == later).expect("found");
+            message.id = first;
+            message.bundle = first;
+            *entry = message.entry();
+            list.sort_by_key(|(m, _)| m.id);
+            true
+        }
+        Lie::Reorder => {
+            for list in messages.values_mut() {
+                for i in 0..list.len() {
+                    for j in i + 1..list.len() {
+                        let (a, b) = (&list[i].0, &list[j].0);
+                        let same_place = a.id.position_in(a.bundle) == b.id.position_in(b.bundle);
+                        if same_place && a.bundle != b.bundle && a.recipients.len() >= 2 {
+                            let (a, b) = (a.clone(), b.clone());
+                            list[i].0 = Delivered { id: a.id, bundle: a.bundle, ..b.clone() };
+                            list[j].0 = Delivered { id: b.id, bundle: b.bundle, ..a };
+                            list[i].1 = list[i].0.entry();
+                            list[j].1 = list[j].0.entry();
+                            return true;
+                        }
+                    }
+                }
+            }
+            false
+        }
+        Lie::Fork => false,
+    }
 }
