@@ -226,3 +226,113 @@ async fn a_device_reads_only_its_own_mailbox() {
     assert_eq!(refused.code(), gateway_core::Code::PermissionDenied);
     assert_eq!(alice.fetch(own(None)).await.expect("hers").unpack().batches.len(), 1, "untouched");
 }
+
+/// The gateway with its shard in process (`MAILBOX_DIR`), on `addr`, ready.
+async fn in_process_gateway(
+    logs: &std::path::Path,
+    name: &str,
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+) -> support::Process {
+    let admin = gateway_testkit::free_addr();
+    let args: Vec<String> = [
+        "--listen",
+        &addr.to_string(),
+        "--admin-listen",
+        &admin.to_string(),
+        "--ws-listen",
+        "127.0.0.1:0",
+        "--anonymous-roles",
+        "all",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"));
+    let mut process =
+        support::Process::spawn_with_env(logs, name, program, &args, &[("MAILBOX_DIR", dir)]);
+    support::eventually(&format!("{name} to be ready"), || {
+        assert!(process.child.is_running(), "{name} exited");
+        matches!(gateway_testkit::http_get(admin, "/readyz"), Ok((200, _))).then_some(())
+    })
+    .await;
+    process
+}
+
+/// The gateway, its shard in process, killed with SIGKILL while 8 senders keep bundles coming:
+/// started again on the same directory, it holds every bundle it answered, in every recipient's
+/// mailbox, once, each device's chain intact; and it serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_answered_is_lost_when_the_gateway_is_killed_under_load() {
+    let logs = tempfile::tempdir().expect("a directory for logs");
+    let dir = tempfile::tempdir().expect("a directory for the shard");
+    let addr = gateway_testkit::free_addr();
+    let mut first = in_process_gateway(logs.path(), "gateway", dir.path(), addr).await;
+    let client =
+        gateway_client::Client::connect(gateway_client::ClientConfig::new([addr.to_string()]))
+            .await
+            .expect("connects");
+    let mailbox = MailboxClient::new(client);
+    let devices = ["d0", "d1", "d2", "d3", "d4"];
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..8usize {
+        let (mailbox, answered) = (mailbox.clone(), answered.clone());
+        senders.spawn(async move {
+            for i in 0usize.. {
+                let to = [devices[(sender + i) % 5], devices[(sender + i + 1) % 5]];
+                match mailbox.send(bundle(&to, &format!("s{sender} m{i}"))).await {
+                    Ok(reply) => {
+                        answered.lock().expect("answers").push((id(&reply.unpack().bundle), to))
+                    }
+                    Err(_) => return i, // the gateway is gone
+                }
+            }
+            unreachable!()
+        });
+    }
+    // Let them run, then kill the gateway mid-stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.kill();
+    while senders.join_next().await.is_some() {}
+    let answered = answered.lock().expect("answers").clone();
+    assert!(answered.len() > 100, "only {} bundles answered before the kill", answered.len());
+
+    let _second = in_process_gateway(logs.path(), "gateway", dir.path(), addr).await;
+    let client =
+        gateway_client::Client::connect(gateway_client::ClientConfig::new([addr.to_string()]))
+            .await
+            .expect("connects again");
+    let mailbox = MailboxClient::new(client);
+    let keys = mailbox.keys(KeysRequestT {}).await.expect("the keys").unpack();
+    let mut ring = KeyRing::new();
+    for shard in &keys.shards {
+        let key: [u8; 32] = shard.public_key.as_slice().try_into().expect("32 bytes");
+        ring.insert(shard.shard, ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a key"));
+    }
+    let mut held = std::collections::HashMap::new();
+    for device in devices {
+        let mut verifier = DeviceVerifier::new(device, ring.clone());
+        for batch in fetch(&mailbox, device).await {
+            let (attestation, messages) = decoded(&batch);
+            verifier.accept(&attestation, &messages).unwrap_or_else(|e| panic!("{device}: {e}"));
+            for m in messages {
+                assert!(
+                    held.insert((device, m.bundle), m.common.clone()).is_none(),
+                    "{device} got {} twice",
+                    m.bundle
+                );
+            }
+        }
+    }
+    for (bundle, to) in &answered {
+        for device in to {
+            assert!(
+                held.contains_key(&(*device, *bundle)),
+                "answered bundle {bundle} to {device} lost"
+            );
+        }
+    }
+    let after = mailbox.send(bundle(&["d0"], "after")).await.expect("served again").unpack();
+    assert!(answered.iter().all(|(b, _)| *b < id(&after.bundle)));
+}

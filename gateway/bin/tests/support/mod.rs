@@ -178,11 +178,24 @@ pub(crate) struct Process {
 
 impl Process {
     pub(crate) fn spawn(logs: &Path, name: &str, program: &Path, args: &[String]) -> Process {
+        Process::spawn_with_env(logs, name, program, args, &[])
+    }
+
+    /// [`Process::spawn`] with environment variables set.
+    pub(crate) fn spawn_with_env(
+        logs: &Path,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &Path)],
+    ) -> Process {
         let log = logs.join(format!("{name}.log"));
-        let file = File::create(&log).expect("a log file");
+        // Appended to: a process restarted under the same name keeps one log.
+        let file = File::options().create(true).append(true).open(&log).expect("a log file");
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
