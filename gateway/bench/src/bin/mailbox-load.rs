@@ -116,6 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let failed = Arc::new(AtomicU64::new(0));
+    let first_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let common = vec![0x5a; args.common];
     let part = vec![0xa5; args.part];
     let mut senders = tokio::task::JoinSet::new();
@@ -125,6 +126,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         for _ in 0..args.depth.max(1) {
             let (mailbox, measuring, stop, failed) =
                 (mailbox.clone(), measuring.clone(), stop.clone(), failed.clone());
+            let first_error = first_error.clone();
             let (devices, common, part) = (devices.clone(), common.clone(), part.clone());
             let (recipients, start) = (args.recipients, turn);
             turn += recipients;
@@ -148,8 +150,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             Ok(_) => {
                                 let _ = latencies.record(started.elapsed().as_micros() as u64);
                             }
-                            Err(_) => {
+                            Err(status) => {
                                 failed.fetch_add(1, Ordering::Relaxed);
+                                first_error
+                                    .lock()
+                                    .expect("first error")
+                                    .get_or_insert_with(|| status.to_string());
                             }
                         }
                     }
@@ -164,13 +170,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         subscriber.abort();
     }
     println!(
-        "{{\"messages_per_s\": {:.0}, \"bundles_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"batches_per_s\": {:.0}, \"connections\": {}, \"depth\": {}, \"recipients\": {}, \"devices\": {}, \"seconds\": {seconds:.2}}}",
+        "{{\"messages_per_s\": {:.0}, \"bundles_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"batches_per_s\": {:.0}, \"first_error\": {:?}, \"connections\": {}, \"depth\": {}, \"recipients\": {}, \"devices\": {}, \"seconds\": {seconds:.2}}}",
         delivered.load(Ordering::Relaxed) as f64 / seconds,
         latencies.len() as f64 / seconds,
         latencies.value_at_quantile(0.5),
         latencies.value_at_quantile(0.99),
         failed.load(Ordering::Relaxed),
         batches.load(Ordering::Relaxed) as f64 / seconds,
+        first_error.lock().expect("first error").clone().unwrap_or_default(),
         args.connections,
         args.depth,
         args.recipients,
