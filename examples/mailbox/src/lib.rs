@@ -2,7 +2,7 @@
 //! `docs/mailbox.md`): an untrusted relay for end-to-end encrypted multi-device apps that
 //! cannot drop, reorder or alter a message unnoticed.
 //!
-//! Built so far, the part a client needs to hold the relay to account:
+//! Built so far (one shard; several shards with a sequencer are to come):
 //! - [`SeqId`]: a message's 16-byte sequence id (epoch, shard, index).
 //! - [`hash`]: the hashes statements carry (recipient lists, common ciphertexts, parts,
 //!   statements).
