@@ -99,22 +99,50 @@ fn status_of(refused: Refused) -> Status {
     }
 }
 
-/// A batch as the API carries it.
-pub fn batch_message(batch: &shard::Batch) -> BatchT {
-    BatchT {
-        attestation: batch.attestation.bytes().to_vec(),
-        messages: batch
+/// A batch as the API carries it, built straight into one FlatBuffers buffer (a bundle's
+/// recipient list written once per run of its messages).
+pub fn batch_message(batch: &shard::Batch) -> Message<BatchT> {
+    use examples::mailbox::{Batch, BatchArgs, Message as MessageTable, MessageArgs};
+    use gateway_core::flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, WIPOffset};
+    let size = batch.attestation.bytes().len()
+        + batch
             .messages
             .iter()
-            .map(|m| MessageT {
-                id: m.id.to_bytes().to_vec(),
-                bundle: m.bundle.to_bytes().to_vec(),
-                recipients: m.recipients.to_vec(),
-                common: Some(m.common.to_vec()),
-                part: Some(m.part.to_vec()),
+            .map(|m| {
+                96 + m.common.len()
+                    + m.part.len()
+                    + m.recipients.iter().map(|r| r.len() + 8).sum::<usize>()
             })
-            .collect(),
+            .sum::<usize>();
+    let mut fbb = FlatBufferBuilder::with_capacity(size + 64);
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    /// A recipient list written, and the list it was written from.
+    type Written<'a> = (*const [String], WIPOffset<Vector<'a, ForwardsUOffset<&'a str>>>);
+    let mut shared: Option<Written<'_>> = None;
+    for m in &batch.messages {
+        let id = fbb.create_vector(&m.id.to_bytes());
+        let bundle = fbb.create_vector(&m.bundle.to_bytes());
+        let recipients = match shared {
+            Some((list, offset)) if std::ptr::eq(list, Arc::as_ptr(&m.recipients)) => offset,
+            _ => {
+                let strings: Vec<_> = m.recipients.iter().map(|r| fbb.create_string(r)).collect();
+                let offset = fbb.create_vector(&strings);
+                shared = Some((Arc::as_ptr(&m.recipients), offset));
+                offset
+            }
+        };
+        let common = Some(fbb.create_vector(&m.common));
+        let part = Some(fbb.create_vector(&m.part));
+        let args = MessageArgs { id, bundle, recipients, common, part };
+        messages.push(MessageTable::create(&mut fbb, &args));
     }
+    let messages = fbb.create_vector(&messages);
+    let attestation = fbb.create_vector(batch.attestation.bytes());
+    let root = Batch::create(&mut fbb, &BatchArgs { attestation, messages });
+    fbb.finish_minimal(root);
+    let (buffer, head) = fbb.collapse();
+    Message::from_bytes(Bytes::from(buffer).split_off(head))
+        .expect("the builder wrote a valid Batch")
 }
 
 impl Mailbox for MailboxService {
@@ -154,7 +182,7 @@ impl Mailbox for MailboxService {
         let max = (request.max_batches() as usize).clamp(1, MAX_FETCH);
         let batches = self.shard.fetch(&device, after, max);
         Ok(Message::pack(&FetchReplyT {
-            batches: batches.iter().map(|b| batch_message(b)).collect(),
+            batches: batches.iter().map(|b| batch_message(b).unpack()).collect(),
         }))
     }
 

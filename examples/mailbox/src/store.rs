@@ -185,7 +185,17 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// length and UTF-8), common (u32 length, bytes), parts (count u32, each position u32 and a
 /// u32-length part)), then statements (count u32, each u32-length bytes).
 fn encode(record: &EpochRecord) -> Vec<u8> {
-    let mut out = Vec::new();
+    let bundles: usize = record
+        .bundles
+        .iter()
+        .map(|b| {
+            28 + b.common.len()
+                + b.recipients.iter().map(|r| 2 + r.len()).sum::<usize>()
+                + b.parts.iter().map(|(_, p)| 8 + p.len()).sum::<usize>()
+        })
+        .sum();
+    let statements: usize = record.statements.iter().map(|s| 4 + s.len()).sum();
+    let mut out = Vec::with_capacity(8 + bundles + statements);
     out.extend_from_slice(&(record.bundles.len() as u32).to_be_bytes());
     for bundle in &record.bundles {
         out.extend_from_slice(&bundle.bundle.to_bytes());
