@@ -23,6 +23,23 @@ pub fn key(shard: u32) -> SigningKey {
     SigningKey::from_bytes(&[u8::try_from(shard + 1).expect("few shards"); 32])
 }
 
+/// A running shard 0 with [`key`]`(0)`, an epoch every 5 ms and the default limits, its store
+/// in `dir`: the tests' shard.
+///
+/// # Panics
+///
+/// If the store cannot be opened.
+pub fn shard_in(dir: &std::path::Path) -> crate::shard::Shard {
+    crate::shard::Shard::open(crate::shard::Config {
+        shard: 0,
+        key: key(0),
+        epoch_every: std::time::Duration::from_millis(5),
+        limits: crate::shard::Limits::default(),
+        store: dir.join("shard.sqlite"),
+    })
+    .expect("the shard's store opens")
+}
+
 /// The public keys of shards `0..shards`.
 pub fn keys(shards: u32) -> KeyRing {
     let mut ring = KeyRing::new();

@@ -6,10 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
-use mailbox::model::{key, keys};
-use mailbox::shard::{Batch, Bundle, Config, Limits, Shard};
+use mailbox::model::{keys, shard_in};
+use mailbox::shard::{Batch, Bundle};
 use mailbox::{DeviceVerifier, SeqId, Signed, proof};
 use proptest::prelude::*;
 
@@ -40,14 +39,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("a directory");
-        let shard = Shard::open(Config {
-            shard: 0,
-            key: key(0),
-            epoch_every: Duration::from_millis(5),
-            limits: Limits::default(),
-            store: dir.path().join("shard.sqlite"),
-        })
-        .expect("opens");
+        let shard = shard_in(dir.path());
         let mut deliveries = shard.deliveries();
         let mut pending = Vec::new();
         let mut answered = Vec::new();

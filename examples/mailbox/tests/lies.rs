@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailbox::model::{key, keys};
-use mailbox::shard::{Batch, Bundle, Config, Lie, Limits, Sent, Shard};
+use mailbox::model::{keys, shard_in};
+use mailbox::shard::{Batch, Bundle, Lie, Sent};
 use mailbox::{DeviceVerifier, Proof, Signed, proof};
 
 fn bundle(recipients: &[&str], common: &str) -> Bundle {
@@ -24,14 +24,7 @@ fn bundle(recipients: &[&str], common: &str) -> Bundle {
 /// epoch ends. The answers, the batches delivered, and the attestations the shard shows others.
 async fn epoch(lie: Option<Lie>) -> (Vec<(Bundle, Sent)>, Vec<Arc<Batch>>, Vec<Signed>) {
     let dir = tempfile::tempdir().expect("a directory");
-    let shard = Shard::open(Config {
-        shard: 0,
-        key: key(0),
-        epoch_every: Duration::from_millis(5),
-        limits: Limits::default(),
-        store: dir.path().join("shard.sqlite"),
-    })
-    .expect("opens");
+    let shard = shard_in(dir.path());
     if let Some(lie) = lie {
         shard.misbehave(lie);
     }
