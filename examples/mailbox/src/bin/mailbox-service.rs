@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Serves mailboxes over NATS until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
-#[command(name = "mailbox-service", version, about)]
+#[command(name = "mailbox-service", version)]
 struct Cli {
     /// NATS server URL(s), comma-separated.
     #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
