@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gateway_core::flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, WIPOffset};
 use gateway_core::{CallContext, Message, Status, Topics};
 use tokio_util::sync::CancellationToken;
 
@@ -84,41 +85,45 @@ fn id_of(bytes: Option<&[u8]>, what: &str) -> Result<Option<SeqId>, Status> {
 }
 
 fn status_of(refused: Refused) -> Status {
-    let message = refused.to_string();
-    match refused {
-        Refused::MailboxFull(_) => MailboxError::MailboxFull.status(message).with_retryable(true),
-        Refused::Busy(_) | Refused::Storage(_) | Refused::Stopped => {
-            Status::unavailable(message).with_retryable(true)
-        }
+    let (message, retryable) = (refused.to_string(), refused.retryable());
+    let status = match refused {
+        Refused::MailboxFull(_) => MailboxError::MailboxFull.status(message),
+        Refused::Busy(_) | Refused::Storage(_) | Refused::Stopped => Status::unavailable(message),
         Refused::NoRecipients
         | Refused::TooManyRecipients(..)
         | Refused::Parts { .. }
         | Refused::BadDevice(..)
         | Refused::Duplicate(_)
         | Refused::TooLarge(..) => MailboxError::BadBundle.status(message),
-    }
+    };
+    status.with_retryable(retryable)
 }
 
-/// A batch as the API carries it, built straight into one FlatBuffers buffer (a bundle's
-/// recipient list written once per run of its messages).
-pub fn batch_message(batch: &shard::Batch) -> Message<BatchT> {
+/// The bytes a batch takes in a buffer, about: the builder's starting capacity.
+fn batch_size(batch: &shard::Batch) -> usize {
+    let messages: usize = batch
+        .messages
+        .iter()
+        .map(|m| {
+            96 + m.common.len()
+                + m.part.len()
+                + m.recipients.iter().map(|r| r.len() + 8).sum::<usize>()
+        })
+        .sum();
+    64 + batch.attestation.bytes().len() + messages
+}
+
+/// Writes `batch` as a `Batch` table into `fbb` (a bundle's recipient list written once per run
+/// of its messages).
+fn write_batch<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    batch: &shard::Batch,
+) -> WIPOffset<examples::mailbox::Batch<'a>> {
     use examples::mailbox::{Batch, BatchArgs, Message as MessageTable, MessageArgs};
-    use gateway_core::flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, WIPOffset};
-    let size = batch.attestation.bytes().len()
-        + batch
-            .messages
-            .iter()
-            .map(|m| {
-                96 + m.common.len()
-                    + m.part.len()
-                    + m.recipients.iter().map(|r| r.len() + 8).sum::<usize>()
-            })
-            .sum::<usize>();
-    let mut fbb = FlatBufferBuilder::with_capacity(size + 64);
-    let mut messages = Vec::with_capacity(batch.messages.len());
     /// A recipient list written, and the list it was written from.
     type Written<'a> = (*const [String], WIPOffset<Vector<'a, ForwardsUOffset<&'a str>>>);
-    let mut shared: Option<Written<'_>> = None;
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    let mut shared: Option<Written<'a>> = None;
     for m in &batch.messages {
         let id = fbb.create_vector(&m.id.to_bytes());
         let bundle = fbb.create_vector(&m.bundle.to_bytes());
@@ -134,15 +139,26 @@ pub fn batch_message(batch: &shard::Batch) -> Message<BatchT> {
         let common = Some(fbb.create_vector(&m.common));
         let part = Some(fbb.create_vector(&m.part));
         let args = MessageArgs { id, bundle, recipients, common, part };
-        messages.push(MessageTable::create(&mut fbb, &args));
+        messages.push(MessageTable::create(fbb, &args));
     }
     let messages = fbb.create_vector(&messages);
     let attestation = fbb.create_vector(batch.attestation.bytes());
-    let root = Batch::create(&mut fbb, &BatchArgs { attestation, messages });
-    fbb.finish_minimal(root);
+    Batch::create(fbb, &BatchArgs { attestation, messages })
+}
+
+/// The message of a finished builder.
+fn finished<T: gateway_core::Table>(fbb: FlatBufferBuilder<'_>, what: &str) -> Message<T> {
     let (buffer, head) = fbb.collapse();
     Message::from_bytes(Bytes::from(buffer).split_off(head))
-        .expect("the builder wrote a valid Batch")
+        .unwrap_or_else(|e| panic!("the builder wrote an invalid {what}: {e}"))
+}
+
+/// A batch as the API carries it, built straight into one FlatBuffers buffer.
+pub fn batch_message(batch: &shard::Batch) -> Message<BatchT> {
+    let mut fbb = FlatBufferBuilder::with_capacity(batch_size(batch));
+    let root = write_batch(&mut fbb, batch);
+    fbb.finish_minimal(root);
+    finished(fbb, "Batch")
 }
 
 impl Mailbox for MailboxService {
@@ -181,9 +197,15 @@ impl Mailbox for MailboxService {
         let after = id_of(request.after().map(|a| a.bytes()), "after")?;
         let max = (request.max_batches() as usize).clamp(1, MAX_FETCH);
         let batches = self.shard.fetch(&device, after, max);
-        Ok(Message::pack(&FetchReplyT {
-            batches: batches.iter().map(|b| batch_message(b).unpack()).collect(),
-        }))
+        let mut fbb = FlatBufferBuilder::with_capacity(
+            batches.iter().map(|b| batch_size(b)).sum::<usize>() + 64,
+        );
+        let written: Vec<_> = batches.iter().map(|b| write_batch(&mut fbb, b)).collect();
+        let batches = fbb.create_vector(&written);
+        let args = examples::mailbox::FetchReplyArgs { batches };
+        let root = examples::mailbox::FetchReply::create(&mut fbb, &args);
+        fbb.finish_minimal(root);
+        Ok(finished(fbb, "FetchReply"))
     }
 
     async fn ack(

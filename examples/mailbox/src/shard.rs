@@ -334,6 +334,11 @@ impl Shard {
         self.config.key.verifying_key().to_bytes()
     }
 
+    /// Bundles taken in and waiting for the epoch collecting now to end.
+    pub fn waiting(&self) -> usize {
+        self.state().collecting.len()
+    }
+
     /// The epoch collecting now.
     pub fn epoch(&self) -> u64 {
         self.state().epoch

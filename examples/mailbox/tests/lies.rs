@@ -40,7 +40,14 @@ async fn epoch(lie: Option<Lie>) -> (Vec<(Bundle, Sent)>, Vec<Arc<Batch>>, Vec<S
         let (sender, b) = (shard.clone(), b.clone());
         sends.push(tokio::spawn(async move { (b.clone(), sender.send(b).await.expect("sent")) }));
         // Each send is taken in before the next is made: the bundles' order is this one.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let taken = sends.len();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while shard.waiting() < taken {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the send is taken in");
     }
     shard.end_epoch().await;
     let mut sent = Vec::new();

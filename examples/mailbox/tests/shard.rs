@@ -159,7 +159,7 @@ async fn sends_become_verified_batches_and_survive_a_restart() {
     }
     // The chains go on from where they were.
     let mut deliveries = reopened.deliveries();
-    let answer = reopened_send(&reopened, bundle(&["bob", "dave"], "after the restart")).await;
+    let answer = sent_in_an_epoch(&reopened, bundle(&["bob", "dave"], "after the restart")).await;
     let mut bob = verifiers.remove("bob").expect("bob's verifier");
     let mut dave = verifiers.remove("dave").expect("dave's verifier");
     for _ in 0..2 {
@@ -172,9 +172,16 @@ async fn sends_become_verified_batches_and_survive_a_restart() {
     }
 }
 
-async fn reopened_send(shard: &Shard, b: Bundle) -> Sent {
+/// Sends `b` and ends the epoch once the shard has taken it in.
+async fn sent_in_an_epoch(shard: &Shard, b: Bundle) -> Sent {
     let (sent, ()) = tokio::join!(shard.send(b), async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while shard.waiting() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the send is taken in");
         shard.end_epoch().await;
     });
     sent.expect("sent")
@@ -202,7 +209,7 @@ async fn bad_bundles_and_full_mailboxes_are_refused_by_name() {
 
     // Two messages fill bob's mailbox; a third is refused until he acknowledges.
     for i in 0..2 {
-        reopened_send(&shard, bundle(&["bob"], &format!("m{i}"))).await;
+        sent_in_an_epoch(&shard, bundle(&["bob"], &format!("m{i}"))).await;
     }
     let full = refused(bundle(&["carol", "bob"], "m2")).await;
     assert_eq!(full, Refused::MailboxFull("bob".into()));
@@ -217,7 +224,7 @@ async fn bad_bundles_and_full_mailboxes_are_refused_by_name() {
     // An acknowledgement past the last delivered is taken as the last.
     assert_eq!(shard.ack("bob", SeqId { epoch: u64::MAX, shard: 0, index: 0 }), 2);
     assert!(last.epoch < u64::MAX);
-    reopened_send(&shard, bundle(&["carol", "bob"], "m2")).await;
+    sent_in_an_epoch(&shard, bundle(&["carol", "bob"], "m2")).await;
     let ids: HashSet<SeqId> =
         shard.fetch("bob", None, 10).iter().flat_map(|b| b.messages.iter().map(|m| m.id)).collect();
     assert_eq!(ids.len(), 1);

@@ -68,6 +68,49 @@ pub use summary::{Latency, Summary, Tally};
 
 use tokio_util::sync::CancellationToken;
 
+/// The window of the closed-loop load generators (`tso-load`, `tso-http-load`,
+/// `mailbox-load`): how long they measure and on how many threads (`--duration`, `--threads`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Window {
+    /// How long to measure, after a one-second warm-up.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// The shape of the mailbox benchmark's bundles, shared by its load generator and its
+/// baseline (`mailbox-load`, `mailbox-store-bare`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct BundleShape {
+    /// Recipients per bundle.
+    #[arg(long, default_value_t = 4)]
+    pub recipients: usize,
+    /// Devices the bundles go to.
+    #[arg(long, default_value_t = 64)]
+    pub devices: usize,
+    /// Bytes of each bundle's common ciphertext.
+    #[arg(long, default_value_t = 100)]
+    pub common: usize,
+    /// Bytes of each recipient's part.
+    #[arg(long, default_value_t = 32)]
+    pub part: usize,
+}
+
+impl BundleShape {
+    /// # Errors
+    ///
+    /// Recipients out of 1 to `devices`.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=self.devices).contains(&self.recipients),
+            "--recipients must be 1 to --devices"
+        );
+        Ok(())
+    }
+}
+
 /// The measuring window of the closed-loop load generators (`tso-load`, `tso-http-load`,
 /// `mailbox-load`): a one-second warm-up, then `duration` with `measuring` set, then `stop` set;
 /// the seconds measured, and every task's latency histogram merged.

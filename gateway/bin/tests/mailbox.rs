@@ -291,8 +291,12 @@ async fn nothing_answered_is_lost_when_the_gateway_is_killed_under_load() {
             unreachable!()
         });
     }
-    // Let them run, then kill the gateway mid-stream.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once a hundred bundles are answered, the gateway is killed mid-stream.
+    let answers = answered.clone();
+    support::eventually("100 bundles answered", || {
+        (answers.lock().expect("answers").len() > 100).then_some(())
+    })
+    .await;
     first.kill();
     while senders.join_next().await.is_some() {}
     let answered = answered.lock().expect("answers").clone();

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -34,36 +34,21 @@ struct Args {
     /// Sends in flight per sender connection.
     #[arg(long, default_value_t = 64)]
     depth: usize,
-    /// Recipients per bundle.
-    #[arg(long, default_value_t = 4)]
-    recipients: usize,
-    /// Devices, each subscribed to its batches.
-    #[arg(long, default_value_t = 64)]
-    devices: usize,
+    /// The bundles: to how many of how many devices (each subscribed to its batches), of what
+    /// size.
+    #[command(flatten)]
+    shape: gateway_bench::BundleShape,
     /// Connections the devices' subscriptions are spread over.
     #[arg(long, default_value_t = 4)]
     subscriber_connections: usize,
-    /// Bytes of each bundle's common ciphertext.
-    #[arg(long, default_value_t = 100)]
-    common: usize,
-    /// Bytes of each recipient's part.
-    #[arg(long, default_value_t = 32)]
-    part: usize,
-    /// How long to measure, after a one-second warm-up.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Tokio worker threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    window: gateway_bench::Window,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.recipients >= 1 && args.recipients <= args.devices,
-        "--recipients must be 1 to --devices"
-    );
-    gateway_bench::runtime(args.threads)?.block_on(run(args))
+    args.shape.check()?;
+    gateway_bench::runtime(args.window.threads)?.block_on(run(args))
 }
 
 async fn connect(addr: &str) -> anyhow::Result<MailboxClient<Client>> {
@@ -76,7 +61,7 @@ async fn connect(addr: &str) -> anyhow::Result<MailboxClient<Client>> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let (measuring, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (delivered, batches) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let devices: Vec<String> = (0..args.devices).map(|d| format!("device-{d}")).collect();
+    let devices: Vec<String> = (0..args.shape.devices).map(|d| format!("device-{d}")).collect();
 
     let mut subscribers = Vec::new();
     // The subscribing clients: their subscriptions live on their connections.
@@ -117,8 +102,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let failed = Arc::new(AtomicU64::new(0));
     let first_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let common = vec![0x5a; args.common];
-    let part = vec![0xa5; args.part];
+    let common = vec![0x5a; args.shape.common];
+    let part = vec![0xa5; args.shape.part];
     let mut senders = tokio::task::JoinSet::new();
     let mut turn = 0usize;
     for _ in 0..args.connections.max(1) {
@@ -128,7 +113,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 (mailbox.clone(), measuring.clone(), stop.clone(), failed.clone());
             let first_error = first_error.clone();
             let (devices, common, part) = (devices.clone(), common.clone(), part.clone());
-            let (recipients, start) = (args.recipients, turn);
+            let (recipients, start) = (args.shape.recipients, turn);
             turn += recipients;
             senders.spawn(async move {
                 let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
@@ -165,7 +150,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let (seconds, latencies) =
-        gateway_bench::measure(&measuring, &stop, args.duration, &mut senders).await?;
+        gateway_bench::measure(&measuring, &stop, args.window.duration, &mut senders).await?;
     for subscriber in subscribers {
         subscriber.abort();
     }
@@ -180,8 +165,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         first_error.lock().expect("first error").clone().unwrap_or_default(),
         args.connections,
         args.depth,
-        args.recipients,
-        args.devices,
+        args.shape.recipients,
+        args.shape.devices,
     );
     drop(keep);
     Ok(())

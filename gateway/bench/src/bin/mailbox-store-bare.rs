@@ -25,18 +25,10 @@ struct Args {
     /// Messages in each epoch's record.
     #[arg(long, default_value_t = 1000)]
     messages_per_epoch: usize,
-    /// Recipients per bundle.
-    #[arg(long, default_value_t = 4)]
-    recipients: usize,
-    /// Devices the messages go to (one attestation per device with messages, per epoch).
-    #[arg(long, default_value_t = 64)]
-    devices: usize,
-    /// Bytes of each bundle's common ciphertext.
-    #[arg(long, default_value_t = 100)]
-    common: usize,
-    /// Bytes of each recipient's part.
-    #[arg(long, default_value_t = 32)]
-    part: usize,
+    /// The bundles: to how many of how many devices (one attestation per device with
+    /// messages, per epoch), of what size.
+    #[command(flatten)]
+    shape: gateway_bench::BundleShape,
     /// How long to run.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -47,20 +39,17 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.recipients >= 1 && args.recipients <= args.devices,
-        "--recipients must be 1 to --devices"
-    );
+    args.shape.check()?;
     let temporary = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| temporary.path().to_owned());
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bare.sqlite");
     let _ = std::fs::remove_file(&path);
     let mut store = Store::open(&path).context("the store")?;
-    let devices: Vec<String> = (0..args.devices).map(|d| format!("device-{d}")).collect();
-    let bundles = args.messages_per_epoch.div_ceil(args.recipients);
-    let messages = bundles * args.recipients;
-    let touched = args.devices.min(messages);
+    let devices: Vec<String> = (0..args.shape.devices).map(|d| format!("device-{d}")).collect();
+    let bundles = args.messages_per_epoch.div_ceil(args.shape.recipients);
+    let messages = bundles * args.shape.recipients;
+    let touched = args.shape.devices.min(messages);
     // The statements' sizes, as the shard signs them: a receipt (96 bytes) and an attestation
     // per device (70 + its id + 128 per message), each with its path in a tree of them all and
     // a signature.
@@ -71,7 +60,8 @@ fn main() -> anyhow::Result<()> {
     for device in devices.iter().take(touched) {
         statements.push(vec![0u8; 70 + device.len() + 128 * per_device + trailer]);
     }
-    let (common, part) = (Bytes::from(vec![0x5a; args.common]), Bytes::from(vec![0xa5; args.part]));
+    let (common, part) =
+        (Bytes::from(vec![0x5a; args.shape.common]), Bytes::from(vec![0xa5; args.shape.part]));
     let mut latencies = hdrhistogram::Histogram::<u64>::new(3)?;
     let started = Instant::now();
     let mut epoch = 0u64;
@@ -81,14 +71,20 @@ fn main() -> anyhow::Result<()> {
             epoch,
             bundles: (0..bundles)
                 .map(|b| {
-                    let recipients: Arc<[String]> = (0..args.recipients)
-                        .map(|k| devices[(b * args.recipients + k) % devices.len()].clone())
+                    let recipients: Arc<[String]> = (0..args.shape.recipients)
+                        .map(|k| devices[(b * args.shape.recipients + k) % devices.len()].clone())
                         .collect();
                     StoredBundle {
-                        bundle: SeqId { epoch, shard: 0, index: (b * args.recipients) as u32 },
+                        bundle: SeqId {
+                            epoch,
+                            shard: 0,
+                            index: (b * args.shape.recipients) as u32,
+                        },
                         recipients,
                         common: common.clone(),
-                        parts: (0..args.recipients as u32).map(|i| (i, part.clone())).collect(),
+                        parts: (0..args.shape.recipients as u32)
+                            .map(|i| (i, part.clone()))
+                            .collect(),
                     }
                 })
                 .collect(),

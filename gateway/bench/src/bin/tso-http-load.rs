@@ -34,12 +34,8 @@ struct Args {
     /// Timestamps per request (`?n=`).
     #[arg(long, default_value_t = 1)]
     n: u64,
-    /// How long to measure, after a one-second warm-up.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Tokio worker threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    window: gateway_bench::Window,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +49,7 @@ struct Totals {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = gateway_bench::runtime(args.threads)?;
+    let runtime = gateway_bench::runtime(args.window.threads)?;
     runtime.block_on(run(args))
 }
 
@@ -128,7 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (seconds, latencies) =
-        gateway_bench::measure(&measuring, &stop, args.duration, &mut clients).await?;
+        gateway_bench::measure(&measuring, &stop, args.window.duration, &mut clients).await?;
     let requests = totals.requests.load(Ordering::Relaxed);
     println!(
         "{{\"requests_per_s\": {:.0}, \"timestamps_per_s\": {:.0}, \"mean_us\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"out_of_order\": {}, \"clients\": {}, \"n\": {}, \"seconds\": {seconds:.2}}}",

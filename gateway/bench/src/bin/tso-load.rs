@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -34,12 +34,8 @@ struct Args {
     /// Timestamps each caller asks for per call.
     #[arg(long, default_value_t = 1)]
     n: u32,
-    /// How long to measure, after a one-second warm-up.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Tokio worker threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    window: gateway_bench::Window,
     /// Call the oracle directly, one call per caller's request (no collapsing).
     #[arg(long)]
     plain: bool,
@@ -47,7 +43,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = gateway_bench::runtime(args.threads)?;
+    let runtime = gateway_bench::runtime(args.window.threads)?;
     runtime.block_on(run(args))
 }
 
@@ -89,7 +85,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let (seconds, latencies) =
-        gateway_bench::measure(&measuring, &stop, args.duration, &mut callers).await?;
+        gateway_bench::measure(&measuring, &stop, args.window.duration, &mut callers).await?;
     let total = timestamps.load(Ordering::Relaxed);
     println!(
         "{{\"timestamps_per_s\": {:.0}, \"calls_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"connections\": {}, \"callers\": {}, \"n\": {}, \"plain\": {}, \"seconds\": {seconds:.2}}}",
