@@ -11,6 +11,7 @@ const COMMON: &[u8] = b"rpcgen mailbox common v1\0";
 const PART: &[u8] = b"rpcgen mailbox part v1\0";
 const STATEMENT: &[u8] = b"rpcgen mailbox statement v1\0";
 const NODE: &[u8] = b"rpcgen mailbox node v1\0";
+const SHARD: &[u8] = b"rpcgen mailbox shard v1\0";
 /// What a shard's signature covers: this prefix, then the root of the batch's tree.
 pub const ROOT: &[u8] = b"rpcgen mailbox root v1\0";
 
@@ -60,6 +61,22 @@ pub fn node_hash(left: &Digest, right: &Digest) -> Digest {
     hasher.finalize().into()
 }
 
+/// The shard, of `shards`, that holds `device`'s mailbox: the first four bytes of SHA-256 over
+/// `"rpcgen mailbox shard v1\0"` and the id's UTF-8 bytes, as a big-endian u32, modulo
+/// `shards` (0 when there is one shard).
+///
+/// # Panics
+///
+/// With no shards.
+pub fn owner(device: &str, shards: u32) -> u32 {
+    assert!(shards > 0, "at least one shard");
+    if shards == 1 {
+        return 0;
+    }
+    let digest = prefixed(SHARD, device.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % shards
+}
+
 fn prefixed(prefix: &[u8], bytes: &[u8]) -> Digest {
     let mut hasher = Sha256::new();
     hasher.update(prefix);
@@ -90,6 +107,16 @@ mod tests {
             hex(part_hash(b"p2")),
             "5f3fcd14608ee15d38db3e706a827c65d0b653fdcfe49c5f90a3ab77f5675a09"
         );
+    }
+
+    #[test]
+    fn owners_follow_the_documented_rule() {
+        // docs/mailbox.md, "Shards" (also computed with Python's hashlib).
+        let owners: Vec<u32> =
+            ["alice-phone", "bob", "carol", "dave"].iter().map(|device| owner(device, 2)).collect();
+        assert_eq!(owners, [1, 1, 0, 1]);
+        assert!(["alice-phone", "bob"].iter().all(|device| owner(device, 1) == 0));
+        assert_eq!(owner("bob", 7), 5);
     }
 
     #[test]

@@ -22,7 +22,9 @@
 pub mod hash;
 mod ids;
 pub mod model;
+pub mod peers;
 pub mod proof;
+pub mod sequencer;
 pub mod service;
 pub mod shard;
 pub mod statement;

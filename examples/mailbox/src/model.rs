@@ -32,6 +32,7 @@ pub fn key(shard: u32) -> SigningKey {
 pub fn shard_in(dir: &std::path::Path) -> crate::shard::Shard {
     crate::shard::Shard::open(crate::shard::Config {
         shard: 0,
+        shards: 1,
         key: key(0),
         epoch_every: std::time::Duration::from_millis(5),
         limits: crate::shard::Limits::default(),

@@ -7,15 +7,16 @@
 //! the gateway's permissions enforce (`Mailbox.batches.{sub}`, docs/auth.md). Anonymous callers
 //! name the device themselves, only when the service allows it (development).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use gateway_bus::{Bus, BusError, Headers, contract};
 use gateway_core::flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, WIPOffset};
-use gateway_core::{CallContext, Message, Status, Topics};
+use gateway_core::{CallContext, Message, Status, Table, Topics};
 use tokio_util::sync::CancellationToken;
 
-use crate::SeqId;
 use crate::shard::{self, Refused, Shard};
+use crate::{SeqId, peers};
 
 gateway_core::include_generated!("mailbox");
 
@@ -27,21 +28,36 @@ pub use examples::mailbox::{
     FetchRequestT, KeysRequestT, KeysT, MessageT, PartT, SendReplyT, SendRequestT, ShardKeyT,
     SignedT,
 };
+use examples::mailbox::{AckRequest, AttestationsRequest, FetchRequest};
 
 /// The most batches one `fetch` returns.
 pub const MAX_FETCH: usize = 1024;
 
-/// The service over one shard.
-#[derive(Clone, Debug)]
+/// The service over one shard: it takes sends in, and serves the devices whose mailboxes it
+/// holds; with several shards, it forwards the reads of other devices to their shard over the
+/// bus (`read`, docs/mailbox.md, "Between shards").
+#[derive(Clone)]
 pub struct MailboxService {
     shard: Shard,
     allow_anonymous: bool,
+    bus: Option<Arc<dyn Bus>>,
+    /// Every shard's key, once known.
+    keys: Arc<OnceLock<Vec<ShardKeyT>>>,
+}
+
+impl std::fmt::Debug for MailboxService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxService")
+            .field("shard", &self.shard.number())
+            .field("allow_anonymous", &self.allow_anonymous)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MailboxService {
     /// A service over `shard`; anonymous callers may do nothing but `keys`.
     pub fn new(shard: Shard) -> MailboxService {
-        MailboxService { shard, allow_anonymous: false }
+        MailboxService { shard, allow_anonymous: false, bus: None, keys: Arc::default() }
     }
 
     /// Lets anonymous callers send and name the mailbox they read (development only).
@@ -70,6 +86,174 @@ impl MailboxService {
             (None, _) => Err(Status::unauthenticated("mailboxes are read with a token")),
         }
     }
+
+    /// The bus to the other shards (needed when there are several).
+    pub fn with_peers(mut self, bus: Arc<dyn Bus>) -> MailboxService {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The shard holding `device`'s mailbox, if not this one.
+    fn elsewhere(&self, device: &str) -> Option<u32> {
+        let owner = crate::hash::owner(device, self.shard.shards());
+        (owner != self.shard.number()).then_some(owner)
+    }
+
+    /// Forwards the call `call` of `device` (its request's bytes) to shard `owner`.
+    async fn forward<T: Table>(
+        &self,
+        owner: u32,
+        call: &'static str,
+        device: &str,
+        request: &Bytes,
+    ) -> Result<Message<T>, Status> {
+        let bus = self.bus.as_ref().ok_or_else(|| {
+            Status::internal(format!(
+                "the mailbox of {device:?} is on shard {owner}, and this shard has no bus to it"
+            ))
+        })?;
+        let mut headers = Headers::new();
+        headers.insert(CALL, call);
+        let answer = bus
+            .request(
+                &peers::subject(owner, "read"),
+                headers,
+                read_payload(device, request),
+                peers::PATIENCE,
+            )
+            .await
+            .map_err(|e| e.to_status())?;
+        if let Some(status) = contract::status_from_headers(&answer.headers) {
+            return Err(status);
+        }
+        Message::from_bytes(answer.payload).map_err(|e| {
+            Status::internal(format!(
+                "shard {owner} answered `{call}` with a buffer that does not verify: {e}"
+            ))
+        })
+    }
+
+    fn fetch_here(
+        &self,
+        device: &str,
+        request: FetchRequest<'_>,
+    ) -> Result<Message<FetchReplyT>, Status> {
+        let after = id_of(request.after().map(|a| a.bytes()), "after")?;
+        let max = (request.max_batches() as usize).clamp(1, MAX_FETCH);
+        let batches = self.shard.fetch(device, after, max);
+        let mut fbb = FlatBufferBuilder::with_capacity(
+            batches.iter().map(|b| batch_size(b)).sum::<usize>() + 64,
+        );
+        let written: Vec<_> = batches.iter().map(|b| write_batch(&mut fbb, b)).collect();
+        let batches = fbb.create_vector(&written);
+        let args = examples::mailbox::FetchReplyArgs { batches };
+        let root = examples::mailbox::FetchReply::create(&mut fbb, &args);
+        fbb.finish_minimal(root);
+        Ok(finished(fbb, "FetchReply"))
+    }
+
+    fn ack_here(
+        &self,
+        device: &str,
+        request: AckRequest<'_>,
+    ) -> Result<Message<AckReplyT>, Status> {
+        let upto = id_of(Some(request.upto().bytes()), "upto")?
+            .ok_or_else(|| Status::invalid_argument("upto is empty"))?;
+        let deleted = self.shard.ack(device, upto);
+        Ok(Message::pack(&AckReplyT { deleted: u32::try_from(deleted).unwrap_or(u32::MAX) }))
+    }
+
+    fn attestations_here(
+        &self,
+        device: &str,
+        request: AttestationsRequest<'_>,
+    ) -> Result<Message<AttestationsReplyT>, Status> {
+        let attestations = self.shard.attestations(device, request.from_epoch());
+        Ok(Message::pack(&AttestationsReplyT {
+            attestations: attestations
+                .iter()
+                .map(|s| SignedT { bytes: s.bytes().to_vec() })
+                .collect(),
+        }))
+    }
+
+    /// Answers a `read` forwarded by another shard: the call's name in the `mailbox-call`
+    /// header, the device and the request in the payload.
+    fn read(&self, call: &str, payload: &Bytes) -> Result<Bytes, Status> {
+        let (device, request) = read_from(payload).ok_or_else(|| {
+            Status::invalid_argument("a read whose payload is not a device and a request")
+        })?;
+        if let Some(owner) = self.elsewhere(&device) {
+            return Err(Status::internal(format!(
+                "the mailbox of {device:?} is on shard {owner}, not {}",
+                self.shard.number()
+            )));
+        }
+        let bad =
+            |e| Status::invalid_argument(format!("a forwarded `{call}` that does not verify: {e}"));
+        Ok(match call {
+            "fetch" => {
+                let request = Message::<FetchRequestT>::from_bytes(request).map_err(bad)?;
+                self.fetch_here(&device, request.get())?.into_bytes()
+            }
+            "ack" => {
+                let request = Message::<AckRequestT>::from_bytes(request).map_err(bad)?;
+                self.ack_here(&device, request.get())?.into_bytes()
+            }
+            "attestations" => {
+                let request = Message::<AttestationsRequestT>::from_bytes(request).map_err(bad)?;
+                self.attestations_here(&device, request.get())?.into_bytes()
+            }
+            other => return Err(Status::invalid_argument(format!("no such read: {other:?}"))),
+        })
+    }
+
+    /// Answers the reads other shards forward to this one, on `bus`, until `stop`.
+    ///
+    /// # Errors
+    ///
+    /// When the bus refuses the subscription.
+    pub async fn serve_reads(
+        self,
+        bus: Arc<dyn Bus>,
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, BusError> {
+        let mut reads = bus.subscribe(&peers::subject(self.shard.number(), "read"), None).await?;
+        Ok(tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = stop.cancelled() => return,
+                    message = reads.next() => message,
+                };
+                let Some(message) = message else { return };
+                let Some(reply) = message.reply else { continue };
+                let call = message.headers.get(CALL).unwrap_or_default();
+                let (headers, payload) = match self.read(call, &message.payload) {
+                    Ok(payload) => (Headers::new(), payload),
+                    Err(status) => (contract::status_headers(&status), Bytes::new()),
+                };
+                let _ = bus.publish(&reply, headers, payload).await;
+            }
+        }))
+    }
+}
+
+/// The header of a forwarded read naming the call.
+const CALL: &str = "mailbox-call";
+
+/// A forwarded read's payload: the device (u16 length, UTF-8), then the request's bytes.
+fn read_payload(device: &str, request: &Bytes) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + device.len() + request.len());
+    out.put_u16(device.len() as u16);
+    out.put_slice(device.as_bytes());
+    out.put_slice(request);
+    out.freeze()
+}
+
+fn read_from(payload: &Bytes) -> Option<(String, Bytes)> {
+    let len = u16::from_be_bytes(payload.get(..2)?.try_into().ok()?) as usize;
+    let device = std::str::from_utf8(payload.get(2..2 + len)?).ok()?.to_owned();
+    Some((device, payload.slice(2 + len..)))
 }
 
 fn id_of(bytes: Option<&[u8]>, what: &str) -> Result<Option<SeqId>, Status> {
@@ -192,20 +376,11 @@ impl Mailbox for MailboxService {
         ctx: CallContext,
         request: Message<FetchRequestT>,
     ) -> Result<Message<FetchReplyT>, Status> {
-        let request = request.get();
-        let device = self.mailbox(&ctx, request.device())?;
-        let after = id_of(request.after().map(|a| a.bytes()), "after")?;
-        let max = (request.max_batches() as usize).clamp(1, MAX_FETCH);
-        let batches = self.shard.fetch(&device, after, max);
-        let mut fbb = FlatBufferBuilder::with_capacity(
-            batches.iter().map(|b| batch_size(b)).sum::<usize>() + 64,
-        );
-        let written: Vec<_> = batches.iter().map(|b| write_batch(&mut fbb, b)).collect();
-        let batches = fbb.create_vector(&written);
-        let args = examples::mailbox::FetchReplyArgs { batches };
-        let root = examples::mailbox::FetchReply::create(&mut fbb, &args);
-        fbb.finish_minimal(root);
-        Ok(finished(fbb, "FetchReply"))
+        let device = self.mailbox(&ctx, request.get().device())?;
+        match self.elsewhere(&device) {
+            Some(owner) => self.forward(owner, "fetch", &device, request.bytes()).await,
+            None => self.fetch_here(&device, request.get()),
+        }
     }
 
     async fn ack(
@@ -213,12 +388,11 @@ impl Mailbox for MailboxService {
         ctx: CallContext,
         request: Message<AckRequestT>,
     ) -> Result<Message<AckReplyT>, Status> {
-        let request = request.get();
-        let device = self.mailbox(&ctx, request.device())?;
-        let upto = id_of(Some(request.upto().bytes()), "upto")?
-            .ok_or_else(|| Status::invalid_argument("upto is empty"))?;
-        let deleted = self.shard.ack(&device, upto);
-        Ok(Message::pack(&AckReplyT { deleted: u32::try_from(deleted).unwrap_or(u32::MAX) }))
+        let device = self.mailbox(&ctx, request.get().device())?;
+        match self.elsewhere(&device) {
+            Some(owner) => self.forward(owner, "ack", &device, request.bytes()).await,
+            None => self.ack_here(&device, request.get()),
+        }
     }
 
     async fn attestations(
@@ -226,15 +400,11 @@ impl Mailbox for MailboxService {
         ctx: CallContext,
         request: Message<AttestationsRequestT>,
     ) -> Result<Message<AttestationsReplyT>, Status> {
-        let request = request.get();
-        let device = self.mailbox(&ctx, request.device())?;
-        let attestations = self.shard.attestations(&device, request.from_epoch());
-        Ok(Message::pack(&AttestationsReplyT {
-            attestations: attestations
-                .iter()
-                .map(|s| SignedT { bytes: s.bytes().to_vec() })
-                .collect(),
-        }))
+        let device = self.mailbox(&ctx, request.get().device())?;
+        match self.elsewhere(&device) {
+            Some(owner) => self.forward(owner, "attestations", &device, request.bytes()).await,
+            None => self.attestations_here(&device, request.get()),
+        }
     }
 
     async fn keys(
@@ -242,12 +412,27 @@ impl Mailbox for MailboxService {
         _ctx: CallContext,
         _request: Message<KeysRequestT>,
     ) -> Result<Message<KeysT>, Status> {
-        Ok(Message::pack(&KeysT {
-            shards: vec![ShardKeyT {
-                shard: self.shard.number(),
-                public_key: self.shard.public_key().to_vec(),
-            }],
-        }))
+        if let Some(keys) = self.keys.get() {
+            return Ok(Message::pack(&KeysT { shards: keys.clone() }));
+        }
+        let mut keys = Vec::new();
+        for shard in 0..self.shard.shards() {
+            let public_key = if shard == self.shard.number() {
+                self.shard.public_key()
+            } else {
+                let bus = self
+                    .bus
+                    .as_ref()
+                    .ok_or_else(|| Status::internal("no bus to the other shards"))?;
+                peers::status(&**bus, shard)
+                    .await
+                    .map_err(|e| Status::unavailable(format!("shard {shard}'s key: {e}")))?
+                    .public_key
+            };
+            keys.push(ShardKeyT { shard, public_key: public_key.to_vec() });
+        }
+        let keys = self.keys.get_or_init(|| keys).clone();
+        Ok(Message::pack(&KeysT { shards: keys }))
     }
 }
 

@@ -8,7 +8,7 @@
 //! This shard holds every mailbox (one shard); several shards routing to each other is the next
 //! step (docs/mailbox.md).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::hash::{Digest, common_hash, part_hash, recipients_hash};
+use crate::hash::{Digest, common_hash, owner, part_hash, recipients_hash};
 use crate::store::{EpochRecord, Store, StoreError, StoredBundle};
 use crate::{Attestation, Delivered, Entry, Receipt, SeqId, Signed, Statement};
 
@@ -55,8 +55,11 @@ impl Default for Limits {
 /// A shard's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// This shard's number (in sequence ids and statements).
+    /// This shard's number (in sequence ids and statements), below `shards`.
     pub shard: u32,
+    /// How many shards the relay has (mailboxes are spread over them by
+    /// [`crate::hash::owner`]; fixed for the life of the relay's stores).
+    pub shards: u32,
     /// Its signing key.
     pub key: SigningKey,
     /// How often an epoch ends.
@@ -101,6 +104,35 @@ pub fn key_file(path: &std::path::Path) -> std::io::Result<SigningKey> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Opens shard `shard` of `shards` in `dir` (made if missing): its store `shard-<n>.sqlite`
+/// and its key `shard-<n>.key` ([`key_file`]), the default limits.
+///
+/// # Errors
+///
+/// What cannot be made or opened, named.
+pub fn open_in(
+    dir: &std::path::Path,
+    shard: u32,
+    shards: u32,
+    epoch_every: Duration,
+) -> Result<Shard, String> {
+    if shard >= shards {
+        return Err(format!("shard {shard} of {shards}: shards are numbered from 0"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let key_path = dir.join(format!("shard-{shard}.key"));
+    let key = key_file(&key_path).map_err(|e| format!("the key {}: {e}", key_path.display()))?;
+    Shard::open(Config {
+        shard,
+        shards,
+        key,
+        epoch_every,
+        limits: Limits::default(),
+        store: dir.join(format!("shard-{shard}.sqlite")),
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// A lie a shard can be told to tell, for tests of the verifier against the running relay
@@ -191,7 +223,62 @@ impl Refused {
 #[derive(Debug)]
 struct Pending {
     bundle: Bundle,
+    /// The shard holding each recipient's mailbox (empty with one shard: all here).
+    owners: Vec<u32>,
     reply: oneshot::Sender<Result<Sent, Refused>>,
+}
+
+/// What one shard hands the owner of some mailboxes for an epoch (docs/mailbox.md, "Between
+/// shards"): the bundles it took in during the epoch that have recipients there, each with
+/// those recipients' parts, in id order.
+#[derive(Clone, Debug, Default)]
+pub struct Routed {
+    /// The shard that took the bundles in.
+    pub from: u32,
+    pub bundles: Vec<StoredBundle>,
+    /// The bundles' recipients and common hashes, when the inbox already has them (its own
+    /// route): one per bundle, or none.
+    digests: Vec<(Digest, Digest)>,
+    /// The receipts of every bundle the inbox took in during the epoch: in its route to itself,
+    /// so that they are signed with its attestations.
+    receipts: Vec<Receipt>,
+}
+
+impl Routed {
+    /// Bundles from shard `from`.
+    pub fn new(from: u32, bundles: Vec<StoredBundle>) -> Routed {
+        Routed { from, bundles, ..Routed::default() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bundles.is_empty() && self.receipts.is_empty()
+    }
+}
+
+/// How a shard hands an epoch's bundles to the other shards ([`crate::peers::BusRouter`] over
+/// the bus).
+pub trait Router: Sync {
+    /// Hands `routed`, bundles of `epoch`, to shard `to`, and resolves once `to` has
+    /// committed the epoch: until then it tries again.
+    fn route(&self, to: u32, epoch: u64, routed: Routed) -> impl Future<Output = ()> + Send;
+}
+
+/// The router of a shard that is the only one: it never routes.
+#[derive(Clone, Copy, Debug)]
+pub struct Alone;
+
+impl Router for Alone {
+    #[allow(clippy::manual_async_fn)]
+    fn route(&self, to: u32, epoch: u64, _: Routed) -> impl Future<Output = ()> + Send {
+        async move { unreachable!("a shard that is alone routed epoch {epoch} to shard {to}") }
+    }
+}
+
+/// An epoch's routes arriving at their owner: what each shard sent, and who waits for the commit.
+#[derive(Debug)]
+struct Arriving {
+    routes: Vec<Option<Routed>>,
+    waiters: Vec<(u32, oneshot::Sender<Vec<Signed>>)>,
 }
 
 /// A mailbox: its batches not yet acknowledged (whole), its chain's head, its load.
@@ -203,16 +290,32 @@ struct Mailbox {
     link: Option<(Digest, u64)>,
     messages: usize,
     bytes: usize,
-    /// Messages and bytes on their way (in the epoch collecting or committing).
+    /// Messages and bytes on their way from this shard's own inbox.
     pending_messages: usize,
     pending_bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// The epoch collecting.
-    epoch: u64,
+    /// The last epoch this shard closed as an inbox (numbered the bundles it took in).
+    closed: u64,
+    /// Whether it has closed an epoch since it opened: the first close after opening numbers
+    /// nothing (before a crash, the shard may have routed that epoch as empty).
+    closed_since_open: bool,
+    /// The last epoch it committed as an owner.
+    committed: u64,
     collecting: Vec<Pending>,
+    /// Write-aheads of epochs whose bundles some owner may not have committed yet.
+    written: BTreeMap<u64, Arc<EpochRecord>>,
+    /// Write-aheads every owner committed, to delete with the next commit.
+    routed: Vec<u64>,
+    /// Epochs being routed here, not yet complete.
+    arriving: BTreeMap<u64, Arriving>,
+    /// This shard's full mailboxes (for the other shards' inboxes), and that set's version.
+    full: BTreeSet<String>,
+    full_version: u64,
+    /// Each other shard's full mailboxes as it last said: its version and the devices.
+    remote_full: HashMap<u32, (u64, HashSet<String>)>,
     mailboxes: HashMap<String, Mailbox>,
     acks: Vec<(String, SeqId)>,
     /// Per stored epoch, the batches of it not yet acknowledged.
@@ -225,14 +328,31 @@ struct State {
     forks: HashMap<String, Signed>,
 }
 
-/// A shard; cheap to clone. [`Shard::run`] ends its epochs.
+impl State {
+    /// Whether `device`'s mailbox is full for senders on other shards: it holds as many
+    /// messages or bytes as it may.
+    fn update_full(&mut self, device: &str, limits: &Limits) {
+        let full = self.mailboxes.get(device).is_some_and(|m| {
+            m.messages >= limits.mailbox_messages || m.bytes >= limits.mailbox_bytes
+        });
+        let changed =
+            if full { self.full.insert(device.to_owned()) } else { self.full.remove(device) };
+        if changed {
+            self.full_version = self.full_version.wrapping_add(1);
+        }
+    }
+}
+
+/// A shard; cheap to clone. [`Shard::run`] ends its epochs when it is the only one; otherwise
+/// the sequencer does ([`crate::sequencer`]).
 #[derive(Clone, Debug)]
 pub struct Shard {
     config: Arc<Config>,
     state: Arc<Mutex<State>>,
     store: Arc<Mutex<Store>>,
     deliveries: broadcast::Sender<Arc<Batch>>,
-    /// One epoch ends at a time.
+    /// One epoch closes at a time, and one commits at a time.
+    closing: Arc<tokio::sync::Mutex<()>>,
     ending: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -246,10 +366,29 @@ impl Shard {
     /// # Errors
     ///
     /// The store's.
+    ///
+    /// # Panics
+    ///
+    /// If `config.shard` is not below `config.shards`.
     pub fn open(config: Config) -> Result<Shard, StoreError> {
+        assert!(config.shard < config.shards, "shard {} of {}", config.shard, config.shards);
         let store = Store::open(&config.store)?;
         let acked: HashMap<String, SeqId> = store.acks()?.into_iter().collect();
-        let mut state = State { epoch: store.last_epoch()? + 1, ..State::default() };
+        let committed = store.last_epoch()?;
+        let written: BTreeMap<u64, Arc<EpochRecord>> =
+            store.inboxes()?.into_iter().map(|r| (r.epoch, Arc::new(r))).collect();
+        // The full set's version: new after every restart (peers ask for the set when theirs
+        // differs).
+        let version = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| since.as_nanos() as u64);
+        let mut state = State {
+            closed: written.keys().next_back().copied().unwrap_or(0).max(committed),
+            committed,
+            written,
+            full_version: version,
+            ..State::default()
+        };
         for record in store.epochs()? {
             let mut statements = Vec::new();
             for bytes in &record.statements {
@@ -305,11 +444,16 @@ impl Shard {
                 state.forget.push(record.epoch);
             }
         }
+        let devices: Vec<String> = state.mailboxes.keys().cloned().collect();
+        for device in devices {
+            state.update_full(&device, &config.limits);
+        }
         Ok(Shard {
             config: Arc::new(config),
             state: Arc::new(Mutex::new(state)),
             store: Arc::new(Mutex::new(store)),
             deliveries: broadcast::channel(4096).0,
+            closing: Arc::new(tokio::sync::Mutex::new(())),
             ending: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -329,6 +473,11 @@ impl Shard {
         self.config.shard
     }
 
+    /// How many shards the relay has.
+    pub fn shards(&self) -> u32 {
+        self.config.shards
+    }
+
     /// Its Ed25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.config.key.verifying_key().to_bytes()
@@ -339,12 +488,24 @@ impl Shard {
         self.state().collecting.len()
     }
 
-    /// The epoch collecting now.
+    /// The epoch collecting now (with one shard: what the next [`Shard::end_epoch`] closes).
     pub fn epoch(&self) -> u64 {
-        self.state().epoch
+        self.state().closed + 1
     }
 
-    /// Takes `bundle` in; resolves once its epoch is committed.
+    /// The last epoch closed here as an inbox, and the last committed here as an owner.
+    pub fn progress(&self) -> (u64, u64) {
+        let state = self.state();
+        (state.closed, state.committed)
+    }
+
+    /// Refuses sends from now on (those taken in still get their epoch).
+    pub fn stop(&self) {
+        self.state().stopped = true;
+    }
+
+    /// Takes `bundle` in; resolves once its epoch is committed by every shard holding one of
+    /// its recipients.
     ///
     /// # Errors
     ///
@@ -376,6 +537,13 @@ impl Shard {
         if bytes > limits.bundle_bytes {
             return Err(Refused::TooLarge(bytes, limits.bundle_bytes));
         }
+        let (me, shards) = (self.config.shard, self.config.shards);
+        let owners: Vec<u32> = if shards == 1 {
+            Vec::new()
+        } else {
+            bundle.recipients.iter().map(|device| owner(device, shards)).collect()
+        };
+        let owner_of = |i: usize| owners.get(i).copied().unwrap_or(me);
         let (reply, answer) = oneshot::channel();
         {
             let mut state = self.state();
@@ -385,22 +553,31 @@ impl Shard {
             if state.collecting.len() >= limits.pending {
                 return Err(Refused::Busy(state.collecting.len()));
             }
-            for (device, part) in bundle.recipients.iter().zip(&bundle.parts) {
-                let mailbox = state.mailboxes.get(device);
-                let messages = mailbox.map_or(0, |m| m.messages + m.pending_messages);
-                let held = mailbox.map_or(0, |m| m.bytes + m.pending_bytes);
-                if messages + 1 > limits.mailbox_messages
-                    || held + bundle.common.len() + part.len() > limits.mailbox_bytes
-                {
+            for (i, (device, part)) in bundle.recipients.iter().zip(&bundle.parts).enumerate() {
+                let full = if owner_of(i) == me {
+                    let mailbox = state.mailboxes.get(device);
+                    let messages = mailbox.map_or(0, |m| m.messages + m.pending_messages);
+                    let held = mailbox.map_or(0, |m| m.bytes + m.pending_bytes);
+                    messages + 1 > limits.mailbox_messages
+                        || held + bundle.common.len() + part.len() > limits.mailbox_bytes
+                } else {
+                    state
+                        .remote_full
+                        .get(&owner_of(i))
+                        .is_some_and(|(_, full)| full.contains(device))
+                };
+                if full {
                     return Err(Refused::MailboxFull(device.clone()));
                 }
             }
-            for (device, part) in bundle.recipients.iter().zip(&bundle.parts) {
-                let mailbox = state.mailboxes.entry(device.clone()).or_default();
-                mailbox.pending_messages += 1;
-                mailbox.pending_bytes += bundle.common.len() + part.len();
+            for (i, (device, part)) in bundle.recipients.iter().zip(&bundle.parts).enumerate() {
+                if owner_of(i) == me {
+                    let mailbox = state.mailboxes.entry(device.clone()).or_default();
+                    mailbox.pending_messages += 1;
+                    mailbox.pending_bytes += bundle.common.len() + part.len();
+                }
             }
-            state.collecting.push(Pending { bundle, reply });
+            state.collecting.push(Pending { bundle, owners, reply });
         }
         answer.await.map_err(|_| Refused::Stopped)?
     }
@@ -477,12 +654,38 @@ impl Shard {
         }
         if deleted > 0 {
             acks.push((device.to_owned(), upto));
+            if state.full.contains(device) {
+                state.update_full(device, &self.config.limits);
+            }
         }
         deleted
     }
 
+    /// This shard's full mailboxes, if their version is not `known`: its version and the
+    /// devices.
+    pub fn full_since(&self, known: u64) -> Option<(u64, Vec<String>)> {
+        let state = self.state();
+        (state.full_version != known)
+            .then(|| (state.full_version, state.full.iter().cloned().collect()))
+    }
+
+    /// The version of shard `shard`'s full mailboxes this shard knows (0 for none).
+    pub fn known_full(&self, shard: u32) -> u64 {
+        self.state().remote_full.get(&shard).map_or(0, |(version, _)| *version)
+    }
+
+    /// What shard `shard` says its full mailboxes are: sends to them are refused here.
+    pub fn learn_full(&self, shard: u32, version: u64, devices: Vec<String>) {
+        self.state().remote_full.insert(shard, (version, devices.into_iter().collect()));
+    }
+
     /// Ends an epoch every `epoch_every` until `stop`; then ends the one collecting and refuses
-    /// what comes after.
+    /// what comes after. For a shard that is the only one (with several, the sequencer ends
+    /// epochs).
+    ///
+    /// # Panics
+    ///
+    /// If the shard is one of several.
     pub async fn run(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.epoch_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -492,7 +695,7 @@ impl Shard {
                 () = stop.cancelled() => true,
             };
             if stopping {
-                self.state().stopped = true;
+                self.stop();
             }
             self.end_epoch().await;
             if stopping {
@@ -501,72 +704,250 @@ impl Shard {
         }
     }
 
-    /// Ends the epoch collecting: numbers, attests, signs, commits, answers, delivers.
+    /// Closes the next epoch of a shard that is the only one: numbers, attests, signs,
+    /// commits, answers, delivers.
+    ///
+    /// # Panics
+    ///
+    /// If the shard is one of several.
     pub async fn end_epoch(&self) {
-        let _ending = self.ending.lock().await;
-        let (epoch, pending, acks, forget, heads, lie) = {
+        assert_eq!(self.config.shards, 1, "the sequencer ends the epochs of several shards");
+        let epoch = self.epoch();
+        self.close(epoch, &Alone).await;
+    }
+
+    /// Closes `epoch` as an inbox (docs/mailbox.md, "Epochs"): numbers the bundles taken in
+    /// since the last close, writes ahead those with recipients on other shards, routes each
+    /// owner its part (itself included) with `router`, and once every owner has committed the
+    /// epoch, answers the senders. Closing an epoch again (the sequencer retrying, or after a
+    /// restart) routes again what was written ahead and numbers nothing. Returns the bundles
+    /// numbered.
+    pub async fn close<R: Router>(&self, epoch: u64, router: &R) -> usize {
+        let _closing = self.closing.lock().await;
+        let (me, shards) = (self.config.shard, self.config.shards);
+        let (pending, again) = {
             let mut state = self.state();
-            if state.collecting.is_empty() && state.acks.is_empty() && state.forget.is_empty() {
-                return;
-            }
-            let epoch = state.epoch;
-            state.epoch += 1;
-            let pending = std::mem::take(&mut state.collecting);
-            let heads: HashMap<String, (Digest, u64)> = pending
-                .iter()
-                .flat_map(|p| p.bundle.recipients.iter())
-                .filter_map(|d| Some((d.clone(), state.mailboxes.get(d)?.link?)))
-                .collect();
-            (
-                epoch,
-                pending,
-                std::mem::take(&mut state.acks),
-                std::mem::take(&mut state.forget),
-                heads,
-                state.lie.take(),
-            )
+            let first = !std::mem::replace(&mut state.closed_since_open, true);
+            let fresh = epoch > state.closed && !(first && shards > 1);
+            state.closed = state.closed.max(epoch);
+            let pending = if fresh { std::mem::take(&mut state.collecting) } else { Vec::new() };
+            let again: Vec<Arc<EpochRecord>> =
+                state.written.range(..=epoch).map(|(_, r)| r.clone()).collect();
+            (pending, again)
         };
-        let shard = self.config.shard;
-        let key = self.config.key.clone();
-        let store = self.store.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            let mut prepared = prepare(shard, &key, epoch, &pending, &heads, lie);
-            let record = (!prepared.record.bundles.is_empty()).then_some(&prepared.record);
-            let committed = store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .commit(epoch, record, &acks, &forget)
-                .map_err(|e| e.to_string());
-            (prepared.acks, prepared.forget) = (acks, forget);
-            (prepared, pending, committed)
-        });
-        let (prepared, pending, committed) = match work.await {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(shard, epoch, error = %e, "the epoch's commit did not finish");
-                return;
+        // Write-aheads of earlier epochs: every owner committed them before this epoch was
+        // closed, unless this shard died first; the owners that did answer at once.
+        for record in again.iter().filter(|r| r.epoch < epoch) {
+            let routes = split(me, shards, record.as_ref().clone());
+            self.route(record.epoch, routes, router, false).await;
+        }
+        let current = again.iter().find(|r| r.epoch == epoch);
+        let numbered = pending.len();
+        let (routes, answers) = if let Some(record) = current {
+            (split(me, shards, record.as_ref().clone()), Vec::new())
+        } else if pending.is_empty() {
+            (empty_routes(me, shards), Vec::new())
+        } else {
+            let store = self.store.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                let record = number(me, epoch, &pending);
+                let (routes, record) = if shards == 1 {
+                    (split(me, shards, record), EpochRecord::default())
+                } else {
+                    (split(me, shards, record.clone()), record)
+                };
+                let written = if remote_parts(me, &routes) {
+                    let stored =
+                        store.lock().unwrap_or_else(|p| p.into_inner()).write_inbox(&record);
+                    Some(stored.map(|()| Arc::new(record)).map_err(|e| e.to_string()))
+                } else {
+                    None
+                };
+                (routes, written, pending)
+            });
+            let Ok((routes, written, pending)) = work.await else {
+                tracing::error!(shard = me, epoch, "numbering the epoch's bundles did not finish");
+                return 0;
+            };
+            match written {
+                Some(Err(e)) => {
+                    tracing::error!(shard = me, epoch, error = %e, "cannot write the epoch's bundles ahead; its sends are refused");
+                    self.release(&pending);
+                    for p in pending {
+                        let _ = p.reply.send(Err(Refused::Storage(e.clone())));
+                    }
+                    (empty_routes(me, shards), Vec::new())
+                }
+                Some(Ok(record)) => {
+                    self.state().written.insert(epoch, record);
+                    (routes, pending)
+                }
+                None => (routes, pending),
             }
         };
+        let receipts = self.route(epoch, routes, router, true).await;
+        self.release(&answers);
+        if receipts.len() == answers.len() {
+            for (p, receipt) in answers.into_iter().zip(receipts) {
+                let sent = Sent { bundle: receipt.receipt().expect("a receipt").bundle, receipt };
+                let _ = p.reply.send(Ok(sent));
+            }
+        } else {
+            tracing::error!(shard = me, epoch, "the epoch was committed without its receipts");
+        }
         let mut state = self.state();
-        for p in &pending {
-            for (device, part) in p.bundle.recipients.iter().zip(&p.bundle.parts) {
+        let done: Vec<u64> = state.written.range(..=epoch).map(|(e, _)| *e).collect();
+        for e in done {
+            state.written.remove(&e);
+            state.routed.push(e);
+        }
+        numbered
+    }
+
+    /// Routes an epoch's `routes` (one per shard) to their owners: this shard's to itself,
+    /// the others with `router` (with `all`, the empty ones too: the owners wait for every
+    /// shard's route). Returns this shard's signed receipts.
+    async fn route<R: Router>(
+        &self,
+        epoch: u64,
+        routes: Vec<Routed>,
+        router: &R,
+        all: bool,
+    ) -> Vec<Signed> {
+        let me = self.config.shard;
+        let mut own = Routed { from: me, ..Routed::default() };
+        let mut remote = Vec::new();
+        for (to, routed) in (0u32..).zip(routes) {
+            if to == me {
+                own = routed;
+            } else if all || !routed.bundles.is_empty() {
+                remote.push(router.route(to, epoch, routed));
+            }
+        }
+        let (receipts, _) =
+            tokio::join!(self.accept(epoch, own), futures::future::join_all(remote));
+        receipts
+    }
+
+    /// Takes the pending counts of this shard's own mailboxes back, for bundles whose epoch is
+    /// over (committed, or refused).
+    fn release(&self, pending: &[Pending]) {
+        let me = self.config.shard;
+        let mut state = self.state();
+        for p in pending {
+            for (i, (device, part)) in p.bundle.recipients.iter().zip(&p.bundle.parts).enumerate() {
+                if p.owners.get(i).copied().unwrap_or(me) != me {
+                    continue;
+                }
                 if let Some(mailbox) = state.mailboxes.get_mut(device) {
                     mailbox.pending_messages -= 1;
                     mailbox.pending_bytes -= p.bundle.common.len() + part.len();
                 }
             }
         }
-        if let Err(e) = committed {
-            tracing::error!(shard, epoch, error = %e, "cannot store the epoch; its sends are refused");
-            // The acknowledgements and deletions go with the next commit.
-            state.acks.extend(prepared.acks);
-            state.forget.extend(prepared.forget);
-            drop(state);
-            for p in pending {
-                let _ = p.reply.send(Err(Refused::Storage(e.clone())));
+    }
+
+    /// Takes a route of `epoch` to this shard (docs/mailbox.md, "Between shards"); resolves
+    /// once the epoch is committed here, with the signed receipts when the route is this
+    /// shard's own. Once every shard's route of the epoch is here, commits it. A route of an
+    /// epoch already committed resolves at once.
+    ///
+    /// # Panics
+    ///
+    /// If `routed.from` is not a shard.
+    pub async fn accept(&self, epoch: u64, routed: Routed) -> Vec<Signed> {
+        let shards = self.config.shards as usize;
+        assert!((routed.from as usize) < shards, "a route from shard {}", routed.from);
+        let (answer, complete) = {
+            let mut state = self.state();
+            if epoch <= state.committed {
+                return Vec::new();
             }
-            return;
+            let arriving = state.arriving.entry(epoch).or_insert_with(|| Arriving {
+                routes: (0..shards).map(|_| None).collect(),
+                waiters: Vec::new(),
+            });
+            let from = routed.from;
+            arriving.routes[from as usize] = Some(routed);
+            let (tx, rx) = oneshot::channel();
+            arriving.waiters.push((from, tx));
+            let complete = arriving.routes.iter().all(Option::is_some);
+            (rx, complete.then(|| state.arriving.remove(&epoch).expect("arriving")))
+        };
+        if let Some(arriving) = complete {
+            tokio::spawn(self.clone().commit(epoch, arriving));
         }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Commits `epoch` as an owner: attests each mailbox that got messages (chained to its
+    /// last attestation), signs this shard's receipts and attestations as one batch, stores
+    /// the epoch in one transaction (trying again until the store takes it: other shards may
+    /// have committed their part), then delivers and answers who waits.
+    async fn commit(self, epoch: u64, arriving: Arriving) {
+        let _ending = self.ending.lock().await;
+        let routes: Vec<Routed> = arriving.routes.into_iter().flatten().collect();
+        let nothing = routes.iter().all(Routed::is_empty);
+        let (acks, forget, routed, heads, lie) = {
+            let mut state = self.state();
+            if nothing
+                && state.acks.is_empty()
+                && state.forget.is_empty()
+                && state.routed.is_empty()
+            {
+                state.committed = state.committed.max(epoch);
+                drop(state);
+                self.answer(epoch, arriving.waiters, Vec::new());
+                return;
+            }
+            let mut heads: HashMap<String, (Digest, u64)> = HashMap::new();
+            for bundle in routes.iter().flat_map(|r| &r.bundles) {
+                for (position, _) in &bundle.parts {
+                    let device = &bundle.recipients[*position as usize];
+                    if let Some(link) = state.mailboxes.get(device).and_then(|m| m.link) {
+                        heads.insert(device.clone(), link);
+                    }
+                }
+            }
+            (
+                std::mem::take(&mut state.acks),
+                std::mem::take(&mut state.forget),
+                std::mem::take(&mut state.routed),
+                heads,
+                if nothing { None } else { state.lie.take() },
+            )
+        };
+        let (shard, key, store) = (self.config.shard, self.config.key.clone(), self.store.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            let prepared = prepare(shard, &key, epoch, routes, &heads, lie);
+            let record = (!prepared.record.bundles.is_empty()).then_some(&prepared.record);
+            let mut wait = Duration::from_millis(10);
+            loop {
+                let stored = store
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .commit(epoch, record, &acks, &forget, &routed);
+                match stored {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(shard, epoch, error = %e, "cannot store the epoch; trying again in {wait:?}");
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+            prepared
+        });
+        let prepared = match work.await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::error!(shard, epoch, error = %e, "the epoch's commit did not finish");
+                return;
+            }
+        };
+        let limits = self.config.limits;
+        let mut state = self.state();
+        state.committed = state.committed.max(epoch);
         if prepared.untold.is_some() {
             state.lie = prepared.untold;
         }
@@ -585,15 +966,107 @@ impl Shard {
             mailbox.bytes +=
                 batch.messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
             mailbox.batches.push_back((epoch, batch.clone()));
+            state.update_full(&batch.device, &limits);
         }
         drop(state);
-        for (p, sent) in pending.into_iter().zip(prepared.sent) {
-            let _ = p.reply.send(Ok(sent));
-        }
+        self.answer(epoch, arriving.waiters, prepared.receipts);
         for batch in batches {
             let _ = self.deliveries.send(batch);
         }
     }
+
+    /// Answers who waits for `epoch`'s commit (this shard's own route gets `receipts`), and
+    /// who waits on routes of it (or earlier) that came again after it was complete.
+    fn answer(
+        &self,
+        epoch: u64,
+        waiters: Vec<(u32, oneshot::Sender<Vec<Signed>>)>,
+        receipts: Vec<Signed>,
+    ) {
+        let me = self.config.shard;
+        let mut receipts = Some(receipts);
+        let late: Vec<Arriving> = {
+            let mut state = self.state();
+            let stale: Vec<u64> = state.arriving.range(..=epoch).map(|(e, _)| *e).collect();
+            stale.into_iter().filter_map(|e| state.arriving.remove(&e)).collect()
+        };
+        for (from, waiter) in waiters.into_iter().chain(late.into_iter().flat_map(|a| a.waiters)) {
+            let signed = if from == me { receipts.take().unwrap_or_default() } else { Vec::new() };
+            let _ = waiter.send(signed);
+        }
+    }
+}
+
+/// Numbers `pending`, the bundles an inbox took in during `epoch`, in the order they came:
+/// the epoch's record of them, with every part.
+fn number(shard: u32, epoch: u64, pending: &[Pending]) -> EpochRecord {
+    let mut index = 0u32;
+    let bundles = pending
+        .iter()
+        .map(|p| {
+            let bundle = SeqId { epoch, shard, index };
+            index += p.bundle.recipients.len() as u32;
+            StoredBundle {
+                bundle,
+                recipients: p.bundle.recipients.clone().into(),
+                common: p.bundle.common.clone(),
+                parts: (0u32..).zip(p.bundle.parts.iter().cloned()).collect(),
+            }
+        })
+        .collect();
+    EpochRecord { epoch, bundles, statements: Vec::new() }
+}
+
+/// Splits an inbox's record of an epoch into one route per shard (by [`owner`]); this shard's
+/// own carries every bundle's receipt.
+fn split(me: u32, shards: u32, record: EpochRecord) -> Vec<Routed> {
+    let mut routes = empty_routes(me, shards);
+    let own = me as usize;
+    routes[own].receipts.reserve(record.bundles.len());
+    for bundle in record.bundles {
+        let digests = (recipients_hash(&bundle.recipients), common_hash(&bundle.common));
+        routes[own].receipts.push(Receipt {
+            shard: me,
+            bundle: bundle.bundle,
+            recipients: digests.0,
+            common: digests.1,
+            count: bundle.recipients.len() as u32,
+        });
+        if shards == 1 {
+            routes[own].digests.push(digests);
+            routes[own].bundles.push(bundle);
+            continue;
+        }
+        let StoredBundle { bundle: id, recipients, common, parts: every } = bundle;
+        let mut parts: Vec<Vec<(u32, Bytes)>> = vec![Vec::new(); shards as usize];
+        for (position, part) in every {
+            let to = owner(&recipients[position as usize], shards);
+            parts[to as usize].push((position, part));
+        }
+        for (to, parts) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+            let routed = StoredBundle {
+                bundle: id,
+                recipients: recipients.clone(),
+                common: common.clone(),
+                parts,
+            };
+            if to == own {
+                routes[own].digests.push(digests);
+            }
+            routes[to].bundles.push(routed);
+        }
+    }
+    routes
+}
+
+/// An empty route from `me` to each of `shards`.
+fn empty_routes(me: u32, shards: u32) -> Vec<Routed> {
+    (0..shards).map(|_| Routed { from: me, ..Routed::default() }).collect()
+}
+
+/// Whether any route but this shard's own carries bundles.
+fn remote_parts(me: u32, routes: &[Routed]) -> bool {
+    (0u32..).zip(routes).any(|(to, r)| to != me && !r.bundles.is_empty())
 }
 
 struct Prepared {
@@ -602,73 +1075,51 @@ struct Prepared {
     untold: Option<Lie>,
     /// A forked attestation told ([`Lie::Fork`]): the device and the other attestation.
     fork: Option<(String, Signed)>,
-    acks: Vec<(String, SeqId)>,
-    forget: Vec<u64>,
-    sent: Vec<Sent>,
+    /// The own inbox's receipts, signed.
+    receipts: Vec<Signed>,
     batches: Vec<Batch>,
 }
 
-/// Numbers the epoch's bundles in the order they came, builds the mailboxes' batches and their
-/// attestations (chained to `heads`), and signs them with the receipts as one batch.
+/// Builds an owner's epoch from every shard's route (in shard order, so ids increase along
+/// each mailbox): the mailboxes' batches and their attestations (chained to `heads`), signed
+/// with the own inbox's receipts as one batch.
 fn prepare(
     shard: u32,
     key: &SigningKey,
     epoch: u64,
-    pending: &[Pending],
+    routes: Vec<Routed>,
     heads: &HashMap<String, (Digest, u64)>,
     lie: Option<Lie>,
 ) -> Prepared {
-    let mut index = 0u32;
-    let mut statements = Vec::with_capacity(pending.len() * 2);
-    let mut bundles = Vec::with_capacity(pending.len());
+    let mut statements: Vec<Statement> = Vec::new();
     let mut messages: BTreeMap<&str, Vec<(Delivered, Entry)>> = BTreeMap::new();
-    for p in pending {
-        let count = p.bundle.recipients.len() as u32;
-        let bundle = SeqId { epoch, shard, index };
-        index += count;
-        let recipients: Arc<[String]> = p.bundle.recipients.clone().into();
-        let (recipients_digest, common_digest) =
-            (recipients_hash(&recipients), common_hash(&p.bundle.common));
-        statements.push(Statement::Receipt(Receipt {
-            shard,
-            bundle,
-            recipients: recipients_digest,
-            common: common_digest,
-            count,
-        }));
-        for (position, (device, part)) in
-            p.bundle.recipients.iter().zip(&p.bundle.parts).enumerate()
-        {
-            let id = bundle.offset(position as u32).expect("within the epoch's indexes");
-            let entry = Entry {
-                id,
-                bundle,
-                recipients: recipients_digest,
-                common: common_digest,
-                part: part_hash(part),
-            };
-            let message = Delivered {
-                id,
-                bundle,
-                recipients: recipients.clone(),
-                common: p.bundle.common.clone(),
-                part: part.clone(),
-            };
-            messages.entry(device.as_str()).or_default().push((message, entry));
+    for route in &routes {
+        statements.extend(route.receipts.iter().cloned().map(Statement::Receipt));
+        for (i, bundle) in route.bundles.iter().enumerate() {
+            let (recipients_digest, common_digest) =
+                route.digests.get(i).copied().unwrap_or_else(|| {
+                    (recipients_hash(&bundle.recipients), common_hash(&bundle.common))
+                });
+            for (position, part) in &bundle.parts {
+                let device = &bundle.recipients[*position as usize];
+                let id = bundle.bundle.offset(*position).expect("within the epoch's indexes");
+                let entry = Entry {
+                    id,
+                    bundle: bundle.bundle,
+                    recipients: recipients_digest,
+                    common: common_digest,
+                    part: part_hash(part),
+                };
+                let message = Delivered {
+                    id,
+                    bundle: bundle.bundle,
+                    recipients: bundle.recipients.clone(),
+                    common: bundle.common.clone(),
+                    part: part.clone(),
+                };
+                messages.entry(device.as_str()).or_default().push((message, entry));
+            }
         }
-        bundles.push(StoredBundle {
-            bundle,
-            recipients,
-            common: p.bundle.common.clone(),
-            parts: p
-                .bundle
-                .parts
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, part)| (i as u32, part))
-                .collect(),
-        });
     }
     let untold = match lie {
         Some(Lie::Fork) | None => None,
@@ -689,7 +1140,11 @@ fn prepare(
         }));
         devices.push(*device);
     }
-    let signed = Signed::sign_batch(statements, key).expect("statements of bounded size");
+    let signed = if statements.is_empty() {
+        Vec::new()
+    } else {
+        Signed::sign_batch(statements, key).expect("statements of bounded size")
+    };
     let (receipts_signed, attestations) = signed.split_at(receipts);
     let (fork, untold) = match (lie, attestations.first()) {
         (Some(Lie::Fork), Some(first)) => {
@@ -700,19 +1155,6 @@ fn prepare(
         }
         (Some(Lie::Fork), None) => (None, Some(Lie::Fork)),
         _ => (None, untold),
-    };
-    let sent = pending
-        .iter()
-        .zip(receipts_signed)
-        .map(|(_, receipt)| Sent {
-            bundle: receipt.receipt().expect("a receipt").bundle,
-            receipt: receipt.clone(),
-        })
-        .collect();
-    let record = EpochRecord {
-        epoch,
-        bundles,
-        statements: signed.iter().map(|s| s.bytes().to_vec()).collect(),
     };
     let batches = devices
         .into_iter()
@@ -728,7 +1170,14 @@ fn prepare(
                 .collect(),
         })
         .collect();
-    Prepared { record, untold, fork, acks: Vec::new(), forget: Vec::new(), sent, batches }
+    let receipts = receipts_signed.to_vec();
+    drop(messages);
+    let record = EpochRecord {
+        epoch,
+        bundles: routes.into_iter().flat_map(|r| r.bundles).collect(),
+        statements: signed.iter().map(|s| s.bytes().to_vec()).collect(),
+    };
+    Prepared { record, untold, fork, receipts, batches }
 }
 
 /// Tells `lie` in this epoch's `messages` (device → its messages and their entries, in id

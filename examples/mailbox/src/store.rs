@@ -7,6 +7,10 @@
 //! - `acks`: per device, the highest id it acknowledged. Acknowledgements are written with the
 //!   next epoch's commit (or on their own when nothing else is written); one lost in a crash
 //!   only means its messages are delivered again.
+//! - `inbox`: the write-ahead of an epoch's bundles taken in here with recipients on other
+//!   shards (every part), written before any of them is routed and deleted (with a later
+//!   commit) once every owner committed them: a shard that dies while routing routes the same
+//!   bundles again when it comes back, so a bundle never reaches only some of its recipients.
 //! - `meta`: the last committed epoch.
 //!
 //! WAL mode with `synchronous = FULL`: a committed epoch survives a crash of the process and of
@@ -23,10 +27,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::SeqId;
 
 /// The schema migrations, in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] =
-    &["CREATE TABLE epochs (epoch INTEGER PRIMARY KEY, record BLOB NOT NULL);
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE epochs (epoch INTEGER PRIMARY KEY, record BLOB NOT NULL);
      CREATE TABLE acks (device TEXT PRIMARY KEY, upto BLOB NOT NULL CHECK (length(upto) = 16));
-     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"];
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    "CREATE TABLE inbox (epoch INTEGER PRIMARY KEY, record BLOB NOT NULL);",
+];
 
 /// A bundle as one shard stores it: the parts of the recipients it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +101,40 @@ impl Store {
         Ok(Store { conn })
     }
 
-    /// Commits an epoch (if it has a record), acknowledgements and deletions of epochs every
-    /// device has acknowledged, in one transaction.
+    /// Writes the write-ahead of the bundles this shard took in during `record.epoch` (with
+    /// every part), in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's.
+    pub fn write_inbox(&mut self, record: &EpochRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO inbox (epoch, record) VALUES (?1, ?2)",
+            params![to_sql(record.epoch), encode(record)],
+        )?;
+        Ok(())
+    }
+
+    /// The write-aheads not yet deleted, in epoch order.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's, or a damaged record.
+    pub fn inboxes(&self) -> Result<Vec<EpochRecord>, StoreError> {
+        let mut statement = self.conn.prepare("SELECT epoch, record FROM inbox ORDER BY epoch")?;
+        let rows =
+            statement.query_map([], |r| Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (epoch, bytes) = row?;
+            out.push(decode(epoch, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Commits an epoch (if it has a record), acknowledgements, deletions of epochs every
+    /// device has acknowledged and of write-aheads every owner committed (`routed`), in one
+    /// transaction.
     ///
     /// # Errors
     ///
@@ -107,6 +145,7 @@ impl Store {
         record: Option<&EpochRecord>,
         acks: &[(String, SeqId)],
         forget: &[u64],
+        routed: &[u64],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         if let Some(record) = record {
@@ -123,6 +162,9 @@ impl Store {
         }
         for epoch in forget {
             tx.execute("DELETE FROM epochs WHERE epoch = ?1", params![to_sql(*epoch)])?;
+        }
+        for epoch in routed {
+            tx.execute("DELETE FROM inbox WHERE epoch = ?1", params![to_sql(*epoch)])?;
         }
         tx.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)", params![to_sql(epoch)])?;
         tx.commit()?;
@@ -179,6 +221,21 @@ fn from_sql(n: i64) -> u64 {
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);
+}
+
+/// A record's bytes (`encode`): what shards route to each other too (docs/mailbox.md,
+/// "Between shards").
+pub fn record_bytes(record: &EpochRecord) -> Vec<u8> {
+    encode(record)
+}
+
+/// The record of `epoch` in `bytes` ([`record_bytes`]).
+///
+/// # Errors
+///
+/// Bytes that are not a record.
+pub fn record_from(epoch: u64, bytes: &[u8]) -> Result<EpochRecord, StoreError> {
+    decode(epoch, bytes)
 }
 
 /// The record's bytes: bundles (count u32; each: id 16, recipients (count u32, each a u16

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 fn config(dir: &Path, limits: Limits) -> Config {
     Config {
         shard: 0,
+        shards: 1,
         key: key(0),
         epoch_every: Duration::from_millis(5),
         limits,

@@ -126,8 +126,7 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     .await
     .context("cannot start the Roughtime example service")?;
     eprintln!("gateway: Roughtime service examples.roughtime.Roughtime, public key {time_public}");
-    let (mailbox, mailbox_epochs, _mailbox_dir) =
-        start_mailbox(&bus, &config, &services_stop).await?;
+    let mailbox = start_mailbox(&bus, &config, &services_stop).await?;
     let listeners = Listeners::bind(&config).await?;
     // Operator switches (docs/operations.md): in memory with the in-process bus.
     let switches: Arc<dyn SwitchStore> = Arc::new(MemorySwitches::new());
@@ -138,19 +137,47 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     echo.stopped().await;
     roughtime.stopped().await;
     mailbox.stopped().await;
-    let _ = mailbox_epochs.await;
     Ok(())
 }
 
-/// The mailbox relay's one shard (docs/mailbox.md), its store and key in `$MAILBOX_DIR`, or in
-/// a temporary directory removed at exit when that is not set. Anonymous callers may use it
-/// when the gateway lets them do everything (`--anonymous-roles all`).
+/// The mailbox relay in process (docs/mailbox.md): `$MAILBOX_SHARDS` shards (default 1) with
+/// their stores and keys in `$MAILBOX_DIR`, or in a temporary directory removed at exit when
+/// that is not set; with several, they route to each other over the in-process bus and a
+/// sequencer ends their epochs. Anonymous callers may use it when the gateway lets them do
+/// everything (`--anonymous-roles all`).
+struct Mailbox {
+    services: Vec<gateway_bus::Serving>,
+    /// Ends the epochs (and the shards' service to each other) once the calls have drained.
+    epochs_stop: CancellationToken,
+    epochs: Vec<tokio::task::JoinHandle<()>>,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Mailbox {
+    async fn stopped(self) {
+        for service in self.services {
+            service.stopped().await;
+        }
+        self.epochs_stop.cancel();
+        for epochs in self.epochs {
+            let _ = epochs.await;
+        }
+    }
+}
+
 async fn start_mailbox(
     bus: &Arc<dyn Bus>,
     config: &Config,
     stop: &CancellationToken,
-) -> anyhow::Result<(gateway_bus::Serving, tokio::task::JoinHandle<()>, Option<tempfile::TempDir>)>
-{
+) -> anyhow::Result<Mailbox> {
+    let shards: u32 = match std::env::var("MAILBOX_SHARDS") {
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .with_context(|| format!("MAILBOX_SHARDS={n:?} is not 1 to 64"))?,
+        Err(_) => 1,
+    };
     let (dir, temporary) = match std::env::var_os("MAILBOX_DIR") {
         Some(dir) => (std::path::PathBuf::from(dir), None),
         None => {
@@ -165,30 +192,53 @@ async fn start_mailbox(
             (temporary.path().to_owned(), Some(temporary))
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
-    let key = mailbox::shard::key_file(&dir.join("shard-0.key"))
-        .with_context(|| format!("the mailbox key in {}", dir.display()))?;
-    let shard = mailbox::shard::Shard::open(mailbox::shard::Config {
-        shard: 0,
-        key,
-        epoch_every: std::time::Duration::from_millis(5),
-        limits: mailbox::shard::Limits::default(),
-        store: dir.join("shard-0.sqlite"),
-    })
-    .context("cannot open the mailbox shard")?;
+    let every = std::time::Duration::from_millis(5);
     let anonymous = config.auth.anonymous_roles.iter().any(|role| role == "all");
-    let service = mailbox::service::MailboxService::new(shard.clone()).allow_anonymous(anonymous);
-    let running = ServiceRuntime::new(bus.clone(), mailbox::service::server(service))
-        .start(stop.clone())
-        .await
-        .context("cannot start the Mailbox example service")?;
-    let publisher = mailbox::service::MailboxClient::new(BusTopics::new(bus.clone()));
-    tokio::spawn(mailbox::service::publish_batches(shard.clone(), publisher, stop.clone()));
-    let epochs = tokio::spawn({
-        let stop = stop.clone();
-        async move { shard.run(stop).await }
-    });
-    Ok((running, epochs, temporary))
+    let epochs_stop = CancellationToken::new();
+    let mut mailbox = Mailbox {
+        services: Vec::new(),
+        epochs_stop: epochs_stop.clone(),
+        epochs: Vec::new(),
+        _temporary: temporary,
+    };
+    for number in 0..shards {
+        let shard = mailbox::shard::open_in(&dir, number, shards, every)
+            .map_err(anyhow::Error::msg)
+            .context("cannot open the mailbox shard")?;
+        let mut service =
+            mailbox::service::MailboxService::new(shard.clone()).allow_anonymous(anonymous);
+        if shards > 1 {
+            service = service.with_peers(bus.clone());
+            mailbox::peers::serve(shard.clone(), bus.clone(), epochs_stop.clone())
+                .await
+                .context("cannot serve the mailbox shards to each other")?;
+            service
+                .clone()
+                .serve_reads(bus.clone(), epochs_stop.clone())
+                .await
+                .context("cannot serve the mailbox shards to each other")?;
+        }
+        let running = ServiceRuntime::new(bus.clone(), mailbox::service::server(service))
+            .start(stop.clone())
+            .await
+            .context("cannot start the Mailbox example service")?;
+        mailbox.services.push(running);
+        let publisher = mailbox::service::MailboxClient::new(BusTopics::new(bus.clone()));
+        tokio::spawn(mailbox::service::publish_batches(
+            shard.clone(),
+            publisher,
+            epochs_stop.clone(),
+        ));
+        if shards == 1 {
+            let stop = epochs_stop.clone();
+            mailbox.epochs.push(tokio::spawn(async move { shard.run(stop).await }));
+        }
+    }
+    if shards > 1 {
+        let (bus, stop) = (bus.clone(), epochs_stop.clone());
+        mailbox.epochs.push(tokio::spawn(mailbox::sequencer::run(bus, shards, every, stop)));
+    }
+    Ok(mailbox)
 }
 
 /// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM.

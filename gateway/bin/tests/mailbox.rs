@@ -227,11 +227,13 @@ async fn a_device_reads_only_its_own_mailbox() {
     assert_eq!(alice.fetch(own(None)).await.expect("hers").unpack().batches.len(), 1, "untouched");
 }
 
-/// The gateway with its shard in process (`MAILBOX_DIR`), on `addr`, ready.
+/// The gateway with `shards` shards in process (`MAILBOX_SHARDS`, `MAILBOX_DIR`), on `addr`,
+/// ready.
 async fn in_process_gateway(
     logs: &std::path::Path,
     name: &str,
     dir: &std::path::Path,
+    shards: &str,
     addr: std::net::SocketAddr,
 ) -> support::Process {
     let admin = gateway_testkit::free_addr();
@@ -249,8 +251,13 @@ async fn in_process_gateway(
     .map(|a| (*a).to_owned())
     .collect();
     let program = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"));
-    let mut process =
-        support::Process::spawn_with_env(logs, name, program, &args, &[("MAILBOX_DIR", dir)]);
+    let mut process = support::Process::spawn_with_env(
+        logs,
+        name,
+        program,
+        &args,
+        &[("MAILBOX_DIR", dir), ("MAILBOX_SHARDS", std::path::Path::new(shards))],
+    );
     support::eventually(&format!("{name} to be ready"), || {
         assert!(process.child.is_running(), "{name} exited");
         matches!(gateway_testkit::http_get(admin, "/readyz"), Ok((200, _))).then_some(())
@@ -264,10 +271,20 @@ async fn in_process_gateway(
 /// mailbox, once, each device's chain intact; and it serves again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_answered_is_lost_when_the_gateway_is_killed_under_load() {
+    gateway_killed_under_load("1").await;
+}
+
+/// The same with two shards and their sequencer in the gateway's process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_answered_is_lost_when_a_gateway_with_two_shards_is_killed_under_load() {
+    gateway_killed_under_load("2").await;
+}
+
+async fn gateway_killed_under_load(shards: &str) {
     let logs = tempfile::tempdir().expect("a directory for logs");
     let dir = tempfile::tempdir().expect("a directory for the shard");
     let addr = gateway_testkit::free_addr();
-    let mut first = in_process_gateway(logs.path(), "gateway", dir.path(), addr).await;
+    let mut first = in_process_gateway(logs.path(), "gateway", dir.path(), shards, addr).await;
     let client =
         gateway_client::Client::connect(gateway_client::ClientConfig::new([addr.to_string()]))
             .await
@@ -302,7 +319,7 @@ async fn nothing_answered_is_lost_when_the_gateway_is_killed_under_load() {
     let answered = answered.lock().expect("answers").clone();
     assert!(answered.len() > 100, "only {} bundles answered before the kill", answered.len());
 
-    let _second = in_process_gateway(logs.path(), "gateway", dir.path(), addr).await;
+    let _second = in_process_gateway(logs.path(), "gateway", dir.path(), shards, addr).await;
     let client =
         gateway_client::Client::connect(gateway_client::ClientConfig::new([addr.to_string()]))
             .await
@@ -339,4 +356,151 @@ async fn nothing_answered_is_lost_when_the_gateway_is_killed_under_load() {
     }
     let after = mailbox.send(bundle(&["d0"], "after")).await.expect("served again").unpack();
     assert!(answered.iter().all(|(b, _)| *b < id(&after.bundle)));
+}
+
+/// The keys `keys` returns, as a verifier takes them.
+async fn key_ring<T: gateway_core::Transport>(mailbox: &MailboxClient<T>) -> KeyRing {
+    let keys = mailbox.keys(KeysRequestT {}).await.expect("the keys").unpack();
+    let mut ring = KeyRing::new();
+    for shard in &keys.shards {
+        let key: [u8; 32] = shard.public_key.as_slice().try_into().expect("32 bytes");
+        ring.insert(shard.shard, ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a key"));
+    }
+    ring
+}
+
+/// Two shards as processes and the sequencer as a third, on nats-server behind a gateway, while
+/// 8 senders keep bundles coming to devices on both shards: shard 1 is killed with SIGKILL and
+/// started again on its directory, then the sequencer is. Every answered bundle is in every
+/// recipient's mailbox (read through whichever shard the gateway reaches), once, with the
+/// content sent; each device's chain verifies across the kills under the key of its shard; and
+/// sends are answered again after each restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_lose_nothing_answered_when_a_shard_or_the_sequencer_is_killed() {
+    use mailbox::hash::owner;
+    let system = System::start();
+    let dir = tempfile::tempdir().expect("a directory for the shards");
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path").to_owned();
+    let shard = |n: &'static str, name: &str| {
+        let args = ["--dir", dir_arg.as_str(), "--allow-anonymous", "--shards", "2", "--shard", n];
+        system.service("mailbox-service", name, &args)
+    };
+    let _shard0 = shard("0", "shard-0");
+    let mut shard1 = shard("1", "shard-1");
+    let sequencer_args = ["--shards", "2"];
+    let mut sequencer = system.service("mailbox-sequencer", "sequencer", &sequencer_args);
+    let gateway = system.gateway("gw").await;
+    system.wait_for_subscribers("mailbox-service", MAILBOX_CALLS, 2).await;
+    let mailbox = MailboxClient::new(gateway.client().await);
+
+    let devices: Vec<String> = (0..8).map(|d| format!("device-{d}")).collect();
+    assert!((0..2).all(|s| devices.iter().any(|d| owner(d, 2) == s)), "devices on both shards");
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..8usize {
+        let (mailbox, answered, devices, stop) =
+            (mailbox.clone(), answered.clone(), devices.clone(), stop.clone());
+        senders.spawn(async move {
+            let mut refused = 0;
+            for i in 0usize.. {
+                if stop.is_cancelled() {
+                    return refused;
+                }
+                let to = [
+                    devices[(sender + i) % 8].as_str(),
+                    devices[(sender + 3 * i + 1) % 8].as_str(),
+                ];
+                let to: Vec<&str> = if to[0] == to[1] { vec![to[0]] } else { to.to_vec() };
+                let common = format!("s{sender} m{i}");
+                match mailbox.send(bundle(&to, &common)).await {
+                    Ok(reply) => answered.lock().expect("answers").push((
+                        id(&reply.unpack().bundle),
+                        to.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>(),
+                        common,
+                    )),
+                    Err(_) => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            unreachable!()
+        });
+    }
+    let answers_beyond = |n: usize| {
+        let answered = answered.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                while answered.lock().expect("answers").len() <= n {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no more than {n} bundles answered within 30 s"));
+        }
+    };
+    answers_beyond(150).await;
+    shard1.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = answered.lock().expect("answers").len();
+    let _shard1 = shard("1", "shard-1-again");
+    answers_beyond(before + 150).await;
+    sequencer.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = answered.lock().expect("answers").len();
+    let _sequencer = system.service("mailbox-sequencer", "sequencer-again", &sequencer_args);
+    answers_beyond(before + 150).await;
+    stop.cancel();
+    let mut refused = 0;
+    while let Some(sender) = senders.join_next().await {
+        refused += sender.expect("a sender");
+    }
+    let answered = answered.lock().expect("answers").clone();
+    eprintln!("{} bundles answered, {refused} sends failed across the kills", answered.len());
+
+    let ring = key_ring(&mailbox).await;
+    assert!(ring.get(0).is_some() && ring.get(1).is_some(), "both shards' keys");
+    let mut held = std::collections::HashMap::new();
+    for device in &devices {
+        let mut verifier = DeviceVerifier::new(device, ring.clone());
+        let mut after: Option<SeqId> = None;
+        loop {
+            let request = FetchRequestT {
+                device: Some(device.clone()),
+                after: after.map(|a| a.to_bytes().to_vec()),
+                max_batches: 1000,
+            };
+            let batches = mailbox.fetch(request).await.expect("fetched").unpack().batches;
+            if batches.is_empty() {
+                break;
+            }
+            for batch in &batches {
+                let (attestation, messages) = decoded(batch);
+                let shard = attestation.attestation().expect("an attestation").shard;
+                assert_eq!(shard, owner(device, 2), "{device}'s batches come from its shard");
+                verifier
+                    .accept(&attestation, &messages)
+                    .unwrap_or_else(|e| panic!("{device}: {e}"));
+                for m in messages {
+                    after = Some(m.id);
+                    let common = String::from_utf8(m.common.to_vec()).expect("UTF-8");
+                    assert!(
+                        held.insert((device.clone(), m.bundle), common).is_none(),
+                        "{device} got {} twice",
+                        m.bundle
+                    );
+                }
+            }
+        }
+    }
+    for (bundle, to, common) in &answered {
+        for device in to {
+            assert_eq!(
+                held.get(&(device.clone(), *bundle)),
+                Some(common),
+                "answered bundle {bundle} to {device}"
+            );
+        }
+    }
 }

@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
             statements: statements.clone(),
         };
         let commit = Instant::now();
-        store.commit(epoch, Some(&record), &[], &[])?;
+        store.commit(epoch, Some(&record), &[], &[], &[])?;
         let _ = latencies.record(commit.elapsed().as_micros() as u64);
     }
     let seconds = started.elapsed().as_secs_f64();

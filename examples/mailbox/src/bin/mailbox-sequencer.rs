@@ -1,0 +1,70 @@
+//! `mailbox-sequencer`: ends the epochs of a mailbox relay of several shards
+//! (`mailbox-service --shards N`), over NATS (docs/mailbox.md, "Epochs"). It keeps no state:
+//! a restarted sequencer asks the shards where they are and carries on. Run one per relay.
+//!
+//! ```sh
+//! cargo run --release -p mailbox --bin mailbox-sequencer -- --nats nats://127.0.0.1:4222 --shards 2
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use gateway_bus::{Bus, process};
+use tokio_util::sync::CancellationToken;
+
+/// Ends a mailbox relay's epochs until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "mailbox-sequencer", version)]
+struct Cli {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// How many shards the relay has.
+    #[arg(long, env = "MAILBOX_SHARDS")]
+    shards: u32,
+    /// How often an epoch ends.
+    #[arg(long, env = "MAILBOX_EPOCH", default_value = "5ms", value_parser = humantime::parse_duration)]
+    epoch: Duration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    process::log_to_stderr();
+    if cli.epoch < Duration::from_millis(1) || cli.epoch > Duration::from_secs(10) {
+        eprintln!("mailbox-sequencer: --epoch {:?} is outside 1ms to 10s", cli.epoch);
+        return ExitCode::from(2);
+    }
+    if cli.shards < 2 || cli.shards > 1024 {
+        eprintln!(
+            "mailbox-sequencer: --shards {} is outside 2 to 1024 (one shard ends its own epochs)",
+            cli.shards
+        );
+        return ExitCode::from(2);
+    }
+    let bus: Arc<dyn Bus> = match process::connect(&cli.nats, "mailbox-sequencer").await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("mailbox-sequencer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(mailbox::sequencer::run(bus, cli.shards, cli.epoch, stop.clone()));
+    shutdown_signal().await;
+    tracing::info!("the sequencer stops");
+    stop.cancel();
+    let _ = running.await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

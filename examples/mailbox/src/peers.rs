@@ -1,0 +1,309 @@
+//! Shards and the sequencer over the bus (docs/mailbox.md, "Between shards"): each shard
+//! answers requests on `mailbox.shard.<n>.<op>` — `close` (from the sequencer), `route` (from
+//! the other shards' inboxes), `status` — and, in [`crate::service`], `read` (the calls of a
+//! device whose mailbox it holds, forwarded by the shard a gateway reached).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gateway_bus::{Bus, BusError, BusMessage, Headers};
+use tokio_util::sync::CancellationToken;
+
+use crate::shard::{Routed, Router, Shard};
+use crate::store::{EpochRecord, record_bytes, record_from};
+
+/// The header of an answer that failed: what was wrong.
+pub const ERROR: &str = "mailbox-error";
+/// The header of a `route` request: the version of the owner's full mailboxes the inbox knows.
+pub const KNOWN: &str = "mailbox-full-known";
+
+/// How long a request between shards waits for its answer before it is sent again.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The subject of `op` on shard `shard`.
+pub fn subject(shard: u32, op: &str) -> String {
+    format!("mailbox.shard.{shard}.{op}")
+}
+
+/// What a shard says of itself (`status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The last epoch it closed as an inbox.
+    pub closed: u64,
+    /// The last epoch it committed as an owner.
+    pub committed: u64,
+    /// How many shards it counts.
+    pub shards: u32,
+    /// Its Ed25519 public key.
+    pub public_key: [u8; 32],
+}
+
+impl Status {
+    fn bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(52);
+        out.put_u64(self.closed);
+        out.put_u64(self.committed);
+        out.put_u32(self.shards);
+        out.put_slice(&self.public_key);
+        out.freeze()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Status> {
+        let bytes: &[u8; 52] = bytes.try_into().ok()?;
+        Some(Status {
+            closed: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
+            committed: u64::from_be_bytes(bytes[8..16].try_into().ok()?),
+            shards: u32::from_be_bytes(bytes[16..20].try_into().ok()?),
+            public_key: bytes[20..52].try_into().ok()?,
+        })
+    }
+}
+
+/// Why a request to a shard failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("shard {shard} refused `{op}`: {reason}")]
+    Refused { shard: u32, op: &'static str, reason: String },
+    #[error("shard {shard} answered `{op}` with {len} bytes that mean nothing")]
+    Garbled { shard: u32, op: &'static str, len: usize },
+}
+
+async fn request(
+    bus: &dyn Bus,
+    shard: u32,
+    op: &'static str,
+    headers: Headers,
+    payload: Bytes,
+) -> Result<BusMessage, PeerError> {
+    let answer = bus.request(&subject(shard, op), headers, payload, PATIENCE).await?;
+    match answer.headers.get(ERROR) {
+        Some(reason) => Err(PeerError::Refused { shard, op, reason: reason.to_owned() }),
+        None => Ok(answer),
+    }
+}
+
+/// Asks shard `shard` for its [`Status`].
+///
+/// # Errors
+///
+/// The bus's, or an answer that is not a status.
+pub async fn status(bus: &dyn Bus, shard: u32) -> Result<Status, PeerError> {
+    let answer = request(bus, shard, "status", Headers::new(), Bytes::new()).await?;
+    Status::from_bytes(&answer.payload).ok_or(PeerError::Garbled {
+        shard,
+        op: "status",
+        len: answer.payload.len(),
+    })
+}
+
+/// Asks shard `shard` to close `epoch`; resolves once it has (every owner of its bundles
+/// committed them), with the bundles it numbered.
+///
+/// # Errors
+///
+/// The bus's (the close may still go on: closing again is harmless).
+pub async fn close(bus: &dyn Bus, shard: u32, epoch: u64) -> Result<u32, PeerError> {
+    let answer =
+        request(bus, shard, "close", Headers::new(), Bytes::copy_from_slice(&epoch.to_be_bytes()))
+            .await?;
+    let count: [u8; 4] = answer.payload[..].try_into().map_err(|_| PeerError::Garbled {
+        shard,
+        op: "close",
+        len: answer.payload.len(),
+    })?;
+    Ok(u32::from_be_bytes(count))
+}
+
+/// Hands routes to the other shards over the bus, trying again (every 50 ms, doubling to a
+/// second) until the owner has committed.
+#[derive(Clone)]
+pub struct BusRouter {
+    bus: Arc<dyn Bus>,
+    shard: Shard,
+}
+
+impl std::fmt::Debug for BusRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusRouter").field("shard", &self.shard.number()).finish_non_exhaustive()
+    }
+}
+
+impl BusRouter {
+    pub fn new(bus: Arc<dyn Bus>, shard: Shard) -> BusRouter {
+        BusRouter { bus, shard }
+    }
+}
+
+impl Router for BusRouter {
+    fn route(&self, to: u32, epoch: u64, routed: Routed) -> impl Future<Output = ()> + Send {
+        let me = self.shard.number();
+        let record = EpochRecord { epoch, bundles: routed.bundles, statements: Vec::new() };
+        let mut payload = BytesMut::new();
+        payload.put_u64(epoch);
+        payload.put_u32(me);
+        payload.put_slice(&record_bytes(&record));
+        let payload = payload.freeze();
+        async move {
+            let mut wait = Duration::from_millis(50);
+            for attempt in 1u64.. {
+                let mut headers = Headers::new();
+                headers.insert(KNOWN, self.shard.known_full(to).to_string());
+                match request(&*self.bus, to, "route", headers, payload.clone()).await {
+                    Ok(answer) => {
+                        if let Some((version, full)) = full_from(&answer.payload) {
+                            self.shard.learn_full(to, version, full);
+                        }
+                        return;
+                    }
+                    Err(e) if attempt == 1 || attempt % 20 == 0 => {
+                        tracing::warn!(shard = me, to, epoch, attempt, error = %e, "cannot route the epoch yet; trying again");
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// A route answer's full mailboxes: the version (u64) and the devices (count u32, each a u16
+/// length and UTF-8); empty when the inbox's version is current.
+fn full_bytes(full: Option<(u64, Vec<String>)>) -> Bytes {
+    let Some((version, devices)) = full else { return Bytes::new() };
+    let mut out = BytesMut::new();
+    out.put_u64(version);
+    out.put_u32(devices.len() as u32);
+    for device in devices {
+        out.put_u16(device.len() as u16);
+        out.put_slice(device.as_bytes());
+    }
+    out.freeze()
+}
+
+fn full_from(mut bytes: &[u8]) -> Option<(u64, Vec<String>)> {
+    use bytes::Buf as _;
+    if bytes.len() < 12 {
+        return None;
+    }
+    let version = bytes.get_u64();
+    let count = bytes.get_u32();
+    let mut devices = Vec::with_capacity(count.min(1 << 16) as usize);
+    for _ in 0..count {
+        if bytes.len() < 2 {
+            return None;
+        }
+        let len = bytes.get_u16() as usize;
+        if bytes.len() < len {
+            return None;
+        }
+        devices.push(String::from_utf8(bytes[..len].to_vec()).ok()?);
+        bytes.advance(len);
+    }
+    Some((version, devices))
+}
+
+/// Answers `close`, `route` and `status` for `shard` on `bus` until `stop` (requests already
+/// taken are still answered).
+///
+/// # Errors
+///
+/// When the bus refuses the subscription.
+pub async fn serve(
+    shard: Shard,
+    bus: Arc<dyn Bus>,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, BusError> {
+    let me = shard.number();
+    let mut requests = Vec::new();
+    for op in ["close", "route", "status"] {
+        requests.push((op, bus.subscribe(&subject(me, op), None).await?));
+    }
+    let router = BusRouter::new(bus.clone(), shard.clone());
+    Ok(tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (op, mut subscription) in requests {
+            let (shard, bus, router, stop) =
+                (shard.clone(), bus.clone(), router.clone(), stop.clone());
+            tasks.spawn(async move {
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => return,
+                        message = subscription.next() => message,
+                    };
+                    let Some(message) = message else { return };
+                    let (shard, bus, router) = (shard.clone(), bus.clone(), router.clone());
+                    tokio::spawn(async move {
+                        let Some(reply) = message.reply.clone() else { return };
+                        let (headers, payload) = match answer(op, &shard, &router, message).await {
+                            Ok(payload) => (Headers::new(), payload),
+                            Err(reason) => {
+                                tracing::warn!(shard = shard.number(), op, %reason, "refused a request");
+                                let mut headers = Headers::new();
+                                headers.insert(ERROR, reason);
+                                (headers, Bytes::new())
+                            }
+                        };
+                        let _ = bus.publish(&reply, headers, payload).await;
+                    });
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }))
+}
+
+async fn answer(
+    op: &str,
+    shard: &Shard,
+    router: &BusRouter,
+    message: BusMessage,
+) -> Result<Bytes, String> {
+    match op {
+        "status" => {
+            let (closed, committed) = shard.progress();
+            Ok(Status { closed, committed, shards: shard.shards(), public_key: shard.public_key() }
+                .bytes())
+        }
+        "close" => {
+            let epoch: [u8; 8] = message.payload[..].try_into().map_err(|_| {
+                format!("a close of {} bytes, not an 8-byte epoch", message.payload.len())
+            })?;
+            let numbered = shard.close(u64::from_be_bytes(epoch), router).await;
+            Ok(Bytes::copy_from_slice(&(numbered as u32).to_be_bytes()))
+        }
+        "route" => {
+            let payload = &message.payload;
+            if payload.len() < 12 {
+                return Err(format!("a route of {} bytes", payload.len()));
+            }
+            let epoch = u64::from_be_bytes(payload[0..8].try_into().expect("8"));
+            let from = u32::from_be_bytes(payload[8..12].try_into().expect("4"));
+            if from >= shard.shards() || from == shard.number() {
+                return Err(format!("a route from shard {from} of {}", shard.shards()));
+            }
+            let record = record_from(epoch, &payload[12..]).map_err(|e| e.to_string())?;
+            if let Some(stray) = record.bundles.iter().find(|b| {
+                b.bundle.epoch != epoch
+                    || b.bundle.shard != from
+                    || b.parts.iter().any(|(position, _)| {
+                        b.recipients.get(*position as usize).is_none_or(|device| {
+                            crate::hash::owner(device, shard.shards()) != shard.number()
+                        })
+                    })
+            }) {
+                return Err(format!(
+                    "a route of epoch {epoch} from shard {from} holds bundle {} with a part for another shard or from another epoch",
+                    stray.bundle
+                ));
+            }
+            let known = message.headers.get(KNOWN).and_then(|v| v.parse().ok()).unwrap_or(0);
+            shard.accept(epoch, Routed::new(from, record.bundles)).await;
+            Ok(full_bytes(shard.full_since(known)))
+        }
+        other => Err(format!("no such request: {other}")),
+    }
+}

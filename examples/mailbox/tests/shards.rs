@@ -1,0 +1,201 @@
+//! Several shards on one bus (docs/mailbox.md, "Shards and epochs"): three shards on the
+//! in-process bus, routing to each other, their epochs ended by the sequencer. Senders reach
+//! any shard (as gateways do); every answered bundle reaches each recipient's mailbox on its
+//! owning shard exactly once, at its id, in its epoch's batch; ids increase along each mailbox;
+//! each device's batches verify against the key of the shard holding it; nothing contradicts
+//! anything; and while one shard stops answering the others, sends wait (routes and closes are
+//! tried again) and are all delivered once it is back. (Killing a shard's process and starting
+//! it again on its store is `gateway/bin/tests/mailbox.rs`.)
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_bus::{Bus, LocalBus};
+use mailbox::hash::owner;
+use mailbox::model::{key, keys};
+use mailbox::shard::{Bundle, Config, Limits, Sent, Shard};
+use mailbox::{DeviceVerifier, SeqId, Signed, peers, proof, sequencer};
+use tokio_util::sync::CancellationToken;
+
+const SHARDS: u32 = 3;
+
+fn open(dir: &Path, number: u32) -> Shard {
+    Shard::open(Config {
+        shard: number,
+        shards: SHARDS,
+        key: key(number),
+        epoch_every: Duration::from_millis(5),
+        limits: Limits::default(),
+        store: dir.join(format!("shard-{number}.sqlite")),
+    })
+    .expect("the store opens")
+}
+
+/// A shard serving the others on `bus` until its token is cancelled.
+async fn serve(shard: &Shard, bus: &Arc<dyn Bus>) -> CancellationToken {
+    let stop = CancellationToken::new();
+    peers::serve(shard.clone(), bus.clone(), stop.clone()).await.expect("subscribed");
+    stop
+}
+
+/// A small deterministic generator (xorshift), so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn devices() -> Vec<String> {
+    (0..12).map(|d| format!("device-{d}")).collect()
+}
+
+fn bundle(rng: &mut Rng, devices: &[String], n: usize) -> Bundle {
+    let mut to: Vec<String> = Vec::new();
+    for _ in 0..1 + rng.below(4) {
+        let device = &devices[rng.below(devices.len())];
+        if !to.contains(device) {
+            to.push(device.clone());
+        }
+    }
+    Bundle {
+        common: format!("common {n}").into_bytes().into(),
+        parts: to.iter().map(|d| format!("{d} of {n}").into_bytes().into()).collect(),
+        recipients: to,
+    }
+}
+
+/// Sends `count` bundles (numbered from `from`), each through a shard of `shards` chosen at
+/// random; returns each with its answer.
+async fn send(
+    shards: &[Shard],
+    rng: &mut Rng,
+    count: usize,
+    from: usize,
+) -> Vec<(Bundle, Result<Sent, mailbox::shard::Refused>)> {
+    let devices = devices();
+    let mut sends = Vec::new();
+    for n in from..from + count {
+        let bundle = bundle(rng, &devices, n);
+        let inbox = shards[rng.below(shards.len())].clone();
+        sends.push(tokio::spawn(async move { (bundle.clone(), inbox.send(bundle).await) }));
+        if n % 8 == 0 {
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+    }
+    let mut out = Vec::new();
+    for send in sends {
+        out.push(send.await.expect("a sender"));
+    }
+    out
+}
+
+/// Checks every mailbox against the answered bundles.
+fn check(shards: &[Shard], answered: &[(Bundle, Sent)]) {
+    let keys = keys(SHARDS);
+    let mut received: HashMap<(String, SeqId), (SeqId, u64, Vec<u8>)> = HashMap::new();
+    let mut statements: Vec<Signed> = answered.iter().map(|(_, s)| s.receipt.clone()).collect();
+    for device in devices() {
+        let home = &shards[owner(&device, SHARDS) as usize];
+        for other in shards.iter().filter(|s| s.number() != home.number()) {
+            assert!(
+                other.fetch(&device, None, usize::MAX).is_empty(),
+                "{device} has mail on a shard not its own"
+            );
+        }
+        let mut verifier = DeviceVerifier::new(&device, keys.clone());
+        let mut last: Option<SeqId> = None;
+        for batch in home.fetch(&device, None, usize::MAX) {
+            let attestation = batch.attestation.attestation().expect("an attestation");
+            assert_eq!(attestation.shard, home.number(), "{device}'s attestation is its shard's");
+            verifier.accept(&batch.attestation, &batch.messages).unwrap_or_else(|e| {
+                panic!("{device}'s batch of epoch {}: {e}", attestation.to_epoch)
+            });
+            statements.push(batch.attestation.clone());
+            for m in &batch.messages {
+                assert!(last.is_none_or(|last| last < m.id), "{device}: {} after {last:?}", m.id);
+                last = Some(m.id);
+                let twice = received.insert(
+                    (device.clone(), m.bundle),
+                    (m.id, attestation.to_epoch, m.part.to_vec()),
+                );
+                assert!(twice.is_none(), "{device} got bundle {} twice", m.bundle);
+            }
+        }
+    }
+    for (bundle, sent) in answered {
+        for (position, device) in bundle.recipients.iter().enumerate() {
+            let (id, epoch, part) = received
+                .get(&(device.clone(), sent.bundle))
+                .unwrap_or_else(|| panic!("bundle {} did not reach {device}", sent.bundle));
+            assert_eq!(*id, sent.bundle.offset(position as u32).expect("in range"));
+            assert_eq!(*epoch, sent.bundle.epoch);
+            assert_eq!(part, &bundle.parts[position].to_vec());
+        }
+    }
+    let lists: Vec<Vec<String>> = answered.iter().map(|(b, _)| b.recipients.clone()).collect();
+    assert_eq!(proof::find(&statements, &lists, &keys), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_shards_deliver_every_answered_bundle_once_in_order() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+    let shards: Vec<Shard> = (0..SHARDS).map(|n| open(dir.path(), n)).collect();
+    let mut serving = Vec::new();
+    for shard in &shards {
+        serving.push(serve(shard, &bus).await);
+    }
+    let stop = CancellationToken::new();
+    let sequencer =
+        tokio::spawn(sequencer::run(bus.clone(), SHARDS, Duration::from_millis(5), stop.clone()));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let answers = send(&shards, &mut rng, 600, 0).await;
+    let answered: Vec<(Bundle, Sent)> = answers
+        .into_iter()
+        .map(|(bundle, answer)| (bundle, answer.expect("every send is answered")))
+        .collect();
+    // Bundles reached shards other than the one they entered, and every shard numbered some.
+    let inboxes: std::collections::BTreeSet<u32> =
+        answered.iter().map(|(_, s)| s.bundle.shard).collect();
+    assert_eq!(inboxes.len(), SHARDS as usize);
+    assert!(
+        answered
+            .iter()
+            .any(|(b, s)| b.recipients.iter().any(|d| owner(d, SHARDS) != s.bundle.shard))
+    );
+    let epochs: std::collections::BTreeSet<u64> =
+        answered.iter().map(|(_, s)| s.bundle.epoch).collect();
+    assert!(epochs.len() > 3, "the sends spread over epochs: {epochs:?}");
+    check(&shards, &answered);
+
+    // Shard 1 stops answering the others mid-run: sends wait for it (routes and closes are
+    // tried again), none is refused, and once it answers again every one is delivered.
+    serving[1].cancel();
+    let mut waiting = tokio::spawn({
+        let shards = shards.clone();
+        let mut rng = Rng(7);
+        async move { send(&shards, &mut rng, 60, 600).await }
+    });
+    tokio::select! {
+        _ = &mut waiting => panic!("sends were answered while a shard was away"),
+        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+    }
+    serving[1] = serve(&shards[1], &bus).await;
+    let more = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the sends are answered once the shard is back")
+        .expect("a sender");
+    let mut answered = answered;
+    answered.extend(more.into_iter().map(|(b, answer)| (b, answer.expect("answered"))));
+    assert_eq!(answered.len(), 660);
+    check(&shards, &answered);
+    stop.cancel();
+    sequencer.await.expect("the sequencer stops");
+}
