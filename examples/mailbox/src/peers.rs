@@ -140,7 +140,7 @@ impl BusRouter {
 impl Router for BusRouter {
     fn route(&self, to: u32, epoch: u64, routed: Routed) -> impl Future<Output = ()> + Send {
         let me = self.shard.number();
-        let record = EpochRecord { epoch, bundles: routed.bundles, statements: Vec::new() };
+        let record = EpochRecord { epoch, bundles: routed.bundles, ..EpochRecord::default() };
         let mut payload = BytesMut::new();
         payload.put_u64(epoch);
         payload.put_u32(me);

@@ -356,6 +356,19 @@ pub struct Shard {
     ending: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A device named twice in `recipients`, if any (pairwise for short lists: no allocation).
+fn duplicate(recipients: &[String]) -> Option<&String> {
+    if recipients.len() <= 16 {
+        return recipients
+            .iter()
+            .enumerate()
+            .find(|(i, device)| recipients[..*i].contains(device))
+            .map(|(_, device)| device);
+    }
+    let mut seen = HashSet::with_capacity(recipients.len());
+    recipients.iter().find(|device| !seen.insert(device.as_str()))
+}
+
 fn size(bundle: &Bundle) -> usize {
     bundle.common.len() + bundle.parts.iter().map(Bytes::len).sum::<usize>()
 }
@@ -390,13 +403,7 @@ impl Shard {
             ..State::default()
         };
         for record in store.epochs()? {
-            let mut statements = Vec::new();
-            for bytes in &record.statements {
-                statements.push(Signed::decode(bytes).map_err(|_| StoreError::Corrupt {
-                    epoch: record.epoch,
-                    what: "a statement",
-                })?);
-            }
+            let statements = record.signed()?;
             let mut messages: HashMap<&str, Vec<Delivered>> = HashMap::new();
             for stored in &record.bundles {
                 for (position, part) in &stored.parts {
@@ -524,14 +531,13 @@ impl Shard {
                 recipients: bundle.recipients.len(),
             });
         }
-        let mut seen = HashSet::new();
         for device in &bundle.recipients {
             if device.is_empty() || device.len() > limits.device_id {
                 return Err(Refused::BadDevice(device.clone(), limits.device_id));
             }
-            if !seen.insert(device.as_str()) {
-                return Err(Refused::Duplicate(device.clone()));
-            }
+        }
+        if let Some(twice) = duplicate(&bundle.recipients) {
+            return Err(Refused::Duplicate(twice.clone()));
         }
         let bytes = size(&bundle);
         if bytes > limits.bundle_bytes {
@@ -572,7 +578,10 @@ impl Shard {
             }
             for (i, (device, part)) in bundle.recipients.iter().zip(&bundle.parts).enumerate() {
                 if owner_of(i) == me {
-                    let mailbox = state.mailboxes.entry(device.clone()).or_default();
+                    let mailbox = match state.mailboxes.get_mut(device) {
+                        Some(mailbox) => mailbox,
+                        None => state.mailboxes.entry(device.clone()).or_default(),
+                    };
                     mailbox.pending_messages += 1;
                     mailbox.pending_bytes += bundle.common.len() + part.len();
                 }
@@ -724,6 +733,7 @@ impl Shard {
     /// numbered.
     pub async fn close<R: Router>(&self, epoch: u64, router: &R) -> usize {
         let _closing = self.closing.lock().await;
+        let close_started = std::time::Instant::now();
         let (me, shards) = (self.config.shard, self.config.shards);
         let (pending, again) = {
             let mut state = self.state();
@@ -786,6 +796,12 @@ impl Shard {
             }
         };
         let receipts = self.route(epoch, routes, router, true).await;
+        tracing::debug!(
+            epoch,
+            bundles = answers.len(),
+            routed_us = close_started.elapsed().as_micros() as u64,
+            "TIMING routed"
+        );
         self.release(&answers);
         if receipts.len() == answers.len() {
             for (p, receipt) in answers.into_iter().zip(receipts) {
@@ -795,6 +811,11 @@ impl Shard {
         } else {
             tracing::error!(shard = me, epoch, "the epoch was committed without its receipts");
         }
+        tracing::debug!(
+            epoch,
+            answered_us = close_started.elapsed().as_micros() as u64,
+            "TIMING answered"
+        );
         let mut state = self.state();
         let done: Vec<u64> = state.written.range(..=epoch).map(|(e, _)| *e).collect();
         for e in done {
@@ -918,8 +939,15 @@ impl Shard {
             )
         };
         let (shard, key, store) = (self.config.shard, self.config.key.clone(), self.store.clone());
+        let started = std::time::Instant::now();
         let work = tokio::task::spawn_blocking(move || {
             let prepared = prepare(shard, &key, epoch, routes, &heads, lie);
+            tracing::debug!(
+                epoch,
+                prepared_us = started.elapsed().as_micros() as u64,
+                statements = prepared.record.statements.len(),
+                "TIMING prepared"
+            );
             let record = (!prepared.record.bundles.is_empty()).then_some(&prepared.record);
             let mut wait = Duration::from_millis(10);
             loop {
@@ -945,6 +973,11 @@ impl Shard {
                 return;
             }
         };
+        tracing::debug!(
+            epoch,
+            committed_us = started.elapsed().as_micros() as u64,
+            "TIMING committed"
+        );
         let limits = self.config.limits;
         let mut state = self.state();
         state.committed = state.committed.max(epoch);
@@ -1014,7 +1047,7 @@ fn number(shard: u32, epoch: u64, pending: &[Pending]) -> EpochRecord {
             }
         })
         .collect();
-    EpochRecord { epoch, bundles, statements: Vec::new() }
+    EpochRecord { epoch, bundles, ..EpochRecord::default() }
 }
 
 /// Splits an inbox's record of an epoch into one route per shard (by [`owner`]); this shard's
@@ -1175,7 +1208,8 @@ fn prepare(
     let record = EpochRecord {
         epoch,
         bundles: routes.into_iter().flat_map(|r| r.bundles).collect(),
-        statements: signed.iter().map(|s| s.bytes().to_vec()).collect(),
+        statements: signed.iter().map(|s| s.body().to_vec()).collect(),
+        signature: signed.first().map(Signed::signature),
     };
     Prepared { record, untold, fork, receipts, batches }
 }

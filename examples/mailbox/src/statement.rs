@@ -258,6 +258,49 @@ impl Statement {
 /// The deepest tree a batch may have: 2^32 statements.
 const MAX_DEPTH: usize = 32;
 
+/// The tree over a batch's statements: its depth, and each level's hashes (`levels[0]`: the
+/// leaves, padded with zeros to 2^depth; each next level half as long; the last, the root).
+fn tree(bodies: &[Vec<u8>]) -> (usize, Vec<Vec<Digest>>) {
+    let depth = (bodies.len() as u64).next_power_of_two().trailing_zeros() as usize;
+    let mut levels: Vec<Vec<Digest>> = Vec::with_capacity(depth + 1);
+    let mut leaves: Vec<Digest> = Vec::with_capacity(1 << depth);
+    leaves.extend(bodies.iter().map(|body| statement_hash(body)));
+    leaves.resize(1 << depth, [0; 32]);
+    levels.push(leaves);
+    for level in 0..depth {
+        let next =
+            levels[level].chunks_exact(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
+        levels.push(next);
+    }
+    (depth, levels)
+}
+
+/// Each statement with its bytes, index, path and the batch's signature.
+fn assemble(
+    statements: Vec<Statement>,
+    bodies: Vec<Vec<u8>>,
+    depth: usize,
+    levels: &[Vec<Digest>],
+    signature: &[u8; 64],
+) -> Vec<Signed> {
+    statements
+        .into_iter()
+        .zip(bodies)
+        .enumerate()
+        .map(|(index, (statement, mut bytes))| {
+            let body = bytes.len();
+            bytes.reserve_exact(5 + 32 * depth + 64);
+            bytes.extend_from_slice(&u32::try_from(index).expect("checked").to_be_bytes());
+            bytes.push(u8::try_from(depth).expect("at most 32"));
+            for (level, hashes) in levels.iter().take(depth).enumerate() {
+                bytes.extend_from_slice(&hashes[(index >> level) ^ 1]);
+            }
+            bytes.extend_from_slice(signature);
+            Signed { statement, bytes, body }
+        })
+        .collect()
+}
+
 /// A statement, signed: its bytes, then its place in the batch it was signed in (the leaf
 /// index, u32), the path to the root (a depth, u8, then that many sibling hashes, the leaf's
 /// first), then the shard's Ed25519 signature over [`ROOT`] and the root.
@@ -299,34 +342,32 @@ impl Signed {
         }
         let bodies: Vec<Vec<u8>> =
             statements.iter().map(Statement::encode).collect::<Result<_, _>>()?;
-        let depth = (statements.len() as u64).next_power_of_two().trailing_zeros() as usize;
-        // levels[0]: the leaves, padded to 2^depth; each next level half as long.
-        let mut levels: Vec<Vec<Digest>> = Vec::with_capacity(depth + 1);
-        let mut leaves: Vec<Digest> = bodies.iter().map(|body| statement_hash(body)).collect();
-        leaves.resize(1 << depth, [0; 32]);
-        levels.push(leaves);
-        for level in 0..depth {
-            let next =
-                levels[level].chunks_exact(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
-            levels.push(next);
+        let (depth, levels) = tree(&bodies);
+        let signature = key.sign(&[ROOT, &levels[depth][0]].concat()).to_bytes();
+        Ok(assemble(statements, bodies, depth, &levels, &signature))
+    }
+
+    /// The signed statements of one batch from their bytes, in leaf order, and the batch's
+    /// signature: how a store that keeps each statement's bytes and the signature once gets
+    /// them back. The signature is not checked ([`Signed::verify`] does).
+    ///
+    /// # Errors
+    ///
+    /// Bytes that are not a statement, or more than 2^32 of them.
+    pub fn batch_from(
+        bodies: Vec<Vec<u8>>,
+        signature: &[u8; 64],
+    ) -> Result<Vec<Signed>, FormatError> {
+        if bodies.is_empty() {
+            return Ok(Vec::new());
         }
-        let root = levels[depth][0];
-        let signature = key.sign(&[ROOT, &root].concat()).to_bytes();
-        Ok(statements
-            .into_iter()
-            .zip(bodies)
-            .enumerate()
-            .map(|(index, (statement, mut bytes))| {
-                let body = bytes.len();
-                bytes.extend_from_slice(&u32::try_from(index).expect("checked").to_be_bytes());
-                bytes.push(u8::try_from(depth).expect("at most 32"));
-                for (level, hashes) in levels.iter().take(depth).enumerate() {
-                    bytes.extend_from_slice(&hashes[(index >> level) ^ 1]);
-                }
-                bytes.extend_from_slice(&signature);
-                Signed { statement, bytes, body }
-            })
-            .collect())
+        if u32::try_from(bodies.len() - 1).is_err() {
+            return Err(FormatError::TooLong("the batch"));
+        }
+        let statements: Vec<Statement> =
+            bodies.iter().map(|body| Statement::decode(body)).collect::<Result<_, _>>()?;
+        let (depth, levels) = tree(&bodies);
+        Ok(assemble(statements, bodies, depth, &levels, signature))
     }
 
     /// Reads a signed statement (its signature is checked by [`Signed::verify`]).

@@ -49,8 +49,35 @@ pub struct StoredBundle {
 pub struct EpochRecord {
     pub epoch: u64,
     pub bundles: Vec<StoredBundle>,
-    /// Signed statements, as bytes.
+    /// The statements the shard signed for the epoch, in the order of its batch's leaves: each
+    /// one's bytes without index, path or signature when `signature` is set (the signed forms
+    /// come back with [`crate::Signed::batch_from`]); whole signed statements in records a
+    /// build before that wrote.
     pub statements: Vec<Vec<u8>>,
+    /// The batch's one signature.
+    pub signature: Option<[u8; 64]>,
+}
+
+impl EpochRecord {
+    /// The signed statements the record holds.
+    ///
+    /// # Errors
+    ///
+    /// Statements that do not decode.
+    pub fn signed(&self) -> Result<Vec<crate::Signed>, StoreError> {
+        let corrupt = StoreError::Corrupt { epoch: self.epoch, what: "a statement" };
+        match &self.signature {
+            Some(signature) => {
+                crate::Signed::batch_from(self.statements.clone(), signature).map_err(|_| corrupt)
+            }
+            None => self
+                .statements
+                .iter()
+                .map(|bytes| crate::Signed::decode(bytes))
+                .collect::<Result<_, _>>()
+                .map_err(|_| corrupt),
+        }
+    }
 }
 
 /// Why the store failed.
@@ -238,9 +265,15 @@ pub fn record_from(epoch: u64, bytes: &[u8]) -> Result<EpochRecord, StoreError> 
     decode(epoch, bytes)
 }
 
-/// The record's bytes: bundles (count u32; each: id 16, recipients (count u32, each a u16
+/// The first bytes of a record that keeps its statements' bytes and the signature once (older
+/// records begin with their bundle count, which never reaches `0x4d425852`).
+const COMPACT: &[u8; 8] = b"MBXREC02";
+
+/// The record's bytes: `MBXREC02`, then bundles (count u32; each: id 16, recipients (count u32, each a u16
 /// length and UTF-8), common (u32 length, bytes), parts (count u32, each position u32 and a
-/// u32-length part)), then statements (count u32, each u32-length bytes).
+/// u32-length part)), then statements (count u32, each u32-length bytes), then, with
+/// statements, the signature (64 bytes). (Older records: the same without the magic and the
+/// signature, their statements signed whole.)
 fn encode(record: &EpochRecord) -> Vec<u8> {
     let bundles: usize = record
         .bundles
@@ -252,7 +285,8 @@ fn encode(record: &EpochRecord) -> Vec<u8> {
         })
         .sum();
     let statements: usize = record.statements.iter().map(|s| 4 + s.len()).sum();
-    let mut out = Vec::with_capacity(8 + bundles + statements);
+    let mut out = Vec::with_capacity(80 + bundles + statements);
+    out.extend_from_slice(COMPACT);
     out.extend_from_slice(&(record.bundles.len() as u32).to_be_bytes());
     for bundle in &record.bundles {
         out.extend_from_slice(&bundle.bundle.to_bytes());
@@ -272,6 +306,9 @@ fn encode(record: &EpochRecord) -> Vec<u8> {
     for statement in &record.statements {
         put_bytes(&mut out, statement);
     }
+    if !record.statements.is_empty() {
+        out.extend_from_slice(&record.signature.unwrap_or([0; 64]));
+    }
     out
 }
 
@@ -285,6 +322,10 @@ fn decode(epoch: u64, mut bytes: &[u8]) -> Result<EpochRecord, StoreError> {
     let u32_of =
         |bytes: &mut &[u8]| take(bytes, 4).map(|b| u32::from_be_bytes(b.try_into().expect("4")));
     let mut record = EpochRecord { epoch, ..EpochRecord::default() };
+    let compact = bytes.starts_with(COMPACT);
+    if compact {
+        bytes = &bytes[COMPACT.len()..];
+    }
     let bundles = u32_of(&mut bytes).ok_or(corrupt("the bundle count"))?;
     for _ in 0..bundles {
         let id = take(&mut bytes, 16).ok_or(corrupt("a bundle id"))?;
@@ -325,8 +366,52 @@ fn decode(epoch: u64, mut bytes: &[u8]) -> Result<EpochRecord, StoreError> {
         let len = u32_of(&mut bytes).ok_or(corrupt("a statement"))? as usize;
         record.statements.push(take(&mut bytes, len).ok_or(corrupt("a statement"))?.to_vec());
     }
+    if compact && statements > 0 {
+        let signature = take(&mut bytes, 64).ok_or(corrupt("the signature"))?;
+        record.signature = Some(signature.try_into().expect("64"));
+    }
     if !bytes.is_empty() {
         return Err(corrupt("bytes after the record"));
     }
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(signature: Option<[u8; 64]>) -> EpochRecord {
+        EpochRecord {
+            epoch: 7,
+            bundles: vec![StoredBundle {
+                bundle: SeqId { epoch: 7, shard: 1, index: 3 },
+                recipients: vec!["alice".to_owned(), "bob".to_owned()].into(),
+                common: Bytes::from_static(b"common"),
+                parts: vec![(1, Bytes::from_static(b"bob's"))],
+            }],
+            statements: vec![b"first".to_vec(), b"second".to_vec()],
+            signature,
+        }
+    }
+
+    #[test]
+    fn records_come_back_as_written() {
+        let written = record(Some([9; 64]));
+        let bytes = encode(&written);
+        assert!(bytes.starts_with(COMPACT));
+        assert_eq!(decode(7, &bytes).expect("decodes"), written);
+        // Cut anywhere, it is refused by name rather than misread.
+        for len in 0..bytes.len() {
+            assert!(decode(7, &bytes[..len]).is_err(), "{len} bytes of {}", bytes.len());
+        }
+    }
+
+    #[test]
+    fn records_of_the_older_layout_still_decode() {
+        // The older layout: no magic, no signature (each statement signed whole).
+        let older = record(None);
+        let bytes = encode(&older);
+        let without_magic = &bytes[COMPACT.len()..bytes.len() - 64];
+        assert_eq!(decode(7, without_magic).expect("decodes"), older);
+    }
 }

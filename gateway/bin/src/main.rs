@@ -140,7 +140,8 @@ async fn serve_in_process(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The mailbox relay in process (docs/mailbox.md): `$MAILBOX_SHARDS` shards (default 1) with
+/// The mailbox relay in process (docs/mailbox.md): `$MAILBOX_SHARDS` shards (default 1), an
+/// epoch every `$MAILBOX_EPOCH` (default 5 ms), with
 /// their stores and keys in `$MAILBOX_DIR`, or in a temporary directory removed at exit when
 /// that is not set; with several, they route to each other over the in-process bus and a
 /// sequencer ends their epochs. Anonymous callers may use it when the gateway lets them do
@@ -192,7 +193,16 @@ async fn start_mailbox(
             (temporary.path().to_owned(), Some(temporary))
         }
     };
-    let every = std::time::Duration::from_millis(5);
+    let every = match std::env::var("MAILBOX_EPOCH") {
+        Ok(every) => humantime::parse_duration(&every)
+            .ok()
+            .filter(|d| {
+                (std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(10))
+                    .contains(d)
+            })
+            .with_context(|| format!("MAILBOX_EPOCH={every:?} is not a duration of 1ms to 10s"))?,
+        Err(_) => std::time::Duration::from_millis(5),
+    };
     let anonymous = config.auth.anonymous_roles.iter().any(|role| role == "all");
     let epochs_stop = CancellationToken::new();
     let mut mailbox = Mailbox {
@@ -218,7 +228,7 @@ async fn start_mailbox(
                 .await
                 .context("cannot serve the mailbox shards to each other")?;
         }
-        let running = ServiceRuntime::new(bus.clone(), mailbox::service::server(service))
+        let running = mailbox::service::runtime(bus.clone(), service)
             .start(stop.clone())
             .await
             .context("cannot start the Mailbox example service")?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use gateway_bus::{Bus, BusTopics, ServiceRuntime, process};
+use gateway_bus::{Bus, BusTopics, process};
 use mailbox::service::{self, MailboxClient, MailboxService};
 use mailbox::{peers, sequencer, shard};
 use tokio_util::sync::CancellationToken;
@@ -100,7 +100,7 @@ async fn main() -> ExitCode {
                 }
             });
         }
-        vec![ServiceRuntime::new(bus, service::server(service))]
+        vec![service::runtime(bus, service)]
     })
     .await;
     // The calls have drained: end the last epoch (alone; with several shards, the sequencer's
