@@ -311,6 +311,8 @@ struct State {
     routed: Vec<u64>,
     /// Epochs being routed here, not yet complete.
     arriving: BTreeMap<u64, Arriving>,
+    /// Epochs whose routes are all here, to commit in order.
+    ready: BTreeMap<u64, Arriving>,
     /// This shard's full mailboxes (for the other shards' inboxes), and that set's version.
     full: BTreeSet<String>,
     full_version: u64,
@@ -351,9 +353,12 @@ pub struct Shard {
     state: Arc<Mutex<State>>,
     store: Arc<Mutex<Store>>,
     deliveries: broadcast::Sender<Arc<Batch>>,
-    /// One epoch closes at a time, and one commits at a time.
+    /// One epoch is numbered at a time; one is prepared at a time (its attestations chain to
+    /// the last prepared); one is stored at a time, in the order they were prepared (the
+    /// mutexes are fair), so epoch `e + 1` is prepared while `e` is being stored.
     closing: Arc<tokio::sync::Mutex<()>>,
     ending: Arc<tokio::sync::Mutex<()>>,
+    storing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A device named twice in `recipients`, if any (pairwise for short lists: no allocation).
@@ -462,6 +467,7 @@ impl Shard {
             deliveries: broadcast::channel(4096).0,
             closing: Arc::new(tokio::sync::Mutex::new(())),
             ending: Arc::new(tokio::sync::Mutex::new(())),
+            storing: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -696,6 +702,10 @@ impl Shard {
     ///
     /// If the shard is one of several.
     pub async fn run(&self, stop: CancellationToken) {
+        assert_eq!(self.config.shards, 1, "the sequencer ends the epochs of several shards");
+        /// Epochs closed and not yet answered: one stored while the next is prepared.
+        const IN_FLIGHT: u32 = 2;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT as usize));
         let mut tick = tokio::time::interval(self.config.epoch_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -706,8 +716,15 @@ impl Shard {
             if stopping {
                 self.stop();
             }
-            self.end_epoch().await;
+            let permit = in_flight.clone().acquire_owned().await.expect("never closed");
+            let closing = self.closing.clone().lock_owned().await;
+            let (shard, epoch) = (self.clone(), self.epoch());
+            tokio::spawn(async move {
+                shard.close_locked(epoch, &Alone, closing).await;
+                drop(permit);
+            });
             if stopping {
+                let _ = in_flight.acquire_many(IN_FLIGHT).await;
                 return;
             }
         }
@@ -732,8 +749,17 @@ impl Shard {
     /// restart) routes again what was written ahead and numbers nothing. Returns the bundles
     /// numbered.
     pub async fn close<R: Router>(&self, epoch: u64, router: &R) -> usize {
-        let _closing = self.closing.lock().await;
-        let close_started = std::time::Instant::now();
+        let closing = self.closing.clone().lock_owned().await;
+        self.close_locked(epoch, router, closing).await
+    }
+
+    /// [`Shard::close`], holding the numbering lock until this shard's own route is in.
+    async fn close_locked<R: Router>(
+        &self,
+        epoch: u64,
+        router: &R,
+        closing: tokio::sync::OwnedMutexGuard<()>,
+    ) -> usize {
         let (me, shards) = (self.config.shard, self.config.shards);
         let (pending, again) = {
             let mut state = self.state();
@@ -749,7 +775,7 @@ impl Shard {
         // closed, unless this shard died first; the owners that did answer at once.
         for record in again.iter().filter(|r| r.epoch < epoch) {
             let routes = split(me, shards, record.as_ref().clone());
-            self.route(record.epoch, routes, router, false).await;
+            self.route(record.epoch, routes, router, false, None).await;
         }
         let current = again.iter().find(|r| r.epoch == epoch);
         let numbered = pending.len();
@@ -795,13 +821,7 @@ impl Shard {
                 None => (routes, pending),
             }
         };
-        let receipts = self.route(epoch, routes, router, true).await;
-        tracing::debug!(
-            epoch,
-            bundles = answers.len(),
-            routed_us = close_started.elapsed().as_micros() as u64,
-            "TIMING routed"
-        );
+        let receipts = self.route(epoch, routes, router, true, Some(closing)).await;
         self.release(&answers);
         if receipts.len() == answers.len() {
             for (p, receipt) in answers.into_iter().zip(receipts) {
@@ -811,11 +831,6 @@ impl Shard {
         } else {
             tracing::error!(shard = me, epoch, "the epoch was committed without its receipts");
         }
-        tracing::debug!(
-            epoch,
-            answered_us = close_started.elapsed().as_micros() as u64,
-            "TIMING answered"
-        );
         let mut state = self.state();
         let done: Vec<u64> = state.written.range(..=epoch).map(|(e, _)| *e).collect();
         for e in done {
@@ -827,13 +842,15 @@ impl Shard {
 
     /// Routes an epoch's `routes` (one per shard) to their owners: this shard's to itself,
     /// the others with `router` (with `all`, the empty ones too: the owners wait for every
-    /// shard's route). Returns this shard's signed receipts.
+    /// shard's route). Returns this shard's signed receipts. `closing`, the numbering lock, is
+    /// let go once this shard's own route is in (so epochs reach the owner in order).
     async fn route<R: Router>(
         &self,
         epoch: u64,
         routes: Vec<Routed>,
         router: &R,
         all: bool,
+        closing: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) -> Vec<Signed> {
         let me = self.config.shard;
         let mut own = Routed { from: me, ..Routed::default() };
@@ -845,8 +862,15 @@ impl Shard {
                 remote.push(router.route(to, epoch, routed));
             }
         }
-        let (receipts, _) =
-            tokio::join!(self.accept(epoch, own), futures::future::join_all(remote));
+        let own = self.register(epoch, own);
+        drop(closing);
+        let own = async move {
+            match own {
+                Some(answer) => answer.await.unwrap_or_default(),
+                None => Vec::new(),
+            }
+        };
+        let (receipts, _) = tokio::join!(own, futures::future::join_all(remote));
         receipts
     }
 
@@ -877,12 +901,21 @@ impl Shard {
     ///
     /// If `routed.from` is not a shard.
     pub async fn accept(&self, epoch: u64, routed: Routed) -> Vec<Signed> {
+        match self.register(epoch, routed) {
+            Some(answer) => answer.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Takes a route in ([`Shard::accept`]): `None` for an epoch already committed, else what
+    /// will answer once it is.
+    fn register(&self, epoch: u64, routed: Routed) -> Option<oneshot::Receiver<Vec<Signed>>> {
         let shards = self.config.shards as usize;
         assert!((routed.from as usize) < shards, "a route from shard {}", routed.from);
-        let (answer, complete) = {
+        let complete = {
             let mut state = self.state();
             if epoch <= state.committed {
-                return Vec::new();
+                return None;
             }
             let arriving = state.arriving.entry(epoch).or_insert_with(|| Arriving {
                 routes: (0..shards).map(|_| None).collect(),
@@ -893,34 +926,46 @@ impl Shard {
             let (tx, rx) = oneshot::channel();
             arriving.waiters.push((from, tx));
             let complete = arriving.routes.iter().all(Option::is_some);
-            (rx, complete.then(|| state.arriving.remove(&epoch).expect("arriving")))
+            if complete {
+                let arriving = state.arriving.remove(&epoch).expect("arriving");
+                state.ready.insert(epoch, arriving);
+            }
+            (rx, complete)
         };
-        if let Some(arriving) = complete {
-            tokio::spawn(self.clone().commit(epoch, arriving));
+        let (answer, complete) = complete;
+        if complete {
+            tokio::spawn(self.clone().commit());
         }
-        answer.await.unwrap_or_default()
+        Some(answer)
     }
 
     /// Commits `epoch` as an owner: attests each mailbox that got messages (chained to its
     /// last attestation), signs this shard's receipts and attestations as one batch, stores
     /// the epoch in one transaction (trying again until the store takes it: other shards may
     /// have committed their part), then delivers and answers who waits.
-    async fn commit(self, epoch: u64, arriving: Arriving) {
-        let _ending = self.ending.lock().await;
+    ///
+    /// Each call commits the lowest epoch ready (one call is made per epoch made ready), so
+    /// epochs commit in order however the tasks are scheduled.
+    async fn commit(self) {
+        let ending = self.ending.clone().lock_owned().await;
+        let Some((epoch, arriving)) = self.state().ready.pop_first() else { return };
         let routes: Vec<Routed> = arriving.routes.into_iter().flatten().collect();
         let nothing = routes.iter().all(Routed::is_empty);
+        let idle = nothing && {
+            let state = self.state();
+            state.acks.is_empty() && state.forget.is_empty() && state.routed.is_empty()
+        };
+        if idle {
+            // Nothing to store: committed once the epochs before it are stored.
+            let _storing = self.storing.clone().lock_owned().await;
+            drop(ending);
+            let committed = epoch.max(self.state().committed);
+            self.state().committed = committed;
+            self.answer(epoch, arriving.waiters, Vec::new());
+            return;
+        }
         let (acks, forget, routed, heads, lie) = {
             let mut state = self.state();
-            if nothing
-                && state.acks.is_empty()
-                && state.forget.is_empty()
-                && state.routed.is_empty()
-            {
-                state.committed = state.committed.max(epoch);
-                drop(state);
-                self.answer(epoch, arriving.waiters, Vec::new());
-                return;
-            }
             let mut heads: HashMap<String, (Digest, u64)> = HashMap::new();
             for bundle in routes.iter().flat_map(|r| &r.bundles) {
                 for (position, _) in &bundle.parts {
@@ -938,16 +983,38 @@ impl Shard {
                 if nothing { None } else { state.lie.take() },
             )
         };
-        let (shard, key, store) = (self.config.shard, self.config.key.clone(), self.store.clone());
+        let (shard, key) = (self.config.shard, self.config.key.clone());
         let started = std::time::Instant::now();
-        let work = tokio::task::spawn_blocking(move || {
-            let prepared = prepare(shard, &key, epoch, routes, &heads, lie);
-            tracing::debug!(
-                epoch,
-                prepared_us = started.elapsed().as_micros() as u64,
-                statements = prepared.record.statements.len(),
-                "TIMING prepared"
-            );
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare(shard, &key, epoch, routes, &heads, lie))
+                .await;
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::error!(shard, epoch, error = %e, "preparing the epoch did not finish");
+                return;
+            }
+        };
+        // The next epoch's attestations chain to these, whether or not they are stored yet:
+        // the store takes epochs in order, and nobody sees these before it has.
+        {
+            let mut state = self.state();
+            for batch in &prepared.batches {
+                let link = (batch.attestation.hash(), epoch);
+                match state.mailboxes.get_mut(&batch.device) {
+                    Some(mailbox) => mailbox.link = Some(link),
+                    None => {
+                        let mailbox = Mailbox { link: Some(link), ..Mailbox::default() };
+                        state.mailboxes.insert(batch.device.clone(), mailbox);
+                    }
+                }
+            }
+        }
+        let prepared_us = started.elapsed().as_micros() as u64;
+        let storing = self.storing.clone().lock_owned().await;
+        drop(ending);
+        let store = self.store.clone();
+        let stored = tokio::task::spawn_blocking(move || {
             let record = (!prepared.record.bundles.is_empty()).then_some(&prepared.record);
             let mut wait = Duration::from_millis(10);
             loop {
@@ -965,18 +1032,22 @@ impl Shard {
                 }
             }
             prepared
-        });
-        let prepared = match work.await {
+        })
+        .await;
+        let prepared = match stored {
             Ok(prepared) => prepared,
             Err(e) => {
-                tracing::error!(shard, epoch, error = %e, "the epoch's commit did not finish");
+                tracing::error!(shard, epoch, error = %e, "storing the epoch did not finish");
                 return;
             }
         };
         tracing::debug!(
+            shard,
             epoch,
-            committed_us = started.elapsed().as_micros() as u64,
-            "TIMING committed"
+            statements = prepared.record.statements.len(),
+            prepared_us,
+            stored_us = started.elapsed().as_micros() as u64,
+            "epoch committed"
         );
         let limits = self.config.limits;
         let mut state = self.state();
@@ -994,7 +1065,6 @@ impl Shard {
         for batch in &batches {
             let mailbox = state.mailboxes.entry(batch.device.clone()).or_default();
             mailbox.head = Some(batch.attestation.clone());
-            mailbox.link = Some((batch.attestation.hash(), epoch));
             mailbox.messages += batch.messages.len();
             mailbox.bytes +=
                 batch.messages.iter().map(|m| m.common.len() + m.part.len()).sum::<usize>();
@@ -1006,6 +1076,7 @@ impl Shard {
         for batch in batches {
             let _ = self.deliveries.send(batch);
         }
+        drop(storing);
     }
 
     /// Answers who waits for `epoch`'s commit (this shard's own route gets `receipts`), and
