@@ -354,15 +354,25 @@ impl Mailbox for MailboxService {
         if ctx.identity().is_none() && !self.allow_anonymous {
             return Err(Status::unauthenticated("sending takes a token"));
         }
+        // The ciphertexts are copied out of the request (whose buffer may hold other frames,
+        // and a mailbox may keep them for long) into one buffer of their own.
         let request = request.get();
+        let common = request.common().map_or(&[][..], |c| c.bytes());
+        let parts: Vec<&[u8]> =
+            request.parts().iter().map(|p| p.bytes().map_or(&[][..], |b| b.bytes())).collect();
+        let mut owned =
+            BytesMut::with_capacity(common.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+        owned.put_slice(common);
+        for part in &parts {
+            owned.put_slice(part);
+        }
+        let mut owned = owned.freeze();
+        let common = owned.split_to(common.len());
+        let parts = parts.iter().map(|part| owned.split_to(part.len())).collect();
         let bundle = shard::Bundle {
             recipients: request.recipients().iter().map(str::to_owned).collect(),
-            common: request.common().map_or_else(Bytes::new, |c| Bytes::copy_from_slice(c.bytes())),
-            parts: request
-                .parts()
-                .iter()
-                .map(|p| p.bytes().map_or_else(Bytes::new, |b| Bytes::copy_from_slice(b.bytes())))
-                .collect(),
+            common,
+            parts,
         };
         let sent = self.shard.send(bundle).await.map_err(status_of)?;
         let mut fbb = FlatBufferBuilder::with_capacity(sent.receipt.bytes().len() + 64);

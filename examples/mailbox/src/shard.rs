@@ -222,7 +222,10 @@ impl Refused {
 
 #[derive(Debug)]
 struct Pending {
-    bundle: Bundle,
+    /// The bundle's recipients (shared with its record and messages), common part, parts.
+    recipients: Arc<[String]>,
+    common: Bytes,
+    parts: Vec<Bytes>,
     /// The shard holding each recipient's mailbox (empty with one shard: all here).
     owners: Vec<u32>,
     reply: oneshot::Sender<Result<Sent, Refused>>,
@@ -592,7 +595,14 @@ impl Shard {
                     mailbox.pending_bytes += bundle.common.len() + part.len();
                 }
             }
-            state.collecting.push(Pending { bundle, owners, reply });
+            let Bundle { recipients, common, parts } = bundle;
+            state.collecting.push(Pending {
+                recipients: recipients.into(),
+                common,
+                parts,
+                owners,
+                reply,
+            });
         }
         answer.await.map_err(|_| Refused::Stopped)?
     }
@@ -880,13 +890,13 @@ impl Shard {
         let me = self.config.shard;
         let mut state = self.state();
         for p in pending {
-            for (i, (device, part)) in p.bundle.recipients.iter().zip(&p.bundle.parts).enumerate() {
+            for (i, (device, part)) in p.recipients.iter().zip(&p.parts).enumerate() {
                 if p.owners.get(i).copied().unwrap_or(me) != me {
                     continue;
                 }
                 if let Some(mailbox) = state.mailboxes.get_mut(device) {
                     mailbox.pending_messages -= 1;
-                    mailbox.pending_bytes -= p.bundle.common.len() + part.len();
+                    mailbox.pending_bytes -= p.common.len() + part.len();
                 }
             }
         }
@@ -1109,12 +1119,12 @@ fn number(shard: u32, epoch: u64, pending: &[Pending]) -> EpochRecord {
         .iter()
         .map(|p| {
             let bundle = SeqId { epoch, shard, index };
-            index += p.bundle.recipients.len() as u32;
+            index += p.recipients.len() as u32;
             StoredBundle {
                 bundle,
-                recipients: p.bundle.recipients.clone().into(),
-                common: p.bundle.common.clone(),
-                parts: (0u32..).zip(p.bundle.parts.iter().cloned()).collect(),
+                recipients: p.recipients.clone(),
+                common: p.common.clone(),
+                parts: (0u32..).zip(p.parts.iter().cloned()).collect(),
             }
         })
         .collect();
@@ -1279,7 +1289,7 @@ fn prepare(
     let record = EpochRecord {
         epoch,
         bundles: routes.into_iter().flat_map(|r| r.bundles).collect(),
-        statements: signed.iter().map(|s| s.body().to_vec()).collect(),
+        statements: signed.iter().map(Signed::body_shared).collect(),
         signature: signed.first().map(Signed::signature),
     };
     Prepared { record, untold, fork, receipts, batches }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
+use bytes::Bytes;
+
 use crate::SeqId;
 use crate::hash::{Digest, ROOT, node_hash, statement_hash};
 
@@ -170,6 +172,12 @@ impl Statement {
     ///
     /// A device id longer than 65,535 bytes or more than 2^32 entries.
     pub fn encode(&self) -> Result<Vec<u8>, FormatError> {
+        self.encode_with_room(0)
+    }
+
+    /// [`Statement::encode`] into a buffer with `room` bytes to spare (for what a signed
+    /// statement adds).
+    fn encode_with_room(&self, room: usize) -> Result<Vec<u8>, FormatError> {
         let mut out = Vec::new();
         match self {
             Statement::Attestation(a) => {
@@ -179,10 +187,13 @@ impl Statement {
                 if u32::try_from(a.entries.len()).is_err() {
                     return Err(FormatError::TooLong("the entries"));
                 }
-                out.reserve(70 + a.device.len() + a.entries.len() * Entry::LEN);
+                out.reserve_exact(70 + a.device.len() + a.entries.len() * Entry::LEN + room);
                 a.encode(&mut out);
             }
-            Statement::Receipt(r) => r.encode(&mut out),
+            Statement::Receipt(r) => {
+                out.reserve_exact(96 + room);
+                r.encode(&mut out);
+            }
         }
         Ok(out)
     }
@@ -296,7 +307,7 @@ fn assemble(
                 bytes.extend_from_slice(&hashes[(index >> level) ^ 1]);
             }
             bytes.extend_from_slice(signature);
-            Signed { statement, bytes, body }
+            Signed { statement, bytes: Bytes::from(bytes), body }
         })
         .collect()
 }
@@ -308,7 +319,7 @@ fn assemble(
 pub struct Signed {
     statement: Statement,
     /// Everything: the statement's bytes, the index, the path, the signature.
-    bytes: Vec<u8>,
+    bytes: Bytes,
     /// The length of the statement's bytes.
     body: usize,
 }
@@ -340,8 +351,12 @@ impl Signed {
         if u32::try_from(statements.len() - 1).is_err() {
             return Err(FormatError::TooLong("the batch"));
         }
-        let bodies: Vec<Vec<u8>> =
-            statements.iter().map(Statement::encode).collect::<Result<_, _>>()?;
+        let depth = (statements.len() as u64).next_power_of_two().trailing_zeros() as usize;
+        let room = 5 + 32 * depth + 64;
+        let bodies: Vec<Vec<u8>> = statements
+            .iter()
+            .map(|statement| statement.encode_with_room(room))
+            .collect::<Result<_, _>>()?;
         let (depth, levels) = tree(&bodies);
         let signature = key.sign(&[ROOT, &levels[depth][0]].concat()).to_bytes();
         Ok(assemble(statements, bodies, depth, &levels, &signature))
@@ -398,7 +413,7 @@ impl Signed {
                 found: rest.len(),
             });
         }
-        Ok(Signed { statement, bytes: bytes.to_vec(), body })
+        Ok(Signed { statement, bytes: Bytes::copy_from_slice(bytes), body })
     }
 
     pub fn statement(&self) -> &Statement {
@@ -429,6 +444,11 @@ impl Signed {
     /// The statement's bytes alone.
     pub fn body(&self) -> &[u8] {
         &self.bytes[..self.body]
+    }
+
+    /// [`Signed::body`], sharing the statement's buffer.
+    pub fn body_shared(&self) -> Bytes {
+        self.bytes.slice(..self.body)
     }
 
     /// [`statement_hash`] of the body: the statement's leaf, and what the device's next

@@ -53,7 +53,7 @@ pub struct EpochRecord {
     /// one's bytes without index, path or signature when `signature` is set (the signed forms
     /// come back with [`crate::Signed::batch_from`]); whole signed statements in records a
     /// build before that wrote.
-    pub statements: Vec<Vec<u8>>,
+    pub statements: Vec<Bytes>,
     /// The batch's one signature.
     pub signature: Option<[u8; 64]>,
 }
@@ -67,9 +67,11 @@ impl EpochRecord {
     pub fn signed(&self) -> Result<Vec<crate::Signed>, StoreError> {
         let corrupt = StoreError::Corrupt { epoch: self.epoch, what: "a statement" };
         match &self.signature {
-            Some(signature) => {
-                crate::Signed::batch_from(self.statements.clone(), signature).map_err(|_| corrupt)
-            }
+            Some(signature) => crate::Signed::batch_from(
+                self.statements.iter().map(|b| b.to_vec()).collect(),
+                signature,
+            )
+            .map_err(|_| corrupt),
             None => self
                 .statements
                 .iter()
@@ -364,7 +366,9 @@ fn decode(epoch: u64, mut bytes: &[u8]) -> Result<EpochRecord, StoreError> {
     let statements = u32_of(&mut bytes).ok_or(corrupt("the statement count"))?;
     for _ in 0..statements {
         let len = u32_of(&mut bytes).ok_or(corrupt("a statement"))? as usize;
-        record.statements.push(take(&mut bytes, len).ok_or(corrupt("a statement"))?.to_vec());
+        record
+            .statements
+            .push(Bytes::copy_from_slice(take(&mut bytes, len).ok_or(corrupt("a statement"))?));
     }
     if compact && statements > 0 {
         let signature = take(&mut bytes, 64).ok_or(corrupt("the signature"))?;
@@ -389,7 +393,7 @@ mod tests {
                 common: Bytes::from_static(b"common"),
                 parts: vec![(1, Bytes::from_static(b"bob's"))],
             }],
-            statements: vec![b"first".to_vec(), b"second".to_vec()],
+            statements: vec![Bytes::from_static(b"first"), Bytes::from_static(b"second")],
             signature,
         }
     }

@@ -52,10 +52,10 @@ fn main() -> anyhow::Result<()> {
     let touched = args.shape.devices.min(messages);
     // The statements' sizes, as the shard stores them: a receipt (96 bytes) and an attestation
     // per device (70 + its id + 128 per message), and the batch's one signature.
-    let mut statements = vec![vec![0u8; 96]; bundles];
+    let mut statements = vec![Bytes::from(vec![0u8; 96]); bundles];
     let per_device = messages / touched;
     for device in devices.iter().take(touched) {
-        statements.push(vec![0u8; 70 + device.len() + 128 * per_device]);
+        statements.push(Bytes::from(vec![0u8; 70 + device.len() + 128 * per_device]));
     }
     let (common, part) =
         (Bytes::from(vec![0x5a; args.shape.common]), Bytes::from(vec![0xa5; args.shape.part]));
