@@ -22,12 +22,16 @@ use tokio_util::sync::CancellationToken;
 const SHARDS: u32 = 3;
 
 fn open(dir: &Path, number: u32) -> Shard {
+    open_with(dir, number, SHARDS, Limits::default())
+}
+
+fn open_with(dir: &Path, number: u32, shards: u32, limits: Limits) -> Shard {
     Shard::open(Config {
         shard: number,
-        shards: SHARDS,
+        shards,
         key: key(number),
         epoch_every: Duration::from_millis(5),
-        limits: Limits::default(),
+        limits,
         store: dir.join(format!("shard-{number}.sqlite")),
     })
     .expect("the store opens")
@@ -198,4 +202,56 @@ async fn three_shards_deliver_every_answered_bundle_once_in_order() {
     check(&shards, &answered);
     stop.cancel();
     sequencer.await.expect("the sequencer stops");
+}
+
+/// A mailbox on another shard is refused once its owner says it is full (the inbox learns it
+/// with the next epoch's routes), and taken again once it has been acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_on_another_shard_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+    let limits = Limits { mailbox_messages: 3, ..Limits::default() };
+    let shards: Vec<Shard> = (0..2).map(|n| open_with(dir.path(), n, 2, limits)).collect();
+    for shard in &shards {
+        serve(shard, &bus).await;
+    }
+    let stop = CancellationToken::new();
+    tokio::spawn(sequencer::run(bus.clone(), 2, Duration::from_millis(5), stop.clone()));
+    let device = (0..).map(|d| format!("d{d}")).find(|d| owner(d, 2) == 1).expect("one on shard 1");
+    let to = |n: u8| Bundle {
+        recipients: vec![device.clone()],
+        common: vec![n].into(),
+        parts: vec![vec![n].into()],
+    };
+    // Three fill it, sent through shard 0.
+    for n in 0..3 {
+        shards[0].send(to(n)).await.expect("room for it");
+    }
+    // Shard 0 learns that it is full with the next routes to shard 1.
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match shards[0].send(to(9)).await {
+                Err(refused) => return refused,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("refused once shard 0 knows");
+    assert_eq!(refused, mailbox::shard::Refused::MailboxFull(device.clone()));
+    assert!(refused.retryable());
+    let held = shards[1].fetch(&device, None, usize::MAX);
+    let count: usize = held.iter().map(|b| b.messages.len()).sum();
+    assert!((3..=4).contains(&count), "{count} messages: at most one epoch past the quota");
+    // Acknowledged, it takes sends from shard 0 again.
+    let last = held.last().and_then(|b| b.messages.last()).expect("messages").id;
+    shards[1].ack(&device, last);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while shards[0].send(to(10)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("taken again once acknowledged");
+    stop.cancel();
 }
