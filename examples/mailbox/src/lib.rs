@@ -2,7 +2,7 @@
 //! `docs/mailbox.md`): an untrusted relay for end-to-end encrypted multi-device apps that
 //! cannot drop, reorder or alter a message unnoticed.
 //!
-//! Built so far (one shard; several shards with a sequencer are to come):
+//! What it holds:
 //! - [`SeqId`]: a message's 16-byte sequence id (epoch, shard, index).
 //! - [`hash`]: the hashes statements carry (recipient lists, common ciphertexts, parts,
 //!   statements).
@@ -12,10 +12,14 @@
 //! - [`verify`]: a device's check of each delivered batch against its attestation and its chain.
 //! - [`proof`]: proofs of misbehaviour (signed statements that cannot all be true), how to find
 //!   them among statements gathered from several devices, and how to check them.
-//! - [`shard`]: a shard: takes bundles in, ends epochs, attests and signs each epoch as one
-//!   batch, commits it to its [`store`] (SQLite, one transaction per epoch), then answers the
-//!   senders and delivers.
-//! - [`service`]: `examples.mailbox.Mailbox` behind the gateway, over a shard.
+//! - [`shard`]: a shard: takes bundles in and numbers them per epoch, routes each to the shards
+//!   holding its recipients' mailboxes, attests and signs each epoch of its own mailboxes as
+//!   one batch, commits it to its [`store`] (SQLite, one transaction per epoch), then answers
+//!   the senders and delivers.
+//! - [`peers`]: the requests between shards and from the sequencer, over the bus.
+//! - [`sequencer`]: ends the epochs of several shards.
+//! - [`service`]: `examples.mailbox.Mailbox` behind the gateway, over a shard (forwarding reads
+//!   of other shards' devices).
 //! - [`model`]: a relay in memory, honest or lying, and the scenarios of its lies (the tests'
 //!   and the `mailbox-vectors` program's).
 

@@ -11,7 +11,7 @@ use gateway_bus::{Bus, BusError, BusMessage, Headers};
 use tokio_util::sync::CancellationToken;
 
 use crate::shard::{Routed, Router, Shard};
-use crate::store::{EpochRecord, record_bytes, record_from};
+use crate::store::{EpochRecord, StoredBundle, record_bytes, record_from};
 
 /// The header of an answer that failed: what was wrong.
 pub const ERROR: &str = "mailbox-error";
@@ -140,12 +140,7 @@ impl BusRouter {
 impl Router for BusRouter {
     fn route(&self, to: u32, epoch: u64, routed: Routed) -> impl Future<Output = ()> + Send {
         let me = self.shard.number();
-        let record = EpochRecord { epoch, bundles: routed.bundles, ..EpochRecord::default() };
-        let mut payload = BytesMut::new();
-        payload.put_u64(epoch);
-        payload.put_u32(me);
-        payload.put_slice(&record_bytes(&record));
-        let payload = payload.freeze();
+        let payload = route_payload(epoch, me, routed.bundles);
         async move {
             let mut wait = Duration::from_millis(50);
             for attempt in 1u64.. {
@@ -168,6 +163,17 @@ impl Router for BusRouter {
             }
         }
     }
+}
+
+/// A `route` request's payload: the epoch, the inbox, the bundles as a record without
+/// statements (docs/mailbox.md, "Between shards").
+pub fn route_payload(epoch: u64, from: u32, bundles: Vec<StoredBundle>) -> Bytes {
+    let record = EpochRecord { epoch, bundles, ..EpochRecord::default() };
+    let mut payload = BytesMut::new();
+    payload.put_u64(epoch);
+    payload.put_u32(from);
+    payload.put_slice(&record_bytes(&record));
+    payload.freeze()
 }
 
 /// A route answer's full mailboxes: the version (u64) and the devices (count u32, each a u16
@@ -305,5 +311,46 @@ async fn answer(
             Ok(full_bytes(shard.full_since(known)))
         }
         other => Err(format!("no such request: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SeqId;
+
+    #[test]
+    fn the_documented_route() {
+        // docs/mailbox.md, "Between shards": bundle 3.0.0 to ["carol", "bob"], bob's part.
+        let bundle = StoredBundle {
+            bundle: SeqId { epoch: 3, shard: 0, index: 0 },
+            recipients: vec!["carol".to_owned(), "bob".to_owned()].into(),
+            common: Bytes::from_static(b"hi"),
+            parts: vec![(1, Bytes::from_static(b"p"))],
+        };
+        assert_eq!(crate::hash::owner("bob", 2), 1);
+        let hex: String =
+            route_payload(3, 0, vec![bundle]).iter().map(|b| format!("{b:02x}")).collect();
+        let documented = "0000000000000003 00000000 4d42585245433032 00000001 \
+            00000000000000030000000000000000 00000002 0005 6361726f6c 0003 626f62 \
+            00000002 6869 00000001 00000001 00000001 70 00000000";
+        assert_eq!(hex, documented.split_whitespace().collect::<String>());
+    }
+
+    #[test]
+    fn full_sets_come_back_as_written_and_cut_ones_are_refused() {
+        let bytes = full_bytes(Some((7, vec!["a".to_owned(), "bé".to_owned()])));
+        assert_eq!(full_from(&bytes), Some((7, vec!["a".to_owned(), "bé".to_owned()])));
+        for len in 0..bytes.len() {
+            assert_eq!(full_from(&bytes[..len]), None, "{len} bytes");
+        }
+        assert!(full_bytes(None).is_empty());
+    }
+
+    #[test]
+    fn statuses_come_back_as_written() {
+        let status = Status { closed: 9, committed: 8, shards: 2, public_key: [7; 32] };
+        assert_eq!(Status::from_bytes(&status.bytes()), Some(status));
+        assert_eq!(Status::from_bytes(&status.bytes()[..51]), None);
     }
 }

@@ -1,12 +1,11 @@
-//! A shard (docs/mailbox.md, "The shard"): takes bundles in, ends an epoch every
-//! `epoch_every`, numbers the epoch's bundles, appends their messages to the recipients'
-//! mailboxes, attests each mailbox that got messages (chained to its last attestation), signs
-//! the epoch's receipts and attestations as one batch, commits the epoch to its store in one
-//! transaction, and only then answers the senders and pushes each device its batch. While an
-//! epoch is committed, the next one collects.
-//!
-//! This shard holds every mailbox (one shard); several shards routing to each other is the next
-//! step (docs/mailbox.md).
+//! A shard (docs/mailbox.md, "Shards and epochs"). As an inbox, it takes bundles in and, when
+//! an epoch is closed, numbers them, writes ahead those with recipients on other shards, routes
+//! each owner its part and answers the senders once every owner has committed. As an owner,
+//! once every shard's route of an epoch is in, it attests each of its mailboxes that got
+//! messages (chained to its last attestation), signs its receipts and attestations as one
+//! batch, commits the epoch to its store in one transaction, then answers the routes and pushes
+//! each device its batch. Alone, it ends its own epochs ([`Shard::run`]); with others, the
+//! sequencer does ([`crate::sequencer`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
