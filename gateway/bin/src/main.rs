@@ -248,6 +248,10 @@ async fn start_mailbox(
         let (bus, stop) = (bus.clone(), epochs_stop.clone());
         mailbox.epochs.push(tokio::spawn(mailbox::sequencer::run(bus, shards, every, stop)));
     }
+    eprintln!(
+        "gateway: mailbox relay examples.mailbox.Mailbox, {shards} shard(s) in {}, an epoch every {every:?}",
+        dir.display()
+    );
     Ok(mailbox)
 }
 
