@@ -1,10 +1,12 @@
-// The mailbox relay through a real gateway (its shard in process), from Node, with the stubs
-// `rpcgen ts` generates from schemas/mailbox/mailbox.service and `@rpcgen/client/mailbox`: a
-// bundle sent, its receipt verified; bob's batch pushed on his key of `batches` and alice's
-// fetched, both accepted by a device verifier with the keys `keys` returns; acknowledged, gone.
+// The mailbox relay through a real gateway (its shards in process: one, then two), from Node,
+// with the stubs `rpcgen ts` generates from schemas/mailbox/mailbox.service and
+// `@rpcgen/client/mailbox`: a bundle sent, its receipt verified; bob's batch pushed on his key
+// of `batches` and alice's fetched, both accepted by a device verifier with the keys `keys`
+// returns; acknowledged, gone. With two shards, alice's mailbox is on shard 0 and bob's on
+// shard 1: the bundle is routed between them and reads are forwarded to the right one.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 
 import { Client } from "@rpcgen/client";
 import {
@@ -21,19 +23,10 @@ import { nodeTransport } from "@rpcgen/client/node";
 import { Gateway } from "./support/gateway.js";
 import { generatedStubs } from "./support/generated.js";
 
-let gateway: Gateway | undefined;
-let client: Client | undefined;
 let examples: any;
 
 before(async () => {
   ({ examples } = await generatedStubs("schemas/mailbox/mailbox.service", "mailbox"));
-  gateway = await Gateway.start();
-  client = await Client.connect({ endpoints: [gateway.tcpUrl], transport: nodeTransport });
-});
-
-after(async () => {
-  await client?.close();
-  await gateway?.kill();
 });
 
 const text = new TextEncoder();
@@ -54,12 +47,26 @@ function decoded(batch: any): { attestation: ReturnType<typeof decodeSigned>; me
   return { attestation: decodeSigned(batch.attestationArray()), messages };
 }
 
-test("sent, pushed, fetched, verified and acknowledged through the gateway", async () => {
-  const mailbox = new examples.mailbox.MailboxClient(client!);
+for (const shards of [1, 2]) {
+  test(`sent, pushed, fetched, verified and acknowledged through the gateway, ${shards} shard(s)`, async () => {
+    const gateway = await Gateway.start({ env: { MAILBOX_SHARDS: String(shards) } });
+    const client = await Client.connect({ endpoints: [gateway.tcpUrl], transport: nodeTransport });
+    try {
+      await throughTheGateway(client, shards);
+    } finally {
+      await client.close();
+      await gateway.kill();
+    }
+  });
+}
+
+async function throughTheGateway(client: Client, shards: number): Promise<void> {
+  const mailbox = new examples.mailbox.MailboxClient(client);
   const keys = await mailbox.keys(new examples.mailbox.KeysRequestT());
   const ring: KeyRing = new Map(
     Array.from({ length: keys.shardsLength() }, (_, i) => [keys.shards(i).shard(), keys.shards(i).publicKeyArray().slice()] as const),
   );
+  assert.equal(ring.size, shards, "a key per shard");
 
   const pushed = await mailbox.subscribeBatches("bob");
   const reply = await mailbox.send(
@@ -95,4 +102,8 @@ test("sent, pushed, fetched, verified and acknowledged through the gateway", asy
   assert.equal(acked.deleted(), 1);
   const again = await mailbox.fetch(new examples.mailbox.FetchRequestT({ device: "alice", maxBatches: 10 }));
   assert.equal(again.batchesLength(), 0);
-});
+  // Each device's attestation is its own shard's (alice on 0, bob on 1 when there are two).
+  const signer = (s: ReturnType<typeof decodeSigned>) => (s.statement.kind === "attestation" ? s.statement.shard : -1);
+  assert.equal(signer(alice.attestation), 0);
+  assert.equal(signer(bob.attestation), shards === 2 ? 1 : 0);
+}

@@ -25,6 +25,8 @@ export interface GatewayOptions {
   toml?: string;
   /** More command-line flags. Default: `--anonymous-roles all` when there is no `toml`. */
   args?: string[];
+  /** Environment variables for the gateway (its example services read some: `MAILBOX_SHARDS`). */
+  env?: Record<string, string>;
 }
 
 /** A running gateway. */
@@ -38,7 +40,10 @@ export class Gateway {
   /** `host:port` of the WebSocket endpoint, when the gateway has one. */
   wsAddr = "";
 
-  private constructor(private readonly flags: string[]) {}
+  private constructor(
+    private readonly flags: string[],
+    private readonly env: Record<string, string> = {},
+  ) {}
 
   static async start(options: GatewayOptions = {}): Promise<Gateway> {
     if (!existsSync(GATEWAY_BIN)) {
@@ -57,7 +62,7 @@ export class Gateway {
       flags.push("--config", file);
     }
     flags.push(...(options.args ?? (options.toml === undefined ? ["--anonymous-roles", "all"] : [])));
-    const gateway = new Gateway(flags);
+    const gateway = new Gateway(flags, options.env);
     await gateway.spawn(flags);
     return gateway;
   }
@@ -79,6 +84,7 @@ export class Gateway {
     const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
     // The developer's environment must not change what the tests see.
     for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_") && key !== "GATEWAY_BIN") delete env[key];
+    Object.assign(env, this.env);
     const child = spawn(GATEWAY_BIN, flags, { env, stdio: ["ignore", "ignore", "pipe"] });
     this.child = child;
     running.add(child);
