@@ -231,6 +231,7 @@ pub async fn serve(
     let router = BusRouter::new(bus.clone(), shard.clone());
     Ok(tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(watch_for_the_sequencer(shard.clone(), stop.clone()));
         for (op, mut subscription) in requests {
             let (shard, bus, router, stop) =
                 (shard.clone(), bus.clone(), router.clone(), stop.clone());
@@ -260,6 +261,38 @@ pub async fn serve(
         }
         while tasks.join_next().await.is_some() {}
     }))
+}
+
+/// Warns (every 30 s at most) while bundles wait and no epoch has been closed for 5 s: with
+/// several shards, epochs end only when the sequencer closes them.
+async fn watch_for_the_sequencer(shard: Shard, stop: CancellationToken) {
+    const QUIET: Duration = Duration::from_secs(5);
+    let mut last = (shard.progress().0, tokio::time::Instant::now());
+    let mut warned: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let closed = shard.progress().0;
+        let now = tokio::time::Instant::now();
+        if closed != last.0 {
+            last = (closed, now);
+            continue;
+        }
+        let waiting = shard.waiting();
+        let due = warned.is_none_or(|at| now - at >= Duration::from_secs(30));
+        if waiting > 0 && now - last.1 >= QUIET && due {
+            tracing::warn!(
+                shard = shard.number(),
+                waiting,
+                quiet = ?(now - last.1),
+                "no epoch closed while bundles wait: is the sequencer running (mailbox-sequencer --shards {})?",
+                shard.shards()
+            );
+            warned = Some(now);
+        }
+    }
 }
 
 async fn answer(
