@@ -150,7 +150,12 @@ impl Store {
     ///
     /// SQLite's, or a damaged record.
     pub fn inboxes(&self) -> Result<Vec<EpochRecord>, StoreError> {
-        let mut statement = self.conn.prepare("SELECT epoch, record FROM inbox ORDER BY epoch")?;
+        self.records("SELECT epoch, record FROM inbox ORDER BY epoch")
+    }
+
+    /// The records a query of `(epoch, record)` rows returns.
+    fn records(&self, query: &str) -> Result<Vec<EpochRecord>, StoreError> {
+        let mut statement = self.conn.prepare(query)?;
         let rows =
             statement.query_map([], |r| Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?)))?;
         let mut out = Vec::new();
@@ -211,15 +216,7 @@ impl Store {
 
     /// Every stored epoch, in order.
     pub fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError> {
-        let mut statement = self.conn.prepare("SELECT epoch, record FROM epochs ORDER BY epoch")?;
-        let rows =
-            statement.query_map([], |r| Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (epoch, bytes) = row?;
-            out.push(decode(epoch, &bytes)?);
-        }
-        Ok(out)
+        self.records("SELECT epoch, record FROM epochs ORDER BY epoch")
     }
 
     /// Every device's acknowledged id.
