@@ -41,6 +41,12 @@ struct Args {
     /// Connections the devices' subscriptions are spread over.
     #[arg(long, default_value_t = 4)]
     subscriber_connections: usize,
+    /// Bundles sent per second in all, on a fixed schedule, each sender in turn (0: each as
+    /// soon as the one before it is answered). A send's latency is counted from when the
+    /// schedule meant it to go, so a relay that falls behind shows in the latency (no
+    /// coordinated omission); `depth` still bounds the sends in flight.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     #[command(flatten)]
     window: gateway_bench::Window,
 }
@@ -106,6 +112,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let part = vec![0xa5; args.shape.part];
     let mut senders = tokio::task::JoinSet::new();
     let mut turn = 0usize;
+    let tasks = args.connections.max(1) * args.depth.max(1);
+    // With a rate, sender `i` of `tasks` sends at `epoch + (i + k * tasks) / rate`.
+    let schedule =
+        (args.rate > 0.0).then(|| (tokio::time::Instant::now(), tasks as f64 / args.rate));
+    let mut task = 0usize;
     for _ in 0..args.connections.max(1) {
         let mailbox = connect(&args.gateway).await?;
         for _ in 0..args.depth.max(1) {
@@ -115,10 +126,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let (devices, common, part) = (devices.clone(), common.clone(), part.clone());
             let (recipients, start) = (args.shape.recipients, turn);
             turn += recipients;
+            let offset = task as f64 / tasks as f64;
+            task += 1;
             senders.spawn(async move {
                 let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
                 let mut next = start;
+                let mut round = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    // When this send is due: now, or on the schedule.
+                    let due = match schedule {
+                        Some((epoch, every)) => {
+                            let due = epoch
+                                + std::time::Duration::from_secs_f64(
+                                    every * (offset + round as f64),
+                                );
+                            round += 1;
+                            tokio::time::sleep_until(due).await;
+                            due.into_std()
+                        }
+                        None => Instant::now(),
+                    };
                     let to: Vec<String> = (0..recipients)
                         .map(|k| devices[(next + k) % devices.len()].clone())
                         .collect();
@@ -128,12 +155,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         recipients: to,
                         common: Some(common.clone()),
                     };
-                    let started = Instant::now();
                     let answer = mailbox.send(request).await;
                     if measuring.load(Ordering::Relaxed) {
                         match answer {
                             Ok(_) => {
-                                let _ = latencies.record(started.elapsed().as_micros() as u64);
+                                let _ = latencies.record(due.elapsed().as_micros() as u64);
                             }
                             Err(status) => {
                                 failed.fetch_add(1, Ordering::Relaxed);
@@ -155,7 +181,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         subscriber.abort();
     }
     println!(
-        "{{\"messages_per_s\": {:.0}, \"bundles_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"batches_per_s\": {:.0}, \"first_error\": {:?}, \"connections\": {}, \"depth\": {}, \"recipients\": {}, \"devices\": {}, \"seconds\": {seconds:.2}}}",
+        "{{\"messages_per_s\": {:.0}, \"bundles_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"failed\": {}, \"batches_per_s\": {:.0}, \"first_error\": {:?}, \"connections\": {}, \"depth\": {}, \"rate\": {}, \"recipients\": {}, \"devices\": {}, \"seconds\": {seconds:.2}}}",
         delivered.load(Ordering::Relaxed) as f64 / seconds,
         latencies.len() as f64 / seconds,
         latencies.value_at_quantile(0.5),
@@ -165,6 +191,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         first_error.lock().expect("first error").clone().unwrap_or_default(),
         args.connections,
         args.depth,
+        args.rate,
         args.shape.recipients,
         args.shape.devices,
     );
