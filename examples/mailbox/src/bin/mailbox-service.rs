@@ -58,6 +58,12 @@ async fn main() -> ExitCode {
         eprintln!("mailbox-service: --shards {} is outside 1 to 1024", cli.shards);
         return ExitCode::from(2);
     }
+    if cli.sequencer && cli.shards == 1 {
+        eprintln!(
+            "mailbox-service: --sequencer is for a relay of several shards; one shard ends its own epochs"
+        );
+        return ExitCode::from(2);
+    }
     let shard = match shard::open_in(&cli.dir, cli.shard, cli.shards, cli.epoch) {
         Ok(shard) => shard,
         Err(e) => {
