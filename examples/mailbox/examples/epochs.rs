@@ -1,5 +1,11 @@
 //! 20 epochs of 1,000 single-recipient bundles to 64 devices through one shard, each device
-//! acknowledging all it has after each epoch: a fixed workload to count instructions on.
+//! acknowledging all it has after each epoch: a fixed workload to count instructions on, before
+//! and after a change to the shard's path (docs/benchmarks.md, the mailbox relay):
+//!
+//! ```sh
+//! cargo build --release -p mailbox --example epochs
+//! valgrind --tool=callgrind target/release/examples/epochs
+//! ```
 use mailbox::shard::Bundle;
 
 #[tokio::main(flavor = "current_thread")]
