@@ -18,8 +18,11 @@ pub const ERROR: &str = "mailbox-error";
 /// The header of a `route` request: the version of the owner's full mailboxes the inbox knows.
 pub const KNOWN: &str = "mailbox-full-known";
 
-/// How long a request between shards waits for its answer before it is sent again.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a request between shards waits for its answer before it is sent again (sending
+/// again is harmless). A request taken by a process that then died is never answered: this is
+/// how long its sender takes to notice, and so how long epochs wait after such a death before
+/// the shard started again gets the request.
+pub const PATIENCE: Duration = Duration::from_secs(2);
 
 /// The subject of `op` on shard `shard`.
 pub fn subject(shard: u32, op: &str) -> String {

@@ -255,3 +255,111 @@ async fn a_full_mailbox_on_another_shard_is_refused_by_name() {
     .expect("taken again once acknowledged");
     stop.cancel();
 }
+
+/// A shard that dies after writing an epoch's bundles ahead, before every owner has them: once
+/// it is opened again on its store, it routes the same bundles again, and each recipient gets
+/// its message once — never only some of the recipients (docs/mailbox.md, "When a process
+/// dies"). The shard runs on a runtime of its own, dropped whole to kill it mid-route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_killed_after_writing_ahead_routes_the_same_bundles_again() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+    let limits = Limits::default();
+    let device = |shard: u32| {
+        (0..).map(|d| format!("d{d}")).find(|d| owner(d, 2) == shard).expect("a device")
+    };
+    let (home0, home1) = (device(0), device(1));
+
+    // Shard 0 on a runtime of its own; shard 1 and the sequencer here.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let first = open_with(dir.path(), 0, 2, limits);
+    {
+        let (first, bus) = (first.clone(), bus.clone());
+        doomed
+            .spawn(
+                async move { peers::serve(first, bus, CancellationToken::new()).await.map(drop) },
+            )
+            .await
+            .expect("spawned")
+            .expect("served");
+    }
+    let second = open_with(dir.path(), 1, 2, limits);
+    let mut second_serving = serve(&second, &bus).await;
+    let stop = CancellationToken::new();
+    tokio::spawn(sequencer::run(bus.clone(), 2, Duration::from_millis(5), stop.clone()));
+    // Epochs flow: a first bundle is answered.
+    let bundle = |n: u8| Bundle {
+        recipients: vec![home0.clone(), home1.clone()],
+        common: vec![n; 4].into(),
+        parts: vec![vec![n].into(), vec![n + 100].into()],
+    };
+    let sent = first.send(bundle(1)).await.expect("answered");
+
+    // Shard 1 stops answering; a second bundle enters shard 0, which numbers it, writes it
+    // ahead and keeps trying to route it to shard 1.
+    second_serving.cancel();
+    let doomed_send = {
+        let first = first.clone();
+        let bundle = bundle(2);
+        doomed.spawn(async move { first.send(bundle).await })
+    };
+    let store = dir.path().join("shard-0.sqlite");
+    let written = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let inboxes =
+                mailbox::store::Store::open(&store).expect("opens").inboxes().expect("reads");
+            // (The first bundle's write-ahead may still be there: it goes with a later commit.)
+            if let Some(record) =
+                inboxes.into_iter().find(|r| r.bundles.iter().any(|b| b.common[..] == [2; 4]))
+            {
+                return record;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the bundle is written ahead");
+    assert_eq!(written.bundles.len(), 1);
+    let id = written.bundles[0].bundle;
+    // Shard 0 dies: its runtime, its tasks and its connection to the store are gone.
+    doomed.shutdown_background();
+    drop(doomed_send);
+    drop(first);
+
+    // Opened again, served again; shard 1 back.
+    let first = open_with(dir.path(), 0, 2, limits);
+    let _first_serving = serve(&first, &bus).await;
+    second_serving = serve(&second, &bus).await;
+    let _ = &second_serving;
+    // The written-ahead bundle reaches both recipients, each once.
+    let got = |shard: &Shard, device: &str| -> Vec<(SeqId, Vec<u8>)> {
+        shard
+            .fetch(device, None, usize::MAX)
+            .iter()
+            .flat_map(|b| b.messages.iter().map(|m| (m.bundle, m.part.to_vec())))
+            .collect()
+    };
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !got(&second, &home1).iter().any(|(b, _)| *b == id) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("shard 1 gets the written-ahead bundle");
+    assert_eq!(got(&first, &home0), vec![(sent.bundle, vec![1]), (id, vec![2])]);
+    assert_eq!(got(&second, &home1), vec![(sent.bundle, vec![101]), (id, vec![102])]);
+    // Both devices' chains verify, and new sends are answered.
+    for (shard, device) in [(&first, &home0), (&second, &home1)] {
+        let mut verifier = DeviceVerifier::new(device, keys(2));
+        for batch in shard.fetch(device, None, usize::MAX) {
+            verifier.accept(&batch.attestation, &batch.messages).expect("verifies");
+        }
+    }
+    let after = first.send(bundle(3)).await.expect("answered after the restart");
+    assert!(after.bundle > id);
+    stop.cancel();
+}
