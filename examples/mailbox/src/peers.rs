@@ -3,6 +3,7 @@
 //! the other shards' inboxes), `status` — and, in [`crate::service`], `read` (the calls of a
 //! device whose mailbox it holds, forwarded by the shard a gateway reached).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,40 +144,92 @@ impl BusRouter {
 impl Router for BusRouter {
     fn route(&self, to: u32, epoch: u64, routed: Routed) -> impl Future<Output = ()> + Send {
         let me = self.shard.number();
-        let payload = route_payload(epoch, me, routed.bundles);
+        let payloads = route_payloads(epoch, me, routed.bundles, self.bus.max_payload());
         async move {
-            let mut wait = Duration::from_millis(50);
-            for attempt in 1u64.. {
-                let mut headers = Headers::new();
-                headers.insert(KNOWN, self.shard.known_full(to).to_string());
-                match request(&*self.bus, to, "route", headers, payload.clone()).await {
-                    Ok(answer) => {
-                        if let Some((version, full)) = full_from(&answer.payload) {
-                            self.shard.learn_full(to, version, full);
+            futures::future::join_all(payloads.into_iter().map(|payload| async move {
+                let mut wait = Duration::from_millis(50);
+                for attempt in 1u64.. {
+                    let mut headers = Headers::new();
+                    headers.insert(KNOWN, self.shard.known_full(to).to_string());
+                    match request(&*self.bus, to, "route", headers, payload.clone()).await {
+                        Ok(answer) => {
+                            if let Some((version, full)) = full_from(&answer.payload) {
+                                self.shard.learn_full(to, version, full);
+                            }
+                            return;
                         }
-                        return;
+                        Err(e) if attempt == 1 || attempt % 20 == 0 => {
+                            tracing::warn!(shard = me, to, epoch, attempt, error = %e, "cannot route the epoch yet; trying again");
+                        }
+                        Err(_) => {}
                     }
-                    Err(e) if attempt == 1 || attempt % 20 == 0 => {
-                        tracing::warn!(shard = me, to, epoch, attempt, error = %e, "cannot route the epoch yet; trying again");
-                    }
-                    Err(_) => {}
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
                 }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(1));
-            }
+            }))
+            .await;
         }
     }
 }
 
-/// A `route` request's payload: the epoch, the inbox, the bundles as a record without
-/// statements (docs/mailbox.md, "Between shards").
-pub fn route_payload(epoch: u64, from: u32, bundles: Vec<StoredBundle>) -> Bytes {
-    let record = EpochRecord { epoch, bundles, ..EpochRecord::default() };
-    let mut payload = BytesMut::new();
-    payload.put_u64(epoch);
-    payload.put_u32(from);
-    payload.put_slice(&record_bytes(&record));
-    payload.freeze()
+/// The bytes a route's header takes: epoch, inbox, piece, pieces.
+const ROUTE_HEADER: usize = 20;
+/// The bytes a record takes besides its bundles: magic, bundle count, statement count.
+const RECORD_OVERHEAD: usize = 16;
+
+/// The bytes `bundle` takes in a record.
+pub fn bundle_size(bundle: &StoredBundle) -> usize {
+    28 + bundle.common.len()
+        + bundle.recipients.iter().map(|r| 2 + r.len()).sum::<usize>()
+        + bundle.parts.iter().map(|(_, p)| 8 + p.len()).sum::<usize>()
+}
+
+/// The largest bundle a route of at most `limit` bytes carries.
+pub fn largest_routable(limit: usize) -> usize {
+    limit.saturating_sub(ROUTE_HEADER + RECORD_OVERHEAD)
+}
+
+/// A route's `route` requests (docs/mailbox.md, "Between shards"): the epoch, the inbox, which
+/// piece of how many, and the bundles as a record without statements, split into pieces of at
+/// most `limit` bytes (the bus's largest message) at bundle boundaries; at least one piece.
+///
+/// # Panics
+///
+/// If a bundle alone is more than [`largest_routable`]`(limit)` bytes (shards refuse such
+/// sends).
+pub fn route_payloads(
+    epoch: u64,
+    from: u32,
+    bundles: Vec<StoredBundle>,
+    limit: usize,
+) -> Vec<Bytes> {
+    let room = largest_routable(limit);
+    let mut pieces: Vec<Vec<StoredBundle>> = vec![Vec::new()];
+    let mut used = 0;
+    for bundle in bundles {
+        let size = bundle_size(&bundle);
+        assert!(size <= room, "a bundle of {size} bytes in a route of at most {limit}");
+        if used + size > room {
+            pieces.push(Vec::new());
+            used = 0;
+        }
+        used += size;
+        pieces.last_mut().expect("a piece").push(bundle);
+    }
+    let count = pieces.len() as u32;
+    (0u32..)
+        .zip(pieces)
+        .map(|(piece, bundles)| {
+            let record = EpochRecord { epoch, bundles, ..EpochRecord::default() };
+            let mut payload = BytesMut::new();
+            payload.put_u64(epoch);
+            payload.put_u32(from);
+            payload.put_u32(piece);
+            payload.put_u32(count);
+            payload.put_slice(&record_bytes(&record));
+            payload.freeze()
+        })
+        .collect()
 }
 
 /// A route answer's full mailboxes: the version (u64) and the devices (count u32, each a u16
@@ -232,12 +285,14 @@ pub async fn serve(
         requests.push((op, bus.subscribe(&subject(me, op), None).await?));
     }
     let router = BusRouter::new(bus.clone(), shard.clone());
+    shard.limit_bundles(largest_routable(bus.max_payload()));
+    let pieces = Arc::new(Pieces::default());
     Ok(tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(watch_for_the_sequencer(shard.clone(), stop.clone()));
         for (op, mut subscription) in requests {
-            let (shard, bus, router, stop) =
-                (shard.clone(), bus.clone(), router.clone(), stop.clone());
+            let (shard, bus, router, stop, pieces) =
+                (shard.clone(), bus.clone(), router.clone(), stop.clone(), pieces.clone());
             tasks.spawn(async move {
                 loop {
                     let message = tokio::select! {
@@ -245,10 +300,11 @@ pub async fn serve(
                         message = subscription.next() => message,
                     };
                     let Some(message) = message else { return };
-                    let (shard, bus, router) = (shard.clone(), bus.clone(), router.clone());
+                    let (shard, bus, router, pieces) =
+                        (shard.clone(), bus.clone(), router.clone(), pieces.clone());
                     tokio::spawn(async move {
                         let Some(reply) = message.reply.clone() else { return };
-                        let (headers, payload) = match answer(op, &shard, &router, message).await {
+                        let (headers, payload) = match answer(op, &shard, &router, &pieces, message).await {
                             Ok(payload) => (Headers::new(), payload),
                             Err(reason) => {
                                 tracing::warn!(shard = shard.number(), op, %reason, "refused a request");
@@ -298,10 +354,52 @@ async fn watch_for_the_sequencer(shard: Shard, stop: CancellationToken) {
     }
 }
 
+/// The most pieces one route may come in.
+const MAX_PIECES: u32 = 1 << 16;
+
+/// The pieces of one route here so far, by piece number.
+type Held = Vec<Option<Vec<StoredBundle>>>;
+
+/// Routes arriving in pieces: per epoch and inbox, the pieces here so far.
+#[derive(Debug, Default)]
+struct Pieces(std::sync::Mutex<HashMap<(u64, u32), Held>>);
+
+impl Pieces {
+    /// Keeps `piece` of `pieces` of the route of `epoch` from `from`; the whole route's bundles,
+    /// in order, once every piece is here. Forgets the pieces of committed epochs.
+    fn put(
+        &self,
+        shard: &Shard,
+        epoch: u64,
+        from: u32,
+        piece: u32,
+        pieces: u32,
+        bundles: Vec<StoredBundle>,
+    ) -> Option<Vec<StoredBundle>> {
+        if pieces == 1 {
+            return Some(bundles);
+        }
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let committed = shard.progress().1;
+        held.retain(|(e, _), _| *e > committed);
+        let slots = held.entry((epoch, from)).or_insert_with(|| vec![None; pieces as usize]);
+        if slots.len() != pieces as usize {
+            *slots = vec![None; pieces as usize];
+        }
+        slots[piece as usize] = Some(bundles);
+        if slots.iter().any(Option::is_none) {
+            return None;
+        }
+        let slots = held.remove(&(epoch, from)).expect("held");
+        Some(slots.into_iter().flatten().flatten().collect())
+    }
+}
+
 async fn answer(
     op: &str,
     shard: &Shard,
     router: &BusRouter,
+    pieces_in: &Pieces,
     message: BusMessage,
 ) -> Result<Bytes, String> {
     match op {
@@ -319,15 +417,20 @@ async fn answer(
         }
         "route" => {
             let payload = &message.payload;
-            if payload.len() < 12 {
+            if payload.len() < ROUTE_HEADER {
                 return Err(format!("a route of {} bytes", payload.len()));
             }
             let epoch = u64::from_be_bytes(payload[0..8].try_into().expect("8"));
             let from = u32::from_be_bytes(payload[8..12].try_into().expect("4"));
+            let piece = u32::from_be_bytes(payload[12..16].try_into().expect("4"));
+            let pieces = u32::from_be_bytes(payload[16..20].try_into().expect("4"));
             if from >= shard.shards() || from == shard.number() {
                 return Err(format!("a route from shard {from} of {}", shard.shards()));
             }
-            let record = record_from(epoch, &payload[12..]).map_err(|e| e.to_string())?;
+            if piece >= pieces || pieces > MAX_PIECES {
+                return Err(format!("piece {piece} of {pieces} of a route"));
+            }
+            let record = record_from(epoch, &payload[ROUTE_HEADER..]).map_err(|e| e.to_string())?;
             if let Some(stray) = record.bundles.iter().find(|b| {
                 b.bundle.epoch != epoch
                     || b.bundle.shard != from
@@ -343,7 +446,12 @@ async fn answer(
                 ));
             }
             let known = message.headers.get(KNOWN).and_then(|v| v.parse().ok()).unwrap_or(0);
-            shard.accept(epoch, Routed::new(from, record.bundles)).await;
+            match pieces_in.put(shard, epoch, from, piece, pieces, record.bundles) {
+                Some(bundles) => {
+                    shard.accept(epoch, Routed::new(from, bundles)).await;
+                }
+                None => shard.committed(epoch).await,
+            }
             Ok(full_bytes(shard.full_since(known)))
         }
         other => Err(format!("no such request: {other}")),
@@ -365,12 +473,38 @@ mod tests {
             parts: vec![(1, Bytes::from_static(b"p"))],
         };
         assert_eq!(crate::hash::owner("bob", 2), 1);
-        let hex: String =
-            route_payload(3, 0, vec![bundle]).iter().map(|b| format!("{b:02x}")).collect();
-        let documented = "0000000000000003 00000000 4d42585245433032 00000001 \
+        let payloads = route_payloads(3, 0, vec![bundle], 1 << 20);
+        assert_eq!(payloads.len(), 1);
+        let hex: String = payloads[0].iter().map(|b| format!("{b:02x}")).collect();
+        let documented = "0000000000000003 00000000 00000000 00000001 4d42585245433032 00000001 \
             00000000000000030000000000000000 00000002 0005 6361726f6c 0003 626f62 \
             00000002 6869 00000001 00000001 00000001 70 00000000";
         assert_eq!(hex, documented.split_whitespace().collect::<String>());
+    }
+
+    #[test]
+    fn routes_come_in_pieces_that_fit_the_bus() {
+        let bundle = |index: u32| StoredBundle {
+            bundle: SeqId { epoch: 3, shard: 0, index },
+            recipients: vec!["bob".to_owned()].into(),
+            common: Bytes::from(vec![7; 100]),
+            parts: vec![(0, Bytes::from(vec![9; 50]))],
+        };
+        let size = bundle_size(&bundle(0));
+        let bundles: Vec<StoredBundle> = (0..10).map(bundle).collect();
+        // Room for three bundles a piece: four pieces, each within the limit, in order.
+        let limit = ROUTE_HEADER + RECORD_OVERHEAD + 3 * size;
+        let payloads = route_payloads(3, 0, bundles.clone(), limit);
+        assert_eq!(payloads.len(), 4);
+        let mut back = Vec::new();
+        for (i, payload) in payloads.iter().enumerate() {
+            assert!(payload.len() <= limit, "piece {i}: {} bytes", payload.len());
+            assert_eq!(&payload[12..20], &[0, 0, 0, i as u8, 0, 0, 0, 4]);
+            back.extend(record_from(3, &payload[ROUTE_HEADER..]).expect("a record").bundles);
+        }
+        assert_eq!(back, bundles);
+        // An empty route is one piece.
+        assert_eq!(route_payloads(3, 0, Vec::new(), limit).len(), 1);
     }
 
     #[test]

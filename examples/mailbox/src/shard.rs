@@ -361,6 +361,9 @@ pub struct Shard {
     closing: Arc<tokio::sync::Mutex<()>>,
     ending: Arc<tokio::sync::Mutex<()>>,
     storing: Arc<tokio::sync::Mutex<()>>,
+    /// The most bytes a bundle may take in a record, when routes must fit a bus's messages
+    /// ([`Shard::limit_bundles`]).
+    routable: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A device named twice in `recipients`, if any (pairwise for short lists: no allocation).
@@ -470,6 +473,7 @@ impl Shard {
             closing: Arc::new(tokio::sync::Mutex::new(())),
             ending: Arc::new(tokio::sync::Mutex::new(())),
             storing: Arc::new(tokio::sync::Mutex::new(())),
+            routable: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
         })
     }
 
@@ -512,6 +516,32 @@ impl Shard {
     pub fn progress(&self) -> (u64, u64) {
         let state = self.state();
         (state.closed, state.committed)
+    }
+
+    /// Refuses, from now on, bundles (to recipients on other shards) that would take more than
+    /// `bytes` in a route: what the bus between the shards carries in one message, less a
+    /// route's header (`crate::peers::largest_routable`).
+    pub fn limit_bundles(&self, bytes: usize) {
+        self.routable.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves once `epoch` is committed here.
+    pub async fn committed(&self, epoch: u64) {
+        let answer = {
+            let mut state = self.state();
+            if epoch <= state.committed {
+                return;
+            }
+            let shards = self.config.shards as usize;
+            let arriving = state.arriving.entry(epoch).or_insert_with(|| Arriving {
+                routes: (0..shards).map(|_| None).collect(),
+                waiters: Vec::new(),
+            });
+            let (tx, rx) = oneshot::channel();
+            arriving.waiters.push((u32::MAX, tx));
+            rx
+        };
+        let _ = answer.await;
     }
 
     /// Refuses sends from now on (those taken in still get their epoch).
@@ -557,6 +587,16 @@ impl Shard {
         } else {
             bundle.recipients.iter().map(|device| owner(device, shards)).collect()
         };
+        if owners.iter().any(|&o| o != me) {
+            let routable = self.routable.load(std::sync::atomic::Ordering::Relaxed);
+            let recorded = 28
+                + bundle.common.len()
+                + bundle.recipients.iter().map(|r| 2 + r.len()).sum::<usize>()
+                + bundle.parts.iter().map(|p| 8 + p.len()).sum::<usize>();
+            if recorded > routable {
+                return Err(Refused::TooLarge(recorded, routable));
+            }
+        }
         let owner_of = |i: usize| owners.get(i).copied().unwrap_or(me);
         let (reply, answer) = oneshot::channel();
         {

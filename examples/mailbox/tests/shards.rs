@@ -363,3 +363,65 @@ async fn a_shard_killed_after_writing_ahead_routes_the_same_bundles_again() {
     assert!(after.bundle > id);
     stop.cancel();
 }
+
+/// Routes larger than the bus carries in one message go in pieces (here a bus of 4 KiB
+/// messages and bundles of about 1 KiB); a bundle that could never be routed is refused by
+/// name at its send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_larger_than_a_bus_message_go_in_pieces() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let options = gateway_bus::LocalBusOptions { max_payload: 4096, ..Default::default() };
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::with_options(options));
+    let shards: Vec<Shard> =
+        (0..2).map(|n| open_with(dir.path(), n, 2, Limits::default())).collect();
+    for shard in &shards {
+        serve(shard, &bus).await;
+    }
+    let stop = CancellationToken::new();
+    tokio::spawn(sequencer::run(bus.clone(), 2, Duration::from_millis(5), stop.clone()));
+    let far = (0..).map(|d| format!("d{d}")).find(|d| owner(d, 2) == 1).expect("a device");
+    // Forty bundles of about 1 KiB through shard 0 to a device on shard 1, at once.
+    let sends: Vec<_> = (0..40u8)
+        .map(|n| {
+            let (shard, far) = (shards[0].clone(), far.clone());
+            tokio::spawn(async move {
+                shard
+                    .send(Bundle {
+                        recipients: vec![far],
+                        common: vec![n; 900].into(),
+                        parts: vec![vec![n; 100].into()],
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for send in sends {
+        let answer = tokio::time::timeout(Duration::from_secs(10), send).await;
+        ids.push(answer.expect("answered in time").expect("a sender").expect("answered").bundle);
+    }
+    let epochs: std::collections::BTreeSet<u64> = ids.iter().map(|id| id.epoch).collect();
+    let per_epoch = ids.len() / epochs.len();
+    assert!(per_epoch >= 4, "{per_epoch} bundles an epoch: routes of one piece would do");
+    let held: Vec<SeqId> = shards[1]
+        .fetch(&far, None, usize::MAX)
+        .iter()
+        .flat_map(|b| b.messages.iter().map(|m| m.bundle))
+        .collect();
+    ids.sort();
+    assert_eq!(held, ids, "every bundle, once, in order");
+    // One that cannot fit a route is refused by name; to a device of its own shard, taken.
+    let huge = |to: &str| Bundle {
+        recipients: vec![to.to_owned()],
+        common: vec![1; 5000].into(),
+        parts: vec![vec![2; 10].into()],
+    };
+    let refused = shards[0].send(huge(&far)).await.expect_err("too large to route");
+    assert!(
+        matches!(refused, mailbox::shard::Refused::TooLarge(_, limit) if limit < 4096),
+        "{refused:?}"
+    );
+    let near = (0..).map(|d| format!("d{d}")).find(|d| owner(d, 2) == 0).expect("a device");
+    shards[0].send(huge(&near)).await.expect("not routed: taken");
+    stop.cancel();
+}
