@@ -234,17 +234,38 @@ pub fn route_payloads(
 
 /// A route answer's full mailboxes: the version (u64) and the devices (count u32, each a u16
 /// length and UTF-8); empty when the inbox's version is current.
-fn full_bytes(full: Option<(u64, Vec<String>)>) -> Bytes {
+/// At most `limit` bytes: past it, the devices that do not fit are left out (and said so in
+/// the log), so that the answer always fits the bus.
+fn full_bytes(full: Option<(u64, Vec<String>)>, limit: usize) -> Bytes {
     let Some((version, devices)) = full else { return Bytes::new() };
-    let mut out = BytesMut::new();
+    let mut fitting = Vec::with_capacity(devices.len());
+    let mut size = 12;
+    for device in &devices {
+        if size + 2 + device.len() > limit {
+            break;
+        }
+        size += 2 + device.len();
+        fitting.push(device);
+    }
+    if fitting.len() < devices.len() {
+        tracing::warn!(
+            full = devices.len(),
+            said = fitting.len(),
+            "too many full mailboxes to tell the other shards of them all: sends to the others are not refused there"
+        );
+    }
+    let mut out = BytesMut::with_capacity(size);
     out.put_u64(version);
-    out.put_u32(devices.len() as u32);
-    for device in devices {
+    out.put_u32(fitting.len() as u32);
+    for device in fitting {
         out.put_u16(device.len() as u16);
         out.put_slice(device.as_bytes());
     }
     out.freeze()
 }
+
+/// The most bytes a route's answer takes telling full mailboxes.
+const FULL_LIMIT: usize = 256 << 10;
 
 fn full_from(mut bytes: &[u8]) -> Option<(u64, Vec<String>)> {
     use bytes::Buf as _;
@@ -452,7 +473,7 @@ async fn answer(
                 }
                 None => shard.committed(epoch).await,
             }
-            Ok(full_bytes(shard.full_since(known)))
+            Ok(full_bytes(shard.full_since(known), FULL_LIMIT))
         }
         other => Err(format!("no such request: {other}")),
     }
@@ -509,12 +530,17 @@ mod tests {
 
     #[test]
     fn full_sets_come_back_as_written_and_cut_ones_are_refused() {
-        let bytes = full_bytes(Some((7, vec!["a".to_owned(), "bé".to_owned()])));
+        let bytes = full_bytes(Some((7, vec!["a".to_owned(), "bé".to_owned()])), 1000);
         assert_eq!(full_from(&bytes), Some((7, vec!["a".to_owned(), "bé".to_owned()])));
         for len in 0..bytes.len() {
             assert_eq!(full_from(&bytes[..len]), None, "{len} bytes");
         }
-        assert!(full_bytes(None).is_empty());
+        assert!(full_bytes(None, 1000).is_empty());
+        // Past the limit, the devices that do not fit are left out.
+        let many: Vec<String> = (0..100).map(|d| format!("device-{d:03}")).collect();
+        let bytes = full_bytes(Some((8, many.clone())), 12 + 10 * 12);
+        assert!(bytes.len() <= 12 + 10 * 12);
+        assert_eq!(full_from(&bytes), Some((8, many[..10].to_vec())));
     }
 
     #[test]
