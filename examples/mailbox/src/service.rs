@@ -228,11 +228,24 @@ impl MailboxService {
                 let Some(message) = message else { return };
                 let Some(reply) = message.reply else { continue };
                 let call = message.headers.get(CALL).unwrap_or_default();
-                let (headers, payload) = match self.read(call, &message.payload) {
+                let answer = self.read(call, &message.payload).and_then(|payload| {
+                    // Headers and all must fit the bus's largest message.
+                    let room = bus.max_payload().saturating_sub(1024);
+                    if payload.len() > room {
+                        return Err(Status::resource_exhausted(format!(
+                            "the answer to `{call}` is {} bytes, more than the bus carries ({room}): ask for fewer batches",
+                            payload.len()
+                        )));
+                    }
+                    Ok(payload)
+                });
+                let (headers, payload) = match answer {
                     Ok(payload) => (Headers::new(), payload),
                     Err(status) => (contract::status_headers(&status), Bytes::new()),
                 };
-                let _ = bus.publish(&reply, headers, payload).await;
+                if let Err(e) = bus.publish(&reply, headers, payload).await {
+                    tracing::warn!(call, error = %e, "cannot answer a read forwarded by another shard");
+                }
             }
         }))
     }

@@ -425,3 +425,52 @@ async fn routes_larger_than_a_bus_message_go_in_pieces() {
     shards[0].send(huge(&near)).await.expect("not routed: taken");
     stop.cancel();
 }
+
+/// Reads of a device on another shard are forwarded to it through the service (anonymous
+/// callers allowed here); an answer larger than the bus carries comes back as a clear error
+/// rather than a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_forwarded_and_an_answer_too_large_for_the_bus_is_refused_by_name() {
+    use gateway_core::{CallContext, Code, Message};
+    use mailbox::service::{FetchRequestT, Mailbox as _, MailboxService};
+    let dir = tempfile::tempdir().expect("a directory");
+    let options = gateway_bus::LocalBusOptions { max_payload: 8192, ..Default::default() };
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::with_options(options));
+    let shards: Vec<Shard> =
+        (0..2).map(|n| open_with(dir.path(), n, 2, Limits::default())).collect();
+    let mut services = Vec::new();
+    for shard in &shards {
+        serve(shard, &bus).await;
+        let service =
+            MailboxService::new(shard.clone()).allow_anonymous(true).with_peers(bus.clone());
+        service.clone().serve_reads(bus.clone(), CancellationToken::new()).await.expect("served");
+        services.push(service);
+    }
+    let stop = CancellationToken::new();
+    tokio::spawn(sequencer::run(bus.clone(), 2, Duration::from_millis(5), stop.clone()));
+    let far = (0..).map(|d| format!("d{d}")).find(|d| owner(d, 2) == 1).expect("a device");
+    // Twelve bundles of about 1 KiB, one after the other: twelve batches on shard 1.
+    for n in 0..12u8 {
+        shards[0]
+            .send(Bundle {
+                recipients: vec![far.clone()],
+                common: vec![n; 1000].into(),
+                parts: vec![vec![n].into()],
+            })
+            .await
+            .expect("answered");
+    }
+    let fetch = |max: u32| {
+        Message::pack(&FetchRequestT { device: Some(far.clone()), after: None, max_batches: max })
+    };
+    // Through shard 0's service: forwarded to shard 1.
+    let two = services[0].fetch(CallContext::new(0), fetch(2)).await.expect("forwarded");
+    assert_eq!(two.unpack().batches.len(), 2);
+    let status = services[0].fetch(CallContext::new(0), fetch(12)).await.expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("ask for fewer batches"), "{status:?}");
+    // Shard 1's own service answers it whole (it does not cross the bus here).
+    let all = services[1].fetch(CallContext::new(0), fetch(12)).await.expect("answered");
+    assert_eq!(all.unpack().batches.len(), 12);
+    stop.cancel();
+}
