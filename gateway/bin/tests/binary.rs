@@ -50,6 +50,7 @@ fn the_binary_serves_some_api_and_stops_on_sigterm() {
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(["--ws-listen", "127.0.0.1:0"])
         .args(["--anonymous-roles", "all"])
+        .args(["--worker-threads", "3"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
@@ -94,6 +95,13 @@ fn the_binary_serves_some_api_and_stops_on_sigterm() {
         assert!(verified.midp.abs_diff(now) < 60);
         client.close().await;
     });
+    // `--worker-threads 3`: three of tokio's workers (tokio names them `tokio-rt-worker`).
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+    let workers = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count();
+    assert_eq!(workers, 3, "worker threads");
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());

@@ -395,6 +395,22 @@ mod tests {
     }
 
     #[test]
+    fn worker_threads_are_one_per_core_unless_set() {
+        assert_eq!(Config::load(&anonymous(&[]), no_env).unwrap().worker_threads, None);
+        let config = Config::load(&anonymous(&["--worker-threads", "4"]), no_env).unwrap();
+        assert_eq!(config.worker_threads, Some(4));
+        let env = |var: &str| (var == "GATEWAY_WORKER_THREADS").then(|| "2".to_owned());
+        assert_eq!(Config::load(&anonymous(&[]), env).unwrap().worker_threads, Some(2));
+        for (bad, words) in
+            [("0", "at least 1"), ("1025", "at most 1024"), ("some", "whole number")]
+        {
+            let err = Config::load(&anonymous(&["--worker-threads", bad]), no_env).unwrap_err();
+            let err = err.to_string();
+            assert!(err.starts_with("worker_threads = ") && err.contains(words), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn nats_urls_are_checked_and_empty_means_the_in_process_bus() {
         assert_eq!(Config::load(&anonymous(&[]), no_env).unwrap().nats, None);
         let env = |var: &str| {

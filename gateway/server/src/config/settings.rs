@@ -60,6 +60,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The name WELCOME gives the client, for its logs.
     pub server_id: String,
+    /// Threads running the gateway's tasks; `None`: one per core it may run on.
+    pub worker_threads: Option<usize>,
     /// Topic subscriptions one connection may hold; past it SUBSCRIBE is refused with
     /// `resource_exhausted`.
     pub max_subscriptions_per_connection: usize,
@@ -112,6 +114,7 @@ impl Config {
             max_timeout: Duration::ZERO,
             drain_timeout: Duration::ZERO,
             server_id: String::new(),
+            worker_threads: None,
             max_subscriptions_per_connection: 0,
             topic_linger: Duration::ZERO,
             retain_max_keys: 0,
@@ -335,6 +338,20 @@ pub const KEYS: &[Key] = &[
         default: "gateway",
         help: "Name of this gateway, sent to clients in WELCOME",
         set: |s, c| store(&mut c.server_id, parse_server_id(s)),
+    },
+    Key {
+        name: "worker_threads",
+        value_name: "N",
+        default: "auto",
+        help: "Threads running the gateway's tasks, 1 to 1024; auto = one per core it may run on",
+        set: |s, c| {
+            let threads = match s {
+                "auto" => None,
+                s => Some(at_least(s, 1).and_then(|n| at_most(n, 1024))?),
+            };
+            c.worker_threads = threads;
+            Ok(())
+        },
     },
     Key {
         name: "max_subscriptions_per_connection",
