@@ -1,4 +1,6 @@
-//! The echo service, `examples.echo.Echo`: `echo` returns its request unchanged.
+//! The echo service, `examples.echo.Echo`: `echo` returns its request unchanged; `delay` waits
+//! as long as it is asked (at most [`MAX_DELAY`]), then answers, to try deadlines, cancellation
+//! and in-flight limits against.
 //!
 //! It is the target of the gateway's load generator (`gateway/bench`, binary `loadgen`): a method
 //! that does no work, so that what a benchmark measures is the gateway, the bus and the service
@@ -8,11 +10,16 @@
 //! The request arrives as a verified [`Message<BlobT>`] that owns the received bytes; returning
 //! it as is sends those same bytes back, without decoding the blob or encoding a new one.
 
+use std::time::Duration;
+
 use gateway_core::{CallContext, Message, Status};
 
 gateway_core::include_generated!("echo");
 
-pub use examples::echo::BlobT;
+pub use examples::echo::{BlobT, DelayT};
+
+/// The longest wait `delay` takes.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
 pub use examples::echo::echo::{DESCRIPTOR, Echo, EchoClient, EchoServer};
 
 /// The echo service's implementation.
@@ -26,5 +33,57 @@ impl Echo for Echoer {
         request: Message<BlobT>,
     ) -> Result<Message<BlobT>, Status> {
         Ok(request)
+    }
+
+    async fn delay(
+        &self,
+        ctx: CallContext,
+        request: Message<DelayT>,
+    ) -> Result<Message<BlobT>, Status> {
+        let request = request.get();
+        let wait = Duration::from_millis(request.ms().into());
+        if wait > MAX_DELAY {
+            return Err(Status::invalid_argument(format!(
+                "a delay of {} ms; at most {}",
+                request.ms(),
+                MAX_DELAY.as_millis()
+            )));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = ctx.cancelled() => {
+                return Err(Status::cancelled("the call was cancelled while it waited"));
+            }
+        }
+        Ok(Message::pack(&BlobT { data: request.data().map(|d| d.bytes().to_vec()) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delay(ms: u32) -> Message<DelayT> {
+        Message::pack(&DelayT { ms, data: Some(b"late".to_vec()) })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_waits_then_answers_and_a_cancelled_call_stops_waiting() {
+        let started = tokio::time::Instant::now();
+        let answer = Echoer.delay(CallContext::new(0), delay(1500)).await.expect("answered");
+        assert_eq!(started.elapsed(), Duration::from_millis(1500));
+        assert_eq!(answer.get().data().map(|d| d.bytes()), Some(&b"late"[..]));
+
+        let ctx = CallContext::new(0);
+        let canceller = ctx.canceller();
+        let call = tokio::spawn(Echoer.delay(ctx, delay(10_000)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        canceller.cancel();
+        let status = call.await.expect("the call ends").expect_err("cancelled");
+        assert_eq!(status.code(), gateway_core::Code::Cancelled);
+
+        let status = Echoer.delay(CallContext::new(0), delay(60_001)).await.expect_err("too long");
+        assert_eq!(status.code(), gateway_core::Code::InvalidArgument);
+        assert!(status.message().contains("at most 60000"), "{status:?}");
     }
 }

@@ -93,6 +93,15 @@ fn the_binary_serves_some_api_and_stops_on_sigterm() {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         assert!(verified.midp.abs_diff(now) < 60);
+        // The slow method: answered after its wait, or cut off by the call's deadline.
+        let echo = echo::EchoClient::new(client.clone());
+        let slow = |ms| echo::DelayT { ms, data: Some(b"slow".to_vec()) };
+        let answer = echo.delay(slow(50)).await.unwrap();
+        assert_eq!(answer.get().data().map(|d| d.bytes()), Some(&b"slow"[..]));
+        let started = std::time::Instant::now();
+        let cut = echo.clone().with_timeout(Duration::from_millis(100)).delay(slow(5_000)).await;
+        assert_eq!(cut.unwrap_err().code(), gateway_core::Code::DeadlineExceeded);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         client.close().await;
     });
     // `--worker-threads 3`: three of tokio's workers (tokio names them `tokio-rt-worker`).

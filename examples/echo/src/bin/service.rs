@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use echo::{BlobT, Echo, EchoServer, Echoer};
+use echo::{BlobT, DelayT, Echo, EchoServer, Echoer};
 use gateway_bus::{ServeOptions, ServiceRuntime, process};
 use gateway_core::{CallContext, Message, Status};
 
@@ -44,6 +44,14 @@ impl Echo for Delayed {
     ) -> Result<Message<BlobT>, Status> {
         tokio::time::sleep(self.0).await;
         Echoer.echo(ctx, request).await
+    }
+
+    async fn delay(
+        &self,
+        ctx: CallContext,
+        request: Message<DelayT>,
+    ) -> Result<Message<BlobT>, Status> {
+        Echoer.delay(ctx, request).await
     }
 }
 
