@@ -27,4 +27,13 @@ mod tests {
         assert_eq!(stable_id("a"), 0xe40c_292c);
         assert_eq!(stable_id("foobar"), 0xbf9c_f968);
     }
+
+    #[test]
+    fn the_worked_examples_of_the_protocol_spec() {
+        // docs/protocol.md, "Requests", and docs/service-files.md, "Stable ids".
+        assert_eq!(stable_id("examples.some_api.SomeApi.sum"), 0xa32d_76cc);
+        assert_eq!(stable_id("examples.echo.Echo.echo"), 0x62e9_e3df);
+        assert_eq!(stable_id("examples.echo.Echo.delay"), 0x5b2b_38f1);
+        assert_eq!(stable_id("SomeApi.sum"), 0x3a6e_81ea);
+    }
 }

@@ -125,3 +125,35 @@ fn the_binary_serves_some_api_and_stops_on_sigterm() {
     let status = status.unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// `gateway --nats` against a nats-server without JetStream refuses to start, saying what it
+/// needs (docs/bus.md, "What a gateway on NATS needs").
+#[test]
+fn a_gateway_on_nats_without_jetstream_refuses_to_start_and_says_why() {
+    let addr = gateway_testkit::free_addr();
+    let mut nats = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server (the test command installs it)");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "nats-server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = gateway()
+        .args(["--nats", &format!("nats://{addr}"), "--anonymous-roles", "all"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ws-listen", "off"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = nats.kill();
+    let _ = nats.wait();
+    assert!(!out.status.success(), "{:?}", out.status);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot open the operator switches' key-value bucket (is JetStream on?)"),
+        "{stderr}"
+    );
+}

@@ -216,3 +216,23 @@ async fn services_receive_the_contract_headers_including_a_trace_id() {
     assert_ne!(trace_ids[0], trace_ids[1], "one trace id per call");
     gateway.stop().await;
 }
+
+/// A REQUEST for a `-> void` method without FIRE_AND_FORGET (docs/protocol.md, "Requests"): the
+/// gateway answers an empty RESPONSE once the bus has the call; it says nothing of the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_void_method_asked_for_a_reply_gets_an_empty_response() {
+    let gw = TestGateway::start(config()).await;
+    let mut client = gw.client().await;
+    let sub = some_api::DESCRIPTOR
+        .methods
+        .iter()
+        .find(|m| m.name == "examples.some_api.SomeApi.sub")
+        .expect("sub")
+        .id;
+    client.call(1, sub, 0, b"not even a RequestSub").await;
+    assert_eq!(
+        client.recv().await,
+        Frame::Response(Response { request_id: 1, payload: Bytes::new() })
+    );
+    gw.stop().await;
+}
