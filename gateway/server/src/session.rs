@@ -385,15 +385,19 @@ impl<T: Transport> Session<T> {
         let auth_expires_in_ms = grant.expires_in_ms(now);
         self.expires = expiry(&grant);
         self.grant = Arc::new(grant);
+        // The largest frame whose payload the bus carries (with the call's headers), if that is
+        // below the configured limit: the limit a client may use is the one WELCOME states.
+        let max_frame_size =
+            shared.config.max_frame_size.min(bus_frame_limit(shared.bus.max_payload()));
         self.push(&Frame::Welcome(Welcome {
             version: VERSION,
-            max_frame_size: shared.config.max_frame_size,
+            max_frame_size,
             max_in_flight: shared.config.max_in_flight_per_connection,
             idle_timeout_ms: shared.config.idle_timeout_ms(),
             server_id: shared.config.server_id.clone(),
             auth_expires_in_ms,
         }));
-        self.max_frame_size = shared.config.max_frame_size;
+        self.max_frame_size = max_frame_size;
         self.io.welcomed();
         self.switches = Some(SwitchView::new(shared.switches.follow()));
         self.last_frame = Instant::now();
@@ -1069,4 +1073,15 @@ fn refused(shared: &Shared, e: &AuthError) -> End {
 fn expiry(grant: &Grant) -> Option<Instant> {
     let left = grant.expires_at?.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
     Some(Instant::now() + left)
+}
+
+/// Room kept in a bus message for a call's headers (method, deadline, call id, identity).
+const HEADER_ROOM: usize = 4096;
+
+/// The largest frame whose payload fits a bus message of `max_payload` bytes with its call's
+/// headers, never below the protocol's minimum.
+fn bus_frame_limit(max_payload: usize) -> u32 {
+    u32::try_from(max_payload.saturating_sub(HEADER_ROOM))
+        .unwrap_or(u32::MAX)
+        .max(MIN_MAX_FRAME_SIZE)
 }

@@ -218,3 +218,27 @@ async fn a_thousand_connections_each_make_a_call() {
     drop(open);
     gw.stop().await;
 }
+
+/// WELCOME states the largest frame the gateway takes, and that is no more than its bus carries
+/// (with room for a call's headers): a frame that fits is served, a larger one is refused from
+/// its length prefix, like any frame over the stated limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn welcome_states_no_more_than_the_bus_carries() {
+    let bus = gateway_bus::LocalBusOptions { max_payload: 200_000, ..Default::default() };
+    let gw = TestGateway::start_on(config(), bus).await;
+    assert!(config().max_frame_size > 200_000, "the configured limit is the larger");
+    let mut client = RawClient::connect(gw.addr).await;
+    let welcome = client.hello().await;
+    assert_eq!(welcome.max_frame_size, 200_000 - 4096);
+    let payload = vec![7u8; 150_000];
+    client.call(1, ECHO, 5_000, &payload).await;
+    assert!(matches!(client.recv().await, Frame::Response(r) if r.payload.len() == payload.len()));
+    client.send_raw(&(200_000u32 - 4096 + 1).to_le_bytes()).await;
+    assert_eq!(client.expect_goaway().await.reason, GoawayReason::FRAME_TOO_LARGE);
+    gw.stop().await;
+    // On the default in-process bus (8 MiB), the configured 16 MiB is cut the same way.
+    let gw = TestGateway::start(config()).await;
+    let mut client = RawClient::connect(gw.addr).await;
+    assert_eq!(client.hello().await.max_frame_size, 8 * 1024 * 1024 - 4096);
+    gw.stop().await;
+}

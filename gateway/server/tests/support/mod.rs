@@ -226,7 +226,12 @@ pub fn config() -> Config {
 
 impl TestGateway {
     pub async fn start(config: Config) -> TestGateway {
-        let local = LocalBus::new();
+        TestGateway::start_on(config, gateway_bus::LocalBusOptions::default()).await
+    }
+
+    /// [`TestGateway::start`] on an in-process bus with `options`.
+    pub async fn start_on(config: Config, options: gateway_bus::LocalBusOptions) -> TestGateway {
+        let local = LocalBus::with_options(options);
         let bus: Arc<dyn Bus> = Arc::new(local.clone());
         let services = CancellationToken::new();
         let observed = Arc::new(Observed::default());
