@@ -98,9 +98,6 @@ const SHUTTING_DOWN: &str = "the gateway is shutting down";
 enum End {
     /// The client closed the connection, sent GOAWAY, or the socket failed.
     ClientGone,
-    /// The client closed its sending side between frames (a TCP half-close): it is done and
-    /// still reads; its calls in flight are answered, then the connection closes.
-    ClientDone,
     /// The gateway closes the connection with this GOAWAY, abandoning the calls in flight.
     Close(Goaway),
     /// The gateway drains: GOAWAY `shutting_down`, then the calls in flight finish.
@@ -158,11 +155,7 @@ pub(crate) async fn serve<T: Transport>(
     let mut session = Session::new(io, read, peer, shared.clone(), mailbox, handshake_deadline);
     let end = match session.handshake().await {
         Ok(()) => match session.open().await {
-            End::Drain => match session.drain().await {
-                End::ClientDone => session.answer_the_rest().await,
-                end => end,
-            },
-            End::ClientDone => session.answer_the_rest().await,
+            End::Drain => session.drain().await,
             end => end,
         },
         Err(end) => end,
@@ -307,8 +300,6 @@ impl<T: Transport> Session<T> {
             self.read.reserve(self.read_room);
         }
         match self.io.poll_read(cx, &mut self.read) {
-            // Between frames, the client is done sending; within one, it left mid-frame.
-            Poll::Ready(Ok(0)) if self.read.is_empty() => Err(End::ClientDone),
             Poll::Ready(Ok(0)) => Err(End::ClientGone),
             Poll::Ready(Ok(n)) => {
                 self.read_room =
@@ -952,38 +943,6 @@ impl<T: Transport> Session<T> {
         poll_fn(|cx| self.poll_drain(cx)).await
     }
 
-    /// After the client's half-close: nothing more is read, its subscriptions end, and the calls
-    /// in flight are answered (each within its deadline; a drain of the gateway that gives up
-    /// answers the rest `unavailable`), then the connection closes without GOAWAY.
-    async fn answer_the_rest(&mut self) -> End {
-        debug!(peer = %self.peer, in_flight = !self.calls.is_idle(), "the client is done sending");
-        self.unsubscribe_all();
-        poll_fn(|cx| self.poll_answer_the_rest(cx)).await
-    }
-
-    fn poll_answer_the_rest(&mut self, cx: &mut Context<'_>) -> Poll<End> {
-        self.mailbox.register(cx.waker());
-        loop {
-            if self.mailbox.signals() & signal::ABANDON != 0 {
-                return Poll::Ready(End::Abandoned);
-            }
-            self.poll_timer(cx, Instant::now(), true);
-            let mut progress = self.poll_control(cx);
-            progress |= self.take_ended(cx);
-            if let Err(end) = self.write(cx) {
-                return Poll::Ready(end);
-            }
-            self.count_finished();
-            if self.calls.is_idle() && self.control.is_none() {
-                return Poll::Ready(End::ClientDone);
-            }
-            if !progress {
-                self.count_queued();
-                return Poll::Pending;
-            }
-        }
-    }
-
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         self.mailbox.register(cx.waker());
         loop {
@@ -1048,8 +1007,6 @@ impl<T: Transport> Session<T> {
         self.control = None;
         let (farewell, client_left, answer_left) = match end {
             End::ClientGone => (None, true, false),
-            // Every call is answered: the answers are written, then the connection closes.
-            End::ClientDone => (None, false, false),
             End::Close(goaway) => {
                 info!(peer = %self.peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
                 self.shared.metrics.goaway_sent(goaway.reason);

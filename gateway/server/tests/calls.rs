@@ -236,26 +236,3 @@ async fn a_void_method_asked_for_a_reply_gets_an_empty_response() {
     );
     gw.stop().await;
 }
-
-/// A client that is done sending closes its side (a TCP half-close): the gateway answers what
-/// is in flight, then closes the connection, without GOAWAY (docs/protocol.md, "Closing").
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_half_closes_gets_its_answers_then_the_connection_closes() {
-    use tokio::io::AsyncWriteExt as _;
-    let gw = TestGateway::start(config()).await;
-    let mut client = gw.client().await;
-    client.call(1, SLOW, 0, &millis(300)).await;
-    client.call(2, ECHO, 0, b"quick").await;
-    let sent = Instant::now();
-    client.framed.get_mut().shutdown().await.expect("half-closed");
-    let mut answers = Vec::new();
-    while let Some(frame) = client.try_recv().await {
-        match frame {
-            Frame::Response(r) => answers.push(r.request_id),
-            other => panic!("expected the answers, then the end; got {other:?}"),
-        }
-    }
-    assert_eq!(answers, vec![2, 1], "both answered, the quick one first");
-    assert!(sent.elapsed() >= Duration::from_millis(300), "the slow one was waited for");
-    gw.stop().await;
-}
