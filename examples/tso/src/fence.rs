@@ -95,11 +95,30 @@ pub struct Fence {
 
 impl Fence {
     /// Opens the bucket `bucket`, creating it with `replicas` replicas if it does not exist.
+    /// A JetStream cluster that is still forming refuses to place a new stream ("no suitable
+    /// peers for placement"): the open is tried again, every 250 ms for up to 10 s.
     ///
     /// # Errors
     ///
-    /// When JetStream cannot create or find the bucket.
+    /// When JetStream cannot create or find the bucket within that time.
     pub async fn open(
+        js: &jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+    ) -> Result<Fence, FenceError> {
+        let started = std::time::Instant::now();
+        loop {
+            match Fence::open_once(js, bucket, replicas).await {
+                Ok(fence) => return Ok(fence),
+                Err(_) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_once(
         js: &jetstream::Context,
         bucket: &str,
         replicas: usize,
