@@ -77,7 +77,9 @@ mod tests {
         let ctx = CallContext::new(0);
         let canceller = ctx.canceller();
         let call = tokio::spawn(Echoer.delay(ctx, delay(10_000)));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Once it waits (the runtime runs it until it does), it is cancelled.
+        tokio::task::yield_now().await;
+        assert!(!call.is_finished(), "the call waits");
         canceller.cancel();
         let status = call.await.expect("the call ends").expect_err("cancelled");
         assert_eq!(status.code(), gateway_core::Code::Cancelled);

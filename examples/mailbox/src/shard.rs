@@ -105,6 +105,20 @@ pub fn key_file(path: &std::path::Path) -> std::io::Result<SigningKey> {
     }
 }
 
+/// An epoch interval as written (`5ms`, `1s`), between 1 ms and 10 s: what `--epoch` and
+/// `MAILBOX_EPOCH` take.
+///
+/// # Errors
+///
+/// Text that is not a duration, or one outside that range, said in words.
+pub fn epoch_interval(text: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if every < Duration::from_millis(1) || every > Duration::from_secs(10) {
+        return Err(format!("{text:?} is outside 1ms to 10s"));
+    }
+    Ok(every)
+}
+
 /// Opens shard `shard` of `shards` in `dir` (made if missing): its store `shard-<n>.sqlite`
 /// and its key `shard-<n>.key` ([`key_file`]), the default limits.
 ///

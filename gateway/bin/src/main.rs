@@ -199,13 +199,8 @@ async fn start_mailbox(
         }
     };
     let every = match std::env::var("MAILBOX_EPOCH") {
-        Ok(every) => humantime::parse_duration(&every)
-            .ok()
-            .filter(|d| {
-                (std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(10))
-                    .contains(d)
-            })
-            .with_context(|| format!("MAILBOX_EPOCH={every:?} is not a duration of 1ms to 10s"))?,
+        Ok(every) => mailbox::shard::epoch_interval(&every)
+            .map_err(|e| anyhow::anyhow!("MAILBOX_EPOCH={e}"))?,
         Err(_) => std::time::Duration::from_millis(5),
     };
     let anonymous = config.auth.anonymous_roles.iter().any(|role| role == "all");

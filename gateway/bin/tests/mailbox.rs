@@ -442,12 +442,21 @@ async fn two_shards_lose_nothing_answered_when_a_shard_or_the_sequencer_is_kille
     };
     answers_beyond(150).await;
     shard1.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Gone from nats-server (its requests to shard 1 now meet no one) before it comes back.
+    support::eventually("shard 1 gone from nats-server", || {
+        let subscribed = system.subscriptions("mailbox-service", "mailbox.shard.1.route");
+        subscribed.iter().all(|&n| n == 0).then_some(())
+    })
+    .await;
     let before = answered.lock().expect("answers").len();
     let _shard1 = shard("1", "shard-1-again");
     answers_beyond(before + 150).await;
     sequencer.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::eventually("the sequencer gone from nats-server", || {
+        let connections = system.connections();
+        connections.iter().all(|c| c["name"] != "mailbox-sequencer").then_some(())
+    })
+    .await;
     let before = answered.lock().expect("answers").len();
     let _sequencer = system.service("mailbox-sequencer", "sequencer-again", &sequencer_args);
     answers_beyond(before + 150).await;
