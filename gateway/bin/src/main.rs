@@ -9,13 +9,15 @@
 //! that order of precedence (see `gateway::config`). Logs go to stderr, filtered by `RUST_LOG`
 //! (default `info`). SIGINT or SIGTERM starts a graceful shutdown.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use echo::{EchoServer, Echoer};
-use gateway::{Args, Config, Listeners, Registry};
+use gateway::{Args, Config, Listeners, NatsAuthKeys, Registry};
+use gateway_bus::nats::{NatsAuth, NatsAuthSettings};
 use gateway_bus::{
     Bus, BusTopics, LocalBus, MemorySwitches, NatsBus, NatsOptions, NatsSwitches, ServiceRuntime,
     SwitchStore,
@@ -76,7 +78,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// The gateway alone, on NATS: the services run elsewhere.
 async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
-    let options = NatsOptions { name: config.server_id.clone(), ..NatsOptions::default() };
+    let auth = nats_auth(&config.nats_auth)?;
+    let options = NatsOptions { name: config.server_id.clone(), auth, ..NatsOptions::default() };
     let nats = NatsBus::connect(url, options).await?;
     // Calls take a connection of their own (docs/bus.md): open, so the first calls find it.
     nats.open_call_lane();
@@ -93,6 +96,23 @@ async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
     tokio::spawn(signals(shutdown.clone()));
     gateway::run(config, listeners, bus, switches, registry()?, shutdown).await?;
     Ok(())
+}
+
+/// The NATS credentials and TLS settings checked, their files read.
+fn nats_auth(keys: &NatsAuthKeys) -> anyhow::Result<NatsAuth> {
+    let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let file = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+    let settings = NatsAuthSettings {
+        user: set(&keys.user),
+        password: set(&keys.password),
+        token: set(&keys.token),
+        nkey: file(&keys.nkey),
+        creds: file(&keys.creds),
+        ca: file(&keys.ca),
+        cert: file(&keys.cert),
+        key: file(&keys.key),
+    };
+    settings.load(|kind| format!("nats_{kind}")).context("invalid NATS settings")
 }
 
 /// Gateway, bus and example services in this one process.

@@ -30,7 +30,7 @@ use some_api::{RequestSubT, SomeApiClient};
 use tokio::task::JoinSet;
 
 mod support;
-use support::{System, WAIT, eventually};
+use support::{System, WAIT, eventually, sibling_binary};
 
 /// The deadline of each call in the load tests: a call that hangs until it shows up as
 /// `deadline_exceeded`, not as the prompt `unavailable` expected.
@@ -83,6 +83,72 @@ async fn a_client_on_one_gateway_receives_what_is_published_through_the_other() 
             assert_eq!(event.missed(), 0);
         }
     }
+}
+
+/// Issue 18: a gateway and a service process authenticate to a nats-server in operator mode
+/// with `.creds` files (the gateway through `GATEWAY_NATS_CREDS`, the service through
+/// `--nats-creds`) and serve calls. A service or a gateway whose credentials the server does
+/// not trust exits at once, saying which file was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_and_a_service_authenticate_with_creds_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let operator = gateway_testkit::nats_jwt::Operator::new();
+    let config = operator.write_server_config(dir.path());
+    let system = System::with(gateway_testkit::NatsServer::start_with(&["-c", path(&config)]));
+    let echo_creds = operator.write_user_creds(dir.path(), "echo");
+    let _echo =
+        system.service("echo-service", "echo-service", &["--nats-creds", path(&echo_creds)]);
+    system.wait_for_subscribers("echo-service", ECHO_CALLS, 1).await;
+    let gateway_creds = operator.write_user_creds(dir.path(), "gateway");
+    let gateway = system
+        .gateway_with_env(
+            "gw-creds",
+            &["--anonymous-roles", "all"],
+            &[("GATEWAY_NATS_CREDS", &gateway_creds)],
+        )
+        .await;
+    let echo = EchoClient::new(gateway.client().await).with_timeout(CALL_TIMEOUT);
+    let reply = echo.echo(blob(b"over creds")).await.expect("an echo call");
+    assert_eq!(reply.get().data().map(|d| d.bytes()), Some(&b"over creds"[..]));
+
+    let stranger = operator.write_stranger_creds(dir.path(), "stranger");
+    let url = system.nats.url();
+    let refused = |program: std::path::PathBuf, args: Vec<&str>| {
+        let output = std::process::Command::new(program).args(args).output().expect("run it");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = refused(
+        sibling_binary("echo-service"),
+        vec!["--nats", &url, "--nats-creds", path(&stranger)],
+    );
+    assert!(
+        stderr.contains("the server refused the user JWT in") && stderr.contains("stranger.creds"),
+        "{stderr}"
+    );
+    let stderr = refused(
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_gateway")),
+        vec![
+            "--nats",
+            &url,
+            "--nats-creds",
+            path(&stranger),
+            "--anonymous-roles",
+            "all",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(
+        stderr.contains("the server refused the user JWT in") && stderr.contains("stranger.creds"),
+        "{stderr}"
+    );
+}
+
+fn path(path: &std::path::Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

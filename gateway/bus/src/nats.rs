@@ -54,9 +54,11 @@ use crate::call::{Call, CallId, CallMeta, Failure, MethodRoute};
 use crate::contract::{self, header};
 use crate::{Bus, BusError, BusMessage, Headers, MessageStream, Subscription, subject};
 
+mod auth;
 mod lane;
 
-use lane::{Answers, Credentials, Lane, LaneOptions, push_decimal, reconnect_delay};
+pub use auth::{NatsAuth, NatsAuthError, NatsAuthSettings, NatsCredentials, NatsTls};
+use lane::{Answers, Lane, LaneOptions, push_decimal, reconnect_delay};
 
 /// Settings of a [`NatsBus`] connection.
 #[derive(Clone, Debug)]
@@ -88,6 +90,8 @@ pub struct NatsOptions {
     /// connection while it is down, and always when the URL is `tls://` or `ws://`. Default
     /// `true`.
     pub call_lane: bool,
+    /// Credentials and TLS (`docs/operations.md`, "NATS credentials and TLS"). Default: none.
+    pub auth: NatsAuth,
 }
 
 impl Default for NatsOptions {
@@ -102,6 +106,7 @@ impl Default for NatsOptions {
             lost_after: Duration::from_millis(400),
             probe_interval: Duration::from_millis(250),
             call_lane: true,
+            auth: NatsAuth::default(),
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct NatsBus {
     notify_ms: Option<String>,
     /// The server URLs, for the call lane.
     urls: String,
+    /// The credentials in use (the URL's or the settings'), for the call lane.
+    credentials: NatsCredentials,
     /// The call lane once opened (`None` inside: off).
     lane: std::sync::OnceLock<Option<Lane>>,
     stop: CancellationToken,
@@ -238,14 +245,8 @@ impl NatsBus {
         });
         let events = Arc::downgrade(&inner);
         let max_delay = options.max_reconnect_delay;
-        // The client does not read credentials from its URLs: the first URL's are given to it.
-        let connect_options = match url_credentials(url) {
-            Credentials::UserPassword(user, password) => {
-                async_nats::ConnectOptions::with_user_and_password(user, password)
-            }
-            Credentials::Token(token) => async_nats::ConnectOptions::with_token(token),
-            Credentials::None => async_nats::ConnectOptions::new(),
-        };
+        let (connect_options, credentials) = client_options(url, &options.auth).map_err(fail)?;
+        let tls = &options.auth.tls;
         let client = connect_options
             .name(&options.name)
             .connection_timeout(options.connect_timeout)
@@ -264,7 +265,7 @@ impl NatsBus {
             // A cluster's servers, comma-separated: the client takes them as a list.
             .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(explain_connect_error(&e, &credentials, tls)))?;
         // The callback's `Connected` may come after `connect` returns; the client's own state
         // is authoritative now.
         inner.connected.send_replace(client.connection_state() == State::Connected);
@@ -293,6 +294,7 @@ impl NatsBus {
             options,
             notify_ms,
             urls: url.to_owned(),
+            credentials,
             lane: std::sync::OnceLock::new(),
             stop: stop.clone(),
             _stop: stop.drop_guard(),
@@ -320,6 +322,8 @@ impl NatsBus {
                 connect_timeout: self.options.connect_timeout,
                 ping_interval: self.options.ping_interval,
                 max_reconnect_delay: self.options.max_reconnect_delay,
+                credentials: self.credentials.clone(),
+                tls: self.options.auth.tls.enabled(),
             };
             let prefix = format!("_INBOX.{}.", contract::instance_id());
             let answers = Arc::downgrade(&self.inner);
@@ -878,13 +882,115 @@ impl Inner {
     }
 }
 
+/// The `async-nats` options for `auth` on the servers of `url` (comma-separated), and the
+/// credentials they carry. The client does not read credentials from its URLs: the first URL's
+/// are given to it, unless `auth` has credentials too, which is an error.
+///
+/// # Errors
+///
+/// Credentials both in the URL and in `auth`.
+pub fn client_options(
+    url: &str,
+    auth: &NatsAuth,
+) -> Result<(async_nats::ConnectOptions, NatsCredentials), String> {
+    let credentials = match (url_credentials(url), &auth.credentials) {
+        (in_url, NatsCredentials::None) => in_url,
+        (NatsCredentials::None, given) => given.clone(),
+        (in_url, given) => {
+            return Err(format!(
+                "credentials given twice: {} in the URL and {} in the settings",
+                in_url.describe(),
+                given.describe()
+            ));
+        }
+    };
+    let mut connect_options = match &credentials {
+        NatsCredentials::None => async_nats::ConnectOptions::new(),
+        NatsCredentials::UserPassword { user, password } => {
+            async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+        }
+        NatsCredentials::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
+        NatsCredentials::NKey { seed, .. } => async_nats::ConnectOptions::with_nkey(seed.clone()),
+        NatsCredentials::Jwt { jwt, seed, .. } => {
+            let seed: Arc<str> = seed.as_str().into();
+            async_nats::ConnectOptions::with_jwt(jwt.clone(), move |nonce| {
+                let seed = seed.clone();
+                async move {
+                    let key =
+                        nkeys::KeyPair::from_seed(&seed).map_err(async_nats::AuthError::new)?;
+                    key.sign(&nonce).map_err(async_nats::AuthError::new)
+                }
+            })
+        }
+    };
+    let tls = &auth.tls;
+    if let Some(ca) = &tls.ca {
+        connect_options = connect_options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &tls.client_cert {
+        connect_options = connect_options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if tls.enabled() {
+        connect_options = connect_options.require_tls(true);
+    }
+    Ok((connect_options, credentials))
+}
+
+/// Connects a plain `async-nats` client to the servers of `url` with `auth`, as `name`, for
+/// what a process needs besides its bus (a JetStream bucket on a connection of its own).
+///
+/// # Errors
+///
+/// As [`NatsBus::connect`].
+pub async fn connect_client(
+    url: &str,
+    auth: &NatsAuth,
+    name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    let fail = |reason: String| ConnectError { url: url.to_owned(), reason };
+    let (options, credentials) = client_options(url, auth).map_err(fail)?;
+    options
+        .name(name)
+        .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
+        .await
+        .map_err(|e| fail(explain_connect_error(&e, &credentials, &auth.tls)))
+}
+
 /// The credentials of the first of `urls` (comma-separated) that has any.
-fn url_credentials(urls: &str) -> Credentials {
+fn url_credentials(urls: &str) -> NatsCredentials {
     urls.split(',')
         .filter_map(|url| url.trim().parse::<async_nats::ServerAddr>().ok())
         .map(|addr| lane::credentials(&addr))
-        .find(|c| *c != Credentials::None)
-        .unwrap_or(Credentials::None)
+        .find(|c| !c.is_none())
+        .unwrap_or_default()
+}
+
+/// Why the first connection failed, in words that name what to fix: the credentials the server
+/// refused, or the TLS settings it could not be reached with.
+fn explain_connect_error(
+    e: &async_nats::ConnectError,
+    credentials: &NatsCredentials,
+    tls: &NatsTls,
+) -> String {
+    use async_nats::ConnectErrorKind as Kind;
+    match e.kind() {
+        Kind::AuthorizationViolation if credentials.is_none() => {
+            "the server requires credentials and none were given (authorization violation)"
+                .to_owned()
+        }
+        Kind::AuthorizationViolation => {
+            format!("the server refused {} (authorization violation)", credentials.describe())
+        }
+        Kind::Authentication => format!("cannot sign with {}: {e}", credentials.describe()),
+        Kind::Tls | Kind::Io if tls.enabled() && e.to_string().contains("certificate") => {
+            let ca = match &tls.ca {
+                Some(ca) => format!("the CA in `{}`", ca.display()),
+                None => "the system's CA certificates".to_owned(),
+            };
+            format!("TLS failed (the server's certificate checked against {ca}): {e}")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Hands each answer on the inbox to the request waiting for its token.

@@ -6,12 +6,15 @@
 //! use std::process::ExitCode;
 //! use std::sync::Arc;
 //!
-//! use gateway_bus::{ServiceRuntime, process};
+//! use gateway_bus::process::{self, NatsArgs};
+//! use gateway_bus::ServiceRuntime;
 //! use some_api::{Calculator, SomeApiServer};
 //!
 //! #[tokio::main]
 //! async fn main() -> ExitCode {
-//!     process::run("some-api-service", "nats://127.0.0.1:4222", |bus| {
+//!     // In a binary, `#[command(flatten)] nats: NatsArgs` in its clap arguments.
+//!     let nats = NatsArgs::new("nats://127.0.0.1:4222");
+//!     process::run("some-api-service", &nats, |bus| {
 //!         let service = Arc::new(SomeApiServer::new(Calculator::default()));
 //!         vec![ServiceRuntime::new(bus, service)]
 //!     })
@@ -19,13 +22,94 @@
 //! }
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::nats::ConnectError;
+use crate::nats::{ConnectError, NatsAuth, NatsAuthError, NatsAuthSettings};
 use crate::{BusError, NatsBus, NatsOptions, ServiceRuntime};
+
+/// The NATS settings every service binary takes: the servers, credentials of one kind, and TLS
+/// (`docs/operations.md`, "NATS credentials and TLS"). Flatten it into a binary's arguments
+/// with `#[command(flatten)]`. Each has an environment variable, named as the `nats` command
+/// line tool names them; secrets are better given there than as flags, which `ps` shows.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated (`tls://` for TLS).
+    #[arg(
+        long = "nats",
+        env = "NATS_URL",
+        value_name = "URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub url: String,
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "NATS_USER", value_name = "USER")]
+    pub nats_user: Option<String>,
+    /// NATS password (with --nats-user).
+    #[arg(long, env = "NATS_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// NATS authentication token.
+    #[arg(long, env = "NATS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// File holding the NKey seed (`SU…`) to authenticate with.
+    #[arg(long, env = "NATS_NKEY", value_name = "FILE")]
+    pub nats_nkey: Option<PathBuf>,
+    /// `.creds` file (user JWT and NKey seed) to authenticate with.
+    #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// PEM file of the CA certificates the NATS servers' certificates chain to; turns on TLS.
+    #[arg(long, env = "NATS_CA", value_name = "FILE")]
+    pub nats_ca: Option<PathBuf>,
+    /// PEM client certificate chain to present over TLS (with --nats-key).
+    #[arg(long, env = "NATS_CERT", value_name = "FILE")]
+    pub nats_cert: Option<PathBuf>,
+    /// PEM private key of --nats-cert.
+    #[arg(long, env = "NATS_KEY", value_name = "FILE")]
+    pub nats_key: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// The servers at `url`, without credentials or TLS.
+    pub fn new(url: &str) -> NatsArgs {
+        NatsArgs {
+            url: url.to_owned(),
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_nkey: None,
+            nats_creds: None,
+            nats_ca: None,
+            nats_cert: None,
+            nats_key: None,
+        }
+    }
+
+    /// The credentials and TLS settings checked, their files read.
+    ///
+    /// # Errors
+    ///
+    /// What [`NatsAuthSettings::load`] finds wrong, naming the flags.
+    pub fn auth(&self) -> Result<NatsAuth, NatsAuthError> {
+        self.auth_settings().load(|kind| format!("--nats-{kind}"))
+    }
+
+    /// The credentials and TLS settings as given, for [`NatsAuthSettings::load`].
+    pub fn auth_settings(&self) -> NatsAuthSettings {
+        NatsAuthSettings {
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            token: self.nats_token.clone(),
+            nkey: self.nats_nkey.clone(),
+            creds: self.nats_creds.clone(),
+            ca: self.nats_ca.clone(),
+            cert: self.nats_cert.clone(),
+            key: self.nats_key.clone(),
+        }
+    }
+}
 
 /// Logs to stderr for a binary: the level from `RUST_LOG` (`info` without it), colours only on
 /// a terminal.
@@ -38,15 +122,15 @@ pub fn log_to_stderr() {
         .init();
 }
 
-/// A service binary's life once its arguments are read: connects to NATS at `url` as `name`,
+/// A service binary's life once its arguments are read: connects to NATS as `nats` says, as `name`,
 /// builds its runtimes on the bus with `runtimes`, serves until SIGINT or SIGTERM and stops
 /// gracefully. Failures are printed to stderr as `<name>: <what went wrong>`.
 pub async fn run(
     name: &str,
-    url: &str,
+    nats: &NatsArgs,
     runtimes: impl FnOnce(Arc<NatsBus>) -> Vec<ServiceRuntime>,
 ) -> ExitCode {
-    let bus = match connect(url, name).await {
+    let bus = match connect(nats, name).await {
         Ok(bus) => bus,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -62,14 +146,17 @@ pub async fn run(
     }
 }
 
-/// Connects to NATS at `url` as `name` (what nats-server's `/connz` shows).
+/// Connects to NATS as `nats` says, as `name` (what nats-server's `/connz` shows).
 ///
 /// # Errors
 ///
-/// When no server answers (see [`NatsBus::connect`]).
-pub async fn connect(url: &str, name: &str) -> Result<Arc<NatsBus>, ConnectError> {
-    let options = NatsOptions { name: name.to_owned(), ..NatsOptions::default() };
-    Ok(Arc::new(NatsBus::connect(url, options).await?))
+/// Unusable credentials or TLS settings (naming the flag or file), or no server answers or
+/// one refuses the credentials (see [`NatsBus::connect`]).
+pub async fn connect(nats: &NatsArgs, name: &str) -> Result<Arc<NatsBus>, ConnectError> {
+    let auth =
+        nats.auth().map_err(|e| ConnectError { url: nats.url.clone(), reason: e.to_string() })?;
+    let options = NatsOptions { name: name.to_owned(), auth, ..NatsOptions::default() };
+    Ok(Arc::new(NatsBus::connect(&nats.url, options).await?))
 }
 
 /// Starts every runtime, serves until the process gets SIGINT or SIGTERM, then stops them all

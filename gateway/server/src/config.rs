@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use args::Args;
-pub use settings::{Config, KEYS, Key, env_var};
+pub use settings::{Config, KEYS, Key, NatsAuthKeys, env_var};
 
 use crate::auth::{AuthConfig, AuthConfigError, Authenticator};
 
@@ -162,6 +162,13 @@ impl Config {
                     )));
                 }
             }
+        }
+        if config.nats.is_none() && config.nats_auth.any() {
+            return Err(ConfigError::Conflict(
+                "NATS credentials or TLS (nats_user, nats_nkey, nats_ca, ...) are set but nats is \
+                 not: they are for the connection to NATS"
+                    .into(),
+            ));
         }
         if config.default_timeout > config.max_timeout {
             return Err(ConfigError::Conflict(format!(
@@ -491,6 +498,22 @@ mod tests {
     }
 
     #[test]
+    fn nats_credentials_need_nats_and_keep_their_secrets_out_of_debug() {
+        let env = |var: &str| (var == "GATEWAY_NATS_PASSWORD").then(|| "hunter2".to_owned());
+        let args = anonymous(&["--nats-user", "gw"]);
+        let err = Config::load(&args, env).unwrap_err().to_string();
+        assert!(err.contains("are set but nats is not"), "{err}");
+        let args = anonymous(&["--nats-user", "gw", "--nats", "nats://127.0.0.1:4222"]);
+        let config = Config::load(&args, env).unwrap();
+        assert_eq!(
+            (config.nats_auth.user.as_str(), config.nats_auth.password.as_str()),
+            ("gw", "hunter2")
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2") && debug.contains("password: \"***\""), "{debug}");
+    }
+
+    #[test]
     fn every_field_of_the_config_is_set_by_a_key() {
         // The top-level fields, as `{:#?}` prints them: four spaces, the name, a colon.
         let debug = format!("{:#?}", Config::default());
@@ -502,6 +525,17 @@ mod tests {
         // `auth` comes from the file's `[auth]` table (its `anonymous_roles` is a key), and
         // `authenticator` is built from it.
         fields.retain(|field| !matches!(*field, "auth" | "authenticator"));
+        // `nats_auth` holds the eight `nats_*` keys but `nats` itself.
+        let nats_auth = format!("{:#?}", NatsAuthKeys::default());
+        let nats_keys: Vec<String> = nats_auth
+            .lines()
+            .filter_map(|line| {
+                Some(format!("nats_{}", line.strip_prefix("    ")?.split_once(": ")?.0))
+            })
+            .collect();
+        assert_eq!(nats_keys.len(), 8, "{nats_auth}");
+        fields.retain(|field| *field != "nats_auth");
+        fields.extend(nats_keys.iter().map(String::as_str));
         let mut keys: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
         keys.retain(|key| *key != "anonymous_roles");
         fields.sort_unstable();

@@ -90,6 +90,6 @@ mod switches;
 mod tcp;
 mod ws;
 
-pub use config::{Args, Config, ConfigError};
+pub use config::{Args, Config, ConfigError, NatsAuthKeys};
 pub use router::{RegisterError, Registry, Route};
 pub use server::{Error, Listeners, run};

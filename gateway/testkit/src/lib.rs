@@ -17,6 +17,9 @@
 //! nats.restart(); // same ports, same JetStream store
 //! ```
 
+pub mod nats_jwt;
+pub mod pki;
+
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -18,9 +18,8 @@ use gateway_core::{CallContext, Message, Status};
 #[derive(Debug, Parser)]
 #[command(name = "echo-service", version, about)]
 struct Cli {
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    #[command(flatten)]
+    nats: gateway_bus::process::NatsArgs,
     /// Calls served at once; more are refused with a retryable `resource_exhausted`.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     concurrency: usize,

@@ -18,9 +18,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "mailbox-sequencer", version)]
 struct Cli {
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    #[command(flatten)]
+    nats: gateway_bus::process::NatsArgs,
     /// How many shards the relay has.
     #[arg(long, env = "MAILBOX_SHARDS")]
     shards: u32,

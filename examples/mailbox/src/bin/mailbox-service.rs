@@ -23,9 +23,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "mailbox-service", version)]
 struct Cli {
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    #[command(flatten)]
+    nats: gateway_bus::process::NatsArgs,
     /// The directory of the shard's store and signing key (`shard-<n>.sqlite`, `shard-<n>.key`).
     #[arg(long, env = "MAILBOX_DIR", value_name = "DIR")]
     dir: PathBuf,

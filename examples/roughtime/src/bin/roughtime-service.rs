@@ -25,9 +25,8 @@ struct Cli {
     /// The long-term key file (from `roughtime keygen`).
     #[arg(long, env = "ROUGHTIME_KEY", value_name = "FILE")]
     key: PathBuf,
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    #[command(flatten)]
+    nats: gateway_bus::process::NatsArgs,
     /// The most calls under one signature.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_batch: u32,

@@ -62,9 +62,8 @@ enum Command {
         /// The UDP address to receive reports on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7403")]
         ingest: String,
-        /// NATS server URL(s), comma-separated.
-        #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
-        nats: String,
+        #[command(flatten)]
+        nats: gateway_bus::process::NatsArgs,
         /// Let callers without an identity see every device (development only).
         #[arg(long)]
         allow_anonymous: bool,
@@ -194,7 +193,7 @@ fn run_devices(db: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(db: &PathBuf, ingest: &str, nats: &str, allow_anonymous: bool) -> ExitCode {
+fn serve(db: &PathBuf, ingest: &str, nats: &process::NatsArgs, allow_anonymous: bool) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

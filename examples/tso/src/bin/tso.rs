@@ -23,9 +23,8 @@ struct Cli {
     /// and `_` (a number, for EpicEpoch's clients of `/members`).
     #[arg(long, env = "TSO_ID")]
     id: String,
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "NATS_URL", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    #[command(flatten)]
+    nats: gateway_bus::process::NatsArgs,
     /// The key-value bucket holding the fencing state.
     #[arg(long, env = "TSO_BUCKET", default_value = "tso")]
     bucket: String,
@@ -90,12 +89,15 @@ async fn main() -> ExitCode {
         }
     };
     let leadership = runtime.0.as_ref().expect("just built").handle().clone();
-    let servers: Vec<String> = cli.nats.split(',').map(|url| url.trim().to_owned()).collect();
     let (bucket, replicas) = (cli.bucket.clone(), usize::from(cli.replicas));
+    let nats = cli.nats.clone();
     let opened = leadership.spawn(async move {
-        let client = async_nats::connect(servers)
-            .await
-            .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+        // Checked by `process::connect` above.
+        let auth = nats.auth().map_err(|e| e.to_string())?;
+        let client =
+            gateway_bus::nats::connect_client(&nats.url, &auth, &format!("{name} (leadership)"))
+                .await
+                .map_err(|e| e.to_string())?;
         let js = async_nats::jetstream::new(client);
         Fence::open(&js, &bucket, replicas).await.map_err(|e| e.to_string())
     });

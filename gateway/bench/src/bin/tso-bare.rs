@@ -95,7 +95,7 @@ async fn main() -> ExitCode {
     }
     let service: Arc<dyn gateway_core::Dispatch> = Arc::new(TsoServer::new(bare));
     let options = ServeOptions::default();
-    process::run("tso-bare", &args.nats, |bus| {
+    process::run("tso-bare", &process::NatsArgs::new(&args.nats), |bus| {
         vec![ServiceRuntime::new(bus, service).with_options(options)]
     })
     .await

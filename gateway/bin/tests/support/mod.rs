@@ -98,6 +98,16 @@ impl<N: Nats> System<N> {
     /// [`System::gateway`] with `extra` arguments instead of `--anonymous-roles all` (e.g.
     /// `--config FILE`).
     pub(crate) async fn gateway_with(&self, name: &str, extra: &[&str]) -> Gateway {
+        self.gateway_with_env(name, extra, &[]).await
+    }
+
+    /// [`System::gateway_with`] with environment variables set.
+    pub(crate) async fn gateway_with_env(
+        &self,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Gateway {
         let (addr, admin) = (free_addr(), free_addr());
         let mut args = vec![
             "--nats".to_owned(),
@@ -113,7 +123,7 @@ impl<N: Nats> System<N> {
         ];
         args.extend(extra.iter().map(|&a| a.to_owned()));
         let program = Path::new(env!("CARGO_BIN_EXE_gateway"));
-        let mut process = Process::spawn(self.logs.path(), name, program, &args);
+        let mut process = Process::spawn_with_env(self.logs.path(), name, program, &args, env);
         eventually(&format!("gateway {name} to be ready"), || {
             assert!(process.child.is_running(), "gateway {name} exited");
             matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(())

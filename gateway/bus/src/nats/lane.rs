@@ -39,6 +39,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::NatsCredentials;
+
 /// Where the lane hands what comes back.
 pub(super) trait Answers: Send + Sync + 'static {
     /// A message for request `token`: its answer, or a running notice.
@@ -55,6 +57,10 @@ pub(super) struct LaneOptions {
     pub(super) connect_timeout: Duration,
     pub(super) ping_interval: Duration,
     pub(super) max_reconnect_delay: Duration,
+    /// What the main connection authenticated with (the URL's credentials or the settings').
+    pub(super) credentials: NatsCredentials,
+    /// TLS is configured: the lane stays off, as it does not speak TLS.
+    pub(super) tls: bool,
 }
 
 /// A handle on the lane; cheap to clone.
@@ -401,18 +407,20 @@ async fn connect(
                 return Err(ConnectFailure::Retry("the server closed before INFO".into()));
             }
         };
-        if info.tls_required {
-            return Err(ConnectFailure::Unsupported("the server requires TLS".into()));
+        if info.tls_required || options.tls {
+            return Err(ConnectFailure::Unsupported("the connection is TLS".into()));
         }
         if !info.headers {
             return Err(ConnectFailure::Unsupported("the server does not support headers".into()));
         }
-        if info.auth_required && addr.username().is_none() {
+        if info.auth_required && options.credentials.is_none() {
             return Err(ConnectFailure::Unsupported(
-                "the server requires authentication the URL does not carry".into(),
+                "the server requires credentials and none were given".into(),
             ));
         }
-        let mut hello = connect_line(addr, &options.name).into_bytes();
+        let hello = connect_line(&options.credentials, info.nonce.as_deref(), &options.name)
+            .map_err(ConnectFailure::Unsupported)?;
+        let mut hello = hello.into_bytes();
         hello.extend_from_slice(format!("SUB {inbox_prefix}* 1\r\nPING\r\n").as_bytes());
         writer.write_all(&hello).await.map_err(|e| retry("send CONNECT", &e))?;
         loop {
@@ -445,6 +453,8 @@ struct ServerInfo {
     tls_required: bool,
     auth_required: bool,
     headers: bool,
+    /// What an NKey or JWT connection signs.
+    nonce: Option<String>,
 }
 
 fn parse_info(line: &[u8]) -> Result<ServerInfo, ConnectFailure> {
@@ -457,20 +467,14 @@ fn parse_info(line: &[u8]) -> Result<ServerInfo, ConnectFailure> {
 
 /// The credentials in a server URL: `nats://user:password@host` or `nats://token@host`, with
 /// `%XX` escapes decoded (`p%40ss` is `p@ss`).
-#[derive(Debug, PartialEq)]
-pub(super) enum Credentials {
-    None,
-    UserPassword(String, String),
-    Token(String),
-}
-
-pub(super) fn credentials(addr: &ServerAddr) -> Credentials {
+pub(super) fn credentials(addr: &ServerAddr) -> NatsCredentials {
     match (addr.username(), addr.password()) {
-        (Some(user), Some(password)) => {
-            Credentials::UserPassword(percent_decode(user), percent_decode(password))
-        }
-        (Some(token), None) => Credentials::Token(percent_decode(token)),
-        _ => Credentials::None,
+        (Some(user), Some(password)) => NatsCredentials::UserPassword {
+            user: percent_decode(user),
+            password: percent_decode(password),
+        },
+        (Some(token), None) => NatsCredentials::Token(percent_decode(token)),
+        _ => NatsCredentials::None,
     }
 }
 
@@ -494,9 +498,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The `CONNECT` line: no `+OK`s, headers and no-responders answers on, the URL's
-/// credentials.
-fn connect_line(addr: &ServerAddr, name: &str) -> String {
+/// The `CONNECT` line: no `+OK`s, headers and no-responders answers on, the credentials (an
+/// NKey or JWT signs the server's `nonce`).
+fn connect_line(
+    credentials: &NatsCredentials,
+    nonce: Option<&str>,
+    name: &str,
+) -> Result<String, String> {
     let mut options = serde_json::json!({
         "verbose": false,
         "pedantic": false,
@@ -507,15 +515,21 @@ fn connect_line(addr: &ServerAddr, name: &str) -> String {
         "no_responders": true,
         "name": format!("{name} (calls)"),
     });
-    match credentials(addr) {
-        Credentials::UserPassword(user, password) => {
-            options["user"] = user.into();
-            options["pass"] = password.into();
+    match credentials {
+        NatsCredentials::UserPassword { user, password } => {
+            options["user"] = user.as_str().into();
+            options["pass"] = password.as_str().into();
         }
-        Credentials::Token(token) => options["auth_token"] = token.into(),
-        Credentials::None => {}
+        NatsCredentials::Token(token) => options["auth_token"] = token.as_str().into(),
+        NatsCredentials::NKey { public_key, .. } => options["nkey"] = public_key.as_str().into(),
+        NatsCredentials::Jwt { jwt, .. } => options["jwt"] = jwt.as_str().into(),
+        NatsCredentials::None => {}
     }
-    format!("CONNECT {options}\r\n")
+    if let Some(seed) = credentials.seed() {
+        let nonce = nonce.ok_or("the server sent no nonce to sign")?;
+        options["sig"] = super::auth::sign_nonce(seed, nonce.as_bytes())?.into();
+    }
+    Ok(format!("CONNECT {options}\r\n"))
 }
 
 /// One operation from the server.
@@ -801,21 +815,40 @@ mod tests {
 
     #[test]
     fn credentials_in_the_url_go_into_connect() {
+        let connect = |credentials: &NatsCredentials, nonce: Option<&str>| -> serde_json::Value {
+            let line = connect_line(credentials, nonce, "gw").unwrap();
+            serde_json::from_str(line.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap()
+        };
         let addr: ServerAddr = "nats://me:p%40ss%20word@127.0.0.1:4222".parse().unwrap();
-        let line = connect_line(&addr, "gw");
-        let json: serde_json::Value =
-            serde_json::from_str(line.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+        let json = connect(&credentials(&addr), None);
         assert_eq!(json["user"], "me");
         assert_eq!(json["pass"], "p@ss word");
         assert_eq!(json["headers"], true);
         assert_eq!(json["no_responders"], true);
         assert_eq!(json["verbose"], false);
         let addr: ServerAddr = "nats://s3cret@127.0.0.1:4222".parse().unwrap();
-        let json: serde_json::Value = serde_json::from_str(
-            connect_line(&addr, "gw").strip_prefix("CONNECT ").unwrap().trim_end(),
-        )
-        .unwrap();
+        let json = connect(&credentials(&addr), None);
         assert_eq!(json["auth_token"], "s3cret");
         assert!(json.get("user").is_none());
+    }
+
+    #[test]
+    fn an_nkey_signs_the_nonce_in_connect() {
+        use base64::Engine as _;
+        let key = nkeys::KeyPair::new_user();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("user.nk");
+        std::fs::write(&file, key.seed().unwrap()).unwrap();
+        let credentials = NatsCredentials::nkey_file(&file).unwrap();
+        let line = connect_line(&credentials, Some("QnJ1Y2U"), "gw").unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(line.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+        assert_eq!(json["nkey"], key.public_key());
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(json["sig"].as_str().unwrap())
+            .unwrap();
+        key.verify(b"QnJ1Y2U", &sig).unwrap();
+        let err = connect_line(&credentials, None, "gw").unwrap_err();
+        assert_eq!(err, "the server sent no nonce to sign");
     }
 }

@@ -82,6 +82,8 @@ pub struct Config {
     /// The NATS server(s) of the bus (`nats://host:port`, comma-separated for a cluster); `None`:
     /// the in-process bus, with the services in the same process.
     pub nats: Option<String>,
+    /// Credentials and TLS of the NATS connection (`nats_user`, `nats_nkey`, `nats_ca`, ...).
+    pub nats_auth: NatsAuthKeys,
     /// When not empty, the admin endpoint's changes (`PUT`/`DELETE /switches/...`) need
     /// `Authorization: Bearer <admin_token>`. Reads stay open: the admin port listens on loopback
     /// by default and must never be exposed beyond the operators' network.
@@ -90,6 +92,48 @@ pub struct Config {
     /// and keeps it, so that [`run`](crate::run) does not load the keys a second time. `None` in
     /// a config made in code, for which [`Config::authenticator`] builds one.
     pub authenticator: Option<Authenticator>,
+}
+
+/// The NATS connection's credentials and TLS files as given, each empty when unset; the gateway
+/// binary checks them and reads the files (`gateway_bus::nats::NatsAuthSettings`). `Debug`
+/// masks the password and the token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NatsAuthKeys {
+    pub user: String,
+    pub password: String,
+    pub token: String,
+    /// A file holding an NKey seed.
+    pub nkey: String,
+    /// A `.creds` file (user JWT and NKey seed).
+    pub creds: String,
+    /// A PEM file of CA certificates; turns TLS on.
+    pub ca: String,
+    /// A PEM client certificate chain (with `key`).
+    pub cert: String,
+    pub key: String,
+}
+
+impl NatsAuthKeys {
+    /// Whether any is set.
+    pub fn any(&self) -> bool {
+        *self != NatsAuthKeys::default()
+    }
+}
+
+impl fmt::Debug for NatsAuthKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mask = |s: &str| if s.is_empty() { "" } else { "***" };
+        f.debug_struct("NatsAuthKeys")
+            .field("user", &self.user)
+            .field("password", &mask(&self.password))
+            .field("token", &mask(&self.token))
+            .field("nkey", &self.nkey)
+            .field("creds", &self.creds)
+            .field("ca", &self.ca)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 impl Config {
@@ -123,6 +167,7 @@ impl Config {
             connection_burst: 0,
             auth,
             nats: None,
+            nats_auth: NatsAuthKeys::default(),
             admin_token: String::new(),
             authenticator: None,
         }
@@ -411,6 +456,63 @@ pub const KEYS: &[Key] = &[
                processes. Credentials in the URL: nats://user:password@host:4222 or \
                nats://token@host:4222. Empty: the in-process bus with the example services",
         set: |s, c| store(&mut c.nats, parse_nats_urls(s)),
+    },
+    Key {
+        name: "nats_user",
+        value_name: "USER",
+        default: "",
+        help: "NATS user name (with nats_password)",
+        set: |s, c| store(&mut c.nats_auth.user, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_password",
+        value_name: "PASSWORD",
+        default: "",
+        help: "NATS password (with nats_user); better in the environment than as a flag",
+        set: |s, c| store(&mut c.nats_auth.password, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_token",
+        value_name: "TOKEN",
+        default: "",
+        help: "NATS authentication token; better in the environment than as a flag",
+        set: |s, c| store(&mut c.nats_auth.token, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_nkey",
+        value_name: "FILE",
+        default: "",
+        help: "File holding the NKey seed (SU...) to authenticate to NATS with",
+        set: |s, c| store(&mut c.nats_auth.nkey, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_creds",
+        value_name: "FILE",
+        default: "",
+        help: "NATS .creds file (user JWT and NKey seed) to authenticate with",
+        set: |s, c| store(&mut c.nats_auth.creds, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_ca",
+        value_name: "FILE",
+        default: "",
+        help: "PEM file of the CA certificates the NATS servers' certificates chain to; turns on \
+               TLS to NATS",
+        set: |s, c| store(&mut c.nats_auth.ca, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_cert",
+        value_name: "FILE",
+        default: "",
+        help: "PEM client certificate chain presented to NATS over TLS (with nats_key)",
+        set: |s, c| store(&mut c.nats_auth.cert, Ok(s.to_owned())),
+    },
+    Key {
+        name: "nats_key",
+        value_name: "FILE",
+        default: "",
+        help: "PEM private key of nats_cert",
+        set: |s, c| store(&mut c.nats_auth.key, Ok(s.to_owned())),
     },
     Key {
         name: "admin_token",
