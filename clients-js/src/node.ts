@@ -1,7 +1,8 @@
 /**
- * `@rpcgen/client/node`: what only Node has. TCP (`tcp://host:port`, over `node:net`), and
- * WebSocket through the `ws` package (Node 20 has no global `WebSocket`). Pass
- * {@link nodeTransport} as a client's `transport` to speak all three schemes:
+ * `@rpcgen/client/node`: what only Node has. TCP (`tcp://host:port`, over `node:net`), TCP
+ * inside TLS (`tls://host:port`, over `node:tls`), and WebSocket (`ws://`, `wss://`) through
+ * the `ws` package (Node 20 has no global `WebSocket`). Pass {@link nodeTransport} as a
+ * client's `transport` to speak all four schemes:
  *
  * ```ts
  * import { Client } from "@rpcgen/client";
@@ -10,12 +11,21 @@
  * const client = await Client.connect({ endpoints: ["tcp://127.0.0.1:7400"], transport: nodeTransport });
  * ```
  *
+ * TLS checks the gateway's certificate against Node's CA certificates (and `NODE_EXTRA_CA_CERTS`);
+ * {@link nodeTransportWith} takes CA certificates of a deployment's own:
+ *
+ * ```ts
+ * const transport = nodeTransportWith({ ca: readFileSync("ca.pem") });
+ * const client = await Client.connect({ endpoints: ["tls://gateway.internal:7400"], transport });
+ * ```
+ *
  * The main entry (`@rpcgen/client`) stays free of Node imports, so that it bundles for browsers.
  *
  * @module
  */
 
-import { connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect, isIP, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 
 import { FrameDecodeError, FrameReader } from "./protocol/decode.js";
 import { combineTransports, type Link, type LinkEvents, type OpenOptions, type Transport } from "./transport.js";
@@ -24,13 +34,31 @@ import { type WebSocketLike, webSocketTransport } from "./websocket.js";
 /** How long a closed TCP link waits for its last bytes to leave before it is destroyed. */
 const LINGER_MS = 2_000;
 
-/** The byte-stream transport: `tcp://host:port`, each frame after its `u32` length prefix. */
-export const tcpTransport: Transport = {
-  schemes: ["tcp:"],
-  open: openTcp,
-};
+/** TLS settings of the Node transports. */
+export interface NodeTlsOptions {
+  /**
+   * The CA certificates (PEM) that gateways' certificates must chain to, instead of Node's own.
+   * Default: Node's (with `NODE_EXTRA_CA_CERTS`).
+   */
+  readonly ca?: string | Uint8Array | readonly (string | Uint8Array)[];
+}
 
-function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Link> {
+/**
+ * The byte-stream transport: `tcp://host:port`, each frame after its `u32` length prefix, and
+ * the same inside TLS at `tls://host:port`, the certificate checked against `tls.ca` (default:
+ * Node's CA certificates) for the URL's host.
+ */
+export function streamTransport(tls: NodeTlsOptions = {}): Transport {
+  return {
+    schemes: ["tcp:", "tls:"],
+    open: (url, events, options) => openStream(url, events, options, tls),
+  };
+}
+
+/** {@link streamTransport} with Node's CA certificates. */
+export const tcpTransport: Transport = streamTransport();
+
+function openStream(url: URL, events: LinkEvents, options: OpenOptions, tls: NodeTlsOptions): Promise<Link> {
   return new Promise((resolve, reject) => {
     const { signal, maxFrameSize } = options;
     if (signal.aborted) {
@@ -39,7 +67,17 @@ function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Li
     }
     // `new URL("tcp://[::1]:7400").hostname` keeps the brackets of an IPv6 address.
     const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    const socket: Socket = netConnect({ host, port: Number(url.port) });
+    const port = Number(url.port);
+    const secure = url.protocol === "tls:";
+    const socket: Socket = secure
+      ? tlsConnect({
+          host,
+          port,
+          // SNI carries names only; an IP address is checked against the certificate's IPs.
+          ...(isIP(host) === 0 ? { servername: host } : {}),
+          ...(tls.ca === undefined ? {} : { ca: caList(tls.ca) }),
+        })
+      : netConnect({ host, port });
     socket.setNoDelay(true);
     const reader = new FrameReader(maxFrameSize);
     let opened = false;
@@ -74,7 +112,8 @@ function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Li
         setTimeout(() => socket.destroy(), LINGER_MS).unref();
       },
     };
-    socket.once("connect", () => {
+    // A TLS socket is ready once its handshake is done (and its certificate checked).
+    socket.once(secure ? "secureConnect" : "connect", () => {
       opened = true;
       signal.removeEventListener("abort", abandon);
       resolve(link);
@@ -101,7 +140,8 @@ function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Li
       if (!opened) {
         if (signal.aborted) return;
         signal.removeEventListener("abort", abandon);
-        reject(lastError ?? new Error("the connection closed before it opened"));
+        const error = lastError ?? new Error("the connection closed before it opened");
+        reject(secure ? new Error(`TLS: ${error.message}`) : error);
         return;
       }
       events.closed(lastError ? `the connection failed: ${lastError.message}` : "the gateway closed the connection");
@@ -114,24 +154,36 @@ function openTcp(url: URL, events: LinkEvents, options: OpenOptions): Promise<Li
  * the first WebSocket is opened. Messages over the client's maximum frame size are refused by
  * `ws` itself.
  */
-export const nodeWebSocketTransport: Transport = {
-  schemes: ["ws:", "wss:"],
-  async open(url, events, options) {
-    let WebSocket: new (url: string, options: { maxPayload: number }) => WsSocket;
-    try {
-      ({ default: WebSocket } = (await import("ws")) as { default: typeof WebSocket });
-    } catch (e) {
-      throw new Error(`WebSocket in Node needs the \`ws\` package (npm install ws): ${String(e)}`);
-    }
-    // `nodebuffer`: messages arrive as views of what the socket read, where `arraybuffer` would
-    // copy each one into an `ArrayBuffer` of its own.
-    const transport = webSocketTransport(
-      (href, maxFrameSize) => new WsAdapter(new WebSocket(href, { maxPayload: maxFrameSize })),
-      "nodebuffer",
-    );
-    return transport.open(url, events, options);
-  },
-};
+export const nodeWebSocketTransport: Transport = nodeWebSocketTransportWith();
+
+/** {@link nodeWebSocketTransport} with `tls.ca` for `wss://` gateways. */
+export function nodeWebSocketTransportWith(tls: NodeTlsOptions = {}): Transport {
+  const ca = tls.ca === undefined ? {} : { ca: caList(tls.ca) };
+  return {
+    schemes: ["ws:", "wss:"],
+    async open(url, events, options) {
+      let WebSocket: new (url: string, options: { maxPayload: number; ca?: (string | Buffer)[] }) => WsSocket;
+      try {
+        ({ default: WebSocket } = (await import("ws")) as { default: typeof WebSocket });
+      } catch (e) {
+        throw new Error(`WebSocket in Node needs the \`ws\` package (npm install ws): ${String(e)}`);
+      }
+      // `nodebuffer`: messages arrive as views of what the socket read, where `arraybuffer` would
+      // copy each one into an `ArrayBuffer` of its own.
+      const transport = webSocketTransport(
+        (href, maxFrameSize) => new WsAdapter(new WebSocket(href, { maxPayload: maxFrameSize, ...ca })),
+        "nodebuffer",
+      );
+      return transport.open(url, events, options);
+    },
+  };
+}
+
+/** One CA certificate or several, as Node's `ca` option takes them. */
+function caList(ca: NonNullable<NodeTlsOptions["ca"]>): (string | Buffer)[] {
+  const list = typeof ca === "string" || ca instanceof Uint8Array ? [ca] : [...ca];
+  return list.map((pem) => (typeof pem === "string" ? pem : Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength)));
+}
 
 /** What the adapter uses of a `ws` WebSocket: its `EventEmitter` side, and its TCP socket. */
 interface WsSocket {
@@ -210,5 +262,10 @@ class WsAdapter implements WebSocketLike {
   }
 }
 
-/** TCP and WebSocket: every scheme a Node program can use. */
+/** TCP, TLS and WebSocket: every scheme a Node program can use, with Node's CA certificates. */
 export const nodeTransport: Transport = combineTransports(tcpTransport, nodeWebSocketTransport);
+
+/** {@link nodeTransport} with `tls.ca` for `tls://` and `wss://` gateways. */
+export function nodeTransportWith(tls: NodeTlsOptions): Transport {
+  return combineTransports(streamTransport(tls), nodeWebSocketTransportWith(tls));
+}

@@ -60,12 +60,13 @@ export interface Logger {
 export interface ClientOptions {
   /**
    * The gateways, tried in order, then round again: `ws://host:port/path`, `wss://...`, or
-   * `tcp://host:port` (Node only). At least one.
+   * `tcp://host:port` and `tls://host:port` (Node only). At least one.
    */
   endpoints: readonly string[];
   /**
    * How to open connections. Default: the browser's `WebSocket` (`ws://` and `wss://` only). In
-   * Node, pass `nodeTransport` from `@rpcgen/client/node` (TCP, and WebSocket through `ws`).
+   * Node, pass `nodeTransport` from `@rpcgen/client/node` (TCP, TLS, and WebSocket through `ws`),
+   * or `nodeTransportWith({ ca })` to trust CA certificates of your own.
    */
   transport?: Transport;
   /** Credentials; see {@link TokenSource}. Default: none (an anonymous connection). */
@@ -174,17 +175,18 @@ export function resolveOptions(options: ClientOptions, defaultTransport: () => T
     try {
       url = new URL(text);
     } catch {
-      throw new OptionsError("endpoints", text, "not a URL (ws://host:port/path, wss://..., tcp://host:port)");
+      throw new OptionsError("endpoints", text, "not a URL (ws://host:port/path, wss://..., tcp://host:port, tls://...)");
     }
-    if (!["ws:", "wss:", "tcp:"].includes(url.protocol)) {
-      throw new OptionsError("endpoints", text, "the scheme must be ws://, wss:// or tcp://");
+    const stream = url.protocol === "tcp:" || url.protocol === "tls:";
+    if (!["ws:", "wss:", "tcp:", "tls:"].includes(url.protocol)) {
+      throw new OptionsError("endpoints", text, "the scheme must be ws://, wss://, tcp:// or tls://");
     }
-    if (url.hostname === "" || (url.protocol === "tcp:" && url.port === "")) {
-      throw new OptionsError("endpoints", text, "a tcp:// endpoint is tcp://host:port");
+    if (url.hostname === "" || (stream && url.port === "")) {
+      throw new OptionsError("endpoints", text, `a ${url.protocol}// endpoint is ${url.protocol}//host:port`);
     }
     if (!transport.schemes.includes(url.protocol)) {
       const hint =
-        url.protocol === "tcp:"
+        stream
           ? "; in Node, pass `transport: nodeTransport` from \"@rpcgen/client/node\""
           : "";
       throw new OptionsError(

@@ -314,7 +314,7 @@ test("close(): requests fail with cancelled, subscriptions end, the gateway gets
 test("options that cannot work are refused, naming the option", () => {
   const bad: [object, RegExp][] = [
     [{ endpoints: [] }, /invalid option `endpoints` \(\[\]\): give at least one endpoint/],
-    [{ endpoints: ["http://x:1"] }, /`endpoints` \("http:\/\/x:1"\): the scheme must be ws:\/\/, wss:\/\/ or tcp:\/\//],
+    [{ endpoints: ["http://x:1"] }, /`endpoints` \("http:\/\/x:1"\): the scheme must be ws:\/\/, wss:\/\/, tcp:\/\/ or tls:\/\//],
     [{ endpoints: ["tcp://x"] }, /a tcp:\/\/ endpoint is tcp:\/\/host:port/],
     [{ endpoints: ["tcp://x:1"], transport: undefined }, /no global WebSocket|the transport speaks ws:, wss:, not tcp:; in Node, pass `transport: nodeTransport`/],
     [{ endpoints: ["ws://x:1"], transport: nodeTransport, maxFrameSize: 1000 }, /`maxFrameSize` \(1000\): must be a whole number from 65536/],

@@ -60,6 +60,50 @@ pub struct LoadConfig {
     /// The `timeout_ms` of every request (the gateway fails calls not answered by then; on NATS,
     /// the `rpc-timeout-ms` header and the client's own wait).
     pub timeout_ms: u32,
+    /// TLS to a gateway whose listeners have it (`tls_cert`); `None`: plain TCP.
+    pub tls: Option<TlsTarget>,
+}
+
+/// How the load generator speaks TLS: a connector (its trusted CA) and the name the gateway's
+/// certificate must be for.
+#[derive(Clone)]
+pub struct TlsTarget {
+    pub connector: tokio_rustls::TlsConnector,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTarget").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl TlsTarget {
+    /// Trusts the PEM CA certificates in `ca` and expects certificates for `name`.
+    ///
+    /// # Errors
+    ///
+    /// `ca` holds no certificate, or `name` is neither a DNS name nor an IP address.
+    pub fn new(ca: &[u8], name: &str) -> Result<TlsTarget, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca) {
+            let cert = cert.map_err(|e| format!("the CA file is not PEM: {e}"))?;
+            roots.add(cert).map_err(|e| format!("the CA file: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err("the CA file holds no certificate".into());
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|e| format!("`{name}`: {e}"))?;
+        Ok(TlsTarget { connector: std::sync::Arc::new(config).into(), name })
+    }
 }
 
 impl LoadConfig {
@@ -75,6 +119,7 @@ impl LoadConfig {
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(5),
             timeout_ms: 5_000,
+            tls: None,
         }
     }
 

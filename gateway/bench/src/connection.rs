@@ -15,9 +15,8 @@ use bytes::{Bytes, BytesMut};
 use gateway_protocol::{
     DEFAULT_MAX_FRAME_SIZE, Decoded, Frame, Hello, Request, VERSION, Welcome, decode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -53,10 +52,17 @@ pub(crate) struct Window {
     pub(crate) end: Instant,
 }
 
+/// A connection to the server, inside TLS or not.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 /// A connected, handshaken connection, ready to be driven.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read after the WELCOME, which belong to the first replies.
     read_buf: BytesMut,
     /// The largest frame the server accepts.
@@ -77,6 +83,17 @@ impl Connection {
             .map_err(|_| connect(std::io::ErrorKind::TimedOut.into()))?
             .map_err(connect)?;
         stream.set_nodelay(true).map_err(connect)?;
+        let stream = match &config.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let handshake = tls.connector.connect(tls.name.clone(), stream);
+                let tls = timeout(HANDSHAKE_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| connect(std::io::ErrorKind::TimedOut.into()))?
+                    .map_err(|e| LoadError::Handshake(format!("TLS: {e}")))?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
         let mut connection = Connection {
             stream,
             read_buf: BytesMut::with_capacity(READ_BUFFER),
@@ -91,7 +108,10 @@ impl Connection {
     }
 
     async fn handshake(&mut self, depth: usize) -> Result<(), LoadError> {
-        let welcome = hello(&mut self.stream, &mut self.read_buf).await?;
+        let welcome = match &mut self.stream {
+            Stream::Plain(tcp) => hello(tcp, &mut self.read_buf).await?,
+            Stream::Tls(tls) => hello(tls.as_mut(), &mut self.read_buf).await?,
+        };
         if usize::try_from(welcome.max_in_flight).is_ok_and(|max| max < depth) {
             return Err(LoadError::Handshake(format!(
                 "the gateway allows {} requests in flight per connection, fewer than depth `{depth}`",
@@ -117,7 +137,56 @@ impl Connection {
         target: Target,
         window: Window,
     ) -> Result<Tally, LoadError> {
-        let (read_half, write_half) = self.stream.into_split();
+        match self.stream {
+            Stream::Plain(tcp) => {
+                let (read_half, write_half) = tcp.into_split();
+                drive(
+                    read_half,
+                    write_half,
+                    self.read_buf,
+                    self.max_frame_size,
+                    call,
+                    depth,
+                    target,
+                    window,
+                )
+                .await
+            }
+            Stream::Tls(tls) => {
+                let (read_half, write_half) = tokio::io::split(*tls);
+                drive(
+                    read_half,
+                    write_half,
+                    self.read_buf,
+                    self.max_frame_size,
+                    call,
+                    depth,
+                    target,
+                    window,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// [`Connection::drive`] on the connection's halves.
+#[allow(clippy::too_many_arguments)]
+async fn drive<R, W>(
+    read_half: R,
+    write_half: W,
+    read_buf: BytesMut,
+    max_frame_size: u32,
+    call: Call,
+    depth: usize,
+    target: Target,
+    window: Window,
+) -> Result<Tally, LoadError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    {
         // Slot `id` holds the send time of request `id` in nanoseconds after the epoch, or 0
         // when it is not in flight.
         let sent_at: Arc<[AtomicU64]> = (0..=depth).map(|_| AtomicU64::new(0)).collect();
@@ -125,14 +194,14 @@ impl Connection {
         let writer = Writer {
             half: write_half,
             call: call.clone(),
-            max_frame_size: self.max_frame_size,
+            max_frame_size,
             sent_at: sent_at.clone(),
             window,
         };
         let writer = tokio::spawn(writer.run(depth, free_rx));
         let reader = Reader {
             half: read_half,
-            buf: self.read_buf,
+            buf: read_buf,
             expected: call.payload.clone(),
             target,
             sent_at,
@@ -149,15 +218,15 @@ impl Connection {
 }
 
 /// The sending half of a driven connection.
-struct Writer {
-    half: OwnedWriteHalf,
+struct Writer<W> {
+    half: W,
     call: Call,
     max_frame_size: u32,
     sent_at: Arc<[AtomicU64]>,
     window: Window,
 }
 
-impl Writer {
+impl<W: AsyncWrite + Unpin> Writer<W> {
     async fn run(mut self, depth: usize, mut free: mpsc::Receiver<u32>) -> Result<(), LoadError> {
         // `depth` fits a `u32`: the configuration was validated.
         let mut ids: Vec<u32> = (1..=depth).filter_map(|id| u32::try_from(id).ok()).collect();
@@ -191,14 +260,16 @@ impl Writer {
                 request.encode(&mut out, self.max_frame_size).map_err(LoadError::encode)?;
             }
             self.half.write_all(&out).await?;
+            // TLS holds what it could not write yet until flushed (a no-op on TCP).
+            self.half.flush().await?;
             out.clear();
         }
     }
 }
 
 /// The receiving half of a driven connection.
-struct Reader {
-    half: OwnedReadHalf,
+struct Reader<R> {
+    half: R,
     buf: BytesMut,
     /// The request's payload, which every reply's payload must equal byte for byte.
     expected: Bytes,
@@ -208,7 +279,7 @@ struct Reader {
     tally: Tally,
 }
 
-impl Reader {
+impl<R: AsyncRead + Unpin> Reader<R> {
     async fn run(mut self, free: mpsc::Sender<u32>) -> Result<Tally, LoadError> {
         // Every reply a read brings arrived when the read returned.
         let mut now = Instant::now();
@@ -296,8 +367,8 @@ pub(crate) fn nanos_since(epoch: Instant, now: Instant) -> u64 {
 ///
 /// [`LoadError::Handshake`] for a GOAWAY or any other frame first, [`LoadError::Closed`] when the
 /// server closes the connection, or an I/O or decoding failure.
-pub(crate) async fn hello(
-    stream: &mut TcpStream,
+pub(crate) async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     read_buf: &mut BytesMut,
 ) -> Result<Welcome, LoadError> {
     let hello = Frame::Hello(Hello {
@@ -309,6 +380,7 @@ pub(crate) async fn hello(
     let mut out = BytesMut::new();
     hello.encode(&mut out, DEFAULT_MAX_FRAME_SIZE).map_err(LoadError::encode)?;
     stream.write_all(&out).await?;
+    stream.flush().await?;
     loop {
         match decode(read_buf, DEFAULT_MAX_FRAME_SIZE)? {
             Decoded::Frame(Frame::Welcome(welcome)) => return Ok(welcome),

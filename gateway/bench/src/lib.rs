@@ -61,7 +61,7 @@ pub mod raw_fanout;
 pub mod raw_ws_echo;
 pub mod summary;
 
-pub use config::{LoadConfig, Target};
+pub use config::{LoadConfig, Target, TlsTarget};
 pub use error::LoadError;
 pub use load::run;
 pub use summary::{Latency, Summary, Tally};

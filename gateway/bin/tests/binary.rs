@@ -161,3 +161,93 @@ fn a_gateway_on_nats_without_jetstream_refuses_to_start_and_says_why() {
         "{stderr}"
     );
 }
+
+/// `--tls-cert`/`--tls-key`: the binary serves `tls://` with a certificate made for the test,
+/// says so when it listens, reloads the pair on SIGHUP, and keeps the one it has when the files
+/// on disk do not load.
+#[test]
+fn the_binary_serves_tls_and_reloads_its_certificate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = gateway_testkit::pki::TestCa::new("binary test CA");
+    let (cert, key) = ca.issue(&["localhost"]).write(dir.path(), "gateway");
+    let mut child = KillOnDrop(
+        gateway()
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--ws-listen",
+                "off",
+            ])
+            .args(["--anonymous-roles", "all"])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .env("GATEWAY_TLS_KEY", &key)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut logs = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let listening = logs
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("gateway listening"))
+        .expect("the gateway says it listens");
+    assert!(listening.contains("tls=true"), "{listening}");
+    let port = listening
+        .split("listen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit_once(':'))
+        .map(|(_, port)| port.to_owned())
+        .expect("the address in the log");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sum = |a: i64, b: i64| {
+        let mut config = gateway_client::ClientConfig::new([format!("tls://localhost:{port}")]);
+        config.tls_ca = Some(ca.cert_pem().into_bytes());
+        runtime.block_on(async move {
+            let client = gateway_client::Client::connect(config).await?;
+            let api = some_api::SomeApiClient::new(client.clone());
+            let sum = api.sum(some_api::RequestSumT { a, b }).await.unwrap().get().sum();
+            client.close().await;
+            Ok::<i64, gateway_client::ConnectError>(sum)
+        })
+    };
+    assert_eq!(sum(2, 3).unwrap(), 5);
+
+    let hangup = |child: &KillOnDrop| {
+        let sent = Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+    };
+    // SIGHUP reloads even files that did not change.
+    hangup(&child);
+    let reloaded =
+        logs.by_ref().map_while(Result::ok).find(|line| line.contains("TLS certificate reloaded"));
+    assert!(reloaded.is_some(), "no reload logged after SIGHUP");
+    // A key that does not load: the previous pair stays, and says why.
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+        .unwrap();
+    hangup(&child);
+    let refused = logs
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("TLS certificate not reloaded"))
+        .expect("the failed reload is logged");
+    assert!(refused.contains("tls_key"), "{refused}");
+    assert_eq!(sum(4, 5).unwrap(), 9, "the previous certificate serves on");
+}
+
+/// A child process killed (and reaped) when the test ends, passed or not: a gateway left
+/// running would hold its stderr pipe, and whatever reads the test's output, open.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -70,9 +70,10 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client, ConnectError> {
         config.validate()?;
         let credentials = Arc::new(credentials(&config));
-        let opened = supervisor::first_round(&config, &credentials).await?;
+        let tls = crate::tls::connector(&config)?;
+        let opened = supervisor::first_round(&config, &credentials, tls.as_ref()).await?;
         let initial = State::Connecting { last_error: None };
-        Ok(Client::start(config, credentials, initial, Some(opened)))
+        Ok(Client::start(config, credentials, tls, initial, Some(opened)))
     }
 
     /// A client that connects in the background when its first call is made; calls wait for
@@ -88,12 +89,14 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
         config.validate()?;
         let credentials = Arc::new(credentials(&config));
-        Ok(Client::start(config, credentials, State::Idle, None))
+        let tls = crate::tls::connector(&config)?;
+        Ok(Client::start(config, credentials, tls, State::Idle, None))
     }
 
     fn start(
         config: ClientConfig,
         credentials: Arc<Credentials>,
+        tls: Option<tokio_rustls::TlsConnector>,
         initial: State,
         opened: Option<Opened>,
     ) -> Client {
@@ -107,6 +110,7 @@ impl Client {
             config: config.clone(),
             registry: registry.clone(),
             credentials: credentials.clone(),
+            tls,
             state: state_tx,
             wake: wake.clone(),
             shutdown: shutdown.clone(),

@@ -14,9 +14,13 @@ use crate::credentials::TokenProvider;
 /// How a [`Client`](crate::Client) connects and calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// The gateways, as `host:port`, tried in order, then round again. At least one. Default:
-    /// none (the one field a caller always sets).
+    /// The gateways, as `host:port` (or `tcp://host:port`), or `tls://host:port` for the
+    /// protocol inside TLS, tried in order, then round again. At least one. Default: none (the
+    /// one field a caller always sets).
     pub endpoints: Vec<String>,
+    /// The CA certificates (PEM) that `tls://` gateways' certificates must chain to. `None`:
+    /// the system's CA certificates. Default: `None`.
+    pub tls_ca: Option<Vec<u8>>,
     /// How long one connection attempt may take, from the TCP connect to the server's WELCOME.
     /// Default: 5 s.
     pub connect_timeout: Duration,
@@ -78,6 +82,7 @@ impl ClientConfig {
     pub fn new<S: Into<String>>(endpoints: impl IntoIterator<Item = S>) -> ClientConfig {
         ClientConfig {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
+            tls_ca: None,
             connect_timeout: Duration::from_secs(5),
             default_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
@@ -103,8 +108,12 @@ impl ClientConfig {
         if self.endpoints.is_empty() {
             return err("endpoints", "[]".into(), "at least one endpoint is needed");
         }
-        if let Some(bad) = self.endpoints.iter().find(|e| !looks_like_host_port(e)) {
-            return err("endpoints", bad.clone(), "an endpoint is `host:port`");
+        if let Some(bad) = self.endpoints.iter().find(|e| crate::tls::parse(e).is_none()) {
+            return err(
+                "endpoints",
+                bad.clone(),
+                "an endpoint is `host:port` or `tls://host:port`",
+            );
         }
         for (field, value) in [
             ("connect_timeout", self.connect_timeout),
@@ -151,13 +160,6 @@ impl ClientConfig {
         }
         Ok(())
     }
-}
-
-/// `host:port` with a non-empty host and a numeric port; names are resolved when connecting.
-fn looks_like_host_port(endpoint: &str) -> bool {
-    endpoint
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// A configuration value that cannot work.
@@ -212,7 +214,7 @@ mod tests {
         );
         check(
             |c| c.endpoints.push("localhost".into()),
-            "invalid `endpoints` value `localhost`: an endpoint is `host:port`",
+            "invalid `endpoints` value `localhost`: an endpoint is `host:port` or `tls://host:port`",
         );
         check(
             |c| c.max_frame_size = 1000,

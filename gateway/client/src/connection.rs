@@ -33,7 +33,7 @@ use self::subscriptions::Subscriptions;
 use crate::command::{Answer, Call, CallKind, Command, Control, Handle, Outcome, Outgoing};
 use crate::config::ClientConfig;
 use crate::credentials::Credentials;
-use crate::handshake::{Established, describe_goaway};
+use crate::handshake::{Established, Stream, describe_goaway};
 use crate::refresh::{self, Grant};
 use crate::registry::Registry;
 
@@ -101,8 +101,17 @@ pub(crate) fn spawn(
         };
         tokio::spawn(refresher.run());
     }
-    let (reader, writer) = stream.into_split();
-    let task = tokio::spawn(connection.run(reader, writer));
+    connection.flushes = matches!(stream, Stream::Tls(_));
+    let task = match stream {
+        Stream::Plain(tcp) => {
+            let (reader, writer) = tcp.into_split();
+            tokio::spawn(connection.run(reader, writer))
+        }
+        Stream::Tls(tls) => {
+            let (reader, writer) = tokio::io::split(*tls);
+            tokio::spawn(connection.run(reader, writer))
+        }
+    };
     (handle, closing, task)
 }
 
@@ -150,6 +159,10 @@ struct Connection {
     /// Set when GOAWAY arrives: the connection waits for the promised replies until then.
     drain_until: Option<Instant>,
     flush_timeout: Duration,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
+    /// Writes need flushing (TLS; on TCP a flush does nothing).
+    flushes: bool,
 }
 
 /// Liveness: a PING every interval, and a peer that sent nothing between two pings is gone.
@@ -201,6 +214,8 @@ impl Connection {
             keepalive,
             drain_until: None,
             flush_timeout: config.connect_timeout,
+            unflushed: false,
+            flushes: false,
         }
     }
 
@@ -252,10 +267,16 @@ impl Connection {
                         self.on_command(command);
                     }
                 }
-                written = writer.write_buf(&mut self.out.buf), if !self.out.buf.is_empty() => {
+                written = write_or_flush(writer, &mut self.out.buf),
+                    if !self.out.buf.is_empty() || self.unflushed =>
+                {
                     match written {
-                        Ok(0) => return End::Lost("the socket accepts no more bytes".into()),
-                        Ok(n) => self.out.on_written(n),
+                        Ok(Some(0)) => return End::Lost("the socket accepts no more bytes".into()),
+                        Ok(Some(n)) => {
+                            self.unflushed = self.flushes;
+                            self.out.on_written(n);
+                        }
+                        Ok(None) => self.unflushed = false,
                         Err(e) => return End::Lost(format!("writing failed: {e}")),
                     }
                 }
@@ -478,6 +499,19 @@ impl Connection {
             // The peer may not be reading: the goodbye is worth a bounded wait, no more.
             let _ = tokio::time::timeout(self.flush_timeout, flush).await;
         }
+    }
+}
+
+/// Writes some of `buf` (`Some(bytes written)`), or flushes when it is empty (`None`): TLS may
+/// hold what was written until flushed (a flush costs nothing on TCP).
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(buf).await.map(Some)
     }
 }
 

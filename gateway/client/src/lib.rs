@@ -135,6 +135,7 @@ mod handshake;
 mod refresh;
 mod registry;
 mod supervisor;
+mod tls;
 mod topics;
 
 pub use client::Client;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use gateway_core::{Code, Status};
 use gateway_protocol::{Goaway, GoawayReason};
 use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -42,10 +43,11 @@ pub(crate) type Opened = (Established, usize);
 pub(crate) async fn first_round(
     config: &ClientConfig,
     credentials: &Credentials,
+    tls: Option<&TlsConnector>,
 ) -> Result<Opened, ConnectError> {
     let mut failures = Vec::new();
     for (index, endpoint) in config.endpoints.iter().enumerate() {
-        match handshake::connect(endpoint, config, credentials).await {
+        match handshake::connect(endpoint, config, credentials, tls).await {
             Ok(established) => return Ok((established, index)),
             Err(AttemptError::Refused(goaway)) if !goaway.reconnect => {
                 return Err(ConnectError::Refused { endpoint: endpoint.clone(), goaway });
@@ -61,6 +63,8 @@ pub(crate) struct Supervisor {
     pub(crate) config: Arc<ClientConfig>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) credentials: Arc<Credentials>,
+    /// For the `tls://` endpoints.
+    pub(crate) tls: Option<TlsConnector>,
     pub(crate) state: watch::Sender<State>,
     /// Notified by the first call of a lazy client.
     pub(crate) wake: Arc<Notify>,
@@ -152,7 +156,7 @@ impl Supervisor {
             wait = true;
             let endpoint = &self.config.endpoints[index];
             let attempt = tokio::select! {
-                attempt = handshake::connect(endpoint, &self.config, &self.credentials) => attempt,
+                attempt = handshake::connect(endpoint, &self.config, &self.credentials, self.tls.as_ref()) => attempt,
                 () = self.shutdown.cancelled() => {
                     self.closed();
                     return None;

@@ -163,6 +163,11 @@ impl Config {
                 }
             }
         }
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(_), None) => return Err(ConfigError::Conflict("tls_cert needs tls_key".into())),
+            (None, Some(_)) => return Err(ConfigError::Conflict("tls_key needs tls_cert".into())),
+            _ => {}
+        }
         if config.nats.is_none() && config.nats_auth.any() {
             return Err(ConfigError::Conflict(
                 "NATS credentials or TLS (nats_user, nats_nkey, nats_ca, ...) are set but nats is \

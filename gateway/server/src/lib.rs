@@ -88,6 +88,7 @@ mod session;
 mod state;
 mod switches;
 mod tcp;
+pub mod tls;
 mod ws;
 
 pub use config::{Args, Config, ConfigError, NatsAuthKeys};

@@ -75,6 +75,7 @@ pub struct Metrics {
     connections_current: AtomicI64,
     connections_total: AtomicU64,
     connections_rejected: AtomicU64,
+    tls_failed: AtomicU64,
     websocket: WebSocketMetrics,
     in_flight: AtomicI64,
     queued_bytes: AtomicI64,
@@ -119,6 +120,7 @@ impl Metrics {
             connections_current: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             connections_rejected: AtomicU64::new(0),
+            tls_failed: AtomicU64::new(0),
             websocket: WebSocketMetrics::default(),
             in_flight: AtomicI64::new(0),
             queued_bytes: AtomicI64::new(0),
@@ -222,6 +224,11 @@ impl Metrics {
     /// request, or not one within the handshake timeout (refused origins are counted apart).
     pub fn upgrade_failed(&self) {
         self.websocket.upgrades_failed.fetch_add(1, Relaxed);
+    }
+
+    /// A TLS handshake that failed or did not finish within the handshake timeout.
+    pub fn tls_failed(&self) {
+        self.tls_failed.fetch_add(1, Relaxed);
     }
 
     /// A connection refused at the connection limit.
@@ -372,6 +379,12 @@ impl Metrics {
             "gateway_connections_rejected_total",
             "Client connections refused at the connection limit.",
             self.connections_rejected.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_tls_handshakes_failed_total",
+            "TLS handshakes on the client listeners that failed or timed out.",
+            self.tls_failed.load(Relaxed),
         );
         let ws = &self.websocket;
         gauge(

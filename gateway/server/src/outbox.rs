@@ -72,11 +72,20 @@ pub(crate) struct Outbox {
     len: usize,
     /// The peer's maximum frame size: 65,536 until its HELLO states its own.
     peer_max: u32,
+    /// Bytes were written since the last flush: TLS may hold them in its buffer until flushed.
+    unflushed: bool,
 }
 
 impl Outbox {
     pub(crate) fn new(wire: Wire, peer_max: u32) -> Outbox {
-        Outbox { wire, chunks: VecDeque::new(), buf: BytesMut::new(), len: 0, peer_max }
+        Outbox {
+            wire,
+            chunks: VecDeque::new(),
+            buf: BytesMut::new(),
+            len: 0,
+            peer_max,
+            unflushed: false,
+        }
     }
 
     /// Records the client's maximum frame size, from its HELLO.
@@ -89,8 +98,9 @@ impl Outbox {
         self.len
     }
 
+    /// Nothing is queued, and what was written has been flushed.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && !self.unflushed
     }
 
     /// Queues `frame`.
@@ -168,8 +178,9 @@ impl Outbox {
         self.len += 2 + payload.len();
     }
 
-    /// Writes what is queued to `io` until it is all written (`Ready(Ok)`) or the socket is full
-    /// (`Pending`, woken when it has room).
+    /// Writes what is queued to `io` and flushes it (a no-op on TCP; TLS writes out what it
+    /// buffered) until it is all sent (`Ready(Ok)`) or the socket is full (`Pending`, woken when
+    /// it has room).
     ///
     /// # Errors
     ///
@@ -198,7 +209,12 @@ impl Outbox {
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
+            self.unflushed = true;
             self.advance(written);
+        }
+        if self.unflushed {
+            ready!(Pin::new(&mut *io).poll_flush(cx))?;
+            self.unflushed = false;
         }
         self.release();
         Poll::Ready(Ok(()))

@@ -30,6 +30,7 @@ use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
 use crate::session::CLOSE_GRACE;
 use crate::state::{CallIds, Shared};
+use crate::tls::Tls;
 use crate::{switches, tcp, ws};
 
 /// Connections being turned away at the connection limit at once; past it, further ones are
@@ -84,6 +85,9 @@ pub enum Error {
     /// The authentication settings are unusable.
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The bus refused the subscriptions the gateway holds for `retain` topics.
     #[error("the bus refused a topic subscription: {0}")]
     Bus(gateway_core::Status),
@@ -120,6 +124,10 @@ pub async fn run(
         None => None,
     };
     let auth = config.authenticator()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
     if config.auth.anonymous_roles.iter().any(|r| r == crate::auth::ROLE_ALL) {
         warn!("anonymous connections may do everything (anonymous_roles = all): development only");
     }
@@ -144,6 +152,7 @@ pub async fn run(
         rate,
         connections: Arc::default(),
         workers: tokio::runtime::Handle::current().metrics().num_workers(),
+        tls: tls.clone(),
     });
     let admin_stop = CancellationToken::new();
     let switch_log = tokio::spawn(switches::log_changes(
@@ -153,11 +162,13 @@ pub async fn run(
     ));
     let admin_task =
         tokio::spawn(admin::serve(admin, admin::Admin::new(&shared), admin_stop.clone()));
+    let tls_watch = tls.map(|tls| tokio::spawn(tls.watch(admin_stop.clone())));
+    let tls_on = shared.tls.is_some();
     match ws_addr {
         Some(ws) => {
-            info!(listen = %local, websocket = %ws, admin = %admin_addr, "gateway listening")
+            info!(listen = %local, websocket = %ws, admin = %admin_addr, tls = tls_on, "gateway listening")
         }
-        None => info!(listen = %local, admin = %admin_addr, "gateway listening"),
+        None => info!(listen = %local, admin = %admin_addr, tls = tls_on, "gateway listening"),
     }
     metrics.set_ready(true);
 
@@ -189,6 +200,9 @@ pub async fn run(
     shared.hub.close();
     admin_stop.cancel();
     let _ = admin_task.await;
+    if let Some(watch) = tls_watch {
+        let _ = watch.await;
+    }
     let _ = switch_log.await;
     info!("gateway stopped");
     Ok(())
@@ -255,7 +269,12 @@ impl Front {
 
     /// Turns a connection away with GOAWAY `too_many_connections`, in a task of its own, unless
     /// [`MAX_REJECTING`] are being turned away already (then it is just closed).
+    /// Under TLS the connection is closed without a word: a GOAWAY would cost a handshake, which
+    /// a flood must not get.
     fn reject(&self, stream: TcpStream, peer: SocketAddr, transport: Transport, why: &'static str) {
+        if self.shared.tls.is_some() {
+            return;
+        }
         let Ok(permit) = self.rejecting.clone().try_acquire_owned() else { return };
         self.shared.metrics.goaway_sent(GoawayReason::TOO_MANY_CONNECTIONS);
         match transport {

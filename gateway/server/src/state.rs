@@ -18,6 +18,7 @@ use crate::limits::{ConnectionRate, UserConnections};
 use crate::mailbox::Mailbox;
 use crate::metrics::Metrics;
 use crate::router::Registry;
+use crate::tls::Tls;
 
 /// What every session of one gateway shares. Read-only but for atomics and the connections'
 /// registry.
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<Connections>,
     /// The async runtime's worker threads.
     pub(crate) workers: usize,
+    /// TLS on the client listeners, when `tls_cert` is set.
+    pub(crate) tls: Option<Arc<Tls>>,
 }
 
 impl std::fmt::Debug for Shared {

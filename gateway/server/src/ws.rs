@@ -47,6 +47,7 @@ use crate::metrics;
 use crate::outbox::{Outbox, Wire, opcode};
 use crate::session::{self, CLOSE_GRACE, ReadError, Transport};
 use crate::state::Shared;
+use crate::tls::{self, Stream};
 
 pub(crate) use self::codec::close_code;
 
@@ -56,7 +57,7 @@ const MAX_CLOSE_REASON: usize = 123;
 /// One client's WebSocket connection, after the upgrade.
 #[derive(Debug)]
 pub(crate) struct Ws {
-    stream: TcpStream,
+    stream: Stream,
     reader: Reader,
     /// The client's close frame (its code and reason), to echo.
     peer_close: Option<Bytes>,
@@ -70,12 +71,15 @@ pub(crate) struct Ws {
 /// Serves one connection accepted on `ws_listen`: the HTTP upgrade, then a session. `permit` is
 /// its place under `max_connections`.
 pub(crate) async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) {
     let deadline = Instant::now() + shared.config.handshake_timeout;
+    // As on TCP: the outbox coalesces, not Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let Some(mut stream) = tls::secure(stream, peer, &shared, deadline).await else { return };
     let Some(read) = upgrade(&mut stream, peer, &shared, deadline).await else { return };
     let ws =
         Ws { stream, reader: Reader::default(), peer_close: None, close_code: None, broken: false };
@@ -84,13 +88,11 @@ pub(crate) async fn serve(
 
 /// The upgrade under the handshake deadline, counted and logged when it fails.
 async fn upgrade(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     peer: SocketAddr,
     shared: &Shared,
     deadline: Instant,
 ) -> Option<BytesMut> {
-    // As on TCP: the outbox coalesces, not Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
     let accept = upgrade::accept(stream, |origin| shared.config.origin_allowed(origin));
     let upgraded = tokio::select! {
         biased;
@@ -121,8 +123,10 @@ async fn upgrade(
 /// Turns away a connection to `ws_listen` over a connection limit: upgrades it (the origin check
 /// included), sends GOAWAY `too_many_connections`, then a close frame `1013` (try again later),
 /// and waits briefly for the client's close frame.
-pub(crate) async fn reject(mut stream: TcpStream, peer: SocketAddr, shared: &Shared, why: &str) {
+pub(crate) async fn reject(stream: TcpStream, peer: SocketAddr, shared: &Shared, why: &str) {
     let deadline = Instant::now() + shared.config.handshake_timeout;
+    // Never under TLS (the front closes those at once).
+    let mut stream = Stream::Plain(stream);
     let Some(_) = upgrade(&mut stream, peer, shared, deadline).await else { return };
     let ws =
         Ws { stream, reader: Reader::default(), peer_close: None, close_code: None, broken: false };

@@ -97,6 +97,13 @@ struct RpcArgs {
     /// Each request's deadline, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u32,
+    /// Speak TLS to the gateway (started with `--tls-cert`), trusting the CA certificates in
+    /// this PEM file.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The name the gateway's certificate must be for, with `--tls-ca`.
+    #[arg(long, value_name = "NAME", default_value = "localhost", requires = "tls_ca")]
+    tls_name: String,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -221,6 +228,12 @@ fn rpc(args: RpcArgs) -> anyhow::Result<()> {
     config.warmup = seconds("warmup", args.run.warmup)?;
     config.duration = seconds("duration", args.run.duration)?;
     config.timeout_ms = args.timeout_ms;
+    if let Some(ca) = &args.tls_ca {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read `{}`", ca.display()))?;
+        let tls = gateway_bench::TlsTarget::new(&pem, &args.tls_name)
+            .map_err(|e| anyhow::anyhow!("--tls-ca `{}`: {e}", ca.display()))?;
+        config.tls = Some(tls);
+    }
     if let Err(message) = config.validate() {
         bail!(message);
     }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use gateway_protocol::MIN_MAX_FRAME_SIZE;
@@ -23,6 +24,11 @@ use crate::auth::{AuthConfig, Authenticator};
 pub struct Config {
     /// Where clients connect (the wire protocol over TCP).
     pub listen: SocketAddr,
+    /// The PEM certificate chain (the server's first) of TLS on the client listeners; with
+    /// `tls_key`. `None`: no TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Where the admin HTTP endpoints (`/healthz`, `/readyz`, `/metrics`) listen.
     pub admin_listen: SocketAddr,
     /// Where WebSocket clients connect (the same protocol, one frame per binary message); `None`:
@@ -144,6 +150,8 @@ impl Config {
         Config {
             listen: nowhere,
             admin_listen: nowhere,
+            tls_cert: None,
+            tls_key: None,
             ws_listen: None,
             allowed_origins: Vec::new(),
             ws_ping_interval: Duration::ZERO,
@@ -271,6 +279,21 @@ pub const KEYS: &[Key] = &[
         help: "Address of the admin HTTP (/healthz, /readyz, /metrics, /switches); keep it \
                private",
         set: |s, c| store(&mut c.admin_listen, parse_addr(s)),
+    },
+    Key {
+        name: "tls_cert",
+        value_name: "FILE",
+        default: "",
+        help: "PEM certificate chain for TLS on the client listeners (tls:// and wss://), with \
+               tls_key; reloaded when the file changes or on SIGHUP. Empty: no TLS",
+        set: |s, c| store(&mut c.tls_cert, Ok((!s.is_empty()).then(|| PathBuf::from(s)))),
+    },
+    Key {
+        name: "tls_key",
+        value_name: "FILE",
+        default: "",
+        help: "PEM private key of tls_cert",
+        set: |s, c| store(&mut c.tls_key, Ok((!s.is_empty()).then(|| PathBuf::from(s)))),
     },
     Key {
         name: "ws_listen",

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use bytes::{Buf, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::tls::Stream;
 
 /// The longest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -37,7 +38,7 @@ pub(crate) enum Refused {
 ///
 /// [`Refused`], once the HTTP error (if any) is sent.
 pub(crate) async fn accept(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     origin_allowed: impl Fn(&str) -> bool,
 ) -> Result<BytesMut, Refused> {
     let mut buf = BytesMut::with_capacity(1024);
@@ -111,7 +112,7 @@ pub(crate) fn accept_key(key: &[u8]) -> String {
 
 /// Sends an HTTP error response and closes the write side.
 async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     status: &str,
     headers: &str,
     body: &str,
