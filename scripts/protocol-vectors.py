@@ -271,6 +271,7 @@ def frames():
         ("cancel", cancel(0x01020304)),
         ("goaway, shutting down, reconnect", goaway(1, True, 41, "draining")),
         ("goaway, policy, don't reconnect", goaway(11, False, 0, "client banned")),
+        ("goaway, a client that is done", goaway(12, False, 0, "")),
         ("goaway, unknown reason keeps its number and flag", goaway(300, True, 9, "")),
         ("welcome, credentials that never expire", welcome(1, MAX_FRAME_SIZE, 64, 0, "gw", 0)),
         ("welcome, credentials expiring at the largest time",

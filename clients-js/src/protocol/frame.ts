@@ -62,6 +62,8 @@ export const GoawayReason = {
   SLOW_CONSUMER: 9,
   TOO_MANY_CONNECTIONS: 10,
   POLICY: 11,
+  /** From a client: it sent its last request; the server answers those in flight, then closes. */
+  DONE: 12,
 } as const;
 
 const REASON_NAMES: readonly string[] = [
@@ -77,6 +79,7 @@ const REASON_NAMES: readonly string[] = [
   "slow_consumer",
   "too_many_connections",
   "policy",
+  "done",
 ];
 
 /** A GOAWAY reason's name (`"shutting_down"`), or `"reason N"` for one version 1 does not define. */

@@ -33,9 +33,12 @@ impl GoawayReason {
     pub const TOO_MANY_CONNECTIONS: GoawayReason = GoawayReason(10);
     /// An operator's decision (a banned client, a drained tenant): don't reconnect.
     pub const POLICY: GoawayReason = GoawayReason(11);
+    /// From a client: it has sent its last request and wants the answers to those in flight; the
+    /// server answers them, then closes.
+    pub const DONE: GoawayReason = GoawayReason(12);
 
     /// Every reason version 1 defines, in numeric order.
-    pub const ALL: [GoawayReason; 11] = [
+    pub const ALL: [GoawayReason; 12] = [
         GoawayReason::SHUTTING_DOWN,
         GoawayReason::IDLE_TIMEOUT,
         GoawayReason::HANDSHAKE_TIMEOUT,
@@ -47,6 +50,7 @@ impl GoawayReason {
         GoawayReason::SLOW_CONSUMER,
         GoawayReason::TOO_MANY_CONNECTIONS,
         GoawayReason::POLICY,
+        GoawayReason::DONE,
     ];
 
     /// The snake_case name the spec, logs and metrics use, or `None` for a number version 1 does
@@ -64,6 +68,7 @@ impl GoawayReason {
             GoawayReason::SLOW_CONSUMER => "slow_consumer",
             GoawayReason::TOO_MANY_CONNECTIONS => "too_many_connections",
             GoawayReason::POLICY => "policy",
+            GoawayReason::DONE => "done",
             _ => return None,
         })
     }
@@ -102,7 +107,7 @@ mod tests {
             assert!(reason.name().is_some());
         }
         assert_eq!(GoawayReason(0).name(), None);
-        assert_eq!(GoawayReason(12).name(), None);
+        assert_eq!(GoawayReason(13).name(), None);
     }
 
     #[test]

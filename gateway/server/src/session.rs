@@ -98,6 +98,11 @@ const SHUTTING_DOWN: &str = "the gateway is shutting down";
 enum End {
     /// The client closed the connection, sent GOAWAY, or the socket failed.
     ClientGone,
+    /// The client sent GOAWAY `done`: its calls in flight are answered, then the connection
+    /// closes.
+    ClientDone,
+    /// Every call the client left in flight with GOAWAY `done` is answered.
+    Done,
     /// The gateway closes the connection with this GOAWAY, abandoning the calls in flight.
     Close(Goaway),
     /// The gateway drains: GOAWAY `shutting_down`, then the calls in flight finish.
@@ -156,6 +161,7 @@ pub(crate) async fn serve<T: Transport>(
     let end = match session.handshake().await {
         Ok(()) => match session.open().await {
             End::Drain => session.drain().await,
+            End::ClientDone => session.answer_in_flight().await,
             end => end,
         },
         Err(end) => end,
@@ -549,7 +555,11 @@ impl<T: Transport> Session<T> {
             Frame::Cancel { request_id } => self.on_cancel(request_id),
             Frame::Ping { data } => self.push(&Frame::Pong { data }),
             Frame::Pong { .. } => {}
-            // A client's GOAWAY: it is leaving, and its calls are cancelled.
+            // A client's GOAWAY `done`: it wants its answers, then the connection closes.
+            Frame::Goaway(goaway) if goaway.reason == GoawayReason::DONE => {
+                return Err(End::ClientDone);
+            }
+            // Any other GOAWAY: it is leaving, and its calls are cancelled.
             Frame::Goaway(_) => return Err(End::ClientGone),
             Frame::Hello(_) => return Err(close(GoawayReason::PROTOCOL_ERROR, "a second HELLO")),
             Frame::Subscribe(subscribe) => self.subscribe(subscribe, cx)?,
@@ -943,6 +953,17 @@ impl<T: Transport> Session<T> {
         poll_fn(|cx| self.poll_drain(cx)).await
     }
 
+    /// After the client's GOAWAY `done`: its subscriptions end, its calls in flight are answered
+    /// (each within its deadline; CANCEL still honoured), nothing else is sent, then the
+    /// connection closes. The gateway's own drain, if one starts meanwhile, bounds the wait.
+    async fn answer_in_flight(&mut self) -> End {
+        self.unsubscribe_all();
+        match poll_fn(|cx| self.poll_drain(cx)).await {
+            End::Drained => End::Done,
+            end => end,
+        }
+    }
+
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         self.mailbox.register(cx.waker());
         loop {
@@ -984,6 +1005,8 @@ impl<T: Transport> Session<T> {
     /// knows from `last_request_id` what to send elsewhere.
     fn on_frame_draining(&mut self, frame: Frame) -> Result<(), End> {
         match frame {
+            // The client wants its answers, which a drain gives anyway.
+            Frame::Goaway(goaway) if goaway.reason == GoawayReason::DONE => Ok(()),
             Frame::Goaway(_) => Err(End::ClientGone),
             Frame::Cancel { request_id } => {
                 self.on_cancel(request_id);
@@ -1007,6 +1030,8 @@ impl<T: Transport> Session<T> {
         self.control = None;
         let (farewell, client_left, answer_left) = match end {
             End::ClientGone => (None, true, false),
+            // Everything is answered: the client reads to the end, and WebSocket closes 1000.
+            End::Done | End::ClientDone => (None, false, false),
             End::Close(goaway) => {
                 info!(peer = %self.peer, reason = %goaway.reason, message = %goaway.message, "closing connection");
                 self.shared.metrics.goaway_sent(goaway.reason);

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use gateway_bus::contract::header;
 use gateway_bus::{Bus, Headers};
 use gateway_core::Code;
-use gateway_protocol::{Frame, Request, Response};
+use gateway_protocol::{Frame, GoawayReason, Request, Response};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +91,54 @@ async fn a_client_that_goes_away_cancels_its_calls_in_the_service() {
     gw.observed.wait_for("hanging handlers", 3, |o| load(&o.hanging)).await;
     drop(client);
     gw.observed.wait_for("cancelled handlers", 3, |o| load(&o.cancelled)).await;
+    gw.stop().await;
+}
+
+/// Issue 18: a client that is done sends GOAWAY `done` and reads on: the calls it left in flight
+/// are answered (the slow one too), then the gateway closes; a request sent after the GOAWAY is
+/// not started (docs/protocol.md, "Closing").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_done_gets_the_answers_in_flight_then_the_gateway_closes() {
+    let gw = TestGateway::start(config()).await;
+    let mut client = gw.client().await;
+    client.call(1, SLOW, 5000, &millis(300)).await;
+    client.call(2, ECHO, 5000, b"now").await;
+    client.send(Frame::Goaway(gateway_protocol::Goaway::new(GoawayReason::DONE, ""))).await;
+    client.call(3, ECHO, 5000, b"too late").await;
+    let mut answered = Vec::new();
+    while let Some(frame) = client.try_recv().await {
+        match frame {
+            Frame::Response(response) => answered.push(response.request_id),
+            other => panic!("expected only the answers in flight, got {other:?}"),
+        }
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, [1, 2], "both calls in flight answered, nothing after the GOAWAY");
+    gw.stop().await;
+}
+
+/// Any other GOAWAY from the client, and its end of stream, even a TCP half-close with its read
+/// side open (which cannot be told from a client that exited), cancel what it left in flight:
+/// the services see the cancellation and nothing more is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_close_or_another_goaway_cancels_the_calls_in_flight() {
+    use tokio::io::AsyncWriteExt as _;
+    let gw = TestGateway::start(config()).await;
+    let mut leaving = gw.client().await;
+    leaving.call(1, HANG, 0, b"").await;
+    gw.observed.wait_for("a hanging handler", 1, |o| load(&o.hanging)).await;
+    leaving
+        .send(Frame::Goaway(gateway_protocol::Goaway::new(GoawayReason::SHUTTING_DOWN, "")))
+        .await;
+    gw.observed.wait_for("its cancellation", 1, |o| load(&o.cancelled)).await;
+    assert!(leaving.try_recv().await.is_none(), "no answer after the client's GOAWAY");
+
+    let mut half = gw.client().await;
+    half.call(1, HANG, 0, b"").await;
+    gw.observed.wait_for("another hanging handler", 2, |o| load(&o.hanging)).await;
+    half.framed.get_mut().shutdown().await.unwrap();
+    gw.observed.wait_for("its cancellation", 2, |o| load(&o.cancelled)).await;
+    assert!(half.try_recv().await.is_none(), "no answer after the client's FIN");
     gw.stop().await;
 }
 

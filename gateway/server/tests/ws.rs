@@ -638,3 +638,21 @@ async fn the_connection_rate_per_address_counts_websocket_connections_too() {
     assert!(goaway.message.contains("from this address"), "{goaway:?}");
     gw.stop().await;
 }
+
+/// GOAWAY `done` over WebSocket: the call in flight is answered, then the gateway closes with
+/// 1000 (normal closure) and no GOAWAY of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_done_is_answered_then_closed_normally() {
+    let gw = TestGateway::start(config()).await;
+    let mut client = gw.ws_client().await;
+    client.call(1, SLOW, 5000, &millis(200)).await;
+    client.send(Frame::Goaway(gateway_protocol::Goaway::new(GoawayReason::DONE, ""))).await;
+    match client.recv().await {
+        Frame::Response(response) => assert_eq!(response.request_id, 1),
+        other => panic!("expected the answer in flight, got {other:?}"),
+    }
+    let closed = client.closed().await;
+    assert!(closed.goaway.is_none(), "{closed:?}");
+    assert_eq!(closed.close.map(|c| u16::from(c.code)), Some(NORMAL));
+    gw.stop().await;
+}

@@ -164,7 +164,7 @@ impl Reader {
 pub(crate) fn close_code(reason: GoawayReason) -> u16 {
     match reason {
         GoawayReason::SHUTTING_DOWN => 1001,
-        GoawayReason::IDLE_TIMEOUT => 1000,
+        GoawayReason::IDLE_TIMEOUT | GoawayReason::DONE => 1000,
         GoawayReason::PROTOCOL_ERROR | GoawayReason::UNSUPPORTED_VERSION => code::PROTOCOL,
         GoawayReason::FRAME_TOO_LARGE => code::TOO_BIG,
         GoawayReason::TOO_MANY_CONNECTIONS | GoawayReason::SLOW_CONSUMER => 1013,
@@ -402,6 +402,7 @@ mod tests {
     fn each_goaway_reason_has_its_close_code() {
         assert_eq!(close_code(GoawayReason::SHUTTING_DOWN), 1001);
         assert_eq!(close_code(GoawayReason::IDLE_TIMEOUT), 1000);
+        assert_eq!(close_code(GoawayReason::DONE), 1000);
         assert_eq!(close_code(GoawayReason::PROTOCOL_ERROR), 1002);
         assert_eq!(close_code(GoawayReason::UNSUPPORTED_VERSION), 1002);
         assert_eq!(close_code(GoawayReason::FRAME_TOO_LARGE), 1009);
