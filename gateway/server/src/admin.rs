@@ -1,9 +1,9 @@
 //! The admin HTTP endpoints, on their own port: health, metrics, and the operator switches.
 //!
-//! A small hand-written HTTP/1.1 responder rather than a web framework: one request per
-//! connection (`Connection: close`), request heads capped at 8 KiB and bodies (read by
-//! `Content-Length`, never chunked) at 8 KiB, the whole request read within a timeout, and a
-//! bounded number of connections at once, so a misbehaving client cannot hurt the gateway.
+//! HTTP/1.1 by hyper, with limits so that a misbehaving client cannot hurt the gateway: request
+//! heads capped at 8 KiB and bodies (by `Content-Length`, never chunked) at 8 KiB, each read
+//! within a timeout (an idle kept-alive connection is closed after as long), and a bounded
+//! number of connections at once.
 //!
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 once listening, not draining and with the bus connected, 503 otherwise;
@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_bus::switches::SwitchStore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -115,23 +114,26 @@ impl Response {
         Response { status, content_type: "application/json", body: body + "\n", headers: &[] }
     }
 
-    fn reason(&self) -> &'static str {
-        match self.status {
-            200 => "OK",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            411 => "Length Required",
-            413 => "Content Too Large",
-            431 => "Request Header Fields Too Large",
-            503 => "Service Unavailable",
-            _ => "Error",
+    /// As hyper sends it; `headers` are `Name: value` lines.
+    fn into_http(self) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+        let mut builder = hyper::Response::builder()
+            .status(self.status)
+            .header("content-type", self.content_type);
+        for line in self.headers {
+            if let Some((name, value)) = line.split_once(": ") {
+                builder = builder.header(name, value);
+            }
         }
+        builder
+            .body(http_body_util::Full::new(bytes::Bytes::from(self.body)))
+            .unwrap_or_else(|_| hyper::Response::new(http_body_util::Full::default()))
     }
 }
 
-/// Serves the admin endpoints on `listener` until `stop`.
+/// Serves the admin endpoints on `listener` until `stop`: HTTP/1.1 by hyper, keep-alive, at
+/// most [`MAX_CONNECTIONS`] connections (more are closed unanswered), each request's head within
+/// [`READ_TIMEOUT`] (an idle kept-alive connection is closed after as long) and at most
+/// [`MAX_HEAD`] bytes (else 431), its body within as long and at most [`MAX_BODY`] bytes.
 pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken) {
     let admin = Arc::new(admin);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -144,13 +146,7 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
         match accepted {
             Ok((stream, peer)) => {
                 let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
-                let admin = admin.clone();
-                tasks.spawn(async move {
-                    if let Err(e) = respond(stream, peer, &admin).await {
-                        debug!(cause = %e, "admin request failed");
-                    }
-                    drop(slot);
-                });
+                tasks.spawn(serve_connection(stream, peer, admin.clone(), stop.clone(), slot));
             }
             Err(e) => {
                 warn!(cause = %e, "admin accept failed");
@@ -162,111 +158,81 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
     let _ = tokio::time::timeout(READ_TIMEOUT, tasks.wait()).await;
 }
 
-/// Reads one request and writes its response.
-async fn respond(mut stream: TcpStream, peer: SocketAddr, admin: &Admin) -> std::io::Result<()> {
-    let read = tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream, peer)).await;
-    let request = match read {
-        Ok(read) => match read? {
-            Read::Request(request) => request,
-            Read::Refused(response) => return write_response(&mut stream, &response).await,
-            Read::Closed => return Ok(()),
-        },
-        Err(_) => return Ok(()),
+/// One admin connection, until the client closes it, a limit ends it, or `stop` (then the
+/// request under way is answered first).
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admin: Arc<Admin>,
+    stop: CancellationToken,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let admin = admin.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(request, peer, &admin).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(true);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     };
-    let response = route(&request, admin).await;
-    write_response(&mut stream, &response).await
+    if let Err(e) = served {
+        debug!(%peer, cause = %e, "admin connection ended");
+    }
+    drop(slot);
 }
 
-async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        response.reason(),
-        response.content_type,
-        response.body.len()
-    );
-    for header in response.headers {
-        head.push_str(header);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(response.body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// What reading a request gave.
-#[derive(Debug)]
-enum Read {
-    Request(Request),
-    /// Over a limit, malformed, or without the length its body needs: answered at once.
-    Refused(Response),
-    /// The client closed before sending a whole request.
-    Closed,
-}
-
-/// Reads a request: its head up to the blank line, then `Content-Length` bytes of body.
-async fn read_request(stream: &mut TcpStream, peer: SocketAddr) -> std::io::Result<Read> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        if buf.len() > MAX_HEAD {
-            return Ok(Read::Refused(Response::text(431, "request head too large")));
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(Read::Closed);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    if head_end > MAX_HEAD {
-        return Ok(Read::Refused(Response::text(431, "request head too large")));
-    }
-    let mut request = match parse_head(&String::from_utf8_lossy(&buf[..head_end]), peer) {
-        Ok(request) => request,
-        Err(response) => return Ok(Read::Refused(response)),
-    };
-    let length = match body_length(&request) {
-        Ok(length) => length,
-        Err(response) => return Ok(Read::Refused(response)),
-    };
-    let mut body = buf.split_off(head_end + 4);
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(Read::Closed);
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    request.body = body;
-    Ok(Read::Request(request))
-}
-
-/// The request line and headers (without the blank line).
-fn parse_head(head: &str, peer: SocketAddr) -> Result<Request, Response> {
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next().unwrap_or_default().split_whitespace();
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    // Query strings are ignored: `/metrics?x=1` is `/metrics`.
-    let path = target.split('?').next().unwrap_or_default();
-    let mut headers = Vec::new();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(Response::text(400, format!("malformed header line {line:?}")));
-        };
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    Ok(Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
+/// The response to one request: its head checked, its body read within the limits, then routed.
+async fn answer(
+    request: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    admin: &Admin,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = request.into_parts();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
+        })
+        .collect();
+    let mut request = Request {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
         headers,
         body: Vec::new(),
         peer,
-    })
+    };
+    let response = match body_length(&request) {
+        Err(refused) => refused,
+        Ok(length) => {
+            let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+            match tokio::time::timeout(READ_TIMEOUT, read).await {
+                Ok(Ok(collected)) => {
+                    request.body = collected.to_bytes().to_vec();
+                    if request.body.len() == length {
+                        route(&request, admin).await
+                    } else {
+                        Response::text(400, "the body is not as long as its Content-Length")
+                    }
+                }
+                Ok(Err(e)) => Response::text(400, format!("cannot read the body: {e}")),
+                Err(_) => Response::text(408, "the body did not arrive in time"),
+            }
+        }
+    };
+    response.into_http()
 }
 
 /// How many body bytes follow the head: `Content-Length`, capped at [`MAX_BODY`]; a `PUT`

@@ -56,19 +56,6 @@ async fn health_and_metrics_answer_by_path_and_method() {
 }
 
 #[test]
-fn heads_parse_and_queries_are_ignored() {
-    let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-    let head = "PUT /switches/t.S?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length:  12 \r\nX-A: b:c";
-    let request = parse_head(head, peer).unwrap();
-    assert_eq!((request.method.as_str(), request.path.as_str()), ("PUT", "/switches/t.S"));
-    assert_eq!(request.header("content-length"), Some("12"));
-    assert_eq!(request.header("x-a"), Some("b:c"));
-    assert_eq!(body_length(&request), Ok(12));
-    let bad = parse_head("GET / HTTP/1.1\r\nno colon here", peer).unwrap_err();
-    assert_eq!((bad.status, bad.body.as_str()), (400, "malformed header line \"no colon here\"\n"));
-}
-
-#[test]
 fn bodies_need_a_length_under_the_cap() {
     let length = |method: &str, headers: &[(&str, &str)]| {
         body_length(&request(method, "/switches/t.S", headers, "")).map_err(|r| (r.status, r.body))
