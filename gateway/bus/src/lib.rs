@@ -332,6 +332,40 @@ pub trait Bus: Send + Sync + 'static {
     fn is_connected(&self) -> bool {
         true
     }
+
+    /// Sends a request to every subscriber of `subject` and collects the answers that arrive
+    /// within `window`: a scatter-gather, as the Services API's discovery asks (`$SRV.PING`:
+    /// every instance answers). The default, for a bus without it, is the one answer of
+    /// [`Bus::request`] (none when nobody answers).
+    ///
+    /// # Errors
+    ///
+    /// What the bus refuses (an invalid subject, a lost connection).
+    fn gather(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        window: Duration,
+    ) -> BoxFuture<'_, Result<Vec<BusMessage>, BusError>> {
+        let request = self.request(subject, Headers::new(), payload, window);
+        Box::pin(async move {
+            match request.await {
+                Ok(answer) => Ok(vec![answer]),
+                Err(BusError::NoResponders { .. } | BusError::Timeout { .. }) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+/// Collects what `answers` brings until `window` passes.
+async fn collect_answers(mut answers: Subscription, window: Duration) -> Vec<BusMessage> {
+    let mut collected = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(answer)) = tokio::time::timeout_at(deadline, answers.next()).await {
+        collected.push(answer);
+    }
+    collected
 }
 
 /// A stream of the messages of one subscription. Bounded: an implementation that cannot deliver

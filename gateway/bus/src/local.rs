@@ -364,6 +364,35 @@ impl Bus for LocalBus {
         Box::pin(ready(self.subscribe_now(subject, queue_group, None)))
     }
 
+    fn gather(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        window: Duration,
+    ) -> BoxFuture<'_, Result<Vec<BusMessage>, BusError>> {
+        if let Err(err) = self.check(subject, &payload) {
+            return Box::pin(ready(Err(err)));
+        }
+        // The answers come on a subject of their own, published as any other message.
+        let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
+        let reply = format!("_GATHER.{sid}");
+        let answers = match self.subscribe_now(&reply, None, None) {
+            Ok(answers) => answers,
+            Err(err) => return Box::pin(ready(Err(err))),
+        };
+        let message = BusMessage {
+            subject: subject.to_owned(),
+            headers: Headers::new(),
+            payload,
+            reply: Some(reply),
+        };
+        self.shared.published.fetch_add(1, Ordering::Relaxed);
+        if self.shared.route(message).targets == 0 {
+            return Box::pin(ready(Ok(Vec::new())));
+        }
+        Box::pin(async move { Ok(crate::collect_answers(answers, window).await) })
+    }
+
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
         let max = self.shared.options.max_payload;
         if payload.len() > max {

@@ -697,6 +697,31 @@ impl Bus for NatsBus {
         })
     }
 
+    fn gather(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        window: Duration,
+    ) -> BoxFuture<'_, Result<Vec<BusMessage>, BusError>> {
+        let checked = self.prepare(subject, Headers::new(), &payload);
+        let subject = subject.to_owned();
+        Box::pin(async move {
+            checked?;
+            let disconnected =
+                |e: &dyn std::fmt::Display| BusError::Disconnected { reason: e.to_string() };
+            let inbox = self.client.new_inbox();
+            let answers =
+                self.client.subscribe(inbox.clone()).await.map_err(|e| disconnected(&e))?;
+            self.client
+                .publish_with_reply(subject, inbox, payload)
+                .await
+                .map_err(|e| disconnected(&e))?;
+            self.client.flush().await.map_err(|e| disconnected(&e))?;
+            let answers = Subscription::from_stream(Box::new(NatsStream(answers)));
+            Ok(crate::collect_answers(answers, window).await)
+        })
+    }
+
     fn call(&self, route: &MethodRoute, meta: CallMeta, payload: Bytes) -> Call {
         // The bus is up when its main connection is, the lane or not: calls, subscriptions and
         // readiness agree.

@@ -276,3 +276,59 @@ async fn answers_have_the_fields_and_types_async_nats_answers_with() {
         assert_eq!(ours, shape(&theirs), "{verb}: ours, then async-nats's ({theirs})");
     }
 }
+
+/// `Bus::gather` collects every instance's answer to `$SRV.PING` within its window, on the
+/// in-process bus and over nats-server alike (the operator's console lists instances so).
+#[tokio::test]
+async fn gather_collects_every_instance_s_ping() {
+    let local = LocalBus::new();
+    let (first, stop_first) = serve(&local, versioned("1.0.0")).await;
+    let (second, stop_second) = serve(&local, versioned("1.0.1")).await;
+    let subject = format!("$SRV.PING.{NAME}");
+    let answers = local.gather(&subject, Bytes::new(), Duration::from_millis(200)).await.unwrap();
+    let mut versions: Vec<String> = answers
+        .iter()
+        .map(|a| serde_json::from_slice::<PingResponse>(&a.payload).unwrap().version)
+        .collect();
+    versions.sort();
+    assert_eq!(versions, ["1.0.0", "1.0.1"]);
+    let none = local.gather("$SRV.PING.nobody", Bytes::new(), Duration::from_millis(50)).await;
+    assert!(none.unwrap().is_empty());
+    stop_first.cancel();
+    stop_second.cancel();
+    first.stopped().await;
+    second.stopped().await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn gather_collects_every_instance_s_ping_over_nats() {
+    let subject = format!("$SRV.PING.{NAME}");
+    let nats = NatsServer::start();
+    let options = gateway_bus::NatsOptions::default();
+    let bus = Arc::new(gateway_bus::NatsBus::connect(&nats.url(), options).await.unwrap());
+    let mut serving = Vec::new();
+    let stop = CancellationToken::new();
+    for _ in 0..3 {
+        let service = Arc::new(SomeApiServer::new(Calculator::default()));
+        let runtime = ServiceRuntime::new(bus.clone(), service);
+        serving.push(runtime.start(stop.clone()).await.unwrap());
+    }
+    // Until every instance's subscriptions are in, fewer answer.
+    let started = std::time::Instant::now();
+    loop {
+        let answers = bus.gather(&subject, Bytes::new(), Duration::from_millis(200)).await.unwrap();
+        let ids: std::collections::BTreeSet<String> = answers
+            .iter()
+            .map(|a| serde_json::from_slice::<PingResponse>(&a.payload).unwrap().id)
+            .collect();
+        if ids.len() == 3 {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "{} of 3 instances answered", ids.len());
+    }
+    stop.cancel();
+    for s in serving {
+        s.stopped().await;
+    }
+}

@@ -11,11 +11,14 @@
 //! - `GET /metrics`: the Prometheus text format ([`Metrics::render`]).
 //! - `GET /switches`, `GET|PUT|DELETE /switches/<service>`: the operator switches (see
 //!   `admin/switches` and `docs/operations.md`).
+//! - `GET /console`: the operator's console, a page that reads `GET /console/state` and
+//!   `GET /console/services` (see `admin/console`).
 //!
 //! The port listens on loopback by default (`admin_listen`) and must not be exposed beyond the
 //! operators: reads are open to anyone who can connect, and changes are guarded only by
 //! `admin_token` when it is set.
 
+mod console;
 mod switches;
 
 use std::collections::BTreeSet;
@@ -58,6 +61,9 @@ pub(crate) struct Admin {
     pub(crate) token: String,
     /// This gateway's `server_id`, for the logs.
     pub(crate) gateway: String,
+    /// What the console shows that the above does not: the hub's subscribers, the topics, the
+    /// settings as loaded.
+    pub(crate) console: console::Sources,
 }
 
 impl Admin {
@@ -70,6 +76,7 @@ impl Admin {
             services: shared.registry.services().iter().map(|s| s.name).collect(),
             token: shared.config.admin_token.clone(),
             gateway: shared.config.server_id.clone(),
+            console: console::Sources::new(shared),
         }
     }
 }
@@ -263,6 +270,9 @@ async fn route(request: &Request, admin: &Admin) -> Response {
     let path = request.path.as_str();
     if path == "/switches" || path.starts_with("/switches/") {
         return switches::route(request, admin).await;
+    }
+    if path == "/console" || path.starts_with("/console/") {
+        return console::route(request, admin).await;
     }
     if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return Response::text(404, "not found");

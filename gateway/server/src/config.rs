@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use args::Args;
-pub use settings::{Config, KEYS, Key, NatsAuthKeys, env_var};
+pub use settings::{Config, KEYS, Key, NatsAuthKeys, SECRET_KEYS, Setting, env_var};
 
 use crate::auth::{AuthConfig, AuthConfigError, Authenticator};
 
@@ -141,6 +141,18 @@ impl Config {
         let mut config = Config::unset(layers.auth.clone());
         for key in KEYS {
             let (value, origin) = layers.value(key);
+            let shown = if SECRET_KEYS.contains(&key.name) && !value.trim().is_empty() {
+                "***".to_owned()
+            } else {
+                value.trim().to_owned()
+            };
+            let from = match &origin {
+                Origin::Default => "default".to_owned(),
+                Origin::File(path) => format!("file {}", path.display()),
+                Origin::Env(var) => format!("env {var}"),
+                Origin::Flag(flag) => format!("flag {flag}"),
+            };
+            config.sources.push(Setting { key: key.name, value: shown, origin: from });
             key.apply(value.trim(), &mut config).map_err(|problem| ConfigError::Invalid {
                 key: key.name,
                 value,
@@ -279,7 +291,16 @@ mod tests {
         let mut default = Config::default();
         default.auth.anonymous_roles = vec!["all".into()];
         assert!(config.authenticator.is_some(), "load keeps the authenticator it built");
-        assert_eq!(Config { authenticator: None, ..config }, default);
+        // `sources` differs by where `anonymous_roles` came from: the flag, not the default.
+        let roles = config.sources.iter().find(|s| s.key == "anonymous_roles").unwrap();
+        assert_eq!(
+            (roles.value.as_str(), roles.origin.as_str()),
+            ("all", "flag --anonymous-roles")
+        );
+        assert_eq!(
+            Config { authenticator: None, sources: default.sources.clone(), ..config },
+            default
+        );
     }
 
     #[test]
@@ -516,6 +537,13 @@ mod tests {
         );
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2") && debug.contains("password: \"***\""), "{debug}");
+        let shown = config.sources.iter().find(|s| s.key == "nats_password").unwrap();
+        assert_eq!(
+            (shown.value.as_str(), shown.origin.as_str()),
+            ("***", "env GATEWAY_NATS_PASSWORD")
+        );
+        let user = config.sources.iter().find(|s| s.key == "nats_user").unwrap();
+        assert_eq!((user.value.as_str(), user.origin.as_str()), ("gw", "flag --nats-user"));
     }
 
     #[test]
@@ -529,7 +557,8 @@ mod tests {
         let mut fields: Vec<&str> = fields.collect();
         // `auth` comes from the file's `[auth]` table (its `anonymous_roles` is a key), and
         // `authenticator` is built from it.
-        fields.retain(|field| !matches!(*field, "auth" | "authenticator"));
+        // `sources` records every key as loaded.
+        fields.retain(|field| !matches!(*field, "auth" | "authenticator" | "sources"));
         // `nats_auth` holds the eight `nats_*` keys but `nats` itself.
         let nats_auth = format!("{:#?}", NatsAuthKeys::default());
         let nats_keys: Vec<String> = nats_auth

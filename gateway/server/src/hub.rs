@@ -16,7 +16,7 @@
 //! subscribed when it was published.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use gateway_bus::{Bus, BusMessage, Subscription, contract};
@@ -230,6 +230,21 @@ impl Hub {
     }
 
     /// Stops every entry's task (the gateway is stopping).
+    /// This gateway's subscribers of each topic that has any: (subscriptions, keys subscribed
+    /// one by one), for the operator's console.
+    pub(crate) fn subscribers(&self) -> HashMap<&'static str, (usize, usize)> {
+        let entries: Vec<Arc<Entry>> =
+            self.entries.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let mut counts: HashMap<&'static str, (usize, usize)> = HashMap::new();
+        for entry in entries {
+            let state = entry.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = counts.entry(entry.topic.name).or_default();
+            count.0 += state.count;
+            count.1 += state.by_key.len();
+        }
+        counts
+    }
+
     pub(crate) fn close(&self) {
         self.stop.cancel();
     }

@@ -69,6 +69,25 @@ impl MethodMetrics {
     }
 }
 
+/// One method's counters for the operator's console. Percentiles are the upper bounds of the
+/// latency histogram's buckets that hold them (`None`: no calls yet, or past the last bound).
+#[derive(Debug, serde::Serialize)]
+pub struct MethodView {
+    pub method: &'static str,
+    pub service: &'static str,
+    /// Finished calls.
+    pub calls: u64,
+    /// Finished calls whose status was not `ok`.
+    pub errors: u64,
+    /// Finished calls by status name, those with any.
+    pub codes: std::collections::BTreeMap<&'static str, u64>,
+    /// Calls refused by an operator switch.
+    pub refused: u64,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
 /// Every counter of one gateway.
 #[derive(Debug)]
 pub struct Metrics {
@@ -347,6 +366,51 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every counter.
+    /// Every method's counters as the operator's console shows them, in registry order.
+    pub fn methods(&self) -> Vec<MethodView> {
+        self.methods
+            .iter()
+            .map(|m| {
+                let mut codes = std::collections::BTreeMap::new();
+                for (code, count) in Code::ALL.iter().zip(&m.by_code) {
+                    let count = count.load(Relaxed);
+                    if count > 0 {
+                        codes.insert(code.name(), count);
+                    }
+                }
+                let calls: u64 = codes.values().sum();
+                let buckets: Vec<u64> = m.buckets.iter().map(|b| b.load(Relaxed)).collect();
+                let quantile = |q: f64| {
+                    let total: u64 = buckets.iter().sum();
+                    if total == 0 {
+                        return None;
+                    }
+                    // The bucket holding the q-th call; its upper bound (None past the last).
+                    let rank = (q * total as f64).ceil().max(1.0) as u64;
+                    let mut seen = 0;
+                    for (i, count) in buckets.iter().enumerate() {
+                        seen += count;
+                        if seen >= rank {
+                            return BUCKETS_US.get(i).map(|us| *us as f64 / 1000.0);
+                        }
+                    }
+                    None
+                };
+                MethodView {
+                    method: m.name,
+                    service: m.service,
+                    errors: calls - codes.get("ok").copied().unwrap_or(0),
+                    calls,
+                    codes,
+                    refused: m.refused.iter().map(|r| r.load(Relaxed)).sum(),
+                    p50_ms: quantile(0.50),
+                    p90_ms: quantile(0.90),
+                    p99_ms: quantile(0.99),
+                }
+            })
+            .collect()
+    }
+
     pub fn render(&self) -> String {
         self.render_with_events(0)
     }
@@ -633,6 +697,31 @@ mod tests {
         assert_eq!(seconds(2_500_000), "2.5");
         assert_eq!(seconds(10_000_000), "10");
         assert_eq!(seconds(0), "0");
+    }
+
+    #[test]
+    fn the_console_view_counts_codes_and_reads_percentiles_from_the_buckets() {
+        let mut registry = Registry::new();
+        registry.register(&S).unwrap();
+        let metrics = Metrics::new(&registry);
+        assert_eq!(metrics.methods()[0].p50_ms, None, "no calls, no percentiles");
+        // 90 calls within 100 µs, 9 within 2.5 ms, 1 over 10 s.
+        for _ in 0..90 {
+            metrics.call_finished(0, Code::Ok, Duration::from_micros(80));
+        }
+        for _ in 0..9 {
+            metrics.call_finished(0, Code::Unavailable, Duration::from_micros(2_000));
+        }
+        metrics.call_finished(0, Code::Ok, Duration::from_secs(11));
+        metrics.switch_refused(0, Refusal::Disabled, Code::Unavailable);
+        let view = &metrics.methods()[0];
+        assert_eq!((view.method, view.service), ("t.S.m", "t.S"));
+        assert_eq!((view.calls, view.errors, view.refused), (101, 10, 1));
+        assert_eq!(view.codes.get("ok"), Some(&91));
+        assert_eq!(view.codes.get("unavailable"), Some(&10));
+        assert_eq!(view.p50_ms, Some(0.1));
+        assert_eq!(view.p90_ms, Some(0.1));
+        assert_eq!(view.p99_ms, Some(2.5));
     }
 
     #[test]

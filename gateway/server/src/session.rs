@@ -60,7 +60,7 @@ use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Shed;
 use crate::outbox::{Outbox, Wire, opcode};
 use crate::router::Route;
-use crate::state::{CallIdBlock, Shared};
+use crate::state::{CallIdBlock, ConnectionInfo, Shared};
 use crate::switches::SwitchView;
 
 /// How long a closing connection may take to flush its last frames, and then to let the client
@@ -152,12 +152,20 @@ pub(crate) async fn serve<T: Transport>(
 ) {
     shared.metrics.connection_opened(T::KIND);
     let mailbox = Arc::new(Mailbox::new(shared.config.send_queue_bytes, shared.metrics.clone()));
-    let key = shared.connections.add(mailbox.clone());
+    let info = Arc::new(ConnectionInfo {
+        peer,
+        transport: T::KIND,
+        tls: shared.tls.is_some(),
+        since: SystemTime::now(),
+        hello: std::sync::OnceLock::new(),
+    });
+    let key = shared.connections.add(mailbox.clone(), info.clone());
     // A drain that began before this connection was listed has not signalled it.
     if shared.draining.is_cancelled() {
         mailbox.signal(signal::DRAIN);
     }
     let mut session = Session::new(io, read, peer, shared.clone(), mailbox, handshake_deadline);
+    session.info = Some(info);
     let end = match session.handshake().await {
         Ok(()) => match session.open().await {
             End::Drain => session.drain().await,
@@ -188,6 +196,8 @@ struct Session<T: Transport> {
     max_frame_size: u32,
     /// Who the client is and what it may do: set by the handshake, replaced by AUTH.
     grant: Arc<Grant>,
+    /// What the console shows of this connection.
+    info: Option<Arc<ConnectionInfo>>,
     /// Each route's permission (as checked under the current grant) and bus cache, by index.
     routes: Vec<RouteState>,
     /// The operator switches, as of the last request.
@@ -247,6 +257,7 @@ impl<T: Transport> Session<T> {
                 permissions: Arc::new(Permissions::default()),
                 expires_at: None,
             }),
+            info: None,
             routes: Vec::new(),
             switches: None,
             calls: Calls::default(),
@@ -407,6 +418,10 @@ impl<T: Transport> Session<T> {
         self.io.welcomed();
         self.switches = Some(SwitchView::new(shared.switches.follow()));
         self.last_frame = Instant::now();
+        if let Some(info) = &self.info {
+            let subject = self.grant.subject().map(str::to_owned);
+            let _ = info.hello.set((hello.client_name.clone(), subject));
+        }
         let who = self.grant.subject().unwrap_or("anonymous");
         debug!(peer = %self.peer, client = %hello.client_name, %who, "session open");
         Ok(())

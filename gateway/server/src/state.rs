@@ -96,20 +96,85 @@ impl CallIdBlock {
 }
 
 /// The open connections' mailboxes, so that the gateway can tell every session to drain, then
-/// to give up its calls.
+/// to give up its calls, and what the operator's console shows of each.
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
     /// A std mutex: held to add, remove or walk, never across an `.await`.
-    open: Mutex<HashMap<u64, Arc<Mailbox>>>,
+    open: Mutex<HashMap<u64, Open>>,
     next: AtomicU64,
 }
 
+/// An open connection's mailbox and what the console shows of it.
+type Open = (Arc<Mailbox>, Arc<ConnectionInfo>);
+
+/// What the console shows of one connection: set when it opens, and at its HELLO.
+#[derive(Debug)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) peer: std::net::SocketAddr,
+    pub(crate) transport: crate::metrics::Transport,
+    pub(crate) tls: bool,
+    pub(crate) since: std::time::SystemTime,
+    /// The client's name and the token's subject (`None`: anonymous), once welcomed.
+    pub(crate) hello: std::sync::OnceLock<(String, Option<String>)>,
+}
+
+/// One open connection as the console lists it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ConnectionView {
+    pub(crate) id: u64,
+    pub(crate) peer: String,
+    pub(crate) transport: &'static str,
+    pub(crate) tls: bool,
+    /// Seconds since the Unix epoch.
+    pub(crate) since: f64,
+    /// `None` until HELLO.
+    pub(crate) client: Option<String>,
+    /// The token's subject; `None`: anonymous, or before HELLO.
+    pub(crate) user: Option<String>,
+    pub(crate) welcomed: bool,
+}
+
 impl Connections {
-    /// Adds a connection's mailbox; the number returned removes it.
-    pub(crate) fn add(&self, mailbox: Arc<Mailbox>) -> u64 {
+    /// Adds a connection's mailbox and what is known of it; the number returned removes it.
+    pub(crate) fn add(&self, mailbox: Arc<Mailbox>, info: Arc<ConnectionInfo>) -> u64 {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
-        self.open.lock().unwrap_or_else(PoisonError::into_inner).insert(key, mailbox);
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (mailbox, info));
         key
+    }
+
+    /// Every open connection, oldest first.
+    pub(crate) fn list(&self) -> Vec<ConnectionView> {
+        let open: Vec<(u64, Arc<ConnectionInfo>)> = self
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, (_, info))| (*key, info.clone()))
+            .collect();
+        let mut list: Vec<ConnectionView> = open
+            .into_iter()
+            .map(|(id, info)| {
+                let hello = info.hello.get();
+                ConnectionView {
+                    id,
+                    peer: info.peer.to_string(),
+                    transport: match info.transport {
+                        crate::metrics::Transport::Tcp => "tcp",
+                        crate::metrics::Transport::WebSocket => "websocket",
+                    },
+                    tls: info.tls,
+                    since: info
+                        .since
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    client: hello.map(|(name, _)| name.clone()),
+                    user: hello.and_then(|(_, user)| user.clone()),
+                    welcomed: hello.is_some(),
+                }
+            })
+            .collect();
+        list.sort_by_key(|c| c.id);
+        list
     }
 
     pub(crate) fn remove(&self, key: u64) {
@@ -121,14 +186,14 @@ impl Connections {
     pub(crate) fn queued(&self) -> usize {
         let open: Vec<_> =
             self.open.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
-        open.iter().map(|mailbox| mailbox.queued()).sum()
+        open.iter().map(|(mailbox, _)| mailbox.queued()).sum()
     }
 
     /// Raises `bit` on every open connection's mailbox.
     pub(crate) fn signal_all(&self, bit: u8) {
         let open: Vec<_> =
             self.open.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
-        for mailbox in open {
+        for (mailbox, _) in open {
             mailbox.signal(bit);
         }
     }

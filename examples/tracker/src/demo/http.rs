@@ -1,13 +1,12 @@
 //! The demo's web server (the contract with the dashboard, `docs/tracker.md`, "The demo"): the
 //! dashboard's built files, `/config.json` (where the gateway is) and `/city.geojson` (the
-//! basemap: the city the simulated devices drive in). GET and HEAD only, one request per
-//! connection (`Connection: close`), anything else 404.
+//! basemap: the city the simulated devices drive in). GET and HEAD only, anything else 405;
+//! unknown paths 404. HTTP/1.1 by hyper.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,7 +15,7 @@ use tokio_util::task::TaskTracker;
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a response may take to be written.
+/// How long the responses under way may take once the server stops.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the server serves.
@@ -110,7 +109,10 @@ fn percent_decode(text: &str) -> Option<String> {
     (!text.contains(['\0', '\\'])).then_some(text)
 }
 
-/// Serves `site` on `listener` until `shutdown`, then waits for the responses being written.
+/// Serves `site` on `listener` until `shutdown`, then waits (a bounded while) for the responses
+/// being written. HTTP/1.1 by hyper, with keep-alive: a request head must arrive within
+/// [`HEAD_TIMEOUT`] (an idle connection is closed after as long) and fit in [`MAX_HEAD`] bytes
+/// (else 431).
 pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     loop {
@@ -120,12 +122,7 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: Cancellatio
         };
         match accepted {
             Ok((stream, peer)) => {
-                let site = site.clone();
-                connections.spawn(async move {
-                    if let Err(e) = respond(stream, &site).await {
-                        tracing::debug!(%peer, cause = %e, "an HTTP request failed");
-                    }
-                });
+                connections.spawn(serve_connection(stream, peer, site.clone(), shutdown.clone()));
             }
             Err(e) => {
                 tracing::warn!(cause = %e, "HTTP accept failed");
@@ -138,71 +135,58 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: Cancellatio
     let _ = tokio::time::timeout(WRITE_TIMEOUT, connections.wait()).await;
 }
 
-async fn respond(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
-        Ok(head) => head?,
-        Err(_) => return Ok(()),
+async fn serve_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    site: Arc<Site>,
+    shutdown: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let site = site.clone();
+        async move { Ok::<_, std::convert::Infallible>(respond(&request, &site).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     };
-    let Some(head) = head else {
-        return write(&mut stream, 400, "text/plain; charset=utf-8", b"bad request\n", true).await;
-    };
-    let mut parts = head.split(' ');
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    let (status, kind, body) = match method {
+    if let Err(e) = served {
+        tracing::debug!(%peer, cause = %e, "an HTTP connection failed");
+    }
+}
+
+/// The response to one request: GET and HEAD of the site (hyper leaves a HEAD's body out),
+/// 405 for other methods.
+async fn respond<B>(
+    request: &hyper::Request<B>,
+    site: &Site,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let path = request.uri().path();
+    let (status, kind, body) = match request.method().as_str() {
         "GET" | "HEAD" if path.starts_with('/') => site.get(path).await,
         "GET" | "HEAD" => not_found(),
         _ => (405, "text/plain; charset=utf-8", b"method not allowed: GET or HEAD\n".to_vec()),
     };
-    write(&mut stream, status, kind, &body, method != "HEAD").await
-}
-
-/// The request line, once the whole head has arrived; `None` if it is too long or not text.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > MAX_HEAD {
-            return Ok(None);
-        }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        head.extend_from_slice(&buf[..n]);
+    let mut response = hyper::Response::builder()
+        .status(status)
+        .header("content-type", kind)
+        .header("cache-control", "no-cache")
+        .header("x-content-type-options", "nosniff");
+    if status == 405 {
+        response = response.header("allow", "GET, HEAD");
     }
-    let Ok(text) = std::str::from_utf8(&head) else { return Ok(None) };
-    Ok(text.lines().next().map(str::to_owned))
-}
-
-async fn write(
-    stream: &mut TcpStream,
-    status: u16,
-    kind: &str,
-    body: &[u8],
-    with_body: bool,
-) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Method Not Allowed",
-    };
-    let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n{allow}\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    let send = async {
-        stream.write_all(head.as_bytes()).await?;
-        if with_body {
-            stream.write_all(body).await?;
-        }
-        stream.shutdown().await
-    };
-    tokio::time::timeout(WRITE_TIMEOUT, send).await.unwrap_or(Ok(()))
+    response
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap_or_else(|_| hyper::Response::new(http_body_util::Full::default()))
 }
 
 #[cfg(test)]
@@ -243,6 +227,24 @@ mod tests {
         ] {
             assert_eq!(site.get(path).await.0, 404, "{path}");
         }
+    }
+
+    #[tokio::test]
+    async fn get_and_head_are_served_other_methods_refused_with_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = site(dir.path());
+        let request = |method: &str, path: &str| {
+            hyper::Request::builder().method(method).uri(path).body(()).unwrap()
+        };
+        let index = respond(&request("GET", "/?v=2"), &site).await;
+        assert_eq!(index.status(), 200);
+        assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(index.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(respond(&request("HEAD", "/config.json"), &site).await.status(), 200);
+        assert_eq!(respond(&request("GET", "/nope"), &site).await.status(), 404);
+        let post = respond(&request("POST", "/"), &site).await;
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()["allow"], "GET, HEAD");
     }
 
     #[test]

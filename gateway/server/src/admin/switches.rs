@@ -101,7 +101,7 @@ fn unknown(service: &str) -> Response {
 /// Whether `request` may change switches: always when no token is configured, otherwise with
 /// `Authorization: Bearer <token>`. The token is compared in constant time, so response times
 /// do not reveal how much of a guess was right.
-fn authorized(request: &Request, token: &str) -> bool {
+pub(super) fn authorized(request: &Request, token: &str) -> bool {
     if token.is_empty() {
         return true;
     }

@@ -10,10 +10,13 @@ static SERVICE: ServiceDesc = ServiceDesc { name: "t.S", methods: &[], topics: &
 
 fn admin(token: &str) -> (Admin, MemorySwitches) {
     let store = MemorySwitches::new();
+    let metrics = Arc::new(Metrics::new(&Registry::new()));
+    let bus: Arc<dyn gateway_bus::Bus> = Arc::new(gateway_bus::LocalBus::new());
     let admin = Admin {
-        metrics: Arc::new(Metrics::new(&Registry::new())),
+        console: console::Sources::empty(bus.clone(), metrics.clone()),
+        metrics,
         connections: Arc::default(),
-        bus: Arc::new(gateway_bus::LocalBus::new()),
+        bus,
         switches: Arc::new(store.clone()),
         services: [SERVICE.name].into_iter().collect(),
         token: token.to_owned(),
@@ -161,4 +164,28 @@ async fn with_a_token_changes_need_it_and_reads_do_not() {
     assert!(store.follow().borrow()["t.S"].read_only);
     assert_eq!(answer(&admin, "GET", "/switches", "").await.0, 200, "reads are open");
     assert_eq!(answer(&admin, "DELETE", "/switches/t.S", "").await.0, 401);
+}
+
+#[tokio::test]
+async fn the_console_page_is_open_and_its_documents_need_the_token() {
+    let (admin, _) = admin("t0ken");
+    let get = |path: &str, headers: &[(&str, &str)]| request("GET", path, headers, "");
+    let page = route(&get("/console", &[]), &admin).await;
+    assert_eq!((page.status, page.content_type), (200, "text/html; charset=utf-8"));
+    assert!(page.body.contains("<title>Gateway console</title>"));
+    assert_eq!(route(&get("/console/state", &[]), &admin).await.status, 401);
+    assert_eq!(route(&get("/console/services", &[]), &admin).await.status, 401);
+    let bearer = [("authorization", "Bearer t0ken")];
+    let state = route(&get("/console/state", &bearer), &admin).await;
+    assert_eq!(state.status, 200, "{}", state.body);
+    let state: serde_json::Value = serde_json::from_str(&state.body).unwrap();
+    assert_eq!(state["token_required"], true);
+    assert_eq!(state["switches"]["t.S"]["disabled"], serde_json::Value::Null);
+    assert!(state["connections"].as_array().unwrap().is_empty());
+    let services = route(&get("/console/services", &bearer), &admin).await;
+    let services: serde_json::Value = serde_json::from_str(&services.body).unwrap();
+    assert_eq!(services[0]["service"], "t.S");
+    assert!(services[0]["instances"].as_array().unwrap().is_empty(), "nobody serves t.S");
+    assert_eq!(route(&request("POST", "/console/state", &bearer, ""), &admin).await.status, 405);
+    assert_eq!(route(&get("/console/nothing", &bearer), &admin).await.status, 404);
 }

@@ -94,11 +94,29 @@ pub struct Config {
     /// `Authorization: Bearer <admin_token>`. Reads stay open: the admin port listens on loopback
     /// by default and must never be exposed beyond the operators' network.
     pub admin_token: String,
+    /// Every key's value as loaded and where it came from, secrets (`admin_token`,
+    /// `nats_password`, `nats_token`) masked: what the operator's console shows. Filled by
+    /// [`Config::load`] (and [`Config::default`]); a config changed in code afterwards is not
+    /// reflected here.
+    pub sources: Vec<Setting>,
     /// The [`Authenticator`] built from `auth`: [`Config::load`] builds it to check the settings
     /// and keeps it, so that [`run`](crate::run) does not load the keys a second time. `None` in
     /// a config made in code, for which [`Config::authenticator`] builds one.
     pub authenticator: Option<Authenticator>,
 }
+
+/// One key's value as loaded ([`Config::sources`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Setting {
+    pub key: &'static str,
+    /// The text given (`***` for a secret that is set).
+    pub value: String,
+    /// `default`, `file <path>`, `env <VAR>` or `flag --<name>`.
+    pub origin: String,
+}
+
+/// Keys whose values are secrets: shown as `***` when set.
+pub const SECRET_KEYS: [&str; 3] = ["admin_token", "nats_password", "nats_token"];
 
 /// The NATS connection's credentials and TLS files as given, each empty when unset; the gateway
 /// binary checks them and reads the files (`gateway_bus::nats::NatsAuthSettings`). `Debug`
@@ -177,6 +195,7 @@ impl Config {
             nats: None,
             nats_auth: NatsAuthKeys::default(),
             admin_token: String::new(),
+            sources: Vec::new(),
             authenticator: None,
         }
     }
