@@ -108,7 +108,7 @@ impl ClientConfig {
         if self.endpoints.is_empty() {
             return err("endpoints", "[]".into(), "at least one endpoint is needed");
         }
-        if let Some(bad) = self.endpoints.iter().find(|e| crate::tls::parse(e).is_none()) {
+        if let Some(bad) = self.endpoints.iter().find(|e| crate::endpoint::parse(e).is_none()) {
             return err(
                 "endpoints",
                 bad.clone(),

@@ -85,7 +85,7 @@ pub(crate) async fn connect(
 ) -> Result<Established, AttemptError> {
     let attempt = async {
         let token = credentials.for_hello().await.map_err(AttemptError::Token)?;
-        let endpoint = crate::tls::parse(endpoint)
+        let endpoint = crate::endpoint::parse(endpoint)
             .ok_or_else(|| AttemptError::Protocol(format!("`{endpoint}` is not an endpoint")))?;
         let mut tcp = TcpStream::connect(endpoint.address).await.map_err(AttemptError::Io)?;
         // Frames are small and latency matters more than packet count; writes are coalesced by

@@ -117,9 +117,12 @@
 //! - `feed`: one subscription's bounded queue of events, pushed by the connection, read by its
 //!   stream.
 //! - [`mod@error`]: [`ConnectError`], why connecting failed.
-//! - `handshake`: TCP connect, HELLO and WELCOME.
+//! - `handshake`: TCP connect (and TLS for a `tls://` endpoint), HELLO and WELCOME.
 //! - `backoff`: the delays between connection attempts.
+//! - `tls`: the TLS connector of `tls://` endpoints, trusting [`ClientConfig::tls_ca`] or the
+//!   system's CA certificates.
 //! - [`mod@config`]: [`ClientConfig`] and [`Backoff`], their defaults and validation.
+//! - `endpoint`: an endpoint's address and transport (`host:port`, `tls://host:port`).
 //! - `credentials`: [`TokenProvider`] and the token for HELLO.
 
 mod backoff;
@@ -129,6 +132,7 @@ mod command;
 pub mod config;
 mod connection;
 mod credentials;
+mod endpoint;
 pub mod error;
 mod feed;
 mod handshake;

@@ -9,32 +9,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 use crate::config::{ClientConfig, ConfigError};
-
-/// Where an endpoint is and whether it is TLS.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Endpoint<'a> {
-    /// `host:port`, as `TcpStream::connect` takes it.
-    pub(crate) address: &'a str,
-    /// The host alone (an IPv6 address without its brackets), for the certificate check.
-    pub(crate) host: &'a str,
-    pub(crate) tls: bool,
-}
-
-/// `host:port`, `tcp://host:port` or `tls://host:port`; `None` for anything else.
-pub(crate) fn parse(endpoint: &str) -> Option<Endpoint<'_>> {
-    let (tls, address) = match endpoint.split_once("://") {
-        Some(("tls", rest)) => (true, rest),
-        Some(("tcp", rest)) => (false, rest),
-        Some(_) => return None,
-        None => (false, endpoint),
-    };
-    let (host, port) = address.rsplit_once(':')?;
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return None;
-    }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    Some(Endpoint { address, host, tls })
-}
+use crate::endpoint;
 
 /// The connector for the `tls://` endpoints of `config`; `None` when it has none.
 ///
@@ -42,7 +17,7 @@ pub(crate) fn parse(endpoint: &str) -> Option<Endpoint<'_>> {
 ///
 /// `tls_ca` holds no PEM certificate, or (without it) the system's cannot be read.
 pub(crate) fn connector(config: &ClientConfig) -> Result<Option<TlsConnector>, ConfigError> {
-    if !config.endpoints.iter().any(|e| parse(e).is_some_and(|e| e.tls)) {
+    if !config.endpoints.iter().any(|e| endpoint::parse(e).is_some_and(|e| e.tls)) {
         return Ok(None);
     }
     let bad =
@@ -80,23 +55,4 @@ pub(crate) fn connector(config: &ClientConfig) -> Result<Option<TlsConnector>, C
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_owned())
         .map_err(|e| format!("`{host}` is neither a DNS name nor an IP address: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_name_their_transport() {
-        let plain = Endpoint { address: "gw:7400", host: "gw", tls: false };
-        assert_eq!(parse("gw:7400"), Some(plain));
-        assert_eq!(parse("tcp://gw:7400").map(|e| e.tls), Some(false));
-        assert_eq!(
-            parse("tls://[::1]:7400"),
-            Some(Endpoint { address: "[::1]:7400", host: "::1", tls: true })
-        );
-        for bad in ["gw", "tls://gw", "ws://gw:7400", "tls://:7400", "gw:99999"] {
-            assert_eq!(parse(bad), None, "{bad}");
-        }
-    }
 }

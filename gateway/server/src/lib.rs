@@ -15,7 +15,8 @@
 //! - [`mod@server`]: [`run`] and its [`Listeners`]: accepting connections on both transports
 //!   under the connection limits, and the graceful shutdown (it tells every session to drain
 //!   through its mailbox).
-//! - `admin`: `/healthz`, `/readyz`, `/metrics` and `/switches` over a small HTTP/1.1 responder.
+//! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/switches` and the operator's console
+//!   (`admin/console`), HTTP/1.1 by hyper.
 //! - `ws` (with `ws/upgrade` and `ws/codec`): the WebSocket transport: the HTTP upgrade and its
 //!   origin check, then our own framing (one protocol frame per binary message).
 //! - `tcp`: the TCP transport, each frame after its `u32` length.
@@ -32,7 +33,9 @@
 //! - `outbox`: the connection's outgoing bytes. Answers and events are encoded straight into it,
 //!   in the transport's form, and leave in one (vectored) write per wake-up.
 //! - `state`: what every session shares (`Shared`): settings, registry, bus, hub, limits, the
-//!   call ids, and the open connections' mailboxes.
+//!   call ids, and the open connections' mailboxes (and what the console shows of each).
+//! - [`mod@tls`]: TLS on the client listeners (`tls_cert`, `tls_key`), its reloading, and the
+//!   connection either way (`Stream`).
 //! - `hub`: the topic subscriptions on the bus, one per topic (or pattern), and the fan-out of
 //!   each event to the local subscribers' mailboxes.
 //! - `mailbox`: what other tasks hand one connection (events, ended subscriptions, the drain and

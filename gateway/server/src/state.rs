@@ -43,6 +43,20 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<Tls>>,
 }
 
+impl Shared {
+    /// The TLS handshake on an accepted connection when the gateway has TLS
+    /// ([`crate::tls::secure`]); the connection as it is without.
+    pub(crate) async fn secure(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        deadline: tokio::time::Instant,
+    ) -> Option<crate::tls::Stream> {
+        let tls = self.tls.as_deref();
+        crate::tls::secure(stream, peer, tls, &self.draining, &self.metrics, deadline).await
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()

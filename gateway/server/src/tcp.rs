@@ -18,7 +18,7 @@ use crate::metrics;
 use crate::outbox::{Outbox, Wire};
 use crate::session::{self, CLOSE_GRACE, ReadError, Transport};
 use crate::state::Shared;
-use crate::tls::{self, Stream};
+use crate::tls::Stream;
 
 /// One client's TCP connection, inside TLS when the gateway has it.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub(crate) async fn serve(
     // outbox, not by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + shared.config.handshake_timeout;
-    let Some(stream) = tls::secure(stream, peer, &shared, deadline).await else { return };
+    let Some(stream) = shared.secure(stream, peer, deadline).await else { return };
     session::serve(Tcp(stream), BytesMut::new(), peer, shared, permit, deadline).await;
 }
 

@@ -212,24 +212,26 @@ fn certified_key(
 pub(crate) async fn secure(
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    shared: &crate::state::Shared,
+    tls: Option<&Tls>,
+    draining: &CancellationToken,
+    metrics: &crate::metrics::Metrics,
     deadline: tokio::time::Instant,
 ) -> Option<Stream> {
-    let Some(tls) = &shared.tls else { return Some(Stream::Plain(stream)) };
+    let Some(tls) = tls else { return Some(Stream::Plain(stream)) };
     let handshake = tokio::select! {
         biased;
-        _ = shared.draining.cancelled() => return None,
+        _ = draining.cancelled() => return None,
         handshake = tokio::time::timeout_at(deadline, tls.accept(stream)) => handshake,
     };
     match handshake {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(e)) => {
-            shared.metrics.tls_failed();
+            metrics.tls_failed();
             tracing::debug!(%peer, cause = %e, "TLS handshake failed");
             None
         }
         Err(_) => {
-            shared.metrics.tls_failed();
+            metrics.tls_failed();
             tracing::debug!(%peer, "no TLS handshake within the handshake timeout");
             None
         }

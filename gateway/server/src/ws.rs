@@ -47,7 +47,7 @@ use crate::metrics;
 use crate::outbox::{Outbox, Wire, opcode};
 use crate::session::{self, CLOSE_GRACE, ReadError, Transport};
 use crate::state::Shared;
-use crate::tls::{self, Stream};
+use crate::tls::Stream;
 
 pub(crate) use self::codec::close_code;
 
@@ -79,7 +79,7 @@ pub(crate) async fn serve(
     let deadline = Instant::now() + shared.config.handshake_timeout;
     // As on TCP: the outbox coalesces, not Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    let Some(mut stream) = tls::secure(stream, peer, &shared, deadline).await else { return };
+    let Some(mut stream) = shared.secure(stream, peer, deadline).await else { return };
     let Some(read) = upgrade(&mut stream, peer, &shared, deadline).await else { return };
     let ws =
         Ws { stream, reader: Reader::default(), peer_close: None, close_code: None, broken: false };
