@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     /// Wakes the supervisor of a lazy client at its first call.
     pub(crate) wake: Arc<Notify>,
     shutdown: CancellationToken,
+    /// Cancelled by [`Client::finish`]: no new calls, the ones in flight answered, then closed.
+    finishing: CancellationToken,
     /// The supervisor task, awaited by [`Client::close`]. A std mutex: never held across an
     /// `.await` (the handle is taken out first).
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -105,6 +107,7 @@ impl Client {
         let (state_tx, state) = watch::channel(initial);
         let wake = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
+        let finishing = CancellationToken::new();
         let supervisor = Supervisor {
             delays: Delays::new(config.backoff.clone()),
             config: config.clone(),
@@ -114,11 +117,13 @@ impl Client {
             state: state_tx,
             wake: wake.clone(),
             shutdown: shutdown.clone(),
+            finishing: finishing.clone(),
             next_endpoint: 0,
         };
         let task = tokio::spawn(supervisor.run(opened));
         let supervisor = Mutex::new(Some(task));
-        let inner = Inner { config, state, registry, credentials, wake, shutdown, supervisor };
+        let inner =
+            Inner { config, state, registry, credentials, wake, shutdown, finishing, supervisor };
         Client { inner: Arc::new(inner) }
     }
 
@@ -157,6 +162,22 @@ impl Client {
     /// `cancelled`, the server is told with a GOAWAY, and later calls fail at once. Returns when the connection is closed.
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
+        self.stopped().await;
+    }
+
+    /// Closes the client once the calls in flight are answered (`docs/protocol.md`,
+    /// "Closing"): calls made from now on fail at once with `cancelled`; the gateway is told
+    /// with GOAWAY `done` and answers the calls it has, each within its deadline; then the
+    /// connection closes, subscriptions end with `cancelled`, and the client does not reconnect.
+    /// Returns when the connection is closed. A client between connections closes at once.
+    pub async fn finish(&self) {
+        self.inner.finishing.cancel();
+        self.stopped().await;
+        self.inner.shutdown.cancel();
+    }
+
+    /// Waits for the supervisor to end.
+    async fn stopped(&self) {
         let task = self.inner.supervisor.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(task) = task {
             // The supervisor only ends by returning; a join error would be a panic already
@@ -228,6 +249,9 @@ impl Client {
         timeout: Duration,
         closed: Option<&Arc<Handle>>,
     ) -> Result<Arc<Handle>, Status> {
+        if self.inner.finishing.is_cancelled() {
+            return Err(Status::cancelled("the client is finishing: it takes no new calls"));
+        }
         let mut state = self.inner.state.clone();
         loop {
             match &*state.borrow_and_update() {

@@ -59,6 +59,7 @@ pub(crate) struct Shared<'a> {
     pub(crate) registry: &'a Arc<Registry>,
     pub(crate) credentials: &'a Arc<Credentials>,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) finishing: CancellationToken,
 }
 
 /// Starts the task for an established connection, which takes the client's subscriptions over,
@@ -88,6 +89,7 @@ pub(crate) fn spawn(
         closing: closing_tx,
         grant: grant_tx,
         shutdown: shared.shutdown,
+        finishing: shared.finishing,
     };
     let mut connection =
         Connection::new(endpoint, &welcome, shared.config, channels, read_buf, shared.registry);
@@ -124,6 +126,7 @@ struct Channels {
     /// which ends that task.
     grant: watch::Sender<Option<Grant>>,
     shutdown: CancellationToken,
+    finishing: CancellationToken,
 }
 
 /// Why the task's loop ended.
@@ -148,6 +151,10 @@ struct Connection {
     closing: Option<oneshot::Sender<Closing>>,
     grant: watch::Sender<Option<Grant>>,
     shutdown: CancellationToken,
+    /// [`Client::finish`](crate::Client::finish) was asked for: GOAWAY `done`, then drain.
+    finishing: CancellationToken,
+    /// GOAWAY `done` is queued.
+    done_sent: bool,
     table: InFlight,
     subscriptions: Subscriptions,
     max_in_flight: usize,
@@ -206,6 +213,8 @@ impl Connection {
             closing: Some(channels.closing),
             grant: channels.grant,
             shutdown: channels.shutdown,
+            finishing: channels.finishing,
+            done_sent: false,
             table: InFlight::new(),
             subscriptions: Subscriptions::new(registry.clone()),
             max_in_flight: usize::try_from(welcome.max_in_flight).unwrap_or(usize::MAX),
@@ -234,7 +243,8 @@ impl Connection {
         W: AsyncWrite + Unpin,
     {
         loop {
-            if self.drain_until.is_some() && self.table.is_empty() && self.out.buf.is_empty() {
+            let written = self.out.buf.is_empty() && !self.unflushed;
+            if self.drain_until.is_some() && self.table.is_empty() && written {
                 return End::Drained;
             }
             if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 2 {
@@ -244,6 +254,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return End::Shutdown,
+                () = self.finishing.cancelled(), if !self.done_sent => self.on_finishing(),
                 read = reader.read_buf(&mut self.read_buf) => match read {
                     Ok(0) => return End::Lost("the gateway closed the connection".into()),
                     Ok(_) => {
@@ -431,6 +442,17 @@ impl Connection {
         }
     }
 
+    /// The client finishes: GOAWAY `done` tells the gateway to answer what it has and close; no
+    /// new call is taken, and the connection ends once the calls in flight are answered (or
+    /// their deadlines pass). Subscriptions end with the client.
+    fn on_finishing(&mut self) {
+        self.done_sent = true;
+        let done = Goaway { reconnect: false, ..Goaway::new(GoawayReason::DONE, "") };
+        self.out.queue_control(Frame::Goaway(done));
+        self.stop_taking_calls();
+        self.drain_until = Some(self.table.latest_deadline().unwrap_or_else(Instant::now));
+    }
+
     fn on_tick(&mut self) -> Result<(), End> {
         let Some(keepalive) = &mut self.keepalive else { return Ok(()) };
         if keepalive.pinged && !keepalive.heard {
@@ -591,7 +613,9 @@ mod tests {
         let (closing, _closing_rx) = oneshot::channel();
         let (grant, _) = watch::channel(None);
         let shutdown = CancellationToken::new();
-        let channels = Channels { calls, control, closing, grant, shutdown: shutdown.clone() };
+        let finishing = CancellationToken::new();
+        let channels =
+            Channels { calls, control, closing, grant, shutdown: shutdown.clone(), finishing };
         let registry = Arc::default();
         let connection =
             Connection::new("test".into(), &welcome, &config, channels, BytesMut::new(), &registry);

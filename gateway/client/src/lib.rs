@@ -1,5 +1,5 @@
 //! The Rust client of the gateway: typed calls and topic subscriptions over one pipelined TCP
-//! connection, with deadlines, cancellation, reconnection and token refresh.
+//! connection (or TLS), with deadlines, cancellation, reconnection and token refresh.
 //!
 //! [`Client`] implements [`gateway_core::Transport`] and [`gateway_core::Topics`], so every
 //! client rpcgen generates works over it. It depends on the protocol and the shared core only: a program that calls the
@@ -39,6 +39,21 @@
 //! answer finish, and reconnects at once; one without the flag fails every later call with the
 //! server's reason and the client stops. A PING goes out every
 //! [`ClientConfig::keepalive_interval`]; a server silent for two intervals is a lost connection.
+//!
+//! # Closing
+//!
+//! [`Client::close`] ends everything now: calls in flight fail with `cancelled` (the gateway
+//! cancels them in the services) and subscriptions end. [`Client::finish`] is for a program that
+//! is done but wants its answers: it takes no new calls, tells the gateway with GOAWAY `done`,
+//! waits for the replies of the calls in flight (each within its deadline), then closes
+//! (`docs/protocol.md`, "Closing").
+//!
+//! # TLS
+//!
+//! An endpoint written `tls://host:port` is the protocol inside TLS (the gateway's `tls_cert`):
+//! its certificate must chain to [`ClientConfig::tls_ca`] (PEM), or to the system's CA
+//! certificates without it, and name `host`. A certificate the client refuses fails the attempt
+//! with `TLS handshake failed: ...` and the reason.
 //!
 //! # Topics
 //!

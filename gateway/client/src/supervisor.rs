@@ -69,6 +69,8 @@ pub(crate) struct Supervisor {
     /// Notified by the first call of a lazy client.
     pub(crate) wake: Arc<Notify>,
     pub(crate) shutdown: CancellationToken,
+    /// [`Client::finish`](crate::Client::finish): the connection drains, none follows.
+    pub(crate) finishing: CancellationToken,
     pub(crate) delays: Delays,
     pub(crate) next_endpoint: usize,
 }
@@ -81,6 +83,7 @@ impl Supervisor {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = self.shutdown.cancelled() => return self.closed(),
+                () = self.finishing.cancelled() => return self.closed(),
             }
         }
         let mut first_attempt = true;
@@ -102,6 +105,7 @@ impl Supervisor {
                 registry: &self.registry,
                 credentials: &self.credentials,
                 shutdown: self.shutdown.clone(),
+                finishing: self.finishing.clone(),
             };
             let (handle, closing, task) = connection::spawn(established, endpoint.clone(), shared);
             self.state.send_replace(State::Connected(handle));
@@ -115,6 +119,11 @@ impl Supervisor {
                 }
                 closing = closing => closing,
             };
+            if self.finishing.is_cancelled() {
+                // The connection drained what it had; the client stops.
+                let _ = task.await;
+                return self.closed();
+            }
             let last_error = match closing {
                 Ok(Closing::Goaway(goaway)) if !goaway.reconnect => {
                     return self.stop(refused(&endpoint, &goaway));
@@ -151,6 +160,10 @@ impl Supervisor {
                         self.closed();
                         return None;
                     }
+                    () = self.finishing.cancelled() => {
+                        self.closed();
+                        return None;
+                    }
                 }
             }
             wait = true;
@@ -158,6 +171,10 @@ impl Supervisor {
             let attempt = tokio::select! {
                 attempt = handshake::connect(endpoint, &self.config, &self.credentials, self.tls.as_ref()) => attempt,
                 () = self.shutdown.cancelled() => {
+                    self.closed();
+                    return None;
+                }
+                () = self.finishing.cancelled() => {
                     self.closed();
                     return None;
                 }

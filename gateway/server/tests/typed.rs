@@ -136,3 +136,37 @@ async fn the_clients_token_provider_keeps_a_connection_alive_past_each_tokens_ex
     assert_eq!(gateway.metric("gateway_goaway_total{reason=\"token_expired\"}").await, 0.0);
     gateway.stop().await;
 }
+
+/// `Client::finish`: the call in flight is answered (GOAWAY `done`, docs/protocol.md,
+/// "Closing"), calls made afterwards fail at once with `cancelled`, and subscriptions end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_the_rust_client_answers_its_calls_in_flight_then_closes() {
+    use gateway_core::{CallOptions, Transport as _};
+    let gw = TestGateway::start(config()).await;
+    let client = client(&gw, None).await;
+    let slow = support::TEST_SERVICE.methods.iter().find(|m| m.id == support::SLOW).unwrap();
+    let topic = TOPICS.topics.iter().find(|t| t.id == FEED_LATEST).unwrap();
+    let mut events = client.subscribe(topic, Selector::AllKeys).await.unwrap();
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let payload = Bytes::copy_from_slice(&support::millis(300));
+            client.unary(slow, payload, CallOptions::default()).await
+        })
+    };
+    // The call reaches the gateway before the client finishes.
+    let started = std::time::Instant::now();
+    while gw.metric("gateway_requests_in_flight").await < 1.0 {
+        assert!(started.elapsed() < WAIT, "the slow call never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::timeout(WAIT, client.finish()).await.expect("finish returns");
+    let answer = call.await.unwrap().expect("the call in flight is answered");
+    assert_eq!(&answer[..], &support::millis(300));
+    let after = client.unary(slow, Bytes::new(), CallOptions::default()).await.unwrap_err();
+    assert_eq!(after.code(), Code::Cancelled, "{after}");
+    let ended = tokio::time::timeout(WAIT, events.next()).await.unwrap();
+    let cancelled = matches!(ended, Some(Err(ref s)) if s.code() == Code::Cancelled);
+    assert!(cancelled || ended.is_none(), "the subscription ends: {ended:?}");
+    gw.stop().await;
+}
