@@ -87,8 +87,8 @@ pub struct NatsOptions {
     /// connection, opened at the first of them (or by [`NatsBus::open_call_lane`]), which
     /// writes what many callers and answerers have ready at once and hands answers straight to
     /// their callers (`docs/bus.md`, "What the NATS bus guarantees"). They take the main
-    /// connection while it is down, and always when the URL is `tls://` or `ws://`. Default
-    /// `true`.
+    /// connection while it is down, and always when the URL is `ws://`. Under TLS the lane
+    /// speaks TLS with the same settings. Default `true`.
     pub call_lane: bool,
     /// Credentials and TLS (`docs/operations.md`, "NATS credentials and TLS"). Default: none.
     pub auth: NatsAuth,
@@ -146,6 +146,9 @@ pub struct NatsBus {
     urls: String,
     /// The credentials in use (the URL's or the settings'), for the call lane.
     credentials: NatsCredentials,
+    /// The call lane's TLS, when the connection is TLS (`None` also when it could not be set
+    /// up: the lane then stays off).
+    lane_tls: Option<tokio_rustls::TlsConnector>,
     /// The call lane once opened (`None` inside: off).
     lane: std::sync::OnceLock<Option<Lane>>,
     stop: CancellationToken,
@@ -287,6 +290,7 @@ impl NatsBus {
         }
         info!(url, name = options.name, "connected to NATS");
         let notify_ms = options.notify_after.map(|after| after.as_millis().max(1).to_string());
+        let lane_tls = lane_tls(url, &options.auth.tls);
         let client = Arc::new(client);
         Ok(NatsBus {
             client,
@@ -294,6 +298,7 @@ impl NatsBus {
             options,
             notify_ms,
             urls: url.to_owned(),
+            lane_tls,
             credentials,
             lane: std::sync::OnceLock::new(),
             stop: stop.clone(),
@@ -323,7 +328,7 @@ impl NatsBus {
                 ping_interval: self.options.ping_interval,
                 max_reconnect_delay: self.options.max_reconnect_delay,
                 credentials: self.credentials.clone(),
-                tls: self.options.auth.tls.enabled(),
+                tls: self.lane_tls.clone(),
             };
             let prefix = format!("_INBOX.{}.", contract::instance_id());
             let answers = Arc::downgrade(&self.inner);
@@ -979,6 +984,22 @@ pub async fn connect_client(
         .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .map_err(|e| fail(explain_connect_error(&e, &credentials, &auth.tls)))
+}
+
+/// The call lane's TLS connector when the connection is TLS (settings, or `tls://` URLs);
+/// `None` without TLS, or when it cannot be set up (logged: the lane stays off).
+fn lane_tls(urls: &str, tls: &NatsTls) -> Option<tokio_rustls::TlsConnector> {
+    let tls_urls = urls.split(',').any(|url| url.trim().starts_with("tls://"));
+    if !tls.enabled() && !tls_urls {
+        return None;
+    }
+    match auth::lane_connector(tls) {
+        Ok(connector) => Some(connector),
+        Err(e) => {
+            warn!(cause = %e, "the NATS call lane cannot set up TLS; calls take the main connection");
+            None
+        }
+    }
 }
 
 /// The credentials of the first of `urls` (comma-separated) that has any.

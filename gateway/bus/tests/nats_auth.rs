@@ -178,8 +178,8 @@ async fn tls_with_a_ca_and_a_client_certificate() {
         s.cert = Some(cert.clone());
         s.key = Some(key.clone());
     });
-    // The call lane does not speak TLS: calls take the main connection, which does.
-    serves_with(&nats.url(), &auth, false).await;
+    // The call lane speaks TLS too, with the same CA and client certificate.
+    serves_with(&nats.url(), &auth, true).await;
 
     // Without a client certificate the server refuses the handshake.
     let no_cert = NatsAuth {

@@ -197,6 +197,50 @@ impl NatsTls {
     }
 }
 
+/// The call lane's TLS connector for `tls`: the CA file's certificates (or the system's) as
+/// roots, and the client certificate if there is one.
+///
+/// # Errors
+///
+/// A file that does not parse, or no root certificate at all.
+pub(super) fn lane_connector(tls: &NatsTls) -> Result<tokio_rustls::TlsConnector, NatsAuthError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad =
+        |path: &Path, e: &dyn fmt::Display| NatsAuthError(format!("`{}`: {e}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca {
+        Some(ca) => {
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(ca, &e))? {
+                roots.add(cert.map_err(|e| bad(ca, &e))?).map_err(|e| bad(ca, &e))?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(NatsAuthError("no CA certificate to check the NATS servers' against".into()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NatsAuthError(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let config = match &tls.client_cert {
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| bad(cert, &e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(cert, &e))?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| bad(key, &e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+}
+
 /// Credentials and TLS of a NATS connection ([`crate::NatsOptions::auth`]).
 #[derive(Clone, Debug, Default)]
 pub struct NatsAuth {

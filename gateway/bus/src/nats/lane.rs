@@ -32,14 +32,19 @@ use std::time::Duration;
 
 use async_nats::{HeaderMap, HeaderName, HeaderValue, ServerAddr, StatusCode, Subject};
 use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::NatsCredentials;
+
+/// The read half of the lane's connection, TCP or TLS.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Where the lane hands what comes back.
 pub(super) trait Answers: Send + Sync + 'static {
@@ -59,8 +64,9 @@ pub(super) struct LaneOptions {
     pub(super) max_reconnect_delay: Duration,
     /// What the main connection authenticated with (the URL's credentials or the settings').
     pub(super) credentials: NatsCredentials,
-    /// TLS is configured: the lane stays off, as it does not speak TLS.
-    pub(super) tls: bool,
+    /// TLS, when it is configured (or the URLs are `tls://`): the connector trusting the
+    /// configured CA (or the system's), presenting the client certificate if there is one.
+    pub(super) tls: Option<tokio_rustls::TlsConnector>,
 }
 
 /// A handle on the lane; cheap to clone.
@@ -126,7 +132,8 @@ enum ConnectFailure {
 
 impl Lane {
     /// Starts the lane on the servers of `urls` (comma-separated, as for the main connection).
-    /// `None` when a URL is of a kind the lane does not speak (TLS, WebSocket).
+    /// `None` when a URL is of a kind the lane does not speak (WebSocket), or `tls://` without
+    /// a TLS connector.
     pub(super) fn start<A: Answers>(
         urls: &str,
         inbox_prefix: String,
@@ -137,8 +144,16 @@ impl Lane {
         let mut addrs = Vec::new();
         for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
             let addr: ServerAddr = url.parse().ok()?;
-            if addr.scheme() != "nats" {
-                debug!(url, "the call lane speaks plain TCP only; calls take the main connection");
+            let spoken = match addr.scheme() {
+                "nats" => true,
+                "tls" => options.tls.is_some(),
+                _ => false,
+            };
+            if !spoken {
+                debug!(
+                    url,
+                    "the call lane does not speak this URL; calls take the main connection"
+                );
                 return None;
             }
             addrs.push(addr);
@@ -279,8 +294,8 @@ async fn supervise<A: Answers>(
 /// Serves one connection until it fails (`Some(cause)`) or the lane stops (`None`).
 async fn serve<A: Answers>(
     shared: &Arc<Shared>,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: Reader,
+    writer: Writer,
     leftover: BytesMut,
     answers: &Weak<A>,
     options: &LaneOptions,
@@ -303,7 +318,7 @@ async fn serve<A: Answers>(
 
 /// Writes what callers append: once woken, yields so that every caller ready on this worker
 /// adds its requests, then writes them all at once.
-async fn write(shared: Arc<Shared>, mut writer: OwnedWriteHalf) -> io::Result<()> {
+async fn write(shared: Arc<Shared>, mut writer: Writer) -> io::Result<()> {
     let mut batch = Vec::with_capacity(64 * 1024);
     loop {
         shared.wake.notified().await;
@@ -313,6 +328,8 @@ async fn write(shared: Arc<Shared>, mut writer: OwnedWriteHalf) -> io::Result<()
             continue;
         }
         writer.write_all(&batch).await?;
+        // TLS holds what it could not send yet until flushed (nothing to do on TCP).
+        writer.flush().await?;
         batch.clear();
         if batch.capacity() > 1024 * 1024 {
             batch = Vec::with_capacity(64 * 1024);
@@ -341,7 +358,7 @@ async fn keepalive(shared: &Shared, interval: Duration) -> io::Error {
 /// still a loss: the caller reconnects).
 async fn read<A: Answers>(
     shared: &Shared,
-    mut reader: OwnedReadHalf,
+    mut reader: Reader,
     mut buf: BytesMut,
     answers: &Weak<A>,
 ) -> io::Result<()> {
@@ -385,15 +402,14 @@ async fn connect(
     addr: &ServerAddr,
     inbox_prefix: &str,
     options: &LaneOptions,
-) -> Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut), ConnectFailure> {
+) -> Result<(Reader, Writer, BytesMut), ConnectFailure> {
     let retry =
         |what: &str, e: &dyn std::fmt::Display| ConnectFailure::Retry(format!("{what}: {e}"));
     let handshake = async {
-        let stream = TcpStream::connect((addr.host(), addr.port()))
+        let mut stream = TcpStream::connect((addr.host(), addr.port()))
             .await
             .map_err(|e| retry("connect", &e))?;
         stream.set_nodelay(true).map_err(|e| retry("set TCP_NODELAY", &e))?;
-        let (mut reader, mut writer) = stream.into_split();
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let info = loop {
             if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
@@ -403,13 +419,29 @@ async fn connect(
             if buf.len() > 64 * 1024 {
                 return Err(ConnectFailure::Retry("the server's INFO is too long".into()));
             }
-            if reader.read_buf(&mut buf).await.map_err(|e| retry("read INFO", &e))? == 0 {
+            if stream.read_buf(&mut buf).await.map_err(|e| retry("read INFO", &e))? == 0 {
                 return Err(ConnectFailure::Retry("the server closed before INFO".into()));
             }
         };
-        if info.tls_required || options.tls {
-            return Err(ConnectFailure::Unsupported("the connection is TLS".into()));
-        }
+        // TLS starts after the server's INFO, as the main connection does it.
+        let (mut reader, mut writer): (Reader, Writer) = match &options.tls {
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::try_from(addr.host().to_owned())
+                    .map_err(|e| ConnectFailure::Unsupported(format!("the server's name: {e}")))?;
+                let tls = connector.connect(name, stream).await.map_err(|e| retry("TLS", &e))?;
+                let (reader, writer) = tokio::io::split(tls);
+                (Box::new(reader), Box::new(writer))
+            }
+            None if info.tls_required => {
+                return Err(ConnectFailure::Unsupported(
+                    "the server requires TLS and none is configured".into(),
+                ));
+            }
+            None => {
+                let (reader, writer) = stream.into_split();
+                (Box::new(reader), Box::new(writer))
+            }
+        };
         if !info.headers {
             return Err(ConnectFailure::Unsupported("the server does not support headers".into()));
         }
@@ -423,6 +455,7 @@ async fn connect(
         let mut hello = hello.into_bytes();
         hello.extend_from_slice(format!("SUB {inbox_prefix}* 1\r\nPING\r\n").as_bytes());
         writer.write_all(&hello).await.map_err(|e| retry("send CONNECT", &e))?;
+        writer.flush().await.map_err(|e| retry("send CONNECT", &e))?;
         loop {
             match parse(&mut buf).map_err(|e| retry("read", &e))? {
                 Some(Op::Pong) => return Ok((reader, writer, buf)),
