@@ -254,6 +254,21 @@ export class Client {
   }
 
   /**
+   * Closes the client once the requests in flight are answered (`docs/protocol.md`,
+   * "Closing"): later requests, and those still waiting in the client's queue, fail with
+   * `cancelled`; subscriptions end with `cancelled`; the gateway is told with GOAWAY `done` and
+   * answers the requests it has, each within its deadline; then the connection closes. Resolves
+   * when it is closed. After `close()`, it is `close()`'s promise.
+   */
+  finish(): Promise<void> {
+    if (!this.#closing) {
+      this.#halt(new RpcError(Code.CANCELLED, "the client finished", { retryable: false }), undefined);
+      this.#closing = Promise.all([...this.#connections].map((conn) => conn.finish())).then(() => undefined);
+    }
+    return this.#closing;
+  }
+
+  /**
    * Makes a request and sends it at once when the connection has room and nothing waits before
    * it; otherwise it waits in the client's queue.
    */

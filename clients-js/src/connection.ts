@@ -282,6 +282,22 @@ export class Connection implements Carrier, FeedCarrier {
     return this.closed;
   }
 
+  /**
+   * The client finishes: GOAWAY `done`, then the requests in flight are answered (each within
+   * its deadline) and the connection closes. Subscriptions were ended by the client.
+   */
+  finish(): Promise<void> {
+    if (this.phase !== "open") return this.shutdown();
+    this.goodbye(GoawayReason.DONE, "");
+    this.phase = "draining";
+    this.subs.clear();
+    this.stopRefresh();
+    this.resolveDone({ kind: "lost", reason: "the client finished" });
+    this.armDrainTimer();
+    this.maybeDrained();
+    return this.closed;
+  }
+
   private sendFrame(frame: Frame): void {
     if (!this.link || this.phase === "closed") return;
     // Control frames are small and fixed-size: they fit every limit.
@@ -408,13 +424,18 @@ export class Connection implements Carrier, FeedCarrier {
     this.detachSubscriptions();
     this.stopRefresh();
     this.resolveDone({ kind: "goaway", goaway });
+    this.armDrainTimer();
+    this.maybeDrained();
+  }
+
+  /** Closes once the last caller's deadline has passed: nobody waits for an answer any more. */
+  private armDrainTimer(): void {
     const deadlines = [...this.table.values()].filter((op) => !op.settled).map((op) => op.deadline);
     const latest = Math.max(...deadlines.filter((d) => d !== Infinity));
     if (deadlines.length > 0 && deadlines.every((d) => d !== Infinity)) {
       // Past the last caller's deadline nobody waits any more; the gateway closes in any case.
       this.drainTimer = setTimeout(() => this.close("the drain ended"), Math.max(0, latest - performance.now()));
     }
-    this.maybeDrained();
   }
 
   /** After GOAWAY: once no caller waits for an answer, the connection has nothing left to do. */

@@ -9,7 +9,7 @@ import { nodeTransport } from "@rpcgen/client/node";
 
 import { rejectsWith } from "./support/assertions.js";
 import { Gateway } from "./support/gateway.js";
-import { blob, blobData, ECHO, OVERFLOW_ID, replySum, requestSum, stableId, SUM } from "./support/messages.js";
+import { blob, blobData, DELAY, delay, ECHO, OVERFLOW_ID, replySum, requestSum, stableId, SUM } from "./support/messages.js";
 
 let gateway: Gateway;
 let client: Client;
@@ -107,4 +107,19 @@ test("bad arguments are refused clearly", async () => {
     client.call({ id: -5, name: "x", idempotent: false }, new Uint8Array(0)),
     /method x: its id -5 is not a u32/,
   );
+});
+
+test("finish() gets the answers in flight, then closes; later requests are cancelled", async () => {
+  const finishing = await Client.connect({ endpoints: [gateway.tcpUrl], transport: nodeTransport });
+  const text = new TextEncoder();
+  const slow = finishing.call(DELAY, delay(300, text.encode("slow")));
+  const quick = finishing.call(ECHO, blob(text.encode("quick")));
+  // Both requests leave before the GOAWAY `done`.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const finished = finishing.finish();
+  await rejectsWith(finishing.call(ECHO, blob(text.encode("late"))), Code.CANCELLED);
+  assert.equal(new TextDecoder().decode(blobData(await slow)), "slow");
+  assert.equal(new TextDecoder().decode(blobData(await quick)), "quick");
+  await finished;
+  assert.equal(finishing.state.status, "closed");
 });

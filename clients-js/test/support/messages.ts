@@ -29,6 +29,7 @@ export const SUB = method("examples.some_api.SomeApi.sub", false);
 export const TOTAL = topic("examples.some_api.SomeApi.pub");
 export const OVERFLOW_ID = stableId("examples.some_api.SomeApi.Overflow");
 export const ECHO = method("examples.echo.Echo.echo", true);
+export const DELAY = method("examples.echo.Echo.delay", true);
 export const BROADCAST = topic("examples.echo.Echo.broadcast");
 
 /** The root table's position in `bb`. */
@@ -74,6 +75,17 @@ export function blob(data: Uint8Array): Uint8Array {
   const vector = b.createByteVector(data);
   b.startObject(1);
   b.addFieldOffset(0, vector, 0);
+  b.finish(b.endObject());
+  return b.asUint8Array();
+}
+
+/** `Delay { ms, data }`: answered with `Blob { data }` after `ms`. */
+export function delay(ms: number, data: Uint8Array): Uint8Array {
+  const b = new flatbuffers.Builder(64 + data.length);
+  const vector = b.createByteVector(data);
+  b.startObject(2);
+  b.addFieldInt32(0, ms, 0);
+  b.addFieldOffset(1, vector, 0);
   b.finish(b.endObject());
   return b.asUint8Array();
 }
