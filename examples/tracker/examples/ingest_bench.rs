@@ -165,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
         admin_listen: free_tcp()?,
         ingest,
         nats: None,
+        nats_auth: gateway_bus::nats::NatsAuth::default(),
         seed: 1,
     })
     .await?;

@@ -70,6 +70,8 @@ pub struct DemoConfig {
     pub ingest: SocketAddr,
     /// NATS URL(s): the service runs elsewhere (`tracker serve`).
     pub nats: Option<String>,
+    /// Credentials and TLS for `nats` (`docs/operations.md`, "NATS credentials and TLS").
+    pub nats_auth: gateway_bus::nats::NatsAuth,
     /// The city's seed (the basemap and the vehicles).
     pub seed: u64,
 }
@@ -249,7 +251,11 @@ impl Demo {
 
         let (bus, switches, local): (Arc<dyn Bus>, Arc<dyn SwitchStore>, _) = match &config.nats {
             Some(url) => {
-                let options = NatsOptions { name: "tracker-demo".into(), ..NatsOptions::default() };
+                let options = NatsOptions {
+                    name: "tracker-demo".into(),
+                    auth: config.nats_auth.clone(),
+                    ..NatsOptions::default()
+                };
                 let nats = NatsBus::connect(url, options)
                     .await
                     .map_err(|e| DemoError::Nats(e.to_string()))?;

@@ -45,6 +45,13 @@ pub struct NatsArgs {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub url: String,
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
+}
+
+/// The credentials and TLS flags of [`NatsArgs`], for a binary whose `--nats` is optional.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct NatsAuthArgs {
     /// NATS user name (with --nats-password).
     #[arg(long, env = "NATS_USER", value_name = "USER")]
     pub nats_user: Option<String>,
@@ -74,17 +81,7 @@ pub struct NatsArgs {
 impl NatsArgs {
     /// The servers at `url`, without credentials or TLS.
     pub fn new(url: &str) -> NatsArgs {
-        NatsArgs {
-            url: url.to_owned(),
-            nats_user: None,
-            nats_password: None,
-            nats_token: None,
-            nats_nkey: None,
-            nats_creds: None,
-            nats_ca: None,
-            nats_cert: None,
-            nats_key: None,
-        }
+        NatsArgs { url: url.to_owned(), auth: NatsAuthArgs::default() }
     }
 
     /// The credentials and TLS settings checked, their files read.
@@ -93,11 +90,22 @@ impl NatsArgs {
     ///
     /// What [`NatsAuthSettings::load`] finds wrong, naming the flags.
     pub fn auth(&self) -> Result<NatsAuth, NatsAuthError> {
-        self.auth_settings().load(|kind| format!("--nats-{kind}"))
+        self.auth.load()
+    }
+}
+
+impl NatsAuthArgs {
+    /// The settings checked, their files read.
+    ///
+    /// # Errors
+    ///
+    /// What [`NatsAuthSettings::load`] finds wrong, naming the flags.
+    pub fn load(&self) -> Result<NatsAuth, NatsAuthError> {
+        self.settings().load(|kind| format!("--nats-{kind}"))
     }
 
-    /// The credentials and TLS settings as given, for [`NatsAuthSettings::load`].
-    pub fn auth_settings(&self) -> NatsAuthSettings {
+    /// The settings as given, for [`NatsAuthSettings::load`].
+    pub fn settings(&self) -> NatsAuthSettings {
         NatsAuthSettings {
             user: self.nats_user.clone(),
             password: self.nats_password.clone(),

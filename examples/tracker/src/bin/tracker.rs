@@ -102,6 +102,8 @@ struct DemoArgs {
     /// NATS server URL(s): the bus is NATS and the service runs as `tracker serve`.
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
+    #[command(flatten)]
+    nats_auth: gateway_bus::process::NatsAuthArgs,
     /// The city's seed: the basemap and the vehicles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -123,6 +125,7 @@ impl DemoArgs {
             ws_listen: self.ws_listen,
             admin_listen: self.admin_listen,
             ingest: self.ingest,
+            nats_auth: self.nats_auth.load()?,
             nats: self.nats,
             seed: self.seed,
         })
