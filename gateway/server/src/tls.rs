@@ -143,6 +143,8 @@ impl Tls {
         async move {
             let mut poll = tokio::time::interval(POLL);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // A file that stays unreadable is logged once, not every second.
+            let mut last_failure: Option<String> = None;
             loop {
                 #[cfg(unix)]
                 let hup = async {
@@ -159,10 +161,17 @@ impl Tls {
                     _ = hup => true,
                 };
                 match self.reload(force) {
-                    Ok(true) => info!(cert = %self.cert.display(), "TLS certificate reloaded"),
+                    Ok(true) => {
+                        last_failure = None;
+                        info!(cert = %self.cert.display(), "TLS certificate reloaded");
+                    }
                     Ok(false) => {}
                     Err(e) => {
-                        warn!(cause = %e, "TLS certificate not reloaded; the previous one stays in use");
+                        let failure = e.to_string();
+                        if force || last_failure.as_ref() != Some(&failure) {
+                            warn!(cause = %failure, "TLS certificate not reloaded; the previous one stays in use");
+                        }
+                        last_failure = Some(failure);
                     }
                 }
             }
