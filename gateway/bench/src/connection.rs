@@ -137,56 +137,39 @@ impl Connection {
         target: Target,
         window: Window,
     ) -> Result<Tally, LoadError> {
-        match self.stream {
+        let Connection { stream, read_buf, max_frame_size } = self;
+        let run = Run { read_buf, max_frame_size, call, depth, target, window };
+        match stream {
             Stream::Plain(tcp) => {
                 let (read_half, write_half) = tcp.into_split();
-                drive(
-                    read_half,
-                    write_half,
-                    self.read_buf,
-                    self.max_frame_size,
-                    call,
-                    depth,
-                    target,
-                    window,
-                )
-                .await
+                run.drive(read_half, write_half).await
             }
             Stream::Tls(tls) => {
                 let (read_half, write_half) = tokio::io::split(*tls);
-                drive(
-                    read_half,
-                    write_half,
-                    self.read_buf,
-                    self.max_frame_size,
-                    call,
-                    depth,
-                    target,
-                    window,
-                )
-                .await
+                run.drive(read_half, write_half).await
             }
         }
     }
 }
 
-/// [`Connection::drive`] on the connection's halves.
-#[allow(clippy::too_many_arguments)]
-async fn drive<R, W>(
-    read_half: R,
-    write_half: W,
+/// What driving a connection takes besides its halves.
+struct Run {
     read_buf: BytesMut,
     max_frame_size: u32,
     call: Call,
     depth: usize,
     target: Target,
     window: Window,
-) -> Result<Tally, LoadError>
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
+}
+
+impl Run {
+    /// [`Connection::drive`] on the connection's halves.
+    async fn drive<R, W>(self, read_half: R, write_half: W) -> Result<Tally, LoadError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
     {
+        let Run { read_buf, max_frame_size, call, depth, target, window } = self;
         // Slot `id` holds the send time of request `id` in nanoseconds after the epoch, or 0
         // when it is not in flight.
         let sent_at: Arc<[AtomicU64]> = (0..=depth).map(|_| AtomicU64::new(0)).collect();
