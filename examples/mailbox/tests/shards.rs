@@ -343,13 +343,16 @@ async fn a_shard_killed_after_writing_ahead_routes_the_same_bundles_again() {
             .flat_map(|b| b.messages.iter().map(|m| (m.bundle, m.part.to_vec())))
             .collect()
     };
+    // Each owner commits its part on its own: wait for both (shard 1's commit can come first).
     tokio::time::timeout(Duration::from_secs(10), async {
-        while !got(&second, &home1).iter().any(|(b, _)| *b == id) {
+        while !(got(&second, &home1).iter().any(|(b, _)| *b == id)
+            && got(&first, &home0).iter().any(|(b, _)| *b == id))
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
-    .expect("shard 1 gets the written-ahead bundle");
+    .expect("both recipients get the written-ahead bundle");
     assert_eq!(got(&first, &home0), vec![(sent.bundle, vec![1]), (id, vec![2])]);
     assert_eq!(got(&second, &home1), vec![(sent.bundle, vec![101]), (id, vec![102])]);
     // Both devices' chains verify, and new sends are answered.
