@@ -445,6 +445,15 @@ pub struct Topic {
     pub retain: bool,
     /// `(client_publish)`: clients (with permission) may publish, not only services.
     pub client_publish: bool,
+    /// `(history: N, history_ttl: "10m")`: the last events kept for subscribers that come back.
+    pub history: Option<History>,
+}
+
+/// A topic's history: at most `events` (per key), none older than `ttl_ms` (0: no age limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct History {
+    pub events: u32,
+    pub ttl_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

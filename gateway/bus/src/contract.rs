@@ -248,6 +248,7 @@ mod tests {
         on_lag: gateway_core::LagPolicy::KeepLatest,
         retain: false,
         client_publish: false,
+        history: None,
     };
     static PLAIN: TopicDesc = TopicDesc { key: None, name: "ns.Tracker.alerts", ..KEYED };
 

@@ -147,6 +147,7 @@ mod tests {
         on_lag: LagPolicy::KeepLatest,
         retain: false,
         client_publish: false,
+        history: None,
     };
     static PLAIN: TopicDesc = TopicDesc { key: None, name: "ns.Tracker.alerts", ..KEYED };
 

@@ -179,6 +179,7 @@ mod tests {
         on_lag: LagPolicy::DropOldest,
         retain: false,
         client_publish: false,
+        history: None,
     };
     static TOPIC: TopicDesc = KEYED;
 

@@ -33,7 +33,9 @@ pub use flatbuffers;
 
 pub use context::{CallContext, Canceller, Identity};
 pub use message::Message;
-pub use service::{BoxFuture, Dispatch, ErrorDesc, LagPolicy, MethodDesc, ServiceDesc, TopicDesc};
+pub use service::{
+    BoxFuture, Dispatch, ErrorDesc, HistoryDesc, LagPolicy, MethodDesc, ServiceDesc, TopicDesc,
+};
 pub use status::{Code, Status};
 pub use table::Table;
 pub use topic::{Event, RawEvent, Selector, Subscription, Topics};

@@ -70,6 +70,17 @@ pub struct TopicDesc {
     pub retain: bool,
     /// Clients with permission may publish, not only services.
     pub client_publish: bool,
+    /// `(history: N, history_ttl: "…")`: the last events the topic keeps (per key) for
+    /// subscribers that come back; `None`: no history.
+    pub history: Option<HistoryDesc>,
+}
+
+/// How much history a topic keeps: at most `events` (per key, for a keyed topic), none older
+/// than `ttl_ms` (0: no age limit of the topic's own; the gateway's bounds still apply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryDesc {
+    pub events: u32,
+    pub ttl_ms: u64,
 }
 
 /// What the gateway does with a subscriber that cannot keep up.

@@ -12,7 +12,8 @@ use crate::diag::Diagnostic;
 use crate::ids::stable_id;
 use crate::load::{Ast, ParsedFile};
 use crate::model::{
-    ErrorDef, LagPolicy, Method, QualifiedName, Service, StatusCode, Topic, TopicKey, TopicKeyType,
+    ErrorDef, History, LagPolicy, Method, QualifiedName, Service, StatusCode, Topic, TopicKey,
+    TopicKeyType,
 };
 use crate::source::{FileId, Loc, Span};
 use crate::syntax::ast::{
@@ -34,13 +35,34 @@ enum Takes {
 
 const METHOD_ATTRIBUTES: [(&str, Takes); 3] =
     [("idempotent", Takes::Nothing), ("writes", Takes::Nothing), ("id", Takes::Integer)];
-const TOPIC_ATTRIBUTES: [(&str, Takes); 4] = [
+const TOPIC_ATTRIBUTES: [(&str, Takes); 6] = [
     ("on_lag", Takes::Name),
     ("retain", Takes::Nothing),
     ("client_publish", Takes::Nothing),
+    ("history", Takes::Integer),
+    ("history_ttl", Takes::Name),
     ("id", Takes::Integer),
 ];
+
+/// The most events a topic's history may keep (per key).
+const MAX_HISTORY: i128 = 1_000_000;
 const ERROR_ATTRIBUTES: [(&str, Takes); 1] = [("id", Takes::Integer)];
+
+/// `500ms`, `30s`, `10m`, `2h`, `7d` in milliseconds; `None` for anything else or an overflow.
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
 
 /// The members seen so far of one kind, by id, to report collisions.
 #[derive(Default)]
@@ -165,12 +187,15 @@ impl Checker<'_, '_> {
                     self.service_attributes(file, &member.attributes, &TOPIC_ATTRIBUTES, "a topic");
                     let id = self.member_id(file, member, &full_name, loc, &mut ids[1]);
                     let on_lag = self.on_lag(file, &member.attributes);
+                    let history = self.history(file, &member.attributes);
                     let key = match key {
                         Some(key) => self.topic_key(file, key).map(Some),
                         None => Some(None),
                     };
                     let message = self.resolve_table(file, &namespace, message, "a topic message");
-                    let (Some(key), Some(message), Some(on_lag)) = (key, message, on_lag) else {
+                    let (Some(key), Some(message), Some(on_lag), Some(history)) =
+                        (key, message, on_lag, history)
+                    else {
                         continue;
                     };
                     service.topics.push(Topic {
@@ -183,6 +208,7 @@ impl Checker<'_, '_> {
                         on_lag,
                         retain: has(&member.attributes, "retain"),
                         client_publish: has(&member.attributes, "client_publish"),
+                        history,
                     });
                 }
                 MemberKind::Error { name, status } => {
@@ -324,6 +350,62 @@ impl Checker<'_, '_> {
                 None
             }
         }
+    }
+
+    /// `(history: N)` and `(history_ttl: "duration")`: `Some(None)` without history, `None`
+    /// when either is invalid (reported).
+    fn history(&mut self, file: FileId, attributes: &[Attribute]) -> Option<Option<History>> {
+        let find = |name: &str| {
+            attributes.iter().find(|a| a.name.text == name).and_then(|a| a.value.as_ref())
+        };
+        let (events, ttl) = (find("history"), find("history_ttl"));
+        let Some(events) = events else {
+            if let Some(ttl) = ttl {
+                self.report(
+                    Diagnostic::error("`history_ttl` without `history`")
+                        .at(Loc::new(file, ttl.span), "an age limit of no history")
+                        .help("give the number of events to keep: `(history: 100, history_ttl: \"10m\")`"),
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let count = self.integer_literal(file, events)?;
+        if !(1..=MAX_HISTORY).contains(&count) {
+            self.report(
+                Diagnostic::error(format!("a history of {count} events is out of range"))
+                    .at(Loc::new(file, events.span), format!("1 to {MAX_HISTORY} events")),
+            );
+            return None;
+        }
+        let ttl_ms = match ttl {
+            None => 0,
+            Some(ttl) => {
+                let text = literal_text(&ttl.kind);
+                match parse_duration_ms(&text) {
+                    Some(0) => {
+                        self.report(
+                            Diagnostic::error(format!("an age limit of `{text}` keeps nothing"))
+                                .at(Loc::new(file, ttl.span), "zero")
+                                .help(
+                                    "leave `history_ttl` out for no age limit of the topic's own",
+                                ),
+                        );
+                        return None;
+                    }
+                    Some(ms) => ms,
+                    None => {
+                        self.report(
+                            Diagnostic::error(format!("`{text}` is not a duration"))
+                                .at(Loc::new(file, ttl.span), "not a duration")
+                                .note("a duration is a number and a unit: `500ms`, `30s`, `10m`, `2h`, `7d`"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Some(History { events: count as u32, ttl_ms }))
     }
 
     /// A topic key type: `string` or an integer scalar keyword. Key types are not looked up

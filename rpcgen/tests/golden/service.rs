@@ -808,6 +808,10 @@ pub mod shop {
                 on_lag: ::gateway_core::LagPolicy::KeepLatest,
                 retain: true,
                 client_publish: false,
+                history: ::core::option::Option::Some(::gateway_core::HistoryDesc {
+                    events: 100u32,
+                    ttl_ms: 600000u64,
+                }),
             }, ::gateway_core::TopicDesc {
                 id: topic::PUB,
                 name: "shop.Shop.pub",
@@ -816,6 +820,7 @@ pub mod shop {
                 on_lag: ::gateway_core::LagPolicy::DropOldest,
                 retain: false,
                 client_publish: false,
+                history: ::core::option::Option::None,
             }, ::gateway_core::TopicDesc {
                 id: topic::NEWS,
                 name: "shop.Shop.news",
@@ -824,6 +829,7 @@ pub mod shop {
                 on_lag: ::gateway_core::LagPolicy::Disconnect,
                 retain: false,
                 client_publish: true,
+                history: ::core::option::Option::None,
             }, ::gateway_core::TopicDesc {
                 id: topic::NOTES,
                 name: "shop.Shop.notes",
@@ -832,6 +838,7 @@ pub mod shop {
                 on_lag: ::gateway_core::LagPolicy::Disconnect,
                 retain: true,
                 client_publish: false,
+                history: ::core::option::Option::None,
             }, ::gateway_core::TopicDesc {
                 id: topic::TAGS,
                 name: "shop.Shop.tags",
@@ -840,6 +847,7 @@ pub mod shop {
                 on_lag: ::gateway_core::LagPolicy::KeepLatest,
                 retain: false,
                 client_publish: false,
+                history: ::core::option::Option::None,
             }],
             errors: &[::gateway_core::ErrorDesc {
                 id: 651717058u32,

@@ -57,6 +57,7 @@ pub static POSITION: TopicDesc = TopicDesc {
     on_lag: LagPolicy::DropOldest,
     retain: false,
     client_publish: true,
+    history: None,
 };
 
 /// A listening scripted gateway.

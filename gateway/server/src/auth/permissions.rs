@@ -159,6 +159,7 @@ mod tests {
         on_lag: LagPolicy::KeepLatest,
         retain: false,
         client_publish: true,
+        history: None,
     };
     static ALERTS: TopicDesc =
         TopicDesc { key: None, name: "ex.tracker.Tracker.alerts", ..POSITION };

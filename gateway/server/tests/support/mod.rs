@@ -84,7 +84,16 @@ const fn topic(
     retain: bool,
     client_publish: bool,
 ) -> TopicDesc {
-    TopicDesc { id, name, message: "test.Bytes", key, on_lag, retain, client_publish }
+    TopicDesc {
+        id,
+        name,
+        message: "test.Bytes",
+        key,
+        on_lag,
+        retain,
+        client_publish,
+        history: None,
+    }
 }
 
 pub const FEED_CUT: u32 = 0x7e57_0101;

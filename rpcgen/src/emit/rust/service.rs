@@ -124,10 +124,19 @@ fn descriptor(model: &Model, service: &Service, rt: &TokenStream) -> TokenStream
             LagPolicy::KeepLatest => quote!(KeepLatest),
         };
         let (retain, client_publish) = (t.retain, t.client_publish);
+        let history = match t.history {
+            Some(history) => {
+                let events = Literal::u32_suffixed(history.events);
+                let ttl_ms = Literal::u64_suffixed(history.ttl_ms);
+                quote!(::core::option::Option::Some(#rt::HistoryDesc { events: #events, ttl_ms: #ttl_ms }))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             #rt::TopicDesc {
                 id: topic::#konst, name: #name, message: #message, key: #key,
                 on_lag: #rt::LagPolicy::#on_lag, retain: #retain, client_publish: #client_publish,
+                history: #history,
             }
         }
     });
