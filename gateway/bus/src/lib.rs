@@ -26,6 +26,8 @@
 //!   (the NATS Services API, `$SRV.PING` and friends) for it.
 //! - `nats` (feature `nats`): the bus over NATS, `NatsBus`.
 //! - [`mod@local`]: the in-process bus.
+//! - [`mod@history`]: a topic's recent events at positions, in memory, for subscribers that
+//!   come back (the store of issue 19's recovery; not used by the buses yet).
 //! - [`mod@call`]: calls, typed: [`CallMeta`] (what the contract's headers carry, as a struct),
 //!   [`MethodRoute`] (a method's subjects, made once), the [`Call`] future, and the direct road
 //!   from a caller to a service runtime in the same process ([`call::Endpoint`]).
@@ -72,6 +74,7 @@
 
 pub mod call;
 pub mod contract;
+pub mod history;
 pub mod local;
 #[cfg(feature = "nats")]
 pub mod nats;

@@ -1,0 +1,307 @@
+//! A topic's history in memory: the last events of each key, each at a position, so that a
+//! subscriber that comes back can ask for what it missed and get exactly that, in order, or be
+//! told plainly that it cannot (issue 19; the wire and the gateway's use of it come next).
+//!
+//! - **Positions.** Every event appended to a topic gets the next `offset` of the topic (one
+//!   sequence for all its keys, as a JetStream stream numbers its messages), so one key's
+//!   offsets rise but have gaps. The store's `epoch` is drawn when it is made: a position of
+//!   another epoch (the history was lost, a process restarted) is never recovered from.
+//! - **Bounds.** Each key keeps at most [`Limits::events`] events and none older than
+//!   [`Limits::ttl`]; the topic keeps at most [`Limits::bytes`] of payload, evicting its oldest
+//!   events first, whatever their key. Each key remembers the highest offset it lost, so a
+//!   position older than that is known to be too old rather than answered with a hole.
+//! - **Recovery** answers the key's events after a position, in order, or why not:
+//!   [`NotRecovered::EpochChanged`], [`NotRecovered::TooOld`], [`NotRecovered::TooMany`] (more
+//!   than the caller's cap), [`NotRecovered::Ahead`] (a position this store never gave).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Where an event stands in its topic's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub epoch: u64,
+    pub offset: u64,
+}
+
+/// How much one topic keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Events per key (per topic when unkeyed), at least 1.
+    pub events: usize,
+    /// The oldest an event may be; `None`: no age limit.
+    pub ttl: Option<Duration>,
+    /// Payload bytes of the whole topic.
+    pub bytes: usize,
+}
+
+/// One kept event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub offset: u64,
+    pub payload: Bytes,
+    pub at: Instant,
+}
+
+/// Why a position cannot be recovered from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotRecovered {
+    /// The position is of another history (lost since, or another store).
+    EpochChanged,
+    /// Events after the position were evicted (count, age or bytes).
+    TooOld,
+    /// More events than the caller takes at once.
+    TooMany,
+    /// The position is past anything this history gave.
+    Ahead,
+}
+
+/// The history of one topic, its keys' events at their positions.
+#[derive(Debug)]
+pub struct TopicHistory {
+    epoch: u64,
+    limits: Limits,
+    /// The offset the next event gets (offsets start at 1).
+    next: u64,
+    keys: HashMap<String, KeyRing>,
+    /// Every kept event's key in offset order (with evicted ones skipped lazily), for the byte
+    /// bound's oldest-first eviction.
+    order: VecDeque<(u64, String)>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct KeyRing {
+    events: VecDeque<Stored>,
+    /// The highest offset evicted from this key; 0 when none was.
+    lost_through: u64,
+}
+
+impl KeyRing {
+    /// Whether the event at `offset` is kept (the ring is in offset order).
+    fn holds(&self, offset: u64) -> bool {
+        self.events.binary_search_by_key(&offset, |e| e.offset).is_ok()
+    }
+}
+
+impl TopicHistory {
+    /// An empty history under `epoch`.
+    pub fn new(epoch: u64, limits: Limits) -> TopicHistory {
+        let limits = Limits { events: limits.events.max(1), ..limits };
+        TopicHistory {
+            epoch,
+            limits,
+            next: 1,
+            keys: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The position the last appended event got, or the one before the first (offset 0).
+    pub fn head(&self) -> Position {
+        Position { epoch: self.epoch, offset: self.next - 1 }
+    }
+
+    /// Keeps `payload` as `key`'s newest event at `now`, evicting what the limits say, and
+    /// returns its position.
+    pub fn append(&mut self, key: &str, payload: Bytes, now: Instant) -> Position {
+        let offset = self.next;
+        self.next += 1;
+        self.bytes += payload.len();
+        let ring = self.keys.entry(key.to_owned()).or_default();
+        ring.events.push_back(Stored { offset, payload, at: now });
+        while ring.events.len() > self.limits.events {
+            let old = ring.events.pop_front().expect("over the limit, so not empty");
+            ring.lost_through = old.offset;
+            self.bytes -= old.payload.len();
+        }
+        self.order.push_back((offset, key.to_owned()));
+        while self.bytes > self.limits.bytes {
+            let Some((oldest, key)) = self.order.pop_front() else { break };
+            let Some(ring) = self.keys.get_mut(&key) else { continue };
+            // Already gone by the count or the age: nothing to free.
+            if ring.events.front().is_some_and(|e| e.offset == oldest) {
+                let old = ring.events.pop_front().expect("just seen");
+                ring.lost_through = old.offset;
+                self.bytes -= old.payload.len();
+            }
+        }
+        // The order list only grows with what is kept: compact it when mostly stale.
+        if self.order.len() > 2 * self.kept() + 64 {
+            let keys = &self.keys;
+            self.order
+                .retain(|(offset, key)| keys.get(key).is_some_and(|ring| ring.holds(*offset)));
+        }
+        Position { epoch: self.epoch, offset }
+    }
+
+    /// `key`'s events after `after`, oldest first, at most `cap` of them, as of `now`.
+    ///
+    /// # Errors
+    ///
+    /// Why they cannot be given whole ([`NotRecovered`]).
+    pub fn recover(
+        &mut self,
+        key: &str,
+        after: Position,
+        cap: usize,
+        now: Instant,
+    ) -> Result<Vec<Stored>, NotRecovered> {
+        if after.epoch != self.epoch {
+            return Err(NotRecovered::EpochChanged);
+        }
+        if after.offset >= self.next {
+            return Err(NotRecovered::Ahead);
+        }
+        self.expire(key, now);
+        let Some(ring) = self.keys.get(key) else { return Ok(Vec::new()) };
+        if after.offset < ring.lost_through {
+            return Err(NotRecovered::TooOld);
+        }
+        let missed: Vec<Stored> =
+            ring.events.iter().filter(|e| e.offset > after.offset).cloned().collect();
+        if missed.len() > cap {
+            return Err(NotRecovered::TooMany);
+        }
+        Ok(missed)
+    }
+
+    /// Drops `key`'s events older than the age limit.
+    fn expire(&mut self, key: &str, now: Instant) {
+        let Some(ttl) = self.limits.ttl else { return };
+        let Some(ring) = self.keys.get_mut(key) else { return };
+        while ring.events.front().is_some_and(|e| now.saturating_duration_since(e.at) > ttl) {
+            let old = ring.events.pop_front().expect("just seen");
+            ring.lost_through = old.offset;
+            self.bytes -= old.payload.len();
+        }
+    }
+
+    /// Events kept, all keys together.
+    pub fn kept(&self) -> usize {
+        self.keys.values().map(|ring| ring.events.len()).sum()
+    }
+
+    /// Payload bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn limits(events: usize, bytes: usize) -> Limits {
+        Limits { events, ttl: None, bytes }
+    }
+
+    fn offsets(events: &[Stored]) -> Vec<u64> {
+        events.iter().map(|e| e.offset).collect()
+    }
+
+    #[test]
+    fn a_key_recovers_exactly_what_came_after_its_position() {
+        let now = Instant::now();
+        let mut history = TopicHistory::new(7, limits(10, 1 << 20));
+        let seen = history.append("a", Bytes::from_static(b"1"), now);
+        history.append("b", Bytes::from_static(b"x"), now);
+        history.append("a", Bytes::from_static(b"2"), now);
+        history.append("a", Bytes::from_static(b"3"), now);
+        let missed = history.recover("a", seen, 100, now).unwrap();
+        assert_eq!(offsets(&missed), [3, 4]);
+        assert_eq!(missed[0].payload, Bytes::from_static(b"2"));
+        assert!(history.recover("a", history.head(), 100, now).unwrap().is_empty());
+        assert!(history.recover("c", seen, 100, now).unwrap().is_empty(), "a key never seen");
+        let other = Position { epoch: 8, ..seen };
+        assert_eq!(history.recover("a", other, 100, now), Err(NotRecovered::EpochChanged));
+        let ahead = Position { epoch: 7, offset: 99 };
+        assert_eq!(history.recover("a", ahead, 100, now), Err(NotRecovered::Ahead));
+        assert_eq!(history.recover("a", seen, 1, now), Err(NotRecovered::TooMany));
+    }
+
+    #[test]
+    fn count_age_and_bytes_evict_and_make_older_positions_too_old() {
+        let start = Instant::now();
+        let mut history = TopicHistory::new(1, limits(2, 1 << 20));
+        let first = history.append("a", Bytes::from_static(b"1"), start);
+        let second = history.append("a", Bytes::from_static(b"2"), start);
+        history.append("a", Bytes::from_static(b"3"), start);
+        assert_eq!(
+            history.recover("a", Position { offset: 0, ..first }, 9, start),
+            Err(NotRecovered::TooOld)
+        );
+        assert_eq!(offsets(&history.recover("a", first, 9, start).unwrap()), [2, 3]);
+        assert_eq!(offsets(&history.recover("a", second, 9, start).unwrap()), [3]);
+
+        let ttl = Limits { events: 10, ttl: Some(Duration::from_secs(60)), bytes: 1 << 20 };
+        let mut aged = TopicHistory::new(1, ttl);
+        let old = aged.append("a", Bytes::from_static(b"old"), start);
+        aged.append("a", Bytes::from_static(b"new"), start + Duration::from_secs(50));
+        let later = start + Duration::from_secs(90);
+        assert_eq!(
+            aged.recover("a", Position { offset: 0, ..old }, 9, later),
+            Err(NotRecovered::TooOld)
+        );
+        assert_eq!(offsets(&aged.recover("a", old, 9, later).unwrap()), [2]);
+
+        // 4 bytes for the whole topic: the oldest events go first, whatever their key.
+        let mut small = TopicHistory::new(1, limits(10, 4));
+        let a1 = small.append("a", Bytes::from_static(b"aa"), start);
+        small.append("b", Bytes::from_static(b"bb"), start);
+        small.append("b", Bytes::from_static(b"cc"), start);
+        assert_eq!(small.bytes(), 4);
+        assert_eq!(
+            small.recover("a", Position { offset: 0, ..a1 }, 9, start),
+            Err(NotRecovered::TooOld)
+        );
+        assert!(small.recover("a", a1, 9, start).unwrap().is_empty());
+    }
+
+    proptest! {
+        /// Against a model that keeps everything: whatever the appends and the bounds, a
+        /// recovery either gives exactly the key's events after the position, in order, or
+        /// says the position is too old, and it says too old only when one of those events
+        /// was evicted. The byte total is never over the bound.
+        #[test]
+        fn recovery_is_exact_or_says_too_old(
+            appends in prop::collection::vec((0..3u8, 1..5usize), 1..200),
+            per_key in 1..20usize,
+            bytes in 4..200usize,
+            probes in prop::collection::vec((0..3u8, 0..220u64), 1..40),
+        ) {
+            let now = Instant::now();
+            let mut history = TopicHistory::new(3, limits(per_key, bytes));
+            let mut all: Vec<(u64, u8, usize)> = Vec::new();
+            for (key, len) in appends {
+                let position = history.append(&key.to_string(), Bytes::from(vec![key; len]), now);
+                all.push((position.offset, key, len));
+                prop_assert!(history.bytes() <= bytes);
+            }
+            for (key, after) in probes {
+                let after = after.min(history.head().offset);
+                let expected: Vec<u64> = all.iter()
+                    .filter(|(offset, k, _)| *k == key && *offset > after)
+                    .map(|(offset, _, _)| *offset)
+                    .collect();
+                let position = Position { epoch: 3, offset: after };
+                match history.recover(&key.to_string(), position, usize::MAX, now) {
+                    Ok(events) => prop_assert_eq!(offsets(&events), expected),
+                    Err(NotRecovered::TooOld) => {
+                        // Some event it should have given was evicted.
+                        prop_assert!(expected.iter().any(|o| !history_has(&history, key, *o)));
+                    }
+                    Err(other) => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+        }
+    }
+
+    fn history_has(history: &TopicHistory, key: u8, offset: u64) -> bool {
+        history.keys.get(&key.to_string()).is_some_and(|ring| ring.holds(offset))
+    }
+}
