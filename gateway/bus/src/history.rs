@@ -8,9 +8,13 @@
 //!   another epoch (the history was lost, a process restarted) is never recovered from.
 //! - **Bounds.** Each key keeps at most [`Limits::events`] events and none older than
 //!   [`Limits::ttl`]; the topic keeps at most [`Limits::bytes`] of payload, evicting its oldest
-//!   events first, whatever their key. Each key remembers the highest offset it lost, so a
-//!   position older than that is known to be too old rather than answered with a hole.
-//! - **Recovery** answers the key's events after a position, in order, or why not:
+//!   events first, whatever their key, and at most [`Limits::keys`] keys, forgetting the one
+//!   appended to longest ago. Each key remembers the highest offset it lost, and the topic the
+//!   highest of the keys it forgot, so a position older than that is known to be too old rather
+//!   than answered with a hole (for a key never seen since, conservatively so).
+//! - **Recovery** answers the key's events after a position ([`TopicHistory::recover`]), or
+//!   every key's for an all-keys subscription ([`TopicHistory::recover_all`]), in order, or why
+//!   not:
 //!   [`NotRecovered::EpochChanged`], [`NotRecovered::TooOld`], [`NotRecovered::TooMany`] (more
 //!   than the caller's cap), [`NotRecovered::Ahead`] (a position this store never gave).
 
@@ -35,6 +39,9 @@ pub struct Limits {
     pub ttl: Option<Duration>,
     /// Payload bytes of the whole topic.
     pub bytes: usize,
+    /// Keys the topic keeps events of, at least 1; a new key past it makes the topic forget
+    /// the key it appended to longest ago, all its events.
+    pub keys: usize,
 }
 
 /// One kept event.
@@ -66,6 +73,9 @@ pub struct TopicHistory {
     /// The offset the next event gets (offsets start at 1).
     next: u64,
     keys: HashMap<String, KeyRing>,
+    /// The highest offset of any event of a key the topic forgot whole ([`Limits::keys`]): a
+    /// key not kept may have had events up to here.
+    forgotten_through: u64,
     /// Every kept event's key in offset order (with evicted ones skipped lazily), for the byte
     /// bound's oldest-first eviction.
     order: VecDeque<(u64, String)>,
@@ -77,6 +87,8 @@ struct KeyRing {
     events: VecDeque<Stored>,
     /// The highest offset evicted from this key; 0 when none was.
     lost_through: u64,
+    /// The offset of the key's last append (its place in the key bound's order).
+    last: u64,
 }
 
 impl KeyRing {
@@ -89,12 +101,13 @@ impl KeyRing {
 impl TopicHistory {
     /// An empty history under `epoch`.
     pub fn new(epoch: u64, limits: Limits) -> TopicHistory {
-        let limits = Limits { events: limits.events.max(1), ..limits };
+        let limits = Limits { events: limits.events.max(1), keys: limits.keys.max(1), ..limits };
         TopicHistory {
             epoch,
             limits,
             next: 1,
             keys: HashMap::new(),
+            forgotten_through: 0,
             order: VecDeque::new(),
             bytes: 0,
         }
@@ -110,8 +123,18 @@ impl TopicHistory {
     pub fn append(&mut self, key: &str, payload: Bytes, now: Instant) -> Position {
         let offset = self.next;
         self.next += 1;
+        if !self.keys.contains_key(key) && self.keys.len() >= self.limits.keys {
+            self.forget_stalest_key();
+        }
         self.bytes += payload.len();
-        let ring = self.keys.entry(key.to_owned()).or_default();
+        // A key seen anew may be one the topic forgot: what it had up to `forgotten_through`
+        // counts as lost.
+        let forgotten_through = self.forgotten_through;
+        let ring = self
+            .keys
+            .entry(key.to_owned())
+            .or_insert_with(|| KeyRing { lost_through: forgotten_through, ..KeyRing::default() });
+        ring.last = offset;
         ring.events.push_back(Stored { offset, payload, at: now });
         while ring.events.len() > self.limits.events {
             let old = ring.events.pop_front().expect("over the limit, so not empty");
@@ -138,6 +161,57 @@ impl TopicHistory {
         Position { epoch: self.epoch, offset }
     }
 
+    /// Forgets the key appended to longest ago, all its events (a scan of the keys: it happens
+    /// once per new key past the bound, not per event).
+    fn forget_stalest_key(&mut self) {
+        let Some(stalest) =
+            self.keys.iter().min_by_key(|(_, ring)| ring.last).map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        let ring = self.keys.remove(&stalest).expect("just found");
+        self.forgotten_through = self.forgotten_through.max(ring.last);
+        self.bytes -= ring.events.iter().map(|e| e.payload.len()).sum::<usize>();
+    }
+
+    /// Every key's events after `after`, in offset order, at most `cap` of them, as of `now`
+    /// (an all-keys subscription's recovery: the offsets are the topic's).
+    ///
+    /// # Errors
+    ///
+    /// Why they cannot be given whole ([`NotRecovered`]).
+    pub fn recover_all(
+        &mut self,
+        after: Position,
+        cap: usize,
+        now: Instant,
+    ) -> Result<Vec<Stored>, NotRecovered> {
+        if after.epoch != self.epoch {
+            return Err(NotRecovered::EpochChanged);
+        }
+        if after.offset >= self.next {
+            return Err(NotRecovered::Ahead);
+        }
+        let keys: Vec<String> = self.keys.keys().cloned().collect();
+        for key in &keys {
+            self.expire(key, now);
+        }
+        let lost = self.keys.values().map(|ring| ring.lost_through).max().unwrap_or(0);
+        if after.offset < lost.max(self.forgotten_through) {
+            return Err(NotRecovered::TooOld);
+        }
+        let mut missed: Vec<Stored> = self
+            .keys
+            .values()
+            .flat_map(|ring| ring.events.iter().filter(|e| e.offset > after.offset).cloned())
+            .collect();
+        if missed.len() > cap {
+            return Err(NotRecovered::TooMany);
+        }
+        missed.sort_by_key(|e| e.offset);
+        Ok(missed)
+    }
+
     /// `key`'s events after `after`, oldest first, at most `cap` of them, as of `now`.
     ///
     /// # Errors
@@ -157,7 +231,13 @@ impl TopicHistory {
             return Err(NotRecovered::Ahead);
         }
         self.expire(key, now);
-        let Some(ring) = self.keys.get(key) else { return Ok(Vec::new()) };
+        let Some(ring) = self.keys.get(key) else {
+            // A key not kept: it may be one the topic forgot, with events after `after`.
+            if after.offset < self.forgotten_through {
+                return Err(NotRecovered::TooOld);
+            }
+            return Ok(Vec::new());
+        };
         if after.offset < ring.lost_through {
             return Err(NotRecovered::TooOld);
         }
@@ -197,7 +277,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn limits(events: usize, bytes: usize) -> Limits {
-        Limits { events, ttl: None, bytes }
+        Limits { events, ttl: None, bytes, keys: 1_000 }
     }
 
     fn offsets(events: &[Stored]) -> Vec<u64> {
@@ -238,7 +318,7 @@ mod tests {
         assert_eq!(offsets(&history.recover("a", first, 9, start).unwrap()), [2, 3]);
         assert_eq!(offsets(&history.recover("a", second, 9, start).unwrap()), [3]);
 
-        let ttl = Limits { events: 10, ttl: Some(Duration::from_secs(60)), bytes: 1 << 20 };
+        let ttl = Limits { ttl: Some(Duration::from_secs(60)), ..limits(10, 1 << 20) };
         let mut aged = TopicHistory::new(1, ttl);
         let old = aged.append("a", Bytes::from_static(b"old"), start);
         aged.append("a", Bytes::from_static(b"new"), start + Duration::from_secs(50));
@@ -262,20 +342,42 @@ mod tests {
         assert!(small.recover("a", a1, 9, start).unwrap().is_empty());
     }
 
+    #[test]
+    fn past_the_key_bound_the_stalest_key_is_forgotten_and_all_keys_recover_in_order() {
+        let now = Instant::now();
+        let mut history = TopicHistory::new(1, Limits { keys: 2, ..limits(10, 1 << 20) });
+        let start = history.head();
+        history.append("a", Bytes::from_static(b"a1"), now);
+        let b1 = history.append("b", Bytes::from_static(b"b1"), now);
+        history.append("a", Bytes::from_static(b"a2"), now);
+        assert_eq!(offsets(&history.recover_all(start, 9, now).unwrap()), [1, 2, 3]);
+        assert_eq!(offsets(&history.recover_all(b1, 9, now).unwrap()), [3]);
+        // A third key: `b` (last appended at 2) is forgotten, `a` (at 3) kept.
+        history.append("c", Bytes::from_static(b"c1"), now);
+        assert_eq!(history.bytes(), 6);
+        assert_eq!(history.recover("b", start, 9, now), Err(NotRecovered::TooOld));
+        assert_eq!(history.recover("b", b1, 9, now).unwrap(), vec![], "nothing of b after 2");
+        assert_eq!(history.recover_all(start, 9, now), Err(NotRecovered::TooOld));
+        assert_eq!(offsets(&history.recover_all(b1, 9, now).unwrap()), [3, 4]);
+        assert_eq!(offsets(&history.recover("a", start, 9, now).unwrap()), [1, 3]);
+    }
+
     proptest! {
         /// Against a model that keeps everything: whatever the appends and the bounds, a
-        /// recovery either gives exactly the key's events after the position, in order, or
-        /// says the position is too old, and it says too old only when one of those events
-        /// was evicted. The byte total is never over the bound.
+        /// recovery (of one key, or of all) either gives exactly the events after the
+        /// position, in order, or says the position is too old, and it says too old only when
+        /// something after the position was evicted. The byte total is never over the bound.
         #[test]
         fn recovery_is_exact_or_says_too_old(
             appends in prop::collection::vec((0..3u8, 1..5usize), 1..200),
             per_key in 1..20usize,
             bytes in 4..200usize,
-            probes in prop::collection::vec((0..3u8, 0..220u64), 1..40),
+            probes in prop::collection::vec((0..4u8, 0..220u64), 1..40),
+            key_bound in 1..4usize,
         ) {
             let now = Instant::now();
-            let mut history = TopicHistory::new(3, limits(per_key, bytes));
+            let bounds = Limits { keys: key_bound, ..limits(per_key, bytes) };
+            let mut history = TopicHistory::new(3, bounds);
             let mut all: Vec<(u64, u8, usize)> = Vec::new();
             for (key, len) in appends {
                 let position = history.append(&key.to_string(), Bytes::from(vec![key; len]), now);
@@ -284,16 +386,35 @@ mod tests {
             }
             for (key, after) in probes {
                 let after = after.min(history.head().offset);
+                let position = Position { epoch: 3, offset: after };
+                // Key 3 stands for every key: an all-keys subscription.
+                if key == 3 {
+                    let expected: Vec<u64> = all.iter()
+                        .filter(|(offset, _, _)| *offset > after)
+                        .map(|(offset, _, _)| *offset)
+                        .collect();
+                    match history.recover_all(position, usize::MAX, now) {
+                        Ok(events) => prop_assert_eq!(offsets(&events), expected),
+                        Err(NotRecovered::TooOld) => prop_assert!(
+                            all.iter().any(|(o, k, _)| *o > after && !history_has(&history, *k, *o))
+                        ),
+                        Err(other) => prop_assert!(false, "unexpected {:?}", other),
+                    }
+                    continue;
+                }
                 let expected: Vec<u64> = all.iter()
                     .filter(|(offset, k, _)| *k == key && *offset > after)
                     .map(|(offset, _, _)| *offset)
                     .collect();
-                let position = Position { epoch: 3, offset: after };
                 match history.recover(&key.to_string(), position, usize::MAX, now) {
                     Ok(events) => prop_assert_eq!(offsets(&events), expected),
                     Err(NotRecovered::TooOld) => {
-                        // Some event it should have given was evicted.
-                        prop_assert!(expected.iter().any(|o| !history_has(&history, key, *o)));
+                        // Only when something after the position was evicted: an event of this
+                        // key, or (a key forgotten whole cannot be told from one never seen, so
+                        // conservatively) of any key.
+                        prop_assert!(
+                            all.iter().any(|(o, k, _)| *o > after && !history_has(&history, *k, *o))
+                        );
                     }
                     Err(other) => prop_assert!(false, "unexpected {:?}", other),
                 }
