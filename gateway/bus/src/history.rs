@@ -186,12 +186,7 @@ impl TopicHistory {
         cap: usize,
         now: Instant,
     ) -> Result<Vec<Stored>, NotRecovered> {
-        if after.epoch != self.epoch {
-            return Err(NotRecovered::EpochChanged);
-        }
-        if after.offset >= self.next {
-            return Err(NotRecovered::Ahead);
-        }
+        self.check(after)?;
         let keys: Vec<String> = self.keys.keys().cloned().collect();
         for key in &keys {
             self.expire(key, now);
@@ -224,12 +219,7 @@ impl TopicHistory {
         cap: usize,
         now: Instant,
     ) -> Result<Vec<Stored>, NotRecovered> {
-        if after.epoch != self.epoch {
-            return Err(NotRecovered::EpochChanged);
-        }
-        if after.offset >= self.next {
-            return Err(NotRecovered::Ahead);
-        }
+        self.check(after)?;
         self.expire(key, now);
         let Some(ring) = self.keys.get(key) else {
             // A key not kept: it may be one the topic forgot, with events after `after`.
@@ -247,6 +237,17 @@ impl TopicHistory {
             return Err(NotRecovered::TooMany);
         }
         Ok(missed)
+    }
+
+    /// A position this history may answer from: of its epoch, and not past its head.
+    fn check(&self, after: Position) -> Result<(), NotRecovered> {
+        if after.epoch != self.epoch {
+            return Err(NotRecovered::EpochChanged);
+        }
+        if after.offset >= self.next {
+            return Err(NotRecovered::Ahead);
+        }
+        Ok(())
     }
 
     /// Drops `key`'s events older than the age limit.
