@@ -141,11 +141,9 @@ fn a_gateway_on_nats_without_jetstream_refuses_to_start_and_says_why() {
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server (the test command installs it)");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "nats-server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    gateway_testkit::wait_until("nats-server to accept connections", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
     let out = gateway()
         .args(["--nats", &format!("nats://{addr}"), "--anonymous-roles", "all"])
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ws-listen", "off"])

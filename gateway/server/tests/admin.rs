@@ -62,14 +62,17 @@ async fn requests_share_a_kept_alive_connection_and_oversized_heads_get_431() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_closed_and_idle_ones_freed() {
     let gw = TestGateway::start(config()).await;
-    // 32 connections that send nothing hold every slot.
+    // 32 kept-alive connections hold every slot: each is answered once (so the gateway holds
+    // it), then sends nothing more.
     let mut idle = Vec::new();
     for _ in 0..32 {
-        idle.push(TcpStream::connect(gw.admin).await.unwrap());
+        let mut stream = TcpStream::connect(gw.admin).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        assert_eq!(response(&mut stream).await.0, 200);
+        idle.push(stream);
     }
     let opened = Instant::now();
-    // Accepted in order: the 33rd finds no slot and is closed unanswered.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The 33rd finds no slot and is closed unanswered.
     let mut over = TcpStream::connect(gw.admin).await.unwrap();
     let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let mut buf = [0u8; 64];

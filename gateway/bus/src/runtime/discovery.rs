@@ -54,8 +54,13 @@ impl Verb {
 /// `examples.some_api.SomeApi` is `examples_some_api_SomeApi`. The metadata's `service` entry
 /// keeps the exact name.
 pub fn service_name(service: &ServiceDesc) -> String {
+    api_name(service.name)
+}
+
+/// [`service_name`] of the service whose fully qualified name is `name`.
+pub fn api_name(name: &str) -> String {
     let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    service.name.chars().map(|c| if allowed(c) { c } else { '_' }).collect()
+    name.chars().map(|c| if allowed(c) { c } else { '_' }).collect()
 }
 
 /// Whether `version` is a semantic version (`MAJOR.MINOR.PATCH`, optionally `-pre.release` and

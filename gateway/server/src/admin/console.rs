@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use gateway_bus::runtime::discovery::api_name;
 use gateway_bus::switches::ServiceSwitches;
 use serde::Serialize;
 
@@ -180,9 +181,7 @@ struct ServiceView {
 
 async fn services(admin: &Admin) -> Vec<ServiceView> {
     let asks = admin.services.iter().map(|&service| async move {
-        let name =
-            service.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'), "_");
-        let subject = format!("$SRV.PING.{name}");
+        let subject = format!("$SRV.PING.{}", api_name(service));
         let answers = admin.bus.gather(&subject, Bytes::new(), DISCOVERY_WINDOW).await;
         let mut instances: Vec<serde_json::Value> = answers
             .unwrap_or_default()
