@@ -21,6 +21,8 @@ MAX_FRAME_SIZE = 16 * 1024 * 1024
 HELLO, WELCOME, PING, PONG, GOAWAY = 0x01, 0x02, 0x03, 0x04, 0x05
 REQUEST, RESPONSE, ERROR, CANCEL = 0x10, 0x11, 0x12, 0x13
 SUBSCRIBE, UNSUBSCRIBE, PUBLISH, SUBSCRIBED, EVENT, MISSED, SUBSCRIPTION_ENDED = range(0x20, 0x27)
+SUBSCRIBE_FROM, SUBSCRIBED_AT, EVENT_AT = 0x27, 0x28, 0x29
+CAPABILITY_HISTORY = 0x01
 AUTH, AUTH_OK = 0x30, 0x31
 IGNORABLE, FIRE_AND_FORGET, RETRYABLE, RECONNECT, ALL_KEYS = 0x80, 0x01, 0x01, 0x01, 0x01
 
@@ -62,10 +64,15 @@ def raw(body):
     return " ".join([u32(len(body)).hex(), body.hex()])
 
 
-def hello(version, max_frame_size, client_name, token, flags=0, extra=b""):
+def capabilities_field(capabilities):
+    """HELLO's and WELCOME's last field: left out when there is no capability to announce."""
+    return u32(capabilities) if capabilities else b""
+
+
+def hello(version, max_frame_size, client_name, token, flags=0, extra=b"", capabilities=0):
     body = frame(
         HELLO, flags, MAGIC, u16(version), u32(max_frame_size), short(client_name), short(token),
-        extra,
+        capabilities_field(capabilities), extra,
     )
     value = {
         "type": "hello",
@@ -73,15 +80,16 @@ def hello(version, max_frame_size, client_name, token, flags=0, extra=b""):
         "max_frame_size": max_frame_size,
         "client_name": client_name,
         "token": token.hex(),
+        "capabilities": capabilities,
     }
     return body, value
 
 
 def welcome(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id,
-            auth_expires_in_ms=0):
+            auth_expires_in_ms=0, capabilities=0, extra=b""):
     body = frame(
         WELCOME, 0, u16(version), u32(max_frame_size), u32(max_in_flight), u32(idle_timeout_ms),
-        short(server_id), u32(auth_expires_in_ms),
+        short(server_id), u32(auth_expires_in_ms), capabilities_field(capabilities), extra,
     )
     value = {
         "type": "welcome",
@@ -91,6 +99,7 @@ def welcome(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id,
         "idle_timeout_ms": idle_timeout_ms,
         "server_id": server_id,
         "auth_expires_in_ms": auth_expires_in_ms,
+        "capabilities": capabilities,
     }
     return body, value
 
@@ -203,6 +212,47 @@ def event(subscription_id, key, payload, flags=0):
     return body, value
 
 
+def subscribe_from(subscription_id, topic_id, all_keys, key, epoch, offset, flags=None):
+    if flags is None:
+        flags = ALL_KEYS if all_keys else 0
+    body = frame(SUBSCRIBE_FROM, flags, u32(subscription_id), u32(topic_id), u64(epoch),
+                 u64(offset), short(key))
+    value = {
+        "type": "subscribe_from",
+        "subscription_id": subscription_id,
+        "topic_id": topic_id,
+        "all_keys": all_keys,
+        "key": key,
+        "epoch": str(epoch),
+        "offset": str(offset),
+    }
+    return body, value
+
+
+def subscribed_at(subscription_id, recovery, epoch, offset, flags=0):
+    body = frame(SUBSCRIBED_AT, flags, u32(subscription_id), u8(recovery), u64(epoch), u64(offset))
+    value = {
+        "type": "subscribed_at",
+        "subscription_id": subscription_id,
+        "recovery": recovery,
+        "epoch": str(epoch),
+        "offset": str(offset),
+    }
+    return body, value
+
+
+def event_at(subscription_id, offset, key, payload, flags=0):
+    body = frame(EVENT_AT, flags, u32(subscription_id), u64(offset), short(key), payload)
+    value = {
+        "type": "event_at",
+        "subscription_id": subscription_id,
+        "offset": str(offset),
+        "key": key,
+        "payload": payload.hex(),
+    }
+    return body, value
+
+
 def missed(subscription_id, count, flags=0):
     body = frame(MISSED, flags, u32(subscription_id), u32(count))
     return body, {"type": "missed", "subscription_id": subscription_id, "count": count}
@@ -302,6 +352,29 @@ def frames():
         ("auth, empty token", auth(13, b"")),
         ("auth ok", auth_ok(12, 3600000)),
         ("auth ok, credentials that never expire", auth_ok(2**32 - 1, 0)),
+        ("hello announcing history",
+         hello(1, MAX_FRAME_SIZE, "tracker-dashboard/2", b"", capabilities=CAPABILITY_HISTORY)),
+        ("hello, capability bits this revision does not define are kept",
+         hello(1, 65536, "", b"t", capabilities=2**32 - 1)),
+        ("welcome announcing history",
+         welcome(1, MAX_FRAME_SIZE, 256, 30000, "gw-eu-1", 0, capabilities=CAPABILITY_HISTORY)),
+        ("subscribe from a position, one key",
+         subscribe_from(7, 0x5E1F00D5, False, "dev-7", 0x1122334455667788, 41)),
+        ("subscribe from a position, all keys, largest position",
+         subscribe_from(8, 0x5E1F00D5, True, "", 2**64 - 1, 2**64 - 1)),
+        ("subscribe from the start of a history, unkeyed", subscribe_from(9, 0x2A, False, "", 3, 0)),
+        ("subscribed at the head, nothing asked", subscribed_at(1, 0, 0x1122334455667788, 40)),
+        ("subscribed at the asked position, recovered",
+         subscribed_at(7, 1, 0x1122334455667788, 41)),
+        ("subscribed, epoch changed", subscribed_at(7, 2, 0x0A0B0C0D0E0F1011, 0)),
+        ("subscribed, too old", subscribed_at(8, 3, 0x1122334455667788, 1000)),
+        ("subscribed, too many", subscribed_at(8, 4, 0x1122334455667788, 1000)),
+        ("subscribed, ahead", subscribed_at(8, 5, 0x1122334455667788, 1000)),
+        ("subscribed, history unavailable", subscribed_at(8, 6, 0x1122334455667788, 1000)),
+        ("subscribed, a recovery value this revision does not name keeps its number",
+         subscribed_at(2**32 - 1, 200, 1, 1)),
+        ("event at an offset, keyed", event_at(7, 42, "dev-7", PAYLOAD)),
+        ("event at the largest offset, unkeyed, empty payload", event_at(9, 2**64 - 1, "", b"")),
     ]
     for name, (hex_, value) in canonical:
         yield name, hex_, value, None
@@ -325,6 +398,18 @@ def frames():
                 u32(60000), b"\x01\x02\x03"),
           welcome(1, MAX_FRAME_SIZE, 8, 0, "gw", 60000)[1]),
          welcome(1, MAX_FRAME_SIZE, 8, 0, "gw", 60000)),
+        ("hello with capabilities, then fields appended by a later revision: ignored",
+         hello(1, MAX_FRAME_SIZE, "next", b"", capabilities=1, extra=b"\xaa\xbb"),
+         hello(1, MAX_FRAME_SIZE, "next", b"", capabilities=1)),
+        ("welcome with capabilities, then fields appended by a later revision: ignored",
+         welcome(1, MAX_FRAME_SIZE, 8, 0, "gw", 0, capabilities=1, extra=b"\x01"),
+         welcome(1, MAX_FRAME_SIZE, 8, 0, "gw", 0, capabilities=1)),
+        ("subscribe from, undefined flag bits besides all_keys are ignored",
+         subscribe_from(5, 9, False, "k", 1, 2, flags=0x7E), subscribe_from(5, 9, False, "k", 1, 2)),
+        ("subscribed at, undefined flag bits are ignored",
+         subscribed_at(5, 1, 1, 2, flags=0x7F), subscribed_at(5, 1, 1, 2)),
+        ("event at, undefined flag bits are ignored",
+         event_at(5, 3, "k", b"\xaa", flags=0x7F), event_at(5, 3, "k", b"\xaa")),
         ("subscription ended, code ok (0) decodes as unknown (2)",
          subscription_ended(7, 2, False, "", wire_code=0), subscription_ended(7, 2, False, "")),
         ("subscription ended, code unknown to version 1 decodes as unknown (2)",
@@ -357,8 +442,8 @@ def frames():
 def ignored():
     return [
         ("unassigned pub/sub type 0x2f, ignorable, empty", frame(0x2F, IGNORABLE), 0x2F),
-        ("unassigned pub/sub type 0x27, just after SUBSCRIPTION_ENDED, ignorable",
-         frame(0x27, IGNORABLE, u32(1)), 0x27),
+        ("unassigned pub/sub type 0x2a, just after EVENT_AT, ignorable",
+         frame(0x2A, IGNORABLE, u32(1)), 0x2A),
         ("unassigned auth type 0x3e, ignorable, with content",
          frame(0x3E, IGNORABLE, b"\xaa\xbb\xcc"), 0x3E),
         ("unassigned auth type 0x32, just after AUTH_OK, ignorable",
@@ -383,8 +468,8 @@ def invalid():
         ("unknown type 0x42 without the ignorable flag", frame(0x42, 0), "unknown_frame_type"),
         ("unassigned pub/sub type 0x2a without the ignorable flag",
          frame(0x2A, 0, u32(1)), "unknown_frame_type"),
-        ("unassigned pub/sub type 0x27 without the ignorable flag",
-         frame(0x27, 0, u32(1)), "unknown_frame_type"),
+        ("unassigned pub/sub type 0x2a without the ignorable flag",
+         frame(0x2A, 0, u32(1)), "unknown_frame_type"),
         ("unassigned auth type 0x32 without the ignorable flag",
          frame(0x32, 0, u32(1), u32(2)), "unknown_frame_type"),
         ("type 0x00 is never assigned", frame(0x00, 0), "unknown_frame_type"),
@@ -466,6 +551,36 @@ def pubsub_invalid():
          frame(SUBSCRIPTION_ENDED, 0, sub_id, u8(7), short(b"\x80")), "bad_utf8"),
         ("subscription ended with bytes after its message",
          frame(SUBSCRIPTION_ENDED, 0, sub_id, u8(7), short("no"), b"\x00"), "trailing_bytes"),
+        *history_invalid(),
+    ]
+
+
+def history_invalid():
+    """SUBSCRIBE_FROM, SUBSCRIBED_AT and EVENT_AT cut short, with bad keys, or too long."""
+    sub_id, topic, epoch, offset = u32(1), u32(9), u64(7), u64(41)
+    return [
+        ("subscribe from ends inside its epoch",
+         frame(SUBSCRIBE_FROM, 0, sub_id, topic, u32(7)), "truncated"),
+        ("subscribe from ends inside its offset",
+         frame(SUBSCRIBE_FROM, 0, sub_id, topic, epoch, u16(41)), "truncated"),
+        ("subscribe from without its key length",
+         frame(SUBSCRIBE_FROM, 0, sub_id, topic, epoch, offset), "truncated"),
+        ("subscribe from key is not UTF-8",
+         frame(SUBSCRIBE_FROM, 0, sub_id, topic, epoch, offset, short(b"\xff")), "bad_utf8"),
+        ("subscribe from with a byte after its key",
+         frame(SUBSCRIBE_FROM, 0, sub_id, topic, epoch, offset, short("k"), b"\x00"),
+         "trailing_bytes"),
+        ("subscribed at without its recovery", frame(SUBSCRIBED_AT, 0, sub_id), "truncated"),
+        ("subscribed at ends inside its offset",
+         frame(SUBSCRIBED_AT, 0, sub_id, u8(1), epoch, u32(41)), "truncated"),
+        ("subscribed at with a trailing byte",
+         frame(SUBSCRIBED_AT, 0, sub_id, u8(1), epoch, offset, b"\x00"), "trailing_bytes"),
+        ("event at ends inside its offset", frame(EVENT_AT, 0, sub_id, u32(41)), "truncated"),
+        ("event at without its key length", frame(EVENT_AT, 0, sub_id, offset), "truncated"),
+        ("event at whose key length runs past the end",
+         frame(EVENT_AT, 0, sub_id, offset, u16(3), b"k"), "truncated"),
+        ("event at key is not UTF-8",
+         frame(EVENT_AT, 0, sub_id, offset, short(b"\xc3"), PAYLOAD), "bad_utf8"),
     ]
 
 

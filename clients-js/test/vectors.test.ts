@@ -52,7 +52,7 @@ function frameOf(json: Record<string, unknown>): Frame {
     const key = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
     if (k === "type") out[key] = v;
     else if (BYTE_FIELDS.has(k)) out[key] = bytes(v as string);
-    else if (k === "data") out[key] = BigInt(v as string);
+    else if (k === "data" || k === "epoch" || k === "offset") out[key] = BigInt(v as string);
     else out[key] = v;
   }
   return out as unknown as Frame;

@@ -53,6 +53,9 @@ const TYPE_NAMES: { readonly [n: number]: string } = {
   0x24: "EVENT",
   0x25: "MISSED",
   0x26: "SUBSCRIPTION_ENDED",
+  0x27: "SUBSCRIBE_FROM",
+  0x28: "SUBSCRIBED_AT",
+  0x29: "EVENT_AT",
   0x30: "AUTH",
   0x31: "AUTH_OK",
 };
@@ -116,6 +119,10 @@ class Reader {
       throw new FrameDecodeError("bad_utf8", `field \`${field}\` of ${frameTypeName(this.type)} is not UTF-8`);
     }
   }
+  /** HELLO's or WELCOME's `capabilities`: 0 when the frame ends before it. */
+  capabilities(): number {
+    return this.body.length - this.pos >= 4 ? this.u32("capabilities") : 0;
+  }
   rest(): Uint8Array {
     const at = this.pos;
     this.pos = this.body.length;
@@ -178,8 +185,9 @@ export function decodeMessage(msg: Uint8Array): Frame | null {
       const maxFrameSize = r.u32("max_frame_size");
       const clientName = r.string("client_name");
       const token = r.short("token");
-      // Later versions may append fields to HELLO and WELCOME: the rest is ignored.
-      return { type: "hello", version, maxFrameSize, clientName, token };
+      // HELLO and WELCOME grow at their end: `capabilities` when it is there, and whatever
+      // later revisions append after it, ignored.
+      return { type: "hello", version, maxFrameSize, clientName, token, capabilities: r.capabilities() };
     }
     case FrameType.WELCOME: {
       const version = r.u16("version");
@@ -188,7 +196,8 @@ export function decodeMessage(msg: Uint8Array): Frame | null {
       const idleTimeoutMs = r.u32("idle_timeout_ms");
       const serverId = r.string("server_id");
       const authExpiresInMs = r.u32("auth_expires_in_ms");
-      return { type: "welcome", version, maxFrameSize, maxInFlight, idleTimeoutMs, serverId, authExpiresInMs };
+      const capabilities = r.capabilities();
+      return { type: "welcome", version, maxFrameSize, maxInFlight, idleTimeoutMs, serverId, authExpiresInMs, capabilities };
     }
     case FrameType.PING:
       frame = { type: "ping", data: r.u64("data") };
@@ -252,6 +261,28 @@ export function decodeMessage(msg: Uint8Array): Frame | null {
       const subscriptionId = r.u32("subscription_id");
       frame = { type: "missed", subscriptionId, count: r.u32("count") };
       break;
+    }
+    case FrameType.SUBSCRIBE_FROM: {
+      const subscriptionId = r.u32("subscription_id");
+      const topicId = r.u32("topic_id");
+      const epoch = r.u64("epoch");
+      const offset = r.u64("offset");
+      const key = r.string("key");
+      frame = { type: "subscribe_from", subscriptionId, topicId, allKeys: bit0, key, epoch, offset };
+      break;
+    }
+    case FrameType.SUBSCRIBED_AT: {
+      const subscriptionId = r.u32("subscription_id");
+      const recovery = r.u8("recovery");
+      const epoch = r.u64("epoch");
+      frame = { type: "subscribed_at", subscriptionId, recovery, epoch, offset: r.u64("offset") };
+      break;
+    }
+    case FrameType.EVENT_AT: {
+      const subscriptionId = r.u32("subscription_id");
+      const offset = r.u64("offset");
+      const key = r.string("key");
+      return { type: "event_at", subscriptionId, offset, key, payload: r.rest() };
     }
     case FrameType.SUBSCRIPTION_ENDED: {
       const subscriptionId = r.u32("subscription_id");

@@ -201,6 +201,10 @@ class Writer {
     }
     this.parts.push({ kind: "short", value });
   }
+  /** HELLO's and WELCOME's last field, left out when there is nothing to announce. */
+  private capabilities(value: number | undefined): void {
+    if (value !== undefined && value !== 0) this.u32("capabilities", value);
+  }
   private rest(value: Uint8Array): void {
     if (value.length > 0) this.parts.push({ kind: "bytes", value });
   }
@@ -215,6 +219,7 @@ class Writer {
         this.u32("max_frame_size", f.maxFrameSize);
         this.string("client_name", f.clientName);
         this.short("token", f.token);
+        this.capabilities(f.capabilities);
         return 0;
       case "welcome":
         this.u16("version", f.version);
@@ -223,6 +228,7 @@ class Writer {
         this.u32("idle_timeout_ms", f.idleTimeoutMs);
         this.string("server_id", f.serverId);
         this.u32("auth_expires_in_ms", f.authExpiresInMs);
+        this.capabilities(f.capabilities);
         return 0;
       case "ping":
       case "pong":
@@ -272,6 +278,25 @@ class Writer {
         return 0;
       case "event":
         this.u32("subscription_id", f.subscriptionId);
+        this.string("key", f.key);
+        this.rest(f.payload);
+        return 0;
+      case "subscribe_from":
+        this.u32("subscription_id", f.subscriptionId);
+        this.u32("topic_id", f.topicId);
+        this.u64("epoch", f.epoch);
+        this.u64("offset", f.offset);
+        this.string("key", f.key);
+        return f.allKeys ? 0x01 : 0;
+      case "subscribed_at":
+        this.u32("subscription_id", f.subscriptionId);
+        this.u8("recovery", f.recovery);
+        this.u64("epoch", f.epoch);
+        this.u64("offset", f.offset);
+        return 0;
+      case "event_at":
+        this.u32("subscription_id", f.subscriptionId);
+        this.u64("offset", f.offset);
         this.string("key", f.key);
         this.rest(f.payload);
         return 0;

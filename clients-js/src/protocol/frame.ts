@@ -45,11 +45,46 @@ export const FrameType = {
   EVENT: 0x24,
   MISSED: 0x25,
   SUBSCRIPTION_ENDED: 0x26,
+  SUBSCRIBE_FROM: 0x27,
+  SUBSCRIBED_AT: 0x28,
+  EVENT_AT: 0x29,
   AUTH: 0x30,
   AUTH_OK: 0x31,
 } as const;
 
 /** The GOAWAY reasons of version 1 (`docs/protocol.md`, "GOAWAY reasons"). */
+/**
+ * HELLO and WELCOME capability bit 0: the peer speaks stream positions (SUBSCRIBE_FROM,
+ * SUBSCRIBED_AT, EVENT_AT; `docs/protocol.md`, "History and recovery").
+ */
+export const CAPABILITY_HISTORY = 0x01;
+
+/** SUBSCRIBED_AT's `recovery` values. A number not listed here is not a recovery. */
+export const Recovery = {
+  NONE: 0,
+  RECOVERED: 1,
+  EPOCH_CHANGED: 2,
+  TOO_OLD: 3,
+  TOO_MANY: 4,
+  AHEAD: 5,
+  UNAVAILABLE: 6,
+} as const;
+
+const RECOVERY_NAMES: readonly string[] = [
+  "none",
+  "recovered",
+  "epoch_changed",
+  "too_old",
+  "too_many",
+  "ahead",
+  "unavailable",
+];
+
+/** The spec's name of a `recovery` value (`"too_old"`), or `recovery N` for one it does not name. */
+export function recoveryName(recovery: number): string {
+  return RECOVERY_NAMES[recovery] ?? `recovery ${recovery}`;
+}
+
 export const GoawayReason = {
   SHUTTING_DOWN: 1,
   IDLE_TIMEOUT: 2,
@@ -97,6 +132,8 @@ export interface HelloFrame {
   readonly clientName: string;
   /** Credentials (a JWT's UTF-8 bytes); empty = none. */
   readonly token: Uint8Array;
+  /** What the client speaks beyond version 1 ({@link CAPABILITY_HISTORY}); absent is 0. */
+  readonly capabilities?: number;
 }
 
 export interface WelcomeFrame {
@@ -112,6 +149,8 @@ export interface WelcomeFrame {
   readonly serverId: string;
   /** Milliseconds until the credentials expire, from the receipt of WELCOME; 0 = never. */
   readonly authExpiresInMs: number;
+  /** What the server speaks beyond version 1 ({@link CAPABILITY_HISTORY}); absent is 0. */
+  readonly capabilities?: number;
 }
 
 export interface PingFrame {
@@ -202,6 +241,35 @@ export interface EventFrame {
   readonly payload: Uint8Array;
 }
 
+export interface SubscribeFromFrame {
+  readonly type: "subscribe_from";
+  readonly subscriptionId: number;
+  readonly topicId: number;
+  readonly allKeys: boolean;
+  readonly key: string;
+  /** The position to recover after: the history's epoch and the last offset received. */
+  readonly epoch: bigint;
+  readonly offset: bigint;
+}
+
+export interface SubscribedAtFrame {
+  readonly type: "subscribed_at";
+  readonly subscriptionId: number;
+  /** A {@link Recovery} value. */
+  readonly recovery: number;
+  /** The events that follow have offsets after this position. */
+  readonly epoch: bigint;
+  readonly offset: bigint;
+}
+
+export interface EventAtFrame {
+  readonly type: "event_at";
+  readonly subscriptionId: number;
+  readonly offset: bigint;
+  readonly key: string;
+  readonly payload: Uint8Array;
+}
+
 export interface MissedFrame {
   readonly type: "missed";
   readonly subscriptionId: number;
@@ -246,6 +314,9 @@ export type Frame =
   | SubscribedFrame
   | EventFrame
   | MissedFrame
+  | SubscribeFromFrame
+  | SubscribedAtFrame
+  | EventAtFrame
   | SubscriptionEndedFrame
   | AuthFrame
   | AuthOkFrame;
@@ -271,6 +342,9 @@ export const FRAME_NUMBERS: { readonly [N in FrameName]: number } = {
   event: FrameType.EVENT,
   missed: FrameType.MISSED,
   subscription_ended: FrameType.SUBSCRIPTION_ENDED,
+  subscribe_from: FrameType.SUBSCRIBE_FROM,
+  subscribed_at: FrameType.SUBSCRIBED_AT,
+  event_at: FrameType.EVENT_AT,
   auth: FrameType.AUTH,
   auth_ok: FrameType.AUTH_OK,
 };

@@ -355,6 +355,7 @@ pub(crate) async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
     read_buf: &mut BytesMut,
 ) -> Result<Welcome, LoadError> {
     let hello = Frame::Hello(Hello {
+        capabilities: 0,
         version: VERSION,
         max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         client_name: "loadgen".into(),

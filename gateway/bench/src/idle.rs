@@ -81,6 +81,7 @@ async fn open(config: &IdleConfig) -> Result<Idle, LoadError> {
     let mut stream = TcpStream::connect(config.addr).await?;
     stream.set_nodelay(true)?;
     let hello = Frame::Hello(Hello {
+        capabilities: 0,
         version: VERSION,
         max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         client_name: "loadgen-idle".into(),

@@ -33,6 +33,7 @@ async fn serve(mut stream: TcpStream, max_in_flight: u32) -> Option<()> {
         while let Decoded::Frame(frame) = decode(&mut buf, DEFAULT_MAX_FRAME_SIZE).ok()? {
             let reply = match frame {
                 Frame::Hello(_) => Frame::Welcome(Welcome {
+                    capabilities: 0,
                     version: 1,
                     max_frame_size: DEFAULT_MAX_FRAME_SIZE,
                     max_in_flight,

@@ -44,11 +44,24 @@ pub struct Limits {
     pub keys: usize,
 }
 
+/// What a history keeps of an event: its payload ([`Bytes`]), or whatever its owner
+/// prepared to send it (a gateway keeps the event ready to write), weighed for the byte bound.
+pub trait Payload: Clone {
+    /// The bytes it counts for against [`Limits::bytes`].
+    fn weight(&self) -> usize;
+}
+
+impl Payload for Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
 /// One kept event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stored {
+pub struct Stored<P = Bytes> {
     pub offset: u64,
-    pub payload: Bytes,
+    pub payload: P,
     pub at: Instant,
 }
 
@@ -67,12 +80,12 @@ pub enum NotRecovered {
 
 /// The history of one topic, its keys' events at their positions.
 #[derive(Debug)]
-pub struct TopicHistory {
+pub struct TopicHistory<P = Bytes> {
     epoch: u64,
     limits: Limits,
     /// The offset the next event gets (offsets start at 1).
     next: u64,
-    keys: HashMap<String, KeyRing>,
+    keys: HashMap<String, KeyRing<P>>,
     /// The highest offset of any event of a key the topic forgot whole ([`Limits::keys`]): a
     /// key not kept may have had events up to here.
     forgotten_through: u64,
@@ -82,25 +95,29 @@ pub struct TopicHistory {
     bytes: usize,
 }
 
-#[derive(Debug, Default)]
-struct KeyRing {
-    events: VecDeque<Stored>,
+#[derive(Debug)]
+struct KeyRing<P> {
+    events: VecDeque<Stored<P>>,
     /// The highest offset evicted from this key; 0 when none was.
     lost_through: u64,
     /// The offset of the key's last append (its place in the key bound's order).
     last: u64,
 }
 
-impl KeyRing {
+impl<P> KeyRing<P> {
+    fn new(lost_through: u64) -> KeyRing<P> {
+        KeyRing { events: VecDeque::new(), lost_through, last: 0 }
+    }
+
     /// Whether the event at `offset` is kept (the ring is in offset order).
     fn holds(&self, offset: u64) -> bool {
         self.events.binary_search_by_key(&offset, |e| e.offset).is_ok()
     }
 }
 
-impl TopicHistory {
+impl<P: Payload> TopicHistory<P> {
     /// An empty history under `epoch`.
-    pub fn new(epoch: u64, limits: Limits) -> TopicHistory {
+    pub fn new(epoch: u64, limits: Limits) -> TopicHistory<P> {
         let limits = Limits { events: limits.events.max(1), keys: limits.keys.max(1), ..limits };
         TopicHistory {
             epoch,
@@ -120,26 +137,24 @@ impl TopicHistory {
 
     /// Keeps `payload` as `key`'s newest event at `now`, evicting what the limits say, and
     /// returns its position.
-    pub fn append(&mut self, key: &str, payload: Bytes, now: Instant) -> Position {
+    pub fn append(&mut self, key: &str, payload: P, now: Instant) -> Position {
         let offset = self.next;
         self.next += 1;
         if !self.keys.contains_key(key) && self.keys.len() >= self.limits.keys {
             self.forget_stalest_key();
         }
-        self.bytes += payload.len();
+        self.bytes += payload.weight();
         // A key seen anew may be one the topic forgot: what it had up to `forgotten_through`
         // counts as lost.
         let forgotten_through = self.forgotten_through;
-        let ring = self
-            .keys
-            .entry(key.to_owned())
-            .or_insert_with(|| KeyRing { lost_through: forgotten_through, ..KeyRing::default() });
+        let ring =
+            self.keys.entry(key.to_owned()).or_insert_with(|| KeyRing::new(forgotten_through));
         ring.last = offset;
         ring.events.push_back(Stored { offset, payload, at: now });
         while ring.events.len() > self.limits.events {
             let old = ring.events.pop_front().expect("over the limit, so not empty");
             ring.lost_through = old.offset;
-            self.bytes -= old.payload.len();
+            self.bytes -= old.payload.weight();
         }
         self.order.push_back((offset, key.to_owned()));
         while self.bytes > self.limits.bytes {
@@ -149,7 +164,7 @@ impl TopicHistory {
             if ring.events.front().is_some_and(|e| e.offset == oldest) {
                 let old = ring.events.pop_front().expect("just seen");
                 ring.lost_through = old.offset;
-                self.bytes -= old.payload.len();
+                self.bytes -= old.payload.weight();
             }
         }
         // The order list only grows with what is kept: compact it when mostly stale.
@@ -171,7 +186,7 @@ impl TopicHistory {
         };
         let ring = self.keys.remove(&stalest).expect("just found");
         self.forgotten_through = self.forgotten_through.max(ring.last);
-        self.bytes -= ring.events.iter().map(|e| e.payload.len()).sum::<usize>();
+        self.bytes -= ring.events.iter().map(|e| e.payload.weight()).sum::<usize>();
     }
 
     /// Every key's events after `after`, in offset order, at most `cap` of them, as of `now`
@@ -185,7 +200,7 @@ impl TopicHistory {
         after: Position,
         cap: usize,
         now: Instant,
-    ) -> Result<Vec<Stored>, NotRecovered> {
+    ) -> Result<Vec<Stored<P>>, NotRecovered> {
         self.check(after)?;
         let keys: Vec<String> = self.keys.keys().cloned().collect();
         for key in &keys {
@@ -195,7 +210,7 @@ impl TopicHistory {
         if after.offset < lost.max(self.forgotten_through) {
             return Err(NotRecovered::TooOld);
         }
-        let mut missed: Vec<Stored> = self
+        let mut missed: Vec<Stored<P>> = self
             .keys
             .values()
             .flat_map(|ring| ring.events.iter().filter(|e| e.offset > after.offset).cloned())
@@ -218,7 +233,7 @@ impl TopicHistory {
         after: Position,
         cap: usize,
         now: Instant,
-    ) -> Result<Vec<Stored>, NotRecovered> {
+    ) -> Result<Vec<Stored<P>>, NotRecovered> {
         self.check(after)?;
         self.expire(key, now);
         let Some(ring) = self.keys.get(key) else {
@@ -231,7 +246,7 @@ impl TopicHistory {
         if after.offset < ring.lost_through {
             return Err(NotRecovered::TooOld);
         }
-        let missed: Vec<Stored> =
+        let missed: Vec<Stored<P>> =
             ring.events.iter().filter(|e| e.offset > after.offset).cloned().collect();
         if missed.len() > cap {
             return Err(NotRecovered::TooMany);
@@ -257,7 +272,7 @@ impl TopicHistory {
         while ring.events.front().is_some_and(|e| now.saturating_duration_since(e.at) > ttl) {
             let old = ring.events.pop_front().expect("just seen");
             ring.lost_through = old.offset;
-            self.bytes -= old.payload.len();
+            self.bytes -= old.payload.weight();
         }
     }
 

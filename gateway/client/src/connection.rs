@@ -601,6 +601,7 @@ mod tests {
     async fn calls_that_queue_up_leave_in_one_write() {
         let config = ClientConfig::new(["127.0.0.1:1"]);
         let welcome = Welcome {
+            capabilities: 0,
             version: 1,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 100,

@@ -120,6 +120,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     token: Bytes,
 ) -> Result<(Welcome, BytesMut), AttemptError> {
     let hello = Frame::Hello(Hello {
+        capabilities: 0,
         version: VERSION,
         max_frame_size: config.max_frame_size,
         client_name: config.name.clone(),

@@ -12,9 +12,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use gateway_core::{Code, Status};
 
 use crate::frame::{
-    Auth, ErrorReply, Event, FLAG_ALL_KEYS, FLAG_FIRE_AND_FORGET, FLAG_IGNORABLE, FLAG_RECONNECT,
-    FLAG_RETRYABLE, Frame, FrameType, Goaway, Hello, LENGTH_PREFIX_SIZE, MAGIC, Publish, Request,
-    Response, Subscribe, SubscriptionEnded, Welcome,
+    Auth, ErrorReply, Event, EventAt, FLAG_ALL_KEYS, FLAG_FIRE_AND_FORGET, FLAG_IGNORABLE,
+    FLAG_RECONNECT, FLAG_RETRYABLE, Frame, FrameType, Goaway, Hello, LENGTH_PREFIX_SIZE, MAGIC,
+    Position, Publish, Recovery, Request, Response, Subscribe, SubscribeFrom, SubscribedAt,
+    SubscriptionEnded, Welcome,
 };
 use crate::reason::GoawayReason;
 
@@ -197,12 +198,14 @@ pub fn decode_message(msg: Bytes) -> Result<Option<Frame>, DecodeError> {
             if magic != MAGIC {
                 return Err(DecodeError::BadMagic { found: magic });
             }
-            // Later versions may append fields to HELLO and WELCOME: trailing bytes are ignored.
+            // HELLO and WELCOME grow at their end: `capabilities` when it is there, and
+            // whatever later revisions append after it, ignored.
             return Ok(Some(Frame::Hello(Hello {
                 version: r.u16("version")?,
                 max_frame_size: r.u32("max_frame_size")?,
                 client_name: r.string(frame_type, "client_name")?,
                 token: r.short_bytes("token")?,
+                capabilities: r.capabilities(),
             })));
         }
         FrameType::Welcome => {
@@ -213,6 +216,7 @@ pub fn decode_message(msg: Bytes) -> Result<Option<Frame>, DecodeError> {
                 idle_timeout_ms: r.u32("idle_timeout_ms")?,
                 server_id: r.string(frame_type, "server_id")?,
                 auth_expires_in_ms: r.u32("auth_expires_in_ms")?,
+                capabilities: r.capabilities(),
             })));
         }
         FrameType::Ping => Frame::Ping { data: r.u64("data")? },
@@ -265,6 +269,24 @@ pub fn decode_message(msg: Bytes) -> Result<Option<Frame>, DecodeError> {
         FrameType::Subscribed => Frame::Subscribed { subscription_id: r.u32("subscription_id")? },
         FrameType::Event => Frame::Event(Event {
             subscription_id: r.u32("subscription_id")?,
+            key: r.string(frame_type, "key")?,
+            payload: r.rest(),
+        }),
+        FrameType::SubscribeFrom => Frame::SubscribeFrom(SubscribeFrom {
+            all_keys: flags & FLAG_ALL_KEYS != 0,
+            subscription_id: r.u32("subscription_id")?,
+            topic_id: r.u32("topic_id")?,
+            position: Position { epoch: r.u64("epoch")?, offset: r.u64("offset")? },
+            key: r.string(frame_type, "key")?,
+        }),
+        FrameType::SubscribedAt => Frame::SubscribedAt(SubscribedAt {
+            subscription_id: r.u32("subscription_id")?,
+            recovery: Recovery(r.u8("recovery")?),
+            position: Position { epoch: r.u64("epoch")?, offset: r.u64("offset")? },
+        }),
+        FrameType::EventAt => Frame::EventAt(EventAt {
+            subscription_id: r.u32("subscription_id")?,
+            offset: r.u64("offset")?,
             key: r.string(frame_type, "key")?,
             payload: r.rest(),
         }),
@@ -356,6 +378,12 @@ impl Reader<'_> {
             Ok(s) => Ok(s.to_owned()),
             Err(_) => Err(DecodeError::BadUtf8 { frame_type, field }),
         }
+    }
+
+    /// HELLO's or WELCOME's `capabilities`: 0 when the frame ends before it (a peer from
+    /// before the field, or one with nothing to announce).
+    fn capabilities(&mut self) -> u32 {
+        self.u32("capabilities").unwrap_or(0)
     }
 
     /// The rest of the frame, as a slice of it (no copy).

@@ -74,8 +74,16 @@ impl Frame {
                     + 4
                     + short("client_name", h.client_name.len())?
                     + short("token", h.token.len())?
+                    + capabilities_len(h.capabilities)
             }
-            Frame::Welcome(w) => 2 + 4 + 4 + 4 + short("server_id", w.server_id.len())? + 4,
+            Frame::Welcome(w) => {
+                2 + 4
+                    + 4
+                    + 4
+                    + short("server_id", w.server_id.len())?
+                    + 4
+                    + capabilities_len(w.capabilities)
+            }
             Frame::Ping { .. } | Frame::Pong { .. } => 8,
             Frame::Goaway(g) => 2 + 4 + short("message", g.message.len())?,
             Frame::Request(r) => 4 + 4 + 4 + r.payload.len(),
@@ -88,6 +96,9 @@ impl Frame {
             Frame::Unsubscribe { .. } | Frame::Subscribed { .. } => 4,
             Frame::Publish(p) => 4 + 4 + short("key", p.key.len())? + p.payload.len(),
             Frame::Event(e) => 4 + short("key", e.key.len())? + e.payload.len(),
+            Frame::SubscribeFrom(s) => 4 + 4 + 8 + 8 + short("key", s.key.len())?,
+            Frame::SubscribedAt(_) => 4 + 1 + 8 + 8,
+            Frame::EventAt(e) => 4 + 8 + short("key", e.key.len())? + e.payload.len(),
             Frame::Missed { .. } => 4 + 4,
             Frame::SubscriptionEnded(e) => 4 + 1 + short("message", e.status.message().len())?,
             Frame::Auth(a) => 4 + short("token", a.token.len())?,
@@ -146,6 +157,7 @@ impl Frame {
                 dst.put_u32_le(h.max_frame_size);
                 put_short(dst, h.client_name.as_bytes());
                 put_short(dst, &h.token);
+                put_capabilities(dst, h.capabilities);
             }
             Frame::Welcome(w) => {
                 dst.put_u8(0);
@@ -155,6 +167,7 @@ impl Frame {
                 dst.put_u32_le(w.idle_timeout_ms);
                 put_short(dst, w.server_id.as_bytes());
                 dst.put_u32_le(w.auth_expires_in_ms);
+                put_capabilities(dst, w.capabilities);
             }
             Frame::Ping { data } | Frame::Pong { data } => {
                 dst.put_u8(0);
@@ -213,6 +226,28 @@ impl Frame {
                 put_short(dst, e.key.as_bytes());
                 dst.put_slice(&e.payload);
             }
+            Frame::SubscribeFrom(s) => {
+                dst.put_u8(flag(s.all_keys, FLAG_ALL_KEYS));
+                dst.put_u32_le(s.subscription_id);
+                dst.put_u32_le(s.topic_id);
+                dst.put_u64_le(s.position.epoch);
+                dst.put_u64_le(s.position.offset);
+                put_short(dst, s.key.as_bytes());
+            }
+            Frame::SubscribedAt(s) => {
+                dst.put_u8(0);
+                dst.put_u32_le(s.subscription_id);
+                dst.put_u8(s.recovery.0);
+                dst.put_u64_le(s.position.epoch);
+                dst.put_u64_le(s.position.offset);
+            }
+            Frame::EventAt(e) => {
+                dst.put_u8(0);
+                dst.put_u32_le(e.subscription_id);
+                dst.put_u64_le(e.offset);
+                put_short(dst, e.key.as_bytes());
+                dst.put_slice(&e.payload);
+            }
             Frame::Missed { subscription_id, count } => {
                 dst.put_u8(0);
                 dst.put_u32_le(*subscription_id);
@@ -246,6 +281,18 @@ fn flag(set: bool, bit: u8) -> u8 {
 fn put_short(dst: &mut BytesMut, bytes: &[u8]) {
     dst.put_u16_le(bytes.len() as u16);
     dst.put_slice(bytes);
+}
+
+/// HELLO's and WELCOME's `capabilities`: left out when there are none, so that a peer with
+/// none sends what peers before the field did.
+fn put_capabilities(dst: &mut BytesMut, capabilities: u32) {
+    if capabilities != 0 {
+        dst.put_u32_le(capabilities);
+    }
+}
+
+fn capabilities_len(capabilities: u32) -> usize {
+    if capabilities == 0 { 0 } else { 4 }
 }
 
 #[cfg(test)]
@@ -347,6 +394,7 @@ mod tests {
     #[test]
     fn welcome_ends_with_the_auth_expiry() {
         let welcome = Welcome {
+            capabilities: 0,
             version: 1,
             max_frame_size: 0x0001_0000,
             max_in_flight: 1,

@@ -45,6 +45,11 @@ pub const FLAG_RECONNECT: u8 = 0x01;
 /// Flag bit 0 of SUBSCRIBE: every key of a keyed topic (the `key` field is then empty).
 pub const FLAG_ALL_KEYS: u8 = 0x01;
 
+/// HELLO and WELCOME capability bit 0, `HISTORY`: the peer speaks stream positions. A client
+/// announcing it accepts SUBSCRIBED_AT and EVENT_AT; a server announcing it keeps history and
+/// accepts SUBSCRIBE_FROM (`docs/protocol.md`, "History and recovery").
+pub const CAPABILITY_HISTORY: u32 = 0x01;
+
 /// The frame type numbers of version 1, grouped by range: `0x01..=0x0F` connection control,
 /// `0x10..=0x1F` RPC, `0x20..=0x2F` pub/sub,
 /// `0x30..=0x3F` auth. `0x00` is never assigned, so a zeroed buffer is never a valid frame.
@@ -67,6 +72,9 @@ pub enum FrameType {
     Event = 0x24,
     Missed = 0x25,
     SubscriptionEnded = 0x26,
+    SubscribeFrom = 0x27,
+    SubscribedAt = 0x28,
+    EventAt = 0x29,
     Auth = 0x30,
     AuthOk = 0x31,
 }
@@ -91,6 +99,9 @@ impl FrameType {
             0x24 => FrameType::Event,
             0x25 => FrameType::Missed,
             0x26 => FrameType::SubscriptionEnded,
+            0x27 => FrameType::SubscribeFrom,
+            0x28 => FrameType::SubscribedAt,
+            0x29 => FrameType::EventAt,
             0x30 => FrameType::Auth,
             0x31 => FrameType::AuthOk,
             _ => return None,
@@ -116,6 +127,9 @@ impl FrameType {
             FrameType::Event => "EVENT",
             FrameType::Missed => "MISSED",
             FrameType::SubscriptionEnded => "SUBSCRIPTION_ENDED",
+            FrameType::SubscribeFrom => "SUBSCRIBE_FROM",
+            FrameType::SubscribedAt => "SUBSCRIBED_AT",
+            FrameType::EventAt => "EVENT_AT",
             FrameType::Auth => "AUTH",
             FrameType::AuthOk => "AUTH_OK",
         }
@@ -177,6 +191,14 @@ pub enum Frame {
     },
     /// Server → client: a SUBSCRIBE was refused, or the server ended a subscription.
     SubscriptionEnded(SubscriptionEnded),
+    /// Client → server: receive a topic's events, first those after a position (a server that
+    /// announced [`CAPABILITY_HISTORY`]).
+    SubscribeFrom(SubscribeFrom),
+    /// Server → client: a subscription to a topic with history is open, at a position (a client
+    /// that announced [`CAPABILITY_HISTORY`]).
+    SubscribedAt(SubscribedAt),
+    /// Server → client: one event of a subscription opened with SUBSCRIBED_AT, with its offset.
+    EventAt(EventAt),
     /// Client → server: present a fresh token on a live connection.
     Auth(Auth),
     /// Server → client: the token of an AUTH was accepted.
@@ -208,6 +230,9 @@ impl Frame {
             Frame::Event(_) => FrameType::Event,
             Frame::Missed { .. } => FrameType::Missed,
             Frame::SubscriptionEnded(_) => FrameType::SubscriptionEnded,
+            Frame::SubscribeFrom(_) => FrameType::SubscribeFrom,
+            Frame::SubscribedAt(_) => FrameType::SubscribedAt,
+            Frame::EventAt(_) => FrameType::EventAt,
             Frame::Auth(_) => FrameType::Auth,
             Frame::AuthOk { .. } => FrameType::AuthOk,
         }
@@ -225,6 +250,9 @@ pub struct Hello {
     pub client_name: String,
     /// Credentials for the auth layer; empty when the client presents none.
     pub token: Bytes,
+    /// What the client speaks beyond version 1's frames ([`CAPABILITY_HISTORY`]); 0 is written
+    /// by leaving the field out, as clients before it did.
+    pub capabilities: u32,
 }
 
 /// The server's answer to HELLO: the connection's terms.
@@ -246,6 +274,9 @@ pub struct Welcome {
     /// with AUTH before then, or the server closes the connection with `token_expired`); 0 when
     /// they never do.
     pub auth_expires_in_ms: u32,
+    /// What the server speaks beyond version 1's frames ([`CAPABILITY_HISTORY`]); 0 is written
+    /// by leaving the field out, as servers before it did.
+    pub capabilities: u32,
 }
 
 /// A call of one method.
@@ -327,6 +358,107 @@ pub struct Event {
     pub payload: Bytes,
 }
 
+/// Where an event stands in its topic's history: the history's `epoch` (it changes when the
+/// history is lost) and the event's `offset` in it (rising; one sequence per topic, so one
+/// key's offsets have gaps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    pub epoch: u64,
+    pub offset: u64,
+}
+
+/// A subscription that first recovers the events after a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscribeFrom {
+    /// As in [`Subscribe`].
+    pub subscription_id: u32,
+    /// As in [`Subscribe`].
+    pub topic_id: u32,
+    /// As in [`Subscribe`].
+    pub all_keys: bool,
+    /// As in [`Subscribe`].
+    pub key: String,
+    /// The last position the client received (of an event, or of its last SUBSCRIBED_AT): the
+    /// events after it are wanted.
+    pub position: Position,
+}
+
+/// Whether a subscription recovered what it asked for (SUBSCRIBED_AT's `recovery`). A number
+/// this crate does not name is kept as it is; it is not [`Recovery::RECOVERED`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Recovery(pub u8);
+
+impl Recovery {
+    /// Not asked: the subscription came from a plain SUBSCRIBE.
+    pub const NONE: Recovery = Recovery(0);
+    /// Every event after the position follows, in order, before the live ones.
+    pub const RECOVERED: Recovery = Recovery(1);
+    /// The position is of another history: the one it was in is lost.
+    pub const EPOCH_CHANGED: Recovery = Recovery(2);
+    /// Events after the position are no longer kept (count, age or size limits).
+    pub const TOO_OLD: Recovery = Recovery(3);
+    /// More events were missed than the server sends in one recovery.
+    pub const TOO_MANY: Recovery = Recovery(4);
+    /// The position is past anything the history gave.
+    pub const AHEAD: Recovery = Recovery(5);
+    /// The history could not be read just now.
+    pub const UNAVAILABLE: Recovery = Recovery(6);
+
+    /// Whether the events after the position follow.
+    pub const fn is_recovered(self) -> bool {
+        self.0 == 1
+    }
+
+    /// The name the spec uses (`too_old`), or `None` for a number this crate does not name.
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            0 => "none",
+            1 => "recovered",
+            2 => "epoch_changed",
+            3 => "too_old",
+            4 => "too_many",
+            5 => "ahead",
+            6 => "unavailable",
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "recovery {}", self.0),
+        }
+    }
+}
+
+/// A subscription to a topic with history is open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscribedAt {
+    /// The subscription now open.
+    pub subscription_id: u32,
+    /// What became of the recovery a SUBSCRIBE_FROM asked for; [`Recovery::NONE`] after a
+    /// SUBSCRIBE.
+    pub recovery: Recovery,
+    /// The events that follow have offsets after this one: the asked position when recovered,
+    /// else the history's newest when the subscription opened.
+    pub position: Position,
+}
+
+/// One event, with its offset, delivered to a subscription opened with SUBSCRIBED_AT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventAt {
+    /// The subscription it is delivered to.
+    pub subscription_id: u32,
+    /// Its offset in the topic's history (the epoch is the subscription's).
+    pub offset: u64,
+    /// The event's key; empty for an unkeyed topic.
+    pub key: String,
+    /// The event message, FlatBuffers bytes, as the publisher sent them.
+    pub payload: Bytes,
+}
+
 /// A subscription the server refused or ended: no EVENT for it follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriptionEnded {
@@ -396,6 +528,9 @@ mod tests {
             FrameType::Event,
             FrameType::Missed,
             FrameType::SubscriptionEnded,
+            FrameType::SubscribeFrom,
+            FrameType::SubscribedAt,
+            FrameType::EventAt,
             FrameType::Auth,
             FrameType::AuthOk,
         ];
@@ -405,7 +540,7 @@ mod tests {
         let assigned = (0..=255u8).filter(|&n| FrameType::from_u8(n).is_some()).count();
         assert_eq!(assigned, all.len());
         assert_eq!(FrameType::from_u8(0x00), None);
-        assert_eq!(FrameType::from_u8(0x27), None);
+        assert_eq!(FrameType::from_u8(0x2a), None);
         assert_eq!(FrameType::from_u8(0x32), None);
     }
 

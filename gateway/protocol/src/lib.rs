@@ -47,9 +47,9 @@ pub use codec::{CodecError, FrameCodec};
 pub use decode::{DecodeError, Decoded, decode, decode_message};
 pub use encode::EncodeError;
 pub use frame::{
-    Auth, DEFAULT_MAX_FRAME_SIZE, ErrorReply, Event, FLAG_ALL_KEYS, FLAG_FIRE_AND_FORGET,
-    FLAG_IGNORABLE, FLAG_RECONNECT, FLAG_RETRYABLE, Frame, FrameType, Goaway, Hello,
-    LENGTH_PREFIX_SIZE, MAGIC, MIN_MAX_FRAME_SIZE, Publish, Request, Response, Subscribe,
-    SubscriptionEnded, VERSION, Welcome,
+    Auth, CAPABILITY_HISTORY, DEFAULT_MAX_FRAME_SIZE, ErrorReply, Event, EventAt, FLAG_ALL_KEYS,
+    FLAG_FIRE_AND_FORGET, FLAG_IGNORABLE, FLAG_RECONNECT, FLAG_RETRYABLE, Frame, FrameType, Goaway,
+    Hello, LENGTH_PREFIX_SIZE, MAGIC, MIN_MAX_FRAME_SIZE, Position, Publish, Recovery, Request,
+    Response, Subscribe, SubscribeFrom, SubscribedAt, SubscriptionEnded, VERSION, Welcome,
 };
 pub use reason::GoawayReason;

@@ -4,8 +4,9 @@
 use bytes::{Bytes, BytesMut};
 use gateway_core::{Code, Status};
 use gateway_protocol::{
-    Auth, Decoded, ErrorReply, Event, Frame, Goaway, GoawayReason, Hello, Publish, Request,
-    Response, Subscribe, SubscriptionEnded, Welcome, decode, decode_message,
+    Auth, Decoded, ErrorReply, Event, EventAt, Frame, Goaway, GoawayReason, Hello, Position,
+    Publish, Recovery, Request, Response, Subscribe, SubscribeFrom, SubscribedAt,
+    SubscriptionEnded, Welcome, decode, decode_message,
 };
 use proptest::prelude::*;
 
@@ -30,23 +31,31 @@ fn frame() -> impl Strategy<Value = Frame> {
 /// The connection-control and RPC frames.
 fn rpc_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        (any::<u16>(), any::<u32>(), text(), bytes(64)).prop_map(
-            |(version, max_frame_size, client_name, token)| {
-                Frame::Hello(Hello { version, max_frame_size, client_name, token })
+        (any::<u16>(), any::<u32>(), text(), bytes(64), any::<u32>()).prop_map(
+            |(version, max_frame_size, client_name, token, capabilities)| {
+                Frame::Hello(Hello { version, max_frame_size, client_name, token, capabilities })
             }
         ),
-        (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>(), text(), any::<u32>()).prop_map(
-            |(version, max_frame_size, max_in_flight, idle_timeout_ms, server_id, expires)| {
-                Frame::Welcome(Welcome {
-                    version,
-                    max_frame_size,
-                    max_in_flight,
-                    idle_timeout_ms,
-                    server_id,
-                    auth_expires_in_ms: expires,
-                })
-            }
-        ),
+        (
+            (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>()),
+            (text(), any::<u32>(), any::<u32>())
+        )
+            .prop_map(
+                |(
+                    (version, max_frame_size, max_in_flight, idle_timeout_ms),
+                    (server_id, expires, capabilities),
+                )| {
+                    Frame::Welcome(Welcome {
+                        version,
+                        max_frame_size,
+                        max_in_flight,
+                        idle_timeout_ms,
+                        server_id,
+                        auth_expires_in_ms: expires,
+                        capabilities,
+                    })
+                }
+            ),
         any::<u64>().prop_map(|data| Frame::Ping { data }),
         any::<u64>().prop_map(|data| Frame::Pong { data }),
         (any::<u16>(), any::<bool>(), any::<u32>(), text()).prop_map(
@@ -103,6 +112,29 @@ fn pubsub_frame() -> impl Strategy<Value = Frame> {
         }),
         (any::<u32>(), any::<u32>())
             .prop_map(|(subscription_id, count)| Frame::Missed { subscription_id, count }),
+        (any::<u32>(), any::<u32>(), any::<bool>(), text(), any::<u64>(), any::<u64>()).prop_map(
+            |(subscription_id, topic_id, all_keys, key, epoch, offset)| {
+                let position = Position { epoch, offset };
+                Frame::SubscribeFrom(SubscribeFrom {
+                    subscription_id,
+                    topic_id,
+                    all_keys,
+                    key,
+                    position,
+                })
+            }
+        ),
+        (any::<u32>(), any::<u8>(), any::<u64>(), any::<u64>()).prop_map(
+            |(subscription_id, recovery, epoch, offset)| {
+                let (recovery, position) = (Recovery(recovery), Position { epoch, offset });
+                Frame::SubscribedAt(SubscribedAt { subscription_id, recovery, position })
+            }
+        ),
+        (any::<u32>(), any::<u64>(), text(), bytes(256)).prop_map(
+            |(subscription_id, offset, key, payload)| {
+                Frame::EventAt(EventAt { subscription_id, offset, key, payload })
+            }
+        ),
         (any::<u32>(), error_code(), any::<bool>(), text()).prop_map(
             |(subscription_id, code, retryable, message)| {
                 // No `error_id` on the wire: it stays 0.

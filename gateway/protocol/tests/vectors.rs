@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use bytes::{Bytes, BytesMut};
 use gateway_core::{Code, Status};
 use gateway_protocol::{
-    Auth, Decoded, ErrorReply, Event, Frame, FrameType, Goaway, GoawayReason, Hello, Publish,
-    Request, Response, Subscribe, SubscriptionEnded, Welcome, decode, decode_message,
+    Auth, Decoded, ErrorReply, Event, EventAt, Frame, FrameType, Goaway, GoawayReason, Hello,
+    Position, Publish, Recovery, Request, Response, Subscribe, SubscribeFrom, SubscribedAt,
+    SubscriptionEnded, Welcome, decode, decode_message,
 };
 use serde_json::Value;
 
@@ -44,6 +45,15 @@ fn u32_of(v: &Value, key: &str) -> u32 {
     u32::try_from(n).expect("fits a u32")
 }
 
+/// A `u64`, written as a decimal string (JavaScript numbers are exact only to 2^53).
+fn u64_of(v: &Value, key: &str) -> u64 {
+    str_of(v, key).parse().unwrap_or_else(|_| panic!("`{key}` is a decimal u64 in {v}"))
+}
+
+fn position_of(v: &Value) -> Position {
+    Position { epoch: u64_of(v, "epoch"), offset: u64_of(v, "offset") }
+}
+
 fn bool_of(v: &Value, key: &str) -> bool {
     v[key].as_bool().unwrap_or_else(|| panic!("`{key}` is a bool in {v}"))
 }
@@ -69,12 +79,14 @@ fn status_of(v: &Value) -> Status {
 fn frame_of(v: &Value) -> Frame {
     match str_of(v, "type") {
         "hello" => Frame::Hello(Hello {
+            capabilities: u32_of(v, "capabilities"),
             version: u32_of(v, "version").try_into().expect("u16"),
             max_frame_size: u32_of(v, "max_frame_size"),
             client_name: string_of(v, "client_name"),
             token: bytes_of(v, "token"),
         }),
         "welcome" => Frame::Welcome(Welcome {
+            capabilities: u32_of(v, "capabilities"),
             version: u32_of(v, "version").try_into().expect("u16"),
             max_frame_size: u32_of(v, "max_frame_size"),
             max_in_flight: u32_of(v, "max_in_flight"),
@@ -123,6 +135,24 @@ fn frame_of(v: &Value) -> Frame {
         "subscribed" => Frame::Subscribed { subscription_id: u32_of(v, "subscription_id") },
         "event" => Frame::Event(Event {
             subscription_id: u32_of(v, "subscription_id"),
+            key: string_of(v, "key"),
+            payload: bytes_of(v, "payload"),
+        }),
+        "subscribe_from" => Frame::SubscribeFrom(SubscribeFrom {
+            subscription_id: u32_of(v, "subscription_id"),
+            topic_id: u32_of(v, "topic_id"),
+            all_keys: bool_of(v, "all_keys"),
+            key: string_of(v, "key"),
+            position: position_of(v),
+        }),
+        "subscribed_at" => Frame::SubscribedAt(SubscribedAt {
+            subscription_id: u32_of(v, "subscription_id"),
+            recovery: Recovery(u32_of(v, "recovery").try_into().expect("u8")),
+            position: position_of(v),
+        }),
+        "event_at" => Frame::EventAt(EventAt {
+            subscription_id: u32_of(v, "subscription_id"),
+            offset: u64_of(v, "offset"),
             key: string_of(v, "key"),
             payload: bytes_of(v, "payload"),
         }),

@@ -41,22 +41,36 @@ pub(crate) struct Publication {
     /// key, the payload. Encoded once, at the hub; each subscriber's frame is its own header
     /// (type, flags, subscription id) and these bytes.
     pub(crate) tail: Bytes,
+    /// Its offset in the topic's history; 0 for a topic without history. A subscriber that
+    /// speaks positions gets it in EVENT_AT.
+    pub(crate) offset: u64,
 }
 
 impl Publication {
     /// The event of `key` carrying `payload` (a key is at most a subject token, far below the
     /// `u16` its length takes).
     pub(crate) fn new(key: String, payload: &[u8]) -> Publication {
+        Publication::at(key, payload, 0)
+    }
+
+    /// The event of `key` carrying `payload` at `offset` of its topic's history.
+    pub(crate) fn at(key: String, payload: &[u8], offset: u64) -> Publication {
         let mut tail = BytesMut::with_capacity(2 + key.len() + payload.len());
         tail.put_u16_le(key.len() as u16);
         tail.put_slice(key.as_bytes());
         tail.put_slice(payload);
-        Publication { key, tail: tail.freeze() }
+        Publication { key, tail: tail.freeze(), offset }
     }
 
-    /// The size of its EVENT frame on the wire, length prefix included.
+    /// The size of its EVENT frame on the wire, length prefix included. (Its EVENT_AT is 8
+    /// bytes longer; the queue's bound counts every event as an EVENT.)
     pub(crate) fn frame_size(&self) -> usize {
         LENGTH_PREFIX_SIZE + 2 + 4 + self.tail.len()
+    }
+
+    /// The bytes of its EVENT_AT frame after the length prefix.
+    pub(crate) fn positioned_len(&self) -> usize {
+        2 + 4 + 8 + self.tail.len()
     }
 }
 
@@ -64,8 +78,9 @@ impl Publication {
 pub(crate) trait FrameSink {
     /// Bytes queued so far.
     fn queued(&self) -> usize;
-    /// Appends EVENT `event` of subscription `subscription_id`.
-    fn event(&mut self, subscription_id: u32, event: &Publication);
+    /// Appends EVENT `event` of subscription `subscription_id`, or EVENT_AT when the
+    /// subscription is `positioned` (opened with SUBSCRIBED_AT).
+    fn event(&mut self, subscription_id: u32, event: &Publication, positioned: bool);
     /// Appends a control frame (SUBSCRIBED, MISSED, SUBSCRIPTION_ENDED).
     fn control(&mut self, frame: &Frame);
 }
@@ -95,6 +110,8 @@ pub(crate) struct EventQueue {
 #[derive(Debug)]
 struct SubQueue {
     policy: LagPolicy,
+    /// Its events go out as EVENT_AT, with their offsets.
+    positioned: bool,
     items: VecDeque<Item>,
     /// The position of `items[0]` in the subscription's history, so that `latest` can hold
     /// positions that stay valid while items leave the front.
@@ -162,11 +179,12 @@ impl EventQueue {
         EventQueue { subscriptions: HashMap::default(), ready: VecDeque::new(), bytes: 0, bound }
     }
 
-    /// Opens subscription `id` with its first frame (SUBSCRIBED), which goes out before any of
-    /// its events.
-    pub(crate) fn open(&mut self, id: u32, policy: LagPolicy, first: Frame) {
+    /// Opens subscription `id` with its first frame (SUBSCRIBED or SUBSCRIBED_AT), which goes
+    /// out before any of its events; a `positioned` one's events go out as EVENT_AT.
+    pub(crate) fn open(&mut self, id: u32, policy: LagPolicy, first: Frame, positioned: bool) {
         let mut sub = SubQueue {
             policy,
+            positioned,
             items: VecDeque::new(),
             head: 0,
             latest: HashMap::default(),
@@ -292,7 +310,7 @@ impl EventQueue {
                             dst.control(&Frame::Missed { subscription_id, count: sub.missed });
                             sub.missed = 0;
                         }
-                        dst.event(id, &event);
+                        dst.event(id, &event, sub.positioned);
                         events += 1;
                     }
                     Item::Control(frame) => dst.control(&frame),
@@ -319,6 +337,11 @@ impl EventQueue {
     /// Bytes of the frames pending.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes that can still be queued before the lag policies apply.
+    pub(crate) fn room(&self) -> usize {
+        self.bound.saturating_sub(self.bytes)
     }
 
     /// Drops everything pending (the connection is closing).
@@ -437,11 +460,19 @@ mod tests {
             self.len()
         }
 
-        fn event(&mut self, id: u32, event: &Publication) {
-            self.put_u32_le((event.frame_size() - LENGTH_PREFIX_SIZE) as u32);
-            self.put_u8(FrameType::Event as u8);
-            self.put_u8(0);
-            self.put_u32_le(id);
+        fn event(&mut self, id: u32, event: &Publication, positioned: bool) {
+            if positioned {
+                self.put_u32_le(event.positioned_len() as u32);
+                self.put_u8(FrameType::EventAt as u8);
+                self.put_u8(0);
+                self.put_u32_le(id);
+                self.put_u64_le(event.offset);
+            } else {
+                self.put_u32_le((event.frame_size() - LENGTH_PREFIX_SIZE) as u32);
+                self.put_u8(FrameType::Event as u8);
+                self.put_u8(0);
+                self.put_u32_le(id);
+            }
             self.put_slice(&event.tail);
         }
 
@@ -490,7 +521,7 @@ mod tests {
     }
 
     fn open(q: &mut EventQueue, id: u32, policy: LagPolicy) {
-        q.open(id, policy, Frame::Subscribed { subscription_id: id });
+        q.open(id, policy, Frame::Subscribed { subscription_id: id }, false);
         // The SUBSCRIBED frame goes out first and is never dropped.
         assert_eq!(drain(q), vec![Frame::Subscribed { subscription_id: id }]);
     }

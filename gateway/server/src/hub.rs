@@ -14,14 +14,23 @@
 //! and every subscription to the topic, one key or all, is served from that one entry. That is
 //! how a new subscriber gets the latest event at once, even if nobody on this gateway was
 //! subscribed when it was published.
+//!
+//! Topics with a `history` are held the same way, and their entry keeps the last events of
+//! each key in a [`TopicHistory`], each at a position (`docs/protocol.md`, "History and
+//! recovery"). A subscription that asks to recover from a position is answered under the
+//! entry's lock: the missed events are queued right after its SUBSCRIBED_AT, and it joins the
+//! live subscribers before the lock is released, so no publication falls between the two and
+//! none is sent twice.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use gateway_bus::history::{self, Limits, NotRecovered, Payload, TopicHistory};
 use gateway_bus::{Bus, BusMessage, Subscription, contract};
 use gateway_core::{Selector, Status, TopicDesc};
-use gateway_protocol::{Frame, SubscriptionEnded};
+use gateway_protocol::{Frame, Position, Recovery, SubscribedAt, SubscriptionEnded};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -30,12 +39,64 @@ use crate::events::Publication;
 use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Metrics;
 
+/// How much the hub keeps, and how long.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HubOptions {
+    /// How long an entry outlives its last subscriber.
+    pub(crate) linger: Duration,
+    /// Keys whose last event a `retain` topic keeps.
+    pub(crate) retain_max_keys: usize,
+    /// Payload bytes a topic's history keeps.
+    pub(crate) history_max_bytes: usize,
+    /// Keys a topic's history keeps.
+    pub(crate) history_max_keys: usize,
+    /// The most events one recovery sends.
+    pub(crate) recovery_max_events: usize,
+}
+
+impl From<&crate::config::Config> for HubOptions {
+    fn from(config: &crate::config::Config) -> HubOptions {
+        HubOptions {
+            linger: config.topic_linger,
+            retain_max_keys: config.retain_max_keys,
+            history_max_bytes: config.history_max_bytes,
+            history_max_keys: config.history_max_keys,
+            recovery_max_events: config.recovery_max_events,
+        }
+    }
+}
+
+#[cfg(test)]
+impl HubOptions {
+    /// Small bounds, a one-second linger.
+    pub(crate) fn for_tests() -> HubOptions {
+        HubOptions {
+            linger: Duration::from_secs(1),
+            retain_max_keys: 16,
+            history_max_bytes: 1 << 20,
+            history_max_keys: 16,
+            recovery_max_events: 100,
+        }
+    }
+}
+
+/// How a subscription starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// The client does not speak positions: SUBSCRIBED and EVENT.
+    Plain,
+    /// A SUBSCRIBE from a client that speaks positions: SUBSCRIBED_AT and EVENT_AT on a topic
+    /// with history.
+    Live,
+    /// A SUBSCRIBE_FROM: the events after this position first.
+    From(Position),
+}
+
 /// The hub of one gateway.
 pub(crate) struct Hub {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
-    linger: Duration,
-    retain_max_keys: usize,
+    options: HubOptions,
     /// Entries by bus pattern. A std mutex: held only to look up, insert or remove.
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Cancelled when the gateway stops: every entry's task ends.
@@ -46,7 +107,7 @@ pub(crate) struct Hub {
 pub(crate) struct Entry {
     pattern: String,
     topic: &'static TopicDesc,
-    /// Held for the gateway's lifetime (retain topics), never released.
+    /// Held for the gateway's lifetime (retain and history topics), never released.
     permanent: bool,
     /// Set once the bus subscription is in place, so that concurrent first subscribers wait for
     /// it together.
@@ -68,6 +129,18 @@ struct EntryState {
     /// No longer in the hub's map; a subscriber that finds it so starts over.
     released: bool,
     retained: Retained,
+    /// The topic's history, for a topic that declares one.
+    history: Option<TopicHistory<Kept>>,
+}
+
+/// A publication as a history keeps it: ready to write again, weighed by its bytes.
+#[derive(Clone, Debug)]
+struct Kept(Arc<Publication>);
+
+impl Payload for Kept {
+    fn weight(&self) -> usize {
+        self.0.tail.len()
+    }
 }
 
 /// One client subscription, as the hub delivers to it: the connection's mailbox and the
@@ -108,42 +181,38 @@ impl std::fmt::Debug for HubSubscription {
 }
 
 impl Hub {
-    pub(crate) fn new(
-        bus: Arc<dyn Bus>,
-        metrics: Arc<Metrics>,
-        linger: Duration,
-        retain_max_keys: usize,
-    ) -> Arc<Hub> {
+    pub(crate) fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>, options: HubOptions) -> Arc<Hub> {
         Arc::new(Hub {
             bus,
             metrics,
-            linger,
-            retain_max_keys,
+            options,
             entries: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
         })
     }
 
-    /// Subscribes, for the gateway's lifetime, to every `retain` topic among `topics`, so that
-    /// their last events are at hand for new subscribers.
+    /// Subscribes, for the gateway's lifetime, to every `retain` topic and every topic with a
+    /// `history` among `topics`, so that their last events are at hand for new subscribers.
     ///
     /// # Errors
     ///
     /// The bus refused a subscription.
-    pub(crate) async fn hold_retained(
+    pub(crate) async fn hold(
         self: &Arc<Self>,
         topics: impl IntoIterator<Item = &'static TopicDesc>,
     ) -> Result<(), Status> {
-        for topic in topics.into_iter().filter(|t| t.retain) {
+        for topic in topics.into_iter().filter(|t| held(t)) {
             let entry = self.entry(topic, &Selector::AllKeys);
             self.ready(&entry).await?;
         }
         Ok(())
     }
 
-    /// Subscribes subscription `id` of the connection with `mailbox` to `topic`. `subscribed`
-    /// (the SUBSCRIBED frame) is queued in the mailbox before the first event, after the bus
-    /// subscription is in place; a retain topic's last events follow it at once.
+    /// Subscribes subscription `id` of the connection with `mailbox` to `topic`. Its first
+    /// frame (SUBSCRIBED, or SUBSCRIBED_AT when `start` speaks positions and the topic has a
+    /// history) is queued in the mailbox before the first event, after the bus subscription is
+    /// in place; the events a `Start::From` recovers follow it, or else a retain topic's last
+    /// events.
     ///
     /// # Errors
     ///
@@ -154,7 +223,7 @@ impl Hub {
         selector: Selector,
         mailbox: &Arc<Mailbox>,
         id: u32,
-        subscribed: Frame,
+        start: Start,
     ) -> Result<HubSubscription, Status> {
         let key = match selector {
             Selector::Key(ref key) if topic.key.is_some() => Some(key.clone()),
@@ -167,21 +236,40 @@ impl Hub {
             if state.released {
                 continue;
             }
-            mailbox.open_subscription(id, topic.on_lag, subscribed);
+            let (first, recovered) = match (&mut state.history, start) {
+                (Some(history), Start::Live | Start::From(_)) => {
+                    let room = mailbox.room();
+                    let (first, recovered) = self.open_at(history, id, key.as_deref(), start, room);
+                    (Frame::SubscribedAt(first), Some(recovered))
+                }
+                _ => (Frame::Subscribed { subscription_id: id }, None),
+            };
+            let positioned = recovered.is_some();
+            mailbox.open_subscription(id, topic.on_lag, first, positioned);
             let subscriber = Subscriber { mailbox: mailbox.clone(), id };
+            match recovered {
+                // What it missed, and nothing else: the retained event is among it, or older.
+                Some(Some(missed)) => {
+                    for event in &missed {
+                        self.deliver(&subscriber, event);
+                    }
+                }
+                _ => match &key {
+                    Some(key) => {
+                        if let Some(event) = state.retained.get(key) {
+                            self.deliver(&subscriber, &event);
+                        }
+                    }
+                    None => {
+                        for event in state.retained.all() {
+                            self.deliver(&subscriber, &event);
+                        }
+                    }
+                },
+            }
             match &key {
-                Some(key) => {
-                    if let Some(event) = state.retained.get(key) {
-                        self.deliver(&subscriber, &event);
-                    }
-                    state.by_key.entry(key.clone()).or_default().push(subscriber);
-                }
-                None => {
-                    for event in state.retained.all() {
-                        self.deliver(&subscriber, &event);
-                    }
-                    state.all.push(subscriber);
-                }
+                Some(key) => state.by_key.entry(key.clone()).or_default().push(subscriber),
+                None => state.all.push(subscriber),
             }
             state.count += 1;
             state.generation += 1;
@@ -219,13 +307,57 @@ impl Hub {
             let generation = state.generation;
             let hub = Arc::downgrade(self);
             let entry = entry.clone();
-            let linger = self.linger;
+            let linger = self.options.linger;
             tokio::spawn(async move {
                 tokio::time::sleep(linger).await;
                 if let Some(hub) = hub.upgrade() {
                     hub.release(&entry, generation);
                 }
             });
+        }
+    }
+
+    /// The SUBSCRIBED_AT of subscription `id` to `key` (`None`: every key) of a topic with
+    /// `history`, and the events it recovers: `Some` when `start` asked and they can be had,
+    /// whole, within the recovery cap and the `room` left in the connection's queue (read
+    /// under the entry's lock, so only other topics' events can take from it meanwhile).
+    fn open_at(
+        &self,
+        history: &mut TopicHistory<Kept>,
+        id: u32,
+        key: Option<&str>,
+        start: Start,
+        room: usize,
+    ) -> (SubscribedAt, Option<Vec<Arc<Publication>>>) {
+        let head = history.head();
+        let head = Position { epoch: head.epoch, offset: head.offset };
+        let at = |recovery, position| SubscribedAt { subscription_id: id, recovery, position };
+        let Start::From(from) = start else { return (at(Recovery::NONE, head), None) };
+        let after = history::Position { epoch: from.epoch, offset: from.offset };
+        let (cap, now) = (self.options.recovery_max_events, Instant::now());
+        let found = match key {
+            Some(key) => history.recover(key, after, cap, now),
+            None => history.recover_all(after, cap, now),
+        };
+        let (recovery, missed) = match found {
+            Ok(missed) => {
+                let bytes: usize = missed.iter().map(|e| e.payload.0.frame_size() + 8).sum();
+                if bytes > room {
+                    (Recovery::TOO_MANY, None)
+                } else {
+                    (Recovery::RECOVERED, Some(missed.into_iter().map(|e| e.payload.0).collect()))
+                }
+            }
+            Err(NotRecovered::EpochChanged) => (Recovery::EPOCH_CHANGED, None),
+            Err(NotRecovered::TooOld) => (Recovery::TOO_OLD, None),
+            Err(NotRecovered::TooMany) => (Recovery::TOO_MANY, None),
+            Err(NotRecovered::Ahead) => (Recovery::AHEAD, None),
+        };
+        let count = missed.as_ref().map_or(0, Vec::len);
+        self.metrics.recovery(recovery, count);
+        match missed {
+            Some(missed) => (at(recovery, from), Some(missed)),
+            None => (at(recovery, head), None),
         }
     }
 
@@ -251,23 +383,34 @@ impl Hub {
 
     /// The entry for `topic` and `selector`, created (not yet subscribed) if there is none.
     fn entry(&self, topic: &'static TopicDesc, selector: &Selector) -> Arc<Entry> {
-        let selector = if topic.retain { &Selector::AllKeys } else { selector };
+        let selector = if held(topic) { &Selector::AllKeys } else { selector };
         let pattern = contract::topic_pattern(topic, selector);
         let mut entries = self.entries.lock().expect("hub lock");
         entries
             .entry(pattern.clone())
             .or_insert_with(|| {
+                let options = &self.options;
+                let history = topic.history.map(|declared| {
+                    let limits = Limits {
+                        events: declared.events as usize,
+                        ttl: (declared.ttl_ms > 0).then(|| Duration::from_millis(declared.ttl_ms)),
+                        bytes: options.history_max_bytes,
+                        keys: options.history_max_keys,
+                    };
+                    TopicHistory::new(fresh_epoch(), limits)
+                });
                 Arc::new(Entry {
                     pattern,
                     topic,
-                    permanent: topic.retain,
+                    permanent: held(topic),
                     ready: OnceCell::new(),
                     state: Mutex::new(EntryState {
                         retained: Retained::new(if topic.retain {
-                            self.retain_max_keys
+                            options.retain_max_keys
                         } else {
                             0
                         }),
+                        history,
                         ..EntryState::default()
                     }),
                     stop: self.stop.child_token(),
@@ -332,8 +475,17 @@ impl Hub {
             return;
         };
         self.metrics.publication();
-        let event = Arc::new(Publication::new(key, &message.payload));
+        let plain = entry.topic.history.is_none();
+        let mut event = plain.then(|| Arc::new(Publication::new(key.clone(), &message.payload)));
         let mut state = entry.state.lock().expect("hub entry lock");
+        if let Some(history) = &mut state.history {
+            // Numbered under the lock that orders the fan-out, so offsets rise as delivered.
+            let offset = history.head().offset + 1;
+            let kept = Arc::new(Publication::at(key, &message.payload, offset));
+            history.append(&kept.key, Kept(kept.clone()), Instant::now());
+            event = Some(kept);
+        }
+        let event = event.expect("made above for a topic without history");
         state.retained.insert(&event);
         // Counted once for the whole fan-out, not per subscriber.
         let mut lag = Lag::default();
@@ -398,6 +550,21 @@ impl Lag {
     fn count(&self, metrics: &Metrics) {
         metrics.events_lagged(self.dropped, self.conflated);
     }
+}
+
+/// Whether the hub holds `topic` for the gateway's lifetime: to keep its last events
+/// (`retain`) or its history.
+fn held(topic: &TopicDesc) -> bool {
+    topic.retain || topic.history.is_some()
+}
+
+/// A new history's epoch: random, so that a position from before a restart, or from another
+/// gateway's memory, is never mistaken for one of this history. Never 0.
+fn fresh_epoch() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::hash::RandomState::new().hash_one((nanos, std::process::id())).max(1)
 }
 
 /// Reads `entry`'s bus subscription until it is released or the bus ends it.

@@ -94,10 +94,23 @@ impl Mailbox {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Opens subscription `id`: `first` (its SUBSCRIBED frame) goes out before any event pushed
-    /// for it from now on. Does nothing once the mailbox is closed.
-    pub(crate) fn open_subscription(&self, id: u32, policy: LagPolicy, first: Frame) {
-        self.with_events(|state| state.events.open(id, policy, first));
+    /// Opens subscription `id`: `first` (its SUBSCRIBED or SUBSCRIBED_AT frame) goes out
+    /// before any event pushed for it from now on, as EVENT_AT when `positioned`. Does nothing
+    /// once the mailbox is closed.
+    pub(crate) fn open_subscription(
+        &self,
+        id: u32,
+        policy: LagPolicy,
+        first: Frame,
+        positioned: bool,
+    ) {
+        self.with_events(|state| state.events.open(id, policy, first, positioned));
+    }
+
+    /// Bytes of events that can still be queued before the lag policies apply (0 once closed).
+    pub(crate) fn room(&self) -> usize {
+        let state = self.lock();
+        if state.closed { 0 } else { state.events.room() }
     }
 
     /// Ends subscription `id`, dropping its pending events; `last` (SUBSCRIPTION_ENDED), if

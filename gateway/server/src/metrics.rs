@@ -130,6 +130,10 @@ struct PubSubMetrics {
     events_dropped: AtomicU64,
     events_conflated: AtomicU64,
     published_by_clients: AtomicU64,
+    /// Subscriptions that asked to recover (SUBSCRIBE_FROM), by SUBSCRIBED_AT's `recovery`
+    /// (1 to 6; 0, not asked, is not counted).
+    recoveries: [AtomicU64; 7],
+    events_recovered: AtomicU64,
 }
 
 impl Metrics {
@@ -196,6 +200,14 @@ impl Metrics {
         if conflated > 0 {
             self.pubsub.events_conflated.fetch_add(u64::from(conflated), Relaxed);
         }
+    }
+
+    /// A SUBSCRIBE_FROM answered with `recovery`, and the events it recovered.
+    pub fn recovery(&self, recovery: gateway_protocol::Recovery, events: usize) {
+        if let Some(count) = self.pubsub.recoveries.get(usize::from(recovery.0)) {
+            count.fetch_add(1, Relaxed);
+        }
+        self.pubsub.events_recovered.fetch_add(events as u64, Relaxed);
     }
 
     /// An event a client published.
@@ -564,6 +576,26 @@ impl Metrics {
             "gateway_client_publications_total",
             "Events clients published.",
             p.published_by_clients.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_recoveries_total Subscriptions that asked to recover missed events \
+             (SUBSCRIBE_FROM), by result.\n\
+             # TYPE gateway_recoveries_total counter"
+        );
+        for (n, count) in p.recoveries.iter().enumerate().skip(1) {
+            let result = gateway_protocol::Recovery(n as u8).name().unwrap_or("unknown");
+            let _ = writeln!(
+                out,
+                "gateway_recoveries_total{{result=\"{result}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        counter(
+            &mut out,
+            "gateway_events_recovered_total",
+            "Missed events sent to subscriptions that recovered them.",
+            p.events_recovered.load(Relaxed),
         );
         let _ = writeln!(
             out,

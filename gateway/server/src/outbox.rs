@@ -289,15 +289,23 @@ impl FrameSink for Outbox {
         self.len
     }
 
-    /// An EVENT frame; its layout is in `docs/protocol.md`. Its end (key and payload) is the
-    /// publication's, encoded once for every subscriber.
-    fn event(&mut self, subscription_id: u32, event: &Publication) {
-        let len = event.frame_size() - LENGTH_PREFIX_SIZE;
-        self.header(len);
-        self.buf.put_u8(FrameType::Event as u8);
-        self.buf.put_u8(0);
-        self.buf.put_u32_le(subscription_id);
-        self.len += 6;
+    /// An EVENT or EVENT_AT frame; their layouts are in `docs/protocol.md`. The end (key and
+    /// payload) is the publication's, encoded once for every subscriber.
+    fn event(&mut self, subscription_id: u32, event: &Publication, positioned: bool) {
+        if positioned {
+            self.header(event.positioned_len());
+            self.buf.put_u8(FrameType::EventAt as u8);
+            self.buf.put_u8(0);
+            self.buf.put_u32_le(subscription_id);
+            self.buf.put_u64_le(event.offset);
+            self.len += 14;
+        } else {
+            self.header(event.frame_size() - LENGTH_PREFIX_SIZE);
+            self.buf.put_u8(FrameType::Event as u8);
+            self.buf.put_u8(0);
+            self.buf.put_u32_le(subscription_id);
+            self.len += 6;
+        }
         self.payload(&event.tail);
     }
 

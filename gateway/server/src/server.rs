@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::admin;
 use crate::auth::AuthConfigError;
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubOptions};
 use crate::limits::{ConnectionRate, UserConnections};
 use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
@@ -132,8 +132,8 @@ pub async fn run(
         warn!("anonymous connections may do everything (anonymous_roles = all): development only");
     }
     let metrics = Arc::new(Metrics::new(&registry));
-    let hub = Hub::new(bus.clone(), metrics.clone(), config.topic_linger, config.retain_max_keys);
-    if let Err(status) = hub.hold_retained(registry.topics()).await {
+    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::from(&config));
+    if let Err(status) = hub.hold(registry.topics()).await {
         return Err(Error::Bus(status));
     }
     let users = UserConnections::new(config.max_connections_per_user);

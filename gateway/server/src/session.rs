@@ -44,7 +44,8 @@ use bytes::{Bytes, BytesMut};
 use gateway_bus::{CallMeta, RouteCache};
 use gateway_core::{Code, Status};
 use gateway_protocol::{
-    Auth, Frame, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE, Request, VERSION, Welcome,
+    Auth, CAPABILITY_HISTORY, Frame, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE, Request,
+    Subscribe, SubscribeFrom, VERSION, Welcome,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
@@ -206,6 +207,9 @@ struct Session<T: Transport> {
     /// Call ids, taken from the gateway's in blocks.
     ids: Option<CallIdBlock>,
     subscriptions: HashMap<u32, HubSubscription>,
+    /// The client announced `HISTORY` in HELLO: its subscriptions to topics with history are
+    /// answered with SUBSCRIBED_AT and EVENT_AT.
+    positions: bool,
     /// Subscriptions the hub ended, taken from the mailbox.
     ended: Vec<u32>,
     /// Calls that ended this turn, `(route, code, received)`, for the metrics: counted all at
@@ -263,6 +267,7 @@ impl<T: Transport> Session<T> {
             calls: Calls::default(),
             ids: None,
             subscriptions: HashMap::new(),
+            positions: false,
             ended: Vec::new(),
             finished: Vec::new(),
             control: None,
@@ -406,7 +411,9 @@ impl<T: Transport> Session<T> {
         // below the configured limit: the limit a client may use is the one WELCOME states.
         let max_frame_size =
             shared.config.max_frame_size.min(bus_frame_limit(shared.bus.max_payload()));
+        self.positions = hello.capabilities & CAPABILITY_HISTORY != 0;
         self.push(&Frame::Welcome(Welcome {
+            capabilities: CAPABILITY_HISTORY,
             version: VERSION,
             max_frame_size,
             max_in_flight: shared.config.max_in_flight_per_connection,
@@ -577,7 +584,12 @@ impl<T: Transport> Session<T> {
             // Any other GOAWAY: it is leaving, and its calls are cancelled.
             Frame::Goaway(_) => return Err(End::ClientGone),
             Frame::Hello(_) => return Err(close(GoawayReason::PROTOCOL_ERROR, "a second HELLO")),
-            Frame::Subscribe(subscribe) => self.subscribe(subscribe, cx)?,
+            Frame::Subscribe(subscribe) => self.subscribe(subscribe, None, cx)?,
+            Frame::SubscribeFrom(from) => {
+                let SubscribeFrom { subscription_id, topic_id, all_keys, key, position } = from;
+                let subscribe = Subscribe { subscription_id, topic_id, all_keys, key };
+                self.subscribe(subscribe, Some(position), cx)?;
+            }
             Frame::Unsubscribe { subscription_id } => self.unsubscribe(subscription_id),
             Frame::Publish(publish) => self.publish(publish, cx)?,
             Frame::Auth(auth) => self.refresh(auth)?,
@@ -585,7 +597,9 @@ impl<T: Transport> Session<T> {
             | Frame::Response(_)
             | Frame::Error(_)
             | Frame::Subscribed { .. }
+            | Frame::SubscribedAt(_)
             | Frame::Event(_)
+            | Frame::EventAt(_)
             | Frame::Missed { .. }
             | Frame::SubscriptionEnded(_)
             | Frame::AuthOk { .. }) => {

@@ -205,6 +205,7 @@ async fn a_reply_larger_than_the_clients_limit_becomes_resource_exhausted() {
     let mut client = RawClient::connect(gw.addr).await;
     client
         .send(Frame::Hello(gateway_protocol::Hello {
+            capabilities: 0,
             version: 1,
             max_frame_size: gateway_protocol::MIN_MAX_FRAME_SIZE,
             client_name: String::new(),

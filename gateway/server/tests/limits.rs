@@ -123,6 +123,7 @@ async fn a_bad_handshake_is_refused_with_its_reason() {
 
     let hello = |version, max_frame_size| {
         Frame::Hello(Hello {
+            capabilities: 0,
             version,
             max_frame_size,
             client_name: String::new(),

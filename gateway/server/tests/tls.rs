@@ -75,6 +75,7 @@ async fn a_websocket_client_calls_over_wss() {
     let (mut ws, _) = tokio_tungstenite::client_async(upgrade, tls).await.expect("the upgrade");
 
     let hello = Frame::Hello(Hello {
+        capabilities: 0,
         version: VERSION,
         max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         client_name: "wss-test".into(),

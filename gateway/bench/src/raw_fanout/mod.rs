@@ -161,6 +161,7 @@ fn answer(
 ) -> io::Result<()> {
     let reply = match frame {
         Frame::Hello(_) => Some(Frame::Welcome(Welcome {
+            capabilities: 0,
             version: gateway_protocol::VERSION,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: u32::MAX,

@@ -106,6 +106,7 @@ impl Gateway {
 /// Terms a server grants when the test does not care.
 pub fn welcome() -> Welcome {
     Welcome {
+        capabilities: 0,
         version: 1,
         max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         max_in_flight: 10_000,

@@ -70,7 +70,7 @@ impl Sources {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Sources {
         Sources {
-            hub: Hub::new(bus, metrics, Duration::from_secs(1), 16),
+            hub: Hub::new(bus, metrics, crate::hub::HubOptions::for_tests()),
             topics: Vec::new(),
             settings: Vec::new(),
             tls: false,

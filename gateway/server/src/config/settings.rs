@@ -77,6 +77,14 @@ pub struct Config {
     /// Keys whose last event a `retain` topic keeps; past it the least recently updated key is
     /// forgotten.
     pub retain_max_keys: usize,
+    /// Payload bytes the history of one topic keeps; past it its oldest events are evicted.
+    pub history_max_bytes: usize,
+    /// Keys the history of one topic keeps; past it the key appended to longest ago is
+    /// forgotten, all its events.
+    pub history_max_keys: usize,
+    /// The most events one recovery (SUBSCRIBE_FROM) sends; a subscription that missed more is
+    /// told `too_many`.
+    pub recovery_max_events: usize,
     /// Connections one authenticated subject may have open at once; 0 = no limit.
     pub max_connections_per_user: usize,
     /// New connections per second accepted from one IP address; 0 = no limit.
@@ -188,6 +196,9 @@ impl Config {
             max_subscriptions_per_connection: 0,
             topic_linger: Duration::ZERO,
             retain_max_keys: 0,
+            history_max_bytes: 0,
+            history_max_keys: 0,
+            recovery_max_events: 0,
             max_connections_per_user: 0,
             connection_rate: 0,
             connection_burst: 0,
@@ -460,6 +471,28 @@ pub const KEYS: &[Key] = &[
         default: "100000",
         help: "Keys whose last event a retain topic keeps",
         set: |s, c| store(&mut c.retain_max_keys, at_least(s, 1)),
+    },
+    Key {
+        name: "history_max_bytes",
+        value_name: "BYTES",
+        default: "67108864",
+        help: "Payload bytes the history of one topic keeps; its oldest events go first",
+        set: |s, c| store(&mut c.history_max_bytes, at_least(s, 1)),
+    },
+    Key {
+        name: "history_max_keys",
+        value_name: "N",
+        default: "100000",
+        help: "Keys the history of one topic keeps; the key appended to longest ago goes first",
+        set: |s, c| store(&mut c.history_max_keys, at_least(s, 1)),
+    },
+    Key {
+        name: "recovery_max_events",
+        value_name: "N",
+        default: "10000",
+        help: "Events one recovery sends at most; a subscription that missed more is told \
+               too_many",
+        set: |s, c| store(&mut c.recovery_max_events, at_least(s, 1)),
     },
     Key {
         name: "anonymous_roles",

@@ -14,11 +14,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use gateway_bus::{Headers, contract};
 use gateway_core::{Selector, Status, TopicDesc};
-use gateway_protocol::{Frame, GoawayReason, Publish, Subscribe, SubscriptionEnded};
+use gateway_protocol::{Frame, GoawayReason, Position, Publish, Subscribe, SubscriptionEnded};
 
 use super::{End, Session, Transport, close};
 use crate::auth::Permissions;
-use crate::hub::HubSubscription;
+use crate::hub::{HubSubscription, Start};
 
 /// A SUBSCRIBE or PUBLISH the bus is working on.
 pub(super) type Control = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -68,9 +68,15 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Takes a SUBSCRIBE: answered with SUBSCRIBED (queued by the hub in the mailbox, ahead of
+    /// Takes a SUBSCRIBE, or a SUBSCRIBE_FROM (`from`, the position to recover after):
+    /// answered with SUBSCRIBED or SUBSCRIBED_AT (queued by the hub in the mailbox, ahead of
     /// the events) or SUBSCRIPTION_ENDED.
-    pub(super) fn subscribe(&mut self, frame: Subscribe, cx: &mut Context<'_>) -> Result<(), End> {
+    pub(super) fn subscribe(
+        &mut self,
+        frame: Subscribe,
+        from: Option<Position>,
+        cx: &mut Context<'_>,
+    ) -> Result<(), End> {
         let id = frame.subscription_id;
         if id == 0 {
             return Err(close(GoawayReason::PROTOCOL_ERROR, "subscription id 0"));
@@ -88,9 +94,15 @@ impl<T: Transport> Session<T> {
         };
         let hub = self.shared.hub.clone();
         let mailbox = self.mailbox.clone();
-        let subscribed = Frame::Subscribed { subscription_id: id };
+        // A SUBSCRIBE_FROM is for clients that speak positions (the server announced it, and
+        // the client is to announce it too); from one that did not, it is taken as it says.
+        let start = match from {
+            Some(position) => Start::From(position),
+            None if self.positions => Start::Live,
+            None => Start::Plain,
+        };
         let control = Box::pin(async move {
-            let result = hub.subscribe(topic, selector, &mailbox, id, subscribed).await;
+            let result = hub.subscribe(topic, selector, &mailbox, id, start).await;
             Done::Subscribed { id, result }
         });
         self.start(control, cx);

@@ -101,6 +101,20 @@ pub const FEED_DROP: u32 = 0x7e57_0102;
 pub const FEED_LATEST: u32 = 0x7e57_0103;
 pub const FEED_RETAINED: u32 = 0x7e57_0104;
 pub const FEED_SERVICE: u32 = 0x7e57_0105;
+pub const FEED_HISTORY: u32 = 0x7e57_0106;
+pub const FEED_HISTORY_LONG: u32 = 0x7e57_0107;
+
+/// Keeps 5 events per key for subscribers that come back.
+const HISTORY: TopicDesc = TopicDesc {
+    history: Some(gateway_core::HistoryDesc { events: 5, ttl_ms: 0 }),
+    ..topic(FEED_HISTORY, "test.Feed.history", Some("id"), LagPolicy::DropOldest, false, true)
+};
+
+/// Keeps 10,000 events per key.
+const HISTORY_LONG: TopicDesc = TopicDesc {
+    history: Some(gateway_core::HistoryDesc { events: 10_000, ttl_ms: 0 }),
+    ..topic(FEED_HISTORY_LONG, "test.Feed.long", Some("id"), LagPolicy::DropOldest, false, true)
+};
 
 /// Topics for the pub/sub tests, one per lag policy, all open to client publishing but the
 /// last. Payloads are opaque bytes: the gateway never looks inside.
@@ -113,6 +127,8 @@ pub static TOPICS: ServiceDesc = ServiceDesc {
         topic(FEED_LATEST, "test.Feed.latest", Some("id"), LagPolicy::KeepLatest, false, true),
         topic(FEED_RETAINED, "test.Feed.retained", Some("id"), LagPolicy::KeepLatest, true, true),
         topic(FEED_SERVICE, "test.Feed.service", None, LagPolicy::DropOldest, false, false),
+        HISTORY,
+        HISTORY_LONG,
     ],
     errors: &[],
 };
@@ -401,13 +417,32 @@ impl RawClient {
     }
 
     pub async fn send_hello(&mut self, token: Bytes) {
+        self.send_hello_with(token, 0).await;
+    }
+
+    /// HELLO announcing `capabilities`.
+    pub async fn send_hello_with(&mut self, token: Bytes, capabilities: u32) {
         self.send(Frame::Hello(Hello {
+            capabilities,
             version: VERSION,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             client_name: "test".into(),
             token,
         }))
         .await;
+    }
+
+    /// HELLO announcing `HISTORY`, expecting a WELCOME that announces it too.
+    pub async fn hello_with_history(&mut self) -> Welcome {
+        self.send_hello_with(Bytes::new(), gateway_protocol::CAPABILITY_HISTORY).await;
+        match self.recv().await {
+            Frame::Welcome(w) => {
+                assert_eq!(w.capabilities, gateway_protocol::CAPABILITY_HISTORY, "{w:?}");
+                self.framed.codec_mut().set_peer_max_frame_size(w.max_frame_size);
+                w
+            }
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
     }
 
     pub async fn call(&mut self, request_id: u32, method_id: u32, timeout_ms: u32, payload: &[u8]) {
@@ -541,6 +576,7 @@ impl WsClient {
 
     pub async fn send_hello(&mut self, token: Bytes) {
         self.send(Frame::Hello(Hello {
+            capabilities: 0,
             version: VERSION,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             client_name: "ws-test".into(),
