@@ -123,7 +123,8 @@ impl Stream for TopicSubscription {
                 );
                 continue;
             };
-            let event = RawEvent { key, payload: message.payload, missed: 0, resumed: false };
+            let payload = message.payload;
+            let event = RawEvent { key, payload, missed: 0, resumed: false, recovered: false };
             return Poll::Ready(Some(Ok(event)));
         }
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gateway_core::Status;
-use gateway_protocol::{Decoded, Frame, Goaway, GoawayReason, Welcome, decode};
+use gateway_protocol::{CAPABILITY_HISTORY, Decoded, Frame, Goaway, GoawayReason, Welcome, decode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -216,7 +216,10 @@ impl Connection {
             finishing: channels.finishing,
             done_sent: false,
             table: InFlight::new(),
-            subscriptions: Subscriptions::new(registry.clone()),
+            subscriptions: Subscriptions::new(
+                registry.clone(),
+                welcome.capabilities & CAPABILITY_HISTORY != 0,
+            ),
             max_in_flight: usize::try_from(welcome.max_in_flight).unwrap_or(usize::MAX),
             max_recv: config.max_frame_size,
             read_buf,
@@ -389,9 +392,13 @@ impl Connection {
             Frame::Pong { .. } => {}
             Frame::Goaway(goaway) => self.on_goaway(goaway),
             Frame::Subscribed { subscription_id } => {
-                self.subscriptions.on_subscribed(subscription_id, &mut self.out);
+                self.subscriptions.on_subscribed(subscription_id, None, &mut self.out);
+            }
+            Frame::SubscribedAt(at) => {
+                self.subscriptions.on_subscribed(at.subscription_id, Some(at), &mut self.out);
             }
             Frame::Event(event) => self.subscriptions.on_event(event, &mut self.out),
+            Frame::EventAt(event) => self.subscriptions.on_event_at(event, &mut self.out),
             Frame::Missed { subscription_id, count } => {
                 self.subscriptions.on_missed(subscription_id, count, &mut self.out);
             }

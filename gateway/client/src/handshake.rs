@@ -6,8 +6,8 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use gateway_protocol::{
-    DecodeError, Decoded, EncodeError, Frame, Goaway, GoawayReason, Hello, MIN_MAX_FRAME_SIZE,
-    VERSION, Welcome, decode,
+    CAPABILITY_HISTORY, DecodeError, Decoded, EncodeError, Frame, Goaway, GoawayReason, Hello,
+    MIN_MAX_FRAME_SIZE, VERSION, Welcome, decode,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -120,7 +120,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     token: Bytes,
 ) -> Result<(Welcome, BytesMut), AttemptError> {
     let hello = Frame::Hello(Hello {
-        capabilities: 0,
+        capabilities: CAPABILITY_HISTORY,
         version: VERSION,
         max_frame_size: config.max_frame_size,
         client_name: config.name.clone(),

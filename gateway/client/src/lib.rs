@@ -68,9 +68,14 @@
 //!   `missed` counts it, together with the events the gateway dropped for this subscriber
 //!   (MISSED). The connection never waits for a slow reader and memory never grows.
 //! - When the connection is lost, the stream waits; the next connection subscribes again with
-//!   the same topic and selector, and the first event after that has `resumed` set (what was
-//!   published in between is lost). If the new gateway refuses, the stream yields its status
-//!   and ends.
+//!   the same topic and selector, and the first event after that has `resumed` set. For a topic
+//!   without history, what was published in between is lost. A topic with history is
+//!   subscribed again from the subscription's last position (SUBSCRIBE_FROM, `docs/protocol.md`,
+//!   "History and recovery"): the events missed come first, and the resumed event also has
+//!   `recovered` set; when the gateway cannot give them whole (too old, its history restarted)
+//!   the stream yields an `Err` with code `data_loss` where the gap is, and goes on, so that the
+//!   application reloads what it shows. If the new gateway refuses, the stream yields its
+//!   status and ends.
 //! - The stream ends with an `Err` item, then `None`, when the gateway ends the subscription
 //!   (SUBSCRIPTION_ENDED), when a GOAWAY without the reconnect flag stops the client (the status
 //!   carries the reason), or when the client is closed (`cancelled`).

@@ -42,16 +42,25 @@ pub struct RawEvent {
     /// How many events of this subscription were dropped right before this one because the
     /// subscriber fell behind (the topic's `on_lag: drop_oldest`); 0 normally.
     pub missed: u64,
-    /// This is the first event after the subscription was restored on a new connection: events
-    /// published while it was down were not received, and how many is unknown.
+    /// This is the first event after the subscription was restored on a new connection. Unless
+    /// `recovered` is set too, events published while it was down were not received, and how
+    /// many is unknown.
     pub resumed: bool,
+    /// With `resumed`: the events published while the subscription was down were recovered
+    /// from the topic's history, and every one came before this one (`docs/protocol.md`,
+    /// "History and recovery"). Only topics with a `history` recover.
+    pub recovered: bool,
 }
 
 /// Publishes and subscribes to topics.
 ///
-/// A subscription is a stream of `Result<RawEvent, Status>`: an `Err` item ends it (the
+/// A subscription is a stream of `Result<RawEvent, Status>`. An `Err` item ends it (the
 /// server refused or ended the subscription, or it could not be restored), and the stream
-/// yields `None` after it. Dropping the stream unsubscribes.
+/// yields `None` after it, except an `Err` with code `data_loss`, which reports events lost and
+/// goes on: the events a subscription to a topic with history missed while its connection was
+/// down, when they could not be recovered (the application reloads what depends on them), or
+/// (typed subscriptions) an event that is not a valid message. Dropping the stream
+/// unsubscribes.
 pub trait Topics: Send + Sync {
     /// The stream a subscription yields.
     type Subscription: Stream<Item = Result<RawEvent, Status>> + Send + Unpin + 'static;
@@ -82,6 +91,7 @@ pub struct Event<T: Table> {
     message: Message<T>,
     missed: u64,
     resumed: bool,
+    recovered: bool,
 }
 
 impl<T: Table> Event<T> {
@@ -105,10 +115,16 @@ impl<T: Table> Event<T> {
         self.missed
     }
 
-    /// True for the first event after the subscription was restored on a new connection; an
-    /// unknown number of events may have been lost before it.
+    /// True for the first event after the subscription was restored on a new connection; unless
+    /// [`Event::recovered`], an unknown number of events may have been lost before it.
     pub fn resumed(&self) -> bool {
         self.resumed
+    }
+
+    /// With [`Event::resumed`]: the events published while the subscription was down were
+    /// recovered from the topic's history and came before this one, none lost.
+    pub fn recovered(&self) -> bool {
+        self.recovered
     }
 }
 
@@ -154,9 +170,13 @@ where
             Poll::Pending => return Poll::Pending,
         };
         let event = match Message::<T>::from_bytes(raw.payload) {
-            Ok(message) => {
-                Ok(Event { key: raw.key, message, missed: raw.missed, resumed: raw.resumed })
-            }
+            Ok(message) => Ok(Event {
+                key: raw.key,
+                message,
+                missed: raw.missed,
+                resumed: raw.resumed,
+                recovered: raw.recovered,
+            }),
             Err(e) => Err(Status::data_loss(format!(
                 "an event with key `{}` is not a valid {}: {e}",
                 raw.key,

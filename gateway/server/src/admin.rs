@@ -274,6 +274,9 @@ async fn route(request: &Request, admin: &Admin) -> Response {
     if path == "/console" || path.starts_with("/console/") {
         return console::route(request, admin).await;
     }
+    if let Some(rest) = path.strip_prefix("/connections/") {
+        return close_connection(request, admin, rest);
+    }
     if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return Response::text(404, "not found");
     }
@@ -298,6 +301,32 @@ async fn route(request: &Request, admin: &Admin) -> Response {
             Response { content_type: "text/plain; version=0.0.4", ..Response::text(200, text) }
         }
     }
+}
+
+/// `POST /connections/<id>/close`: the connection (an id of `/console/state`) gets GOAWAY
+/// `shutting_down`, with `RECONNECT`, its calls in flight are answered, and it closes; the
+/// client reconnects, to this gateway or another.
+fn close_connection(request: &Request, admin: &Admin, rest: &str) -> Response {
+    let Some(id) = rest.strip_suffix("/close").and_then(|id| id.parse::<u64>().ok()) else {
+        return Response::text(404, "not found; POST /connections/<id>/close closes one");
+    };
+    if request.method != "POST" {
+        return Response::text(405, "/connections/<id>/close takes POST");
+    }
+    if !switches::authorized(request, &admin.token) {
+        return Response {
+            headers: &["WWW-Authenticate: Bearer"],
+            ..Response::text(
+                401,
+                "closing a connection needs `Authorization: Bearer <admin_token>`",
+            )
+        };
+    }
+    if !admin.connections.signal(id, crate::mailbox::signal::CLOSE) {
+        return Response::text(404, format!("no open connection {id}"));
+    }
+    tracing::info!(gateway = %admin.gateway, connection = id, "an operator closed a connection");
+    Response::text(200, "closing")
 }
 
 #[cfg(test)]

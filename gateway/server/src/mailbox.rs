@@ -30,6 +30,9 @@ pub(crate) mod signal {
     pub(crate) const ABANDON: u8 = 2;
     /// The client fell behind a topic whose policy is to disconnect it.
     pub(crate) const SLOW: u8 = 4;
+    /// An operator closed the connection (`POST /connections/<id>/close`): as `DRAIN`, for
+    /// this connection alone.
+    pub(crate) const CLOSE: u8 = 8;
 }
 
 /// One connection's mailbox. Shared (`Arc`) by its session and the hub.

@@ -93,6 +93,7 @@ const MAX_TURNS: u32 = 32;
 
 /// The message of the GOAWAY `shutting_down` a draining gateway sends.
 const SHUTTING_DOWN: &str = "the gateway is shutting down";
+const CLOSED_BY_OPERATOR: &str = "an operator closed this connection; reconnect";
 
 /// Why a phase of the session ended.
 #[derive(Debug)]
@@ -485,7 +486,7 @@ impl<T: Transport> Session<T> {
             if signals & signal::SLOW != 0 {
                 return Poll::Ready(slow_consumer());
             }
-            if signals & (signal::DRAIN | signal::ABANDON) != 0 {
+            if signals & (signal::DRAIN | signal::ABANDON | signal::CLOSE) != 0 {
                 return Poll::Ready(End::Drain);
             }
             let now = Instant::now();
@@ -973,9 +974,15 @@ impl<T: Transport> Session<T> {
     /// Drains the session: GOAWAY `shutting_down`, then waits for the calls in flight (still
     /// honouring CANCEL) until they are done, the client leaves, or the drain bound passes.
     async fn drain(&mut self) -> End {
+        let signals = self.mailbox.signals();
+        let why = if signals & signal::DRAIN == 0 && signals & signal::CLOSE != 0 {
+            CLOSED_BY_OPERATOR
+        } else {
+            SHUTTING_DOWN
+        };
         let goaway = Frame::Goaway(Goaway {
             last_request_id: self.last_request_id,
-            ..Goaway::new(GoawayReason::SHUTTING_DOWN, SHUTTING_DOWN)
+            ..Goaway::new(GoawayReason::SHUTTING_DOWN, why)
         });
         self.shared.metrics.goaway_sent(GoawayReason::SHUTTING_DOWN);
         self.push(&goaway);

@@ -203,6 +203,14 @@ impl Connections {
         open.iter().map(|(mailbox, _)| mailbox.queued()).sum()
     }
 
+    /// Raises `bit` on the mailbox of connection `key`; false when no such connection is open.
+    pub(crate) fn signal(&self, key: u64, bit: u8) -> bool {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((mailbox, _)) = open.get(&key) else { return false };
+        mailbox.signal(bit);
+        true
+    }
+
     /// Raises `bit` on every open connection's mailbox.
     pub(crate) fn signal_all(&self, bit: u8) {
         let open: Vec<_> =

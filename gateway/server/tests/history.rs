@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_bus::{Bus, Headers};
+use gateway_core::Topics as _;
 use gateway_protocol::{
     CAPABILITY_HISTORY, Frame, Position, Recovery, Subscribe, SubscribeFrom, SubscribedAt,
 };
@@ -310,4 +311,115 @@ async fn capabilities_are_announced_in_welcome_to_every_client() {
     let mut client = RawClient::connect(gateway.addr).await;
     assert_eq!(client.hello().await.capabilities, CAPABILITY_HISTORY);
     gateway.stop().await;
+}
+
+// ----- the Rust client -----
+
+fn long_topic() -> &'static gateway_core::TopicDesc {
+    support::TOPICS.topics.iter().find(|t| t.id == FEED_HISTORY_LONG).unwrap()
+}
+
+async fn rust_client(endpoints: &[&TestGateway]) -> gateway_client::Client {
+    let endpoints = endpoints.iter().map(|g| g.addr.to_string());
+    let config = gateway_client::ClientConfig::new(endpoints);
+    tokio::time::timeout(support::WAIT, gateway_client::Client::connect(config))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn next_item(
+    stream: &mut gateway_client::RawSubscription,
+) -> Result<gateway_core::RawEvent, gateway_core::Status> {
+    use futures::StreamExt;
+    tokio::time::timeout(support::WAIT, stream.next()).await.unwrap().expect("the stream goes on")
+}
+
+/// The id of the one connection `/console/state` lists.
+async fn only_connection(gateway: &TestGateway) -> u64 {
+    let (status, body) = gateway.admin_request("GET", "/console/state", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let connections = state["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 1, "{body}");
+    connections[0]["id"].as_u64().unwrap()
+}
+
+/// The gateway closes the client's connection (an operator's `POST /connections/<id>/close`)
+/// while a publisher goes on: the client reconnects, subscribes from its position, and its
+/// stream has every event once, in order; the first after the restore says it was recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_recovers_what_it_missed_while_its_connection_was_closed() {
+    let gateway = TestGateway::start(config()).await;
+    let client = rust_client(&[&gateway]).await;
+    let mut stream =
+        client.subscribe(long_topic(), gateway_core::Selector::Key("k".into())).await.unwrap();
+    let bus = gateway.bus.clone();
+    let publisher = tokio::spawn(async move {
+        for n in 0u64.. {
+            let subject = format!("{LONG_SUBJECT}.k");
+            if bus.publish(&subject, Headers::new(), Bytes::from(n.to_string())).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    });
+    let mut expected = None;
+    let mut resumed = Vec::new();
+    for i in 0..400 {
+        if i == 50 {
+            let id = only_connection(&gateway).await;
+            let path = format!("/connections/{id}/close");
+            let (status, body) = gateway.admin_request("POST", &path, &[], "").await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let event = next_item(&mut stream).await.expect("no error: nothing is lost");
+        let n: u64 = std::str::from_utf8(&event.payload).unwrap().parse().unwrap();
+        if let Some(want) = expected {
+            assert_eq!(n, want, "event {i}: a gap or a repeat");
+        }
+        expected = Some(n + 1);
+        assert_eq!(event.missed, 0);
+        if event.resumed {
+            assert!(event.recovered, "the restore recovered what was missed");
+            resumed.push(i);
+        }
+    }
+    assert_eq!(resumed.len(), 1, "one restore: {resumed:?}");
+    publisher.abort();
+    assert_eq!(gateway.metric("gateway_recoveries_total{result=\"recovered\"}").await, 1.0);
+    assert!(gateway.metric("gateway_events_recovered_total").await > 0.0);
+    gateway.stop().await;
+}
+
+/// A restore on another gateway, whose in-memory history is another epoch: the stream says
+/// `data_loss` (the application reloads) and goes on with the live events.
+#[tokio::test]
+async fn the_rust_client_says_data_loss_when_the_history_it_followed_is_gone() {
+    let (a, b) = (TestGateway::start(config()).await, TestGateway::start(config()).await);
+    let client = rust_client(&[&a, &b]).await;
+    let mut stream =
+        client.subscribe(long_topic(), gateway_core::Selector::Key("k".into())).await.unwrap();
+    a.bus.publish(&format!("{LONG_SUBJECT}.k"), Headers::new(), Bytes::from("on a")).await.unwrap();
+    assert_eq!(&next_item(&mut stream).await.unwrap().payload[..], b"on a");
+    a.stop().await;
+
+    let lost = next_item(&mut stream).await.unwrap_err();
+    assert_eq!(lost.code(), gateway_core::Code::DataLoss);
+    assert!(lost.message().contains("epoch_changed"), "{lost}");
+    // Live on b from here (published until the restore has happened).
+    let event = loop {
+        b.bus
+            .publish(&format!("{LONG_SUBJECT}.k"), Headers::new(), Bytes::from("on b"))
+            .await
+            .unwrap();
+        if let Ok(Some(item)) =
+            tokio::time::timeout(Duration::from_millis(20), futures::StreamExt::next(&mut stream))
+                .await
+        {
+            break item.unwrap();
+        }
+    };
+    assert_eq!((&event.payload[..], event.resumed, event.recovered), (&b"on b"[..], true, false));
+    b.stop().await;
 }

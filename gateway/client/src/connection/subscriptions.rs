@@ -6,12 +6,16 @@
 //! subscription restored on a new connection gets a new id there. Frames for an id this
 //! connection does not hold (a subscription unsubscribed meanwhile) are ignored. The frames to
 //! send go to the connection's [`Outbox`].
+//!
+//! When the gateway speaks positions (its WELCOME announced `HISTORY`), a subscription that
+//! has one is restored with SUBSCRIBE_FROM, and the answer says whether what it missed follows
+//! (`docs/protocol.md`, "History and recovery"); the feed tells the application.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use gateway_core::Status;
-use gateway_protocol::{Event, Frame, SubscriptionEnded};
+use gateway_protocol::{Event, EventAt, Frame, SubscribedAt, SubscriptionEnded};
 use tokio::sync::oneshot;
 use tracing::debug;
 
@@ -29,6 +33,8 @@ pub(super) struct Subscriptions {
     next_id: u32,
     /// The client's live subscriptions, which this connection serves while it lasts.
     registry: Arc<Registry>,
+    /// The gateway announced `HISTORY`: it takes SUBSCRIBE_FROM.
+    positions: bool,
 }
 
 #[derive(Debug)]
@@ -40,8 +46,14 @@ struct Subscription {
 }
 
 impl Subscriptions {
-    pub(super) fn new(registry: Arc<Registry>) -> Subscriptions {
-        Subscriptions { by_id: HashMap::new(), by_feed: HashMap::new(), next_id: 1, registry }
+    pub(super) fn new(registry: Arc<Registry>, positions: bool) -> Subscriptions {
+        Subscriptions {
+            by_id: HashMap::new(),
+            by_feed: HashMap::new(),
+            next_id: 1,
+            registry,
+            positions,
+        }
     }
 
     fn insert(&mut self, feed: Arc<Feed>, confirm: Option<oneshot::Sender<Outcome>>) -> u32 {
@@ -95,7 +107,7 @@ impl Subscriptions {
         out: &mut Outbox,
     ) {
         let id = self.insert(feed.clone(), confirm);
-        if let Err(e) = out.queue(&feed.subscribe_frame(id)) {
+        if let Err(e) = out.queue(&feed.subscribe_frame(id, self.positions)) {
             // Only a key longer than the protocol allows gets here.
             let status =
                 Status::invalid_argument(format!("cannot subscribe to {}: {e}", feed.topic.name))
@@ -104,11 +116,17 @@ impl Subscriptions {
         }
     }
 
-    pub(super) fn on_subscribed(&mut self, id: u32, out: &mut Outbox) {
+    /// SUBSCRIBED, or SUBSCRIBED_AT (`at`).
+    pub(super) fn on_subscribed(&mut self, id: u32, at: Option<SubscribedAt>, out: &mut Outbox) {
         let Some(subscription) = self.by_id.get_mut(&id) else {
             debug!(subscription_id = id, "SUBSCRIBED for a subscription no longer wanted");
             return;
         };
+        let restored = subscription.confirm.is_none();
+        match at {
+            Some(at) => subscription.feed.opened_at(at.recovery, at.position, restored),
+            None => subscription.feed.opened(restored),
+        }
         let Some(confirm) = subscription.confirm.take() else { return };
         let feed = subscription.feed.clone();
         // From now on the subscription outlives this connection. The stream may have been
@@ -123,6 +141,14 @@ impl Subscriptions {
         let Event { subscription_id, key, payload } = event;
         let Some(subscription) = self.by_id.get(&subscription_id) else { return };
         if !subscription.feed.push(key, payload) {
+            self.unsubscribe(subscription_id, out);
+        }
+    }
+
+    pub(super) fn on_event_at(&mut self, event: EventAt, out: &mut Outbox) {
+        let EventAt { subscription_id, offset, key, payload } = event;
+        let Some(subscription) = self.by_id.get(&subscription_id) else { return };
+        if !subscription.feed.push_at(key, payload, Some(offset)) {
             self.unsubscribe(subscription_id, out);
         }
     }

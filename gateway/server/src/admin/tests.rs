@@ -189,3 +189,33 @@ async fn the_console_page_is_open_and_its_documents_need_the_token() {
     assert_eq!(route(&request("POST", "/console/state", &bearer, ""), &admin).await.status, 405);
     assert_eq!(route(&get("/console/nothing", &bearer), &admin).await.status, 404);
 }
+
+#[tokio::test]
+async fn closing_a_connection_signals_its_mailbox_and_needs_the_token() {
+    let (admin, _) = admin("secret");
+    let mailbox = Arc::new(crate::mailbox::Mailbox::new(1024, admin.metrics.clone()));
+    let info = Arc::new(crate::state::ConnectionInfo {
+        peer: SocketAddr::from(([127, 0, 0, 1], 9)),
+        transport: crate::metrics::Transport::Tcp,
+        tls: false,
+        since: std::time::SystemTime::now(),
+        hello: std::sync::OnceLock::new(),
+    });
+    let id = admin.connections.add(mailbox.clone(), info);
+    let path = format!("/connections/{id}/close");
+    assert_eq!(answer(&admin, "POST", &path, "").await.0, 401, "no token");
+    assert_eq!(mailbox.signals(), 0);
+    let bearer = [("authorization", "Bearer secret")];
+    let admin = &admin;
+    let close = |path: String, method: &'static str| async move {
+        route(&request(method, &path, &bearer, ""), admin).await
+    };
+    assert_eq!(close(path.clone(), "GET").await.status, 405);
+    assert_eq!(close(format!("/connections/{}/close", id + 1), "POST").await.status, 404);
+    assert_eq!(close("/connections/x/close".into(), "POST").await.status, 404);
+    assert_eq!(close(format!("/connections/{id}"), "POST").await.status, 404);
+    assert_eq!(mailbox.signals(), 0);
+    let response = close(path, "POST").await;
+    assert_eq!((response.status, response.body.as_str()), (200, "closing\n"));
+    assert_eq!(mailbox.signals(), crate::mailbox::signal::CLOSE);
+}
