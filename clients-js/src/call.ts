@@ -31,6 +31,11 @@ export interface MethodDesc {
 export interface TopicDesc {
   readonly id: number;
   readonly name: string;
+  /**
+   * The topic keeps its last events (`history: N` in its service file): a subscription restored
+   * on a new connection recovers what it missed, or says it could not.
+   */
+  readonly history?: { readonly events: number; readonly ttlMs: number };
 }
 
 /** Per-call options. */

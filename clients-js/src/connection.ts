@@ -17,6 +17,7 @@ import type { ResolvedOptions } from "./options.js";
 import { decodeMessage, FrameDecodeError, frameTypeName, readU32, view } from "./protocol/decode.js";
 import { encodeFrame, FrameEncodeError } from "./protocol/encode.js";
 import {
+  CAPABILITY_HISTORY,
   FRAME_NUMBERS,
   type Frame,
   FrameType,
@@ -165,7 +166,14 @@ export class Connection implements Carrier, FeedCarrier {
     let hello: Uint8Array;
     try {
       hello = encodeFrame(
-        { type: "hello", version: VERSION, maxFrameSize: o.maxFrameSize, clientName: o.name, token: utf8.encode(token) },
+        {
+          type: "hello",
+          version: VERSION,
+          maxFrameSize: o.maxFrameSize,
+          clientName: o.name,
+          token: utf8.encode(token),
+          capabilities: CAPABILITY_HISTORY,
+        },
         // The gateway's limit is not known yet: the protocol's minimum applies.
         MIN_MAX_FRAME_SIZE,
       );
@@ -249,7 +257,10 @@ export class Connection implements Carrier, FeedCarrier {
   subscribe(feed: Feed<unknown>): void {
     if (this.phase !== "open") throw new Error("subscribe on a connection that takes no calls");
     const id = this.subscriptionIds.allocate(this.subs);
-    const frame: Frame = { type: "subscribe", subscriptionId: id, topicId: feed.topic.id, allKeys: feed.allKeys, key: feed.key };
+    const fields = { subscriptionId: id, topicId: feed.topic.id, allKeys: feed.allKeys, key: feed.key };
+    // From the subscription's position when the gateway speaks positions: what it missed first.
+    const from = ((this.welcome.capabilities ?? 0) & CAPABILITY_HISTORY) !== 0 ? feed.position : null;
+    const frame: Frame = from ? { type: "subscribe_from", ...fields, ...from } : { type: "subscribe", ...fields };
     let bytes: Uint8Array;
     try {
       bytes = encodeFrame(frame, this.welcome.maxFrameSize);
@@ -361,9 +372,14 @@ export class Connection implements Carrier, FeedCarrier {
         return;
       case "goaway":
         return this.onGoaway(frame);
-      case "subscribed": {
+      case "subscribed":
+      case "subscribed_at": {
         const feed = this.subs.get(frame.subscriptionId);
-        if (feed?.phase === "subscribing") {
+        if (!feed) return;
+        const restored = feed.phase !== "subscribing";
+        if (frame.type === "subscribed_at") feed.openedAt(frame.recovery, frame.epoch, frame.offset, restored);
+        else feed.opened(restored);
+        if (!restored) {
           feed.open();
           this.host.confirmed(feed);
         }
@@ -371,6 +387,9 @@ export class Connection implements Carrier, FeedCarrier {
       }
       case "event":
         this.subs.get(frame.subscriptionId)?.push(frame.key, frame.payload);
+        return;
+      case "event_at":
+        this.subs.get(frame.subscriptionId)?.push(frame.key, frame.payload, frame.offset);
         return;
       case "missed":
         this.subs.get(frame.subscriptionId)?.addMissed(frame.count);

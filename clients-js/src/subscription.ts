@@ -9,14 +9,19 @@
  * decoded when the application reads them, so dropped ones cost no decoding.
  *
  * A subscription outlives connections: when one is lost, the next subscribes again (the
- * client does that), and the first event after that has `resumed` set.
+ * client does that), and the first event after that has `resumed` set. A subscription to a topic
+ * with history keeps its position (the last the gateway gave), and the next connection
+ * subscribes from it: the missed events come first and the resumed event has `recovered` set,
+ * or, when the gateway cannot give them whole, `onLost` is called where the gap is
+ * (`docs/protocol.md`, "History and recovery").
  *
  * @module
  */
 
 import type { TopicDesc } from "./call.js";
 import { type Deadlines, Timed } from "./deadlines.js";
-import { RpcError } from "./status.js";
+import { recoveryName } from "./protocol/frame.js";
+import { Code, RpcError } from "./status.js";
 
 /** What to subscribe to: one key of a keyed topic, every key of one, or an unkeyed topic. */
 export type Selector = { key: string } | { allKeys: true } | { unkeyed: true };
@@ -33,10 +38,15 @@ export interface TopicEvent<T> {
    */
   readonly missed: number;
   /**
-   * The first event after the client subscribed again on a new connection: what was published
-   * while it reconnected is lost, and not counted in `missed`.
+   * The first event after the client subscribed again on a new connection. Unless `recovered`
+   * is set too, what was published while it reconnected is lost, and not counted in `missed`.
    */
   readonly resumed: boolean;
+  /**
+   * With `resumed`, on a topic with history: every event published while the connection was
+   * down was recovered and came before this one.
+   */
+  readonly recovered: boolean;
 }
 
 /** A live subscription: iterate it for its events. */
@@ -58,6 +68,13 @@ export interface SubscribeOptions<T> {
   /** Events `decode` throws on are skipped and reported here (with the event's key). */
   onDecodeError?: (error: unknown, key: string) => void;
   /**
+   * Called, in order with the events, where a subscription to a topic with history was restored
+   * without what it missed (the gateway's history no longer holds it, or is another one): the
+   * `RpcError` is `data_loss` and says why. Reload what depends on the topic; the events after
+   * the call are live ones.
+   */
+  onLost?: (error: RpcError) => void;
+  /**
    * How many unread events this subscription holds before it drops the oldest. Default: the
    * client's `subscriptionBuffer`.
    */
@@ -69,7 +86,22 @@ interface RawEvent {
   payload: Uint8Array;
   missed: number;
   resumed: boolean;
+  recovered: boolean;
 }
+
+/** Where a restore could not recover what the subscription missed. */
+interface Lost {
+  lost: RpcError;
+}
+
+/** A subscription's place in its topic's history. */
+export interface StreamPosition {
+  readonly epoch: bigint;
+  readonly offset: bigint;
+}
+
+/** SUBSCRIBED_AT's `recovery`: 1 is recovered. */
+const RECOVERED = 1;
 
 /** A FIFO with O(1) removal at the front. */
 class Queue<T> {
@@ -99,6 +131,19 @@ class Queue<T> {
   clear(): void {
     this.items = [];
     this.head = 0;
+  }
+  /** Puts `items` back at the front, in order. */
+  unshiftAll(items: T[]): void {
+    this.items = [...items, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+  /** The first item that `test` accepts. */
+  firstWhere<U extends T>(test: (item: T) => item is U): U | undefined {
+    for (let i = this.head; i < this.items.length; i++) {
+      const item = this.items[i];
+      if (item !== undefined && test(item)) return item;
+    }
+    return undefined;
   }
 }
 
@@ -135,11 +180,17 @@ export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<Top
   /** Resolves with the subscription when the gateway first confirms it (SUBSCRIBED). */
   readonly subscribed: Promise<Subscription<T>>;
 
-  private readonly queue = new Queue<RawEvent>();
+  /** The subscription's position in its topic's history, once the gateway gave one. */
+  position: StreamPosition | null = null;
+  private readonly queue = new Queue<RawEvent | Lost>();
+  /** Events in `queue` (its `Lost` notices do not count against the capacity). */
+  private events = 0;
   /** Lost events not yet counted in a queued event; the next one queued carries them. */
   private missed = 0;
   /** The next event queued is the first on a new connection. */
   private resumed = false;
+  /** With `resumed`: what was missed was recovered. */
+  private recovered = false;
   private readonly waiters: ((result: IteratorResult<TopicEvent<T>>) => void)[] = [];
   private resolveEnded!: (error: RpcError | undefined) => void;
   private confirm!: { resolve(sub: Subscription<T>): void; reject(error: RpcError): void };
@@ -209,17 +260,71 @@ export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<Top
     if (this.onAbort) this.options.signal?.removeEventListener("abort", this.onAbort);
   }
 
-  /** Queues an event (the connection calls this), dropping the oldest when the queue is full. */
-  push(key: string, payload: Uint8Array): void {
-    if (this.phase !== "open") return;
-    if (this.queue.length >= this.capacity) {
-      const oldest = this.queue.shift()!;
-      this.carry(oldest.missed + 1, oldest.resumed);
+  /**
+   * Queues an event (the connection calls this), dropping the oldest when the queue is full. An
+   * `offset` (EVENT_AT) moves the position forward.
+   */
+  push(key: string, payload: Uint8Array, offset?: bigint): void {
+    if (offset !== undefined && this.position && offset > this.position.offset) {
+      this.position = { epoch: this.position.epoch, offset };
     }
-    this.queue.push({ key, payload, missed: this.missed, resumed: this.resumed });
+    if (this.phase !== "open") return;
+    if (this.events >= this.capacity) this.dropOldest();
+    const recovered = this.resumed && this.recovered;
+    this.queue.push({ key, payload, missed: this.missed, resumed: this.resumed, recovered });
+    this.events += 1;
     this.missed = 0;
     this.resumed = false;
+    this.recovered = false;
     this.deliver();
+  }
+
+  /**
+   * The gateway opened the subscription at a position (SUBSCRIBED_AT). On a `restored`
+   * subscription, a recovery that failed is queued as a notice for `onLost`; one that succeeded
+   * marks the next event `recovered`.
+   */
+  openedAt(recovery: number, epoch: bigint, offset: bigint, restored: boolean): void {
+    this.position = { epoch, offset };
+    if (!restored) return;
+    if (recovery === RECOVERED) this.recovered = true;
+    else this.lost(recovery === 0 ? "there was no position to recover from" : recoveryName(recovery));
+  }
+
+  /**
+   * The gateway opened the subscription without a position (SUBSCRIBED). A restored
+   * subscription to a topic with history lost what was published meanwhile.
+   */
+  opened(restored: boolean): void {
+    this.position = null;
+    if (restored && this.topic.history) this.lost("the gateway keeps no history for this connection");
+  }
+
+  private lost(why: string): void {
+    if (this.phase !== "open") return;
+    const error = new RpcError(
+      Code.DATA_LOSS,
+      `${this.topic.name}: the events published while the subscription was down were not recovered (${why}); reload what depends on them`,
+      { retryable: false },
+    );
+    this.queue.push({ lost: error });
+    this.deliver();
+  }
+
+  /** Drops the oldest event (a notice stays), carrying what it counted to the next event. */
+  private dropOldest(): void {
+    const kept: (RawEvent | Lost)[] = [];
+    let dropped: RawEvent | undefined;
+    while (!dropped) {
+      const item = this.queue.shift();
+      if (item === undefined) break;
+      if ("lost" in item) kept.push(item);
+      else dropped = item;
+    }
+    if (kept.length > 0) this.queue.unshiftAll(kept);
+    if (!dropped) return;
+    this.events -= 1;
+    this.carry(dropped.missed + 1, dropped.resumed, dropped.recovered);
   }
 
   /** Counts events the gateway dropped (MISSED) into the next event. */
@@ -230,6 +335,7 @@ export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<Top
   /** The subscription is being restored on a new connection: the next event says so. */
   markResumed(): void {
     this.resumed = true;
+    this.recovered = false;
   }
 
   /**
@@ -248,6 +354,7 @@ export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<Top
 
   close(): void {
     this.queue.clear();
+    this.events = 0;
     if (this.phase !== "ended") {
       this.phase = "ended";
       this.release();
@@ -259,14 +366,16 @@ export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<Top
   }
 
   /** Lost events move to the event after the one dropped (or skipped), or wait for the next. */
-  private carry(missed: number, resumed: boolean): void {
-    const next = this.queue.peek();
+  private carry(missed: number, resumed: boolean, recovered: boolean): void {
+    const next = this.queue.firstWhere((item): item is RawEvent => !("lost" in item));
     if (next) {
       next.missed += missed;
       next.resumed ||= resumed;
+      next.recovered ||= recovered;
     } else {
       this.missed += missed;
       this.resumed ||= resumed;
+      this.recovered ||= recovered;
     }
   }
 
@@ -284,20 +393,26 @@ export class Feed<T> extends Timed implements Subscription<T>, AsyncIterator<Top
     }
   }
 
-  /** The next decodable event; undecodable ones are reported and skipped. */
+  /** The next decodable event; undecodable ones are reported and skipped, as are notices. */
   private take(): TopicEvent<T> | undefined {
     for (;;) {
       const raw = this.queue.shift();
       if (!raw) return undefined;
+      if ("lost" in raw) {
+        this.options.onLost?.(raw.lost);
+        continue;
+      }
+      this.events -= 1;
       let message: T;
       try {
         message = this.options.decode(raw.payload);
       } catch (error) {
-        this.carry(raw.missed, raw.resumed);
+        this.carry(raw.missed, raw.resumed, raw.recovered);
         this.options.onDecodeError?.(error, raw.key);
         continue;
       }
-      return { key: raw.key, message, missed: raw.missed, resumed: raw.resumed };
+      const { key, missed, resumed, recovered } = raw;
+      return { key, message, missed, resumed, recovered };
     }
   }
 

@@ -35,7 +35,7 @@ test("a subscriber receives what is published, in order, its own publications in
     await client.publish(BROADCAST, "", blob(text.encode("mine")));
     for (let i = 0; i < 100; i++) {
       const event = await nextEvent(sub);
-      assert.deepEqual(event, { key: "", message: `event ${i}`, missed: 0, resumed: false });
+      assert.deepEqual(event, { key: "", message: `event ${i}`, missed: 0, resumed: false, recovered: false });
     }
     assert.equal((await nextEvent(sub)).message, "mine");
   } finally {
@@ -152,7 +152,7 @@ test("undecodable events are skipped and reported", async () => {
   );
   for (const s of ["one", "bad 1", "bad 2", "two"]) await client.publish(BROADCAST, "", blob(text.encode(s)));
   assert.equal((await nextEvent(sub)).message, "one");
-  assert.deepEqual(await nextEvent(sub), { key: "", message: "two", missed: 0, resumed: false });
+  assert.deepEqual(await nextEvent(sub), { key: "", message: "two", missed: 0, resumed: false, recovered: false });
   assert.deepEqual(reported, [["cannot decode bad 1", ""], ["cannot decode bad 2", ""]]);
   sub.close();
 });

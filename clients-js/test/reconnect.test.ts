@@ -41,7 +41,7 @@ test("calls fail retryably when the gateway dies, wait for it, and succeed once 
   try {
     const sub = await client.subscribe(BROADCAST, { unkeyed: true }, { decode: blobText });
     await client.publish(BROADCAST, "", blob(text.encode("before")));
-    assert.deepEqual(await nextEvent(sub), { key: "", message: "before", missed: 0, resumed: false });
+    assert.deepEqual(await nextEvent(sub), { key: "", message: "before", missed: 0, resumed: false, recovered: false });
 
     // Requests in flight when the connection is lost: they may have run.
     await gateway.pause();

@@ -67,10 +67,10 @@ test("keyed topics: one key, all keys and unkeyed selectors; events with their k
     { type: "event", subscriptionId: 1, key: "dev-7", payload: text.encode("b") },
     { type: "event", subscriptionId: 3, key: "", payload: text.encode("fire") },
   );
-  assert.deepEqual(await nextEvent(dev7), { key: "dev-7", message: "a", missed: 0, resumed: false });
-  assert.deepEqual(await nextEvent(dev7), { key: "dev-7", message: "b", missed: 3, resumed: false });
+  assert.deepEqual(await nextEvent(dev7), { key: "dev-7", message: "a", missed: 0, resumed: false, recovered: false });
+  assert.deepEqual(await nextEvent(dev7), { key: "dev-7", message: "b", missed: 3, resumed: false, recovered: false });
   assert.deepEqual([(await nextEvent(all)).key, (await nextEvent(all)).key], ["dev-1", "dev-2"]);
-  assert.deepEqual(await nextEvent(unkeyed), { key: "", message: "fire", missed: 0, resumed: false });
+  assert.deepEqual(await nextEvent(unkeyed), { key: "", message: "fire", missed: 0, resumed: false, recovered: false });
 
   const published = client.publish(POSITION, "dev-7", text.encode("here"));
   const publish = await peer.next("publish");
@@ -162,7 +162,7 @@ test("GOAWAY: requests after last_request_id fail retryably, earlier ones are an
   await within(peer.closed(), 5000, "the old connection closes");
 
   peer2.send({ type: "event", subscriptionId: restored.subscriptionId, key: "dev-7", payload: text.encode("moved") });
-  assert.deepEqual(await nextEvent(sub), { key: "dev-7", message: "moved", missed: 0, resumed: true });
+  assert.deepEqual(await nextEvent(sub), { key: "dev-7", message: "moved", missed: 0, resumed: true, recovered: false });
 });
 
 test("GOAWAY without RECONNECT stops the client: calls and subscriptions fail, nothing reconnects", async () => {
@@ -282,6 +282,7 @@ test("HELLO carries the name, the limit and the token function's token", async (
     maxFrameSize: 100_000,
     clientName: "tests/1.0",
     token: "header.claims.signature",
+    capabilities: 1, // HISTORY: the client speaks positions
   });
   // Nothing but WELCOME may come before WELCOME.
   peer.send(response(1));

@@ -58,8 +58,13 @@ pub(crate) fn emit_service(scope: &Scope, code: &mut Code, svc: &Service) {
     code.open("topics: {");
     for t in &svc.topics {
         code.doc(&t.docs);
+        // A topic with history says so, so that the client knows a restore that could not
+        // recover lost events.
+        let history = t.history.map_or(String::new(), |h| {
+            format!(", history: {{ events: {}, ttlMs: {} }}", h.events, h.ttl_ms)
+        });
         code.line(format!(
-            "{}: {{ id: {:#010x}, name: {} }},",
+            "{}: {{ id: {:#010x}, name: {}{history} }},",
             member(&t.name, &[]),
             t.id,
             string_literal(&format!("{dotted}.{}", t.name))

@@ -484,7 +484,7 @@ export const Shop = {
     /**
      * Stock per item.
      */
-    stock: { id: 0x31970035, name: "shop.Shop.stock" },
+    stock: { id: 0x31970035, name: "shop.Shop.stock", history: { events: 100, ttlMs: 600000 } },
     pub: { id: 0x61c06a84, name: "shop.Shop.pub" },
     news: { id: 0xaf3bb166, name: "shop.Shop.news" },
     /**
