@@ -4,8 +4,10 @@
 // (playwright-core) with the tokens the demo prints. Simulated devices → encrypted UDP reports →
 // the ingest → SQLite → the `position` topic → the gateway's WebSocket → the page: the test
 // asserts that the page lists the devices and that their markers move, that a restricted user
-// sees only its devices, and that the trip history answers; it saves screenshots in
-// examples/tracker/e2e/artifacts/.
+// sees only its devices, that the trip history answers, and that when the gateway closes the
+// page's connection and the page stays away for a few seconds, its trails afterwards have every
+// position the tracker stored meanwhile (recovered from the topic's history, not reloaded); it
+// saves screenshots in examples/tracker/e2e/artifacts/.
 //
 // Needs: `cargo build -p tracker -p rpcgen`, `npm ci`, `npm run build -w @rpcgen/client`,
 // `node examples/tracker/web/build.mjs`, Debian's chromium. scripts/test does all of it.
@@ -64,8 +66,9 @@ async function startDemo(dir) {
   }
   const addr = async () => `127.0.0.1:${await freeTcpPort()}`;
   const http = await addr();
+  const admin = await addr();
   const args = ["demo", "--db", join(dir, "tracker.db"), "--devices", String(DEVICES), "--web", WEB,
-    "--http", http, "--listen", await addr(), "--ws-listen", await addr(), "--admin-listen", await addr(),
+    "--http", http, "--listen", await addr(), "--ws-listen", await addr(), "--admin-listen", admin,
     "--ingest", `127.0.0.1:${await freeUdpPort()}`];
   const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
   for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_")) delete env[key];
@@ -85,7 +88,7 @@ async function startDemo(dir) {
       );
       if (urls.dispatcher && urls["fleet-north"]) {
         clearTimeout(timer);
-        resolve({ child, http, urls, output: () => `${out}\n${log}` });
+        resolve({ child, http, admin, urls, output: () => `${out}\n${log}` });
       }
     });
     child.once("exit", (code, signal) => {
@@ -203,6 +206,73 @@ test("a restricted user sees only the devices its token permits", async () => {
   assert.ok(markerIds.every((id) => ids.includes(id)), `markers of devices not listed: ${markerIds}`);
   assert.equal(await page.textContent("#devices-error").catch(() => ""), "", "the restricted page shows errors");
   await page.screenshot({ path: join(ARTIFACTS, "dashboard-fleet-north.png") });
+  assert.deepEqual(errors, [], "the page threw");
+  await page.close();
+});
+
+/** The admin port's answer to `method path`: status and body. */
+async function adminRequest(method, path) {
+  const response = await fetch(`http://${demo.admin}${path}`, { method });
+  return { status: response.status, body: await response.text() };
+}
+
+test("after the gateway cut the page's connection for a few seconds, every trail has every stored point", async () => {
+  const { page, errors } = await open(demo.urls.dispatcher);
+  await until(page, "the page did not connect", () => document.querySelector("#state")?.dataset.status === "connected");
+  await until(page, `not every device has a trail`,
+    (n) => {
+      const dashboard = window.trackerDashboard;
+      const ids = [...document.querySelectorAll("#devices li[data-device-id]")].map((e) => e.dataset.deviceId);
+      return dashboard && ids.length === n && ids.every((id) => dashboard.trail(id).length >= 2);
+    }, DEVICES);
+  const ids = await page.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId));
+  const cutAt = Date.now();
+
+  // From now on the page cannot open a WebSocket (until `cut` is over: then they go through to
+  // the gateway); then the gateway closes the one it has.
+  let cut = true;
+  await page.routeWebSocket(/.*/, (ws) => {
+    if (cut) ws.close({ code: 1013, reason: "cut by the test" });
+    else ws.connectToServer();
+  });
+  const state = JSON.parse((await adminRequest("GET", "/console/state")).body);
+  const mine = state.connections.filter((c) => c.client === "tracker-dashboard");
+  assert.equal(mine.length, 1, `one dashboard connection: ${JSON.stringify(state.connections)}`);
+  const closed = await adminRequest("POST", `/connections/${mine[0].id}/close`);
+  assert.equal(closed.status, 200, closed.body);
+  await until(page, "the page did not notice the cut", () => document.querySelector("#state")?.dataset.status !== "connected");
+  // Away for a few seconds: every device reports a few positions meanwhile.
+  await page.waitForTimeout(4_000);
+  cut = false;
+  await until(page, "the page did not reconnect", () => document.querySelector("#state")?.dataset.status === "connected");
+  await until(page, "no subscription was restored with what it missed",
+    (n) => window.trackerDashboard.restores.recovered === n, ids.length);
+  // A few live positions after the restore, then compare what the tracker stored with the trails.
+  await page.waitForTimeout(2_000);
+  const from = cutAt - 5_000;
+  const upTo = Date.now() - 1_000;
+  const report = await page.evaluate(async ({ ids, from, upTo }) => {
+    const dashboard = window.trackerDashboard;
+    const out = {};
+    for (const id of ids) {
+      const stored = (await dashboard.stored(id, from)).filter((t) => t <= upTo);
+      // Read after `stored`: whatever was stored by then was published, and delivered, before.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const trail = new Set(dashboard.trail(id));
+      out[id] = { stored: stored.length, missing: stored.filter((t) => !trail.has(t)) };
+    }
+    return { out, restores: dashboard.restores };
+  }, { ids, from, upTo });
+  for (const id of ids) {
+    const { stored, missing } = report.out[id];
+    assert.ok(stored >= 4, `device ${id}: only ${stored} positions stored over the window`);
+    assert.deepEqual(missing, [], `device ${id}: the trail lacks ${missing.length} of ${stored} stored positions`);
+  }
+  assert.equal(report.restores.lost, 0, "no trail had to be reloaded");
+  const metrics = (await adminRequest("GET", "/metrics")).body;
+  const recovered = Number(/^gateway_events_recovered_total (\d+)/m.exec(metrics)?.[1]);
+  assert.ok(recovered >= ids.length, `the gateway recovered ${recovered} events`);
+  await page.screenshot({ path: join(ARTIFACTS, "dashboard-after-the-cut.png") });
   assert.deepEqual(errors, [], "the page threw");
   await page.close();
 });

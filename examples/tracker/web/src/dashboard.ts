@@ -2,6 +2,10 @@
 // see (the `devices` RPC, again after each reconnection), one `position` subscription per device
 // (a restricted token may not subscribe to all keys), the trails seeded from `history`, the list,
 // the markers and the trips panel. `dispose()` ends it all (log out, refused token).
+//
+// The `position` topic keeps a short history: when the connection comes back, each subscription
+// recovers the positions it missed (the trail has no hole), or, when the gateway cannot give them
+// (it restarted, or the client was away too long), the trail is loaded again from `history`.
 
 import { Client, type ConnectionState, type RpcError } from "@rpcgen/client";
 import type * as L from "leaflet";
@@ -37,6 +41,19 @@ export function fixOf(p: tracker.Position): Fix {
   };
 }
 
+/**
+ * What tests and the browser's console may ask of a session (`window.trackerDashboard`): a
+ * device's trail, the positions the tracker stored, and how restores went.
+ */
+export interface DashboardInspection {
+  /** The fix times (ms) of the trail of the device with this id (decimal), oldest first. */
+  trail(deviceId: string): number[];
+  /** The fix times (ms) the tracker stored for the device since `fromMs` (the `history` RPC), oldest first. */
+  stored(deviceId: string, fromMs: number): Promise<number[]>;
+  /** Subscriptions restored with what they missed, and restored without it (the trail reloaded). */
+  readonly restores: { recovered: number; lost: number };
+}
+
 export class Dashboard {
   readonly #client: Client;
   readonly #api: tracker.TrackerClient;
@@ -47,6 +64,7 @@ export class Dashboard {
   readonly #trips: TripsPanel;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #errors = new Map<string, string>();
+  readonly #restores = { recovered: 0, lost: 0 };
   #selected: string | undefined;
   #wasConnected = false;
   #disposed = false;
@@ -86,6 +104,25 @@ export class Dashboard {
     this.#fleet.select(key);
     if (!again) this.#trips.open(device);
     this.#fleet.follow(key);
+  }
+
+  /** The session as tests and the browser's console see it. */
+  inspect(): DashboardInspection {
+    return {
+      trail: (deviceId) => this.#devices.get(deviceId)?.trail.map((fix) => fix.timeMs) ?? [],
+      stored: async (deviceId, fromMs) => {
+        const reply = await this.#api.history(
+          new tracker.HistoryT({ deviceId: BigInt(deviceId), fromMs: BigInt(fromMs), toMs: 0n, limit: 10_000 }),
+        );
+        const times: number[] = [];
+        for (let i = 0; i < reply.positionsLength(); i += 1) {
+          const p = reply.positions(i);
+          if (p) times.push(Number(p.timeMs()));
+        }
+        return times.sort((a, b) => a - b);
+      },
+      restores: this.#restores,
+    };
   }
 
   /** Ends the session: closes the client (and so the subscriptions), clears what it drew. */
@@ -164,7 +201,13 @@ export class Dashboard {
     if (this.#subscribed.has(device.key)) return;
     this.#subscribed.add(device.key);
     try {
-      const positions = await this.#api.subscribePosition(device.id);
+      // A restore that could not recover what was missed (the gateway restarted, or the page
+      // was away longer than the topic's history): the trail is loaded again.
+      const onLost = () => {
+        this.#restores.lost += 1;
+        void this.#seedTrail(device);
+      };
+      const positions = await this.#api.subscribePosition(device.id, { onLost });
       if (this.#disposed) {
         positions.close();
         return;
@@ -172,6 +215,7 @@ export class Dashboard {
       this.#setError(`live ${device.key}`, undefined);
       for await (const event of positions) {
         if (this.#disposed) break;
+        if (event.resumed && event.recovered) this.#restores.recovered += 1;
         this.#onPosition(device, fixOf(event.message));
       }
       const ended = await positions.ended;

@@ -16,7 +16,7 @@ import * as L from "leaflet";
 
 import { checkCity, drawBasemap } from "./basemap.js";
 import { describe, showStatus } from "./connection.js";
-import { Dashboard } from "./dashboard.js";
+import { Dashboard, type DashboardInspection } from "./dashboard.js";
 import { readClaims, takeTokenFromAddress, TokenError, tokenStore } from "./session.js";
 
 interface Config {
@@ -131,6 +131,9 @@ function showLogin(reason?: string): void {
   el.tokenInput.focus();
 }
 
+/** The signed-in session, for tests and the browser's console (README.md). */
+const inspected = window as { trackerDashboard?: DashboardInspection };
+
 function signIn(token: string): void {
   let sub: string;
   try {
@@ -151,14 +154,17 @@ function signIn(token: string): void {
   dashboard = new Dashboard(map, config.gateway, token, sessionElements, (error: RpcError) => {
     dashboard?.dispose();
     dashboard = undefined;
+    inspected.trackerDashboard = undefined;
     tokenStore.clear();
     showLogin(`The gateway refused the token: ${describe(error)}`);
   });
+  inspected.trackerDashboard = dashboard.inspect();
 }
 
 function signOut(): void {
   dashboard?.dispose();
   dashboard = undefined;
+  inspected.trackerDashboard = undefined;
   tokenStore.clear();
   showStatus(el.state, "signed-out", "signed out");
   showLogin();
