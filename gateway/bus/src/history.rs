@@ -17,11 +17,18 @@
 //!   not:
 //!   [`NotRecovered::EpochChanged`], [`NotRecovered::TooOld`], [`NotRecovered::TooMany`] (more
 //!   than the caller's cap), [`NotRecovered::Ahead`] (a position this store never gave).
+//!
+//! A bus that keeps histories itself, for every gateway on it, offers a [`SharedHistory`]
+//! ([`crate::Bus::shared_history`]; NATS keeps them in JetStream, `crate::nats::history`): the
+//! positions are then the bus's, the same on every gateway, and outlive any one of them.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use gateway_core::{BoxFuture, TopicDesc};
+
+use crate::{BusError, BusMessage};
 
 /// Where an event stands in its topic's history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -285,6 +292,49 @@ impl<P: Payload> TopicHistory<P> {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+}
+
+/// Topic histories kept by the bus, shared by every gateway on it.
+///
+/// A gateway subscribes to [`SharedHistory::live_pattern`], where the bus delivers each event of
+/// the topic once it is kept, in offset order, with its position ([`SharedHistory::live_event`]);
+/// then it [opens](SharedHistory::open) the history, and [reads](SharedHistory::read) from it to
+/// recover a subscription.
+pub trait SharedHistory: Send + Sync + 'static {
+    /// The bus pattern on which `topic`'s kept events arrive, with their positions.
+    fn live_pattern(&self, topic: &'static TopicDesc) -> String;
+
+    /// Makes sure `topic`'s history exists under `limits` (created, or updated to them), and
+    /// returns its newest position.
+    fn open(
+        &self,
+        topic: &'static TopicDesc,
+        limits: Limits,
+    ) -> BoxFuture<'_, Result<Position, BusError>>;
+
+    /// The offset and the key of an event that arrived on [`SharedHistory::live_pattern`];
+    /// `None` for a message that is not one.
+    fn live_event(&self, topic: &'static TopicDesc, message: &BusMessage) -> Option<(u64, String)>;
+
+    /// The events of `key` (every key: `None`) with offsets after `after` and up to `through`,
+    /// oldest first, at most `cap` of them, or why they cannot be given whole. The outer error is
+    /// the bus's (the history could not be read).
+    fn read<'a>(
+        &'a self,
+        topic: &'static TopicDesc,
+        key: Option<&'a str>,
+        after: Position,
+        through: u64,
+        cap: usize,
+    ) -> BoxFuture<'a, Result<Result<Vec<Recovered>, NotRecovered>, BusError>>;
+}
+
+/// One event read back from a [`SharedHistory`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub offset: u64,
+    pub key: String,
+    pub payload: Bytes,
 }
 
 #[cfg(test)]

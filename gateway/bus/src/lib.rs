@@ -330,6 +330,12 @@ pub trait Bus: Send + Sync + 'static {
     /// The largest payload the bus carries.
     fn max_payload(&self) -> usize;
 
+    /// Where this bus keeps topic histories for every gateway on it (JetStream, on NATS), if it
+    /// does; `None`: each gateway keeps them in its memory (`history`).
+    fn shared_history(&self) -> Option<Arc<dyn history::SharedHistory>> {
+        None
+    }
+
     /// Whether the bus can carry messages right now: `false` while a networked bus has lost its
     /// connection (and is reconnecting). Always `true` for the in-process bus.
     fn is_connected(&self) -> bool {

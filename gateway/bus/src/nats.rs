@@ -55,6 +55,7 @@ use crate::contract::{self, header};
 use crate::{Bus, BusError, BusMessage, Headers, MessageStream, Subscription, subject};
 
 mod auth;
+pub mod history;
 mod lane;
 
 pub use auth::{NatsAuth, NatsAuthError, NatsAuthSettings, NatsCredentials, NatsTls};
@@ -785,6 +786,11 @@ impl Bus for NatsBus {
 
     fn max_payload(&self) -> usize {
         self.client.max_payload()
+    }
+
+    fn shared_history(&self) -> Option<Arc<dyn crate::history::SharedHistory>> {
+        let history = history::JetStreamHistory::new((*self.client).clone());
+        Some(Arc::new(history))
     }
 
     fn is_connected(&self) -> bool {
