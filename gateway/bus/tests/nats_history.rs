@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use gateway_bus::history::{Limits, NotRecovered, Position, SharedHistory};
 use gateway_bus::{Bus, Headers, NatsBus, NatsOptions, Subscription, contract};
 use gateway_core::{LagPolicy, TopicDesc};

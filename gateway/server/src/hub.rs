@@ -23,14 +23,13 @@
 //! none is sent twice.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use gateway_bus::history::{self, Limits, NotRecovered, Payload, TopicHistory};
+use gateway_bus::history::TopicHistory;
 use gateway_bus::{Bus, BusMessage, Subscription, contract};
 use gateway_core::{Selector, Status, TopicDesc};
-use gateway_protocol::{Frame, Position, Recovery, SubscribedAt, SubscriptionEnded};
+use gateway_protocol::{Frame, Position, Recovery, SubscriptionEnded};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -38,6 +37,10 @@ use tracing::{debug, warn};
 use crate::events::Publication;
 use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Metrics;
+
+mod history;
+
+use history::{History, Kept, Opening, Shared};
 
 /// How much the hub keeps, and how long.
 #[derive(Clone, Copy, Debug)]
@@ -130,17 +133,7 @@ struct EntryState {
     released: bool,
     retained: Retained,
     /// The topic's history, for a topic that declares one.
-    history: Option<TopicHistory<Kept>>,
-}
-
-/// A publication as a history keeps it: ready to write again, weighed by its bytes.
-#[derive(Clone, Debug)]
-struct Kept(Arc<Publication>);
-
-impl Payload for Kept {
-    fn weight(&self) -> usize {
-        self.0.tail.len()
-    }
+    history: Option<History>,
 }
 
 /// One client subscription, as the hub delivers to it: the connection's mailbox and the
@@ -149,6 +142,10 @@ impl Payload for Kept {
 struct Subscriber {
     mailbox: Arc<Mailbox>,
     id: u32,
+    /// Events of a history at or below this offset are the subscriber's already (it recovered
+    /// them, or brought a position from another gateway that is ahead of this one's); 0 for
+    /// the others.
+    after: u64,
 }
 
 impl Subscriber {
@@ -229,54 +226,156 @@ impl Hub {
             Selector::Key(ref key) if topic.key.is_some() => Some(key.clone()),
             _ => None,
         };
-        loop {
+        let cap = self.options.recovery_max_events;
+        // Under the lock the subscription joins at once, except a recovery from a history the
+        // bus keeps: it waits in the entry while the bus is read, outside the lock.
+        let (entry, token, store, head, from) = loop {
             let entry = self.entry(topic, &selector);
             self.ready(&entry).await?;
             let mut state = entry.state.lock().expect("hub entry lock");
             if state.released {
                 continue;
             }
-            let (first, recovered) = match (&mut state.history, start) {
-                (Some(history), Start::Live | Start::From(_)) => {
+            let opening = match (&mut state.history, start) {
+                (Some(History::Memory(history)), Start::Live | Start::From(_)) => {
+                    let from = match start {
+                        Start::From(from) => Some(from),
+                        _ => None,
+                    };
                     let room = mailbox.room();
-                    let (first, recovered) = self.open_at(history, id, key.as_deref(), start, room);
-                    (Frame::SubscribedAt(first), Some(recovered))
+                    let opening =
+                        history::open_memory(history, id, key.as_deref(), from, cap, room);
+                    if from.is_some() {
+                        let count = opening.missed.as_ref().map_or(0, Vec::len);
+                        self.metrics.recovery(opening.first.recovery, count);
+                    }
+                    Some(opening)
                 }
-                _ => (Frame::Subscribed { subscription_id: id }, None),
+                (Some(History::Shared(shared)), Start::From(from))
+                    if from.epoch == shared.epoch =>
+                {
+                    let token = shared.start_recovery(key.as_deref());
+                    let head = Position { epoch: shared.epoch, offset: shared.head };
+                    break (entry.clone(), token, shared.store.clone(), head, from);
+                }
+                (Some(History::Shared(shared)), Start::Live | Start::From(_)) => {
+                    let head = Position { epoch: shared.epoch, offset: shared.head };
+                    let recovery = if let Start::From(_) = start {
+                        self.metrics.recovery(Recovery::EPOCH_CHANGED, 0);
+                        Recovery::EPOCH_CHANGED
+                    } else {
+                        Recovery::NONE
+                    };
+                    let first = history::opened(id, recovery, head);
+                    Some(Opening { first, missed: None, after: shared.head })
+                }
+                _ => None,
             };
-            let positioned = recovered.is_some();
-            mailbox.open_subscription(id, topic.on_lag, first, positioned);
-            let subscriber = Subscriber { mailbox: mailbox.clone(), id };
-            match recovered {
-                // What it missed, and nothing else: the retained event is among it, or older.
-                Some(Some(missed)) => {
-                    for event in &missed {
-                        self.deliver(&subscriber, event);
+            let key = self.join(&mut state, topic, &key, mailbox, id, opening);
+            drop(state);
+            return Ok(HubSubscription { entry, key });
+        };
+        let through = head.offset;
+        let found =
+            store.read(topic, key.as_deref(), history::to_history(from), through, cap).await;
+        let mut state = entry.state.lock().expect("hub entry lock");
+        let waiting = match &mut state.history {
+            Some(History::Shared(shared)) => shared.finish_recovery(token),
+            _ => Vec::new(),
+        };
+        if state.released {
+            return Err(Status::unavailable("the gateway lost the topic's bus subscription"));
+        }
+        let mut opening = match found {
+            Ok(found) => {
+                let found = found.map(|events| {
+                    let event = |e: gateway_bus::history::Recovered| {
+                        Arc::new(Publication::at(e.key, &e.payload, e.offset))
+                    };
+                    events.into_iter().map(event).collect()
+                });
+                history::settle(id, from, head, found, mailbox.room())
+            }
+            Err(e) => {
+                debug!(topic = topic.name, cause = %e, "a recovery could not read the history");
+                Opening {
+                    first: history::opened(id, Recovery::UNAVAILABLE, head),
+                    missed: None,
+                    after: 0,
+                }
+            }
+        };
+        self.metrics.recovery(opening.first.recovery, opening.missed.as_ref().map_or(0, Vec::len));
+        // What came live meanwhile follows, past what the subscriber has already: up to
+        // `through` (recovered, or not recovered at all), or its own position when that is
+        // further (it came from a gateway ahead of this one).
+        let recovered = opening.missed.is_some();
+        let mut after = if recovered { through.max(from.offset) } else { through };
+        let missed = opening.missed.get_or_insert_with(Vec::new);
+        for event in waiting {
+            if event.offset > after {
+                after = event.offset;
+                missed.push(event);
+            }
+        }
+        if !recovered && missed.is_empty() {
+            opening.missed = None;
+        }
+        opening.after = after;
+        let key = self.join(&mut state, topic, &key, mailbox, id, Some(opening));
+        drop(state);
+        Ok(HubSubscription { entry, key })
+    }
+
+    /// Adds subscription `id` to `state`'s subscribers: its first frame (SUBSCRIBED_AT with an
+    /// `opening`, else SUBSCRIBED), then the missed events if it recovered, else a retain
+    /// topic's last events. Returns the key subscribed to.
+    fn join(
+        &self,
+        state: &mut EntryState,
+        topic: &'static TopicDesc,
+        key: &Option<String>,
+        mailbox: &Arc<Mailbox>,
+        id: u32,
+        opening: Option<Opening>,
+    ) -> Option<String> {
+        let positioned = opening.is_some();
+        let (first, missed, after) = match opening {
+            Some(opening) => (Frame::SubscribedAt(opening.first), opening.missed, opening.after),
+            None => (Frame::Subscribed { subscription_id: id }, None, 0),
+        };
+        mailbox.open_subscription(id, topic.on_lag, first, positioned);
+        // What it gets first is all its own; `after` holds back later live events only.
+        let mut subscriber = Subscriber { mailbox: mailbox.clone(), id, after: 0 };
+        match missed {
+            // What it missed, and nothing else: the retained event is among it, or older.
+            Some(missed) => {
+                for event in &missed {
+                    self.deliver(&subscriber, event);
+                }
+            }
+            None => match key {
+                Some(key) => {
+                    if let Some(event) = state.retained.get(key) {
+                        self.deliver(&subscriber, &event);
                     }
                 }
-                _ => match &key {
-                    Some(key) => {
-                        if let Some(event) = state.retained.get(key) {
-                            self.deliver(&subscriber, &event);
-                        }
+                None => {
+                    for event in state.retained.all() {
+                        self.deliver(&subscriber, &event);
                     }
-                    None => {
-                        for event in state.retained.all() {
-                            self.deliver(&subscriber, &event);
-                        }
-                    }
-                },
-            }
-            match &key {
-                Some(key) => state.by_key.entry(key.clone()).or_default().push(subscriber),
-                None => state.all.push(subscriber),
-            }
-            state.count += 1;
-            state.generation += 1;
-            drop(state);
-            self.metrics.subscriptions(1);
-            return Ok(HubSubscription { entry, key });
+                }
+            },
         }
+        subscriber.after = after;
+        match key {
+            Some(key) => state.by_key.entry(key.clone()).or_default().push(subscriber),
+            None => state.all.push(subscriber),
+        }
+        state.count += 1;
+        state.generation += 1;
+        self.metrics.subscriptions(1);
+        key.clone()
     }
 
     /// Ends a subscription made by [`Hub::subscribe`]. The connection's mailbox is the caller's
@@ -317,50 +416,6 @@ impl Hub {
         }
     }
 
-    /// The SUBSCRIBED_AT of subscription `id` to `key` (`None`: every key) of a topic with
-    /// `history`, and the events it recovers: `Some` when `start` asked and they can be had,
-    /// whole, within the recovery cap and the `room` left in the connection's queue (read
-    /// under the entry's lock, so only other topics' events can take from it meanwhile).
-    fn open_at(
-        &self,
-        history: &mut TopicHistory<Kept>,
-        id: u32,
-        key: Option<&str>,
-        start: Start,
-        room: usize,
-    ) -> (SubscribedAt, Option<Vec<Arc<Publication>>>) {
-        let head = history.head();
-        let head = Position { epoch: head.epoch, offset: head.offset };
-        let at = |recovery, position| SubscribedAt { subscription_id: id, recovery, position };
-        let Start::From(from) = start else { return (at(Recovery::NONE, head), None) };
-        let after = history::Position { epoch: from.epoch, offset: from.offset };
-        let (cap, now) = (self.options.recovery_max_events, Instant::now());
-        let found = match key {
-            Some(key) => history.recover(key, after, cap, now),
-            None => history.recover_all(after, cap, now),
-        };
-        let (recovery, missed) = match found {
-            Ok(missed) => {
-                let bytes: usize = missed.iter().map(|e| e.payload.0.frame_size() + 8).sum();
-                if bytes > room {
-                    (Recovery::TOO_MANY, None)
-                } else {
-                    (Recovery::RECOVERED, Some(missed.into_iter().map(|e| e.payload.0).collect()))
-                }
-            }
-            Err(NotRecovered::EpochChanged) => (Recovery::EPOCH_CHANGED, None),
-            Err(NotRecovered::TooOld) => (Recovery::TOO_OLD, None),
-            Err(NotRecovered::TooMany) => (Recovery::TOO_MANY, None),
-            Err(NotRecovered::Ahead) => (Recovery::AHEAD, None),
-        };
-        let count = missed.as_ref().map_or(0, Vec::len);
-        self.metrics.recovery(recovery, count);
-        match missed {
-            Some(missed) => (at(recovery, from), Some(missed)),
-            None => (at(recovery, head), None),
-        }
-    }
-
     /// Stops every entry's task (the gateway is stopping).
     /// This gateway's subscribers of each topic that has any: (subscriptions, keys subscribed
     /// one by one), for the operator's console.
@@ -390,15 +445,12 @@ impl Hub {
             .entry(pattern.clone())
             .or_insert_with(|| {
                 let options = &self.options;
-                let history = topic.history.map(|declared| {
-                    let limits = Limits {
-                        events: declared.events as usize,
-                        ttl: (declared.ttl_ms > 0).then(|| Duration::from_millis(declared.ttl_ms)),
-                        bytes: options.history_max_bytes,
-                        keys: options.history_max_keys,
-                    };
-                    TopicHistory::new(fresh_epoch(), limits)
-                });
+                // The bus's own history when it keeps one; else this gateway's memory.
+                let history =
+                    history::limits(topic, options).map(|limits| match self.bus.shared_history() {
+                        Some(store) => History::Shared(Shared::new(store)),
+                        None => History::Memory(TopicHistory::new(history::fresh_epoch(), limits)),
+                    });
                 Arc::new(Entry {
                     pattern,
                     topic,
@@ -424,6 +476,32 @@ impl Hub {
         entry
             .ready
             .get_or_try_init(|| async {
+                let shared = match &entry.state.lock().expect("hub entry lock").history {
+                    Some(History::Shared(shared)) => Some(shared.store.clone()),
+                    _ => None,
+                };
+                if let Some(store) = shared {
+                    match self.follow_shared(entry, store).await {
+                        Ok(subscription) => {
+                            self.metrics.bus_subscriptions(1);
+                            tokio::spawn(pump(Arc::downgrade(self), entry.clone(), subscription));
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            warn!(
+                                topic = entry.topic.name,
+                                cause = %e,
+                                "the bus keeps no history for this topic; this gateway keeps it in \
+                                 its memory"
+                            );
+                            let limits = history::limits(entry.topic, &self.options)
+                                .expect("a topic with history");
+                            let memory = TopicHistory::new(history::fresh_epoch(), limits);
+                            entry.state.lock().expect("hub entry lock").history =
+                                Some(History::Memory(memory));
+                        }
+                    }
+                }
                 match self.bus.subscribe(&entry.pattern, None).await {
                     Ok(subscription) => {
                         self.metrics.bus_subscriptions(1);
@@ -439,6 +517,38 @@ impl Hub {
             })
             .await
             .copied()
+    }
+
+    /// Follows a history the bus keeps: subscribes to where its kept events come with their
+    /// positions, then opens it (creating it, or updating its limits) for its epoch and head.
+    async fn follow_shared(
+        &self,
+        entry: &Arc<Entry>,
+        store: Arc<dyn gateway_bus::history::SharedHistory>,
+    ) -> Result<Subscription, gateway_bus::BusError> {
+        let topic = entry.topic;
+        let mut subscription = self.bus.subscribe(&store.live_pattern(topic), None).await?;
+        let limits = history::limits(topic, &self.options).expect("a topic with history");
+        match store.open(topic, limits).await {
+            Ok(head) => {
+                let mut state = entry.state.lock().expect("hub entry lock");
+                if let Some(History::Shared(shared)) = &mut state.history {
+                    shared.epoch = head.epoch;
+                    shared.head = shared.head.max(head.offset);
+                }
+                debug!(
+                    topic = topic.name,
+                    epoch = head.epoch,
+                    head = head.offset,
+                    "history opened"
+                );
+                Ok(subscription)
+            }
+            Err(e) => {
+                subscription.unsubscribe().await;
+                Err(e)
+            }
+        }
     }
 
     /// Releases `entry` if nobody subscribed since `generation`.
@@ -470,22 +580,54 @@ impl Hub {
 
     /// Hands one bus message to every local subscriber of `entry`.
     fn publish(&self, entry: &Entry, message: BusMessage) {
-        let Some(key) = contract::key_from_subject(entry.topic, &message.subject) else {
+        let topic = entry.topic;
+        // A topic's subject names the event's key. A history the bus keeps sends its events on
+        // its own subject instead, with the position and the key in headers.
+        let key = contract::key_from_subject(topic, &message.subject);
+        let mut event = match (&key, &topic.history) {
+            (Some(key), None) => Some(Arc::new(Publication::new(key.clone(), &message.payload))),
+            _ => None,
+        };
+        let mut state = entry.state.lock().expect("hub entry lock");
+        match (&mut state.history, key) {
+            (Some(History::Memory(history)), Some(key)) => {
+                // Numbered under the lock that orders the fan-out, so offsets rise as delivered.
+                let offset = history.head().offset + 1;
+                let kept = Arc::new(Publication::at(key, &message.payload, offset));
+                history.append(&kept.key, Kept(kept.clone()), Instant::now());
+                event = Some(kept);
+            }
+            (Some(History::Shared(shared)), _) => {
+                let Some((offset, key)) = shared.store.live_event(topic, &message) else {
+                    debug!(subject = %message.subject, "a message without a history position; skipped");
+                    return;
+                };
+                if offset <= shared.last_live {
+                    // The bus's history started over (its stream was deleted and made again):
+                    // positions given so far are of the old one; recoveries are refused until
+                    // the gateway opens it again.
+                    warn!(
+                        topic = topic.name,
+                        offset,
+                        last = shared.last_live,
+                        "the topic's history started over"
+                    );
+                    shared.epoch = 0;
+                    shared.head = 0;
+                }
+                shared.last_live = offset;
+                shared.head = shared.head.max(offset);
+                let kept = Arc::new(Publication::at(key, &message.payload, offset));
+                shared.hold_for_recoveries(&kept);
+                event = Some(kept);
+            }
+            _ => {}
+        }
+        let Some(event) = event else {
             debug!(subject = %message.subject, "a message on a subject of no topic key; skipped");
             return;
         };
         self.metrics.publication();
-        let plain = entry.topic.history.is_none();
-        let mut event = plain.then(|| Arc::new(Publication::new(key.clone(), &message.payload)));
-        let mut state = entry.state.lock().expect("hub entry lock");
-        if let Some(history) = &mut state.history {
-            // Numbered under the lock that orders the fan-out, so offsets rise as delivered.
-            let offset = history.head().offset + 1;
-            let kept = Arc::new(Publication::at(key, &message.payload, offset));
-            history.append(&kept.key, Kept(kept.clone()), Instant::now());
-            event = Some(kept);
-        }
-        let event = event.expect("made above for a topic without history");
         state.retained.insert(&event);
         // Counted once for the whole fan-out, not per subscriber.
         let mut lag = Lag::default();
@@ -538,6 +680,9 @@ impl Lag {
     /// Hands `event` to `subscriber`'s mailbox (which never waits); a subscriber too slow for a
     /// `disconnect` topic is told to go.
     fn deliver(&mut self, subscriber: &Subscriber, event: &Arc<Publication>) {
+        if event.offset <= subscriber.after && subscriber.after != 0 {
+            return;
+        }
         match subscriber.mailbox.push_event(subscriber.id, event) {
             Ok(pushed) => {
                 self.dropped = self.dropped.saturating_add(pushed.dropped);
@@ -556,15 +701,6 @@ impl Lag {
 /// (`retain`) or its history.
 fn held(topic: &TopicDesc) -> bool {
     topic.retain || topic.history.is_some()
-}
-
-/// A new history's epoch: random, so that a position from before a restart, or from another
-/// gateway's memory, is never mistaken for one of this history. Never 0.
-fn fresh_epoch() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    std::hash::RandomState::new().hash_one((nanos, std::process::id())).max(1)
 }
 
 /// Reads `entry`'s bus subscription until it is released or the bus ends it.

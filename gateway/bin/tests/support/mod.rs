@@ -108,7 +108,26 @@ impl<N: Nats> System<N> {
         extra: &[&str],
         env: &[(&str, &Path)],
     ) -> Gateway {
-        let (addr, admin) = (free_addr(), free_addr());
+        self.gateway_on(name, (free_addr(), free_addr()), extra, env).await
+    }
+
+    /// Starts gateway `name` again on the addresses of `old` (killed first if it runs), with
+    /// anonymous connections allowed everything: a restart, as clients see it.
+    pub(crate) async fn restart(&self, mut old: Gateway) -> Gateway {
+        old.process.kill();
+        let (name, addrs) = (old.name.clone(), (old.addr, old.admin));
+        drop(old);
+        self.gateway_on(&name, addrs, &["--anonymous-roles", "all"], &[]).await
+    }
+
+    /// A gateway listening on `addr`, its admin port on `admin`.
+    async fn gateway_on(
+        &self,
+        name: &str,
+        (addr, admin): (SocketAddr, SocketAddr),
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Gateway {
         let mut args = vec![
             "--nats".to_owned(),
             self.nats.urls(),
