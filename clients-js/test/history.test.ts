@@ -13,11 +13,11 @@ import { eventually, nextEvent } from "./support/assertions.js";
 import { Gateway } from "./support/gateway.js";
 import { blob, blobData, stableId } from "./support/messages.js";
 
-/** Echo's `journal`: `broadcast` with a history of 10,000 events. */
+/** Echo's `journal`: `broadcast` with a history of 100,000 events. */
 const JOURNAL: TopicDesc = {
   id: stableId("examples.echo.Echo.journal"),
   name: "examples.echo.Echo.journal",
-  history: { events: 10_000, ttlMs: 0 },
+  history: { events: 100_000, ttlMs: 0 },
 };
 
 const text = new TextEncoder();

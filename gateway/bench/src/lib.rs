@@ -29,6 +29,8 @@
 //! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
 //! - [`fanout`]: the fan-out mode, [`fanout::run`].
 //! - [`idle`]: the idle mode, connections that only say HELLO, for `scripts/bench-memory`.
+//! - [`recovery`]: the recovery mode, the time to receive N missed events from a topic's
+//!   history beside the time they take live.
 //! - [`raw_echo`] and [`raw_fanout`]: the baseline servers; [`raw_ws_echo`]: the WebSocket
 //!   echo, the baseline of WebSocket clients' benchmarks (`raw-echo --websocket`).
 //! - [`open_files`]: raising the open-files limit for thousands of connections.
@@ -59,6 +61,7 @@ pub mod open_files;
 pub mod raw_echo;
 pub mod raw_fanout;
 pub mod raw_ws_echo;
+pub mod recovery;
 pub mod summary;
 
 pub use config::{LoadConfig, Target, TlsTarget};

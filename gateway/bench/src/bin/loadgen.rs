@@ -48,6 +48,35 @@ enum Mode {
     /// N connections that say HELLO and then nothing, held open (prints `ready: N ...` once all
     /// are welcomed), to measure what an idle connection costs the server.
     Idle(IdleArgs),
+    /// The time a client that comes back takes to receive the N events it missed on a topic
+    /// with history (`examples.echo.Echo.journal`), beside the time they take live.
+    Recovery(RecoveryArgs),
+}
+
+/// The recovery mode.
+#[derive(Debug, ClapArgs)]
+struct RecoveryArgs {
+    /// The gateway's address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Events missed per round (at most the gateway's `recovery_max_events`).
+    #[arg(long, default_value_t = 10_000)]
+    events: usize,
+    /// Bytes of each event's data (at least 8: its number).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Acknowledged publishes in flight.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Rounds; the medians are reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// The idle mode.
@@ -120,6 +149,9 @@ struct FanoutArgs {
     /// Subscriber connections, one subscription each.
     #[arg(long, default_value_t = 1)]
     subscribers: usize,
+    /// The topic: `broadcast`, or `journal` (the same with a history the gateway keeps).
+    #[arg(long, value_enum, default_value_t = TopicArg::Broadcast)]
+    topic: TopicArg,
     /// Bytes of each event's payload (at least 16: sequence number and send time).
     #[arg(long, default_value_t = 64)]
     payload: usize,
@@ -160,6 +192,22 @@ struct RunArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// The fan-out mode's topics.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TopicArg {
+    Broadcast,
+    Journal,
+}
+
+impl TopicArg {
+    fn name(self) -> &'static str {
+        match self {
+            TopicArg::Broadcast => "examples.echo.Echo.broadcast",
+            TopicArg::Journal => "examples.echo.Echo.journal",
+        }
+    }
 }
 
 /// The RPC mode's targets.
@@ -214,6 +262,7 @@ fn main() -> anyhow::Result<()> {
     match cli.mode {
         Some(Mode::Fanout(args)) => fanout(args),
         Some(Mode::Idle(args)) => idle(args),
+        Some(Mode::Recovery(args)) => recovery(args),
         None => rpc(cli.rpc),
     }
 }
@@ -260,8 +309,30 @@ fn idle(args: IdleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn recovery(args: RecoveryArgs) -> anyhow::Result<()> {
+    let config = gateway_bench::recovery::RecoveryConfig {
+        addr: args.addr,
+        events: args.events,
+        payload: args.payload,
+        window: args.window.max(1),
+        rounds: args.rounds.max(1),
+    };
+    let summary =
+        gateway_bench::runtime(args.threads)?.block_on(gateway_bench::recovery::run(&config))?;
+    println!(
+        "recovery of {} missed events ({} B): {:.1} ms (median of {}); the same number live: {:.1} ms",
+        summary.events,
+        summary.payload,
+        summary.recovery_ms,
+        summary.rounds.len(),
+        summary.live_ms
+    );
+    write_json(args.json.as_deref(), serde_json::to_string_pretty(&summary)?)
+}
+
 fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let mut config = FanoutConfig::new(args.addr, args.target.into());
+    config.topic = args.topic.name();
     config.subscribers = args.subscribers;
     config.payload = args.payload;
     config.pace = if args.max {

@@ -36,6 +36,9 @@ pub struct FanoutConfig {
     pub target: Target,
     /// Subscriber connections, one subscription each, to the same topic.
     pub subscribers: usize,
+    /// The Echo service's topic to publish to: [`super::TOPIC_NAME`] (`broadcast`) by default,
+    /// or `examples.echo.Echo.journal`, the same with a history the gateway keeps.
+    pub topic: &'static str,
     /// Bytes of each event's payload, at least [`MIN_EVENT_PAYLOAD`].
     pub payload: usize,
     /// How the publisher paces its events.
@@ -62,6 +65,7 @@ impl FanoutConfig {
             addr,
             target,
             subscribers: 1,
+            topic: super::TOPIC_NAME,
             payload: 64,
             pace: Pace::Rate { events_per_s: 1_000.0 },
             warmup: Duration::from_secs(1),

@@ -40,7 +40,8 @@ use crate::connection::{Window, hello};
 use crate::error::LoadError;
 use publisher::Publisher;
 
-/// The topic every run publishes to: `examples.echo.Echo.broadcast`, unkeyed, `drop_oldest`.
+/// The topic runs publish to unless told otherwise: `examples.echo.Echo.broadcast`, unkeyed,
+/// `drop_oldest`.
 pub const TOPIC_NAME: &str = "examples.echo.Echo.broadcast";
 
 /// How long connecting and the handshake may take.
@@ -73,18 +74,18 @@ impl Opened {
     }
 }
 
-/// The id of [`TOPIC_NAME`], from the Echo service's generated descriptor.
+/// The id of the Echo service's topic `name`, from its generated descriptor.
 ///
 /// # Errors
 ///
 /// [`LoadError::Config`] if the descriptor has no such topic (the service file changed).
-pub fn topic_id() -> Result<u32, LoadError> {
+pub fn topic_id(name: &str) -> Result<u32, LoadError> {
     echo::DESCRIPTOR
         .topics
         .iter()
-        .find(|topic| topic.name == TOPIC_NAME)
+        .find(|topic| topic.name == name)
         .map(|topic| topic.id)
-        .ok_or_else(|| LoadError::Config(format!("the Echo service has no topic `{TOPIC_NAME}`")))
+        .ok_or_else(|| LoadError::Config(format!("the Echo service has no topic `{name}`")))
 }
 
 /// Runs the fan-out `config` describes and summarises what was measured.
@@ -94,7 +95,7 @@ pub fn topic_id() -> Result<u32, LoadError> {
 /// An invalid configuration, or the first failure of any connection (see [`LoadError`]).
 pub async fn run(config: &FanoutConfig) -> Result<FanoutSummary, LoadError> {
     config.validate().map_err(LoadError::Config)?;
-    let topic_id = topic_id()?;
+    let topic_id = topic_id(config.topic)?;
     let epoch = Instant::now();
     let subscribers =
         subscribers::open(config.addr, topic_id, config.subscribers, config.connect_batch).await?;
