@@ -70,7 +70,8 @@ pub struct RecoverySummary {
 type Conn = Framed<TcpStream, FrameCodec>;
 
 async fn connect(addr: SocketAddr, capabilities: u32) -> Result<Conn, LoadError> {
-    let stream = TcpStream::connect(addr).await.map_err(|source| LoadError::Connect { addr, source })?;
+    let stream =
+        TcpStream::connect(addr).await.map_err(|source| LoadError::Connect { addr, source })?;
     stream.set_nodelay(true).map_err(|source| LoadError::Connect { addr, source })?;
     let mut conn = Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_SIZE));
     let hello = Hello {
@@ -131,7 +132,9 @@ async fn publish(
             let event = Message::pack(&echo::BlobT { data: Some(data) }).into_bytes();
             let request_id = (sent % window) as u32 + 1;
             let publish = Publish { request_id, topic_id, key: String::new(), payload: event };
-            conn.feed(Frame::Publish(publish)).await.map_err(|e| LoadError::Protocol(e.to_string()))?;
+            conn.feed(Frame::Publish(publish))
+                .await
+                .map_err(|e| LoadError::Protocol(e.to_string()))?;
             sent += 1;
         }
         conn.flush().await.map_err(|e| LoadError::Protocol(e.to_string()))?;
@@ -161,7 +164,9 @@ async fn receive(conn: &mut Conn, first: u64, count: usize) -> Result<u64, LoadE
             Frame::EventAt(event) => {
                 let got = number(&event.payload)?;
                 if got != want {
-                    return Err(LoadError::Protocol(format!("event {got} came where {want} was due")));
+                    return Err(LoadError::Protocol(format!(
+                        "event {got} came where {want} was due"
+                    )));
                 }
                 offset = event.offset;
             }
@@ -183,11 +188,14 @@ pub async fn run(config: &RecoveryConfig) -> Result<RecoverySummary, LoadError> 
     let mut next = 0u64;
     for _ in 0..config.rounds {
         let mut subscriber = connect(config.addr, CAPABILITY_HISTORY).await?;
-        let subscribe = Subscribe { subscription_id: 1, topic_id, all_keys: false, key: String::new() };
+        let subscribe =
+            Subscribe { subscription_id: 1, topic_id, all_keys: false, key: String::new() };
         send(&mut subscriber, Frame::Subscribe(subscribe)).await?;
         let epoch = match recv(&mut subscriber).await? {
             Frame::SubscribedAt(at) => at.position.epoch,
-            other => return Err(LoadError::Protocol(format!("expected SUBSCRIBED_AT, got {other:?}"))),
+            other => {
+                return Err(LoadError::Protocol(format!("expected SUBSCRIBED_AT, got {other:?}")));
+            }
         };
         let started = Instant::now();
         let (live, _) = tokio::join!(
@@ -199,10 +207,17 @@ pub async fn run(config: &RecoveryConfig) -> Result<RecoverySummary, LoadError> 
         next += config.events as u64;
         drop(subscriber);
 
-        publish(&mut publisher, topic_id, next, config.events, config.payload, config.window).await?;
+        publish(&mut publisher, topic_id, next, config.events, config.payload, config.window)
+            .await?;
         let mut back = connect(config.addr, CAPABILITY_HISTORY).await?;
         let position = Position { epoch, offset: last };
-        let from = SubscribeFrom { subscription_id: 1, topic_id, all_keys: false, key: String::new(), position };
+        let from = SubscribeFrom {
+            subscription_id: 1,
+            topic_id,
+            all_keys: false,
+            key: String::new(),
+            position,
+        };
         let started = Instant::now();
         send(&mut back, Frame::SubscribeFrom(from)).await?;
         match recv(&mut back).await? {

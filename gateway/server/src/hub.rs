@@ -39,6 +39,8 @@ use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Metrics;
 
 mod history;
+#[cfg(test)]
+mod tests;
 
 use history::{History, Kept, Opening, Shared};
 

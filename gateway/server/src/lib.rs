@@ -37,7 +37,8 @@
 //! - [`mod@tls`]: TLS on the client listeners (`tls_cert`, `tls_key`), its reloading, and the
 //!   connection either way (`Stream`).
 //! - `hub`: the topic subscriptions on the bus, one per topic (or pattern), and the fan-out of
-//!   each event to the local subscribers' mailboxes.
+//!   each event to the local subscribers' mailboxes. `hub/history`: the histories of topics that
+//!   keep one, in memory or the bus's (JetStream), and recovery from a position.
 //! - `mailbox`: what other tasks hand one connection (events, ended subscriptions, the drain and
 //!   slow-consumer signals), and the waking of its session.
 //! - `events`: a connection's pending topic events and the lag policies.
