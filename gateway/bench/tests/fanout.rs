@@ -79,7 +79,10 @@ async fn acknowledged_publishing_reaches_every_subscriber_and_reports_every_drop
 
 #[test]
 fn the_topic_is_the_echo_services_broadcast() {
-    assert_eq!(fanout::topic_id().unwrap(), echo::examples::echo::echo::topic::BROADCAST);
+    assert_eq!(
+        fanout::topic_id(fanout::TOPIC_NAME).unwrap(),
+        echo::examples::echo::echo::topic::BROADCAST
+    );
 }
 
 #[tokio::test]
