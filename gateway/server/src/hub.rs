@@ -604,24 +604,7 @@ impl Hub {
                     debug!(subject = %message.subject, "a message without a history position; skipped");
                     return;
                 };
-                if offset <= shared.last_live {
-                    // The bus's history started over (its stream was deleted and made again):
-                    // positions given so far are of the old one; recoveries are refused until
-                    // the gateway opens it again.
-                    warn!(
-                        topic = topic.name,
-                        offset,
-                        last = shared.last_live,
-                        "the topic's history started over"
-                    );
-                    shared.epoch = 0;
-                    shared.head = 0;
-                }
-                shared.last_live = offset;
-                shared.head = shared.head.max(offset);
-                let kept = Arc::new(Publication::at(key, &message.payload, offset));
-                shared.hold_for_recoveries(&kept);
-                event = Some(kept);
+                event = Some(positioned(shared, topic, offset, key, &message.payload));
             }
             _ => {}
         }
@@ -629,20 +612,60 @@ impl Hub {
             debug!(subject = %message.subject, "a message on a subject of no topic key; skipped");
             return;
         };
+        self.fan_out(state, &event);
+    }
+
+    /// Hands `event` to every local subscriber of its key and of all keys (the entry's `state`
+    /// locked, so that events go out in the order they came).
+    fn fan_out(&self, mut state: std::sync::MutexGuard<'_, EntryState>, event: &Arc<Publication>) {
         self.metrics.publication();
-        state.retained.insert(&event);
+        state.retained.insert(event);
         // Counted once for the whole fan-out, not per subscriber.
         let mut lag = Lag::default();
         for subscriber in &state.all {
-            lag.deliver(subscriber, &event);
+            lag.deliver(subscriber, event);
         }
         if let Some(subscribers) = state.by_key.get(&event.key) {
             for subscriber in subscribers {
-                lag.deliver(subscriber, &event);
+                lag.deliver(subscriber, event);
             }
         }
         drop(state);
         lag.count(&self.metrics);
+    }
+
+    /// The events a history the bus keeps skipped on their way here, if `message` comes after
+    /// a gap: the bus's live feed is at most once (NATS drops what a slow subscriber cannot
+    /// take), but the history has them.
+    fn gap(&self, entry: &Entry, message: &BusMessage) -> Option<Gap> {
+        let state = entry.state.lock().expect("hub entry lock");
+        let Some(History::Shared(shared)) = &state.history else { return None };
+        let (offset, _) = shared.store.live_event(entry.topic, message)?;
+        (shared.epoch != 0 && shared.last_live != 0 && offset > shared.last_live + 1).then(|| Gap {
+            store: shared.store.clone(),
+            after: gateway_bus::history::Position { epoch: shared.epoch, offset: shared.last_live },
+            through: offset - 1,
+        })
+    }
+
+    /// Reads the events of `gap` from the history and delivers them, in order, before the event
+    /// after it; counts them filled, or lost when the history cannot give them whole.
+    async fn fill(&self, entry: &Entry, gap: Gap) {
+        let missing = gap.through - gap.after.offset;
+        let read = gap.store.read(entry.topic, None, gap.after, gap.through, usize::MAX).await;
+        let Ok(Ok(events)) = read else {
+            warn!(topic = entry.topic.name, missing, "events the live feed skipped are lost");
+            self.metrics.live_gap(false, missing);
+            return;
+        };
+        self.metrics.live_gap(true, missing);
+        for recovered in events {
+            let mut state = entry.state.lock().expect("hub entry lock");
+            let Some(History::Shared(shared)) = &mut state.history else { return };
+            let gateway_bus::history::Recovered { offset, key, payload } = recovered;
+            let event = positioned(shared, entry.topic, offset, key, &payload);
+            self.fan_out(state, &event);
+        }
     }
 
     /// The bus ended `entry`'s subscription on its own: its subscribers are told, and the next
@@ -699,6 +722,43 @@ impl Lag {
     }
 }
 
+/// Events a history the bus keeps skipped on their way to the hub: offsets after `after`, up to
+/// `through`.
+struct Gap {
+    store: Arc<dyn gateway_bus::history::SharedHistory>,
+    after: gateway_bus::history::Position,
+    through: u64,
+}
+
+/// The publication of the event at `offset` of a history the bus keeps, with the hub's record of
+/// that history moved past it.
+fn positioned(
+    shared: &mut Shared,
+    topic: &'static TopicDesc,
+    offset: u64,
+    key: String,
+    payload: &[u8],
+) -> Arc<Publication> {
+    if offset <= shared.last_live {
+        // The bus's history started over (its stream was deleted and made again): positions
+        // given so far are of the old one; recoveries are refused until the gateway opens it
+        // again.
+        warn!(
+            topic = topic.name,
+            offset,
+            last = shared.last_live,
+            "the topic's history started over"
+        );
+        shared.epoch = 0;
+        shared.head = 0;
+    }
+    shared.last_live = offset;
+    shared.head = shared.head.max(offset);
+    let event = Arc::new(Publication::at(key, payload, offset));
+    shared.hold_for_recoveries(&event);
+    event
+}
+
 /// Whether the hub holds `topic` for the gateway's lifetime: to keep its last events
 /// (`retain`) or its history.
 fn held(topic: &TopicDesc) -> bool {
@@ -715,7 +775,14 @@ async fn pump(hub: Weak<Hub>, entry: Arc<Entry>, mut subscription: Subscription)
         };
         let Some(hub) = hub.upgrade() else { break };
         match message {
-            Some(message) => hub.publish(&entry, message),
+            Some(message) => {
+                if entry.topic.history.is_some()
+                    && let Some(gap) = hub.gap(&entry, &message)
+                {
+                    hub.fill(&entry, gap).await;
+                }
+                hub.publish(&entry, message);
+            }
             None => {
                 hub.lost(&entry);
                 break;

@@ -134,6 +134,9 @@ struct PubSubMetrics {
     /// (1 to 6; 0, not asked, is not counted).
     recoveries: [AtomicU64; 7],
     events_recovered: AtomicU64,
+    /// Events a bus-kept history's live feed skipped: read back from the history, or lost.
+    gap_filled: AtomicU64,
+    gap_lost: AtomicU64,
 }
 
 impl Metrics {
@@ -208,6 +211,12 @@ impl Metrics {
             count.fetch_add(1, Relaxed);
         }
         self.pubsub.events_recovered.fetch_add(events as u64, Relaxed);
+    }
+
+    /// `events` a bus-kept history's live feed skipped, `filled` from the history or lost.
+    pub fn live_gap(&self, filled: bool, events: u64) {
+        let counter = if filled { &self.pubsub.gap_filled } else { &self.pubsub.gap_lost };
+        counter.fetch_add(events, Relaxed);
     }
 
     /// An event a client published.
@@ -596,6 +605,17 @@ impl Metrics {
             "gateway_events_recovered_total",
             "Missed events sent to subscriptions that recovered them.",
             p.events_recovered.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_live_gap_events_total Events of a history the bus keeps that its live \
+             feed skipped (NATS drops what a slow subscriber cannot take), by what became of \
+             them: read back from the history, or lost.\n\
+             # TYPE gateway_live_gap_events_total counter\n\
+             gateway_live_gap_events_total{{result=\"filled\"}} {}\n\
+             gateway_live_gap_events_total{{result=\"lost\"}} {}",
+            p.gap_filled.load(Relaxed),
+            p.gap_lost.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -318,3 +318,30 @@ async fn a_client_ahead_of_this_gateway_gets_only_what_is_past_its_position() {
     assert_eq!(sent.events, [(4, "a".to_owned())]);
     hub.close();
 }
+
+#[tokio::test]
+async fn events_the_live_feed_skipped_are_read_back_from_the_history_in_order() {
+    let kept = Arc::new(Kept { log: StdMutex::new(Vec::new()), reads: Semaphore::new(1) });
+    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
+    let metrics = Arc::new(Metrics::new(&Registry::new()));
+    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
+    hub.hold([&TOPIC]).await.unwrap();
+    let mailbox = Arc::new(Mailbox::new(1 << 20, metrics.clone()));
+    hub.subscribe(&TOPIC, Selector::AllKeys, &mailbox, 1, Start::Live).await.unwrap();
+    publish(&bus, "a", 0).await;
+    publish(&bus, "b", 1).await;
+    delivered(&hub, 2).await;
+    // 3 and 4 are kept but never reach the hub live (a slow subscription dropped them).
+    for (key, n) in [("a", 2), ("b", 3)] {
+        kept.log.lock().unwrap().push((key.into(), Bytes::from(n.to_string())));
+    }
+    publish(&bus, "a", 4).await;
+    delivered(&hub, 5).await;
+    let mut sent = Sent::default();
+    mailbox.drain_into(&mut sent, usize::MAX, &mut Vec::new());
+    let offsets: Vec<u64> = sent.events.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(offsets, [1, 2, 3, 4, 5]);
+    let text = metrics.render_with_events(0);
+    assert!(text.contains("gateway_live_gap_events_total{result=\"filled\"} 2"), "{text}");
+    hub.close();
+}
