@@ -649,10 +649,18 @@ impl Hub {
     }
 
     /// Reads the events of `gap` from the history and delivers them, in order, before the event
-    /// after it; counts them filled, or lost when the history cannot give them whole.
+    /// after it; counts them filled, or lost when the history cannot give them whole. A gap of
+    /// more than `recovery_max_events` is not read: the live feed waits while a gap is read, so
+    /// a gateway that cannot keep up would fall further behind with each one.
     async fn fill(&self, entry: &Entry, gap: Gap) {
         let missing = gap.through - gap.after.offset;
-        let read = gap.store.read(entry.topic, None, gap.after, gap.through, usize::MAX).await;
+        let cap = self.options.recovery_max_events;
+        if missing > cap as u64 {
+            warn!(topic = entry.topic.name, missing, "events the live feed skipped are lost");
+            self.metrics.live_gap(false, missing);
+            return;
+        }
+        let read = gap.store.read(entry.topic, None, gap.after, gap.through, cap).await;
         let Ok(Ok(events)) = read else {
             warn!(topic = entry.topic.name, missing, "events the live feed skipped are lost");
             self.metrics.live_gap(false, missing);
