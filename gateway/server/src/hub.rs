@@ -648,6 +648,38 @@ impl Hub {
         })
     }
 
+    /// The history of `entry`, if the bus keeps it and it started over (its epoch unknown).
+    fn started_over(&self, entry: &Entry) -> Option<Arc<dyn gateway_bus::history::SharedHistory>> {
+        entry.topic.history?;
+        match &entry.state.lock().expect("hub entry lock").history {
+            Some(History::Shared(shared)) if shared.epoch == 0 => Some(shared.store.clone()),
+            _ => None,
+        }
+    }
+
+    /// Opens a history that started over again, for its new epoch; until then recoveries are
+    /// refused (`epoch_changed`).
+    async fn reopen(&self, entry: &Entry, store: Arc<dyn gateway_bus::history::SharedHistory>) {
+        let limits = history::limits(entry.topic, &self.options).expect("a topic with history");
+        match store.open(entry.topic, limits).await {
+            Ok(head) => {
+                let mut state = entry.state.lock().expect("hub entry lock");
+                if let Some(History::Shared(shared)) = &mut state.history {
+                    shared.epoch = head.epoch;
+                    shared.head = shared.head.max(head.offset);
+                }
+                warn!(
+                    topic = entry.topic.name,
+                    epoch = head.epoch,
+                    "the topic's history opened again"
+                );
+            }
+            Err(e) => {
+                warn!(topic = entry.topic.name, cause = %e, "cannot open the topic's history again")
+            }
+        }
+    }
+
     /// Reads the events of `gap` from the history and delivers them, in order, before the event
     /// after it; counts them filled, or lost when the history cannot give them whole. A gap of
     /// more than `recovery_max_events` is not read: the live feed waits while a gap is read, so
@@ -749,8 +781,8 @@ fn positioned(
 ) -> Arc<Publication> {
     if offset <= shared.last_live {
         // The bus's history started over (its stream was deleted and made again): positions
-        // given so far are of the old one; recoveries are refused until the gateway opens it
-        // again.
+        // given so far are of the old one; recoveries are refused until the pump opens it
+        // again, right after this event.
         warn!(
             topic = topic.name,
             offset,
@@ -790,6 +822,9 @@ async fn pump(hub: Weak<Hub>, entry: Arc<Entry>, mut subscription: Subscription)
                     hub.fill(&entry, gap).await;
                 }
                 hub.publish(&entry, message);
+                if let Some(store) = hub.started_over(&entry) {
+                    hub.reopen(&entry, store).await;
+                }
             }
             None => {
                 hub.lost(&entry);

@@ -34,6 +34,15 @@ const KEYS: [&str; 2] = ["a", "b"];
 struct Kept {
     log: StdMutex<Vec<(String, Bytes)>>,
     reads: Semaphore,
+    /// The history's epoch (7 unless a test starts it over).
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Kept {
+    fn new(reads: usize) -> Arc<Kept> {
+        let epoch = std::sync::atomic::AtomicU64::new(7);
+        Arc::new(Kept { log: StdMutex::new(Vec::new()), reads: Semaphore::new(reads), epoch })
+    }
 }
 
 impl SharedHistory for Kept {
@@ -47,7 +56,8 @@ impl SharedHistory for Kept {
         _: Limits,
     ) -> BoxFuture<'_, Result<store::Position, BusError>> {
         let head = self.log.lock().unwrap().len() as u64;
-        Box::pin(async move { Ok(store::Position { epoch: 7, offset: head }) })
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move { Ok(store::Position { epoch, offset: head }) })
     }
 
     fn live_event(&self, topic: &'static TopicDesc, message: &BusMessage) -> Option<(u64, String)> {
@@ -210,7 +220,7 @@ async fn interleaving(
     yields: usize,
     after: Vec<usize>,
 ) {
-    let kept = Arc::new(Kept { log: StdMutex::new(Vec::new()), reads: Semaphore::new(0) });
+    let kept = Kept::new(0);
     let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
     let metrics = Arc::new(Metrics::new(&Registry::new()));
     let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
@@ -286,7 +296,7 @@ proptest! {
 async fn a_client_ahead_of_this_gateway_gets_only_what_is_past_its_position() {
     // The client's position (from another gateway) is past what this hub has delivered: events
     // up to it that reach the hub later are not sent again.
-    let kept = Arc::new(Kept { log: StdMutex::new(Vec::new()), reads: Semaphore::new(1) });
+    let kept = Kept::new(1);
     let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
     let metrics = Arc::new(Metrics::new(&Registry::new()));
     let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
@@ -321,7 +331,7 @@ async fn a_client_ahead_of_this_gateway_gets_only_what_is_past_its_position() {
 
 #[tokio::test]
 async fn events_the_live_feed_skipped_are_read_back_from_the_history_in_order() {
-    let kept = Arc::new(Kept { log: StdMutex::new(Vec::new()), reads: Semaphore::new(1) });
+    let kept = Kept::new(1);
     let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
     let metrics = Arc::new(Metrics::new(&Registry::new()));
     let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
@@ -343,5 +353,49 @@ async fn events_the_live_feed_skipped_are_read_back_from_the_history_in_order() 
     assert_eq!(offsets, [1, 2, 3, 4, 5]);
     let text = metrics.render_with_events(0);
     assert!(text.contains("gateway_live_gap_events_total{result=\"filled\"} 2"), "{text}");
+    hub.close();
+}
+
+#[tokio::test]
+async fn a_history_that_started_over_is_opened_again_and_old_positions_are_refused() {
+    let kept = Kept::new(1);
+    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
+    let metrics = Arc::new(Metrics::new(&Registry::new()));
+    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
+    hub.hold([&TOPIC]).await.unwrap();
+    publish(&bus, "a", 0).await;
+    publish(&bus, "a", 1).await;
+    delivered(&hub, 2).await;
+    // The stream is deleted and made again: a new epoch, and its sequence starts at 1.
+    kept.log.lock().unwrap().clear();
+    kept.epoch.store(8, std::sync::atomic::Ordering::Relaxed);
+    publish(&bus, "a", 2).await;
+    let entry = hub.entry(&TOPIC, &Selector::AllKeys);
+    let reopened = async {
+        loop {
+            if let Some(History::Shared(shared)) = &entry.state.lock().unwrap().history
+                && shared.epoch == 8
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), reopened).await.expect("opened again");
+    let old = Position { epoch: 7, offset: 2 };
+    for (start, want) in
+        [(Start::From(old), Recovery::EPOCH_CHANGED), (Start::Live, Recovery::NONE)]
+    {
+        let mailbox = Arc::new(Mailbox::new(1 << 20, metrics.clone()));
+        hub.subscribe(&TOPIC, Selector::Key("a".into()), &mailbox, 1, start).await.unwrap();
+        let mut sent = Sent::default();
+        mailbox.drain_into(&mut sent, usize::MAX, &mut Vec::new());
+        match sent.first {
+            Some(Frame::SubscribedAt(at)) => {
+                assert_eq!((at.recovery, at.position.epoch), (want, 8), "{start:?}");
+            }
+            other => panic!("expected SUBSCRIBED_AT, got {other:?}"),
+        }
+    }
     hub.close();
 }
