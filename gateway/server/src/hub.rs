@@ -278,8 +278,12 @@ impl Hub {
             return Ok(HubSubscription { entry, key });
         };
         let through = head.offset;
+        // A subscribe abandoned while it reads (its connection closed) takes its waiting list
+        // out of the entry as it goes.
+        let mut pending = PendingRecovery { entry: Some(entry.clone()), token };
         let found =
             store.read(topic, key.as_deref(), history::to_history(from), through, cap).await;
+        pending.entry = None;
         let mut state = entry.state.lock().expect("hub entry lock");
         let waiting = match &mut state.history {
             Some(History::Shared(shared)) => shared.finish_recovery(token),
@@ -759,6 +763,23 @@ impl Lag {
 
     fn count(&self, metrics: &Metrics) {
         metrics.events_lagged(self.dropped, self.conflated);
+    }
+}
+
+/// A recovery reading the bus's history: dropped before the read is over (the subscribe
+/// abandoned), it ends the recovery in the entry, so that live events stop waiting for it.
+struct PendingRecovery {
+    entry: Option<Arc<Entry>>,
+    token: u64,
+}
+
+impl Drop for PendingRecovery {
+    fn drop(&mut self) {
+        let Some(entry) = self.entry.take() else { return };
+        let mut state = entry.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(History::Shared(shared)) = &mut state.history {
+            shared.finish_recovery(self.token);
+        }
     }
 }
 

@@ -129,11 +129,22 @@ impl SharedHistory for JetStreamHistory {
                 Some(key) => contract::topic_subject(topic, key),
                 None => contract::topic_pattern(topic, &Selector::AllKeys),
             };
-            let mut described = stream
-                .info_with_subjects(&filter)
-                .await
-                .map_err(|e| failed("cannot read", topic, e))?;
-            let info = described.info.clone();
+            // One key's count comes with the stream's state; every key's would be every
+            // subject the stream holds, which is not needed.
+            let (info, mut described) = match key {
+                Some(_) => {
+                    let described = stream
+                        .info_with_subjects(&filter)
+                        .await
+                        .map_err(|e| failed("cannot read", topic, e))?;
+                    (described.info.clone(), Some(described))
+                }
+                None => {
+                    let info =
+                        stream.get_info().await.map_err(|e| failed("cannot read", topic, e))?;
+                    (info, None)
+                }
+            };
             if epoch_of(&info) != after.epoch {
                 return Ok(Err(NotRecovered::EpochChanged));
             }
@@ -160,8 +171,10 @@ impl SharedHistory for JetStreamHistory {
                     // `history` events after it, all kept, are told apart from more only by this
                     // too: `too_old` then too, never a hole.)
                     let mut kept = 0;
-                    while let Some(Ok((_, count))) = described.next().await {
-                        kept += count;
+                    if let Some(described) = described.as_mut() {
+                        while let Some(Ok((_, count))) = described.next().await {
+                            kept += count;
+                        }
                     }
                     let limit = usize::try_from(info.config.max_messages_per_subject).unwrap_or(0);
                     if limit > 0 && kept >= limit {

@@ -399,3 +399,30 @@ async fn a_history_that_started_over_is_opened_again_and_old_positions_are_refus
     }
     hub.close();
 }
+
+#[tokio::test]
+async fn a_recovery_abandoned_while_it_reads_leaves_nothing_waiting() {
+    let kept = Kept::new(0);
+    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
+    let metrics = Arc::new(Metrics::new(&Registry::new()));
+    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
+    hub.hold([&TOPIC]).await.unwrap();
+    publish(&bus, "a", 0).await;
+    delivered(&hub, 1).await;
+    let mailbox = Arc::new(Mailbox::new(1 << 20, metrics));
+    let subscribing = tokio::spawn({
+        let hub = hub.clone();
+        let from = Position { epoch: 7, offset: 0 };
+        async move { hub.subscribe(&TOPIC, Selector::AllKeys, &mailbox, 1, Start::From(from)).await }
+    });
+    while !recovering(&hub) {
+        tokio::task::yield_now().await;
+    }
+    // The connection closes while the bus is read: the session drops the subscribe.
+    subscribing.abort();
+    let _ = subscribing.await;
+    assert!(!recovering(&hub), "the recovery's waiting list went with it");
+    publish(&bus, "a", 1).await;
+    delivered(&hub, 2).await;
+    hub.close();
+}
