@@ -93,6 +93,7 @@ const MAX_TURNS: u32 = 32;
 
 /// The message of the GOAWAY `shutting_down` a draining gateway sends.
 const SHUTTING_DOWN: &str = "the gateway is shutting down";
+/// Its message when an operator closed this one connection (`POST /connections/<id>/close`).
 const CLOSED_BY_OPERATOR: &str = "an operator closed this connection; reconnect";
 
 /// Why a phase of the session ended.
