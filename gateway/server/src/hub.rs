@@ -269,7 +269,7 @@ impl Hub {
                         Recovery::NONE
                     };
                     let first = history::opened(id, recovery, head);
-                    Some(Opening { first, missed: None, after: shared.head })
+                    Some(Opening { first, missed: None, waited: Vec::new(), after: shared.head })
                 }
                 _ => None,
             };
@@ -307,6 +307,7 @@ impl Hub {
                 Opening {
                     first: history::opened(id, Recovery::UNAVAILABLE, head),
                     missed: None,
+                    waited: Vec::new(),
                     after: 0,
                 }
             }
@@ -317,15 +318,11 @@ impl Hub {
         // further (it came from a gateway ahead of this one).
         let recovered = opening.missed.is_some();
         let mut after = if recovered { through.max(from.offset) } else { through };
-        let missed = opening.missed.get_or_insert_with(Vec::new);
         for event in waiting {
             if event.offset > after {
                 after = event.offset;
-                missed.push(event);
+                opening.waited.push(event);
             }
-        }
-        if !recovered && missed.is_empty() {
-            opening.missed = None;
         }
         opening.after = after;
         let key = self.join(&mut state, topic, &key, mailbox, id, Some(opening));
@@ -335,7 +332,8 @@ impl Hub {
 
     /// Adds subscription `id` to `state`'s subscribers: its first frame (SUBSCRIBED_AT with an
     /// `opening`, else SUBSCRIBED), then the missed events if it recovered, else a retain
-    /// topic's last events. Returns the key subscribed to.
+    /// topic's last events, then the live events that waited for it. Returns the key subscribed
+    /// to.
     fn join(
         &self,
         state: &mut EntryState,
@@ -346,32 +344,29 @@ impl Hub {
         opening: Option<Opening>,
     ) -> Option<String> {
         let positioned = opening.is_some();
-        let (first, missed, after) = match opening {
-            Some(opening) => (Frame::SubscribedAt(opening.first), opening.missed, opening.after),
-            None => (Frame::Subscribed { subscription_id: id }, None, 0),
+        let (first, missed, waited, after) = match opening {
+            Some(o) => (Frame::SubscribedAt(o.first), o.missed, o.waited, o.after),
+            None => (Frame::Subscribed { subscription_id: id }, None, Vec::new(), 0),
         };
         mailbox.open_subscription(id, topic.on_lag, first, positioned);
         // What it gets first is all its own; `after` holds back later live events only.
         let mut subscriber = Subscriber { mailbox: mailbox.clone(), id, after: 0 };
-        match missed {
+        let first_events = match missed {
             // What it missed, and nothing else: the retained event is among it, or older.
-            Some(missed) => {
-                for event in &missed {
-                    self.deliver(&subscriber, event);
-                }
-            }
+            Some(missed) => missed,
             None => match key {
-                Some(key) => {
-                    if let Some(event) = state.retained.get(key) {
-                        self.deliver(&subscriber, &event);
-                    }
-                }
-                None => {
-                    for event in state.retained.all() {
-                        self.deliver(&subscriber, &event);
-                    }
-                }
+                Some(key) => state.retained.get(key).into_iter().collect(),
+                None => state.retained.all(),
             },
+        };
+        for event in &first_events {
+            self.deliver(&subscriber, event);
+        }
+        // Then what came live while the history was read, past what it already got (a retained
+        // event may be one of these).
+        let sent = first_events.iter().map(|e| e.offset).max().unwrap_or(0);
+        for event in waited.iter().filter(|e| e.offset > sent) {
+            self.deliver(&subscriber, event);
         }
         subscriber.after = after;
         match key {

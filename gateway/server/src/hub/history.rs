@@ -132,6 +132,8 @@ pub(super) struct Opening {
     pub(super) first: SubscribedAt,
     /// The missed events, when recovered (then a retain topic's last events are not sent).
     pub(super) missed: Option<Vec<Arc<Publication>>>,
+    /// Live events that came while the bus's history was read, sent after the above.
+    pub(super) waited: Vec<Arc<Publication>>,
     /// Live events at or below this offset are the subscriber's already.
     pub(super) after: u64,
 }
@@ -150,7 +152,12 @@ pub(super) fn open_memory(
     let head = history.head();
     let head = Position { epoch: head.epoch, offset: head.offset };
     let Some(from) = from else {
-        return Opening { first: opened(id, Recovery::NONE, head), missed: None, after: 0 };
+        return Opening {
+            first: opened(id, Recovery::NONE, head),
+            missed: None,
+            waited: Vec::new(),
+            after: 0,
+        };
     };
     let now = Instant::now();
     let found = match key {
@@ -173,13 +180,23 @@ pub(super) fn settle(
         Ok(missed) => {
             let bytes: usize = missed.iter().map(|e| e.frame_size() + 8).sum();
             if bytes > room {
-                Opening { first: opened(id, Recovery::TOO_MANY, head), missed: None, after: 0 }
+                Opening {
+                    first: opened(id, Recovery::TOO_MANY, head),
+                    missed: None,
+                    waited: Vec::new(),
+                    after: 0,
+                }
             } else {
                 let first = opened(id, Recovery::RECOVERED, from);
-                Opening { first, missed: Some(missed), after: 0 }
+                Opening { first, missed: Some(missed), waited: Vec::new(), after: 0 }
             }
         }
-        Err(why) => Opening { first: opened(id, recovery_of(why), head), missed: None, after: 0 },
+        Err(why) => Opening {
+            first: opened(id, recovery_of(why), head),
+            missed: None,
+            waited: Vec::new(),
+            after: 0,
+        },
     }
 }
 

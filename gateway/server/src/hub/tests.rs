@@ -36,12 +36,20 @@ struct Kept {
     reads: Semaphore,
     /// The history's epoch (7 unless a test starts it over).
     epoch: std::sync::atomic::AtomicU64,
+    /// Reads answer `too_old`.
+    too_old: std::sync::atomic::AtomicBool,
 }
 
 impl Kept {
     fn new(reads: usize) -> Arc<Kept> {
         let epoch = std::sync::atomic::AtomicU64::new(7);
-        Arc::new(Kept { log: StdMutex::new(Vec::new()), reads: Semaphore::new(reads), epoch })
+        let too_old = std::sync::atomic::AtomicBool::new(false);
+        Arc::new(Kept {
+            log: StdMutex::new(Vec::new()),
+            reads: Semaphore::new(reads),
+            epoch,
+            too_old,
+        })
     }
 }
 
@@ -75,6 +83,9 @@ impl SharedHistory for Kept {
     ) -> BoxFuture<'a, Result<Result<Vec<Recovered>, NotRecovered>, BusError>> {
         Box::pin(async move {
             self.reads.acquire().await.expect("open").forget();
+            if self.too_old.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(Err(NotRecovered::TooOld));
+            }
             let log = self.log.lock().unwrap();
             let events = (after.offset + 1..=through)
                 .map(|offset| (offset, &log[offset as usize - 1]))
@@ -424,5 +435,61 @@ async fn a_recovery_abandoned_while_it_reads_leaves_nothing_waiting() {
     assert!(!recovering(&hub), "the recovery's waiting list went with it");
     publish(&bus, "a", 1).await;
     delivered(&hub, 2).await;
+    hub.close();
+}
+
+#[tokio::test]
+async fn a_retain_topic_not_recovered_gets_its_last_events_then_what_waited() {
+    static RETAINED: TopicDesc =
+        TopicDesc { id: 0x7e57_0901, name: "test.Hub.both", retain: true, ..TOPIC };
+    let kept = Kept::new(0);
+    kept.too_old.store(true, std::sync::atomic::Ordering::Relaxed);
+    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
+    let metrics = Arc::new(Metrics::new(&Registry::new()));
+    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
+    hub.hold([&RETAINED]).await.unwrap();
+    let send = |key: &'static str, offset: u64| {
+        let bus = bus.clone();
+        async move {
+            bus.kept.log.lock().unwrap().push((key.into(), Bytes::new()));
+            let subject = contract::topic_subject(&RETAINED, key);
+            let mut headers = Headers::new();
+            headers.insert("Nats-Sequence", offset.to_string());
+            headers.insert("Nats-Subject", subject.clone());
+            bus.local.publish(&format!("history.{subject}"), headers, Bytes::new()).await.unwrap();
+        }
+    };
+    send("a", 1).await;
+    let entry = hub.entry(&RETAINED, &Selector::AllKeys);
+    let head = || match &entry.state.lock().unwrap().history {
+        Some(History::Shared(shared)) => (shared.head, !shared.recovering.is_empty()),
+        _ => (0, false),
+    };
+    while head().0 < 1 {
+        tokio::task::yield_now().await;
+    }
+    let mailbox = Arc::new(Mailbox::new(1 << 20, metrics));
+    let subscribing = tokio::spawn({
+        let (hub, mailbox) = (hub.clone(), mailbox.clone());
+        let from = Position { epoch: 7, offset: 0 };
+        async move { hub.subscribe(&RETAINED, Selector::AllKeys, &mailbox, 1, Start::From(from)).await }
+    });
+    while !head().1 {
+        tokio::task::yield_now().await;
+    }
+    send("b", 2).await;
+    while head().0 < 2 {
+        tokio::task::yield_now().await;
+    }
+    bus.kept.reads.add_permits(1);
+    subscribing.await.unwrap().unwrap();
+    let mut sent = Sent::default();
+    mailbox.drain_into(&mut sent, usize::MAX, &mut Vec::new());
+    match &sent.first {
+        Some(Frame::SubscribedAt(at)) => assert_eq!(at.recovery, Recovery::TOO_OLD),
+        other => panic!("expected SUBSCRIBED_AT, got {other:?}"),
+    }
+    // Each key's last event (`a`'s too), and `b`'s only once though it also waited.
+    assert_eq!(sent.events, [(1, "a".to_owned()), (2, "b".to_owned())]);
     hub.close();
 }
