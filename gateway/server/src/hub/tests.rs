@@ -157,6 +157,18 @@ impl Bus for KeepingBus {
     }
 }
 
+/// A hub over a [`KeepingBus`] whose reads wait for `reads` permits, holding `topic`.
+async fn keeping_hub(
+    topic: &'static TopicDesc,
+    reads: usize,
+) -> (Arc<KeepingBus>, Arc<Metrics>, Arc<Hub>) {
+    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: Kept::new(reads) });
+    let metrics = Arc::new(Metrics::new(&Registry::new()));
+    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
+    hub.hold([topic]).await.unwrap();
+    (bus, metrics, hub)
+}
+
 /// Appends an event of `key` to the history and publishes it where the hub hears it, as
 /// JetStream's republish does.
 async fn publish(bus: &KeepingBus, key: &str, n: u64) {
@@ -231,11 +243,8 @@ async fn interleaving(
     yields: usize,
     after: Vec<usize>,
 ) {
-    let kept = Kept::new(0);
-    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
-    let metrics = Arc::new(Metrics::new(&Registry::new()));
-    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
-    hub.hold([&TOPIC]).await.unwrap();
+    let (bus, metrics, hub) = keeping_hub(&TOPIC, 0).await;
+    let kept = bus.kept.clone();
     let mut n = 0;
     for k in &before {
         publish(&bus, KEYS[*k], n).await;
@@ -307,11 +316,8 @@ proptest! {
 async fn a_client_ahead_of_this_gateway_gets_only_what_is_past_its_position() {
     // The client's position (from another gateway) is past what this hub has delivered: events
     // up to it that reach the hub later are not sent again.
-    let kept = Kept::new(1);
-    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
-    let metrics = Arc::new(Metrics::new(&Registry::new()));
-    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
-    hub.hold([&TOPIC]).await.unwrap();
+    let (bus, metrics, hub) = keeping_hub(&TOPIC, 1).await;
+    let kept = bus.kept.clone();
     publish(&bus, "a", 0).await;
     delivered(&hub, 1).await;
     // Offsets 2 and 3 are in the history, and the client has them, but this hub has not heard
@@ -342,11 +348,8 @@ async fn a_client_ahead_of_this_gateway_gets_only_what_is_past_its_position() {
 
 #[tokio::test]
 async fn events_the_live_feed_skipped_are_read_back_from_the_history_in_order() {
-    let kept = Kept::new(1);
-    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
-    let metrics = Arc::new(Metrics::new(&Registry::new()));
-    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
-    hub.hold([&TOPIC]).await.unwrap();
+    let (bus, metrics, hub) = keeping_hub(&TOPIC, 1).await;
+    let kept = bus.kept.clone();
     let mailbox = Arc::new(Mailbox::new(1 << 20, metrics.clone()));
     hub.subscribe(&TOPIC, Selector::AllKeys, &mailbox, 1, Start::Live).await.unwrap();
     publish(&bus, "a", 0).await;
@@ -369,11 +372,8 @@ async fn events_the_live_feed_skipped_are_read_back_from_the_history_in_order() 
 
 #[tokio::test]
 async fn a_history_that_started_over_is_opened_again_and_old_positions_are_refused() {
-    let kept = Kept::new(1);
-    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
-    let metrics = Arc::new(Metrics::new(&Registry::new()));
-    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
-    hub.hold([&TOPIC]).await.unwrap();
+    let (bus, metrics, hub) = keeping_hub(&TOPIC, 1).await;
+    let kept = bus.kept.clone();
     publish(&bus, "a", 0).await;
     publish(&bus, "a", 1).await;
     delivered(&hub, 2).await;
@@ -413,11 +413,7 @@ async fn a_history_that_started_over_is_opened_again_and_old_positions_are_refus
 
 #[tokio::test]
 async fn a_recovery_abandoned_while_it_reads_leaves_nothing_waiting() {
-    let kept = Kept::new(0);
-    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
-    let metrics = Arc::new(Metrics::new(&Registry::new()));
-    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
-    hub.hold([&TOPIC]).await.unwrap();
+    let (bus, metrics, hub) = keeping_hub(&TOPIC, 0).await;
     publish(&bus, "a", 0).await;
     delivered(&hub, 1).await;
     let mailbox = Arc::new(Mailbox::new(1 << 20, metrics));
@@ -442,12 +438,8 @@ async fn a_recovery_abandoned_while_it_reads_leaves_nothing_waiting() {
 async fn a_retain_topic_not_recovered_gets_its_last_events_then_what_waited() {
     static RETAINED: TopicDesc =
         TopicDesc { id: 0x7e57_0901, name: "test.Hub.both", retain: true, ..TOPIC };
-    let kept = Kept::new(0);
-    kept.too_old.store(true, std::sync::atomic::Ordering::Relaxed);
-    let bus = Arc::new(KeepingBus { local: LocalBus::new(), kept: kept.clone() });
-    let metrics = Arc::new(Metrics::new(&Registry::new()));
-    let hub = Hub::new(bus.clone(), metrics.clone(), HubOptions::for_tests());
-    hub.hold([&RETAINED]).await.unwrap();
+    let (bus, metrics, hub) = keeping_hub(&RETAINED, 0).await;
+    bus.kept.too_old.store(true, std::sync::atomic::Ordering::Relaxed);
     let send = |key: &'static str, offset: u64| {
         let bus = bus.clone();
         async move {
