@@ -1,7 +1,7 @@
 //! Connection limits beyond the global one: per client IP (a rate) and per user (a count).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -9,7 +9,8 @@ use std::time::Instant;
 const MAX_TRACKED: usize = 65_536;
 
 /// New connections per second per IP address, as a token bucket: `burst` at once, then `rate`
-/// per second. Its memory is bounded: idle addresses are forgotten.
+/// per second. An IPv6 address counts as its /64 ([`rate_key`]). Its memory is bounded: idle
+/// addresses are forgotten.
 #[derive(Debug)]
 pub(crate) struct ConnectionRate {
     rate: f64,
@@ -38,6 +39,7 @@ impl ConnectionRate {
         if self.rate == 0.0 {
             return true;
         }
+        let ip = rate_key(ip);
         let mut buckets = self.buckets.lock().expect("rate lock");
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
             let (rate, burst) = (self.rate, self.burst);
@@ -52,6 +54,23 @@ impl ConnectionRate {
         } else {
             false
         }
+    }
+}
+
+/// The address a connection counts under: an IPv4 address itself (also when it comes mapped in
+/// IPv6), an IPv6 address its /64. One host is commonly given a whole /64, so counting each of
+/// its addresses alone would let it open as many connections as it has addresses.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(Ipv6Addr::from(segments))
+            }
+        },
     }
 }
 
@@ -127,6 +146,23 @@ mod tests {
         assert!(rate.admit(ip, t0 + Duration::from_millis(500)), "one token per 500 ms");
         assert!(!rate.admit(ip, t0 + Duration::from_millis(600)));
         assert!(ConnectionRate::new(0, 1).admit(ip, t0), "0 = no limit");
+    }
+
+    #[test]
+    fn an_ipv6_prefix_counts_as_one_address_and_a_mapped_ipv4_as_itself() {
+        let rate = ConnectionRate::new(1, 2);
+        let t0 = Instant::now();
+        let host: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(rate.admit(host, t0));
+        assert!(rate.admit(same_64, t0));
+        assert!(!rate.admit(host, t0), "the /64's burst is spent, whichever address asks");
+        assert!(rate.admit(next_64, t0), "another /64");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(rate.admit(v4, t0) && rate.admit(mapped, t0));
+        assert!(!rate.admit(v4, t0), "the mapped address is the same IPv4 address");
     }
 
     #[test]

@@ -513,7 +513,8 @@ pub const KEYS: &[Key] = &[
         name: "connection_rate",
         value_name: "N",
         default: "0",
-        help: "New connections per second per client IP; 0 = no limit",
+        help: "New connections per second per client IP (an IPv6 address counts as its /64); 0 \
+               = no limit",
         set: |s, c| store(&mut c.connection_rate, at_least(s, 0).and_then(to_u32)),
     },
     Key {
