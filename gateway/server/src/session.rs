@@ -96,6 +96,10 @@ const SHUTTING_DOWN: &str = "the gateway is shutting down";
 /// Its message when an operator closed this one connection (`POST /connections/<id>/close`).
 const CLOSED_BY_OPERATOR: &str = "an operator closed this connection; reconnect";
 
+/// Refused AUTH refreshes in a row a connection may have; the next refusal closes it, so that a
+/// connection cannot try tokens one after another for as long as it likes.
+pub(crate) const MAX_REFUSED_REFRESHES: u32 = 3;
+
 /// Why a phase of the session ended.
 #[derive(Debug)]
 enum End {
@@ -212,6 +216,8 @@ struct Session<T: Transport> {
     /// The client announced `HISTORY` in HELLO: its subscriptions to topics with history are
     /// answered with SUBSCRIBED_AT and EVENT_AT.
     positions: bool,
+    /// AUTH refreshes refused since the last one accepted.
+    refused_refreshes: u32,
     /// Subscriptions the hub ended, taken from the mailbox.
     ended: Vec<u32>,
     /// Calls that ended this turn, `(route, code, received)`, for the metrics: counted all at
@@ -270,6 +276,7 @@ impl<T: Transport> Session<T> {
             ids: None,
             subscriptions: HashMap::new(),
             positions: false,
+            refused_refreshes: 0,
             ended: Vec::new(),
             finished: Vec::new(),
             control: None,
@@ -954,9 +961,16 @@ impl<T: Transport> Session<T> {
                 shared.metrics.auth_failed(e.kind);
                 info!(reason = e.kind.name(), message = %e.message, "token refresh refused");
                 let _ = self.outbox.error(id, e.to_status(), Bytes::new());
+                self.refused_refreshes += 1;
+                if self.refused_refreshes > MAX_REFUSED_REFRESHES {
+                    let what =
+                        format!("{} token refreshes in a row were refused", self.refused_refreshes);
+                    return Err(close(GoawayReason::UNAUTHENTICATED, what));
+                }
                 return Ok(());
             }
         };
+        self.refused_refreshes = 0;
         self.grant = grant.clone();
         for state in &mut self.routes {
             state.allowed = Allowed::Unknown;

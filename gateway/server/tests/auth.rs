@@ -569,3 +569,34 @@ fn short_hmac_keys_are_refused_from_a_jwks_file_too() {
     std::fs::write(&path, jwks(SECRET.as_bytes())).unwrap();
     gateway::auth::Authenticator::new(&config).unwrap();
 }
+
+#[tokio::test]
+async fn refused_refreshes_in_a_row_past_the_bound_close_the_connection() {
+    let gateway = TestGateway::start(auth_config()).await;
+    let mut client = connected(&gateway, sign("hs", &claims("alice", &["reader"]))).await;
+    let mut request_id = 0;
+    let mut refresh = |sub: &str| {
+        request_id += 1;
+        Frame::Auth(Auth { request_id, token: sign("hs", &claims(sub, &["reader"])) })
+    };
+    // Three refused, one accepted (which starts the count again), three refused: still open.
+    for sub in ["mallory", "mallory", "mallory", "alice", "mallory", "mallory", "mallory"] {
+        client.send(refresh(sub)).await;
+        match client.recv().await {
+            Frame::Error(e) => {
+                assert_eq!((sub, e.status.code()), ("mallory", Code::Unauthenticated))
+            }
+            Frame::AuthOk { .. } => assert_eq!(sub, "alice"),
+            other => panic!("expected an answer to AUTH, got {other:?}"),
+        }
+    }
+    assert!(call(&mut client, 100, ECHO).await.is_ok(), "still serving");
+    // The fourth refusal in a row: its ERROR, then GOAWAY `unauthenticated` without reconnect.
+    client.send(refresh("mallory")).await;
+    assert_eq!(client.expect_error().await.status.code(), Code::Unauthenticated);
+    let goaway = client.expect_goaway().await;
+    assert_eq!(goaway.reason, GoawayReason::UNAUTHENTICATED);
+    assert!(!goaway.reconnect);
+    assert!(goaway.message.contains("4 token refreshes in a row were refused"), "{goaway:?}");
+    gateway.stop().await;
+}
