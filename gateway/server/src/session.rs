@@ -98,7 +98,7 @@ const CLOSED_BY_OPERATOR: &str = "an operator closed this connection; reconnect"
 
 /// Refused AUTH refreshes in a row a connection may have; the next refusal closes it, so that a
 /// connection cannot try tokens one after another for as long as it likes.
-pub(crate) const MAX_REFUSED_REFRESHES: u32 = 3;
+const MAX_REFUSED_REFRESHES: u32 = 3;
 
 /// Why a phase of the session ended.
 #[derive(Debug)]
