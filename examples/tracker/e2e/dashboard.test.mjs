@@ -216,6 +216,21 @@ async function adminRequest(method, path) {
   return { status: response.status, body: await response.text() };
 }
 
+/** The gateway's `gateway_publications_total`: the positions it has received. */
+async function publications() {
+  const metrics = (await adminRequest("GET", "/metrics")).body;
+  return Number(/^gateway_publications_total (\d+)/m.exec(metrics)?.[1]);
+}
+
+/** Waits (20 s at most) until the gateway has received `n` positions. */
+async function untilPublished(n, what) {
+  const deadline = Date.now() + 20_000;
+  while ((await publications()) < n) {
+    assert.ok(Date.now() < deadline, `${what}: the gateway received fewer than ${n} positions in 20 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 test("after the gateway cut the page's connection for a few seconds, every trail has every stored point", async () => {
   const { page, errors } = await open(demo.urls.dispatcher);
   await until(page, "the page did not connect", () => document.querySelector("#state")?.dataset.status === "connected");
@@ -227,6 +242,7 @@ test("after the gateway cut the page's connection for a few seconds, every trail
     }, DEVICES);
   const ids = await page.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId));
   const cutAt = Date.now();
+  const beforeCut = await publications();
 
   // From now on the page cannot open a WebSocket (until `cut` is over: then they go through to
   // the gateway); then the gateway closes the one it has.
@@ -241,14 +257,15 @@ test("after the gateway cut the page's connection for a few seconds, every trail
   const closed = await adminRequest("POST", `/connections/${mine[0].id}/close`);
   assert.equal(closed.status, 200, closed.body);
   await until(page, "the page did not notice the cut", () => document.querySelector("#state")?.dataset.status !== "connected");
-  // Away for a few seconds: every device reports a few positions meanwhile.
-  await page.waitForTimeout(4_000);
+  // Away while every device reports a few positions (about 3 s: one position a second each).
+  await untilPublished(beforeCut + 3 * ids.length, "while the page was cut off");
   cut = false;
   await until(page, "the page did not reconnect", () => document.querySelector("#state")?.dataset.status === "connected");
   await until(page, "no subscription was restored with what it missed",
     (n) => window.trackerDashboard.restores.recovered === n, ids.length);
-  // A few live positions after the restore, then compare what the tracker stored with the trails.
-  await page.waitForTimeout(2_000);
+  // A live position per device after the restore, then compare what the tracker stored with
+  // the trails.
+  await untilPublished((await publications()) + ids.length, "after the restore");
   const from = cutAt - 5_000;
   const upTo = Date.now() - 1_000;
   const report = await page.evaluate(async ({ ids, from, upTo }) => {
@@ -256,10 +273,16 @@ test("after the gateway cut the page's connection for a few seconds, every trail
     const out = {};
     for (const id of ids) {
       const stored = (await dashboard.stored(id, from)).filter((t) => t <= upTo);
-      // Read after `stored`: whatever was stored by then was published, and delivered, before.
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const trail = new Set(dashboard.trail(id));
-      out[id] = { stored: stored.length, missing: stored.filter((t) => !trail.has(t)) };
+      // Whatever was stored by then was published before: it is on its way, if not arrived yet
+      // (up to 5 s).
+      const missing = () => {
+        const trail = new Set(dashboard.trail(id));
+        return stored.filter((t) => !trail.has(t));
+      };
+      for (let waited = 0; missing().length > 0 && waited < 5_000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      out[id] = { stored: stored.length, missing: missing() };
     }
     return { out, restores: dashboard.restores };
   }, { ids, from, upTo });
