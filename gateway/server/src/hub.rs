@@ -580,7 +580,7 @@ impl Hub {
     }
 
     /// Hands one bus message to every local subscriber of `entry`.
-    fn publish(&self, entry: &Entry, message: BusMessage) {
+    fn publish(&self, entry: &Entry, message: &BusMessage) -> Next {
         let topic = entry.topic;
         // A topic's subject names the event's key. A history the bus keeps sends its events on
         // its own subject instead, with the position and the key in headers.
@@ -589,6 +589,7 @@ impl Hub {
             (Some(key), None) => Some(Arc::new(Publication::new(key.clone(), &message.payload))),
             _ => None,
         };
+        let mut next = Next::Done;
         let mut state = entry.state.lock().expect("hub entry lock");
         match (&mut state.history, key) {
             (Some(History::Memory(history)), Some(key)) => {
@@ -599,19 +600,36 @@ impl Hub {
                 event = Some(kept);
             }
             (Some(History::Shared(shared)), _) => {
-                let Some((offset, key)) = shared.store.live_event(topic, &message) else {
+                let Some((offset, key)) = shared.store.live_event(topic, message) else {
                     debug!(subject = %message.subject, "a message without a history position; skipped");
-                    return;
+                    return Next::Done;
                 };
-                event = Some(positioned(shared, topic, offset, key, &message.payload));
+                // The live feed is at most once (NATS drops what a slow subscriber cannot
+                // take), but the history has what it skipped: that goes first.
+                if shared.epoch != 0 && shared.last_live != 0 && offset > shared.last_live + 1 {
+                    let after = shared.last_live;
+                    let after =
+                        gateway_bus::history::Position { epoch: shared.epoch, offset: after };
+                    return Next::Fill(Gap {
+                        store: shared.store.clone(),
+                        after,
+                        through: offset - 1,
+                    });
+                }
+                let kept = positioned(shared, topic, offset, key, &message.payload);
+                if shared.epoch == 0 {
+                    next = Next::Reopen(shared.store.clone());
+                }
+                event = Some(kept);
             }
             _ => {}
         }
         let Some(event) = event else {
             debug!(subject = %message.subject, "a message on a subject of no topic key; skipped");
-            return;
+            return Next::Done;
         };
         self.fan_out(state, &event);
+        next
     }
 
     /// Hands `event` to every local subscriber of its key and of all keys (the entry's `state`
@@ -631,29 +649,6 @@ impl Hub {
         }
         drop(state);
         lag.count(&self.metrics);
-    }
-
-    /// The events a history the bus keeps skipped on their way here, if `message` comes after
-    /// a gap: the bus's live feed is at most once (NATS drops what a slow subscriber cannot
-    /// take), but the history has them.
-    fn gap(&self, entry: &Entry, message: &BusMessage) -> Option<Gap> {
-        let state = entry.state.lock().expect("hub entry lock");
-        let Some(History::Shared(shared)) = &state.history else { return None };
-        let (offset, _) = shared.store.live_event(entry.topic, message)?;
-        (shared.epoch != 0 && shared.last_live != 0 && offset > shared.last_live + 1).then(|| Gap {
-            store: shared.store.clone(),
-            after: gateway_bus::history::Position { epoch: shared.epoch, offset: shared.last_live },
-            through: offset - 1,
-        })
-    }
-
-    /// The history of `entry`, if the bus keeps it and it started over (its epoch unknown).
-    fn started_over(&self, entry: &Entry) -> Option<Arc<dyn gateway_bus::history::SharedHistory>> {
-        entry.topic.history?;
-        match &entry.state.lock().expect("hub entry lock").history {
-            Some(History::Shared(shared)) if shared.epoch == 0 => Some(shared.store.clone()),
-            _ => None,
-        }
     }
 
     /// Opens a history that started over again, for its new epoch; until then recoveries are
@@ -679,31 +674,42 @@ impl Hub {
         }
     }
 
-    /// Reads the events of `gap` from the history and delivers them, in order, before the event
-    /// after it; counts them filled, or lost when the history cannot give them whole. A gap of
-    /// more than `recovery_max_events` is not read: the live feed waits while a gap is read, so
-    /// a gateway that cannot keep up would fall further behind with each one.
+    /// Reads the events of `gap` from the history and delivers them, in order; counts them
+    /// filled, or lost when the history cannot give them whole. Either way the live feed goes on
+    /// past the gap. A gap of more than `recovery_max_events` is not read: the live feed waits
+    /// while a gap is read, so a gateway that cannot keep up would fall further behind with each
+    /// one.
     async fn fill(&self, entry: &Entry, gap: Gap) {
         let missing = gap.through - gap.after.offset;
         let cap = self.options.recovery_max_events;
-        if missing > cap as u64 {
-            warn!(topic = entry.topic.name, missing, "events the live feed skipped are lost");
-            self.metrics.live_gap(false, missing);
-            return;
-        }
-        let read = gap.store.read(entry.topic, None, gap.after, gap.through, cap).await;
-        let Ok(Ok(events)) = read else {
-            warn!(topic = entry.topic.name, missing, "events the live feed skipped are lost");
-            self.metrics.live_gap(false, missing);
-            return;
+        let read = if missing > cap as u64 {
+            None
+        } else {
+            gap.store
+                .read(entry.topic, None, gap.after, gap.through, cap)
+                .await
+                .ok()
+                .and_then(Result::ok)
         };
-        self.metrics.live_gap(true, missing);
-        for recovered in events {
-            let mut state = entry.state.lock().expect("hub entry lock");
-            let Some(History::Shared(shared)) = &mut state.history else { return };
-            let gateway_bus::history::Recovered { offset, key, payload } = recovered;
-            let event = positioned(shared, entry.topic, offset, key, &payload);
-            self.fan_out(state, &event);
+        match read {
+            Some(events) => {
+                self.metrics.live_gap(true, missing);
+                for recovered in events {
+                    let mut state = entry.state.lock().expect("hub entry lock");
+                    let Some(History::Shared(shared)) = &mut state.history else { return };
+                    let gateway_bus::history::Recovered { offset, key, payload } = recovered;
+                    let event = positioned(shared, entry.topic, offset, key, &payload);
+                    self.fan_out(state, &event);
+                }
+            }
+            None => {
+                warn!(topic = entry.topic.name, missing, "events the live feed skipped are lost");
+                self.metrics.live_gap(false, missing);
+            }
+        }
+        let mut state = entry.state.lock().expect("hub entry lock");
+        if let Some(History::Shared(shared)) = &mut state.history {
+            shared.last_live = shared.last_live.max(gap.through);
         }
     }
 
@@ -744,7 +750,7 @@ impl Lag {
     /// Hands `event` to `subscriber`'s mailbox (which never waits); a subscriber too slow for a
     /// `disconnect` topic is told to go.
     fn deliver(&mut self, subscriber: &Subscriber, event: &Arc<Publication>) {
-        if event.offset <= subscriber.after && subscriber.after != 0 {
+        if subscriber.after != 0 && event.offset <= subscriber.after {
             return;
         }
         match subscriber.mailbox.push_event(subscriber.id, event) {
@@ -776,6 +782,16 @@ impl Drop for PendingRecovery {
             shared.finish_recovery(self.token);
         }
     }
+}
+
+/// What the pump does after handing the hub a message.
+enum Next {
+    Done,
+    /// Read these events, which the live feed of a history the bus keeps skipped, and hand the
+    /// message again.
+    Fill(Gap),
+    /// The history the bus keeps started over: open it again for its new epoch.
+    Reopen(Arc<dyn gateway_bus::history::SharedHistory>),
 }
 
 /// Events a history the bus keeps skipped on their way to the hub: offsets after `after`, up to
@@ -831,17 +847,17 @@ async fn pump(hub: Weak<Hub>, entry: Arc<Entry>, mut subscription: Subscription)
         };
         let Some(hub) = hub.upgrade() else { break };
         match message {
-            Some(message) => {
-                if entry.topic.history.is_some()
-                    && let Some(gap) = hub.gap(&entry, &message)
-                {
-                    hub.fill(&entry, gap).await;
+            Some(message) => loop {
+                match hub.publish(&entry, &message) {
+                    Next::Done => break,
+                    // The gap first, then the event after it.
+                    Next::Fill(gap) => hub.fill(&entry, gap).await,
+                    Next::Reopen(store) => {
+                        hub.reopen(&entry, store).await;
+                        break;
+                    }
                 }
-                hub.publish(&entry, message);
-                if let Some(store) = hub.started_over(&entry) {
-                    hub.reopen(&entry, store).await;
-                }
-            }
+            },
             None => {
                 hub.lost(&entry);
                 break;
