@@ -604,8 +604,13 @@ impl Hub {
                     debug!(subject = %message.subject, "a message without a history position; skipped");
                     return Next::Done;
                 };
+                // A late copy of an event already read back from the history.
+                if offset <= shared.last_live && shared.read_back.remove(&offset) {
+                    return Next::Done;
+                }
                 // The live feed is at most once (NATS drops what a slow subscriber cannot
-                // take), but the history has what it skipped: that goes first.
+                // take) and reorders events published at once, but the history has what it
+                // skipped: that goes first.
                 if shared.epoch != 0 && shared.last_live != 0 && offset > shared.last_live + 1 {
                     let after = shared.last_live;
                     let after =
@@ -710,6 +715,13 @@ impl Hub {
         let mut state = entry.state.lock().expect("hub entry lock");
         if let Some(History::Shared(shared)) = &mut state.history {
             shared.last_live = shared.last_live.max(gap.through);
+            if missing <= cap as u64 {
+                shared.read_back.extend(gap.after.offset + 1..=gap.through);
+                // Bounded: the oldest go first (a copy that late is not coming).
+                while shared.read_back.len() > 2 * cap {
+                    shared.read_back.pop_first();
+                }
+            }
         }
     }
 

@@ -13,8 +13,9 @@
 //!   nanoseconds, so that a stream deleted and created again is another epoch.
 //! - **Live events** come through the stream's republish: every message it keeps is published
 //!   again on `history.<subject>` (see [`live_pattern`]) with `Nats-Sequence` and
-//!   `Nats-Subject`, in sequence order. Gateways subscribe there rather than to the topic's
-//!   subjects, so each live event carries its position.
+//!   `Nats-Subject`, mostly in sequence order (events published at once through different
+//!   connections can come one before the other, which the hub puts right). Gateways subscribe
+//!   there rather than to the topic's subjects, so each live event carries its position.
 //! - **Reading** a recovery takes an ephemeral pull consumer from the position on, filtered by
 //!   the key's subject (or every key's), no acknowledgements; it is deleted after. Whether
 //!   something after the position was evicted is told from the stream's state: the stream's

@@ -44,6 +44,11 @@ pub(super) struct Shared {
     pub(super) head: u64,
     /// The offset of the last live event, which the next one must pass.
     pub(super) last_live: u64,
+    /// Offsets read back from the history (or counted lost) because the live feed skipped
+    /// them: the feed may still bring one late (it reorders events published at once), and
+    /// that copy is dropped. Any other offset at or below `last_live` means the history
+    /// started over.
+    pub(super) read_back: std::collections::BTreeSet<u64>,
     /// Subscriptions reading what they missed from the bus.
     pub(super) recovering: Vec<Recovering>,
     next_token: u64,
@@ -58,7 +63,15 @@ pub(super) struct Recovering {
 
 impl Shared {
     pub(super) fn new(store: Arc<dyn SharedHistory>) -> Shared {
-        Shared { store, epoch: 0, head: 0, last_live: 0, recovering: Vec::new(), next_token: 0 }
+        Shared {
+            store,
+            epoch: 0,
+            head: 0,
+            last_live: 0,
+            read_back: std::collections::BTreeSet::new(),
+            recovering: Vec::new(),
+            next_token: 0,
+        }
     }
 
     /// Registers a subscription to `key` (`None`: every key) about to read; the token takes it

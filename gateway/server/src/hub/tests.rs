@@ -485,3 +485,43 @@ async fn a_retain_topic_not_recovered_gets_its_last_events_then_what_waited() {
     assert_eq!(sent.events, [(1, "a".to_owned()), (2, "b".to_owned())]);
     hub.close();
 }
+
+#[tokio::test]
+async fn a_live_feed_that_reorders_events_gives_each_once_in_offset_order() {
+    let (bus, metrics, hub) = keeping_hub(&TOPIC, 1).await;
+    let mailbox = Arc::new(Mailbox::new(1 << 20, metrics));
+    hub.subscribe(&TOPIC, Selector::AllKeys, &mailbox, 1, Start::Live).await.unwrap();
+    // Kept as 1, 2, 3, 4; the feed brings 1, 3, 2, 4 (two publishers at once, as JetStream's
+    // republish can).
+    for n in 0..4 {
+        bus.kept.log.lock().unwrap().push(("a".into(), Bytes::from(n.to_string())));
+    }
+    for offset in [1u64, 3, 2, 4] {
+        let subject = contract::topic_subject(&TOPIC, "a");
+        let mut headers = Headers::new();
+        headers.insert("Nats-Sequence", offset.to_string());
+        headers.insert("Nats-Subject", subject.clone());
+        bus.local.publish(&format!("history.{subject}"), headers, Bytes::new()).await.unwrap();
+    }
+    delivered(&hub, 4).await;
+    // The late 2 is dropped once it has come, and the history did not start over.
+    let entry = hub.entry(&TOPIC, &Selector::AllKeys);
+    let settled = async {
+        loop {
+            if let Some(History::Shared(shared)) = &entry.state.lock().unwrap().history
+                && shared.last_live == 4
+                && shared.read_back.is_empty()
+            {
+                assert_eq!(shared.epoch, 7, "not started over");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), settled).await.expect("the late copy came");
+    let mut sent = Sent::default();
+    mailbox.drain_into(&mut sent, usize::MAX, &mut Vec::new());
+    let offsets: Vec<u64> = sent.events.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(offsets, [1, 2, 3, 4]);
+    hub.close();
+}
