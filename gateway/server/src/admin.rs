@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_bus::switches::SwitchStore;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -77,6 +77,26 @@ impl Admin {
             token: shared.config.admin_token.clone(),
             gateway: shared.config.server_id.clone(),
             console: console::Sources::new(shared),
+        }
+    }
+}
+
+impl Admin {
+    /// An admin of no gateway: an in-process bus, no connections, one service `t.S` whose
+    /// switches may be set with `token`.
+    #[cfg(feature = "fuzz")]
+    pub(crate) fn standalone(token: &str) -> Admin {
+        let metrics = Arc::new(Metrics::new(&crate::router::Registry::new()));
+        let bus: Arc<dyn gateway_bus::Bus> = Arc::new(gateway_bus::LocalBus::new());
+        Admin {
+            console: console::Sources::empty(bus.clone(), metrics.clone()),
+            metrics,
+            connections: Arc::default(),
+            bus,
+            switches: Arc::new(gateway_bus::switches::MemorySwitches::new()),
+            services: ["t.S"].into_iter().collect(),
+            token: token.to_owned(),
+            gateway: "fuzz".to_owned(),
         }
     }
 }
@@ -167,8 +187,8 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
 
 /// One admin connection, until the client closes it, a limit ends it, or `stop` (then the
 /// request under way is answered first).
-async fn serve_connection(
-    stream: TcpStream,
+pub(crate) async fn serve_connection(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     peer: SocketAddr,
     admin: Arc<Admin>,
     stop: CancellationToken,

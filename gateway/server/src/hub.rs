@@ -71,7 +71,7 @@ impl From<&crate::config::Config> for HubOptions {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzz"))]
 impl HubOptions {
     /// Small bounds, a one-second linger.
     pub(crate) fn for_tests() -> HubOptions {

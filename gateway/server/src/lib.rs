@@ -12,6 +12,9 @@
 //!
 //! One module per line, each using only those after it (`scripts/module-graph` checks it).
 //!
+//! - `fuzz` (with the `fuzz` feature only): entry points into the parsers of untrusted bytes
+//!   below (WebSocket frames and upgrades, tokens, key sets, admin requests) for the fuzz
+//!   targets of `gateway/fuzz`.
 //! - [`mod@server`]: [`run`] and its [`Listeners`]: accepting connections on both transports
 //!   under the connection limits, and the graceful shutdown (it tells every session to drain
 //!   through its mailbox).
@@ -81,6 +84,9 @@ pub mod auth;
 mod call;
 pub mod config;
 mod events;
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 mod hub;
 mod limits;
 mod mailbox;

@@ -23,8 +23,8 @@
 //!   client's close frame before dropping the connection. A client that closes first gets its
 //!   own close frame echoed back (RFC 6455 §5.5.1).
 
-mod codec;
-mod upgrade;
+pub(crate) mod codec;
+pub(crate) mod upgrade;
 
 use std::io;
 use std::net::SocketAddr;

@@ -62,7 +62,7 @@ impl Sources {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzz"))]
 impl Sources {
     /// Nothing to show but an empty hub on `bus`.
     pub(crate) fn empty(

@@ -10,7 +10,7 @@ use super::{AuthConfig, AuthConfigError, KeySpec};
 const MIN_SECRET: usize = 32;
 
 /// One key and the algorithm it is pinned to.
-pub(super) struct Key {
+pub(crate) struct Key {
     pub(super) kid: Option<String>,
     pub(super) algorithm: Algorithm,
     pub(super) key: DecodingKey,
@@ -37,13 +37,20 @@ pub(super) fn load(config: &AuthConfig) -> Result<Vec<Key>, AuthConfigError> {
     if let Some(path) = &config.jwks_file {
         let what = |e: String| AuthConfigError(format!("auth.jwks_file `{}`: {e}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| what(e.to_string()))?;
-        let set: JwkSet =
-            serde_json::from_str(&text).map_err(|e| what(format!("not a JWK set: {e}")))?;
-        for (i, jwk) in set.keys.iter().enumerate() {
-            keys.push(from_jwk(jwk).map_err(|e| what(format!("key {i}: {e}")))?);
-        }
+        keys.extend(from_jwks(&text).map_err(what)?);
     }
     Ok(keys)
+}
+
+/// The keys of a JSON Web Key Set.
+pub(crate) fn from_jwks(text: &str) -> Result<Vec<Key>, String> {
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("not a JWK set: {e}"))?;
+    let keys = set
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, jwk)| from_jwk(jwk).map_err(|e| format!("key {i}: {e}")));
+    keys.collect()
 }
 
 fn from_spec(spec: &KeySpec) -> Result<Key, String> {

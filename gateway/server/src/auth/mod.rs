@@ -13,7 +13,7 @@
 //! - [`permissions`]: patterns and what they allow.
 
 pub mod config;
-mod keys;
+pub(crate) mod keys;
 pub mod permissions;
 mod token;
 

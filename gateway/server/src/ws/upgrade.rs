@@ -127,20 +127,20 @@ async fn respond(
 }
 
 /// Where the head ends (after its blank line), if it is all there.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
 }
 
 /// What an upgrade request says.
 #[derive(Debug, PartialEq, Eq)]
-struct Request {
-    key: String,
+pub(crate) struct Request {
+    pub(crate) key: String,
     version: Option<String>,
     origin: Option<String>,
 }
 
 impl Request {
-    fn parse(head: &str) -> Result<Request, String> {
+    pub(crate) fn parse(head: &str) -> Result<Request, String> {
         let mut lines = head.split("\r\n");
         let start = lines.next().unwrap_or_default();
         let mut parts = start.split(' ');
