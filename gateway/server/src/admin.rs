@@ -3,7 +3,9 @@
 //! HTTP/1.1 by hyper, with limits so that a misbehaving client cannot hurt the gateway: request
 //! heads capped at 8 KiB and bodies (by `Content-Length`, never chunked) at 8 KiB, each read
 //! within a timeout (an idle kept-alive connection is closed after as long), and a bounded
-//! number of connections at once.
+//! number of connections at once. When every slot is taken, a new connection takes the slot of
+//! the oldest one not being answered: clients that hold connections without finishing requests
+//! (slowloris) cannot lock operators and health checks out.
 //!
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 once listening, not draining and with the bus connected, 503 otherwise;
@@ -24,12 +26,13 @@ mod switches;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_bus::switches::SwitchStore;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -158,12 +161,13 @@ impl Response {
 }
 
 /// Serves the admin endpoints on `listener` until `stop`: HTTP/1.1 by hyper, keep-alive, at
-/// most [`MAX_CONNECTIONS`] connections (more are closed unanswered), each request's head within
-/// [`READ_TIMEOUT`] (an idle kept-alive connection is closed after as long) and at most
-/// [`MAX_HEAD`] bytes (else 431), its body within as long and at most [`MAX_BODY`] bytes.
+/// most [`MAX_CONNECTIONS`] connections (past that, a new one takes the slot of the oldest not
+/// being answered, see [`Slots`]), each request's head within [`READ_TIMEOUT`] (an idle
+/// kept-alive connection is closed after as long) and at most [`MAX_HEAD`] bytes (else 431), its
+/// body within as long and at most [`MAX_BODY`] bytes.
 pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken) {
     let admin = Arc::new(admin);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Slots::default());
     let tasks = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -172,7 +176,10 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
+                let Some(slot) = slots.take(MAX_CONNECTIONS) else {
+                    debug!(%peer, "admin connection refused: every connection is being answered");
+                    continue;
+                };
                 tasks.spawn(serve_connection(stream, peer, admin.clone(), stop.clone(), slot));
             }
             Err(e) => {
@@ -185,18 +192,68 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
     let _ = tokio::time::timeout(READ_TIMEOUT, tasks.wait()).await;
 }
 
-/// One admin connection, until the client closes it, a limit ends it, or `stop` (then the
-/// request under way is answered first).
+/// The admin connections open, oldest first. A connection is *answering* while a whole request
+/// is being routed (not while its head or body trickles in). When all are taken, the oldest
+/// connection not answering is closed to make room: a client holding connections without
+/// finishing requests loses them to the next client, who is served.
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    open: Mutex<VecDeque<Arc<SlotState>>>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    answering: AtomicBool,
+    /// Closes the connection.
+    evict: CancellationToken,
+}
+
+/// One connection's place in [`Slots`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    slots: Arc<Slots>,
+    state: Arc<SlotState>,
+}
+
+impl Slots {
+    /// A slot for a new connection, closing the oldest connection not answering if all `max`
+    /// are taken; `None` when every one is answering.
+    pub(crate) fn take(self: &Arc<Slots>, max: usize) -> Option<Slot> {
+        let mut open = self.open.lock().expect("admin slots");
+        if open.len() >= max {
+            let oldest = open.iter().position(|s| !s.answering.load(Ordering::Relaxed))?;
+            let evicted = open.remove(oldest).expect("a slot at that position");
+            evicted.evict.cancel();
+        }
+        let state = Arc::new(SlotState::default());
+        open.push_back(state.clone());
+        Some(Slot { slots: self.clone(), state })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().expect("admin slots");
+        if let Some(at) = open.iter().position(|s| Arc::ptr_eq(s, &self.state)) {
+            open.remove(at);
+        }
+    }
+}
+
+/// One admin connection, until the client closes it, a limit ends it, its slot is taken by a
+/// newer connection, or `stop` (then the request under way is answered first).
 pub(crate) async fn serve_connection(
     stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     peer: SocketAddr,
     admin: Arc<Admin>,
     stop: CancellationToken,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
 ) {
+    let state = slot.state.clone();
     let service = hyper::service::service_fn(move |request| {
         let admin = admin.clone();
-        async move { Ok::<_, std::convert::Infallible>(answer(request, peer, &admin).await) }
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(request, peer, &admin, &state).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -208,6 +265,10 @@ pub(crate) async fn serve_connection(
     tokio::pin!(connection);
     let served = tokio::select! {
         served = connection.as_mut() => served,
+        () = slot.state.evict.cancelled() => {
+            debug!(%peer, "admin connection closed: its slot went to a newer connection");
+            Ok(())
+        }
         () = stop.cancelled() => {
             connection.as_mut().graceful_shutdown();
             connection.await
@@ -224,6 +285,7 @@ async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
     peer: SocketAddr,
     admin: &Admin,
+    slot: &SlotState,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     use http_body_util::BodyExt as _;
     let (parts, body) = request.into_parts();
@@ -249,7 +311,10 @@ async fn answer(
                 Ok(Ok(collected)) => {
                     request.body = collected.to_bytes().to_vec();
                     if request.body.len() == length {
-                        route(&request, admin).await
+                        slot.answering.store(true, Ordering::Relaxed);
+                        let response = route(&request, admin).await;
+                        slot.answering.store(false, Ordering::Relaxed);
+                        response
                     } else {
                         Response::text(400, "the body is not as long as its Content-Length")
                     }

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{TestGateway, WAIT, config};
@@ -60,7 +62,7 @@ async fn requests_share_a_kept_alive_connection_and_oversized_heads_get_431() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_past_the_cap_are_closed_and_idle_ones_freed() {
+async fn past_the_cap_a_new_connection_takes_the_oldest_idle_ones_slot() {
     let gw = TestGateway::start(config()).await;
     // 32 kept-alive connections hold every slot: each is answered once (so the gateway holds
     // it), then sends nothing more.
@@ -71,20 +73,71 @@ async fn connections_past_the_cap_are_closed_and_idle_ones_freed() {
         assert_eq!(response(&mut stream).await.0, 200);
         idle.push(stream);
     }
-    let opened = Instant::now();
-    // The 33rd finds no slot and is closed unanswered.
+    // The 33rd is served; the oldest idle connection was closed for it, and only that one.
     let mut over = TcpStream::connect(gw.admin).await.unwrap();
-    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    over.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    assert_eq!(response(&mut over).await.0, 200);
     let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(WAIT, over.read(&mut buf)).await.unwrap();
-    assert!(matches!(read, Ok(0) | Err(_)), "closed without an answer: {read:?}");
-    // The idle ones are closed when the head timeout (5 s) passes, and the port serves again.
-    for stream in &mut idle {
+    let read = tokio::time::timeout(WAIT, idle[0].read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "the oldest is closed: {read:?}");
+    idle[1].write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let (status, _) = response(&mut idle[1]).await;
+    assert!(status == 200 || status == 503, "the second oldest still answers: {status}");
+    // Idle ones are closed when the head timeout (5 s) passes.
+    let opened = Instant::now();
+    for stream in &mut idle[2..] {
         let read = tokio::time::timeout(WAIT, stream.read(&mut buf)).await.unwrap();
         assert!(matches!(read, Ok(0) | Err(_)), "an idle connection is closed: {read:?}");
     }
-    assert!(opened.elapsed() >= Duration::from_secs(4), "not before the timeout");
-    let (status, _) = gw.admin_get("/healthz").await;
-    assert_eq!(status, 200);
+    assert!(opened.elapsed() >= Duration::from_secs(3), "not before the timeout");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_on_the_admin_port_does_not_lock_out_health_checks() {
+    let gw = TestGateway::start(config()).await;
+    // 32 connections (every slot) each send a request head one byte at a time and never finish
+    // it, for as long as the test lasts; each one closed is opened again.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reopened = Arc::new(AtomicU32::new(0));
+    let mut attackers = Vec::new();
+    for _ in 0..32 {
+        let (addr, stop, reopened) = (gw.admin, stop.clone(), reopened.clone());
+        attackers.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let Ok(mut stream) = TcpStream::connect(addr).await else { continue };
+                let head = b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+                for byte in head.chunks(1).cycle() {
+                    let sent = tokio::select! {
+                        () = stop.cancelled() => return,
+                        sent = stream.write_all(byte) => sent,
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                reopened.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every health check is answered while they trickle, on a new connection each time.
+    for _ in 0..20 {
+        let (status, body) = gw.admin_get("/healthz").await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+    }
+    // Each check took an attacker's slot: the attackers find out at their next writes.
+    let deadline = Instant::now() + WAIT;
+    while reopened.load(Ordering::Relaxed) < 20 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let reopened = reopened.load(Ordering::Relaxed);
+    assert!(reopened >= 20, "the checks did not take attackers' slots: {reopened} reopened");
     gw.stop().await;
 }
