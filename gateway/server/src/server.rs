@@ -40,6 +40,11 @@ const MAX_REJECTING: usize = 64;
 /// After an accept error (out of file descriptors, typically), wait this long before accepting
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Connections an accept loop turns away per [`REFUSAL_WINDOW`] before it pauses until the
+/// window ends: 2,000 a second. A flood then waits in the kernel's accept queue (and past it, is
+/// dropped by the kernel) instead of taking the gateway's time from the connections it serves.
+const REFUSALS_PER_WINDOW: u32 = 100;
+const REFUSAL_WINDOW: Duration = Duration::from_millis(50);
 
 /// The sockets a gateway listens on, bound before [`run`] so that a caller can bind port 0 and
 /// learn the ports chosen.
@@ -208,6 +213,34 @@ pub async fn run(
     Ok(())
 }
 
+/// How fast an accept loop turns connections away: at most [`REFUSALS_PER_WINDOW`] per
+/// [`REFUSAL_WINDOW`], then it stops accepting until the window ends.
+#[derive(Debug, Default)]
+struct RefusalPace {
+    window_start: Option<std::time::Instant>,
+    refused: u32,
+}
+
+impl RefusalPace {
+    /// Counts one connection turned away at `now`.
+    fn refused(&mut self, now: std::time::Instant) {
+        match self.window_start {
+            Some(start) if now.duration_since(start) < REFUSAL_WINDOW => self.refused += 1,
+            _ => {
+                self.window_start = Some(now);
+                self.refused = 1;
+            }
+        }
+    }
+
+    /// How long to stop accepting at `now`, if the window's refusals are used up.
+    fn pause(&self, now: std::time::Instant) -> Option<Duration> {
+        let start = self.window_start?;
+        let left = REFUSAL_WINDOW.checked_sub(now.duration_since(start))?;
+        (self.refused >= REFUSALS_PER_WINDOW && !left.is_zero()).then_some(left)
+    }
+}
+
 /// What the accept loops share: the connection limits.
 struct Front {
     shared: Arc<Shared>,
@@ -228,7 +261,15 @@ impl Front {
         shutdown: &CancellationToken,
     ) {
         let shared = &self.shared;
+        let mut refusals = RefusalPace::default();
         loop {
+            if let Some(pause) = refusals.pause(std::time::Instant::now()) {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
             let accepted = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
@@ -245,6 +286,7 @@ impl Front {
             if !shared.rate.admit(peer.ip(), std::time::Instant::now()) {
                 shared.metrics.connection_rejected();
                 self.reject(stream, peer, transport, "too many new connections from this address");
+                refusals.refused(std::time::Instant::now());
                 continue;
             }
             match self.connections.clone().try_acquire_owned() {
@@ -262,6 +304,7 @@ impl Front {
                 Err(_) => {
                     shared.metrics.connection_rejected();
                     self.reject(stream, peer, transport, "the gateway is at its connection limit");
+                    refusals.refused(std::time::Instant::now());
                 }
             }
         }
@@ -292,5 +335,29 @@ impl Front {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn refusals_past_the_window_budget_pause_accepting_until_the_window_ends() {
+        let mut pace = RefusalPace::default();
+        let start = Instant::now();
+        assert_eq!(pace.pause(start), None, "nothing refused yet");
+        for _ in 0..REFUSALS_PER_WINDOW - 1 {
+            pace.refused(start);
+        }
+        assert_eq!(pace.pause(start), None, "within the budget");
+        pace.refused(start + Duration::from_millis(10));
+        assert_eq!(pace.pause(start + Duration::from_millis(20)), Some(Duration::from_millis(30)));
+        assert_eq!(pace.pause(start + REFUSAL_WINDOW), None, "the window is over");
+        // A refusal after the window starts a new one with a fresh budget.
+        pace.refused(start + REFUSAL_WINDOW);
+        assert_eq!(pace.pause(start + REFUSAL_WINDOW), None);
     }
 }
