@@ -13,6 +13,9 @@
 //!   `raw-fanout`, a length-framed TCP server that relays each PUBLISH to every subscriber.
 //! - **Idle** (`loadgen idle`): N connections over TCP or WebSocket that say HELLO and nothing
 //!   more, held open while a script reads the gateway's memory.
+//! - **Attack** (`loadgen attack`): RPC clients measured alone, then beside an attack
+//!   (slowloris, floods, idle connections, readers that never read, lying payloads, forged
+//!   tokens), and what the gateway did to the attackers: `scripts/bench-attacks`.
 //!
 //! The baselines are the limit of the transport (raw echo, raw fan-out) or of the bus (NATS),
 //! against which the gateway's figures mean something. Both targets go through the same client code, written directly on
@@ -22,6 +25,7 @@
 //!
 //! # Layout
 //!
+//! - [`attack`]: the attacks of the attack mode, on the bytes.
 //! - [`config`]: [`LoadConfig`] and [`Target`], what an RPC run does.
 //! - [`load`]: [`run`], a whole RPC run: open, warm up, measure, merge.
 //! - `connection`: one RPC connection's writer and reader halves, and the handshake.
@@ -50,6 +54,7 @@
 //! # }
 //! ```
 
+pub mod attack;
 pub mod config;
 mod connection;
 pub mod error;

@@ -69,6 +69,11 @@ impl Tally {
     }
 
     /// How many calls failed.
+    /// The failures by kind (a status code's name, or what went wrong).
+    pub fn errors(&self) -> &BTreeMap<&'static str, u64> {
+        &self.errors
+    }
+
     pub fn failed(&self) -> u64 {
         self.errors.values().sum()
     }

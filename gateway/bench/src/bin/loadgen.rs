@@ -21,13 +21,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use gateway_bench::fanout::{FanoutConfig, Pace};
 use gateway_bench::idle::{IdleConfig, IdleTransport};
-use gateway_bench::{LoadConfig, Target, open_files};
+use gateway_bench::{Latency, LoadConfig, Target, open_files};
 use tokio_util::sync::CancellationToken;
 
 /// Load generator for the gateway: RPC (C connections × D requests in flight × S-byte payloads)
@@ -51,6 +52,55 @@ enum Mode {
     /// The time a client that comes back takes to receive the N events it missed on a topic
     /// with history (`examples.echo.Echo.journal`), beside the time they take live.
     Recovery(RecoveryArgs),
+    /// Well-behaved RPC clients measured alone, then beside an attack on the gateway; their
+    /// latency both times and what the gateway did to the attackers.
+    Attack(AttackArgs),
+}
+
+/// The attack mode.
+#[derive(Debug, ClapArgs)]
+struct AttackArgs {
+    /// The gateway's TCP address (the well-behaved clients' and most attacks').
+    #[arg(long)]
+    addr: SocketAddr,
+    /// The gateway's WebSocket address (slowloris-ws).
+    #[arg(long)]
+    ws_addr: Option<SocketAddr>,
+    /// The gateway's admin address (slowloris-admin; its metrics are read before and after).
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
+    /// The attack: slowloris-tcp, slowloris-ws, slowloris-admin, flood, rate-flood, idle,
+    /// never-reads, oversized, bad-tokens.
+    #[arg(long)]
+    attack: String,
+    /// Attacking connections at once.
+    #[arg(long, default_value_t = 200)]
+    connections: usize,
+    /// Loopback source addresses to spread the attackers over (127.0.1.0 onwards); 0: the
+    /// well-behaved clients' own (127.0.0.1).
+    #[arg(long, default_value_t = 0)]
+    sources: u32,
+    /// Milliseconds between two bytes of a slowloris client.
+    #[arg(long, default_value_t = 500)]
+    trickle_ms: u64,
+    /// Well-behaved connections.
+    #[arg(long, default_value_t = 4)]
+    victims: usize,
+    /// Milliseconds each well-behaved connection waits between an answer and its next call.
+    #[arg(long, default_value_t = 1)]
+    think_ms: u64,
+    /// Seconds the attack runs before the attacked measurement starts.
+    #[arg(long, default_value_t = 3.0)]
+    ramp: f64,
+    /// Seconds of each measurement (alone, then attacked).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// The gateway's process id: its resident memory and open files are read before and after.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// The recovery mode.
@@ -263,6 +313,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Fanout(args)) => fanout(args),
         Some(Mode::Idle(args)) => idle(args),
         Some(Mode::Recovery(args)) => recovery(args),
+        Some(Mode::Attack(args)) => attack(args),
         None => rpc(cli.rpc),
     }
 }
@@ -353,4 +404,144 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
         gateway_bench::runtime(args.run.threads)?.block_on(gateway_bench::fanout::run(&config))?;
     println!("{summary}");
     write_json(args.run.json.as_deref(), summary.to_json())
+}
+
+/// Resident memory (KiB) and open files of process `pid`, from `/proc`.
+fn process_use(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let rss_kib = rss.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss_kib, fds))
+}
+
+/// The `gateway_goaway_total` lines of the admin port's metrics, by reason.
+async fn goaways(admin: Option<SocketAddr>) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(admin) = admin else { return out };
+    let request = "GET /metrics HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n";
+    let text = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(admin).await.ok()?;
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        Some(text)
+    };
+    let Ok(Some(text)) = tokio::time::timeout(Duration::from_secs(5), text).await else {
+        return out;
+    };
+    for line in text.lines().filter(|l| l.starts_with("gateway_goaway_total{reason=\"")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+        let reason =
+            labels.trim_start_matches("gateway_goaway_total{reason=\"").trim_end_matches("\"}");
+        if let Ok(value) = value.parse::<f64>() {
+            out.insert(reason.to_owned(), value as u64);
+        }
+    }
+    out
+}
+
+fn attack(args: AttackArgs) -> anyhow::Result<()> {
+    use gateway_bench::attack::{self, Attack, AttackConfig, Counters, Victims};
+    let Some(kind) = Attack::from_name(&args.attack) else {
+        let names: Vec<&str> = Attack::ALL.iter().map(|a| a.name()).collect();
+        bail!("no attack `{}`; the attacks are {}", args.attack, names.join(", "));
+    };
+    let needs = |addr: Option<SocketAddr>, flag: &str| {
+        addr.ok_or_else(|| anyhow::anyhow!("`--attack {}` needs `--{flag}`", args.attack))
+    };
+    let config = AttackConfig {
+        attack: kind,
+        addr: args.addr,
+        ws_addr: if kind == Attack::SlowlorisWs {
+            needs(args.ws_addr, "ws-addr")?
+        } else {
+            args.addr
+        },
+        admin_addr: if kind == Attack::SlowlorisAdmin {
+            needs(args.admin_addr, "admin-addr")?
+        } else {
+            args.addr
+        },
+        connections: args.connections,
+        sources: args.sources,
+        trickle: Duration::from_millis(args.trickle_ms),
+    };
+    let (ramp, duration) = (seconds("ramp", args.ramp)?, seconds("duration", args.duration)?);
+    open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
+    // The attack and the well-behaved clients on runtimes (threads) of their own.
+    let attack_runtime = gateway_bench::runtime(1)?;
+    let runtime = gateway_bench::runtime(1)?;
+    runtime.block_on(async {
+        let mut victims = Victims::open(args.addr, args.victims, Duration::from_millis(args.think_ms)).await?;
+        // Warm up (connections, caches), then measure.
+        victims.measure(Duration::from_secs(1)).await;
+        let before = args.gateway_pid.and_then(process_use);
+        let goaways_before = goaways(args.admin_addr).await;
+        let alone_tally = victims.measure(duration).await;
+        let alone = Latency::of(&alone_tally);
+        let counters = Arc::new(Counters::default());
+        let stop = CancellationToken::new();
+        let attacking = attack_runtime.spawn(attack::run(config, counters.clone(), stop.clone()));
+        tokio::time::sleep(ramp).await;
+        let during_use = args.gateway_pid.and_then(process_use);
+        let tally = victims.measure(duration).await;
+        let attacked = Latency::of(&tally);
+        let after = args.gateway_pid.and_then(process_use);
+        stop.cancel();
+        let _ = attacking.await;
+        let goaways_after = goaways(args.admin_addr).await;
+        let sent_goaways: std::collections::BTreeMap<String, u64> = goaways_after
+            .iter()
+            .map(|(reason, n)| (reason.clone(), n - goaways_before.get(reason).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let report = serde_json::json!({
+            "attack": kind.name(),
+            "attackers": args.connections,
+            "sources": args.sources,
+            "alone_us": { "p50": alone.p50, "p99": alone.p99, "max": alone.max, "calls": alone_tally.ok() },
+            "attacked_us": { "p50": attacked.p50, "p99": attacked.p99, "max": attacked.max, "calls": tally.ok() },
+            "p50_ratio": (attacked.p50 / alone.p50 * 100.0).round() / 100.0,
+            "p99_ratio": (attacked.p99 / alone.p99 * 100.0).round() / 100.0,
+            "victim_errors": tally.errors().iter().map(|(k, n)| ((*k).to_owned(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+            "attack": {
+                "name": kind.name(),
+                "opened": load(&counters.opened),
+                "connect_failed": load(&counters.connect_failed),
+                "closed_by_gateway": load(&counters.closed),
+                "welcomed": load(&counters.welcomed),
+                "calls_answered": load(&counters.answered),
+                "calls_refused": load(&counters.refused_calls),
+                "bytes_sent": load(&counters.sent),
+                "longest_open_ms": load(&counters.longest_open_ms),
+                "goaways_seen": counters.goaways(),
+            },
+            "gateway": {
+                "goaways_sent": sent_goaways,
+                "rss_kib_before": before.map(|u| u.0),
+                "rss_kib_attacked": during_use.map(|u| u.0),
+                "rss_kib_after": after.map(|u| u.0),
+                "fds_before": before.map(|u| u.1),
+                "fds_attacked": during_use.map(|u| u.1),
+                "fds_after": after.map(|u| u.1),
+            },
+        });
+        println!(
+            "{}: victims p50 {:.0} -> {:.0} us ({:.2}x), p99 {:.0} -> {:.0} us ({:.2}x), {} failed calls",
+            kind.name(),
+            alone.p50,
+            attacked.p50,
+            attacked.p50 / alone.p50,
+            alone.p99,
+            attacked.p99,
+            attacked.p99 / alone.p99,
+            tally.failed()
+        );
+        println!("{}", serde_json::to_string_pretty(&report["attack"])?);
+        println!("{}", serde_json::to_string_pretty(&report["gateway"])?);
+        write_json(args.json.as_deref(), serde_json::to_string_pretty(&report)?)
+    })
 }
