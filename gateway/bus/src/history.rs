@@ -312,6 +312,16 @@ pub trait SharedHistory: Send + Sync + 'static {
         limits: Limits,
     ) -> BoxFuture<'_, Result<Position, BusError>>;
 
+    /// Publishes an event of a topic with this history on `subject` and returns once the
+    /// history has stored it: an event acknowledged to its publisher is then kept, whatever
+    /// fails afterwards. Fails (the bus's error) when it cannot be stored in time.
+    fn publish_stored(
+        &self,
+        subject: &str,
+        headers: crate::Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>>;
+
     /// The offset and the key of an event that arrived on [`SharedHistory::live_pattern`];
     /// `None` for a message that is not one.
     fn live_event(&self, topic: &'static TopicDesc, message: &BusMessage) -> Option<(u64, String)>;

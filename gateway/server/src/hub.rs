@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use gateway_bus::history::TopicHistory;
+use gateway_bus::history::{SharedHistory, TopicHistory};
 use gateway_bus::{Bus, BusMessage, Subscription, contract};
 use gateway_core::{Selector, Status, TopicDesc};
 use gateway_protocol::{Frame, Position, Recovery, SubscriptionEnded};
@@ -100,6 +100,8 @@ pub(crate) enum Start {
 /// The hub of one gateway.
 pub(crate) struct Hub {
     bus: Arc<dyn Bus>,
+    /// The bus's own history store, when it keeps one (NATS: JetStream).
+    store: Option<Arc<dyn SharedHistory>>,
     metrics: Arc<Metrics>,
     options: HubOptions,
     /// Entries by bus pattern. A std mutex: held only to look up, insert or remove.
@@ -182,12 +184,38 @@ impl std::fmt::Debug for HubSubscription {
 impl Hub {
     pub(crate) fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>, options: HubOptions) -> Arc<Hub> {
         Arc::new(Hub {
+            store: bus.shared_history(),
             bus,
             metrics,
             options,
             entries: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
         })
+    }
+
+    /// Publishes a client's event of `topic` on `subject`. For a topic whose history the bus
+    /// keeps, the answer waits until the history has stored it (`SharedHistory::publish_stored`):
+    /// an acknowledged event is never lost to a failure that follows. Other events are handed
+    /// to the bus.
+    pub(crate) fn publish_event(
+        &self,
+        topic: &'static TopicDesc,
+        subject: &str,
+        headers: gateway_bus::Headers,
+        payload: bytes::Bytes,
+    ) -> gateway_core::BoxFuture<'static, Result<(), gateway_bus::BusError>> {
+        let subject = subject.to_owned();
+        let kept = history::limits(topic, &self.options).is_some();
+        match &self.store {
+            Some(store) if kept => {
+                let store = store.clone();
+                Box::pin(async move { store.publish_stored(&subject, headers, payload).await })
+            }
+            _ => {
+                let bus = self.bus.clone();
+                Box::pin(async move { bus.publish(&subject, headers, payload).await })
+            }
+        }
     }
 
     /// Subscribes, for the gateway's lifetime, to every `retain` topic and every topic with a

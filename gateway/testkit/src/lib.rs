@@ -93,6 +93,24 @@ impl Child {
         None
     }
 
+    /// Pauses the process (SIGSTOP): it holds its sockets and answers nothing, like a machine
+    /// that hangs.
+    pub fn pause(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = self.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
@@ -309,6 +327,21 @@ impl NatsCluster {
     /// Kills node `i` (SIGKILL, like a crash).
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].process.kill();
+    }
+
+    /// Pauses node `i` (SIGSTOP).
+    pub fn pause(&self, i: usize) {
+        self.nodes[i].process.pause();
+    }
+
+    /// Resumes node `i` (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.nodes[i].process.resume();
+    }
+
+    /// Node `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].process.id()
     }
 
     /// Whether node `i` is running.

@@ -106,6 +106,29 @@ impl SharedHistory for JetStreamHistory {
         })
     }
 
+    fn publish_stored(
+        &self,
+        subject: &str,
+        headers: crate::Headers,
+        payload: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>> {
+        let subject = subject.to_owned();
+        Box::pin(async move {
+            let stored = |e: &dyn std::fmt::Display| BusError::Disconnected {
+                reason: format!("the event on {subject} was not stored: {e}"),
+            };
+            let published = match super::to_nats_headers(headers)? {
+                Some(headers) => {
+                    self.js.publish_with_headers(subject.clone(), headers, payload).await
+                }
+                None => self.js.publish(subject.clone(), payload).await,
+            };
+            // The first await sends; the second waits for the stream's acknowledgement.
+            published.map_err(|e| stored(&e))?.await.map_err(|e| stored(&e))?;
+            Ok(())
+        })
+    }
+
     fn live_event(&self, topic: &'static TopicDesc, message: &BusMessage) -> Option<(u64, String)> {
         let offset = message.headers.get("Nats-Sequence")?.parse().ok()?;
         let key = contract::key_from_subject(topic, message.headers.get("Nats-Subject")?)?;

@@ -54,6 +54,19 @@ impl Kept {
 }
 
 impl SharedHistory for Kept {
+    /// Stores the event under its key (the subject's last token); it reaches the hubs only
+    /// when a test delivers it.
+    fn publish_stored(
+        &self,
+        subject: &str,
+        _: gateway_bus::Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<(), BusError>> {
+        let key = subject.rsplit('.').next().unwrap_or_default().to_owned();
+        self.log.lock().unwrap().push((key, payload));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn live_pattern(&self, topic: &'static TopicDesc) -> String {
         format!("history.{}", contract::topic_pattern(topic, &Selector::AllKeys))
     }
@@ -310,6 +323,22 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(interleaving(before, from, key, during, yields, after));
     }
+}
+
+#[tokio::test]
+async fn a_client_event_of_a_topic_with_a_bus_kept_history_is_answered_once_stored() {
+    static PLAIN: TopicDesc = TopicDesc { history: None, ..TOPIC };
+    let (bus, _, hub) = keeping_hub(&TOPIC, 1).await;
+    let subject = contract::topic_subject(&TOPIC, "a");
+    hub.publish_event(&TOPIC, &subject, Headers::new(), Bytes::from_static(b"kept")).await.unwrap();
+    let log = bus.kept.log.lock().unwrap().clone();
+    assert_eq!(log, [("a".to_owned(), Bytes::from_static(b"kept"))], "stored by the history");
+    // A topic without history goes to the bus, not to the store.
+    let subject = contract::topic_subject(&PLAIN, "a");
+    hub.publish_event(&PLAIN, &subject, Headers::new(), Bytes::from_static(b"plain"))
+        .await
+        .unwrap();
+    assert_eq!(bus.kept.log.lock().unwrap().len(), 1, "a topic without history is not stored");
 }
 
 #[tokio::test]
