@@ -34,6 +34,17 @@ impl ConnectionRate {
         }
     }
 
+    /// Whether `ip` has a token left at `now` (taking none).
+    pub(crate) fn allows(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let buckets = self.buckets.lock().expect("rate lock");
+        buckets
+            .get(&rate_key(ip))
+            .is_none_or(|bucket| bucket.refilled(now, self.rate, self.burst) >= 1.0)
+    }
+
     /// Whether `ip` may open a connection at `now` (and takes its token if so).
     pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> bool {
         if self.rate == 0.0 {
@@ -146,6 +157,20 @@ mod tests {
         assert!(rate.admit(ip, t0 + Duration::from_millis(500)), "one token per 500 ms");
         assert!(!rate.admit(ip, t0 + Duration::from_millis(600)));
         assert!(ConnectionRate::new(0, 1).admit(ip, t0), "0 = no limit");
+    }
+
+    #[test]
+    fn failures_are_counted_without_refusing_until_the_bucket_is_empty() {
+        let failures = ConnectionRate::new(1, 2);
+        let (ip, t0) = (IpAddr::from([10, 0, 0, 1]), Instant::now());
+        assert!(failures.allows(ip, t0), "an address never seen");
+        failures.admit(ip, t0);
+        assert!(failures.allows(ip, t0), "one failure of two allowed");
+        failures.admit(ip, t0);
+        assert!(!failures.allows(ip, t0), "the bucket is empty");
+        assert!(failures.allows(IpAddr::from([10, 0, 0, 2]), t0), "another address");
+        assert!(failures.allows(ip, t0 + Duration::from_secs(1)), "refilled after a second");
+        assert!(ConnectionRate::new(0, 1).allows(ip, t0), "0 = no limit");
     }
 
     #[test]

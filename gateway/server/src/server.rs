@@ -143,6 +143,8 @@ pub async fn run(
     }
     let users = UserConnections::new(config.max_connections_per_user);
     let rate = ConnectionRate::new(config.connection_rate, config.connection_burst);
+    let auth_failures =
+        ConnectionRate::new(u32::from(config.auth_failure_burst > 0), config.auth_failure_burst);
     let shared = Arc::new(Shared {
         config,
         registry,
@@ -155,6 +157,7 @@ pub async fn run(
         auth,
         users,
         rate,
+        auth_failures,
         connections: Arc::default(),
         workers: tokio::runtime::Handle::current().metrics().num_workers(),
         tls: tls.clone(),
@@ -286,6 +289,13 @@ impl Front {
             if !shared.rate.admit(peer.ip(), std::time::Instant::now()) {
                 shared.metrics.connection_rejected();
                 self.reject(stream, peer, transport, "too many new connections from this address");
+                refusals.refused(std::time::Instant::now());
+                continue;
+            }
+            if !shared.auth_failures.allows(peer.ip(), std::time::Instant::now()) {
+                shared.metrics.connection_rejected();
+                let why = "too many failed authentications from this address; wait a second";
+                self.reject(stream, peer, transport, why);
                 refusals.refused(std::time::Instant::now());
                 continue;
             }

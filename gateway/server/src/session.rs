@@ -402,7 +402,7 @@ impl<T: Transport> Session<T> {
         let now = SystemTime::now();
         let grant = match shared.auth.authenticate(&hello.token, now) {
             Ok(grant) => grant,
-            Err(e) => return Err(refused(&shared, &e)),
+            Err(e) => return Err(refused(&shared, self.peer, &e)),
         };
         if let Some(subject) = grant.subject() {
             match shared.users.take(subject) {
@@ -1138,9 +1138,11 @@ impl<T: Transport> Session<T> {
     }
 }
 
-/// A HELLO whose credentials were refused: GOAWAY `unauthenticated`, saying why.
-fn refused(shared: &Shared, e: &AuthError) -> End {
+/// A HELLO whose credentials were refused: GOAWAY `unauthenticated`, saying why. The failure
+/// counts against the client's address (`auth_failure_burst`).
+fn refused(shared: &Shared, peer: SocketAddr, e: &AuthError) -> End {
     shared.metrics.auth_failed(e.kind);
+    shared.auth_failures.admit(peer.ip(), std::time::Instant::now());
     info!(reason = e.kind.name(), message = %e.message, "authentication refused");
     close(GoawayReason::UNAUTHENTICATED, e.message.clone())
 }

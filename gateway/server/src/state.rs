@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) auth: Authenticator,
     pub(crate) users: Arc<UserConnections>,
     pub(crate) rate: ConnectionRate,
+    /// Failed authentications per IP address (`auth_failure_burst`, refilled one a second).
+    pub(crate) auth_failures: ConnectionRate,
     pub(crate) connections: Arc<Connections>,
     /// The async runtime's worker threads.
     pub(crate) workers: usize,

@@ -600,3 +600,25 @@ async fn refused_refreshes_in_a_row_past_the_bound_close_the_connection() {
     assert!(goaway.message.contains("4 token refreshes in a row were refused"), "{goaway:?}");
     gateway.stop().await;
 }
+
+/// Past `auth_failure_burst` failed authentications, an address's new connections are refused
+/// at accept (GOAWAY `too_many_connections`), even with a good token, until a second has given
+/// it one more try: forged tokens then cost the gateway a refusal, not a handshake each.
+#[tokio::test]
+async fn an_address_past_its_failed_authentications_is_refused_at_accept_for_a_while() {
+    let mut config = auth_config();
+    config.auth_failure_burst = 3;
+    let gateway = TestGateway::start(config).await;
+    let forged = || sign("hs", &json!({"sub": "x", "aud": "other", "exp": now() + 60}));
+    for _ in 0..3 {
+        refused(&gateway, forged()).await;
+    }
+    let mut client = RawClient::connect(gateway.addr).await;
+    let goaway = client.expect_goaway().await;
+    assert_eq!(goaway.reason, GoawayReason::TOO_MANY_CONNECTIONS, "{goaway:?}");
+    assert!(goaway.message.contains("failed authentications"), "{goaway:?}");
+    // A second refills one try: a good token connects again.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    connected(&gateway, sign("hs", &claims("alice", &["reader"]))).await;
+    gateway.stop().await;
+}

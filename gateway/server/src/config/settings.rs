@@ -91,6 +91,9 @@ pub struct Config {
     pub connection_rate: u32,
     /// How many connections one IP address may open at once before `connection_rate` applies.
     pub connection_burst: u32,
+    /// Failed authentications one IP address may have at once; past them, one more a second,
+    /// and its new connections are refused at accept meanwhile. 0 = no limit.
+    pub auth_failure_burst: u32,
     /// Authentication: keys, roles, and the roles of anonymous connections (`anonymous_roles`).
     pub auth: AuthConfig,
     /// The NATS server(s) of the bus (`nats://host:port`, comma-separated for a cluster); `None`:
@@ -202,6 +205,7 @@ impl Config {
             max_connections_per_user: 0,
             connection_rate: 0,
             connection_burst: 0,
+            auth_failure_burst: 0,
             auth,
             nats: None,
             nats_auth: NatsAuthKeys::default(),
@@ -523,6 +527,14 @@ pub const KEYS: &[Key] = &[
         default: "20",
         help: "Connections a client IP may open at once before connection_rate applies",
         set: |s, c| store(&mut c.connection_burst, at_least(s, 1).and_then(to_u32)),
+    },
+    Key {
+        name: "auth_failure_burst",
+        value_name: "N",
+        default: "0",
+        help: "Failed authentications a client IP may have at once; past them, one a second, and \
+               its new connections are refused meanwhile; 0 = no limit",
+        set: |s, c| store(&mut c.auth_failure_burst, at_least(s, 0).and_then(to_u32)),
     },
     Key {
         name: "nats",
