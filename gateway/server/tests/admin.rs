@@ -99,13 +99,15 @@ async fn slowloris_on_the_admin_port_does_not_lock_out_health_checks() {
     // 32 connections (every slot) each send a request head one byte at a time and never finish
     // it, for as long as the test lasts; each one closed is opened again.
     let stop = tokio_util::sync::CancellationToken::new();
-    let reopened = Arc::new(AtomicU32::new(0));
+    let (reopened, trickling) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     let mut attackers = Vec::new();
     for _ in 0..32 {
-        let (addr, stop, reopened) = (gw.admin, stop.clone(), reopened.clone());
+        let (addr, stop) = (gw.admin, stop.clone());
+        let (reopened, trickling) = (reopened.clone(), trickling.clone());
         attackers.push(tokio::spawn(async move {
             while !stop.is_cancelled() {
                 let Ok(mut stream) = TcpStream::connect(addr).await else { continue };
+                trickling.fetch_add(1, Ordering::Relaxed);
                 let head = b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Slow: ";
                 for byte in head.chunks(1).cycle() {
                     let sent = tokio::select! {
@@ -122,7 +124,12 @@ async fn slowloris_on_the_admin_port_does_not_lock_out_health_checks() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every slot is held by an attacker before the checks start.
+    let deadline = Instant::now() + WAIT;
+    while trickling.load(Ordering::Relaxed) < 32 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(trickling.load(Ordering::Relaxed) >= 32, "the attackers did not all connect");
     // Every health check is answered while they trickle, on a new connection each time.
     for _ in 0..20 {
         let (status, body) = gw.admin_get("/healthz").await;

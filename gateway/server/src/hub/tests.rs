@@ -190,17 +190,19 @@ async fn publish(bus: &KeepingBus, key: &str, n: u64) {
         log.push((key.to_owned(), Bytes::from(n.to_string())));
         log.len() as u64
     };
-    let subject = contract::topic_subject(&TOPIC, key);
+    feed(bus, &TOPIC, key, offset, Bytes::from(n.to_string())).await;
+}
+
+/// The live feed brings the event of `topic` and `key` at `offset`, as JetStream's republish
+/// does (whether or not the history holds it).
+async fn feed(bus: &KeepingBus, topic: &TopicDesc, key: &str, offset: u64, payload: Bytes) {
+    let subject = contract::topic_subject(topic, key);
     let mut headers = Headers::new();
     headers.insert("Nats-Sequence", offset.to_string());
     headers.insert("Nats-Subject", subject.clone());
-    bus.local
-        .publish(&format!("history.{subject}"), headers, Bytes::from(n.to_string()))
-        .await
-        .unwrap();
+    bus.local.publish(&format!("history.{subject}"), headers, payload).await.unwrap();
 }
 
-/// Waits until the hub has delivered offset `n`.
 async fn delivered(hub: &Hub, n: u64) {
     let entry = hub.entry(&TOPIC, &Selector::AllKeys);
     for _ in 0..5_000 {
@@ -362,11 +364,7 @@ async fn a_client_ahead_of_this_gateway_gets_only_what_is_past_its_position() {
         if offset == 4 {
             kept.log.lock().unwrap().push(("a".into(), Bytes::from_static(b"3")));
         }
-        let subject = contract::topic_subject(&TOPIC, "a");
-        let mut headers = Headers::new();
-        headers.insert("Nats-Sequence", offset.to_string());
-        headers.insert("Nats-Subject", subject.clone());
-        bus.local.publish(&format!("history.{subject}"), headers, Bytes::new()).await.unwrap();
+        feed(&bus, &TOPIC, "a", offset, Bytes::new()).await;
     }
     delivered(&hub, 4).await;
     let mut sent = Sent::default();
@@ -473,11 +471,7 @@ async fn a_retain_topic_not_recovered_gets_its_last_events_then_what_waited() {
         let bus = bus.clone();
         async move {
             bus.kept.log.lock().unwrap().push((key.into(), Bytes::new()));
-            let subject = contract::topic_subject(&RETAINED, key);
-            let mut headers = Headers::new();
-            headers.insert("Nats-Sequence", offset.to_string());
-            headers.insert("Nats-Subject", subject.clone());
-            bus.local.publish(&format!("history.{subject}"), headers, Bytes::new()).await.unwrap();
+            feed(&bus, &RETAINED, key, offset, Bytes::new()).await;
         }
     };
     send("a", 1).await;
@@ -526,11 +520,7 @@ async fn a_live_feed_that_reorders_events_gives_each_once_in_offset_order() {
         bus.kept.log.lock().unwrap().push(("a".into(), Bytes::from(n.to_string())));
     }
     for offset in [1u64, 3, 2, 4] {
-        let subject = contract::topic_subject(&TOPIC, "a");
-        let mut headers = Headers::new();
-        headers.insert("Nats-Sequence", offset.to_string());
-        headers.insert("Nats-Subject", subject.clone());
-        bus.local.publish(&format!("history.{subject}"), headers, Bytes::new()).await.unwrap();
+        feed(&bus, &TOPIC, "a", offset, Bytes::new()).await;
     }
     delivered(&hub, 4).await;
     // The late 2 is dropped once it has come, and the history did not start over.
