@@ -200,11 +200,10 @@ impl Hub {
     pub(crate) fn publish_event(
         &self,
         topic: &'static TopicDesc,
-        subject: &str,
+        subject: String,
         headers: gateway_bus::Headers,
         payload: bytes::Bytes,
     ) -> gateway_core::BoxFuture<'static, Result<(), gateway_bus::BusError>> {
-        let subject = subject.to_owned();
         let kept = history::limits(topic, &self.options).is_some();
         match &self.store {
             Some(store) if kept => {

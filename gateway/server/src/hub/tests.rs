@@ -332,14 +332,12 @@ async fn a_client_event_of_a_topic_with_a_bus_kept_history_is_answered_once_stor
     static PLAIN: TopicDesc = TopicDesc { history: None, ..TOPIC };
     let (bus, _, hub) = keeping_hub(&TOPIC, 1).await;
     let subject = contract::topic_subject(&TOPIC, "a");
-    hub.publish_event(&TOPIC, &subject, Headers::new(), Bytes::from_static(b"kept")).await.unwrap();
+    hub.publish_event(&TOPIC, subject, Headers::new(), Bytes::from_static(b"kept")).await.unwrap();
     let log = bus.kept.log.lock().unwrap().clone();
     assert_eq!(log, [("a".to_owned(), Bytes::from_static(b"kept"))], "stored by the history");
     // A topic without history goes to the bus, not to the store.
     let subject = contract::topic_subject(&PLAIN, "a");
-    hub.publish_event(&PLAIN, &subject, Headers::new(), Bytes::from_static(b"plain"))
-        .await
-        .unwrap();
+    hub.publish_event(&PLAIN, subject, Headers::new(), Bytes::from_static(b"plain")).await.unwrap();
     assert_eq!(bus.kept.log.lock().unwrap().len(), 1, "a topic without history is not stored");
 }
 

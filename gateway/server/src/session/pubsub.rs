@@ -218,7 +218,7 @@ impl<T: Transport> Session<T> {
         // Built by the gateway alone, so a client cannot pass itself off as anyone else.
         let mut headers = Headers::new();
         gateway_bus::call::identity_headers(&mut headers, self.grant.identity.as_deref());
-        let published = self.shared.hub.publish_event(topic, &subject, headers, frame.payload);
+        let published = self.shared.hub.publish_event(topic, subject, headers, frame.payload);
         let control = Box::pin(async move {
             let published = published.await;
             Done::Published { request_id, result: published.map_err(|e| e.to_status()) }
