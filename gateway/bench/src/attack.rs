@@ -433,7 +433,7 @@ async fn call_and_never_read(stream: &mut TcpStream, counters: &Counters) -> Res
 }
 
 /// An echo `Blob` holding `data`.
-fn blob(data: &[u8]) -> Bytes {
+pub(crate) fn blob(data: &[u8]) -> Bytes {
     let mut fbb = gateway_core::flatbuffers::FlatBufferBuilder::with_capacity(data.len() + 64);
     let data = fbb.create_vector(data);
     let blob = echo::examples::echo::Blob::create(

@@ -16,6 +16,8 @@
 //! - **Attack** (`loadgen attack`): RPC clients measured alone, then beside an attack
 //!   (slowloris, floods, idle connections, readers that never read, lying payloads, forged
 //!   tokens), and what the gateway did to the attackers: `scripts/bench-attacks`.
+//! - **Soak** (`loadgen soak`): calls, pub/sub and connection churn at a steady rate for a long
+//!   time, sampled every interval with the gateway's memory and open files: `scripts/soak`.
 //!
 //! The baselines are the limit of the transport (raw echo, raw fan-out) or of the bus (NATS),
 //! against which the gateway's figures mean something. Both targets go through the same client code, written directly on
@@ -35,6 +37,8 @@
 //! - [`idle`]: the idle mode, connections that only say HELLO, for `scripts/bench-memory`.
 //! - [`recovery`]: the recovery mode, the time to receive N missed events from a topic's
 //!   history beside the time they take live.
+//! - [`soak`]: the soak mode, a steady mixed load (calls, pub/sub, connection churn) sampled over
+//!   a long run with the gateway's memory and open files, for `scripts/soak`.
 //! - [`raw_echo`] and [`raw_fanout`]: the baseline servers; [`raw_ws_echo`]: the WebSocket
 //!   echo, the baseline of WebSocket clients' benchmarks (`raw-echo --websocket`).
 //! - [`open_files`]: raising the open-files limit for thousands of connections.
@@ -67,6 +71,7 @@ pub mod raw_echo;
 pub mod raw_fanout;
 pub mod raw_ws_echo;
 pub mod recovery;
+pub mod soak;
 pub mod summary;
 
 pub use config::{LoadConfig, Target, TlsTarget};

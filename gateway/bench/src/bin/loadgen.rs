@@ -55,6 +55,53 @@ enum Mode {
     /// Well-behaved RPC clients measured alone, then beside an attack on the gateway; their
     /// latency both times and what the gateway did to the attackers.
     Attack(AttackArgs),
+    /// Calls, pub/sub and connection churn at a steady rate for a long time, one sample (calls,
+    /// latency, events, the gateway's memory and open files) per interval, as JSON lines.
+    Soak(SoakArgs),
+}
+
+/// The soak mode.
+#[derive(Debug, ClapArgs)]
+struct SoakArgs {
+    /// The gateway's TCP address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Echo calls a second, all call connections together (open loop).
+    #[arg(long, default_value_t = 10_000.0)]
+    calls_per_s: f64,
+    /// Connections the calls are spread over.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Unanswered calls allowed per connection; a call due past that is counted `behind`.
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+    /// Bytes of each call's `Blob`.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Subscriber connections on `broadcast`.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Events published a second on `broadcast` (each delivered to every subscriber).
+    #[arg(long, default_value_t = 100.0)]
+    events_per_s: f64,
+    /// Short-lived connections a second (HELLO, SUBSCRIBE, one call, close).
+    #[arg(long, default_value_t = 20.0)]
+    churn_per_s: f64,
+    /// How long the load runs.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// How often a sample is taken.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// The gateway's process id: its resident memory and open files go in every sample.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also append every sample to this file, one JSON object a line.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// The attack mode.
@@ -318,6 +365,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Idle(args)) => idle(args),
         Some(Mode::Recovery(args)) => recovery(args),
         Some(Mode::Attack(args)) => attack(args),
+        Some(Mode::Soak(args)) => soak(args),
         None => rpc(cli.rpc),
     }
 }
@@ -410,13 +458,60 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     write_json(args.run.json.as_deref(), summary.to_json())
 }
 
+fn soak(args: SoakArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let config = gateway_bench::soak::SoakConfig {
+        addr: args.addr,
+        calls_per_s: args.calls_per_s,
+        connections: args.connections,
+        in_flight: args.in_flight,
+        payload: args.payload,
+        subscribers: args.subscribers,
+        events_per_s: args.events_per_s,
+        churn_per_s: args.churn_per_s,
+        duration: args.duration,
+        interval: args.interval,
+        gateway_pid: args.gateway_pid,
+    };
+    let mut out = match &args.json {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create `{}`", path.display()))?,
+        ),
+        None => None,
+    };
+    open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
+    let mut written = Ok(());
+    gateway_bench::runtime(args.threads)?.block_on(gateway_bench::soak::run(&config, |sample| {
+        let failed: u64 = sample.call_errors.values().sum::<u64>() + sample.calls_unanswered;
+        println!(
+            "{:>7.0} s  calls {:>7} (p50 {:>6.0} p99 {:>6.0} max {:>7.0} us, {} failed, {} behind)  \
+             events {:>7} ({} missed)  churned {} ({} failed)  rss {} KiB  fds {}",
+            sample.t_s,
+            sample.calls,
+            sample.p50_us,
+            sample.p99_us,
+            sample.max_us,
+            failed,
+            sample.calls_behind,
+            sample.events,
+            sample.events_missed,
+            sample.churned,
+            sample.churn_failed,
+            sample.rss_kib.map_or("?".into(), |v| v.to_string()),
+            sample.fds.map_or("?".into(), |v| v.to_string()),
+        );
+        if let (Some(file), Ok(())) = (out.as_mut(), &written) {
+            let line = serde_json::to_string(sample).expect("a sample serialises");
+            written = writeln!(file, "{line}");
+        }
+    }))?;
+    written.context("cannot write the samples")
+}
+
 /// Resident memory (KiB) and open files of process `pid`, from `/proc`.
 fn process_use(pid: u32) -> Option<(u64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-    let rss_kib = rss.trim().trim_end_matches("kB").trim().parse().ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    Some((rss_kib, fds))
+    gateway_bench::soak::process_use(pid)
 }
 
 /// The `gateway_goaway_total` lines of the admin port's metrics, by reason.

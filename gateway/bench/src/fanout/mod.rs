@@ -19,7 +19,7 @@
 
 pub mod config;
 mod publisher;
-mod stamp;
+pub(crate) mod stamp;
 mod subscribers;
 pub mod summary;
 
