@@ -329,6 +329,8 @@ struct State {
     arriving: BTreeMap<u64, Arriving>,
     /// Epochs whose routes are all here, to commit in order.
     ready: BTreeMap<u64, Arriving>,
+    /// Epochs taken from `ready` and not yet committed.
+    committing: BTreeSet<u64>,
     /// This shard's full mailboxes (for the other shards' inboxes), and that set's version.
     full: BTreeSet<String>,
     full_version: u64,
@@ -375,6 +377,9 @@ pub struct Shard {
     closing: Arc<tokio::sync::Mutex<()>>,
     ending: Arc<tokio::sync::Mutex<()>>,
     storing: Arc<tokio::sync::Mutex<()>>,
+    /// The last epoch whose close (as an inbox) this process finished: a close asked for
+    /// again waits for it rather than routing anything a second time.
+    closes_done: Arc<tokio::sync::watch::Sender<u64>>,
     /// The most bytes a bundle may take in a record, when routes must fit a bus's messages
     /// ([`Shard::limit_bundles`]).
     routable: Arc<std::sync::atomic::AtomicUsize>,
@@ -487,6 +492,7 @@ impl Shard {
             closing: Arc::new(tokio::sync::Mutex::new(())),
             ending: Arc::new(tokio::sync::Mutex::new(())),
             storing: Arc::new(tokio::sync::Mutex::new(())),
+            closes_done: Arc::new(tokio::sync::watch::Sender::new(0)),
             routable: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
         })
     }
@@ -824,6 +830,20 @@ impl Shard {
         closing: tokio::sync::OwnedMutexGuard<()>,
     ) -> usize {
         let (me, shards) = (self.config.shard, self.config.shards);
+        let repeated = {
+            let state = self.state();
+            state.closed_since_open && epoch <= state.closed
+        };
+        if repeated {
+            // Asked again (the sequencer's request was answered late, or it restarted): this
+            // process routed the epoch already, and its routes are tried until answered.
+            // Routing it again could only differ (numbering nothing, it would route it empty):
+            // wait for the first close to finish instead.
+            drop(closing);
+            let mut done = self.closes_done.subscribe();
+            let _ = done.wait_for(|&done| done >= epoch).await;
+            return 0;
+        }
         let (pending, again) = {
             let mut state = self.state();
             let first = !std::mem::replace(&mut state.closed_since_open, true);
@@ -900,6 +920,8 @@ impl Shard {
             state.written.remove(&e);
             state.routed.push(e);
         }
+        drop(state);
+        self.closes_done.send_modify(|done| *done = (*done).max(epoch));
         numbered
     }
 
@@ -980,15 +1002,21 @@ impl Shard {
             if epoch <= state.committed {
                 return None;
             }
+            // An epoch already complete (waiting to commit, or committing) is not made
+            // complete a second time by routes that come again: they wait in `arriving`, and
+            // are answered once it is committed (`answer`).
+            let again = state.ready.contains_key(&epoch) || state.committing.contains(&epoch);
             let arriving = state.arriving.entry(epoch).or_insert_with(|| Arriving {
                 routes: (0..shards).map(|_| None).collect(),
                 waiters: Vec::new(),
             });
             let from = routed.from;
-            arriving.routes[from as usize] = Some(routed);
+            // A route that comes again is the same route (a shard routes an epoch once, or,
+            // restarted, routes its write-ahead again): the first copy stands.
+            arriving.routes[from as usize].get_or_insert(routed);
             let (tx, rx) = oneshot::channel();
             arriving.waiters.push((from, tx));
-            let complete = arriving.routes.iter().all(Option::is_some);
+            let complete = !again && arriving.routes.iter().all(Option::is_some);
             if complete {
                 let arriving = state.arriving.remove(&epoch).expect("arriving");
                 state.ready.insert(epoch, arriving);
@@ -1011,7 +1039,19 @@ impl Shard {
     /// epochs commit in order however the tasks are scheduled.
     async fn commit(self) {
         let ending = self.ending.clone().lock_owned().await;
-        let Some((epoch, arriving)) = self.state().ready.pop_first() else { return };
+        let (epoch, arriving) = {
+            let mut state = self.state();
+            let Some((epoch, arriving)) = state.ready.pop_first() else { return };
+            if epoch <= state.committed {
+                // Committed already (made ready twice): answer who waits, change nothing.
+                drop(state);
+                drop(ending);
+                self.answer(epoch, arriving.waiters, Vec::new());
+                return;
+            }
+            state.committing.insert(epoch);
+            (epoch, arriving)
+        };
         let routes: Vec<Routed> = arriving.routes.into_iter().flatten().collect();
         let nothing = routes.iter().all(Routed::is_empty);
         let idle = nothing && {
@@ -1022,8 +1062,11 @@ impl Shard {
             // Nothing to store: committed once the epochs before it are stored.
             let _storing = self.storing.clone().lock_owned().await;
             drop(ending);
-            let committed = epoch.max(self.state().committed);
-            self.state().committed = committed;
+            {
+                let mut state = self.state();
+                state.committed = epoch.max(state.committed);
+                state.committing.remove(&epoch);
+            }
             self.answer(epoch, arriving.waiters, Vec::new());
             return;
         }
@@ -1115,6 +1158,7 @@ impl Shard {
         let limits = self.config.limits;
         let mut state = self.state();
         state.committed = state.committed.max(epoch);
+        state.committing.remove(&epoch);
         if prepared.untold.is_some() {
             state.lie = prepared.untold;
         }
