@@ -12,47 +12,14 @@
 use std::time::Duration;
 
 use gateway_core::Status;
-use mailbox::service::{
-    AckRequestT, BatchT, FetchRequestT, KeysRequestT, MailboxClient, PartT, SendRequestT,
-};
-use mailbox::{Delivered, DeviceVerifier, KeyRing, SeqId, Signed};
+use mailbox::service::{AckRequestT, BatchT, FetchRequestT, MailboxClient};
+use mailbox::{DeviceVerifier, Signed};
 
 mod support;
+use support::mailbox::{bundle, decoded, id, key_ring, read_mailboxes};
 use support::{System, WAIT};
 
 const MAILBOX_CALLS: &str = "rpc.examples.mailbox.Mailbox.*";
-
-fn bundle(recipients: &[&str], common: &str) -> SendRequestT {
-    SendRequestT {
-        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
-        common: Some(common.as_bytes().to_vec()),
-        parts: recipients
-            .iter()
-            .map(|r| PartT { bytes: Some(format!("{common}, for {r}").into_bytes()) })
-            .collect(),
-    }
-}
-
-fn id(bytes: &[u8]) -> SeqId {
-    SeqId::from_bytes(bytes.try_into().expect("16 bytes"))
-}
-
-/// A batch as the API carries it, as the verifier takes it.
-fn decoded(batch: &BatchT) -> (Signed, Vec<Delivered>) {
-    let attestation = Signed::decode(&batch.attestation).expect("a signed attestation");
-    let messages = batch
-        .messages
-        .iter()
-        .map(|m| Delivered {
-            id: id(&m.id),
-            bundle: id(&m.bundle),
-            recipients: m.recipients.clone().into(),
-            common: m.common.clone().unwrap_or_default().into(),
-            part: m.part.clone().unwrap_or_default().into(),
-        })
-        .collect();
-    (attestation, messages)
-}
 
 async fn fetch<T: gateway_core::Transport>(
     mailbox: &MailboxClient<T>,
@@ -73,12 +40,7 @@ async fn messages_are_signed_delivered_acknowledged_and_survive_a_kill() {
     system.wait_for_subscribers("mailbox-service", MAILBOX_CALLS, 1).await;
     let mailbox = MailboxClient::new(gateway.client().await);
 
-    let keys = mailbox.keys(KeysRequestT {}).await.expect("the keys").unpack();
-    let mut ring = KeyRing::new();
-    for shard in &keys.shards {
-        let key: [u8; 32] = shard.public_key.as_slice().try_into().expect("32 bytes");
-        ring.insert(shard.shard, ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a key"));
-    }
+    let ring = key_ring(&mailbox).await;
 
     // Bob follows his batches; a bundle to alice and bob.
     let mut pushed = mailbox.subscribe_batches("bob").await.expect("subscribed");
@@ -325,12 +287,7 @@ async fn gateway_killed_under_load(shards: &str) {
             .await
             .expect("connects again");
     let mailbox = MailboxClient::new(client);
-    let keys = mailbox.keys(KeysRequestT {}).await.expect("the keys").unpack();
-    let mut ring = KeyRing::new();
-    for shard in &keys.shards {
-        let key: [u8; 32] = shard.public_key.as_slice().try_into().expect("32 bytes");
-        ring.insert(shard.shard, ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a key"));
-    }
+    let ring = key_ring(&mailbox).await;
     let mut held = std::collections::HashMap::new();
     for device in devices {
         let mut verifier = DeviceVerifier::new(device, ring.clone());
@@ -359,16 +316,6 @@ async fn gateway_killed_under_load(shards: &str) {
 }
 
 /// The keys `keys` returns, as a verifier takes them.
-async fn key_ring<T: gateway_core::Transport>(mailbox: &MailboxClient<T>) -> KeyRing {
-    let keys = mailbox.keys(KeysRequestT {}).await.expect("the keys").unpack();
-    let mut ring = KeyRing::new();
-    for shard in &keys.shards {
-        let key: [u8; 32] = shard.public_key.as_slice().try_into().expect("32 bytes");
-        ring.insert(shard.shard, ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a key"));
-    }
-    ring
-}
-
 /// Two shards as processes and the sequencer as a third, on nats-server behind a gateway, while
 /// 8 senders keep bundles coming to devices on both shards: shard 1 is killed with SIGKILL and
 /// started again on its directory, then the sequencer is. Every answered bundle is in every
@@ -470,39 +417,7 @@ async fn two_shards_lose_nothing_answered_when_a_shard_or_the_sequencer_is_kille
 
     let ring = key_ring(&mailbox).await;
     assert!(ring.get(0).is_some() && ring.get(1).is_some(), "both shards' keys");
-    let mut held = std::collections::HashMap::new();
-    for device in &devices {
-        let mut verifier = DeviceVerifier::new(device, ring.clone());
-        let mut after: Option<SeqId> = None;
-        loop {
-            let request = FetchRequestT {
-                device: Some(device.clone()),
-                after: after.map(|a| a.to_bytes().to_vec()),
-                max_batches: 1000,
-            };
-            let batches = mailbox.fetch(request).await.expect("fetched").unpack().batches;
-            if batches.is_empty() {
-                break;
-            }
-            for batch in &batches {
-                let (attestation, messages) = decoded(batch);
-                let shard = attestation.attestation().expect("an attestation").shard;
-                assert_eq!(shard, owner(device, 2), "{device}'s batches come from its shard");
-                verifier
-                    .accept(&attestation, &messages)
-                    .unwrap_or_else(|e| panic!("{device}: {e}"));
-                for m in messages {
-                    after = Some(m.id);
-                    let common = String::from_utf8(m.common.to_vec()).expect("UTF-8");
-                    assert!(
-                        held.insert((device.clone(), m.bundle), common).is_none(),
-                        "{device} got {} twice",
-                        m.bundle
-                    );
-                }
-            }
-        }
-    }
+    let held = read_mailboxes(&mailbox, &devices, &ring, Some(2)).await;
     for (bundle, to, common) in &answered {
         for device in to {
             assert_eq!(

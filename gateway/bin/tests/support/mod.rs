@@ -2,6 +2,8 @@
 //! processes, each with its log printed when the test fails; and bounded waiting.
 #![allow(dead_code)] // Each test file uses its own part.
 
+pub(crate) mod mailbox;
+
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -227,7 +229,9 @@ impl Process {
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // Services log with `tracing` to standard output, the gateway to standard error:
+            // both go to the log.
+            .stdout(file.try_clone().expect("the log file, twice"))
             .stderr(file);
         Process { name: name.to_owned(), child: Child::spawn(name, command), log }
     }
