@@ -296,7 +296,10 @@ async fn trickle(
 }
 
 /// Reads the next frame, or `Err` when the connection closes.
-async fn next_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Frame, LoadError> {
+pub(crate) async fn next_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Frame, LoadError> {
     loop {
         match decode(buf, u32::MAX)? {
             Decoded::Frame(frame) => return Ok(frame),

@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::attack::next_frame;
 use crate::connection::hello;
 use crate::error::LoadError;
 use crate::fanout::stamp::Stamp;
@@ -285,27 +286,37 @@ async fn write<W: AsyncWriteExt + Unpin>(stream: &mut W, frame: &Frame) -> Resul
     Ok(())
 }
 
-/// The next whole frame, reading as needed; `Err` when the connection ends.
-async fn next_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Frame, LoadError> {
-    loop {
-        match decode(buf, u32::MAX)? {
-            Decoded::Frame(frame) => return Ok(frame),
-            Decoded::Skipped { .. } => {}
-            Decoded::Incomplete { .. } => {
-                if stream.read_buf(buf).await? == 0 {
-                    return Err(LoadError::Closed("by the gateway".into()));
-                }
-            }
-        }
-    }
-}
-
 /// Answers a PING; any other frame is the caller's.
 async fn pong(writer: &mut OwnedWriteHalf, frame: &Frame) -> Result<(), LoadError> {
     if let Frame::Ping { data } = frame {
         write(writer, &Frame::Pong { data: *data }).await?;
     }
     Ok(())
+}
+
+/// A fixed rate on a 1 ms tick: how many sends are due at each tick, counted from the start (a
+/// late tick makes up what it missed).
+struct Schedule {
+    tick: tokio::time::Interval,
+    start: Instant,
+    rate: f64,
+}
+
+impl Schedule {
+    fn new(rate: f64) -> Schedule {
+        let mut tick = interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        Schedule { tick, start: Instant::now(), rate }
+    }
+
+    /// Waits for the next tick: the time now (not the tick's scheduled instant: the timer's own
+    /// lateness, up to a millisecond, is the load generator's, not the gateway's) and how many
+    /// sends are due since the start. Cancel-safe.
+    async fn due(&mut self) -> (Instant, u64) {
+        self.tick.tick().await;
+        let now = Instant::now();
+        (now, (now.duration_since(self.start).as_secs_f64() * self.rate) as u64)
+    }
 }
 
 /// One call connection: `rate` calls a second on a 1 ms schedule, answers timed and counted.
@@ -320,20 +331,14 @@ async fn caller(
     let Opened { stream, mut buf } = opened;
     let (mut reader, mut writer) = stream.into_split();
     let mut pending: HashMap<u32, Instant> = HashMap::with_capacity(limit);
-    let mut tick = interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let start = Instant::now();
-    let (mut due_sent, mut next_id, mut last_sweep) = (0u64, 0u32, start);
+    let mut schedule = Schedule::new(rate);
+    let (mut due_sent, mut next_id, mut last_sweep) = (0u64, 0u32, Instant::now());
     let mut out = BytesMut::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => {
-                // Every call due by now, timed from this write (not from the tick's scheduled
-                // instant: the timer's own lateness, up to a millisecond, is the load
-                // generator's, not the gateway's).
-                let now = Instant::now();
-                let due = (now.duration_since(start).as_secs_f64() * rate) as u64;
+            (now, due) = schedule.due() => {
+                // Every call due by now, each timed from this write.
                 while due_sent < due {
                     due_sent += 1;
                     if pending.len() >= limit {
@@ -412,17 +417,13 @@ async fn publisher(
 ) -> Result<(), LoadError> {
     let Opened { stream, mut buf } = opened;
     let (mut reader, mut writer) = stream.into_split();
-    let mut tick = interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let start = Instant::now();
+    let mut schedule = Schedule::new(rate);
     let mut seq = 0u64;
     let (mut out, mut payload) = (BytesMut::new(), BytesMut::new());
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => {
-                let now = Instant::now();
-                let due = (now.duration_since(start).as_secs_f64() * rate) as u64;
+            (now, due) = schedule.due() => {
                 while seq < due {
                     seq += 1;
                     let sent_ns = now.duration_since(epoch).as_nanos() as u64;
