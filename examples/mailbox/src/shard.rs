@@ -290,6 +290,31 @@ impl Router for Alone {
     }
 }
 
+/// A shard process's closes as an inbox.
+#[derive(Clone, Copy, Debug, Default)]
+struct Closes {
+    /// The last epoch whose close finished.
+    done: u64,
+    /// The epoch being closed, if any.
+    running: Option<u64>,
+}
+
+/// Marks a close as no longer running when it ends, however it ends.
+struct Running<'a> {
+    closes: &'a tokio::sync::watch::Sender<Closes>,
+    epoch: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.closes.send_modify(|c| {
+            if c.running == Some(self.epoch) {
+                c.running = None;
+            }
+        });
+    }
+}
+
 /// An epoch's routes arriving at their owner: what each shard sent, and who waits for the commit.
 #[derive(Debug)]
 struct Arriving {
@@ -377,9 +402,9 @@ pub struct Shard {
     closing: Arc<tokio::sync::Mutex<()>>,
     ending: Arc<tokio::sync::Mutex<()>>,
     storing: Arc<tokio::sync::Mutex<()>>,
-    /// The last epoch whose close (as an inbox) this process finished: a close asked for
-    /// again waits for it rather than routing anything a second time.
-    closes_done: Arc<tokio::sync::watch::Sender<u64>>,
+    /// This process's closes as an inbox (the last finished, the one running): a close asked
+    /// for again waits for the running one rather than routing anything a second time.
+    closes: Arc<tokio::sync::watch::Sender<Closes>>,
     /// The most bytes a bundle may take in a record, when routes must fit a bus's messages
     /// ([`Shard::limit_bundles`]).
     routable: Arc<std::sync::atomic::AtomicUsize>,
@@ -492,7 +517,7 @@ impl Shard {
             closing: Arc::new(tokio::sync::Mutex::new(())),
             ending: Arc::new(tokio::sync::Mutex::new(())),
             storing: Arc::new(tokio::sync::Mutex::new(())),
-            closes_done: Arc::new(tokio::sync::watch::Sender::new(0)),
+            closes: Arc::new(tokio::sync::watch::Sender::new(Closes::default())),
             routable: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
         })
     }
@@ -834,16 +859,27 @@ impl Shard {
             let state = self.state();
             state.closed_since_open && epoch <= state.closed
         };
-        if repeated {
+        let closing = if repeated {
             // Asked again (the sequencer's request was answered late, or it restarted): this
             // process routed the epoch already, and its routes are tried until answered.
             // Routing it again could only differ (numbering nothing, it would route it empty):
-            // wait for the first close to finish instead.
+            // wait for that close to finish instead. Only if it ended without finishing (its
+            // work failed) is the epoch closed again, as after a restart.
             drop(closing);
-            let mut done = self.closes_done.subscribe();
-            let _ = done.wait_for(|&done| done >= epoch).await;
-            return 0;
-        }
+            let mut closes = self.closes.subscribe();
+            let finished = closes
+                .wait_for(|c| c.done >= epoch || c.running != Some(epoch))
+                .await
+                .is_ok_and(|c| c.done >= epoch);
+            if finished {
+                return 0;
+            }
+            self.closing.clone().lock_owned().await
+        } else {
+            closing
+        };
+        self.closes.send_modify(|c| c.running = Some(epoch));
+        let _running = Running { closes: &self.closes, epoch };
         let (pending, again) = {
             let mut state = self.state();
             let first = !std::mem::replace(&mut state.closed_since_open, true);
@@ -921,7 +957,7 @@ impl Shard {
             state.routed.push(e);
         }
         drop(state);
-        self.closes_done.send_modify(|done| *done = (*done).max(epoch));
+        self.closes.send_modify(|c| c.done = c.done.max(epoch));
         numbered
     }
 
