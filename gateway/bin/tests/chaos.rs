@@ -24,7 +24,7 @@
 //! verified mailbox once, every acknowledged report is in the tracker's database), the gateways'
 //! open files come back and their memory stays under its bound.
 //!
-//! Ignored in the test command: `scripts/chaos` runs it (about four minutes).
+//! Ignored in the test command: `scripts/chaos` runs it (about five minutes).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
