@@ -508,9 +508,11 @@ async fn a_close_asked_twice_changes_nothing() {
         for n in 0..8 {
             let bundle = bundle(&mut rng, &devices, epoch as usize * 100 + n);
             let inbox = shards[n % 2].clone();
-            sends.push(tokio::spawn(async move { (bundle.clone(), inbox.send(bundle).await) }));
+            let mut send = Box::pin(async move { (bundle.clone(), inbox.send(bundle).await) });
+            // Its first poll hands the bundle to the inbox, so it is in this epoch's close.
+            assert!(futures::poll!(&mut send).is_pending(), "a send waits for its epoch");
+            sends.push(tokio::spawn(send));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
         // Each shard is asked to close the epoch twice at once, and once more after.
         let closes: Vec<_> = (0..2u32)
             .flat_map(|shard| [shard, shard])
