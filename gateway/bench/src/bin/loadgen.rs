@@ -28,6 +28,7 @@ use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use gateway_bench::fanout::{FanoutConfig, Pace};
 use gateway_bench::idle::{IdleConfig, IdleTransport};
+use gateway_bench::soak::process_use;
 use gateway_bench::{Latency, LoadConfig, Target, open_files};
 use tokio_util::sync::CancellationToken;
 
@@ -507,11 +508,6 @@ fn soak(args: SoakArgs) -> anyhow::Result<()> {
         }
     }))?;
     written.context("cannot write the samples")
-}
-
-/// Resident memory (KiB) and open files of process `pid`, from `/proc`.
-fn process_use(pid: u32) -> Option<(u64, usize)> {
-    gateway_bench::soak::process_use(pid)
 }
 
 /// The `gateway_goaway_total` lines of the admin port's metrics, by reason.
