@@ -52,7 +52,6 @@ fn expected_words(rules: &[Rule]) -> Option<String> {
 /// How a rule reads in "expected ...".
 fn describe(rule: Rule) -> String {
     let word = match rule {
-        Rule::EOI => "end of file",
         Rule::semi => "`;`",
         Rule::colon => "`:`",
         Rule::comma => "`,`",

@@ -10,13 +10,12 @@ use crate::syntax::ast::{
     RpcServiceDecl, StrLit, UnionDecl, UnionVariantDecl,
 };
 use crate::syntax::grammar::Rule;
-use crate::syntax::items::{Entry, parse_items};
+use crate::syntax::items::parse_items;
 use crate::syntax::lower::{Lower, child, children, first, required};
 
 /// Parses one `.fbs` file. Syntax errors go to `diags`, located in `file`.
 pub fn parse_fbs(file: FileId, text: &str, diags: &mut Diagnostics) -> FbsFile {
-    let rules = Entry { end: Rule::fbs_end, entry: Rule::fbs_entry };
-    let items = parse_items(file, text, diags, rules, lower_item);
+    let items = parse_items(file, text, diags, Rule::fbs_entry, lower_item);
     check_includes_come_first(file, &items, diags);
     FbsFile { items }
 }

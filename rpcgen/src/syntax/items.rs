@@ -3,7 +3,10 @@
 //!
 //! Each step parses the remaining text with the language's `*_entry` rule (one item) and lowers
 //! the result. On a syntax error it reports it, skips to the end of the broken item (the next `;`
-//! outside braces, or the `}` that closes the item's first `{`) and carries on from there.
+//! outside braces, or the `}` that closes the item's first `{`) and carries on from there. It
+//! stops when only trivia is left ([`only_trivia_after`], not a pest rule: a failed pest parse
+//! builds an error whose location costs a scan of the whole rest of the text, and a file has a
+//! failed end check before every item).
 
 use pest::Parser;
 use pest::iterators::Pair;
@@ -13,22 +16,16 @@ use crate::source::{FileId, Loc};
 use crate::syntax::error::syntax_error;
 use crate::syntax::grammar::{Grammar, Rule};
 use crate::syntax::lower::{Lower, first};
-use crate::syntax::trivia::{Trivia, skip_trivia, string_end};
+use crate::syntax::trivia::{Trivia, only_trivia_after, skip_trivia, string_end};
 
-/// The two rules that drive one language: `end` matches only trivia up to the end of the input,
-/// `entry` matches one top-level item (and yields a pair whose only child is that item).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Entry {
-    pub(crate) end: Rule,
-    pub(crate) entry: Rule,
-}
-
-/// Parses every top-level item of `text`, lowering each with `lower_item`.
+/// Parses every top-level item of `text` with the language's `entry` rule (which matches one
+/// top-level item and yields a pair whose only child is that item), lowering each with
+/// `lower_item`.
 pub(crate) fn parse_items<T>(
     file: FileId,
     text: &str,
     diags: &mut Diagnostics,
-    rules: Entry,
+    entry: Rule,
     mut lower_item: impl FnMut(&mut Lower<'_>, Pair<'_, Rule>) -> T,
 ) -> Vec<T> {
     let trivia = Trivia::scan(text);
@@ -41,8 +38,8 @@ pub(crate) fn parse_items<T>(
     }
     let mut items = Vec::new();
     let mut pos = 0;
-    while Grammar::parse(rules.end, &text[pos..]).is_err() {
-        match Grammar::parse(rules.entry, &text[pos..]) {
+    while !only_trivia_after(text, pos) {
+        match Grammar::parse(entry, &text[pos..]) {
             Ok(mut pairs) => {
                 let item = pairs.next().map(|entry| first(&entry));
                 let Some(item) = item else { break };

@@ -9,13 +9,12 @@ use crate::syntax::ast::{
     Member, MemberKind, Path, ServiceDecl, ServiceFile, ServiceItem, ServiceItemKind, TopicKey,
 };
 use crate::syntax::grammar::Rule;
-use crate::syntax::items::{Entry, parse_items};
+use crate::syntax::items::parse_items;
 use crate::syntax::lower::{Lower, child, children, first, required};
 
 /// Parses one `.service` file. Syntax errors go to `diags`, located in `file`.
 pub fn parse_service(file: FileId, text: &str, diags: &mut Diagnostics) -> ServiceFile {
-    let rules = Entry { end: Rule::service_end, entry: Rule::service_entry };
-    ServiceFile { items: parse_items(file, text, diags, rules, lower_item) }
+    ServiceFile { items: parse_items(file, text, diags, Rule::service_entry, lower_item) }
 }
 
 fn lower_item(cx: &mut Lower<'_>, item: Pair<'_, Rule>) -> ServiceItem {

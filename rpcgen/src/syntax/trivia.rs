@@ -124,6 +124,27 @@ pub(crate) fn skip_trivia(text: &str, mut pos: usize) -> usize {
     }
 }
 
+/// Whether only trivia follows `pos`: blanks, line comments and complete block comments, as the
+/// grammar's `WHITESPACE` and `COMMENT` rules define them. An unterminated block comment is not
+/// trivia (the grammar reports it as a syntax error).
+pub(crate) fn only_trivia_after(text: &str, mut pos: usize) -> bool {
+    loop {
+        let rest = &text[pos..];
+        if let Some(c) = rest.chars().next().filter(|&c| is_blank(c)) {
+            pos += c.len_utf8();
+        } else if rest.starts_with("//") {
+            pos = line_end(text, pos);
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            match body.find("*/") {
+                Some(i) => pos += 2 + i + 2,
+                None => return false,
+            }
+        } else {
+            return rest.is_empty();
+        }
+    }
+}
+
 /// The end of the string literal whose opening quote is at `start`: after the closing quote, or
 /// at the end of the line if there is none.
 pub(crate) fn string_end(text: &str, start: usize) -> usize {
@@ -157,6 +178,20 @@ fn line_end(text: &str, start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_trivia_is_blanks_and_complete_comments() {
+        for text in
+            ["", " \t\r\n", "\u{FEFF}", "// x", "// x\r\n/* y */ ", "/**/", "/* a\n * b */\n"]
+        {
+            assert!(only_trivia_after(text, 0), "{text:?}");
+        }
+        for text in ["x", " ;", "/* open", "/* a */ /", "// ok\n}", "/ /", "/*/"] {
+            assert!(!only_trivia_after(text, 0), "{text:?}");
+        }
+        assert!(only_trivia_after("table A {} // end", 10));
+        assert!(!only_trivia_after("table A {} // end", 9));
+    }
 
     #[test]
     fn docs_attach_across_plain_comments_and_blank_lines() {
