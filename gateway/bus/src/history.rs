@@ -99,7 +99,12 @@ pub struct TopicHistory<P = Bytes> {
     /// Every kept event's key in offset order (with evicted ones skipped lazily), for the byte
     /// bound's oldest-first eviction.
     order: VecDeque<(u64, String)>,
+    /// Every append's key in offset order (with all but each key's last skipped lazily), for
+    /// the key bound's eviction of the key appended to longest ago.
+    recency: VecDeque<(u64, String)>,
     bytes: usize,
+    /// Events kept, all keys together.
+    kept: usize,
 }
 
 #[derive(Debug)]
@@ -133,7 +138,9 @@ impl<P: Payload> TopicHistory<P> {
             keys: HashMap::new(),
             forgotten_through: 0,
             order: VecDeque::new(),
+            recency: VecDeque::new(),
             bytes: 0,
+            kept: 0,
         }
     }
 
@@ -158,12 +165,15 @@ impl<P: Payload> TopicHistory<P> {
             self.keys.entry(key.to_owned()).or_insert_with(|| KeyRing::new(forgotten_through));
         ring.last = offset;
         ring.events.push_back(Stored { offset, payload, at: now });
+        self.kept += 1;
         while ring.events.len() > self.limits.events {
             let old = ring.events.pop_front().expect("over the limit, so not empty");
             ring.lost_through = old.offset;
             self.bytes -= old.payload.weight();
+            self.kept -= 1;
         }
         self.order.push_back((offset, key.to_owned()));
+        self.recency.push_back((offset, key.to_owned()));
         while self.bytes > self.limits.bytes {
             let Some((oldest, key)) = self.order.pop_front() else { break };
             let Some(ring) = self.keys.get_mut(&key) else { continue };
@@ -172,28 +182,37 @@ impl<P: Payload> TopicHistory<P> {
                 let old = ring.events.pop_front().expect("just seen");
                 ring.lost_through = old.offset;
                 self.bytes -= old.payload.weight();
+                self.kept -= 1;
             }
         }
-        // The order list only grows with what is kept: compact it when mostly stale.
-        if self.order.len() > 2 * self.kept() + 64 {
+        // The lists only grow: compact each when mostly stale, which costs its length once per
+        // as many appends, so O(1) per append.
+        if self.order.len() > 2 * self.kept + 64 {
             let keys = &self.keys;
             self.order
                 .retain(|(offset, key)| keys.get(key).is_some_and(|ring| ring.holds(*offset)));
         }
+        if self.recency.len() > 2 * self.keys.len() + 64 {
+            let keys = &self.keys;
+            self.recency.retain(|(offset, key)| keys.get(key).is_some_and(|r| r.last == *offset));
+        }
         Position { epoch: self.epoch, offset }
     }
 
-    /// Forgets the key appended to longest ago, all its events (a scan of the keys: it happens
-    /// once per new key past the bound, not per event).
+    /// Forgets the key appended to longest ago, all its events: the first entry of the recency
+    /// list that is still its key's last append (the stale entries before it are dropped, each
+    /// once).
     fn forget_stalest_key(&mut self) {
-        let Some(stalest) =
-            self.keys.iter().min_by_key(|(_, ring)| ring.last).map(|(k, _)| k.clone())
-        else {
+        while let Some((offset, key)) = self.recency.pop_front() {
+            if self.keys.get(&key).is_none_or(|ring| ring.last != offset) {
+                continue;
+            }
+            let ring = self.keys.remove(&key).expect("just seen");
+            self.forgotten_through = self.forgotten_through.max(ring.last);
+            self.bytes -= ring.events.iter().map(|e| e.payload.weight()).sum::<usize>();
+            self.kept -= ring.events.len();
             return;
-        };
-        let ring = self.keys.remove(&stalest).expect("just found");
-        self.forgotten_through = self.forgotten_through.max(ring.last);
-        self.bytes -= ring.events.iter().map(|e| e.payload.weight()).sum::<usize>();
+        }
     }
 
     /// Every key's events after `after`, in offset order, at most `cap` of them, as of `now`
@@ -280,12 +299,13 @@ impl<P: Payload> TopicHistory<P> {
             let old = ring.events.pop_front().expect("just seen");
             ring.lost_through = old.offset;
             self.bytes -= old.payload.weight();
+            self.kept -= 1;
         }
     }
 
     /// Events kept, all keys together.
     pub fn kept(&self) -> usize {
-        self.keys.values().map(|ring| ring.events.len()).sum()
+        self.kept
     }
 
     /// Payload bytes kept.
@@ -459,6 +479,19 @@ mod tests {
                 let position = history.append(&key.to_string(), Bytes::from(vec![key; len]), now);
                 all.push((position.offset, key, len));
                 prop_assert!(history.bytes() <= bytes);
+                let counted: usize = history.keys.values().map(|ring| ring.events.len()).sum();
+                prop_assert_eq!(history.kept(), counted);
+                // The keys kept are the `key_bound` appended to most recently.
+                let mut recent: Vec<u8> = Vec::new();
+                for (_, k, _) in all.iter().rev() {
+                    if !recent.contains(k) && recent.len() < key_bound {
+                        recent.push(*k);
+                    }
+                }
+                let mut kept: Vec<u8> = history.keys.keys().map(|k| k.parse().unwrap()).collect();
+                kept.sort_unstable();
+                recent.sort_unstable();
+                prop_assert_eq!(kept, recent);
             }
             for (key, after) in probes {
                 let after = after.min(history.head().offset);
