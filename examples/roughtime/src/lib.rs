@@ -27,6 +27,6 @@ pub mod protocol;
 pub mod respond;
 pub mod server;
 pub mod service;
-pub mod udp;
+pub use udp_batch as udp;
 pub mod verify;
 pub mod wire;

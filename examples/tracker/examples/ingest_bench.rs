@@ -1,18 +1,21 @@
-//! The tracker's benchmark: positions per second from encrypted UDP reports to a client
-//! subscribed through the gateway, next to a raw UDP receive of the same datagrams in the same
-//! run (docs/benchmarks.md, "Tracker").
+//! The tracker's benchmark: positions per second from sealed UDP reports to a client subscribed
+//! through the gateway, next to a raw UDP receive of the same datagrams in the same run
+//! (docs/benchmarks.md, "Tracker").
 //!
 //! For each offered rate, two runs of the same length, back to back:
-//! - **raw**: a thread sends sealed reports (`tracker_sim::device`, a fresh counter each, sealed
-//!   as they are sent) at the rate to a plain UDP socket, whose thread counts what arrives;
+//! - **raw**: a sender thread seals reports (`tracker_sim::device`, a fresh counter each, sealed
+//!   as they are sent, round-robin over the devices) at the rate, from `--sockets` source
+//!   sockets in batches (`sendmmsg`), to as many receive sockets as the ingest has, sharing a
+//!   port (`SO_REUSEPORT`), each read by a thread in batches (`recvmmsg`) that counts;
 //! - **tracker**: the same sender, to `tracker demo`'s pieces in this process (no simulated
-//!   devices): the ingest decrypts, checks, commits to SQLite, acknowledges nothing (no ack is
-//!   asked), publishes on `position`; the gateway relays to a `gateway_client` subscribed to
-//!   every key over TCP, which counts the events and their age (now − the report's fix time,
-//!   set when the report was sealed).
+//!   devices): the ingest decrypts, checks, commits to SQLite, acknowledges (every report asks,
+//!   unless `--no-ack`), publishes on `position`; the gateway relays to a `gateway_client`
+//!   subscribed to every key over TCP, which counts the events and their age (now − the report's
+//!   fix time, set when the report was sealed). A thread counts the acknowledgements that reach
+//!   the senders' sockets. After the run the database's rows are counted.
 //!
-//! Run: `cargo run --release -p tracker --example ingest_bench -- [--rates 1000,4000,16000]
-//! [--devices 200] [--seconds 5]`
+//! Run: `cargo run --release -p tracker --example ingest_bench -- [--rates 25000,50000,100000]
+//! [--devices 100000] [--seconds 5] [--sockets 32] [--no-ack]`
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -25,8 +28,9 @@ use gateway_client::{Client, ClientConfig};
 use tokio_util::sync::CancellationToken;
 use tracker::TrackerClient;
 use tracker::demo::{Demo, DemoConfig};
+use tracker::ingest::IngestOptions;
 use tracker::store::Store;
-use tracker_sim::device::{encode_report, seal_report};
+use tracker_sim::device::{ACK_LEN, encode_report, seal_report};
 use tracker_sim::motion::Fix;
 
 fn now_ms() -> u64 {
@@ -37,12 +41,24 @@ struct Settings {
     rates: Vec<u64>,
     devices: u64,
     seconds: u64,
+    sockets: usize,
+    ack: bool,
 }
 
 fn settings() -> anyhow::Result<Settings> {
-    let mut s = Settings { rates: vec![1000, 4000, 16000], devices: 200, seconds: 5 };
+    let mut s = Settings {
+        rates: vec![25_000, 50_000, 100_000],
+        devices: 100_000,
+        seconds: 5,
+        sockets: 32,
+        ack: true,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--no-ack" {
+            s.ack = false;
+            continue;
+        }
         let value = args.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rates" => {
@@ -52,79 +68,131 @@ fn settings() -> anyhow::Result<Settings> {
             }
             "--devices" => s.devices = value.parse().context("--devices takes a count")?,
             "--seconds" => s.seconds = value.parse().context("--seconds takes a count")?,
-            other => bail!("unknown flag {other} (--rates, --devices, --seconds)"),
+            "--sockets" => s.sockets = value.parse().context("--sockets takes a count")?,
+            other => {
+                bail!("unknown flag {other} (--rates, --devices, --seconds, --sockets, --no-ack)")
+            }
         }
     }
-    if s.devices == 0 || s.seconds == 0 || s.rates.contains(&0) {
-        bail!("--devices, --seconds and every rate must be at least 1");
+    if s.devices == 0 || s.seconds == 0 || s.sockets == 0 || s.rates.contains(&0) {
+        bail!("--devices, --seconds, --sockets and every rate must be at least 1");
     }
     Ok(s)
 }
 
-/// The bench's devices: ids and keys enrolled in the store, each with its next counter.
-struct Devices {
+/// The bench's devices (ids and keys enrolled in the store, each with its next counter) and the
+/// sockets they send from.
+struct Senders {
     keys: Vec<(u64, [u8; 32])>,
     counters: Vec<u64>,
+    next: usize,
+    sockets: Vec<UdpSocket>,
+    ack: bool,
 }
 
-/// Sends sealed reports round-robin over `devices` to `to` at `rate` per second for `for_`,
-/// paced per millisecond; returns how many were sent.
-fn send(devices: &mut Devices, to: SocketAddr, rate: u64, for_: Duration) -> anyhow::Result<u64> {
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
-    socket.connect(to)?;
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let mut next = 0usize;
-    while start.elapsed() < for_ {
-        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-        while sent < due {
-            let (id, key) = devices.keys[next];
-            devices.counters[next] += 1;
-            let fix = Fix {
-                time_ms: now_ms(),
-                lat: 52.37 + (sent % 1000) as f64 * 1e-5,
-                lon: 4.89,
-                speed_mps: 10.0,
-                heading_deg: 90.0,
-                accuracy_m: 5.0,
-                battery: Some(90),
-            };
-            let datagram =
-                seal_report(&key, id, devices.counters[next], false, &encode_report(&fix))?;
-            // A full socket buffer drops the datagram, as the network would.
-            let _ = socket.send(&datagram);
-            sent += 1;
-            next = (next + 1) % devices.keys.len();
+impl Senders {
+    /// Sends sealed reports round-robin over the devices to `to` at `rate` per second for
+    /// `for_`, paced per half millisecond, each tick's reports in one `sendmmsg` per socket;
+    /// returns how many were sent.
+    fn send(&mut self, to: SocketAddr, rate: u64, for_: Duration) -> anyhow::Result<u64> {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let mut tick: Vec<Vec<Vec<u8>>> = vec![Vec::new(); self.sockets.len()];
+        while start.elapsed() < for_ {
+            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+            let mut n = 0;
+            while sent < due {
+                let (id, key) = self.keys[self.next];
+                self.counters[self.next] += 1;
+                let fix = Fix {
+                    time_ms: now_ms(),
+                    lat: 52.37 + (sent % 1000) as f64 * 1e-5,
+                    lon: 4.89,
+                    speed_mps: 10.0,
+                    heading_deg: 90.0,
+                    accuracy_m: 5.0,
+                    battery: Some(90),
+                };
+                let counter = self.counters[self.next];
+                let datagram = seal_report(&key, id, counter, self.ack, &encode_report(&fix))?;
+                tick[n % self.sockets.len()].push(datagram);
+                n += 1;
+                sent += 1;
+                self.next = (self.next + 1) % self.keys.len();
+            }
+            for (socket, datagrams) in self.sockets.iter().zip(&mut tick) {
+                let batch: Vec<(SocketAddr, &[u8])> =
+                    datagrams.iter().map(|d| (to, d.as_slice())).collect();
+                // A full socket buffer drops the datagram, as the network would.
+                udp_batch::send(socket, &batch);
+                datagrams.clear();
+            }
+            std::thread::sleep(Duration::from_micros(500));
         }
-        std::thread::sleep(Duration::from_micros(500));
+        Ok(sent)
     }
-    Ok(sent)
-}
 
-/// The raw baseline: what a plain UDP socket receives of `rate` reports per second.
-fn raw(devices: &mut Devices, rate: u64, seconds: u64) -> anyhow::Result<(u64, u64)> {
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let addr = socket.local_addr()?;
-    let received = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let receiver = {
-        let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
+    /// Counts acknowledgement-sized datagrams arriving at the senders' sockets until `stop`.
+    fn count_acks(
+        sockets: Vec<UdpSocket>,
+        count: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
-            let mut buf = [0u8; 600];
+            let mut receiver = udp_batch::Receiver::new(256);
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(n) = socket.recv(&mut buf)
-                    && n > 34
-                {
-                    received.fetch_add(1, Ordering::Relaxed);
+                // Each socket's receive waits at most its 1 µs timeout; when none had anything,
+                // a millisecond's sleep.
+                let mut idle = true;
+                for socket in &sockets {
+                    let Ok(n) = receiver.receive_held(socket) else { continue };
+                    idle &= n == 0;
+                    let acks = (0..n)
+                        .filter(|&i| receiver.held(i).is_some_and(|(d, _)| d.len() == ACK_LEN))
+                        .count();
+                    count.fetch_add(acks as u64, Ordering::Relaxed);
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
         })
-    };
-    let sent = send(devices, addr, rate, Duration::from_secs(seconds))?;
+    }
+}
+
+/// The raw baseline: what `receivers` sockets sharing a port receive of `rate` reports per
+/// second, read as the ingest reads (batches).
+fn raw(
+    senders: &mut Senders,
+    receivers: usize,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<(u64, u64)> {
+    let sockets = tracker::ingest::bind(SocketAddr::from(([127, 0, 0, 1], 0)), receivers)?;
+    let addr = sockets[0].local_addr()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| {
+            let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut receiver = udp_batch::Receiver::new(256);
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(n) = receiver.receive_held(&socket) else { continue };
+                    let reports =
+                        (0..n).filter(|&i| receiver.held(i).is_some_and(|(d, _)| d.len() > 34));
+                    received.fetch_add(reports.count() as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let sent = senders.send(addr, rate, Duration::from_secs(seconds))?;
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    receiver.join().expect("the receiver thread");
+    for thread in threads {
+        thread.join().expect("a receiver thread");
+    }
     Ok((sent, received.load(Ordering::Relaxed)))
 }
 
@@ -133,6 +201,11 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
         return 0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn stored_rows(db: &std::path::Path) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open(db)?;
+    Ok(conn.query_row("SELECT count(*) FROM positions", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
 #[tokio::main]
@@ -155,6 +228,18 @@ async fn main() -> anyhow::Result<()> {
         || -> std::io::Result<SocketAddr> { std::net::TcpListener::bind(any(0))?.local_addr() };
     let tcp = free_tcp()?;
     let ingest = UdpSocket::bind(any(0))?.local_addr()?;
+
+    // The bench's devices, enrolled before the demo starts (one transaction).
+    let store = Store::open(&db)?;
+    let keys: Vec<(u64, [u8; 32])> =
+        (0..s.devices).map(|i| (1_000_000 + i, [(i % 251) as u8 + 1; 32])).collect();
+    let names: Vec<String> = (0..s.devices).map(|i| format!("bench {i}")).collect();
+    store.add_devices(
+        keys.iter().zip(&names).map(|((id, key), name)| (*id, &name[..], key)),
+        now_ms(),
+    )?;
+    drop(store);
+
     let demo = Demo::start(DemoConfig {
         db: db.clone(),
         devices: 0,
@@ -178,17 +263,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(demo.run_until(shutdown.clone()));
 
-    // The bench's devices, enrolled while the demo runs (its ingest reloads them).
-    let store = Store::open(&db)?;
-    let mut devices = Devices { keys: Vec::new(), counters: Vec::new() };
-    for i in 0..s.devices {
-        let id = 1_000_000 + i;
-        let key = [(i % 251) as u8 + 1; 32];
-        store.add_device(id, &format!("bench {i}"), &key, now_ms())?;
-        devices.keys.push((id, key));
-        devices.counters.push(0);
-    }
-    drop(store);
+    let sockets = (0..s.sockets)
+        .map(|_| udp_batch::bind_shared(any(0), Duration::from_micros(1)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let ack_sockets = sockets.iter().map(UdpSocket::try_clone).collect::<Result<_, _>>()?;
+    let mut senders = Senders { counters: vec![0; keys.len()], keys, next: 0, sockets, ack: s.ack };
+    let acks = Arc::new(AtomicU64::new(0));
+    let acks_stop = Arc::new(AtomicBool::new(false));
+    let acks_thread = Senders::count_acks(ack_sockets, Arc::clone(&acks), Arc::clone(&acks_stop));
 
     let mut config = ClientConfig::new([tcp.to_string()]);
     config.token = Some(token.into_bytes());
@@ -223,54 +305,64 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    // Wait for the ingest to know the bench's devices: one report must come through.
+    // Wait for the ingest to take reports: one must come through.
     let probe_until = Instant::now() + Duration::from_secs(10);
     counting.store(true, Ordering::Relaxed);
     while counted.load(Ordering::Relaxed) == 0 {
         if Instant::now() > probe_until {
             bail!("no report reached the subscriber within 10 s (ingest {ingest}, gateway {tcp})");
         }
-        let mut one = Devices { keys: vec![devices.keys[0]], counters: vec![devices.counters[0]] };
-        tokio::task::block_in_place(|| send(&mut one, ingest, 100, Duration::from_millis(20)))?;
-        devices.counters[0] = one.counters[0];
+        tokio::task::block_in_place(|| senders.send(ingest, 100, Duration::from_millis(20)))?;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    let receivers = IngestOptions::default().receivers;
     println!(
-        "| offered reports/s | raw received/s | tracker → subscriber positions/s | ratio | age p50 ms | age p99 ms |"
+        "| offered reports/s | raw received/s | tracker → subscriber positions/s | ratio | acks/s | stored | age p50 ms | age p99 ms |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for &rate in &s.rates {
         let (sent_raw, got_raw) =
-            tokio::task::block_in_place(|| raw(&mut devices, rate, s.seconds))?;
+            tokio::task::block_in_place(|| raw(&mut senders, receivers, rate, s.seconds))?;
         counting.store(false, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(500)).await;
         counted.store(0, Ordering::Relaxed);
         ages.lock().expect("ages").clear();
+        let rows_before = stored_rows(&db)?;
+        let acks_before = acks.load(Ordering::Relaxed);
         counting.store(true, Ordering::Relaxed);
         let sent = tokio::task::block_in_place(|| {
-            send(&mut devices, ingest, rate, Duration::from_secs(s.seconds))
+            senders.send(ingest, rate, Duration::from_secs(s.seconds))
         })?;
         // Let what is in the pipeline arrive, then stop counting.
         tokio::time::sleep(Duration::from_secs(1)).await;
         counting.store(false, Ordering::Relaxed);
         let got = counted.load(Ordering::Relaxed);
+        let acked = acks.load(Ordering::Relaxed) - acks_before;
+        let stored = stored_rows(&db)? - rows_before;
         let mut sorted = ages.lock().expect("ages").clone();
         sorted.sort_unstable();
         let secs = s.seconds as f64;
         println!(
-            "| {:.0} | {:.0} | {:.0} | {:.2} | {} | {} |",
+            "| {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {} | {} | {} |",
             sent as f64 / secs,
             got_raw as f64 / secs,
             got as f64 / secs,
             got as f64 / got_raw.max(1) as f64,
+            acked as f64 / secs,
+            stored,
             percentile(&sorted, 0.5),
             percentile(&sorted, 0.99),
         );
         eprintln!(
-            "rate {rate}: raw sent {sent_raw} received {got_raw}; tracker sent {sent} delivered {got}"
+            "rate {rate}: raw sent {sent_raw} received {got_raw}; tracker sent {sent} delivered {got} acknowledged {acked} stored {stored}"
         );
+        if acked > stored {
+            bail!("{acked} acknowledgements for {stored} stored positions");
+        }
     }
+    acks_stop.store(true, Ordering::Relaxed);
+    acks_thread.join().expect("the ack counter");
     drop(api);
     shutdown.cancel();
     running.await??;

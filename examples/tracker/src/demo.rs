@@ -29,7 +29,7 @@ use gateway_bus::{
     Serving, SwitchStore,
 };
 use serde_json::json;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracker_sim::city::{City, CityConfig, DEFAULT_CENTRE};
@@ -105,6 +105,8 @@ pub enum DemoError {
     Service(gateway_bus::BusError),
     #[error("cannot start the ingest: {0}")]
     Ingest(std::io::Error),
+    #[error(transparent)]
+    IngestSetup(#[from] crate::ingest::IngestError),
     #[error("cannot start the simulator: {0}")]
     Simulator(std::io::Error),
 }
@@ -183,14 +185,15 @@ impl Demo {
             reachable(local_addr(listeners.websocket.as_ref().expect("bound"), "ws-listen")?);
         let tcp_addr = local_addr(&listeners.tcp, "listen")?;
         let admin_addr = local_addr(&listeners.admin, "admin-listen")?;
+        let ingest_options = IngestOptions::default();
         let udp = match config.nats {
             Some(_) => None,
-            None => Some(UdpSocket::bind(config.ingest).await.map_err(|source| {
-                DemoError::Bind { flag: "ingest", addr: config.ingest, source }
-            })?),
+            None => Some(crate::ingest::bind(config.ingest, ingest_options.receivers).map_err(
+                |source| DemoError::Bind { flag: "ingest", addr: config.ingest, source },
+            )?),
         };
         let ingest_addr = match &udp {
-            Some(socket) => socket.local_addr().map_err(DemoError::Ingest)?,
+            Some(sockets) => sockets[0].local_addr().map_err(DemoError::Ingest)?,
             None => config.ingest,
         };
 
@@ -276,7 +279,7 @@ impl Demo {
                     .await
                     .map_err(DemoError::Service)?;
                 let udp = udp.expect("bound without NATS");
-                let ingest = Ingest::new(udp, Arc::clone(&store), IngestOptions::default())?;
+                let ingest = Ingest::new(udp, Arc::clone(&store), ingest_options)?;
                 let ingest_stop = CancellationToken::new();
                 let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
                 let ingest = tokio::spawn(ingest.run(Some(publisher), ingest_stop.clone()));

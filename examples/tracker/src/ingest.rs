@@ -1,33 +1,59 @@
-//! The UDP ingest: one task owns the socket, takes reports apart ([`crate::packet`]), stores the
-//! accepted positions in batches, then acknowledges those that asked, then publishes each on the
-//! `position` topic. Nothing is acknowledged or published before its batch is committed.
+//! The UDP ingest: reports in, checked ([`crate::packet`]), stored in batches, then acknowledged
+//! and published on the `position` topic. Nothing is acknowledged or published before the
+//! transaction holding it is committed.
 //!
-//! A batch is whatever is waiting on the socket when the task gets to it (up to
-//! [`IngestOptions::batch_max`] datagrams): one datagram when the load is light, many under load,
-//! so the commit (an fsync) is shared. Every datagram is counted in [`IngestStats`]: accepted, or
-//! dropped with its reason.
+//! The work is batched at every step, so that each fixed cost is paid once per batch:
+//!
+//! - **Receive threads**, one per socket, all sockets bound to the ingest's address with
+//!   `SO_REUSEPORT` (the kernel spreads senders over them by address). Each takes up to
+//!   [`IngestOptions::receive_batch`] datagrams per system call (`recvmmsg`), checks them in the
+//!   document's order (decryption outside any lock: the threads are the decryption pool), and
+//!   hands the accepted reports to the writer as one batch, their acknowledgements already
+//!   sealed.
+//! - **The writer thread** takes every batch waiting (up to [`IngestOptions::batch_max`]
+//!   positions) into one transaction: one commit, one fsync, for all of them. Then it sends the
+//!   acknowledgements (`sendmmsg`, from the socket each report came in on) and hands the
+//!   positions to the publisher.
+//! - **The publisher** (a task) publishes them on the bus, in commit order.
+//!
+//! Everything between is bounded: a receive thread waits when [`IngestOptions::queue`] batches
+//! are waiting for the writer (the kernel's socket buffer then fills, and drops what no longer
+//! fits, as a network would); positions the publisher has no room for are stored and
+//! acknowledged but not published live, and counted. Every datagram is counted in
+//! [`IngestStats`]: accepted, or dropped with its reason.
 
-use std::collections::HashMap;
+mod devices;
+
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::Topics;
-use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::packet::{self, DeviceKey, DropReason, Header};
-use crate::replay::ReplayWindow;
+use crate::packet::{self, DropReason};
 use crate::store::{Store, StoreError};
 use crate::{PositionT, TrackerClient};
+use devices::Devices;
+
+/// How long a receive thread waits for a datagram before it looks at the stop flag again.
+const RECEIVE_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// How the ingest behaves.
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
-    /// At most this many datagrams per stored batch. Default 256.
+    /// Receive threads, each with its own socket: what [`bind`] binds. Default: one per core.
+    pub receivers: usize,
+    /// At most this many datagrams per receive system call. Default 256.
+    pub receive_batch: usize,
+    /// At most this many positions per transaction. Default 8,192.
     pub batch_max: usize,
+    /// Batches that may wait for the writer, and for the publisher. Default 64.
+    pub queue: usize,
     /// A report from an id the ingest does not know makes it reload the devices from the store
     /// (to see devices enrolled since it started), at most once per this interval. Default 1 s.
     pub reload_interval: Duration,
@@ -35,7 +61,13 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> IngestOptions {
-        IngestOptions { batch_max: 256, reload_interval: Duration::from_secs(1) }
+        IngestOptions {
+            receivers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            receive_batch: 256,
+            batch_max: 8192,
+            queue: 64,
+            reload_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -47,6 +79,7 @@ pub struct IngestStats {
     acks: AtomicU64,
     store_errors: AtomicU64,
     publish_errors: AtomicU64,
+    transactions: AtomicU64,
 }
 
 impl IngestStats {
@@ -70,9 +103,15 @@ impl IngestStats {
         self.store_errors.load(Ordering::Relaxed)
     }
 
-    /// Stored positions whose publication failed.
+    /// Stored positions not published: the bus refused them, or the publisher was too far
+    /// behind to take them.
     pub fn publish_errors(&self) -> u64 {
         self.publish_errors.load(Ordering::Relaxed)
+    }
+
+    /// Transactions committed (so `accepted / transactions` is the mean batch).
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
     }
 
     /// The counters in Prometheus' text format.
@@ -91,6 +130,7 @@ impl IngestStats {
             ("acks", self.acks()),
             ("store_errors", self.store_errors()),
             ("publish_errors", self.publish_errors()),
+            ("transactions", self.transactions()),
         ] {
             out.push_str(&format!("# TYPE tracker_ingest_{name}_total counter\n"));
             out.push_str(&format!("tracker_ingest_{name}_total {value}\n"));
@@ -103,58 +143,82 @@ impl IngestStats {
     }
 }
 
-/// What the ingest knows of an enabled device.
-#[derive(Debug)]
-struct DeviceState {
-    key: DeviceKey,
-    window: ReplayWindow,
+/// Reports that passed every check, on their way to the writer: the positions, and the
+/// acknowledgements to send once they are committed.
+#[derive(Debug, Default)]
+struct Checked {
+    positions: Vec<PositionT>,
+    acks: Vec<Ack>,
 }
 
-/// A report that passed every check, waiting for its batch to be committed.
+/// A sealed acknowledgement, and where it goes.
 #[derive(Debug)]
-struct Accepted {
-    header: Header,
-    from: SocketAddr,
-    position: PositionT,
+struct Ack {
+    /// The socket the report came in on (an index into the ingest's sockets).
+    socket: usize,
+    to: SocketAddr,
+    bytes: [u8; packet::ACK_LEN],
+}
+
+/// Binds `count` UDP sockets (at least one) to `addr`, sharing it with `SO_REUSEPORT`: the
+/// sockets an [`Ingest`] with [`IngestOptions::receivers`] = `count` reads. With port 0, the
+/// first socket's port is taken by all.
+///
+/// # Errors
+/// A socket cannot be created or bound (the address is in use by another program, say).
+pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let first = udp_batch::bind_shared(addr, RECEIVE_TIMEOUT)?;
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(udp_batch::bind_shared(addr, RECEIVE_TIMEOUT)?);
+    }
+    Ok(sockets)
 }
 
 /// The UDP ingest. See the module docs.
 #[derive(Debug)]
 pub struct Ingest {
-    socket: UdpSocket,
+    sockets: Vec<Arc<UdpSocket>>,
     store: Arc<Store>,
     options: IngestOptions,
     stats: Arc<IngestStats>,
-    devices: HashMap<u64, DeviceState>,
-    last_reload: Instant,
+    devices: Arc<Devices>,
 }
 
 impl Ingest {
-    /// An ingest reading `socket`, with the enabled devices of `store` and their highest
-    /// counters (every counter up to it is refused as replayed).
+    /// An ingest reading `sockets` (all bound to the same address; see [`bind`]), with the
+    /// enabled devices of `store` and their highest counters (every counter up to it is refused
+    /// as replayed).
     ///
     /// # Errors
-    /// The devices cannot be read.
+    /// The devices cannot be read, or a socket cannot be configured (made blocking, with a
+    /// receive timeout).
     pub fn new(
-        socket: UdpSocket,
+        sockets: Vec<UdpSocket>,
         store: Arc<Store>,
         options: IngestOptions,
-    ) -> Result<Ingest, StoreError> {
-        let mut ingest = Ingest {
-            socket,
+    ) -> Result<Ingest, IngestError> {
+        if sockets.is_empty() {
+            return Err(IngestError::NoSocket);
+        }
+        for socket in &sockets {
+            socket.set_nonblocking(false).map_err(IngestError::Socket)?;
+            socket.set_read_timeout(Some(RECEIVE_TIMEOUT)).map_err(IngestError::Socket)?;
+        }
+        let devices = Devices::load(Arc::clone(&store), options.reload_interval)?;
+        Ok(Ingest {
+            sockets: sockets.into_iter().map(Arc::new).collect(),
             store,
             options,
             stats: Arc::default(),
-            devices: HashMap::new(),
-            last_reload: Instant::now(),
-        };
-        ingest.reload()?;
-        Ok(ingest)
+            devices: Arc::new(devices),
+        })
     }
 
-    /// The address the socket is bound to.
+    /// The address the sockets are bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.sockets[0].local_addr()
     }
 
     /// The counters, shared with the running ingest.
@@ -163,138 +227,222 @@ impl Ingest {
     }
 
     /// Serves until `shutdown` is cancelled, publishing accepted positions through `publisher`
-    /// (no publication without one). A batch in progress is finished first.
+    /// (no publication without one). What was received is stored, acknowledged and published
+    /// before it returns.
     ///
     /// # Errors
-    /// Only when the socket itself fails; nothing a datagram contains stops the ingest.
+    /// Only when a socket itself fails (the others are then stopped too); nothing a datagram
+    /// contains stops the ingest.
     pub async fn run<T: Topics + 'static>(
-        mut self,
+        self,
         publisher: Option<TrackerClient<T>>,
         shutdown: CancellationToken,
     ) -> io::Result<()> {
-        // One byte more than the largest report, so a longer datagram shows as too long.
-        let mut buf = vec![0; packet::MAX_LEN + 1];
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                received = self.socket.recv_from(&mut buf) => received,
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = CancellationToken::new();
+        let queue = self.options.queue.max(1);
+        let (checked_tx, checked_rx) = sync_channel::<Checked>(queue);
+        let mut receivers = Vec::new();
+        for (index, socket) in self.sockets.iter().enumerate() {
+            let receiver = ReceiveThread {
+                index,
+                socket: Arc::clone(socket),
+                devices: Arc::clone(&self.devices),
+                stats: Arc::clone(&self.stats),
+                batch: self.options.receive_batch,
+                out: checked_tx.clone(),
+                stop: Arc::clone(&stop),
+                failed: failed.clone(),
             };
-            let mut batch = Vec::new();
-            match first {
-                Ok((len, from)) => self.take(&buf[..len], from, &mut batch),
-                Err(e) if transient(&e) => continue,
-                Err(e) => return Err(e),
-            }
-            while batch.len() < self.options.batch_max {
-                match self.socket.try_recv_from(&mut buf) {
-                    Ok((len, from)) => self.take(&buf[..len], from, &mut batch),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if transient(&e) => continue,
-                    Err(e) => return Err(e),
+            receivers.push(spawn(&format!("ingest-recv-{index}"), move || receiver.run())?);
+        }
+        drop(checked_tx);
+        let (published_tx, mut published_rx) = mpsc::channel::<Vec<PositionT>>(queue);
+        let writer = WriteThread {
+            store: Arc::clone(&self.store),
+            sockets: self.sockets.clone(),
+            stats: Arc::clone(&self.stats),
+            batch_max: self.options.batch_max.max(1),
+            input: checked_rx,
+            publish: publisher.is_some().then_some(published_tx),
+        };
+        let writer = spawn("ingest-write", move || writer.run())?;
+
+        let publishing = async {
+            while let Some(positions) = published_rx.recv().await {
+                let Some(publisher) = &publisher else { continue };
+                for position in positions {
+                    let device_id = position.device_id;
+                    if let Err(status) = publisher.publish_position(device_id, position).await {
+                        self.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(cause = %status, device_id, "cannot publish a position");
+                    }
                 }
             }
-            if !batch.is_empty() {
-                self.commit(batch, publisher.as_ref()).await;
-            }
-        }
-    }
-
-    /// Checks one datagram, adding it to `batch` if accepted, counting it if dropped.
-    fn take(&mut self, datagram: &[u8], from: SocketAddr, batch: &mut Vec<Accepted>) {
-        match self.check(datagram, from) {
-            Ok(accepted) => batch.push(accepted),
-            Err(reason) => {
-                self.stats.count_drop(reason);
-                tracing::debug!(%reason, peer = %from, len = datagram.len(), "report dropped");
-            }
-        }
-    }
-
-    /// The checks of `docs/tracker-devices.md`, in its order.
-    fn check(&mut self, datagram: &[u8], from: SocketAddr) -> Result<Accepted, DropReason> {
-        let header = Header::parse(datagram)?;
-        if !self.devices.contains_key(&header.device_id)
-            && self.last_reload.elapsed() >= self.options.reload_interval
-            && let Err(e) = self.reload()
-        {
-            tracing::warn!(cause = %e, "cannot reload the devices");
-        }
-        let device = self.devices.get_mut(&header.device_id).ok_or(DropReason::UnknownDevice)?;
-        let plaintext = packet::open(datagram, &header, &device.key)?;
-        if !device.window.check(header.counter) {
-            return Err(DropReason::Replayed);
-        }
-        let report = packet::parse_report(&plaintext)?;
-        device.window.accept(header.counter);
-        let position = PositionT {
-            device_id: header.device_id,
-            time_ms: report.time_ms,
-            lat: report.lat,
-            lon: report.lon,
-            speed_mps: report.speed_mps,
-            heading_deg: report.heading_deg,
-            accuracy_m: report.accuracy_m,
-            battery: report.battery,
-            received_ms: now_ms(),
-            counter: header.counter,
         };
-        Ok(Accepted { header, from, position })
-    }
-
-    /// Reads the enabled devices from the store, keeping the windows of those already known.
-    fn reload(&mut self) -> Result<(), StoreError> {
-        self.last_reload = Instant::now();
-        let records = self.store.devices()?;
-        let mut devices = HashMap::with_capacity(records.len());
-        for record in records.into_iter().filter(|d| d.enabled) {
-            let window = match self.devices.remove(&record.id) {
-                Some(known) if known.key == record.key => known.window,
-                _ => ReplayWindow::restored(record.highest_counter),
-            };
-            devices.insert(record.id, DeviceState { key: record.key, window });
+        let stopping = async {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = failed.cancelled() => {}
+            }
+            stop.store(true, Ordering::Relaxed);
+        };
+        // The publisher ends once the writer has finished, which it does once every receive
+        // thread has stopped and its last batch is committed.
+        tokio::join!(publishing, stopping);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut first_error = None;
+            for receiver in receivers {
+                match receiver.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        first_error.get_or_insert(io::Error::other("a receive thread panicked"));
+                    }
+                }
+            }
+            if writer.join().is_err() {
+                first_error.get_or_insert(io::Error::other("the write thread panicked"));
+            }
+            first_error
+        })
+        .await
+        .map_err(io::Error::other)?;
+        match joined {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        self.devices = devices;
+    }
+}
+
+/// Why an ingest could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the ingest needs at least one socket")]
+    NoSocket,
+    #[error("cannot configure the ingest's socket: {0}")]
+    Socket(io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<io::Result<()>>> {
+    std::thread::Builder::new().name(name.into()).spawn(f)
+}
+
+/// One socket's receive thread. See the module docs.
+struct ReceiveThread {
+    index: usize,
+    socket: Arc<UdpSocket>,
+    devices: Arc<Devices>,
+    stats: Arc<IngestStats>,
+    batch: usize,
+    out: SyncSender<Checked>,
+    stop: Arc<AtomicBool>,
+    failed: CancellationToken,
+}
+
+impl ReceiveThread {
+    fn run(self) -> io::Result<()> {
+        let mut receiver = udp_batch::Receiver::new(self.batch);
+        while !self.stop.load(Ordering::Relaxed) {
+            let received = match receiver.receive_held(&self.socket) {
+                Ok(received) => received,
+                Err(e) if transient(&e) => continue,
+                Err(e) => {
+                    tracing::error!(cause = %e, socket = self.index, "the ingest's socket failed");
+                    self.failed.cancel();
+                    return Err(e);
+                }
+            };
+            if received == 0 {
+                continue;
+            }
+            let mut datagrams = Vec::with_capacity(received);
+            for i in 0..received {
+                match receiver.held(i) {
+                    Some(datagram) => datagrams.push(datagram),
+                    // Longer than any buffer: certainly longer than a report.
+                    None => self.stats.count_drop(DropReason::BadLength),
+                }
+            }
+            let checked = self.devices.check(&datagrams, self.index, &self.stats);
+            if !checked.positions.is_empty() && self.out.send(checked).is_err() {
+                // The writer is gone: the ingest is stopping.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The writer thread. See the module docs.
+struct WriteThread {
+    store: Arc<Store>,
+    sockets: Vec<Arc<UdpSocket>>,
+    stats: Arc<IngestStats>,
+    batch_max: usize,
+    input: Receiver<Checked>,
+    /// Where committed positions go to be published; `None` without a publisher.
+    publish: Option<mpsc::Sender<Vec<PositionT>>>,
+}
+
+impl WriteThread {
+    fn run(self) -> io::Result<()> {
+        // Ends when every receive thread has stopped and all they sent is handled.
+        while let Ok(mut batch) = self.input.recv() {
+            while batch.positions.len() < self.batch_max {
+                match self.input.try_recv() {
+                    Ok(more) => {
+                        batch.positions.extend(more.positions);
+                        batch.acks.extend(more.acks);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            self.commit(batch);
+        }
         Ok(())
     }
 
-    /// Stores a batch, then acknowledges and publishes it.
-    async fn commit<T: Topics + 'static>(
-        &mut self,
-        batch: Vec<Accepted>,
-        publisher: Option<&TrackerClient<T>>,
-    ) {
-        let positions: Vec<PositionT> = batch.iter().map(|a| a.position.clone()).collect();
-        let store = Arc::clone(&self.store);
-        let stored = tokio::task::spawn_blocking(move || store.insert_positions(&positions)).await;
-        match stored {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return self.lost(batch.len(), &e),
-            Err(e) => return self.lost(batch.len(), &e),
+    /// Stores a batch, then acknowledges it and hands it to the publisher.
+    fn commit(&self, batch: Checked) {
+        let count = batch.positions.len() as u64;
+        if let Err(e) = self.store.insert_positions(&batch.positions) {
+            self.stats.store_errors.fetch_add(count, Ordering::Relaxed);
+            tracing::error!(cause = %e, count, "cannot store a batch of positions; they are not acknowledged");
+            return;
         }
-        self.stats.accepted.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for accepted in batch.iter().filter(|a| a.header.ack_wanted()) {
-            let Some(device) = self.devices.get(&accepted.header.device_id) else { continue };
-            let ack = packet::encode_ack(&accepted.header, &device.key);
-            match self.socket.send_to(&ack, accepted.from).await {
-                Ok(_) => {
-                    self.stats.acks.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::debug!(cause = %e, peer = %accepted.from, "cannot send an ack"),
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        self.stats.accepted.fetch_add(count, Ordering::Relaxed);
+        for (index, socket) in self.sockets.iter().enumerate() {
+            let acks: Vec<(SocketAddr, &[u8])> = batch
+                .acks
+                .iter()
+                .filter(|ack| ack.socket == index)
+                .map(|ack| (ack.to, &ack.bytes[..]))
+                .collect();
+            if !acks.is_empty() {
+                let sent = udp_batch::send(socket, &acks);
+                self.stats.acks.fetch_add(sent as u64, Ordering::Relaxed);
             }
         }
-        let Some(publisher) = publisher else { return };
-        for accepted in batch {
-            let device_id = accepted.position.device_id;
-            if let Err(status) = publisher.publish_position(device_id, accepted.position).await {
-                self.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(cause = %status, device_id, "cannot publish a position");
-            }
+        let Some(publish) = &self.publish else { return };
+        if let Err(full) = publish.try_send(batch.positions) {
+            let positions = match full {
+                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+            };
+            self.stats.publish_errors.fetch_add(positions.len() as u64, Ordering::Relaxed);
+            tracing::warn!(
+                count = positions.len(),
+                "the publisher is behind: stored positions not published live"
+            );
         }
-    }
-
-    fn lost(&self, count: usize, cause: &dyn std::fmt::Display) {
-        self.stats.store_errors.fetch_add(count as u64, Ordering::Relaxed);
-        tracing::error!(%cause, count, "cannot store a batch of positions; they are not acknowledged");
     }
 }
 

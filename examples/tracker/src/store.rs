@@ -9,9 +9,12 @@
 //! - SQLite integers are signed: device ids and counters (`u64`) are stored bit for bit as `i64`;
 //!   times (ms since 1970) are stored as they are, saturating at `i64::MAX`.
 //!
-//! The store is synchronous (a std mutex around one connection, never held across an `.await`);
-//! async code calls it through `tokio::task::spawn_blocking`.
+//! The store is synchronous: two connections, each behind a std mutex never held across an
+//! `.await`: one writes, one reads (WAL lets readers read while the writer writes, so queries do
+//! not wait behind the ingest's transactions). Async code calls it through
+//! `tokio::task::spawn_blocking`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -85,8 +88,10 @@ pub struct DeviceRecord {
 /// The database. See the module docs.
 #[derive(Debug)]
 pub struct Store {
-    /// One connection; a std mutex, never held across an `.await`.
-    conn: Mutex<Connection>,
+    /// The connection that writes.
+    writer: Mutex<Connection>,
+    /// The connection that reads (`query_only`).
+    reader: Mutex<Connection>,
 }
 
 /// `u64` ids and counters, bit for bit.
@@ -146,24 +151,31 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let open_error = |source| StoreError::Open { path: path.to_owned(), source };
-        let mut conn = Connection::open(path).map_err(open_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(open_error)?;
-        migrate(&mut conn, path)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        let mut writer = Connection::open(path).map_err(open_error)?;
+        writer.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+        writer.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        writer.pragma_update(None, "foreign_keys", true).map_err(open_error)?;
+        migrate(&mut writer, path)?;
+        let reader = Connection::open(path).map_err(open_error)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+        reader.pragma_update(None, "query_only", true).map_err(open_error)?;
+        Ok(Store { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves the connection usable: SQLite rolls back an
-        // unfinished transaction when it is dropped.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    // A panic while holding a lock leaves the connection usable: SQLite rolls back an unfinished
+    // transaction when it is dropped.
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The schema version (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn().pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(self.reader().pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
     /// Adds a device.
@@ -177,23 +189,45 @@ impl Store {
         key: &DeviceKey,
         created_ms: u64,
     ) -> Result<(), StoreError> {
-        let result = self.conn().execute(
-            "INSERT INTO devices (id, name, key, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![to_sql(id), name, &key[..], time_to_sql(created_ms)],
-        );
-        match result {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::DuplicateDevice(id))
+        self.add_devices([(id, name, key)], created_ms)
+    }
+
+    /// Adds devices (id, name, key), all in one transaction: one commit however many.
+    ///
+    /// # Errors
+    /// [`StoreError::DuplicateDevice`] naming the first id taken (by an enrolled device or one
+    /// earlier in `devices`); then none is added.
+    pub fn add_devices<'a>(
+        &self,
+        devices: impl IntoIterator<Item = (u64, &'a str, &'a DeviceKey)>,
+        created_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO devices (id, name, key, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (id, name, key) in devices {
+                let result =
+                    insert.execute(params![to_sql(id), name, &key[..], time_to_sql(created_ms)]);
+                match result {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        return Err(StoreError::DuplicateDevice(id));
+                    }
+                    other => other.map(drop)?,
+                }
             }
-            other => other.map(drop).map_err(StoreError::from),
         }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Enables or disables a device (a disabled device's reports are dropped as unknown).
     pub fn set_enabled(&self, id: u64, enabled: bool) -> Result<(), StoreError> {
-        let changed = self.conn().execute(
+        let changed = self.writer().execute(
             "UPDATE devices SET enabled = ?2 WHERE id = ?1",
             params![to_sql(id), enabled],
         )?;
@@ -202,7 +236,7 @@ impl Store {
 
     /// Every device, by id.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"))?;
         let mut devices = stmt.query_map([], device_from_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -212,32 +246,33 @@ impl Store {
 
     /// One device.
     pub fn device(&self, id: u64) -> Result<Option<DeviceRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"))?;
         Ok(stmt.query_row([to_sql(id)], device_from_row).optional()?)
     }
 
     /// Stores a batch of accepted positions in one transaction, raising each device's highest
-    /// counter and last-seen time. When it returns `Ok`, the batch is durable. A position whose
-    /// (device, counter) is already stored is skipped.
+    /// counter and last-seen time (once per device in the batch). When it returns `Ok`, the
+    /// batch is durable. A position whose (device, counter) is already stored is skipped.
     ///
     /// # Errors
     /// On any error nothing of the batch is stored.
     pub fn insert_positions(&self, positions: &[PositionT]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        // Per device: the highest counter and the latest receive time in the batch.
+        let mut raised: HashMap<u64, (u64, i64)> = HashMap::new();
+        for p in positions {
+            let entry = raised.entry(p.device_id).or_insert((0, 0));
+            entry.0 = entry.0.max(p.counter);
+            entry.1 = entry.1.max(time_to_sql(p.received_ms));
+        }
+        let mut conn = self.writer();
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT OR IGNORE INTO positions ({POSITION_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ))?;
-            let mut read = tx.prepare_cached(
-                "SELECT highest_counter, last_seen_ms FROM devices WHERE id = ?1",
-            )?;
-            let mut update = tx.prepare_cached(
-                "UPDATE devices SET highest_counter = ?2, last_seen_ms = ?3 WHERE id = ?1",
-            )?;
             for p in positions {
                 insert.execute(params![
                     to_sql(p.device_id),
@@ -251,13 +286,25 @@ impl Store {
                     f64::from(p.accuracy_m),
                     p.battery,
                 ])?;
+            }
+            let mut read = tx.prepare_cached(
+                "SELECT highest_counter, last_seen_ms FROM devices WHERE id = ?1",
+            )?;
+            let mut update = tx.prepare_cached(
+                "UPDATE devices SET highest_counter = ?2, last_seen_ms = ?3 WHERE id = ?1",
+            )?;
+            for (&device_id, &(counter, received)) in &raised {
                 let (highest, last_seen): (i64, i64) = read
-                    .query_row([to_sql(p.device_id)], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row([to_sql(device_id)], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?
-                    .ok_or(StoreError::UnknownDevice(p.device_id))?;
-                let highest = from_sql(highest).max(p.counter);
-                let last_seen = last_seen.max(time_to_sql(p.received_ms));
-                update.execute(params![to_sql(p.device_id), to_sql(highest), last_seen])?;
+                    .ok_or(StoreError::UnknownDevice(device_id))?;
+                // Counters are unsigned, stored bit for bit: compared as `u64`, not in SQL.
+                let highest = from_sql(highest).max(counter);
+                update.execute(params![
+                    to_sql(device_id),
+                    to_sql(highest),
+                    last_seen.max(received)
+                ])?;
             }
         }
         tx.commit()?;
@@ -266,7 +313,7 @@ impl Store {
 
     /// A device's newest position by fix time (the highest counter among equal times).
     pub fn last_position(&self, device_id: u64) -> Result<Option<PositionT>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {POSITION_COLUMNS} FROM positions WHERE device_id = ?1
              ORDER BY time_ms DESC, counter DESC LIMIT 1"
@@ -285,7 +332,7 @@ impl Store {
         newest_first: bool,
     ) -> Result<Vec<PositionT>, StoreError> {
         let order = if newest_first { "DESC" } else { "ASC" };
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {POSITION_COLUMNS} FROM positions
              WHERE device_id = ?1 AND time_ms BETWEEN ?2 AND ?3

@@ -65,9 +65,10 @@ impl Running {
 }
 
 async fn start(store: Arc<Store>, topics: Option<BusTopics>) -> Running {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Two sockets on one port, as in production: the devices' reports are spread over both.
+    let sockets = tracker::ingest::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
     let options = IngestOptions { reload_interval: Duration::ZERO, ..IngestOptions::default() };
-    let ingest = Ingest::new(socket, store, options).unwrap();
+    let ingest = Ingest::new(sockets, store, options).unwrap();
     let addr = ingest.local_addr().unwrap();
     let stats = ingest.stats();
     let shutdown = CancellationToken::new();
@@ -239,5 +240,41 @@ async fn a_device_enrolled_while_running_is_served() {
     let socket = device(ingest.addr).await;
     socket.send(&report(&key, 70, 1)).await.unwrap();
     assert_eq!(ack(&socket, &key).await, (70, 1));
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn one_replay_window_per_device_whichever_socket_its_reports_reach() {
+    let (_dir, _path, store) = temp_store();
+    let key = [9; 32];
+    store.add_device(90, "roaming", &key, 0).unwrap();
+    let ingest = start(Arc::clone(&store), None).await;
+    // Sixteen source addresses: the kernel spreads them over the ingest's two sockets.
+    let mut sockets = Vec::new();
+    for _ in 0..16 {
+        sockets.push(device(ingest.addr).await);
+    }
+    for (counter, socket) in (1..).zip(&sockets) {
+        socket.send(&report(&key, 90, counter)).await.unwrap();
+        assert_eq!(ack(socket, &key).await, (90, counter), "acknowledged to its sender");
+    }
+    // Each report again, from every other address: all replays, whichever thread reads them.
+    for (counter, _) in (1..).zip(&sockets) {
+        for socket in &sockets {
+            socket.send(&report(&key, 90, counter)).await.unwrap();
+        }
+    }
+    let replays = 16 * 16;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ingest.stats.dropped(DropReason::Replayed) < replays {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} replays seen",
+            ingest.stats.dropped(DropReason::Replayed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ingest.stats.accepted(), 16);
+    assert_eq!(store.history(90, 0, u64::MAX, 100, false).unwrap().len(), 16);
     ingest.stop().await;
 }

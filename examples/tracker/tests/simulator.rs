@@ -33,9 +33,9 @@ fn fix(i: u64) -> Fix {
 async fn reports_sealed_by_the_simulator_are_stored_and_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("tracker.db")).unwrap());
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sockets = tracker::ingest::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let options = IngestOptions { reload_interval: Duration::ZERO, ..IngestOptions::default() };
-    let ingest = Ingest::new(socket, Arc::clone(&store), options).unwrap();
+    let ingest = Ingest::new(sockets, Arc::clone(&store), options).unwrap();
     let addr = ingest.local_addr().unwrap();
     let stats = ingest.stats();
     let shutdown = CancellationToken::new();

@@ -8,7 +8,7 @@
 //! cargo run -p tracker -- serve --db tracker.db --ingest 127.0.0.1:7403 --nats nats://127.0.0.1:4222
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -212,14 +212,21 @@ fn serve(db: &PathBuf, ingest: &str, nats: &process::NatsArgs, allow_anonymous: 
                 return ExitCode::FAILURE;
             }
         };
-        let socket = match tokio::net::UdpSocket::bind(ingest).await {
-            Ok(socket) => socket,
+        let options = IngestOptions::default();
+        let sockets = ingest
+            .to_socket_addrs()
+            .and_then(|mut addrs| {
+                addrs.next().ok_or_else(|| std::io::Error::other("the name has no address"))
+            })
+            .and_then(|addr| tracker::ingest::bind(addr, options.receivers));
+        let sockets = match sockets {
+            Ok(sockets) => sockets,
             Err(e) => {
                 eprintln!("tracker: cannot bind the ingest to `{ingest}`: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let ingest = match Ingest::new(socket, Arc::clone(&store), IngestOptions::default()) {
+        let ingest = match Ingest::new(sockets, Arc::clone(&store), options) {
             Ok(ingest) => ingest,
             Err(e) => {
                 eprintln!("tracker: {e}");

@@ -85,6 +85,24 @@ fn devices_round_trip_and_duplicates_are_refused() {
 }
 
 #[test]
+fn devices_added_together_are_added_all_or_none() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store.add_device(5, "five", &key(5), 1).unwrap();
+    let (k1, k2) = (key(1), key(2));
+    store.add_devices([(1, "one", &k1), (2, "two", &k2)], 9).unwrap();
+    // A duplicate anywhere in the batch (here, of an enrolled device) adds none of it.
+    let refused = store.add_devices([(3, "three", &k1), (5, "again", &k2)], 9);
+    assert!(matches!(refused, Err(StoreError::DuplicateDevice(5))), "{refused:?}");
+    // And a duplicate within the batch itself.
+    let refused = store.add_devices([(4, "four", &k1), (4, "four again", &k2)], 9);
+    assert!(matches!(refused, Err(StoreError::DuplicateDevice(4))), "{refused:?}");
+    let ids: Vec<u64> = store.devices().unwrap().iter().map(|d| d.id).collect();
+    assert_eq!(ids, [1, 2, 5]);
+    assert_eq!(store.device(2).unwrap().unwrap().created_ms, 9);
+}
+
+#[test]
 fn committed_positions_and_highest_counters_survive_a_reopen() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
