@@ -311,6 +311,33 @@ impl Store {
         Ok(())
     }
 
+    /// Retention: deletes every position with a fix time before `before_ms`, device by device
+    /// through the `(device_id, time_ms)` index, a thousand devices per transaction (so the
+    /// write-ahead log stays small and the ingest's transactions get their turn between).
+    /// Returns how many were deleted. The freed pages are reused by later inserts; the file does
+    /// not shrink.
+    ///
+    /// # Errors
+    /// A database error; what the finished transactions deleted stays deleted.
+    pub fn delete_positions_before(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let ids: Vec<u64> = self.devices()?.into_iter().map(|d| d.id).collect();
+        let mut deleted = 0u64;
+        for chunk in ids.chunks(1000) {
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
+            {
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM positions WHERE device_id = ?1 AND time_ms < ?2",
+                )?;
+                for &id in chunk {
+                    deleted += delete.execute(params![to_sql(id), time_to_sql(before_ms)])? as u64;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(deleted)
+    }
+
     /// A device's newest position by fix time (the highest counter among equal times).
     pub fn last_position(&self, device_id: u64) -> Result<Option<PositionT>, StoreError> {
         let conn = self.reader();

@@ -180,3 +180,24 @@ fn the_history_query_uses_the_index() {
     assert!(plan.iter().any(|p| p.contains("positions_by_time")), "{plan:?}");
     assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "no sort step: {plan:?}");
 }
+
+#[test]
+fn retention_deletes_what_is_older_than_the_cut_for_every_device() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    for id in 1..=3 {
+        store.add_device(id, "d", &key(id as u8), 0).unwrap();
+        let batch: Vec<_> = (1..=10).map(|c| position(id, c, c * 100)).collect();
+        store.insert_positions(&batch).unwrap();
+    }
+    // Fix times 100..=1000 per device: below 450 are 100..=400, four each.
+    assert_eq!(store.delete_positions_before(450).unwrap(), 12);
+    for id in 1..=3 {
+        let kept: Vec<u64> =
+            store.history(id, 0, u64::MAX, 100, false).unwrap().iter().map(|p| p.time_ms).collect();
+        assert_eq!(kept, [500, 600, 700, 800, 900, 1000]);
+        // The counters stay: a deleted report's counter is still refused.
+        assert_eq!(store.device(id).unwrap().unwrap().highest_counter, 10);
+    }
+    assert_eq!(store.delete_positions_before(450).unwrap(), 0);
+}
