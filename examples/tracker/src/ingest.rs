@@ -254,7 +254,14 @@ impl Ingest {
                 stop: Arc::clone(&stop),
                 failed: failed.clone(),
             };
-            receivers.push(spawn(&format!("ingest-recv-{index}"), move || receiver.run())?);
+            match spawn(&format!("ingest-recv-{index}"), move || receiver.run()) {
+                Ok(thread) => receivers.push(thread),
+                Err(e) => {
+                    // The threads already started see the flag and end.
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
         drop(checked_tx);
         let (published_tx, mut published_rx) = mpsc::channel::<Vec<PositionT>>(queue);
@@ -266,7 +273,14 @@ impl Ingest {
             input: checked_rx,
             publish: publisher.is_some().then_some(published_tx),
         };
-        let writer = spawn("ingest-write", move || writer.run())?;
+        let writer = match spawn("ingest-write", move || writer.run()) {
+            Ok(thread) => thread,
+            Err(e) => {
+                // The receive threads end: at the flag, or when their batch finds no writer.
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
 
         let publishing = async {
             while let Some(positions) = published_rx.recv().await {
