@@ -5,6 +5,10 @@
 //! Counters are reserved in blocks of [`BLOCK`], the file rewritten (to a temporary file, synced,
 //! renamed over) before the first counter of a block is used. A simulator killed at any point
 //! starts again above everything it may have sent, skipping at most one block per device.
+//!
+//! One write serves many devices: [`Counters::reserve`] reserves a block for each of a fleet at
+//! once, and when one device needs a new block, every device past half of its block gets one in
+//! the same write (a fleet reporting at one rate crosses its blocks together).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -78,11 +82,36 @@ impl Counters {
             return Err(CounterError::Exhausted(device_id));
         }
         if counter > self.reserved.get(&device_id).copied().unwrap_or(0) {
+            for (id, &next) in &self.next {
+                let reserved = self.reserved.entry(*id).or_insert(0);
+                if reserved.saturating_sub(next) < BLOCK / 2 {
+                    *reserved = next.saturating_add(BLOCK - 1);
+                }
+            }
             self.reserved.insert(device_id, counter.saturating_add(BLOCK - 1));
             self.save()?;
         }
         self.next.insert(device_id, counter + 1);
         Ok(counter)
+    }
+
+    /// Reserves a block for each of `devices` that has less than half a block left, in one
+    /// write: what a simulator does before its first report.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be written.
+    pub fn reserve(&mut self, devices: impl IntoIterator<Item = u64>) -> Result<(), CounterError> {
+        let mut changed = false;
+        for id in devices {
+            let next = *self.next.entry(id).or_insert(1);
+            let reserved = self.reserved.entry(id).or_insert(0);
+            if reserved.saturating_sub(next) < BLOCK / 2 {
+                *reserved = next.saturating_add(BLOCK - 1);
+                changed = true;
+            }
+        }
+        if changed { self.save() } else { Ok(()) }
     }
 
     /// Marks every counter of `device_id` up to `counter` as used, so that its next report
@@ -94,15 +123,30 @@ impl Counters {
     ///
     /// If the file cannot be written.
     pub fn mark_used_through(&mut self, device_id: u64, counter: u64) -> Result<(), CounterError> {
-        if *self.next.get(&device_id).unwrap_or(&1) > counter {
-            return Ok(());
+        self.mark_all_used_through([(device_id, counter)])
+    }
+
+    /// [`Counters::mark_used_through`] for many devices, with one write at most.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be written.
+    pub fn mark_all_used_through(
+        &mut self,
+        devices: impl IntoIterator<Item = (u64, u64)>,
+    ) -> Result<(), CounterError> {
+        let mut changed = false;
+        for (device_id, counter) in devices {
+            if *self.next.get(&device_id).unwrap_or(&1) > counter {
+                continue;
+            }
+            self.next.insert(device_id, counter.saturating_add(1));
+            if counter > self.reserved.get(&device_id).copied().unwrap_or(0) {
+                self.reserved.insert(device_id, counter);
+                changed = true;
+            }
         }
-        self.next.insert(device_id, counter.saturating_add(1));
-        if counter > self.reserved.get(&device_id).copied().unwrap_or(0) {
-            self.reserved.insert(device_id, counter);
-            self.save()?;
-        }
-        Ok(())
+        if changed { self.save() } else { Ok(()) }
     }
 
     fn save(&self) -> Result<(), CounterError> {
@@ -155,6 +199,33 @@ mod tests {
         fresh.mark_used_through(9, 42).unwrap();
         drop(fresh);
         assert_eq!(Counters::open(dir.path().join("other")).unwrap().next(9).unwrap(), 43);
+    }
+
+    #[test]
+    fn one_write_reserves_for_every_device_that_will_need_it_soon() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters");
+        let mut c = Counters::open(&path).unwrap();
+        c.reserve([1, 2, 3]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1 1000\n2 1000\n3 1000\n");
+        for _ in 0..BLOCK {
+            c.next(1).unwrap();
+        }
+        for _ in 0..600 {
+            c.next(2).unwrap();
+        }
+        c.next(3).unwrap();
+        // Device 1 crosses its block: device 2 (399 left) is extended in the same write, device
+        // 3 (999 left) is not.
+        assert_eq!(c.next(1).unwrap(), BLOCK + 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1 2000\n2 1600\n3 1000\n");
+        // Reserving again changes nothing for devices with half a block left.
+        c.reserve([1, 2, 3]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1 2000\n2 1600\n3 1000\n");
+        drop(c);
+        let mut c = Counters::open(&path).unwrap();
+        c.mark_all_used_through([(2, 5000), (3, 10)]).unwrap();
+        assert_eq!((c.next(2).unwrap(), c.next(3).unwrap()), (5001, 1001));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Simulated time runs `speedup` times faster than the wall clock and starts at the wall
 //! clock's now, so with a speedup the reports' times run ahead of real time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,12 @@ use crate::rng::Rng;
 const ACK_GRACE: Duration = Duration::from_secs(1);
 /// How many unacknowledged counters each device remembers.
 const MAX_OUTSTANDING: usize = 1024;
+/// Devices per sending socket (at most [`MAX_SOCKETS`] sockets): many source addresses, as many
+/// devices would have, so that a tracker's sockets sharing a port share the load.
+const DEVICES_PER_SOCKET: usize = 1000;
+const MAX_SOCKETS: usize = 64;
+/// The longest the simulator sleeps without reading acknowledgements.
+const MAX_SLEEP: Duration = Duration::from_millis(20);
 
 /// A checked configuration for [`run`].
 #[derive(Debug, Clone)]
@@ -135,8 +142,16 @@ pub fn run(
     let bind: SocketAddr = if devices[0].1.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
         .parse()
         .expect("a valid address");
-    let socket = UdpSocket::bind(bind).map_err(RunError::Socket)?;
+    let sockets = (0..devices.len().div_ceil(DEVICES_PER_SOCKET).clamp(1, MAX_SOCKETS))
+        .map(|_| {
+            let socket = UdpSocket::bind(bind)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(RunError::Socket)?;
     let mut counters = Counters::open(&config.counters)?;
+    counters.reserve(devices.iter().map(|(e, _)| e.device_id))?;
 
     let city = Arc::new(City::generate(config.city));
     let kinds: Vec<Kind> = devices
@@ -156,9 +171,10 @@ pub fn run(
     };
     let period = Duration::from_secs_f64(1.0 / config.rate);
     let start = Instant::now();
-    // Staggered, so the devices do not all send at once.
-    let mut due: Vec<Instant> =
-        (0..n).map(|i| start + period.mul_f64(i as f64 / n as f64)).collect();
+    // When each device reports next, soonest first; staggered, so that they do not all send
+    // at once.
+    let mut due: BinaryHeap<Reverse<(Instant, usize)>> =
+        (0..n).map(|i| Reverse((start + period.mul_f64(i as f64 / n as f64), i))).collect();
     let end = config.duration.map(|d| start + d);
     let mut next_stats = start + config.stats_every;
     let mut buf = [0u8; 1024];
@@ -167,16 +183,17 @@ pub fn run(
         if stop.load(Ordering::Relaxed) || end.is_some_and(|end| now >= end) {
             break;
         }
-        for (i, due) in due.iter_mut().enumerate() {
-            if *due > now {
-                continue;
+        while let Some(&Reverse((at, i))) = due.peek() {
+            if at > now {
+                break;
             }
+            due.pop();
             let elapsed = now.duration_since(start).as_secs_f64() * config.speedup;
-            fleet.advance_to(sim_start_ms + (elapsed * 1000.0) as u64);
-            let fix = fleet.fix(i);
+            let fix = fleet.fix_at(i, sim_start_ms + (elapsed * 1000.0) as u64);
             let (enrolment, addr) = &sim.devices[i];
             let counter = counters.next(enrolment.device_id)?;
             let plaintext = device::encode_report(&fix);
+            let socket = &sockets[i % sockets.len()];
             match device::seal_report(
                 &enrolment.key,
                 enrolment.device_id,
@@ -197,44 +214,40 @@ pub fn run(
                 _ => sim.stats.errors += 1,
             }
             // Falling behind (a slow machine) skips reports rather than bursting.
-            *due = (*due + period).max(now);
+            due.push(Reverse(((at + period).max(now), i)));
         }
         if now >= next_stats {
             on_stats(&sim.stats);
             next_stats += config.stats_every;
         }
-        let wake = due
-            .iter()
-            .copied()
-            .min()
-            .expect("devices")
-            .min(next_stats)
-            .min(end.unwrap_or(next_stats));
-        receive_until(&socket, &mut sim, &mut buf, wake);
+        let next_due = due.peek().map(|Reverse((at, _))| *at).expect("devices");
+        let wake = next_due.min(next_stats).min(end.unwrap_or(next_stats));
+        receive_until(&sockets, &mut sim, &mut buf, wake);
     }
     if config.ack {
         let deadline = Instant::now() + ACK_GRACE;
         while sim.outstanding.iter().any(|o| !o.is_empty()) && Instant::now() < deadline {
-            receive_until(&socket, &mut sim, &mut buf, deadline);
+            receive_until(&sockets, &mut sim, &mut buf, deadline);
         }
     }
     on_stats(&sim.stats);
     Ok(sim.stats)
 }
 
-/// Takes acknowledgements until `wake` (at least briefly).
-fn receive_until(socket: &UdpSocket, sim: &mut Sim, buf: &mut [u8], wake: Instant) {
+/// Takes the acknowledgements waiting on every socket, then sleeps until `wake` (at most
+/// [`MAX_SLEEP`]); again until `wake`.
+fn receive_until(sockets: &[UdpSocket], sim: &mut Sim, buf: &mut [u8], wake: Instant) {
     loop {
-        let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        // Never fails for a non-zero duration.
-        let _ = socket.set_read_timeout(Some(wait));
-        match socket.recv_from(buf) {
-            Ok((len, _)) => sim.on_datagram(&buf[..len]),
-            // Timed out (or an ICMP error from a closed port, on some systems): back to sending.
-            Err(_) => return,
+        for socket in sockets {
+            // Until it would block (or an ICMP error from a closed port, on some systems).
+            while let Ok((len, _)) = socket.recv_from(buf) {
+                sim.on_datagram(&buf[..len]);
+            }
         }
-        if Instant::now() >= wake {
+        let now = Instant::now();
+        if now >= wake {
             return;
         }
+        std::thread::sleep(wake.duration_since(now).min(MAX_SLEEP));
     }
 }

@@ -208,11 +208,10 @@ impl Demo {
         // Never send a counter the tracker has accepted already (a lost counter file).
         let counters_path = fleet::counters_path(&config.db);
         let mut counters = Counters::open(&counters_path)?;
-        for device in &devices {
-            if let Some(stored) = store.device(device.id)? {
-                counters.mark_used_through(device.id, stored.highest_counter)?;
-            }
-        }
+        let stored: std::collections::HashMap<u64, u64> =
+            store.devices()?.into_iter().map(|d| (d.id, d.highest_counter)).collect();
+        let used = devices.iter().filter_map(|d| Some((d.id, *stored.get(&d.id)?)));
+        counters.mark_all_used_through(used)?;
         drop(counters);
 
         let secret = users::new_secret().map_err(DemoError::Random)?;

@@ -52,19 +52,6 @@ pub enum EnrolError {
 /// # Errors
 /// The generator or the store fails.
 pub fn enrol(store: &Store, name: &str, ingest: &str) -> Result<Enrolment, EnrolError> {
-    enrol_named(store, ingest, |_| name.to_owned())
-}
-
-/// Like [`enrol`], with the name chosen once the id is known (`name(id)`): the demo names each
-/// simulated device after the vehicle its id draws.
-///
-/// # Errors
-/// The generator or the store fails.
-pub fn enrol_named(
-    store: &Store,
-    ingest: &str,
-    mut name: impl FnMut(u64) -> String,
-) -> Result<Enrolment, EnrolError> {
     let mut key = [0; 32];
     getrandom::fill(&mut key).map_err(EnrolError::Random)?;
     loop {
@@ -72,9 +59,10 @@ pub fn enrol_named(
         if id == 0 {
             continue;
         }
-        let name = name(id);
-        match store.add_device(id, &name, &key, now_ms()) {
-            Ok(()) => return Ok(Enrolment { id, key, ingest: ingest.to_owned(), name }),
+        match store.add_device(id, name, &key, now_ms()) {
+            Ok(()) => {
+                return Ok(Enrolment { id, key, ingest: ingest.to_owned(), name: name.into() });
+            }
             Err(StoreError::DuplicateDevice(_)) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -60,8 +60,11 @@ pub fn auth_config(secret: &str) -> AuthConfig {
     }
 }
 
+/// The most devices a restricted demo user sees: each is one more topic key in its token.
+pub const MAX_RESTRICTED_DEVICES: usize = 250;
+
 /// The demo's users for the simulated `devices` (in enrolment order): `dispatcher` sees every
-/// device, `fleet-north` the first half (rounded up).
+/// device, `fleet-north` the first half (rounded up), at most [`MAX_RESTRICTED_DEVICES`].
 ///
 /// # Errors
 /// Signing fails (it does not with an HMAC secret).
@@ -70,7 +73,7 @@ pub fn users(
     devices: &[u64],
     now: SystemTime,
 ) -> Result<Vec<User>, jsonwebtoken::errors::Error> {
-    let north = devices[..devices.len().div_ceil(2)].to_vec();
+    let north = devices[..devices.len().div_ceil(2).min(MAX_RESTRICTED_DEVICES)].to_vec();
     let sees = format!("{} of {} devices", north.len(), devices.len());
     Ok(vec![
         user(secret, "dispatcher", "every device".into(), None, now)?,
