@@ -45,7 +45,7 @@ use crate::{TrackerClient, TrackerServer};
 const ZOOM: u32 = 14;
 /// Reports per second per simulated device.
 const RATE: f64 = 1.0;
-/// How often the simulator's figures are logged.
+/// How often the simulator's and the ingest's figures are logged.
 const SIM_STATS_EVERY: Duration = Duration::from_secs(60);
 /// How long the gateway lets calls in flight finish on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -281,6 +281,7 @@ impl Demo {
                 let ingest = Ingest::new(udp, Arc::clone(&store), ingest_options)?;
                 let ingest_stop = CancellationToken::new();
                 let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
+                tokio::spawn(ingest.stats().log_every(SIM_STATS_EVERY, ingest_stop.clone()));
                 let ingest = tokio::spawn(ingest.run(Some(publisher), ingest_stop.clone()));
                 let local = Local { service, service_stop, ingest, ingest_stop, store };
                 (bus, Arc::new(MemorySwitches::new()), Some(local))

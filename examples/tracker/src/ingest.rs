@@ -138,8 +138,48 @@ impl IngestStats {
         out
     }
 
+    /// Logs the counters every `every` while they change, until `stop` is cancelled: what an
+    /// operator reads when nothing scrapes [`IngestStats::metrics_text`].
+    pub async fn log_every(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        let mut last = String::new();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let line = self.to_string();
+            if line != last {
+                tracing::info!(stats = %line, "ingest");
+                last = line;
+            }
+        }
+    }
+
     fn count_drop(&self, reason: DropReason) {
         self.dropped[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Display for IngestStats {
+    /// One line: `accepted=… transactions=… acks=… store_errors=… publish_errors=…`, then each
+    /// drop reason that counted any (`bad_tag=3`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accepted={} transactions={} acks={} store_errors={} publish_errors={}",
+            self.accepted(),
+            self.transactions(),
+            self.acks(),
+            self.store_errors(),
+            self.publish_errors()
+        )?;
+        for reason in DropReason::ALL {
+            let dropped = self.dropped(reason);
+            if dropped > 0 {
+                write!(f, " {reason}={dropped}")?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -130,6 +130,9 @@ async fn accepted_reports_are_stored_acknowledged_and_published() {
     let event = timeout(WAIT, positions.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(event.message().get().counter(), 4);
     assert_eq!((ingest.stats.accepted(), ingest.stats.acks()), (4, 3));
+    let line = ingest.stats.to_string();
+    assert!(line.starts_with("accepted=4 transactions=") && line.contains(" acks=3 "), "{line}");
+    assert!(!line.contains("bad_"), "no drop reason without drops: {line}");
     assert_eq!(store.device(11).unwrap().unwrap().highest_counter, 4);
     ingest.stop().await;
 }
@@ -227,6 +230,7 @@ async fn a_restarted_ingest_refuses_every_counter_up_to_the_stored_highest() {
     socket.send(&report(&key, 7, 101)).await.unwrap();
     assert_eq!(ack(&socket, &key).await, (7, 101));
     assert_eq!(ingest.stats.dropped(DropReason::Replayed), 3);
+    assert!(ingest.stats.to_string().ends_with(" replayed=3"), "{}", ingest.stats);
     assert_eq!(store.history(7, 0, u64::MAX, 10, false).unwrap().len(), 2);
     ingest.stop().await;
 }

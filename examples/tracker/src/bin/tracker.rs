@@ -12,6 +12,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -238,6 +239,7 @@ fn serve(db: &PathBuf, ingest: &str, nats: &process::NatsArgs, allow_anonymous: 
         }
         let shutdown = CancellationToken::new();
         let stop_ingest = shutdown.clone();
+        tokio::spawn(ingest.stats().log_every(Duration::from_secs(60), shutdown.clone()));
         let code = process::run("tracker", nats, |bus| {
             let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
             tokio::spawn(async move {
