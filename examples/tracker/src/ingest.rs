@@ -427,7 +427,9 @@ impl ReceiveThread {
             }
             let checked = self.devices.check(&datagrams, self.index, &self.stats);
             if !checked.positions.is_empty() && self.out.send(checked).is_err() {
-                // The writer is gone: the ingest is stopping.
+                // The writer is gone, which only a panic does: stop the ingest (the writer's
+                // join reports it).
+                self.failed.cancel();
                 return Ok(());
             }
         }
