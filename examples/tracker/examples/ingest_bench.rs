@@ -252,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
         nats: None,
         nats_auth: gateway_bus::nats::NatsAuth::default(),
         seed: 1,
+        retain: None,
     })
     .await?;
     let token = demo

@@ -74,6 +74,9 @@ pub struct DemoConfig {
     pub nats_auth: gateway_bus::nats::NatsAuth,
     /// The city's seed (the basemap and the vehicles).
     pub seed: u64,
+    /// Delete positions older than this (`crate::retention`); `None` keeps them all. Only for
+    /// the in-process service: over NATS, `tracker serve --retain`.
+    pub retain: Option<Duration>,
 }
 
 /// Why the demo could not start.
@@ -282,6 +285,11 @@ impl Demo {
                 let ingest_stop = CancellationToken::new();
                 let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
                 tokio::spawn(ingest.stats().log_every(SIM_STATS_EVERY, ingest_stop.clone()));
+                if let Some(keep) = config.retain {
+                    let store = Arc::clone(&store);
+                    let every = crate::retention::EVERY;
+                    tokio::spawn(crate::retention::run(store, keep, every, ingest_stop.clone()));
+                }
                 let ingest = tokio::spawn(ingest.run(Some(publisher), ingest_stop.clone()));
                 let local = Local { service, service_stop, ingest, ingest_stop, store };
                 (bus, Arc::new(MemorySwitches::new()), Some(local))

@@ -20,6 +20,7 @@ pub mod enrol;
 pub mod ingest;
 pub mod packet;
 pub mod replay;
+pub mod retention;
 pub mod service;
 pub mod store;
 pub mod trips;

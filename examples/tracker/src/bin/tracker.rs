@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracker::demo::{Demo, DemoConfig};
 use tracker::enrol::enrol;
 use tracker::ingest::{Ingest, IngestOptions};
+use tracker::retention;
 use tracker::service::TrackerService;
 use tracker::store::Store;
 use tracker::{TrackerClient, TrackerServer};
@@ -68,6 +69,10 @@ enum Command {
         /// Let callers without an identity see every device (development only).
         #[arg(long)]
         allow_anonymous: bool,
+        /// Delete positions older than this (by fix time: `90d`, `12h`), at start and hourly.
+        /// Without it every position is kept.
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        retain: Option<Duration>,
     },
 }
 
@@ -108,6 +113,10 @@ struct DemoArgs {
     /// The city's seed: the basemap and the vehicles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Delete positions older than this (by fix time: `90d`, `12h`), at start and hourly.
+    /// Without it every position is kept. With --nats, `tracker serve` has the flag.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    retain: Option<Duration>,
 }
 
 impl DemoArgs {
@@ -129,6 +138,7 @@ impl DemoArgs {
             nats_auth: self.nats_auth.load()?,
             nats: self.nats,
             seed: self.seed,
+            retain: self.retain,
         })
     }
 }
@@ -143,8 +153,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => args.config().and_then(run_demo),
         Command::Enrol { db, name, ingest, qr } => run_enrol(&db, &name, &ingest, qr),
         Command::Devices { db } => run_devices(&db),
-        Command::Serve { db, ingest, nats, allow_anonymous } => {
-            return serve(&db, &ingest, &nats, allow_anonymous);
+        Command::Serve { db, ingest, nats, allow_anonymous, retain } => {
+            return serve(&db, &ingest, &nats, allow_anonymous, retain);
         }
     };
     match result {
@@ -197,7 +207,13 @@ fn run_devices(db: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(db: &PathBuf, ingest: &str, nats: &process::NatsArgs, allow_anonymous: bool) -> ExitCode {
+fn serve(
+    db: &PathBuf,
+    ingest: &str,
+    nats: &process::NatsArgs,
+    allow_anonymous: bool,
+    retain: Option<Duration>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -240,6 +256,10 @@ fn serve(db: &PathBuf, ingest: &str, nats: &process::NatsArgs, allow_anonymous: 
         let shutdown = CancellationToken::new();
         let stop_ingest = shutdown.clone();
         tokio::spawn(ingest.stats().log_every(Duration::from_secs(60), shutdown.clone()));
+        if let Some(keep) = retain {
+            let store = Arc::clone(&store);
+            tokio::spawn(tracker::retention::run(store, keep, retention::EVERY, shutdown.clone()));
+        }
         let code = process::run("tracker", nats, |bus| {
             let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
             tokio::spawn(async move {
