@@ -50,6 +50,29 @@ pub const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (device_id, counter)
      ) WITHOUT ROWID;
      CREATE INDEX positions_by_time ON positions (device_id, time_ms, counter);",
+    // 2: accounts (`store::accounts`): users with an Argon2id password hash and a role, each
+    // device's owner, devices shared with other users, and trip descriptions.
+    "CREATE TABLE users (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+         password TEXT NOT NULL,
+         role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+         created_ms INTEGER NOT NULL
+     );
+     ALTER TABLE devices ADD COLUMN owner INTEGER REFERENCES users (id) ON DELETE SET NULL;
+     CREATE TABLE shares (
+         device_id INTEGER NOT NULL REFERENCES devices (id),
+         user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         PRIMARY KEY (device_id, user_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX shares_by_user ON shares (user_id, device_id);
+     CREATE TABLE trip_descriptions (
+         device_id INTEGER NOT NULL REFERENCES devices (id),
+         start_ms INTEGER NOT NULL,
+         description TEXT NOT NULL,
+         updated_ms INTEGER NOT NULL,
+         PRIMARY KEY (device_id, start_ms)
+     ) WITHOUT ROWID;",
 ];
 
 /// What went wrong with the database.
@@ -67,6 +90,14 @@ pub enum StoreError {
     DuplicateDevice(u64),
     #[error("no device with id {0}")]
     UnknownDevice(u64),
+    #[error("a user named {0:?} already exists")]
+    DuplicateUser(String),
+    #[error("no user with id {0}")]
+    UnknownUser(u64),
+    #[error("{0}")]
+    BadAccount(String),
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -395,6 +426,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+pub mod accounts;
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ fn position(device_id: u64, counter: u64, time_ms: u64) -> PositionT {
     }
 }
 
-fn temp_db() -> (tempfile::TempDir, PathBuf) {
+pub(super) fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tracker.db");
     (dir, path)
