@@ -109,7 +109,20 @@ fn is_blank(c: char) -> bool {
 
 /// The offset of the first token at or after `pos`, skipping whitespace and comments. An
 /// unterminated block comment runs to the end of the text.
-pub(crate) fn skip_trivia(text: &str, mut pos: usize) -> usize {
+pub(crate) fn skip_trivia(text: &str, pos: usize) -> usize {
+    trivia(text, pos).0
+}
+
+/// Whether only trivia follows `pos`: blanks, line comments and complete block comments, as the
+/// grammar's `WHITESPACE` and `COMMENT` rules define them. An unterminated block comment is not
+/// trivia (the grammar reports it as a syntax error).
+pub(crate) fn only_trivia_after(text: &str, pos: usize) -> bool {
+    trivia(text, pos) == (text.len(), true)
+}
+
+/// Where the trivia at `pos` ends, and whether every block comment in it is closed (an
+/// unterminated one runs to the end of the text).
+fn trivia(text: &str, mut pos: usize) -> (usize, bool) {
     loop {
         let rest = &text[pos..];
         if let Some(c) = rest.chars().next().filter(|&c| is_blank(c)) {
@@ -117,30 +130,12 @@ pub(crate) fn skip_trivia(text: &str, mut pos: usize) -> usize {
         } else if rest.starts_with("//") {
             pos = line_end(text, pos);
         } else if rest.starts_with("/*") {
+            if !block_comment_closed(text, pos) {
+                return (text.len(), false);
+            }
             pos = block_comment_end(text, pos);
         } else {
-            return pos;
-        }
-    }
-}
-
-/// Whether only trivia follows `pos`: blanks, line comments and complete block comments, as the
-/// grammar's `WHITESPACE` and `COMMENT` rules define them. An unterminated block comment is not
-/// trivia (the grammar reports it as a syntax error).
-pub(crate) fn only_trivia_after(text: &str, mut pos: usize) -> bool {
-    loop {
-        let rest = &text[pos..];
-        if let Some(c) = rest.chars().next().filter(|&c| is_blank(c)) {
-            pos += c.len_utf8();
-        } else if rest.starts_with("//") {
-            pos = line_end(text, pos);
-        } else if let Some(body) = rest.strip_prefix("/*") {
-            match body.find("*/") {
-                Some(i) => pos += 2 + i + 2,
-                None => return false,
-            }
-        } else {
-            return rest.is_empty();
+            return (pos, true);
         }
     }
 }
