@@ -187,12 +187,20 @@ pub async fn run(
         connections: Arc::new(Semaphore::new(shared.config.max_connections)),
         rejecting: Arc::new(Semaphore::new(MAX_REJECTING)),
     };
-    let websocket = async {
-        if let Some(ws) = websocket {
-            front.accept(ws, Transport::WebSocket, &shutdown).await;
-        }
+    // The accept loops are tasks of the runtime, not part of this future: a caller that
+    // `block_on`s `run` would otherwise accept on its own thread, which competes with the
+    // workers for the cores (on one core, served clients waited for the OS to switch threads:
+    // milliseconds under a connection flood, docs/reliability.md, "Attacks").
+    let accept = |listener, transport| {
+        let (front, shutdown) = (front.clone(), shutdown.clone());
+        tokio::spawn(async move { front.accept(listener, transport, &shutdown).await })
     };
-    tokio::join!(front.accept(listener, Transport::Tcp, &shutdown), websocket);
+    let tcp_loop = accept(listener, Transport::Tcp);
+    let ws_loop = websocket.map(|ws| accept(ws, Transport::WebSocket));
+    let _ = tcp_loop.await;
+    if let Some(ws_loop) = ws_loop {
+        let _ = ws_loop.await;
+    }
 
     metrics.set_ready(false);
     sessions.close();
@@ -245,6 +253,7 @@ impl RefusalPace {
 }
 
 /// What the accept loops share: the connection limits.
+#[derive(Clone)]
 struct Front {
     shared: Arc<Shared>,
     sessions: TaskTracker,
@@ -266,6 +275,11 @@ impl Front {
         let shared = &self.shared;
         let mut refusals = RefusalPace::default();
         loop {
+            // One connection per turn: the tasks of the connections being served run between
+            // two accepts. Without it, a backlog of thousands (a flood, a wave of idle
+            // connections) is accepted in bursts of up to tokio's budget of 128 operations,
+            // milliseconds during which served clients wait (docs/reliability.md, "Attacks").
+            tokio::task::yield_now().await;
             if let Some(pause) = refusals.pause(std::time::Instant::now()) {
                 tokio::select! {
                     biased;

@@ -147,6 +147,9 @@ struct AttackArgs {
     /// is scheduled when they share a core.
     #[arg(long, default_value_t = 19)]
     attack_nice: i32,
+    /// Run the attack's thread under SCHED_IDLE: only when the core has nothing else to run.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    attack_idle: bool,
     /// The gateway's process id: its resident memory and open files are read before and after.
     #[arg(long)]
     gateway_pid: Option<u32>,
@@ -570,11 +573,20 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
     // clients, the clients' latency should be the gateway's, not a wait for the attackers' own
     // work (attackers are other machines, in a real attack).
     let nice = args.attack_nice;
+    let idle = args.attack_idle;
     let attack_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .on_thread_start(move || {
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
+            if idle {
+                // SCHED_IDLE: the thread runs only when no other wants the core, and a client
+                // thread that wakes takes the core at once. Nice 19 alone is not enough: the
+                // scheduler may let a nice-19 thread finish its slice (milliseconds) first.
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: plain system call on the calling thread (0) with a valid parameter.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+            }
         })
         .build()
         .context("cannot start the attack's runtime")?;
@@ -609,6 +621,7 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
             "attackers": args.connections,
             "sources": args.sources,
             "attack_nice": args.attack_nice,
+            "attack_idle": args.attack_idle,
             "alone_us": { "p50": alone.p50, "p99": alone.p99, "max": alone.max, "calls": alone_tally.ok() },
             "attacked_us": { "p50": attacked.p50, "p99": attacked.p99, "max": attacked.max, "calls": tally.ok() },
             "p50_ratio": (attacked.p50 / alone.p50 * 100.0).round() / 100.0,
