@@ -4,7 +4,9 @@
 // (playwright-core) with the tokens the demo prints. Simulated devices → encrypted UDP reports →
 // the ingest → SQLite → the `position` topic → the gateway's WebSocket → the page: the test
 // asserts that the page lists the devices and that their markers move, that a restricted user
-// sees only its devices, that the trip history answers, and that when the gateway closes the
+// sees only its devices, that the trip history answers, the accounts (signing in with a password
+// and out, users managed by an admin, a shared device seen by the other user and an unshared one
+// not, a new device's QR code, a trip's description kept), and that when the gateway closes the
 // page's connection and the page stays away for a few seconds, its trails afterwards have every
 // position the tracker stored meanwhile (recovered from the topic's history, not reloaded); it
 // saves screenshots in examples/tracker/e2e/artifacts/.
@@ -86,9 +88,12 @@ async function startDemo(dir) {
       const urls = Object.fromEntries(
         [...out.matchAll(/^\s*([\w-]+)\b.*?(http:\/\/\S+#token=\S+)/gm)].map((m) => [m[1], m[2]]),
       );
-      if (urls.dispatcher && urls["fleet-north"]) {
+      const passwords = Object.fromEntries(
+        [...out.matchAll(/^\s*([\w-]+) \(.*?\): password (\S+)/gm)].map((m) => [m[1], m[2]]),
+      );
+      if (urls.dispatcher && urls["fleet-north"] && passwords.dispatcher && passwords["fleet-north"]) {
         clearTimeout(timer);
-        resolve({ child, http, admin, urls, output: () => `${out}\n${log}` });
+        resolve({ child, http, admin, urls, passwords, output: () => `${out}\n${log}` });
       }
     });
     child.once("exit", (code, signal) => {
@@ -297,5 +302,158 @@ test("after the gateway cut the page's connection for a few seconds, every trail
   assert.ok(recovered >= ids.length, `the gateway recovered ${recovered} events`);
   await page.screenshot({ path: join(ARTIFACTS, "dashboard-after-the-cut.png") });
   assert.deepEqual(errors, [], "the page threw");
+  await page.close();
+});
+
+/** Signs in on a fresh page with a name and a password; resolves once connected. */
+async function signIn(name, password) {
+  const { page, errors } = await open(`http://${demo.http}/`);
+  await page.waitForSelector("#login", { state: "visible" });
+  await page.fill("#login-name", name);
+  await page.fill("#login-password", password);
+  await page.click("#login-button");
+  await until(page, `${name} did not get connected`, () => document.querySelector("#state")?.dataset.status === "connected");
+  assert.equal(await page.textContent("#user"), name);
+  return { page, errors };
+}
+
+/** The device ids a page lists, once the list has settled (the same for 1 s). */
+async function listedIds(page) {
+  let last;
+  for (let i = 0; i < 40; i += 1) {
+    const ids = (await page.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId))).sort();
+    if (last !== undefined && JSON.stringify(ids) === JSON.stringify(last) && i >= 4) return ids;
+    last = ids;
+    await page.waitForTimeout(250);
+  }
+  return last;
+}
+
+test("signing in with a name and a password, a wrong one refused, and signing out", async () => {
+  const { page, errors } = await open(`http://${demo.http}/`);
+  await page.waitForSelector("#login", { state: "visible" });
+  await page.fill("#login-name", "dispatcher");
+  await page.fill("#login-password", "not-the-password");
+  await page.click("#login-button");
+  await until(page, "a wrong password was not refused", () => !document.querySelector("#login-error")?.hidden);
+  assert.match(await page.textContent("#login-error"), /wrong name or password/);
+  assert.equal(await page.getAttribute("#state", "data-status"), "signed-out");
+
+  await page.fill("#login-password", demo.passwords.dispatcher);
+  await page.click("#login-button");
+  await until(page, "the dispatcher did not get connected", () => document.querySelector("#state")?.dataset.status === "connected");
+  assert.equal(await page.textContent("#user"), "dispatcher");
+  assert.ok(await page.isVisible("#users-button"), "an admin sees the users button");
+  await until(page, "the dispatcher's list did not fill",
+    (n) => document.querySelectorAll("#devices li[data-device-id]").length === n, DEVICES);
+
+  await page.click("#logout");
+  await page.waitForSelector("#login", { state: "visible" });
+  assert.equal(await page.getAttribute("#state", "data-status"), "signed-out");
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the token was kept after logging out");
+  assert.equal(await page.$$eval("#devices li", (items) => items.length), 0);
+  assert.deepEqual(errors, [], "the page threw");
+  await page.close();
+
+  // A viewer has no users button.
+  const viewer = await signIn("fleet-north", demo.passwords["fleet-north"]);
+  assert.ok(await viewer.page.isHidden("#users-button"));
+  await viewer.page.close();
+});
+
+test("an admin adds a user; a device shared with it appears for it, and once unshared it does not", async () => {
+  const admin = await signIn("dispatcher", demo.passwords.dispatcher);
+  const page = admin.page;
+  await page.click("#users-button");
+  await page.waitForSelector("#users-list li[data-user-id]");
+  await page.fill("#new-user-name", "walt");
+  await page.fill("#new-user-password", "walt-password");
+  await page.click("#add-user-form button[type=submit]");
+  await until(page, "walt is not listed", () =>
+    [...document.querySelectorAll("#users-list li .name")].some((e) => e.textContent === "walt"));
+  // A second user of the same name is refused, in place.
+  await page.fill("#new-user-name", "WALT");
+  await page.fill("#new-user-password", "walt-password");
+  await page.click("#add-user-form button[type=submit]");
+  await until(page, "a duplicate name was not refused", () => !document.querySelector("#users-error")?.hidden);
+  assert.match(await page.textContent("#users-error"), /exists already/);
+  await page.click("#users-dialog form[method=dialog] button");
+
+  // Nothing is shared with walt yet.
+  const walt = await signIn("walt", "walt-password");
+  assert.deepEqual(await listedIds(walt.page), [], "walt sees devices before any was shared");
+  await walt.page.close();
+
+  await until(page, "the list did not fill", (n) => document.querySelectorAll("#devices li[data-device-id]").length === n, DEVICES);
+  const shared = await page.$eval("#devices li[data-device-id]:nth-child(2)", (e) => e.dataset.deviceId);
+  await page.click(`#devices li[data-device-id="${shared}"]`);
+  await page.click("#share-device");
+  await page.waitForSelector("#share-dialog[open]");
+  await page.fill("#share-user", "walt");
+  await page.click("#share-form button[type=submit]");
+  await until(page, "walt is not listed as sharing the device", () => !!document.querySelector('#share-list li[data-user="walt"]'));
+  await page.screenshot({ path: join(ARTIFACTS, "dashboard-share.png") });
+
+  const after = await signIn("walt", "walt-password");
+  await until(after.page, "the shared device did not appear for walt",
+    (id) => !!document.querySelector(`#devices li[data-device-id="${id}"]`), shared);
+  assert.deepEqual(await listedIds(after.page), [shared], "walt sees exactly the shared device");
+  await until(after.page, "the shared device's marker has no position",
+    (id) => !!document.querySelector(`#map .device-marker[data-device-id="${id}"]`)?.dataset.lat, shared);
+  await after.page.close();
+
+  await page.click('#share-list li[data-user="walt"] .unshare');
+  await until(page, "walt is still listed", () => !document.querySelector('#share-list li[data-user="walt"]'));
+  await page.click("#share-dialog form[method=dialog] button");
+  const unshared = await signIn("walt", "walt-password");
+  assert.deepEqual(await listedIds(unshared.page), [], "walt still sees the unshared device");
+  assert.deepEqual([...admin.errors, ...unshared.errors], [], "a page threw");
+  await unshared.page.close();
+  await page.close();
+});
+
+test("adding a device shows its enrolment QR code once, and the device joins its owner's list", async () => {
+  const { page, errors } = await signIn("fleet-north", demo.passwords["fleet-north"]);
+  const before = await listedIds(page);
+  await page.click("#add-device");
+  await page.waitForSelector("#add-device-dialog[open]");
+  await page.fill("#new-device-name", "scooter");
+  await page.click("#add-device-form button[type=submit]");
+  await page.waitForSelector("#enrolment", { state: "visible", timeout: 10_000 });
+  const uri = await page.textContent("#enrolment-uri");
+  assert.match(uri, /^rpcgen-tracker:v1\?/);
+  assert.match(uri, /name=scooter/);
+  const qr = await page.$eval("#enrolment-qr", (img) => ({ src: img.src, width: img.naturalWidth, id: img.dataset.deviceId }));
+  assert.match(qr.src, /^data:image\/svg\+xml;base64,/);
+  assert.ok(qr.width > 0, "the QR code did not render");
+  await page.screenshot({ path: join(ARTIFACTS, "dashboard-add-device.png") });
+  await page.click("#add-device-dialog form[method=dialog] button");
+  await until(page, "the new device did not join the list",
+    (id) => !!document.querySelector(`#devices li[data-device-id="${id}"]`), qr.id);
+  assert.equal((await listedIds(page)).length, before.length + 1);
+  assert.deepEqual(errors, [], "the page threw");
+  await page.close();
+});
+
+test("a trip's description, edited by its owner, is kept", async () => {
+  const { page, errors } = await signIn("dispatcher", demo.passwords.dispatcher);
+  await until(page, "the list did not fill", (n) => document.querySelectorAll("#devices li[data-device-id]").length >= n, DEVICES);
+  const id = await page.$eval("#devices li[data-device-id]:first-child", (e) => e.dataset.deviceId);
+  await page.click(`#devices li[data-device-id="${id}"]`);
+  await until(page, "the device has no trip", () => document.querySelectorAll("#trips li").length > 0);
+  const start = await page.$eval("#trips li:first-child", (e) => e.dataset.startMs);
+  await page.click("#trips li:first-child .describe");
+  await page.fill("#trips li:first-child .description-input", "delivery round");
+  await page.click("#trips li:first-child .describe-form button");
+  await until(page, "the description was not shown", () => document.querySelector("#trips li:first-child .description")?.textContent === "delivery round");
+
+  // Another page, another session: the description comes from the tracker.
+  const again = await signIn("dispatcher", demo.passwords.dispatcher);
+  await until(again.page, "the list did not fill", (n) => document.querySelectorAll("#devices li[data-device-id]").length >= n, DEVICES);
+  await again.page.click(`#devices li[data-device-id="${id}"]`);
+  await until(again.page, "the described trip did not come back with its description",
+    (start) => document.querySelector(`#trips li[data-start-ms="${start}"] .description`)?.textContent === "delivery round", start);
+  assert.deepEqual([...errors, ...again.errors], [], "a page threw");
+  await again.page.close();
   await page.close();
 });

@@ -258,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
     let token = demo
         .users()
         .iter()
-        .find(|u| u.devices.is_none())
+        .find(|u| u.role == tracker::store::accounts::Role::Admin)
         .map(|u| u.token.clone())
         .context("the demo has no user who sees every device")?;
     let shutdown = CancellationToken::new();

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle as ThreadHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use gateway::auth::Authenticator;
 use gateway::{Config, Listeners, Registry};
@@ -36,10 +36,12 @@ use tracker_sim::city::{City, CityConfig, DEFAULT_CENTRE};
 use tracker_sim::counters::Counters;
 use tracker_sim::sim::{self, RunConfig};
 
+use crate::accounts::AccountsService;
+use crate::accounts::tokens::{self, Tokens};
 use crate::ingest::{Ingest, IngestOptions};
 use crate::service::TrackerService;
 use crate::store::Store;
-use crate::{TrackerClient, TrackerServer};
+use crate::{TrackerAccountsServer, TrackerClient, TrackerServer};
 
 /// The dashboard's initial zoom level.
 const ZOOM: u32 = 14;
@@ -94,10 +96,10 @@ pub enum DemoError {
     Fleet(#[from] fleet::FleetError),
     #[error(transparent)]
     Counters(#[from] tracker_sim::counters::CounterError),
-    #[error("the operating system's random number generator failed: {0}")]
-    Random(getrandom::Error),
-    #[error("cannot make the users' tokens: {0}")]
-    Token(#[from] jsonwebtoken::errors::Error),
+    #[error("the token secret `{path}`: {source}")]
+    Secret { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Users(#[from] users::UsersError),
     #[error("the gateway's authentication settings: {0}")]
     Auth(#[from] gateway::auth::AuthConfigError),
     #[error(transparent)]
@@ -133,6 +135,7 @@ pub struct Demo {
 #[derive(Debug)]
 struct Local {
     service: Serving,
+    accounts: Serving,
     service_stop: CancellationToken,
     ingest: JoinHandle<std::io::Result<()>>,
     ingest_stop: CancellationToken,
@@ -217,9 +220,12 @@ impl Demo {
         counters.mark_all_used_through(used)?;
         drop(counters);
 
-        let secret = users::new_secret().map_err(DemoError::Random)?;
+        let secret_path = tokens::secret_path(&config.db);
+        let secret = tokens::load_or_create_secret(&secret_path)
+            .map_err(|source| DemoError::Secret { path: secret_path, source })?;
+        let tokens = Tokens::new(&secret, tokens::DEFAULT_TTL);
         let ids: Vec<u64> = devices.iter().map(|d| d.id).collect();
-        let users = users::users(&secret, &ids, SystemTime::now())?;
+        let users = users::ensure(&store, &config.db, &ids, &tokens)?;
         let mut allowed_origins = vec![format!("http://{http_addr}")];
         if http_addr.ip().is_loopback() {
             allowed_origins.push(format!("http://localhost:{}", http_addr.port()));
@@ -232,13 +238,14 @@ impl Demo {
             drain_timeout: DRAIN_TIMEOUT,
             server_id: "tracker-demo".into(),
             nats: config.nats.clone(),
-            auth: users::auth_config(&secret),
+            auth: tokens::gateway_auth(&secret),
             ..Config::default()
         };
         // Checked before anything starts; `gateway::run` uses this one.
         gateway_config.authenticator = Some(Authenticator::new(&gateway_config.auth)?);
         let mut registry = Registry::new();
         registry.register(&crate::DESCRIPTOR)?;
+        registry.register(&crate::ACCOUNTS_DESCRIPTOR)?;
 
         let city = CityConfig { seed: config.seed, centre: DEFAULT_CENTRE };
         let config_json = json!({
@@ -280,6 +287,18 @@ impl Demo {
                     .start(service_stop.clone())
                     .await
                     .map_err(DemoError::Service)?;
+                let accounts = AccountsService::new(
+                    Arc::clone(&store),
+                    tokens.clone(),
+                    ingest_addr.to_string(),
+                );
+                let accounts = ServiceRuntime::new(
+                    bus.clone(),
+                    Arc::new(TrackerAccountsServer::new(accounts)),
+                )
+                .start(service_stop.clone())
+                .await
+                .map_err(DemoError::Service)?;
                 let udp = udp.expect("bound without NATS");
                 let ingest = Ingest::new(udp, Arc::clone(&store), ingest_options)?;
                 let ingest_stop = CancellationToken::new();
@@ -291,7 +310,7 @@ impl Demo {
                     tokio::spawn(crate::retention::run(store, keep, every, ingest_stop.clone()));
                 }
                 let ingest = tokio::spawn(ingest.run(Some(publisher), ingest_stop.clone()));
-                let local = Local { service, service_stop, ingest, ingest_stop, store };
+                let local = Local { service, accounts, service_stop, ingest, ingest_stop, store };
                 (bus, Arc::new(MemorySwitches::new()), Some(local))
             }
         };
@@ -359,13 +378,13 @@ impl Demo {
             None => line(&mut banner, format!("  ingest        udp://{ingest_addr}")),
         }
         line(&mut banner, format!("  dashboard     http://{http_addr}/"));
-        line(&mut banner, "Open the dashboard as:".into());
+        line(&mut banner, "Sign in to the dashboard as (passwords in `<db>.users`):".into());
         for user in &users {
             line(
                 &mut banner,
                 format!(
-                    "  {} ({}): http://{http_addr}/#token={}",
-                    user.name, user.sees, user.token
+                    "  {} ({}, {}): password {}  or open http://{http_addr}/#token={}",
+                    user.name, user.role, user.sees, user.password, user.token
                 ),
             );
         }
@@ -415,6 +434,7 @@ impl Demo {
         if let Some(local) = self.local {
             local.service_stop.cancel();
             local.service.stopped().await;
+            local.accounts.stopped().await;
             local.ingest_stop.cancel();
             match local.ingest.await {
                 Ok(Err(e)) => tracing::error!(cause = %e, "the ingest failed"),

@@ -10,11 +10,18 @@ gateway_core::include_generated!("tracker");
 pub use examples::tracker::tracker::{
     DESCRIPTOR, Tracker, TrackerClient, TrackerError, TrackerServer,
 };
+pub use examples::tracker::tracker_accounts::{
+    DESCRIPTOR as ACCOUNTS_DESCRIPTOR, TrackerAccounts, TrackerAccountsClient,
+    TrackerAccountsError, TrackerAccountsServer,
+};
 pub use examples::tracker::{
-    DeviceListT, DeviceReport, DeviceReportArgs, DeviceReportT, DeviceT, HistoryT, LastPositionsT,
-    ListDevicesT, PositionT, PositionsT, TripListT, TripT, TripsT,
+    AddDeviceT, AddUserT, DeleteUserT, DescribeTripT, DeviceListT, DeviceReport, DeviceReportArgs,
+    DeviceReportT, DeviceT, DoneT, EnrolmentT, HistoryT, LastPositionsT, ListDevicesT, ListSharesT,
+    ListUsersT, LoginT, PositionT, PositionsT, RefreshT, Role as RoleT, SessionT, ShareT, SharesT,
+    TripListT, TripT, TripsT, UnshareT, UpdateUserT, UserListT, UserT,
 };
 
+pub mod accounts;
 pub mod demo;
 pub mod enrol;
 pub mod ingest;

@@ -198,10 +198,21 @@ impl Tracker for TrackerService {
         let to_ms = range(r.from_ms, r.to_ms)?;
         self.check_device(&ctx, r.device_id).await?;
         let gap_s = if r.gap_s == 0 { DEFAULT_GAP_S } else { r.gap_s };
-        let positions = self
-            .blocking(move |s| s.history(r.device_id, r.from_ms, to_ms, TRIPS_MAX_POSITIONS, false))
+        let (positions, descriptions) = self
+            .blocking(move |s| {
+                let positions =
+                    s.history(r.device_id, r.from_ms, to_ms, TRIPS_MAX_POSITIONS, false)?;
+                let descriptions = s.trip_descriptions(r.device_id, r.from_ms, to_ms)?;
+                Ok((positions, descriptions))
+            })
             .await?;
-        let trips = trips(&positions, u64::from(gap_s) * 1000);
+        let mut trips = trips(&positions, u64::from(gap_s) * 1000);
+        // A description names its trip by the trip's first fix time.
+        let descriptions: std::collections::HashMap<u64, String> =
+            descriptions.into_iter().collect();
+        for trip in &mut trips {
+            trip.description = descriptions.get(&trip.start_ms).cloned();
+        }
         Ok(TripListT { trips: Some(trips) }.into())
     }
 }

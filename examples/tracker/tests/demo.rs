@@ -12,7 +12,7 @@ use futures::StreamExt;
 use gateway_client::{Client, ClientConfig};
 use gateway_core::Code;
 use gateway_testkit::{Child, NatsServer, free_addr, http_get, wait_until};
-use tracker::{HistoryT, ListDevicesT, TrackerClient};
+use tracker::{HistoryT, ListDevicesT, LoginT, TrackerAccountsClient, TrackerClient};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -42,6 +42,7 @@ impl Ports {
 struct Demo {
     child: Child,
     tokens: BTreeMap<String, String>,
+    passwords: BTreeMap<String, String>,
     banner: String,
 }
 
@@ -92,13 +93,42 @@ fn start(dir: &Path, run: &str, mut command: Command) -> Demo {
             Some((user.to_owned(), rest.split_once("#token=")?.1.to_owned()))
         })
         .collect();
-    Demo { child, tokens, banner }
+    let passwords = banner
+        .lines()
+        .filter_map(|line| {
+            let (user, rest) = line.trim().split_once(' ')?;
+            let password = rest.split_once("password ")?.1.split_whitespace().next()?;
+            Some((user.to_owned(), password.to_owned()))
+        })
+        .collect();
+    Demo { child, tokens, passwords, banner }
 }
 
 async fn tracker(addr: SocketAddr, token: &str) -> TrackerClient<Client> {
     let mut config = ClientConfig::new([addr.to_string()]);
     config.token = Some(token.as_bytes().to_vec());
     TrackerClient::new(Client::connect(config).await.expect("the demo's gateway accepts the token"))
+}
+
+/// Signs in as `name` through the gateway (a connection without a token may call `login`), for
+/// a token.
+async fn login(addr: SocketAddr, name: &str, password: &str) -> String {
+    let guest = Client::connect(ClientConfig::new([addr.to_string()])).await.unwrap();
+    let accounts = TrackerAccountsClient::new(guest);
+    let request = LoginT { name: Some(name.into()), password: Some(password.into()) };
+    // Over NATS the service may still be subscribing: ask until it answers.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match accounts.login(request.clone()).await {
+            Ok(session) => return session.unpack().token.expect("a session has a token"),
+            Err(e) if e.code() == Code::Unauthenticated => panic!("{name} was refused: {e}"),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("login does not answer: {e}"),
+        }
+    }
 }
 
 async fn device_ids(tracker: &TrackerClient<Client>) -> Vec<u64> {
@@ -190,6 +220,10 @@ async fn the_demo_serves_the_dashboard_streams_positions_per_token_and_keeps_the
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
     drop((dispatcher, north));
 
+    // Signing in with the printed password gives a token that sees the same devices.
+    let token = login(ports.listen, "fleet-north", &demo.passwords["fleet-north"]).await;
+    assert_eq!(device_ids(&tracker(ports.listen, &token).await).await, mine);
+
     // Stopped (SIGTERM) and started again on the same database: nothing acknowledged is lost.
     let before =
         history_len(&tracker(ports.listen, &demo.tokens["dispatcher"]).await, all[0]).await;
@@ -273,4 +307,10 @@ async fn over_nats_the_service_runs_as_its_own_process_and_positions_reach_the_c
     assert_eq!(ids.len(), 4);
     let heard = devices_heard(&dispatcher, &ids, 2).await;
     assert!(heard.len() >= 2, "positions from {heard:?} only");
+
+    // Signing in reaches `tracker serve` over NATS, which signs with the secret next to the
+    // database, the one the demo's gateway verifies with.
+    let token = login(ports.listen, "fleet-north", &demo.passwords["fleet-north"]).await;
+    let north = tracker(ports.listen, &token).await;
+    assert_eq!(device_ids(&north).await.len(), 2);
 }

@@ -1,11 +1,13 @@
 //! The tracker's command line: the demo (everything in one command), enrol devices, list them,
-//! and serve (UDP ingest + the `Tracker` service over NATS, as a process of its own).
+//! manage users, and serve (UDP ingest + the `Tracker` and `TrackerAccounts` services over NATS,
+//! as a process of its own).
 //!
 //! ```text
 //! cargo run -p tracker -- demo          # then open the printed dashboard URLs
 //! cargo run -p tracker -- enrol --db tracker.db --name bike --ingest 127.0.0.1:7403 --qr bike.svg
 //! cargo run -p tracker -- devices --db tracker.db
 //! cargo run -p tracker -- serve --db tracker.db --ingest 127.0.0.1:7403 --nats nats://127.0.0.1:4222
+//! cargo run -p tracker -- user add --db tracker.db alice --role admin   # the password from stdin
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -18,13 +20,16 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway_bus::{BusTopics, ServiceRuntime, process};
 use tokio_util::sync::CancellationToken;
+use tracker::accounts::AccountsService;
+use tracker::accounts::tokens::{self, Tokens};
 use tracker::demo::{Demo, DemoConfig};
 use tracker::enrol::enrol;
-use tracker::ingest::{Ingest, IngestOptions};
+use tracker::ingest::{Ingest, IngestOptions, now_ms};
 use tracker::retention;
 use tracker::service::TrackerService;
 use tracker::store::Store;
-use tracker::{TrackerClient, TrackerServer};
+use tracker::store::accounts::Role;
+use tracker::{TrackerAccountsServer, TrackerClient, TrackerServer};
 
 #[derive(Debug, Parser)]
 #[command(name = "tracker", version, about = "The device tracker (docs/tracker.md).")]
@@ -57,7 +62,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         db: PathBuf,
     },
-    /// Receives reports on UDP and serves the Tracker service over NATS until SIGINT or SIGTERM.
+    /// Manages the users who sign in to the dashboard (docs/tracker.md, "Accounts").
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Receives reports on UDP and serves the Tracker and TrackerAccounts services over NATS
+    /// until SIGINT or SIGTERM.
     Serve {
         #[arg(long, value_name = "FILE")]
         db: PathBuf,
@@ -73,6 +82,63 @@ enum Command {
         /// Without it every position is kept.
         #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
         retain: Option<Duration>,
+        #[command(flatten)]
+        tokens: TokenArgs,
+    },
+}
+
+/// How `serve` signs the tokens it issues on login; the gateway verifies them with the same
+/// secret (HS256).
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The HS256 secret (at least 32 bytes, the file's bytes exactly). Default: `<db>.token-secret`,
+    /// made with 256 random bits if missing.
+    #[arg(long, value_name = "FILE")]
+    token_secret_file: Option<PathBuf>,
+    /// How long an issued token lasts; clients refresh it before.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    token_ttl: Duration,
+    /// The ingest address written into new devices' enrolments (HOST:PORT, as devices reach
+    /// it). Default: --ingest.
+    #[arg(long, value_name = "HOST:PORT")]
+    public_ingest: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Adds a user; its password is read from the first line of standard input.
+    Add {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        name: String,
+        /// `admin` (sees every device, manages users) or `viewer` (its own and shared devices).
+        #[arg(long, default_value = "viewer", value_parser = ["admin", "viewer"])]
+        role: String,
+    },
+    /// Lists the users.
+    List {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+    },
+    /// Sets a user's password, read from the first line of standard input.
+    Passwd {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        name: String,
+    },
+    /// Deletes a user; the devices it owned have no owner after.
+    Delete {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        name: String,
+    },
+    /// Gives a device to a user (its owner sees it, shares it, describes its trips).
+    Own {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        /// The device's id (`tracker devices` lists them).
+        device: u64,
+        name: String,
     },
 }
 
@@ -153,8 +219,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => args.config().and_then(run_demo),
         Command::Enrol { db, name, ingest, qr } => run_enrol(&db, &name, &ingest, qr),
         Command::Devices { db } => run_devices(&db),
-        Command::Serve { db, ingest, nats, allow_anonymous, retain } => {
-            return serve(&db, &ingest, &nats, allow_anonymous, retain);
+        Command::User(command) => run_user(command),
+        Command::Serve { db, ingest, nats, allow_anonymous, retain, tokens } => {
+            return serve(&db, &ingest, &nats, allow_anonymous, retain, tokens);
         }
     };
     match result {
@@ -207,13 +274,75 @@ fn run_devices(db: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first line of standard input, without its line end.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+fn run_user(command: UserCommand) -> anyhow::Result<()> {
+    let named = |store: &Store, name: &str| {
+        store.user_named(name)?.ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))
+    };
+    match command {
+        UserCommand::Add { db, name, role } => {
+            let store = Store::open(&db)?;
+            let role = if role == "admin" { Role::Admin } else { Role::Viewer };
+            let id = store.add_user(&name, &read_password()?, role, now_ms())?;
+            println!("user {id} {name} ({role}) added");
+        }
+        UserCommand::List { db } => {
+            let store = Store::open(&db)?;
+            println!("{:>6}  {:<7}  name", "id", "role");
+            for user in store.users()? {
+                println!("{:>6}  {:<7}  {}", user.id, user.role, user.name);
+            }
+        }
+        UserCommand::Passwd { db, name } => {
+            let store = Store::open(&db)?;
+            let user = named(&store, &name)?;
+            store.set_password(user.id, &read_password()?)?;
+            println!("password of {} changed", user.name);
+        }
+        UserCommand::Delete { db, name } => {
+            let store = Store::open(&db)?;
+            let user = named(&store, &name)?;
+            store.delete_user(user.id)?;
+            println!("user {} deleted", user.name);
+        }
+        UserCommand::Own { db, device, name } => {
+            let store = Store::open(&db)?;
+            let user = named(&store, &name)?;
+            store.set_owner(device, Some(user.id))?;
+            println!("device {device} is {}'s", user.name);
+        }
+    }
+    Ok(())
+}
+
 fn serve(
     db: &PathBuf,
     ingest: &str,
     nats: &process::NatsArgs,
     allow_anonymous: bool,
     retain: Option<Duration>,
+    token_args: TokenArgs,
 ) -> ExitCode {
+    let secret_path = token_args.token_secret_file.unwrap_or_else(|| tokens::secret_path(db));
+    let secret = match tokens::load_or_create_secret(&secret_path) {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("tracker: the token secret `{}`: {e}", secret_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let tokens = Tokens::new(&secret, token_args.token_ttl);
+    let public_ingest = token_args.public_ingest.unwrap_or_else(|| ingest.to_owned());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -267,8 +396,12 @@ fn serve(
                     tracing::error!(cause = %e, "the ingest stopped");
                 }
             });
+            let accounts = AccountsService::new(Arc::clone(&store), tokens, public_ingest);
             let service = TrackerService::new(store).allow_anonymous(allow_anonymous);
-            vec![ServiceRuntime::new(bus, Arc::new(TrackerServer::new(service)))]
+            vec![
+                ServiceRuntime::new(bus.clone(), Arc::new(TrackerServer::new(service))),
+                ServiceRuntime::new(bus, Arc::new(TrackerAccountsServer::new(accounts))),
+            ]
         })
         .await;
         shutdown.cancel();

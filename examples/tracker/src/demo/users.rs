@@ -1,144 +1,177 @@
-//! The demo's users and their tokens (the contract with the dashboard,
-//! `docs/tracker.md`, "The demo"): HS256 JWTs signed with a secret made at start, role
-//! `viewer`, the `devices` claim the service filters by, and the topic keys each may subscribe
-//! to in the `permissions` claim.
+//! The demo's users (the contract with the dashboard, `docs/tracker.md`, "The demo"): accounts
+//! in the tracker's database, made on the first start. `dispatcher` is an admin (every device,
+//! manages users); `fleet-north` a viewer owning the first half of the simulated devices (at
+//! most [`MAX_RESTRICTED_DEVICES`]). Each has a random password, written next to the database
+//! (`<db>.users`, mode 0600) so that every start prints the same ones, and a token for the
+//! printed dashboard links.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use gateway::auth::config::{AuthConfig, KeySpec, RoleSpec};
-use jsonwebtoken::{EncodingKey, Header};
-use serde_json::json;
+use crate::accounts::tokens::{TokenError, Tokens};
+use crate::ingest::now_ms;
+use crate::store::accounts::Role;
+use crate::store::{Store, StoreError};
 
-/// The role every demo user has: it may call the `Tracker` service.
-pub const ROLE: &str = "viewer";
-/// The claim holding a token's own topic permissions.
-pub const PERMISSIONS_CLAIM: &str = "permissions";
-/// The claim the gateway forwards to the service: the devices a token may see.
-pub const DEVICES_CLAIM: &str = "devices";
-/// How long the printed tokens stay valid (they die with the secret when the demo stops).
-pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The most devices the restricted demo user owns: each is one more topic key in its token.
+pub const MAX_RESTRICTED_DEVICES: usize = 250;
 
-/// A demo user and its token.
+/// A demo user, its password and a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
-    /// The token's `sub`.
-    pub name: &'static str,
+    pub name: String,
+    pub role: Role,
     /// What it sees, for the start-up banner.
     pub sees: String,
-    /// The device ids it may see; `None`: every device.
-    pub devices: Option<Vec<u64>>,
+    pub password: String,
     pub token: String,
 }
 
-/// A new random HS256 secret (64 hex digits: 256 bits), for the gateway to verify with.
-///
-/// # Errors
-/// The operating system's random generator fails.
-pub fn new_secret() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// Why the demo's users could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the demo's passwords `{path}`: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the demo's passwords `{0}` are missing but its users exist in the database; set new \
+         ones with `tracker user passwd`, or start with a fresh --db"
+    )]
+    Lost(PathBuf),
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(getrandom::Error),
 }
 
-/// The gateway's `[auth]`: tokens signed with `secret`, role [`ROLE`], the
-/// [`PERMISSIONS_CLAIM`], the [`DEVICES_CLAIM`] forwarded; no anonymous access.
-pub fn auth_config(secret: &str) -> AuthConfig {
-    let viewer = RoleSpec { call: vec!["Tracker.*".into()], ..RoleSpec::default() };
-    AuthConfig {
-        keys: vec![KeySpec {
-            kid: None,
-            algorithm: "HS256".into(),
-            secret: Some(secret.into()),
-            secret_file: None,
-            public_key_file: None,
-        }],
-        permissions_claim: Some(PERMISSIONS_CLAIM.into()),
-        forward_claims: vec![DEVICES_CLAIM.into()],
-        roles: BTreeMap::from([(ROLE.to_owned(), viewer)]),
-        ..AuthConfig::default()
-    }
+/// Where the demo keeps its users' passwords for a database.
+pub fn passwords_path(db: &Path) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".users");
+    PathBuf::from(path)
 }
 
-/// The most devices a restricted demo user sees: each is one more topic key in its token.
-pub const MAX_RESTRICTED_DEVICES: usize = 250;
-
-/// The demo's users for the simulated `devices` (in enrolment order): `dispatcher` sees every
-/// device, `fleet-north` the first half (rounded up), at most [`MAX_RESTRICTED_DEVICES`].
+/// The demo's users for the simulated `devices` (in enrolment order), made in `store` on the
+/// first start (with `fleet-north` owning its devices), read back after; each with a fresh
+/// token from `tokens`.
 ///
 /// # Errors
-/// Signing fails (it does not with an HMAC secret).
-pub fn users(
-    secret: &str,
+/// The store or the passwords' file fails, or the passwords' file is gone while the users are
+/// not.
+pub fn ensure(
+    store: &Store,
+    db: &Path,
     devices: &[u64],
-    now: SystemTime,
-) -> Result<Vec<User>, jsonwebtoken::errors::Error> {
-    let north = devices[..devices.len().div_ceil(2).min(MAX_RESTRICTED_DEVICES)].to_vec();
-    let sees = format!("{} of {} devices", north.len(), devices.len());
-    Ok(vec![
-        user(secret, "dispatcher", "every device".into(), None, now)?,
-        user(secret, "fleet-north", sees, Some(north), now)?,
-    ])
+    tokens: &Tokens,
+) -> Result<Vec<User>, UsersError> {
+    let path = passwords_path(db);
+    let file_error = |source| UsersError::File { path: path.clone(), source };
+    let north_devices = &devices[..devices.len().div_ceil(2).min(MAX_RESTRICTED_DEVICES)];
+    let passwords = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(name, password)| (name.to_owned(), password.to_owned()))
+            .collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if store.user_named("dispatcher")?.is_some() {
+                return Err(UsersError::Lost(path));
+            }
+            let made = vec![
+                ("dispatcher".to_owned(), new_password()?),
+                ("fleet-north".to_owned(), new_password()?),
+            ];
+            let admin = store.add_user("dispatcher", &made[0].1, Role::Admin, now_ms())?;
+            let north = store.add_user("fleet-north", &made[1].1, Role::Viewer, now_ms())?;
+            debug_assert_ne!(admin, north);
+            for &id in north_devices {
+                store.set_owner(id, Some(north))?;
+            }
+            write_private(&path, &made).map_err(file_error)?;
+            made
+        }
+        Err(e) => return Err(file_error(e)),
+    };
+    let now = SystemTime::now();
+    let mut users = Vec::new();
+    for (name, password) in passwords {
+        let Some(record) = store.user_named(&name)? else { continue };
+        let visible = store.visible_devices(record.id)?;
+        let sees = match &visible {
+            crate::store::accounts::Visible::All => "every device".to_owned(),
+            crate::store::accounts::Visible::Devices(ids) => {
+                format!("{} of {} devices", ids.len(), devices.len())
+            }
+        };
+        let (token, _) = tokens.issue(&record, &visible, now)?;
+        users.push(User { name: record.name, role: record.role, sees, password, token });
+    }
+    Ok(users)
 }
 
-fn user(
-    secret: &str,
-    name: &'static str,
-    sees: String,
-    devices: Option<Vec<u64>>,
-    now: SystemTime,
-) -> Result<User, jsonwebtoken::errors::Error> {
-    let (claim, keys) = match &devices {
-        None => ("*".to_owned(), vec!["Tracker.position.*".to_owned()]),
-        Some(ids) => (
-            ids.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
-            ids.iter().map(|id| format!("Tracker.position.{id}")).collect(),
-        ),
-    };
-    let issued = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let claims = json!({
-        "sub": name,
-        "iat": issued,
-        "exp": issued + TOKEN_TTL.as_secs(),
-        "roles": [ROLE],
-        DEVICES_CLAIM: claim,
-        PERMISSIONS_CLAIM: { "subscribe": keys },
-    });
-    let token = jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?;
-    Ok(User { name, sees, devices, token })
+/// 16 random characters from an alphabet without look-alikes (about 90 bits).
+fn new_password() -> Result<String, UsersError> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY346789";
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(UsersError::Random)?;
+    Ok(bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect())
+}
+
+fn write_private(path: &Path, users: &[(String, String)]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    for (name, password) in users {
+        writeln!(file, "{name} {password}")?;
+    }
+    file.sync_all()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use gateway::auth::Authenticator;
 
     use super::*;
+    use crate::accounts::tokens::gateway_auth;
 
     #[test]
-    fn the_gateway_accepts_the_tokens_with_the_claims_of_the_contract() {
-        let secret = new_secret().unwrap();
-        assert_eq!(secret.len(), 64);
-        let auth = Authenticator::new(&auth_config(&secret)).unwrap();
-        assert!(!auth.allows_anonymous());
-        let now = SystemTime::now();
-        let users = users(&secret, &[11, 22, 33], now).unwrap();
-        let names: Vec<_> = users.iter().map(|u| u.name).collect();
-        assert_eq!(names, ["dispatcher", "fleet-north"]);
-        assert_eq!(users[1].devices.as_deref(), Some(&[11, 22][..]));
-        for user in &users {
-            let grant = auth.authenticate(user.token.as_bytes(), now).unwrap();
-            assert_eq!(grant.subject(), Some(user.name));
+    fn users_are_made_once_with_passwords_that_sign_in_and_tokens_the_gateway_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let store = Store::open(&db).unwrap();
+        for id in [11, 22, 33] {
+            store.add_device(id, &format!("d{id}"), &[1; 32], 0).unwrap();
         }
-        // Signed with another secret: refused.
-        let other = users_with_other_secret(now);
-        assert!(auth.authenticate(other.as_bytes(), now).is_err());
-    }
-
-    fn users_with_other_secret(now: SystemTime) -> String {
-        users(&new_secret().unwrap(), &[1], now).unwrap().remove(0).token
+        let secret = [7u8; 32];
+        let tokens = Tokens::new(&secret, Duration::from_secs(60));
+        let users = ensure(&store, &db, &[11, 22, 33], &tokens).unwrap();
+        let names: Vec<_> =
+            users.iter().map(|u| (u.name.as_str(), u.role, u.sees.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("dispatcher", Role::Admin, "every device"),
+                ("fleet-north", Role::Viewer, "2 of 3 devices")
+            ]
+        );
+        let auth = Authenticator::new(&gateway_auth(&secret)).unwrap();
+        for user in &users {
+            assert!(store.check_password(&user.name, &user.password).unwrap().is_some());
+            let grant = auth.authenticate(user.token.as_bytes(), SystemTime::now()).unwrap();
+            assert_eq!(grant.subject(), Some(user.name.as_str()));
+        }
+        // A second start reads the same passwords.
+        let again = ensure(&store, &db, &[11, 22, 33], &tokens).unwrap();
+        assert_eq!(again[1].password, users[1].password);
+        // Losing the file while the users exist is said, not papered over.
+        std::fs::remove_file(passwords_path(&db)).unwrap();
+        let err = ensure(&store, &db, &[11, 22, 33], &tokens).unwrap_err();
+        assert!(err.to_string().contains("tracker user passwd"), "{err}");
     }
 }

@@ -173,6 +173,14 @@ impl Store {
         Ok(stmt.query_row([to_sql(id)], user_from_row).optional()?)
     }
 
+    /// The user named `name` (in any ASCII case).
+    pub fn user_named(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare_cached("SELECT id, name, role, created_ms FROM users WHERE name = ?1")?;
+        Ok(stmt.query_row([name], user_from_row).optional()?)
+    }
+
     /// The user named `name` (in any ASCII case) if `password` is theirs; `None` for an unknown
     /// name or a wrong password, which take the same time.
     pub fn check_password(

@@ -1,7 +1,9 @@
 // One signed-in session: the client connected with the user's token, the devices the token may
 // see (the `devices` RPC, again after each reconnection), one `position` subscription per device
 // (a restricted token may not subscribe to all keys), the trails seeded from `history`, the list,
-// the markers and the trips panel. `dispose()` ends it all (log out, refused token).
+// the markers and the trips panel, and the account dialogs. The token is refreshed (`refresh`,
+// then AUTH) five minutes before it expires, and at once after a device was added, since it lists
+// the devices the user sees. `dispose()` ends it all (log out, refused token).
 //
 // The `position` topic keeps a short history: when the connection comes back, each subscription
 // recovers the positions it missed (the trail has no hole), or, when the gateway cannot give them
@@ -11,10 +13,12 @@ import { Client, type ConnectionState, type RpcError } from "@rpcgen/client";
 import type * as L from "leaflet";
 
 import * as tracker from "../generated/examples/tracker.js";
+import { AccountDialogs, sessionOf } from "./accounts.js";
 import { describe, showState } from "./connection.js";
 import { DeviceList } from "./devicelist.js";
 import { colorOf, Device, type Fix, TRAIL_MS } from "./fleet.js";
 import { FleetMap } from "./fleetmap.js";
+import { readClaims } from "./session.js";
 import { TripsPanel } from "./trips.js";
 
 /** The page elements a session fills. */
@@ -26,8 +30,21 @@ export interface SessionElements {
   readonly follow: HTMLElement;
   readonly followName: HTMLElement;
   readonly followStop: HTMLButtonElement;
+  readonly shareDevice: HTMLButtonElement;
   readonly trips: ConstructorParameters<typeof TripsPanel>[2];
 }
+
+/** A signed-in user's token, and where a refreshed one goes. */
+export interface SessionToken {
+  readonly token: string;
+  /** Whether the user is an admin (the users dialog shows; the service checks). */
+  readonly admin: boolean;
+  /** Told each refreshed token, to keep it for a reload. */
+  readonly onToken: (token: string) => void;
+}
+
+/** How long before its expiry a token is refreshed. */
+const REFRESH_BEFORE_MS = 5 * 60_000;
 
 /** A position as the page keeps it. */
 export function fixOf(p: tracker.Position): Fix {
@@ -57,6 +74,9 @@ export interface DashboardInspection {
 export class Dashboard {
   readonly #client: Client;
   readonly #api: tracker.TrackerClient;
+  readonly #accounts: tracker.TrackerAccountsClient;
+  readonly #dialogs: AccountDialogs;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #devices = new Map<string, Device>();
   readonly #subscribed = new Set<string>();
   readonly #list: DeviceList;
@@ -79,16 +99,27 @@ export class Dashboard {
   constructor(
     map: L.Map,
     gateway: string,
-    token: string,
+    private readonly session: SessionToken,
     private readonly el: SessionElements,
     private readonly onClosed: (error: RpcError) => void,
   ) {
+    const token = session.token;
     this.#client = new Client({ endpoints: [gateway], token, name: "tracker-dashboard", defaultTimeoutMs: 10_000 });
     this.#api = new tracker.TrackerClient(this.#client);
+    this.#accounts = new tracker.TrackerAccountsClient(this.#client);
+    this.#dialogs = new AccountDialogs(this.#accounts, session.admin, async () => {
+      await this.#refreshToken();
+      await this.#loadDevices();
+    });
     this.#list = new DeviceList(el.devices, (key) => this.select(key));
     this.#fleet = new FleetMap(map, (key) => this.select(key), (key) => this.#showFollow(key));
-    this.#trips = new TripsPanel(map, this.#api, el.trips, () => this.#fleet.follow(undefined));
+    this.#trips = new TripsPanel(map, this.#api, el.trips, () => this.#fleet.follow(undefined), this.#accounts);
     el.followStop.onclick = () => this.#fleet.follow(undefined);
+    el.shareDevice.onclick = () => {
+      const device = this.#selected === undefined ? undefined : this.#devices.get(this.#selected);
+      if (device) void this.#dialogs.openShare(device.id, device.name);
+    };
+    this.#scheduleRefresh(readClaims(token, 0).exp * 1000);
     this.#onState(this.#client.state);
     this.#client.onStateChange((state) => this.#onState(state));
     this.#timer = setInterval(() => this.#tick(), 1000);
@@ -130,6 +161,9 @@ export class Dashboard {
     if (this.#disposed) return;
     this.#disposed = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#refreshTimer);
+    this.#dialogs.dispose();
+    this.el.shareDevice.onclick = null;
     void this.#client.close();
     this.#fleet.clear();
     this.#trips.open(undefined);
@@ -137,6 +171,31 @@ export class Dashboard {
     this.el.deviceCount.textContent = "";
     this.el.devicesError.hidden = true;
     this.el.follow.hidden = true;
+  }
+
+  /** Refreshes the token `REFRESH_BEFORE_MS` before `expiresMs` (at least 5 s from now). */
+  #scheduleRefresh(expiresMs: number): void {
+    clearTimeout(this.#refreshTimer);
+    const delay = Math.max(5_000, expiresMs - REFRESH_BEFORE_MS - Date.now());
+    // setTimeout's longest delay is 2^31 - 1 ms.
+    this.#refreshTimer = setTimeout(() => void this.#refreshToken(), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  /** A fresh token from `refresh`, presented to the gateway (AUTH) and kept; retried in 5 s on failure. */
+  async #refreshToken(): Promise<void> {
+    if (this.#disposed) return;
+    try {
+      const fresh = sessionOf(await this.#accounts.refresh(new tracker.RefreshT()));
+      await this.#client.refreshToken(fresh.token);
+      if (this.#disposed) return;
+      this.session.onToken(fresh.token);
+      this.#scheduleRefresh(fresh.expiresMs);
+      this.#setError("token", undefined);
+    } catch (error) {
+      if (this.#disposed) return;
+      this.#setError("token", `could not refresh the sign-in: ${describe(error)}`);
+      this.#scheduleRefresh(0);
+    }
   }
 
   #onState(state: ConnectionState): void {

@@ -4,7 +4,8 @@
 // the element ids and data attributes tests rely on.
 //
 // Layout: main.ts (this file: the page, the map, signing in and out), session.ts (the token),
-// dashboard.ts (one signed-in session), connection.ts (the connection's state, errors),
+// accounts.ts (login, the account dialogs), dashboard.ts (one signed-in session),
+// connection.ts (the connection's state, errors),
 // fleet.ts (the devices' model), fleetmap.ts (markers and trails), devicelist.ts, trips.ts,
 // basemap.ts (the city), format.ts.
 
@@ -14,6 +15,7 @@ import "./app.css";
 import type { RpcError } from "@rpcgen/client";
 import * as L from "leaflet";
 
+import { explain, login } from "./accounts.js";
 import { checkCity, drawBasemap } from "./basemap.js";
 import { describe, showStatus } from "./connection.js";
 import { Dashboard, type DashboardInspection } from "./dashboard.js";
@@ -39,6 +41,10 @@ const el = {
   mapError: element("map-error"),
   login: element("login"),
   loginForm: element<HTMLFormElement>("login-form"),
+  loginName: element<HTMLInputElement>("login-name"),
+  loginPassword: element<HTMLInputElement>("login-password"),
+  loginButton: element<HTMLButtonElement>("login-button"),
+  tokenForm: element<HTMLFormElement>("token-form"),
   tokenInput: element<HTMLTextAreaElement>("token-input"),
   loginError: element("login-error"),
 };
@@ -50,6 +56,7 @@ const sessionElements = {
   follow: element("follow"),
   followName: element("follow-name"),
   followStop: element<HTMLButtonElement>("follow-stop"),
+  shareDevice: element<HTMLButtonElement>("share-device"),
   trips: {
     panel: element("trips-panel"),
     title: element("trips-device"),
@@ -128,7 +135,8 @@ function showLogin(reason?: string): void {
   el.loginError.textContent = reason ?? "";
   el.user.hidden = true;
   el.logout.hidden = true;
-  el.tokenInput.focus();
+  el.loginPassword.value = "";
+  el.loginName.focus();
 }
 
 /** The signed-in session, for tests and the browser's console (README.md). */
@@ -136,8 +144,9 @@ const inspected = window as { trackerDashboard?: DashboardInspection };
 
 function signIn(token: string): void {
   let sub: string;
+  let roles: readonly string[];
   try {
-    sub = readClaims(token).sub;
+    ({ sub, roles } = readClaims(token));
   } catch (error) {
     tokenStore.clear();
     showLogin(error instanceof TokenError ? error.message : String(error));
@@ -148,10 +157,12 @@ function signIn(token: string): void {
   el.login.hidden = true;
   el.tokenInput.value = "";
   el.user.textContent = sub;
+  el.user.dataset.roles = roles.join(" ");
   el.user.hidden = false;
   el.logout.hidden = false;
   dashboard?.dispose();
-  dashboard = new Dashboard(map, config.gateway, token, sessionElements, (error: RpcError) => {
+  const session = { token, admin: roles.includes("admin"), onToken: (fresh: string) => tokenStore.set(fresh) };
+  dashboard = new Dashboard(map, config.gateway, session, sessionElements, (error: RpcError) => {
     dashboard?.dispose();
     dashboard = undefined;
     inspected.trackerDashboard = undefined;
@@ -172,6 +183,34 @@ function signOut(): void {
 
 el.logout.addEventListener("click", signOut);
 el.loginForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  void signInWithPassword();
+});
+
+/** Signs in with the form's name and password (`login` over a connection without a token). */
+async function signInWithPassword(): Promise<void> {
+  const name = el.loginName.value.trim();
+  const password = el.loginPassword.value;
+  if (!name || !password) {
+    showLogin("Give your name and your password.");
+    return;
+  }
+  if (!config) return;
+  el.loginButton.disabled = true;
+  el.loginError.hidden = true;
+  try {
+    const session = await login(config.gateway, name, password);
+    el.loginPassword.value = "";
+    signIn(session.token);
+  } catch (error) {
+    showLogin(`Could not sign in: ${explain(error)}`);
+    el.loginName.value = name;
+  } finally {
+    el.loginButton.disabled = false;
+  }
+}
+
+el.tokenForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const token = el.tokenInput.value.trim();
   if (!token) {

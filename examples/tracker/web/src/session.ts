@@ -1,6 +1,6 @@
-// The signed-in user's token: taken from the address's `#token=` (then removed from the address
-// bar) or from the login form, kept in sessionStorage until "log out", and read for the claims
-// the page shows. The page does not verify the signature: the gateway does, and a refused token
+// The signed-in user's token: from `login` (name and password), the address's `#token=` (then
+// removed from the address bar) or the token form; kept in sessionStorage until "log out" (and
+// replaced as it is refreshed), and read for the claims the page shows. The page does not verify the signature: the gateway does, and a refused token
 // sends the page back to the login screen with the gateway's reason.
 
 const STORAGE_KEY = "tracker.token";
@@ -11,6 +11,8 @@ export interface Claims {
   readonly sub: string;
   /** Expiry, in seconds since the Unix epoch. */
   readonly exp: number;
+  /** The user's roles (`admin`, `viewer`). */
+  readonly roles: readonly string[];
 }
 
 /** A token the page cannot use, with the reason to show. */
@@ -42,13 +44,14 @@ export function readClaims(token: string, nowMs = Date.now()): Claims {
   if (typeof payload !== "object" || payload === null) {
     throw new TokenError("this is not a token: its claims are not a JSON object");
   }
-  const { sub, exp } = payload as Record<string, unknown>;
+  const { sub, exp, roles } = payload as Record<string, unknown>;
   if (typeof sub !== "string" || sub === "") throw new TokenError("the token names no user (no `sub` claim)");
   if (typeof exp !== "number" || !Number.isFinite(exp)) throw new TokenError("the token has no expiry (no `exp` claim)");
   if (exp * 1000 <= nowMs) {
     throw new TokenError(`the token expired at ${new Date(exp * 1000).toLocaleString()}: ask for a new one`);
   }
-  return { sub, exp };
+  const roleList = Array.isArray(roles) ? roles.filter((r): r is string => typeof r === "string") : typeof roles === "string" ? [roles] : [];
+  return { sub, exp, roles: roleList };
 }
 
 /**

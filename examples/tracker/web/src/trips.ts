@@ -51,6 +51,8 @@ export class TripsPanel {
     private readonly el: Elements,
     /** Told when a trip's path is drawn, so the map stops following the device. */
     private readonly onPathShown: () => void,
+    /** Where trips' descriptions are set (`describe_trip`). */
+    private readonly accounts?: tracker.TrackerAccountsClient,
   ) {
     for (const button of el.ranges.querySelectorAll<HTMLButtonElement>("button[data-range]")) {
       button.addEventListener("click", () => {
@@ -109,6 +111,7 @@ export class TripsPanel {
         (item.querySelector(".distance") as HTMLElement).textContent = distance(trip.distanceM());
         (item.querySelector(".max-speed") as HTMLElement).textContent = `max ${speed(trip.maxSpeedMps())}`;
         item.title = `${trip.points()} positions, mean ${speed(trip.meanSpeedMps())}`;
+        this.#describable(device, item, startMs, trip.description() ?? "");
         item.addEventListener("click", () => void this.#showTrip(device, item, startMs, endMs));
         item.addEventListener("keydown", (event) => {
           if (event.key === "Enter") void this.#showTrip(device, item, startMs, endMs);
@@ -164,6 +167,53 @@ export class TripsPanel {
     } catch (error) {
       if (generation === this.#generation) this.#status(`could not load the trip's path: ${describe(error)}`, true);
     }
+  }
+
+  /** The trip's description, and a button that edits it in place (`describe_trip` on save). */
+  #describable(device: Device, item: HTMLElement, startMs: number, text: string): void {
+    const shown = document.createElement("p");
+    shown.className = "description";
+    shown.textContent = text;
+    shown.hidden = text === "";
+    item.append(shown);
+    if (!this.accounts) return;
+    const accounts = this.accounts;
+    const edit = document.createElement("button");
+    edit.type = "button";
+    edit.className = "small describe";
+    edit.textContent = text ? "Edit the description" : "Describe";
+    edit.addEventListener("click", (event) => {
+      event.stopPropagation();
+      const form = document.createElement("form");
+      form.className = "describe-form";
+      const input = document.createElement("input");
+      input.className = "description-input";
+      input.maxLength = 1000;
+      input.value = shown.textContent ?? "";
+      input.setAttribute("aria-label", "the trip's description");
+      const save = document.createElement("button");
+      save.type = "submit";
+      save.className = "small";
+      save.textContent = "Save";
+      form.append(input, save);
+      for (const type of ["click", "keydown"]) form.addEventListener(type, (e) => e.stopPropagation());
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const description = input.value.trim();
+        void accounts
+          .describeTrip(new tracker.DescribeTripT({ deviceId: device.id, startMs: BigInt(startMs), description }))
+          .then(() => {
+            shown.textContent = description;
+            shown.hidden = description === "";
+            edit.textContent = description ? "Edit the description" : "Describe";
+            form.replaceWith(edit);
+          })
+          .catch((error: unknown) => this.#status(`could not save the description: ${describe(error)}`, true));
+      });
+      edit.replaceWith(form);
+      input.focus();
+    });
+    item.append(edit);
   }
 
   #clearPath(): void {

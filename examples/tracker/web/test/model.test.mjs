@@ -60,7 +60,13 @@ test("a token's claims are read, and what is wrong with one is named", () => {
   assert.deepEqual(session.readClaims(token({ sub: "dispatcher", exp: now / 1000 + 60, devices: "*" }), now), {
     sub: "dispatcher",
     exp: now / 1000 + 60,
+    roles: [],
   });
+  // Roles as a list (what the tracker issues) or as one string; anything else is left out.
+  const roles = (value) => session.readClaims(token({ sub: "a", exp: now / 1000 + 60, roles: value }), now).roles;
+  assert.deepEqual(roles(["admin", 3, "viewer"]), ["admin", "viewer"]);
+  assert.deepEqual(roles("admin"), ["admin"]);
+  assert.deepEqual(roles({ admin: true }), []);
   assert.throws(() => session.readClaims(token({ sub: "a", exp: now / 1000 }), now), /expired/);
   assert.throws(() => session.readClaims(token({ exp: now / 1000 + 60 }), now), /no `sub`/);
   assert.throws(() => session.readClaims(token({ sub: "a" }), now), /no `exp`/);

@@ -121,13 +121,17 @@ test("without a token the login screen shows over the city's map, drawn from cit
   assert.ok(await page.isHidden("#user"));
   await screenshot(page, "login.png");
 
+  // The name and password form comes first; tokens are under "Sign in with a token".
+  assert.ok(await page.isVisible("#login-name"));
+  assert.ok(await page.isHidden("#token-input"));
+  await page.click("#token-login summary");
   // An expired token is refused before connecting, naming the reason.
   await page.fill("#token-input", jwt(dispatcherClaims(-60)));
-  await page.click("#login-button");
+  await page.click("#token-button");
   assert.match(await page.textContent("#login-error"), /expired/);
   // Something that is no token at all.
   await page.fill("#token-input", "hello");
-  await page.click("#login-button");
+  await page.click("#token-button");
   assert.match(await page.textContent("#login-error"), /not a token/);
   assert.equal(await page.getAttribute("#state", "data-status"), "signed-out");
   assert.deepEqual(problems, []);
@@ -173,9 +177,10 @@ test("a valid token: the user is shown, the page connects, errors show in place,
   assert.ok(await page.isHidden("#user"));
   assert.equal(await page.$$eval("#devices li", (items) => items.length), 0);
 
-  // Signing in again from the form.
+  // Signing in again from the token form.
+  await page.click("#token-login summary");
   await page.fill("#token-input", token);
-  await page.click("#login-button");
+  await page.click("#token-button");
   await page.waitForSelector("#state[data-status='connected']", { timeout: 10_000 });
   assert.ok(await page.isHidden("#login"));
   assert.deepEqual(problems, []);

@@ -83,7 +83,7 @@ impl PatternSet {
 
     /// Whether `qualified` (`ns.Service.member`, with `extra` as one more token if given) is
     /// allowed by its full name or its name without the namespace.
-    fn allows(&self, qualified: &str, extra: Option<&str>) -> bool {
+    pub fn allows(&self, qualified: &str, extra: Option<&str>) -> bool {
         let mut full: Vec<&str> = qualified.split('.').collect();
         full.extend(extra);
         let members = 2 + usize::from(extra.is_some());
