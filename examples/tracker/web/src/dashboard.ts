@@ -17,6 +17,7 @@ import { AccountDialogs, sessionOf } from "./accounts.js";
 import { describe, showState } from "./connection.js";
 import { DeviceList } from "./devicelist.js";
 import { colorOf, Device, type Fix, TRAIL_MS } from "./fleet.js";
+import { CANVAS_ABOVE, CanvasFleet } from "./fleetcanvas.js";
 import { FleetMap } from "./fleetmap.js";
 import { readClaims } from "./session.js";
 import { TripsPanel } from "./trips.js";
@@ -24,6 +25,8 @@ import { TripsPanel } from "./trips.js";
 /** The page elements a session fills. */
 export interface SessionElements {
   readonly state: HTMLElement;
+  readonly devicesScroll: HTMLElement;
+  readonly deviceSearch: HTMLInputElement;
   readonly devices: HTMLElement;
   readonly deviceCount: HTMLElement;
   readonly devicesError: HTMLElement;
@@ -69,6 +72,10 @@ export interface DashboardInspection {
   stored(deviceId: string, fromMs: number): Promise<number[]>;
   /** Subscriptions restored with what they missed, and restored without it (the trail reloaded). */
   readonly restores: { recovered: number; lost: number };
+  /** How the map draws the devices: `markers` (one element each) or `canvas` (many devices). */
+  readonly renderer: "markers" | "canvas";
+  /** Live subscriptions: one per device, or one for every device. */
+  readonly subscriptions: number;
 }
 
 export class Dashboard {
@@ -80,7 +87,13 @@ export class Dashboard {
   readonly #devices = new Map<string, Device>();
   readonly #subscribed = new Set<string>();
   readonly #list: DeviceList;
-  readonly #fleet: FleetMap;
+  readonly #map: L.Map;
+  /** Made with the first device list: markers for a few devices, a canvas for many. */
+  #fleet: FleetMap | CanvasFleet | undefined;
+  /** Whether there are many devices (`CANVAS_ABOVE`): a canvas, trails only for the selected one. */
+  #many = false;
+  /** The one subscription to every device's positions, when the token sees every device and there are many. */
+  #allKeys = false;
   readonly #trips: TripsPanel;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #errors = new Map<string, string>();
@@ -111,10 +124,10 @@ export class Dashboard {
       await this.#refreshToken();
       await this.#loadDevices();
     });
-    this.#list = new DeviceList(el.devices, (key) => this.select(key));
-    this.#fleet = new FleetMap(map, (key) => this.select(key), (key) => this.#showFollow(key));
-    this.#trips = new TripsPanel(map, this.#api, el.trips, () => this.#fleet.follow(undefined), this.#accounts);
-    el.followStop.onclick = () => this.#fleet.follow(undefined);
+    this.#map = map;
+    this.#list = new DeviceList(el.devicesScroll, el.devices, el.deviceSearch, el.deviceCount, (key) => this.select(key));
+    this.#trips = new TripsPanel(map, this.#api, el.trips, () => this.#fleet?.follow(undefined), this.#accounts);
+    el.followStop.onclick = () => this.#fleet?.follow(undefined);
     el.shareDevice.onclick = () => {
       const device = this.#selected === undefined ? undefined : this.#devices.get(this.#selected);
       if (device) void this.#dialogs.openShare(device.id, device.name);
@@ -130,15 +143,26 @@ export class Dashboard {
     const device = this.#devices.get(key);
     if (!device) return;
     const again = this.#selected === key;
+    if (this.#many && !again) {
+      // Only the selected device keeps a trail.
+      const previous = this.#selected === undefined ? undefined : this.#devices.get(this.#selected);
+      if (previous) {
+        previous.keepsTrail = false;
+        previous.trail = [];
+      }
+      device.keepsTrail = true;
+      void this.#seedTrail(device);
+    }
     this.#selected = key;
     this.#list.select(key);
-    this.#fleet.select(key);
+    this.#fleet?.select(key);
     if (!again) this.#trips.open(device);
-    this.#fleet.follow(key);
+    this.#fleet?.follow(key);
   }
 
   /** The session as tests and the browser's console see it. */
   inspect(): DashboardInspection {
+    const self = this;
     return {
       trail: (deviceId) => this.#devices.get(deviceId)?.trail.map((fix) => fix.timeMs) ?? [],
       stored: async (deviceId, fromMs) => {
@@ -153,6 +177,12 @@ export class Dashboard {
         return times.sort((a, b) => a - b);
       },
       restores: this.#restores,
+      get renderer() {
+        return self.#fleet instanceof CanvasFleet ? "canvas" : "markers";
+      },
+      get subscriptions() {
+        return self.#allKeys ? 1 : self.#subscribed.size;
+      },
     };
   }
 
@@ -165,10 +195,9 @@ export class Dashboard {
     this.#dialogs.dispose();
     this.el.shareDevice.onclick = null;
     void this.#client.close();
-    this.#fleet.clear();
+    this.#fleet?.clear();
     this.#trips.open(undefined);
-    this.el.devices.replaceChildren();
-    this.el.deviceCount.textContent = "";
+    this.#list.dispose();
     this.el.devicesError.hidden = true;
     this.el.follow.hidden = true;
   }
@@ -240,18 +269,62 @@ export class Dashboard {
       if (last) device.add(fixOf(last), nowMs);
     }
     const all = [...this.#devices.values()];
+    const fleet = this.#fleetFor(all.length);
     if (changed) {
       this.#list.render(all, nowMs);
       this.#list.select(this.#selected);
     }
-    this.el.deviceCount.textContent = `(${all.length})`;
     for (const device of all) {
-      this.#fleet.show(device, nowMs);
+      fleet.show(device, nowMs);
       this.#list.update(device, nowMs);
+    }
+    if (this.#many && this.session.admin) {
+      // The token may subscribe to every key: one subscription instead of thousands.
+      if (!this.#allKeys) void this.#followAll();
+      return;
     }
     for (const device of fresh) {
       void this.#follow(device);
-      void this.#seedTrail(device);
+      if (!this.#many) void this.#seedTrail(device);
+    }
+  }
+
+  /** The map's view of the fleet, made the first time: markers for a few devices, a canvas for many. */
+  #fleetFor(count: number): FleetMap | CanvasFleet {
+    if (this.#fleet) return this.#fleet;
+    this.#many = count > CANVAS_ABOVE;
+    const select = (key: string) => this.select(key);
+    const follow = (key: string | undefined) => this.#showFollow(key);
+    this.#fleet = this.#many ? new CanvasFleet(this.#map, select, follow) : new FleetMap(this.#map, select, follow);
+    if (this.#many) for (const device of this.#devices.values()) device.keepsTrail = false;
+    return this.#fleet;
+  }
+
+  /** Receives every device's positions on one subscription, for as long as the session lasts. */
+  async #followAll(): Promise<void> {
+    this.#allKeys = true;
+    try {
+      const onLost = () => {
+        this.#restores.lost += 1;
+      };
+      const positions = await this.#api.subscribePositionAll({ onLost });
+      if (this.#disposed) {
+        positions.close();
+        return;
+      }
+      this.#setError("live", undefined);
+      for await (const event of positions) {
+        if (this.#disposed) break;
+        if (event.resumed && event.recovered) this.#restores.recovered += 1;
+        const device = this.#devices.get(event.message.deviceId().toString());
+        if (device) this.#onPosition(device, fixOf(event.message));
+      }
+      const ended = await positions.ended;
+      if (ended && !this.#disposed) throw ended;
+    } catch (error) {
+      if (this.#disposed) return;
+      this.#setError("live", `no live positions: ${describe(error)}`);
+      this.#allKeys = false;
     }
   }
 
@@ -303,7 +376,7 @@ export class Dashboard {
         const p = reply.positions(i);
         if (p) device.add(fixOf(p), nowMs);
       }
-      if (!this.#disposed) this.#fleet.show(device, nowMs);
+      if (!this.#disposed) this.#fleet?.show(device, nowMs);
     } catch {
       // The trail is a nicety: live positions still draw it.
     }
@@ -312,15 +385,15 @@ export class Dashboard {
   #onPosition(device: Device, fix: Fix): void {
     const nowMs = Date.now();
     device.add(fix, nowMs);
-    this.#fleet.show(device, nowMs);
+    this.#fleet?.show(device, nowMs);
     this.#list.update(device, nowMs);
   }
 
   #tick(): void {
     const nowMs = Date.now();
-    for (const device of this.#devices.values()) this.#list.update(device, nowMs);
+    this.#list.refresh(nowMs);
     this.#ticks += 1;
-    if (this.#ticks % 2 === 0) this.#fleet.refresh(this.#devices.values(), nowMs);
+    if (this.#ticks % 2 === 0) this.#fleet?.refresh(this.#devices.values(), nowMs);
   }
 
   #showFollow(key: string | undefined): void {

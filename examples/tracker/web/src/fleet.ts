@@ -28,6 +28,8 @@ export class Device {
   lastSeenMs: number;
   /** Fixes of the last {@link TRAIL_MS}, oldest first. */
   trail: Fix[] = [];
+  /** Whether {@link trail} is kept (with thousands of devices, only the selected one's is). */
+  keepsTrail = true;
 
   constructor(
     readonly id: bigint,
@@ -55,7 +57,7 @@ export class Device {
     this.lastSeenMs = Math.max(this.lastSeenMs, fix.receivedMs);
     const newest = !this.last || fix.timeMs >= this.last.timeMs;
     if (newest) this.last = fix;
-    if (nowMs - fix.timeMs <= TRAIL_MS) {
+    if (this.keepsTrail && nowMs - fix.timeMs <= TRAIL_MS) {
       let i = this.trail.length;
       while (i > 0 && (this.trail[i - 1] as Fix).timeMs > fix.timeMs) i -= 1;
       if ((this.trail[i - 1] as Fix | undefined)?.timeMs !== fix.timeMs) this.trail.splice(i, 0, fix);

@@ -50,6 +50,8 @@ const el = {
 };
 const sessionElements = {
   state: el.state,
+  devicesScroll: element("devices-scroll"),
+  deviceSearch: element<HTMLInputElement>("device-search"),
   devices: element("devices"),
   deviceCount: element("device-count"),
   devicesError: element("devices-error"),
