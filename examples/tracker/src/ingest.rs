@@ -14,7 +14,8 @@
 //!   positions) into one transaction: one commit, one fsync, for all of them. Then it sends the
 //!   acknowledgements (`sendmmsg`, from the socket each report came in on) and hands the
 //!   positions to the publisher.
-//! - **The publisher** (a task) publishes them on the bus, in commit order.
+//! - **The publisher** (a task) publishes them on the bus, in commit order: each on `position`,
+//!   and each tile's on `tile` (`crate::tiles`).
 //!
 //! Everything between is bounded: a receive thread waits when [`IngestOptions::queue`] batches
 //! are waiting for the writer (the kernel's socket buffer then fills, and drops what no longer
@@ -103,8 +104,8 @@ impl IngestStats {
         self.store_errors.load(Ordering::Relaxed)
     }
 
-    /// Stored positions not published: the bus refused them, or the publisher was too far
-    /// behind to take them.
+    /// Publications that did not happen: stored positions the bus refused or the publisher was
+    /// too far behind to take, and tile events (`crate::tiles`) the bus refused.
     pub fn publish_errors(&self) -> u64 {
         self.publish_errors.load(Ordering::Relaxed)
     }
@@ -325,6 +326,14 @@ impl Ingest {
         let publishing = async {
             while let Some(positions) = published_rx.recv().await {
                 let Some(publisher) = &publisher else { continue };
+                // Each tile's positions of the commit in one event, for viewers of a region.
+                for (tile, in_tile) in crate::tiles::by_tile(&positions) {
+                    let event = crate::TilePositionsT { tile, positions: Some(in_tile) };
+                    if let Err(status) = publisher.publish_tile(tile, event).await {
+                        self.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(cause = %status, tile, "cannot publish a tile's positions");
+                    }
+                }
                 for position in positions {
                     let device_id = position.device_id;
                     if let Err(status) = publisher.publish_position(device_id, position).await {

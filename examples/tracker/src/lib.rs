@@ -18,7 +18,7 @@ pub use examples::tracker::{
     AddDeviceT, AddUserT, DeleteUserT, DescribeTripT, DeviceListT, DeviceReport, DeviceReportArgs,
     DeviceReportT, DeviceT, DoneT, EnrolmentT, HistoryT, LastPositionsT, ListDevicesT, ListSharesT,
     ListUsersT, LoginT, PositionT, PositionsT, RefreshT, Role as RoleT, SessionT, ShareT, SharesT,
-    TripListT, TripT, TripsT, UnshareT, UpdateUserT, UserListT, UserT,
+    TilePositionsT, TripListT, TripT, TripsT, UnshareT, UpdateUserT, UserListT, UserT,
 };
 
 pub mod accounts;
@@ -30,4 +30,5 @@ pub mod replay;
 pub mod retention;
 pub mod service;
 pub mod store;
+pub mod tiles;
 pub mod trips;

@@ -105,6 +105,10 @@ async fn accepted_reports_are_stored_acknowledged_and_published() {
     let bus = Arc::new(LocalBus::new());
     let topics = BusTopics::new(bus);
     let mut positions = TrackerClient::new(topics.clone()).subscribe_position_all().await.unwrap();
+    // The tile the fixes fall in (about 52.52, 13.405: Berlin, 8802/5373 at zoom 14).
+    let tile = tracker::tiles::tile_of(fix(1).lat, fix(1).lon);
+    assert_eq!(tile, 8802 * tracker::tiles::TILES + 5373);
+    let mut tiles = TrackerClient::new(topics.clone()).subscribe_tile(tile).await.unwrap();
     let ingest = start(Arc::clone(&store), Some(topics)).await;
     let socket = device(ingest.addr).await;
 
@@ -125,6 +129,15 @@ async fn accepted_reports_are_stored_acknowledged_and_published() {
         assert_eq!(position.time_ms, fix(counter).time_ms);
         assert!(position.received_ms > 0);
     }
+    // And by tile: each commit's positions in the tile, in one event.
+    let mut by_tile = Vec::new();
+    while by_tile.len() < 3 {
+        let event = timeout(WAIT, tiles.next()).await.unwrap().unwrap().unwrap();
+        let batch = event.message().unpack();
+        assert_eq!((event.key(), batch.tile), (tile.to_string().as_str(), tile));
+        by_tile.extend(batch.positions.unwrap_or_default().iter().map(|p| p.counter));
+    }
+    assert_eq!(by_tile, [1, 2, 3]);
     // Without ACK_WANTED: stored and published, no answer.
     socket.send(&report_datagram(&key, 11, 4, 0, &packet::encode_report(&fix(4)))).await.unwrap();
     let event = timeout(WAIT, positions.next()).await.unwrap().unwrap().unwrap();

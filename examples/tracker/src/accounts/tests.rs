@@ -83,6 +83,8 @@ async fn login_issues_a_token_the_gateway_accepts_with_the_users_claims() {
     assert_eq!(forwarded.get("uid"), Some(&f.viewer.id.to_string()));
     assert_eq!(forwarded.get("devices").map(String::as_str), Some("1"));
     assert!(may_subscribe(&grant, "1") && !may_subscribe(&grant, "2"));
+    // A tile shows every device in it: a viewer may not subscribe to tiles.
+    assert!(!grant.permissions.subscribe.allows("Tracker.tile", Some("134225245")));
     assert!(may_call(&grant, "Tracker.history") && may_call(&grant, "TrackerAccounts.share"));
 
     // An admin's token sees every device.
@@ -92,6 +94,7 @@ async fn login_issues_a_token_the_gateway_accepts_with_the_users_claims() {
     let forwarded = &grant.identity.as_ref().unwrap().claims;
     assert_eq!(forwarded.get("devices").map(String::as_str), Some("*"));
     assert!(may_subscribe(&grant, "2"));
+    assert!(grant.permissions.subscribe.allows("Tracker.tile", Some("134225245")));
 
     // A guest (no token) may only sign in.
     let guest = auth.authenticate(b"", now).unwrap();

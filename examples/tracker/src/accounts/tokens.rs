@@ -27,7 +27,7 @@ pub const UID_CLAIM: &str = "uid";
 /// The role of connections without a token: they may only sign in.
 pub const GUEST_ROLE: &str = "guest";
 /// The topic keys an admin may subscribe to.
-pub const ADMIN_TOPICS: &[&str] = &["Tracker.position.*"];
+pub const ADMIN_TOPICS: &[&str] = &["Tracker.position.*", "Tracker.tile.*"];
 /// How long a token lasts unless configured otherwise; clients refresh it before.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// The most devices a viewer's token lists. Each is a topic key and an id in the token, about

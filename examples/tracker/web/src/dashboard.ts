@@ -1,9 +1,11 @@
 // One signed-in session: the client connected with the user's token, the devices the token may
 // see (the `devices` RPC, again after each reconnection), one `position` subscription per device
 // (a restricted token may not subscribe to all keys), the trails seeded from `history`, the list,
-// the markers and the trips panel, and the account dialogs. The token is refreshed (`refresh`,
-// then AUTH) five minutes before it expires, and at once after a device was added, since it lists
-// the devices the user sees. `dispose()` ends it all (log out, refused token).
+// the markers and the trips panel, and the account dialogs. With thousands of devices and a
+// token that sees them all, it subscribes instead to the map tiles in view (`tile`), following
+// the view. The token is refreshed (`refresh`, then AUTH) five minutes before it expires, and at
+// once after a device was added, since it lists the devices the user sees. `dispose()` ends it
+// all (log out, refused token).
 //
 // The `position` topic keeps a short history: when the connection comes back, each subscription
 // recovers the positions it missed (the trail has no hole), or, when the gateway cannot give them
@@ -20,6 +22,7 @@ import { colorOf, Device, type Fix, TRAIL_MS } from "./fleet.js";
 import { CANVAS_ABOVE, CanvasFleet } from "./fleetcanvas.js";
 import { FleetMap } from "./fleetmap.js";
 import { readClaims } from "./session.js";
+import { tilesIn } from "./tiles.js";
 import { TripsPanel } from "./trips.js";
 
 /** The page elements a session fills. */
@@ -45,6 +48,11 @@ export interface SessionToken {
   /** Told each refreshed token, to keep it for a reload. */
   readonly onToken: (token: string) => void;
 }
+
+/** The most tiles the page subscribes to; a wider view takes every device's positions instead. */
+const MAX_TILES = 64;
+/** How often the list's rows of devices out of view are brought up to date (`last_positions`). */
+const LIST_REFRESH_MS = 5_000;
 
 /** How long before its expiry a token is refreshed. */
 const REFRESH_BEFORE_MS = 5 * 60_000;
@@ -92,8 +100,15 @@ export class Dashboard {
   #fleet: FleetMap | CanvasFleet | undefined;
   /** Whether there are many devices (`CANVAS_ABOVE`): a canvas, trails only for the selected one. */
   #many = false;
-  /** The one subscription to every device's positions, when the token sees every device and there are many. */
-  #allKeys = false;
+  /**
+   * With many devices and a token that sees them all: the `tile` subscriptions of the view, by
+   * tile key, or (`"all"`) one subscription to every device's positions when the view covers
+   * more than `MAX_TILES` tiles.
+   */
+  readonly #tiles = new Map<number, { close(): void } | undefined>();
+  #all: { close(): void } | undefined | "opening";
+  readonly #onMoveEnd = () => this.#followView();
+  #lastListed = 0;
   readonly #trips: TripsPanel;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #errors = new Map<string, string>();
@@ -181,7 +196,7 @@ export class Dashboard {
         return self.#fleet instanceof CanvasFleet ? "canvas" : "markers";
       },
       get subscriptions() {
-        return self.#allKeys ? 1 : self.#subscribed.size;
+        return self.#subscribed.size + [...self.#tiles.values()].filter(Boolean).length + (self.#all ? 1 : 0);
       },
     };
   }
@@ -192,6 +207,11 @@ export class Dashboard {
     this.#disposed = true;
     clearInterval(this.#timer);
     clearTimeout(this.#refreshTimer);
+    this.#map.off("moveend", this.#onMoveEnd);
+    for (const subscription of this.#tiles.values()) subscription?.close();
+    this.#tiles.clear();
+    if (this.#all && this.#all !== "opening") this.#all.close();
+    this.#all = undefined;
     this.#dialogs.dispose();
     this.el.shareDevice.onclick = null;
     void this.#client.close();
@@ -279,8 +299,10 @@ export class Dashboard {
       this.#list.update(device, nowMs);
     }
     if (this.#many && this.session.admin) {
-      // The token may subscribe to every key: one subscription instead of thousands.
-      if (!this.#allKeys) void this.#followAll();
+      // The token may subscribe to tiles: those of the view, again each time the view settles.
+      this.#map.off("moveend", this.#onMoveEnd);
+      this.#map.on("moveend", this.#onMoveEnd);
+      this.#followView();
       return;
     }
     for (const device of fresh) {
@@ -300,31 +322,102 @@ export class Dashboard {
     return this.#fleet;
   }
 
-  /** Receives every device's positions on one subscription, for as long as the session lasts. */
-  async #followAll(): Promise<void> {
-    this.#allKeys = true;
+  /**
+   * Subscribes to the tiles the view covers (with a quarter of the view around it) and ends the
+   * subscriptions of the tiles it left; past `MAX_TILES` tiles, to every device's positions.
+   */
+  #followView(): void {
+    if (this.#disposed) return;
+    const view = this.#map.getBounds().pad(0.25);
+    const keys = tilesIn(view.getSouth(), view.getWest(), view.getNorth(), view.getEast(), MAX_TILES);
+    const wanted = new Set(keys ?? []);
+    for (const [key, subscription] of this.#tiles) {
+      if (!wanted.has(key)) {
+        subscription?.close();
+        this.#tiles.delete(key);
+      }
+    }
+    if (keys === undefined) {
+      if (!this.#all) void this.#followAll();
+      return;
+    }
+    if (this.#all && this.#all !== "opening") this.#all.close();
+    this.#all = undefined;
+    for (const key of keys) if (!this.#tiles.has(key)) void this.#followTile(key);
+  }
+
+  /** Receives one tile's positions until the view leaves it (or the session ends). */
+  async #followTile(key: number): Promise<void> {
+    this.#tiles.set(key, undefined);
     try {
-      const onLost = () => {
-        this.#restores.lost += 1;
-      };
-      const positions = await this.#api.subscribePositionAll({ onLost });
-      if (this.#disposed) {
+      const batches = await this.#api.subscribeTile(BigInt(key));
+      if (this.#disposed || !this.#tiles.has(key)) {
+        batches.close();
+        return;
+      }
+      this.#tiles.set(key, batches);
+      this.#setError("live", undefined);
+      for await (const event of batches) {
+        if (this.#disposed) break;
+        const batch = event.message;
+        for (let i = 0; i < batch.positionsLength(); i += 1) {
+          const p = batch.positions(i);
+          const device = p && this.#devices.get(p.deviceId().toString());
+          if (p && device) this.#onPosition(device, fixOf(p));
+        }
+      }
+      const ended = await batches.ended;
+      if (ended && !this.#disposed && this.#tiles.has(key)) throw ended;
+    } catch (error) {
+      if (this.#disposed) return;
+      this.#tiles.delete(key);
+      this.#setError("live", `no live positions for a part of the map: ${describe(error)}`);
+    }
+  }
+
+  /** Receives every device's positions on one subscription, until the view narrows again. */
+  async #followAll(): Promise<void> {
+    this.#all = "opening";
+    try {
+      const positions = await this.#api.subscribePositionAll();
+      if (this.#disposed || this.#all !== "opening") {
         positions.close();
         return;
       }
+      this.#all = positions;
       this.#setError("live", undefined);
       for await (const event of positions) {
         if (this.#disposed) break;
-        if (event.resumed && event.recovered) this.#restores.recovered += 1;
         const device = this.#devices.get(event.message.deviceId().toString());
         if (device) this.#onPosition(device, fixOf(event.message));
       }
       const ended = await positions.ended;
-      if (ended && !this.#disposed) throw ended;
+      if (ended && !this.#disposed && this.#all === positions) throw ended;
     } catch (error) {
       if (this.#disposed) return;
+      this.#all = undefined;
       this.#setError("live", `no live positions: ${describe(error)}`);
-      this.#allKeys = false;
+    }
+  }
+
+  /**
+   * With tiles, devices out of view get no live positions: the list's rows are brought up to
+   * date from `last_positions` instead, every `LIST_REFRESH_MS`.
+   */
+  async #refreshListed(nowMs: number): Promise<void> {
+    if (this.#tiles.size === 0 || nowMs - this.#lastListed < LIST_REFRESH_MS) return;
+    this.#lastListed = nowMs;
+    const ids = this.#list.shownKeys().map((key) => BigInt(key));
+    if (ids.length === 0) return;
+    try {
+      const reply = await this.#api.lastPositions(new tracker.LastPositionsT({ deviceIds: ids }));
+      for (let i = 0; i < reply.positionsLength(); i += 1) {
+        const p = reply.positions(i);
+        const device = p && this.#devices.get(p.deviceId().toString());
+        if (p && device && !this.#disposed) this.#onPosition(device, fixOf(p));
+      }
+    } catch {
+      // The rows show when their device was last heard of; the next round tries again.
     }
   }
 
@@ -392,6 +485,7 @@ export class Dashboard {
   #tick(): void {
     const nowMs = Date.now();
     this.#list.refresh(nowMs);
+    void this.#refreshListed(nowMs);
     this.#ticks += 1;
     if (this.#ticks % 2 === 0) this.#fleet?.refresh(this.#devices.values(), nowMs);
   }

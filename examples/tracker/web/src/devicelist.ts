@@ -60,6 +60,11 @@ export class DeviceList {
     for (const device of this.#visible()) this.update(device, nowMs);
   }
 
+  /** The keys of the devices whose rows are in the page. */
+  shownKeys(): string[] {
+    return [...this.#rows.keys()];
+  }
+
   /** Marks the selected device's row and scrolls it into view. */
   select(key: string | undefined): void {
     this.#selected = key;

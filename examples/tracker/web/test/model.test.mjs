@@ -1,5 +1,6 @@
 // Unit tests of the page's model, run in Node: fleet.ts (trail order and pruning, staleness),
-// session.ts (reading a token's claims) and format.ts, bundled by esbuild into dist-test/.
+// session.ts (reading a token's claims), format.ts and tiles.ts, bundled by esbuild into
+// dist-test/.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import { HERE } from "../build.mjs";
 let fleet;
 let session;
 let format;
+let tiles;
 
 before(async () => {
   const esbuild = await import("esbuild");
@@ -21,7 +23,7 @@ before(async () => {
     });
     return import(outfile);
   };
-  [fleet, session, format] = await Promise.all([load("fleet"), load("session"), load("format")]);
+  [fleet, session, format, tiles] = await Promise.all([load("fleet"), load("session"), load("format"), load("tiles")]);
 });
 
 const fix = (timeMs, lat = 52.37) => ({ timeMs, receivedMs: timeMs + 50, lat, lon: 4.89, speedMps: 5, headingDeg: 90 });
@@ -85,4 +87,19 @@ test("times, distances and speeds read as people write them", () => {
   assert.equal(format.distance(850.4), "850 m");
   assert.equal(format.distance(12_345), "12.3 km");
   assert.equal(format.speed(10), "36 km/h");
+});
+
+test("tiles are the tracker's: Web Mercator at zoom 14, the same keys as tracker::tiles", () => {
+  // The values tracker::tiles's tests check.
+  assert.equal(tiles.tileOf(0, 0), 8192 * 16384 + 8192);
+  assert.equal(tiles.tileOf(52.5163, 13.3777), 8800 * 16384 + 5373);
+  assert.equal(tiles.tileOf(-33.8568, 151.2153), 15073 * 16384 + 9831);
+  assert.equal(tiles.tileOf(89.9, -180), 0);
+  assert.equal(tiles.tileOf(-89.9, 180), 16383 * 16384 + 16383);
+  // A box covers the tiles from its north-west to its south-east corner, or says it has too many.
+  const box = tiles.tilesIn(52.50, 13.37, 52.53, 13.40, 64);
+  assert.ok(box.includes(tiles.tileOf(52.5163, 13.3777)));
+  assert.ok(box.includes(tiles.tileOf(52.50, 13.37)) && box.includes(tiles.tileOf(52.53, 13.40)));
+  assert.equal(new Set(box).size, box.length);
+  assert.equal(tiles.tilesIn(40, 0, 60, 30, 64), undefined);
 });
