@@ -252,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
         nats: None,
         nats_auth: gateway_bus::nats::NatsAuth::default(),
         seed: 1,
-        retain: None,
+        retention: tracker::retention::Policy::default(),
     })
     .await?;
     let token = demo

@@ -9,7 +9,9 @@
 //!    service's `history` with the largest limit) and `trips` over the same day (history, then
 //!    the service's clustering), each timed; p50, p99 and max, on a warm page cache (the OS's:
 //!    the file was just written) after a first pass.
-//! 3. **Retention**: [`Store::delete_positions_before`] the older half of the simulated time;
+//! 3. **Downsampling**: [`Store::downsample_before`] the older half of the simulated time to one
+//!    position a minute per device; its duration, and the queries over that half again.
+//! 4. **Retention**: [`Store::delete_positions_before`] the older quarter of the simulated time;
 //!    its duration, the file size before and after `VACUUM`-free reuse, and the queries again.
 //!
 //! Run: `cargo run --release -p tracker --example storage_bench -- [--rows 100000000]
@@ -201,16 +203,28 @@ fn main() -> anyhow::Result<()> {
     println!("  history: {history}");
     println!("  trips:   {trips}");
 
-    let cut = EPOCH_MS + (end_ms - EPOCH_MS) / 2;
+    let middle = EPOCH_MS + (end_ms - EPOCH_MS) / 2;
+    let started = Instant::now();
+    let thinned = store.downsample_before(middle, 60_000)?;
+    println!(
+        "downsampling: the older half to one position a minute: {thinned} rows deleted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let (rows, history, trips) = query(&store, &s, EPOCH_MS, middle, 3)?;
+    println!("queries of the downsampled half ({rows} positions on average):");
+    println!("  history: {history}");
+    println!("  trips:   {trips}");
+
+    let cut = EPOCH_MS + (end_ms - EPOCH_MS) / 4;
     let before = file_mib(&path);
     let started = Instant::now();
     let deleted = store.delete_positions_before(cut)?;
     println!(
-        "retention: {deleted} rows older than the middle deleted in {:.1} s; file {before:.0} MiB -> {:.0} MiB (freed pages are reused, not returned)",
+        "retention: {deleted} rows older than the first quarter deleted in {:.1} s; file {before:.0} MiB -> {:.0} MiB (freed pages are reused, not returned)",
         started.elapsed().as_secs_f64(),
         file_mib(&path)
     );
-    let (rows, history, trips) = query(&store, &s, cut, end_ms, 3)?;
+    let (rows, history, trips) = query(&store, &s, cut, end_ms, 4)?;
     println!("queries after retention ({rows} positions on average):");
     println!("  history: {history}");
     println!("  trips:   {trips}");

@@ -76,9 +76,9 @@ pub struct DemoConfig {
     pub nats_auth: gateway_bus::nats::NatsAuth,
     /// The city's seed (the basemap and the vehicles).
     pub seed: u64,
-    /// Delete positions older than this (`crate::retention`); `None` keeps them all. Only for
-    /// the in-process service: over NATS, `tracker serve --retain`.
-    pub retain: Option<Duration>,
+    /// Retention and downsampling of old positions (`crate::retention`). Only for the
+    /// in-process service: over NATS, `tracker serve` has the flags.
+    pub retention: crate::retention::Policy,
 }
 
 /// Why the demo could not start.
@@ -304,10 +304,10 @@ impl Demo {
                 let ingest_stop = CancellationToken::new();
                 let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
                 tokio::spawn(ingest.stats().log_every(SIM_STATS_EVERY, ingest_stop.clone()));
-                if let Some(keep) = config.retain {
+                if config.retention.is_active() {
                     let store = Arc::clone(&store);
-                    let every = crate::retention::EVERY;
-                    tokio::spawn(crate::retention::run(store, keep, every, ingest_stop.clone()));
+                    let (policy, every) = (config.retention, crate::retention::EVERY);
+                    tokio::spawn(crate::retention::run(store, policy, every, ingest_stop.clone()));
                 }
                 let ingest = tokio::spawn(ingest.run(Some(publisher), ingest_stop.clone()));
                 let local = Local { service, accounts, service_stop, ingest, ingest_stop, store };

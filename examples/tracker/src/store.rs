@@ -73,7 +73,15 @@ pub const MIGRATIONS: &[&str] = &[
          updated_ms INTEGER NOT NULL,
          PRIMARY KEY (device_id, start_ms)
      ) WITHOUT ROWID;",
+    // 3: the store's own bookkeeping (how far downsampling has gone).
+    "CREATE TABLE meta (
+         key TEXT PRIMARY KEY,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
+
+/// The `meta` key of the fix time before which positions are downsampled.
+const DOWNSAMPLED_BEFORE: &str = "downsampled_before_ms";
 
 /// What went wrong with the database.
 #[derive(Debug, thiserror::Error)]
@@ -367,6 +375,74 @@ impl Store {
             tx.commit()?;
         }
         Ok(deleted)
+    }
+
+    /// Downsampling: of the positions with a fix time before `before_ms`, keeps the first (by
+    /// fix time) of each `bucket_ms` interval (intervals counted from the Unix epoch) and
+    /// deletes the others, device by device, a thousand devices per transaction. `before_ms` is
+    /// rounded down to a whole interval. Positions already downsampled by an earlier call (the
+    /// store keeps how far it went) are not read again, so an hourly call costs the hour's
+    /// positions, not the whole history. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// A database error; what the finished transactions deleted stays deleted, and the next call
+    /// goes over the same interval again.
+    ///
+    /// # Panics
+    /// If `bucket_ms` is 0.
+    pub fn downsample_before(&self, before_ms: u64, bucket_ms: u64) -> Result<u64, StoreError> {
+        assert!(bucket_ms > 0, "a downsampling interval is longer than 0 ms");
+        let before_ms = before_ms / bucket_ms * bucket_ms;
+        let from_ms = self.meta(DOWNSAMPLED_BEFORE)?.map_or(0, |v| from_sql(v.max(0)));
+        if before_ms <= from_ms {
+            return Ok(0);
+        }
+        let ids: Vec<u64> = self.devices()?.into_iter().map(|d| d.id).collect();
+        let mut deleted = 0u64;
+        for chunk in ids.chunks(1000) {
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
+            {
+                // The bare `counter` beside `min(time_ms)` is the counter of the row with that
+                // minimum (SQLite's rule for min() and max() aggregates).
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM positions
+                     WHERE device_id = ?1 AND time_ms >= ?2 AND time_ms < ?3
+                       AND counter NOT IN (
+                         SELECT counter FROM (
+                           SELECT counter, min(time_ms) FROM positions
+                           WHERE device_id = ?1 AND time_ms >= ?2 AND time_ms < ?3
+                           GROUP BY time_ms / ?4))",
+                )?;
+                for &id in chunk {
+                    deleted += delete.execute(params![
+                        to_sql(id),
+                        time_to_sql(from_ms),
+                        time_to_sql(before_ms),
+                        time_to_sql(bucket_ms)
+                    ])? as u64;
+                }
+            }
+            tx.commit()?;
+        }
+        self.set_meta(DOWNSAMPLED_BEFORE, time_to_sql(before_ms))?;
+        Ok(deleted)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let conn = self.reader();
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&self, key: &str, value: i64) -> Result<(), StoreError> {
+        self.writer().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// A device's newest position by fix time (the highest counter among equal times).

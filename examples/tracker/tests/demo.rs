@@ -254,6 +254,17 @@ fn start_up_errors_are_clear_and_exit_non_zero() {
     // Nothing was started or written.
     assert!(!db.exists());
 
+    // Downsampling that retention would make pointless is refused, naming both flags.
+    let mut command = demo_command(dir.path(), &db, &ports, 2);
+    command.args(["--retain", "1d", "--downsample-after", "2d"]);
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--downsample-after 2days is not shorter than --retain 1day"),
+        "{stderr}"
+    );
+
     let taken = std::net::TcpListener::bind(ports.ws).unwrap();
     let output = demo_command(dir.path(), &db, &ports, 2).output().unwrap();
     assert!(!output.status.success());

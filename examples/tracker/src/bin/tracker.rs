@@ -25,7 +25,7 @@ use tracker::accounts::tokens::{self, Tokens};
 use tracker::demo::{Demo, DemoConfig};
 use tracker::enrol::enrol;
 use tracker::ingest::{Ingest, IngestOptions, now_ms};
-use tracker::retention;
+use tracker::retention::{Downsample, EVERY, Policy};
 use tracker::service::TrackerService;
 use tracker::store::Store;
 use tracker::store::accounts::Role;
@@ -78,13 +78,51 @@ enum Command {
         /// Let callers without an identity see every device (development only).
         #[arg(long)]
         allow_anonymous: bool,
-        /// Delete positions older than this (by fix time: `90d`, `12h`), at start and hourly.
-        /// Without it every position is kept.
-        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
-        retain: Option<Duration>,
+        #[command(flatten)]
+        retention: RetentionArgs,
         #[command(flatten)]
         tokens: TokenArgs,
     },
+}
+
+/// What happens to old positions (docs/tracker.md, "Storage").
+#[derive(Debug, clap::Args)]
+struct RetentionArgs {
+    /// Delete positions older than this (by fix time: `90d`, `12h`), at start and hourly.
+    /// Without it every position is kept.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    retain: Option<Duration>,
+    /// Thin positions older than this (by fix time: `7d`) to one per --downsample-to, at start
+    /// and hourly. Without it every position is kept as it came.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    downsample_after: Option<Duration>,
+    /// The interval downsampled positions keep one of (`1m`, `5m`).
+    #[arg(long, value_name = "INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    downsample_to: Duration,
+}
+
+impl RetentionArgs {
+    fn policy(&self) -> anyhow::Result<Policy> {
+        anyhow::ensure!(
+            self.downsample_to >= Duration::from_secs(1),
+            "--downsample-to {} is shorter than a second",
+            humantime::format_duration(self.downsample_to)
+        );
+        if let (Some(retain), Some(after)) = (self.retain, self.downsample_after) {
+            anyhow::ensure!(
+                after < retain,
+                "--downsample-after {} is not shorter than --retain {}: nothing would be downsampled",
+                humantime::format_duration(after),
+                humantime::format_duration(retain)
+            );
+        }
+        Ok(Policy {
+            retain: self.retain,
+            downsample: self
+                .downsample_after
+                .map(|after| Downsample { after, interval: self.downsample_to }),
+        })
+    }
 }
 
 /// How `serve` signs the tokens it issues on login; the gateway verifies them with the same
@@ -179,10 +217,9 @@ struct DemoArgs {
     /// The city's seed: the basemap and the vehicles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Delete positions older than this (by fix time: `90d`, `12h`), at start and hourly.
-    /// Without it every position is kept. With --nats, `tracker serve` has the flag.
-    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
-    retain: Option<Duration>,
+    /// Retention and downsampling (with --nats, `tracker serve` has the flags).
+    #[command(flatten)]
+    retention: RetentionArgs,
 }
 
 impl DemoArgs {
@@ -204,7 +241,7 @@ impl DemoArgs {
             nats_auth: self.nats_auth.load()?,
             nats: self.nats,
             seed: self.seed,
-            retain: self.retain,
+            retention: self.retention.policy()?,
         })
     }
 }
@@ -220,8 +257,15 @@ fn main() -> ExitCode {
         Command::Enrol { db, name, ingest, qr } => run_enrol(&db, &name, &ingest, qr),
         Command::Devices { db } => run_devices(&db),
         Command::User(command) => run_user(command),
-        Command::Serve { db, ingest, nats, allow_anonymous, retain, tokens } => {
-            return serve(&db, &ingest, &nats, allow_anonymous, retain, tokens);
+        Command::Serve { db, ingest, nats, allow_anonymous, retention, tokens } => {
+            let policy = match retention.policy() {
+                Ok(policy) => policy,
+                Err(e) => {
+                    eprintln!("tracker: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            return serve(&db, &ingest, &nats, allow_anonymous, policy, tokens);
         }
     };
     match result {
@@ -330,7 +374,7 @@ fn serve(
     ingest: &str,
     nats: &process::NatsArgs,
     allow_anonymous: bool,
-    retain: Option<Duration>,
+    retention: Policy,
     token_args: TokenArgs,
 ) -> ExitCode {
     let secret_path = token_args.token_secret_file.unwrap_or_else(|| tokens::secret_path(db));
@@ -385,9 +429,9 @@ fn serve(
         let shutdown = CancellationToken::new();
         let stop_ingest = shutdown.clone();
         tokio::spawn(ingest.stats().log_every(Duration::from_secs(60), shutdown.clone()));
-        if let Some(keep) = retain {
+        if retention.is_active() {
             let store = Arc::clone(&store);
-            tokio::spawn(tracker::retention::run(store, keep, retention::EVERY, shutdown.clone()));
+            tokio::spawn(tracker::retention::run(store, retention, EVERY, shutdown.clone()));
         }
         let code = process::run("tracker", nats, |bus| {
             let publisher = TrackerClient::new(BusTopics::new(bus.clone()));

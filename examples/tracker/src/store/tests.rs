@@ -201,3 +201,36 @@ fn retention_deletes_what_is_older_than_the_cut_for_every_device() {
     }
     assert_eq!(store.delete_positions_before(450).unwrap(), 0);
 }
+
+#[test]
+fn downsampling_keeps_the_first_of_each_interval_once_and_remembers_how_far_it_went() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    for id in 1..=2 {
+        store.add_device(id, "d", &key(id as u8), 0).unwrap();
+        // One every 250 ms for 3 s: fix times 0, 250, …, 2750.
+        let batch: Vec<_> = (1..=12).map(|c| position(id, c, (c - 1) * 250)).collect();
+        store.insert_positions(&batch).unwrap();
+    }
+    // One a second before 2,500 ms (rounded down to whole seconds: before 2,000 ms).
+    assert_eq!(store.downsample_before(2_500, 1_000).unwrap(), 2 * 6);
+    for id in 1..=2 {
+        let kept: Vec<u64> =
+            store.history(id, 0, u64::MAX, 100, false).unwrap().iter().map(|p| p.time_ms).collect();
+        assert_eq!(kept, [0, 1000, 2000, 2250, 2500, 2750]);
+    }
+    // Done up to 2,000 ms: a second call changes nothing, and a late position in a done
+    // interval is left alone (the interval is not read again).
+    assert_eq!(store.downsample_before(2_500, 1_000).unwrap(), 0);
+    store.insert_positions(&[position(1, 13, 1500)]).unwrap();
+    assert_eq!(store.downsample_before(2_999, 1_000).unwrap(), 0);
+    // The next interval: 2,000..3,000 keeps 2,000 only.
+    assert_eq!(store.downsample_before(3_000, 1_000).unwrap(), 2 * 3);
+    let kept: Vec<u64> =
+        store.history(1, 0, u64::MAX, 100, false).unwrap().iter().map(|p| p.time_ms).collect();
+    assert_eq!(kept, [0, 1000, 1500, 2000]);
+    // Reopened: it remembers.
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.downsample_before(3_000, 1_000).unwrap(), 0);
+}
