@@ -16,15 +16,14 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 
 import { CHROMIUM_BIN, launchChromium } from "../../support/browser.mjs";
+import { freeTcpPort, freeUdpPort, stopDemo } from "./demo.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "../../..");
@@ -32,30 +31,6 @@ const TRACKER_BIN = process.env.TRACKER_BIN ?? join(ROOT, "target/debug/tracker"
 const WEB = join(ROOT, "examples/tracker/web/dist");
 const ARTIFACTS = join(HERE, "artifacts");
 const DEVICES = 8;
-
-/** A TCP port nothing listens on now (the kernel's choice). */
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A UDP port nothing is bound to now. */
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const socket = createSocket("udp4");
-    socket.once("error", reject);
-    socket.bind(0, "127.0.0.1", () => {
-      const { port } = socket.address();
-      socket.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `tracker demo`; resolves once it has printed every user's dashboard URL. */
 async function startDemo(dir) {
@@ -115,19 +90,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (demo) {
-    demo.child.kill("SIGTERM");
-    await new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        demo.child.kill("SIGKILL");
-        resolve();
-      }, 10_000);
-      demo.child.once("exit", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
+  if (demo) await stopDemo(demo.child);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -10,15 +10,14 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 
 import { launchChromium } from "../../support/browser.mjs";
+import { freeTcpPort, freeUdpPort, stopDemo } from "./demo.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "../../..");
@@ -29,26 +28,6 @@ const DEVICES = 10_000;
 /** The frame rate the dashboard must keep while the map is dragged. */
 const MIN_FPS = 30;
 
-function freePort(kind) {
-  return new Promise((resolve, reject) => {
-    if (kind === "udp") {
-      const socket = createSocket("udp4");
-      socket.once("error", reject);
-      socket.bind(0, "127.0.0.1", () => {
-        const { port } = socket.address();
-        socket.close(() => resolve(port));
-      });
-      return;
-    }
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 let dir;
 let demo;
 let browser;
@@ -56,11 +35,11 @@ let output = "";
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tracker-scale-"));
-  const addr = async () => `127.0.0.1:${await freePort("tcp")}`;
+  const addr = async () => `127.0.0.1:${await freeTcpPort()}`;
   const http = await addr();
   const args = ["demo", "--db", join(dir, "tracker.db"), "--devices", String(DEVICES), "--web", WEB,
     "--http", http, "--listen", await addr(), "--ws-listen", await addr(), "--admin-listen", await addr(),
-    "--ingest", `127.0.0.1:${await freePort("udp")}`];
+    "--ingest", `127.0.0.1:${await freeUdpPort()}`];
   const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
   for (const key of Object.keys(env)) if (key.startsWith("GATEWAY_")) delete env[key];
   const child = spawn(TRACKER_BIN, args, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -86,19 +65,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (demo) {
-    demo.child.kill("SIGTERM");
-    await new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        demo.child.kill("SIGKILL");
-        resolve();
-      }, 15_000);
-      demo.child.once("exit", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
+  if (demo) await stopDemo(demo.child);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

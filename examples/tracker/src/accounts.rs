@@ -135,6 +135,29 @@ impl AccountsService {
         Ok(())
     }
 
+    /// Shares `device` with the user named `user_name`, or stops sharing it, if the caller
+    /// manages the device.
+    async fn change_share(
+        &self,
+        ctx: &CallContext,
+        device: u64,
+        user_name: String,
+        share: bool,
+    ) -> Result<(), Status> {
+        let caller = self.caller(ctx).await?;
+        self.manage_device(&caller, device).await?;
+        let user = self.user_named(user_name).await?;
+        let uid = user.id;
+        if share {
+            self.blocking(move |s| s.share(device, uid)).await?;
+            tracing::info!(by = %caller.name, device, with = %user.name, "device shared");
+        } else {
+            self.blocking(move |s| s.unshare(device, uid).map(drop)).await?;
+            tracing::info!(by = %caller.name, device, with = %user.name, "device unshared");
+        }
+        Ok(())
+    }
+
     /// The user named `name` (any letter case).
     async fn user_named(&self, name: String) -> Result<UserRecord, Status> {
         let wanted = name.clone();
@@ -352,13 +375,8 @@ impl TrackerAccounts for AccountsService {
         ctx: CallContext,
         request: Message<ShareT>,
     ) -> Result<Message<DoneT>, Status> {
-        let caller = self.caller(&ctx).await?;
         let r = request.unpack();
-        self.manage_device(&caller, r.device_id).await?;
-        let user = self.user_named(r.user_name.unwrap_or_default()).await?;
-        let (device, uid) = (r.device_id, user.id);
-        self.blocking(move |s| s.share(device, uid)).await?;
-        tracing::info!(by = %caller.name, device, with = %user.name, "device shared");
+        self.change_share(&ctx, r.device_id, r.user_name.unwrap_or_default(), true).await?;
         Ok(DoneT {}.into())
     }
 
@@ -367,13 +385,8 @@ impl TrackerAccounts for AccountsService {
         ctx: CallContext,
         request: Message<UnshareT>,
     ) -> Result<Message<DoneT>, Status> {
-        let caller = self.caller(&ctx).await?;
         let r = request.unpack();
-        self.manage_device(&caller, r.device_id).await?;
-        let user = self.user_named(r.user_name.unwrap_or_default()).await?;
-        let (device, uid) = (r.device_id, user.id);
-        self.blocking(move |s| s.unshare(device, uid)).await?;
-        tracing::info!(by = %caller.name, device, with = %user.name, "device unshared");
+        self.change_share(&ctx, r.device_id, r.user_name.unwrap_or_default(), false).await?;
         Ok(DoneT {}.into())
     }
 

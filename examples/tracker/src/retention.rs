@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::now_ms;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How often retention runs after the first time.
 pub const EVERY: Duration = Duration::from_secs(3600);
@@ -54,29 +54,33 @@ pub async fn run(store: Arc<Store>, policy: Policy, every: Duration, stop: Cance
         let now = now_ms();
         if let Some(keep) = policy.retain {
             let cut = now.saturating_sub(ms(keep));
-            let store = Arc::clone(&store);
-            match tokio::task::spawn_blocking(move || store.delete_positions_before(cut)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(deleted)) => tracing::info!(deleted, before_ms = cut, "retention"),
-                Ok(Err(e)) => tracing::warn!(cause = %e, "retention failed; tried again later"),
-                Err(e) => tracing::warn!(cause = %e, "retention panicked; tried again later"),
-            }
+            step(&store, "retention", cut, move |s| s.delete_positions_before(cut)).await;
         }
         if let Some(Downsample { after, interval }) = policy.downsample {
-            let cut = now.saturating_sub(ms(after));
-            let bucket = ms(interval).max(1);
-            let store = Arc::clone(&store);
-            match tokio::task::spawn_blocking(move || store.downsample_before(cut, bucket)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(deleted)) => tracing::info!(deleted, before_ms = cut, "downsampling"),
-                Ok(Err(e)) => tracing::warn!(cause = %e, "downsampling failed; tried again later"),
-                Err(e) => tracing::warn!(cause = %e, "downsampling panicked; tried again later"),
-            }
+            let (cut, bucket) = (now.saturating_sub(ms(after)), ms(interval).max(1));
+            step(&store, "downsampling", cut, move |s| s.downsample_before(cut, bucket)).await;
         }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+/// Runs one deleting step off the async threads, logging what it deleted or why it failed (it
+/// is tried again at the next round).
+async fn step(
+    store: &Arc<Store>,
+    what: &'static str,
+    before_ms: u64,
+    job: impl FnOnce(&Store) -> Result<u64, StoreError> + Send + 'static,
+) {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || job(&store)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(deleted)) => tracing::info!(deleted, before_ms, "{what}"),
+        Ok(Err(e)) => tracing::warn!(cause = %e, "{what} failed; tried again later"),
+        Err(e) => tracing::warn!(cause = %e, "{what} panicked; tried again later"),
     }
 }
 

@@ -359,17 +359,26 @@ impl Store {
     /// # Errors
     /// A database error; what the finished transactions deleted stays deleted.
     pub fn delete_positions_before(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.delete_device_by_device(
+            "DELETE FROM positions WHERE device_id = ?1 AND time_ms < ?2",
+            &[time_to_sql(before_ms)],
+        )
+    }
+
+    /// Runs `delete` (the device's id as `?1`, then `rest`) for every device, a thousand
+    /// devices per transaction, so the write-ahead log stays small and the ingest's
+    /// transactions get their turn between; returns how many rows it deleted.
+    fn delete_device_by_device(&self, delete: &str, rest: &[i64]) -> Result<u64, StoreError> {
         let ids: Vec<u64> = self.devices()?.into_iter().map(|d| d.id).collect();
         let mut deleted = 0u64;
         for chunk in ids.chunks(1000) {
             let mut conn = self.writer();
             let tx = conn.transaction()?;
             {
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM positions WHERE device_id = ?1 AND time_ms < ?2",
-                )?;
+                let mut delete = tx.prepare_cached(delete)?;
                 for &id in chunk {
-                    deleted += delete.execute(params![to_sql(id), time_to_sql(before_ms)])? as u64;
+                    let values = std::iter::once(to_sql(id)).chain(rest.iter().copied());
+                    deleted += delete.execute(rusqlite::params_from_iter(values))? as u64;
                 }
             }
             tx.commit()?;
@@ -397,34 +406,18 @@ impl Store {
         if before_ms <= from_ms {
             return Ok(0);
         }
-        let ids: Vec<u64> = self.devices()?.into_iter().map(|d| d.id).collect();
-        let mut deleted = 0u64;
-        for chunk in ids.chunks(1000) {
-            let mut conn = self.writer();
-            let tx = conn.transaction()?;
-            {
-                // The bare `counter` beside `min(time_ms)` is the counter of the row with that
-                // minimum (SQLite's rule for min() and max() aggregates).
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM positions
-                     WHERE device_id = ?1 AND time_ms >= ?2 AND time_ms < ?3
-                       AND counter NOT IN (
-                         SELECT counter FROM (
-                           SELECT counter, min(time_ms) FROM positions
-                           WHERE device_id = ?1 AND time_ms >= ?2 AND time_ms < ?3
-                           GROUP BY time_ms / ?4))",
-                )?;
-                for &id in chunk {
-                    deleted += delete.execute(params![
-                        to_sql(id),
-                        time_to_sql(from_ms),
-                        time_to_sql(before_ms),
-                        time_to_sql(bucket_ms)
-                    ])? as u64;
-                }
-            }
-            tx.commit()?;
-        }
+        // The bare `counter` beside `min(time_ms)` is the counter of the row with that minimum
+        // (SQLite's rule for min() and max() aggregates).
+        let deleted = self.delete_device_by_device(
+            "DELETE FROM positions
+             WHERE device_id = ?1 AND time_ms >= ?2 AND time_ms < ?3
+               AND counter NOT IN (
+                 SELECT counter FROM (
+                   SELECT counter, min(time_ms) FROM positions
+                   WHERE device_id = ?1 AND time_ms >= ?2 AND time_ms < ?3
+                   GROUP BY time_ms / ?4))",
+            &[time_to_sql(from_ms), time_to_sql(before_ms), time_to_sql(bucket_ms)],
+        )?;
         self.set_meta(DOWNSAMPLED_BEFORE, time_to_sql(before_ms))?;
         Ok(deleted)
     }

@@ -6,7 +6,7 @@
 import { Client } from "@rpcgen/client";
 
 import * as tracker from "../generated/examples/tracker.js";
-import { describe } from "./connection.js";
+import { describe, element } from "./connection.js";
 
 /** A token and when it expires. */
 export interface Session {
@@ -38,12 +38,6 @@ export function explain(error: unknown): string {
     default:
       return describe(error);
   }
-}
-
-function element<T extends HTMLElement = HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`the page has no #${id}`);
-  return found as T;
 }
 
 function roleName(role: tracker.Role): string {

@@ -1,12 +1,19 @@
 // The connection to the gateway as the bar shows it (`#state`, its `data-status` one of
 // `connecting`, `connected`, `reconnecting`, `closed`, or `signed-out` with no session), and how
-// the page words an RPC error.
+// the page words an RPC error; and how it finds its elements.
 
 import { type ConnectionState, RpcError } from "@rpcgen/client";
 
 import { trackerError } from "../generated/examples/tracker.js";
 
 export type Status = "signed-out" | "connecting" | "connected" | "reconnecting" | "closed";
+
+/** The page's element `#id`; throws if the page has none (index.html and the code disagree). */
+export function element<T extends HTMLElement = HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`the page has no #${id}`);
+  return found as T;
+}
 
 /** Shows `status` with `text` (and `detail` as the tooltip) in `#state`. */
 export function showStatus(out: HTMLElement, status: Status, text: string, detail = ""): void {

@@ -17,7 +17,7 @@ import * as L from "leaflet";
 
 import { explain, login } from "./accounts.js";
 import { checkCity, drawBasemap } from "./basemap.js";
-import { describe, showStatus } from "./connection.js";
+import { describe, element, showStatus } from "./connection.js";
 import { Dashboard, type DashboardInspection } from "./dashboard.js";
 import { readClaims, takeTokenFromAddress, TokenError, tokenStore } from "./session.js";
 
@@ -25,12 +25,6 @@ interface Config {
   readonly gateway: string;
   readonly center: L.LatLngTuple | undefined;
   readonly zoom: number | undefined;
-}
-
-function element<T extends HTMLElement = HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`the page has no #${id}`);
-  return found as T;
 }
 
 const el = {
