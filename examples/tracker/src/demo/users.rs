@@ -14,6 +14,10 @@ use crate::ingest::now_ms;
 use crate::store::accounts::Role;
 use crate::store::{Store, StoreError};
 
+/// The demo's admin and its viewer.
+const ADMIN: &str = "dispatcher";
+const VIEWER: &str = "fleet-north";
+
 /// The most devices the restricted demo user owns: each is one more topic key in its token.
 pub const MAX_RESTRICTED_DEVICES: usize = 250;
 
@@ -68,7 +72,6 @@ pub fn ensure(
 ) -> Result<Vec<User>, UsersError> {
     let path = passwords_path(db);
     let file_error = |source| UsersError::File { path: path.clone(), source };
-    let north_devices = &devices[..devices.len().div_ceil(2).min(MAX_RESTRICTED_DEVICES)];
     let passwords = match std::fs::read_to_string(&path) {
         Ok(text) => text
             .lines()
@@ -76,24 +79,30 @@ pub fn ensure(
             .map(|(name, password)| (name.to_owned(), password.to_owned()))
             .collect::<Vec<_>>(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if store.user_named("dispatcher")?.is_some() {
+            if store.user_named(ADMIN)?.is_some() {
                 return Err(UsersError::Lost(path));
             }
-            let made = vec![
-                ("dispatcher".to_owned(), new_password()?),
-                ("fleet-north".to_owned(), new_password()?),
-            ];
-            let admin = store.add_user("dispatcher", &made[0].1, Role::Admin, now_ms())?;
-            let north = store.add_user("fleet-north", &made[1].1, Role::Viewer, now_ms())?;
-            debug_assert_ne!(admin, north);
-            for &id in north_devices {
-                store.set_owner(id, Some(north))?;
-            }
+            let made =
+                vec![(ADMIN.to_owned(), new_password()?), (VIEWER.to_owned(), new_password()?)];
             write_private(&path, &made).map_err(file_error)?;
             made
         }
         Err(e) => return Err(file_error(e)),
     };
+    // Made in the database on the first start, and again in a fresh database next to the same
+    // files (as the simulated devices are).
+    for (name, password) in &passwords {
+        if store.user_named(name)?.is_some() {
+            continue;
+        }
+        let role = if name == ADMIN { Role::Admin } else { Role::Viewer };
+        let id = store.add_user(name, password, role, now_ms())?;
+        if name == VIEWER {
+            for &device in &devices[..devices.len().div_ceil(2).min(MAX_RESTRICTED_DEVICES)] {
+                store.set_owner(device, Some(id))?;
+            }
+        }
+    }
     let now = SystemTime::now();
     let mut users = Vec::new();
     for (name, password) in passwords {
@@ -169,6 +178,17 @@ mod tests {
         // A second start reads the same passwords.
         let again = ensure(&store, &db, &[11, 22, 33], &tokens).unwrap();
         assert_eq!(again[1].password, users[1].password);
+        // A fresh database next to the same files gets the same users, passwords and owners.
+        drop(store);
+        std::fs::remove_file(&db).unwrap();
+        let store = Store::open(&db).unwrap();
+        for id in [11, 22, 33] {
+            store.add_device(id, &format!("d{id}"), &[1; 32], 0).unwrap();
+        }
+        let fresh = ensure(&store, &db, &[11, 22, 33], &tokens).unwrap();
+        assert_eq!(fresh[0].password, users[0].password);
+        assert!(store.check_password("fleet-north", &users[1].password).unwrap().is_some());
+        assert_eq!(fresh[1].sees, "2 of 3 devices");
         // Losing the file while the users exist is said, not papered over.
         std::fs::remove_file(passwords_path(&db)).unwrap();
         let err = ensure(&store, &db, &[11, 22, 33], &tokens).unwrap_err();
