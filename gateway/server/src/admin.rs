@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gateway_bus::switches::SwitchStore;
 use tokio::net::TcpListener;
@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::limits::AcceptPace;
 use crate::metrics::Metrics;
 use crate::state::Shared;
 
@@ -46,6 +47,11 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_BODY: usize = 8 * 1024;
 /// Admin connections served at once; more are closed unanswered.
 const MAX_CONNECTIONS: usize = 32;
+/// Connections closed to make room (or refused) per [`crate::limits::PACE_WINDOW`] before the
+/// admin port stops accepting until the window ends: 100 a second. Trickling clients that keep
+/// taking slots then wait in the kernel's queue instead of costing the gateway a connection
+/// opened and closed each time (docs/reliability.md, "Attacks").
+const EVICTIONS_PER_WINDOW: u32 = 5;
 /// Time a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -169,16 +175,32 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
     let admin = Arc::new(admin);
     let slots = Arc::new(Slots::default());
     let tasks = TaskTracker::new();
+    let mut evictions = AcceptPace::new(EVICTIONS_PER_WINDOW);
     loop {
+        if let Some(pause) = evictions.pause(Instant::now()) {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some(slot) = slots.take(MAX_CONNECTIONS) else {
-                    debug!(%peer, "admin connection refused: every connection is being answered");
-                    continue;
+                let slot = match slots.take(MAX_CONNECTIONS) {
+                    Some((slot, evicted)) => {
+                        if evicted {
+                            evictions.refused(Instant::now());
+                        }
+                        slot
+                    }
+                    None => {
+                        debug!(%peer, "admin connection refused: every connection is being answered");
+                        evictions.refused(Instant::now());
+                        continue;
+                    }
                 };
                 tasks.spawn(serve_connection(stream, peer, admin.clone(), stop.clone(), slot));
             }
@@ -217,17 +239,18 @@ pub(crate) struct Slot {
 
 impl Slots {
     /// A slot for a new connection, closing the oldest connection not answering if all `max`
-    /// are taken; `None` when every one is answering.
-    pub(crate) fn take(self: &Arc<Slots>, max: usize) -> Option<Slot> {
+    /// are taken (then with `true`); `None` when every one is answering.
+    pub(crate) fn take(self: &Arc<Slots>, max: usize) -> Option<(Slot, bool)> {
         let mut open = self.open.lock().expect("admin slots");
-        if open.len() >= max {
+        let evicted = open.len() >= max;
+        if evicted {
             let oldest = open.iter().position(|s| !s.answering.load(Ordering::Relaxed))?;
             let evicted = open.remove(oldest).expect("a slot at that position");
             evicted.evict.cancel();
         }
         let state = Arc::new(SlotState::default());
         open.push_back(state.clone());
-        Some(Slot { slots: self.clone(), state })
+        Some((Slot { slots: self.clone(), state }, evicted))
     }
 }
 

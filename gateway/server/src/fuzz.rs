@@ -89,7 +89,7 @@ pub fn admin_request(data: &[u8]) {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let stop = tokio_util::sync::CancellationToken::new();
-        let slot = Arc::new(crate::admin::Slots::default()).take(1).expect("a slot");
+        let (slot, _) = Arc::new(crate::admin::Slots::default()).take(1).expect("a slot");
         let served =
             tokio::spawn(crate::admin::serve_connection(server, peer, admin.clone(), stop, slot));
         // The client writes its bytes and closes its side while reading the answer, so that

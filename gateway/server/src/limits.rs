@@ -1,9 +1,48 @@
-//! Connection limits beyond the global one: per client IP (a rate) and per user (a count).
+//! Connection limits beyond the global one: per client IP (a rate) and per user (a count), and
+//! how fast an accept loop may turn connections away ([`AcceptPace`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The window an [`AcceptPace`] counts in.
+pub(crate) const PACE_WINDOW: Duration = Duration::from_millis(50);
+
+/// How fast an accept loop turns connections away (or, on the admin port, closes others to make
+/// room): at most `per_window` per [`PACE_WINDOW`], then it stops accepting until the window
+/// ends. What comes meanwhile waits in the kernel's accept queue instead of taking the time of
+/// the connections being served.
+#[derive(Debug)]
+pub(crate) struct AcceptPace {
+    per_window: u32,
+    window_start: Option<Instant>,
+    counted: u32,
+}
+
+impl AcceptPace {
+    pub(crate) fn new(per_window: u32) -> AcceptPace {
+        AcceptPace { per_window, window_start: None, counted: 0 }
+    }
+
+    /// Counts one connection turned away (or evicted) at `now`.
+    pub(crate) fn refused(&mut self, now: Instant) {
+        match self.window_start {
+            Some(start) if now.duration_since(start) < PACE_WINDOW => self.counted += 1,
+            _ => {
+                self.window_start = Some(now);
+                self.counted = 1;
+            }
+        }
+    }
+
+    /// How long to stop accepting at `now`, if the window's budget is used up.
+    pub(crate) fn pause(&self, now: Instant) -> Option<Duration> {
+        let start = self.window_start?;
+        let left = PACE_WINDOW.checked_sub(now.duration_since(start))?;
+        (self.counted >= self.per_window && !left.is_zero()).then_some(left)
+    }
+}
 
 /// Past this many tracked addresses, buckets that are full again (idle addresses) are dropped.
 const MAX_TRACKED: usize = 65_536;
@@ -144,6 +183,23 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn turning_away_past_the_window_budget_pauses_accepting_until_the_window_ends() {
+        let mut pace = AcceptPace::new(100);
+        let start = Instant::now();
+        assert_eq!(pace.pause(start), None, "nothing refused yet");
+        for _ in 0..99 {
+            pace.refused(start);
+        }
+        assert_eq!(pace.pause(start), None, "within the budget");
+        pace.refused(start + Duration::from_millis(10));
+        assert_eq!(pace.pause(start + Duration::from_millis(20)), Some(Duration::from_millis(30)));
+        assert_eq!(pace.pause(start + PACE_WINDOW), None, "the window is over");
+        // A refusal after the window starts a new one with a fresh budget.
+        pace.refused(start + PACE_WINDOW);
+        assert_eq!(pace.pause(start + PACE_WINDOW), None);
+    }
 
     #[test]
     fn the_rate_allows_a_burst_then_refills() {

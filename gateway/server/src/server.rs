@@ -24,7 +24,7 @@ use crate::admin;
 use crate::auth::AuthConfigError;
 use crate::config::Config;
 use crate::hub::{Hub, HubOptions};
-use crate::limits::{ConnectionRate, UserConnections};
+use crate::limits::{AcceptPace, ConnectionRate, UserConnections};
 use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
@@ -40,11 +40,11 @@ const MAX_REJECTING: usize = 64;
 /// After an accept error (out of file descriptors, typically), wait this long before accepting
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// Connections an accept loop turns away per [`REFUSAL_WINDOW`] before it pauses until the
-/// window ends: 2,000 a second. A flood then waits in the kernel's accept queue (and past it, is
-/// dropped by the kernel) instead of taking the gateway's time from the connections it serves.
-const REFUSALS_PER_WINDOW: u32 = 100;
-const REFUSAL_WINDOW: Duration = Duration::from_millis(50);
+/// Connections an accept loop turns away per [`crate::limits::PACE_WINDOW`] before it pauses
+/// until the window ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's
+/// accept queue (and past it, is dropped by the kernel) instead of taking the gateway's time
+/// from the connections it serves.
+const REFUSALS_PER_WINDOW: u32 = 25;
 
 /// The sockets a gateway listens on, bound before [`run`] so that a caller can bind port 0 and
 /// learn the ports chosen.
@@ -224,34 +224,6 @@ pub async fn run(
     Ok(())
 }
 
-/// How fast an accept loop turns connections away: at most [`REFUSALS_PER_WINDOW`] per
-/// [`REFUSAL_WINDOW`], then it stops accepting until the window ends.
-#[derive(Debug, Default)]
-struct RefusalPace {
-    window_start: Option<std::time::Instant>,
-    refused: u32,
-}
-
-impl RefusalPace {
-    /// Counts one connection turned away at `now`.
-    fn refused(&mut self, now: std::time::Instant) {
-        match self.window_start {
-            Some(start) if now.duration_since(start) < REFUSAL_WINDOW => self.refused += 1,
-            _ => {
-                self.window_start = Some(now);
-                self.refused = 1;
-            }
-        }
-    }
-
-    /// How long to stop accepting at `now`, if the window's refusals are used up.
-    fn pause(&self, now: std::time::Instant) -> Option<Duration> {
-        let start = self.window_start?;
-        let left = REFUSAL_WINDOW.checked_sub(now.duration_since(start))?;
-        (self.refused >= REFUSALS_PER_WINDOW && !left.is_zero()).then_some(left)
-    }
-}
-
 /// What the accept loops share: the connection limits.
 #[derive(Clone)]
 struct Front {
@@ -273,7 +245,7 @@ impl Front {
         shutdown: &CancellationToken,
     ) {
         let shared = &self.shared;
-        let mut refusals = RefusalPace::default();
+        let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW);
         loop {
             // One connection per turn: the tasks of the connections being served run between
             // two accepts. Without it, a backlog of thousands (a flood, a wave of idle
@@ -359,29 +331,5 @@ impl Front {
                 });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use super::*;
-
-    #[test]
-    fn refusals_past_the_window_budget_pause_accepting_until_the_window_ends() {
-        let mut pace = RefusalPace::default();
-        let start = Instant::now();
-        assert_eq!(pace.pause(start), None, "nothing refused yet");
-        for _ in 0..REFUSALS_PER_WINDOW - 1 {
-            pace.refused(start);
-        }
-        assert_eq!(pace.pause(start), None, "within the budget");
-        pace.refused(start + Duration::from_millis(10));
-        assert_eq!(pace.pause(start + Duration::from_millis(20)), Some(Duration::from_millis(30)));
-        assert_eq!(pace.pause(start + REFUSAL_WINDOW), None, "the window is over");
-        // A refusal after the window starts a new one with a fresh budget.
-        pace.refused(start + REFUSAL_WINDOW);
-        assert_eq!(pace.pause(start + REFUSAL_WINDOW), None);
     }
 }

@@ -29,7 +29,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use gateway_bench::fanout::{FanoutConfig, Pace};
 use gateway_bench::idle::{IdleConfig, IdleTransport};
 use gateway_bench::soak::process_use;
-use gateway_bench::{Latency, LoadConfig, Target, open_files};
+use gateway_bench::{Latency, LoadConfig, Tally, Target, open_files};
 use tokio_util::sync::CancellationToken;
 
 /// Load generator for the gateway: RPC (C connections × D requests in flight × S-byte payloads)
@@ -143,6 +143,13 @@ struct AttackArgs {
     /// Seconds of each measurement (alone, then attacked).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// Rounds of a measurement alone then one attacked; the median of the rounds' p99 ratios
+    /// is reported beside the pooled figures.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Seconds between an attack's end and the next round's measurement alone.
+    #[arg(long, default_value_t = 8.0)]
+    cooldown: f64,
     /// The attack's thread's nice value (0 to 19): how far behind the well-behaved clients it
     /// is scheduled when they share a core.
     #[arg(long, default_value_t = 19)]
@@ -567,6 +574,7 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
         trickle: Duration::from_millis(args.trickle_ms),
     };
     let (ramp, duration) = (seconds("ramp", args.ramp)?, seconds("duration", args.duration)?);
+    let cooldown = seconds("cooldown", args.cooldown)?;
     open_files::raise_to_hard_limit().context("cannot raise RLIMIT_NOFILE")?;
     // The attack and the well-behaved clients on runtimes (threads) of their own, the attack's
     // at `--attack-nice`: on a machine where the attackers share a core with the well-behaved
@@ -597,18 +605,46 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
         victims.measure(Duration::from_secs(1)).await;
         let before = args.gateway_pid.and_then(process_use);
         let goaways_before = goaways(args.admin_addr).await;
-        let alone_tally = victims.measure(duration).await;
-        let alone = Latency::of(&alone_tally);
+        // Rounds of a window alone then a window attacked, each pair compared on its own: this
+        // machine's latency drifts over minutes, and adjacent windows share its conditions.
         let counters = Arc::new(Counters::default());
-        let stop = CancellationToken::new();
-        let attacking = attack_runtime.spawn(attack::run(config, counters.clone(), stop.clone()));
-        tokio::time::sleep(ramp).await;
-        let during_use = args.gateway_pid.and_then(process_use);
-        let tally = victims.measure(duration).await;
+        let (mut alone_tally, mut tally) = (Tally::new(), Tally::new());
+        let mut rounds = Vec::new();
+        let mut during_use = None;
+        let mut after = None;
+        for round in 0..args.rounds.max(1) {
+            if round > 0 {
+                // The attack's connections closed, timed out and freed before measuring alone.
+                tokio::time::sleep(cooldown).await;
+            }
+            let alone_round = victims.measure(duration).await;
+            let stop = CancellationToken::new();
+            let attacking =
+                attack_runtime.spawn(attack::run(config.clone(), counters.clone(), stop.clone()));
+            tokio::time::sleep(ramp).await;
+            during_use = during_use.or_else(|| args.gateway_pid.and_then(process_use));
+            let attacked_round = victims.measure(duration).await;
+            after = args.gateway_pid.and_then(process_use);
+            stop.cancel();
+            let _ = attacking.await;
+            let (a, b) = (Latency::of(&alone_round), Latency::of(&attacked_round));
+            eprintln!(
+                "{} round {}: p99 {:.0} -> {:.0} us ({:.2}x)",
+                kind.name(),
+                round + 1,
+                a.p99,
+                b.p99,
+                b.p99 / a.p99
+            );
+            rounds.push((a, b));
+            alone_tally.merge(&alone_round);
+            tally.merge(&attacked_round);
+        }
+        let alone = Latency::of(&alone_tally);
         let attacked = Latency::of(&tally);
-        let after = args.gateway_pid.and_then(process_use);
-        stop.cancel();
-        let _ = attacking.await;
+        let mut ratios: Vec<f64> = rounds.iter().map(|(a, b)| b.p99 / a.p99).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median_ratio = ratios[ratios.len() / 2];
         let goaways_after = goaways(args.admin_addr).await;
         let sent_goaways: std::collections::BTreeMap<String, u64> = goaways_after
             .iter()
@@ -626,6 +662,11 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
             "attacked_us": { "p50": attacked.p50, "p99": attacked.p99, "max": attacked.max, "calls": tally.ok() },
             "p50_ratio": (attacked.p50 / alone.p50 * 100.0).round() / 100.0,
             "p99_ratio": (attacked.p99 / alone.p99 * 100.0).round() / 100.0,
+            "rounds": rounds.iter().map(|(a, b)| serde_json::json!({
+                "alone_p99_us": a.p99.round(), "attacked_p99_us": b.p99.round(),
+                "p99_ratio": (b.p99 / a.p99 * 100.0).round() / 100.0,
+            })).collect::<Vec<_>>(),
+            "median_round_p99_ratio": (median_ratio * 100.0).round() / 100.0,
             "victim_errors": tally.errors().iter().map(|(k, n)| ((*k).to_owned(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
             "attack": {
                 "name": kind.name(),
@@ -650,7 +691,7 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
             },
         });
         println!(
-            "{}: victims p50 {:.0} -> {:.0} us ({:.2}x), p99 {:.0} -> {:.0} us ({:.2}x), {} failed calls",
+            "{}: victims p50 {:.0} -> {:.0} us ({:.2}x), p99 {:.0} -> {:.0} us ({:.2}x), median of {} rounds' p99 ratios {:.2}x, {} failed calls",
             kind.name(),
             alone.p50,
             attacked.p50,
@@ -658,6 +699,8 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
             alone.p99,
             attacked.p99,
             attacked.p99 / alone.p99,
+            rounds.len(),
+            median_ratio,
             tally.failed()
         );
         println!("{}", serde_json::to_string_pretty(&report["attack"])?);
