@@ -192,7 +192,9 @@ impl Store {
         let open_error = |source| StoreError::Open { path: path.to_owned(), source };
         let mut writer = Connection::open(path).map_err(open_error)?;
         writer.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
-        writer.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        // Switching to WAL needs the file to itself for a moment, and SQLite answers "busy" at
+        // once (without waiting) while another process opens it: tried again, a bounded while.
+        retry_busy(|| writer.pragma_update(None, "journal_mode", "WAL")).map_err(open_error)?;
         writer.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
         writer.pragma_update(None, "foreign_keys", true).map_err(open_error)?;
         migrate(&mut writer, path)?;
@@ -473,6 +475,22 @@ impl Store {
     }
 }
 
+/// `f`'s result, tried again every 10 ms for up to 5 s while SQLite answers "busy".
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Applies the migrations the database lacks, each in its own transaction.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let found: i64 = conn
@@ -485,15 +503,25 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             known: MIGRATIONS.len(),
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = index + 1;
+    // Each step takes the write lock first and reads the version again under it: another
+    // process opening the same file at the same time (`tracker serve` and `tracker demo --nats`
+    // on one database) may have applied it meanwhile.
+    loop {
+        let lock_error = |source| StoreError::Open { path: path.to_owned(), source };
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(lock_error)?;
+        let current: i64 =
+            tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(lock_error)?;
+        let Some(sql) = usize::try_from(current).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            return Ok(());
+        };
+        let version = current as usize + 1;
         let migrate_error = |source| StoreError::Migrate { path: path.to_owned(), version, source };
-        let tx = conn.transaction().map_err(migrate_error)?;
         tx.execute_batch(sql).map_err(migrate_error)?;
         tx.pragma_update(None, "user_version", version as i64).map_err(migrate_error)?;
         tx.commit().map_err(migrate_error)?;
     }
-    Ok(())
 }
 
 pub mod accounts;

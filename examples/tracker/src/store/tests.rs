@@ -234,3 +234,22 @@ fn downsampling_keeps_the_first_of_each_interval_once_and_remembers_how_far_it_w
     let store = Store::open(&path).unwrap();
     assert_eq!(store.downsample_before(3_000, 1_000).unwrap(), 0);
 }
+
+#[test]
+fn processes_opening_a_fresh_database_at_once_migrate_it_once() {
+    let (_dir, path) = temp_db();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let opened: Vec<_> = (0..4)
+        .map(|_| {
+            let (path, start) = (path.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                Store::open(&path).map(|store| store.schema_version().unwrap())
+            })
+        })
+        .collect();
+    for thread in opened {
+        let version = thread.join().unwrap().expect("every opener succeeds");
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+}
