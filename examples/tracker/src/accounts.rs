@@ -9,12 +9,15 @@
 //!
 //! Password checks are costly on purpose (Argon2id, tens of milliseconds): at most
 //! [`AccountsService::MAX_CONCURRENT_CHECKS`] run at once, so a flood of logins queues instead of
-//! taking every core.
+//! taking every core. After [`FREE_FAILURES`] failed sign-ins in a row for a name (known or not),
+//! that name waits a second before the next try, then twice as long after each further failure,
+//! up to [`MAX_WAIT`]; a successful sign-in clears it. Guessing a password then costs days.
 
 pub mod tokens;
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use gateway_core::{CallContext, Message, Status};
 use tokio::sync::Semaphore;
@@ -32,6 +35,52 @@ use tokens::Tokens;
 
 /// The longest device name, in characters.
 pub const MAX_DEVICE_NAME_CHARS: usize = 64;
+/// Failed sign-ins in a row for one name before it has to wait.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest wait between two sign-ins for one name.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Names whose failures are remembered at most (past it, those not waiting are forgotten).
+const MAX_TRACKED_NAMES: usize = 100_000;
+
+/// Failed sign-ins by name (lowercased), for the wait before the next try.
+#[derive(Debug, Default)]
+struct Failures {
+    by_name: Mutex<HashMap<String, Failed>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Failed {
+    count: u32,
+    /// No try before this.
+    until: Instant,
+}
+
+impl Failures {
+    /// How long `name` must still wait at `now`, if it must.
+    fn wait(&self, name: &str, now: Instant) -> Option<Duration> {
+        let by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        let left = by_name.get(name)?.until.checked_duration_since(now)?;
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Counts a failure of `name` at `now`.
+    fn failed(&self, name: &str, now: Instant) {
+        let mut by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        if by_name.len() >= MAX_TRACKED_NAMES && !by_name.contains_key(name) {
+            by_name.retain(|_, f| f.until > now);
+        }
+        let failed = by_name.entry(name.to_owned()).or_insert(Failed { count: 0, until: now });
+        failed.count += 1;
+        if failed.count >= FREE_FAILURES {
+            let doublings = (failed.count - FREE_FAILURES).min(16);
+            failed.until = now + Duration::from_secs(1 << doublings).min(MAX_WAIT);
+        }
+    }
+
+    fn succeeded(&self, name: &str) {
+        self.by_name.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+}
 
 /// The service. See the module docs.
 #[derive(Debug)]
@@ -41,6 +90,7 @@ pub struct AccountsService {
     /// The ingest's `host:port`, for new devices' enrolments.
     ingest: String,
     checks: Semaphore,
+    failures: Failures,
 }
 
 impl AccountsService {
@@ -55,6 +105,7 @@ impl AccountsService {
             tokens,
             ingest,
             checks: Semaphore::new(Self::MAX_CONCURRENT_CHECKS),
+            failures: Failures::default(),
         }
     }
 
@@ -221,6 +272,13 @@ impl TrackerAccounts for AccountsService {
     ) -> Result<Message<SessionT>, Status> {
         let r = request.unpack();
         let (name, password) = (r.name.unwrap_or_default(), r.password.unwrap_or_default());
+        let key = name.to_ascii_lowercase();
+        if let Some(left) = self.failures.wait(&key, Instant::now()) {
+            return Err(TrackerAccountsError::TooManyAttempts.status(format!(
+                "too many failed sign-ins for this name: try again in {} s",
+                left.as_secs() + 1
+            )));
+        }
         let checked = {
             let _permit =
                 self.checks.acquire().await.map_err(|_| Status::unavailable("stopping"))?;
@@ -228,11 +286,13 @@ impl TrackerAccounts for AccountsService {
             self.blocking(move |s| s.check_password(&who, &password)).await?
         };
         let Some(user) = checked else {
+            self.failures.failed(&key, Instant::now());
             tracing::info!(name = %name.escape_debug(), "a login failed");
             return Err(
                 TrackerAccountsError::BadCredentials.status("no user with this name and password")
             );
         };
+        self.failures.succeeded(&key);
         tracing::info!(user = %user.name, role = %user.role, "signed in");
         Ok(self.session(user).await?.into())
     }

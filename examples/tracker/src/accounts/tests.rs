@@ -308,3 +308,41 @@ fn the_secret_is_made_once_private_and_a_short_one_is_refused() {
     let err = tokens::load_or_create_secret(&path).unwrap_err();
     assert!(err.to_string().contains("has 5 bytes"), "{err}");
 }
+
+#[tokio::test]
+async fn after_five_failed_sign_ins_a_name_waits_whatever_the_password_and_the_case() {
+    let f = fixture();
+    for _ in 0..FREE_FAILURES {
+        let (status, _) =
+            code(f.service.login(CallContext::new(0), login("vera", "wrong-password")).await);
+        assert_eq!(status, Code::Unauthenticated);
+    }
+    // Now even the right password waits, and the name in another case is the same name.
+    let (status, message) =
+        code(f.service.login(CallContext::new(0), login("VERA", "vera-password")).await);
+    assert_eq!(status, Code::ResourceExhausted);
+    assert!(message.contains("try again in 1 s"), "{message}");
+    // Another name is not held up.
+    assert!(f.service.login(CallContext::new(0), login("root", "root-password")).await.is_ok());
+}
+
+#[test]
+fn the_wait_doubles_with_each_failure_up_to_a_minute_and_a_success_clears_it() {
+    let failures = Failures::default();
+    let now = Instant::now();
+    for _ in 0..FREE_FAILURES - 1 {
+        failures.failed("ana", now);
+    }
+    assert_eq!(failures.wait("ana", now), None, "the first failures are free");
+    let waits: Vec<u64> = (0..9)
+        .map(|_| {
+            failures.failed("ana", now);
+            failures.wait("ana", now).unwrap().as_secs()
+        })
+        .collect();
+    assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    assert_eq!(failures.wait("ana", now + MAX_WAIT), None, "the wait ends");
+    failures.succeeded("ana");
+    failures.failed("ana", now);
+    assert_eq!(failures.wait("ana", now), None, "a success starts the count again");
+}

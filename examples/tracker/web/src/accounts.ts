@@ -3,7 +3,7 @@
 // dialogs of a signed-in session: add a device (its enrolment QR code, shown once), share a
 // device, manage users (admins).
 
-import { Client } from "@rpcgen/client";
+import { Client, RpcError } from "@rpcgen/client";
 
 import * as tracker from "../generated/examples/tracker.js";
 import { describe, element } from "./connection.js";
@@ -35,6 +35,8 @@ export function explain(error: unknown): string {
   switch (tracker.trackerAccountsError(error)) {
     case "BadCredentials":
       return "wrong name or password";
+    case "TooManyAttempts":
+      return error instanceof RpcError ? error.text : "too many failed sign-ins: wait a little";
     default:
       return describe(error);
   }
