@@ -200,11 +200,34 @@ impl AccountsService {
         let user = self.user_named(user_name).await?;
         let uid = user.id;
         if share {
+            self.room_for_one_more(&user).await?;
             self.blocking(move |s| s.share(device, uid)).await?;
             tracing::info!(by = %caller.name, device, with = %user.name, "device shared");
         } else {
             self.blocking(move |s| s.unshare(device, uid).map(drop)).await?;
             tracing::info!(by = %caller.name, device, with = %user.name, "device unshared");
+        }
+        Ok(())
+    }
+
+    /// Fails unless `user` may see one more device: a viewer's token lists each device it
+    /// sees, at most [`tokens::MAX_LISTED_DEVICES`]; one more would keep it from signing in.
+    async fn room_for_one_more(&self, user: &UserRecord) -> Result<(), Status> {
+        if user.role == Role::Admin {
+            return Ok(());
+        }
+        let uid = user.id;
+        let seen = match self.blocking(move |s| s.visible_devices(uid)).await? {
+            Visible::All => return Ok(()),
+            Visible::Devices(ids) => ids.len(),
+        };
+        if seen >= tokens::MAX_LISTED_DEVICES {
+            return Err(TrackerAccountsError::NotAllowed.status(format!(
+                "{} sees {seen} devices, the most a viewer's token lists ({}); an admin sees \
+                 every device without listing them",
+                user.name,
+                tokens::MAX_LISTED_DEVICES
+            )));
         }
         Ok(())
     }
@@ -400,6 +423,7 @@ impl TrackerAccounts for AccountsService {
         request: Message<AddDeviceT>,
     ) -> Result<Message<EnrolmentT>, Status> {
         let caller = self.caller(&ctx).await?;
+        self.room_for_one_more(&caller).await?;
         let name = request.unpack().name.unwrap_or_default();
         let chars = name.chars().count();
         if chars == 0 || chars > MAX_DEVICE_NAME_CHARS || name.trim() != name {

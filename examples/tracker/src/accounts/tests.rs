@@ -346,3 +346,33 @@ fn the_wait_doubles_with_each_failure_up_to_a_minute_and_a_success_clears_it() {
     failures.failed("ana", now);
     assert_eq!(failures.wait("ana", now), None, "a success starts the count again");
 }
+
+#[tokio::test]
+async fn a_viewer_gets_no_device_past_what_its_token_can_list() {
+    let f = fixture();
+    // Vera owns device 1; give her devices up to the limit.
+    let keys: Vec<(u64, String)> = (100..100 + tokens::MAX_LISTED_DEVICES as u64 - 1)
+        .map(|id| (id, format!("d{id}")))
+        .collect();
+    f.store.add_devices(keys.iter().map(|(id, name)| (*id, name.as_str(), &[9u8; 32])), 0).unwrap();
+    for (id, _) in &keys {
+        f.store.set_owner(*id, Some(f.viewer.id)).unwrap();
+    }
+    let add = f
+        .service
+        .add_device(as_user(&f.viewer), AddDeviceT { name: Some("one more".into()) }.into());
+    let (status, message) = code(add.await);
+    assert_eq!(status, Code::PermissionDenied);
+    assert!(message.contains("vera sees 500 devices"), "{message}");
+    let share = ShareT { device_id: 2, user_name: Some("vera".into()) };
+    assert_eq!(
+        code(f.service.share(as_user(&f.admin), share.into()).await).0,
+        Code::PermissionDenied
+    );
+    // She can still sign in; an admin is not limited.
+    assert!(f.service.login(CallContext::new(0), login("vera", "vera-password")).await.is_ok());
+    let added = f
+        .service
+        .add_device(as_user(&f.admin), AddDeviceT { name: Some("fleet car".into()) }.into());
+    assert!(added.await.is_ok());
+}
