@@ -18,18 +18,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { CHROMIUM_BIN, launchChromium } from "../../support/browser.mjs";
-import { freeTcpPort, freeUdpPort, stopDemo } from "./demo.mjs";
+import { ARTIFACTS, freeTcpPort, freeUdpPort, stopDemo, TRACKER_BIN, WEB } from "./demo.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, "../../..");
-const TRACKER_BIN = process.env.TRACKER_BIN ?? join(ROOT, "target/debug/tracker");
-const WEB = join(ROOT, "examples/tracker/web/dist");
-const ARTIFACTS = join(HERE, "artifacts");
 const DEVICES = 8;
 
 /** Starts `tracker demo`; resolves once it has printed every user's dashboard URL. */
@@ -280,16 +274,10 @@ async function signIn(name, password) {
   return { page, errors };
 }
 
-/** The device ids a page lists, once the list has settled (the same for 1 s). */
+/** The device ids a page lists, once it has listed the devices the `devices` RPC answered. */
 async function listedIds(page) {
-  let last;
-  for (let i = 0; i < 40; i += 1) {
-    const ids = (await page.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId))).sort();
-    if (last !== undefined && JSON.stringify(ids) === JSON.stringify(last) && i >= 4) return ids;
-    last = ids;
-    await page.waitForTimeout(250);
-  }
-  return last;
+  await until(page, "the page did not list its devices", () => document.querySelector("#device-count")?.textContent !== "");
+  return (await page.$$eval("#devices li[data-device-id]", (els) => els.map((e) => e.dataset.deviceId))).sort();
 }
 
 test("signing in with a name and a password, a wrong one refused, and signing out", async () => {
@@ -345,6 +333,7 @@ test("an admin adds a user; a device shared with it appears for it, and once uns
   // Nothing is shared with walt yet.
   const walt = await signIn("walt", "walt-password");
   assert.deepEqual(await listedIds(walt.page), [], "walt sees devices before any was shared");
+  assert.match(await walt.page.textContent("#devices"), /No devices are visible to you/);
   await walt.page.close();
 
   await until(page, "the list did not fill", (n) => document.querySelectorAll("#devices li[data-device-id]").length === n, DEVICES);

@@ -1,8 +1,19 @@
-// What the end-to-end tests share about running `tracker demo`: free loopback ports for its
-// listeners, and stopping it.
+// What the end-to-end tests share about running `tracker demo`: where the binary, the built
+// dashboard and the screenshots are, free loopback ports for its listeners, and stopping it.
 
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "../../..");
+/** The tracker binary (`cargo build -p tracker`), or `$TRACKER_BIN`. */
+export const TRACKER_BIN = process.env.TRACKER_BIN ?? join(ROOT, "target/debug/tracker");
+/** The built dashboard (`node examples/tracker/web/build.mjs`). */
+export const WEB = join(ROOT, "examples/tracker/web/dist");
+/** Where the tests save their screenshots. */
+export const ARTIFACTS = join(HERE, "artifacts");
 
 /** A TCP port nothing listens on now (the kernel's choice). */
 export function freeTcpPort() {

@@ -12,18 +12,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { launchChromium } from "../../support/browser.mjs";
-import { freeTcpPort, freeUdpPort, stopDemo } from "./demo.mjs";
+import { ARTIFACTS, freeTcpPort, freeUdpPort, stopDemo, TRACKER_BIN, WEB } from "./demo.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, "../../..");
-const TRACKER_BIN = process.env.TRACKER_BIN ?? join(ROOT, "target/debug/tracker");
-const WEB = join(ROOT, "examples/tracker/web/dist");
-const ARTIFACTS = join(HERE, "artifacts");
 const DEVICES = 10_000;
 /** The frame rate the dashboard must keep while the map is dragged. */
 const MIN_FPS = 30;

@@ -83,6 +83,24 @@ pub const MIGRATIONS: &[&str] = &[
 /// The `meta` key of the fix time before which positions are downsampled.
 const DOWNSAMPLED_BEFORE: &str = "downsampled_before_ms";
 
+/// A file kept next to the database at `db`: its path with `suffix` appended
+/// (`tracker.db` → `tracker.db.users`).
+pub fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
+}
+
+/// Creates the file `path` for writing, readable by its owner only (mode 0600 on Unix): it
+/// holds secrets. Fails with `AlreadyExists` if it exists.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// What went wrong with the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

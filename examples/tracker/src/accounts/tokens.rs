@@ -156,9 +156,7 @@ pub fn gateway_auth(secret: &[u8]) -> AuthConfig {
 /// Where the token secret is kept for a database unless configured otherwise:
 /// `<db>.token-secret`.
 pub fn secret_path(db: &Path) -> std::path::PathBuf {
-    let mut path = db.as_os_str().to_owned();
-    path.push(".token-secret");
-    std::path::PathBuf::from(path)
+    crate::store::beside(db, ".token-secret")
 }
 
 /// The secret in `path`, made (64 random hex digits: 256 bits) and written with mode 0600 if the
@@ -187,11 +185,7 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::store::create_private(path) {
         Ok(mut file) => {
             file.write_all(secret.as_bytes())?;
             file.sync_all()?;

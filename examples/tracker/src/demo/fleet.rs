@@ -11,7 +11,7 @@ use tracker_sim::rng::Rng;
 use crate::enrol::{EnrolError, Enrolment};
 use crate::ingest::now_ms;
 use crate::packet::DeviceKey;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, beside};
 
 /// Why the demo's devices could not be loaded or enrolled.
 #[derive(Debug, thiserror::Error)]
@@ -33,18 +33,12 @@ pub enum FleetError {
 
 /// The devices file of the database at `db`: its path with `.devices` appended.
 pub fn devices_path(db: &Path) -> PathBuf {
-    with_suffix(db, ".devices")
+    beside(db, ".devices")
 }
 
 /// The simulator's counter file of the database at `db`: its path with `.counters` appended.
 pub fn counters_path(db: &Path) -> PathBuf {
-    with_suffix(db, ".counters")
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut path = path.as_os_str().to_owned();
-    path.push(suffix);
-    path.into()
+    beside(db, ".counters")
 }
 
 /// The vehicle a simulated device rides, as `tracker_sim::sim` draws it from the city's seed
@@ -164,7 +158,7 @@ fn write(path: &Path, devices: &[Enrolment]) -> Result<(), FleetError> {
         text.push_str(&device.uri());
         text.push('\n');
     }
-    let tmp = with_suffix(path, ".tmp");
+    let tmp = beside(path, ".tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     // The keys are secrets: readable by their owner only.

@@ -52,9 +52,7 @@ pub enum UsersError {
 
 /// Where the demo keeps its users' passwords for a database.
 pub fn passwords_path(db: &Path) -> PathBuf {
-    let mut path = db.as_os_str().to_owned();
-    path.push(".users");
-    PathBuf::from(path)
+    crate::store::beside(db, ".users")
 }
 
 /// The demo's users for the simulated `devices` (in enrolment order), made in `store` on the
@@ -129,11 +127,7 @@ fn new_password() -> Result<String, UsersError> {
 }
 
 fn write_private(path: &Path, users: &[(String, String)]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = crate::store::create_private(path)?;
     for (name, password) in users {
         writeln!(file, "{name} {password}")?;
     }

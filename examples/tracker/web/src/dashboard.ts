@@ -109,6 +109,8 @@ export class Dashboard {
   #all: { close(): void } | undefined | "opening";
   readonly #onMoveEnd = () => this.#followView();
   #lastListed = 0;
+  /** Whether the device list was rendered once. */
+  #listed = false;
   readonly #trips: TripsPanel;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #errors = new Map<string, string>();
@@ -290,7 +292,9 @@ export class Dashboard {
     }
     const all = [...this.#devices.values()];
     const fleet = this.#fleetFor(all.length);
-    if (changed) {
+    // The first answer is listed even when empty (the list then says there are no devices).
+    if (changed || !this.#listed) {
+      this.#listed = true;
       this.#list.render(all, nowMs);
       this.#list.select(this.#selected);
     }
