@@ -14,8 +14,14 @@
 //!   fix time, set when the report was sealed). A thread counts the acknowledgements that reach
 //!   the senders' sockets. After the run the database's rows are counted.
 //!
+//! Positions that do not arrive are placed: not published (the ingest's counter), dropped or
+//! conflated for a slow subscriber (the gateway's `/metrics`), or missed by the subscriber (the
+//! `missed` its events carry). The subscriber's queue holds `--buffer` events (default 131,072,
+//! a little over a second at 100,000/s; the client's default of 1,024 is 10 ms of that, less
+//! than the counting task may wait for a core here).
+//!
 //! Run: `cargo run --release -p tracker --example ingest_bench -- [--rates 25000,50000,100000]
-//! [--devices 100000] [--seconds 5] [--sockets 32] [--no-ack]`
+//! [--devices 100000] [--seconds 5] [--sockets 32] [--buffer 131072] [--no-ack]`
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -43,6 +49,7 @@ struct Settings {
     seconds: u64,
     sockets: usize,
     ack: bool,
+    buffer: usize,
 }
 
 fn settings() -> anyhow::Result<Settings> {
@@ -52,6 +59,7 @@ fn settings() -> anyhow::Result<Settings> {
         seconds: 5,
         sockets: 32,
         ack: true,
+        buffer: 131_072,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -69,13 +77,16 @@ fn settings() -> anyhow::Result<Settings> {
             "--devices" => s.devices = value.parse().context("--devices takes a count")?,
             "--seconds" => s.seconds = value.parse().context("--seconds takes a count")?,
             "--sockets" => s.sockets = value.parse().context("--sockets takes a count")?,
+            "--buffer" => s.buffer = value.parse().context("--buffer takes a count")?,
             other => {
-                bail!("unknown flag {other} (--rates, --devices, --seconds, --sockets, --no-ack)")
+                bail!(
+                    "unknown flag {other} (--rates, --devices, --seconds, --sockets, --buffer, --no-ack)"
+                )
             }
         }
     }
-    if s.devices == 0 || s.seconds == 0 || s.sockets == 0 || s.rates.contains(&0) {
-        bail!("--devices, --seconds, --sockets and every rate must be at least 1");
+    if s.devices == 0 || s.seconds == 0 || s.sockets == 0 || s.buffer == 0 || s.rates.contains(&0) {
+        bail!("--devices, --seconds, --sockets, --buffer and every rate must be at least 1");
     }
     Ok(s)
 }
@@ -203,6 +214,16 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// One counter from the gateway's `/metrics` at `admin` (0 when it is not there yet).
+fn gateway_metric(admin: SocketAddr, name: &str) -> anyhow::Result<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin)?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text.lines().filter_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok()).sum())
+}
+
 fn stored_rows(db: &std::path::Path) -> anyhow::Result<u64> {
     let conn = rusqlite::Connection::open(db)?;
     Ok(conn.query_row("SELECT count(*) FROM positions", [], |r| r.get::<_, i64>(0))? as u64)
@@ -228,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
         || -> std::io::Result<SocketAddr> { std::net::TcpListener::bind(any(0))?.local_addr() };
     let tcp = free_tcp()?;
     let ingest = UdpSocket::bind(any(0))?.local_addr()?;
+    let admin = free_tcp()?;
 
     // The bench's devices, enrolled before the demo starts (one transaction).
     let store = Store::open(&db)?;
@@ -247,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
         http: free_tcp()?,
         listen: tcp,
         ws_listen: free_tcp()?,
-        admin_listen: free_tcp()?,
+        admin_listen: admin,
         ingest,
         nats: None,
         nats_auth: gateway_bus::nats::NatsAuth::default(),
@@ -261,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
         .find(|u| u.role == tracker::store::accounts::Role::Admin)
         .map(|u| u.token.clone())
         .context("the demo has no user who sees every device")?;
+    let ingest_stats = demo.ingest_stats().context("the demo runs its ingest in process")?;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(demo.run_until(shutdown.clone()));
 
@@ -275,16 +298,18 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = ClientConfig::new([tcp.to_string()]);
     config.token = Some(token.into_bytes());
+    config.subscription_buffer = s.buffer;
     let client = Client::connect(config).await.context("connecting to the demo's gateway")?;
     // Held to the end: the last handle of a client closes it.
     let api = TrackerClient::new(client);
     let mut positions = api.subscribe_position_all().await?;
     let ages = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     let counted = Arc::new(AtomicU64::new(0));
+    let missed = Arc::new(AtomicU64::new(0));
     let counting = Arc::new(AtomicBool::new(false));
     {
-        let (ages, counted, counting) =
-            (Arc::clone(&ages), Arc::clone(&counted), Arc::clone(&counting));
+        let (ages, counted, missed, counting) =
+            (Arc::clone(&ages), Arc::clone(&counted), Arc::clone(&missed), Arc::clone(&counting));
         tokio::spawn(async move {
             while let Some(event) = positions.next().await {
                 let event = match event {
@@ -300,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
                 };
                 if counting.load(Ordering::Relaxed) {
                     counted.fetch_add(1, Ordering::Relaxed);
+                    missed.fetch_add(event.missed(), Ordering::Relaxed);
                     let age = now_ms().saturating_sub(event.message().get().time_ms());
                     ages.lock().expect("ages").push(age);
                 }
@@ -328,9 +354,13 @@ async fn main() -> anyhow::Result<()> {
         counting.store(false, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(500)).await;
         counted.store(0, Ordering::Relaxed);
+        missed.store(0, Ordering::Relaxed);
         ages.lock().expect("ages").clear();
         let rows_before = stored_rows(&db)?;
         let acks_before = acks.load(Ordering::Relaxed);
+        let unpublished_before = ingest_stats.publish_errors();
+        let lagged_before = gateway_metric(admin, "gateway_events_dropped_total")?
+            + gateway_metric(admin, "gateway_events_conflated_total")?;
         counting.store(true, Ordering::Relaxed);
         let sent = tokio::task::block_in_place(|| {
             senders.send(ingest, rate, Duration::from_secs(s.seconds))
@@ -339,8 +369,13 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         counting.store(false, Ordering::Relaxed);
         let got = counted.load(Ordering::Relaxed);
+        let missed = missed.load(Ordering::Relaxed);
         let acked = acks.load(Ordering::Relaxed) - acks_before;
         let stored = stored_rows(&db)? - rows_before;
+        let unpublished = ingest_stats.publish_errors() - unpublished_before;
+        let lagged = gateway_metric(admin, "gateway_events_dropped_total")?
+            + gateway_metric(admin, "gateway_events_conflated_total")?
+            - lagged_before;
         let mut sorted = ages.lock().expect("ages").clone();
         sorted.sort_unstable();
         let secs = s.seconds as f64;
@@ -356,7 +391,7 @@ async fn main() -> anyhow::Result<()> {
             percentile(&sorted, 0.99),
         );
         eprintln!(
-            "rate {rate}: raw sent {sent_raw} received {got_raw}; tracker sent {sent} delivered {got} acknowledged {acked} stored {stored}"
+            "rate {rate}: raw sent {sent_raw} received {got_raw}; tracker sent {sent} delivered {got} acknowledged {acked} stored {stored}; not published (ingest behind) {unpublished}, dropped or conflated for the subscriber (gateway) {lagged}, missed by the subscriber (its queue or the gateway's) {missed}"
         );
         if acked > stored {
             bail!("{acked} acknowledgements for {stored} stored positions");

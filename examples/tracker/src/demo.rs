@@ -138,6 +138,7 @@ struct Local {
     accounts: Serving,
     service_stop: CancellationToken,
     ingest: JoinHandle<std::io::Result<()>>,
+    ingest_stats: Arc<crate::ingest::IngestStats>,
     ingest_stop: CancellationToken,
     store: Arc<Store>,
 }
@@ -309,8 +310,17 @@ impl Demo {
                     let (policy, every) = (config.retention, crate::retention::EVERY);
                     tokio::spawn(crate::retention::run(store, policy, every, ingest_stop.clone()));
                 }
+                let ingest_stats = ingest.stats();
                 let ingest = tokio::spawn(ingest.run(Some(publisher), ingest_stop.clone()));
-                let local = Local { service, accounts, service_stop, ingest, ingest_stop, store };
+                let local = Local {
+                    service,
+                    accounts,
+                    service_stop,
+                    ingest,
+                    ingest_stats,
+                    ingest_stop,
+                    store,
+                };
                 (bus, Arc::new(MemorySwitches::new()), Some(local))
             }
         };
@@ -409,6 +419,11 @@ impl Demo {
     /// The demo's users and their tokens.
     pub fn users(&self) -> &[users::User] {
         &self.users
+    }
+
+    /// The in-process ingest's counters; `None` over NATS (the ingest runs in `tracker serve`).
+    pub fn ingest_stats(&self) -> Option<Arc<crate::ingest::IngestStats>> {
+        self.local.as_ref().map(|local| Arc::clone(&local.ingest_stats))
     }
 
     /// Serves until `shutdown` is cancelled (or the gateway stops by itself), then stops
