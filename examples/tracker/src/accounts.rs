@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gateway_core::{CallContext, Message, Status};
 use tokio::sync::Semaphore;
 
-use crate::enrol::enrol;
+use crate::enrol::enrol_sharded;
 use crate::ingest::now_ms;
 use crate::store::accounts::{Role, UserRecord, Visible};
 use crate::store::{Store, StoreError};
@@ -87,8 +87,8 @@ impl Failures {
 pub struct AccountsService {
     store: Arc<Store>,
     tokens: Tokens,
-    /// The ingest's `host:port`, for new devices' enrolments.
-    ingest: String,
+    /// The ingest's `host:port` of each shard, in shard order, for new devices' enrolments.
+    ingests: Arc<[String]>,
     checks: Semaphore,
     failures: Failures,
 }
@@ -98,12 +98,17 @@ impl AccountsService {
     pub const MAX_CONCURRENT_CHECKS: usize = 2;
 
     /// A service over `store`, issuing tokens with `tokens`, enrolling new devices to report to
-    /// `ingest` (`host:port`).
-    pub fn new(store: Arc<Store>, tokens: Tokens, ingest: String) -> AccountsService {
+    /// `ingests` (`host:port`; with ingest shards, one per shard in shard order: a device goes to
+    /// `ingests[id % len]`).
+    ///
+    /// # Panics
+    /// If `ingests` is empty.
+    pub fn new(store: Arc<Store>, tokens: Tokens, ingests: Vec<String>) -> AccountsService {
+        assert!(!ingests.is_empty(), "new devices need an ingest address");
         AccountsService {
             store,
             tokens,
-            ingest,
+            ingests: ingests.into(),
             checks: Semaphore::new(Self::MAX_CONCURRENT_CHECKS),
             failures: Failures::default(),
         }
@@ -432,10 +437,10 @@ impl TrackerAccounts for AccountsService {
                  either end: {name:?}"
             )));
         }
-        let (ingest, owner) = (self.ingest.clone(), caller.id);
+        let (ingests, owner) = (Arc::clone(&self.ingests), caller.id);
         let enrolment = self
             .blocking(move |s| {
-                let enrolment = enrol(s, &name, &ingest).map_err(|e| match e {
+                let enrolment = enrol_sharded(s, &name, &ingests).map_err(|e| match e {
                     crate::enrol::EnrolError::Store(e) => e,
                     other => StoreError::BadAccount(other.to_string()),
                 })?;

@@ -291,7 +291,7 @@ impl Demo {
                 let accounts = AccountsService::new(
                     Arc::clone(&store),
                     tokens.clone(),
-                    ingest_addr.to_string(),
+                    vec![ingest_addr.to_string()],
                 );
                 let accounts = ServiceRuntime::new(
                     bus.clone(),

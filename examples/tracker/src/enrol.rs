@@ -52,6 +52,25 @@ pub enum EnrolError {
 /// # Errors
 /// The generator or the store fails.
 pub fn enrol(store: &Store, name: &str, ingest: &str) -> Result<Enrolment, EnrolError> {
+    enrol_sharded(store, name, &[ingest.to_owned()])
+}
+
+/// [`enrol`], for an ingest split in shards (`docs/tracker.md`, "Ingest processes on NATS"):
+/// `ingests` has each shard's address, in shard order, and the device reports to its shard's,
+/// `ingests[id % ingests.len()]`.
+///
+/// # Errors
+/// The generator or the store fails.
+///
+/// # Panics
+/// If `ingests` is empty.
+pub fn enrol_sharded(
+    store: &Store,
+    name: &str,
+    ingests: &[String],
+) -> Result<Enrolment, EnrolError> {
+    assert!(!ingests.is_empty(), "a device needs an ingest address");
+    let shards = u32::try_from(ingests.len()).unwrap_or(u32::MAX);
     let mut key = [0; 32];
     getrandom::fill(&mut key).map_err(EnrolError::Random)?;
     loop {
@@ -61,7 +80,8 @@ pub fn enrol(store: &Store, name: &str, ingest: &str) -> Result<Enrolment, Enrol
         }
         match store.add_device(id, name, &key, now_ms()) {
             Ok(()) => {
-                return Ok(Enrolment { id, key, ingest: ingest.to_owned(), name: name.into() });
+                let ingest = ingests[crate::ingest::Shard::of(id, shards) as usize].clone();
+                return Ok(Enrolment { id, key, ingest, name: name.into() });
             }
             Err(StoreError::DuplicateDevice(_)) => continue,
             Err(e) => return Err(e.into()),
@@ -158,6 +178,21 @@ pub(crate) fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sharded_ingest_enrols_each_device_to_its_shards_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db")).unwrap();
+        let ingests: Vec<String> = (0..3).map(|i| format!("10.0.0.{i}:7403")).collect();
+        let mut shards_seen = [false; 3];
+        for n in 0..40 {
+            let device = enrol_sharded(&store, &format!("d{n}"), &ingests).unwrap();
+            let shard = (device.id % 3) as usize;
+            assert_eq!(device.ingest, ingests[shard], "device {}", device.id);
+            shards_seen[shard] = true;
+        }
+        assert_eq!(shards_seen, [true; 3], "40 random ids cover 3 shards");
+    }
 
     #[test]
     fn enrolment_stores_a_random_device_and_its_uri_round_trips() {

@@ -24,6 +24,7 @@
 //! [`IngestStats`]: accepted, or dropped with its reason.
 
 mod devices;
+mod storage;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -37,9 +38,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::packet::{self, DropReason};
-use crate::store::{Store, StoreError};
 use crate::{PositionT, TrackerClient};
 use devices::Devices;
+pub use storage::{IngestDevice, Shard, Storage, StorageError};
 
 /// How long a receive thread waits for a datagram before it looks at the stop flag again.
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(50);
@@ -58,6 +59,9 @@ pub struct IngestOptions {
     /// A report from an id the ingest does not know makes it reload the devices from the store
     /// (to see devices enrolled since it started), at most once per this interval. Default 1 s.
     pub reload_interval: Duration,
+    /// The devices this ingest serves; reports of others are dropped as from unknown devices.
+    /// Default: every device.
+    pub shard: Shard,
 }
 
 impl Default for IngestOptions {
@@ -68,6 +72,7 @@ impl Default for IngestOptions {
             batch_max: 8192,
             queue: 64,
             reload_interval: Duration::from_secs(1),
+            shard: Shard::ALL,
         }
     }
 }
@@ -221,7 +226,7 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
 #[derive(Debug)]
 pub struct Ingest {
     sockets: Vec<Arc<UdpSocket>>,
-    store: Arc<Store>,
+    storage: Arc<dyn Storage>,
     options: IngestOptions,
     stats: Arc<IngestStats>,
     devices: Arc<Devices>,
@@ -229,17 +234,19 @@ pub struct Ingest {
 
 impl Ingest {
     /// An ingest reading `sockets` (all bound to the same address; see [`bind`]), with the
-    /// enabled devices of `store` and their highest counters (every counter up to it is refused
-    /// as replayed).
+    /// enabled devices of `storage` in [`IngestOptions::shard`] and their highest counters (every
+    /// counter up to it is refused as replayed). It blocks while it reads them: call it from a
+    /// thread that may block, not from an async task, when `storage` is on the bus.
     ///
     /// # Errors
     /// The devices cannot be read, or a socket cannot be configured (made blocking, with a
     /// receive timeout).
-    pub fn new(
+    pub fn new<S: Storage>(
         sockets: Vec<UdpSocket>,
-        store: Arc<Store>,
+        storage: Arc<S>,
         options: IngestOptions,
     ) -> Result<Ingest, IngestError> {
+        let storage: Arc<dyn Storage> = storage;
         if sockets.is_empty() {
             return Err(IngestError::NoSocket);
         }
@@ -247,10 +254,10 @@ impl Ingest {
             socket.set_nonblocking(false).map_err(IngestError::Socket)?;
             socket.set_read_timeout(Some(RECEIVE_TIMEOUT)).map_err(IngestError::Socket)?;
         }
-        let devices = Devices::load(Arc::clone(&store), options.reload_interval)?;
+        let devices = Devices::load(Arc::clone(&storage), options.shard, options.reload_interval)?;
         Ok(Ingest {
             sockets: sockets.into_iter().map(Arc::new).collect(),
-            store,
+            storage,
             options,
             stats: Arc::default(),
             devices: Arc::new(devices),
@@ -260,6 +267,11 @@ impl Ingest {
     /// The address the sockets are bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sockets[0].local_addr()
+    }
+
+    /// How many devices it serves (the enabled devices of its shard, as last read).
+    pub fn devices(&self) -> usize {
+        self.devices.len()
     }
 
     /// The counters, shared with the running ingest.
@@ -307,7 +319,7 @@ impl Ingest {
         drop(checked_tx);
         let (published_tx, mut published_rx) = mpsc::channel::<Vec<PositionT>>(queue);
         let writer = WriteThread {
-            store: Arc::clone(&self.store),
+            storage: Arc::clone(&self.storage),
             sockets: self.sockets.clone(),
             stats: Arc::clone(&self.stats),
             batch_max: self.options.batch_max.max(1),
@@ -388,7 +400,7 @@ pub enum IngestError {
     #[error("cannot configure the ingest's socket: {0}")]
     Socket(io::Error),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StorageError),
 }
 
 fn spawn(
@@ -448,7 +460,7 @@ impl ReceiveThread {
 
 /// The writer thread. See the module docs.
 struct WriteThread {
-    store: Arc<Store>,
+    storage: Arc<dyn Storage>,
     sockets: Vec<Arc<UdpSocket>>,
     stats: Arc<IngestStats>,
     batch_max: usize,
@@ -478,7 +490,7 @@ impl WriteThread {
     /// Stores a batch, then acknowledges it and hands it to the publisher.
     fn commit(&self, batch: Checked) {
         let count = batch.positions.len() as u64;
-        if let Err(e) = self.store.insert_positions(&batch.positions) {
+        if let Err(e) = self.storage.insert_positions(&batch.positions) {
             self.stats.store_errors.fetch_add(count, Ordering::Relaxed);
             tracing::error!(cause = %e, count, "cannot store a batch of positions; they are not acknowledged");
             return;

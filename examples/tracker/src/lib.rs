@@ -14,10 +14,15 @@ pub use examples::tracker::tracker_accounts::{
     DESCRIPTOR as ACCOUNTS_DESCRIPTOR, TrackerAccounts, TrackerAccountsClient,
     TrackerAccountsError, TrackerAccountsServer,
 };
+pub use examples::tracker::tracker_storage::{
+    DESCRIPTOR as STORAGE_DESCRIPTOR, TrackerStorage, TrackerStorageClient, TrackerStorageError,
+    TrackerStorageServer,
+};
 pub use examples::tracker::{
     AddDeviceT, AddUserT, DeleteUserT, DescribeTripT, DeviceListT, DeviceReport, DeviceReportArgs,
-    DeviceReportT, DeviceT, DoneT, EnrolmentT, HistoryT, LastPositionsT, ListDevicesT, ListSharesT,
-    ListUsersT, LoginT, PositionT, PositionsT, RefreshT, Role as RoleT, SessionT, ShareT, SharesT,
+    DeviceReportT, DeviceT, DoneT, EnrolmentT, HistoryT, IngestDeviceListT, IngestDeviceT,
+    IngestDevicesT, LastPositionsT, ListDevicesT, ListSharesT, ListUsersT, LoginT, PositionT,
+    PositionsT, RefreshT, Role as RoleT, SessionT, ShareT, SharesT, StorePositionsT, StoredT,
     TilePositionsT, TripListT, TripT, TripsT, UnshareT, UpdateUserT, UserListT, UserT,
 };
 
@@ -29,6 +34,7 @@ pub mod packet;
 pub mod replay;
 pub mod retention;
 pub mod service;
+pub mod storage;
 pub mod store;
 pub mod tiles;
 pub mod trips;

@@ -325,6 +325,46 @@ impl Store {
         Ok(devices)
     }
 
+    /// Up to `limit` enabled devices with an id above `after` for which `keep` is true, by id
+    /// (ids compared as unsigned): one page of a long list, the next page after the last id.
+    pub fn enabled_devices_after(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        // Ids are stored bit for bit as signed integers: in unsigned order, the ids stored as
+        // 0..=i64::MAX come first, then those stored as i64::MIN..=-1. Each range is read in the
+        // table's own order, from the first id above `after`.
+        const HALF: u64 = 1 << 63;
+        let mut ranges = Vec::with_capacity(2);
+        if after < HALF - 1 {
+            ranges.push((to_sql(after + 1), i64::MAX));
+        }
+        if after < HALF {
+            ranges.push((i64::MIN, -1));
+        } else if after < u64::MAX {
+            ranges.push((to_sql(after + 1), -1));
+        }
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE id BETWEEN ?1 AND ?2 AND enabled ORDER BY id"
+        ))?;
+        let mut page = Vec::new();
+        for (low, high) in ranges {
+            for device in stmt.query_map([low, high], device_from_row)? {
+                let device = device?;
+                if keep(device.id) {
+                    page.push(device);
+                    if page.len() >= limit.max(1) {
+                        return Ok(page);
+                    }
+                }
+            }
+        }
+        Ok(page)
+    }
+
     /// One device.
     pub fn device(&self, id: u64) -> Result<Option<DeviceRecord>, StoreError> {
         let conn = self.reader();
@@ -351,24 +391,7 @@ impl Store {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO positions ({POSITION_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))?;
-            for p in positions {
-                insert.execute(params![
-                    to_sql(p.device_id),
-                    to_sql(p.counter),
-                    time_to_sql(p.time_ms),
-                    time_to_sql(p.received_ms),
-                    p.lat,
-                    p.lon,
-                    f64::from(p.speed_mps),
-                    f64::from(p.heading_deg),
-                    f64::from(p.accuracy_m),
-                    p.battery,
-                ])?;
-            }
+            // The devices first: one that does not exist fails the batch by name.
             let mut read = tx.prepare_cached(
                 "SELECT highest_counter, last_seen_ms FROM devices WHERE id = ?1",
             )?;
@@ -386,6 +409,24 @@ impl Store {
                     to_sql(device_id),
                     to_sql(highest),
                     last_seen.max(received)
+                ])?;
+            }
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO positions ({POSITION_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?;
+            for p in positions {
+                insert.execute(params![
+                    to_sql(p.device_id),
+                    to_sql(p.counter),
+                    time_to_sql(p.time_ms),
+                    time_to_sql(p.received_ms),
+                    p.lat,
+                    p.lon,
+                    f64::from(p.speed_mps),
+                    f64::from(p.heading_deg),
+                    f64::from(p.accuracy_m),
+                    p.battery,
                 ])?;
             }
         }

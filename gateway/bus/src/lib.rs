@@ -73,6 +73,7 @@
 //! ```
 
 pub mod call;
+pub mod calls;
 pub mod contract;
 pub mod history;
 pub mod local;
@@ -86,6 +87,7 @@ pub mod switches;
 pub mod topics;
 
 pub use call::{Answer, Call, CallId, CallMeta, Failure, MethodRoute, RouteCache};
+pub use calls::BusCalls;
 pub use local::{LocalBus, LocalBusOptions, LocalBusStats};
 #[cfg(feature = "nats")]
 pub use nats::{NatsBus, NatsBusStats, NatsOptions};

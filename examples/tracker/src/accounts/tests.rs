@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
     let viewer_id = store.add_user("vera", "vera-password", Role::Viewer, 6).unwrap();
     store.set_owner(1, Some(viewer_id)).unwrap();
     let tokens = Tokens::new(SECRET, Duration::from_secs(600));
-    let service = AccountsService::new(Arc::clone(&store), tokens, "127.0.0.1:7401".into());
+    let service = AccountsService::new(Arc::clone(&store), tokens, vec!["127.0.0.1:7401".into()]);
     let admin = store.user(admin_id).unwrap().unwrap();
     let viewer = store.user(viewer_id).unwrap().unwrap();
     Fixture { _dir: dir, store, service, admin, viewer }

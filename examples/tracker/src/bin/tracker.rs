@@ -1,6 +1,7 @@
 //! The tracker's command line: the demo (everything in one command), enrol devices, list them,
-//! manage users, and serve (UDP ingest + the `Tracker` and `TrackerAccounts` services over NATS,
-//! as a process of its own).
+//! manage users, serve (UDP ingest + the `Tracker` and `TrackerAccounts` services over NATS, as a
+//! process of its own), and ingest (one shard of the devices' reports, stored through `serve`
+//! over NATS, as more processes).
 //!
 //! ```text
 //! cargo run -p tracker -- demo          # then open the printed dashboard URLs
@@ -8,6 +9,11 @@
 //! cargo run -p tracker -- devices --db tracker.db
 //! cargo run -p tracker -- serve --db tracker.db --ingest 127.0.0.1:7403 --nats nats://127.0.0.1:4222
 //! cargo run -p tracker -- user add --db tracker.db alice --role admin   # the password from stdin
+//! # Two ingest processes, each serving half the devices, storing through `serve`:
+//! cargo run -p tracker -- serve --db tracker.db --no-ingest --remote-ingest \
+//!     --public-ingest 127.0.0.1:7403,127.0.0.1:7404
+//! cargo run -p tracker -- ingest --listen 127.0.0.1:7403 --shard 0/2
+//! cargo run -p tracker -- ingest --listen 127.0.0.1:7404 --shard 1/2
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -24,12 +30,13 @@ use tracker::accounts::AccountsService;
 use tracker::accounts::tokens::{self, Tokens};
 use tracker::demo::{Demo, DemoConfig};
 use tracker::enrol::enrol;
-use tracker::ingest::{Ingest, IngestOptions, now_ms};
+use tracker::ingest::{Ingest, IngestError, IngestOptions, Shard, StorageError, now_ms};
 use tracker::retention::{Downsample, EVERY, Policy};
 use tracker::service::TrackerService;
+use tracker::storage::{RemoteStorage, StorageService};
 use tracker::store::Store;
 use tracker::store::accounts::Role;
-use tracker::{TrackerAccountsServer, TrackerClient, TrackerServer};
+use tracker::{TrackerAccountsServer, TrackerClient, TrackerServer, TrackerStorageServer};
 
 #[derive(Debug, Parser)]
 #[command(name = "tracker", version, about = "The device tracker (docs/tracker.md).")]
@@ -67,22 +74,54 @@ enum Command {
     User(UserCommand),
     /// Receives reports on UDP and serves the Tracker and TrackerAccounts services over NATS
     /// until SIGINT or SIGTERM.
-    Serve {
-        #[arg(long, value_name = "FILE")]
-        db: PathBuf,
+    Serve(ServeArgs),
+    /// Receives reports on UDP for one shard of the devices and stores them through `tracker
+    /// serve --remote-ingest` over NATS, then acknowledges and publishes them, until SIGINT or
+    /// SIGTERM (docs/tracker.md, "Ingest processes on NATS").
+    Ingest {
         /// The UDP address to receive reports on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7403")]
-        ingest: String,
+        listen: String,
+        /// The devices this process serves: INDEX/COUNT, those whose id modulo COUNT is INDEX.
+        /// Reports of other devices are dropped as from unknown devices.
+        #[arg(long, value_name = "INDEX/COUNT", default_value = "0/1")]
+        shard: Shard,
+        /// Receive threads, each with a socket sharing the address. Default: one per core.
+        #[arg(long, value_name = "N")]
+        receivers: Option<usize>,
         #[command(flatten)]
         nats: gateway_bus::process::NatsArgs,
-        /// Let callers without an identity see every device (development only).
-        #[arg(long)]
-        allow_anonymous: bool,
-        #[command(flatten)]
-        retention: RetentionArgs,
-        #[command(flatten)]
-        tokens: TokenArgs,
     },
+}
+
+/// `tracker serve`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[arg(long, value_name = "FILE")]
+    db: PathBuf,
+    /// The UDP address to receive reports on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7403")]
+    ingest: String,
+    /// The devices this process's ingest serves: INDEX/COUNT, those whose id modulo COUNT is
+    /// INDEX; `tracker ingest` processes serve the other shards.
+    #[arg(long, value_name = "INDEX/COUNT", default_value = "0/1")]
+    ingest_shard: Shard,
+    /// No ingest in this process: reports come through `tracker ingest` processes.
+    #[arg(long, conflicts_with = "ingest_shard")]
+    no_ingest: bool,
+    /// Also serve `TrackerStorage` on the bus, through which `tracker ingest` processes read
+    /// their devices (keys included) and store their reports.
+    #[arg(long)]
+    remote_ingest: bool,
+    #[command(flatten)]
+    nats: gateway_bus::process::NatsArgs,
+    /// Let callers without an identity see every device (development only).
+    #[arg(long)]
+    allow_anonymous: bool,
+    #[command(flatten)]
+    retention: RetentionArgs,
+    #[command(flatten)]
+    tokens: TokenArgs,
 }
 
 /// What happens to old positions (docs/tracker.md, "Storage").
@@ -137,8 +176,9 @@ struct TokenArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
     token_ttl: Duration,
     /// The ingest address written into new devices' enrolments (HOST:PORT, as devices reach
-    /// it). Default: --ingest.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// it); with ingest shards, one per shard in shard order, comma-separated (a device goes to
+    /// shard `id % COUNT`). Default: --ingest.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
     public_ingest: Option<String>,
 }
 
@@ -257,15 +297,18 @@ fn main() -> ExitCode {
         Command::Enrol { db, name, ingest, qr } => run_enrol(&db, &name, &ingest, qr),
         Command::Devices { db } => run_devices(&db),
         Command::User(command) => run_user(command),
-        Command::Serve { db, ingest, nats, allow_anonymous, retention, tokens } => {
-            let policy = match retention.policy() {
+        Command::Serve(args) => {
+            let policy = match args.retention.policy() {
                 Ok(policy) => policy,
                 Err(e) => {
                     eprintln!("tracker: {e:#}");
                     return ExitCode::from(2);
                 }
             };
-            return serve(&db, &ingest, &nats, allow_anonymous, policy, tokens);
+            return serve(args, policy);
+        }
+        Command::Ingest { listen, shard, receivers, nats } => {
+            return run_ingest(&listen, shard, receivers, &nats);
         }
     };
     match result {
@@ -369,15 +412,20 @@ fn run_user(command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(
-    db: &PathBuf,
-    ingest: &str,
-    nats: &process::NatsArgs,
-    allow_anonymous: bool,
-    retention: Policy,
-    token_args: TokenArgs,
-) -> ExitCode {
-    let secret_path = token_args.token_secret_file.unwrap_or_else(|| tokens::secret_path(db));
+/// Binds the ingest's sockets at `addr` (a name or an address), naming it in the error.
+fn bind_ingest(addr: &str, receivers: usize) -> Result<Vec<std::net::UdpSocket>, String> {
+    addr.to_socket_addrs()
+        .and_then(|mut addrs| {
+            addrs.next().ok_or_else(|| std::io::Error::other("the name has no address"))
+        })
+        .and_then(|resolved| tracker::ingest::bind(resolved, receivers))
+        .map_err(|e| format!("cannot bind the ingest to `{addr}`: {e}"))
+}
+
+fn serve(args: ServeArgs, retention: Policy) -> ExitCode {
+    let ServeArgs { db, ingest, ingest_shard, no_ingest, remote_ingest, nats, .. } = args;
+    let token_args = args.tokens;
+    let secret_path = token_args.token_secret_file.unwrap_or_else(|| tokens::secret_path(&db));
     let secret = match tokens::load_or_create_secret(&secret_path) {
         Ok(secret) => secret,
         Err(e) => {
@@ -386,7 +434,16 @@ fn serve(
         }
     };
     let tokens = Tokens::new(&secret, token_args.token_ttl);
-    let public_ingest = token_args.public_ingest.unwrap_or_else(|| ingest.to_owned());
+    let public_ingest: Vec<String> = token_args
+        .public_ingest
+        .unwrap_or_else(|| ingest.clone())
+        .split(',')
+        .map(|addr| addr.trim().to_owned())
+        .collect();
+    if public_ingest.iter().any(String::is_empty) {
+        eprintln!("tracker: --public-ingest has an empty address");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -395,60 +452,166 @@ fn serve(
         }
     };
     runtime.block_on(async {
-        let store = match Store::open(db) {
+        let store = match Store::open(&db) {
             Ok(store) => Arc::new(store),
             Err(e) => {
                 eprintln!("tracker: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let options = IngestOptions::default();
-        let sockets = ingest
-            .to_socket_addrs()
-            .and_then(|mut addrs| {
-                addrs.next().ok_or_else(|| std::io::Error::other("the name has no address"))
-            })
-            .and_then(|addr| tracker::ingest::bind(addr, options.receivers));
-        let sockets = match sockets {
-            Ok(sockets) => sockets,
-            Err(e) => {
-                eprintln!("tracker: cannot bind the ingest to `{ingest}`: {e}");
-                return ExitCode::FAILURE;
+        let ingest = if no_ingest {
+            None
+        } else {
+            let options = IngestOptions { shard: ingest_shard, ..IngestOptions::default() };
+            let ingest = bind_ingest(&ingest, options.receivers).and_then(|sockets| {
+                Ingest::new(sockets, Arc::clone(&store), options).map_err(|e| e.to_string())
+            });
+            match ingest {
+                Ok(ingest) => {
+                    if let Ok(addr) = ingest.local_addr() {
+                        tracing::info!(%addr, shard = %ingest_shard, "ingest listening");
+                    }
+                    Some(ingest)
+                }
+                Err(e) => {
+                    eprintln!("tracker: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
         };
-        let ingest = match Ingest::new(sockets, Arc::clone(&store), options) {
-            Ok(ingest) => ingest,
+        let shutdown = CancellationToken::new();
+        if retention.is_active() {
+            let store = Arc::clone(&store);
+            tokio::spawn(tracker::retention::run(store, retention, EVERY, shutdown.clone()));
+        }
+        let code = process::run("tracker", &nats, |bus| {
+            if let Some(ingest) = ingest {
+                let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
+                let stop_ingest = shutdown.clone();
+                tokio::spawn(ingest.stats().log_every(Duration::from_secs(60), shutdown.clone()));
+                tokio::spawn(async move {
+                    if let Err(e) = ingest.run(Some(publisher), stop_ingest).await {
+                        tracing::error!(cause = %e, "the ingest stopped");
+                    }
+                });
+            }
+            let accounts = AccountsService::new(Arc::clone(&store), tokens, public_ingest);
+            let service =
+                TrackerService::new(Arc::clone(&store)).allow_anonymous(args.allow_anonymous);
+            let mut runtimes = vec![
+                ServiceRuntime::new(bus.clone(), Arc::new(TrackerServer::new(service))),
+                ServiceRuntime::new(bus.clone(), Arc::new(TrackerAccountsServer::new(accounts))),
+            ];
+            if remote_ingest {
+                let storage = TrackerStorageServer::new(StorageService::new(store));
+                runtimes.push(ServiceRuntime::new(bus, Arc::new(storage)));
+            }
+            runtimes
+        })
+        .await;
+        shutdown.cancel();
+        code
+    })
+}
+
+/// How long `tracker ingest` waits at start for the storage service to answer.
+const STORAGE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// `tracker ingest`: one shard's reports, stored through `tracker serve --remote-ingest`.
+fn run_ingest(
+    listen: &str,
+    shard: Shard,
+    receivers: Option<usize>,
+    nats: &process::NatsArgs,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tracker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let bus = match process::connect(nats, &format!("tracker-ingest {shard}")).await {
+            Ok(bus) => bus,
             Err(e) => {
                 eprintln!("tracker: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        let options = IngestOptions {
+            shard,
+            receivers: receivers.unwrap_or(IngestOptions::default().receivers).max(1),
+            // Each reload reads the shard's devices over the bus: not more than every 5 s.
+            reload_interval: Duration::from_secs(5),
+            ..IngestOptions::default()
+        };
+        let storage = match RemoteStorage::new(bus.clone(), tokio::runtime::Handle::current()) {
+            Ok(storage) => Arc::new(storage),
+            Err(e) => {
+                eprintln!("tracker: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // The storage service may not be up yet (the processes start in any order): its
+        // absence is waited out, for a while.
+        let waiting_since = std::time::Instant::now();
+        let ingest = loop {
+            let sockets = match bind_ingest(listen, options.receivers) {
+                Ok(sockets) => sockets,
+                Err(e) => {
+                    eprintln!("tracker: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            // Reading the shard's devices blocks on calls to the storage service.
+            let (storage, options) = (Arc::clone(&storage), options.clone());
+            let made =
+                tokio::task::spawn_blocking(move || Ingest::new(sockets, storage, options)).await;
+            match made {
+                Ok(Ok(ingest)) => break ingest,
+                Ok(Err(IngestError::Storage(StorageError::Remote(status))))
+                    if status.code() == gateway_core::Code::Unavailable
+                        && waiting_since.elapsed() < STORAGE_PATIENCE =>
+                {
+                    tracing::info!(cause = %status, "waiting for the storage service");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "tracker: cannot start the ingest (is `tracker serve --remote-ingest` \
+                         running on this NATS?): {e}"
+                    );
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("tracker: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
         if let Ok(addr) = ingest.local_addr() {
-            tracing::info!(%addr, "ingest listening");
+            tracing::info!(%addr, %shard, devices = ingest.devices(), "ingest listening");
         }
         let shutdown = CancellationToken::new();
-        let stop_ingest = shutdown.clone();
         tokio::spawn(ingest.stats().log_every(Duration::from_secs(60), shutdown.clone()));
-        if retention.is_active() {
-            let store = Arc::clone(&store);
-            tokio::spawn(tracker::retention::run(store, retention, EVERY, shutdown.clone()));
+        let publisher = TrackerClient::new(BusTopics::new(bus));
+        let mut running = tokio::spawn(ingest.run(Some(publisher), shutdown.clone()));
+        tokio::select! {
+            _ = process::signal() => {}
+            _ = &mut running => {}
         }
-        let code = process::run("tracker", nats, |bus| {
-            let publisher = TrackerClient::new(BusTopics::new(bus.clone()));
-            tokio::spawn(async move {
-                if let Err(e) = ingest.run(Some(publisher), stop_ingest).await {
-                    tracing::error!(cause = %e, "the ingest stopped");
-                }
-            });
-            let accounts = AccountsService::new(Arc::clone(&store), tokens, public_ingest);
-            let service = TrackerService::new(store).allow_anonymous(allow_anonymous);
-            vec![
-                ServiceRuntime::new(bus.clone(), Arc::new(TrackerServer::new(service))),
-                ServiceRuntime::new(bus, Arc::new(TrackerAccountsServer::new(accounts))),
-            ]
-        })
-        .await;
         shutdown.cancel();
-        code
+        match running.await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("tracker: the ingest failed: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("tracker: the ingest panicked: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }

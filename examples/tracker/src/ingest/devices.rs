@@ -10,12 +10,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Ack, Checked, IngestStats, now_ms};
+use super::{Ack, Checked, IngestStats, Shard, Storage, StorageError, now_ms};
 use crate::PositionT;
 use crate::examples::tracker::DeviceReportT;
 use crate::packet::{self, DeviceKey, DropReason, Header};
 use crate::replay::ReplayWindow;
-use crate::store::{Store, StoreError};
 
 /// What the ingest knows of an enabled device.
 #[derive(Debug)]
@@ -28,7 +27,8 @@ struct DeviceState {
 #[derive(Debug)]
 pub(super) struct Devices {
     table: Mutex<HashMap<u64, DeviceState>>,
-    store: Arc<Store>,
+    storage: Arc<dyn Storage>,
+    shard: Shard,
     /// When the table was last read from the store.
     last_reload: Mutex<Instant>,
     reload_interval: Duration,
@@ -42,14 +42,17 @@ struct Known {
 }
 
 impl Devices {
-    /// The enabled devices of `store`, each with a window restored from its highest counter.
+    /// The enabled devices of `storage` in `shard`, each with a window restored from its
+    /// highest counter.
     pub(super) fn load(
-        store: Arc<Store>,
+        storage: Arc<dyn Storage>,
+        shard: Shard,
         reload_interval: Duration,
-    ) -> Result<Devices, StoreError> {
+    ) -> Result<Devices, StorageError> {
         let devices = Devices {
             table: Mutex::default(),
-            store,
+            storage,
+            shard,
             last_reload: Mutex::new(Instant::now()),
             reload_interval,
         };
@@ -57,18 +60,23 @@ impl Devices {
         Ok(devices)
     }
 
+    /// How many devices the table holds.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, DeviceState>> {
         // The table stays consistent whatever panicked: every change is one insert or one swap.
         self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads the enabled devices from the store, keeping the windows of those already known
-    /// with the same key.
-    fn reload(&self) -> Result<(), StoreError> {
-        let records = self.store.devices()?;
+    /// Reads the shard's enabled devices from the storage, keeping the windows of those already
+    /// known with the same key.
+    fn reload(&self) -> Result<(), StorageError> {
+        let records = self.storage.devices(self.shard)?;
         let mut table = self.lock();
         let mut fresh = HashMap::with_capacity(records.len());
-        for record in records.into_iter().filter(|d| d.enabled) {
+        for record in records {
             let window = match table.remove(&record.id) {
                 Some(known) if known.key == record.key => known.window,
                 _ => ReplayWindow::restored(record.highest_counter),
