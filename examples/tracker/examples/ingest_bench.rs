@@ -20,8 +20,15 @@
 //! a little over a second at 100,000/s; the client's default of 1,024 is 10 ms of that, less
 //! than the counting task may wait for a core here).
 //!
+//! With `--nats`, the tracker runs as separate processes on a real nats-server (started here,
+//! `nats-server` on the PATH): `tracker serve --no-ingest --remote-ingest` holds the database,
+//! two `tracker ingest` processes (one receive thread each) serve half the devices each (shards
+//! `0/2` and `1/2`, each on its own port; the sender sends each device's reports to its
+//! shard's), and the gateway here relays from NATS. The `tracker` binary must be built next to
+//! this one (`cargo build --release -p tracker`). The raw run then receives on two ports too.
+//!
 //! Run: `cargo run --release -p tracker --example ingest_bench -- [--rates 25000,50000,100000]
-//! [--devices 100000] [--seconds 5] [--sockets 32] [--buffer 131072] [--no-ack]`
+//! [--devices 100000] [--seconds 5] [--sockets 32] [--buffer 131072] [--no-ack] [--nats]`
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -50,6 +57,7 @@ struct Settings {
     sockets: usize,
     ack: bool,
     buffer: usize,
+    nats: bool,
 }
 
 fn settings() -> anyhow::Result<Settings> {
@@ -60,11 +68,16 @@ fn settings() -> anyhow::Result<Settings> {
         sockets: 32,
         ack: true,
         buffer: 131_072,
+        nats: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--no-ack" {
             s.ack = false;
+            continue;
+        }
+        if flag == "--nats" {
+            s.nats = true;
             continue;
         }
         let value = args.next().with_context(|| format!("{flag} needs a value"))?;
@@ -80,7 +93,7 @@ fn settings() -> anyhow::Result<Settings> {
             "--buffer" => s.buffer = value.parse().context("--buffer takes a count")?,
             other => {
                 bail!(
-                    "unknown flag {other} (--rates, --devices, --seconds, --sockets, --buffer, --no-ack)"
+                    "unknown flag {other} (--rates, --devices, --seconds,  --sockets, --buffer, --no-ack, --nats)"
                 )
             }
         }
@@ -102,13 +115,13 @@ struct Senders {
 }
 
 impl Senders {
-    /// Sends sealed reports round-robin over the devices to `to` at `rate` per second for
-    /// `for_`, paced per half millisecond, each tick's reports in one `sendmmsg` per socket;
-    /// returns how many were sent.
-    fn send(&mut self, to: SocketAddr, rate: u64, for_: Duration) -> anyhow::Result<u64> {
+    /// Sends sealed reports round-robin over the devices at `rate` per second for `for_`, each
+    /// device's to its shard's address in `to` (`to[id % to.len()]`), paced per half
+    /// millisecond, each tick's reports in one `sendmmsg` per socket; returns how many were sent.
+    fn send(&mut self, to: &[SocketAddr], rate: u64, for_: Duration) -> anyhow::Result<u64> {
         let start = Instant::now();
         let mut sent = 0u64;
-        let mut tick: Vec<Vec<Vec<u8>>> = vec![Vec::new(); self.sockets.len()];
+        let mut tick: Vec<Vec<(SocketAddr, Vec<u8>)>> = vec![Vec::new(); self.sockets.len()];
         while start.elapsed() < for_ {
             let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
             let mut n = 0;
@@ -126,14 +139,15 @@ impl Senders {
                 };
                 let counter = self.counters[self.next];
                 let datagram = seal_report(&key, id, counter, self.ack, &encode_report(&fix))?;
-                tick[n % self.sockets.len()].push(datagram);
+                let shard = tracker::ingest::Shard::of(id, to.len() as u32) as usize;
+                tick[n % self.sockets.len()].push((to[shard], datagram));
                 n += 1;
                 sent += 1;
                 self.next = (self.next + 1) % self.keys.len();
             }
             for (socket, datagrams) in self.sockets.iter().zip(&mut tick) {
                 let batch: Vec<(SocketAddr, &[u8])> =
-                    datagrams.iter().map(|d| (to, d.as_slice())).collect();
+                    datagrams.iter().map(|(to, d)| (*to, d.as_slice())).collect();
                 // A full socket buffer drops the datagram, as the network would.
                 udp_batch::send(socket, &batch);
                 datagrams.clear();
@@ -171,16 +185,23 @@ impl Senders {
     }
 }
 
-/// The raw baseline: what `receivers` sockets sharing a port receive of `rate` reports per
-/// second, read as the ingest reads (batches).
+/// The raw baseline: what `ports` ports, each with `receivers` sockets sharing it, receive of
+/// `rate` reports per second (each device's to one port, as to its shard's ingest), read as the
+/// ingest reads (batches).
 fn raw(
     senders: &mut Senders,
+    ports: usize,
     receivers: usize,
     rate: u64,
     seconds: u64,
 ) -> anyhow::Result<(u64, u64)> {
-    let sockets = tracker::ingest::bind(SocketAddr::from(([127, 0, 0, 1], 0)), receivers)?;
-    let addr = sockets[0].local_addr()?;
+    let mut sockets = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..ports {
+        let bound = tracker::ingest::bind(SocketAddr::from(([127, 0, 0, 1], 0)), receivers)?;
+        addrs.push(bound[0].local_addr()?);
+        sockets.extend(bound);
+    }
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = sockets
@@ -198,7 +219,7 @@ fn raw(
             })
         })
         .collect();
-    let sent = senders.send(addr, rate, Duration::from_secs(seconds))?;
+    let sent = senders.send(&addrs, rate, Duration::from_secs(seconds))?;
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
@@ -248,7 +269,10 @@ async fn main() -> anyhow::Result<()> {
     let free_tcp =
         || -> std::io::Result<SocketAddr> { std::net::TcpListener::bind(any(0))?.local_addr() };
     let tcp = free_tcp()?;
-    let ingest = UdpSocket::bind(any(0))?.local_addr()?;
+    let free_udp = || -> std::io::Result<SocketAddr> { UdpSocket::bind(any(0))?.local_addr() };
+    // One ingest address in process; one per shard's process over NATS.
+    let ingests: Vec<SocketAddr> =
+        (0..if s.nats { 2 } else { 1 }).map(|_| free_udp()).collect::<Result<_, _>>()?;
     let admin = free_tcp()?;
 
     // The bench's devices, enrolled before the demo starts (one transaction).
@@ -262,6 +286,34 @@ async fn main() -> anyhow::Result<()> {
     )?;
     drop(store);
 
+    // Over NATS: the server, then the tracker's processes (killed when the bench ends).
+    let nats = s.nats.then(gateway_testkit::NatsServer::start);
+    let mut processes = Vec::new();
+    if let Some(nats) = &nats {
+        let tracker = std::env::current_exe()?
+            .parent()
+            .and_then(|examples| examples.parent())
+            .map(|dir| dir.join("tracker"))
+            .filter(|path| path.exists())
+            .context("no `tracker` binary next to the bench: cargo build --release -p tracker")?;
+        let url = nats.url();
+        // Their logs as quiet as the bench's own unless RUST_LOG says otherwise.
+        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        let mut serve = std::process::Command::new(&tracker);
+        serve.env("RUST_LOG", &log);
+        serve.arg("serve").arg("--db").arg(&db);
+        serve.args(["--no-ingest", "--remote-ingest", "--nats", &url]);
+        processes.push(gateway_testkit::Child::spawn("tracker serve", serve));
+        for (index, addr) in ingests.iter().enumerate() {
+            let mut ingest = std::process::Command::new(&tracker);
+            ingest.env("RUST_LOG", &log);
+            let (listen, shard) = (addr.to_string(), format!("{index}/{}", ingests.len()));
+            ingest.args(["ingest", "--listen", &listen, "--shard", &shard, "--receivers", "1"]);
+            ingest.args(["--nats", &url]);
+            processes.push(gateway_testkit::Child::spawn("tracker ingest", ingest));
+        }
+    }
+
     let demo = Demo::start(DemoConfig {
         db: db.clone(),
         devices: 0,
@@ -270,8 +322,8 @@ async fn main() -> anyhow::Result<()> {
         listen: tcp,
         ws_listen: free_tcp()?,
         admin_listen: admin,
-        ingest,
-        nats: None,
+        ingest: ingests[0],
+        nats: nats.as_ref().map(gateway_testkit::NatsServer::url),
         nats_auth: gateway_bus::nats::NatsAuth::default(),
         seed: 1,
         retention: tracker::retention::Policy::default(),
@@ -283,7 +335,8 @@ async fn main() -> anyhow::Result<()> {
         .find(|u| u.role == tracker::store::accounts::Role::Admin)
         .map(|u| u.token.clone())
         .context("the demo has no user who sees every device")?;
-    let ingest_stats = demo.ingest_stats().context("the demo runs its ingest in process")?;
+    // In process only: over NATS the ingests are processes of their own.
+    let ingest_stats = demo.ingest_stats();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(demo.run_until(shutdown.clone()));
 
@@ -337,20 +390,25 @@ async fn main() -> anyhow::Result<()> {
     counting.store(true, Ordering::Relaxed);
     while counted.load(Ordering::Relaxed) == 0 {
         if Instant::now() > probe_until {
-            bail!("no report reached the subscriber within 10 s (ingest {ingest}, gateway {tcp})");
+            bail!(
+                "no report reached the subscriber within 10 s (ingest {ingests:?}, gateway {tcp})"
+            );
         }
-        tokio::task::block_in_place(|| senders.send(ingest, 100, Duration::from_millis(20)))?;
+        tokio::task::block_in_place(|| senders.send(&ingests, 100, Duration::from_millis(20)))?;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let receivers = IngestOptions::default().receivers;
+    // The raw run receives as the tracker does: in process, one port read by the ingest's
+    // threads; over NATS, one port per shard read by one thread each.
+    let (ports, receivers) =
+        if s.nats { (ingests.len(), 1) } else { (1, IngestOptions::default().receivers) };
     println!(
         "| offered reports/s | raw received/s | tracker → subscriber positions/s | ratio | acks/s | stored | age p50 ms | age p99 ms |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for &rate in &s.rates {
         let (sent_raw, got_raw) =
-            tokio::task::block_in_place(|| raw(&mut senders, receivers, rate, s.seconds))?;
+            tokio::task::block_in_place(|| raw(&mut senders, ports, receivers, rate, s.seconds))?;
         counting.store(false, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(500)).await;
         counted.store(0, Ordering::Relaxed);
@@ -358,12 +416,12 @@ async fn main() -> anyhow::Result<()> {
         ages.lock().expect("ages").clear();
         let rows_before = stored_rows(&db)?;
         let acks_before = acks.load(Ordering::Relaxed);
-        let unpublished_before = ingest_stats.publish_errors();
+        let unpublished_before = ingest_stats.as_ref().map(|stats| stats.publish_errors());
         let lagged_before = gateway_metric(admin, "gateway_events_dropped_total")?
             + gateway_metric(admin, "gateway_events_conflated_total")?;
         counting.store(true, Ordering::Relaxed);
         let sent = tokio::task::block_in_place(|| {
-            senders.send(ingest, rate, Duration::from_secs(s.seconds))
+            senders.send(&ingests, rate, Duration::from_secs(s.seconds))
         })?;
         // Let what is in the pipeline arrive, then stop counting.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -372,7 +430,11 @@ async fn main() -> anyhow::Result<()> {
         let missed = missed.load(Ordering::Relaxed);
         let acked = acks.load(Ordering::Relaxed) - acks_before;
         let stored = stored_rows(&db)? - rows_before;
-        let unpublished = ingest_stats.publish_errors() - unpublished_before;
+        // Over NATS each ingest process logs its own counters.
+        let unpublished = match (&ingest_stats, unpublished_before) {
+            (Some(stats), Some(before)) => (stats.publish_errors() - before).to_string(),
+            _ => "(in the ingests' logs)".to_owned(),
+        };
         let lagged = gateway_metric(admin, "gateway_events_dropped_total")?
             + gateway_metric(admin, "gateway_events_conflated_total")?
             - lagged_before;
@@ -402,5 +464,6 @@ async fn main() -> anyhow::Result<()> {
     drop(api);
     shutdown.cancel();
     running.await??;
+    drop(processes);
     Ok(())
 }
