@@ -11,9 +11,11 @@
 //!   hands the accepted reports to the writer as one batch, their acknowledgements already
 //!   sealed.
 //! - **The writer thread** takes every batch waiting (up to [`IngestOptions::batch_max`]
-//!   positions) into one transaction: one commit, one fsync, for all of them. Then it sends the
-//!   acknowledgements (`sendmmsg`, from the socket each report came in on) and hands the
-//!   positions to the publisher.
+//!   positions) into one transaction: one commit, one fsync, for all of them, in its
+//!   [`Storage`] (the database itself, or the storage service of `tracker serve` on the bus, for
+//!   an ingest running as a process of its own and serving one [`Shard`] of the devices). Then
+//!   it sends the acknowledgements (`sendmmsg`, from the socket each report came in on) and
+//!   hands the positions to the publisher.
 //! - **The publisher** (a task) publishes them on the bus, in commit order: each on `position`,
 //!   and each tile's on `tile` (`crate::tiles`).
 //!

@@ -111,7 +111,7 @@ fn percent_decode(text: &str) -> Option<String> {
 
 /// Serves `site` on `listener` until `shutdown`, then waits (a bounded while) for the responses
 /// being written. HTTP/1.1 by hyper, with keep-alive: a request head must arrive within
-/// [`HEAD_TIMEOUT`] (an idle connection is closed after as long) and fit in [`MAX_HEAD`] bytes
+/// `HEAD_TIMEOUT` (an idle connection is closed after as long) and fit in `MAX_HEAD` bytes
 /// (else 431).
 pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
