@@ -148,3 +148,17 @@ async fn two_ingest_processes_store_acknowledge_and_publish_their_own_shards() {
     let three = store.history(3, 0, u64::MAX, 1000, false).unwrap();
     assert!(three.iter().all(|p| p.counter != stray), "the stray report was stored");
 }
+
+#[test]
+fn a_bad_shard_or_an_unreachable_nats_is_refused_clearly() {
+    let output = tracker(&["ingest", "--shard", "2/2"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INDEX below COUNT (`0/2`), not `2/2`"), "{stderr}");
+
+    let nats = "nats://127.0.0.1:1";
+    let output = tracker(&["ingest", "--nats", nats, "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot connect to NATS at {nats}")), "{stderr}");
+}

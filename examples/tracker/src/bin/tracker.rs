@@ -597,12 +597,17 @@ fn run_ingest(
         tokio::spawn(ingest.stats().log_every(Duration::from_secs(60), shutdown.clone()));
         let publisher = TrackerClient::new(BusTopics::new(bus));
         let mut running = tokio::spawn(ingest.run(Some(publisher), shutdown.clone()));
-        tokio::select! {
-            _ = process::signal() => {}
-            _ = &mut running => {}
-        }
+        let ended = tokio::select! {
+            _ = process::signal() => {
+                // What was received is stored, acknowledged and published before it returns.
+                shutdown.cancel();
+                running.await
+            }
+            // Only a socket's failure ends it by itself.
+            ended = &mut running => ended,
+        };
         shutdown.cancel();
-        match running.await {
+        match ended {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
                 eprintln!("tracker: the ingest failed: {e}");
