@@ -14,9 +14,9 @@
 //!   fix time, set when the report was sealed). A thread counts the acknowledgements that reach
 //!   the senders' sockets. After the run the database's rows are counted.
 //!
-//! Positions that do not arrive are placed: not published (the ingest's counter), dropped or
-//! conflated for a slow subscriber (the gateway's `/metrics`), or missed by the subscriber (the
-//! `missed` its events carry). The subscriber's queue holds `--buffer` events (default 131,072,
+//! Positions that do not arrive are placed: not published (the ingest's counter), dropped by
+//! the gateway's bus subscription or dropped or conflated for a slow subscriber (the gateway's
+//! `/metrics`), or missed by the subscriber (the `missed` its events carry). The subscriber's queue holds `--buffer` events (default 131,072,
 //! a little over a second at 100,000/s; the client's default of 1,024 is 10 ms of that, less
 //! than the counting task may wait for a core here).
 //!
@@ -26,9 +26,12 @@
 //! `0/2` and `1/2`, each on its own port; the sender sends each device's reports to its
 //! shard's), and the gateway here relays from NATS. The `tracker` binary must be built next to
 //! this one (`cargo build --release -p tracker`). The raw run then receives on two ports too.
+//! The `position` topic's history is then in JetStream, unless `--history-store memory` (the
+//! gateway's `history_store`) keeps it in the gateway's memory.
 //!
 //! Run: `cargo run --release -p tracker --example ingest_bench -- [--rates 25000,50000,100000]
-//! [--devices 100000] [--seconds 5] [--sockets 32] [--buffer 131072] [--no-ack] [--nats]`
+//! [--devices 100000] [--seconds 5] [--sockets 32] [--buffer 131072] [--no-ack] [--nats
+//! [--history-store bus|memory]]`
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -58,6 +61,7 @@ struct Settings {
     ack: bool,
     buffer: usize,
     nats: bool,
+    history_in_memory: bool,
 }
 
 fn settings() -> anyhow::Result<Settings> {
@@ -69,6 +73,7 @@ fn settings() -> anyhow::Result<Settings> {
         ack: true,
         buffer: 131_072,
         nats: false,
+        history_in_memory: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -91,9 +96,17 @@ fn settings() -> anyhow::Result<Settings> {
             "--seconds" => s.seconds = value.parse().context("--seconds takes a count")?,
             "--sockets" => s.sockets = value.parse().context("--sockets takes a count")?,
             "--buffer" => s.buffer = value.parse().context("--buffer takes a count")?,
+            "--history-store" => {
+                s.history_in_memory = match value.as_str() {
+                    "bus" => false,
+                    "memory" => true,
+                    other => bail!("--history-store takes `bus` or `memory`, not {other:?}"),
+                }
+            }
             other => {
                 bail!(
-                    "unknown flag {other} (--rates, --devices, --seconds,  --sockets, --buffer, --no-ack, --nats)"
+                    "unknown flag {other} (--rates, --devices, --seconds,  --sockets, --buffer, --no-ack, --nats,
+                     --history-store)"
                 )
             }
         }
@@ -325,6 +338,11 @@ async fn main() -> anyhow::Result<()> {
         ingest: ingests[0],
         nats: nats.as_ref().map(gateway_testkit::NatsServer::url),
         nats_auth: gateway_bus::nats::NatsAuth::default(),
+        history_store: if s.history_in_memory {
+            gateway::config::HistoryStore::Memory
+        } else {
+            gateway::config::HistoryStore::Bus
+        },
         seed: 1,
         retention: tracker::retention::Policy::default(),
     })
@@ -419,12 +437,13 @@ async fn main() -> anyhow::Result<()> {
         let unpublished_before = ingest_stats.as_ref().map(|stats| stats.publish_errors());
         let lagged_before = gateway_metric(admin, "gateway_events_dropped_total")?
             + gateway_metric(admin, "gateway_events_conflated_total")?;
+        let bus_dropped_before = gateway_metric(admin, "gateway_bus_dropped_total")?;
         counting.store(true, Ordering::Relaxed);
         let sent = tokio::task::block_in_place(|| {
             senders.send(&ingests, rate, Duration::from_secs(s.seconds))
         })?;
-        // Let what is in the pipeline arrive, then stop counting.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Let what is in the pipeline arrive (up to 2 s late), then stop counting.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         counting.store(false, Ordering::Relaxed);
         let got = counted.load(Ordering::Relaxed);
         let missed = missed.load(Ordering::Relaxed);
@@ -438,6 +457,7 @@ async fn main() -> anyhow::Result<()> {
         let lagged = gateway_metric(admin, "gateway_events_dropped_total")?
             + gateway_metric(admin, "gateway_events_conflated_total")?
             - lagged_before;
+        let bus_dropped = gateway_metric(admin, "gateway_bus_dropped_total")? - bus_dropped_before;
         let mut sorted = ages.lock().expect("ages").clone();
         sorted.sort_unstable();
         let secs = s.seconds as f64;
@@ -453,7 +473,7 @@ async fn main() -> anyhow::Result<()> {
             percentile(&sorted, 0.99),
         );
         eprintln!(
-            "rate {rate}: raw sent {sent_raw} received {got_raw}; tracker sent {sent} delivered {got} acknowledged {acked} stored {stored}; not published (ingest behind) {unpublished}, dropped or conflated for the subscriber (gateway) {lagged}, missed by the subscriber (its queue or the gateway's) {missed}"
+            "rate {rate}: raw sent {sent_raw} received {got_raw}; tracker sent {sent} delivered {got} acknowledged {acked} stored {stored}; not published (ingest behind) {unpublished}, dropped by the gateway's bus subscription {bus_dropped}, dropped or conflated for the subscriber (gateway) {lagged}, missed by the subscriber (its queue or the gateway's) {missed}"
         );
         if acked > stored {
             bail!("{acked} acknowledgements for {stored} stored positions");

@@ -23,6 +23,7 @@ use std::thread::JoinHandle as ThreadHandle;
 use std::time::Duration;
 
 use gateway::auth::Authenticator;
+use gateway::config::HistoryStore;
 use gateway::{Config, Listeners, Registry};
 use gateway_bus::{
     Bus, BusTopics, LocalBus, MemorySwitches, NatsBus, NatsOptions, NatsSwitches, ServiceRuntime,
@@ -49,6 +50,10 @@ const ZOOM: u32 = 14;
 const RATE: f64 = 1.0;
 /// How often the simulator's and the ingest's figures are logged.
 const SIM_STATS_EVERY: Duration = Duration::from_secs(60);
+
+/// Messages each of the demo gateway's NATS subscriptions holds while it catches up (the
+/// gateway's `nats_subscription_capacity`): two thirds of a second at 100,000 positions a second.
+const NATS_SUBSCRIPTION_CAPACITY: usize = 65_536;
 /// How long the gateway lets calls in flight finish on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -74,6 +79,9 @@ pub struct DemoConfig {
     pub nats: Option<String>,
     /// Credentials and TLS for `nats` (`docs/operations.md`, "NATS credentials and TLS").
     pub nats_auth: gateway_bus::nats::NatsAuth,
+    /// Where the gateway keeps the `position` topic's history (its `history_store`): over NATS,
+    /// `Bus` is JetStream (a stored message per position), `Memory` the gateway's.
+    pub history_store: HistoryStore,
     /// The city's seed (the basemap and the vehicles).
     pub seed: u64,
     /// Retention and downsampling of old positions (`crate::retention`). Only for the
@@ -239,6 +247,7 @@ impl Demo {
             drain_timeout: DRAIN_TIMEOUT,
             server_id: "tracker-demo".into(),
             nats: config.nats.clone(),
+            history_store: config.history_store,
             auth: tokens::gateway_auth(&secret),
             ..Config::default()
         };
@@ -267,6 +276,9 @@ impl Demo {
                 let options = NatsOptions {
                     name: "tracker-demo".into(),
                     auth: config.nats_auth.clone(),
+                    // The `position` topic carries every device's reports: up to 100,000 a
+                    // second with a large fleet, which the default 8,192 holds for 80 ms.
+                    subscription_capacity: NATS_SUBSCRIPTION_CAPACITY,
                     ..NatsOptions::default()
                 };
                 let nats = NatsBus::connect(url, options)

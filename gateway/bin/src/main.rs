@@ -79,7 +79,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// The gateway alone, on NATS: the services run elsewhere.
 async fn serve_over_nats(config: Config, url: &str) -> anyhow::Result<()> {
     let auth = nats_auth(&config.nats_auth)?;
-    let options = NatsOptions { name: config.server_id.clone(), auth, ..NatsOptions::default() };
+    let options = NatsOptions {
+        name: config.server_id.clone(),
+        auth,
+        subscription_capacity: config.nats_subscription_capacity,
+        ..NatsOptions::default()
+    };
     let nats = NatsBus::connect(url, options).await?;
     // Calls take a connection of their own (docs/bus.md): open, so the first calls find it.
     nats.open_call_lane();

@@ -2,7 +2,8 @@
 //! processes, and typed clients over TCP (`docs/protocol.md`, "History and recovery";
 //! `docs/bus.md`, "Topic history"). Echo's `journal` topic keeps a history: a client recovers
 //! what it missed on another gateway than the one it left, after the gateway it used restarted,
-//! and gateways publishing at once give every subscriber the same order.
+//! and gateways publishing at once give every subscriber the same order. A gateway told to keep
+//! histories in its memory (`history_store = "memory"`) leaves JetStream alone.
 //!
 //! The service binaries are not needed: `journal` is published by clients. Readiness is
 //! observed, never slept on (`support`).
@@ -16,6 +17,9 @@ use support::{System, WAIT, eventually};
 
 /// Where each gateway receives the journal's kept events (docs/bus.md).
 const JOURNAL_LIVE: &str = "history.topic.examples.echo.Echo.journal";
+
+/// The journal's own subject, which a gateway keeping histories in its memory follows.
+const JOURNAL: &str = "topic.examples.echo.Echo.journal";
 
 fn blob(text: String) -> BlobT {
     BlobT { data: Some(text.into_bytes()) }
@@ -144,4 +148,33 @@ async fn gateways_publishing_at_once_give_every_subscriber_the_same_order() {
         let want: Vec<String> = (0..100).map(|n| format!("{tag}{n}")).collect();
         assert_eq!(mine, want.iter().collect::<Vec<_>>());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_keeping_histories_in_its_memory_leaves_jetstream_alone() {
+    let system = System::start();
+    let args = ["--anonymous-roles", "all", "--history-store", "memory"];
+    let gateway = system.gateway_with("gw-memory", &args).await;
+    system.wait_for_subscribers("gw-memory", JOURNAL, 1).await;
+    assert!(system.subscriptions("gw-memory", JOURNAL_LIVE).iter().all(|&n| n == 0));
+
+    let watcher = EchoClient::new(gateway.client().await);
+    let writer = EchoClient::new(gateway.client().await);
+    let mut journal = watcher.subscribe_journal().await.unwrap();
+    for n in 0..20 {
+        writer.publish_journal(blob(n.to_string())).await.unwrap();
+    }
+    assert_eq!(read_in_order(&mut journal, 0, 20).await, 0);
+    // The operator switches' bucket is the one stream (docs/operations.md); no history's.
+    let jsz = system.nats.monitor("/jsz?accounts=true&streams=true");
+    let streams: Vec<&str> = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .filter_map(|stream| stream["name"].as_str())
+        .collect();
+    assert!(!streams.is_empty(), "the switches' bucket is listed: {jsz}");
+    assert!(streams.iter().all(|name| !name.starts_with("HISTORY_")), "{streams:?}");
+    assert_eq!(jsz["messages"], 0, "no event stored: {jsz}");
 }

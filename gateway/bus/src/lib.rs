@@ -344,6 +344,13 @@ pub trait Bus: Send + Sync + 'static {
         true
     }
 
+    /// Messages this handle's subscriptions lost because their queue was full (the subscriber
+    /// fell behind), since the bus was made. On the in-process bus, every handle counts them
+    /// all.
+    fn dropped(&self) -> u64 {
+        0
+    }
+
     /// Sends a request to every subscriber of `subject` and collects the answers that arrive
     /// within `window`: a scatter-gather, as the Services API's discovery asks (`$SRV.PING`:
     /// every instance answers). The default, for a bus without it, is the one answer of

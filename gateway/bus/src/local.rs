@@ -470,6 +470,10 @@ impl Bus for LocalBus {
     fn max_payload(&self) -> usize {
         self.shared.options.max_payload
     }
+
+    fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Removes a subscription from the routing table when its [`Subscription`] drops.

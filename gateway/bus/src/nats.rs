@@ -796,6 +796,10 @@ impl Bus for NatsBus {
     fn is_connected(&self) -> bool {
         *self.inner.connected.borrow()
     }
+
+    fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// A subscription read straight from the client's own queue (no task in between).

@@ -406,6 +406,14 @@ async fn route(request: &Request, admin: &Admin) -> Response {
                 "# HELP gateway_bus_connected 1 while the bus (NATS) is connected, 0 while it \
                  reconnects.\n# TYPE gateway_bus_connected gauge\ngateway_bus_connected {connected}"
             );
+            let _ = writeln!(
+                text,
+                "# HELP gateway_bus_dropped_total Messages the gateway's bus subscriptions lost \
+                 because their queue was full (the gateway fell behind the bus); on NATS a lower \
+                 bound.\n\
+                 # TYPE gateway_bus_dropped_total counter\ngateway_bus_dropped_total {}",
+                admin.bus.dropped()
+            );
             Response { content_type: "text/plain; version=0.0.4", ..Response::text(200, text) }
         }
     }

@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use args::Args;
-pub use settings::{Config, KEYS, Key, NatsAuthKeys, SECRET_KEYS, Setting, env_var};
+pub use settings::{Config, HistoryStore, KEYS, Key, NatsAuthKeys, SECRET_KEYS, Setting, env_var};
 
 use crate::auth::{AuthConfig, AuthConfigError, Authenticator};
 

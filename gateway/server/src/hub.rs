@@ -55,6 +55,8 @@ pub(crate) struct HubOptions {
     pub(crate) history_max_bytes: usize,
     /// Keys a topic's history keeps.
     pub(crate) history_max_keys: usize,
+    /// Histories in this gateway's memory even when the bus keeps them.
+    pub(crate) history_in_memory: bool,
     /// The most events one recovery sends.
     pub(crate) recovery_max_events: usize,
 }
@@ -66,6 +68,7 @@ impl From<&crate::config::Config> for HubOptions {
             retain_max_keys: config.retain_max_keys,
             history_max_bytes: config.history_max_bytes,
             history_max_keys: config.history_max_keys,
+            history_in_memory: config.history_store == crate::config::HistoryStore::Memory,
             recovery_max_events: config.recovery_max_events,
         }
     }
@@ -80,6 +83,7 @@ impl HubOptions {
             retain_max_keys: 16,
             history_max_bytes: 1 << 20,
             history_max_keys: 16,
+            history_in_memory: false,
             recovery_max_events: 100,
         }
     }
@@ -100,7 +104,8 @@ pub(crate) enum Start {
 /// The hub of one gateway.
 pub(crate) struct Hub {
     bus: Arc<dyn Bus>,
-    /// The bus's own history store, when it keeps one (NATS: JetStream).
+    /// The bus's own history store, when it keeps one (NATS: JetStream) and the gateway uses it
+    /// (`history_store = "bus"`).
     store: Option<Arc<dyn SharedHistory>>,
     metrics: Arc<Metrics>,
     options: HubOptions,
@@ -184,7 +189,8 @@ impl std::fmt::Debug for HubSubscription {
 impl Hub {
     pub(crate) fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>, options: HubOptions) -> Arc<Hub> {
         Arc::new(Hub {
-            store: bus.shared_history(),
+            // The bus's history store, unless the histories are kept in this gateway's memory.
+            store: bus.shared_history().filter(|_| !options.history_in_memory),
             bus,
             metrics,
             options,
@@ -473,12 +479,12 @@ impl Hub {
             .entry(pattern.clone())
             .or_insert_with(|| {
                 let options = &self.options;
-                // The bus's own history when it keeps one; else this gateway's memory.
-                let history =
-                    history::limits(topic, options).map(|limits| match self.bus.shared_history() {
-                        Some(store) => History::Shared(Shared::new(store)),
-                        None => History::Memory(TopicHistory::new(history::fresh_epoch(), limits)),
-                    });
+                // The bus's own history when it keeps one (unless told otherwise); else this
+                // gateway's memory.
+                let history = history::limits(topic, options).map(|limits| match &self.store {
+                    Some(store) => History::Shared(Shared::new(store.clone())),
+                    None => History::Memory(TopicHistory::new(history::fresh_epoch(), limits)),
+                });
                 Arc::new(Entry {
                     pattern,
                     topic,

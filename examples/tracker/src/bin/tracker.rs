@@ -254,6 +254,11 @@ struct DemoArgs {
     nats: Option<String>,
     #[command(flatten)]
     nats_auth: gateway_bus::process::NatsAuthArgs,
+    /// Where the gateway keeps the `position` topic's history (the gateway's `history_store`):
+    /// `bus` (with --nats, JetStream: one stored message per position) or `memory` (the
+    /// gateway's).
+    #[arg(long, value_name = "bus|memory", default_value = "bus", value_parser = ["bus", "memory"])]
+    history_store: String,
     /// The city's seed: the basemap and the vehicles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -280,6 +285,11 @@ impl DemoArgs {
             ingest: self.ingest,
             nats_auth: self.nats_auth.load()?,
             nats: self.nats,
+            history_store: if self.history_store == "memory" {
+                gateway::config::HistoryStore::Memory
+            } else {
+                gateway::config::HistoryStore::Bus
+            },
             seed: self.seed,
             retention: self.retention.policy()?,
         })

@@ -187,6 +187,7 @@ async fn a_request_every_responder_is_too_busy_for_fails_at_once() {
     assert_eq!(bus.pending_requests(), 1, "only the first request waits");
     drop(first);
     assert_eq!(bus.stats().dropped, 1);
+    assert_eq!(Bus::dropped(&bus), 1, "the count a gateway's /metrics shows");
 }
 
 #[tokio::test]

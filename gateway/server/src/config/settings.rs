@@ -82,6 +82,8 @@ pub struct Config {
     /// Keys the history of one topic keeps; past it the key appended to longest ago is
     /// forgotten, all its events.
     pub history_max_keys: usize,
+    /// Where topic histories live: where the bus keeps them, or in this gateway's memory.
+    pub history_store: HistoryStore,
     /// The most events one recovery (SUBSCRIBE_FROM) sends; a subscription that missed more is
     /// told `too_many`.
     pub recovery_max_events: usize,
@@ -101,6 +103,9 @@ pub struct Config {
     pub nats: Option<String>,
     /// Credentials and TLS of the NATS connection (`nats_user`, `nats_nkey`, `nats_ca`, ...).
     pub nats_auth: NatsAuthKeys,
+    /// Messages each of the gateway's NATS subscriptions may hold while the gateway catches up;
+    /// past it they are dropped and counted (`gateway_bus_dropped_total`).
+    pub nats_subscription_capacity: usize,
     /// When not empty, the admin endpoint's changes (`PUT`/`DELETE /switches/...`) need
     /// `Authorization: Bearer <admin_token>`. Reads stay open: the admin port listens on loopback
     /// by default and must never be exposed beyond the operators' network.
@@ -201,6 +206,7 @@ impl Config {
             retain_max_keys: 0,
             history_max_bytes: 0,
             history_max_keys: 0,
+            history_store: HistoryStore::Bus,
             recovery_max_events: 0,
             max_connections_per_user: 0,
             connection_rate: 0,
@@ -209,6 +215,7 @@ impl Config {
             auth,
             nats: None,
             nats_auth: NatsAuthKeys::default(),
+            nats_subscription_capacity: 0,
             admin_token: String::new(),
             sources: Vec::new(),
             authenticator: None,
@@ -281,6 +288,18 @@ impl fmt::Debug for Key {
 /// The environment variable of the setting named `key`: `GATEWAY_` and the name in upper case.
 pub fn env_var(key: &str) -> String {
     format!("GATEWAY_{}", key.to_ascii_uppercase())
+}
+
+/// Where the gateway keeps topic histories (`history_store`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistoryStore {
+    /// Where the bus keeps them, when it does (JetStream on NATS, shared by every gateway and
+    /// outliving them); else in this gateway's memory.
+    #[default]
+    Bus,
+    /// In this gateway's memory whatever the bus: no message stored per event, but a client
+    /// moving to another gateway, or coming back after a restart, cannot recover.
+    Memory,
 }
 
 /// Stores a parsed value into its field.
@@ -491,6 +510,23 @@ pub const KEYS: &[Key] = &[
         set: |s, c| store(&mut c.history_max_keys, at_least(s, 1)),
     },
     Key {
+        name: "history_store",
+        value_name: "bus|memory",
+        default: "bus",
+        help: "Where topic histories live: `bus` keeps them where the bus does (JetStream on \
+               NATS, shared by every gateway; this gateway's memory on the in-process bus), \
+               `memory` in this gateway's memory whatever the bus (no stored message per event, \
+               but a client moving to another gateway cannot recover)",
+        set: |s, c| {
+            let history_store = match s {
+                "bus" => Ok(HistoryStore::Bus),
+                "memory" => Ok(HistoryStore::Memory),
+                other => Err(format!("`bus` or `memory`, not `{other}`")),
+            };
+            store(&mut c.history_store, history_store)
+        },
+    },
+    Key {
         name: "recovery_max_events",
         value_name: "N",
         default: "10000",
@@ -544,6 +580,15 @@ pub const KEYS: &[Key] = &[
                processes. Credentials in the URL: nats://user:password@host:4222 or \
                nats://token@host:4222. Empty: the in-process bus with the example services",
         set: |s, c| store(&mut c.nats, parse_nats_urls(s)),
+    },
+    Key {
+        name: "nats_subscription_capacity",
+        value_name: "N",
+        default: "8192",
+        help: "Messages each of the gateway's NATS subscriptions holds while the gateway catches \
+               up; past it they are dropped (gateway_bus_dropped_total). Raise it for topics \
+               carrying tens of thousands of events a second",
+        set: |s, c| store(&mut c.nats_subscription_capacity, at_least(s, 1)),
     },
     Key {
         name: "nats_user",
