@@ -17,6 +17,10 @@
 //! Run: `cargo run --release -p tracker --example storage_bench -- [--rows 100000000]
 //! [--devices 100000] [--interval-s 10] [--batch 8192] [--queries 1000] [--db FILE]`
 //! (`--db` keeps the file; without it the file is in a temporary directory and removed).
+//!
+//! `--existing --db FILE` (with the `--rows`, `--devices` and `--interval-s` it was filled
+//! with) only queries a database an earlier run kept, once, without warming anything: after
+//! `sync; echo 3 > /proc/sys/vm/drop_caches` (as root) that is a cold page cache.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,6 +37,7 @@ struct Settings {
     batch: usize,
     queries: usize,
     db: Option<PathBuf>,
+    existing: bool,
 }
 
 fn settings() -> anyhow::Result<Settings> {
@@ -43,9 +48,14 @@ fn settings() -> anyhow::Result<Settings> {
         batch: 8192,
         queries: 1000,
         db: None,
+        existing: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--existing" {
+            s.existing = true;
+            continue;
+        }
         let value = args.next().with_context(|| format!("{flag} needs a value"))?;
         let count = || value.parse::<u64>().with_context(|| format!("{flag} takes a count"));
         match flag.as_str() {
@@ -56,12 +66,16 @@ fn settings() -> anyhow::Result<Settings> {
             "--queries" => s.queries = count()? as usize,
             "--db" => s.db = Some(PathBuf::from(value)),
             other => bail!(
-                "unknown flag {other} (--rows, --devices, --interval-s, --batch, --queries, --db)"
+                "unknown flag {other} (--rows, --devices, --interval-s, --batch, --queries, --db, \
+                 --existing)"
             ),
         }
     }
     if s.rows == 0 || s.devices == 0 || s.interval_ms == 0 || s.batch == 0 || s.queries == 0 {
         bail!("every count must be at least 1");
+    }
+    if s.existing && s.db.is_none() {
+        bail!("--existing queries the database --db names");
     }
     Ok(s)
 }
@@ -144,6 +158,15 @@ fn main() -> anyhow::Result<()> {
     let s = settings()?;
     let dir = tempfile::tempdir()?;
     let path = s.db.clone().unwrap_or_else(|| dir.path().join("tracker.db"));
+    if s.existing {
+        let store = Store::open(&path)?;
+        let end_ms = EPOCH_MS + s.rows.div_ceil(s.devices) * s.interval_ms;
+        let (rows, history, trips) = query(&store, &s, EPOCH_MS, end_ms, 5)?;
+        println!("queries of {} ({rows} positions on average), unwarmed:", path.display());
+        println!("  history: {history}");
+        println!("  trips:   {trips}");
+        return Ok(());
+    }
     if path.exists() {
         bail!("{} exists: the benchmark fills a new database", path.display());
     }

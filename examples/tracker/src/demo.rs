@@ -26,8 +26,8 @@ use gateway::auth::Authenticator;
 use gateway::config::HistoryStore;
 use gateway::{Config, Listeners, Registry};
 use gateway_bus::{
-    Bus, BusTopics, LocalBus, MemorySwitches, NatsBus, NatsOptions, NatsSwitches, ServiceRuntime,
-    Serving, SwitchStore,
+    Bus, BusTopics, LocalBus, LocalBusOptions, MemorySwitches, NatsBus, NatsOptions, NatsSwitches,
+    ServiceRuntime, Serving, SwitchStore,
 };
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -51,9 +51,10 @@ const RATE: f64 = 1.0;
 /// How often the simulator's and the ingest's figures are logged.
 const SIM_STATS_EVERY: Duration = Duration::from_secs(60);
 
-/// Messages each of the demo gateway's NATS subscriptions holds while it catches up (the
-/// gateway's `nats_subscription_capacity`): two thirds of a second at 100,000 positions a second.
-const NATS_SUBSCRIPTION_CAPACITY: usize = 65_536;
+/// Messages each of the demo gateway's bus subscriptions holds while it catches up (on NATS, the
+/// gateway's `nats_subscription_capacity`): two thirds of a second at 100,000 positions a second,
+/// where the default 8,192 is 80 ms.
+const BUS_SUBSCRIPTION_CAPACITY: usize = 65_536;
 /// How long the gateway lets calls in flight finish on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -277,8 +278,8 @@ impl Demo {
                     name: "tracker-demo".into(),
                     auth: config.nats_auth.clone(),
                     // The `position` topic carries every device's reports: up to 100,000 a
-                    // second with a large fleet, which the default 8,192 holds for 80 ms.
-                    subscription_capacity: NATS_SUBSCRIPTION_CAPACITY,
+                    // second with a large fleet.
+                    subscription_capacity: BUS_SUBSCRIPTION_CAPACITY,
                     ..NatsOptions::default()
                 };
                 let nats = NatsBus::connect(url, options)
@@ -293,7 +294,13 @@ impl Demo {
                 (Arc::new(nats), Arc::new(switches), None)
             }
             None => {
-                let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+                // Each subscription's queue as deep as over NATS (the hub's of `position`
+                // carries every report).
+                let options = LocalBusOptions {
+                    queue_capacity: BUS_SUBSCRIPTION_CAPACITY,
+                    ..LocalBusOptions::default()
+                };
+                let bus: Arc<dyn Bus> = Arc::new(LocalBus::with_options(options));
                 let service_stop = CancellationToken::new();
                 let server = TrackerServer::new(TrackerService::new(Arc::clone(&store)));
                 let service = ServiceRuntime::new(bus.clone(), Arc::new(server))
