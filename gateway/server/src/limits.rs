@@ -1,5 +1,6 @@
 //! Connection limits beyond the global one: per client IP (a rate) and per user (a count), and
-//! how fast an accept loop may turn connections away ([`AcceptPace`]).
+//! how fast an accept loop may turn connections away or let them in ([`AcceptPace`]), and how
+//! many connections are in their handshake ([`Handshakes`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -41,6 +42,36 @@ impl AcceptPace {
         let start = self.window_start?;
         let left = PACE_WINDOW.checked_sub(now.duration_since(start))?;
         (self.counted >= self.per_window && !left.is_zero()).then_some(left)
+    }
+}
+
+/// The connections between their accept and the end of their handshake (HELLO answered, or
+/// the connection gone), counted so that an accept loop can tell a wave of connections that
+/// say nothing from clients that connect and speak at once.
+#[derive(Debug, Default)]
+pub(crate) struct Handshakes {
+    pending: std::sync::atomic::AtomicUsize,
+}
+
+impl Handshakes {
+    /// Counts one more connection in its handshake until the guard is dropped.
+    pub(crate) fn start(self: &Arc<Handshakes>) -> Handshaking {
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Handshaking(Arc::clone(self))
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One connection in its handshake; dropped when the handshake ends, however it ends.
+#[derive(Debug)]
+pub(crate) struct Handshaking(Arc<Handshakes>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -183,6 +214,19 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_connection_counts_as_handshaking_until_its_guard_goes() {
+        let handshakes = Arc::new(Handshakes::default());
+        let first = handshakes.start();
+        let second = handshakes.start();
+        assert_eq!(handshakes.pending(), 2);
+        drop(first);
+        assert_eq!(handshakes.pending(), 1);
+        // Moved into a task that ends (a session that returns early) counts the same.
+        std::thread::spawn(move || drop(second)).join().unwrap();
+        assert_eq!(handshakes.pending(), 0);
+    }
 
     #[test]
     fn turning_away_past_the_window_budget_pauses_accepting_until_the_window_ends() {

@@ -45,6 +45,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// accept queue (and past it, is dropped by the kernel) instead of taking the gateway's time
 /// from the connections it serves.
 const REFUSALS_PER_WINDOW: u32 = 25;
+/// While at least [`PACING_FROM_HANDSHAKES`] connections are in their handshake, an accept loop
+/// lets in this many per [`crate::limits::PACE_WINDOW`] before it pauses until the window ends:
+/// 2,000 a second. Clients that connect and say HELLO at once never hold that many handshakes
+/// open, and are let in as fast as they come; a wave of connections that say nothing (or say
+/// it slowly) is let in at this pace, the rest waiting in the kernel's accept queue, instead of
+/// all at once while the served clients wait (docs/reliability.md, "Attacks").
+const ADMITTED_PER_WINDOW: u32 = 100;
+/// How many connections in their handshake at once make an accept loop pace the new ones.
+const PACING_FROM_HANDSHAKES: usize = 128;
 
 /// The sockets a gateway listens on, bound before [`run`] so that a caller can bind port 0 and
 /// learn the ports chosen.
@@ -159,6 +168,7 @@ pub async fn run(
         rate,
         auth_failures,
         connections: Arc::default(),
+        handshakes: Arc::default(),
         workers: tokio::runtime::Handle::current().metrics().num_workers(),
         tls: tls.clone(),
     });
@@ -246,13 +256,17 @@ impl Front {
     ) {
         let shared = &self.shared;
         let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW);
+        let mut admissions = AcceptPace::new(ADMITTED_PER_WINDOW);
         loop {
             // One connection per turn: the tasks of the connections being served run between
             // two accepts. Without it, a backlog of thousands (a flood, a wave of idle
             // connections) is accepted in bursts of up to tokio's budget of 128 operations,
             // milliseconds during which served clients wait (docs/reliability.md, "Attacks").
             tokio::task::yield_now().await;
-            if let Some(pause) = refusals.pause(std::time::Instant::now()) {
+            let now = std::time::Instant::now();
+            let pacing = shared.handshakes.pending() >= PACING_FROM_HANDSHAKES;
+            let admitted = if pacing { admissions.pause(now) } else { None };
+            if let Some(pause) = refusals.pause(now).or(admitted) {
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return,
@@ -287,13 +301,17 @@ impl Front {
             }
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
+                    admissions.refused(std::time::Instant::now());
+                    let handshaking = shared.handshakes.start();
                     let shared = shared.clone();
                     match transport {
                         Transport::Tcp => {
-                            self.sessions.spawn(tcp::serve(stream, peer, shared, permit));
+                            let serve = tcp::serve(stream, peer, shared, permit, handshaking);
+                            self.sessions.spawn(serve);
                         }
                         Transport::WebSocket => {
-                            self.sessions.spawn(ws::serve(stream, peer, shared, permit));
+                            let serve = ws::serve(stream, peer, shared, permit, handshaking);
+                            self.sessions.spawn(serve);
                         }
                     }
                 }

@@ -56,7 +56,7 @@ pub(crate) use self::transport::{ReadError, Transport};
 use crate::auth::{AuthError, AuthErrorKind, Grant, Permissions};
 use crate::call::{self, Calls, Ended};
 use crate::hub::HubSubscription;
-use crate::limits::UserSlot;
+use crate::limits::{Handshaking, UserSlot};
 use crate::mailbox::{Mailbox, signal};
 use crate::metrics::Shed;
 use crate::outbox::{Outbox, Wire, opcode};
@@ -148,7 +148,8 @@ struct RouteState {
 /// Serves one connection, whatever its transport, until it closes: HELLO must arrive by
 /// `handshake_deadline`, and frames are limited to [`MIN_MAX_FRAME_SIZE`] until WELCOME.
 /// `read` holds bytes the transport already read (after a WebSocket upgrade). `_permit` is the
-/// connection's place under `max_connections`, released when this returns.
+/// connection's place under `max_connections`, released when this returns; `handshaking` counts
+/// it among the connections in their handshake, until the handshake ends.
 pub(crate) async fn serve<T: Transport>(
     io: T,
     read: BytesMut,
@@ -156,6 +157,7 @@ pub(crate) async fn serve<T: Transport>(
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
     handshake_deadline: Instant,
+    handshaking: Handshaking,
 ) {
     shared.metrics.connection_opened(T::KIND);
     let mailbox = Arc::new(Mailbox::new(shared.config.send_queue_bytes, shared.metrics.clone()));
@@ -173,7 +175,9 @@ pub(crate) async fn serve<T: Transport>(
     }
     let mut session = Session::new(io, read, peer, shared.clone(), mailbox, handshake_deadline);
     session.info = Some(info);
-    let end = match session.handshake().await {
+    let handshake = session.handshake().await;
+    drop(handshaking);
+    let end = match handshake {
         Ok(()) => match session.open().await {
             End::Drain => session.drain().await,
             End::ClientDone => session.answer_in_flight().await,

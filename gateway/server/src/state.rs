@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Failed authentications per IP address (`auth_failure_burst`, refilled one a second).
     pub(crate) auth_failures: ConnectionRate,
     pub(crate) connections: Arc<Connections>,
+    /// The connections in their handshake, which the accept loops pace by.
+    pub(crate) handshakes: Arc<crate::limits::Handshakes>,
     /// The async runtime's worker threads.
     pub(crate) workers: usize,
     /// TLS on the client listeners, when `tls_cert` is set.

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use crate::limits::Handshaking;
 use crate::metrics;
 use crate::outbox::{Outbox, Wire};
 use crate::session::{self, CLOSE_GRACE, ReadError, Transport};
@@ -25,19 +26,22 @@ use crate::tls::Stream;
 pub(crate) struct Tcp(Stream);
 
 /// Serves one accepted TCP connection until it closes. `permit` is the connection's place under
-/// `max_connections`.
+/// `max_connections`; `handshaking` counts it among the connections in their handshake until
+/// HELLO is answered.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
+    handshaking: Handshaking,
 ) {
     // Replies are small and latency matters more than packet count: coalescing is done by the
     // outbox, not by Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let Some(stream) = shared.secure(stream, peer, deadline).await else { return };
-    session::serve(Tcp(stream), BytesMut::new(), peer, shared, permit, deadline).await;
+    let io = Tcp(stream);
+    session::serve(io, BytesMut::new(), peer, shared, permit, deadline, handshaking).await;
 }
 
 impl Transport for Tcp {

@@ -43,6 +43,7 @@ use tracing::debug;
 
 use self::codec::{Reader, Stop};
 use self::upgrade::Refused;
+use crate::limits::Handshaking;
 use crate::metrics;
 use crate::outbox::{Outbox, Wire, opcode};
 use crate::session::{self, CLOSE_GRACE, ReadError, Transport};
@@ -69,12 +70,14 @@ pub(crate) struct Ws {
 }
 
 /// Serves one connection accepted on `ws_listen`: the HTTP upgrade, then a session. `permit` is
-/// its place under `max_connections`.
+/// its place under `max_connections`; `handshaking` counts it among the connections in their
+/// handshake until HELLO is answered.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
+    handshaking: Handshaking,
 ) {
     let deadline = Instant::now() + shared.config.handshake_timeout;
     // As on TCP: the outbox coalesces, not Nagle's algorithm.
@@ -83,7 +86,7 @@ pub(crate) async fn serve(
     let Some(read) = upgrade(&mut stream, peer, &shared, deadline).await else { return };
     let ws =
         Ws { stream, reader: Reader::default(), peer_close: None, close_code: None, broken: false };
-    session::serve(ws, read, peer, shared, permit, deadline).await;
+    session::serve(ws, read, peer, shared, permit, deadline, handshaking).await;
 }
 
 /// The upgrade under the handshake deadline, counted and logged when it fails.
