@@ -17,6 +17,8 @@
 //!
 //! - [`mod@topics`]: [`BusTopics`], publishing and subscribing to topics on the bus (what a service
 //!   gives its generated client to publish).
+//! - [`mod@calls`]: [`BusCalls`], calling a service's methods on the bus without a gateway (what a
+//!   program gives its generated client to call another service).
 //! - [`mod@switches`]: operator switches (a service disabled or read-only) shared by every gateway:
 //!   [`SwitchStore`], in memory ([`MemorySwitches`]) or in a NATS key-value bucket
 //!   (`NatsSwitches`, feature `nats`).

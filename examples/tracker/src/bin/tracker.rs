@@ -422,6 +422,17 @@ fn run_user(command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `main` on a new multi-threaded runtime, or says why there is none.
+fn on_runtime(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("tracker: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Binds the ingest's sockets at `addr` (a name or an address), naming it in the error.
 fn bind_ingest(addr: &str, receivers: usize) -> Result<Vec<std::net::UdpSocket>, String> {
     addr.to_socket_addrs()
@@ -454,14 +465,7 @@ fn serve(args: ServeArgs, retention: Policy) -> ExitCode {
         eprintln!("tracker: --public-ingest has an empty address");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tracker: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
+    on_runtime(async {
         let store = match Store::open(&db) {
             Ok(store) => Arc::new(store),
             Err(e) => {
@@ -534,14 +538,7 @@ fn run_ingest(
     receivers: Option<usize>,
     nats: &process::NatsArgs,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tracker: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
+    on_runtime(async {
         let bus = match process::connect(nats, &format!("tracker-ingest {shard}")).await {
             Ok(bus) => bus,
             Err(e) => {
