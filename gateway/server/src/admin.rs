@@ -192,13 +192,13 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
                 let slot = match slots.take(MAX_CONNECTIONS) {
                     Some((slot, evicted)) => {
                         if evicted {
-                            evictions.refused(Instant::now());
+                            evictions.count(Instant::now());
                         }
                         slot
                     }
                     None => {
                         debug!(%peer, "admin connection refused: every connection is being answered");
-                        evictions.refused(Instant::now());
+                        evictions.count(Instant::now());
                         continue;
                     }
                 };

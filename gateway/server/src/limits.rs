@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 pub(crate) const PACE_WINDOW: Duration = Duration::from_millis(50);
 
 /// How fast an accept loop turns connections away (or, on the admin port, closes others to make
-/// room): at most `per_window` per [`PACE_WINDOW`], then it stops accepting until the window
-/// ends. What comes meanwhile waits in the kernel's accept queue instead of taking the time of
-/// the connections being served.
+/// room; or, during a wave of handshakes, lets them in): at most `per_window` per
+/// [`PACE_WINDOW`], then it stops accepting until the window ends. What comes meanwhile waits in
+/// the kernel's accept queue instead of taking the time of the connections being served.
 #[derive(Debug)]
 pub(crate) struct AcceptPace {
     per_window: u32,
@@ -26,8 +26,8 @@ impl AcceptPace {
         AcceptPace { per_window, window_start: None, counted: 0 }
     }
 
-    /// Counts one connection turned away (or evicted) at `now`.
-    pub(crate) fn refused(&mut self, now: Instant) {
+    /// Counts one connection turned away (or evicted, or let in) at `now`.
+    pub(crate) fn count(&mut self, now: Instant) {
         match self.window_start {
             Some(start) if now.duration_since(start) < PACE_WINDOW => self.counted += 1,
             _ => {
@@ -234,14 +234,14 @@ mod tests {
         let start = Instant::now();
         assert_eq!(pace.pause(start), None, "nothing refused yet");
         for _ in 0..99 {
-            pace.refused(start);
+            pace.count(start);
         }
         assert_eq!(pace.pause(start), None, "within the budget");
-        pace.refused(start + Duration::from_millis(10));
+        pace.count(start + Duration::from_millis(10));
         assert_eq!(pace.pause(start + Duration::from_millis(20)), Some(Duration::from_millis(30)));
         assert_eq!(pace.pause(start + PACE_WINDOW), None, "the window is over");
         // A refusal after the window starts a new one with a fresh budget.
-        pace.refused(start + PACE_WINDOW);
+        pace.count(start + PACE_WINDOW);
         assert_eq!(pace.pause(start + PACE_WINDOW), None);
     }
 

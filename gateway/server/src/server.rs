@@ -289,19 +289,19 @@ impl Front {
             if !shared.rate.admit(peer.ip(), std::time::Instant::now()) {
                 shared.metrics.connection_rejected();
                 self.reject(stream, peer, transport, "too many new connections from this address");
-                refusals.refused(std::time::Instant::now());
+                refusals.count(std::time::Instant::now());
                 continue;
             }
             if !shared.auth_failures.allows(peer.ip(), std::time::Instant::now()) {
                 shared.metrics.connection_rejected();
                 let why = "too many failed authentications from this address; wait a second";
                 self.reject(stream, peer, transport, why);
-                refusals.refused(std::time::Instant::now());
+                refusals.count(std::time::Instant::now());
                 continue;
             }
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    admissions.refused(std::time::Instant::now());
+                    admissions.count(std::time::Instant::now());
                     let handshaking = shared.handshakes.start();
                     let shared = shared.clone();
                     match transport {
@@ -318,7 +318,7 @@ impl Front {
                 Err(_) => {
                     shared.metrics.connection_rejected();
                     self.reject(stream, peer, transport, "the gateway is at its connection limit");
-                    refusals.refused(std::time::Instant::now());
+                    refusals.count(std::time::Instant::now());
                 }
             }
         }
