@@ -492,11 +492,34 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// A free loopback address: the kernel picks a port for a listener that is closed again at
-/// once. (Another process could take it in between; on a test machine that does not happen.)
+/// A free loopback address for a server a test starts: a port that could be bound just now.
+///
+/// The port is below Linux's ephemeral range (32768 and up by default), where the kernel picks
+/// ports for `bind(0)` and for outgoing connections. A port the kernel handed out could be taken
+/// again by any connection some other test opens before the server binds it (CI saw a gateway's
+/// admin port taken that way); a port from 20000–32767 can only be taken by another caller of
+/// this function. Within a process each call gets a different port: the search walks on from a
+/// start that differs between processes.
 pub fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("its address")
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 32_768 - FIRST;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if NEXT.load(Relaxed) == u32::MAX {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let start = (std::process::id().wrapping_mul(7919) ^ nanos) % PORTS;
+        let _ = NEXT.compare_exchange(u32::MAX, start, Relaxed, Relaxed);
+    }
+    for _ in 0..PORTS {
+        let port = FIRST + NEXT.fetch_add(1, Relaxed) % PORTS;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..32768");
 }
 
 /// One HTTP/1.1 GET (`Connection: close`); the status code and the body as text.
