@@ -23,7 +23,14 @@ use crate::tls::Stream;
 
 /// One client's TCP connection, inside TLS when the gateway has it.
 #[derive(Debug)]
-pub(crate) struct Tcp(Stream);
+pub(crate) struct Tcp {
+    stream: Stream,
+    /// WELCOME is not sent yet.
+    handshaking: bool,
+    /// The socket's low-water mark as last set ([`Stream::set_low_water`]): until WELCOME, the
+    /// bytes HELLO still needs; 1 after.
+    low_water: usize,
+}
 
 /// Serves one accepted TCP connection until it closes. `permit` is the connection's place under
 /// `max_connections`; `handshaking` counts it among the connections in their handshake until
@@ -40,7 +47,7 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let Some(stream) = shared.secure(stream, peer, deadline).await else { return };
-    let io = Tcp(stream);
+    let io = Tcp { stream, handshaking: true, low_water: 1 };
     session::serve(io, BytesMut::new(), peer, shared, permit, deadline, handshaking).await;
 }
 
@@ -49,7 +56,7 @@ impl Transport for Tcp {
     const WIRE: Wire = Wire::Stream;
 
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf)
     }
 
     fn next_frame(
@@ -66,6 +73,10 @@ impl Transport for Tcp {
                 Ok(Decoded::Incomplete { needed }) => {
                     // The length prefix was checked against the limit: room for the whole frame.
                     buf.reserve(needed);
+                    // Before WELCOME, wake only when HELLO (or its length prefix) can be whole.
+                    if self.handshaking {
+                        self.wait_for(needed);
+                    }
                     return Ok(None);
                 }
                 Err(e) => {
@@ -75,21 +86,37 @@ impl Transport for Tcp {
         }
     }
 
+    /// Every byte wakes the reader again.
+    fn welcomed(&mut self) {
+        self.handshaking = false;
+        self.wait_for(1);
+    }
+
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut Outbox) -> Poll<io::Result<()>> {
-        out.poll_write(cx, &mut self.0)
+        out.poll_write(cx, &mut self.stream)
     }
 
     /// Shuts the write side down, so the client reads EOF after the last frame, then reads the
     /// bytes left until the client's EOF: closing a socket with unread input makes the kernel
     /// send a reset, which can destroy the GOAWAY before the client reads it.
     async fn close(mut self, _: Outbox, _: Option<(GoawayReason, String)>, client_left: bool) {
-        let _ = self.0.shutdown().await;
+        let _ = self.stream.shutdown().await;
         if client_left {
             return;
         }
         // On the heap: an array here would be part of every session's future, idle or not.
         let mut sink = vec![0u8; 4096];
-        while matches!(self.0.read(&mut sink).await, Ok(n) if n > 0) {}
+        while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+}
+
+impl Tcp {
+    /// Sets the socket's low-water mark to `bytes`, if that changes it.
+    fn wait_for(&mut self, bytes: usize) {
+        if bytes != self.low_water {
+            self.stream.set_low_water(bytes);
+            self.low_water = bytes;
+        }
     }
 }
 

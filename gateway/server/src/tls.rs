@@ -254,6 +254,41 @@ pub(crate) enum Stream {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
+impl Stream {
+    /// Asks the kernel not to wake a reader of this connection until `bytes` bytes are there to
+    /// read (`SO_RCVLOWAT`), for a handshake that cannot go on before they are: a client
+    /// trickling its first bytes then costs one wake-up instead of one a byte. A connection that
+    /// closes or fails is still reported at once. Only set on a plain connection, whose bytes are
+    /// the protocol's (through TLS they are records), and only on Linux; elsewhere it does
+    /// nothing. `bytes` must never be more than the reader needs to make progress, or it would
+    /// wait for bytes that are not coming: call with 1 to go back to waking for every byte.
+    pub(crate) fn set_low_water(&self, bytes: usize) {
+        #[cfg(target_os = "linux")]
+        if let Stream::Plain(stream) = self {
+            use std::os::fd::AsRawFd;
+            let value = libc::c_int::try_from(bytes.max(1)).unwrap_or(libc::c_int::MAX);
+            // SAFETY: the descriptor is the stream's, open for as long as `stream` is borrowed;
+            // the option's value is a `c_int` that lives through the call, its size passed
+            // with it.
+            let rc = unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    (&raw const value).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                tracing::debug!(cause = %e, bytes, "setting SO_RCVLOWAT failed");
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = bytes;
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

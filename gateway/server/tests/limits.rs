@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use gateway_core::Code;
 use gateway_protocol::{Frame, GoawayReason, Hello, MIN_MAX_FRAME_SIZE};
 use support::*;
@@ -146,6 +147,43 @@ async fn a_bad_handshake_is_refused_with_its_reason() {
     let mut tiny = RawClient::connect(gw.addr).await;
     tiny.send(hello(1, 1000)).await;
     assert_eq!(tiny.expect_goaway().await.reason, GoawayReason::PROTOCOL_ERROR);
+    gw.stop().await;
+}
+
+/// The gateway sleeps through a HELLO that comes in pieces (the socket's low-water mark is what
+/// HELLO still needs) and must still answer it the moment it is whole: its last byte alone
+/// wakes the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_sent_in_pieces_is_answered_once_whole() {
+    let gw = TestGateway::start(config()).await;
+    let hello = Frame::Hello(Hello {
+        capabilities: 0,
+        version: gateway_protocol::VERSION,
+        max_frame_size: MIN_MAX_FRAME_SIZE,
+        client_name: "in pieces".into(),
+        token: Bytes::new(),
+    });
+    let mut bytes = bytes::BytesMut::new();
+    hello.encode(&mut bytes, MIN_MAX_FRAME_SIZE).unwrap();
+    let len = bytes.len();
+    assert!(len > 8, "a HELLO of {len} bytes");
+    let mut client = RawClient::connect(gw.addr).await;
+    // Within the length prefix, across its end, within the frame, then its last byte.
+    for piece in [&bytes[..2], &bytes[2..6], &bytes[6..len - 1]] {
+        client.send_raw(piece).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let early = tokio::time::timeout(Duration::from_millis(100), client.framed.next()).await;
+    assert!(early.is_err(), "an answer before HELLO was whole: {early:?}");
+    client.send_raw(&bytes[len - 1..]).await;
+    assert!(matches!(client.recv().await, Frame::Welcome(_)));
+    // Welcomed: every byte wakes the gateway again, a call in pieces too.
+    let mut call = bytes::BytesMut::new();
+    request(2, ECHO, 0, b"in two").encode(&mut call, MIN_MAX_FRAME_SIZE).unwrap();
+    client.send_raw(&call[..5]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.send_raw(&call[5..]).await;
+    assert!(matches!(client.recv().await, Frame::Response(r) if &r.payload[..] == b"in two"));
     gw.stop().await;
 }
 

@@ -42,9 +42,19 @@ pub(crate) async fn accept(
     origin_allowed: impl Fn(&str) -> bool,
 ) -> Result<BytesMut, Refused> {
     let mut buf = BytesMut::with_capacity(1024);
+    // The socket's low-water mark: woken only when the head can have ended.
+    let mut low_water = 1;
     let head_len = loop {
         if let Some(end) = find_head_end(&buf) {
+            if low_water != 1 {
+                stream.set_low_water(1);
+            }
             break end;
+        }
+        let needs = head_needs(&buf);
+        if needs != low_water {
+            stream.set_low_water(needs);
+            low_water = needs;
         }
         if buf.len() >= MAX_HEAD {
             let _ = respond(
@@ -131,6 +141,14 @@ pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
 }
 
+/// The fewest bytes that could end a head `buf` has not ended yet: 4 for the blank line's
+/// `\r\n\r\n`, less what `buf` ends with of it.
+fn head_needs(buf: &[u8]) -> usize {
+    const END: &[u8] = b"\r\n\r\n";
+    let started = (1..END.len()).rev().find(|&k| buf.ends_with(&END[..k])).unwrap_or(0);
+    END.len() - started
+}
+
 /// What an upgrade request says.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Request {
@@ -202,5 +220,23 @@ mod tests {
         assert!(Request::parse("POST / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").is_err());
         let no_key = "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
         assert!(Request::parse(no_key).unwrap_err().contains("Key"));
+    }
+
+    #[test]
+    fn a_head_needs_the_rest_of_its_blank_line_and_never_more() {
+        assert_eq!(head_needs(b""), 4);
+        assert_eq!(head_needs(b"GET / HTTP/1.1"), 4);
+        assert_eq!(head_needs(b"GET / HTTP/1.1\r"), 3);
+        assert_eq!(head_needs(b"GET / HTTP/1.1\r\n"), 2);
+        assert_eq!(head_needs(b"GET / HTTP/1.1\r\nHost: x\r\n\r"), 1);
+        // A lone `\n` or `\r\r` starts nothing.
+        assert_eq!(head_needs(b"GET /\n"), 4);
+        assert_eq!(head_needs(b"GET /\r\r"), 3);
+        // Adding what it says it needs can always end the head.
+        for buf in [&b"x"[..], b"x\r", b"x\r\n", b"x\r\n\r"] {
+            let mut whole = buf.to_vec();
+            whole.extend_from_slice(&b"\r\n\r\n"[4 - head_needs(buf)..]);
+            assert_eq!(find_head_end(&whole), Some(whole.len()), "{buf:?}");
+        }
     }
 }
