@@ -228,6 +228,31 @@ pub fn process_use(pid: u32) -> Option<(u64, usize)> {
     Some((rss_kib, fds))
 }
 
+/// The CPU time process `pid` has used (user and system, all threads, in ms; the kernel counts
+/// in ticks, 10 ms here) and the context switches of its threads (voluntary and not: about one
+/// per time a thread slept and was woken), from `/proc`.
+pub fn process_cpu(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut switches = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+        switches += status
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .filter_map(|v| v.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some((ticks * 1000 / per_second, switches))
+}
+
 /// A welcomed connection: its stream and the bytes read past the WELCOME.
 struct Opened {
     stream: TcpStream,

@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use gateway_bench::fanout::{FanoutConfig, Pace};
 use gateway_bench::idle::{IdleConfig, IdleTransport};
-use gateway_bench::soak::process_use;
+use gateway_bench::soak::{process_cpu, process_use};
 use gateway_bench::{Latency, LoadConfig, Tally, Target, open_files};
 use tokio_util::sync::CancellationToken;
 
@@ -157,6 +157,12 @@ struct AttackArgs {
     /// Run the attack's thread under SCHED_IDLE: only when the core has nothing else to run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     attack_idle: bool,
+    /// The core the attack's thread runs on (default: wherever loadgen runs). On the gateway's
+    /// core, the kernel's work for the attack's traffic (the loopback's receive side runs in the
+    /// sender's context) lands where a real attack's would, on the server, instead of on the
+    /// well-behaved clients' core.
+    #[arg(long)]
+    attack_cpu: Option<usize>,
     /// The gateway's process id: its resident memory and open files are read before and after.
     #[arg(long)]
     gateway_pid: Option<u32>,
@@ -582,6 +588,7 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
     // work (attackers are other machines, in a real attack).
     let nice = args.attack_nice;
     let idle = args.attack_idle;
+    let attack_cpu = args.attack_cpu;
     let attack_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -594,6 +601,20 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
                 let param = libc::sched_param { sched_priority: 0 };
                 // SAFETY: plain system call on the calling thread (0) with a valid parameter.
                 unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+            }
+            if let Some(cpu) = attack_cpu {
+                // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it for any
+                // core below CPU_SETSIZE (checked); the call applies to the calling thread (0).
+                unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    if cpu < libc::CPU_SETSIZE as usize {
+                        libc::CPU_SET(cpu, &mut set);
+                    }
+                    if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                        let e = std::io::Error::last_os_error();
+                        eprintln!("loadgen: the attack's thread cannot run on core {cpu}: {e}");
+                    }
+                }
             }
         })
         .build()
@@ -612,18 +633,31 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
         let mut rounds = Vec::new();
         let mut during_use = None;
         let mut after = None;
+        // The gateway's CPU time and context switches over the windows alone and attacked.
+        let cpu = || args.gateway_pid.and_then(process_cpu);
+        let (mut cpu_alone, mut cpu_attacked) = ((0, 0), (0, 0));
+        let add = |sum: &mut (u64, u64), from: Option<(u64, u64)>, to: Option<(u64, u64)>| {
+            if let (Some(from), Some(to)) = (from, to) {
+                sum.0 += to.0 - from.0;
+                sum.1 += to.1 - from.1;
+            }
+        };
         for round in 0..args.rounds.max(1) {
             if round > 0 {
                 // The attack's connections closed, timed out and freed before measuring alone.
                 tokio::time::sleep(cooldown).await;
             }
+            let start = cpu();
             let alone_round = victims.measure(duration).await;
+            add(&mut cpu_alone, start, cpu());
             let stop = CancellationToken::new();
             let attacking =
                 attack_runtime.spawn(attack::run(config.clone(), counters.clone(), stop.clone()));
             tokio::time::sleep(ramp).await;
             during_use = during_use.or_else(|| args.gateway_pid.and_then(process_use));
+            let start = cpu();
             let attacked_round = victims.measure(duration).await;
+            add(&mut cpu_attacked, start, cpu());
             after = args.gateway_pid.and_then(process_use);
             stop.cancel();
             let _ = attacking.await;
@@ -658,6 +692,7 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
             "sources": args.sources,
             "attack_nice": args.attack_nice,
             "attack_idle": args.attack_idle,
+            "attack_cpu": args.attack_cpu,
             "alone_us": { "p50": alone.p50, "p99": alone.p99, "max": alone.max, "calls": alone_tally.ok() },
             "attacked_us": { "p50": attacked.p50, "p99": attacked.p99, "max": attacked.max, "calls": tally.ok() },
             "p50_ratio": (attacked.p50 / alone.p50 * 100.0).round() / 100.0,
@@ -688,6 +723,10 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
                 "fds_before": before.map(|u| u.1),
                 "fds_attacked": during_use.map(|u| u.1),
                 "fds_after": after.map(|u| u.1),
+                "cpu_ms_alone": cpu_alone.0,
+                "cpu_ms_attacked": cpu_attacked.0,
+                "context_switches_alone": cpu_alone.1,
+                "context_switches_attacked": cpu_attacked.1,
             },
         });
         println!(
