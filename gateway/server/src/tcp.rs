@@ -25,11 +25,9 @@ use crate::tls::Stream;
 #[derive(Debug)]
 pub(crate) struct Tcp {
     stream: Stream,
-    /// WELCOME is not sent yet.
-    handshaking: bool,
-    /// The socket's low-water mark as last set ([`Stream::set_low_water`]): until WELCOME, the
-    /// bytes HELLO still needs; 1 after.
-    low_water: usize,
+    /// Until WELCOME, the socket's low-water mark as last set ([`Stream::set_low_water`]): the
+    /// bytes HELLO still needs. `None` once welcomed, the mark back at 1.
+    handshake_mark: Option<usize>,
 }
 
 /// Serves one accepted TCP connection until it closes. `permit` is the connection's place under
@@ -47,7 +45,7 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let Some(stream) = shared.secure(stream, peer, deadline).await else { return };
-    let io = Tcp { stream, handshaking: true, low_water: 1 };
+    let io = Tcp { stream, handshake_mark: Some(1) };
     session::serve(io, BytesMut::new(), peer, shared, permit, deadline, handshaking).await;
 }
 
@@ -74,8 +72,11 @@ impl Transport for Tcp {
                     // The length prefix was checked against the limit: room for the whole frame.
                     buf.reserve(needed);
                     // Before WELCOME, wake only when HELLO (or its length prefix) can be whole.
-                    if self.handshaking {
-                        self.wait_for(needed);
+                    if let Some(mark) = &mut self.handshake_mark
+                        && *mark != needed
+                    {
+                        self.stream.set_low_water(needed);
+                        *mark = needed;
                     }
                     return Ok(None);
                 }
@@ -88,8 +89,9 @@ impl Transport for Tcp {
 
     /// Every byte wakes the reader again.
     fn welcomed(&mut self) {
-        self.handshaking = false;
-        self.wait_for(1);
+        if self.handshake_mark.take().is_some_and(|mark| mark != 1) {
+            self.stream.set_low_water(1);
+        }
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut Outbox) -> Poll<io::Result<()>> {
@@ -107,16 +109,6 @@ impl Transport for Tcp {
         // On the heap: an array here would be part of every session's future, idle or not.
         let mut sink = vec![0u8; 4096];
         while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
-    }
-}
-
-impl Tcp {
-    /// Sets the socket's low-water mark to `bytes`, if that changes it.
-    fn wait_for(&mut self, bytes: usize) {
-        if bytes != self.low_water {
-            self.stream.set_low_water(bytes);
-            self.low_water = bytes;
-        }
     }
 }
 

@@ -152,7 +152,7 @@ async fn a_bad_handshake_is_refused_with_its_reason() {
 
 /// The gateway sleeps through a HELLO that comes in pieces (the socket's low-water mark is what
 /// HELLO still needs) and must still answer it the moment it is whole: its last byte alone
-/// wakes the gateway.
+/// wakes the gateway. WELCOME puts the mark back to one byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hello_sent_in_pieces_is_answered_once_whole() {
     let gw = TestGateway::start(config()).await;
@@ -167,22 +167,29 @@ async fn a_hello_sent_in_pieces_is_answered_once_whole() {
     hello.encode(&mut bytes, MIN_MAX_FRAME_SIZE).unwrap();
     let len = bytes.len();
     assert!(len > 8, "a HELLO of {len} bytes");
-    let mut client = RawClient::connect(gw.addr).await;
-    // Within the length prefix, across its end, within the frame, then its last byte.
-    for piece in [&bytes[..2], &bytes[2..6], &bytes[6..len - 1]] {
-        client.send_raw(piece).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // No answer to what is not whole; meanwhile the gateway reads it and sets the mark.
+    async fn no_answer_yet(client: &mut RawClient) {
+        let early = tokio::time::timeout(Duration::from_millis(100), client.framed.next()).await;
+        assert!(early.is_err(), "an answer before HELLO was whole: {early:?}");
     }
-    let early = tokio::time::timeout(Duration::from_millis(100), client.framed.next()).await;
-    assert!(early.is_err(), "an answer before HELLO was whole: {early:?}");
+
+    // All of HELLO but its last byte, then that byte alone.
+    let mut client = RawClient::connect(gw.addr).await;
+    client.send_raw(&bytes[..len - 1]).await;
+    no_answer_yet(&mut client).await;
     client.send_raw(&bytes[len - 1..]).await;
     assert!(matches!(client.recv().await, Frame::Welcome(_)));
-    // Welcomed: every byte wakes the gateway again, a call in pieces too.
+
+    // The length prefix and 2 bytes (the mark is then the rest of HELLO), then the rest with all
+    // of a call but its last byte: welcomed, the last byte alone wakes the gateway again.
     let mut call = bytes::BytesMut::new();
     request(2, ECHO, 0, b"in two").encode(&mut call, MIN_MAX_FRAME_SIZE).unwrap();
-    client.send_raw(&call[..5]).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    client.send_raw(&call[5..]).await;
+    let mut client = RawClient::connect(gw.addr).await;
+    client.send_raw(&bytes[..6]).await;
+    no_answer_yet(&mut client).await;
+    client.send_raw(&[&bytes[6..], &call[..call.len() - 1]].concat()).await;
+    assert!(matches!(client.recv().await, Frame::Welcome(_)));
+    client.send_raw(&call[call.len() - 1..]).await;
     assert!(matches!(client.recv().await, Frame::Response(r) if &r.payload[..] == b"in two"));
     gw.stop().await;
 }

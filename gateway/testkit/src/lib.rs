@@ -501,17 +501,16 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 /// this function. Within a process each call gets a different port: the search walks on from a
 /// start that differs between processes.
 pub fn free_addr() -> SocketAddr {
+    use std::sync::LazyLock;
     use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
     const FIRST: u32 = 20_000;
     const PORTS: u32 = 32_768 - FIRST;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    if NEXT.load(Relaxed) == u32::MAX {
+    static NEXT: LazyLock<AtomicU32> = LazyLock::new(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let start = (std::process::id().wrapping_mul(7919) ^ nanos) % PORTS;
-        let _ = NEXT.compare_exchange(u32::MAX, start, Relaxed, Relaxed);
-    }
+        AtomicU32::new((std::process::id().wrapping_mul(7919) ^ nanos) % PORTS)
+    });
     for _ in 0..PORTS {
         let port = FIRST + NEXT.fetch_add(1, Relaxed) % PORTS;
         let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));

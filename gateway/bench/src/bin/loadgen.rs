@@ -603,17 +603,13 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
                 unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
             }
             if let Some(cpu) = attack_cpu {
-                // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it for any
-                // core below CPU_SETSIZE (checked); the call applies to the calling thread (0).
-                unsafe {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    if cpu < libc::CPU_SETSIZE as usize {
-                        libc::CPU_SET(cpu, &mut set);
-                    }
-                    if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-                        let e = std::io::Error::last_os_error();
-                        eprintln!("loadgen: the attack's thread cannot run on core {cpu}: {e}");
-                    }
+                let mut set = rustix::thread::CpuSet::new();
+                if cpu < rustix::thread::CpuSet::MAX_CPU {
+                    set.set(cpu);
+                }
+                // An empty set (a core past the largest) is refused too, and said so.
+                if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+                    eprintln!("loadgen: the attack's thread cannot run on core {cpu}: {e}");
                 }
             }
         })
@@ -638,8 +634,9 @@ fn attack(args: AttackArgs) -> anyhow::Result<()> {
         let (mut cpu_alone, mut cpu_attacked) = ((0, 0), (0, 0));
         let add = |sum: &mut (u64, u64), from: Option<(u64, u64)>, to: Option<(u64, u64)>| {
             if let (Some(from), Some(to)) = (from, to) {
-                sum.0 += to.0 - from.0;
-                sum.1 += to.1 - from.1;
+                // Saturating: a thread that ended takes its context switches with it.
+                sum.0 += to.0.saturating_sub(from.0);
+                sum.1 += to.1.saturating_sub(from.1);
             }
         };
         for round in 0..args.rounds.max(1) {
