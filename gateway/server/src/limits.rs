@@ -7,29 +7,30 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The window an [`AcceptPace`] counts in.
+/// The window an [`AcceptPace`] turning connections away counts in.
 pub(crate) const PACE_WINDOW: Duration = Duration::from_millis(50);
 
 /// How fast an accept loop turns connections away (or, on the admin port, closes others to make
-/// room; or, during a wave of handshakes, lets them in): at most `per_window` per
-/// [`PACE_WINDOW`], then it stops accepting until the window ends. What comes meanwhile waits in
-/// the kernel's accept queue instead of taking the time of the connections being served.
+/// room; or, during a wave of handshakes, lets them in): at most `per_window` per `window`, then
+/// it stops until the window ends. What comes meanwhile waits (in the kernel's accept queue, or
+/// the accept loop's own) instead of taking the time of the connections being served.
 #[derive(Debug)]
 pub(crate) struct AcceptPace {
     per_window: u32,
+    window: Duration,
     window_start: Option<Instant>,
     counted: u32,
 }
 
 impl AcceptPace {
-    pub(crate) fn new(per_window: u32) -> AcceptPace {
-        AcceptPace { per_window, window_start: None, counted: 0 }
+    pub(crate) fn new(per_window: u32, window: Duration) -> AcceptPace {
+        AcceptPace { per_window, window, window_start: None, counted: 0 }
     }
 
     /// Counts one connection turned away (or evicted, or let in) at `now`.
     pub(crate) fn count(&mut self, now: Instant) {
         match self.window_start {
-            Some(start) if now.duration_since(start) < PACE_WINDOW => self.counted += 1,
+            Some(start) if now.duration_since(start) < self.window => self.counted += 1,
             _ => {
                 self.window_start = Some(now);
                 self.counted = 1;
@@ -37,10 +38,10 @@ impl AcceptPace {
         }
     }
 
-    /// How long to stop accepting at `now`, if the window's budget is used up.
+    /// How long to stop at `now`, if the window's budget is used up.
     pub(crate) fn pause(&self, now: Instant) -> Option<Duration> {
         let start = self.window_start?;
-        let left = PACE_WINDOW.checked_sub(now.duration_since(start))?;
+        let left = self.window.checked_sub(now.duration_since(start))?;
         (self.counted >= self.per_window && !left.is_zero()).then_some(left)
     }
 }
@@ -230,7 +231,7 @@ mod tests {
 
     #[test]
     fn turning_away_past_the_window_budget_pauses_accepting_until_the_window_ends() {
-        let mut pace = AcceptPace::new(100);
+        let mut pace = AcceptPace::new(100, PACE_WINDOW);
         let start = Instant::now();
         assert_eq!(pace.pause(start), None, "nothing refused yet");
         for _ in 0..99 {

@@ -94,6 +94,8 @@ pub struct Metrics {
     connections_current: AtomicI64,
     connections_total: AtomicU64,
     connections_rejected: AtomicU64,
+    connections_waiting: AtomicI64,
+    connections_waited: AtomicU64,
     tls_failed: AtomicU64,
     websocket: WebSocketMetrics,
     in_flight: AtomicI64,
@@ -146,6 +148,8 @@ impl Metrics {
             connections_current: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             connections_rejected: AtomicU64::new(0),
+            connections_waiting: AtomicI64::new(0),
+            connections_waited: AtomicU64::new(0),
             tls_failed: AtomicU64::new(0),
             websocket: WebSocketMetrics::default(),
             in_flight: AtomicI64::new(0),
@@ -274,6 +278,18 @@ impl Metrics {
     /// A connection refused at the connection limit.
     pub fn connection_rejected(&self) {
         self.connections_rejected.fetch_add(1, Relaxed);
+    }
+
+    /// A connection accepted and put in a lobby to wait for its turn to be let in, while a wave
+    /// of handshakes is paced.
+    pub(crate) fn connection_waits(&self) {
+        self.connections_waiting.fetch_add(1, Relaxed);
+        self.connections_waited.fetch_add(1, Relaxed);
+    }
+
+    /// `n` connections out of a lobby: let in, or closed with it.
+    pub(crate) fn connections_done_waiting(&self, n: usize) {
+        self.connections_waiting.fetch_sub(n as i64, Relaxed);
     }
 
     /// Takes a place among the gateway's calls in flight for a call about to start, or `false`
@@ -456,7 +472,7 @@ impl Metrics {
         counter(
             &mut out,
             "gateway_connections_total",
-            "Client connections accepted.",
+            "Client connections accepted and let in.",
             self.connections_total.load(Relaxed),
         );
         counter(
@@ -464,6 +480,18 @@ impl Metrics {
             "gateway_connections_rejected_total",
             "Client connections refused at the connection limit.",
             self.connections_rejected.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "gateway_connections_waiting",
+            "Client connections accepted and waiting to be let in while a wave of handshakes is paced.",
+            self.connections_waiting.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "gateway_connections_waited_total",
+            "Client connections that waited to be let in while a wave of handshakes was paced.",
+            self.connections_waited.load(Relaxed),
         );
         counter(
             &mut out,

@@ -7,6 +7,7 @@
 //! waits for them up to `drain_timeout`, abandons the calls still running (answered
 //! `unavailable`), and returns once the sessions have flushed and closed.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use gateway_bus::Bus;
 use gateway_bus::switches::SwitchStore;
 use gateway_protocol::GoawayReason;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -24,7 +25,7 @@ use crate::admin;
 use crate::auth::AuthConfigError;
 use crate::config::Config;
 use crate::hub::{Hub, HubOptions};
-use crate::limits::{AcceptPace, ConnectionRate, UserConnections};
+use crate::limits::{AcceptPace, ConnectionRate, PACE_WINDOW, UserConnections};
 use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
@@ -40,18 +41,22 @@ const MAX_REJECTING: usize = 64;
 /// After an accept error (out of file descriptors, typically), wait this long before accepting
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// Connections an accept loop turns away per [`crate::limits::PACE_WINDOW`] before it pauses
-/// until the window ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's
-/// accept queue (and past it, is dropped by the kernel) instead of taking the gateway's time
-/// from the connections it serves.
+/// Connections an accept loop turns away per [`PACE_WINDOW`] before it pauses until the window
+/// ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's accept queue (and past
+/// it, is dropped by the kernel) instead of taking the gateway's time from the connections it
+/// serves.
 const REFUSALS_PER_WINDOW: u32 = 25;
 /// While at least [`PACING_FROM_HANDSHAKES`] connections are in their handshake, an accept loop
-/// lets in this many per [`crate::limits::PACE_WINDOW`] before it pauses until the window ends:
-/// 2,000 a second. Clients that connect and say HELLO at once never hold that many handshakes
-/// open, and are let in as fast as they come; a wave of connections that say nothing (or say
-/// it slowly) is let in at this pace, the rest waiting in the kernel's accept queue, instead of
-/// all at once while the served clients wait (docs/reliability.md, "Attacks").
-const ADMITTED_PER_WINDOW: u32 = 100;
+/// lets in this many per [`ADMISSION_WINDOW`], about 2,000 a second, and the connections it
+/// accepts meanwhile wait in its lobby ([`Lobby`]). Clients that connect and say HELLO at once
+/// never hold that many handshakes open, and are let in as fast as they come; a wave of
+/// connections that say nothing (or say it slowly) is let in at this pace instead of all at once
+/// while the served clients wait (docs/reliability.md, "Attacks").
+const ADMITTED_PER_WINDOW: u32 = 5;
+/// The window [`ADMITTED_PER_WINDOW`] counts in: short, so that the connections let in, and
+/// 5 s later their handshake timeouts, come a few at a time rather than in bursts of a hundred
+/// that served clients would queue behind.
+const ADMISSION_WINDOW: Duration = Duration::from_micros(2_500);
 /// How many connections in their handshake at once make an accept loop pace the new ones.
 const PACING_FROM_HANDSHAKES: usize = 128;
 
@@ -247,7 +252,13 @@ struct Front {
 
 impl Front {
     /// Accepts connections on `listener` until `shutdown`; the listener is dropped (closed) on
-    /// return.
+    /// return, and with it the connections still in the lobby.
+    ///
+    /// The loop accepts as fast as the kernel hands connections over, so that a wave of them
+    /// never overflows the kernel's accept queue: past it, the kernel drops their SYNs and each
+    /// comes back a second later, then three, then seven, thousands at once, costing far more
+    /// than an accept (docs/reliability.md, "Attacks"). While a wave is in its handshake, the
+    /// connections it accepts wait in the [`Lobby`] and are let in at [`ADMITTED_PER_WINDOW`].
     async fn accept(
         &self,
         listener: TcpListener,
@@ -255,8 +266,9 @@ impl Front {
         shutdown: &CancellationToken,
     ) {
         let shared = &self.shared;
-        let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW);
-        let mut admissions = AcceptPace::new(ADMITTED_PER_WINDOW);
+        let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW, PACE_WINDOW);
+        let mut admissions = AcceptPace::new(ADMITTED_PER_WINDOW, ADMISSION_WINDOW);
+        let mut lobby = Lobby::new(shared.metrics.clone());
         loop {
             // One connection per turn: the tasks of the connections being served run between
             // two accepts. Without it, a backlog of thousands (a flood, a wave of idle
@@ -264,19 +276,22 @@ impl Front {
             // milliseconds during which served clients wait (docs/reliability.md, "Attacks").
             tokio::task::yield_now().await;
             let now = std::time::Instant::now();
-            let pacing = shared.handshakes.pending() >= PACING_FROM_HANDSHAKES;
-            let admitted = if pacing { admissions.pause(now) } else { None };
-            if let Some(pause) = refusals.pause(now).or(admitted) {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(pause) => {}
+            let admission = self.admission_pause(&admissions, now);
+            if admission.is_none() {
+                if let Some(waiting) = lobby.pop() {
+                    admissions.count(now);
+                    self.serve(waiting, transport);
+                    continue;
                 }
             }
+            let refusal = refusals.pause(now);
             let accepted = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
+                () = tokio::time::sleep(admission.unwrap_or_default()),
+                    if admission.is_some() && !lobby.is_empty() => continue,
+                () = tokio::time::sleep(refusal.unwrap_or_default()), if refusal.is_some() => continue,
+                accepted = listener.accept(), if refusal.is_none() => accepted,
             };
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
@@ -301,18 +316,13 @@ impl Front {
             }
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    admissions.count(std::time::Instant::now());
-                    let handshaking = shared.handshakes.start();
-                    let shared = shared.clone();
-                    match transport {
-                        Transport::Tcp => {
-                            let serve = tcp::serve(stream, peer, shared, permit, handshaking);
-                            self.sessions.spawn(serve);
-                        }
-                        Transport::WebSocket => {
-                            let serve = ws::serve(stream, peer, shared, permit, handshaking);
-                            self.sessions.spawn(serve);
-                        }
+                    let waiting = Waiting { stream, peer, permit };
+                    let now = std::time::Instant::now();
+                    if lobby.is_empty() && self.admission_pause(&admissions, now).is_none() {
+                        admissions.count(now);
+                        self.serve(waiting, transport);
+                    } else {
+                        lobby.push(waiting);
                     }
                 }
                 Err(_) => {
@@ -320,6 +330,35 @@ impl Front {
                     self.reject(stream, peer, transport, "the gateway is at its connection limit");
                     refusals.count(std::time::Instant::now());
                 }
+            }
+        }
+    }
+
+    /// How long before the next connection may be let in at `now`: none unless a wave of
+    /// handshakes is being paced and the window's admissions are used up.
+    fn admission_pause(
+        &self,
+        admissions: &AcceptPace,
+        now: std::time::Instant,
+    ) -> Option<Duration> {
+        if self.shared.handshakes.pending() < PACING_FROM_HANDSHAKES {
+            return None;
+        }
+        admissions.pause(now)
+    }
+
+    /// Serves a connection let in, in a task of its own; its handshake (and the handshake
+    /// timeout) starts now.
+    fn serve(&self, waiting: Waiting, transport: Transport) {
+        let Waiting { stream, peer, permit } = waiting;
+        let handshaking = self.shared.handshakes.start();
+        let shared = self.shared.clone();
+        match transport {
+            Transport::Tcp => {
+                self.sessions.spawn(tcp::serve(stream, peer, shared, permit, handshaking));
+            }
+            Transport::WebSocket => {
+                self.sessions.spawn(ws::serve(stream, peer, shared, permit, handshaking));
             }
         }
     }
@@ -349,5 +388,49 @@ impl Front {
                 });
             }
         }
+    }
+}
+
+/// A connection accepted and not yet let in: its place under `max_connections` is taken.
+struct Waiting {
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+/// The connections an accept loop has taken from the kernel while a wave of handshakes is let in
+/// at the pace, oldest first. They cost a file descriptor and a few bytes each, and no task: what
+/// they send waits in the kernel until their turn, when their handshake timeout starts. Counted
+/// in `gateway_connections_waiting` and `gateway_connections_waited_total`. Dropped (closed) when
+/// the accept loop ends.
+struct Lobby {
+    waiting: VecDeque<Waiting>,
+    metrics: Arc<Metrics>,
+}
+
+impl Lobby {
+    fn new(metrics: Arc<Metrics>) -> Lobby {
+        Lobby { waiting: VecDeque::new(), metrics }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        self.metrics.connection_waits();
+        self.waiting.push_back(waiting);
+    }
+
+    fn pop(&mut self) -> Option<Waiting> {
+        let waiting = self.waiting.pop_front()?;
+        self.metrics.connections_done_waiting(1);
+        Some(waiting)
+    }
+}
+
+impl Drop for Lobby {
+    fn drop(&mut self) {
+        self.metrics.connections_done_waiting(self.waiting.len());
     }
 }

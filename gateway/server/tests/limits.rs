@@ -194,6 +194,42 @@ async fn a_hello_sent_in_pieces_is_answered_once_whole() {
     gw.stop().await;
 }
 
+/// A wave of connections that say nothing is let in at the pace, the rest waiting in the accept
+/// loop's lobby (`gateway_connections_waited_total`) rather than in the kernel's accept queue. A
+/// client that connects behind the wave is welcomed at its turn; every connection of the wave
+/// that the gateway accepted gets GOAWAY `handshake_timeout`, and the lobby ends empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_of_silent_connections_waits_in_the_lobby_and_a_client_behind_it_is_welcomed() {
+    const WAVE: usize = 1_500;
+    let handshake_timeout = Duration::from_secs(2);
+    let gw = TestGateway::start(gateway::Config { handshake_timeout, ..config() }).await;
+    let addr = gw.addr;
+    let wave = futures::future::join_all((0..WAVE).map(|_| tokio::net::TcpStream::connect(addr)));
+    let wave: Vec<_> = wave.await.into_iter().map(Result::unwrap).collect();
+
+    let mut client = RawClient::connect(addr).await;
+    let welcome = tokio::time::timeout(Duration::from_secs(10), client.hello()).await;
+    assert!(welcome.is_ok(), "the client behind the wave was not welcomed");
+    let waited = gw.metric("gateway_connections_waited_total").await;
+    assert!(waited > 0.0, "no connection of the wave waited in the lobby");
+
+    // The wave closed by its handshake timeouts, the client left. (The kernel may never have
+    // handed over a few of the wave: a SYN-cookie connection whose last ACK met a full accept
+    // queue exists only on the client's side until it sends something.)
+    let start = std::time::Instant::now();
+    while gw.metric("gateway_connections").await > 1.0 {
+        assert!(start.elapsed() < Duration::from_secs(15), "the wave still open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let accepted = gw.metric("gateway_connections_total").await;
+    let timed_out = gw.metric("gateway_goaway_total{reason=\"handshake_timeout\"}").await;
+    assert_eq!(timed_out, accepted - 1.0, "all but the client timed out");
+    assert!(accepted > (WAVE / 2) as f64, "only {accepted} of the wave accepted");
+    assert_eq!(gw.metric("gateway_connections_waiting").await, 0.0);
+    drop(wave);
+    gw.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_client_without_hello_is_closed_at_the_handshake_timeout() {
     let gw = TestGateway::start(gateway::Config {
