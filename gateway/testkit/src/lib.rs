@@ -607,8 +607,10 @@ mod tests {
     fn a_cluster_elects_a_meta_leader_and_elects_another_when_it_dies() {
         let mut cluster = NatsCluster::start(3);
         let leader = cluster.wait_for_meta_leader();
-        let jsz = cluster.monitor(0, "/jsz");
-        assert_eq!(jsz["meta_cluster"]["cluster_size"], 3, "{jsz}");
+        // A leader can be elected by two before the third has joined the meta group.
+        wait_until("the meta group to count all 3 nodes", || {
+            cluster.monitor(0, "/jsz")["meta_cluster"]["cluster_size"] == 3
+        });
         assert_eq!(cluster.urls().split(',').count(), 3);
         let dead = (0..3).find(|&i| cluster.name(i) == leader).expect("the leader is a node");
         cluster.kill(dead);
