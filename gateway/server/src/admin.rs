@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::limits::{AcceptPace, PACE_WINDOW};
+use crate::limits::AcceptPace;
 use crate::metrics::Metrics;
 use crate::state::Shared;
 
@@ -175,7 +175,7 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
     let admin = Arc::new(admin);
     let slots = Arc::new(Slots::default());
     let tasks = TaskTracker::new();
-    let mut evictions = AcceptPace::new(EVICTIONS_PER_WINDOW, PACE_WINDOW);
+    let mut evictions = AcceptPace::new(EVICTIONS_PER_WINDOW);
     loop {
         if let Some(pause) = evictions.pause(Instant::now()) {
             tokio::select! {

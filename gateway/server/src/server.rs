@@ -25,7 +25,7 @@ use crate::admin;
 use crate::auth::AuthConfigError;
 use crate::config::Config;
 use crate::hub::{Hub, HubOptions};
-use crate::limits::{AcceptPace, ConnectionRate, PACE_WINDOW, UserConnections};
+use crate::limits::{AcceptPace, AdmissionPace, ConnectionRate, UserConnections};
 use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
@@ -41,22 +41,23 @@ const MAX_REJECTING: usize = 64;
 /// After an accept error (out of file descriptors, typically), wait this long before accepting
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// Connections an accept loop turns away per [`PACE_WINDOW`] before it pauses until the window
+/// Connections an accept loop turns away per [`crate::limits::PACE_WINDOW`] before it pauses until the window
 /// ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's accept queue (and past
 /// it, is dropped by the kernel) instead of taking the gateway's time from the connections it
 /// serves.
 const REFUSALS_PER_WINDOW: u32 = 25;
 /// While at least [`PACING_FROM_HANDSHAKES`] connections are in their handshake, an accept loop
-/// lets in this many per [`ADMISSION_WINDOW`], about 2,000 a second, and the connections it
-/// accepts meanwhile wait in its lobby ([`Lobby`]). Clients that connect and say HELLO at once
-/// never hold that many handshakes open, and are let in as fast as they come; a wave of
-/// connections that say nothing (or say it slowly) is let in at this pace instead of all at once
-/// while the served clients wait (docs/reliability.md, "Attacks").
-const ADMITTED_PER_WINDOW: u32 = 5;
-/// The window [`ADMITTED_PER_WINDOW`] counts in: short, so that the connections let in, and
-/// 5 s later their handshake timeouts, come a few at a time rather than in bursts of a hundred
-/// that served clients would queue behind.
-const ADMISSION_WINDOW: Duration = Duration::from_micros(2_500);
+/// lets in this many a second ([`AdmissionPace`]), and the connections it accepts meanwhile wait
+/// in its lobby ([`Lobby`]). Clients that connect and say HELLO at once never hold that many
+/// handshakes open, and are let in as fast as they come; a wave of connections that say nothing
+/// (or say it slowly) is let in at this pace instead of all at once while the served clients
+/// wait (docs/reliability.md, "Attacks").
+const ADMITTED_PER_SECOND: u32 = 2_000;
+/// How many connections a paced accept loop lets in one after another: few, so that the
+/// connections let in, and 5 s later their handshake timeouts, come a few at a time rather than
+/// in bursts of a hundred that served clients would queue behind; enough (2.5 ms of the pace)
+/// that the timer's overshoot on each pause does not slow the pace.
+const ADMITTED_AT_ONCE: u32 = 5;
 /// How many connections in their handshake at once make an accept loop pace the new ones.
 const PACING_FROM_HANDSHAKES: usize = 128;
 
@@ -258,7 +259,7 @@ impl Front {
     /// never overflows the kernel's accept queue: past it, the kernel drops their SYNs and each
     /// comes back a second later, then three, then seven, thousands at once, costing far more
     /// than an accept (docs/reliability.md, "Attacks"). While a wave is in its handshake, the
-    /// connections it accepts wait in the [`Lobby`] and are let in at [`ADMITTED_PER_WINDOW`].
+    /// connections it accepts wait in the [`Lobby`] and are let in at [`ADMITTED_PER_SECOND`].
     async fn accept(
         &self,
         listener: TcpListener,
@@ -266,8 +267,9 @@ impl Front {
         shutdown: &CancellationToken,
     ) {
         let shared = &self.shared;
-        let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW, PACE_WINDOW);
-        let mut admissions = AcceptPace::new(ADMITTED_PER_WINDOW, ADMISSION_WINDOW);
+        let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW);
+        let mut admissions =
+            AdmissionPace::new(ADMITTED_PER_SECOND, ADMITTED_AT_ONCE, std::time::Instant::now());
         let mut lobby = Lobby::new(shared.metrics.clone());
         loop {
             // One connection per turn: the tasks of the connections being served run between
@@ -338,7 +340,7 @@ impl Front {
     /// handshakes is being paced and the window's admissions are used up.
     fn admission_pause(
         &self,
-        admissions: &AcceptPace,
+        admissions: &AdmissionPace,
         now: std::time::Instant,
     ) -> Option<Duration> {
         if self.shared.handshakes.pending() < PACING_FROM_HANDSHAKES {

@@ -218,15 +218,18 @@ async fn a_wave_of_silent_connections_waits_in_the_lobby_and_a_client_behind_it_
     // accept queue exists only on the client's side until it sends something, and reads nothing
     // until the deadline.
     let deadline = tokio::time::Instant::now() + handshake_timeout + Duration::from_secs(10);
+    // Those stay open until the counts are taken: closing one would send the kernel its first
+    // segment after the handshake, and the gateway would accept it then.
     let reads = wave.into_iter().map(|stream| async move {
         let mut client = RawClient::from_stream(stream);
         match tokio::time::timeout_at(deadline, client.framed.next()).await {
-            Ok(Some(Ok(Frame::Goaway(goaway)))) => Some(goaway.reason),
+            Ok(Some(Ok(Frame::Goaway(goaway)))) => (Some(goaway.reason), None),
             Ok(other) => panic!("a silent connection got {other:?} instead of a GOAWAY"),
-            Err(_) => None,
+            Err(_) => (None, Some(client)),
         }
     });
-    let reasons = futures::future::join_all(reads).await;
+    let (reasons, never_accepted): (Vec<_>, Vec<_>) =
+        futures::future::join_all(reads).await.into_iter().unzip();
     let timed_out = reasons.iter().flatten().count();
     assert!(reasons.iter().flatten().all(|&reason| reason == GoawayReason::HANDSHAKE_TIMEOUT));
     let accepted = gw.metric("gateway_connections_total").await;
@@ -235,6 +238,7 @@ async fn a_wave_of_silent_connections_waits_in_the_lobby_and_a_client_behind_it_
     let counted = gw.metric("gateway_goaway_total{reason=\"handshake_timeout\"}").await;
     assert_eq!(counted, timed_out as f64);
     assert_eq!(gw.metric("gateway_connections_waiting").await, 0.0);
+    drop(never_accepted);
     gw.stop().await;
 }
 
