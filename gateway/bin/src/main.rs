@@ -181,7 +181,7 @@ struct Mailbox {
     /// Ends the epochs (and the shards' service to each other) once the calls have drained.
     epochs_stop: CancellationToken,
     epochs: Vec<tokio::task::JoinHandle<()>>,
-    _temporary: Option<tempfile::TempDir>,
+    _temporary: Option<TemporaryStore>,
 }
 
 impl Mailbox {
@@ -192,6 +192,63 @@ impl Mailbox {
         self.epochs_stop.cancel();
         for epochs in self.epochs {
             let _ = epochs.await;
+        }
+    }
+}
+
+/// The mailbox's store when `MAILBOX_DIR` is not set: a directory `gateway-mailbox-*` in the
+/// system's temporary directory, removed when the gateway exits. A gateway killed (SIGKILL, a
+/// crash) cannot remove it, so each one holds a lock on its directory (`flock`, released by the
+/// kernel when the process dies), and the next gateway to start removes those whose lock is free.
+struct TemporaryStore {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+impl TemporaryStore {
+    const PREFIX: &str = "gateway-mailbox-";
+    /// Written once the directory is locked: a directory without it is still being made (or was
+    /// made by a gateway that predates the lock), and is left alone.
+    const LOCKED: &str = ".locked";
+
+    fn make(parent: &std::path::Path) -> anyhow::Result<TemporaryStore> {
+        TemporaryStore::remove_abandoned(parent);
+        let dir = tempfile::Builder::new()
+            .prefix(TemporaryStore::PREFIX)
+            .tempdir_in(parent)
+            .context("cannot make a temporary directory for the mailbox")?;
+        let lock = std::fs::File::open(dir.path())
+            .and_then(|lock| {
+                // Blocking: a gateway sweeping at this moment holds the lock for an instant.
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+                std::fs::write(dir.path().join(TemporaryStore::LOCKED), b"")?;
+                Ok(lock)
+            })
+            .with_context(|| format!("cannot lock {}", dir.path().display()))?;
+        Ok(TemporaryStore { dir, _lock: lock })
+    }
+
+    /// Removes the stores of gateways that were killed: locked once, and the lock free now.
+    fn remove_abandoned(parent: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(parent) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(Self::PREFIX));
+            if !ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(lock) = std::fs::File::open(&path) else { continue };
+            let free =
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+            if free.is_ok() && path.join(Self::LOCKED).exists() {
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => eprintln!(
+                        "gateway: removed {}, the mailbox store of a gateway that was killed",
+                        path.display()
+                    ),
+                    Err(e) => eprintln!("gateway: cannot remove {}: {e}", path.display()),
+                }
+            }
         }
     }
 }
@@ -212,15 +269,12 @@ async fn start_mailbox(
     let (dir, temporary) = match std::env::var_os("MAILBOX_DIR") {
         Some(dir) => (std::path::PathBuf::from(dir), None),
         None => {
-            let temporary = tempfile::Builder::new()
-                .prefix("gateway-mailbox-")
-                .tempdir()
-                .context("cannot make a temporary directory for the mailbox")?;
+            let temporary = TemporaryStore::make(&std::env::temp_dir())?;
             eprintln!(
                 "gateway: the mailbox's store is {} (removed at exit: set MAILBOX_DIR to keep it)",
-                temporary.path().display()
+                temporary.dir.path().display()
             );
-            (temporary.path().to_owned(), Some(temporary))
+            (temporary.dir.path().to_owned(), Some(temporary))
         }
     };
     let every = match std::env::var("MAILBOX_EPOCH") {

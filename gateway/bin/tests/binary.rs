@@ -130,6 +130,93 @@ fn the_binary_serves_some_api_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A gateway killed cannot remove its temporary mailbox store; the next one to start does. The
+/// store of a gateway still running, and a directory that was never locked, are left alone, and
+/// a gateway that stops cleanly removes its own.
+#[test]
+fn the_store_of_a_killed_gateway_is_removed_by_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let never_locked = tmp.path().join("gateway-mailbox-never-locked");
+    std::fs::create_dir(&never_locked).unwrap();
+    let mut gateways = Gateways(Vec::new());
+
+    let killed = gateways.start(tmp.path());
+    let running = gateways.start(tmp.path());
+    gateways.kill(killed.0);
+    assert!(killed.1.exists(), "a gateway killed cannot clean up");
+
+    let next = gateways.start(tmp.path());
+    assert!(!killed.1.exists(), "the killed gateway's store is still there");
+    assert!(running.1.exists(), "a running gateway's store was removed");
+    assert!(next.1.exists());
+    assert!(never_locked.exists(), "a directory never locked was removed");
+
+    gateways.stop(running.0);
+    gateways.stop(next.0);
+    assert!(!running.1.exists() && !next.1.exists(), "a store not removed at a clean exit");
+}
+
+/// Gateways started by a test, each with the system's temporary directory of the test's
+/// choosing; those still running when the test ends are killed.
+struct Gateways(Vec<std::process::Child>);
+
+impl Gateways {
+    /// Starts a gateway whose temporary directory is `tmp` and waits until it serves; returns
+    /// its index and its mailbox store.
+    fn start(&mut self, tmp: &std::path::Path) -> (usize, std::path::PathBuf) {
+        let mut child = gateway()
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--ws-listen", "127.0.0.1:0", "--anonymous-roles", "all"])
+            .env("TMPDIR", tmp)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        self.0.push(child);
+        let (mut store, mut serving) = (None, false);
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("gateway: the mailbox's store is ") {
+                store = rest.split(" (").next().map(std::path::PathBuf::from);
+            }
+            serving |= line.contains("listen=");
+            if serving && store.is_some() {
+                break;
+            }
+        }
+        // The rest of its log, read so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let store = store.expect("the gateway names its mailbox store");
+        assert!(serving, "the gateway did not start serving");
+        assert!(store.starts_with(tmp), "{}", store.display());
+        (self.0.len() - 1, store)
+    }
+
+    /// SIGKILL: the gateway cannot clean up.
+    fn kill(&mut self, index: usize) {
+        self.0[index].kill().unwrap();
+        self.0[index].wait().unwrap();
+    }
+
+    /// SIGTERM, and the gateway exits cleanly.
+    fn stop(&mut self, index: usize) {
+        let child = &mut self.0[index];
+        let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+impl Drop for Gateways {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `gateway --nats` against a nats-server without JetStream refuses to start, saying what it
 /// needs (docs/bus.md, "What a gateway on NATS needs").
 #[test]
