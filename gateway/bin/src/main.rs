@@ -212,16 +212,16 @@ impl TemporaryStore {
     const LOCKED: &str = ".locked";
 
     fn make(parent: &std::path::Path) -> anyhow::Result<TemporaryStore> {
-        TemporaryStore::remove_abandoned(parent);
+        Self::remove_abandoned(parent);
         let dir = tempfile::Builder::new()
-            .prefix(TemporaryStore::PREFIX)
+            .prefix(Self::PREFIX)
             .tempdir_in(parent)
             .context("cannot make a temporary directory for the mailbox")?;
         let lock = std::fs::File::open(dir.path())
             .and_then(|lock| {
                 // Blocking: a gateway sweeping at this moment holds the lock for an instant.
                 rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
-                std::fs::write(dir.path().join(TemporaryStore::LOCKED), b"")?;
+                std::fs::write(dir.path().join(Self::LOCKED), b"")?;
                 Ok(lock)
             })
             .with_context(|| format!("cannot lock {}", dir.path().display()))?;

@@ -51,7 +51,7 @@ impl AcceptPace {
 /// whole milliseconds, and more on a busy host); the tokens that accrue meanwhile, up to `burst`,
 /// are let in one after another, so the pace delivers `rate` as long as a pause overshoots by less
 /// than `burst / rate`. A window counting `n` per pause lost every overshoot instead: 2,000 a
-/// second asked for, about 1,400 delivered (docs/reliability.md, "A lobby for the wave").
+/// second asked for, about 1,400 delivered (docs/reliability.md, "The pace by the clock").
 #[derive(Debug)]
 pub(crate) struct AdmissionPace {
     rate: f64,

@@ -41,10 +41,10 @@ const MAX_REJECTING: usize = 64;
 /// After an accept error (out of file descriptors, typically), wait this long before accepting
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// Connections an accept loop turns away per [`crate::limits::PACE_WINDOW`] before it pauses until the window
-/// ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's accept queue (and past
-/// it, is dropped by the kernel) instead of taking the gateway's time from the connections it
-/// serves.
+/// Connections an accept loop turns away per [`crate::limits::PACE_WINDOW`] before it pauses
+/// until the window ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's accept
+/// queue (and past it, is dropped by the kernel) instead of taking the gateway's time from the
+/// connections it serves.
 const REFUSALS_PER_WINDOW: u32 = 25;
 /// While at least [`PACING_FROM_HANDSHAKES`] connections are in their handshake, an accept loop
 /// lets in this many a second ([`AdmissionPace`]), and the connections it accepts meanwhile wait
@@ -337,7 +337,7 @@ impl Front {
     }
 
     /// How long before the next connection may be let in at `now`: none unless a wave of
-    /// handshakes is being paced and the window's admissions are used up.
+    /// handshakes is being paced and the pace has no token left.
     fn admission_pause(
         &self,
         admissions: &AdmissionPace,
