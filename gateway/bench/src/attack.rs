@@ -46,10 +46,14 @@ pub enum Attack {
     Oversized,
     /// HELLOs with forged tokens, one connection each, as fast as they go.
     BadTokens,
+    /// No attack: the control. Its rounds are measured like the others', with nothing running
+    /// in the attacked window, so its ratios are what this host's noise alone makes of the
+    /// figure.
+    None,
 }
 
 impl Attack {
-    pub const ALL: [Attack; 9] = [
+    pub const ALL: [Attack; 10] = [
         Attack::SlowlorisTcp,
         Attack::SlowlorisWs,
         Attack::SlowlorisAdmin,
@@ -59,6 +63,7 @@ impl Attack {
         Attack::NeverReads,
         Attack::Oversized,
         Attack::BadTokens,
+        Attack::None,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +77,7 @@ impl Attack {
             Attack::NeverReads => "never-reads",
             Attack::Oversized => "oversized",
             Attack::BadTokens => "bad-tokens",
+            Attack::None => "none",
         }
     }
 
@@ -131,6 +137,10 @@ impl Counters {
 
 /// Runs the attack until `stop`; the counters are updated as it goes.
 pub async fn run(config: AttackConfig, counters: Arc<Counters>, stop: CancellationToken) {
+    if config.attack == Attack::None {
+        stop.cancelled().await;
+        return;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let attackers = match config.attack {
         Attack::NeverReads => config.connections + 1,
@@ -207,6 +217,7 @@ async fn attacker(config: &AttackConfig, i: usize, counters: &Counters) {
             }
             Attack::NeverReads => call_and_never_read(&mut stream, counters).await,
             Attack::Oversized => oversized_calls(&mut stream, i, counters).await,
+            Attack::None => unreachable!("the control opens no connection"),
             Attack::BadTokens => {
                 let token = format!(
                     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5fQ.{:0>43}",

@@ -118,7 +118,7 @@ struct AttackArgs {
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
     /// The attack: slowloris-tcp, slowloris-ws, slowloris-admin, flood, rate-flood, idle,
-    /// never-reads, oversized, bad-tokens.
+    /// never-reads, oversized, bad-tokens; or none, the control (nothing attacks).
     #[arg(long)]
     attack: String,
     /// Attacking connections at once.
