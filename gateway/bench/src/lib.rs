@@ -27,20 +27,26 @@
 //!
 //! # Layout
 //!
-//! - [`attack`]: the attacks of the attack mode, on the bytes.
-//! - [`config`]: [`LoadConfig`] and [`Target`], what an RPC run does.
+//! One module per line, each using only those after it (`scripts/module-graph gateway/bench/src`
+//! checks it).
+//!
 //! - [`load`]: [`run`], a whole RPC run: open, warm up, measure, merge.
-//! - `connection`: one RPC connection's writer and reader halves, and the handshake.
 //! - `nats`: the NATS target, `depth` `async-nats` requests in flight per client.
-//! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
+//! - [`soak`]: the soak mode, a steady mixed load (calls, pub/sub, connection churn) sampled over
+//!   a long run with the gateway's memory and open files, for `scripts/soak`.
+//! - [`attack`]: the attacks of the attack mode, on the bytes, and the well-behaved clients
+//!   measured beside them.
 //! - [`fanout`]: the fan-out mode, [`fanout::run`].
+//! - `connection`: one RPC connection's writer and reader halves, and the handshake.
+//! - [`summary`]: [`Tally`] (the histogram and error counts) and [`Summary`] (the report).
+//! - [`config`]: [`LoadConfig`] and [`Target`], what an RPC run does.
 //! - [`idle`]: the idle mode, connections that only say HELLO, for `scripts/bench-memory`.
 //! - [`recovery`]: the recovery mode, the time to receive N missed events from a topic's
 //!   history beside the time they take live.
-//! - [`soak`]: the soak mode, a steady mixed load (calls, pub/sub, connection churn) sampled over
-//!   a long run with the gateway's memory and open files, for `scripts/soak`.
-//! - [`raw_echo`] and [`raw_fanout`]: the baseline servers; [`raw_ws_echo`]: the WebSocket
-//!   echo, the baseline of WebSocket clients' benchmarks (`raw-echo --websocket`).
+//! - [`raw_echo`]: the baseline server of RPC runs, a length-framed TCP echo.
+//! - [`raw_fanout`]: the baseline server of fan-out runs.
+//! - [`raw_ws_echo`]: the WebSocket echo, the baseline of WebSocket clients' benchmarks
+//!   (`raw-echo --websocket`).
 //! - [`open_files`]: raising the open-files limit for thousands of connections.
 //! - [`mod@error`]: [`LoadError`], why a run fails.
 //!

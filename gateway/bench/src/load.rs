@@ -1,5 +1,5 @@
 //! A whole load run: open every connection, warm up, measure, merge the connections' tallies.
-//! The TCP targets (gateway, raw echo) are driven here; the NATS target by [`crate::nats`].
+//! The TCP targets (gateway, raw echo) are driven here; the NATS target by `nats`.
 
 use echo::BlobT;
 use gateway_core::Message;

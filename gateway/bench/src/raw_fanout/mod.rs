@@ -5,7 +5,7 @@
 //! stream of events), PING with PONG, and forwards the payload of every PUBLISH as an EVENT to
 //! every subscription, acknowledging the PUBLISH with an empty RESPONSE when its request id is
 //! not 0. The EVENT is encoded once per subscription id (once in all, when every client uses the
-//! same id, as the load generator does) and the same bytes go to every connection's [`outbox`],
+//! same id, as the load generator does) and the same bytes go to every connection's `outbox`,
 //! bounded with drop-oldest and MISSED, as the gateway's `drop_oldest` topics are. What the
 //! gateway adds on top is its hub, its bus and its per-subscription queues; no checks happen here
 //! (no permissions, no topic lookup).
