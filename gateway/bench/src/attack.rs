@@ -217,7 +217,6 @@ async fn attacker(config: &AttackConfig, i: usize, counters: &Counters) {
             }
             Attack::NeverReads => call_and_never_read(&mut stream, counters).await,
             Attack::Oversized => oversized_calls(&mut stream, i, counters).await,
-            Attack::None => unreachable!("the control opens no connection"),
             Attack::BadTokens => {
                 let token = format!(
                     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5fQ.{:0>43}",
@@ -225,6 +224,7 @@ async fn attacker(config: &AttackConfig, i: usize, counters: &Counters) {
                 );
                 hello(&mut stream, &token, counters).await
             }
+            Attack::None => unreachable!("the control opens no connection"),
         };
         if outcome.is_err() {
             counters.closed.fetch_add(1, Relaxed);

@@ -16,6 +16,18 @@ fn gateway() -> Command {
     cmd
 }
 
+/// A gateway on ports of the system's choosing, serving anonymous clients, its log (at `info`,
+/// without colours) on a pipe.
+fn serving_gateway() -> Command {
+    let mut cmd = gateway();
+    cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--ws-listen", "127.0.0.1:0", "--anonymous-roles", "all"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    cmd
+}
+
 #[test]
 fn help_describes_every_setting() {
     let out = gateway().arg("--help").output().unwrap();
@@ -46,16 +58,7 @@ fn invalid_settings_exit_with_the_key_and_value() {
 
 #[test]
 fn the_binary_serves_some_api_and_stops_on_sigterm() {
-    let mut child = gateway()
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--ws-listen", "127.0.0.1:0"])
-        .args(["--anonymous-roles", "all"])
-        .args(["--worker-threads", "5"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serving_gateway().args(["--worker-threads", "5"]).spawn().unwrap();
     let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
     // `--worker-threads 5` (not what `auto` gives on a machine of 2, 4 or 8 cores): the runtime
     // says how many workers it has before anything listens.
@@ -164,15 +167,7 @@ impl Gateways {
     /// Starts a gateway whose temporary directory is `tmp` and waits until it serves; returns
     /// its index and its mailbox store.
     fn start(&mut self, tmp: &std::path::Path) -> (usize, std::path::PathBuf) {
-        let mut child = gateway()
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--ws-listen", "127.0.0.1:0", "--anonymous-roles", "all"])
-            .env("TMPDIR", tmp)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = serving_gateway().env("TMPDIR", tmp).spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         self.0.push(child);
         let (mut store, mut serving) = (None, false);
