@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::limits::AcceptPace;
+use crate::limits::Pace;
 use crate::metrics::Metrics;
 use crate::state::Shared;
 
@@ -47,11 +47,15 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_BODY: usize = 8 * 1024;
 /// Admin connections served at once; more are closed unanswered.
 const MAX_CONNECTIONS: usize = 32;
-/// Connections closed to make room (or refused) per [`crate::limits::PACE_WINDOW`] before the
-/// admin port stops accepting until the window ends: 100 a second. Trickling clients that keep
-/// taking slots then wait in the kernel's queue instead of costing the gateway a connection
-/// opened and closed each time (docs/reliability.md, "Attacks").
-const EVICTIONS_PER_WINDOW: u32 = 5;
+/// Connections closed to make room (or refused) a second ([`Pace`]); past it, the admin port
+/// stops accepting for a while. Trickling clients that keep taking slots then wait in the
+/// kernel's queue instead of costing the gateway a connection opened and closed each time
+/// (docs/reliability.md, "Attacks").
+const EVICTED_PER_SECOND: u32 = 100;
+/// How many connections the admin port closes (or refuses) one after another when its pace
+/// allows: two, so that they come spread out, one every 10 ms, not five at once every 50 ms
+/// (docs/reliability.md, "Smooth paces").
+const EVICTED_AT_ONCE: u32 = 2;
 /// Time a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -175,8 +179,11 @@ pub(crate) async fn serve(listener: TcpListener, admin: Admin, stop: Cancellatio
     let admin = Arc::new(admin);
     let slots = Arc::new(Slots::default());
     let tasks = TaskTracker::new();
-    let mut evictions = AcceptPace::new(EVICTIONS_PER_WINDOW);
+    let mut evictions = Pace::new(EVICTED_PER_SECOND, EVICTED_AT_ONCE, Instant::now());
     loop {
+        // One connection per turn, as on the gateway's own ports: the connections being served
+        // run between two accepts, not after a backlog of trickling clients is worked through.
+        tokio::task::yield_now().await;
         if let Some(pause) = evictions.pause(Instant::now()) {
             tokio::select! {
                 _ = stop.cancelled() => break,

@@ -1,76 +1,38 @@
 //! Connection limits beyond the global one: per client IP (a rate) and per user (a count); how
-//! fast an accept loop may turn connections away ([`AcceptPace`]) or let them in
-//! ([`AdmissionPace`]); and how many connections are in their handshake ([`Handshakes`]).
+//! fast an accept loop may turn connections away, close them to make room or let them in
+//! ([`Pace`]); and how many connections are in their handshake ([`Handshakes`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The window an [`AcceptPace`] counts in.
-pub(crate) const PACE_WINDOW: Duration = Duration::from_millis(50);
-
-/// How fast an accept loop turns connections away (or, on the admin port, closes others to make
-/// room): at most `per_window` per [`PACE_WINDOW`], then it stops until the window ends. What comes
-/// meanwhile waits in the kernel's accept queue instead of taking the time of the connections
-/// being served.
+/// How fast an accept loop does something that costs the connections being served: turn a
+/// connection away, close one to make room for another, let one in during a wave of handshakes.
+/// A token bucket of `burst` tokens refilled at `rate` a second, by the time that has really
+/// passed. A pause asks for the time until the next token, and the runtime's timer overshoots it
+/// (it rounds up to whole milliseconds, and more on a busy host); the tokens that accrue
+/// meanwhile, up to `burst`, are spent one after another, so the pace delivers `rate` as long as
+/// a pause overshoots by less than `burst / rate`. Counting in fixed windows instead lost every
+/// overshoot (2,000 a second asked for, about 1,400 delivered), and a window's whole budget spent
+/// at once made bursts the served connections queued behind (docs/reliability.md, "The pace by
+/// the clock" and "Smooth paces").
 #[derive(Debug)]
-pub(crate) struct AcceptPace {
-    per_window: u32,
-    window_start: Option<Instant>,
-    counted: u32,
-}
-
-impl AcceptPace {
-    pub(crate) fn new(per_window: u32) -> AcceptPace {
-        AcceptPace { per_window, window_start: None, counted: 0 }
-    }
-
-    /// Counts one connection turned away (or evicted, or let in) at `now`.
-    pub(crate) fn count(&mut self, now: Instant) {
-        match self.window_start {
-            Some(start) if now.duration_since(start) < PACE_WINDOW => self.counted += 1,
-            _ => {
-                self.window_start = Some(now);
-                self.counted = 1;
-            }
-        }
-    }
-
-    /// How long to stop at `now`, if the window's budget is used up.
-    pub(crate) fn pause(&self, now: Instant) -> Option<Duration> {
-        let start = self.window_start?;
-        let left = PACE_WINDOW.checked_sub(now.duration_since(start))?;
-        (self.counted >= self.per_window && !left.is_zero()).then_some(left)
-    }
-}
-
-/// How fast an accept loop lets connections in during a wave of handshakes: a token bucket of
-/// `burst` tokens refilled at `rate` a second, by the time that has really passed. A pause asks
-/// for the time until the next token, and the runtime's timer overshoots it (it rounds up to
-/// whole milliseconds, and more on a busy host); the tokens that accrue meanwhile, up to `burst`,
-/// are let in one after another, so the pace delivers `rate` as long as a pause overshoots by less
-/// than `burst / rate`. A window counting `n` per pause lost every overshoot instead: 2,000 a
-/// second asked for, about 1,400 delivered (docs/reliability.md, "The pace by the clock").
-#[derive(Debug)]
-pub(crate) struct AdmissionPace {
+pub(crate) struct Pace {
     rate: f64,
     burst: f64,
     bucket: Bucket,
 }
 
-impl AdmissionPace {
-    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> AdmissionPace {
+impl Pace {
+    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Pace {
         let burst = f64::from(burst.max(1));
-        AdmissionPace {
-            rate: f64::from(rate.max(1)),
-            burst,
-            bucket: Bucket { tokens: burst, at: now },
-        }
+        Pace { rate: f64::from(rate.max(1)), burst, bucket: Bucket { tokens: burst, at: now } }
     }
 
-    /// Counts one connection let in at `now`: takes a token, or none if the bucket is empty (a
-    /// connection let in while the pace is off costs the bucket nothing it does not have).
+    /// Counts one connection turned away, closed or let in at `now`: takes a token, or none if
+    /// the bucket is empty (a connection let in while the pace is off costs the bucket nothing it
+    /// does not have).
     pub(crate) fn count(&mut self, now: Instant) {
         let tokens = self.bucket.refilled(now, self.rate, self.burst);
         self.bucket = Bucket { tokens: (tokens - 1.0).max(0.0), at: now };
@@ -267,26 +229,9 @@ mod tests {
     }
 
     #[test]
-    fn turning_away_past_the_window_budget_pauses_accepting_until_the_window_ends() {
-        let mut pace = AcceptPace::new(100);
-        let start = Instant::now();
-        assert_eq!(pace.pause(start), None, "nothing refused yet");
-        for _ in 0..99 {
-            pace.count(start);
-        }
-        assert_eq!(pace.pause(start), None, "within the budget");
-        pace.count(start + Duration::from_millis(10));
-        assert_eq!(pace.pause(start + Duration::from_millis(20)), Some(Duration::from_millis(30)));
-        assert_eq!(pace.pause(start + PACE_WINDOW), None, "the window is over");
-        // A refusal after the window starts a new one with a fresh budget.
-        pace.count(start + PACE_WINDOW);
-        assert_eq!(pace.pause(start + PACE_WINDOW), None);
-    }
-
-    #[test]
-    fn the_admission_pace_lets_in_a_few_at_once_then_one_per_token() {
+    fn the_pace_spends_a_few_tokens_at_once_then_one_per_refill() {
         let t0 = Instant::now();
-        let mut pace = AdmissionPace::new(2_000, 5, t0);
+        let mut pace = Pace::new(2_000, 5, t0);
         for _ in 0..5 {
             assert_eq!(pace.pause(t0), None, "the burst");
             pace.count(t0);
@@ -310,11 +255,11 @@ mod tests {
     }
 
     #[test]
-    fn the_admission_pace_keeps_its_rate_when_every_pause_overshoots() {
+    fn the_pace_keeps_its_rate_when_every_pause_overshoots() {
         // A loop that pauses as asked, but wakes up to 1.9 ms late (the runtime's timer rounds up
         // to whole milliseconds), still lets in 2,000 a second, give or take the burst.
         let start = Instant::now();
-        let mut pace = AdmissionPace::new(2_000, 5, start);
+        let mut pace = Pace::new(2_000, 5, start);
         let (mut now, mut admitted) = (start, 0);
         while now < start + Duration::from_secs(1) {
             match pace.pause(now) {

@@ -25,7 +25,7 @@ use crate::admin;
 use crate::auth::AuthConfigError;
 use crate::config::Config;
 use crate::hub::{Hub, HubOptions};
-use crate::limits::{AcceptPace, AdmissionPace, ConnectionRate, UserConnections};
+use crate::limits::{ConnectionRate, Pace, UserConnections};
 use crate::mailbox::signal;
 use crate::metrics::{Metrics, Transport};
 use crate::router::Registry;
@@ -41,13 +41,17 @@ const MAX_REJECTING: usize = 64;
 /// After an accept error (out of file descriptors, typically), wait this long before accepting
 /// again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// Connections an accept loop turns away per [`crate::limits::PACE_WINDOW`] before it pauses
-/// until the window ends ([`AcceptPace`]): 500 a second. A flood then waits in the kernel's accept
-/// queue (and past it, is dropped by the kernel) instead of taking the gateway's time from the
-/// connections it serves.
-const REFUSALS_PER_WINDOW: u32 = 25;
+/// Connections an accept loop turns away a second ([`Pace`]); past it, it pauses. A flood then
+/// waits in the kernel's accept queue (and past it, is dropped by the kernel) instead of taking
+/// the gateway's time from the connections it serves.
+const REFUSED_PER_SECOND: u32 = 500;
+/// How many connections an accept loop turns away one after another when its pace allows: few,
+/// so that the refusals come spread out (one every 2 ms) rather than in bursts that served
+/// clients queue behind; enough (10 ms of the pace) that the timer's overshoot on each pause does
+/// not slow the pace.
+const REFUSED_AT_ONCE: u32 = 5;
 /// While at least [`PACING_FROM_HANDSHAKES`] connections are in their handshake, an accept loop
-/// lets in this many a second ([`AdmissionPace`]), and the connections it accepts meanwhile wait
+/// lets in this many a second ([`Pace`]), and the connections it accepts meanwhile wait
 /// in its lobby ([`Lobby`]). Clients that connect and say HELLO at once never hold that many
 /// handshakes open, and are let in as fast as they come; a wave of connections that say nothing
 /// (or say it slowly) is let in at this pace instead of all at once while the served clients
@@ -267,9 +271,9 @@ impl Front {
         shutdown: &CancellationToken,
     ) {
         let shared = &self.shared;
-        let mut refusals = AcceptPace::new(REFUSALS_PER_WINDOW);
-        let mut admissions =
-            AdmissionPace::new(ADMITTED_PER_SECOND, ADMITTED_AT_ONCE, std::time::Instant::now());
+        let start = std::time::Instant::now();
+        let mut refusals = Pace::new(REFUSED_PER_SECOND, REFUSED_AT_ONCE, start);
+        let mut admissions = Pace::new(ADMITTED_PER_SECOND, ADMITTED_AT_ONCE, start);
         let mut lobby = Lobby::new(shared.metrics.clone());
         loop {
             // One connection per turn: the tasks of the connections being served run between
@@ -338,11 +342,7 @@ impl Front {
 
     /// How long before the next connection may be let in at `now`: none unless a wave of
     /// handshakes is being paced and the pace has no token left.
-    fn admission_pause(
-        &self,
-        admissions: &AdmissionPace,
-        now: std::time::Instant,
-    ) -> Option<Duration> {
+    fn admission_pause(&self, admissions: &Pace, now: std::time::Instant) -> Option<Duration> {
         if self.shared.handshakes.pending() < PACING_FROM_HANDSHAKES {
             return None;
         }
