@@ -18,6 +18,9 @@ use crate::store::{EpochRecord, StoredBundle, record_bytes, record_from};
 pub const ERROR: &str = "mailbox-error";
 /// The header of a `route` request: the version of the owner's full mailboxes the inbox knows.
 pub const KNOWN: &str = "mailbox-full-known";
+/// The header of a route from a shard opened again that asks the owner for the owner's own
+/// route of the epoch again (`1`), see [`Routed::asks_again`].
+pub const AGAIN: &str = "mailbox-route-again";
 
 /// How long a request between shards waits for its answer before it is sent again (sending
 /// again is harmless). A request taken by a process that then died is never answered: this is
@@ -144,6 +147,7 @@ impl BusRouter {
 impl Router for BusRouter {
     fn route(&self, to: u32, epoch: u64, routed: Routed) -> impl Future<Output = ()> + Send {
         let me = self.shard.number();
+        let asks_again = routed.asks_again;
         let payloads = route_payloads(epoch, me, routed.bundles, self.bus.max_payload());
         async move {
             futures::future::join_all(payloads.into_iter().map(|payload| async move {
@@ -151,6 +155,9 @@ impl Router for BusRouter {
                 for attempt in 1u64.. {
                     let mut headers = Headers::new();
                     headers.insert(KNOWN, self.shard.known_full(to).to_string());
+                    if asks_again {
+                        headers.insert(AGAIN, "1".to_owned());
+                    }
                     match request(&*self.bus, to, "route", headers, payload.clone()).await {
                         Ok(answer) => {
                             if let Some((version, full)) = full_from(&answer.payload) {
@@ -467,6 +474,17 @@ async fn answer(
                 ));
             }
             let known = message.headers.get(KNOWN).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if message.headers.get(AGAIN) == Some("1") && shard.has_closed(epoch) {
+                // The inbox was opened again and may have committed the epoch, empty, before
+                // dying, answering this shard's route then: this shard's route to it was empty
+                // (had it carried bundles, the inbox would have stored the epoch), so an empty
+                // route again completes the epoch there, and is answered at once where it is
+                // committed. Sent without the header: no route is sent back for it.
+                let (router, me) = (router.clone(), shard.number());
+                tokio::spawn(async move {
+                    router.route(from, epoch, Routed::new(me, Vec::new())).await
+                });
+            }
             match pieces_in.put(shard, epoch, from, piece, pieces, record.bundles) {
                 Some(bundles) => {
                     shard.accept(epoch, Routed::new(from, bundles)).await;

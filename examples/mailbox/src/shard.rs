@@ -258,6 +258,12 @@ pub struct Routed {
     /// The receipts of every bundle the inbox took in during the epoch: in its route to itself,
     /// so that they are signed with its attestations.
     receipts: Vec<Receipt>,
+    /// Sent by a shard opened again, in its first close, for an epoch above the last it stored:
+    /// it cannot tell whether it committed the epoch with nothing in it before dying (such an
+    /// epoch leaves nothing in the store), so it asks the owner to route its own route of the
+    /// epoch back to it if the owner has finished closing it (docs/mailbox.md, "When a process
+    /// dies").
+    pub asks_again: bool,
 }
 
 impl Routed {
@@ -555,6 +561,12 @@ impl Shard {
     /// The epoch collecting now (with one shard: what the next [`Shard::end_epoch`] closes).
     pub fn epoch(&self) -> u64 {
         self.state().closed + 1
+    }
+
+    /// Whether this shard's process has finished closing `epoch` (or a later one): every owner
+    /// answered its route of it, so each committed it.
+    pub fn has_closed(&self, epoch: u64) -> bool {
+        self.closes.borrow().done >= epoch
     }
 
     /// The last epoch closed here as an inbox, and the last committed here as an owner.
@@ -880,20 +892,25 @@ impl Shard {
         };
         self.closes.send_modify(|c| c.running = Some(epoch));
         let _running = Running { closes: &self.closes, epoch };
-        let (pending, again) = {
+        let (pending, again, unsure) = {
             let mut state = self.state();
             let first = !std::mem::replace(&mut state.closed_since_open, true);
             let fresh = epoch > state.closed && !(first && shards > 1);
+            // Opened again, with other shards: epochs above the last one stored may have been
+            // committed empty before dying, their routes answered then and not sent again.
+            let committed = state.committed;
+            let unsure = move |e: u64| first && shards > 1 && e > committed;
             state.closed = state.closed.max(epoch);
             let pending = if fresh { std::mem::take(&mut state.collecting) } else { Vec::new() };
             let again: Vec<Arc<EpochRecord>> =
                 state.written.range(..=epoch).map(|(_, r)| r.clone()).collect();
-            (pending, again)
+            (pending, again, unsure)
         };
         // Write-aheads of earlier epochs: every owner committed them before this epoch was
         // closed, unless this shard died first; the owners that did answer at once.
         for record in again.iter().filter(|r| r.epoch < epoch) {
-            let routes = split(me, shards, record.as_ref().clone());
+            let routes =
+                asking_again(split(me, shards, record.as_ref().clone()), unsure(record.epoch));
             self.route(record.epoch, routes, router, false, None).await;
         }
         let current = again.iter().find(|r| r.epoch == epoch);
@@ -940,6 +957,7 @@ impl Shard {
                 None => (routes, pending),
             }
         };
+        let routes = asking_again(routes, unsure(epoch));
         let receipts = self.route(epoch, routes, router, true, Some(closing)).await;
         self.release(&answers);
         if receipts.len() == answers.len() {
@@ -1307,6 +1325,15 @@ fn split(me: u32, shards: u32, record: EpochRecord) -> Vec<Routed> {
 }
 
 /// An empty route from `me` to each of `shards`.
+/// `routes`, each asking its owner for the owner's own route again when `ask` (see
+/// [`Routed::asks_again`]).
+fn asking_again(mut routes: Vec<Routed>, ask: bool) -> Vec<Routed> {
+    for route in &mut routes {
+        route.asks_again = ask;
+    }
+    routes
+}
+
 fn empty_routes(me: u32, shards: u32) -> Vec<Routed> {
     (0..shards).map(|_| Routed { from: me, ..Routed::default() }).collect()
 }

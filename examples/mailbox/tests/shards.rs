@@ -558,3 +558,55 @@ async fn a_close_asked_twice_changes_nothing() {
     }
     drop(serving);
 }
+
+/// A shard that committed an epoch with nothing in it (idle epochs are not stored) and died
+/// before the sequencer had its answer: opened again, it is asked to close that epoch again,
+/// while the other shard, whose route of the epoch it answered before dying, will not route it
+/// again. The close is answered, and epochs go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_restarted_after_an_idle_epoch_closes_it_again() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+    let limits = Limits::default();
+    let first = open_with(dir.path(), 0, 2, limits);
+    let _first_serving = serve(&first, &bus).await;
+    let second = open_with(dir.path(), 1, 2, limits);
+    let second_serving = serve(&second, &bus).await;
+    // The first close after opening numbers nothing; then a bundle, so that something is
+    // stored; then idle epochs, committed by both and stored by neither.
+    let close_both = |epoch: u64| {
+        let bus = bus.clone();
+        async move {
+            let (a, b) = tokio::join!(
+                peers::close(bus.as_ref(), 0, epoch),
+                peers::close(bus.as_ref(), 1, epoch)
+            );
+            a.and(b).unwrap_or_else(|e| panic!("epoch {epoch} closed: {e}"));
+        }
+    };
+    close_both(1).await;
+    let devices = devices();
+    let inbox = first.clone();
+    let bundle = bundle(&mut Rng(7), &devices, 1);
+    let mut send = Box::pin(async move { inbox.send(bundle).await });
+    assert!(futures::poll!(&mut send).is_pending(), "a send waits for its epoch");
+    let send = tokio::spawn(send);
+    close_both(2).await;
+    send.await.expect("a sender").expect("answered");
+    for epoch in 3..=5 {
+        close_both(epoch).await;
+    }
+    // Shard 1 dies after committing epoch 5 (its answer to the sequencer lost), and is opened
+    // again on its store.
+    second_serving.cancel();
+    drop(second);
+    let second = open_with(dir.path(), 1, 2, limits);
+    let _second_serving = serve(&second, &bus).await;
+    tokio::time::timeout(Duration::from_secs(10), peers::close(bus.as_ref(), 1, 5))
+        .await
+        .expect("epoch 5 closed again within 10 s")
+        .expect("closed");
+    tokio::time::timeout(Duration::from_secs(10), close_both(6))
+        .await
+        .expect("epoch 6 closed within 10 s");
+}
