@@ -54,7 +54,7 @@ const MAX_CONNECTIONS: usize = 32;
 const EVICTED_PER_SECOND: u32 = 100;
 /// How many connections the admin port closes (or refuses) one after another when its pace
 /// allows: two, so that they come spread out, one every 10 ms, not five at once every 50 ms
-/// (docs/reliability.md, "Smooth paces").
+/// (docs/reliability.md, "Cores that poll, and smooth paces").
 const EVICTED_AT_ONCE: u32 = 2;
 /// Time a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);

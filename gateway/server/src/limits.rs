@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// a pause overshoots by less than `burst / rate`. Counting in fixed windows instead lost every
 /// overshoot (2,000 a second asked for, about 1,400 delivered), and a window's whole budget spent
 /// at once made bursts the served connections queued behind (docs/reliability.md, "The pace by
-/// the clock" and "Smooth paces").
+/// the clock" and "Cores that poll, and smooth paces").
 #[derive(Debug)]
 pub(crate) struct Pace {
     rate: f64,
