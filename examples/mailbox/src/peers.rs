@@ -474,7 +474,8 @@ async fn answer(
                 ));
             }
             let known = message.headers.get(KNOWN).and_then(|v| v.parse().ok()).unwrap_or(0);
-            if message.headers.get(AGAIN) == Some("1") && shard.has_closed(epoch) {
+            // Once per route, not once per piece.
+            if piece == 0 && message.headers.get(AGAIN) == Some("1") && shard.has_closed(epoch) {
                 // The inbox was opened again and may have committed the epoch, empty, before
                 // dying, answering this shard's route then: this shard's route to it was empty
                 // (had it carried bundles, the inbox would have stored the epoch), so an empty

@@ -1324,7 +1324,6 @@ fn split(me: u32, shards: u32, record: EpochRecord) -> Vec<Routed> {
     routes
 }
 
-/// An empty route from `me` to each of `shards`.
 /// `routes`, each asking its owner for the owner's own route again when `ask` (see
 /// [`Routed::asks_again`]).
 fn asking_again(mut routes: Vec<Routed>, ask: bool) -> Vec<Routed> {
@@ -1334,6 +1333,7 @@ fn asking_again(mut routes: Vec<Routed>, ask: bool) -> Vec<Routed> {
     routes
 }
 
+/// An empty route from `me` to each of `shards`.
 fn empty_routes(me: u32, shards: u32) -> Vec<Routed> {
     (0..shards).map(|_| Routed { from: me, ..Routed::default() }).collect()
 }
